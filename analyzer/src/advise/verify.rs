@@ -1,0 +1,1 @@
+//! Verification with planner costs. (Being written.)

@@ -1,0 +1,1 @@
+//! Aggregation: shapes → statistics, in bounded memory.

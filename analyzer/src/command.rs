@@ -1,0 +1,104 @@
+//! Commands: what the proxy hands to the analyzer.
+//!
+//! A command is one request as it went over the wire, paired with its measured outcome. It may
+//! still carry literal values (a MongoDB filter, SQL text); [`crate::shape`] is the only stage
+//! that reads them, and nothing past it ever sees one.
+//!
+//! ## Layout
+//! - [`Observation`]: request + outcome, the unit that crosses the bounded channel.
+//! - [`Request`]: a MongoDB command document or a SQL statement.
+//! - [`Outcome`]: latency, success or error code, documents/rows returned, cursor.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bson::RawDocumentBuf;
+
+/// One request with what came of it.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// What the client asked.
+    pub request: Request,
+    /// What came back, measured at the proxy.
+    pub outcome: Outcome,
+    /// Wall-clock time the request was seen, for first/last-seen bookkeeping.
+    pub at: SystemTime,
+}
+
+/// A decoded request, per engine.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// A MongoDB command (OP_MSG, or OP_QUERY lowered into command form).
+    Mongo(MongoCommand),
+    /// One PostgreSQL statement.
+    Sql(SqlCommand),
+}
+
+/// A MongoDB command: the kind 0 body, plus kind 1 document sequences.
+#[derive(Debug, Clone)]
+pub struct MongoCommand {
+    /// The database (`$db`, or the OP_QUERY namespace's database).
+    pub database: String,
+    /// The command document (kind 0 section).
+    pub body: RawDocumentBuf,
+    /// Kind 1 sections. Drivers send `documents`, `updates` and `deletes` this way.
+    pub sequences: Vec<DocumentSequence>,
+}
+
+/// A kind 1 OP_MSG section.
+#[derive(Debug, Clone)]
+pub struct DocumentSequence {
+    /// `documents`, `updates`, `deletes`, ...
+    pub identifier: String,
+    /// How many documents the section held.
+    pub count: usize,
+    /// The documents themselves. The decoder keeps them only where a shape needs them
+    /// (`updates`, `deletes`); inserted documents are counted, never copied.
+    pub documents: Vec<RawDocumentBuf>,
+}
+
+/// One SQL statement as the client sent it.
+#[derive(Debug, Clone)]
+pub struct SqlCommand {
+    /// The database named in the StartupMessage.
+    pub database: String,
+    /// The statement text. Shared, because prepared statements are executed many times.
+    pub text: Arc<str>,
+    /// How many parameters were bound (extended protocol). Their values are never kept.
+    pub parameters: usize,
+    /// How the statement reached the server.
+    pub protocol: SqlProtocol,
+}
+
+/// How a SQL statement reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlProtocol {
+    /// A Query message (possibly one of several statements in it).
+    Simple,
+    /// Parse/Bind/Execute.
+    Extended,
+    /// COPY ... FROM STDIN: a write.
+    Copy,
+}
+
+/// What came of a request, measured at the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// From the last byte of the request to the last byte of its reply.
+    pub latency: Duration,
+    /// `None` on success; otherwise the MongoDB error code or the PostgreSQL SQLSTATE.
+    pub error: Option<String>,
+    /// Documents or rows returned (firstBatch/nextBatch length, DataRow count).
+    pub returned: u64,
+    /// Rows written, where the engine reports it (CommandComplete tag, `n`).
+    pub affected: u64,
+    /// The cursor the reply left open, if any (MongoDB `cursor.id`, non-zero).
+    pub cursor_id: Option<i64>,
+}
+
+impl Outcome {
+    /// Whether the request succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}

@@ -1,0 +1,2 @@
+//! Export: one recommendation, many renderings. (Being written.)
+pub mod naming;

@@ -1,0 +1,23 @@
+//! The analyzer: meaning, with no sockets.
+//!
+//! It takes decoded commands (MongoDB command documents, SQL text) and turns them into index
+//! advice. Because it never touches the network, the same code runs inside the proxy and
+//! offline over a snapshot file.
+//!
+//! ## Layout
+//! Data flows one way, one module per stage:
+//! - [`command`]: what the proxy hands over: one request with its measured outcome.
+//! - [`shape`]: command → engine-neutral [`shape::Shape`] (values removed, types kept).
+//! - [`aggregate`]: shape → counts, errors, latency histograms, write load; bounded memory.
+//! - [`snapshot`]: the aggregate as a versioned, mergeable file (restarts, fleets).
+//! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank.
+//! - [`export`]: one recommendation, many renderings (JSON, mongosh, SQL, ORM migrations, Markdown).
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
+
+pub mod advise;
+pub mod aggregate;
+pub mod command;
+pub mod export;
+pub mod shape;
+pub mod snapshot;

@@ -1,0 +1,31 @@
+//! indextap's proxy: bytes, connections and time.
+//!
+//! Bytes are forwarded first and unchanged; inspection works on a copy, off the data path,
+//! through bounded channels. A decode failure stops the inspection of that connection, never
+//! its forwarding.
+//!
+//! ## Layout
+//! - [`framing`]: splits a byte stream into frames without copying, with a size cap.
+//! - [`relay`]: the data path: bidirectional copy, taps, the one MongoDB reply rewrite.
+//! - [`tap`]: what crosses from the data path to inspection ([`tap::Inspector`]).
+//! - [`mongo`], [`postgres`]: wire decoding per engine, into [`indextap_analyzer::command`].
+//! - [`pipeline`]: the bounded channel into the analyzer, and the workers behind it.
+//! - [`catalog`]: existing indexes and planner verification, read from the databases.
+//! - [`admin`]: the HTTP admin API and Prometheus metrics.
+//! - [`state`]: the state file (periodic, atomic, reloaded on start).
+//! - [`server`]: listeners, accept loops, lifecycle (drain on SIGTERM).
+//! - [`error`]: errors that say which side they came from.
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
+
+pub mod admin;
+pub mod catalog;
+pub mod error;
+pub mod framing;
+pub mod mongo;
+pub mod pipeline;
+pub mod postgres;
+pub mod relay;
+pub mod server;
+pub mod state;
+pub mod tap;

@@ -1,0 +1,105 @@
+//! Taps: what crosses from the data path to inspection.
+//!
+//! The relay hands every complete frame to a per-connection [`Inspector`] through a bounded
+//! channel; when the channel is full the frame is dropped and counted, never waited for.
+//! Frames are split on the data path (a header read, no copy), so dropping one never
+//! desynchronises the framing of the next.
+//!
+//! ## Layout
+//! - [`TapFrame`]: one frame, its direction and the instant the relay saw it.
+//! - [`Inspector`]: a per-connection, per-engine decoder (`mongo::session`, `postgres::session`).
+//! - [`Events`]: what an inspector reports: observations, message kinds, counted reasons.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use indextap_analyzer::command::Observation;
+
+/// Which way a frame travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client → server.
+    Request,
+    /// Server → client.
+    Reply,
+}
+
+/// One complete frame, as forwarded.
+#[derive(Debug, Clone)]
+pub struct TapFrame {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The whole frame, header included (PostgreSQL: type byte included).
+    pub bytes: Bytes,
+    /// When the relay finished reading it.
+    pub at: Instant,
+}
+
+/// A reason inspection of a connection had to stop. `reason` is a metric label, so it is
+/// a fixed string; `detail` is for the log and never holds a value from the traffic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct DecodeError {
+    /// A fixed, low-cardinality label: `bad_length`, `unknown_opcode`, `bad_bson`, ...
+    pub reason: &'static str,
+    /// Human-readable detail: sizes, opcodes, offsets. Never a value from the traffic.
+    pub detail: String,
+}
+
+impl DecodeError {
+    /// A decode error with a reason label and a detail.
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What an inspector reports.
+pub trait Events {
+    /// A request paired with its outcome.
+    fn observation(&mut self, observation: Observation);
+    /// A message went by: `kind` is the opcode or message type name (`OP_MSG`, `Parse`, ...).
+    fn message(&mut self, kind: &'static str);
+    /// A counted, non-fatal event: `oversize_skipped`, `unpaired_reply`, `compressed_zstd`,
+    /// a recoverable decode problem. Fixed labels only.
+    fn count(&mut self, what: &'static str);
+}
+
+/// A per-connection decoder for one engine.
+///
+/// It is fed frames in the order they crossed the proxy, each direction in order. It must
+/// never panic on any input: malformed frames are errors. An `Err` stops inspection of this
+/// connection (the reason is counted); forwarding goes on.
+pub trait Inspector: Send + 'static {
+    /// Decode one frame, reporting through `events`.
+    fn inspect(&mut self, frame: TapFrame, events: &mut dyn Events) -> Result<(), DecodeError>;
+
+    /// Frames were dropped because inspection fell behind. State that depends on seeing every
+    /// frame (pending requests, in-flight statements) should be forgotten.
+    fn resync(&mut self) {}
+}
+
+/// An [`Events`] that collects everything, for tests.
+#[derive(Debug, Default)]
+pub struct CollectedEvents {
+    /// Observations, in order.
+    pub observations: Vec<Observation>,
+    /// Message kinds, in order.
+    pub messages: Vec<&'static str>,
+    /// Counted events, in order.
+    pub counts: Vec<&'static str>,
+}
+
+impl Events for CollectedEvents {
+    fn observation(&mut self, observation: Observation) {
+        self.observations.push(observation);
+    }
+    fn message(&mut self, kind: &'static str) {
+        self.messages.push(kind);
+    }
+    fn count(&mut self, what: &'static str) {
+        self.counts.push(what);
+    }
+}
