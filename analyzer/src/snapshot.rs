@@ -104,3 +104,26 @@ pub struct OtherRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct HistogramRecord(pub Vec<(u64, u64)>);
+
+impl HistogramRecord {
+    /// The recorded buckets of a histogram.
+    pub fn from_histogram(histogram: &hdrhistogram::Histogram<u64>) -> Self {
+        HistogramRecord(
+            histogram
+                .iter_recorded()
+                .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value()))
+                .collect(),
+        )
+    }
+
+    /// A histogram with these buckets recorded.
+    pub fn to_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        let mut histogram = crate::aggregate::new_histogram();
+        for &(value, count) in &self.0 {
+            let value = value.clamp(1, HISTOGRAM_MAX_MICROS);
+            // Saturating: a hand-edited file can hold absurd counts; clamp, never panic.
+            let _ = histogram.record_n(value, count);
+        }
+        histogram
+    }
+}

@@ -325,6 +325,9 @@ pub struct ShapeOccurrence {
     pub shape: Shape,
     /// The partial-index constants this execution carried, sorted.
     pub constants: Vec<BoundConstant>,
+    /// SQL only: the statement with literals and parameters replaced by `$n` (see
+    /// [`sql`]), for EXPLAIN. Never holds a value.
+    pub normalized_sql: Option<String>,
 }
 
 impl From<Shape> for ShapeOccurrence {
@@ -332,6 +335,7 @@ impl From<Shape> for ShapeOccurrence {
         Self {
             shape,
             constants: Vec::new(),
+            normalized_sql: None,
         }
     }
 }
