@@ -20,3 +20,257 @@ pub trait Framer: Send + 'static {
     /// An error means the stream cannot be framed any more (an absurd or negative length).
     fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError>;
 }
+
+use bytes::{Bytes, BytesMut};
+
+/// What the splitter makes of the bytes it is given, in stream order.
+#[derive(Debug)]
+pub enum Piece {
+    /// A whole frame no longer than the inspection cap.
+    Frame(Bytes),
+    /// Bytes that belong to no inspectable frame: an oversize frame streaming past, or the
+    /// rest of a stream whose framing failed. Concatenating every `Frame` and `Raw` in order
+    /// gives back exactly the bytes pushed.
+    Raw(Bytes),
+    /// An oversize frame began; its bytes follow as `Raw`.
+    Oversize(usize),
+    /// The stream cannot be framed any more; everything after this is `Raw`.
+    Broken(DecodeError),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between frames, or collecting one into `partial`.
+    Collect,
+    /// Streaming past the rest of an oversize frame.
+    Skip { remaining: usize },
+    /// Framing failed.
+    Broken,
+}
+
+/// Splits a byte stream into frames. Frames inside one pushed chunk are zero-copy slices of
+/// it; only a frame spread over several chunks is gathered (up to the cap).
+#[derive(Debug)]
+pub struct Splitter<F> {
+    framer: F,
+    max_frame: usize,
+    state: State,
+    partial: BytesMut,
+}
+
+impl<F: Framer> Splitter<F> {
+    /// A splitter that inspects frames of at most `max_frame` bytes.
+    pub fn new(framer: F, max_frame: usize) -> Self {
+        Self {
+            framer,
+            max_frame,
+            state: State::Collect,
+            partial: BytesMut::new(),
+        }
+    }
+
+    /// Whether framing failed for good.
+    pub fn is_broken(&self) -> bool {
+        matches!(self.state, State::Broken)
+    }
+
+    /// Feed the next chunk of the stream; pieces are appended to `out` in stream order.
+    pub fn push(&mut self, mut data: Bytes, out: &mut Vec<Piece>) {
+        while !data.is_empty() {
+            match self.state {
+                State::Broken => {
+                    out.push(Piece::Raw(data));
+                    return;
+                }
+                State::Skip { remaining } => {
+                    let n = remaining.min(data.len());
+                    out.push(Piece::Raw(data.split_to(n)));
+                    self.state = if remaining > n {
+                        State::Skip {
+                            remaining: remaining - n,
+                        }
+                    } else {
+                        State::Collect
+                    };
+                }
+                State::Collect if self.partial.is_empty() => self.frame_in_place(&mut data, out),
+                State::Collect => self.frame_across_chunks(&mut data, out),
+            }
+        }
+    }
+
+    /// The fast path: frames that start at the head of `data`, sliced without copying.
+    fn frame_in_place(&mut self, data: &mut Bytes, out: &mut Vec<Piece>) {
+        let header_len = self.framer.header_len();
+        if data.len() < header_len {
+            self.partial.extend_from_slice(data);
+            data.clear();
+            return;
+        }
+        match self.framer.frame_len(&data[..header_len]) {
+            Err(error) => self.break_with(error, Bytes::new(), data, out),
+            Ok(len) if len > self.max_frame => self.start_skip(len, data, out),
+            Ok(len) if data.len() >= len => out.push(Piece::Frame(data.split_to(len))),
+            Ok(_) => {
+                self.partial.extend_from_slice(data);
+                data.clear();
+            }
+        }
+    }
+
+    /// The slow path: a frame begun in an earlier chunk.
+    fn frame_across_chunks(&mut self, data: &mut Bytes, out: &mut Vec<Piece>) {
+        let header_len = self.framer.header_len();
+        if self.partial.len() < header_len {
+            let take = (header_len - self.partial.len()).min(data.len());
+            self.partial.extend_from_slice(&data.split_to(take));
+            if self.partial.len() < header_len {
+                return;
+            }
+        }
+        let len = match self.framer.frame_len(&self.partial[..header_len]) {
+            Ok(len) => len,
+            Err(error) => {
+                let held = self.partial.split().freeze();
+                return self.break_with(error, held, data, out);
+            }
+        };
+        if len > self.max_frame {
+            let held = self.partial.split().freeze();
+            out.push(Piece::Oversize(len));
+            let remaining = len.saturating_sub(held.len());
+            out.push(Piece::Raw(held));
+            self.state = State::Skip { remaining };
+            return;
+        }
+        let take = (len - self.partial.len()).min(data.len());
+        self.partial.extend_from_slice(&data.split_to(take));
+        if self.partial.len() == len {
+            out.push(Piece::Frame(self.partial.split().freeze()));
+        }
+    }
+
+    fn start_skip(&mut self, len: usize, data: &mut Bytes, out: &mut Vec<Piece>) {
+        out.push(Piece::Oversize(len));
+        let n = len.min(data.len());
+        out.push(Piece::Raw(data.split_to(n)));
+        if len > n {
+            self.state = State::Skip { remaining: len - n };
+        }
+    }
+
+    fn break_with(
+        &mut self,
+        error: DecodeError,
+        held: Bytes,
+        data: &mut Bytes,
+        out: &mut Vec<Piece>,
+    ) {
+        out.push(Piece::Broken(error));
+        if !held.is_empty() {
+            out.push(Piece::Raw(held));
+        }
+        out.push(Piece::Raw(std::mem::take(data)));
+        self.state = State::Broken;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4-byte little-endian length that includes itself, like MongoDB's MsgHeader.
+    struct LenPrefix;
+
+    impl Framer for LenPrefix {
+        fn header_len(&self) -> usize {
+            4
+        }
+        fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if len < 4 || len > 1 << 20 {
+                return Err(DecodeError::new("bad_length", format!("length {len}")));
+            }
+            Ok(len)
+        }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 4) as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn split_all(stream: &[u8], chunk: usize, cap: usize) -> Vec<Piece> {
+        let mut splitter = Splitter::new(LenPrefix, cap);
+        let mut out = Vec::new();
+        for part in stream.chunks(chunk) {
+            splitter.push(Bytes::copy_from_slice(part), &mut out);
+        }
+        out
+    }
+
+    fn reassemble(pieces: &[Piece]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Frame(b) | Piece::Raw(b) => out.extend_from_slice(b),
+                Piece::Oversize(_) | Piece::Broken(_) => {}
+            }
+        }
+        out
+    }
+
+    fn frames(pieces: &[Piece]) -> Vec<Vec<u8>> {
+        pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Frame(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_survive_any_chunking_and_bytes_are_conserved() {
+        let mut stream = Vec::new();
+        let expected: Vec<Vec<u8>> = (0..20).map(|i| frame(&vec![i as u8; i * 7])).collect();
+        for f in &expected {
+            stream.extend_from_slice(f);
+        }
+        for chunk in [1, 2, 3, 5, 8, 64, 4096] {
+            let pieces = split_all(&stream, chunk, 1 << 16);
+            assert_eq!(frames(&pieces), expected, "chunk size {chunk}");
+            assert_eq!(reassemble(&pieces), stream, "chunk size {chunk}");
+        }
+    }
+
+    #[test]
+    fn oversize_frames_stream_past_uninspected() {
+        let big = frame(&vec![7u8; 1000]);
+        let small = frame(b"after");
+        let stream = [big.clone(), small.clone()].concat();
+        for chunk in [1, 10, 100, 5000] {
+            let pieces = split_all(&stream, chunk, 100);
+            assert!(pieces.iter().any(|p| matches!(p, Piece::Oversize(1004))));
+            assert_eq!(frames(&pieces), vec![small.clone()], "chunk size {chunk}");
+            assert_eq!(reassemble(&pieces), stream);
+        }
+    }
+
+    #[test]
+    fn absurd_length_breaks_framing_but_keeps_every_byte() {
+        let good = frame(b"ok");
+        let mut stream = good.clone();
+        stream.extend_from_slice(&u32::MAX.to_le_bytes());
+        stream.extend_from_slice(b"garbage that follows");
+        for chunk in [1, 3, 4096] {
+            let pieces = split_all(&stream, chunk, 1 << 16);
+            assert_eq!(frames(&pieces), vec![good.clone()]);
+            assert!(pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Broken(e) if e.reason == "bad_length")));
+            assert_eq!(reassemble(&pieces), stream);
+        }
+    }
+}
