@@ -28,8 +28,56 @@ use crate::snapshot::Snapshot;
 pub struct IndexKey {
     /// The field, column, or expression.
     pub target: Target,
-    /// 1 ascending, -1 descending.
+    /// 1 ascending, -1 descending (ignored by text, GIN and trigram indexes).
     pub direction: i8,
+    /// PostgreSQL `NULLS FIRST` (true) / `NULLS LAST` (false), only when it differs from the
+    /// default for the direction (ASC NULLS LAST, DESC NULLS FIRST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulls_first: Option<bool>,
+}
+
+impl IndexKey {
+    /// An ascending key.
+    pub fn asc(target: Target) -> Self {
+        Self::new(target, 1)
+    }
+
+    /// A descending key.
+    pub fn desc(target: Target) -> Self {
+        Self::new(target, -1)
+    }
+
+    /// A key with the default null ordering.
+    pub fn new(target: Target, direction: i8) -> Self {
+        Self {
+            target,
+            direction,
+            nulls_first: None,
+        }
+    }
+
+    /// Whether nulls come first in a scan of this key, spelled out or by default.
+    pub fn effective_nulls_first(&self) -> bool {
+        self.nulls_first.unwrap_or(self.direction < 0)
+    }
+
+    /// The same key scanned backwards: direction and null placement both flip.
+    pub fn reversed(&self) -> Self {
+        let direction = -self.direction;
+        let nulls_first = !self.effective_nulls_first();
+        Self {
+            target: self.target.clone(),
+            direction,
+            nulls_first: (nulls_first != (direction < 0)).then_some(nulls_first),
+        }
+    }
+
+    /// Whether two keys order rows the same way (same target, direction and null placement).
+    pub fn same_order(&self, other: &IndexKey) -> bool {
+        self.target == other.target
+            && self.direction == other.direction
+            && self.effective_nulls_first() == other.effective_nulls_first()
+    }
 }
 
 /// The access method.
@@ -109,6 +157,9 @@ impl IndexSpec {
 pub struct Served {
     /// The shape.
     pub shape_id: ShapeId,
+    /// A readable rendering of the shape: names, operators and types, never values.
+    #[serde(default)]
+    pub shape: String,
     /// How many times it ran.
     pub count: u64,
     /// Total time it took, in milliseconds.
