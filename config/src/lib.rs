@@ -1,1 +1,50 @@
-//! placeholder
+//! indextap's configuration: one typed, validated [`Config`] from a TOML file, `INDEXTAP_*`
+//! environment variables and command-line flags.
+//!
+//! Precedence is file < environment < command line. Unknown keys and unknown `INDEXTAP_*`
+//! variables are errors that name the culprit, and [`load`] validates the result, listing
+//! every problem at once with the setting's path (`postgres.listeners[0].listen`), so a
+//! proxy that starts is a proxy whose configuration made sense. See
+//! `config/indextap.example.toml` for every key, documented.
+//!
+//! ```no_run
+//! let config = indextap_config::load(
+//!     Some(std::path::Path::new("indextap.toml")),
+//!     std::env::vars_os(),
+//!     indextap_config::CliOverrides::default(),
+//! )?;
+//! # Ok::<(), indextap_config::ConfigError>(())
+//! ```
+//!
+//! ## Layout
+//! - [`model`]: the configuration types and their defaults.
+//! - [`load()`](load::load): file → environment → command line → validation.
+//! - `env`: the `INDEXTAP_*` variables.
+//! - `layer`: what the environment and the CLI may override, and how ([`CliOverrides`]).
+//! - `validate`: the rules ([`Config::validate`]).
+//! - [`error`]: [`ConfigError`].
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::dbg_macro,
+    clippy::todo
+)]
+
+mod env;
+pub mod error;
+mod layer;
+pub mod load;
+pub mod model;
+mod validate;
+
+pub use env::{CONFIG_FILE_ENV, ENV_PREFIX};
+pub use error::ConfigError;
+pub use layer::CliOverrides;
+pub use load::load;
+pub use model::{
+    AdminConfig, CaptureConfig, Config, LogConfig, LogFormat, MongoConfig, MongoListener,
+    PostgresConfig, PostgresListener, PostgresTls, Secret, ShutdownConfig, StateConfig, TlsMode,
+    UpstreamTls,
+};

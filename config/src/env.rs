@@ -1,0 +1,113 @@
+//! The environment layer: `INDEXTAP_*` variables.
+//!
+//! Every variable with the prefix must be one indextap knows, so a misspelt
+//! `INDEXTAP_PG_UPSTREM` fails loudly instead of leaving the old upstream in place. Two names
+//! are exempt: [`CONFIG_FILE_ENV`], which the CLI reads to find the file, and whatever
+//! `admin.token_env` names (an operator may well call the token `INDEXTAP_ADMIN_TOKEN`).
+//!
+//! An empty variable counts as unset: container tooling often passes `NAME=` for "no value".
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use crate::error::ConfigError;
+use crate::layer::{Key, Layer, Origin};
+
+/// The prefix every indextap variable starts with.
+pub const ENV_PREFIX: &str = "INDEXTAP_";
+
+/// The variable the CLI reads for the configuration file's path. Not a setting, so the
+/// loader ignores it.
+pub const CONFIG_FILE_ENV: &str = "INDEXTAP_CONFIG";
+
+/// The environment layer, and the `INDEXTAP_*` names it did not recognise (not yet an error:
+/// one of them may be the token variable, which is only known once every layer is applied).
+pub(crate) struct EnvLayer {
+    pub(crate) layer: Layer,
+    pub(crate) unknown: Vec<String>,
+}
+
+/// Reads the `INDEXTAP_*` variables out of `vars`, ignoring every other variable.
+pub(crate) fn read<I, K, V>(vars: I) -> Result<EnvLayer, ConfigError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let mut layer = Layer {
+        origin: Origin::Env,
+        ..Layer::default()
+    };
+    let mut unknown = Vec::new();
+    for (name, value) in vars {
+        let name = name.as_ref().to_string_lossy();
+        if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV {
+            continue;
+        }
+        let Some(key) = Key::ALL.into_iter().find(|key| key.env_var() == name) else {
+            unknown.push(name.into_owned());
+            continue;
+        };
+        let Some(value) = value.as_ref().to_str() else {
+            return Err(Origin::Env.error(key, "is not valid UTF-8"));
+        };
+        if value.is_empty() {
+            continue;
+        }
+        set(&mut layer, key, value)?;
+    }
+    unknown.sort();
+    Ok(EnvLayer { layer, unknown })
+}
+
+/// The error for an unknown variable, listing the known ones so the fix is obvious.
+pub(crate) fn unknown_error(var: String) -> ConfigError {
+    let known: Vec<&str> = Key::ALL.iter().map(|key| key.env_var()).collect();
+    ConfigError::Env {
+        var,
+        message: format!("unknown variable; known: {}", known.join(", ")),
+    }
+}
+
+fn set(layer: &mut Layer, key: Key, value: &str) -> Result<(), ConfigError> {
+    let text = || Some(value.to_owned());
+    let path = || Some(PathBuf::from(value));
+    match key {
+        Key::AdminListen => layer.admin_listen = text(),
+        Key::AdminTokenFile => layer.admin_token_file = path(),
+        Key::AdminTokenEnv => layer.admin_token_env = text(),
+        Key::MongoListen => layer.mongo_listen = text(),
+        Key::MongoUpstream => layer.mongo_upstream = text(),
+        Key::MongoAdvertise => layer.mongo_advertise = text(),
+        Key::MongoAdminUri => layer.mongo_admin_uri = text(),
+        Key::PgListen => layer.pg_listen = text(),
+        Key::PgUpstream => layer.pg_upstream = text(),
+        Key::PgAdminUrl => layer.pg_admin_url = text(),
+        Key::PgTlsMode => layer.pg_tls_mode = Some(keyword(key, value)?),
+        Key::PgTlsCert => layer.pg_tls_cert = path(),
+        Key::PgTlsKey => layer.pg_tls_key = path(),
+        Key::StateDir => layer.state_dir = path(),
+        Key::StateIntervalSecs => layer.state_interval_secs = Some(number(key, value)?),
+        Key::ShutdownGraceSecs => layer.shutdown_grace_secs = Some(number(key, value)?),
+        Key::LogFormat => layer.log_format = Some(keyword(key, value)?),
+        Key::LogLevel => layer.log_level = text(),
+        Key::MaxShapes => layer.max_shapes = Some(number(key, value)?),
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(key: Key, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Origin::Env.error(key, format!("{value:?} is not a whole number")))
+}
+
+fn keyword<T>(key: Key, value: &str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr<Err = crate::model::UnknownKeyword>,
+{
+    value
+        .parse()
+        .map_err(|e| Origin::Env.error(key, format!("{value:?}: {e}")))
+}

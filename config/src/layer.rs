@@ -1,0 +1,391 @@
+//! Override layers: the settings that the environment and the command line may change, and
+//! how one layer is laid over the configuration beneath it.
+//!
+//! Both layers have the same shape ([`Layer`]) so they follow the same rules; they differ
+//! only in how a bad setting is named in an error (`INDEXTAP_PG_LISTEN` or `--pg-listen`).
+//!
+//! A `listen`/`upstream` pair replaces the addresses of the engine's first listener (its
+//! other settings, such as TLS or an explicit name, are kept), or adds a listener when there
+//! is none. One half of a pair without the other is an error, checked per layer, so the
+//! message can name both halves in the same vocabulary.
+
+use std::path::PathBuf;
+
+use crate::error::ConfigError;
+use crate::model::{Config, LogFormat, MongoListener, PostgresListener, Secret, TlsMode};
+
+/// One overridable setting. Its environment variable and flag names come from here, so the
+/// two vocabularies cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    AdminListen,
+    AdminTokenFile,
+    AdminTokenEnv,
+    MongoListen,
+    MongoUpstream,
+    MongoAdvertise,
+    MongoAdminUri,
+    PgListen,
+    PgUpstream,
+    PgAdminUrl,
+    PgTlsMode,
+    PgTlsCert,
+    PgTlsKey,
+    StateDir,
+    StateIntervalSecs,
+    ShutdownGraceSecs,
+    LogFormat,
+    LogLevel,
+    MaxShapes,
+}
+
+impl Key {
+    pub(crate) const ALL: [Key; 19] = [
+        Key::AdminListen,
+        Key::AdminTokenFile,
+        Key::AdminTokenEnv,
+        Key::MongoListen,
+        Key::MongoUpstream,
+        Key::MongoAdvertise,
+        Key::MongoAdminUri,
+        Key::PgListen,
+        Key::PgUpstream,
+        Key::PgAdminUrl,
+        Key::PgTlsMode,
+        Key::PgTlsCert,
+        Key::PgTlsKey,
+        Key::StateDir,
+        Key::StateIntervalSecs,
+        Key::ShutdownGraceSecs,
+        Key::LogFormat,
+        Key::LogLevel,
+        Key::MaxShapes,
+    ];
+
+    /// The `INDEXTAP_*` variable that sets it.
+    pub(crate) fn env_var(self) -> &'static str {
+        match self {
+            Key::AdminListen => "INDEXTAP_ADMIN_LISTEN",
+            Key::AdminTokenFile => "INDEXTAP_ADMIN_TOKEN_FILE",
+            Key::AdminTokenEnv => "INDEXTAP_ADMIN_TOKEN_ENV",
+            Key::MongoListen => "INDEXTAP_MONGO_LISTEN",
+            Key::MongoUpstream => "INDEXTAP_MONGO_UPSTREAM",
+            Key::MongoAdvertise => "INDEXTAP_MONGO_ADVERTISE",
+            Key::MongoAdminUri => "INDEXTAP_MONGO_ADMIN_URI",
+            Key::PgListen => "INDEXTAP_PG_LISTEN",
+            Key::PgUpstream => "INDEXTAP_PG_UPSTREAM",
+            Key::PgAdminUrl => "INDEXTAP_PG_ADMIN_URL",
+            Key::PgTlsMode => "INDEXTAP_PG_TLS_MODE",
+            Key::PgTlsCert => "INDEXTAP_PG_TLS_CERT",
+            Key::PgTlsKey => "INDEXTAP_PG_TLS_KEY",
+            Key::StateDir => "INDEXTAP_STATE_DIR",
+            Key::StateIntervalSecs => "INDEXTAP_STATE_INTERVAL_SECS",
+            Key::ShutdownGraceSecs => "INDEXTAP_SHUTDOWN_GRACE_SECS",
+            Key::LogFormat => "INDEXTAP_LOG_FORMAT",
+            Key::LogLevel => "INDEXTAP_LOG_LEVEL",
+            Key::MaxShapes => "INDEXTAP_MAX_SHAPES",
+        }
+    }
+
+    /// The command-line flag that sets it (not every key has one in [`CliOverrides`]).
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            Key::AdminListen => "--admin-listen",
+            Key::AdminTokenFile => "--admin-token-file",
+            Key::AdminTokenEnv => "--admin-token-env",
+            Key::MongoListen => "--mongo-listen",
+            Key::MongoUpstream => "--mongo-upstream",
+            Key::MongoAdvertise => "--mongo-advertise",
+            Key::MongoAdminUri => "--mongo-admin-uri",
+            Key::PgListen => "--pg-listen",
+            Key::PgUpstream => "--pg-upstream",
+            Key::PgAdminUrl => "--pg-admin-url",
+            Key::PgTlsMode => "--pg-tls-mode",
+            Key::PgTlsCert => "--pg-tls-cert",
+            Key::PgTlsKey => "--pg-tls-key",
+            Key::StateDir => "--state-dir",
+            Key::StateIntervalSecs => "--state-interval-secs",
+            Key::ShutdownGraceSecs => "--shutdown-grace-secs",
+            Key::LogFormat => "--log-format",
+            Key::LogLevel => "--log-level",
+            Key::MaxShapes => "--max-shapes",
+        }
+    }
+}
+
+/// Where a layer came from, which decides how its errors name a setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Origin {
+    #[default]
+    Env,
+    Cli,
+}
+
+impl Origin {
+    pub(crate) fn name(self, key: Key) -> &'static str {
+        match self {
+            Origin::Env => key.env_var(),
+            Origin::Cli => key.flag(),
+        }
+    }
+
+    pub(crate) fn error(self, key: Key, message: impl Into<String>) -> ConfigError {
+        match self {
+            Origin::Env => ConfigError::Env {
+                var: key.env_var().to_owned(),
+                message: message.into(),
+            },
+            Origin::Cli => ConfigError::Cli {
+                flag: key.flag().to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// Settings given by the command line. The proxy's clap parser fills it; `None` leaves the
+/// setting to the environment or the file.
+///
+/// Enumerations are plain strings (`"terminate"`, `"json"`) so this crate needs no clap;
+/// [`crate::load`] parses them and names the flag when one is wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliOverrides {
+    /// `--mongo-listen`: with `--mongo-upstream`, replaces the first MongoDB listener.
+    pub mongo_listen: Option<String>,
+    /// `--mongo-upstream`.
+    pub mongo_upstream: Option<String>,
+    /// `--mongo-advertise`: for the first MongoDB listener.
+    pub mongo_advertise: Option<String>,
+    /// `--mongo-admin-uri`.
+    pub mongo_admin_uri: Option<String>,
+    /// `--pg-listen`: with `--pg-upstream`, replaces the first PostgreSQL listener.
+    pub pg_listen: Option<String>,
+    /// `--pg-upstream`.
+    pub pg_upstream: Option<String>,
+    /// `--pg-admin-url`.
+    pub pg_admin_url: Option<String>,
+    /// `--pg-tls-mode`: `refuse`, `terminate` or `passthrough`, for the first PostgreSQL
+    /// listener.
+    pub pg_tls_mode: Option<String>,
+    /// `--pg-tls-cert`.
+    pub pg_tls_cert: Option<PathBuf>,
+    /// `--pg-tls-key`.
+    pub pg_tls_key: Option<PathBuf>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--log-format`: `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+/// One layer of overrides, already parsed into typed values.
+#[derive(Debug, Default)]
+pub(crate) struct Layer {
+    pub(crate) origin: Origin,
+    pub(crate) admin_listen: Option<String>,
+    pub(crate) admin_token_file: Option<PathBuf>,
+    pub(crate) admin_token_env: Option<String>,
+    pub(crate) mongo_listen: Option<String>,
+    pub(crate) mongo_upstream: Option<String>,
+    pub(crate) mongo_advertise: Option<String>,
+    pub(crate) mongo_admin_uri: Option<String>,
+    pub(crate) pg_listen: Option<String>,
+    pub(crate) pg_upstream: Option<String>,
+    pub(crate) pg_admin_url: Option<String>,
+    pub(crate) pg_tls_mode: Option<TlsMode>,
+    pub(crate) pg_tls_cert: Option<PathBuf>,
+    pub(crate) pg_tls_key: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) state_interval_secs: Option<u64>,
+    pub(crate) shutdown_grace_secs: Option<u64>,
+    pub(crate) log_format: Option<LogFormat>,
+    pub(crate) log_level: Option<String>,
+    pub(crate) max_shapes: Option<usize>,
+}
+
+impl Layer {
+    /// The command-line layer.
+    pub(crate) fn from_cli(cli: CliOverrides) -> Result<Self, ConfigError> {
+        let origin = Origin::Cli;
+        let pg_tls_mode = cli
+            .pg_tls_mode
+            .map(|text| {
+                text.parse::<TlsMode>()
+                    .map_err(|e| origin.error(Key::PgTlsMode, format!("{text:?}: {e}")))
+            })
+            .transpose()?;
+        let log_format = cli
+            .log_format
+            .map(|text| {
+                text.parse::<LogFormat>()
+                    .map_err(|e| origin.error(Key::LogFormat, format!("{text:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            origin,
+            admin_listen: cli.admin_listen,
+            mongo_listen: cli.mongo_listen,
+            mongo_upstream: cli.mongo_upstream,
+            mongo_advertise: cli.mongo_advertise,
+            mongo_admin_uri: cli.mongo_admin_uri,
+            pg_listen: cli.pg_listen,
+            pg_upstream: cli.pg_upstream,
+            pg_admin_url: cli.pg_admin_url,
+            pg_tls_mode,
+            pg_tls_cert: cli.pg_tls_cert,
+            pg_tls_key: cli.pg_tls_key,
+            state_dir: cli.state_dir,
+            log_format,
+            ..Self::default()
+        })
+    }
+
+    /// Lays this layer over `config`.
+    pub(crate) fn apply(self, config: &mut Config) -> Result<(), ConfigError> {
+        let origin = self.origin;
+
+        if let Some(listen) = self.admin_listen {
+            config.admin.listen = listen;
+        }
+        // A token source given here overrides the file's, whichever kind the file used.
+        if self.admin_token_file.is_some() || self.admin_token_env.is_some() {
+            config.admin.token_file = self.admin_token_file;
+            config.admin.token_env = self.admin_token_env;
+        }
+
+        match pair(
+            origin,
+            (Key::MongoListen, self.mongo_listen),
+            (Key::MongoUpstream, self.mongo_upstream),
+        )? {
+            Some((listen, upstream)) => match config.mongo.listeners.first_mut() {
+                Some(first) => {
+                    first.listen = listen;
+                    first.upstream = upstream;
+                }
+                None => config
+                    .mongo
+                    .listeners
+                    .push(MongoListener::new(listen, upstream)),
+            },
+            None => {}
+        }
+        if let Some(advertise) = self.mongo_advertise {
+            let Some(first) = config.mongo.listeners.first_mut() else {
+                return Err(no_listener(
+                    origin,
+                    Key::MongoAdvertise,
+                    "MongoDB",
+                    [Key::MongoListen, Key::MongoUpstream],
+                ));
+            };
+            first.advertise = Some(advertise);
+        }
+        if let Some(uri) = self.mongo_admin_uri {
+            config.mongo.admin_uri = Some(Secret::new(uri));
+        }
+
+        match pair(
+            origin,
+            (Key::PgListen, self.pg_listen),
+            (Key::PgUpstream, self.pg_upstream),
+        )? {
+            Some((listen, upstream)) => match config.postgres.listeners.first_mut() {
+                Some(first) => {
+                    first.listen = listen;
+                    first.upstream = upstream;
+                }
+                None => config
+                    .postgres
+                    .listeners
+                    .push(PostgresListener::new(listen, upstream)),
+            },
+            None => {}
+        }
+        let tls_settings = [
+            (Key::PgTlsMode, self.pg_tls_mode.is_some()),
+            (Key::PgTlsCert, self.pg_tls_cert.is_some()),
+            (Key::PgTlsKey, self.pg_tls_key.is_some()),
+        ];
+        if let Some((key, _)) = tls_settings.iter().find(|(_, given)| *given) {
+            let Some(first) = config.postgres.listeners.first_mut() else {
+                return Err(no_listener(
+                    origin,
+                    *key,
+                    "PostgreSQL",
+                    [Key::PgListen, Key::PgUpstream],
+                ));
+            };
+            if let Some(mode) = self.pg_tls_mode {
+                first.tls.mode = mode;
+            }
+            if let Some(cert) = self.pg_tls_cert {
+                first.tls.cert_file = Some(cert);
+            }
+            if let Some(key_file) = self.pg_tls_key {
+                first.tls.key_file = Some(key_file);
+            }
+        }
+        if let Some(url) = self.pg_admin_url {
+            config.postgres.admin_url = Some(Secret::new(url));
+        }
+
+        if let Some(dir) = self.state_dir {
+            config.state.dir = Some(dir);
+        }
+        if let Some(secs) = self.state_interval_secs {
+            config.state.interval_secs = secs;
+        }
+        if let Some(secs) = self.shutdown_grace_secs {
+            config.shutdown.grace_secs = secs;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        if let Some(level) = self.log_level {
+            config.log.level = level;
+        }
+        if let Some(max) = self.max_shapes {
+            config.capture.max_shapes = max;
+        }
+        Ok(())
+    }
+}
+
+/// Both halves of a listen/upstream pair, or neither.
+fn pair(
+    origin: Origin,
+    (listen_key, listen): (Key, Option<String>),
+    (upstream_key, upstream): (Key, Option<String>),
+) -> Result<Option<(String, String)>, ConfigError> {
+    match (listen, upstream) {
+        (Some(listen), Some(upstream)) => Ok(Some((listen, upstream))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(origin.error(
+            listen_key,
+            format!("is set without {}", origin.name(upstream_key)),
+        )),
+        (None, Some(_)) => Err(origin.error(
+            upstream_key,
+            format!("is set without {}", origin.name(listen_key)),
+        )),
+    }
+}
+
+/// A per-listener setting with no listener to carry it.
+fn no_listener(
+    origin: Origin,
+    key: Key,
+    engine: &str,
+    [listen, upstream]: [Key; 2],
+) -> ConfigError {
+    origin.error(
+        key,
+        format!(
+            "there is no {engine} listener to apply it to; configure one in the file or with {} and {}",
+            origin.name(listen),
+            origin.name(upstream)
+        ),
+    )
+}

@@ -1,0 +1,422 @@
+//! The configuration model: what `indextap.toml` may contain.
+//!
+//! Every struct rejects unknown keys, so a typo is an error that names the key rather than
+//! a setting silently ignored. Every field has a default except a listener's `listen` and
+//! `upstream`, which have no sensible one.
+//!
+//! ## Layout
+//! - [`Config`]: the root, one field per TOML table.
+//! - [`AdminConfig`], [`MongoConfig`] / [`MongoListener`], [`PostgresConfig`] /
+//!   [`PostgresListener`] / [`PostgresTls`], [`CaptureConfig`], [`StateConfig`],
+//!   [`ShutdownConfig`], [`LogConfig`]: the tables.
+//! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`]: the enumerations, with `FromStr` for the
+//!   environment and the CLI.
+//! - [`Secret`]: a connection string that may hold a password; never shown by `Debug`.
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[admin]`: the HTTP admin API and metrics.
+    pub admin: AdminConfig,
+    /// `[mongo]`: MongoDB listeners.
+    pub mongo: MongoConfig,
+    /// `[postgres]`: PostgreSQL listeners.
+    pub postgres: PostgresConfig,
+    /// `[capture]`: bounds on inspection and aggregation.
+    pub capture: CaptureConfig,
+    /// `[state]`: the periodic state file.
+    pub state: StateConfig,
+    /// `[shutdown]`: draining on SIGTERM.
+    pub shutdown: ShutdownConfig,
+    /// `[log]`: log format and level.
+    pub log: LogConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the admin API listens (`IP:PORT` or `localhost:PORT`).
+    pub listen: String,
+    /// A file whose content (trimmed) is the bearer token the admin API requires.
+    pub token_file: Option<PathBuf>,
+    /// The name of an environment variable holding the bearer token.
+    pub token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".to_owned(),
+            token_file: None,
+            token_env: None,
+        }
+    }
+}
+
+/// `[mongo]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MongoConfig {
+    /// A connection string used to read existing indexes and run `explain`. Optional: without
+    /// it, advice is not checked against what exists.
+    pub admin_uri: Option<Secret>,
+    /// `[[mongo.listeners]]`.
+    pub listeners: Vec<MongoListener>,
+}
+
+/// One MongoDB listener: clients connect to `listen`, bytes go to `upstream`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoListener {
+    /// Where clients connect (`IP:PORT` or `localhost:PORT`).
+    pub listen: String,
+    /// The MongoDB server (`HOST:PORT`, hostnames allowed).
+    pub upstream: String,
+    /// The address written into `hello` replies in place of the upstream's, so that drivers
+    /// keep talking through the proxy. Defaults to `listen` (filled in by [`crate::load`]).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// A label for logs and metrics. Defaults to `mongo-<listen>` (filled in by
+    /// [`crate::load`]).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl MongoListener {
+    /// A listener with default settings.
+    pub fn new(listen: impl Into<String>, upstream: impl Into<String>) -> Self {
+        Self {
+            listen: listen.into(),
+            upstream: upstream.into(),
+            advertise: None,
+            name: None,
+        }
+    }
+
+    /// The address to advertise: `advertise`, or `listen` when unset.
+    pub fn effective_advertise(&self) -> &str {
+        self.advertise.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// The label: `name`, or `mongo-<listen>` when unset.
+    pub fn effective_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("mongo-{}", self.listen),
+        }
+    }
+}
+
+/// `[postgres]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// A connection string (URL or `key=value`) used to read `pg_index` and verify advice
+    /// with HypoPG. Optional.
+    pub admin_url: Option<Secret>,
+    /// `[[postgres.listeners]]`.
+    pub listeners: Vec<PostgresListener>,
+}
+
+/// One PostgreSQL listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresListener {
+    /// Where clients connect (`IP:PORT` or `localhost:PORT`).
+    pub listen: String,
+    /// The PostgreSQL server (`HOST:PORT`, hostnames allowed).
+    pub upstream: String,
+    /// A label for logs and metrics. Defaults to `postgres-<listen>` (filled in by
+    /// [`crate::load`]).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How `SSLRequest` is handled.
+    #[serde(default)]
+    pub tls: PostgresTls,
+}
+
+impl PostgresListener {
+    /// A listener with default settings (TLS refused).
+    pub fn new(listen: impl Into<String>, upstream: impl Into<String>) -> Self {
+        Self {
+            listen: listen.into(),
+            upstream: upstream.into(),
+            name: None,
+            tls: PostgresTls::default(),
+        }
+    }
+
+    /// The label: `name`, or `postgres-<listen>` when unset.
+    pub fn effective_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("postgres-{}", self.listen),
+        }
+    }
+}
+
+/// `tls = { ... }` of a PostgreSQL listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresTls {
+    /// What to answer a client's `SSLRequest`.
+    pub mode: TlsMode,
+    /// PEM certificate chain presented to clients (`terminate` only).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for `cert_file` (`terminate` only).
+    pub key_file: Option<PathBuf>,
+    /// Whether the proxy speaks TLS to the upstream (`terminate` and `refuse`).
+    pub upstream: UpstreamTls,
+    /// PEM CA bundle that the upstream's certificate must chain to. Absent: any certificate
+    /// is accepted, which is only acceptable in staging.
+    pub upstream_ca_file: Option<PathBuf>,
+}
+
+/// What a PostgreSQL listener does with a client's `SSLRequest`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Answer `N`: the client goes on in clear text (or gives up if it requires TLS).
+    #[default]
+    Refuse,
+    /// Answer `S` and terminate TLS at the proxy, which can then inspect the traffic.
+    Terminate,
+    /// Relay the `SSLRequest` and everything after it untouched; nothing is inspected.
+    Passthrough,
+}
+
+/// Whether the proxy uses TLS towards the PostgreSQL upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTls {
+    /// Clear text.
+    #[default]
+    Disable,
+    /// TLS, or fail the connection.
+    Require,
+}
+
+/// `[capture]`: the bounds that keep memory and the data path safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Frames buffered per connection between the relay and its decoder. When full, frames
+    /// are dropped (and counted), never waited for.
+    pub channel_capacity: usize,
+    /// Observations buffered between the decoders and the analyzer workers.
+    pub analysis_queue: usize,
+    /// Frames larger than this are forwarded but not inspected.
+    pub max_inspect_bytes: usize,
+    /// Distinct shapes kept; executions of further shapes are counted as "other".
+    pub max_shapes: usize,
+    /// Normalised SQL statements cached by text hash.
+    pub sql_cache_entries: usize,
+    /// Analyzer worker threads.
+    pub workers: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 4096,
+            analysis_queue: 65_536,
+            max_inspect_bytes: 16 * 1024 * 1024,
+            max_shapes: 10_000,
+            sql_cache_entries: 4096,
+            workers: 1,
+        }
+    }
+}
+
+/// `[state]`: where the aggregate survives restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Directory of the state file. Absent: nothing is saved.
+    pub dir: Option<PathBuf>,
+    /// Seconds between saves.
+    pub interval_secs: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 30,
+        }
+    }
+}
+
+impl StateConfig {
+    /// `interval_secs` as a duration.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Seconds that open connections get to finish after SIGTERM before they are closed.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_secs: 10 }
+    }
+}
+
+impl ShutdownConfig {
+    /// `grace_secs` as a duration.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_secs)
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Human-readable lines or one JSON object per line.
+    pub format: LogFormat,
+    /// A `tracing` filter: a level (`info`) or directives (`indextap=debug,warn`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// For log pipelines.
+    Json,
+}
+
+/// A value that may embed a credential (a connection string with a password).
+///
+/// `Debug` and `Serialize` show `<redacted>`, so printing or exporting a [`Config`] never
+/// leaks it; read the value through `Deref` (`config.mongo.admin_uri.as_deref()`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+/// A keyword that is not one of an enumeration's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of {expected}")]
+pub struct UnknownKeyword {
+    /// The accepted keywords, comma-separated.
+    pub expected: &'static str,
+}
+
+impl FromStr for TlsMode {
+    type Err = UnknownKeyword;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "refuse" => Ok(TlsMode::Refuse),
+            "terminate" => Ok(TlsMode::Terminate),
+            "passthrough" => Ok(TlsMode::Passthrough),
+            _ => Err(UnknownKeyword {
+                expected: "refuse, terminate, passthrough",
+            }),
+        }
+    }
+}
+
+impl FromStr for UpstreamTls {
+    type Err = UnknownKeyword;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disable" => Ok(UpstreamTls::Disable),
+            "require" => Ok(UpstreamTls::Require),
+            _ => Err(UnknownKeyword {
+                expected: "disable, require",
+            }),
+        }
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = UnknownKeyword;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(UnknownKeyword {
+                expected: "text, json",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::Refuse => "refuse",
+            TlsMode::Terminate => "terminate",
+            TlsMode::Passthrough => "passthrough",
+        })
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! Loading: precedence file < environment < CLI, unknown keys and variables, defaults.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use indextap_config::{load, CliOverrides, Config, ConfigError, LogFormat, MongoListener, TlsMode};
+
+const NO_ENV: [(&str, &str); 0] = [];
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const MINIMAL: &str = r#"
+[[mongo.listeners]]
+listen = "127.0.0.1:27018"
+upstream = "db.internal:27017"
+"#;
+
+#[test]
+fn defaults_fill_everything_a_minimal_file_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let config = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap();
+
+    assert_eq!(config.admin.listen, "127.0.0.1:9090");
+    assert_eq!(config.admin.token_file, None);
+    assert_eq!(config.admin.token_env, None);
+    assert_eq!(config.mongo.admin_uri, None);
+    assert_eq!(config.capture.channel_capacity, 4096);
+    assert_eq!(config.capture.analysis_queue, 65536);
+    assert_eq!(config.capture.max_inspect_bytes, 16_777_216);
+    assert_eq!(config.capture.max_shapes, 10_000);
+    assert_eq!(config.capture.sql_cache_entries, 4096);
+    assert_eq!(config.capture.workers, 1);
+    assert_eq!(config.state.dir, None);
+    assert_eq!(config.state.interval_secs, 30);
+    assert_eq!(config.shutdown.grace_secs, 10);
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.level, "info");
+    assert!(config.postgres.listeners.is_empty());
+
+    // Derived defaults follow the listener's final address.
+    let listener = &config.mongo.listeners[0];
+    assert_eq!(listener.name.as_deref(), Some("mongo-127.0.0.1:27018"));
+    assert_eq!(listener.advertise.as_deref(), Some("127.0.0.1:27018"));
+    assert_eq!(listener.upstream, "db.internal:27017");
+}
+
+#[test]
+fn postgres_tls_defaults_to_refuse_and_clear_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "indextap.toml",
+        "[[postgres.listeners]]\nlisten = \"127.0.0.1:5433\"\nupstream = \"127.0.0.1:5432\"\n",
+    );
+    let config = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap();
+    let listener = &config.postgres.listeners[0];
+    assert_eq!(listener.tls.mode, TlsMode::Refuse);
+    assert_eq!(listener.tls.upstream, indextap_config::UpstreamTls::Disable);
+    assert_eq!(listener.tls.upstream_ca_file, None);
+    assert_eq!(listener.name.as_deref(), Some("postgres-127.0.0.1:5433"));
+}
+
+#[test]
+fn precedence_is_file_then_env_then_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "indextap.toml",
+        r#"
+[admin]
+listen = "127.0.0.1:9001"
+[log]
+level = "debug"
+format = "text"
+[state]
+interval_secs = 5
+[capture]
+max_shapes = 11
+[[mongo.listeners]]
+listen = "127.0.0.1:27018"
+upstream = "127.0.0.1:27017"
+name = "primary"
+[[mongo.listeners]]
+listen = "127.0.0.1:27019"
+upstream = "127.0.0.1:27020"
+"#,
+    );
+    let env = env(&[
+        ("INDEXTAP_ADMIN_LISTEN", "127.0.0.1:9002"),
+        ("INDEXTAP_STATE_INTERVAL_SECS", "7"),
+        ("INDEXTAP_LOG_FORMAT", "json"),
+        ("INDEXTAP_MAX_SHAPES", "12"),
+        ("INDEXTAP_MONGO_LISTEN", "127.0.0.1:28001"),
+        ("INDEXTAP_MONGO_UPSTREAM", "env-db:27017"),
+        ("PATH", "/usr/bin"),
+    ]);
+    let cli = CliOverrides {
+        admin_listen: Some("127.0.0.1:9003".into()),
+        mongo_listen: Some("127.0.0.1:28002".into()),
+        mongo_upstream: Some("cli-db:27017".into()),
+        log_format: Some("text".into()),
+        ..CliOverrides::default()
+    };
+    let config = load(Some(&file), &env, cli).unwrap();
+
+    assert_eq!(
+        config.admin.listen, "127.0.0.1:9003",
+        "CLI beats env and file"
+    );
+    assert_eq!(config.log.format, LogFormat::Text, "CLI beats env");
+    assert_eq!(config.state.interval_secs, 7, "env beats file");
+    assert_eq!(config.capture.max_shapes, 12, "env beats file");
+    assert_eq!(config.log.level, "debug", "file beats defaults");
+
+    // The pair replaced the first listener's addresses and kept the rest of the file's.
+    assert_eq!(config.mongo.listeners.len(), 2);
+    let first = &config.mongo.listeners[0];
+    assert_eq!(first.listen, "127.0.0.1:28002");
+    assert_eq!(first.upstream, "cli-db:27017");
+    assert_eq!(first.name.as_deref(), Some("primary"));
+    assert_eq!(first.advertise.as_deref(), Some("127.0.0.1:28002"));
+    assert_eq!(config.mongo.listeners[1].listen, "127.0.0.1:27019");
+}
+
+#[test]
+fn env_alone_can_configure_a_listener_without_a_file() {
+    let env = env(&[
+        ("INDEXTAP_PG_LISTEN", "0.0.0.0:6432"),
+        ("INDEXTAP_PG_UPSTREAM", "postgres:5432"),
+        ("INDEXTAP_PG_ADMIN_URL", "postgres://u:p@postgres:5432/app"),
+        ("INDEXTAP_STATE_DIR", "/var/lib/indextap"),
+    ]);
+    let config = load(None, &env, CliOverrides::default()).unwrap();
+    assert_eq!(config.postgres.listeners.len(), 1);
+    assert_eq!(config.postgres.listeners[0].listen, "0.0.0.0:6432");
+    assert_eq!(config.postgres.listeners[0].upstream, "postgres:5432");
+    assert_eq!(
+        config.postgres.admin_url.as_deref(),
+        Some("postgres://u:p@postgres:5432/app")
+    );
+    assert_eq!(config.state.dir, Some(PathBuf::from("/var/lib/indextap")));
+    // The credential never shows in Debug output.
+    assert!(!format!("{config:?}").contains("u:p@"));
+}
+
+#[test]
+fn cli_pair_adds_a_listener_when_none_exists() {
+    let cli = CliOverrides {
+        mongo_listen: Some("localhost:27018".into()),
+        mongo_upstream: Some("127.0.0.1:27017".into()),
+        mongo_advertise: Some("proxy.svc:27018".into()),
+        ..CliOverrides::default()
+    };
+    let config = load(None, NO_ENV, cli).unwrap();
+    assert_eq!(
+        config.mongo.listeners,
+        vec![MongoListener {
+            listen: "localhost:27018".into(),
+            upstream: "127.0.0.1:27017".into(),
+            advertise: Some("proxy.svc:27018".into()),
+            name: Some("mongo-localhost:27018".into()),
+        }]
+    );
+}
+
+#[test]
+fn half_a_pair_is_an_error_naming_both_halves() {
+    let env = env(&[("INDEXTAP_MONGO_LISTEN", "127.0.0.1:27018")]);
+    match load(None, &env, CliOverrides::default()) {
+        Err(ConfigError::Env { var, message }) => {
+            assert_eq!(var, "INDEXTAP_MONGO_LISTEN");
+            assert!(message.contains("INDEXTAP_MONGO_UPSTREAM"), "{message}");
+        }
+        other => panic!("expected an env error, got {other:?}"),
+    }
+
+    let cli = CliOverrides {
+        pg_upstream: Some("127.0.0.1:5432".into()),
+        ..CliOverrides::default()
+    };
+    match load(None, NO_ENV, cli) {
+        Err(ConfigError::Cli { flag, message }) => {
+            assert_eq!(flag, "--pg-upstream");
+            assert!(message.contains("--pg-listen"), "{message}");
+        }
+        other => panic!("expected a CLI error, got {other:?}"),
+    }
+}
+
+#[test]
+fn tls_override_without_a_postgres_listener_is_an_error() {
+    let env = env(&[
+        ("INDEXTAP_MONGO_LISTEN", "127.0.0.1:27018"),
+        ("INDEXTAP_MONGO_UPSTREAM", "127.0.0.1:27017"),
+        ("INDEXTAP_PG_TLS_MODE", "passthrough"),
+    ]);
+    match load(None, &env, CliOverrides::default()) {
+        Err(ConfigError::Env { var, message }) => {
+            assert_eq!(var, "INDEXTAP_PG_TLS_MODE");
+            assert!(message.contains("no PostgreSQL listener"), "{message}");
+        }
+        other => panic!("expected an env error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_env_var_is_named() {
+    let env = env(&[
+        ("INDEXTAP_MONGO_LISTEN", "127.0.0.1:27018"),
+        ("INDEXTAP_MONGO_UPSTREAM", "127.0.0.1:27017"),
+        ("INDEXTAP_PG_UPSTREM", "127.0.0.1:5432"),
+    ]);
+    let err = load(None, &env, CliOverrides::default()).unwrap_err();
+    match &err {
+        ConfigError::Env { var, .. } => assert_eq!(var, "INDEXTAP_PG_UPSTREM"),
+        other => panic!("expected an env error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("INDEXTAP_PG_UPSTREM"));
+}
+
+#[test]
+fn the_config_path_and_the_token_variable_are_not_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let env = env(&[
+        ("INDEXTAP_CONFIG", "/somewhere/indextap.toml"),
+        ("INDEXTAP_ADMIN_TOKEN_ENV", "INDEXTAP_ADMIN_TOKEN"),
+        ("INDEXTAP_ADMIN_TOKEN", "s3cret"),
+    ]);
+    let config = load(Some(&file), &env, CliOverrides::default()).unwrap();
+    assert_eq!(
+        config.admin.token_env.as_deref(),
+        Some("INDEXTAP_ADMIN_TOKEN")
+    );
+}
+
+#[test]
+fn malformed_env_values_are_named() {
+    let cases = [
+        ("INDEXTAP_STATE_INTERVAL_SECS", "soon"),
+        ("INDEXTAP_MAX_SHAPES", "-3"),
+        ("INDEXTAP_LOG_FORMAT", "xml"),
+        ("INDEXTAP_PG_TLS_MODE", "maybe"),
+    ];
+    for (name, value) in cases {
+        let env = env(&[(name, value)]);
+        match load(None, &env, CliOverrides::default()) {
+            Err(ConfigError::Env { var, .. }) => assert_eq!(var, name),
+            other => panic!("{name}={value}: expected an env error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn malformed_cli_keyword_is_named() {
+    let cli = CliOverrides {
+        mongo_listen: Some("127.0.0.1:27018".into()),
+        mongo_upstream: Some("127.0.0.1:27017".into()),
+        log_format: Some("yaml".into()),
+        ..CliOverrides::default()
+    };
+    match load(None, NO_ENV, cli) {
+        Err(ConfigError::Cli { flag, message }) => {
+            assert_eq!(flag, "--log-format");
+            assert!(message.contains("text, json"), "{message}");
+        }
+        other => panic!("expected a CLI error, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_env_values_count_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let env = env(&[("INDEXTAP_ADMIN_LISTEN", ""), ("INDEXTAP_STATE_DIR", "")]);
+    let config = load(Some(&file), &env, CliOverrides::default()).unwrap();
+    assert_eq!(config.admin.listen, "127.0.0.1:9090");
+    assert_eq!(config.state.dir, None);
+}
+
+#[test]
+fn unknown_key_is_rejected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[capture]\nmax_shapez = 3\n", "max_shapez"),
+        ("[admim]\nlisten = \"127.0.0.1:1\"\n", "admim"),
+        (
+            "[[postgres.listeners]]\nlisten = \"127.0.0.1:1\"\nupstream = \"h:2\"\ntls = { mode = \"refuse\", certfile = \"x\" }\n",
+            "certfile",
+        ),
+    ];
+    for (text, key) in cases {
+        let file = write(dir.path(), "bad.toml", text);
+        match load(Some(&file), NO_ENV, CliOverrides::default()) {
+            Err(ConfigError::Parse { path, message }) => {
+                assert_eq!(path, file);
+                assert!(message.contains(key), "{key} not in {message}");
+            }
+            other => panic!("{key}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_enum_value_in_file_is_a_parse_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "bad.toml", "[log]\nformat = \"xml\"\n");
+    let err = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("xml"), "{err}");
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    match load(Some(&missing), NO_ENV, CliOverrides::default()) {
+        Err(ConfigError::Read { path, .. }) => assert_eq!(path, missing),
+        other => panic!("expected a read error, got {other:?}"),
+    }
+}
+
+#[test]
+fn default_config_has_documented_values() {
+    let config = Config::default();
+    assert_eq!(config.admin.listen, "127.0.0.1:9090");
+    assert_eq!(config.capture.max_inspect_bytes, 16 * 1024 * 1024);
+    assert_eq!(config.state.interval(), std::time::Duration::from_secs(30));
+    assert_eq!(config.shutdown.grace(), std::time::Duration::from_secs(10));
+    // With no listener at all, the defaults alone are not a usable configuration.
+    assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+}
