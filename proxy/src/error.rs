@@ -62,7 +62,8 @@ impl ProxyError {
         Self::new(Side::Internal, context, source)
     }
 
-    fn new(side: Side, context: impl Into<String>, source: std::io::Error) -> Self {
+    /// An error on a given side.
+    pub fn new(side: Side, context: impl Into<String>, source: std::io::Error) -> Self {
         Self {
             side,
             context: context.into(),

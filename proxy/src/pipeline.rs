@@ -1,1 +1,120 @@
-//! (Being written.)
+//! The pipeline from a connection's frames to the analyzer.
+//!
+//! Per connection, an inspection task drains the tap channel into the engine's
+//! [`Inspector`]; its observations go, with `try_send`, into one bounded queue that a
+//! dedicated analysis thread drains into the [`Aggregator`]. Neither step ever makes the
+//! data path wait: a full queue drops and counts.
+//!
+//! ## Layout
+//! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
+//! - [`inspect_connection`]: one connection's inspection task.
+
+use std::sync::Arc;
+
+use indextap_analyzer::aggregate::Aggregator;
+use indextap_analyzer::command::Observation;
+use indextap_analyzer::shape::{self, sql::SqlCache};
+use tokio::sync::mpsc;
+
+use crate::admin::metrics::ListenerMetrics;
+use crate::relay::TapReceiver;
+use crate::tap::{Events, Inspector};
+
+/// The analyzer side of the proxy: one queue in, one aggregator.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    queue: mpsc::Sender<Observation>,
+    /// What has been learned so far.
+    pub aggregator: Arc<Aggregator>,
+}
+
+impl Analysis {
+    /// Start the analysis threads; they end when every sender is dropped.
+    pub fn start(
+        aggregator: Arc<Aggregator>,
+        queue_len: usize,
+        sql_cache_entries: usize,
+        workers: usize,
+    ) -> Self {
+        let (queue, receiver) = mpsc::channel::<Observation>(queue_len.max(1));
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let cache = Arc::new(SqlCache::new(sql_cache_entries.max(1)));
+        for worker in 0..workers.max(1) {
+            let receiver = receiver.clone();
+            let aggregator = aggregator.clone();
+            let cache = cache.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("indextap-analysis-{worker}"))
+                .spawn(move || analysis_loop(&receiver, &aggregator, &cache));
+            if let Err(error) = spawned {
+                tracing::error!(%error, "could not start an analysis thread");
+            }
+        }
+        Self { queue, aggregator }
+    }
+
+    /// Offer an observation; false when it had to be dropped.
+    pub fn offer(&self, observation: Observation) -> bool {
+        self.queue.try_send(observation).is_ok()
+    }
+}
+
+fn analysis_loop(
+    receiver: &std::sync::Mutex<mpsc::Receiver<Observation>>,
+    aggregator: &Aggregator,
+    cache: &SqlCache,
+) {
+    loop {
+        let next = {
+            let mut guard = receiver.lock().unwrap_or_else(|e| e.into_inner());
+            guard.blocking_recv()
+        };
+        let Some(observation) = next else { return };
+        let lowering = shape::lower(&observation.request, cache);
+        aggregator.record(&observation, lowering);
+    }
+}
+
+struct ConnectionEvents<'a> {
+    analysis: &'a Analysis,
+    metrics: &'a ListenerMetrics,
+}
+
+impl Events for ConnectionEvents<'_> {
+    fn observation(&mut self, observation: Observation) {
+        if !self.analysis.offer(observation) {
+            self.metrics.drop_observation();
+        }
+    }
+    fn message(&mut self, kind: &'static str) {
+        self.metrics.message(kind);
+    }
+    fn count(&mut self, what: &'static str) {
+        self.metrics.event(what);
+    }
+}
+
+/// Drain one connection's tap into its inspector until the connection ends or the
+/// inspector gives up. Dropping the receiver tells the relay to stop tapping.
+pub async fn inspect_connection(
+    mut tap: TapReceiver,
+    mut inspector: Box<dyn Inspector>,
+    analysis: Analysis,
+    metrics: ListenerMetrics,
+) {
+    let mut events = ConnectionEvents {
+        analysis: &analysis,
+        metrics: &metrics,
+    };
+    while let Some(frame) = tap.frames.recv().await {
+        if tap.take_dropped() {
+            inspector.resync();
+        }
+        if let Err(error) = inspector.inspect(frame, &mut events) {
+            metrics.decode_error(error.reason);
+            tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,
+                "stopped inspecting a connection; it keeps forwarding");
+            return;
+        }
+    }
+}

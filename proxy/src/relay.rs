@@ -1,6 +1,34 @@
-//! The data path. (Being written.)
+//! The data path: forward bytes both ways, tap a copy.
+//!
+//! Each direction is a pump: read a chunk, split it into frames (a header read, no copy),
+//! offer each frame to the connection's inspector with `try_send`, forward the chunk. The
+//! tap comes before the write only so that a request is always queued for inspection before
+//! its reply can be; it never waits. When the inspector falls behind the frame is dropped and
+//! counted; when the inspector has stopped (a decode error) the pump stops splitting.
+//!
+//! MongoDB replies take the one other path, store-and-forward: a reply frame is forwarded
+//! once complete, after the topology rewrite had its look at it (see `mongo::hello`). A
+//! reply over the inspection cap streams through untouched.
+//!
+//! ## Layout
+//! - [`ByteStream`], [`BoxStream`]: what can be relayed.
+//! - [`Tap`]: the per-connection bounded channel to inspection.
+//! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::admin::metrics::ListenerMetrics;
+use crate::error::{ProxyError, Side};
+use crate::framing::{Framer, Piece, Splitter};
+use crate::tap::{Direction, TapFrame};
 
 /// Anything the relay can forward over: TCP, TLS over TCP, or a test duplex.
 pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -8,3 +36,275 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 
 /// A boxed [`ByteStream`].
 pub type BoxStream = Box<dyn ByteStream>;
+
+/// How much one read takes at most.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Rewrites a complete reply frame, or returns `None` to forward it as it came.
+pub type ReplyRewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The sending half of a connection's inspection channel.
+#[derive(Clone)]
+pub struct Tap {
+    sender: mpsc::Sender<TapFrame>,
+    behind: Arc<AtomicBool>,
+    dropped: Counter,
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap").finish_non_exhaustive()
+    }
+}
+
+/// The receiving half: frames, and whether any were dropped since last asked.
+#[derive(Debug)]
+pub struct TapReceiver {
+    /// Frames in order, minus the dropped ones.
+    pub frames: mpsc::Receiver<TapFrame>,
+    behind: Arc<AtomicBool>,
+}
+
+impl TapReceiver {
+    /// Whether frames were dropped since the last call (the inspector should resync).
+    pub fn take_dropped(&self) -> bool {
+        self.behind.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl Tap {
+    /// A bounded channel of `capacity` frames.
+    pub fn channel(capacity: usize, dropped: Counter) -> (Tap, TapReceiver) {
+        let (sender, frames) = mpsc::channel(capacity.max(1));
+        let behind = Arc::new(AtomicBool::new(false));
+        (
+            Tap {
+                sender,
+                behind: behind.clone(),
+                dropped,
+            },
+            TapReceiver { frames, behind },
+        )
+    }
+
+    /// Offer a frame without waiting. Returns false once the inspector has gone away.
+    fn offer(&self, frame: TapFrame) -> bool {
+        match self.sender.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.inc();
+                self.behind.store(true, Ordering::Release);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// One connection's relay settings.
+pub struct Relay<Q, R> {
+    /// Frames client → server.
+    pub request_framer: Q,
+    /// Frames server → client.
+    pub reply_framer: R,
+    /// Frames larger than this are forwarded but not inspected.
+    pub max_inspect: usize,
+    /// MongoDB's topology rewrite; `None` forwards replies as they stream.
+    pub reply_rewrite: Option<ReplyRewrite>,
+    /// Where frames go for inspection; `None` forwards blind.
+    pub tap: Option<Tap>,
+    /// The listener's counters.
+    pub metrics: ListenerMetrics,
+}
+
+/// How a relayed connection ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayTotals {
+    /// Bytes client → upstream.
+    pub to_upstream: u64,
+    /// Bytes upstream → client.
+    pub to_client: u64,
+}
+
+impl<Q: Framer, R: Framer> Relay<Q, R> {
+    /// Relay until both directions are done, or either fails.
+    pub async fn run<CR, CW, UR, UW>(
+        self,
+        (client_read, client_write): (CR, CW),
+        (upstream_read, upstream_write): (UR, UW),
+    ) -> Result<RelayTotals, ProxyError>
+    where
+        CR: AsyncRead + Unpin,
+        CW: AsyncWrite + Unpin,
+        UR: AsyncRead + Unpin,
+        UW: AsyncWrite + Unpin,
+    {
+        let inspect = self.tap.is_some();
+        let requests = Pump {
+            direction: Direction::Request,
+            splitter: inspect.then(|| Splitter::new(self.request_framer, self.max_inspect)),
+            rewrite: None,
+            tap: self.tap.clone(),
+            bytes: self.metrics.bytes_to_upstream.clone(),
+            latency: self.metrics.latency_to_upstream.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let replies = Pump {
+            direction: Direction::Reply,
+            splitter: (inspect || self.reply_rewrite.is_some())
+                .then(|| Splitter::new(self.reply_framer, self.max_inspect)),
+            rewrite: self.reply_rewrite,
+            tap: self.tap,
+            bytes: self.metrics.bytes_to_client.clone(),
+            latency: self.metrics.latency_to_client.clone(),
+            metrics: self.metrics,
+        };
+        let up = requests.run(client_read, upstream_write);
+        let down = replies.run(upstream_read, client_write);
+        tokio::pin!(up, down);
+        // A clean end of one direction (a half-close) lets the other finish; an error ends
+        // both, dropping the sockets.
+        tokio::select! {
+            result = &mut up => {
+                let to_upstream = result?;
+                let to_client = down.await?;
+                Ok(RelayTotals { to_upstream, to_client })
+            }
+            result = &mut down => {
+                let to_client = result?;
+                let to_upstream = up.await?;
+                Ok(RelayTotals { to_upstream, to_client })
+            }
+        }
+    }
+}
+
+struct Pump<F> {
+    direction: Direction,
+    splitter: Option<Splitter<F>>,
+    rewrite: Option<ReplyRewrite>,
+    tap: Option<Tap>,
+    bytes: Counter,
+    latency: Histogram,
+    metrics: ListenerMetrics,
+}
+
+impl<F: Framer> Pump<F> {
+    fn sides(&self) -> (Side, Side) {
+        match self.direction {
+            Direction::Request => (Side::Downstream, Side::Upstream),
+            Direction::Reply => (Side::Upstream, Side::Downstream),
+        }
+    }
+
+    async fn run<I, O>(mut self, mut from: I, mut to: O) -> Result<u64, ProxyError>
+    where
+        I: AsyncRead + Unpin,
+        O: AsyncWrite + Unpin,
+    {
+        let (from_side, to_side) = self.sides();
+        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        let mut pieces = Vec::new();
+        let mut total = 0u64;
+        loop {
+            if buf.capacity() < READ_SIZE / 4 {
+                buf.reserve(READ_SIZE);
+            }
+            let n = from
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| ProxyError::new(from_side, "reading", e))?;
+            if n == 0 {
+                // Half-close: pass the end of stream on, let the other direction finish.
+                let _ = to.shutdown().await;
+                return Ok(total);
+            }
+            let read_at = Instant::now();
+            total += n as u64;
+            self.bytes.inc_by(n as u64);
+            let chunk = buf.split().freeze();
+            if self.rewrite.is_some() {
+                self.store_and_forward(chunk, read_at, &mut pieces, &mut to)
+                    .await
+                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
+            } else {
+                self.tap_frames(&chunk, read_at, &mut pieces);
+                to.write_all(&chunk)
+                    .await
+                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
+            }
+            self.latency.observe(read_at.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Split and offer the chunk's frames; forwarding is the caller's.
+    fn tap_frames(&mut self, chunk: &Bytes, at: Instant, pieces: &mut Vec<Piece>) {
+        let Some(splitter) = self.splitter.as_mut() else {
+            return;
+        };
+        splitter.push(chunk.clone(), pieces);
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Frame(bytes) => offer(&mut self.tap, self.direction, bytes, at),
+                Piece::Raw(_) => {}
+                Piece::Oversize(_) => self.metrics.event("oversize_skipped"),
+                Piece::Broken(error) => {
+                    self.metrics.decode_error(error.reason);
+                    tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
+                }
+            }
+        }
+        if self.tap.is_none() || self.splitter.as_ref().is_some_and(|s| s.is_broken()) {
+            self.splitter = None;
+            self.tap = None;
+        }
+    }
+
+    /// Forward whole frames, each after the rewrite had its look.
+    async fn store_and_forward<O: AsyncWrite + Unpin>(
+        &mut self,
+        chunk: Bytes,
+        at: Instant,
+        pieces: &mut Vec<Piece>,
+        to: &mut O,
+    ) -> std::io::Result<()> {
+        let Some(splitter) = self.splitter.as_mut() else {
+            return to.write_all(&chunk).await;
+        };
+        splitter.push(chunk, pieces);
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Frame(bytes) => {
+                    let rewritten = self.rewrite.as_ref().and_then(|rewrite| rewrite(&bytes));
+                    offer(&mut self.tap, self.direction, bytes.clone(), at);
+                    match rewritten {
+                        Some(new_frame) => {
+                            self.metrics.event("topology_rewritten");
+                            to.write_all(&new_frame).await?;
+                        }
+                        None => to.write_all(&bytes).await?,
+                    }
+                }
+                Piece::Raw(bytes) => to.write_all(&bytes).await?,
+                Piece::Oversize(_) => self.metrics.event("oversize_skipped"),
+                Piece::Broken(error) => {
+                    self.metrics.decode_error(error.reason);
+                    self.tap = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant) {
+    if let Some(active) = tap {
+        if !active.offer(TapFrame {
+            direction,
+            bytes,
+            at,
+        }) {
+            *tap = None;
+        }
+    }
+}

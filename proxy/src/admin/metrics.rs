@@ -1,0 +1,342 @@
+//! Prometheus metrics, per listener.
+//!
+//! Families are created once; each connection resolves its counters once at accept time
+//! ([`ListenerMetrics`]), so the data path only touches atomics.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+    engine: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    listener: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    listener: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    listener: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    listener: String,
+    stage: String,
+}
+
+/// Every metric indextap exports.
+pub struct Metrics {
+    registry: Registry,
+    connections_total: Family<ListenerLabels, Counter>,
+    connections_active: Family<ListenerLabels, Gauge>,
+    bytes: Family<DirectionLabels, Counter>,
+    messages: Family<KindLabels, Counter>,
+    decode_errors: Family<ReasonLabels, Counter>,
+    events: Family<ReasonLabels, Counter>,
+    dropped_samples: Family<StageLabels, Counter>,
+    upstream_connect_errors: Family<ListenerLabels, Counter>,
+    uninspected_sessions: Family<ReasonLabels, Counter>,
+    added_latency: Family<DirectionLabels, Histogram>,
+    /// Distinct shapes tracked by the aggregator (set at scrape time).
+    pub shapes_tracked: Gauge,
+    /// Observations dropped because the analyzer fell behind.
+    pub analysis_dropped: Counter,
+    /// Executions counted in the "other" bucket past the shape bound (set at scrape time).
+    pub shapes_overflow: Gauge<u64, AtomicU64>,
+    /// Commands the lowerers could not use, by reason (set at scrape time).
+    rejected: Family<ReasonLabels, Gauge<u64, AtomicU64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 µs to ~16 s: the proxy's own overhead is in the microseconds.
+    Histogram::new(exponential_buckets(0.000_001, 2.0, 25))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every family registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("indextap");
+        let connections_total = Family::<ListenerLabels, Counter>::default();
+        let connections_active = Family::<ListenerLabels, Gauge>::default();
+        let bytes = Family::<DirectionLabels, Counter>::default();
+        let messages = Family::<KindLabels, Counter>::default();
+        let decode_errors = Family::<ReasonLabels, Counter>::default();
+        let events = Family::<ReasonLabels, Counter>::default();
+        let dropped_samples = Family::<StageLabels, Counter>::default();
+        let upstream_connect_errors = Family::<ListenerLabels, Counter>::default();
+        let uninspected_sessions = Family::<ReasonLabels, Counter>::default();
+        let added_latency = Family::<DirectionLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let shapes_tracked = Gauge::default();
+        let analysis_dropped = Counter::default();
+        let shapes_overflow = Gauge::<u64, AtomicU64>::default();
+        let rejected = Family::<ReasonLabels, Gauge<u64, AtomicU64>>::default();
+
+        registry.register(
+            "connections",
+            "Client connections accepted",
+            connections_total.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Client connections open now",
+            connections_active.clone(),
+        );
+        registry.register("bytes", "Bytes forwarded, by direction", bytes.clone());
+        registry.register(
+            "messages",
+            "Wire messages seen, by opcode or message type",
+            messages.clone(),
+        );
+        registry.register(
+            "decode_errors",
+            "Inspection stopped on a connection, by reason",
+            decode_errors.clone(),
+        );
+        registry.register(
+            "inspection_events",
+            "Counted, non-fatal inspection events",
+            events.clone(),
+        );
+        registry.register(
+            "dropped_samples",
+            "Frames or observations dropped because inspection fell behind",
+            dropped_samples.clone(),
+        );
+        registry.register(
+            "upstream_connect_errors",
+            "Failed connections to the upstream",
+            upstream_connect_errors.clone(),
+        );
+        registry.register(
+            "uninspected_sessions",
+            "Sessions forwarded without inspection, by reason",
+            uninspected_sessions.clone(),
+        );
+        registry.register(
+            "added_latency_seconds",
+            "Time from reading a chunk to having forwarded it",
+            added_latency.clone(),
+        );
+        registry.register(
+            "shapes_tracked",
+            "Distinct query shapes tracked",
+            shapes_tracked.clone(),
+        );
+        registry.register(
+            "analysis_dropped",
+            "Observations dropped before the analyzer",
+            analysis_dropped.clone(),
+        );
+        registry.register(
+            "shapes_overflow_executions",
+            "Executions counted in the other bucket past max_shapes",
+            shapes_overflow.clone(),
+        );
+        registry.register(
+            "rejected_commands",
+            "Commands no shape could be made of, by reason",
+            rejected.clone(),
+        );
+
+        Self {
+            registry,
+            connections_total,
+            connections_active,
+            bytes,
+            messages,
+            decode_errors,
+            events,
+            dropped_samples,
+            upstream_connect_errors,
+            uninspected_sessions,
+            added_latency,
+            shapes_tracked,
+            analysis_dropped,
+            shapes_overflow,
+            rejected,
+        }
+    }
+
+    /// Resolve one listener's hot-path counters.
+    pub fn listener(&self, listener: &str, engine: &str) -> ListenerMetrics {
+        let labels = ListenerLabels {
+            listener: listener.to_string(),
+            engine: engine.to_string(),
+        };
+        let direction = |d: &str| DirectionLabels {
+            listener: listener.to_string(),
+            direction: d.to_string(),
+        };
+        ListenerMetrics {
+            listener: listener.to_string(),
+            connections_total: self.connections_total.get_or_create(&labels).clone(),
+            connections_active: self.connections_active.get_or_create(&labels).clone(),
+            upstream_connect_errors: self.upstream_connect_errors.get_or_create(&labels).clone(),
+            bytes_to_upstream: self.bytes.get_or_create(&direction("to_upstream")).clone(),
+            bytes_to_client: self.bytes.get_or_create(&direction("to_client")).clone(),
+            latency_to_upstream: self
+                .added_latency
+                .get_or_create(&direction("to_upstream"))
+                .clone(),
+            latency_to_client: self
+                .added_latency
+                .get_or_create(&direction("to_client"))
+                .clone(),
+            tap_dropped: self
+                .dropped_samples
+                .get_or_create(&StageLabels {
+                    listener: listener.to_string(),
+                    stage: "tap".to_string(),
+                })
+                .clone(),
+            analysis_dropped: self
+                .dropped_samples
+                .get_or_create(&StageLabels {
+                    listener: listener.to_string(),
+                    stage: "analysis".to_string(),
+                })
+                .clone(),
+            messages: self.messages.clone(),
+            decode_errors: self.decode_errors.clone(),
+            events: self.events.clone(),
+            uninspected: self.uninspected_sessions.clone(),
+            analysis_dropped_total: self.analysis_dropped.clone(),
+        }
+    }
+
+    /// Set a rejection count (from the aggregator, at scrape time).
+    pub fn set_rejected(&self, reason: &str, count: u64) {
+        self.rejected
+            .get_or_create(&ReasonLabels {
+                listener: "all".to_string(),
+                reason: reason.to_string(),
+            })
+            .set(count);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// One listener's counters, resolved once and cheap to clone into each connection.
+#[derive(Clone)]
+pub struct ListenerMetrics {
+    /// The listener's name.
+    pub listener: String,
+    /// Connections accepted.
+    pub connections_total: Counter,
+    /// Connections open.
+    pub connections_active: Gauge,
+    /// Upstream connect failures.
+    pub upstream_connect_errors: Counter,
+    /// Bytes client → upstream.
+    pub bytes_to_upstream: Counter,
+    /// Bytes upstream → client.
+    pub bytes_to_client: Counter,
+    /// The proxy's added latency, client → upstream.
+    pub latency_to_upstream: Histogram,
+    /// The proxy's added latency, upstream → client.
+    pub latency_to_client: Histogram,
+    /// Frames dropped because a connection's inspector fell behind.
+    pub tap_dropped: Counter,
+    /// Observations dropped because the analyzer fell behind.
+    pub analysis_dropped: Counter,
+    analysis_dropped_total: Counter,
+    messages: Family<KindLabels, Counter>,
+    decode_errors: Family<ReasonLabels, Counter>,
+    events: Family<ReasonLabels, Counter>,
+    uninspected: Family<ReasonLabels, Counter>,
+}
+
+impl std::fmt::Debug for ListenerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerMetrics")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ListenerMetrics {
+    /// A wire message of this kind went by.
+    pub fn message(&self, kind: &str) {
+        self.messages
+            .get_or_create(&KindLabels {
+                listener: self.listener.clone(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Inspection of a connection stopped for this reason.
+    pub fn decode_error(&self, reason: &str) {
+        self.decode_errors
+            .get_or_create(&ReasonLabels {
+                listener: self.listener.clone(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// A counted, non-fatal inspection event.
+    pub fn event(&self, what: &str) {
+        self.events
+            .get_or_create(&ReasonLabels {
+                listener: self.listener.clone(),
+                reason: what.to_string(),
+            })
+            .inc();
+    }
+
+    /// A session is forwarded without inspection (`tls_passthrough`, ...).
+    pub fn uninspected(&self, reason: &str) {
+        self.uninspected
+            .get_or_create(&ReasonLabels {
+                listener: self.listener.clone(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// An observation was dropped before the analyzer.
+    pub fn drop_observation(&self) {
+        self.analysis_dropped.inc();
+        self.analysis_dropped_total.inc();
+    }
+}
