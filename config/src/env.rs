@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use crate::error::ConfigError;
-use crate::layer::{Key, Layer, Origin};
+use crate::layer::{Layer, Origin, Setting};
 
 /// The prefix every indextap variable starts with.
 pub const ENV_PREFIX: &str = "INDEXTAP_";
@@ -44,7 +44,7 @@ where
         if !name.starts_with(ENV_PREFIX) || name == CONFIG_FILE_ENV {
             continue;
         }
-        let Some(key) = Key::ALL.into_iter().find(|key| key.env_var() == name) else {
+        let Some(key) = Setting::ALL.into_iter().find(|key| key.env_var() == name) else {
             unknown.push(name.into_owned());
             continue;
         };
@@ -62,48 +62,48 @@ where
 
 /// The error for an unknown variable, listing the known ones so the fix is obvious.
 pub(crate) fn unknown_error(var: String) -> ConfigError {
-    let known: Vec<&str> = Key::ALL.iter().map(|key| key.env_var()).collect();
+    let known: Vec<&str> = Setting::ALL.iter().map(|key| key.env_var()).collect();
     ConfigError::Env {
         var,
         message: format!("unknown variable; known: {}", known.join(", ")),
     }
 }
 
-fn set(layer: &mut Layer, key: Key, value: &str) -> Result<(), ConfigError> {
+fn set(layer: &mut Layer, key: Setting, value: &str) -> Result<(), ConfigError> {
     let text = || Some(value.to_owned());
     let path = || Some(PathBuf::from(value));
     match key {
-        Key::AdminListen => layer.admin_listen = text(),
-        Key::AdminTokenFile => layer.admin_token_file = path(),
-        Key::AdminTokenEnv => layer.admin_token_env = text(),
-        Key::MongoListen => layer.mongo_listen = text(),
-        Key::MongoUpstream => layer.mongo_upstream = text(),
-        Key::MongoAdvertise => layer.mongo_advertise = text(),
-        Key::MongoAdminUri => layer.mongo_admin_uri = text(),
-        Key::PgListen => layer.pg_listen = text(),
-        Key::PgUpstream => layer.pg_upstream = text(),
-        Key::PgAdminUrl => layer.pg_admin_url = text(),
-        Key::PgTlsMode => layer.pg_tls_mode = Some(keyword(key, value)?),
-        Key::PgTlsCert => layer.pg_tls_cert = path(),
-        Key::PgTlsKey => layer.pg_tls_key = path(),
-        Key::StateDir => layer.state_dir = path(),
-        Key::StateIntervalSecs => layer.state_interval_secs = Some(number(key, value)?),
-        Key::ShutdownGraceSecs => layer.shutdown_grace_secs = Some(number(key, value)?),
-        Key::LogFormat => layer.log_format = Some(keyword(key, value)?),
-        Key::LogLevel => layer.log_level = text(),
-        Key::MaxShapes => layer.max_shapes = Some(number(key, value)?),
+        Setting::AdminListen => layer.admin_listen = text(),
+        Setting::AdminTokenFile => layer.admin_token_file = path(),
+        Setting::AdminTokenEnv => layer.admin_token_env = text(),
+        Setting::MongoListen => layer.mongo_listen = text(),
+        Setting::MongoUpstream => layer.mongo_upstream = text(),
+        Setting::MongoAdvertise => layer.mongo_advertise = text(),
+        Setting::MongoAdminUri => layer.mongo_admin_uri = text(),
+        Setting::PgListen => layer.pg_listen = text(),
+        Setting::PgUpstream => layer.pg_upstream = text(),
+        Setting::PgAdminUrl => layer.pg_admin_url = text(),
+        Setting::PgTlsMode => layer.pg_tls_mode = Some(keyword(key, value)?),
+        Setting::PgTlsCert => layer.pg_tls_cert = path(),
+        Setting::PgTlsKey => layer.pg_tls_key = path(),
+        Setting::StateDir => layer.state_dir = path(),
+        Setting::StateIntervalSecs => layer.state_interval_secs = Some(number(key, value)?),
+        Setting::ShutdownGraceSecs => layer.shutdown_grace_secs = Some(number(key, value)?),
+        Setting::LogFormat => layer.log_format = Some(keyword(key, value)?),
+        Setting::LogLevel => layer.log_level = text(),
+        Setting::MaxShapes => layer.max_shapes = Some(number(key, value)?),
     }
     Ok(())
 }
 
-fn number<T: std::str::FromStr>(key: Key, value: &str) -> Result<T, ConfigError> {
+fn number<T: std::str::FromStr>(key: Setting, value: &str) -> Result<T, ConfigError> {
     value
         .trim()
         .parse()
         .map_err(|_| Origin::Env.error(key, format!("{value:?} is not a whole number")))
 }
 
-fn keyword<T>(key: Key, value: &str) -> Result<T, ConfigError>
+fn keyword<T>(key: Setting, value: &str) -> Result<T, ConfigError>
 where
     T: std::str::FromStr<Err = crate::model::UnknownKeyword>,
 {

@@ -17,7 +17,7 @@ use crate::model::{Config, LogFormat, MongoListener, PostgresListener, Secret, T
 /// One overridable setting. Its environment variable and flag names come from here, so the
 /// two vocabularies cannot drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Key {
+pub(crate) enum Setting {
     AdminListen,
     AdminTokenFile,
     AdminTokenEnv,
@@ -39,76 +39,76 @@ pub(crate) enum Key {
     MaxShapes,
 }
 
-impl Key {
-    pub(crate) const ALL: [Key; 19] = [
-        Key::AdminListen,
-        Key::AdminTokenFile,
-        Key::AdminTokenEnv,
-        Key::MongoListen,
-        Key::MongoUpstream,
-        Key::MongoAdvertise,
-        Key::MongoAdminUri,
-        Key::PgListen,
-        Key::PgUpstream,
-        Key::PgAdminUrl,
-        Key::PgTlsMode,
-        Key::PgTlsCert,
-        Key::PgTlsKey,
-        Key::StateDir,
-        Key::StateIntervalSecs,
-        Key::ShutdownGraceSecs,
-        Key::LogFormat,
-        Key::LogLevel,
-        Key::MaxShapes,
+impl Setting {
+    pub(crate) const ALL: [Setting; 19] = [
+        Setting::AdminListen,
+        Setting::AdminTokenFile,
+        Setting::AdminTokenEnv,
+        Setting::MongoListen,
+        Setting::MongoUpstream,
+        Setting::MongoAdvertise,
+        Setting::MongoAdminUri,
+        Setting::PgListen,
+        Setting::PgUpstream,
+        Setting::PgAdminUrl,
+        Setting::PgTlsMode,
+        Setting::PgTlsCert,
+        Setting::PgTlsKey,
+        Setting::StateDir,
+        Setting::StateIntervalSecs,
+        Setting::ShutdownGraceSecs,
+        Setting::LogFormat,
+        Setting::LogLevel,
+        Setting::MaxShapes,
     ];
 
     /// The `INDEXTAP_*` variable that sets it.
     pub(crate) fn env_var(self) -> &'static str {
         match self {
-            Key::AdminListen => "INDEXTAP_ADMIN_LISTEN",
-            Key::AdminTokenFile => "INDEXTAP_ADMIN_TOKEN_FILE",
-            Key::AdminTokenEnv => "INDEXTAP_ADMIN_TOKEN_ENV",
-            Key::MongoListen => "INDEXTAP_MONGO_LISTEN",
-            Key::MongoUpstream => "INDEXTAP_MONGO_UPSTREAM",
-            Key::MongoAdvertise => "INDEXTAP_MONGO_ADVERTISE",
-            Key::MongoAdminUri => "INDEXTAP_MONGO_ADMIN_URI",
-            Key::PgListen => "INDEXTAP_PG_LISTEN",
-            Key::PgUpstream => "INDEXTAP_PG_UPSTREAM",
-            Key::PgAdminUrl => "INDEXTAP_PG_ADMIN_URL",
-            Key::PgTlsMode => "INDEXTAP_PG_TLS_MODE",
-            Key::PgTlsCert => "INDEXTAP_PG_TLS_CERT",
-            Key::PgTlsKey => "INDEXTAP_PG_TLS_KEY",
-            Key::StateDir => "INDEXTAP_STATE_DIR",
-            Key::StateIntervalSecs => "INDEXTAP_STATE_INTERVAL_SECS",
-            Key::ShutdownGraceSecs => "INDEXTAP_SHUTDOWN_GRACE_SECS",
-            Key::LogFormat => "INDEXTAP_LOG_FORMAT",
-            Key::LogLevel => "INDEXTAP_LOG_LEVEL",
-            Key::MaxShapes => "INDEXTAP_MAX_SHAPES",
+            Setting::AdminListen => "INDEXTAP_ADMIN_LISTEN",
+            Setting::AdminTokenFile => "INDEXTAP_ADMIN_TOKEN_FILE",
+            Setting::AdminTokenEnv => "INDEXTAP_ADMIN_TOKEN_ENV",
+            Setting::MongoListen => "INDEXTAP_MONGO_LISTEN",
+            Setting::MongoUpstream => "INDEXTAP_MONGO_UPSTREAM",
+            Setting::MongoAdvertise => "INDEXTAP_MONGO_ADVERTISE",
+            Setting::MongoAdminUri => "INDEXTAP_MONGO_ADMIN_URI",
+            Setting::PgListen => "INDEXTAP_PG_LISTEN",
+            Setting::PgUpstream => "INDEXTAP_PG_UPSTREAM",
+            Setting::PgAdminUrl => "INDEXTAP_PG_ADMIN_URL",
+            Setting::PgTlsMode => "INDEXTAP_PG_TLS_MODE",
+            Setting::PgTlsCert => "INDEXTAP_PG_TLS_CERT",
+            Setting::PgTlsKey => "INDEXTAP_PG_TLS_KEY",
+            Setting::StateDir => "INDEXTAP_STATE_DIR",
+            Setting::StateIntervalSecs => "INDEXTAP_STATE_INTERVAL_SECS",
+            Setting::ShutdownGraceSecs => "INDEXTAP_SHUTDOWN_GRACE_SECS",
+            Setting::LogFormat => "INDEXTAP_LOG_FORMAT",
+            Setting::LogLevel => "INDEXTAP_LOG_LEVEL",
+            Setting::MaxShapes => "INDEXTAP_MAX_SHAPES",
         }
     }
 
     /// The command-line flag that sets it (not every key has one in [`CliOverrides`]).
     pub(crate) fn flag(self) -> &'static str {
         match self {
-            Key::AdminListen => "--admin-listen",
-            Key::AdminTokenFile => "--admin-token-file",
-            Key::AdminTokenEnv => "--admin-token-env",
-            Key::MongoListen => "--mongo-listen",
-            Key::MongoUpstream => "--mongo-upstream",
-            Key::MongoAdvertise => "--mongo-advertise",
-            Key::MongoAdminUri => "--mongo-admin-uri",
-            Key::PgListen => "--pg-listen",
-            Key::PgUpstream => "--pg-upstream",
-            Key::PgAdminUrl => "--pg-admin-url",
-            Key::PgTlsMode => "--pg-tls-mode",
-            Key::PgTlsCert => "--pg-tls-cert",
-            Key::PgTlsKey => "--pg-tls-key",
-            Key::StateDir => "--state-dir",
-            Key::StateIntervalSecs => "--state-interval-secs",
-            Key::ShutdownGraceSecs => "--shutdown-grace-secs",
-            Key::LogFormat => "--log-format",
-            Key::LogLevel => "--log-level",
-            Key::MaxShapes => "--max-shapes",
+            Setting::AdminListen => "--admin-listen",
+            Setting::AdminTokenFile => "--admin-token-file",
+            Setting::AdminTokenEnv => "--admin-token-env",
+            Setting::MongoListen => "--mongo-listen",
+            Setting::MongoUpstream => "--mongo-upstream",
+            Setting::MongoAdvertise => "--mongo-advertise",
+            Setting::MongoAdminUri => "--mongo-admin-uri",
+            Setting::PgListen => "--pg-listen",
+            Setting::PgUpstream => "--pg-upstream",
+            Setting::PgAdminUrl => "--pg-admin-url",
+            Setting::PgTlsMode => "--pg-tls-mode",
+            Setting::PgTlsCert => "--pg-tls-cert",
+            Setting::PgTlsKey => "--pg-tls-key",
+            Setting::StateDir => "--state-dir",
+            Setting::StateIntervalSecs => "--state-interval-secs",
+            Setting::ShutdownGraceSecs => "--shutdown-grace-secs",
+            Setting::LogFormat => "--log-format",
+            Setting::LogLevel => "--log-level",
+            Setting::MaxShapes => "--max-shapes",
         }
     }
 }
@@ -122,14 +122,14 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    pub(crate) fn name(self, key: Key) -> &'static str {
+    pub(crate) fn name(self, key: Setting) -> &'static str {
         match self {
             Origin::Env => key.env_var(),
             Origin::Cli => key.flag(),
         }
     }
 
-    pub(crate) fn error(self, key: Key, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(self, key: Setting, message: impl Into<String>) -> ConfigError {
         match self {
             Origin::Env => ConfigError::Env {
                 var: key.env_var().to_owned(),
@@ -212,14 +212,14 @@ impl Layer {
             .pg_tls_mode
             .map(|text| {
                 text.parse::<TlsMode>()
-                    .map_err(|e| origin.error(Key::PgTlsMode, format!("{text:?}: {e}")))
+                    .map_err(|e| origin.error(Setting::PgTlsMode, format!("{text:?}: {e}")))
             })
             .transpose()?;
         let log_format = cli
             .log_format
             .map(|text| {
                 text.parse::<LogFormat>()
-                    .map_err(|e| origin.error(Key::LogFormat, format!("{text:?}: {e}")))
+                    .map_err(|e| origin.error(Setting::LogFormat, format!("{text:?}: {e}")))
             })
             .transpose()?;
         Ok(Self {
@@ -254,12 +254,12 @@ impl Layer {
             config.admin.token_env = self.admin_token_env;
         }
 
-        match pair(
+        if let Some((listen, upstream)) = pair(
             origin,
-            (Key::MongoListen, self.mongo_listen),
-            (Key::MongoUpstream, self.mongo_upstream),
+            (Setting::MongoListen, self.mongo_listen),
+            (Setting::MongoUpstream, self.mongo_upstream),
         )? {
-            Some((listen, upstream)) => match config.mongo.listeners.first_mut() {
+            match config.mongo.listeners.first_mut() {
                 Some(first) => {
                     first.listen = listen;
                     first.upstream = upstream;
@@ -268,16 +268,15 @@ impl Layer {
                     .mongo
                     .listeners
                     .push(MongoListener::new(listen, upstream)),
-            },
-            None => {}
+            }
         }
         if let Some(advertise) = self.mongo_advertise {
             let Some(first) = config.mongo.listeners.first_mut() else {
                 return Err(no_listener(
                     origin,
-                    Key::MongoAdvertise,
+                    Setting::MongoAdvertise,
                     "MongoDB",
-                    [Key::MongoListen, Key::MongoUpstream],
+                    [Setting::MongoListen, Setting::MongoUpstream],
                 ));
             };
             first.advertise = Some(advertise);
@@ -286,12 +285,12 @@ impl Layer {
             config.mongo.admin_uri = Some(Secret::new(uri));
         }
 
-        match pair(
+        if let Some((listen, upstream)) = pair(
             origin,
-            (Key::PgListen, self.pg_listen),
-            (Key::PgUpstream, self.pg_upstream),
+            (Setting::PgListen, self.pg_listen),
+            (Setting::PgUpstream, self.pg_upstream),
         )? {
-            Some((listen, upstream)) => match config.postgres.listeners.first_mut() {
+            match config.postgres.listeners.first_mut() {
                 Some(first) => {
                     first.listen = listen;
                     first.upstream = upstream;
@@ -300,13 +299,12 @@ impl Layer {
                     .postgres
                     .listeners
                     .push(PostgresListener::new(listen, upstream)),
-            },
-            None => {}
+            }
         }
         let tls_settings = [
-            (Key::PgTlsMode, self.pg_tls_mode.is_some()),
-            (Key::PgTlsCert, self.pg_tls_cert.is_some()),
-            (Key::PgTlsKey, self.pg_tls_key.is_some()),
+            (Setting::PgTlsMode, self.pg_tls_mode.is_some()),
+            (Setting::PgTlsCert, self.pg_tls_cert.is_some()),
+            (Setting::PgTlsKey, self.pg_tls_key.is_some()),
         ];
         if let Some((key, _)) = tls_settings.iter().find(|(_, given)| *given) {
             let Some(first) = config.postgres.listeners.first_mut() else {
@@ -314,7 +312,7 @@ impl Layer {
                     origin,
                     *key,
                     "PostgreSQL",
-                    [Key::PgListen, Key::PgUpstream],
+                    [Setting::PgListen, Setting::PgUpstream],
                 ));
             };
             if let Some(mode) = self.pg_tls_mode {
@@ -356,8 +354,8 @@ impl Layer {
 /// Both halves of a listen/upstream pair, or neither.
 fn pair(
     origin: Origin,
-    (listen_key, listen): (Key, Option<String>),
-    (upstream_key, upstream): (Key, Option<String>),
+    (listen_key, listen): (Setting, Option<String>),
+    (upstream_key, upstream): (Setting, Option<String>),
 ) -> Result<Option<(String, String)>, ConfigError> {
     match (listen, upstream) {
         (Some(listen), Some(upstream)) => Ok(Some((listen, upstream))),
@@ -376,9 +374,9 @@ fn pair(
 /// A per-listener setting with no listener to carry it.
 fn no_listener(
     origin: Origin,
-    key: Key,
+    key: Setting,
     engine: &str,
-    [listen, upstream]: [Key; 2],
+    [listen, upstream]: [Setting; 2],
 ) -> ConfigError {
     origin.error(
         key,

@@ -22,7 +22,7 @@
 //! - `env`: the `INDEXTAP_*` variables.
 //! - `layer`: what the environment and the CLI may override, and how ([`CliOverrides`]).
 //! - `validate`: the rules ([`Config::validate`]).
-//! - [`error`]: [`ConfigError`].
+//! - [`error`]: why loading fails ([`ConfigError`]).
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,

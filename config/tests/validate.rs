@@ -1,0 +1,352 @@
+//! Validation: every rule, with messages that name the setting.
+
+use std::path::{Path, PathBuf};
+
+use indextap_config::{
+    load, CliOverrides, Config, ConfigError, MongoListener, PostgresListener, TlsMode,
+};
+
+fn problems(config: &Config) -> Vec<String> {
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(problems)) => problems,
+        Err(other) => panic!("validate returned {other:?}"),
+    }
+}
+
+fn has(problems: &[String], prefix: &str, fragment: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.starts_with(prefix) && p.contains(fragment))
+}
+
+fn one_mongo(listen: &str, upstream: &str) -> Config {
+    let mut config = Config::default();
+    config
+        .mongo
+        .listeners
+        .push(MongoListener::new(listen, upstream));
+    config
+}
+
+fn touch(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, "x").unwrap();
+    path
+}
+
+#[test]
+fn a_sensible_config_is_valid() {
+    let mut config = one_mongo("0.0.0.0:27018", "mongo-0.mongo.svc.cluster.local:27017");
+    config
+        .postgres
+        .listeners
+        .push(PostgresListener::new("[::1]:5433", "[::1]:5432"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn bad_addresses_are_named_with_their_path() {
+    let mut config = one_mongo("x:y", "127.0.0.1");
+    config
+        .postgres
+        .listeners
+        .push(PostgresListener::new("db.internal:5433", "bad host:5432"));
+    config.admin.listen = "9090".into();
+    let found = problems(&config);
+    assert!(
+        found
+            .contains(&r#"mongo.listeners[0].listen: "x:y" is not a HOST:PORT address"#.to_owned()),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, "mongo.listeners[0].upstream:", "is not a HOST:PORT"),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            &found,
+            "postgres.listeners[0].listen:",
+            "hostname cannot be bound"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            &found,
+            "postgres.listeners[0].upstream:",
+            "is not a HOST:PORT"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, "admin.listen:", "is not a HOST:PORT"),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 5, "one problem per bad address: {found:#?}");
+}
+
+#[test]
+fn upstream_port_zero_is_rejected() {
+    let found = problems(&one_mongo("127.0.0.1:27018", "db:0"));
+    assert!(
+        has(&found, "mongo.listeners[0].upstream:", "port 0"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn colliding_ports_are_rejected() {
+    // Same address and port as the admin API.
+    let found = problems(&one_mongo("127.0.0.1:9090", "127.0.0.1:27017"));
+    assert!(
+        has(
+            &found,
+            "mongo.listeners[0].listen:",
+            "port 9090 is also used by admin.listen"
+        ),
+        "{found:#?}"
+    );
+
+    // The unspecified address covers every address.
+    let mut config = one_mongo("0.0.0.0:27018", "127.0.0.1:27017");
+    config
+        .postgres
+        .listeners
+        .push(PostgresListener::new("127.0.0.1:27018", "127.0.0.1:5432"));
+    let found = problems(&config);
+    assert!(
+        has(
+            &found,
+            "postgres.listeners[0].listen:",
+            "mongo.listeners[0].listen"
+        ),
+        "{found:#?}"
+    );
+
+    // localhost is 127.0.0.1.
+    let mut config = one_mongo("localhost:27018", "127.0.0.1:27017");
+    config
+        .mongo
+        .listeners
+        .push(MongoListener::new("127.0.0.1:27018", "127.0.0.1:27019"));
+    assert!(has(
+        &problems(&config),
+        "mongo.listeners[1].listen:",
+        "port 27018"
+    ));
+
+    // Same port on two different specific addresses is fine.
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config
+        .mongo
+        .listeners
+        .push(MongoListener::new("127.0.0.2:27018", "127.0.0.1:27019"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+
+    // Port 0 asks the OS for a free port: never a collision.
+    let mut config = one_mongo("127.0.0.1:0", "127.0.0.1:27017");
+    config.admin.listen = "127.0.0.1:0".into();
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn an_upstream_that_is_our_own_listener_is_rejected() {
+    let found = problems(&one_mongo("127.0.0.1:27018", "localhost:27018"));
+    assert!(
+        has(&found, "mongo.listeners[0].upstream:", "connect to itself"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn terminate_needs_existing_cert_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
+    listener.tls.mode = TlsMode::Terminate;
+    let mut config = Config::default();
+    config.postgres.listeners.push(listener);
+
+    let found = problems(&config);
+    assert!(
+        has(&found, "postgres.listeners[0].tls.cert_file:", "required"),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, "postgres.listeners[0].tls.key_file:", "required"),
+        "{found:#?}"
+    );
+
+    config.postgres.listeners[0].tls.cert_file = Some(dir.path().join("missing.crt"));
+    config.postgres.listeners[0].tls.key_file = Some(touch(dir.path(), "server.key"));
+    let found = problems(&config);
+    assert!(
+        has(
+            &found,
+            "postgres.listeners[0].tls.cert_file:",
+            "missing.crt does not exist"
+        ),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+
+    config.postgres.listeners[0].tls.cert_file = Some(touch(dir.path(), "server.crt"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+
+    // A directory is not a certificate.
+    config.postgres.listeners[0].tls.key_file = Some(dir.path().to_path_buf());
+    assert!(has(
+        &problems(&config),
+        "postgres.listeners[0].tls.key_file:",
+        "not a file"
+    ));
+}
+
+#[test]
+fn refuse_and_passthrough_need_no_files() {
+    for mode in [TlsMode::Refuse, TlsMode::Passthrough] {
+        let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
+        listener.tls.mode = mode;
+        let mut config = Config::default();
+        config.postgres.listeners.push(listener);
+        assert_eq!(problems(&config), Vec::<String>::new(), "{mode}");
+    }
+}
+
+#[test]
+fn upstream_ca_and_token_files_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
+    listener.tls.upstream_ca_file = Some(dir.path().join("ca.pem"));
+    let mut config = Config::default();
+    config.postgres.listeners.push(listener);
+    config.admin.token_file = Some(dir.path().join("token"));
+    let found = problems(&config);
+    assert!(
+        has(
+            &found,
+            "postgres.listeners[0].tls.upstream_ca_file:",
+            "does not exist"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(&found, "admin.token_file:", "does not exist"),
+        "{found:#?}"
+    );
+
+    touch(dir.path(), "ca.pem");
+    touch(dir.path(), "token");
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn token_sources_are_exclusive_and_well_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.admin.token_file = Some(touch(dir.path(), "token"));
+    config.admin.token_env = Some("ADMIN_TOKEN".into());
+    assert!(has(&problems(&config), "admin:", "not both"));
+
+    config.admin.token_file = None;
+    config.admin.token_env = Some("ADMIN TOKEN".into());
+    assert!(has(
+        &problems(&config),
+        "admin.token_env:",
+        "not an environment variable name"
+    ));
+}
+
+#[test]
+fn no_listener_at_all_is_rejected() {
+    let found = problems(&Config::default());
+    assert!(has(&found, "listeners:", "none configured"), "{found:#?}");
+}
+
+#[test]
+fn capture_numbers_must_be_positive() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.capture.channel_capacity = 0;
+    config.capture.analysis_queue = 0;
+    config.capture.max_inspect_bytes = 0;
+    config.capture.max_shapes = 0;
+    config.capture.sql_cache_entries = 0;
+    config.capture.workers = 0;
+    config.state.interval_secs = 0;
+    let found = problems(&config);
+    for field in [
+        "capture.channel_capacity",
+        "capture.analysis_queue",
+        "capture.max_inspect_bytes",
+        "capture.max_shapes",
+        "capture.sql_cache_entries",
+        "capture.workers",
+        "state.interval_secs",
+    ] {
+        assert!(has(&found, field, "greater than 0"), "{field}: {found:#?}");
+    }
+    assert_eq!(found.len(), 7, "{found:#?}");
+}
+
+#[test]
+fn duplicate_listener_names_are_rejected() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.mongo.listeners[0].name = Some("db".into());
+    let mut pg = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
+    pg.name = Some("db".into());
+    config.postgres.listeners.push(pg);
+    assert!(has(
+        &problems(&config),
+        "postgres.listeners[0].name:",
+        "mongo.listeners[0]"
+    ));
+}
+
+#[test]
+fn admin_connection_strings_are_checked_without_being_quoted() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.mongo.admin_uri = Some(indextap_config::Secret::new("http://user:hunter2@db"));
+    config.postgres.admin_url = Some(indextap_config::Secret::new("mysql://user:hunter2@db"));
+    let found = problems(&config);
+    assert!(has(&found, "mongo.admin_uri:", "mongodb://"), "{found:#?}");
+    assert!(
+        has(&found, "postgres.admin_url:", "postgres://"),
+        "{found:#?}"
+    );
+    assert!(found.iter().all(|p| !p.contains("hunter2")), "{found:#?}");
+
+    config.postgres.admin_url = Some(indextap_config::Secret::new("host=db user=app"));
+    config.mongo.admin_uri = Some(indextap_config::Secret::new("mongodb+srv://c.example.net"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn load_reports_every_problem_at_once_with_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("indextap.toml");
+    std::fs::write(
+        &path,
+        r#"
+[capture]
+workers = 0
+[[postgres.listeners]]
+listen = "x:y"
+upstream = "127.0.0.1:5432"
+tls = { mode = "terminate" }
+"#,
+    )
+    .unwrap();
+    let err = load(Some(&path), [("HOME", "/root")], CliOverrides::default()).unwrap_err();
+    let ConfigError::Invalid(found) = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert_eq!(found.len(), 4, "{found:#?}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains(r#"postgres.listeners[0].listen: "x:y" is not a HOST:PORT address"#),
+        "{shown}"
+    );
+    assert!(shown.contains("capture.workers"), "{shown}");
+    assert!(shown.contains("tls.cert_file"), "{shown}");
+    assert!(shown.contains("tls.key_file"), "{shown}");
+}
