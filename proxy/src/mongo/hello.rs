@@ -1,0 +1,177 @@
+//! The one place the proxy changes bytes: replica-set addresses in `hello` replies.
+//!
+//! ## Why
+//! indextap forwards every byte unchanged, with one documented exception. A MongoDB driver
+//! given a replica-set address does not keep talking to the address it was given: it reads
+//! the members from the `hello` (formerly `isMaster`) reply — `hosts`, `passives`,
+//! `arbiters`, `primary`, `me` — and opens connections to those members directly. Left
+//! alone, the first reply through the proxy would tell the driver to bypass it, and from
+//! then on indextap would see nothing but heartbeats. So in a `hello` reply that names
+//! members, every member address becomes the address the proxy advertises, and the driver
+//! keeps coming back through the proxy.
+//!
+//! ## What changes, exactly
+//! - `hosts`, `passives`, `arbiters`: every member is the advertised address, so the lists
+//!   are deduplicated: the first non-empty one (in that order) becomes `[advertise]`, the
+//!   others become empty arrays. Empty lists stay empty.
+//! - `primary` and `me` become `advertise` (a driver checks `me` against the address it
+//!   dialled, which is the proxy's).
+//! - Everything else in the document (`setName`, `topologyVersion`, `tags`, timestamps) keeps
+//!   its bytes and its order. The header keeps its `requestID`, `responseTo` and flags
+//!   (including `moreToCome`, which streaming `hello` uses); `messageLength` is recomputed.
+//!   The OP_MSG checksum, which would no longer match, is dropped and its flag cleared
+//!   (the checksum is optional on the wire).
+//! - An OP_COMPRESSED reply of at most [`MAX_COMPRESSED_HELLO`] uncompressed bytes is
+//!   decompressed, rewritten and returned *uncompressed*: a driver accepts an uncompressed
+//!   reply on a connection that negotiated compression. Larger ones are left alone; no
+//!   `hello` reply is that large.
+//!
+//! ## What does not change
+//! Any other reply, and a `hello` that names no members (a standalone server, a `mongos`):
+//! [`rewrite_topology`] returns `None` and the relay forwards the original bytes. The test
+//! is a scan of the top-level keys of the reply's first document, so the common case (a
+//! `find` batch, a write result) costs a few element headers, not a parse.
+//!
+//! The rewrite puts no value from the traffic anywhere but back on the wire; it logs nothing.
+
+use bson::raw::RawArrayBuf;
+use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
+
+use super::frame::{MsgHeader, OpCode};
+use super::op_compressed::OpCompressed;
+use super::op_msg::{MsgFlags, OpMsg};
+use super::op_reply::OpReply;
+
+/// The largest compressed reply (uncompressed size) that is inspected for a rewrite.
+pub const MAX_COMPRESSED_HELLO: usize = 64 * 1024;
+
+/// Member lists, in the order the advertised address is placed into.
+const MEMBER_LISTS: [&str; 3] = ["hosts", "passives", "arbiters"];
+/// Single member addresses.
+const MEMBER_ADDRESSES: [&str; 2] = ["primary", "me"];
+/// Keys only a `hello` / `isMaster` reply has.
+const HELLO_MARKERS: [&str; 2] = ["isWritablePrimary", "ismaster"];
+
+/// Given a whole reply frame, a new frame with every replica-set member address replaced by
+/// `advertise`, or `None` when the frame is not a `hello` reply naming members (or is
+/// malformed, or already says only `advertise`). See the module docs for the exact rules.
+pub fn rewrite_topology(frame: &[u8], advertise: &str) -> Option<Vec<u8>> {
+    let (header, body) = MsgHeader::split(frame).ok()?;
+    match OpCode::from_i32(header.op_code).ok()? {
+        OpCode::Msg => rewrite_msg(header, body, advertise),
+        OpCode::Reply => rewrite_reply(header, body, advertise),
+        OpCode::Compressed => {
+            let compressed = OpCompressed::parse(body).ok()?;
+            compressed.size_within(MAX_COMPRESSED_HELLO)?;
+            let original = OpCode::from_i32(compressed.original_opcode).ok()?;
+            if !matches!(original, OpCode::Msg | OpCode::Reply) {
+                return None;
+            }
+            let body = compressed.decompress(MAX_COMPRESSED_HELLO).ok()?;
+            let header = MsgHeader {
+                op_code: original.as_i32(),
+                ..header
+            };
+            match original {
+                OpCode::Msg => rewrite_msg(header, &body, advertise),
+                _ => rewrite_reply(header, &body, advertise),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn rewrite_msg(header: MsgHeader, body: &[u8], advertise: &str) -> Option<Vec<u8>> {
+    let msg = OpMsg::parse(body).ok()?;
+    let document = rewrite_document(msg.body, advertise)?;
+
+    let flags = msg.flags.0 & !MsgFlags::CHECKSUM_PRESENT;
+    let mut out = flags.to_le_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(document.as_bytes());
+    for sequence in &msg.sequences {
+        let size = 4 + sequence.identifier.len() + 1 + sequence.bytes.len();
+        out.push(1);
+        out.extend_from_slice(&i32::try_from(size).ok()?.to_le_bytes());
+        out.extend_from_slice(sequence.identifier.as_bytes());
+        out.push(0);
+        out.extend_from_slice(sequence.bytes);
+    }
+    with_header(header, out)
+}
+
+fn rewrite_reply(header: MsgHeader, body: &[u8], advertise: &str) -> Option<Vec<u8>> {
+    let reply = OpReply::parse(body).ok()?;
+    let first = reply.first()?;
+    let document = rewrite_document(first, advertise)?;
+    let rest = reply.documents.get(first.as_bytes().len()..)?;
+
+    let mut out = reply.response_flags.to_le_bytes().to_vec();
+    out.extend_from_slice(&reply.cursor_id.to_le_bytes());
+    out.extend_from_slice(&reply.starting_from.to_le_bytes());
+    out.extend_from_slice(&reply.number_returned.to_le_bytes());
+    out.extend_from_slice(document.as_bytes());
+    out.extend_from_slice(rest);
+    with_header(header, out)
+}
+
+fn with_header(header: MsgHeader, body: Vec<u8>) -> Option<Vec<u8>> {
+    let mut frame = header.encode(body.len())?.to_vec();
+    frame.extend_from_slice(&body);
+    Some(frame)
+}
+
+/// Whether a reply document is a `hello` that names members: top-level keys only.
+fn names_members(doc: &RawDocument) -> bool {
+    let mut hello = false;
+    let mut members = false;
+    for element in doc.iter_elements() {
+        let Ok(element) = element else {
+            return false;
+        };
+        let key = element.key().as_str();
+        hello |= HELLO_MARKERS.contains(&key);
+        members |= MEMBER_LISTS.contains(&key) || MEMBER_ADDRESSES.contains(&key);
+    }
+    hello && members
+}
+
+/// The document with its member addresses replaced, or `None` if it names none or already
+/// reads as rewritten.
+fn rewrite_document(doc: &RawDocument, advertise: &str) -> Option<RawDocumentBuf> {
+    if !names_members(doc) {
+        return None;
+    }
+    let non_empty = |key: &str| {
+        doc.get(key)
+            .ok()
+            .flatten()
+            .and_then(RawBsonRef::as_array)
+            .is_some_and(|list| !list.is_empty())
+    };
+    let home = MEMBER_LISTS.into_iter().find(|key| non_empty(key));
+
+    let mut out = RawDocumentBuf::new();
+    for element in doc.iter_elements() {
+        let element = element.ok()?;
+        let key = element.key();
+        let value = element.value().ok()?;
+        match value {
+            RawBsonRef::Array(_) if MEMBER_LISTS.contains(&key.as_str()) => {
+                let mut list = RawArrayBuf::new();
+                if home == Some(key.as_str()) {
+                    list.push(advertise);
+                }
+                out.append(key, &list);
+            }
+            RawBsonRef::String(_) if MEMBER_ADDRESSES.contains(&key.as_str()) => {
+                out.append(key, advertise);
+            }
+            _ => out.append(key, value),
+        }
+    }
+    (out.as_bytes() != doc.as_bytes()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,382 @@
+//! OP_MSG (opcode 2013): the message format of every command since MongoDB 3.6.
+//!
+//! ```text
+//! flagBits   uint32
+//! sections   kind 0: one BSON document, the command body (exactly one per message)
+//!            kind 1: int32 size (itself included), cstring identifier, BSON documents
+//! checksum   optional uint32 CRC32C, present when flag bit 0 is set
+//! ```
+//!
+//! The checksum is skipped, not verified: the server verifies it and rejects a corrupt
+//! message, and the proxy only observes. Flag bits 0-15 are "required": a receiver must
+//! reject a message with one it does not know, so this decoder does too (`bad_flags`).
+//!
+//! Parsing borrows from the frame. Only [`OpMsg::to_command`] copies, and it copies what a
+//! shape needs: the body, and the `updates` / `deletes` sequences. Inserted documents are
+//! counted, never copied, whether they came as a kind 1 `documents` sequence or inline in the
+//! body.
+
+use bson::raw::cstr;
+use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
+use indextap_analyzer::command::{DocumentSequence, MongoCommand};
+
+use crate::tap::DecodeError;
+
+use super::reader::{validate_top_level, Reader};
+
+/// Sequences whose documents a shape needs (update and delete statements carry filters).
+const KEPT_SEQUENCES: [&str; 2] = ["updates", "deletes"];
+
+/// OP_MSG `flagBits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MsgFlags(pub u32);
+
+impl MsgFlags {
+    /// Bit 0: a CRC32C checksum follows the sections.
+    pub const CHECKSUM_PRESENT: u32 = 1;
+    /// Bit 1: the sender will send another message without waiting (a request with it gets
+    /// no reply; a reply with it is followed by another reply).
+    pub const MORE_TO_COME: u32 = 1 << 1;
+    /// Bit 16: the client accepts exhaust replies.
+    pub const EXHAUST_ALLOWED: u32 = 1 << 16;
+    /// Bits 0-15 must be understood by the receiver.
+    const REQUIRED: u32 = 0xffff;
+    const KNOWN_REQUIRED: u32 = Self::CHECKSUM_PRESENT | Self::MORE_TO_COME;
+
+    /// Whether a checksum follows the sections.
+    pub fn checksum_present(self) -> bool {
+        self.0 & Self::CHECKSUM_PRESENT != 0
+    }
+
+    /// Whether another message follows without a request.
+    pub fn more_to_come(self) -> bool {
+        self.0 & Self::MORE_TO_COME != 0
+    }
+
+    /// Whether the client accepts exhaust replies.
+    pub fn exhaust_allowed(self) -> bool {
+        self.0 & Self::EXHAUST_ALLOWED != 0
+    }
+}
+
+/// A decoded OP_MSG, borrowing from its frame.
+#[derive(Debug, Clone)]
+pub struct OpMsg<'a> {
+    /// The flag bits.
+    pub flags: MsgFlags,
+    /// The kind 0 section.
+    pub body: &'a RawDocument,
+    /// The kind 1 sections, in order.
+    pub sequences: Vec<Sequence<'a>>,
+}
+
+/// A kind 1 section, borrowed.
+#[derive(Debug, Clone)]
+pub struct Sequence<'a> {
+    /// `documents`, `updates`, `deletes`, ...
+    pub identifier: &'a str,
+    /// How many documents it holds.
+    pub count: usize,
+    /// The documents, back to back, their framing checked.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Sequence<'a> {
+    /// The documents in order.
+    pub fn documents(&self) -> impl Iterator<Item = &'a RawDocument> + 'a {
+        let mut reader = Reader::new(self.bytes);
+        std::iter::from_fn(move || reader.document("sequence document").ok())
+    }
+}
+
+impl<'a> OpMsg<'a> {
+    /// Parse an OP_MSG body (the frame after its header).
+    pub fn parse(body: &'a [u8]) -> Result<OpMsg<'a>, DecodeError> {
+        let mut reader = Reader::new(body);
+        let flags = MsgFlags(reader.u32("flagBits")?);
+        let unknown = flags.0 & MsgFlags::REQUIRED & !MsgFlags::KNOWN_REQUIRED;
+        if unknown != 0 {
+            return Err(DecodeError::new(
+                "bad_flags",
+                format!("unknown required flag bits {unknown:#06x}"),
+            ));
+        }
+        let mut sections = reader.rest();
+        if flags.checksum_present() {
+            let end = sections.len().checked_sub(4).ok_or_else(|| {
+                DecodeError::new("checksum", "checksumPresent set, checksum missing")
+            })?;
+            sections = sections.get(..end).unwrap_or_default();
+        }
+
+        let mut reader = Reader::new(sections);
+        let mut found_body = None;
+        let mut sequences = Vec::new();
+        while !reader.is_empty() {
+            match reader.u8("section kind")? {
+                0 => {
+                    let doc = reader.document("kind 0 section")?;
+                    if found_body.is_some() {
+                        return Err(DecodeError::new("bad_section", "two kind 0 sections"));
+                    }
+                    validate_top_level(doc, "kind 0 section")?;
+                    found_body = Some(doc);
+                }
+                1 => sequences.push(parse_sequence(&mut reader)?),
+                kind => {
+                    return Err(DecodeError::new(
+                        "bad_section",
+                        format!("section kind {kind}"),
+                    ))
+                }
+            }
+        }
+        let body =
+            found_body.ok_or_else(|| DecodeError::new("bad_section", "no kind 0 section"))?;
+        Ok(OpMsg {
+            flags,
+            body,
+            sequences,
+        })
+    }
+
+    /// The command's database, from `$db`.
+    pub fn database(&self) -> Option<&'a str> {
+        self.body.get_str("$db").ok()
+    }
+
+    /// The request as the analyzer takes it. The database is `$db` (empty when a client
+    /// left it out; the server would reject such a command anyway).
+    pub fn to_command(&self) -> Result<MongoCommand, DecodeError> {
+        let mut sequences = Vec::with_capacity(self.sequences.len());
+        for sequence in &self.sequences {
+            let mut documents = Vec::new();
+            if KEPT_SEQUENCES.contains(&sequence.identifier) {
+                documents.reserve(sequence.count);
+                for doc in sequence.documents() {
+                    validate_top_level(doc, "sequence document")?;
+                    documents.push(doc.to_owned());
+                }
+            }
+            sequences.push(DocumentSequence {
+                identifier: sequence.identifier.to_owned(),
+                count: sequence.count,
+                documents,
+            });
+        }
+        let body = match inline_inserts(self.body) {
+            Some((body, count)) => {
+                sequences.push(DocumentSequence {
+                    identifier: "documents".to_owned(),
+                    count,
+                    documents: Vec::new(),
+                });
+                body
+            }
+            None => self.body.to_owned(),
+        };
+        Ok(MongoCommand {
+            database: self.database().unwrap_or_default().to_owned(),
+            body,
+            sequences,
+        })
+    }
+}
+
+/// A kind 1 section, after its kind byte.
+fn parse_sequence<'a>(reader: &mut Reader<'a>) -> Result<Sequence<'a>, DecodeError> {
+    let declared = reader.i32("kind 1 size")?;
+    // The size counts itself; the identifier needs at least its terminator.
+    let content_len = usize::try_from(declared)
+        .ok()
+        .and_then(|size| size.checked_sub(4))
+        .filter(|len| *len >= 1)
+        .ok_or_else(|| DecodeError::new("bad_section", format!("kind 1 size {declared}")))?;
+    let mut content = Reader::new(reader.take(content_len, "kind 1 section")?);
+    let identifier = content.cstring("kind 1 identifier")?;
+    let bytes = content.rest();
+    let mut count = 0;
+    while !content.is_empty() {
+        content.document("sequence document")?;
+        count += 1;
+    }
+    Ok(Sequence {
+        identifier,
+        count,
+        bytes,
+    })
+}
+
+/// An `insert` whose documents came inline in the body: the body without them, and their
+/// count. `None` when there is nothing to strip.
+fn inline_inserts(body: &RawDocument) -> Option<(RawDocumentBuf, usize)> {
+    let mut elements = body.iter_elements().map_while(Result::ok);
+    if elements.next()?.key().as_str() != "insert" {
+        return None;
+    }
+    let documents = match body.get("documents").ok()?? {
+        RawBsonRef::Array(documents) => documents,
+        _ => return None,
+    };
+    let count = documents.into_iter().map_while(Result::ok).count();
+    let mut stripped = RawDocumentBuf::new();
+    for element in body.iter_elements().map_while(Result::ok) {
+        if element.key().as_str() == "documents" {
+            continue;
+        }
+        if let Ok(value) = element.value() {
+            stripped.append(element.key(), value);
+        }
+    }
+    // Keep the key's presence visible without its contents.
+    stripped.append(cstr!("documents"), &bson::RawArrayBuf::new());
+    Some((stripped, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::rawdoc;
+
+    use super::*;
+    use crate::mongo::testing::{msg_body, Section};
+
+    #[test]
+    fn parses_a_body_and_sequences() {
+        let updates = [
+            rawdoc! {"q": {"a": 1}, "u": {"$set": {"b": 2}}},
+            rawdoc! {"q": {"a": 2}, "u": {"$set": {"b": 3}}, "multi": true},
+        ];
+        let body = msg_body(
+            0,
+            &[
+                Section::Body(rawdoc! {"update": "orders", "$db": "app"}),
+                Section::Sequence("updates", updates.to_vec()),
+            ],
+            false,
+        );
+        let msg = OpMsg::parse(&body).unwrap();
+        assert_eq!(msg.body.get_str("update").unwrap(), "orders");
+        assert_eq!(msg.database(), Some("app"));
+        assert_eq!(msg.sequences.len(), 1);
+        assert_eq!(msg.sequences[0].identifier, "updates");
+        assert_eq!(msg.sequences[0].count, 2);
+
+        let command = msg.to_command().unwrap();
+        assert_eq!(command.database, "app");
+        assert_eq!(command.sequences[0].documents, updates.to_vec());
+    }
+
+    #[test]
+    fn inserted_documents_are_counted_not_kept() {
+        let docs = vec![rawdoc! {"x": 1}, rawdoc! {"x": 2}, rawdoc! {"x": 3}];
+        let body = msg_body(
+            0,
+            &[
+                Section::Sequence("documents", docs),
+                Section::Body(rawdoc! {"insert": "c", "$db": "d"}),
+            ],
+            false,
+        );
+        let command = OpMsg::parse(&body).unwrap().to_command().unwrap();
+        assert_eq!(command.sequences.len(), 1);
+        assert_eq!(command.sequences[0].identifier, "documents");
+        assert_eq!(command.sequences[0].count, 3);
+        assert!(command.sequences[0].documents.is_empty());
+    }
+
+    #[test]
+    fn inline_insert_documents_are_stripped() {
+        let body = msg_body(
+            0,
+            &[Section::Body(rawdoc! {
+                "insert": "c",
+                "documents": [{"secret": "v1"}, {"secret": "v2"}],
+                "ordered": true,
+                "$db": "d",
+            })],
+            false,
+        );
+        let command = OpMsg::parse(&body).unwrap().to_command().unwrap();
+        assert_eq!(command.body.get_str("insert").unwrap(), "c");
+        assert!(command.body.get_array("documents").unwrap().is_empty());
+        assert_eq!(command.body.get_bool("ordered").unwrap(), true);
+        assert_eq!(command.sequences[0].count, 2);
+        assert!(!command
+            .body
+            .as_bytes()
+            .windows(2)
+            .any(|w| w == b"v1" || w == b"v2"));
+    }
+
+    #[test]
+    fn checksum_is_skipped_and_flags_read() {
+        let flags = MsgFlags::CHECKSUM_PRESENT | MsgFlags::EXHAUST_ALLOWED;
+        let body = msg_body(
+            flags,
+            &[Section::Body(rawdoc! {"find": "c", "$db": "d"})],
+            true,
+        );
+        let msg = OpMsg::parse(&body).unwrap();
+        assert!(msg.flags.checksum_present());
+        assert!(msg.flags.exhaust_allowed());
+        assert!(!msg.flags.more_to_come());
+        assert_eq!(msg.body.get_str("find").unwrap(), "c");
+
+        // The same bytes without the flag: the checksum is read as a section and rejected.
+        let mut unflagged = body.clone();
+        unflagged[0] = 0;
+        assert!(OpMsg::parse(&unflagged).is_err());
+
+        assert_eq!(
+            OpMsg::parse(&[1, 0, 0, 0, 0]).unwrap_err().reason,
+            "checksum"
+        );
+    }
+
+    #[test]
+    fn unknown_required_flags_are_rejected() {
+        let body = msg_body(1 << 5, &[Section::Body(rawdoc! {"ping": 1})], false);
+        assert_eq!(OpMsg::parse(&body).unwrap_err().reason, "bad_flags");
+        // An unknown optional bit (17-31) is fine.
+        let body = msg_body(1 << 20, &[Section::Body(rawdoc! {"ping": 1})], false);
+        assert!(OpMsg::parse(&body).is_ok());
+    }
+
+    #[test]
+    fn malformed_sections_are_rejected() {
+        let reason = |body: &[u8]| OpMsg::parse(body).unwrap_err().reason;
+        // No sections at all.
+        assert_eq!(reason(&[0, 0, 0, 0]), "bad_section");
+        // Two bodies.
+        let two = msg_body(
+            0,
+            &[
+                Section::Body(rawdoc! {"a": 1}),
+                Section::Body(rawdoc! {"b": 1}),
+            ],
+            false,
+        );
+        assert_eq!(reason(&two), "bad_section");
+        // Unknown kind.
+        let mut unknown = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
+        unknown[4] = 2;
+        assert_eq!(reason(&unknown), "bad_section");
+        // A zero-length kind 1 section.
+        let mut zero = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
+        zero.extend_from_slice(&[1, 0, 0, 0, 0]);
+        assert_eq!(reason(&zero), "bad_section");
+        // A kind 1 section longer than the message.
+        let mut long = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
+        long.extend_from_slice(&[1, 0x40, 0, 0, 0, b'x', 0]);
+        assert_eq!(reason(&long), "truncated");
+        // A kind 1 section whose documents do not fill it exactly.
+        let mut ragged = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
+        ragged.extend_from_slice(&[1, 8, 0, 0, 0, b'x', 0, 7, 0]);
+        assert!(OpMsg::parse(&ragged).is_err());
+        // Garbage inside the body document.
+        let mut garbage = msg_body(0, &[Section::Body(rawdoc! {"name": "value"})], false);
+        garbage[10] = 0x7f; // the element type byte of "name"... becomes MaxKey-ish garbage
+        garbage[9] = 0x42;
+        assert_eq!(reason(&garbage), "bad_bson");
+    }
+}

@@ -1,0 +1,242 @@
+//! Reply documents → [`Outcome`]: success or error code, documents returned, rows written,
+//! the cursor left open.
+//!
+//! Only counts, codes and cursor ids are read; no value from a reply is kept. Latency is the
+//! session's business and is left at zero here.
+
+use bson::{RawBsonRef, RawDocument};
+use indextap_analyzer::command::Outcome;
+
+use super::op_reply::OpReply;
+
+/// MongoDB's CursorNotFound error code, for a legacy reply's CursorNotFound flag.
+const CURSOR_NOT_FOUND: &str = "43";
+
+/// The outcome of a command, from its reply document.
+pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Outcome {
+    let mut outcome = Outcome {
+        error: command_error(reply),
+        ..Outcome::default()
+    };
+    if let Some(cursor) = document(reply, "cursor") {
+        outcome.cursor_id = integer(cursor.get("id").ok().flatten()).filter(|id| *id != 0);
+        let batch = array_len(cursor, "firstBatch").or_else(|| array_len(cursor, "nextBatch"));
+        outcome.returned = batch.unwrap_or(0);
+    }
+    let n = || {
+        integer(reply.get("n").ok().flatten())
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    match command_name(request) {
+        Some("count") => outcome.returned = n(),
+        Some("distinct") => outcome.returned = array_len(reply, "values").unwrap_or(0),
+        Some("insert" | "update" | "delete") => outcome.affected = n(),
+        Some("findAndModify" | "findandmodify") => {
+            let last = document(reply, "lastErrorObject");
+            outcome.affected = last
+                .and_then(|last| integer(last.get("n").ok().flatten()))
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0);
+            outcome.returned = u64::from(document(reply, "value").is_some());
+        }
+        _ => {}
+    }
+    outcome
+}
+
+/// The outcome of a legacy (non-command) OP_QUERY, from its OP_REPLY.
+pub(crate) fn legacy_query_outcome(reply: &OpReply<'_>) -> Outcome {
+    let error = if reply.query_failure() {
+        Some(
+            reply
+                .first()
+                .and_then(code)
+                .unwrap_or_else(|| "unknown".to_owned()),
+        )
+    } else if reply.cursor_not_found() {
+        Some(CURSOR_NOT_FOUND.to_owned())
+    } else {
+        None
+    };
+    Outcome {
+        error,
+        returned: u64::try_from(reply.number_returned).unwrap_or(0),
+        cursor_id: Some(reply.cursor_id).filter(|id| *id != 0),
+        ..Outcome::default()
+    }
+}
+
+/// `None` when `ok` is 1 and no write failed; else the first error code found, or
+/// `unknown`. A write command can answer `ok: 1` while statements failed (`writeErrors`) or
+/// the write concern was not met (`writeConcernError`): both count as errors.
+fn command_error(reply: &RawDocument) -> Option<String> {
+    let ok = reply.get("ok").ok().flatten().and_then(number);
+    if ok != Some(1.0) {
+        return Some(code(reply).unwrap_or_else(|| "unknown".to_owned()));
+    }
+    if let Some(RawBsonRef::Array(errors)) = reply.get("writeErrors").ok().flatten() {
+        if let Some(first) = errors.into_iter().next() {
+            let first = first.ok().and_then(RawBsonRef::as_document);
+            return Some(first.and_then(code).unwrap_or_else(|| "unknown".to_owned()));
+        }
+    }
+    if let Some(concern) = document(reply, "writeConcernError") {
+        return Some(code(concern).unwrap_or_else(|| "unknown".to_owned()));
+    }
+    None
+}
+
+/// A document's `code`, as text.
+fn code(doc: &RawDocument) -> Option<String> {
+    integer(doc.get("code").ok().flatten()).map(|code| code.to_string())
+}
+
+/// The command's name: its first key.
+fn command_name(request: &RawDocument) -> Option<&str> {
+    let first = request.iter_elements().next()?.ok()?;
+    Some(first.key().as_str())
+}
+
+fn document<'a>(doc: &'a RawDocument, key: &str) -> Option<&'a RawDocument> {
+    doc.get(key)
+        .ok()
+        .flatten()
+        .and_then(RawBsonRef::as_document)
+}
+
+fn array_len(doc: &RawDocument, key: &str) -> Option<u64> {
+    let array = doc.get(key).ok().flatten()?.as_array()?;
+    let len = array.into_iter().map_while(Result::ok).count();
+    u64::try_from(len).ok()
+}
+
+/// A numeric value as an integer, whichever BSON number type carries it.
+fn integer(value: Option<RawBsonRef<'_>>) -> Option<i64> {
+    match value? {
+        RawBsonRef::Int32(v) => Some(i64::from(v)),
+        RawBsonRef::Int64(v) => Some(v),
+        // Saturating: a code or count is never near the bounds, and garbage must not panic.
+        RawBsonRef::Double(v) if v.is_finite() => Some(v as i64),
+        _ => None,
+    }
+}
+
+/// A numeric or boolean value as a float (`ok` comes as 1.0, 1, 1L or true).
+fn number(value: RawBsonRef<'_>) -> Option<f64> {
+    match value {
+        RawBsonRef::Double(v) => Some(v),
+        RawBsonRef::Int32(v) => Some(f64::from(v)),
+        RawBsonRef::Int64(v) => Some(v as f64),
+        RawBsonRef::Boolean(v) => Some(if v { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::rawdoc;
+
+    use super::*;
+    use crate::mongo::testing::reply_body;
+
+    fn outcome(request: bson::RawDocumentBuf, reply: bson::RawDocumentBuf) -> Outcome {
+        command_outcome(&request, &reply)
+    }
+
+    #[test]
+    fn ok_in_every_number_type() {
+        let find = rawdoc! {"find": "c"};
+        for ok in [
+            rawdoc! {"ok": 1.0},
+            rawdoc! {"ok": 1},
+            rawdoc! {"ok": 1_i64},
+            rawdoc! {"ok": true},
+        ] {
+            assert!(outcome(find.clone(), ok).is_ok());
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_code() {
+        let find = rawdoc! {"find": "c"};
+        let failed = outcome(
+            find.clone(),
+            rawdoc! {"ok": 0.0, "errmsg": "secret", "code": 2},
+        );
+        assert_eq!(failed.error.as_deref(), Some("2"));
+        let no_code = outcome(find.clone(), rawdoc! {"ok": 0.0});
+        assert_eq!(no_code.error.as_deref(), Some("unknown"));
+        let no_ok = outcome(find, rawdoc! {});
+        assert_eq!(no_ok.error.as_deref(), Some("unknown"));
+    }
+
+    #[test]
+    fn write_errors_and_write_concern_errors_count() {
+        let insert = rawdoc! {"insert": "c"};
+        let dup = outcome(
+            insert.clone(),
+            rawdoc! {"n": 1, "writeErrors": [{"index": 1, "code": 11000}, {"index": 2, "code": 121}], "ok": 1.0},
+        );
+        assert_eq!(dup.error.as_deref(), Some("11000"));
+        assert_eq!(dup.affected, 1);
+        let concern = outcome(
+            insert.clone(),
+            rawdoc! {"n": 1, "writeConcernError": {"code": 64}, "ok": 1},
+        );
+        assert_eq!(concern.error.as_deref(), Some("64"));
+        let clean = outcome(insert, rawdoc! {"n": 3, "writeErrors": [], "ok": 1});
+        assert!(clean.is_ok());
+        assert_eq!(clean.affected, 3);
+    }
+
+    #[test]
+    fn cursors_and_batches() {
+        let first = outcome(
+            rawdoc! {"find": "c"},
+            rawdoc! {"cursor": {"firstBatch": [{"a": 1}, {"a": 2}], "id": 77_i64, "ns": "d.c"}, "ok": 1},
+        );
+        assert_eq!(first.returned, 2);
+        assert_eq!(first.cursor_id, Some(77));
+        let next = outcome(
+            rawdoc! {"getMore": 77_i64, "collection": "c"},
+            rawdoc! {"cursor": {"nextBatch": [{"a": 3}], "id": 0_i64, "ns": "d.c"}, "ok": 1},
+        );
+        assert_eq!(next.returned, 1);
+        assert_eq!(next.cursor_id, None);
+    }
+
+    #[test]
+    fn counts_and_distinct() {
+        let count = outcome(rawdoc! {"count": "c"}, rawdoc! {"n": 42, "ok": 1});
+        assert_eq!(count.returned, 42);
+        let distinct = outcome(
+            rawdoc! {"distinct": "c", "key": "k"},
+            rawdoc! {"values": ["x", "y", "z"], "ok": 1},
+        );
+        assert_eq!(distinct.returned, 3);
+        let fam = outcome(
+            rawdoc! {"findAndModify": "c"},
+            rawdoc! {"lastErrorObject": {"n": 1, "updatedExisting": true}, "value": {"a": 1}, "ok": 1},
+        );
+        assert_eq!((fam.returned, fam.affected), (1, 1));
+    }
+
+    #[test]
+    fn legacy_replies() {
+        let body = reply_body(0, 5, &[rawdoc! {"a": 1}, rawdoc! {"a": 2}]);
+        let reply = OpReply::parse(&body).unwrap();
+        let outcome = legacy_query_outcome(&reply);
+        assert!(outcome.is_ok());
+        assert_eq!(outcome.returned, 2);
+        assert_eq!(outcome.cursor_id, Some(5));
+
+        let body = reply_body(2, 0, &[rawdoc! {"$err": "secret", "code": 17}]);
+        let outcome = legacy_query_outcome(&OpReply::parse(&body).unwrap());
+        assert_eq!(outcome.error.as_deref(), Some("17"));
+
+        let body = reply_body(1, 0, &[]);
+        let outcome = legacy_query_outcome(&OpReply::parse(&body).unwrap());
+        assert_eq!(outcome.error.as_deref(), Some("43"));
+    }
+}
