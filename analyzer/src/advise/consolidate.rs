@@ -1,7 +1,208 @@
-//! Consolidation. (Being written.)
-use super::candidates::Candidate;
+//! Consolidation: prefixes serve prefixes, so keep the longer index and let it serve both.
+//!
+//! Within one namespace, access method and partial predicate, a candidate whose keys are a
+//! prefix of another's (sort keys in the same order or all reversed) hands its shapes to the
+//! longer one and disappears; identical candidates merge. The result never holds both
+//! `(a)` and `(a, b)`.
 
-/// Drop candidates that another chosen candidate serves.
-pub fn consolidate(candidates: Vec<Candidate>) -> Vec<Candidate> {
-    candidates
+use super::candidates::{Candidate, KeyRole};
+use super::IndexSpec;
+
+/// Merge every candidate that another candidate serves into it.
+///
+/// Longer candidates are placed first, so each shorter one finds the index that will
+/// absorb it among those already kept. Deterministic for a given input set.
+pub fn consolidate(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| {
+        b.index
+            .keys
+            .len()
+            .cmp(&a.index.keys.len())
+            // On a tie, the one with more sort keys goes first, so its directions (the ones
+            // the queries wrote) are the ones kept.
+            .then_with(|| sort_keys(b).cmp(&sort_keys(a)))
+            .then_with(|| order_key(&a.index).cmp(&order_key(&b.index)))
+    });
+    let mut kept: Vec<Candidate> = Vec::new();
+    for candidate in candidates {
+        let host = kept.iter_mut().find(|host| {
+            same_family(&host.index, &candidate.index) && candidate.is_served_by(&host.index.keys)
+        });
+        match host {
+            Some(host) => absorb(host, candidate),
+            None => kept.push(candidate),
+        }
+    }
+    kept
+}
+
+/// Indexes that can stand in for one another: same table, method and partial predicate.
+pub(crate) fn same_family(a: &IndexSpec, b: &IndexSpec) -> bool {
+    a.namespace == b.namespace && a.method == b.method && a.partial == b.partial
+}
+
+fn absorb(host: &mut Candidate, guest: Candidate) {
+    host.serves.extend(guest.serves);
+    for (role, guest_role) in host.roles.iter_mut().zip(&guest.roles) {
+        *role = match (*role, *guest_role) {
+            (KeyRole::Sort, _) | (_, KeyRole::Sort) => KeyRole::Sort,
+            (KeyRole::Equality, KeyRole::Equality) => KeyRole::Equality,
+            _ => KeyRole::Range,
+        };
+    }
+    // Keep the guest's covering columns when the host can take them without growing past
+    // what a covering index is worth.
+    let mut include = host.index.include.clone();
+    for column in guest.index.include {
+        let is_key =
+            host.index.keys.iter().any(
+                |key| matches!(&key.target, crate::shape::Target::Field(name) if *name == column),
+            );
+        if !is_key && !include.contains(&column) {
+            include.push(column);
+        }
+    }
+    if include.len() <= super::candidates::MAX_INCLUDE {
+        include.sort();
+        host.index.include = include;
+    }
+}
+
+fn sort_keys(candidate: &Candidate) -> usize {
+    candidate
+        .roles
+        .iter()
+        .filter(|role| **role == KeyRole::Sort)
+        .count()
+}
+
+fn order_key(index: &IndexSpec) -> impl Ord + '_ {
+    (
+        &index.namespace,
+        index.method,
+        &index.partial,
+        &index.keys,
+        &index.include,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advise::{Condition, IndexKey, IndexMethod, PartialTerm};
+    use crate::shape::{Namespace, ShapeId, Target};
+
+    fn field(name: &str) -> Target {
+        Target::Field(name.to_owned())
+    }
+
+    fn candidate(shape: u64, keys: &[(&str, i8, KeyRole)]) -> Candidate {
+        let index = IndexSpec {
+            namespace: Namespace::mongo("app", "orders"),
+            keys: keys
+                .iter()
+                .map(|(name, direction, _)| IndexKey::new(field(name), *direction))
+                .collect(),
+            method: IndexMethod::Btree,
+            partial: Vec::new(),
+            include: Vec::new(),
+            unique: false,
+            name: None,
+        };
+        let roles = keys.iter().map(|(_, _, role)| *role).collect();
+        Candidate::new(index, ShapeId(shape), roles)
+    }
+
+    fn key_names(candidate: &Candidate) -> Vec<(String, i8)> {
+        candidate
+            .index
+            .keys
+            .iter()
+            .map(|key| (key.target.column().to_owned(), key.direction))
+            .collect()
+    }
+
+    use KeyRole::{Equality as E, Range as R, Sort as S};
+
+    #[test]
+    fn a_prefix_merges_into_the_longer_index() {
+        let short = candidate(1, &[("status", 1, E)]);
+        let long = candidate(2, &[("status", 1, E), ("delivery_date", -1, S)]);
+        let merged = consolidate(vec![short, long]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            key_names(&merged[0]),
+            vec![("status".into(), 1), ("delivery_date".into(), -1)]
+        );
+        assert_eq!(
+            merged[0].serves.iter().copied().collect::<Vec<_>>(),
+            vec![ShapeId(1), ShapeId(2)]
+        );
+    }
+
+    #[test]
+    fn identical_candidates_merge() {
+        let merged = consolidate(vec![
+            candidate(1, &[("a", 1, E), ("b", 1, R)]),
+            candidate(2, &[("a", 1, E), ("b", 1, R)]),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].serves.len(), 2);
+    }
+
+    #[test]
+    fn a_fully_reversed_sort_prefix_merges() {
+        let merged = consolidate(vec![
+            candidate(1, &[("a", 1, S), ("b", -1, S)]),
+            candidate(2, &[("a", -1, S), ("b", 1, S), ("c", 1, R)]),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(key_names(&merged[0])[0], ("a".into(), -1));
+    }
+
+    #[test]
+    fn a_mixed_direction_sort_does_not_merge() {
+        let merged = consolidate(vec![
+            candidate(1, &[("a", 1, S), ("b", 1, S)]),
+            candidate(2, &[("a", 1, S), ("b", -1, S), ("c", 1, R)]),
+        ]);
+        assert_eq!(merged.len(), 2);
+    }
+
+    #[test]
+    fn equality_keys_merge_whatever_their_direction() {
+        // eq a, sort b desc is served by (a, b) scanned backwards, and by (a, b desc).
+        let merged = consolidate(vec![
+            candidate(1, &[("a", 1, E), ("b", 1, E)]),
+            candidate(2, &[("a", 1, E), ("b", -1, S)]),
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            key_names(&merged[0]),
+            vec![("a".into(), 1), ("b".into(), -1)],
+            "the sort's own direction is kept"
+        );
+    }
+
+    #[test]
+    fn different_partials_or_methods_stay_apart() {
+        let full = candidate(1, &[("email", 1, E)]);
+        let mut partial = candidate(2, &[("email", 1, E), ("name", 1, R)]);
+        partial.index.partial = vec![PartialTerm {
+            target: field("email"),
+            condition: Condition::Exists(true),
+        }];
+        let mut text = candidate(3, &[("email", 1, E)]);
+        text.index.method = IndexMethod::Text;
+        assert_eq!(consolidate(vec![full, partial, text]).len(), 3);
+    }
+
+    #[test]
+    fn a_non_prefix_stays() {
+        let merged = consolidate(vec![
+            candidate(1, &[("b", 1, E)]),
+            candidate(2, &[("a", 1, E), ("b", 1, E)]),
+        ]);
+        assert_eq!(merged.len(), 2);
+    }
 }

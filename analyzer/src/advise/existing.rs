@@ -1,13 +1,297 @@
-//! Existing indexes. (Being written.)
+//! Existing indexes: never recommend what is there, and report what is redundant.
+//!
+//! An existing index serves a candidate when the candidate's keys are a prefix of its keys
+//! (sort keys in the same order or all reversed), with the same access method, and the
+//! existing index is either full or has the same partial predicate. MongoDB's `_id` index is
+//! always there, whether or not the catalog read listed it.
+
 use super::candidates::Candidate;
-use super::{DropCandidate, ExistingIndexes};
+use super::{DropCandidate, ExistingIndexes, IndexKey, IndexMethod, IndexSpec};
+use crate::shape::{Engine, Namespace, Target};
+
+/// MongoDB's name for the `_id` index.
+pub const MONGO_ID_INDEX: &str = "_id_";
 
 /// Remove candidates an existing index already serves.
-pub fn filter(candidates: Vec<Candidate>, _existing: &ExistingIndexes) -> Vec<Candidate> {
+pub fn filter(candidates: Vec<Candidate>, existing: &ExistingIndexes) -> Vec<Candidate> {
     candidates
+        .into_iter()
+        .filter(|candidate| {
+            !indexes_of(&candidate.index.namespace, existing)
+                .iter()
+                .any(|index| serves(index, candidate))
+        })
+        .collect()
 }
 
-/// Existing indexes that are prefixes of other existing indexes.
-pub fn redundant(_existing: &ExistingIndexes) -> Vec<DropCandidate> {
-    Vec::new()
+/// Whether the existing `index` serves every shape `candidate` serves.
+fn serves(index: &IndexSpec, candidate: &Candidate) -> bool {
+    if index.method != candidate.index.method {
+        return false;
+    }
+    if !index.partial.is_empty() && index.partial != candidate.index.partial {
+        return false;
+    }
+    // A MongoDB collection has at most one text index, and it serves every `$text` query.
+    if index.method == IndexMethod::Text {
+        return true;
+    }
+    candidate.is_served_by(&index.keys)
+}
+
+/// The existing indexes of a namespace, with MongoDB's implicit `_id` index.
+fn indexes_of(namespace: &Namespace, existing: &ExistingIndexes) -> Vec<IndexSpec> {
+    let mut indexes = existing.get(namespace).cloned().unwrap_or_default();
+    let has_id = indexes
+        .iter()
+        .any(|index| index.name.as_deref() == Some(MONGO_ID_INDEX) || is_id_index(index));
+    if namespace.engine == Engine::Mongodb && !has_id {
+        indexes.push(IndexSpec {
+            namespace: namespace.clone(),
+            keys: vec![IndexKey::asc(Target::Field("_id".to_owned()))],
+            method: IndexMethod::Btree,
+            partial: Vec::new(),
+            include: Vec::new(),
+            unique: true,
+            name: Some(MONGO_ID_INDEX.to_owned()),
+        });
+    }
+    indexes
+}
+
+fn is_id_index(index: &IndexSpec) -> bool {
+    index.namespace.engine == Engine::Mongodb
+        && index.partial.is_empty()
+        && matches!(index.keys.as_slice(), [key] if key.target == Target::Field("_id".to_owned()))
+}
+
+/// Existing indexes that are prefixes of other existing indexes on the same namespace.
+///
+/// Unique indexes, primary keys and MongoDB's `_id` index are never listed: they enforce
+/// something besides speed. Of two identical indexes, the one whose name sorts last is listed.
+pub fn redundant(existing: &ExistingIndexes) -> Vec<DropCandidate> {
+    let mut drops = Vec::new();
+    for indexes in existing.values() {
+        for index in indexes {
+            if is_protected(index) || index.method == IndexMethod::Text {
+                continue;
+            }
+            let name = name_of(index);
+            let longer = indexes
+                .iter()
+                .filter(|other| !std::ptr::eq(*other, index))
+                .filter(|other| covers(other, index))
+                .filter(|other| {
+                    // Identical twins: drop only one of them (the later name, or the one
+                    // that is not unique).
+                    other.keys.len() > index.keys.len() || other.unique || name_of(other) < name
+                })
+                .max_by(|a, b| {
+                    a.keys
+                        .len()
+                        .cmp(&b.keys.len())
+                        .then_with(|| name_of(b).cmp(&name_of(a)))
+                });
+            if let Some(longer) = longer {
+                let relation = if longer.keys.len() == index.keys.len() {
+                    "duplicate of"
+                } else {
+                    "prefix of"
+                };
+                drops.push(DropCandidate {
+                    index: index.clone(),
+                    name: name.clone(),
+                    reason: format!("{relation} {}", name_of(longer)),
+                });
+            }
+        }
+    }
+    drops
+}
+
+/// Whether `longer` serves every query `shorter` serves: same method and partial, and
+/// `shorter`'s keys a prefix of `longer`'s, all in the same order or all reversed.
+fn covers(longer: &IndexSpec, shorter: &IndexSpec) -> bool {
+    if longer.method != shorter.method || longer.partial != shorter.partial {
+        return false;
+    }
+    // Existing indexes carry no roles: every key is compared strictly, as a sort key.
+    let strict = Candidate::new(shorter.clone(), crate::shape::ShapeId(0), Vec::new());
+    !shorter.keys.is_empty() && strict.is_served_by(&longer.keys)
+}
+
+fn is_protected(index: &IndexSpec) -> bool {
+    let name = index.name.as_deref().unwrap_or_default();
+    index.unique || name == MONGO_ID_INDEX || name.ends_with("_pkey") || is_id_index(index)
+}
+
+fn name_of(index: &IndexSpec) -> String {
+    index.name.clone().unwrap_or_else(|| index.default_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advise::candidates::KeyRole;
+    use crate::advise::{Condition, PartialTerm};
+    use crate::shape::ShapeId;
+
+    fn field(name: &str) -> Target {
+        Target::Field(name.to_owned())
+    }
+
+    fn spec(namespace: &Namespace, keys: &[(&str, i8)], name: Option<&str>) -> IndexSpec {
+        IndexSpec {
+            namespace: namespace.clone(),
+            keys: keys
+                .iter()
+                .map(|(name, direction)| IndexKey::new(field(name), *direction))
+                .collect(),
+            method: IndexMethod::Btree,
+            partial: Vec::new(),
+            include: Vec::new(),
+            unique: false,
+            name: name.map(str::to_owned),
+        }
+    }
+
+    fn candidate(namespace: &Namespace, keys: &[(&str, i8)], roles: Vec<KeyRole>) -> Candidate {
+        Candidate::new(spec(namespace, keys, None), ShapeId(7), roles)
+    }
+
+    fn orders() -> Namespace {
+        Namespace::mongo("app", "orders")
+    }
+
+    #[test]
+    fn an_existing_index_is_not_recommended_again() {
+        let ns = orders();
+        let existing = ExistingIndexes::from([(
+            ns.clone(),
+            vec![spec(
+                &ns,
+                &[("status", 1), ("delivery_date", -1)],
+                Some("s_d"),
+            )],
+        )]);
+        let same = candidate(
+            &ns,
+            &[("status", 1), ("delivery_date", -1)],
+            vec![KeyRole::Equality, KeyRole::Sort],
+        );
+        let prefix = candidate(&ns, &[("status", 1)], vec![KeyRole::Equality]);
+        let reversed = candidate(
+            &ns,
+            &[("status", 1), ("delivery_date", 1)],
+            vec![KeyRole::Equality, KeyRole::Sort],
+        );
+        let longer = candidate(
+            &ns,
+            &[("status", 1), ("delivery_date", -1), ("total", 1)],
+            vec![KeyRole::Equality, KeyRole::Sort, KeyRole::Range],
+        );
+        let other = candidate(&ns, &[("customer_id", 1)], vec![KeyRole::Equality]);
+        let kept = filter(
+            vec![same, prefix, reversed, longer.clone(), other.clone()],
+            &existing,
+        );
+        assert_eq!(kept, vec![longer, other]);
+    }
+
+    #[test]
+    fn an_incompatible_sort_direction_is_still_recommended() {
+        let ns = orders();
+        let existing = ExistingIndexes::from([(
+            ns.clone(),
+            vec![spec(&ns, &[("a", 1), ("b", 1)], Some("a_b"))],
+        )]);
+        let mixed = candidate(
+            &ns,
+            &[("a", 1), ("b", -1)],
+            vec![KeyRole::Sort, KeyRole::Sort],
+        );
+        let equality = candidate(
+            &ns,
+            &[("a", 1), ("b", -1)],
+            vec![KeyRole::Equality, KeyRole::Range],
+        );
+        let kept = filter(vec![mixed.clone(), equality], &existing);
+        assert_eq!(kept, vec![mixed]);
+    }
+
+    #[test]
+    fn partial_existing_serves_only_the_same_partial() {
+        let ns = orders();
+        let mut existing_index = spec(&ns, &[("email", 1)], Some("email_1"));
+        existing_index.partial = vec![PartialTerm {
+            target: field("email"),
+            condition: Condition::Exists(true),
+        }];
+        let existing = ExistingIndexes::from([(ns.clone(), vec![existing_index.clone()])]);
+        let full = candidate(&ns, &[("email", 1)], vec![KeyRole::Equality]);
+        let mut partial = full.clone();
+        partial.index.partial = existing_index.partial.clone();
+        assert_eq!(filter(vec![full.clone(), partial], &existing), vec![full]);
+    }
+
+    #[test]
+    fn mongo_id_is_always_indexed() {
+        let ns = orders();
+        let id = candidate(&ns, &[("_id", -1)], vec![KeyRole::Sort]);
+        assert!(filter(vec![id], &ExistingIndexes::new()).is_empty());
+        let pg = Namespace::postgres("app", "public", "orders");
+        let pg_id = candidate(&pg, &[("_id", 1)], vec![KeyRole::Equality]);
+        assert_eq!(
+            filter(vec![pg_id.clone()], &ExistingIndexes::new()),
+            vec![pg_id]
+        );
+    }
+
+    #[test]
+    fn redundant_existing_indexes_become_drops() {
+        let ns = Namespace::postgres("app", "public", "runs");
+        let mut unique = spec(&ns, &[("customer_id", 1)], Some("runs_customer_uniq"));
+        unique.unique = true;
+        let existing = ExistingIndexes::from([(
+            ns.clone(),
+            vec![
+                spec(&ns, &[("id", 1)], Some("runs_pkey")),
+                spec(&ns, &[("id", 1), ("status", 1)], Some("runs_id_status_idx")),
+                spec(&ns, &[("customer_id", 1)], Some("runs_customer_idx")),
+                unique,
+                spec(
+                    &ns,
+                    &[("customer_id", -1), ("started_at", 1)],
+                    Some("runs_customer_started_idx"),
+                ),
+                spec(
+                    &ns,
+                    &[("status", 1), ("started_at", 1)],
+                    Some("runs_status_started_idx"),
+                ),
+                spec(
+                    &ns,
+                    &[("status", 1), ("started_at", -1), ("x", 1)],
+                    Some("runs_status_mixed_idx"),
+                ),
+                spec(&ns, &[("kind", 1)], Some("runs_kind_a")),
+                spec(&ns, &[("kind", 1)], Some("runs_kind_b")),
+            ],
+        )]);
+        let drops = redundant(&existing);
+        let summary: Vec<(String, String)> = drops
+            .iter()
+            .map(|drop| (drop.name.clone(), drop.reason.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "runs_customer_idx".into(),
+                    "prefix of runs_customer_started_idx".into()
+                ),
+                ("runs_kind_b".into(), "duplicate of runs_kind_a".into()),
+            ]
+        );
+    }
 }

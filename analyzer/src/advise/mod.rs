@@ -246,7 +246,7 @@ pub fn advise(snapshot: &Snapshot, existing: &ExistingIndexes) -> Advice {
     let chosen = consolidate::consolidate(candidates);
     let kept = existing::filter(chosen, existing);
     let drops = existing::redundant(existing);
-    let recommendations = rank::rank(kept, snapshot);
+    let recommendations = rank::rank(kept, snapshot, existing);
     Advice {
         recommendations,
         drops,

@@ -1,9 +1,288 @@
-//! Ranking. (Being written.)
-use super::candidates::Candidate;
-use super::Recommendation;
-use crate::snapshot::Snapshot;
+//! Ranking: weigh each candidate by the measured time of the shapes it serves.
+//!
+//! A recommendation's weight is the total time its shapes spent (count × latency, summed);
+//! recommendations come heaviest first, ties broken by name so the order is stable. Each one
+//! carries the write load of its namespace, because every index slows those writes down.
 
-/// Turn candidates into recommendations, heaviest first.
-pub fn rank(_candidates: Vec<Candidate>, _snapshot: &Snapshot) -> Vec<Recommendation> {
-    Vec::new()
+use std::collections::BTreeSet;
+
+use super::candidates::Candidate;
+use super::{ExistingIndexes, Recommendation, Served, WriteLoad};
+use crate::export::naming;
+use crate::shape::{Engine, Namespace};
+use crate::snapshot::{HistogramRecord, Snapshot};
+
+/// Turn candidates into named recommendations, heaviest first.
+///
+/// Names are unique where the engine needs them to be (per table's schema on PostgreSQL,
+/// per collection on MongoDB), also against the `existing` index names: `CREATE INDEX IF NOT
+/// EXISTS` would otherwise silently keep a different index of the same name.
+pub fn rank(
+    candidates: Vec<Candidate>,
+    snapshot: &Snapshot,
+    existing: &ExistingIndexes,
+) -> Vec<Recommendation> {
+    let mut taken: BTreeSet<(String, String)> = existing
+        .iter()
+        .flat_map(|(namespace, indexes)| {
+            indexes
+                .iter()
+                .filter_map(move |index| Some((name_scope(namespace), index.name.clone()?)))
+        })
+        .collect();
+    let mut recommendations: Vec<Recommendation> = candidates
+        .into_iter()
+        .map(|candidate| recommendation(candidate, snapshot))
+        .collect();
+    recommendations.sort_by(|a, b| {
+        b.total_ms()
+            .total_cmp(&a.total_ms())
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    for recommendation in &mut recommendations {
+        let scope = name_scope(&recommendation.index.namespace);
+        let base = recommendation.name.clone();
+        let mut name = base.clone();
+        let mut attempt = 1u32;
+        while taken.contains(&(scope.clone(), name.clone())) {
+            attempt += 1;
+            name = naming::truncate_with_hash(
+                &format!("{base}_{attempt}"),
+                max_name(&recommendation.index.namespace),
+            );
+        }
+        taken.insert((scope, name.clone()));
+        recommendation.name = name.clone();
+        recommendation.index.name = Some(name);
+    }
+    recommendations
+}
+
+/// Where index names must be unique.
+fn name_scope(namespace: &Namespace) -> String {
+    match namespace.engine {
+        Engine::Postgresql => format!(
+            "pg:{}:{}",
+            namespace.database,
+            namespace.schema.as_deref().unwrap_or("public")
+        ),
+        Engine::Mongodb => format!("mongo:{}:{}", namespace.database, namespace.collection),
+    }
+}
+
+fn max_name(namespace: &Namespace) -> usize {
+    match namespace.engine {
+        Engine::Postgresql => naming::POSTGRES_MAX_NAME,
+        // MongoDB has no practical limit on index names since 4.2.
+        Engine::Mongodb => usize::MAX,
+    }
+}
+
+fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
+    let mut serves: Vec<Served> = candidate
+        .serves
+        .iter()
+        .filter_map(|id| {
+            let record = snapshot.shapes.get(id)?;
+            Some(Served {
+                shape_id: *id,
+                shape: crate::export::describe::shape(&record.shape),
+                count: record.count,
+                total_ms: record.total_micros as f64 / 1000.0,
+                p95_ms: percentile_micros(&record.latency, 0.95) as f64 / 1000.0,
+            })
+        })
+        .collect();
+    serves.sort_by(|a, b| {
+        b.total_ms
+            .total_cmp(&a.total_ms)
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| a.shape_id.cmp(&b.shape_id))
+    });
+    let name = candidate.index.default_name();
+    let mut index = candidate.index;
+    index.name = Some(name.clone());
+    Recommendation {
+        write_load: write_load(&index.namespace, snapshot),
+        index,
+        name,
+        serves,
+        evidence: None,
+    }
+}
+
+/// The write load on `namespace`, with its read executions for scale.
+pub fn write_load(namespace: &Namespace, snapshot: &Snapshot) -> WriteLoad {
+    let mut load = WriteLoad::default();
+    for record in snapshot.writes.iter().filter(|w| &w.namespace == namespace) {
+        load.inserts = load.inserts.saturating_add(record.inserts);
+        load.updates = load.updates.saturating_add(record.updates);
+        load.deletes = load.deletes.saturating_add(record.deletes);
+    }
+    load.reads = snapshot
+        .shapes
+        .values()
+        .filter(|record| &record.shape.namespace == namespace)
+        .fold(0u64, |sum, record| sum.saturating_add(record.count));
+    load
+}
+
+/// The value (µs) at `quantile` of a histogram stored as (value, count) pairs: the smallest
+/// recorded value with at least that fraction of executions at or below it. 0 when empty.
+pub fn percentile_micros(histogram: &HistogramRecord, quantile: f64) -> u64 {
+    let mut pairs: Vec<(u64, u64)> = histogram
+        .0
+        .iter()
+        .copied()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    pairs.sort_unstable();
+    let total = pairs
+        .iter()
+        .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
+    if total == 0 {
+        return 0;
+    }
+    let rank = ((total as f64) * quantile.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+    let mut seen = 0u64;
+    for (value, count) in &pairs {
+        seen = seen.saturating_add(*count);
+        if seen >= rank {
+            return *value;
+        }
+    }
+    pairs.last().map(|(value, _)| *value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advise::candidates::KeyRole;
+    use crate::advise::{IndexKey, IndexMethod, IndexSpec};
+    use crate::shape::{Shape, ShapeId, Target};
+    use crate::snapshot::{ShapeRecord, WriteRecord};
+
+    fn record(
+        shape: Shape,
+        count: u64,
+        total_micros: u64,
+        latency: Vec<(u64, u64)>,
+    ) -> ShapeRecord {
+        ShapeRecord {
+            shape,
+            count,
+            errors: 0,
+            error_codes: Default::default(),
+            total_micros,
+            returned: 0,
+            continuations: 0,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            constants: Vec::new(),
+            normalized_sql: None,
+            latency: HistogramRecord(latency),
+        }
+    }
+
+    fn candidate(namespace: &Namespace, field: &str, serves: &[u64]) -> Candidate {
+        let index = IndexSpec {
+            namespace: namespace.clone(),
+            keys: vec![IndexKey::asc(Target::Field(field.to_owned()))],
+            method: IndexMethod::Btree,
+            partial: Vec::new(),
+            include: Vec::new(),
+            unique: false,
+            name: None,
+        };
+        let mut candidate = Candidate::new(index, ShapeId(serves[0]), vec![KeyRole::Equality]);
+        candidate
+            .serves
+            .extend(serves.iter().map(|id| ShapeId(*id)));
+        candidate
+    }
+
+    #[test]
+    fn percentile_from_pairs() {
+        let histogram = HistogramRecord(vec![(900, 1), (100, 90), (500, 9)]);
+        assert_eq!(percentile_micros(&histogram, 0.95), 500);
+        assert_eq!(percentile_micros(&histogram, 0.90), 100);
+        assert_eq!(percentile_micros(&histogram, 1.0), 900);
+        assert_eq!(percentile_micros(&HistogramRecord::default(), 0.95), 0);
+    }
+
+    #[test]
+    fn heaviest_first_with_weights_and_write_load() {
+        let orders = Namespace::mongo("app", "orders");
+        let users = Namespace::mongo("app", "users");
+        let mut snapshot = Snapshot::default();
+        let shapes = [
+            (1, Shape::new(orders.clone(), "find"), 10, 5_000),
+            (2, Shape::new(orders.clone(), "count"), 1_000, 90_000),
+            (3, Shape::new(users.clone(), "find"), 5, 200_000),
+        ];
+        for (id, shape, count, micros) in shapes {
+            snapshot.shapes.insert(
+                ShapeId(id),
+                record(shape, count, micros, vec![(micros / count, count)]),
+            );
+        }
+        snapshot.writes.push(WriteRecord {
+            namespace: orders.clone(),
+            inserts: 40,
+            updates: 3,
+            deletes: 1,
+        });
+        let ranked = rank(
+            vec![
+                candidate(&orders, "status", &[1, 2]),
+                candidate(&users, "email", &[3]),
+                candidate(&orders, "zeta", &[1]),
+            ],
+            &snapshot,
+            &ExistingIndexes::new(),
+        );
+        let names: Vec<&str> = ranked.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["email_1", "status_1", "zeta_1"]);
+        let status = &ranked[1];
+        assert_eq!(
+            status.serves[0].shape_id,
+            ShapeId(2),
+            "heaviest shape first"
+        );
+        assert_eq!(status.serves[0].count, 1_000);
+        assert_eq!(status.serves[0].total_ms, 90.0);
+        assert_eq!(status.serves[0].p95_ms, 0.09);
+        assert_eq!(status.serves[0].shape, "count orders");
+        assert_eq!(
+            status.write_load,
+            WriteLoad {
+                inserts: 40,
+                updates: 3,
+                deletes: 1,
+                reads: 1_010
+            }
+        );
+    }
+
+    #[test]
+    fn names_avoid_existing_and_each_other() {
+        let table = Namespace::postgres("app", "public", "runs");
+        let other_table = Namespace::postgres("app", "public", "runs");
+        let mut existing_index = candidate(&table, "status", &[1]).index;
+        existing_index.name = Some("runs_status_idx".to_owned());
+        let existing = ExistingIndexes::from([(table.clone(), vec![existing_index])]);
+        let mut partial = candidate(&other_table, "status", &[1]);
+        partial.index.include = vec!["x".to_owned()];
+        let ranked = rank(
+            vec![candidate(&table, "status", &[1]), partial],
+            &Snapshot::default(),
+            &existing,
+        );
+        let mut names: Vec<&str> = ranked.iter().map(|r| r.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, vec!["runs_status_idx_2", "runs_status_idx_3"]);
+        assert!(ranked
+            .iter()
+            .all(|r| r.index.name.as_deref() == Some(r.name.as_str())));
+    }
 }

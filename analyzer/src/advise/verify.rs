@@ -1,1 +1,299 @@
-//! Verification with planner costs. (Being written.)
+//! Verification with planner costs: keep only the indexes the planner would use.
+//!
+//! Pure logic; the PostgreSQL catalog module does the talking. It asks [`probes`] what to
+//! measure (per recommendation: the HypoPG statement and the served shapes' normalised SQL),
+//! runs `EXPLAIN` for each query without and with the hypothetical index, and hands the
+//! results back as [`Measurement`]s to [`apply`], which records the evidence and drops what
+//! the planner would not use. When HypoPG is missing, [`note_hypopg_unavailable`] says so in
+//! the advice instead.
+
+use std::collections::BTreeMap;
+
+use super::{Advice, Evidence, Recommendation};
+use crate::shape::{Engine, Namespace, ShapeId};
+use crate::snapshot::Snapshot;
+
+/// The `Evidence::method` of HypoPG measurements.
+pub const HYPOPG: &str = "hypopg";
+
+/// What to measure for one recommendation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The recommendation's table.
+    pub namespace: Namespace,
+    /// The recommendation's name (unique per schema, so with the namespace it is a key).
+    pub name: String,
+    /// A plain `CREATE INDEX` for `hypopg_create_index` (no `CONCURRENTLY`, no name).
+    pub hypothetical_ddl: String,
+    /// The served shapes that can be explained.
+    pub queries: Vec<ProbeQuery>,
+}
+
+/// One query to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeQuery {
+    /// The shape.
+    pub shape_id: ShapeId,
+    /// Its normalised SQL, parameters as `$n` (explain it as a generic plan).
+    pub sql: String,
+}
+
+/// The planner's view of one served shape, without and with the hypothetical index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// The recommendation's table.
+    pub namespace: Namespace,
+    /// The recommendation's name.
+    pub name: String,
+    /// The shape that was explained.
+    pub shape_id: ShapeId,
+    /// Total plan cost without the index.
+    pub cost_before: f64,
+    /// Total plan cost with the hypothetical index.
+    pub cost_after: f64,
+    /// Whether the plan with the index scans it.
+    pub index_used: bool,
+}
+
+/// Per PostgreSQL recommendation, what to measure. Recommendations none of whose shapes
+/// has normalised SQL are left out (they stay unverified).
+pub fn probes(advice: &Advice, snapshot: &Snapshot) -> Vec<Probe> {
+    advice
+        .recommendations
+        .iter()
+        .filter(|recommendation| recommendation.index.namespace.engine == Engine::Postgresql)
+        .filter_map(|recommendation| {
+            let queries = queries(recommendation, snapshot);
+            (!queries.is_empty()).then(|| Probe {
+                namespace: recommendation.index.namespace.clone(),
+                name: recommendation.name.clone(),
+                hypothetical_ddl: crate::export::sql::hypothetical_ddl(&recommendation.index),
+                queries,
+            })
+        })
+        .collect()
+}
+
+/// The normalised SQL of the shapes one recommendation serves, heaviest first.
+pub fn queries(recommendation: &Recommendation, snapshot: &Snapshot) -> Vec<ProbeQuery> {
+    recommendation
+        .serves
+        .iter()
+        .filter_map(|served| {
+            let sql = snapshot
+                .shapes
+                .get(&served.shape_id)?
+                .normalized_sql
+                .clone()?;
+            Some(ProbeQuery {
+                shape_id: served.shape_id,
+                sql,
+            })
+        })
+        .collect()
+}
+
+/// Record the evidence, and drop the recommendations the planner would not use: not in any
+/// measured plan, or no cheaper in total. Recommendations without measurements are kept
+/// as they are (unverified). Measurements with costs that are not finite are ignored.
+pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
+    let mut totals: BTreeMap<(&Namespace, &str), (f64, f64, bool)> = BTreeMap::new();
+    for measurement in measurements {
+        let sane = |cost: f64| cost.is_finite() && cost >= 0.0;
+        if !sane(measurement.cost_before) || !sane(measurement.cost_after) {
+            continue;
+        }
+        let total = totals
+            .entry((&measurement.namespace, measurement.name.as_str()))
+            .or_insert((0.0, 0.0, false));
+        total.0 += measurement.cost_before;
+        total.1 += measurement.cost_after;
+        total.2 |= measurement.index_used;
+    }
+    let mut unused = Vec::new();
+    advice.recommendations.retain_mut(|recommendation| {
+        let key = (
+            &recommendation.index.namespace,
+            recommendation.name.as_str(),
+        );
+        let Some((before, after, used)) = totals.get(&key).copied() else {
+            return true;
+        };
+        recommendation.evidence = Some(Evidence {
+            method: HYPOPG.to_owned(),
+            cost_before: before,
+            cost_after: after,
+        });
+        let keep = used && after < before;
+        if !keep {
+            unused.push(recommendation.name.clone());
+        }
+        keep
+    });
+    if !unused.is_empty() {
+        advice.notes.push(format!(
+            "the planner would not use {} candidate index(es), left out: {}",
+            unused.len(),
+            unused.join(", ")
+        ));
+    }
+}
+
+/// Say in the advice that its PostgreSQL costs were not verified on `database`.
+pub fn note_hypopg_unavailable(advice: &mut Advice, database: &str) {
+    let note = format!("HypoPG is not available on {database}: costs are not verified");
+    if !advice.notes.contains(&note) {
+        advice.notes.push(note);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advise::{IndexKey, IndexMethod, IndexSpec, Served, WriteLoad};
+    use crate::shape::{Shape, Target};
+    use crate::snapshot::{HistogramRecord, ShapeRecord};
+
+    fn recommendation(name: &str, shapes: &[u64]) -> Recommendation {
+        let namespace = Namespace::postgres("app", "public", "runs");
+        Recommendation {
+            index: IndexSpec {
+                namespace,
+                keys: vec![IndexKey::asc(Target::Field("status".to_owned()))],
+                method: IndexMethod::Btree,
+                partial: Vec::new(),
+                include: Vec::new(),
+                unique: false,
+                name: Some(name.to_owned()),
+            },
+            name: name.to_owned(),
+            serves: shapes
+                .iter()
+                .map(|id| Served {
+                    shape_id: ShapeId(*id),
+                    shape: String::new(),
+                    count: 1,
+                    total_ms: 1.0,
+                    p95_ms: 1.0,
+                })
+                .collect(),
+            evidence: None,
+            write_load: WriteLoad::default(),
+        }
+    }
+
+    fn measured(name: &str, shape: u64, before: f64, after: f64, used: bool) -> Measurement {
+        Measurement {
+            namespace: Namespace::postgres("app", "public", "runs"),
+            name: name.to_owned(),
+            shape_id: ShapeId(shape),
+            cost_before: before,
+            cost_after: after,
+            index_used: used,
+        }
+    }
+
+    #[test]
+    fn probes_list_the_served_sql() {
+        let mut snapshot = Snapshot::default();
+        let shape = Shape::new(Namespace::postgres("app", "public", "runs"), "select");
+        let with_sql = ShapeRecord {
+            shape,
+            count: 1,
+            errors: 0,
+            error_codes: Default::default(),
+            total_micros: 1,
+            returned: 0,
+            continuations: 0,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+            constants: Vec::new(),
+            normalized_sql: Some("SELECT * FROM runs WHERE status = $1".to_owned()),
+            latency: HistogramRecord::default(),
+        };
+        let without_sql = ShapeRecord {
+            normalized_sql: None,
+            ..with_sql.clone()
+        };
+        snapshot.shapes.insert(ShapeId(1), with_sql);
+        snapshot.shapes.insert(ShapeId(2), without_sql);
+        let advice = Advice {
+            recommendations: vec![
+                recommendation("runs_status_idx", &[2, 1]),
+                recommendation("runs_x_idx", &[2]),
+            ],
+            ..Advice::default()
+        };
+        let probes = probes(&advice, &snapshot);
+        assert_eq!(
+            probes.len(),
+            1,
+            "a recommendation with no SQL to explain is not probed"
+        );
+        assert_eq!(probes[0].name, "runs_status_idx");
+        assert_eq!(
+            probes[0].queries,
+            vec![ProbeQuery {
+                shape_id: ShapeId(1),
+                sql: "SELECT * FROM runs WHERE status = $1".to_owned()
+            }]
+        );
+        assert_eq!(
+            probes[0].hypothetical_ddl,
+            "CREATE INDEX ON \"public\".\"runs\" USING btree (\"status\")"
+        );
+    }
+
+    #[test]
+    fn apply_keeps_what_the_planner_uses() {
+        let mut advice = Advice {
+            recommendations: vec![
+                recommendation("used_idx", &[1, 2]),
+                recommendation("unused_idx", &[3]),
+                recommendation("costlier_idx", &[4]),
+                recommendation("unmeasured_idx", &[5]),
+            ],
+            ..Advice::default()
+        };
+        apply(
+            &mut advice,
+            &[
+                measured("used_idx", 1, 100.0, 10.0, true),
+                measured("used_idx", 2, 50.0, 50.0, false),
+                measured("unused_idx", 3, 100.0, 10.0, false),
+                measured("costlier_idx", 4, 10.0, 10.0, true),
+                measured("unmeasured_idx", 5, f64::NAN, 1.0, true),
+            ],
+        );
+        let names: Vec<&str> = advice
+            .recommendations
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["used_idx", "unmeasured_idx"]);
+        assert_eq!(
+            advice.recommendations[0].evidence,
+            Some(Evidence {
+                method: HYPOPG.to_owned(),
+                cost_before: 150.0,
+                cost_after: 60.0
+            })
+        );
+        assert_eq!(advice.recommendations[1].evidence, None);
+        assert_eq!(
+            advice.notes,
+            vec!["the planner would not use 2 candidate index(es), left out: unused_idx, costlier_idx"]
+        );
+    }
+
+    #[test]
+    fn hypopg_note_is_added_once() {
+        let mut advice = Advice::default();
+        note_hypopg_unavailable(&mut advice, "app");
+        note_hypopg_unavailable(&mut advice, "app");
+        assert_eq!(
+            advice.notes,
+            vec!["HypoPG is not available on app: costs are not verified"]
+        );
+    }
+}

@@ -1,2 +1,180 @@
-//! Export: one recommendation, many renderings. (Being written.)
+//! Export: one advice, many renderings.
+//!
+//! Every exporter reads the same [`Advice`]; none adds or recomputes anything, so the JSON,
+//! the scripts and the report always agree. Nothing rendered here can hold a value from the
+//! traffic: an advice holds names, operators, types, non-data constants and measurements.
+//!
+//! ## Layout
+//! - this file: [`Format`], [`render`], and the per-recommendation [`statement`].
+//! - [`naming`]: index names per engine and ORM.
+//! - [`describe`]: a shape as one readable line.
+//! - `document`: the MongoDB index documents, as JavaScript, Python or JSON.
+//! - [`mongosh`], `pymongo`: MongoDB scripts.
+//! - [`sql`]: PostgreSQL migration (up and rollback).
+//! - `prisma`, `django`: ORM index declarations.
+//! - `json`, `markdown`: for tools and for people.
+
+pub mod describe;
+mod django;
+mod document;
+mod json;
+mod markdown;
+pub mod mongosh;
 pub mod naming;
+mod prisma;
+mod pymongo;
+pub mod sql;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::advise::{Advice, DropCandidate, Recommendation};
+use crate::shape::Engine;
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// JSON for tools, CI and the admin API.
+    Json,
+    /// A mongosh script.
+    Mongosh,
+    /// A Python script using pymongo.
+    Pymongo,
+    /// A PostgreSQL migration with a rollback.
+    Sql,
+    /// Prisma `@@index` attributes.
+    Prisma,
+    /// Django `models.Index` entries.
+    Django,
+    /// A Markdown report with the evidence.
+    Markdown,
+}
+
+impl Format {
+    /// Every format, in the order they are documented.
+    pub const ALL: [Format; 7] = [
+        Format::Json,
+        Format::Mongosh,
+        Format::Pymongo,
+        Format::Sql,
+        Format::Prisma,
+        Format::Django,
+        Format::Markdown,
+    ];
+
+    /// The lowercase name, as accepted by [`FromStr`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Mongosh => "mongosh",
+            Format::Pymongo => "pymongo",
+            Format::Sql => "sql",
+            Format::Prisma => "prisma",
+            Format::Django => "django",
+            Format::Markdown => "markdown",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A format name that is not one of [`Format::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown export format (expected json, mongosh, pymongo, sql, prisma, django or markdown)")]
+pub struct UnknownFormat;
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == text)
+            .ok_or(UnknownFormat)
+    }
+}
+
+/// Render the advice in one format.
+pub fn render(advice: &Advice, format: Format) -> String {
+    match format {
+        Format::Json => json::render(advice),
+        Format::Mongosh => mongosh::render(advice),
+        Format::Pymongo => pymongo::render(advice),
+        Format::Sql => sql::render(advice),
+        Format::Prisma => prisma::render(advice),
+        Format::Django => django::render(advice),
+        Format::Markdown => markdown::render(advice),
+    }
+}
+
+/// The statement that creates one recommended index: a mongosh line for MongoDB, DDL for
+/// PostgreSQL.
+pub fn statement(recommendation: &Recommendation) -> String {
+    match recommendation.index.namespace.engine {
+        Engine::Mongodb => mongosh::create_statement(&recommendation.index, &recommendation.name),
+        Engine::Postgresql => sql::create_statement(&recommendation.index, &recommendation.name),
+    }
+}
+
+/// The statement that removes one recommended index again.
+pub fn rollback_statement(recommendation: &Recommendation) -> String {
+    let namespace = &recommendation.index.namespace;
+    match namespace.engine {
+        Engine::Mongodb => mongosh::drop_statement(namespace, &recommendation.name),
+        Engine::Postgresql => sql::drop_statement(namespace, &recommendation.name),
+    }
+}
+
+/// The statement that drops a redundant existing index.
+pub fn drop_statement(drop: &DropCandidate) -> String {
+    let namespace = &drop.index.namespace;
+    match namespace.engine {
+        Engine::Mongodb => mongosh::drop_statement(namespace, &drop.name),
+        Engine::Postgresql => sql::drop_statement(namespace, &drop.name),
+    }
+}
+
+/// Milliseconds for people: three decimals below 1 ms, one up to 100 ms, none above.
+pub(crate) fn ms(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// "serves 2 shapes, 1234 executions, 56.7 ms total".
+pub(crate) fn summary(recommendation: &Recommendation) -> String {
+    let executions = recommendation
+        .serves
+        .iter()
+        .fold(0u64, |sum, served| sum.saturating_add(served.count));
+    let shapes = recommendation.serves.len();
+    format!(
+        "serves {shapes} shape{}, {executions} executions, {} ms total",
+        if shapes == 1 { "" } else { "s" },
+        ms(recommendation.total_ms())
+    )
+}
+
+/// The notes as a trailing comment block.
+pub(crate) fn notes_as_comments(out: &mut String, advice: &Advice, comment: &str) {
+    if advice.notes.is_empty() {
+        return;
+    }
+    out.push('\n');
+    for note in &advice.notes {
+        out.push_str(comment);
+        out.push_str(" note: ");
+        out.push_str(note);
+        out.push('\n');
+    }
+}

@@ -1,0 +1,298 @@
+//! One branch → its indexes: the B-tree in ESR order, plus any text / GIN / trigram index.
+//!
+//! ## Key order
+//! Equality keys first, ordered by how many shapes of the namespace use them in equality (so
+//! the most shapes share the prefix, and a tenant key present everywhere leads), then the
+//! sort keys as written, then `$in` keys when a sort is present (an `$in` before the sort
+//! would break the index order), then one range key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::classify::LeafUse;
+use super::{Candidate, KeyRole};
+use crate::advise::{IndexKey, IndexMethod, IndexSpec, PartialTerm};
+use crate::shape::{Engine, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
+
+/// A PostgreSQL select list this short, beyond the keys, is worth an `INCLUDE`.
+pub(crate) const MAX_INCLUDE: usize = 3;
+
+/// How often fields of one namespace are used in equality and in ranges.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    equality: BTreeMap<(Namespace, Target), Weight>,
+    range: BTreeMap<(Namespace, Target), Weight>,
+}
+
+/// Shapes and executions that use a field one way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Weight {
+    shapes: u64,
+    executions: u64,
+}
+
+impl Usage {
+    /// Count the fields one shape uses, once per shape whatever its branches.
+    pub(crate) fn record(&mut self, shape: &Shape, count: u64, branches: &[Vec<(Leaf, LeafUse)>]) {
+        let mut equality = BTreeSet::new();
+        let mut range = BTreeSet::new();
+        for (leaf, usage) in branches.iter().flatten() {
+            match usage {
+                LeafUse::Equality | LeafUse::In => {
+                    equality.insert(leaf.target.clone());
+                }
+                LeafUse::Range => {
+                    range.insert(leaf.target.clone());
+                }
+                _ => {}
+            }
+        }
+        for (targets, table) in [(equality, &mut self.equality), (range, &mut self.range)] {
+            for target in targets {
+                let weight = table.entry((shape.namespace.clone(), target)).or_default();
+                weight.shapes += 1;
+                weight.executions = weight.executions.saturating_add(count);
+            }
+        }
+    }
+
+    /// Sort targets: more shapes first, then more executions, then by name.
+    fn order(
+        table: &BTreeMap<(Namespace, Target), Weight>,
+        namespace: &Namespace,
+        targets: &mut [Target],
+    ) {
+        let weight = |target: &Target| {
+            table
+                .get(&(namespace.clone(), target.clone()))
+                .copied()
+                .unwrap_or_default()
+        };
+        targets.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| a.cmp(b)));
+    }
+}
+
+/// The indexes one branch of one shape needs.
+pub(crate) fn branch_candidates(
+    id: ShapeId,
+    shape: &Shape,
+    branch: &[(Leaf, LeafUse)],
+    usage: &Usage,
+) -> Vec<Candidate> {
+    let namespace = &shape.namespace;
+    let mut partial: Vec<PartialTerm> = branch
+        .iter()
+        .filter_map(|(_, usage)| match usage {
+            LeafUse::Partial(term) => Some(term.clone()),
+            _ => None,
+        })
+        .collect();
+    partial.sort();
+    partial.dedup();
+
+    let mut candidates = Vec::new();
+    let mut specials: Vec<(IndexMethod, Target)> = branch
+        .iter()
+        .filter_map(|(leaf, usage)| match usage {
+            LeafUse::Special(method) => Some((*method, leaf.target.clone())),
+            _ => None,
+        })
+        .collect();
+    specials.sort();
+    specials.dedup();
+    let text_search = specials
+        .iter()
+        .any(|(method, _)| *method == IndexMethod::Text);
+    for (method, target) in specials {
+        // MongoDB indexes every string field under a wildcard text index: `$**`.
+        let target = match method {
+            IndexMethod::Text => Target::Field("$**".to_owned()),
+            _ => target,
+        };
+        let direction = if method == IndexMethod::Text { 0 } else { 1 };
+        let index = IndexSpec {
+            namespace: namespace.clone(),
+            keys: vec![IndexKey::new(target, direction)],
+            method,
+            partial: partial.clone(),
+            include: Vec::new(),
+            unique: false,
+            name: None,
+        };
+        candidates.push(Candidate::new(index, id, vec![KeyRole::Equality]));
+    }
+    // A `$text` query runs on the text index alone: a B-tree beside it is never chosen.
+    if !text_search {
+        if let Some(btree) = btree(id, shape, branch, usage, partial) {
+            candidates.push(btree);
+        }
+    }
+    candidates
+}
+
+fn btree(
+    id: ShapeId,
+    shape: &Shape,
+    branch: &[(Leaf, LeafUse)],
+    usage: &Usage,
+    partial: Vec<PartialTerm>,
+) -> Option<Candidate> {
+    let namespace = &shape.namespace;
+    let engine = namespace.engine;
+    let targets_of = |wanted: &dyn Fn(&LeafUse) -> bool| {
+        let mut targets: Vec<Target> = branch
+            .iter()
+            .filter(|(_, usage)| wanted(usage))
+            .map(|(leaf, _)| leaf.target.clone())
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    };
+    let sorted = !shape.sort.is_empty();
+    let mut equality = targets_of(&|usage| {
+        matches!(usage, LeafUse::Equality) || (!sorted && matches!(usage, LeafUse::In))
+    });
+    // MongoDB's `_id` index is unique and always there: an `_id` equality needs nothing else.
+    if engine == Engine::Mongodb
+        && branch.iter().any(|(leaf, usage)| {
+            matches!(usage, LeafUse::Equality | LeafUse::In) && is_mongo_id(&leaf.target)
+        })
+    {
+        return None;
+    }
+    Usage::order(&usage.equality, namespace, &mut equality);
+
+    let mut keys: Vec<IndexKey> = Vec::new();
+    let mut roles: Vec<KeyRole> = Vec::new();
+    let mut push = |keys: &mut Vec<IndexKey>, key: IndexKey, role| {
+        if !keys.iter().any(|existing| existing.target == key.target) {
+            keys.push(key);
+            roles.push(role);
+        }
+    };
+    for target in equality {
+        push(&mut keys, IndexKey::asc(target), KeyRole::Equality);
+    }
+    for sort_key in &shape.sort {
+        if let Some(key) = sort_index_key(sort_key, engine) {
+            push(&mut keys, key, KeyRole::Sort);
+        }
+    }
+    if sorted {
+        let mut ins = targets_of(&|usage| matches!(usage, LeafUse::In));
+        Usage::order(&usage.equality, namespace, &mut ins);
+        for target in ins {
+            push(&mut keys, IndexKey::asc(target), KeyRole::Range);
+        }
+    }
+    let mut ranges = targets_of(&|usage| matches!(usage, LeafUse::Range));
+    ranges.retain(|target| !keys.iter().any(|key| &key.target == target));
+    Usage::order(&usage.range, namespace, &mut ranges);
+    if let Some(range) = ranges.into_iter().next() {
+        push(&mut keys, IndexKey::asc(range), KeyRole::Range);
+    }
+
+    if keys.is_empty() {
+        return None;
+    }
+    // Sort keys alone, with no limit, mean reading the whole collection in order: a
+    // collection scan and a sort usually win.
+    if roles.iter().all(|role| *role == KeyRole::Sort) && !shape.limit {
+        return None;
+    }
+    if engine == Engine::Mongodb
+        && keys.len() == 1
+        && keys.iter().all(|key| is_mongo_id(&key.target))
+    {
+        return None;
+    }
+    let include = covering(shape, branch, &keys, &partial);
+    let index = IndexSpec {
+        namespace: namespace.clone(),
+        keys,
+        method: IndexMethod::Btree,
+        partial,
+        include,
+        unique: false,
+        name: None,
+    };
+    let mut candidate = Candidate::new(index, id, Vec::new());
+    candidate.roles = roles;
+    Some(candidate)
+}
+
+/// The index key for one sort key, or none for MongoDB's `$natural` / `$meta` pseudo-fields.
+fn sort_index_key(sort_key: &SortKey, engine: Engine) -> Option<IndexKey> {
+    if engine == Engine::Mongodb && sort_key.target.column().starts_with('$') {
+        return None;
+    }
+    let direction = if sort_key.direction < 0 { -1 } else { 1 };
+    let nulls_first = match engine {
+        // Spelled out only when it differs from the direction's default.
+        Engine::Postgresql => sort_key
+            .nulls_first
+            .filter(|first| *first != (direction < 0)),
+        Engine::Mongodb => None,
+    };
+    Some(IndexKey {
+        target: sort_key.target.clone(),
+        direction,
+        nulls_first,
+    })
+}
+
+fn is_mongo_id(target: &Target) -> bool {
+    matches!(target, Target::Field(name) if name == "_id")
+}
+
+/// `INCLUDE` columns for an index-only scan of a PostgreSQL select: the selected columns and
+/// the filter's leftover columns that are not keys, when there are at most
+/// [`MAX_INCLUDE`] of them. Empty when an index-only scan is out of reach anyway.
+fn covering(
+    shape: &Shape,
+    branch: &[(Leaf, LeafUse)],
+    keys: &[IndexKey],
+    partial: &[PartialTerm],
+) -> Vec<String> {
+    let plain =
+        |name: &str| !name.is_empty() && !name.contains(['*', '(', ')', ' ', '"', '.', ',']);
+    if shape.namespace.engine != Engine::Postgresql
+        || !shape.command.eq_ignore_ascii_case("select")
+        || shape.projection.is_empty()
+        || !shape.projection.iter().all(|column| plain(column))
+        || branch
+            .iter()
+            .any(|(leaf, _)| leaf.operator == super::classify::JOIN_OPERATOR)
+    {
+        return Vec::new();
+    }
+    let in_keys = |column: &str| {
+        keys.iter()
+            .any(|key| matches!(&key.target, Target::Field(name) if name == column))
+    };
+    let mut needed: BTreeSet<String> = shape
+        .projection
+        .iter()
+        .filter(|column| !in_keys(column))
+        .cloned()
+        .collect();
+    for (leaf, usage) in branch {
+        let covered_elsewhere = matches!(usage, LeafUse::Partial(_))
+            && partial.iter().any(|term| term.target == leaf.target);
+        if covered_elsewhere || keys.iter().any(|key| key.target == leaf.target) {
+            continue;
+        }
+        match &leaf.target {
+            Target::Field(name) => {
+                needed.insert(name.clone());
+            }
+            // A residual expression cannot be computed from included columns cheaply
+            // enough to count on an index-only scan.
+            Target::Expression { .. } => return Vec::new(),
+        }
+    }
+    if needed.len() > MAX_INCLUDE {
+        return Vec::new();
+    }
+    needed.into_iter().collect()
+}

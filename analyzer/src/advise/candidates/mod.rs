@@ -1,0 +1,137 @@
+//! Candidates: the indexes each shape needs, keys in ESR order.
+//!
+//! Every shape of the snapshot is expanded into alternatives (one per `$or` / `OR` branch),
+//! each alternative's leaves are classified (key, partial-index term, special index, or
+//! filter-only), and each alternative gets a B-tree candidate in ESR order plus the text /
+//! GIN / trigram candidates its special leaves need. Candidates are per shape here;
+//! [`super::consolidate`] merges them across shapes.
+//!
+//! ## Layout
+//! - this file: [`Candidate`], [`KeyRole`], [`from_snapshot`].
+//! - `classify`: what a leaf can do for an index, per engine.
+//! - `expand`: filter → alternatives (AND of leaves).
+//! - `esr`: alternative → candidates, with the namespace-wide equality order.
+
+mod classify;
+mod esr;
+mod expand;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+
+use super::{IndexKey, IndexSpec};
+use crate::shape::{Leaf, ShapeId};
+use crate::snapshot::{ShapeRecord, Snapshot};
+use classify::{classify, LeafUse};
+use expand::{expand, Expansion};
+
+pub(crate) use esr::MAX_INCLUDE;
+
+/// What a key does for the shapes a candidate serves. Only sort keys care about direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyRole {
+    /// Tested for equality by every shape that reaches it: direction is irrelevant.
+    Equality,
+    /// Gives the order of some shape's sort: its direction matters, relative to the others.
+    Sort,
+    /// Scanned as a range (or an `$in` after a sort): direction is irrelevant.
+    Range,
+}
+
+/// A proposed index and the shapes it would serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The index.
+    pub index: IndexSpec,
+    /// The shapes it serves.
+    pub serves: BTreeSet<ShapeId>,
+    /// What each key of `index.keys` does, position by position.
+    pub roles: Vec<KeyRole>,
+}
+
+impl Candidate {
+    /// A candidate serving one shape. Missing roles are taken as [`KeyRole::Sort`], the
+    /// strictest (direction matters).
+    pub fn new(index: IndexSpec, shape: ShapeId, mut roles: Vec<KeyRole>) -> Self {
+        roles.resize(index.keys.len(), KeyRole::Sort);
+        Self {
+            index,
+            serves: BTreeSet::from([shape]),
+            roles,
+        }
+    }
+
+    /// Whether an index with `keys` serves every shape this candidate serves: this
+    /// candidate's keys are a prefix of `keys`, and its sort keys scan in the order of
+    /// `keys`, all forwards or all backwards. Equality and range keys match in any direction.
+    pub fn is_served_by(&self, keys: &[IndexKey]) -> bool {
+        let Some(prefix) = keys.get(..self.index.keys.len()) else {
+            return false;
+        };
+        let mut forwards = true;
+        let mut backwards = true;
+        for ((mine, theirs), role) in self.index.keys.iter().zip(prefix).zip(&self.roles) {
+            if mine.target != theirs.target {
+                return false;
+            }
+            if *role == KeyRole::Sort {
+                forwards &= mine.same_order(theirs);
+                backwards &= mine.reversed().same_order(theirs);
+            }
+        }
+        forwards || backwards
+    }
+}
+
+/// One candidate per indexable shape (per branch) in the snapshot.
+///
+/// Deterministic: the same snapshot gives the same candidates in the same order.
+pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
+    let plans: Vec<(ShapeId, &ShapeRecord, Vec<Vec<(Leaf, LeafUse)>>)> = snapshot
+        .shapes
+        .iter()
+        .filter_map(|(id, record)| Some((*id, record, branches(record)?)))
+        .collect();
+    let mut usage = esr::Usage::default();
+    for (_, record, branches) in &plans {
+        usage.record(&record.shape, record.count, branches);
+    }
+    plans
+        .iter()
+        .flat_map(|(id, record, branches)| {
+            branches
+                .iter()
+                .flat_map(|branch| esr::branch_candidates(*id, &record.shape, branch, &usage))
+        })
+        .collect()
+}
+
+/// The classified alternatives of one shape's filter, or `None` when no index can help it.
+fn branches(record: &ShapeRecord) -> Option<Vec<Vec<(Leaf, LeafUse)>>> {
+    let shape = &record.shape;
+    // Inserts have no filter to serve; their cost is counted as write load.
+    if shape.command.eq_ignore_ascii_case("insert") {
+        return None;
+    }
+    let engine = shape.namespace.engine;
+    let use_of = |leaf: &Leaf| classify(leaf, engine, &record.constants);
+    let Expansion::Branches(branches) = expand(&shape.filter, &|leaf| use_of(leaf).is_indexable())
+    else {
+        return None;
+    };
+    Some(
+        branches
+            .into_iter()
+            .map(|branch| {
+                branch
+                    .into_iter()
+                    .map(|leaf| {
+                        let usage = use_of(&leaf);
+                        (leaf, usage)
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}

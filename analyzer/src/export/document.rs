@@ -1,0 +1,191 @@
+//! A small MongoDB document model for index specs, rendered as mongosh (JavaScript),
+//! Python (pymongo) or JSON.
+//!
+//! Index keys and `partialFilterExpression` are the only documents the exporters write;
+//! everything in them is a field name, an operator, or a non-data constant from the shape.
+
+use crate::advise::{Condition, PartialTerm};
+use crate::shape::Target;
+
+/// A value in an index spec document.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer (key directions, BSON type numbers).
+    Int(i64),
+    /// A string.
+    Str(String),
+    /// `null`.
+    Null,
+    /// An array.
+    Array(Vec<Value>),
+    /// An ordered document.
+    Doc(Vec<(String, Value)>),
+}
+
+/// The `partialFilterExpression` for a partial predicate: conditions grouped by field, in
+/// the predicate's (sorted) order.
+pub(crate) fn partial_filter(terms: &[PartialTerm]) -> Value {
+    let mut fields: Vec<(String, Value)> = Vec::new();
+    for term in terms {
+        let field = match &term.target {
+            Target::Field(name) => name.clone(),
+            Target::Expression { text, .. } => text.clone(),
+        };
+        let condition = condition(&term.condition);
+        match fields.iter_mut().find(|(name, _)| *name == field) {
+            Some((_, Value::Doc(conditions))) => conditions.push(condition),
+            _ => fields.push((field, Value::Doc(vec![condition]))),
+        }
+    }
+    Value::Doc(fields)
+}
+
+fn condition(condition: &Condition) -> (String, Value) {
+    let (operator, value) = match condition {
+        Condition::Exists(exists) => ("$exists", Value::Bool(*exists)),
+        Condition::Type(name) => (
+            "$type",
+            name.parse::<i64>()
+                .map(Value::Int)
+                .unwrap_or_else(|_| Value::Str(name.clone())),
+        ),
+        Condition::IsNull => ("$eq", Value::Null),
+        Condition::IsNotNull => ("$ne", Value::Null),
+        Condition::Bool(value) => ("$eq", Value::Bool(*value)),
+        Condition::InTokens(tokens) => (
+            "$in",
+            Value::Array(tokens.iter().cloned().map(Value::Str).collect()),
+        ),
+    };
+    (operator.to_owned(), value)
+}
+
+/// A string literal valid in JavaScript, Python and JSON alike.
+pub(crate) fn quoted(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+/// Whether `name` can be written bare as a JavaScript object key.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+impl Value {
+    /// mongosh: `{email: {$exists: true}, "items.sku": 1}`.
+    pub(crate) fn to_js(&self) -> String {
+        match self {
+            Value::Bool(value) => value.to_string(),
+            Value::Int(value) => value.to_string(),
+            Value::Str(text) => quoted(text),
+            Value::Null => "null".to_owned(),
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(Value::to_js).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Doc(fields) => {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|(name, value)| {
+                        let key = if is_identifier(name) {
+                            name.clone()
+                        } else {
+                            quoted(name)
+                        };
+                        format!("{key}: {}", value.to_js())
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }
+        }
+    }
+
+    /// Python: `{"email": {"$exists": True}}`.
+    pub(crate) fn to_python(&self) -> String {
+        match self {
+            Value::Bool(true) => "True".to_owned(),
+            Value::Bool(false) => "False".to_owned(),
+            Value::Int(value) => value.to_string(),
+            Value::Str(text) => quoted(text),
+            Value::Null => "None".to_owned(),
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(Value::to_python).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Doc(fields) => {
+                let fields: Vec<String> = fields
+                    .iter()
+                    .map(|(name, value)| format!("{}: {}", quoted(name), value.to_python()))
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }
+        }
+    }
+
+    /// JSON, for the machine-readable export.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Bool(value) => serde_json::Value::Bool(*value),
+            Value::Int(value) => serde_json::Value::from(*value),
+            Value::Str(text) => serde_json::Value::String(text.clone()),
+            Value::Null => serde_json::Value::Null,
+            Value::Array(items) => items.iter().map(Value::to_json).collect(),
+            Value::Doc(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_language() {
+        let terms = vec![
+            PartialTerm {
+                target: Target::Field("email".to_owned()),
+                condition: Condition::Exists(true),
+            },
+            PartialTerm {
+                target: Target::Field("email".to_owned()),
+                condition: Condition::Type("string".to_owned()),
+            },
+            PartialTerm {
+                target: Target::Field("a-b".to_owned()),
+                condition: Condition::InTokens(vec!["X".to_owned(), "Y".to_owned()]),
+            },
+        ];
+        let filter = partial_filter(&terms);
+        assert_eq!(
+            filter.to_js(),
+            r#"{email: {$exists: true, $type: "string"}, "a-b": {$in: ["X", "Y"]}}"#
+        );
+        assert_eq!(
+            filter.to_python(),
+            r#"{"email": {"$exists": True, "$type": "string"}, "a-b": {"$in": ["X", "Y"]}}"#
+        );
+        assert_eq!(
+            filter.to_json()["email"]["$exists"],
+            serde_json::Value::Bool(true)
+        );
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("delivery_date"));
+        assert!(is_identifier("$exists"));
+        assert!(!is_identifier("items.sku"));
+        assert!(!is_identifier("1st"));
+        assert!(!is_identifier(""));
+    }
+}

@@ -1,0 +1,175 @@
+//! The Markdown report: what a hand-written index plan tries to be, with every number
+//! measured.
+//!
+//! ## Layout
+//! A summary table, then per index: the shapes it serves (rendered with names, operators and
+//! types only) with count, p95 and total time, the statement, the improvement (planner
+//! evidence, or "estimated: not verified"), and the write load of its namespace. Then the
+//! drop candidates, a rollback section, and the notes.
+
+use std::fmt::Write as _;
+
+use crate::advise::{Advice, DropCandidate, Recommendation};
+use crate::shape::Engine;
+
+/// Text safe inside a table cell.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+/// Inline code that survives backticks in the text.
+fn code(text: &str) -> String {
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
+}
+
+fn fence(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Mongodb => "js",
+        Engine::Postgresql => "sql",
+    }
+}
+
+fn improvement(recommendation: &Recommendation) -> String {
+    match &recommendation.evidence {
+        Some(evidence) => {
+            let change = if evidence.cost_before > 0.0 {
+                format!(
+                    " ({:+.1}%)",
+                    (evidence.cost_after - evidence.cost_before) / evidence.cost_before * 100.0
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "planner cost {:.2} → {:.2}{change}, measured with {}",
+                evidence.cost_before, evidence.cost_after, evidence.method
+            )
+        }
+        None => "estimated: not verified".to_owned(),
+    }
+}
+
+fn write_load(recommendation: &Recommendation) -> String {
+    let load = &recommendation.write_load;
+    format!(
+        "{} inserts, {} updates, {} deletes against {} reads",
+        load.inserts, load.updates, load.deletes, load.reads
+    )
+}
+
+fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
+    let namespace = &recommendation.index.namespace;
+    let _ = writeln!(
+        out,
+        "\n## {position}. {} on {}\n",
+        code(&recommendation.name),
+        code(&namespace.to_string())
+    );
+    out.push_str("| Shape | Count | p95 | Total |\n|---|---:|---:|---:|\n");
+    for served in &recommendation.serves {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ms | {} ms |",
+            cell(&served.shape),
+            served.count,
+            super::ms(served.p95_ms),
+            super::ms(served.total_ms)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n```{}\n{}\n```\n",
+        fence(namespace.engine),
+        super::statement(recommendation)
+    );
+    let _ = writeln!(out, "- Improvement: {}", improvement(recommendation));
+    let _ = writeln!(
+        out,
+        "- Write load on {}: {}",
+        code(&namespace.to_string()),
+        write_load(recommendation)
+    );
+}
+
+fn drop_line(out: &mut String, drop: &DropCandidate) {
+    let _ = writeln!(
+        out,
+        "- {} on {}: {}\n\n  ```{}\n  {}\n  ```",
+        code(&drop.name),
+        code(&drop.index.namespace.to_string()),
+        cell(&drop.reason),
+        fence(drop.index.namespace.engine),
+        super::drop_statement(drop)
+    );
+}
+
+/// The advice as a Markdown report.
+pub(crate) fn render(advice: &Advice) -> String {
+    let mut out = String::from("# Index advice\n\n");
+    out.push_str(
+        "Measured by indextap from live traffic: every count and time below was observed. \
+         Shapes show names, operators and value types, never values.\n",
+    );
+    if advice.recommendations.is_empty() {
+        out.push_str("\nNo index to add.\n");
+    } else {
+        out.push_str("\n| # | Index | On | Shapes | Executions | Total |\n");
+        out.push_str("|---:|---|---|---:|---:|---:|\n");
+        for (position, recommendation) in advice.recommendations.iter().enumerate() {
+            let executions = recommendation
+                .serves
+                .iter()
+                .fold(0u64, |sum, served| sum.saturating_add(served.count));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} ms |",
+                position + 1,
+                cell(&code(&recommendation.name)),
+                cell(&recommendation.index.namespace.to_string()),
+                recommendation.serves.len(),
+                executions,
+                super::ms(recommendation.total_ms())
+            );
+        }
+    }
+    for (position, recommendation) in advice.recommendations.iter().enumerate() {
+        section(&mut out, position + 1, recommendation);
+    }
+    out.push_str("\n## Drop candidates\n\n");
+    if advice.drops.is_empty() {
+        out.push_str("None: no existing index is a prefix of another.\n");
+    } else {
+        out.push_str("Existing indexes that another existing index makes redundant. Review before dropping.\n\n");
+        for drop in &advice.drops {
+            drop_line(&mut out, drop);
+        }
+    }
+    out.push_str("\n## Rollback\n");
+    if advice.recommendations.is_empty() {
+        out.push_str("\nNothing to roll back.\n");
+    }
+    for engine in [Engine::Mongodb, Engine::Postgresql] {
+        let lines: Vec<String> = advice
+            .recommendations
+            .iter()
+            .filter(|r| r.index.namespace.engine == engine)
+            .map(super::rollback_statement)
+            .collect();
+        if !lines.is_empty() {
+            let _ = write!(out, "\n```{}\n{}\n```\n", fence(engine), lines.join("\n"));
+        }
+    }
+    if !advice.notes.is_empty() {
+        out.push_str("\n## Notes\n\n");
+        for note in &advice.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    out
+}
