@@ -1,1 +1,68 @@
-//! placeholder
+//! Fixtures for indextap's end-to-end tests: real servers, real drivers, the real binary.
+//!
+//! Every fixture is a guard: it owns a child process (and a temporary directory), knows how to
+//! reach it, and stops it on `Drop`. A fixture that cannot start **panics** with the reason and
+//! the tail of the child's log: a test that needs a server must fail, never silently pass.
+//! With `CI=true` the panic also says so, because there the tools are expected to be installed
+//! (`.ci/run` installs them).
+//!
+//! Starting is synchronous (it blocks until the server answers), so a fixture can be started
+//! from a plain `#[test]` or from inside `#[tokio::test]` alike.
+//!
+//! ## Layout
+//! - [`ports`]: free loopback ports and waiting for a port to accept connections.
+//! - [`secantus`]: [`SecantusDb`], a MongoDB-wire server (standalone, replica set, SCRAM auth).
+//! - [`postgres`]: [`Postgres`], an ephemeral PostgreSQL cluster (trust + one SCRAM user,
+//!   optional TLS), with `psql` / `pgbench` helpers.
+//! - [`proxy`]: [`IndextapProcess`], the `indextap` binary run as a child, with its logs and
+//!   its admin HTTP API.
+//! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
+//! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
+//!   prove they never come out again.
+//! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod child;
+pub mod http;
+pub mod markers;
+pub mod ports;
+pub mod postgres;
+pub mod proxy;
+pub mod secantus;
+
+use std::path::PathBuf;
+
+pub use markers::{assert_absent, marker_number, marker_string, Markers};
+pub use ports::{free_port, wait_for_port};
+pub use postgres::{Postgres, PostgresOptions};
+pub use proxy::{IndextapOptions, IndextapProcess};
+pub use secantus::{Credentials, SecantusDb, SecantusOptions};
+
+/// True when the environment says we run in CI (`CI=true` or `CI=1`).
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// The workspace root (the directory holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+/// Ends the test: `what` could not start. Always a panic, so a test that needs a server can
+/// never pass without one. Outside CI the message also says how to get the tools.
+#[track_caller]
+pub(crate) fn startup_failed(what: &str, reason: &str, log_tail: &str, hint: &str) -> ! {
+    let context = if is_ci() {
+        "CI=true: every fixture must start here".to_string()
+    } else {
+        format!("hint: {hint}")
+    };
+    panic!(
+        "{what} could not start: {reason}\n({context})\n--- last log lines ---\n{log_tail}\n--- end of log ---"
+    );
+}

@@ -1,0 +1,242 @@
+//! [`IndextapProcess`]: the real `indextap` binary, run as a child of the test.
+//!
+//! The binary is `$INDEXTAP_BIN`, else `<target dir>/debug/indextap`. When that file is
+//! missing it is built once per test process with `cargo build -p indextap-proxy --bin
+//! indextap`. The README's test command (`cargo test --workspace`) builds it anyway; when
+//! running only this crate's tests after changing the proxy, build it first (or set
+//! `INDEXTAP_BIN`), or the tests run the previous binary.
+//!
+//! The process's stdout and stderr go to one file ([`IndextapProcess::logs`], which the leak
+//! test searches). Start-up waits until the admin API answers `GET /healthz`; the admin
+//! address is [`IndextapOptions::admin`], or else read from the arguments: the value after
+//! (or `=`-joined to) the first flag whose name contains `admin` and whose value is a socket
+//! address, e.g. `--admin-listen 127.0.0.1:9000`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::child::{run, ChildProcess, STOP_GRACE};
+use crate::http::{self, HttpReply};
+use crate::{startup_failed, workspace_root};
+
+/// The admin API's liveness endpoint.
+pub const HEALTH_PATH: &str = "/healthz";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const BUILD_HINT: &str =
+    "build it with `cargo build -p indextap-proxy --bin indextap`, or set INDEXTAP_BIN";
+
+/// How to run the process.
+#[derive(Debug, Clone, Default)]
+pub struct IndextapOptions {
+    /// The program to run; default [`IndextapProcess::binary`].
+    pub binary: Option<PathBuf>,
+    pub args: Vec<String>,
+    /// Where the admin API listens; default: found in `args`.
+    pub admin: Option<SocketAddr>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl IndextapOptions {
+    pub fn new(args: &[&str]) -> Self {
+        Self {
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A running `indextap`; SIGTERM (then kill) when dropped.
+pub struct IndextapProcess {
+    process: ChildProcess,
+    admin: SocketAddr,
+    // Declared last: removed after the process is stopped.
+    dir: TempDir,
+}
+
+impl IndextapProcess {
+    /// Runs `indextap` with `args` and waits for `/healthz`. Panics when it cannot.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with(IndextapOptions::new(args))
+    }
+
+    /// Runs the process described by `options` and waits for `/healthz`.
+    pub fn start_with(options: IndextapOptions) -> Self {
+        let admin = options
+            .admin
+            .or_else(|| admin_addr_in(&options.args))
+            .unwrap_or_else(|| {
+                startup_failed(
+                    "indextap",
+                    "no admin address: pass IndextapOptions::admin or an --admin… flag",
+                    "",
+                    BUILD_HINT,
+                )
+            });
+        let binary = options.binary.clone().unwrap_or_else(Self::binary);
+        let dir = tempfile::Builder::new()
+            .prefix("indextap-proxy-")
+            .tempdir()
+            .unwrap_or_else(|err| startup_failed("indextap", &err.to_string(), "", ""));
+        let mut command = Command::new(&binary);
+        command
+            .args(&options.args)
+            .envs(options.env.iter().map(|(key, value)| (key, value)));
+        let mut process =
+            ChildProcess::spawn("indextap", &mut command, &dir.path().join("indextap.log"))
+                .unwrap_or_else(|err| {
+                    startup_failed(
+                        "indextap",
+                        &format!("cannot run {}: {err}", binary.display()),
+                        "",
+                        BUILD_HINT,
+                    )
+                });
+        let ready = http::wait_until_ok(admin, HEALTH_PATH, START_TIMEOUT, || {
+            match process.exited() {
+                Some(status) => anyhow::bail!("exited early ({status})"),
+                None => Ok(()),
+            }
+        });
+        if let Err(err) = ready {
+            let log = process.log_tail();
+            startup_failed("indextap", &format!("{err:#}"), &log, BUILD_HINT);
+        }
+        Self {
+            process,
+            admin,
+            dir,
+        }
+    }
+
+    /// `$INDEXTAP_BIN`, or the workspace's debug binary (built once if missing).
+    pub fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("INDEXTAP_BIN") {
+            return PathBuf::from(path);
+        }
+        static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+        let built = BUILT.get_or_init(|| {
+            let path = target_dir().join("debug").join("indextap");
+            if path.is_file() {
+                return Ok(path);
+            }
+            build().map(|()| path).map_err(|err| format!("{err:#}"))
+        });
+        match built {
+            Ok(path) => path.clone(),
+            Err(err) => startup_failed("indextap", err, "", BUILD_HINT),
+        }
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// A scratch directory that lives as long as the process (state files, configs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        self.process.log()
+    }
+
+    /// `GET path` on the admin API; any status is a reply.
+    pub fn get(&self, path: &str) -> anyhow::Result<HttpReply> {
+        http::get(self.admin, path)
+    }
+
+    /// `GET path` on the admin API, requiring a 2xx, as JSON.
+    pub fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        http::get_json(self.admin, path)
+    }
+
+    /// `GET path` on the admin API, requiring a 2xx, as text.
+    pub fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        http::get_text(self.admin, path)
+    }
+
+    /// SIGTERM and wait (then kill): for tests of a clean shutdown. The exit status, if the
+    /// process exited.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.process.stop(STOP_GRACE)
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.process.exited()
+    }
+}
+
+/// The admin address in `args`: after (or `=`-joined to) a flag whose name contains `admin`.
+fn admin_addr_in(args: &[String]) -> Option<SocketAddr> {
+    let mut args = args.iter().peekable();
+    while let Some(arg) = args.next() {
+        if !arg.starts_with("--") || !arg.contains("admin") {
+            continue;
+        }
+        let value = match arg.split_once('=') {
+            Some((_, value)) => Some(value),
+            None => args.peek().map(|next| next.as_str()),
+        };
+        if let Some(addr) = value.and_then(|value| value.parse().ok()) {
+            return Some(addr);
+        }
+    }
+    None
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "indextap-proxy",
+        "--bin",
+        "indextap",
+    ]);
+    run(&mut command).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn admin_address_is_found_after_or_joined_to_its_flag() {
+        let addr: SocketAddr = "127.0.0.1:9100".parse().expect("addr");
+        let spaced = strings(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:1",
+            "--admin-listen",
+            "127.0.0.1:9100",
+        ]);
+        assert_eq!(admin_addr_in(&spaced), Some(addr));
+        let joined = strings(&["--admin=127.0.0.1:9100"]);
+        assert_eq!(admin_addr_in(&joined), Some(addr));
+        let absent = strings(&["--listen", "127.0.0.1:9100", "--admin-token", "x"]);
+        assert_eq!(admin_addr_in(&absent), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! [`SecantusDb`]: a SecantusDB server (MongoDB wire protocol) owned by a test.
+//!
+//! What the fixture relies on, as SecantusDB 0.7.0b3 behaves:
+//! - `--standalone` makes `hello` describe a standalone server. Without it, `hello` advertises
+//!   a one-node replica set named [`REPLICA_SET_NAME`] whose `hosts`, `primary` and `me` are
+//!   the listening socket's address (`127.0.0.1:<port>` here).
+//! - `--auth` turns on SCRAM (SHA-256 and SHA-1). There is no localhost exception and no
+//!   flag to seed a user: a user is created with `createUser` on a server started without
+//!   `--auth`, which is then restarted with `--auth` on the same storage. So an auth server
+//!   uses a storage directory instead of `:memory:`.
+//! - `--storage-path :memory:` is an ephemeral directory the server removes on SIGTERM.
+//!
+//! The binary is `$SECANTUSD`, else `/opt/secantus/bin/secantusd-py`, else `secantusd-py` on
+//! `PATH`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use bson::doc;
+use tempfile::TempDir;
+
+use crate::child::{on_path, ChildProcess, STOP_GRACE};
+use crate::ports::free_port;
+use crate::startup_failed;
+
+/// The replica-set name SecantusDB advertises when not `--standalone`.
+pub const REPLICA_SET_NAME: &str = "secantus";
+/// Where `.ci/run` installs the server.
+const DEFAULT_BINARY: &str = "/opt/secantus/bin/secantusd-py";
+const BINARY_NAME: &str = "secantusd-py";
+/// Python start-up plus WiredTiger open; generous, for a loaded 2-core CI machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts when the port we picked was taken before the server bound it.
+const PORT_ATTEMPTS: usize = 3;
+/// Each server's WiredTiger cache: tests hold little data, and many servers run at once.
+const CACHE_SIZE: &str = "64M";
+const INSTALL_HINT: &str = "install it with `python3 -m venv /opt/secantus && \
+/opt/secantus/bin/pip install secantusdb==0.7.0b3 pymongo` (or run .ci/run), or set SECANTUSD";
+
+/// A SCRAM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// How to run the server.
+#[derive(Debug, Clone, Default)]
+pub struct SecantusOptions {
+    /// Advertise a one-node replica set (SecantusDB's default) instead of a standalone.
+    pub replica_set: bool,
+    /// Require SCRAM-SHA-256; this user (role `root` on `admin`) is created first.
+    pub auth: Option<Credentials>,
+    /// More command-line arguments, appended last.
+    pub extra_args: Vec<String>,
+}
+
+impl SecantusOptions {
+    pub fn standalone() -> Self {
+        Self::default()
+    }
+
+    pub fn replica_set() -> Self {
+        Self {
+            replica_set: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn with_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some(Credentials {
+            user: user.to_string(),
+            password: password.to_string(),
+        });
+        self
+    }
+}
+
+/// A running SecantusDB; stopped (SIGTERM, then kill) when dropped.
+pub struct SecantusDb {
+    process: ChildProcess,
+    port: u16,
+    options: SecantusOptions,
+    // Declared last: dropped after the process is stopped.
+    dir: TempDir,
+}
+
+impl SecantusDb {
+    /// Starts a server and waits until it accepts connections. Panics when it cannot.
+    pub fn start(options: SecantusOptions) -> Self {
+        let binary = Self::binary().unwrap_or_else(|| {
+            startup_failed(
+                "SecantusDB",
+                "secantusd-py not found ($SECANTUSD, /opt/secantus/bin, PATH)",
+                "",
+                INSTALL_HINT,
+            )
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("indextap-secantus-")
+            .tempdir()
+            .unwrap_or_else(|err| startup_failed("SecantusDB", &err.to_string(), "", ""));
+        let storage = match options.auth {
+            Some(_) => dir.path().join("data"),
+            None => PathBuf::from(":memory:"),
+        };
+        let log_path = dir.path().join("secantusd.log");
+
+        if let Some(credentials) = &options.auth {
+            // Without --auth first, to create the user; then the real server below.
+            let mut bootstrap = spawn_listening(&binary, &options, &storage, false, &log_path);
+            let port = bootstrap.1;
+            if let Err(err) = create_root_user(port, credentials) {
+                startup_failed(
+                    "SecantusDB (auth bootstrap)",
+                    &format!("createUser failed: {err:#}"),
+                    &bootstrap.0.log_tail(),
+                    INSTALL_HINT,
+                );
+            }
+            if bootstrap.0.stop(STOP_GRACE).is_none() {
+                startup_failed(
+                    "SecantusDB (auth bootstrap)",
+                    "the bootstrap server did not exit",
+                    &bootstrap.0.log_tail(),
+                    INSTALL_HINT,
+                );
+            }
+        }
+
+        let auth = options.auth.is_some();
+        let (process, port) = spawn_listening(&binary, &options, &storage, auth, &log_path);
+        Self {
+            process,
+            port,
+            options,
+            dir,
+        }
+    }
+
+    /// The binary the fixture runs: `$SECANTUSD`, the `.ci/run` install, or `PATH`.
+    pub fn binary() -> Option<PathBuf> {
+        if let Some(path) = std::env::var_os("SECANTUSD") {
+            return Some(PathBuf::from(path));
+        }
+        let default = Path::new(DEFAULT_BINARY);
+        if default.is_file() {
+            return Some(default.to_path_buf());
+        }
+        on_path(BINARY_NAME)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    pub fn options(&self) -> &SecantusOptions {
+        &self.options
+    }
+
+    /// The address `hello` advertises in replica-set mode (`hosts`, `primary`, `me`).
+    pub fn advertised_host(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// A connection string for this server: credentials when auth is on, and
+    /// `directConnection=true` for a standalone (a replica set is left to discovery).
+    pub fn uri(&self) -> String {
+        self.uri_via(self.addr())
+    }
+
+    /// The same connection string pointed at `addr` (a proxy in front of this server).
+    pub fn uri_via(&self, addr: SocketAddr) -> String {
+        let credentials = match &self.options.auth {
+            Some(credentials) => format!(
+                "{}:{}@",
+                percent_encode(&credentials.user),
+                percent_encode(&credentials.password)
+            ),
+            None => String::new(),
+        };
+        let mut options = Vec::new();
+        if !self.options.replica_set {
+            options.push("directConnection=true".to_string());
+        }
+        if self.options.auth.is_some() {
+            options.push("authSource=admin&authMechanism=SCRAM-SHA-256".to_string());
+        }
+        options.push("serverSelectionTimeoutMS=15000".to_string());
+        format!("mongodb://{credentials}{addr}/?{}", options.join("&"))
+    }
+
+    /// A driver client for [`Self::uri`].
+    pub async fn client(&self) -> mongodb::Client {
+        mongodb::Client::with_uri_str(self.uri())
+            .await
+            .unwrap_or_else(|err| panic!("client for {}: {err}", self.addr()))
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        self.process.log()
+    }
+
+    /// The fixture's temporary directory (log file, and storage when auth is on).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for URI userinfo).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// Spawns the server on a fresh port and waits for it, retrying when the port was taken.
+fn spawn_listening(
+    binary: &Path,
+    options: &SecantusOptions,
+    storage: &Path,
+    auth: bool,
+    log_path: &Path,
+) -> (ChildProcess, u16) {
+    let mut last_failure = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let port = free_port();
+        let mut command = Command::new(binary);
+        command
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--storage-path")
+            .arg(storage)
+            .args(["--cache-size", CACHE_SIZE]);
+        if !options.replica_set {
+            command.arg("--standalone");
+        }
+        if auth {
+            command.arg("--auth");
+        }
+        command.args(&options.extra_args);
+        let mut process =
+            ChildProcess::spawn("secantusd", &mut command, log_path).unwrap_or_else(|err| {
+                startup_failed(
+                    "SecantusDB",
+                    &format!("cannot run {}: {err}", binary.display()),
+                    "",
+                    INSTALL_HINT,
+                )
+            });
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        match process.wait_until_listening(addr, START_TIMEOUT) {
+            Ok(()) => return (process, port),
+            Err(err) => {
+                let log = process.log_tail();
+                process.stop(STOP_GRACE);
+                if !log.to_ascii_lowercase().contains("address already in use") {
+                    startup_failed("SecantusDB", &err.to_string(), &log, INSTALL_HINT);
+                }
+                last_failure = log;
+            }
+        }
+    }
+    startup_failed(
+        "SecantusDB",
+        "every port tried was already in use",
+        &last_failure,
+        INSTALL_HINT,
+    )
+}
+
+/// Creates `credentials` as a root user, with the real driver, on a thread of its own so this
+/// works whether or not the caller is inside a tokio runtime.
+fn create_root_user(port: u16, credentials: &Credentials) -> anyhow::Result<()> {
+    let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    let command = doc! {
+        "createUser": &credentials.user,
+        "pwd": &credentials.password,
+        "roles": ["root"],
+        "mechanisms": ["SCRAM-SHA-256"],
+    };
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let client = mongodb::Client::with_uri_str(uri).await?;
+            client.database("admin").run_command(command).await?;
+            client.shutdown().await;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the createUser thread panicked"))?
+}
