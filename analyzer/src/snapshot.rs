@@ -8,15 +8,24 @@
 //! first-seen takes the minimum and last-seen the maximum, partial-index constants intersect.
 //!
 //! ## Layout
-//! - [`Snapshot`], [`ShapeRecord`], [`WriteRecord`], [`HistogramRecord`]: the format.
-//! - [`Snapshot::merge`]: combine two.
-//! - [`Snapshot::to_json`] / [`Snapshot::from_json`]: the file format, version-checked.
+//! - this file: [`Snapshot`], [`ShapeRecord`], [`WriteRecord`], [`HistogramRecord`]: the format.
+//! - `merge`: [`Snapshot::merge`] / [`Snapshot::merged`], the rules for combining two.
+//! - `histogram`: [`HistogramRecord`] arithmetic (bucket-wise sum, percentiles).
+//! - `json`: [`Snapshot::to_json`] / [`Snapshot::from_json`], the file format, version-checked.
+
+mod histogram;
+mod json;
+mod merge;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::shape::{BoundConstant, Namespace, Shape, ShapeId};
+
+pub use json::SnapshotError;
 
 /// The current format version. Bump it on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -41,6 +50,16 @@ pub struct Snapshot {
     /// Commands that lowered to nothing useful, by reason (`sql_parse_error`, ...).
     #[serde(default)]
     pub rejected: BTreeMap<String, u64>,
+}
+
+impl Snapshot {
+    /// An empty snapshot in the current format.
+    pub fn new() -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            ..Self::default()
+        }
+    }
 }
 
 /// What is known of one shape.
