@@ -14,6 +14,8 @@ pub mod candidates;
 pub mod consolidate;
 pub mod existing;
 pub mod rank;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 
 use std::collections::BTreeMap;

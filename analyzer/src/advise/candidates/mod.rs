@@ -16,7 +16,7 @@ mod classify;
 mod esr;
 mod expand;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeSet;
 

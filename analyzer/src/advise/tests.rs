@@ -1,0 +1,223 @@
+//! The whole pipeline, `advise()`, over hand-built snapshots and catalogs.
+
+use super::candidates::tests::{eq, field, leaf, record, snapshot, sort};
+use super::*;
+use crate::shape::{OpClass, Predicate, Shape};
+
+fn find(
+    namespace: &Namespace,
+    filter: Vec<Predicate>,
+    sort_keys: Vec<crate::shape::SortKey>,
+) -> Shape {
+    let mut shape = Shape::new(namespace.clone(), "find");
+    shape.filter = Predicate::And(filter);
+    shape.sort = sort_keys;
+    shape
+}
+
+fn spec(namespace: &Namespace, keys: &[(&str, i8)], name: &str) -> IndexSpec {
+    IndexSpec {
+        namespace: namespace.clone(),
+        keys: keys
+            .iter()
+            .map(|(column, direction)| IndexKey::new(field(column), *direction))
+            .collect(),
+        method: IndexMethod::Btree,
+        partial: Vec::new(),
+        include: Vec::new(),
+        unique: false,
+        name: Some(name.to_owned()),
+    }
+}
+
+fn names(advice: &Advice) -> Vec<&str> {
+    advice
+        .recommendations
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
+#[test]
+fn a_prefix_shape_is_served_by_the_longer_index() {
+    let orders = Namespace::mongo("app", "orders");
+    let by_status = find(&orders, vec![eq("status")], vec![]);
+    let by_status_sorted = find(&orders, vec![eq("status")], vec![sort("delivery_date", -1)]);
+    let snapshot = snapshot(vec![
+        record(by_status.clone(), 10),
+        record(by_status_sorted.clone(), 20),
+    ]);
+    let advice = advise(&snapshot, &ExistingIndexes::new());
+    assert_eq!(names(&advice), vec!["status_1_delivery_date_-1"]);
+    let served: Vec<ShapeId> = advice.recommendations[0]
+        .serves
+        .iter()
+        .map(|s| s.shape_id)
+        .collect();
+    assert_eq!(
+        served,
+        vec![by_status_sorted.id(), by_status.id()],
+        "heaviest first"
+    );
+}
+
+#[test]
+fn existing_indexes_are_not_recommended_again_and_redundant_ones_are_listed() {
+    let orders = Namespace::mongo("app", "orders");
+    let snapshot = snapshot(vec![
+        record(
+            find(&orders, vec![eq("status")], vec![sort("delivery_date", 1)]),
+            10,
+        ),
+        record(find(&orders, vec![eq("customer")], vec![]), 10),
+    ]);
+    let existing = ExistingIndexes::from([(
+        orders.clone(),
+        vec![
+            spec(&orders, &[("_id", 1)], "_id_"),
+            spec(&orders, &[("status", 1)], "status_1"),
+            spec(
+                &orders,
+                &[("status", 1), ("delivery_date", -1), ("total", 1)],
+                "sdt",
+            ),
+        ],
+    )]);
+    let advice = advise(&snapshot, &existing);
+    assert_eq!(
+        names(&advice),
+        vec!["customer_1"],
+        "(status, delivery_date) is a prefix of sdt"
+    );
+    assert_eq!(advice.drops.len(), 1);
+    assert_eq!(advice.drops[0].name, "status_1");
+    assert_eq!(advice.drops[0].reason, "prefix of sdt");
+}
+
+#[test]
+fn recommendations_come_heaviest_first() {
+    let orders = Namespace::mongo("app", "orders");
+    let users = Namespace::mongo("app", "users");
+    let mut light = record(find(&orders, vec![eq("status")], vec![]), 1_000);
+    light.total_micros = 1_000_000;
+    let mut heavy = record(find(&users, vec![eq("email")], vec![]), 10);
+    heavy.total_micros = 9_000_000;
+    let advice = advise(&snapshot(vec![light, heavy]), &ExistingIndexes::new());
+    assert_eq!(names(&advice), vec!["email_1", "status_1"]);
+    assert_eq!(advice.recommendations[0].total_ms(), 9_000.0);
+}
+
+#[test]
+fn the_tenant_key_leads_every_index_of_its_collection() {
+    let jobs = Namespace::postgres("app", "public", "jobs");
+    let select = |filter: Vec<Predicate>, sort_keys| {
+        let mut shape = find(&jobs, filter, sort_keys);
+        shape.command = "select".to_owned();
+        shape
+    };
+    let snapshot = snapshot(vec![
+        record(
+            select(
+                vec![
+                    leaf("status", "=", OpClass::Eq),
+                    leaf("tenant_id", "=", OpClass::Eq),
+                ],
+                vec![],
+            ),
+            100,
+        ),
+        record(
+            select(
+                vec![
+                    leaf("tenant_id", "=", OpClass::Eq),
+                    leaf("queued_at", ">", OpClass::Range),
+                ],
+                vec![],
+            ),
+            5,
+        ),
+        record(
+            select(
+                vec![
+                    leaf("owner", "=", OpClass::Eq),
+                    leaf("tenant_id", "=", OpClass::Eq),
+                ],
+                vec![sort("created_at", -1)],
+            ),
+            5,
+        ),
+    ]);
+    let advice = advise(&snapshot, &ExistingIndexes::new());
+    assert_eq!(advice.recommendations.len(), 3);
+    for recommendation in &advice.recommendations {
+        assert_eq!(
+            recommendation.index.keys[0].target,
+            field("tenant_id"),
+            "{}",
+            recommendation.name
+        );
+    }
+}
+
+/// The `job_events` plan from the seeds, with the traffic it describes: the advice is
+/// (job_id, timestamp) and (job_id, type, timestamp), not the single-column indexes it had.
+#[test]
+fn the_job_events_seed_plan() {
+    let events = Namespace::postgres("app", "public", "job_events");
+    let select = |filter: Vec<Predicate>, sort_keys: Vec<crate::shape::SortKey>, limit| {
+        let mut shape = find(&events, filter, sort_keys);
+        shape.command = "select".to_owned();
+        shape.limit = limit;
+        shape
+    };
+    let job = || leaf("job_id", "=", OpClass::Eq);
+    let snapshot = snapshot(vec![
+        record(select(vec![job()], vec![sort("timestamp", 1)], true), 500),
+        record(
+            select(
+                vec![job(), leaf("type", "=", OpClass::Eq)],
+                vec![sort("timestamp", 1)],
+                true,
+            ),
+            50,
+        ),
+        record(
+            select(
+                vec![job(), leaf("timestamp", ">", OpClass::Range)],
+                vec![sort("timestamp", 1)],
+                false,
+            ),
+            2_000,
+        ),
+        record(
+            select(vec![job(), leaf("type", "=", OpClass::Eq)], vec![], true),
+            30,
+        ),
+    ]);
+    let existing = ExistingIndexes::from([(
+        events.clone(),
+        vec![
+            spec(&events, &[("id", 1)], "job_events_pkey"),
+            spec(&events, &[("job_id", 1)], "job_events_job_id_idx"),
+            spec(&events, &[("step_id", 1)], "job_events_step_id_idx"),
+            spec(&events, &[("timestamp", 1)], "job_events_timestamp_idx"),
+            spec(&events, &[("type", 1)], "job_events_type_idx"),
+        ],
+    )]);
+    let advice = advise(&snapshot, &existing);
+    let keys: Vec<Vec<&str>> = advice
+        .recommendations
+        .iter()
+        .map(|r| r.index.keys.iter().map(|k| k.target.column()).collect())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            vec!["job_id", "timestamp"],
+            vec!["job_id", "type", "timestamp"]
+        ]
+    );
+    assert_eq!(advice.recommendations[0].serves.len(), 2);
+    assert_eq!(advice.recommendations[1].serves.len(), 2);
+    assert!(advice.drops.is_empty());
+}
