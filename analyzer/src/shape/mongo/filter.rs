@@ -12,8 +12,6 @@
 //! array, an empty `$or`, a `$type` that names no type, nesting past [`MAX_DEPTH`]) is
 //! [`Malformed`]; the caller counts it, and no part of the filter is kept.
 
-use std::borrow::Cow;
-
 use bson::raw::{RawDocument, RawElement};
 use bson::spec::ElementType;
 use bson::RawBsonRef;
@@ -226,7 +224,7 @@ impl Parser<'_> {
                     leaf(path, "$exists", OpClass::Exists, ValueType::None)
                 }
                 "$type" => {
-                    let names = type_names(&element)?;
+                    let names = types::type_names(&element).ok_or(Malformed)?;
                     self.bind(scope, path, "$type", || Constant::Type(names));
                     leaf(path, "$type", OpClass::Type, ValueType::None)
                 }
@@ -422,39 +420,4 @@ fn str_operand<'a>(element: &RawElement<'a>) -> Parsed<&'a str> {
 
 fn list_type(element: &RawElement<'_>) -> Parsed<ValueType> {
     types::list_type(array_of(element).ok_or(Malformed)?).ok_or(Malformed)
-}
-
-/// The `$type` operand as a constant: an alias or a type number, or a sorted list of them
-/// joined with `,`. Only names MongoDB knows are kept.
-fn type_names(element: &RawElement<'_>) -> Parsed<String> {
-    if element.element_type() != ElementType::Array {
-        return type_name(element).map(Cow::into_owned);
-    }
-    let mut names = Vec::new();
-    for name in array_of(element).ok_or(Malformed)?.iter_elements() {
-        names.push(type_name(&name.map_err(|_| Malformed)?)?);
-    }
-    if names.is_empty() {
-        return Err(Malformed);
-    }
-    names.sort_unstable();
-    names.dedup();
-    Ok(names.join(","))
-}
-
-fn type_name(element: &RawElement<'_>) -> Parsed<Cow<'static, str>> {
-    let code = match element.value().map_err(|_| Malformed)? {
-        RawBsonRef::String(name) => {
-            return types::type_alias(name).map(Cow::Borrowed).ok_or(Malformed)
-        }
-        RawBsonRef::Int32(code) => i64::from(code),
-        RawBsonRef::Int64(code) => code,
-        RawBsonRef::Double(code) if code.fract() == 0.0 && code.abs() < 1e3 => code as i64,
-        _ => return Err(Malformed),
-    };
-    if types::is_type_code(code) {
-        Ok(Cow::Owned(code.to_string()))
-    } else {
-        Err(Malformed)
-    }
 }

@@ -5,6 +5,7 @@ use bson::raw::{RawDocument, RawElement};
 use bson::spec::ElementType;
 use bson::RawBsonRef;
 
+use super::types::decimal_signum;
 use crate::shape::{SortKey, Target};
 
 /// A sort specification in the query's order. `$natural` is storage order and
@@ -70,17 +71,8 @@ fn number(element: &RawElement<'_>) -> Option<Number> {
         RawBsonRef::Int32(value) => Some(Number::Int(value.into())),
         RawBsonRef::Int64(value) => Some(Number::Int(value)),
         RawBsonRef::Double(value) => Some(Number::Float(value)),
-        RawBsonRef::Decimal128(value) => {
-            // Only its sign and whether it is zero matter here.
-            let bits = u128::from_le_bytes(value.bytes());
-            let zero = bits & ((1u128 << 113) - 1) == 0;
-            let negative = bits >> 127 == 1;
-            Some(Number::Int(match (zero, negative) {
-                (true, _) => 0,
-                (false, true) => -1,
-                (false, false) => 1,
-            }))
-        }
+        // Only its sign and whether it is zero matter here.
+        RawBsonRef::Decimal128(value) => Some(Number::Int(decimal_signum(value).into())),
         _ => None,
     }
 }

@@ -4,8 +4,11 @@
 //! Everything here reads the element's type tag, and a value only where its truth is asked,
 //! so strings and documents are never decoded to find their type.
 
+use std::borrow::Cow;
+
 use bson::raw::{RawArray, RawBsonRef, RawElement};
 use bson::spec::ElementType;
+use bson::Decimal128;
 
 use crate::shape::ValueType;
 
@@ -66,13 +69,22 @@ pub(super) fn truth(element: &RawElement<'_>) -> Option<bool> {
         RawBsonRef::Int32(value) => value != 0,
         RawBsonRef::Int64(value) => value != 0,
         RawBsonRef::Double(value) => value != 0.0,
-        // Decimal zero has one encoding per exponent; all share a zero coefficient, which
-        // is the low 113 bits.
-        RawBsonRef::Decimal128(value) => {
-            u128::from_le_bytes(value.bytes()) & ((1u128 << 113) - 1) != 0
-        }
+        RawBsonRef::Decimal128(value) => decimal_signum(value) != 0,
         _ => true,
     })
+}
+
+/// The sign of a decimal: -1, 0 or 1. Zero has one encoding per exponent; all share a zero
+/// coefficient, which is the low 113 bits.
+pub(super) fn decimal_signum(value: Decimal128) -> i8 {
+    let bits = u128::from_le_bytes(value.bytes());
+    if bits & ((1u128 << 113) - 1) == 0 {
+        0
+    } else if bits >> 127 == 1 {
+        -1
+    } else {
+        1
+    }
 }
 
 /// The type aliases `$type` accepts. Anything else is an error in MongoDB, and since an
@@ -103,11 +115,44 @@ const TYPE_ALIASES: [&str; 22] = [
 ];
 
 /// The `$type` alias as a static name, if `name` is one.
-pub(super) fn type_alias(name: &str) -> Option<&'static str> {
+fn type_alias(name: &str) -> Option<&'static str> {
     TYPE_ALIASES.iter().copied().find(|alias| *alias == name)
 }
 
 /// Whether `code` is a BSON type number `$type` accepts (1 to 19, -1 MinKey, 127 MaxKey).
-pub(super) fn is_type_code(code: i64) -> bool {
+fn is_type_code(code: i64) -> bool {
     matches!(code, 1..=19 | -1 | 127)
+}
+
+/// The `$type` operand as a constant: an alias or a type number, or a sorted list of them
+/// joined with `,`. Only names MongoDB knows are kept.
+pub(super) fn type_names(element: &RawElement<'_>) -> Option<String> {
+    if element.element_type() != ElementType::Array {
+        return type_name(element).map(Cow::into_owned);
+    }
+    let mut names = Vec::new();
+    for name in super::array_of(element)?.iter_elements() {
+        names.push(type_name(&name.ok()?)?);
+    }
+    if names.is_empty() {
+        return None;
+    }
+    names.sort_unstable();
+    names.dedup();
+    Some(names.join(","))
+}
+
+fn type_name(element: &RawElement<'_>) -> Option<Cow<'static, str>> {
+    let code = match element.value().ok()? {
+        RawBsonRef::String(name) => return type_alias(name).map(Cow::Borrowed),
+        RawBsonRef::Int32(code) => i64::from(code),
+        RawBsonRef::Int64(code) => code,
+        RawBsonRef::Double(code) if code.fract() == 0.0 && code.abs() < 1e3 => code as i64,
+        _ => return None,
+    };
+    if is_type_code(code) {
+        Some(Cow::Owned(code.to_string()))
+    } else {
+        None
+    }
 }

@@ -1,1 +1,114 @@
-//! Tests.
+//! Tests of MongoDB lowering, against hand-written expectations.
+//!
+//! ## Layout
+//! - this file: builders for commands and for the expected canonical JSON.
+//! - `table`: one command per case, with the exact canonical JSON of every shape.
+//! - `lowering`: writes, cursors, constants and rejections, as exact [`Lowering`]s.
+//! - `identity`: executions that must share a [`ShapeId`](crate::shape::ShapeId).
+//! - `hostile`: odd types everywhere and damaged bytes; nothing may panic.
+//! - `privacy`: marker values never reach a shape or its debug output.
+
+mod hostile;
+mod identity;
+mod lowering;
+mod privacy;
+mod table;
+
+use bson::{RawDocumentBuf, Regex};
+use serde_json::{json, Value};
+
+use super::lower;
+use crate::command::{DocumentSequence, MongoCommand};
+use crate::shape::Lowering;
+
+/// A command on database `app` with no document sequences.
+fn command(body: RawDocumentBuf) -> MongoCommand {
+    MongoCommand {
+        database: "app".to_owned(),
+        body,
+        sequences: Vec::new(),
+    }
+}
+
+/// A command on database `app` with one kind 1 sequence holding `documents`.
+fn with_sequence(
+    body: RawDocumentBuf,
+    identifier: &str,
+    documents: Vec<RawDocumentBuf>,
+) -> MongoCommand {
+    MongoCommand {
+        sequences: vec![DocumentSequence {
+            identifier: identifier.to_owned(),
+            count: documents.len(),
+            documents,
+        }],
+        ..command(body)
+    }
+}
+
+/// A BSON regular expression literal.
+fn regex(pattern: &str, options: &str) -> Regex {
+    Regex {
+        pattern: pattern.try_into().expect("test pattern has no NUL"),
+        options: options.try_into().expect("test options have no NUL"),
+    }
+}
+
+/// A document key from text (`rawdoc!` takes literals, or expressions that are a `CStr`).
+fn key(text: &str) -> &bson::raw::CStr {
+    text.try_into().expect("test key has no NUL")
+}
+
+/// The canonical JSON of every shape a lowering produced, parsed for comparison.
+fn canonical(lowering: &Lowering) -> Vec<Value> {
+    lowering
+        .shapes
+        .iter()
+        .map(|occurrence| {
+            serde_json::from_str(&occurrence.shape.canonical()).expect("canonical is JSON")
+        })
+        .collect()
+}
+
+/// The expected canonical JSON of a shape on `app.<collection>` with nothing but a filter.
+fn shape(collection: &str, command: &str, filter: Value) -> Value {
+    json!({
+        "namespace": {
+            "engine": "mongodb",
+            "database": "app",
+            "schema": null,
+            "collection": collection,
+        },
+        "command": command,
+        "filter": filter,
+        "sort": [],
+        "limit": false,
+        "skip": false,
+        "projection": [],
+        "group_by": [],
+        "options": [],
+    })
+}
+
+/// `shape` with one more field set.
+fn with(mut shape: Value, field: &str, value: Value) -> Value {
+    shape[field] = value;
+    shape
+}
+
+fn leaf(field: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {
+        "target": {"field": field},
+        "operator": operator,
+        "class": class,
+        "value_type": value_type,
+    }})
+}
+
+fn and(children: Vec<Value>) -> Value {
+    json!({ "and": children })
+}
+
+fn sort_key(field: &str, direction: i8) -> Value {
+    json!({"target": {"field": field}, "direction": direction})
+}

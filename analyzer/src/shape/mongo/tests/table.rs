@@ -1,0 +1,599 @@
+//! One command per case, with the exact canonical JSON of every shape it lowers into.
+
+use bson::rawdoc;
+use serde_json::{json, Value};
+
+use super::*;
+
+struct Case {
+    name: &'static str,
+    command: MongoCommand,
+    shapes: Vec<Value>,
+}
+
+fn case(name: &'static str, command: MongoCommand, shapes: Vec<Value>) -> Case {
+    Case {
+        name,
+        command,
+        shapes,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "find with filter, sort, limit, projection, and session fields ignored",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": { "status": "A", "qty": 5 },
+                "sort": { "created_at": -1, "_id": 1 },
+                "limit": 10,
+                "projection": { "total": 1, "_id": 0 },
+                "$db": "ignored",
+                "lsid": { "id": 1 },
+                "$clusterTime": { "clusterTime": 2 },
+                "readConcern": { "level": "majority" },
+            }),
+            vec![with(
+                with(
+                    with(
+                        shape(
+                            "orders",
+                            "find",
+                            and(vec![
+                                leaf("qty", "$eq", "eq", "number"),
+                                leaf("status", "$eq", "eq", "string"),
+                            ]),
+                        ),
+                        "sort",
+                        json!([sort_key("created_at", -1), sort_key("_id", 1)]),
+                    ),
+                    "limit",
+                    json!(true),
+                ),
+                "projection",
+                json!(["_id", "total"]),
+            )],
+        ),
+        case(
+            "find with no filter, skip, limit 0, and unindexable sort keys",
+            command(rawdoc! {
+                "find": "orders",
+                "skip": 20_i64,
+                "limit": 0,
+                "sort": { "score": { "$meta": "textScore" }, "$natural": 1, "when": -1.5 },
+            }),
+            vec![with(
+                with(
+                    shape("orders", "find", and(vec![])),
+                    "sort",
+                    json!([sort_key("when", -1)]),
+                ),
+                "skip",
+                json!(true),
+            )],
+        ),
+        case(
+            "$in keeps the element type; mixed and empty lists are arrays",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": {
+                    "status": { "$in": ["A", "B", "C"] },
+                    "code": { "$in": [1, "x"] },
+                    "tag": { "$in": [] },
+                },
+            }),
+            vec![shape(
+                "orders",
+                "find",
+                and(vec![
+                    leaf("code", "$in", "in", "array"),
+                    leaf("status", "$in", "in", "string"),
+                    leaf("tag", "$in", "in", "array"),
+                ]),
+            )],
+        ),
+        case(
+            "ranges on one field are two leaves",
+            command(rawdoc! {
+                "find": "people",
+                "filter": { "age": { "$lt": 65, "$gte": 18.5 }, "born": { "$gt": bson::DateTime::from_millis(0) } },
+            }),
+            vec![shape(
+                "people",
+                "find",
+                and(vec![
+                    leaf("age", "$gte", "range", "number"),
+                    leaf("age", "$lt", "range", "number"),
+                    leaf("born", "$gt", "range", "date"),
+                ]),
+            )],
+        ),
+        case(
+            "dotted paths are kept as written",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": { "address.city": "x", "items.0.sku": 7_i64 },
+            }),
+            vec![shape(
+                "orders",
+                "find",
+                and(vec![
+                    leaf("address.city", "$eq", "eq", "string"),
+                    leaf("items.0.sku", "$eq", "eq", "number"),
+                ]),
+            )],
+        ),
+        case(
+            "$or branches are collapsed and sorted; null is IsNull",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": {
+                    "deleted_at": null,
+                    "$or": [ { "a": 1 }, { "c": true, "b": "x" } ],
+                },
+            }),
+            vec![shape(
+                "orders",
+                "find",
+                and(vec![
+                    json!({"or": [
+                        and(vec![
+                            leaf("b", "$eq", "eq", "string"),
+                            leaf("c", "$eq", "eq", "bool"),
+                        ]),
+                        leaf("a", "$eq", "eq", "number"),
+                    ]}),
+                    leaf("deleted_at", "$eq", "is_null", "null"),
+                ]),
+            )],
+        ),
+        case(
+            "$nor, and $and flattened into its parent",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": {
+                    "$and": [ { "z": 1 }, { "$and": [ { "y": "s" } ] } ],
+                    "$nor": [ { "status": "x" }, { "qty": { "$lt": 5 } } ],
+                },
+            }),
+            vec![shape(
+                "orders",
+                "find",
+                and(vec![
+                    json!({"nor": [
+                        leaf("qty", "$lt", "range", "number"),
+                        leaf("status", "$eq", "eq", "string"),
+                    ]}),
+                    leaf("y", "$eq", "eq", "string"),
+                    leaf("z", "$eq", "eq", "number"),
+                ]),
+            )],
+        ),
+        case(
+            "$elemMatch on documents keeps relative paths",
+            command(rawdoc! {
+                "find": "orders",
+                "filter": { "items": { "$elemMatch": { "sku": "x", "qty": { "$gt": 1 } } } },
+            }),
+            vec![shape(
+                "orders",
+                "find",
+                and(vec![json!({"elem_match": {
+                    "path": "items",
+                    "predicate": and(vec![
+                        leaf("qty", "$gt", "range", "number"),
+                        leaf("sku", "$eq", "eq", "string"),
+                    ]),
+                }})]),
+            )],
+        ),
+        case(
+            "$elemMatch with operators only tests the element itself",
+            command(rawdoc! {
+                "find": "results",
+                "filter": { "scores": { "$elemMatch": { "$gte": 80 } } },
+            }),
+            vec![shape(
+                "results",
+                "find",
+                and(vec![json!({"elem_match": {
+                    "path": "scores",
+                    "predicate": leaf("", "$gte", "range", "number"),
+                }})]),
+            )],
+        ),
+        case(
+            "$exists and $type carry no operand type",
+            command(rawdoc! {
+                "find": "users",
+                "filter": { "email": { "$exists": true }, "born": { "$type": "date" } },
+            }),
+            vec![shape(
+                "users",
+                "find",
+                and(vec![
+                    leaf("born", "$type", "type", "none"),
+                    leaf("email", "$exists", "exists", "none"),
+                ]),
+            )],
+        ),
+        case(
+            "anchored case-sensitive regex is a prefix; a BSON regex literal is a $regex",
+            command(rawdoc! {
+                "find": "users",
+                "filter": { "name": regex("^Jo", ""), "email": { "$regex": "^ann", "$options": "" } },
+            }),
+            vec![shape(
+                "users",
+                "find",
+                and(vec![
+                    leaf("email", "$regex", "prefix", "regex"),
+                    leaf("name", "$regex", "prefix", "regex"),
+                ]),
+            )],
+        ),
+        case(
+            "unanchored or case-insensitive regex is infix",
+            command(rawdoc! {
+                "find": "users",
+                "filter": {
+                    "name": { "$regex": "^jo", "$options": "i" },
+                    "bio": regex("rust", ""),
+                    "city": { "$options": "m", "$regex": regex("^x", "") },
+                },
+            }),
+            vec![shape(
+                "users",
+                "find",
+                and(vec![
+                    leaf("bio", "$regex", "infix", "regex"),
+                    leaf("city", "$regex", "infix", "regex"),
+                    leaf("name", "$regex", "infix", "regex"),
+                ]),
+            )],
+        ),
+        case(
+            "$text is a text leaf; $comment is ignored",
+            command(rawdoc! {
+                "find": "articles",
+                "filter": { "$text": { "$search": "coffee" }, "status": "A", "$comment": "why" },
+            }),
+            vec![shape(
+                "articles",
+                "find",
+                and(vec![
+                    leaf("$text", "$text", "text", "string"),
+                    leaf("status", "$eq", "eq", "string"),
+                ]),
+            )],
+        ),
+        case(
+            "$expr, $where, $size and geo operators are not indexable",
+            command(rawdoc! {
+                "find": "items",
+                "filter": {
+                    "$expr": { "$gt": ["$a", "$b"] },
+                    "$where": "this.a > 1",
+                    "tags": { "$size": 2 },
+                    "loc": { "$geoWithin": { "$centerSphere": [[0, 0], 1] } },
+                },
+            }),
+            vec![shape(
+                "items",
+                "find",
+                and(vec![
+                    leaf("$expr", "$expr", "not_indexable", "object"),
+                    leaf("$where", "$where", "not_indexable", "string"),
+                    leaf("loc", "$geoWithin", "not_indexable", "object"),
+                    leaf("tags", "$size", "not_indexable", "number"),
+                ]),
+            )],
+        ),
+        case(
+            "$ne and $nin are Ne; $all is Eq",
+            command(rawdoc! {
+                "find": "items",
+                "filter": {
+                    "status": { "$ne": "gone" },
+                    "kind": { "$nin": [1, 2] },
+                    "tags": { "$all": ["a", "b"] },
+                },
+            }),
+            vec![shape(
+                "items",
+                "find",
+                and(vec![
+                    leaf("kind", "$nin", "ne", "number"),
+                    leaf("status", "$ne", "ne", "string"),
+                    leaf("tags", "$all", "eq", "string"),
+                ]),
+            )],
+        ),
+        case(
+            "$not wraps its operators; embedded documents are objects",
+            command(rawdoc! {
+                "find": "items",
+                "filter": {
+                    "price": { "$not": { "$gt": 1.99 } },
+                    "name": { "$not": regex("^x", "") },
+                    "size": { "h": 14, "w": 21 },
+                    "ref": bson::oid::ObjectId::from_bytes([7; 12]),
+                },
+            }),
+            vec![shape(
+                "items",
+                "find",
+                and(vec![
+                    json!({"not": leaf("name", "$regex", "prefix", "regex")}),
+                    json!({"not": leaf("price", "$gt", "range", "number")}),
+                    leaf("ref", "$eq", "eq", "objectId"),
+                    leaf("size", "$eq", "eq", "object"),
+                ]),
+            )],
+        ),
+        case(
+            "aggregate: leading $match stages ANDed, then $sort and $limit, and a $lookup",
+            command(rawdoc! {
+                "aggregate": "orders",
+                "pipeline": [
+                    { "$match": { "status": "A" } },
+                    { "$match": { "qty": { "$gt": 1 } } },
+                    { "$sort": { "qty": -1 } },
+                    { "$limit": 5 },
+                    { "$group": { "_id": "$user_id", "n": { "$sum": 1 } } },
+                    { "$skip": 3 },
+                    { "$lookup": { "from": "users", "localField": "_id", "foreignField": "user_id", "as": "u" } },
+                ],
+                "cursor": {},
+            }),
+            vec![
+                with(
+                    with(
+                        shape(
+                            "orders",
+                            "aggregate",
+                            and(vec![
+                                leaf("qty", "$gt", "range", "number"),
+                                leaf("status", "$eq", "eq", "string"),
+                            ]),
+                        ),
+                        "sort",
+                        json!([sort_key("qty", -1)]),
+                    ),
+                    "limit",
+                    json!(true),
+                ),
+                shape(
+                    "users",
+                    "lookup",
+                    and(vec![leaf("user_id", "$eq", "eq", "other")]),
+                ),
+            ],
+        ),
+        case(
+            "aggregate: a $sort after another stage is not the query's sort",
+            command(rawdoc! {
+                "aggregate": "orders",
+                "pipeline": [
+                    { "$match": { "status": "A" } },
+                    { "$project": { "a": 1 } },
+                    { "$sort": { "a": 1 } },
+                    { "$lookup": { "from": "x", "pipeline": [], "as": "y" } },
+                ],
+            }),
+            vec![shape(
+                "orders",
+                "aggregate",
+                and(vec![leaf("status", "$eq", "eq", "string")]),
+            )],
+        ),
+        case(
+            "count keeps query, limit and skip presence",
+            command(rawdoc! {
+                "count": "orders",
+                "query": { "status": "A" },
+                "limit": 5,
+                "skip": 0,
+            }),
+            vec![with(
+                shape(
+                    "orders",
+                    "count",
+                    and(vec![leaf("status", "$eq", "eq", "string")]),
+                ),
+                "limit",
+                json!(true),
+            )],
+        ),
+        case(
+            "distinct projects its key",
+            command(rawdoc! {
+                "distinct": "orders",
+                "key": "sku",
+                "query": { "qty": { "$gt": 1 } },
+            }),
+            vec![with(
+                shape(
+                    "orders",
+                    "distinct",
+                    and(vec![leaf("qty", "$gt", "range", "number")]),
+                ),
+                "projection",
+                json!(["sku"]),
+            )],
+        ),
+        case(
+            "update statements in the body, with multi and upsert",
+            command(rawdoc! {
+                "update": "orders",
+                "updates": [
+                    { "q": { "status": "A" }, "u": { "$set": { "b": 1 } }, "multi": true },
+                    { "q": { "_id": 5 }, "u": { "x": 1 }, "upsert": true, "multi": false },
+                ],
+                "ordered": true,
+            }),
+            vec![
+                with(
+                    shape(
+                        "orders",
+                        "update",
+                        and(vec![leaf("status", "$eq", "eq", "string")]),
+                    ),
+                    "options",
+                    json!(["multi"]),
+                ),
+                with(
+                    shape(
+                        "orders",
+                        "update",
+                        and(vec![leaf("_id", "$eq", "eq", "number")]),
+                    ),
+                    "options",
+                    json!(["upsert"]),
+                ),
+            ],
+        ),
+        case(
+            "update statements in a kind 1 sequence",
+            with_sequence(
+                rawdoc! { "update": "orders", "ordered": false },
+                "updates",
+                vec![
+                    rawdoc! { "q": { "user": "u" }, "u": { "$inc": { "n": 1 } }, "multi": true, "upsert": true },
+                ],
+            ),
+            vec![with(
+                shape(
+                    "orders",
+                    "update",
+                    and(vec![leaf("user", "$eq", "eq", "string")]),
+                ),
+                "options",
+                json!(["multi", "upsert"]),
+            )],
+        ),
+        case(
+            "delete statements: limit 1 is a limit, limit 0 is not",
+            command(rawdoc! {
+                "delete": "sessions",
+                "deletes": [
+                    { "q": { "expires": { "$lt": bson::DateTime::from_millis(5) } }, "limit": 0 },
+                    { "q": { "_id": "s" }, "limit": 1 },
+                ],
+            }),
+            vec![
+                shape(
+                    "sessions",
+                    "delete",
+                    and(vec![leaf("expires", "$lt", "range", "date")]),
+                ),
+                with(
+                    shape(
+                        "sessions",
+                        "delete",
+                        and(vec![leaf("_id", "$eq", "eq", "string")]),
+                    ),
+                    "limit",
+                    json!(true),
+                ),
+            ],
+        ),
+        case(
+            "findAndModify with query, sort and options",
+            command(rawdoc! {
+                "findAndModify": "jobs",
+                "query": { "state": "queued" },
+                "sort": { "priority": -1, "created": 1 },
+                "update": { "$set": { "state": "running" } },
+                "new": true,
+                "upsert": false,
+            }),
+            vec![with(
+                with(
+                    shape(
+                        "jobs",
+                        "findAndModify",
+                        and(vec![leaf("state", "$eq", "eq", "string")]),
+                    ),
+                    "sort",
+                    json!([sort_key("priority", -1), sort_key("created", 1)]),
+                ),
+                "options",
+                json!(["new"]),
+            )],
+        ),
+        case(
+            "lower-case findandmodify with remove",
+            command(rawdoc! { "findandmodify": "jobs", "query": { "done": true }, "remove": 1 }),
+            vec![with(
+                shape(
+                    "jobs",
+                    "findAndModify",
+                    and(vec![leaf("done", "$eq", "eq", "bool")]),
+                ),
+                "options",
+                json!(["remove"]),
+            )],
+        ),
+        case(
+            "insert has no shape",
+            command(rawdoc! { "insert": "orders", "documents": [{ "a": 1 }] }),
+            vec![],
+        ),
+        case(
+            "hello, ping, explain, createIndexes and SASL have no shape",
+            command(rawdoc! { "hello": 1, "helloOk": true }),
+            vec![],
+        ),
+        case(
+            "explain wraps a query but is not one",
+            command(
+                rawdoc! { "explain": { "find": "orders", "filter": { "a": 1 } }, "verbosity": "queryPlanner" },
+            ),
+            vec![],
+        ),
+        case(
+            "aggregate: 1 runs on the database",
+            command(rawdoc! { "aggregate": 1, "pipeline": [{ "$currentOp": {} }], "cursor": {} }),
+            vec![],
+        ),
+        case(
+            "a change stream is not a collection query",
+            command(
+                rawdoc! { "aggregate": "orders", "pipeline": [{ "$changeStream": {} }, { "$match": { "a": 1 } }] },
+            ),
+            vec![],
+        ),
+    ]
+}
+
+#[test]
+fn every_case_lowers_to_its_exact_canonical_shapes() {
+    let cases = cases();
+    assert!(cases.len() >= 25);
+    for case in cases {
+        let lowering = lower(&case.command);
+        assert_eq!(lowering.rejected, None, "{}", case.name);
+        assert_eq!(canonical(&lowering), case.shapes, "{}", case.name);
+    }
+}
+
+#[test]
+fn canonical_text_is_the_documented_json() {
+    let lowering = lower(&command(
+        rawdoc! { "find": "orders", "filter": { "status": "A" } },
+    ));
+    let [occurrence] = lowering.shapes.as_slice() else {
+        panic!("one shape expected, got {lowering:?}");
+    };
+    assert_eq!(
+        occurrence.shape.canonical(),
+        concat!(
+            r#"{"namespace":{"engine":"mongodb","database":"app","schema":null,"collection":"orders"},"#,
+            r#""command":"find","filter":{"and":[{"leaf":{"target":{"field":"status"},"#,
+            r#""operator":"$eq","class":"eq","value_type":"string"}}]},"sort":[],"limit":false,"#,
+            r#""skip":false,"projection":[],"group_by":[],"options":[]}"#
+        )
+    );
+}
