@@ -184,6 +184,7 @@ pub(crate) fn render(advice: &Advice) -> String {
     if tables.is_empty() {
         out.push_str("\n# No PostgreSQL index to add.\n");
     }
+    super::elsewhere(&mut out, advice, Engine::Postgresql, "#");
     for (namespace, recommendations) in tables {
         let schema = namespace.schema.as_deref().unwrap_or("public");
         let _ = writeln!(out, "\n# \"{schema}\".\"{}\"", namespace.collection);

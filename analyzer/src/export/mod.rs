@@ -140,15 +140,38 @@ pub fn drop_statement(drop: &DropCandidate) -> String {
     }
 }
 
-/// Milliseconds for people: three decimals below 1 ms, one up to 100 ms, none above.
+/// Milliseconds for people: about three significant digits.
 pub(crate) fn ms(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
-    } else if value >= 1.0 {
+    } else if value >= 10.0 {
         format!("{value:.1}")
+    } else if value >= 0.1 {
+        format!("{value:.2}")
     } else {
         format!("{value:.3}")
     }
+}
+
+/// A comment pointing to the other engine's export, when the advice has recommendations
+/// this export leaves out.
+pub(crate) fn elsewhere(out: &mut String, advice: &Advice, shown: Engine, comment: &str) {
+    let others = advice
+        .recommendations
+        .iter()
+        .filter(|r| r.index.namespace.engine != shown)
+        .count();
+    if others == 0 {
+        return;
+    }
+    let (engine, format) = match shown {
+        Engine::Mongodb => ("PostgreSQL", "sql"),
+        Engine::Postgresql => ("MongoDB", "mongosh or pymongo"),
+    };
+    out.push_str(&format!(
+        "\n{comment} {others} {engine} recommendation{} in the {format} export.\n",
+        if others == 1 { " is" } else { "s are" }
+    ));
 }
 
 /// "serves 2 shapes, 1234 executions, 56.7 ms total".

@@ -139,6 +139,7 @@ pub(crate) fn render(advice: &Advice) -> String {
             );
         }
     }
+    super::elsewhere(&mut out, advice, Engine::Mongodb, "//");
     super::notes_as_comments(&mut out, advice, "//");
     out
 }

@@ -214,6 +214,7 @@ pub(crate) fn render(advice: &Advice) -> String {
         ));
         out.push('\n');
     }
+    super::elsewhere(&mut out, advice, Engine::Postgresql, "--");
     super::notes_as_comments(&mut out, advice, "--");
     out
 }

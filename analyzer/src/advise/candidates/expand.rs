@@ -69,7 +69,7 @@ fn expand_under(predicate: &Predicate, path: &str, indexable: &dyn Fn(&Leaf) -> 
                 };
                 if alternatives
                     .iter()
-                    .any(|branch| !branch.iter().any(|leaf| indexable(leaf)))
+                    .any(|branch| !branch.iter().any(indexable))
                 {
                     return Expansion::Blocked;
                 }

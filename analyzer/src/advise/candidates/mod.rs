@@ -84,11 +84,14 @@ impl Candidate {
     }
 }
 
+/// One alternative of a filter: its leaves, each with what it does for an index.
+type Branch = Vec<(Leaf, LeafUse)>;
+
 /// One candidate per indexable shape (per branch) in the snapshot.
 ///
 /// Deterministic: the same snapshot gives the same candidates in the same order.
 pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
-    let plans: Vec<(ShapeId, &ShapeRecord, Vec<Vec<(Leaf, LeafUse)>>)> = snapshot
+    let plans: Vec<(ShapeId, &ShapeRecord, Vec<Branch>)> = snapshot
         .shapes
         .iter()
         .filter_map(|(id, record)| Some((*id, record, branches(record)?)))
@@ -108,7 +111,7 @@ pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
 }
 
 /// The classified alternatives of one shape's filter, or `None` when no index can help it.
-fn branches(record: &ShapeRecord) -> Option<Vec<Vec<(Leaf, LeafUse)>>> {
+fn branches(record: &ShapeRecord) -> Option<Vec<Branch>> {
     let shape = &record.shape;
     // Inserts have no filter to serve; their cost is counted as write load.
     if shape.command.eq_ignore_ascii_case("insert") {
