@@ -147,7 +147,7 @@ impl Origin {
 /// setting to the environment or the file.
 ///
 /// Enumerations are plain strings (`"terminate"`, `"json"`) so this crate needs no clap;
-/// [`crate::load`] parses them and names the flag when one is wrong.
+/// [`crate::load()`] parses them and names the flag when one is wrong.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CliOverrides {
     /// `--mongo-listen`: with `--mongo-upstream`, replaces the first MongoDB listener.

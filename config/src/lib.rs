@@ -2,7 +2,7 @@
 //! environment variables and command-line flags.
 //!
 //! Precedence is file < environment < command line. Unknown keys and unknown `INDEXTAP_*`
-//! variables are errors that name the culprit, and [`load`] validates the result, listing
+//! variables are errors that name the culprit, and [`load()`] validates the result, listing
 //! every problem at once with the setting's path (`postgres.listeners[0].listen`), so a
 //! proxy that starts is a proxy whose configuration made sense. See
 //! `config/indextap.example.toml` for every key, documented.
@@ -18,7 +18,7 @@
 //!
 //! ## Layout
 //! - [`model`]: the configuration types and their defaults.
-//! - [`load()`](load::load): file → environment → command line → validation.
+//! - `load`: [`load()`], file → environment → command line → validation.
 //! - `env`: the `INDEXTAP_*` variables.
 //! - `layer`: what the environment and the CLI may override, and how ([`CliOverrides`]).
 //! - `validate`: the rules ([`Config::validate`]).
@@ -35,14 +35,14 @@
 mod env;
 pub mod error;
 mod layer;
-pub mod load;
+mod load;
 pub mod model;
 mod validate;
 
 pub use env::{CONFIG_FILE_ENV, ENV_PREFIX};
 pub use error::ConfigError;
 pub use layer::CliOverrides;
-pub use load::load;
+pub use load::{load, parse_toml, read_file};
 pub use model::{
     AdminConfig, CaptureConfig, Config, LogConfig, LogFormat, MongoConfig, MongoListener,
     PostgresConfig, PostgresListener, PostgresTls, Secret, ShutdownConfig, StateConfig, TlsMode,

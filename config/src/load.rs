@@ -59,7 +59,7 @@ pub fn read_file(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text).map_err(|message| ConfigError::Parse {
+    parse_toml(&text).map_err(|message| ConfigError::Parse {
         path: path.to_path_buf(),
         message,
     })
@@ -67,7 +67,7 @@ pub fn read_file(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses configuration text, without validating it. The error is toml's message, which
 /// names the offending key and shows its line.
-pub fn parse(text: &str) -> Result<Config, String> {
+pub fn parse_toml(text: &str) -> Result<Config, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
 }
 

@@ -83,11 +83,11 @@ pub struct MongoListener {
     /// The MongoDB server (`HOST:PORT`, hostnames allowed).
     pub upstream: String,
     /// The address written into `hello` replies in place of the upstream's, so that drivers
-    /// keep talking through the proxy. Defaults to `listen` (filled in by [`crate::load`]).
+    /// keep talking through the proxy. Defaults to `listen` (filled in by [`crate::load()`]).
     #[serde(default)]
     pub advertise: Option<String>,
     /// A label for logs and metrics. Defaults to `mongo-<listen>` (filled in by
-    /// [`crate::load`]).
+    /// [`crate::load()`]).
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -137,7 +137,7 @@ pub struct PostgresListener {
     /// The PostgreSQL server (`HOST:PORT`, hostnames allowed).
     pub upstream: String,
     /// A label for logs and metrics. Defaults to `postgres-<listen>` (filled in by
-    /// [`crate::load`]).
+    /// [`crate::load()`]).
     #[serde(default)]
     pub name: Option<String>,
     /// How `SSLRequest` is handled.

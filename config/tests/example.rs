@@ -178,7 +178,7 @@ fn example_with_every_key_uncommented_still_parses() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let config = indextap_config::load::parse(&uncommented)
+    let config = indextap_config::parse_toml(&uncommented)
         .unwrap_or_else(|e| panic!("uncommented example does not parse: {e}"));
     assert!(config.admin.token_file.is_some());
     assert!(config.mongo.admin_uri.is_some());
