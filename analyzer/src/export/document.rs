@@ -45,12 +45,15 @@ pub(crate) fn partial_filter(terms: &[PartialTerm]) -> Value {
 fn condition(condition: &Condition) -> (String, Value) {
     let (operator, value) = match condition {
         Condition::Exists(exists) => ("$exists", Value::Bool(*exists)),
-        Condition::Type(name) => (
-            "$type",
-            name.parse::<i64>()
-                .map(Value::Int)
-                .unwrap_or_else(|_| Value::Str(name.clone())),
-        ),
+        // The shape keeps a `$type` list as its sorted names joined with commas.
+        Condition::Type(names) => {
+            let mut types: Vec<Value> = names.split(',').map(type_value).collect();
+            let value = match types.len() {
+                1 => types.pop().unwrap_or(Value::Null),
+                _ => Value::Array(types),
+            };
+            ("$type", value)
+        }
         Condition::IsNull => ("$eq", Value::Null),
         Condition::IsNotNull => ("$ne", Value::Null),
         Condition::Bool(value) => ("$eq", Value::Bool(*value)),
@@ -60,6 +63,13 @@ fn condition(condition: &Condition) -> (String, Value) {
         ),
     };
     (operator.to_owned(), value)
+}
+
+/// A BSON type as written in a query: a number code, or an alias such as `"date"`.
+fn type_value(name: &str) -> Value {
+    name.parse::<i64>()
+        .map(Value::Int)
+        .unwrap_or_else(|_| Value::Str(name.to_owned()))
 }
 
 /// A string literal valid in JavaScript, Python and JSON alike.
@@ -174,6 +184,11 @@ mod tests {
             filter.to_python(),
             r#"{"email": {"$exists": True, "$type": "string"}, "a-b": {"$in": ["X", "Y"]}}"#
         );
+        let listed = partial_filter(&[PartialTerm {
+            target: Target::Field("due".to_owned()),
+            condition: Condition::Type("date,null,9".to_owned()),
+        }]);
+        assert_eq!(listed.to_js(), r#"{due: {$type: ["date", "null", 9]}}"#);
         assert_eq!(
             filter.to_json()["email"]["$exists"],
             serde_json::Value::Bool(true)
