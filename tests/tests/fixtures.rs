@@ -414,9 +414,10 @@ async fn postgres_scram_user_needs_its_password() {
         .replace(SCRAM_PASSWORD, "not-the-password");
     let refused = tokio_postgres::connect(&wrong, tokio_postgres::NoTls).await;
     let err = refused.err().expect("a wrong password is refused");
-    assert!(
-        err.to_string().contains("password authentication failed"),
-        "{err}"
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
+        "{err:?}"
     );
 }
 
@@ -496,5 +497,92 @@ fn process_guard_waits_for_health_serves_json_and_captures_logs() {
     assert!(
         std::net::TcpStream::connect(admin).is_err(),
         "nothing listens any more"
+    );
+}
+
+/// A server that cannot start fails the test, with the server's own words.
+#[test]
+#[should_panic(expected = "unrecognized arguments: --no-such-flag")]
+fn secantus_that_cannot_start_fails_loudly() {
+    let mut options = SecantusOptions::standalone();
+    options.extra_args.push("--no-such-flag".into());
+    let _server = SecantusDb::start(options);
+}
+
+#[test]
+#[should_panic(expected = "indextap could not start: exited early")]
+fn process_that_exits_at_once_fails_loudly() {
+    let _process = IndextapProcess::start_with(IndextapOptions {
+        binary: Some("false".into()),
+        admin: Some(SocketAddr::from(([127, 0, 0, 1], free_port()))),
+        ..IndextapOptions::default()
+    });
+}
+
+/// SecantusDB's planner differs from mongod's in ways the advice verification must know:
+/// an index is chosen only when its keys include every filtered field (no FETCH filter), and
+/// a sort that the index could serve after an equality prefix still gets a SORT stage.
+/// Pinned so that a SecantusDB upgrade that changes this is noticed.
+#[tokio::test]
+async fn secantus_planner_uses_only_indexes_covering_every_filtered_field() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let client = server.client().await;
+    let db = client.database("app");
+    let orders = db.collection::<Document>("orders");
+    orders
+        .insert_many((0..ORDERS).map(order))
+        .await
+        .expect("insert_many");
+    orders
+        .create_index(IndexModel::builder().keys(doc! { "user_id": 1 }).build())
+        .await
+        .expect("createIndex");
+    orders
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "status": 1, "total": -1 })
+                .build(),
+        )
+        .await
+        .expect("createIndex");
+
+    let winning_stages = |filter: Document, sort: Option<Document>| {
+        let db = db.clone();
+        async move {
+            let mut find = doc! { "find": "orders", "filter": filter };
+            if let Some(sort) = sort {
+                find.insert("sort", sort);
+            }
+            let explained = db
+                .run_command(doc! { "explain": find, "verbosity": "queryPlanner" })
+                .await
+                .expect("explain");
+            let winning = explained
+                .get_document("queryPlanner")
+                .and_then(|planner| planner.get_document("winningPlan"))
+                .expect("winningPlan")
+                .clone();
+            stages(&winning)
+        }
+    };
+
+    assert_eq!(
+        winning_stages(doc! { "user_id": 3_i64 }, None).await,
+        ["FETCH", "IXSCAN"]
+    );
+    assert_eq!(
+        winning_stages(doc! { "user_id": 3_i64, "status": "pending" }, None).await,
+        ["COLLSCAN"],
+        "mongod would use user_id_1 and filter in FETCH"
+    );
+    assert_eq!(
+        winning_stages(doc! { "status": "pending" }, Some(doc! { "total": -1 })).await,
+        ["SORT", "FETCH", "IXSCAN"],
+        "mongod would need no SORT: status is an equality prefix of (status, total -1)"
+    );
+    assert_eq!(
+        winning_stages(doc! { "user_id": 3_i64 }, Some(doc! { "user_id": 1 })).await,
+        ["FETCH", "IXSCAN"],
+        "a sort on the index's leading key needs no SORT stage"
     );
 }
