@@ -6,7 +6,7 @@
 //! `(a)` and `(a, b)`.
 
 use super::candidates::{Candidate, KeyRole};
-use super::IndexSpec;
+use super::{IndexSpec, PartialTerm};
 
 /// Merge every candidate that another candidate serves into it.
 ///
@@ -38,7 +38,19 @@ pub fn consolidate(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
 
 /// Indexes that can stand in for one another: same table, method and partial predicate.
 pub(crate) fn same_family(a: &IndexSpec, b: &IndexSpec) -> bool {
-    a.namespace == b.namespace && a.method == b.method && a.partial == b.partial
+    a.namespace == b.namespace && a.method == b.method && same_partial(&a.partial, &b.partial)
+}
+
+/// Whether two partial predicates are the same conjunction, whatever the order of its terms
+/// (a catalog read may list them in the order they were written).
+pub(crate) fn same_partial(a: &[PartialTerm], b: &[PartialTerm]) -> bool {
+    let canonical = |terms: &[PartialTerm]| {
+        let mut terms = terms.to_vec();
+        terms.sort();
+        terms.dedup();
+        terms
+    };
+    canonical(a) == canonical(b)
 }
 
 fn absorb(host: &mut Candidate, guest: Candidate) {

@@ -6,6 +6,7 @@
 //! always there, whether or not the catalog read listed it.
 
 use super::candidates::Candidate;
+use super::consolidate::same_partial;
 use super::{DropCandidate, ExistingIndexes, IndexKey, IndexMethod, IndexSpec};
 use crate::shape::{Engine, Namespace, Target};
 
@@ -29,7 +30,7 @@ fn serves(index: &IndexSpec, candidate: &Candidate) -> bool {
     if index.method != candidate.index.method {
         return false;
     }
-    if !index.partial.is_empty() && index.partial != candidate.index.partial {
+    if !index.partial.is_empty() && !same_partial(&index.partial, &candidate.index.partial) {
         return false;
     }
     // A MongoDB collection has at most one text index, and it serves every `$text` query.
@@ -112,7 +113,7 @@ pub fn redundant(existing: &ExistingIndexes) -> Vec<DropCandidate> {
 /// Whether `longer` serves every query `shorter` serves: same method and partial, and
 /// `shorter`'s keys a prefix of `longer`'s, all in the same order or all reversed.
 fn covers(longer: &IndexSpec, shorter: &IndexSpec) -> bool {
-    if longer.method != shorter.method || longer.partial != shorter.partial {
+    if longer.method != shorter.method || !same_partial(&longer.partial, &shorter.partial) {
         return false;
     }
     // Existing indexes carry no roles: every key is compared strictly, as a sort key.
@@ -232,6 +233,27 @@ mod tests {
         let mut partial = full.clone();
         partial.index.partial = existing_index.partial.clone();
         assert_eq!(filter(vec![full.clone(), partial], &existing), vec![full]);
+    }
+
+    #[test]
+    fn partial_terms_compare_in_any_order() {
+        let ns = Namespace::postgres("app", "public", "keys");
+        let terms = vec![
+            PartialTerm {
+                target: field("deleted_at"),
+                condition: Condition::IsNull,
+            },
+            PartialTerm {
+                target: field("is_active"),
+                condition: Condition::Bool(true),
+            },
+        ];
+        let mut existing_index = spec(&ns, &[("user_id", 1)], Some("keys_user_active_idx"));
+        existing_index.partial = terms.iter().rev().cloned().collect();
+        let existing = ExistingIndexes::from([(ns.clone(), vec![existing_index])]);
+        let mut wanted = candidate(&ns, &[("user_id", 1)], vec![KeyRole::Equality]);
+        wanted.index.partial = terms;
+        assert!(filter(vec![wanted], &existing).is_empty());
     }
 
     #[test]
