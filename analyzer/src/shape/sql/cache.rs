@@ -1,0 +1,129 @@
+//! The statement cache: most traffic repeats a few hundred statements, so a repeated text
+//! costs one hash and one lookup.
+//!
+//! The key is a 128-bit xxh3 of the text (seeded by the database and the protocol, which the
+//! lowering depends on), never the text itself: a text can hold values. At 128 bits a
+//! collision is not a practical concern. The cache is split into shards, each an LRU behind
+//! its own mutex, so threads lowering different statements rarely wait on each other; the
+//! lowering itself runs outside any lock.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lru::LruCache;
+use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
+
+use crate::command::{SqlCommand, SqlProtocol};
+use crate::shape::Lowering;
+
+/// Shards for caches big enough to split; small caches use one, to keep the bound exact.
+const SHARDS: usize = 8;
+
+/// A bounded cache of SQL lowering, keyed by a hash of the statement text.
+#[derive(Debug)]
+pub struct SqlCache {
+    shards: Box<[Mutex<LruCache<u128, Arc<Lowering>>>]>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Default for SqlCache {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl SqlCache {
+    /// A cache holding at most `capacity` statements; `0` caches nothing.
+    pub fn new(capacity: usize) -> Self {
+        let count = if capacity >= SHARDS * 16 { SHARDS } else { 1 };
+        let shards = (0..count)
+            .filter_map(|index| {
+                // Spread the remainder so the shards add up to `capacity` exactly.
+                let size = capacity / count + usize::from(index < capacity % count);
+                NonZeroUsize::new(size).map(|size| Mutex::new(LruCache::new(size)))
+            })
+            .collect();
+        Self {
+            shards,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Lower one statement text, from the cache when it was seen before.
+    pub fn lower(&self, command: &SqlCommand) -> Lowering {
+        Lowering::clone(&self.lower_shared(command))
+    }
+
+    /// Like [`SqlCache::lower`], without copying a cached lowering.
+    pub fn lower_shared(&self, command: &SqlCommand) -> Arc<Lowering> {
+        let key = key(command);
+        if let Some(shard) = self.shard(key) {
+            if let Some(found) = lock(shard).get(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Arc::clone(found);
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let lowering = Arc::new(super::lower_text(
+            &command.database,
+            &command.text,
+            command.protocol,
+        ));
+        if let Some(shard) = self.shard(key) {
+            lock(shard).put(key, Arc::clone(&lowering));
+        }
+        lowering
+    }
+
+    /// How many statements are cached.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Lookups answered from the cache.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Lookups that had to lower the text.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    fn shard(&self, key: u128) -> Option<&Mutex<LruCache<u128, Arc<Lowering>>>> {
+        let count = self.shards.len();
+        if count == 0 {
+            return None;
+        }
+        // The high bits pick the shard; the map inside hashes the whole key again.
+        let index = usize::try_from((key >> 64) % count as u128).unwrap_or(0);
+        self.shards.get(index)
+    }
+}
+
+/// The cache key: the text's hash, seeded by what else the lowering reads.
+fn key(command: &SqlCommand) -> u128 {
+    let protocol = match command.protocol {
+        SqlProtocol::Simple => 1,
+        SqlProtocol::Extended => 2,
+        SqlProtocol::Copy => 3,
+    };
+    let seed = xxh3_64(command.database.as_bytes()).rotate_left(2) ^ protocol;
+    xxh3_128_with_seed(command.text.as_bytes(), seed)
+}
+
+/// A poisoned shard only means another thread panicked mid-update of an LRU whose entries
+/// are immutable `Arc`s; the cache is still sound, so keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,565 @@
+//! WHERE and ON expressions → [`Cond`]: each comparison becomes a leaf with its operator
+//! class, on the table whose column it tests.
+//!
+//! | SQL                                             | operator, class            |
+//! |-------------------------------------------------|----------------------------|
+//! | `=`                                             | `=`, Eq                    |
+//! | `IN (...)`, `= ANY($1)`                         | `IN` / `= ANY`, In         |
+//! | `<`, `>`, `<=`, `>=`, `BETWEEN`                 | as written, Range          |
+//! | `IS NULL`, `IS NOT NULL`                        | IsNull, NotNull            |
+//! | `<>`, `!=`, `NOT IN`, `NOT LIKE`, `<> ALL(..)`  | Ne                         |
+//! | `LIKE 'abc%'`                                   | `LIKE`, Prefix             |
+//! | `LIKE '%abc'`, `LIKE $1`, `ILIKE`, `~`, `~*`    | Infix (btree cannot serve) |
+//! | jsonb `@>`, `?`, `?|`, `?&`                     | JsonContains               |
+//! | `@@`                                            | Text                       |
+//! | `a.x = b.y` across tables                       | `JOIN`, Eq on both sides   |
+//! | `x IN (SELECT ...)`, expressions of two columns | NotIndexable               |
+//!
+//! A value side that is a literal or parameter has type [`ValueType::Param`] (the
+//! pg_stat_statements view: `= 5` and `= $1` are one shape); any other expression without a
+//! column of this scope (`now()`, an outer column, a scalar subquery) has
+//! [`ValueType::Other`]: the index on the column serves it all the same. A bare boolean
+//! column (`WHERE is_active`, `NOT is_active`) is `is_active = true|false`.
+
+use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
+
+use super::constants::{bool_literal, enum_tokens, like_class, Kept};
+use super::names::Scope;
+use super::operand::{columns, is_literal, operand, strip_nested, Operand};
+use super::predicate::{Cond, Owned, JOIN_OPERATOR};
+use crate::shape::{Constant, Leaf, OpClass, Target, ValueType};
+
+/// The operator of a leaf on a boolean expression that is not a comparison.
+const EXPRESSION_OPERATOR: &str = "expr";
+
+/// An operator, its class, and how it reads with its operands swapped (`5 < x` is
+/// `x > 5`); `None` when the column must be on the left (`LIKE`, `= ANY`).
+#[derive(Debug, Clone, Copy)]
+struct Op {
+    name: &'static str,
+    class: OpClass,
+    swapped: Option<&'static str>,
+}
+
+const fn op(name: &'static str, class: OpClass) -> Op {
+    Op {
+        name,
+        class,
+        swapped: None,
+    }
+}
+
+const fn symmetric(name: &'static str, class: OpClass, swapped: &'static str) -> Op {
+    Op {
+        name,
+        class,
+        swapped: Some(swapped),
+    }
+}
+
+/// Turns the expressions of one query level into conditions.
+pub(super) struct Classifier<'a> {
+    /// The FROM list of that level.
+    pub(super) scope: &'a Scope,
+    /// Literals to leave as written in the normalized statement.
+    pub(super) kept: &'a mut Kept,
+}
+
+impl Classifier<'_> {
+    /// The condition an expression states.
+    pub(super) fn cond(&mut self, expr: &Expr) -> Cond {
+        let expr = strip_nested(expr);
+        match expr {
+            Expr::BinaryOp {
+                op: BinaryOperator::And,
+                ..
+            } => Cond::And(self.chain(expr, BinaryOperator::And)),
+            Expr::BinaryOp {
+                op: BinaryOperator::Or,
+                ..
+            } => Cond::Or(self.chain(expr, BinaryOperator::Or)),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr: inner,
+            } => match self.boolean_column(inner, false) {
+                Some(leaf) => leaf,
+                None => match self.cond(inner) {
+                    Cond::Free => Cond::Free,
+                    negated => Cond::Not(Box::new(negated)),
+                },
+            },
+            _ => self.comparison(expr),
+        }
+    }
+
+    /// The operands of a chain of one operator (`a AND b AND c`), flattened without
+    /// recursion: such chains are as deep as they are long.
+    fn chain(&mut self, expr: &Expr, operator: BinaryOperator) -> Vec<Cond> {
+        let mut operands = Vec::new();
+        let mut pending = vec![expr];
+        while let Some(next) = pending.pop() {
+            match strip_nested(next) {
+                Expr::BinaryOp { left, op, right } if *op == operator => {
+                    pending.push(right);
+                    pending.push(left);
+                }
+                other => operands.push(other),
+            }
+        }
+        operands
+            .into_iter()
+            .map(|operand| self.cond(operand))
+            .collect()
+    }
+
+    fn comparison(&mut self, expr: &Expr) -> Cond {
+        use OpClass::*;
+        match expr {
+            Expr::IsNull(inner) => self.unary(inner, op("IS NULL", IsNull)),
+            Expr::IsNotNull(inner) => self.unary(inner, op("IS NOT NULL", NotNull)),
+            Expr::IsTrue(inner) => self.boolean(inner, true),
+            Expr::IsFalse(inner) => self.boolean(inner, false),
+            Expr::IsNotTrue(inner) => self.unary(inner, op("IS NOT TRUE", Ne)),
+            Expr::IsNotFalse(inner) => self.unary(inner, op("IS NOT FALSE", Ne)),
+            Expr::IsUnknown(inner) | Expr::IsNotUnknown(inner) => {
+                self.unary(inner, op("IS UNKNOWN", NotIndexable))
+            }
+            Expr::IsDistinctFrom(left, right) => self.compare(
+                left,
+                right,
+                symmetric("IS DISTINCT FROM", Ne, "IS DISTINCT FROM"),
+            ),
+            // PostgreSQL cannot use an index for IS NOT DISTINCT FROM.
+            Expr::IsNotDistinctFrom(left, right) => self.compare(
+                left,
+                right,
+                symmetric("IS NOT DISTINCT FROM", NotIndexable, "IS NOT DISTINCT FROM"),
+            ),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => self.in_list(expr, list, *negated),
+            Expr::InSubquery { expr, negated, .. } => {
+                let name = if *negated { "NOT IN" } else { "IN" };
+                self.unary(expr, op(name, NotIndexable))
+            }
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => self.between(expr, low, high, *negated),
+            Expr::BinaryOp { left, op, right } => match binary(op, right) {
+                Some(op) => self.compare(left, right, op),
+                None => self.expression(expr),
+            },
+            Expr::Like {
+                negated,
+                any,
+                expr,
+                pattern,
+                ..
+            } => {
+                let op = match (negated, any) {
+                    (true, _) => op("NOT LIKE", Ne),
+                    (false, true) => op("LIKE ANY", Infix),
+                    (false, false) => op("LIKE", like_class(pattern)),
+                };
+                self.compare(expr, pattern, op)
+            }
+            Expr::ILike {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
+                let op = if *negated {
+                    op("NOT ILIKE", Ne)
+                } else {
+                    op("ILIKE", Infix)
+                };
+                self.compare(expr, pattern, op)
+            }
+            Expr::SimilarTo {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
+                let op = if *negated {
+                    op("NOT SIMILAR TO", Ne)
+                } else {
+                    op("SIMILAR TO", Infix)
+                };
+                self.compare(expr, pattern, op)
+            }
+            Expr::RLike { expr, pattern, .. } => self.compare(expr, pattern, op("~", Infix)),
+            Expr::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            } => self.quantified(left, compare_op, right, true),
+            Expr::AllOp {
+                left,
+                compare_op,
+                right,
+            } => self.quantified(left, compare_op, right, false),
+            // The subquery is lowered on its own; to this level it is not indexable, and it
+            // names no column here.
+            Expr::Exists { .. } => Cond::Free,
+            _ => self.expression(expr),
+        }
+    }
+
+    /// `x = ANY(...)`, `x <> ALL(...)` and their kin.
+    fn quantified(
+        &mut self,
+        left: &Expr,
+        compare: &BinaryOperator,
+        right: &Expr,
+        any: bool,
+    ) -> Cond {
+        use OpClass::*;
+        let op = match (compare, any) {
+            (BinaryOperator::Eq, true) => op("= ANY", In),
+            (BinaryOperator::NotEq, true) => op("<> ANY", Ne),
+            (BinaryOperator::NotEq, false) => op("<> ALL", Ne),
+            (BinaryOperator::Lt, true) => op("< ANY", Range),
+            (BinaryOperator::LtEq, true) => op("<= ANY", Range),
+            (BinaryOperator::Gt, true) => op("> ANY", Range),
+            (BinaryOperator::GtEq, true) => op(">= ANY", Range),
+            (BinaryOperator::Lt, false) => op("< ALL", Range),
+            (BinaryOperator::LtEq, false) => op("<= ALL", Range),
+            (BinaryOperator::Gt, false) => op("> ALL", Range),
+            (BinaryOperator::GtEq, false) => op(">= ALL", Range),
+            (_, true) => op("ANY", NotIndexable),
+            (_, false) => op("ALL", NotIndexable),
+        };
+        if matches!(strip_nested(right), Expr::Subquery(_)) {
+            return self.unary(
+                left,
+                Op {
+                    class: NotIndexable,
+                    ..op
+                },
+            );
+        }
+        self.compare(left, right, op)
+    }
+
+    /// A comparison of two operands.
+    fn compare(&mut self, left: &Expr, right: &Expr, op: Op) -> Cond {
+        let left_side = operand(self.scope, left, self.kept);
+        let right_side = operand(self.scope, right, self.kept);
+        match (left_side, right_side) {
+            (Operand::Target { table, target }, Operand::Value(value_type)) => {
+                let constant = self.constant(op, right);
+                leaf(table, target, op.name, op.class, value_type, constant)
+            }
+            (Operand::Value(value_type), Operand::Target { table, target }) => match op.swapped {
+                Some(name) => {
+                    let constant = self.constant(op, left);
+                    leaf(table, target, name, swapped_class(op), value_type, constant)
+                }
+                None => leaf(
+                    table,
+                    target,
+                    op.name,
+                    OpClass::NotIndexable,
+                    value_type,
+                    None,
+                ),
+            },
+            (
+                Operand::Target {
+                    table: left_table,
+                    target: left_target,
+                },
+                Operand::Target {
+                    table: right_table,
+                    target: right_target,
+                },
+            ) => {
+                if left_table == right_table {
+                    return leaf(
+                        left_table,
+                        left_target,
+                        op.name,
+                        OpClass::NotIndexable,
+                        ValueType::Other,
+                        None,
+                    );
+                }
+                let (name, class) = match op.class {
+                    OpClass::Eq => (JOIN_OPERATOR, OpClass::Eq),
+                    _ => (op.name, OpClass::NotIndexable),
+                };
+                let swapped = if op.class == OpClass::Eq {
+                    JOIN_OPERATOR
+                } else {
+                    op.swapped.unwrap_or(op.name)
+                };
+                Cond::And(vec![
+                    leaf(left_table, left_target, name, class, ValueType::Other, None),
+                    leaf(
+                        right_table,
+                        right_target,
+                        swapped,
+                        class,
+                        ValueType::Other,
+                        None,
+                    ),
+                ])
+            }
+            (Operand::Value(_), Operand::Value(_)) => Cond::Free,
+            (left_side, right_side) => {
+                let targets = targets_of(left_side)
+                    .chain(targets_of(right_side))
+                    .collect();
+                not_indexable(targets, op.name)
+            }
+        }
+    }
+
+    /// The partial-index constant a literal operand carries, for `=` (booleans and enum
+    /// tokens) and `<>` (booleans). Kept tokens are recorded so normalization leaves them.
+    fn constant(&mut self, op: Op, value: &Expr) -> Option<Constant> {
+        if !matches!(op.name, "=" | "<>") {
+            return None;
+        }
+        if let Some(value) = bool_literal(value) {
+            return Some(Constant::Bool(value));
+        }
+        if op.name != "=" {
+            return None;
+        }
+        let (tokens, spans) = enum_tokens(std::iter::once(value))?;
+        spans.into_iter().for_each(|span| self.kept.keep(span));
+        Some(Constant::Tokens(tokens))
+    }
+
+    fn in_list(&mut self, expr: &Expr, list: &[Expr], negated: bool) -> Cond {
+        let (name, class) = if negated {
+            ("NOT IN", OpClass::Ne)
+        } else {
+            ("IN", OpClass::In)
+        };
+        match operand(self.scope, expr, self.kept) {
+            Operand::Target { table, target } => {
+                let value_type = if list.iter().all(is_literal) {
+                    ValueType::Param
+                } else if list
+                    .iter()
+                    .any(|item| !columns(self.scope, item).is_empty())
+                {
+                    return leaf(
+                        table,
+                        target,
+                        name,
+                        OpClass::NotIndexable,
+                        ValueType::Other,
+                        None,
+                    );
+                } else {
+                    ValueType::Other
+                };
+                let constant = match negated {
+                    true => None,
+                    false => enum_tokens(list.iter()).map(|(tokens, spans)| {
+                        spans.into_iter().for_each(|span| self.kept.keep(span));
+                        Constant::Tokens(tokens)
+                    }),
+                };
+                leaf(table, target, name, class, value_type, constant)
+            }
+            Operand::Value(_) => Cond::Free,
+            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), name),
+        }
+    }
+
+    fn between(&mut self, expr: &Expr, low: &Expr, high: &Expr, negated: bool) -> Cond {
+        let op = if negated {
+            op("NOT BETWEEN", OpClass::Ne)
+        } else {
+            op("BETWEEN", OpClass::Range)
+        };
+        let bounds = [
+            operand(self.scope, low, self.kept),
+            operand(self.scope, high, self.kept),
+        ];
+        let value_type = match bounds {
+            [Operand::Value(ValueType::Param), Operand::Value(ValueType::Param)] => {
+                ValueType::Param
+            }
+            [Operand::Value(_), Operand::Value(_)] => ValueType::Other,
+            _ => {
+                return self.unary(
+                    expr,
+                    Op {
+                        class: OpClass::NotIndexable,
+                        ..op
+                    },
+                )
+            }
+        };
+        match operand(self.scope, expr, self.kept) {
+            Operand::Target { table, target } => {
+                leaf(table, target, op.name, op.class, value_type, None)
+            }
+            Operand::Value(_) => Cond::Free,
+            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), op.name),
+        }
+    }
+
+    /// A test on one operand (`IS NULL`).
+    fn unary(&mut self, expr: &Expr, op: Op) -> Cond {
+        let value_type = match op.class {
+            OpClass::IsNull | OpClass::NotNull => ValueType::None,
+            _ => ValueType::Other,
+        };
+        match operand(self.scope, expr, self.kept) {
+            Operand::Target { table, target } => {
+                leaf(table, target, op.name, op.class, value_type, None)
+            }
+            Operand::Value(_) => Cond::Free,
+            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), op.name),
+        }
+    }
+
+    /// `x IS TRUE` / `x IS FALSE`: `x = true|false` for a column.
+    fn boolean(&mut self, expr: &Expr, value: bool) -> Cond {
+        match self.boolean_column(expr, value) {
+            Some(leaf) => leaf,
+            None => self.unary(
+                expr,
+                op(
+                    if value { "IS TRUE" } else { "IS FALSE" },
+                    OpClass::NotIndexable,
+                ),
+            ),
+        }
+    }
+
+    /// A plain column used as a condition, read as `column = value`.
+    fn boolean_column(&mut self, expr: &Expr, value: bool) -> Option<Cond> {
+        match operand(self.scope, expr, self.kept) {
+            Operand::Target {
+                table,
+                target: target @ Target::Field(_),
+            } => Some(leaf(
+                table,
+                target,
+                "=",
+                OpClass::Eq,
+                ValueType::Param,
+                Some(Constant::Bool(value)),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Any other boolean expression: a column alone is `= true`; one over columns no index
+    /// serves; one over no column constrains nothing.
+    fn expression(&mut self, expr: &Expr) -> Cond {
+        if let Some(leaf) = self.boolean_column(expr, true) {
+            return leaf;
+        }
+        match operand(self.scope, expr, self.kept) {
+            Operand::Value(_) => Cond::Free,
+            other => not_indexable(targets_of(other).collect(), EXPRESSION_OPERATOR),
+        }
+    }
+}
+
+/// The comparison operators, with how each reads swapped.
+fn binary(operator: &BinaryOperator, right: &Expr) -> Option<Op> {
+    use OpClass::*;
+    Some(match operator {
+        BinaryOperator::Eq => symmetric("=", Eq, "="),
+        BinaryOperator::NotEq => symmetric("<>", Ne, "<>"),
+        BinaryOperator::Lt => symmetric("<", Range, ">"),
+        BinaryOperator::Gt => symmetric(">", Range, "<"),
+        BinaryOperator::LtEq => symmetric("<=", Range, ">="),
+        BinaryOperator::GtEq => symmetric(">=", Range, "<="),
+        BinaryOperator::AtArrow => op("@>", JsonContains),
+        // `$1 <@ payload` is `payload @> $1`; `payload <@ $1` no GIN index serves.
+        BinaryOperator::ArrowAt => symmetric("<@", NotIndexable, "@>"),
+        BinaryOperator::Question => op("?", JsonContains),
+        BinaryOperator::QuestionAnd => op("?&", JsonContains),
+        BinaryOperator::QuestionPipe => op("?|", JsonContains),
+        BinaryOperator::AtAt => symmetric("@@", Text, "@@"),
+        BinaryOperator::PGLikeMatch => op("LIKE", like_class(right)),
+        BinaryOperator::PGILikeMatch => op("ILIKE", Infix),
+        BinaryOperator::PGNotLikeMatch => op("NOT LIKE", Ne),
+        BinaryOperator::PGNotILikeMatch => op("NOT ILIKE", Ne),
+        BinaryOperator::PGRegexMatch => op("~", Infix),
+        BinaryOperator::PGRegexIMatch => op("~*", Infix),
+        BinaryOperator::PGRegexNotMatch => op("!~", Ne),
+        BinaryOperator::PGRegexNotIMatch => op("!~*", Ne),
+        BinaryOperator::PGStartsWith => op("^@", Prefix),
+        _ => return None,
+    })
+}
+
+/// `<@` read the other way round is `@>`, which a GIN index serves.
+fn swapped_class(op: Op) -> OpClass {
+    match op.name {
+        "<@" => OpClass::JsonContains,
+        _ => op.class,
+    }
+}
+
+fn leaf(
+    table: usize,
+    target: Target,
+    operator: &str,
+    class: OpClass,
+    value_type: ValueType,
+    constant: Option<Constant>,
+) -> Cond {
+    Cond::Leaf(Owned {
+        table,
+        leaf: Leaf {
+            target,
+            operator: operator.to_owned(),
+            class,
+            value_type,
+        },
+        constant,
+    })
+}
+
+fn targets_of(operand: Operand) -> impl Iterator<Item = (usize, Target)> {
+    let targets = match operand {
+        Operand::Target { table, target } => vec![(table, target)],
+        Operand::Opaque(targets) => targets,
+        Operand::Value(_) => Vec::new(),
+    };
+    targets.into_iter()
+}
+
+/// One not-indexable leaf per table the expression reads.
+fn not_indexable(targets: Vec<(usize, Target)>, operator: &str) -> Cond {
+    let mut leaves: Vec<Cond> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    for (table, target) in targets {
+        if !seen.contains(&table) {
+            seen.push(table);
+            leaves.push(leaf(
+                table,
+                target,
+                operator,
+                OpClass::NotIndexable,
+                ValueType::Other,
+                None,
+            ));
+        }
+    }
+    match leaves.len() {
+        0 => Cond::Free,
+        1 => leaves.pop().unwrap_or(Cond::Free),
+        _ => Cond::And(leaves),
+    }
+}

@@ -1,0 +1,173 @@
+//! The select list, ORDER BY and GROUP BY of one query level, and the subqueries inside
+//! expressions.
+//!
+//! ORDER BY and GROUP BY entries may name a select-list item by position (`ORDER BY 2`) or
+//! alias (`ORDER BY total`); both are resolved to the item's expression first. A sort key
+//! goes on the shape of the table its column belongs to.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, GroupByExpr, OrderByExpr, OrderBySort, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, Value, ValueWithSpan, Visit, Visitor,
+};
+
+use super::constants::Kept;
+use super::extract::Lowerer;
+use super::frame::Frame;
+use super::names::{self, fold};
+use super::operand::{columns, operand, strip_nested, Operand};
+use crate::shape::{SortKey, Target};
+
+impl Lowerer<'_> {
+    /// Lower the subqueries inside expressions (not those nested in other subqueries: each
+    /// query lowers its own).
+    pub(super) fn subqueries<'e>(&mut self, exprs: impl Iterator<Item = &'e Expr>) {
+        for expr in exprs {
+            let _ = expr.visit(&mut SubqueryLowerer {
+                lowerer: self,
+                depth: 0,
+            });
+        }
+    }
+
+    /// The select-list columns of each table.
+    pub(super) fn select_list(&mut self, frame: &mut Frame, select: &Select) {
+        for item in &select.projection {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    (0..frame.scope.tables.len()).for_each(|table| frame.project_all(table))
+                }
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                    _,
+                ) => {
+                    let table =
+                        names::parts(name).and_then(|parts| frame.scope.table_named(&parts));
+                    if let Some(table) = table {
+                        frame.project_all(table);
+                    }
+                }
+                SelectItem::QualifiedWildcard(..) => {}
+                SelectItem::UnnamedExpr(expr)
+                | SelectItem::ExprWithAlias { expr, .. }
+                | SelectItem::ExprWithAliases { expr, .. } => {
+                    for (table, column) in columns(&frame.scope, expr) {
+                        frame.project(table, column);
+                    }
+                }
+            }
+        }
+        self.subqueries(select.projection.iter().filter_map(item_expr));
+    }
+
+    /// GROUP BY entries, on the table each belongs to.
+    pub(super) fn group_by(&mut self, frame: &mut Frame, select: &Select) {
+        let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+            return;
+        };
+        for expr in exprs {
+            let expr = output_expr(select, expr, &mut self.kept);
+            for (table, target) in targets(operand(&frame.scope, expr, &mut self.kept)) {
+                let name = match target {
+                    Target::Field(name) => name,
+                    Target::Expression { text, .. } => text,
+                };
+                frame.group(table, name);
+            }
+        }
+    }
+
+    /// ORDER BY keys, with direction and explicit NULLS FIRST/LAST.
+    pub(super) fn order_by(&mut self, frame: &mut Frame, select: &Select, keys: &[OrderByExpr]) {
+        for key in keys {
+            let expr = output_expr(select, &key.expr, &mut self.kept);
+            let direction = match key.options.sort {
+                Some(OrderBySort::Desc) => -1,
+                _ => 1,
+            };
+            for (table, target) in targets(operand(&frame.scope, expr, &mut self.kept)) {
+                if let Some(sort) = frame.sort.get_mut(table) {
+                    sort.push(SortKey {
+                        target,
+                        direction,
+                        nulls_first: key.options.nulls_first,
+                    });
+                }
+            }
+        }
+        self.subqueries(keys.iter().map(|key| &key.expr));
+    }
+}
+
+fn item_expr(item: &SelectItem) -> Option<&Expr> {
+    match item {
+        SelectItem::UnnamedExpr(expr)
+        | SelectItem::ExprWithAlias { expr, .. }
+        | SelectItem::ExprWithAliases { expr, .. } => Some(expr),
+        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => None,
+    }
+}
+
+/// The select-list expression an ORDER BY / GROUP BY entry names by position or alias, or
+/// the entry itself. A position is code, not a value: it stays in the normalized text.
+fn output_expr<'s>(select: &'s Select, expr: &'s Expr, kept: &mut Kept) -> &'s Expr {
+    match strip_nested(expr) {
+        Expr::Value(ValueWithSpan {
+            value: Value::Number(position, _),
+            span,
+        }) => {
+            kept.keep(*span);
+            position
+                .parse::<usize>()
+                .ok()
+                .and_then(|position| position.checked_sub(1))
+                .and_then(|index| select.projection.get(index))
+                .and_then(item_expr)
+                .unwrap_or(expr)
+        }
+        Expr::Identifier(name) => {
+            let name = fold(name);
+            select
+                .projection
+                .iter()
+                .find_map(|item| match item {
+                    SelectItem::ExprWithAlias { expr, alias } if fold(alias) == name => Some(expr),
+                    _ => None,
+                })
+                .unwrap_or(expr)
+        }
+        _ => expr,
+    }
+}
+
+fn targets(operand: Operand) -> Vec<(usize, Target)> {
+    match operand {
+        Operand::Target { table, target } => vec![(table, target)],
+        Operand::Opaque(targets) => targets,
+        Operand::Value(_) => Vec::new(),
+    }
+}
+
+/// Lowers each outermost subquery of an expression as a query of its own.
+struct SubqueryLowerer<'l, 'd> {
+    lowerer: &'l mut Lowerer<'d>,
+    depth: usize,
+}
+
+impl Visitor for SubqueryLowerer<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if self.depth == 0 {
+            self.lowerer.query(query);
+        }
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+}

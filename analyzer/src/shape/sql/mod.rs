@@ -1,0 +1,109 @@
+//! PostgreSQL SQL text → shapes, with a cache keyed by a hash of the text.
+//!
+//! A text (a Simple Query may hold several statements) is parsed with sqlparser's PostgreSQL
+//! dialect. Every query level yields one [`Shape`](crate::shape::Shape) per base table it
+//! reads, holding only the conditions on that table's columns; UPDATE, DELETE, INSERT and
+//! COPY FROM yield [`Write`](crate::shape::Write)s. SET, BEGIN, SHOW, DDL and the like yield
+//! nothing and are not errors. Text that does not parse is rejected as
+//! [`SQL_PARSE_ERROR`]; text too deep to walk safely, or that nothing could be made of, as
+//! [`SQL_UNSUPPORTED`].
+//!
+//! ## Values
+//! Every literal and every `$n` parameter is a value: in a shape it becomes
+//! [`ValueType::Param`](crate::shape::ValueType::Param), so `= 5` and `= $1` are one shape
+//! (the pg_stat_statements view), and neither the values, the parameter numbering nor the
+//! length of an `IN` list changes a shape's id.
+//!
+//! ## Constants (partial indexes)
+//! A few literals are code written in the application, not data flowing through it, and a
+//! partial index is built from them. They are kept, as a
+//! [`BoundConstant`](crate::shape::BoundConstant) beside the shape (never in its id), only in
+//! these forms:
+//! - a boolean literal compared with a column: `is_active = true` → `Constant::Bool`;
+//! - enum-like tokens: `status = 'QUEUED'`, `status IN ('QUEUED', 'PENDING')` →
+//!   `Constant::Tokens` (sorted), and only when every token matches
+//!   `^[A-Za-z][A-Za-z0-9_]{0,31}$` and the list has at most 16 items.
+//!
+//! Any other literal (an email, a number, a date, a token list with one odd item) is never
+//! kept anywhere: not in a shape, a constant, the normalized text or an error. `IS NULL` and
+//! `IS NOT NULL` need no constant; they are part of the shape.
+//!
+//! ## Normalized statement
+//! Each occurrence carries the statement re-rendered by sqlparser with every literal and
+//! parameter replaced by `$1..$n` in order, except booleans, `NULL` and the kept tokens,
+//! which stay as written so that `EXPLAIN (GENERIC_PLAN)` of it still matches a partial
+//! index. See `normalize` for the rewrites that keep it valid PostgreSQL.
+//!
+//! ## Layout
+//! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
+//! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
+//! - `guard`: tokenizing, the depth bound, parsing.
+//! - `extract`, `clauses`, `frame`: statements, queries, FROM lists, select list, ORDER BY,
+//!   GROUP BY → one shape per table.
+//! - `classify`, `operand`, `predicate`: WHERE/ON → leaves, and their projection per table.
+//! - `names`: identifier folding and column resolution.
+//! - `constants`: which literals may be kept.
+//! - `normalize`: literal-free statement and expression text.
+
+mod cache;
+mod classify;
+mod clauses;
+mod constants;
+mod extract;
+mod frame;
+mod guard;
+mod names;
+mod normalize;
+mod operand;
+mod predicate;
+
+#[cfg(test)]
+mod tests;
+
+pub use cache::SqlCache;
+
+use super::Lowering;
+use crate::command::SqlProtocol;
+use extract::Lowerer;
+use guard::Refusal;
+
+/// `rejected` reason: text sqlparser's PostgreSQL dialect does not parse.
+pub const SQL_PARSE_ERROR: &str = "sql_parse_error";
+/// `rejected` reason: SQL too deep to walk safely, or that nothing could be made of.
+pub const SQL_UNSUPPORTED: &str = "sql_unsupported";
+
+/// Lower one SQL text, without the cache. Never panics.
+pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
+    let statements = match guard::parse(text) {
+        Ok(statements) => statements,
+        Err(Refusal::Parse) => return rejected(SQL_PARSE_ERROR),
+        Err(Refusal::TooDeep) => return rejected(SQL_UNSUPPORTED),
+    };
+    let mut lowering = Lowering::default();
+    let mut unsupported = false;
+    for statement in &statements {
+        let mut lowerer = Lowerer::new(database, protocol);
+        lowerer.statement(statement);
+        unsupported |= lowerer.unsupported;
+        let normalized = match lowerer.shapes.is_empty() {
+            true => None,
+            false => normalize::normalized(statement, &lowerer.kept),
+        };
+        for mut occurrence in lowerer.shapes {
+            occurrence.normalized_sql = normalized.clone();
+            lowering.shapes.push(occurrence);
+        }
+        lowering.writes.extend(lowerer.writes);
+    }
+    if unsupported && lowering.shapes.is_empty() && lowering.writes.is_empty() {
+        lowering.rejected = Some(SQL_UNSUPPORTED);
+    }
+    lowering
+}
+
+fn rejected(reason: &'static str) -> Lowering {
+    Lowering {
+        rejected: Some(reason),
+        ..Lowering::default()
+    }
+}
