@@ -174,7 +174,8 @@ impl Parser<'_> {
         match element.element_type() {
             ElementType::EmbeddedDocument => {
                 let document = document_of(element).ok_or(Malformed)?;
-                if first_key(document)?.is_some_and(|key| key.starts_with('$')) {
+                // A DBRef (`{$ref, $id}`) is a value, not operators.
+                if first_key(document)?.is_some_and(|key| key.starts_with('$') && key != "$ref") {
                     self.operators(path, document, scope.deeper()?, out)
                 } else {
                     out.push(leaf(path, "$eq", OpClass::Eq, ValueType::Object));

@@ -1,9 +1,10 @@
 //! MongoDB command → shapes, following MongoDB 8.0's query-shape rules.
 //!
 //! A command is read once, in place, through [`bson::RawDocument`] iteration: no `Document`
-//! is built, a value is decoded only when its truth or sign is needed, and the only
-//! allocations are the names that the [`Shape`]s keep. No value from the command ever
-//! reaches a shape, a constant that is not a type name or `$exists` flag, or an error.
+//! is built, most values are judged by their type tag alone (a value is decoded only for
+//! its sign, its truth, or a regex pattern to classify), and what is allocated is what the
+//! [`Shape`]s keep. No value from the command reaches a shape, an error or a log; the only
+//! operands kept are `$exists` flags and `$type` names, as constants.
 //!
 //! The command's name is its first key, its collection that key's string value, and its
 //! database [`MongoCommand::database`]. Session and routing fields (`$db`, `lsid`,

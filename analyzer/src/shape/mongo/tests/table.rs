@@ -311,7 +311,7 @@ fn cases() -> Vec<Case> {
             )],
         ),
         case(
-            "$not wraps its operators; embedded documents are objects",
+            "$not wraps its operators; embedded documents and DBRefs are objects",
             command(rawdoc! {
                 "find": "items",
                 "filter": {
@@ -319,6 +319,7 @@ fn cases() -> Vec<Case> {
                     "name": { "$not": regex("^x", "") },
                     "size": { "h": 14, "w": 21 },
                     "ref": bson::oid::ObjectId::from_bytes([7; 12]),
+                    "owner": { "$ref": "users", "$id": 5 },
                 },
             }),
             vec![shape(
@@ -327,6 +328,7 @@ fn cases() -> Vec<Case> {
                 and(vec![
                     json!({"not": leaf("name", "$regex", "prefix", "regex")}),
                     json!({"not": leaf("price", "$gt", "range", "number")}),
+                    leaf("owner", "$eq", "eq", "object"),
                     leaf("ref", "$eq", "eq", "objectId"),
                     leaf("size", "$eq", "eq", "object"),
                 ]),
