@@ -6,51 +6,76 @@
 //! `(a)` and `(a, b)`.
 
 use super::candidates::{Candidate, KeyRole};
-use super::{IndexSpec, PartialTerm};
+use std::collections::BTreeMap;
+
+use super::{IndexMethod, IndexSpec, PartialTerm};
+use crate::shape::Namespace;
 
 /// Merge every candidate that another candidate serves into it.
 ///
-/// Longer candidates are placed first, so each shorter one finds the index that will
-/// absorb it among those already kept. Deterministic for a given input set.
-pub fn consolidate(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
-    candidates.sort_by(|a, b| {
-        b.index
-            .keys
-            .len()
-            .cmp(&a.index.keys.len())
-            // On a tie, the one with more sort keys goes first, so its directions (the ones
-            // the queries wrote) are the ones kept.
-            .then_with(|| sort_keys(b).cmp(&sort_keys(a)))
-            .then_with(|| order_key(&a.index).cmp(&order_key(&b.index)))
-    });
-    let mut kept: Vec<Candidate> = Vec::new();
+/// Candidates are grouped by family (namespace, method, partial predicate); within a family
+/// longer candidates come first, so each shorter one finds the index that will absorb it
+/// among those already kept. Deterministic for a given input set.
+pub fn consolidate(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut families: BTreeMap<Family, Vec<Candidate>> = BTreeMap::new();
     for candidate in candidates {
-        let host = kept.iter_mut().find(|host| {
-            same_family(&host.index, &candidate.index) && candidate.is_served_by(&host.index.keys)
-        });
-        match host {
-            Some(host) => absorb(host, candidate),
-            None => kept.push(candidate),
-        }
+        families
+            .entry(family(&candidate.index))
+            .or_default()
+            .push(candidate);
     }
-    kept
+    let mut kept_all = Vec::new();
+    for (_, mut members) in families {
+        members.sort_by(|a, b| {
+            b.index
+                .keys
+                .len()
+                .cmp(&a.index.keys.len())
+                // On a tie, the one with more sort keys goes first, so its directions (the
+                // ones the queries wrote) are the ones kept.
+                .then_with(|| sort_keys(b).cmp(&sort_keys(a)))
+                .then_with(|| {
+                    (&a.index.keys, &a.index.include).cmp(&(&b.index.keys, &b.index.include))
+                })
+        });
+        let mut kept: Vec<Candidate> = Vec::new();
+        for candidate in members {
+            match kept
+                .iter_mut()
+                .find(|host| candidate.is_served_by(&host.index.keys))
+            {
+                Some(host) => absorb(host, candidate),
+                None => kept.push(candidate),
+            }
+        }
+        kept_all.extend(kept);
+    }
+    kept_all
 }
 
-/// Indexes that can stand in for one another: same table, method and partial predicate.
-pub(crate) fn same_family(a: &IndexSpec, b: &IndexSpec) -> bool {
-    a.namespace == b.namespace && a.method == b.method && same_partial(&a.partial, &b.partial)
+/// What makes indexes interchangeable: namespace, method, and the partial predicate in
+/// canonical (sorted) order.
+type Family = (Namespace, IndexMethod, Vec<PartialTerm>);
+
+fn family(index: &IndexSpec) -> Family {
+    (
+        index.namespace.clone(),
+        index.method,
+        canonical(&index.partial),
+    )
+}
+
+fn canonical(terms: &[PartialTerm]) -> Vec<PartialTerm> {
+    let mut terms = terms.to_vec();
+    terms.sort();
+    terms.dedup();
+    terms
 }
 
 /// Whether two partial predicates are the same conjunction, whatever the order of its terms
 /// (a catalog read may list them in the order they were written).
 pub(crate) fn same_partial(a: &[PartialTerm], b: &[PartialTerm]) -> bool {
-    let canonical = |terms: &[PartialTerm]| {
-        let mut terms = terms.to_vec();
-        terms.sort();
-        terms.dedup();
-        terms
-    };
-    canonical(a) == canonical(b)
+    a == b || canonical(a) == canonical(b)
 }
 
 fn absorb(host: &mut Candidate, guest: Candidate) {
@@ -86,16 +111,6 @@ fn sort_keys(candidate: &Candidate) -> usize {
         .iter()
         .filter(|role| **role == KeyRole::Sort)
         .count()
-}
-
-fn order_key(index: &IndexSpec) -> impl Ord + '_ {
-    (
-        &index.namespace,
-        index.method,
-        &index.partial,
-        &index.keys,
-        &index.include,
-    )
 }
 
 #[cfg(test)]

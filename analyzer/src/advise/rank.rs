@@ -4,7 +4,7 @@
 //! recommendations come heaviest first, ties broken by name so the order is stable. Each one
 //! carries the write load of its namespace, because every index slows those writes down.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::candidates::Candidate;
 use super::{ExistingIndexes, Recommendation, Served, WriteLoad};
@@ -30,9 +30,20 @@ pub fn rank(
                 .filter_map(move |index| Some((name_scope(namespace), index.name.clone()?)))
         })
         .collect();
+    let mut reads: BTreeMap<&Namespace, u64> = BTreeMap::new();
+    for record in snapshot.shapes.values() {
+        let total = reads.entry(&record.shape.namespace).or_default();
+        *total = total.saturating_add(record.count);
+    }
     let mut recommendations: Vec<Recommendation> = candidates
         .into_iter()
-        .map(|candidate| recommendation(candidate, snapshot))
+        .map(|candidate| {
+            let mut recommendation = recommendation(candidate, snapshot);
+            let namespace = &recommendation.index.namespace;
+            recommendation.write_load = write_load(namespace, snapshot);
+            recommendation.write_load.reads = reads.get(namespace).copied().unwrap_or_default();
+            recommendation
+        })
         .collect();
     recommendations.sort_by(|a, b| {
         b.total_ms()
@@ -103,7 +114,7 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
     let mut index = candidate.index;
     index.name = Some(name.clone());
     Recommendation {
-        write_load: write_load(&index.namespace, snapshot),
+        write_load: WriteLoad::default(),
         index,
         name,
         serves,
@@ -111,7 +122,8 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
     }
 }
 
-/// The write load on `namespace`, with its read executions for scale.
+/// The write load on `namespace` (`reads` left at zero: [`rank`] counts them for all
+/// namespaces at once).
 pub fn write_load(namespace: &Namespace, snapshot: &Snapshot) -> WriteLoad {
     let mut load = WriteLoad::default();
     for record in snapshot.writes.iter().filter(|w| &w.namespace == namespace) {
@@ -119,11 +131,6 @@ pub fn write_load(namespace: &Namespace, snapshot: &Snapshot) -> WriteLoad {
         load.updates = load.updates.saturating_add(record.updates);
         load.deletes = load.deletes.saturating_add(record.deletes);
     }
-    load.reads = snapshot
-        .shapes
-        .values()
-        .filter(|record| &record.shape.namespace == namespace)
-        .fold(0u64, |sum, record| sum.saturating_add(record.count));
     load
 }
 

@@ -59,15 +59,20 @@ impl Usage {
     fn order(
         table: &BTreeMap<(Namespace, Target), Weight>,
         namespace: &Namespace,
-        targets: &mut [Target],
+        targets: &mut Vec<Target>,
     ) {
-        let weight = |target: &Target| {
-            table
-                .get(&(namespace.clone(), target.clone()))
-                .copied()
-                .unwrap_or_default()
-        };
-        targets.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| a.cmp(b)));
+        let mut weighed: Vec<(Weight, Target)> = targets
+            .drain(..)
+            .map(|target| {
+                let weight = table
+                    .get(&(namespace.clone(), target.clone()))
+                    .copied()
+                    .unwrap_or_default();
+                (weight, target)
+            })
+            .collect();
+        weighed.sort_by(|(wa, a), (wb, b)| wb.cmp(wa).then_with(|| a.cmp(b)));
+        targets.extend(weighed.into_iter().map(|(_, target)| target));
     }
 }
 
