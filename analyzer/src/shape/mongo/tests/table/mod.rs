@@ -1,0 +1,60 @@
+//! One command per case, with the exact canonical JSON of every shape it lowers into.
+//!
+//! ## Layout
+//! - `filters`: the filter rules, one `find` each.
+//! - `commands`: every command kind, and commands that give no shape.
+
+mod commands;
+mod filters;
+
+use bson::rawdoc;
+use serde_json::Value;
+
+use super::*;
+
+struct Case {
+    name: &'static str,
+    command: MongoCommand,
+    shapes: Vec<Value>,
+}
+
+fn case(name: &'static str, command: MongoCommand, shapes: Vec<Value>) -> Case {
+    Case {
+        name,
+        command,
+        shapes,
+    }
+}
+
+#[test]
+fn every_case_lowers_to_its_exact_canonical_shapes() {
+    let cases: Vec<Case> = filters::cases()
+        .into_iter()
+        .chain(commands::cases())
+        .collect();
+    assert!(cases.len() >= 25);
+    for case in cases {
+        let lowering = lower(&case.command);
+        assert_eq!(lowering.rejected, None, "{}", case.name);
+        assert_eq!(canonical(&lowering), case.shapes, "{}", case.name);
+    }
+}
+
+#[test]
+fn canonical_text_is_the_documented_json() {
+    let lowering = lower(&command(
+        rawdoc! { "find": "orders", "filter": { "status": "A" } },
+    ));
+    let [occurrence] = lowering.shapes.as_slice() else {
+        panic!("one shape expected, got {lowering:?}");
+    };
+    assert_eq!(
+        occurrence.shape.canonical(),
+        concat!(
+            r#"{"namespace":{"engine":"mongodb","database":"app","schema":null,"collection":"orders"},"#,
+            r#""command":"find","filter":{"and":[{"leaf":{"target":{"field":"status"},"#,
+            r#""operator":"$eq","class":"eq","value_type":"string"}}]},"sort":[],"limit":false,"#,
+            r#""skip":false,"projection":[],"group_by":[],"options":[]}"#
+        )
+    );
+}
