@@ -33,6 +33,13 @@
 //! `find` batch, a write result) costs a few element headers, not a parse.
 //!
 //! The rewrite puts no value from the traffic anywhere but back on the wire; it logs nothing.
+//!
+//! ## Cost on the data path
+//! The relay calls [`rewrite_topology`] on reply frames before forwarding them. For OP_MSG
+//! and OP_REPLY the answer is one top-level key scan. An OP_COMPRESSED reply has to be
+//! decompressed to be looked at; [`is_hello_request`] lets a relay restrict the call to
+//! replies whose `responseTo` names a `hello` request (and the `moreToCome` replies chained
+//! after them), so ordinary compressed traffic is never decompressed on the data path.
 
 use bson::raw::RawArrayBuf;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
@@ -40,7 +47,9 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use super::frame::{MsgHeader, OpCode};
 use super::op_compressed::OpCompressed;
 use super::op_msg::{MsgFlags, OpMsg};
+use super::op_query::OpQuery;
 use super::op_reply::OpReply;
+use super::reader::Reader;
 
 /// The largest compressed reply (uncompressed size) that is inspected for a rewrite.
 pub const MAX_COMPRESSED_HELLO: usize = 64 * 1024;
@@ -79,6 +88,49 @@ pub fn rewrite_topology(frame: &[u8], advertise: &str) -> Option<Vec<u8>> {
         }
         _ => None,
     }
+}
+
+/// Whether a request frame is a `hello` / `isMaster` handshake or heartbeat (OP_MSG, or
+/// OP_QUERY on `db.$cmd`). A relay may use it to call [`rewrite_topology`] only on replies
+/// to such requests (and on the `moreToCome` replies that follow them), instead of on every
+/// reply. Compressed frames answer `false`: the compression spec forbids compressing
+/// `hello`.
+pub fn is_hello_request(frame: &[u8]) -> bool {
+    let Ok((header, body)) = MsgHeader::split(frame) else {
+        return false;
+    };
+    let command = match OpCode::from_i32(header.op_code) {
+        Ok(OpCode::Msg) => msg_body_section(body),
+        Ok(OpCode::Query) => OpQuery::parse(body)
+            .ok()
+            .filter(OpQuery::is_command)
+            .map(|query| query.command()),
+        _ => None,
+    };
+    command
+        .and_then(first_key)
+        .is_some_and(|name| matches!(name, "hello" | "isMaster" | "ismaster"))
+}
+
+/// An OP_MSG's kind 0 section, found by stepping over kind 1 sections without reading their
+/// documents (a request may carry a large insert batch).
+fn msg_body_section(body: &[u8]) -> Option<&RawDocument> {
+    let mut reader = Reader::new(body);
+    reader.u32("flagBits").ok()?;
+    loop {
+        match reader.u8("section kind").ok()? {
+            0 => return reader.document("kind 0 section").ok(),
+            1 => {
+                let size = usize::try_from(reader.i32("kind 1 size").ok()?).ok()?;
+                reader.take(size.checked_sub(4)?, "kind 1 section").ok()?;
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn first_key(doc: &RawDocument) -> Option<&str> {
+    Some(doc.iter_elements().next()?.ok()?.key().as_str())
 }
 
 fn rewrite_msg(header: MsgHeader, body: &[u8], advertise: &str) -> Option<Vec<u8>> {

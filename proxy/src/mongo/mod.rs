@@ -43,7 +43,7 @@ mod reader;
 mod testing;
 
 pub use frame::MongoFramer;
-pub use hello::rewrite_topology;
+pub use hello::{is_hello_request, rewrite_topology};
 pub use session::MongoSession;
 
 /// The largest message inspected or framed: 64 MiB, above the server's 48 MB

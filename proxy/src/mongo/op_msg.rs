@@ -229,7 +229,7 @@ fn inline_inserts(body: &RawDocument) -> Option<(RawDocumentBuf, usize)> {
         }
     }
     // Keep the key's presence visible without its contents.
-    stripped.append(cstr!("documents"), &bson::RawArrayBuf::new());
+    stripped.append(cstr!("documents"), bson::RawArrayBuf::new());
     Some((stripped, count))
 }
 
@@ -299,7 +299,7 @@ mod tests {
         let command = OpMsg::parse(&body).unwrap().to_command().unwrap();
         assert_eq!(command.body.get_str("insert").unwrap(), "c");
         assert!(command.body.get_array("documents").unwrap().is_empty());
-        assert_eq!(command.body.get_bool("ordered").unwrap(), true);
+        assert!(command.body.get_bool("ordered").unwrap());
         assert_eq!(command.sequences[0].count, 2);
         assert!(!command
             .body
@@ -375,7 +375,7 @@ mod tests {
         assert!(OpMsg::parse(&ragged).is_err());
         // Garbage inside the body document.
         let mut garbage = msg_body(0, &[Section::Body(rawdoc! {"name": "value"})], false);
-        garbage[10] = 0x7f; // the element type byte of "name"... becomes MaxKey-ish garbage
+        // flagBits (4) + kind (1) + document length (4): the first element's type byte.
         garbage[9] = 0x42;
         assert_eq!(reason(&garbage), "bad_bson");
     }

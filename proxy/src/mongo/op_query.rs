@@ -89,12 +89,16 @@ impl<'a> OpQuery<'a> {
         self.collection() == "$cmd"
     }
 
+    /// The command document on `db.$cmd`, unwrapped from `$query` / `query` if wrapped.
+    /// (On a collection this is the wrapped query's filter, or the query itself.)
+    pub fn command(&self) -> &'a RawDocument {
+        unwrap_query(self.query).map_or(self.query, |(inner, _)| inner)
+    }
+
     /// The request in command form.
     pub fn to_command(&self) -> MongoCommand {
         let body = if self.is_command() {
-            unwrap_query(self.query)
-                .map_or(self.query, |(inner, _)| inner)
-                .to_owned()
+            self.command().to_owned()
         } else {
             self.to_find()
         };

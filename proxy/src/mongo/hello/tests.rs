@@ -227,3 +227,34 @@ fn malformed_frames_give_none() {
         );
     }
 }
+
+#[test]
+fn hello_requests_are_recognised() {
+    use crate::mongo::testing::query_body;
+    for name in ["hello", "isMaster", "ismaster"] {
+        let mut body = RawDocumentBuf::new();
+        body.append(<&bson::raw::CStr>::try_from(name).unwrap(), 1);
+        body.append(bson::raw::cstr!("$db"), "admin");
+        assert!(is_hello_request(&op_msg(1, 0, 0, body.clone())), "{name}");
+        let query = query_body("admin.$cmd", 0, -1, &body, None);
+        assert!(is_hello_request(&frame(1, 0, 2004, &query)), "{name}");
+    }
+    // The body after a kind 1 section is still found.
+    let sequenced = msg_body(
+        0,
+        &[
+            Section::Sequence("documents", vec![rawdoc! {"x": 1}]),
+            Section::Body(rawdoc! {"hello": 1, "$db": "admin"}),
+        ],
+        false,
+    );
+    assert!(is_hello_request(&frame(1, 0, 2013, &sequenced)));
+
+    let find = op_msg(1, 0, 0, rawdoc! {"find": "c", "hello": 1, "$db": "d"});
+    assert!(!is_hello_request(&find));
+    let legacy = query_body("admin.coll", 0, -1, &rawdoc! {"hello": 1}, None);
+    assert!(!is_hello_request(&frame(1, 0, 2004, &legacy)));
+    let hello = op_msg(1, 0, 0, rawdoc! {"hello": 1, "$db": "admin"});
+    assert!(!is_hello_request(&compress(&hello, 1)));
+    assert!(!is_hello_request(&hello[..hello.len() - 1]));
+}
