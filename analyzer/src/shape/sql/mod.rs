@@ -46,6 +46,7 @@
 //! - `normalize`: literal-free statement and expression text.
 
 mod cache;
+mod canonical;
 mod classify;
 mod clauses;
 mod constants;

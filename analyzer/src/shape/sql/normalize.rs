@@ -1,89 +1,166 @@
-//! Literal-free text: the normalized statement, and the canonical text of an expression.
+//! The normalized statement: the text `EXPLAIN (GENERIC_PLAN)` will run for a shape.
 //!
-//! Both are rendered by sqlparser from a copy of the syntax tree in which every literal has
-//! been replaced, so no value can survive through a rendering quirk of ours.
-//!
-//! - [`normalized`]: the statement as it will be run by `EXPLAIN (GENERIC_PLAN)`. Every
-//!   literal and parameter becomes `$1..$n` in order, except booleans, `NULL` and the
-//!   literals [`Kept`] lists, which keep partial and expression indexes matching. A typed
-//!   literal (`DATE '...'`, `interval '...'`) becomes a cast parameter (`$1::DATE`), since
-//!   PostgreSQL has no `DATE $1`; a signed number becomes one parameter; an `IN` list of
-//!   parameters becomes `= ANY($n)` (`<> ALL($n)` when negated), so one shape has one text
-//!   whatever the list's length, and a huge list does not make a huge text.
-//! - [`canonical`]: an expression target's text, names folded and quoted, qualifiers
-//!   dropped, function names in lower case, and literals other than kept ones as `?`:
-//!   `lower("email")`, `"payload" ->> 'kind'`.
+//! It is rendered by sqlparser from a copy of the tree in which every literal and parameter
+//! is replaced by `$1..$n` in order, except booleans, `NULL` and the literals [`Kept`] lists,
+//! which stay as written so partial and expression indexes still match. For the text to
+//! stay valid PostgreSQL and plan like the original:
+//! - a number becomes a parameter cast to the type PostgreSQL gives the literal
+//!   (`$1::INTEGER`, `BIGINT`, `NUMERIC`), since a number is typed by itself, not by its
+//!   context (`generate_series(1, 10)` has no other reading); LIMIT, OFFSET and FETCH values
+//!   stay bare, typed by their clause (FETCH's grammar has no room for a cast);
+//! - a string stays a bare parameter, typed from its context like the literal was, except
+//!   as an argument of a function taking `"any"` (`jsonb_build_object`, `concat`, ...), where
+//!   it is cast to `TEXT` as PostgreSQL would resolve the literal;
+//! - a typed literal (`DATE '...'`, `interval '...'`) becomes a cast parameter (`$1::DATE`),
+//!   since there is no `DATE $1`; a signed number becomes one parameter;
+//! - an `IN` list of parameters becomes `= ANY($n)` (`<> ALL($n)` when negated), cast to an
+//!   array of the items' type, so one shape has one text whatever the list's length, and a
+//!   huge list does not make a huge text.
 //!
 //! Optimizer-hint comments (`/*+ ... */`), which sqlparser keeps and renders for
-//! pg_hint_plan, are removed: a comment is free text. As a last guard, [`normalized`] reads
-//! its own output back and gives up if a string literal that is not a token or a comment
-//! made it through.
+//! pg_hint_plan, are removed: a comment is free text. As a last guard the output is read
+//! back, and dropped if a comment, or a string literal that is not a token, made it through.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Ident, ObjectNamePart, Select, Statement,
-    UnaryOperator, Value, ValueWithSpan, VisitMut, VisitorMut,
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, ExactNumberInfo, Expr, FunctionArg,
+    FunctionArgExpr, FunctionArguments, LimitClause, Query, Select, Statement, UnaryOperator,
+    Value, ValueWithSpan, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+use sqlparser::tokenizer::{Span, Token, Tokenizer, Whitespace};
 
+use super::canonical::stays;
 use super::constants::{is_enum_token, is_json_key, Kept};
-use super::names::fold;
+use super::names;
 
-/// The statement with literals and parameters replaced by `$1..$n`; `None` if the result
-/// failed the final check (see the module docs).
+/// Functions whose parameters are of type `"any"`: an untyped parameter there cannot be
+/// resolved, while a string literal resolves to `text`.
+const ANY_FUNCTIONS: &[&str] = &[
+    "concat",
+    "concat_ws",
+    "format",
+    "json_build_array",
+    "json_build_object",
+    "jsonb_build_array",
+    "jsonb_build_object",
+    "num_nonnulls",
+    "num_nulls",
+];
+
+/// The statement with literals and parameters replaced; `None` if the result failed the
+/// final check (see the module docs).
 pub(super) fn normalized(statement: &Statement, kept: &Kept) -> Option<String> {
     let mut copy = statement.clone();
-    let mut numberer = Numberer { kept, next: 1 };
+    let mut numberer = Numberer {
+        kept,
+        casts: Vec::new(),
+        bare: HashSet::new(),
+        as_text: HashSet::new(),
+    };
     let _ = copy.visit(&mut numberer);
     let text = copy.to_string();
     holds_no_value(&text).then_some(text)
 }
 
-/// The canonical text of an expression: names only, see the module docs.
-pub(super) fn canonical(expr: &Expr, kept: &Kept) -> String {
-    let mut copy = expr.clone();
-    let _ = copy.visit(&mut Canonicalizer { kept });
-    copy.to_string()
+struct Numberer<'k> {
+    kept: &'k Kept,
+    /// The cast of each parameter written so far (`$n` is at `n - 1`); `None` for bare.
+    casts: Vec<Option<DataType>>,
+    /// Numbers typed by their clause (LIMIT, OFFSET, FETCH), left bare.
+    bare: HashSet<Span>,
+    /// Strings without a type context, cast to `TEXT`.
+    as_text: HashSet<Span>,
 }
 
-/// Whether a literal stays as written.
-fn stays(value: &ValueWithSpan, kept: &Kept) -> bool {
-    matches!(value.value, Value::Boolean(_) | Value::Null) || kept.contains(&value.span)
+/// The type PostgreSQL gives a numeric literal.
+fn number_type(text: &str) -> Option<DataType> {
+    if text.contains(['.', 'e', 'E']) {
+        Some(DataType::Numeric(ExactNumberInfo::None))
+    } else if text.parse::<i32>().is_ok() {
+        Some(DataType::Integer(None))
+    } else if text.parse::<i64>().is_ok() {
+        Some(DataType::BigInt(None))
+    } else if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        Some(DataType::Numeric(ExactNumberInfo::None))
+    } else {
+        None
+    }
 }
 
-fn placeholder(text: String) -> Expr {
-    Expr::Value(Value::Placeholder(text).with_empty_span())
+fn placeholder(number: usize) -> Expr {
+    Expr::Value(Value::Placeholder(format!("${number}")).with_empty_span())
 }
 
-fn is_placeholder(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::Value(ValueWithSpan {
-            value: Value::Placeholder(_),
-            ..
-        })
-    )
+fn cast(expr: Expr, data_type: DataType) -> Expr {
+    Expr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(expr),
+        data_type,
+        format: None,
+    }
 }
 
-/// The number of a `$n` placeholder this module wrote.
-fn placeholder_number(expr: &Expr) -> Option<usize> {
+/// The number of a `$n` this module wrote, bare or under the cast it added.
+fn parameter(expr: &Expr) -> Option<usize> {
     match expr {
         Expr::Value(ValueWithSpan {
             value: Value::Placeholder(text),
             ..
         }) => text.strip_prefix('$')?.parse().ok(),
+        Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr,
+            ..
+        } => match expr.as_ref() {
+            inner @ Expr::Value(_) => parameter(inner),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-struct Numberer<'k> {
-    kept: &'k Kept,
-    next: usize,
+fn literal_span(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Value(value) => Some(value.span),
+        _ => None,
+    }
 }
 
 impl Numberer<'_> {
+    fn cast_of(&self, number: usize) -> Option<&DataType> {
+        self.casts.get(number.checked_sub(1)?)?.as_ref()
+    }
+
+    /// The one type of the parameters `first..first + count`, for an array of them: bare
+    /// (`Some(None)`) when none is cast, the widest numeric type when all are numbers, and
+    /// no answer when they are mixed.
+    fn element_type(&self, first: usize, count: usize) -> Option<Option<DataType>> {
+        let rank = |data_type: &DataType| match data_type {
+            DataType::Integer(_) => 1,
+            DataType::BigInt(_) => 2,
+            _ => 3,
+        };
+        let casts: Vec<Option<&DataType>> = (first..first + count)
+            .map(|number| self.cast_of(number))
+            .collect();
+        if casts.iter().all(Option::is_none) {
+            return Some(None);
+        }
+        let numbers: Option<Vec<&DataType>> = casts.into_iter().collect();
+        let widest = numbers?
+            .into_iter()
+            .max_by_key(|data_type| rank(data_type))?;
+        match widest {
+            DataType::Integer(_) | DataType::BigInt(_) | DataType::Numeric(_) => {
+                Some(Some(widest.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// `x IN ($3, $4, $5)` → `x = ANY($3)`, when the list is exactly the last parameters
     /// written; the numbering then resumes after `$3`.
     fn collapse_in_list(&mut self, expr: &mut Expr) {
@@ -95,33 +172,45 @@ impl Numberer<'_> {
         else {
             return;
         };
-        let Some(first) = list.first().and_then(placeholder_number) else {
+        let Some(first) = list.first().and_then(parameter) else {
             return;
         };
         let consecutive = list
             .iter()
             .enumerate()
-            .all(|(offset, item)| placeholder_number(item) == Some(first + offset));
-        if !consecutive || first + list.len() != self.next {
+            .all(|(offset, item)| parameter(item) == Some(first + offset));
+        if !consecutive || first + list.len() != self.casts.len() + 1 {
             return;
         }
-        let left = std::mem::replace(left, Box::new(placeholder(String::new())));
-        let right = Box::new(placeholder(format!("${first}")));
+        let Some(element) = self.element_type(first, list.len()) else {
+            return;
+        };
+        let right = match element {
+            Some(element) => cast(
+                placeholder(first),
+                DataType::Array(ArrayElemTypeDef::SquareBracket(Box::new(element), None)),
+            ),
+            None => placeholder(first),
+        };
+        let left = std::mem::replace(left, Box::new(placeholder(first)));
         *expr = if *negated {
             Expr::AllOp {
                 left,
                 compare_op: BinaryOperator::NotEq,
-                right,
+                right: Box::new(right),
             }
         } else {
             Expr::AnyOp {
                 left,
                 compare_op: BinaryOperator::Eq,
-                right,
+                right: Box::new(right),
                 is_some: false,
             }
         };
-        self.next = first + 1;
+        self.casts.truncate(first);
+        if let Some(slot) = self.casts.last_mut() {
+            *slot = None;
+        }
     }
 }
 
@@ -143,38 +232,84 @@ impl VisitorMut for Numberer<'_> {
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
-        if !stays(value, self.kept) {
-            value.value = Value::Placeholder(format!("${}", self.next));
-            self.next += 1;
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let mut clause_values = Vec::new();
+        match &query.limit_clause {
+            Some(LimitClause::LimitOffset { limit, offset, .. }) => {
+                clause_values.extend(limit.as_ref());
+                clause_values.extend(offset.as_ref().map(|offset| &offset.value));
+            }
+            Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+                clause_values.extend([offset, limit]);
+            }
+            None => {}
         }
+        clause_values.extend(
+            query
+                .fetch
+                .as_ref()
+                .and_then(|fetch| fetch.quantity.as_ref()),
+        );
+        self.bare
+            .extend(clause_values.into_iter().filter_map(literal_span));
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let takes_any = names::parts(&function.name)
+            .and_then(|parts| parts.last().cloned())
+            .is_some_and(|name| ANY_FUNCTIONS.contains(&name.as_str()));
+        if let (true, FunctionArguments::List(list)) = (takes_any, &function.args) {
+            for arg in &list.args {
+                if let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value))) = arg {
+                    if matches!(value.value, Value::SingleQuotedString(_)) {
+                        self.as_text.insert(value.span);
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
+        if stays(value, self.kept) {
+            return ControlFlow::Continue(());
+        }
+        let cast = match &value.value {
+            Value::Number(text, _) if !self.bare.contains(&value.span) => number_type(text),
+            Value::SingleQuotedString(_) if self.as_text.contains(&value.span) => {
+                Some(DataType::Text)
+            }
+            _ => None,
+        };
+        self.casts.push(cast);
+        value.value = Value::Placeholder(format!("${}", self.casts.len()));
         ControlFlow::Continue(())
     }
 
     // Children are numbered before their parent is rewritten, so rewrites see `$n`s.
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let replacement = match expr {
-            Expr::TypedString(typed) if matches!(typed.value.value, Value::Placeholder(_)) => {
-                Some(Expr::Cast {
-                    kind: CastKind::DoubleColon,
-                    expr: Box::new(Expr::Value(typed.value.clone())),
-                    data_type: typed.data_type.clone(),
-                    format: None,
-                })
-            }
-            Expr::Interval(interval) if is_placeholder(&interval.value) => Some(Expr::Cast {
-                kind: CastKind::DoubleColon,
-                expr: interval.value.clone(),
-                data_type: DataType::Interval {
+            Expr::Value(_) => parameter(expr)
+                .and_then(|number| self.cast_of(number).cloned())
+                .map(|data_type| cast(expr.clone(), data_type)),
+            Expr::TypedString(typed) if matches!(typed.value.value, Value::Placeholder(_)) => Some(
+                cast(Expr::Value(typed.value.clone()), typed.data_type.clone()),
+            ),
+            Expr::Interval(interval) if parameter(&interval.value).is_some() => Some(cast(
+                Expr::clone(&interval.value),
+                DataType::Interval {
                     fields: None,
                     precision: None,
                 },
-                format: None,
-            }),
+            )),
             Expr::UnaryOp {
                 op: UnaryOperator::Minus | UnaryOperator::Plus,
                 expr: inner,
-            } if is_placeholder(inner) => Some(Expr::clone(inner)),
+            } if parameter(inner).is_some() => Some(Expr::clone(inner)),
             Expr::InList { .. } => {
                 self.collapse_in_list(expr);
                 None
@@ -188,48 +323,6 @@ impl VisitorMut for Numberer<'_> {
     }
 }
 
-struct Canonicalizer<'k> {
-    kept: &'k Kept,
-}
-
-impl VisitorMut for Canonicalizer<'_> {
-    type Break = ();
-
-    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        match expr {
-            Expr::Identifier(ident) => *ident = quoted(ident),
-            Expr::CompoundIdentifier(parts) => {
-                if let Some(column) = parts.last() {
-                    *expr = Expr::Identifier(quoted(column));
-                }
-            }
-            Expr::Function(function) => {
-                for part in &mut function.name.0 {
-                    if let ObjectNamePart::Identifier(ident) = part {
-                        if ident.quote_style.is_none() {
-                            ident.value = fold(ident);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
-        if !stays(value, self.kept) {
-            value.value = Value::Placeholder("?".into());
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// A column name, folded and always double-quoted.
-fn quoted(ident: &Ident) -> Ident {
-    Ident::with_quote('"', fold(ident))
-}
-
 /// The final check on a normalized text: no comment, and no string literal other than the
 /// kinds [`Kept`] may hold.
 fn holds_no_value(text: &str) -> bool {
@@ -240,7 +333,6 @@ fn holds_no_value(text: &str) -> bool {
         Token::Whitespace(Whitespace::SingleLineComment { .. })
         | Token::Whitespace(Whitespace::MultiLineComment(_)) => false,
         Token::SingleQuotedString(text) => is_enum_token(text) || is_json_key(text),
-        Token::DoubleQuotedString(_) | Token::Word(_) | Token::Number(..) => true,
         Token::DollarQuotedString(_)
         | Token::NationalStringLiteral(_)
         | Token::EscapedStringLiteral(_)

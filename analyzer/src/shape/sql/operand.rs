@@ -4,7 +4,7 @@
 //! An indexable expression is a column wrapped in functions, casts and JSON accesses, with
 //! nothing beside it but code-like literals: `lower(email)`, `date(ts)`, `created_at::date`,
 //! `payload->>'kind'`, `date_trunc('day', created_at)`. Its [`Target::Expression`] text is
-//! rendered from the syntax tree with names only (see `normalize::canonical`), so two
+//! rendered from the syntax tree with names only (see `canonical`), so two
 //! spellings of one expression are one target.
 
 use std::ops::ControlFlow;
@@ -15,9 +15,9 @@ use sqlparser::ast::{
 };
 use sqlparser::tokenizer::Span;
 
+use super::canonical::canonical;
 use super::constants::{is_enum_token, is_json_key, string_literal, Kept};
 use super::names::{Column, Scope};
-use super::normalize::canonical;
 use crate::shape::{Target, ValueType};
 
 /// Longest canonical text kept for an expression no index serves; longer ones are named by
