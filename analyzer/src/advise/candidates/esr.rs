@@ -2,13 +2,14 @@
 //!
 //! ## Key order
 //! Equality keys first, ordered by how many shapes of the namespace use them in equality (so
-//! the most shapes share the prefix, and a tenant key present everywhere leads), then the
+//! the most shapes share the prefix, and a tenant key present everywhere leads), join keys
+//! after the query's own equalities, then the
 //! sort keys as written, then `$in` keys when a sort is present (an `$in` before the sort
 //! would break the index order), then one range key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::classify::LeafUse;
+use super::classify::{LeafUse, JOIN_OPERATOR};
 use super::{Candidate, KeyRole};
 use crate::advise::{IndexKey, IndexMethod, IndexSpec, PartialTerm};
 use crate::shape::{Engine, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
@@ -166,6 +167,16 @@ fn btree(
         return None;
     }
     Usage::order(&usage.equality, namespace, &mut equality);
+    // Join keys go after the query's own equalities: the index then also serves this table
+    // when it drives the join (found by its own filter), not only when it is probed per row.
+    let joined_only = |target: &Target| {
+        branch
+            .iter()
+            .filter(|(leaf, _)| &leaf.target == target)
+            .all(|(leaf, _)| leaf.operator == JOIN_OPERATOR)
+    };
+    let (joins, own): (Vec<Target>, Vec<Target>) = equality.into_iter().partition(joined_only);
+    let equality = own.into_iter().chain(joins);
 
     let mut keys: Vec<IndexKey> = Vec::new();
     let mut roles: Vec<KeyRole> = Vec::new();

@@ -618,6 +618,29 @@ fn join_leaves_are_equality() {
 }
 
 #[test]
+fn join_keys_follow_the_own_equalities() {
+    let mut shape = Shape::new(Namespace::postgres("app", "public", "pipelines"), "select");
+    shape.filter = Predicate::And(vec![
+        leaf("id", "JOIN", OpClass::Eq),
+        leaf("user_id", "=", OpClass::Eq),
+    ]);
+    let mut other = shape.clone();
+    other.filter = Predicate::And(vec![
+        leaf("id", "JOIN", OpClass::Eq),
+        leaf("a", "=", OpClass::Eq),
+    ]);
+    other.command = "delete".to_owned();
+    assert_eq!(
+        keys_of(vec![record(shape, 1), record(other, 1)]),
+        vec![
+            keys(&[("a", 1), ("id", 1)]),
+            keys(&[("user_id", 1), ("id", 1)])
+        ],
+        "id is in two shapes, but only as a join key"
+    );
+}
+
+#[test]
 fn postgres_sort_keeps_a_non_default_null_order() {
     let mut shape = Shape::new(runs(), "select");
     shape.filter = Predicate::And(vec![leaf("customer_id", "=", OpClass::Eq)]);
