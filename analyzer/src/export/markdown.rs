@@ -95,6 +95,17 @@ fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
         code(&namespace.to_string()),
         write_load(recommendation)
     );
+    let load = &recommendation.write_load;
+    let writes = load
+        .inserts
+        .saturating_add(load.updates)
+        .saturating_add(load.deletes);
+    if writes > load.reads {
+        out.push_str(
+            "- Mostly written: every insert, and every update of an indexed field, also \
+             updates this index. Weigh that before building it.\n",
+        );
+    }
 }
 
 fn drop_line(out: &mut String, drop: &DropCandidate) {
