@@ -1,0 +1,257 @@
+//! Server → client messages, decoded for what the session needs.
+//!
+//! Only three replies carry something the session keeps: CommandComplete (its tag, decoded
+//! with pgwire), ReadyForQuery (the transaction status, decoded with pgwire) and
+//! ErrorResponse (its SQLSTATE). The ErrorResponse is walked in place and only the `C` field
+//! is read: the message, detail, hint and where fields can quote values, so they are never
+//! copied. DataRow, NoticeResponse, NotificationResponse, ParameterStatus, BackendKeyData and
+//! Authentication are recognised by their type byte and their bodies are not read.
+
+use pgwire::messages::response::{CommandComplete, ReadyForQuery, TransactionStatus};
+
+use super::decoded::{keep, with_pgwire, Decoded};
+use super::frame::TypedFrame;
+use super::reader::Reader;
+use super::tag::CommandRows;
+
+/// The error code recorded when an ErrorResponse carries no well-formed SQLSTATE.
+pub const UNKNOWN_SQLSTATE: &str = "unknown";
+
+/// A backend message, with the parts the session keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Authentication request or result.
+    Authentication,
+    /// A run-time parameter's value.
+    ParameterStatus,
+    /// Cancellation key.
+    BackendKeyData,
+    /// The server's answer to a newer protocol minor version.
+    NegotiateProtocolVersion,
+    /// Parse succeeded.
+    ParseComplete,
+    /// Bind succeeded.
+    BindComplete,
+    /// Close succeeded.
+    CloseComplete,
+    /// Execute stopped at its row limit; the portal can be run again.
+    PortalSuspended,
+    /// A statement finished: the rows its tag reports.
+    CommandComplete(Option<CommandRows>),
+    /// The query string was empty.
+    EmptyQueryResponse,
+    /// The server waits for the next cycle: the transaction status.
+    ReadyForQuery(Option<TransactionStatus>),
+    /// A statement failed: its SQLSTATE only.
+    ErrorResponse(String),
+    /// A notice (never read).
+    NoticeResponse,
+    /// LISTEN/NOTIFY payload (never read).
+    NotificationResponse,
+    /// Parameter types of a described statement.
+    ParameterDescription,
+    /// Result columns.
+    RowDescription,
+    /// One result row (never read).
+    DataRow,
+    /// The described statement returns no rows.
+    NoData,
+    /// COPY TO STDOUT payload.
+    CopyData,
+    /// End of COPY TO STDOUT.
+    CopyDone,
+    /// COPY FROM STDIN started.
+    CopyInResponse,
+    /// COPY TO STDOUT started.
+    CopyOutResponse,
+    /// Replication COPY started.
+    CopyBothResponse,
+    /// Fast-path function result.
+    FunctionCallResponse,
+    /// A type byte PostgreSQL does not define for the backend.
+    Unknown,
+}
+
+impl Backend {
+    /// The message type name, a metric label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Authentication => "Authentication",
+            Backend::ParameterStatus => "ParameterStatus",
+            Backend::BackendKeyData => "BackendKeyData",
+            Backend::NegotiateProtocolVersion => "NegotiateProtocolVersion",
+            Backend::ParseComplete => "ParseComplete",
+            Backend::BindComplete => "BindComplete",
+            Backend::CloseComplete => "CloseComplete",
+            Backend::PortalSuspended => "PortalSuspended",
+            Backend::CommandComplete(_) => "CommandComplete",
+            Backend::EmptyQueryResponse => "EmptyQueryResponse",
+            Backend::ReadyForQuery(_) => "ReadyForQuery",
+            Backend::ErrorResponse(_) => "ErrorResponse",
+            Backend::NoticeResponse => "NoticeResponse",
+            Backend::NotificationResponse => "NotificationResponse",
+            Backend::ParameterDescription => "ParameterDescription",
+            Backend::RowDescription => "RowDescription",
+            Backend::DataRow => "DataRow",
+            Backend::NoData => "NoData",
+            Backend::CopyData => "CopyData",
+            Backend::CopyDone => "CopyDone",
+            Backend::CopyInResponse => "CopyInResponse",
+            Backend::CopyOutResponse => "CopyOutResponse",
+            Backend::CopyBothResponse => "CopyBothResponse",
+            Backend::FunctionCallResponse => "FunctionCallResponse",
+            Backend::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Decodes one backend frame. Never fails: unreadable parts become `None`.
+pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
+    let mut skipped = None;
+    let message = match frame.kind {
+        b'R' => Backend::Authentication,
+        b'S' => Backend::ParameterStatus,
+        b'K' => Backend::BackendKeyData,
+        b'v' => Backend::NegotiateProtocolVersion,
+        b'1' => Backend::ParseComplete,
+        b'2' => Backend::BindComplete,
+        b'3' => Backend::CloseComplete,
+        b's' => Backend::PortalSuspended,
+        b'C' => Backend::CommandComplete(keep(command_complete(frame), &mut skipped).flatten()),
+        b'I' => Backend::EmptyQueryResponse,
+        b'Z' => Backend::ReadyForQuery(keep(ready_for_query(frame), &mut skipped)),
+        b'E' => Backend::ErrorResponse(
+            keep(sqlstate(frame), &mut skipped).unwrap_or_else(|| UNKNOWN_SQLSTATE.to_owned()),
+        ),
+        b'N' => Backend::NoticeResponse,
+        b'A' => Backend::NotificationResponse,
+        b't' => Backend::ParameterDescription,
+        b'T' => Backend::RowDescription,
+        b'D' => Backend::DataRow,
+        b'n' => Backend::NoData,
+        b'd' => Backend::CopyData,
+        b'c' => Backend::CopyDone,
+        b'G' => Backend::CopyInResponse,
+        b'H' => Backend::CopyOutResponse,
+        b'W' => Backend::CopyBothResponse,
+        b'V' => Backend::FunctionCallResponse,
+        _ => Backend::Unknown,
+    };
+    Decoded { message, skipped }
+}
+
+fn command_complete(frame: &TypedFrame<'_>) -> Result<Option<CommandRows>, &'static str> {
+    let shape = Reader::new(frame.body).cstr().is_some();
+    let complete = with_pgwire::<CommandComplete>(frame, shape)?;
+    Ok(CommandRows::from_tag(&complete.tag))
+}
+
+fn ready_for_query(frame: &TypedFrame<'_>) -> Result<TransactionStatus, &'static str> {
+    let shape = Reader::new(frame.body).u8().is_some();
+    with_pgwire::<ReadyForQuery>(frame, shape).map(|ready| ready.status)
+}
+
+/// Walks the fields of an ErrorResponse and returns the SQLSTATE (`C`) alone.
+fn sqlstate(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    let mut reader = Reader::new(frame.body);
+    let mut code = None;
+    loop {
+        match reader.u8() {
+            Some(0) => break,
+            Some(field) => {
+                let value = reader.cstr().ok_or("malformed_message")?;
+                if field == b'C' {
+                    code = Some(value);
+                }
+            }
+            None => return Err("malformed_message"),
+        }
+    }
+    match code {
+        Some(code) if is_sqlstate(code) => Ok(String::from_utf8_lossy(code).into_owned()),
+        _ => Err("malformed_message"),
+    }
+}
+
+/// A SQLSTATE is five digits or upper-case letters. Anything else is not passed on, so a
+/// malformed field can never smuggle text into the error label.
+fn is_sqlstate(code: &[u8]) -> bool {
+    code.len() == 5
+        && code
+            .iter()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn decoded(bytes: &[u8]) -> Decoded<Backend> {
+        decode(&TypedFrame::parse(bytes).unwrap())
+    }
+
+    #[test]
+    fn error_response_keeps_the_sqlstate_only() {
+        let body = b"SERROR\0VERROR\0C23505\0Mduplicate key value (email)=(alice@example.com)\0Dsecret detail\0\0";
+        let d = decoded(&frame(b'E', body));
+        assert_eq!(d.message, Backend::ErrorResponse("23505".into()));
+        assert_eq!(d.skipped, None);
+        let debug = format!("{d:?}");
+        assert!(!debug.contains("alice"));
+        assert!(!debug.contains("secret"));
+    }
+
+    #[test]
+    fn bad_sqlstates_are_unknown() {
+        for body in [
+            &b"SERROR\0Mno code\0\0"[..],
+            b"Calice@example.com\0\0",
+            b"C2350\0\0",
+            b"C23505\0",
+            b"C23505",
+            b"",
+        ] {
+            let d = decoded(&frame(b'E', body));
+            assert_eq!(d.message, Backend::ErrorResponse(UNKNOWN_SQLSTATE.into()));
+            assert_eq!(d.skipped, Some("malformed_message"));
+        }
+    }
+
+    #[test]
+    fn command_complete_and_ready_for_query() {
+        let d = decoded(&frame(b'C', b"UPDATE 3\0"));
+        assert_eq!(
+            d.message,
+            Backend::CommandComplete(Some(CommandRows::Affected(3)))
+        );
+        let d = decoded(&frame(b'Z', b"T"));
+        assert_eq!(
+            d.message,
+            Backend::ReadyForQuery(Some(TransactionStatus::Transaction))
+        );
+        let d = decoded(&frame(b'Z', b""));
+        assert_eq!(d.message, Backend::ReadyForQuery(None));
+        let d = decoded(&frame(b'Z', b"?"));
+        assert_eq!(d.message, Backend::ReadyForQuery(None));
+        assert_eq!(d.skipped, Some("malformed_message"));
+    }
+
+    #[test]
+    fn data_rows_are_not_read() {
+        let d = decoded(&frame(b'D', b"\0\x01\0\0\0\x03abc"));
+        assert_eq!(d.message, Backend::DataRow);
+        let d = decoded(&frame(b'D', b""));
+        assert_eq!(d.message, Backend::DataRow);
+        assert_eq!(decoded(&frame(b'!', b"")).message, Backend::Unknown);
+    }
+}

@@ -1,0 +1,61 @@
+//! What the frontend and backend decoders share: the decoded-message wrapper and the one
+//! place pgwire's decoders are called.
+
+use bytes::BytesMut;
+use pgwire::error::PgWireError;
+use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
+
+use super::frame::TypedFrame;
+
+/// A decoded message and, when part of it could not be read, the reason to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<T> {
+    /// The message.
+    pub message: T,
+    /// `oversize_skipped` or `malformed_message` when a body was not read.
+    pub skipped: Option<&'static str>,
+}
+
+/// Keeps a readable part, or notes why it could not be read.
+pub(super) fn keep<T>(
+    result: Result<T, &'static str>,
+    skipped: &mut Option<&'static str>,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(reason) => {
+            *skipped = Some(reason);
+            None
+        }
+    }
+}
+
+/// The decode context of an established session: typed messages only.
+fn session_context() -> DecodeContext {
+    let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    context.awaiting_frontend_ssl = false;
+    context.awaiting_frontend_startup = false;
+    context
+}
+
+/// Runs pgwire's decoder on a frame whose body `shape_ok` says was walked safely (pgwire's
+/// decoders index without bounds checks). pgwire refuses messages past its per-type size
+/// limit; those are skipped, which costs inspection of that message and nothing else.
+pub(super) fn with_pgwire<M: Message>(
+    frame: &TypedFrame<'_>,
+    shape_ok: bool,
+) -> Result<M, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    if !shape_ok {
+        return Err("malformed_message");
+    }
+    let mut buf = BytesMut::from(frame.whole);
+    match M::decode(&mut buf, &session_context()) {
+        Ok(Some(message)) => Ok(message),
+        Ok(None) => Err("malformed_message"),
+        Err(PgWireError::MessageTooLarge(..)) => Err("oversize_skipped"),
+        Err(_) => Err("malformed_message"),
+    }
+}

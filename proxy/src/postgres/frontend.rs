@@ -1,0 +1,296 @@
+//! Client → server messages, decoded for what the session needs.
+//!
+//! Query, Parse, Execute and Close are decoded with pgwire's message types after their body
+//! has been walked with [`Reader`] (pgwire panics on short bodies). Bind is read in place:
+//! only the portal and statement names and the parameter count leave the frame, never a
+//! parameter value. Password, CopyData, CopyFail and FunctionCall bodies are never read.
+//!
+//! A message whose body cannot be read still has a type, and the type alone keeps request
+//! and reply pairing aligned (an unreadable Execute still queues an execution), so decoding
+//! returns the message with its unreadable parts as `None`, plus the reason to count.
+
+use pgwire::messages::extendedquery::{
+    Close, Execute, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::simplequery::Query;
+
+use super::decoded::{keep, with_pgwire, Decoded};
+use super::frame::TypedFrame;
+use super::reader::Reader;
+
+/// A frontend message, with the parts the session keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frontend {
+    /// Simple query: the whole text, possibly several statements.
+    Query(Option<String>),
+    /// Prepare a statement.
+    Parse(Option<ParseInfo>),
+    /// Bind a statement's parameters into a portal.
+    Bind(Option<BindInfo>),
+    /// Describe a statement or portal.
+    Describe,
+    /// Run a portal: its name.
+    Execute(Option<String>),
+    /// Close a statement or portal.
+    Close(Option<CloseTarget>),
+    /// End of an extended-protocol cycle.
+    Sync,
+    /// Ask for pending output.
+    Flush,
+    /// End of the session.
+    Terminate,
+    /// COPY FROM STDIN payload.
+    CopyData,
+    /// End of COPY FROM STDIN.
+    CopyDone,
+    /// Client aborted COPY FROM STDIN.
+    CopyFail,
+    /// Fast-path function call.
+    FunctionCall,
+    /// Password, SASL initial response or SASL response: never read.
+    Password,
+    /// A type byte PostgreSQL does not define for the frontend.
+    Unknown,
+}
+
+/// A Parse message's statement name (`""` for the unnamed statement) and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseInfo {
+    /// Statement name.
+    pub name: String,
+    /// SQL text.
+    pub text: String,
+}
+
+/// A Bind message's names and parameter count. Values are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindInfo {
+    /// Portal name (`""`: the unnamed portal).
+    pub portal: String,
+    /// Statement name (`""`: the unnamed statement).
+    pub statement: String,
+    /// How many parameter values were bound.
+    pub parameters: usize,
+}
+
+/// What a Close message closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// A prepared statement, by name.
+    Statement(String),
+    /// A portal, by name.
+    Portal(String),
+}
+
+impl Frontend {
+    /// The message type name, a metric label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frontend::Query(_) => "Query",
+            Frontend::Parse(_) => "Parse",
+            Frontend::Bind(_) => "Bind",
+            Frontend::Describe => "Describe",
+            Frontend::Execute(_) => "Execute",
+            Frontend::Close(_) => "Close",
+            Frontend::Sync => "Sync",
+            Frontend::Flush => "Flush",
+            Frontend::Terminate => "Terminate",
+            Frontend::CopyData => "CopyData",
+            Frontend::CopyDone => "CopyDone",
+            Frontend::CopyFail => "CopyFail",
+            Frontend::FunctionCall => "FunctionCall",
+            Frontend::Password => "PasswordMessage",
+            Frontend::Unknown => "Unknown",
+        }
+    }
+}
+
+/// Decodes one frontend frame. Never fails: unreadable parts become `None`.
+pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Frontend> {
+    let mut skipped = None;
+    let note = &mut skipped;
+    let message = match frame.kind {
+        b'Q' => Frontend::Query(keep(query(frame), note)),
+        b'P' => Frontend::Parse(keep(parse(frame), note)),
+        b'B' => Frontend::Bind(keep(bind(frame), note)),
+        b'D' => Frontend::Describe,
+        b'E' => Frontend::Execute(keep(execute(frame), note)),
+        b'C' => Frontend::Close(keep(close(frame), note)),
+        b'S' => Frontend::Sync,
+        b'H' => Frontend::Flush,
+        b'X' => Frontend::Terminate,
+        b'd' => Frontend::CopyData,
+        b'c' => Frontend::CopyDone,
+        b'f' => Frontend::CopyFail,
+        b'F' => Frontend::FunctionCall,
+        b'p' => Frontend::Password,
+        _ => Frontend::Unknown,
+    };
+    Decoded { message, skipped }
+}
+
+fn query(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+    let shape = Reader::new(frame.body).cstr().is_some();
+    with_pgwire::<Query>(frame, shape).map(|q| q.query)
+}
+
+fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
+    let mut reader = Reader::new(frame.body);
+    let shape = (|| {
+        reader.cstr()?;
+        reader.cstr()?;
+        let types = reader.u16()?;
+        reader.skip_items(usize::from(types), 4)
+    })()
+    .is_some();
+    with_pgwire::<Parse>(frame, shape).map(|p| ParseInfo {
+        name: p.name.unwrap_or_default(),
+        text: p.query,
+    })
+}
+
+fn execute(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+    let mut reader = Reader::new(frame.body);
+    let shape = reader.cstr().is_some() && reader.i32().is_some();
+    with_pgwire::<Execute>(frame, shape).map(|e| e.name.unwrap_or_default())
+}
+
+fn close(frame: &TypedFrame<'_>) -> Result<CloseTarget, &'static str> {
+    let mut reader = Reader::new(frame.body);
+    let shape = reader.u8().is_some() && reader.cstr().is_some();
+    let close = with_pgwire::<Close>(frame, shape)?;
+    let name = close.name.unwrap_or_default();
+    match close.target_type {
+        TARGET_TYPE_BYTE_STATEMENT => Ok(CloseTarget::Statement(name)),
+        TARGET_TYPE_BYTE_PORTAL => Ok(CloseTarget::Portal(name)),
+        _ => Err("malformed_message"),
+    }
+}
+
+/// Reads Bind in place: names and the parameter count, skipping over the values.
+fn bind(frame: &TypedFrame<'_>) -> Result<BindInfo, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    let mut reader = Reader::new(frame.body);
+    let info = (|| {
+        let portal = lossy(reader.cstr()?);
+        let statement = lossy(reader.cstr()?);
+        let formats = reader.u16()?;
+        reader.skip_items(usize::from(formats), 2)?;
+        let parameters = reader.u16()?;
+        for _ in 0..parameters {
+            match reader.i32()? {
+                -1 => {}
+                len => {
+                    reader.take(usize::try_from(len).ok()?)?;
+                }
+            }
+        }
+        let result_formats = reader.u16()?;
+        reader.skip_items(usize::from(result_formats), 2)?;
+        Some(BindInfo {
+            portal,
+            statement,
+            parameters: usize::from(parameters),
+        })
+    })();
+    info.ok_or("malformed_message")
+}
+
+/// Names are decoded the way pgwire decodes them, so Parse and Bind agree on the keys.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn decoded(bytes: &[u8]) -> Decoded<Frontend> {
+        decode(&TypedFrame::parse(bytes).unwrap())
+    }
+
+    #[test]
+    fn query_and_parse() {
+        let d = decoded(&frame(b'Q', b"SELECT 1\0"));
+        assert_eq!(d.message, Frontend::Query(Some("SELECT 1".into())));
+        assert_eq!(d.skipped, None);
+
+        let d = decoded(&frame(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17"));
+        assert_eq!(
+            d.message,
+            Frontend::Parse(Some(ParseInfo {
+                name: "s1".into(),
+                text: "SELECT $1".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn bind_counts_parameters_without_values() {
+        // portal "", statement "s1", 1 format, 2 params (one NULL), 0 result formats
+        let body = b"\0s1\0\0\x01\0\x01\0\x02\0\0\0\x05hello\xff\xff\xff\xff\0\0";
+        let d = decoded(&frame(b'B', body));
+        assert_eq!(
+            d.message,
+            Frontend::Bind(Some(BindInfo {
+                portal: String::new(),
+                statement: "s1".into(),
+                parameters: 2
+            }))
+        );
+        assert!(!format!("{:?}", d.message).contains("hello"));
+    }
+
+    #[test]
+    fn short_bodies_are_malformed_not_panics() {
+        for kind in [b'Q', b'P', b'B', b'E', b'C'] {
+            for body in [&b""[..], b"x", b"x\0", b"x\0y\0\0", b"\0\0\0\x05ab"] {
+                let _ = decoded(&frame(kind, body));
+            }
+        }
+        let d = decoded(&frame(b'P', b"s1\0SELECT\0"));
+        assert_eq!(d.message, Frontend::Parse(None));
+        assert_eq!(d.skipped, Some("malformed_message"));
+        let d = decoded(&frame(b'B', b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0"));
+        assert_eq!(d.message, Frontend::Bind(None));
+        let d = decoded(&frame(b'C', b"Zx\0"));
+        assert_eq!(d.message, Frontend::Close(None));
+    }
+
+    #[test]
+    fn pgwire_size_caps_are_skips() {
+        // Execute's pgwire limit is 10 000 bytes; a longer portal name is skipped, not fatal.
+        let mut body = vec![b'p'; 20_000];
+        body.extend_from_slice(b"\0\0\0\0\0");
+        let d = decoded(&frame(b'E', &body));
+        assert_eq!(d.message, Frontend::Execute(None));
+        assert_eq!(d.skipped, Some("oversize_skipped"));
+    }
+
+    #[test]
+    fn incomplete_frames_keep_their_type() {
+        let mut bytes = frame(b'B', &[0u8; 100]);
+        bytes.truncate(20);
+        let d = decoded(&bytes);
+        assert_eq!(d.message, Frontend::Bind(None));
+        assert_eq!(d.skipped, Some("oversize_skipped"));
+    }
+
+    #[test]
+    fn unknown_types_are_unknown() {
+        assert_eq!(decoded(&frame(b'z', b"")).message, Frontend::Unknown);
+        assert_eq!(
+            decoded(&frame(b'p', b"secret\0")).message,
+            Frontend::Password
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! One PostgreSQL session's inspector: typed messages in, observations out.
+//!
+//! The session mirrors the server's state as far as pairing needs it: prepared statements
+//! (named ones live for the connection, the unnamed one is replaced by each Parse), portals
+//! (statement and parameter count, never values), and the queue of requests waiting for
+//! replies. Each Execute becomes one observation when its CommandComplete,
+//! EmptyQueryResponse, ErrorResponse or final PortalSuspended-then-complete arrives; each
+//! simple Query becomes one observation (all its statements) at ReadyForQuery.
+//!
+//! Latency runs from the frame that made the statement runnable (its Execute, or the Query)
+//! to the frame that completed it, both as timed by the relay.
+//!
+//! ## Layout
+//! - [`pending`]: executions and the reply queue.
+//! - [`names`]: the capped statement and portal maps.
+//! - this file: [`PgSession`], the dispatch of frontend and backend messages.
+//!
+//! When pairing is lost (frames dropped, or the queue overflowed) the session stops tracking
+//! requests until the ReadyForQuery of the last request it had seen, then starts afresh:
+//! a few observations are lost, none is paired with another statement's reply.
+
+pub mod names;
+pub mod pending;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use indextap_analyzer::command::SqlProtocol;
+use pgwire::messages::response::TransactionStatus;
+
+use self::names::NameMap;
+use self::pending::{CopyDirection, Execution, Pending, PendingQueue, PortalRef};
+use super::backend::{self, Backend};
+use super::frame::TypedFrame;
+use super::frontend::{self, BindInfo, CloseTarget, Frontend};
+use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
+
+/// Prepared statements kept per connection.
+const MAX_STATEMENTS: usize = 4096;
+/// Portals kept per connection.
+const MAX_PORTALS: usize = 1024;
+/// Requests waiting for replies per connection.
+const MAX_PENDING: usize = 4096;
+
+/// A bound portal.
+#[derive(Debug)]
+struct Portal {
+    /// The statement's text, if the statement was seen.
+    statement: Option<Arc<str>>,
+    parameters: usize,
+    /// The frontend cycle it was bound in: a transaction ending after it destroys it.
+    cycle: u64,
+    id: u64,
+    /// A run suspended at its row limit, waiting for the next Execute.
+    suspended: Option<Execution>,
+}
+
+/// The inspector of one PostgreSQL session.
+#[derive(Debug)]
+pub struct PgSession {
+    database: String,
+    statements: NameMap<Arc<str>>,
+    portals: NameMap<Portal>,
+    pending: PendingQueue,
+    /// Sync points (Query, Sync, FunctionCall) the client has sent.
+    cycle: u64,
+    next_portal_id: u64,
+    /// While pairing is lost: how many ReadyForQuery still answer untracked requests.
+    lost: Option<usize>,
+}
+
+impl PgSession {
+    /// A session on `database` (from the StartupMessage).
+    pub fn new(database: String) -> Self {
+        Self {
+            database,
+            statements: NameMap::new(MAX_STATEMENTS),
+            portals: NameMap::new(MAX_PORTALS),
+            pending: PendingQueue::new(MAX_PENDING),
+            cycle: 0,
+            next_portal_id: 0,
+            lost: None,
+        }
+    }
+
+    fn on_frontend(&mut self, message: Frontend, at: Instant, events: &mut dyn Events) {
+        match message {
+            Frontend::Query(text) => {
+                self.cycle += 1;
+                // A simple Query destroys the unnamed statement and portal.
+                self.statements.remove("");
+                self.drop_portal("", events);
+                let execution = Execution::new(text.map(Arc::from), 0, SqlProtocol::Simple, at);
+                self.track(
+                    Pending::Simple {
+                        execution,
+                        cycle: self.cycle,
+                    },
+                    events,
+                );
+            }
+            Frontend::Parse(Some(parse)) => {
+                let displaced = self.statements.insert(parse.name, Arc::from(parse.text));
+                if displaced.evicted.is_some() {
+                    events.count("statement_evicted");
+                }
+            }
+            Frontend::Bind(Some(bind)) => self.bind(bind, events),
+            Frontend::Execute(portal) => {
+                let execution = self.execution(portal, at, events);
+                self.track(Pending::Execute(execution), events);
+            }
+            Frontend::Close(Some(CloseTarget::Statement(name))) => {
+                self.statements.remove(&name);
+            }
+            Frontend::Close(Some(CloseTarget::Portal(name))) => self.drop_portal(&name, events),
+            Frontend::Sync | Frontend::FunctionCall => {
+                self.cycle += 1;
+                self.track(Pending::Sync { cycle: self.cycle }, events);
+            }
+            Frontend::Parse(None)
+            | Frontend::Bind(None)
+            | Frontend::Close(None)
+            | Frontend::Describe
+            | Frontend::Flush
+            | Frontend::Terminate
+            | Frontend::CopyData
+            | Frontend::CopyDone
+            | Frontend::CopyFail
+            | Frontend::Password
+            | Frontend::Unknown => {}
+        }
+    }
+
+    fn bind(&mut self, bind: BindInfo, events: &mut dyn Events) {
+        let statement = self.statements.get(&bind.statement).cloned();
+        if statement.is_none() {
+            events.count("unknown_statement");
+        }
+        self.next_portal_id += 1;
+        let portal = Portal {
+            statement,
+            parameters: bind.parameters,
+            cycle: self.cycle,
+            id: self.next_portal_id,
+            suspended: None,
+        };
+        let displaced = self.portals.insert(bind.portal, portal);
+        if displaced.evicted.is_some() {
+            events.count("portal_evicted");
+        }
+        for old in displaced.replaced.into_iter().chain(displaced.evicted) {
+            self.end_portal(old, events);
+        }
+    }
+
+    /// The execution an Execute starts: the portal's statement, or a run that will not be
+    /// reported when the portal is unknown (it keeps the reply queue aligned all the same).
+    fn execution(
+        &mut self,
+        portal: Option<String>,
+        at: Instant,
+        events: &mut dyn Events,
+    ) -> Execution {
+        let unreported = || Execution::new(None, 0, SqlProtocol::Extended, at);
+        let Some(name) = portal else {
+            return unreported();
+        };
+        let Some(portal) = self.portals.get_mut(&name) else {
+            events.count("unknown_portal");
+            return unreported();
+        };
+        let mut execution = match portal.suspended.take() {
+            Some(mut resumed) => {
+                resumed.sent = at;
+                resumed
+            }
+            None => Execution::new(
+                portal.statement.clone(),
+                portal.parameters,
+                SqlProtocol::Extended,
+                at,
+            ),
+        };
+        execution.portal = Some(PortalRef {
+            name,
+            id: portal.id,
+        });
+        execution
+    }
+
+    fn drop_portal(&mut self, name: &str, events: &mut dyn Events) {
+        if let Some(portal) = self.portals.remove(name) {
+            self.end_portal(portal, events);
+        }
+    }
+
+    /// A portal is gone: a run suspended in it ended without completing.
+    fn end_portal(&mut self, portal: Portal, events: &mut dyn Events) {
+        if let Some(run) = portal.suspended {
+            self.emit(run, None, events);
+        }
+    }
+
+    /// Queues a request for its reply, unless pairing is lost.
+    fn track(&mut self, entry: Pending, events: &mut dyn Events) {
+        if let Some(untracked) = self.lost.as_mut() {
+            if entry.is_sync_point() {
+                *untracked += 1;
+            }
+            events.count("untracked_request");
+            return;
+        }
+        if let Err(entry) = self.pending.push(entry) {
+            let (dropped, syncs) = self.pending.clear();
+            for _ in 0..dropped {
+                events.count("pending_evicted");
+            }
+            self.lost = Some(syncs + usize::from(entry.is_sync_point()));
+            events.count("untracked_request");
+        }
+    }
+
+    fn on_backend(&mut self, message: Backend, at: Instant, events: &mut dyn Events) {
+        if let Backend::ReadyForQuery(status) = message {
+            self.ready(status, at, events);
+            return;
+        }
+        if self.lost.is_some() {
+            return;
+        }
+        match message {
+            Backend::DataRow => match self.pending.front_execution_mut() {
+                Some(execution) => execution.rows_seen += 1,
+                None => events.count("unpaired_reply"),
+            },
+            Backend::CommandComplete(rows) => self.complete(at, events, |e| e.complete(rows)),
+            Backend::EmptyQueryResponse => self.complete(at, events, |_| {}),
+            Backend::ErrorResponse(sqlstate) => self.error(sqlstate, at, events),
+            Backend::PortalSuspended => self.suspend(at, events),
+            Backend::CopyInResponse => self.start_copy(CopyDirection::In, events),
+            Backend::CopyOutResponse => self.start_copy(CopyDirection::Out, events),
+            _ => {}
+        }
+    }
+
+    /// A statement finished: an Execute completes; a simple Query accumulates until
+    /// ReadyForQuery.
+    fn complete(
+        &mut self,
+        at: Instant,
+        events: &mut dyn Events,
+        apply: impl FnOnce(&mut Execution),
+    ) {
+        match self.pending.front() {
+            Some(Pending::Execute(_)) => {
+                if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
+                    apply(&mut execution);
+                    self.emit(execution, Some(at), events);
+                }
+            }
+            Some(Pending::Simple { .. }) => {
+                if let Some(execution) = self.pending.front_execution_mut() {
+                    apply(execution);
+                }
+            }
+            Some(Pending::Sync { .. }) | None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// An ErrorResponse fails the oldest execution. In extended mode the server then skips
+    /// everything up to Sync, so the executions queued before the next Sync never ran.
+    fn error(&mut self, sqlstate: String, at: Instant, events: &mut dyn Events) {
+        match self.pending.front() {
+            Some(Pending::Execute(_)) => {
+                if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
+                    execution.fail(sqlstate);
+                    self.emit(execution, Some(at), events);
+                }
+                while let Some(Pending::Execute(_)) = self.pending.front() {
+                    self.pending.pop();
+                    events.count("skipped_after_error");
+                }
+            }
+            Some(Pending::Simple { .. }) => {
+                if let Some(execution) = self.pending.front_execution_mut() {
+                    execution.fail(sqlstate);
+                }
+            }
+            // A failed Parse, Bind or Describe with no Execute behind it, or a failed commit
+            // at Sync: no statement ran.
+            Some(Pending::Sync { .. }) => {}
+            None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// PortalSuspended: the Execute hit its row limit. The run continues with the next
+    /// Execute on the same portal, so it is reported once, when it completes.
+    fn suspend(&mut self, at: Instant, events: &mut dyn Events) {
+        let Some(Pending::Execute(_)) = self.pending.front() else {
+            events.count("unpaired_reply");
+            return;
+        };
+        let Some(Pending::Execute(mut execution)) = self.pending.pop() else {
+            return;
+        };
+        execution.suspend(at);
+        let home = execution.portal.as_ref().and_then(|portal_ref| {
+            self.portals
+                .get_mut(&portal_ref.name)
+                .filter(|portal| portal.id == portal_ref.id)
+        });
+        match home {
+            Some(portal) => portal.suspended = Some(execution),
+            // The portal was rebound or closed meanwhile: the run ends here.
+            None => self.emit(execution, None, events),
+        }
+    }
+
+    fn start_copy(&mut self, direction: CopyDirection, events: &mut dyn Events) {
+        match self.pending.front_execution_mut() {
+            Some(execution) => execution.start_copy(direction),
+            None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// ReadyForQuery answers the oldest sync point. A simple Query is reported here. When
+    /// the transaction is over, the portals bound before that point are destroyed.
+    fn ready(&mut self, status: Option<TransactionStatus>, at: Instant, events: &mut dyn Events) {
+        if let Some(untracked) = self.lost {
+            self.lost = untracked.checked_sub(1).filter(|left| *left > 0);
+            return;
+        }
+        let mut ended = None;
+        while let Some(entry) = self.pending.pop() {
+            match entry {
+                Pending::Execute(_) => events.count("pending_unanswered"),
+                Pending::Simple { execution, cycle } => {
+                    self.emit(execution, Some(at), events);
+                    ended = Some(cycle);
+                    break;
+                }
+                Pending::Sync { cycle } => {
+                    ended = Some(cycle);
+                    break;
+                }
+            }
+        }
+        let Some(cycle) = ended else {
+            events.count("unpaired_reply");
+            return;
+        };
+        if status == Some(TransactionStatus::Idle) {
+            for portal in self.portals.remove_where(|portal| portal.cycle < cycle) {
+                self.end_portal(portal, events);
+            }
+        }
+    }
+
+    fn emit(&self, execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
+        if let Some(observation) = execution.finish(&self.database, done) {
+            events.observation(observation);
+        }
+    }
+}
+
+impl Inspector for PgSession {
+    fn inspect(&mut self, frame: TapFrame, events: &mut dyn Events) -> Result<(), DecodeError> {
+        let typed = TypedFrame::parse(&frame.bytes)?;
+        match frame.direction {
+            Direction::Request => {
+                let decoded = frontend::decode(&typed);
+                if decoded.message == Frontend::Unknown {
+                    events.count("unknown_message_type");
+                    return Ok(());
+                }
+                events.message(decoded.message.name());
+                if let Some(reason) = decoded.skipped {
+                    events.count(reason);
+                }
+                self.on_frontend(decoded.message, frame.at, events);
+            }
+            Direction::Reply => {
+                let decoded = backend::decode(&typed);
+                if decoded.message == Backend::Unknown {
+                    events.count("unknown_message_type");
+                    return Ok(());
+                }
+                events.message(decoded.message.name());
+                if let Some(reason) = decoded.skipped {
+                    events.count(reason);
+                }
+                self.on_backend(decoded.message, frame.at, events);
+            }
+        }
+        Ok(())
+    }
+
+    fn resync(&mut self) {
+        let (_, syncs) = self.pending.clear();
+        let already = self.lost.unwrap_or(0);
+        self.lost = Some(already + syncs);
+    }
+}

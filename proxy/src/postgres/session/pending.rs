@@ -1,0 +1,249 @@
+//! Requests waiting for their replies, in the order the server answers them.
+//!
+//! PostgreSQL answers strictly in order, so one FIFO pairs requests with replies even when a
+//! client pipelines many Parse/Bind/Execute before one Sync. The queue holds executions and
+//! the points where the server sends ReadyForQuery (Sync, FunctionCall, and a simple Query,
+//! which is both an execution and such a point). Sync points matter for errors: after an
+//! ErrorResponse the server skips everything up to the next Sync.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use indextap_analyzer::command::{Observation, Outcome, Request, SqlCommand, SqlProtocol};
+
+use crate::postgres::tag::CommandRows;
+
+/// Which way a COPY runs, once the server said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// Not a COPY (yet).
+    None,
+    /// COPY FROM STDIN: the client sends rows.
+    In,
+    /// COPY TO STDOUT: the server sends rows.
+    Out,
+}
+
+/// A portal, as the Execute that runs it refers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalRef {
+    /// Its name.
+    pub name: String,
+    /// Which Bind created it (a name can be bound again).
+    pub id: u64,
+}
+
+/// One statement run, measured as its replies arrive.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// The SQL text; `None` when the statement was not seen (it is then not reported).
+    pub text: Option<Arc<str>>,
+    /// Parameters bound.
+    pub parameters: usize,
+    /// How it reached the server.
+    pub protocol: SqlProtocol,
+    /// When the request that made it runnable was sent (this Execute, or the Query).
+    pub sent: Instant,
+    /// When the first Execute of this portal run was sent.
+    pub first_sent: Instant,
+    /// Time spent in earlier Execute calls of a portal suspended at its row limit.
+    pub earlier_latency: Duration,
+    /// The portal, for an extended-protocol execution.
+    pub portal: Option<PortalRef>,
+    /// DataRows since the last CommandComplete.
+    pub rows_seen: u64,
+    /// Rows returned so far.
+    pub returned: u64,
+    /// Rows written so far.
+    pub affected: u64,
+    /// The first SQLSTATE, if it failed.
+    pub error: Option<String>,
+    /// COPY direction, once known.
+    pub copy: CopyDirection,
+}
+
+impl Execution {
+    /// A statement sent at `sent`.
+    pub fn new(
+        text: Option<Arc<str>>,
+        parameters: usize,
+        protocol: SqlProtocol,
+        sent: Instant,
+    ) -> Self {
+        Self {
+            text,
+            parameters,
+            protocol,
+            sent,
+            first_sent: sent,
+            earlier_latency: Duration::ZERO,
+            portal: None,
+            rows_seen: 0,
+            returned: 0,
+            affected: 0,
+            error: None,
+            copy: CopyDirection::None,
+        }
+    }
+
+    /// Applies a CommandComplete. A tag's count wins over counted DataRows; tags without a
+    /// count (`SHOW`, `EXPLAIN`) fall back on the rows seen.
+    pub fn complete(&mut self, rows: Option<CommandRows>) {
+        match rows {
+            Some(CommandRows::Returned(n)) => self.returned += n,
+            Some(CommandRows::Affected(n)) => self.affected += n,
+            Some(CommandRows::Copied(n)) => match self.copy {
+                CopyDirection::Out => self.returned += n,
+                CopyDirection::In | CopyDirection::None => self.affected += n,
+            },
+            None => self.returned += self.rows_seen,
+        }
+        self.rows_seen = 0;
+    }
+
+    /// Records a failure; a multi-statement Query keeps its first.
+    pub fn fail(&mut self, sqlstate: String) {
+        if self.error.is_none() {
+            self.error = Some(sqlstate);
+        }
+    }
+
+    /// The server said COPY started.
+    pub fn start_copy(&mut self, direction: CopyDirection) {
+        self.copy = direction;
+        if direction == CopyDirection::In {
+            self.protocol = SqlProtocol::Copy;
+        }
+    }
+
+    /// The portal stopped at its row limit at `at`: fold this call into the run.
+    pub fn suspend(&mut self, at: Instant) {
+        self.earlier_latency += at.saturating_duration_since(self.sent);
+        self.returned += std::mem::take(&mut self.rows_seen);
+    }
+
+    /// The observation, finished at `done` (`None`: the run ended without a reply, as a
+    /// suspended portal that is closed). Statements never seen or empty are not reported.
+    pub fn finish(self, database: &str, done: Option<Instant>) -> Option<Observation> {
+        let text = self.text.filter(|text| !text.trim().is_empty())?;
+        let latency = self.earlier_latency
+            + done.map_or(Duration::ZERO, |done| {
+                done.saturating_duration_since(self.sent)
+            });
+        Some(Observation {
+            request: Request::Sql(SqlCommand {
+                database: database.to_owned(),
+                text,
+                parameters: self.parameters,
+                protocol: self.protocol,
+            }),
+            outcome: Outcome {
+                latency,
+                error: self.error,
+                returned: self.returned + self.rows_seen,
+                affected: self.affected,
+                cursor_id: None,
+            },
+            at: wall_clock(self.first_sent),
+        })
+    }
+}
+
+/// The wall-clock time of an `Instant` in the recent past.
+fn wall_clock(at: Instant) -> SystemTime {
+    let age = Instant::now().saturating_duration_since(at);
+    SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or_else(SystemTime::now)
+}
+
+/// An entry of the reply queue.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// An Execute: completed by CommandComplete, EmptyQueryResponse, ErrorResponse or
+    /// PortalSuspended.
+    Execute(Execution),
+    /// A simple Query: its statements' results accumulate until ReadyForQuery.
+    Simple {
+        /// The Query's text and results.
+        execution: Execution,
+        /// The frontend cycle it ended.
+        cycle: u64,
+    },
+    /// A Sync or FunctionCall: answered by ReadyForQuery.
+    Sync {
+        /// The frontend cycle it ended.
+        cycle: u64,
+    },
+}
+
+impl Pending {
+    /// Whether ReadyForQuery answers this entry.
+    pub fn is_sync_point(&self) -> bool {
+        !matches!(self, Pending::Execute(_))
+    }
+}
+
+/// The bounded reply queue.
+#[derive(Debug)]
+pub struct PendingQueue {
+    entries: VecDeque<Pending>,
+    cap: usize,
+}
+
+impl PendingQueue {
+    /// An empty queue holding at most `cap` entries.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Appends an entry, or gives it back when the queue is full.
+    pub fn push(&mut self, entry: Pending) -> Result<(), Pending> {
+        if self.entries.len() >= self.cap {
+            return Err(entry);
+        }
+        self.entries.push_back(entry);
+        Ok(())
+    }
+
+    /// The oldest entry.
+    pub fn front(&self) -> Option<&Pending> {
+        self.entries.front()
+    }
+
+    /// The oldest entry's execution, if it is one.
+    pub fn front_execution_mut(&mut self) -> Option<&mut Execution> {
+        match self.entries.front_mut()? {
+            Pending::Execute(execution) | Pending::Simple { execution, .. } => Some(execution),
+            Pending::Sync { .. } => None,
+        }
+    }
+
+    /// Removes the oldest entry.
+    pub fn pop(&mut self) -> Option<Pending> {
+        self.entries.pop_front()
+    }
+
+    /// Removes everything; returns how many entries there were and how many were
+    /// sync points (each still owed a ReadyForQuery).
+    pub fn clear(&mut self) -> (usize, usize) {
+        let syncs = self.entries.iter().filter(|e| e.is_sync_point()).count();
+        let all = self.entries.len();
+        self.entries.clear();
+        (all, syncs)
+    }
+
+    /// How many entries wait.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

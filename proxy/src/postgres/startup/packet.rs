@@ -1,0 +1,230 @@
+//! The untyped messages of the startup phase: a length that counts itself, then a code.
+//!
+//! SSLRequest, GSSENCRequest and CancelRequest are told apart by their code; anything else
+//! is a StartupMessage whose code is the protocol version. Only `user` and `database` are
+//! read from a StartupMessage: the other parameters (`options`, `application_name`, ...)
+//! are forwarded untouched and not kept.
+
+use std::io;
+
+use bytes::BytesMut;
+use pgwire::messages::startup::Startup;
+use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+use super::StartupLimits;
+use crate::error::ProxyError;
+
+/// SSLRequest code.
+pub const SSL_REQUEST: i32 = 80_877_103;
+/// GSSENCRequest code.
+pub const GSSENC_REQUEST: i32 = 80_877_104;
+/// CancelRequest code.
+pub const CANCEL_REQUEST: i32 = 80_877_102;
+
+/// Length and code.
+const MIN_PACKET: usize = 8;
+
+/// A startup-phase packet: its bytes, to forward verbatim, and what it is.
+#[derive(Debug)]
+pub struct Packet {
+    /// The whole packet, length included.
+    pub bytes: Vec<u8>,
+    /// What it asks for.
+    pub kind: PacketKind,
+}
+
+/// What a startup-phase packet asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketKind {
+    /// Switch to TLS?
+    SslRequest,
+    /// Switch to GSSAPI encryption?
+    GssEncRequest,
+    /// Cancel a running query (process id and secret, forwarded verbatim).
+    CancelRequest,
+    /// Start a protocol 3 session on this database.
+    Startup {
+        /// The `database` parameter, or the `user` parameter when it is absent.
+        database: String,
+    },
+    /// A protocol version the proxy does not speak (major version here).
+    Unsupported(u16),
+}
+
+/// Reads one startup-phase packet, time-limited. A length outside `8..=max_packet` gets a
+/// FATAL ErrorResponse and closes the session: nothing of that size is ever allocated.
+pub async fn read_packet<S>(stream: &mut S, limits: &StartupLimits) -> Result<Packet, ProxyError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let context = "reading the startup packet";
+    let mut length_field = [0u8; 4];
+    timed(limits, stream.read_exact(&mut length_field))
+        .await
+        .map_err(|e| ProxyError::downstream(context, e))?;
+    let length = i32::from_be_bytes(length_field);
+    let length = match usize::try_from(length) {
+        Ok(length) if (MIN_PACKET..=limits.max_packet).contains(&length) => length,
+        _ => {
+            reject(stream, "08P01", "invalid length of startup packet").await;
+            return Err(ProxyError::downstream(
+                context,
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "startup packet length {length} outside {MIN_PACKET}..={}",
+                        limits.max_packet
+                    ),
+                ),
+            ));
+        }
+    };
+    let mut bytes = length_field.to_vec();
+    bytes.resize(length, 0);
+    let rest = bytes.get_mut(4..).unwrap_or_default();
+    timed(limits, stream.read_exact(rest))
+        .await
+        .map_err(|e| ProxyError::downstream(context, e))?;
+    let kind = classify(&bytes);
+    Ok(Packet { bytes, kind })
+}
+
+async fn timed<T>(
+    limits: &StartupLimits,
+    read: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match timeout(limits.read_timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no complete startup packet in time",
+        )),
+    }
+}
+
+/// Tells a packet's kind from its code. `bytes` holds at least the length and the code.
+fn classify(bytes: &[u8]) -> PacketKind {
+    let mut code = [0u8; 4];
+    if let Some(raw) = bytes.get(4..8) {
+        code.copy_from_slice(raw);
+    }
+    match i32::from_be_bytes(code) {
+        SSL_REQUEST => PacketKind::SslRequest,
+        GSSENC_REQUEST => PacketKind::GssEncRequest,
+        CANCEL_REQUEST => PacketKind::CancelRequest,
+        version => {
+            let major = (version >> 16) as u16;
+            match startup_database(bytes) {
+                Some(database) if major == 3 => PacketKind::Startup { database },
+                _ => PacketKind::Unsupported(major),
+            }
+        }
+    }
+}
+
+/// Decodes a StartupMessage with pgwire and keeps the database name alone.
+fn startup_database(bytes: &[u8]) -> Option<String> {
+    let mut buf = BytesMut::from(bytes);
+    let context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    let mut startup = Startup::decode(&mut buf, &context).ok()??;
+    let database = startup.parameters.remove("database");
+    let user = startup.parameters.remove("user");
+    Some(database.or(user).unwrap_or_default())
+}
+
+/// A FATAL ErrorResponse with fixed text (never anything the client sent).
+pub fn error_response(sqlstate: &str, message: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', sqlstate),
+        (b'M', message),
+    ] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut bytes = vec![b'E'];
+    bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+/// Tells the client why the session ends, best effort: it may already be gone.
+pub async fn reject<S: AsyncWrite + Unpin>(stream: &mut S, sqlstate: &str, message: &str) {
+    let reply = error_response(sqlstate, message);
+    let _ = timeout(std::time::Duration::from_secs(1), async {
+        stream.write_all(&reply).await?;
+        stream.flush().await
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn startup_bytes(version: i32, parameters: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = version.to_be_bytes().to_vec();
+        for (key, value) in parameters {
+            body.extend_from_slice(key.as_bytes());
+            body.push(0);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    #[test]
+    fn classifies_requests_and_startup() {
+        let code = |c: i32| {
+            let mut b = 8i32.to_be_bytes().to_vec();
+            b.extend_from_slice(&c.to_be_bytes());
+            classify(&b)
+        };
+        assert_eq!(code(SSL_REQUEST), PacketKind::SslRequest);
+        assert_eq!(code(GSSENC_REQUEST), PacketKind::GssEncRequest);
+        assert_eq!(code(CANCEL_REQUEST), PacketKind::CancelRequest);
+        assert_eq!(code(2 << 16), PacketKind::Unsupported(2));
+
+        let startup = startup_bytes(
+            196_608,
+            &[
+                ("user", "alice"),
+                ("database", "app"),
+                ("options", "-c x=1"),
+            ],
+        );
+        assert_eq!(
+            classify(&startup),
+            PacketKind::Startup {
+                database: "app".into()
+            }
+        );
+        let startup = startup_bytes(196_610, &[("user", "alice")]);
+        assert_eq!(
+            classify(&startup),
+            PacketKind::Startup {
+                database: "alice".into()
+            }
+        );
+        let startup = startup_bytes(4 << 16, &[("user", "alice")]);
+        assert_eq!(classify(&startup), PacketKind::Unsupported(4));
+    }
+
+    #[test]
+    fn error_response_is_a_typed_message() {
+        let reply = error_response("08P01", "bad");
+        assert_eq!(reply[0], b'E');
+        let length = i32::from_be_bytes([reply[1], reply[2], reply[3], reply[4]]);
+        assert_eq!(length as usize, reply.len() - 1);
+        assert!(reply.windows(6).any(|w| w == b"C08P01"));
+    }
+}
