@@ -40,6 +40,8 @@ mod pending;
 mod reader;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod testing;
 
 pub use frame::MongoFramer;
