@@ -40,6 +40,8 @@ use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 /// Prepared statements kept per connection.
 const MAX_STATEMENTS: usize = 4096;
+/// Bytes of prepared statement text kept per connection.
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
 /// Portals kept per connection.
 const MAX_PORTALS: usize = 1024;
 /// Requests waiting for replies per connection.
@@ -77,8 +79,8 @@ impl PgSession {
     pub fn new(database: String) -> Self {
         Self {
             database,
-            statements: NameMap::new(MAX_STATEMENTS),
-            portals: NameMap::new(MAX_PORTALS),
+            statements: NameMap::new(MAX_STATEMENTS, MAX_STATEMENT_BYTES),
+            portals: NameMap::new(MAX_PORTALS, usize::MAX),
             pending: PendingQueue::new(MAX_PENDING),
             cycle: 0,
             next_portal_id: 0,
@@ -103,8 +105,11 @@ impl PgSession {
                 );
             }
             Frontend::Parse(Some(parse)) => {
-                let displaced = self.statements.insert(parse.name, Arc::from(parse.text));
-                if displaced.evicted.is_some() {
+                let weight = parse.text.len();
+                let displaced = self
+                    .statements
+                    .insert(parse.name, Arc::from(parse.text), weight);
+                for _ in displaced.evicted.iter().chain(&displaced.refused) {
                     events.count("statement_evicted");
                 }
             }
@@ -148,8 +153,8 @@ impl PgSession {
             id: self.next_portal_id,
             suspended: None,
         };
-        let displaced = self.portals.insert(bind.portal, portal);
-        if displaced.evicted.is_some() {
+        let displaced = self.portals.insert(bind.portal, portal, 0);
+        for _ in &displaced.evicted {
             events.count("portal_evicted");
         }
         for old in displaced.replaced.into_iter().chain(displaced.evicted) {
@@ -214,14 +219,16 @@ impl PgSession {
             events.count("untracked_request");
             return;
         }
-        if let Err(entry) = self.pending.push(entry) {
+        if self.pending.is_full() {
             let (dropped, syncs) = self.pending.clear();
             for _ in 0..dropped {
                 events.count("pending_evicted");
             }
             self.lost = Some(syncs + usize::from(entry.is_sync_point()));
             events.count("untracked_request");
+            return;
         }
+        self.pending.push(entry);
     }
 
     fn on_backend(&mut self, message: Backend, at: Instant, events: &mut dyn Events) {

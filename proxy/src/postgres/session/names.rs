@@ -1,17 +1,28 @@
-//! A name → value map with a size cap, for prepared statements and portals.
+//! A name → value map with caps on its count and total size, for prepared statements and
+//! portals.
 //!
 //! A client that prepares statements without ever closing them must not grow the proxy
-//! without bound. Past the cap, the entry inserted longest ago goes (a linear scan, paid
-//! only on overflow, which well-behaved clients never reach).
+//! without bound. Past a cap, the entries inserted longest ago go (a linear scan, paid only
+//! on overflow, which well-behaved clients never reach). A value heavier than the whole
+//! budget is not kept at all.
 
 use std::collections::HashMap;
+
+#[derive(Debug)]
+struct Entry<V> {
+    seq: u64,
+    weight: usize,
+    value: V,
+}
 
 /// A capped map from statement or portal names to values.
 #[derive(Debug)]
 pub struct NameMap<V> {
-    entries: HashMap<String, (u64, V)>,
+    entries: HashMap<String, Entry<V>>,
     next: u64,
-    cap: usize,
+    max_count: usize,
+    max_weight: usize,
+    weight: usize,
 }
 
 /// What an insert displaced.
@@ -19,39 +30,56 @@ pub struct NameMap<V> {
 pub struct Displaced<V> {
     /// The previous value under the same name.
     pub replaced: Option<V>,
-    /// The oldest entry, removed to stay under the cap.
-    pub evicted: Option<V>,
+    /// The oldest entries, removed to stay under the caps.
+    pub evicted: Vec<V>,
+    /// The new value itself, when it alone is over the weight budget.
+    pub refused: Option<V>,
 }
 
 impl<V> NameMap<V> {
-    /// An empty map holding at most `cap` names (at least one).
-    pub fn new(cap: usize) -> Self {
+    /// An empty map holding at most `max_count` names (at least one) weighing at most
+    /// `max_weight` in all.
+    pub fn new(max_count: usize, max_weight: usize) -> Self {
         Self {
             entries: HashMap::new(),
             next: 0,
-            cap: cap.max(1),
+            max_count: max_count.max(1),
+            max_weight,
+            weight: 0,
         }
     }
 
-    /// Inserts or replaces `name`.
-    pub fn insert(&mut self, name: String, value: V) -> Displaced<V> {
-        self.next += 1;
-        if let Some(slot) = self.entries.get_mut(&name) {
-            let (_, old) = std::mem::replace(slot, (self.next, value));
+    /// Inserts or replaces `name`. `weight` is what the value costs (its text length).
+    pub fn insert(&mut self, name: String, value: V, weight: usize) -> Displaced<V> {
+        let replaced = self.remove(&name);
+        if weight > self.max_weight {
             return Displaced {
-                replaced: Some(old),
-                evicted: None,
+                replaced,
+                evicted: Vec::new(),
+                refused: Some(value),
             };
         }
-        let evicted = if self.entries.len() >= self.cap {
-            self.evict_oldest()
-        } else {
-            None
+        let mut evicted = Vec::new();
+        while !self.entries.is_empty()
+            && (self.entries.len() >= self.max_count || self.weight + weight > self.max_weight)
+        {
+            match self.evict_oldest() {
+                Some(value) => evicted.push(value),
+                None => break,
+            }
+        }
+        self.next += 1;
+        self.weight += weight;
+        let entry = Entry {
+            seq: self.next,
+            weight,
+            value,
         };
-        self.entries.insert(name, (self.next, value));
+        self.entries.insert(name, entry);
         Displaced {
-            replaced: None,
+            replaced,
             evicted,
+            refused: None,
         }
     }
 
@@ -59,24 +87,26 @@ impl<V> NameMap<V> {
         let oldest = self
             .entries
             .iter()
-            .min_by_key(|(_, (seq, _))| *seq)
+            .min_by_key(|(_, entry)| entry.seq)
             .map(|(name, _)| name.clone())?;
-        self.entries.remove(&oldest).map(|(_, value)| value)
+        self.remove(&oldest)
     }
 
     /// The value under `name`.
     pub fn get(&self, name: &str) -> Option<&V> {
-        self.entries.get(name).map(|(_, value)| value)
+        self.entries.get(name).map(|entry| &entry.value)
     }
 
     /// The value under `name`, mutably.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
-        self.entries.get_mut(name).map(|(_, value)| value)
+        self.entries.get_mut(name).map(|entry| &mut entry.value)
     }
 
     /// Removes `name`.
     pub fn remove(&mut self, name: &str) -> Option<V> {
-        self.entries.remove(name).map(|(_, value)| value)
+        let entry = self.entries.remove(name)?;
+        self.weight = self.weight.saturating_sub(entry.weight);
+        Some(entry.value)
     }
 
     /// Removes every entry `doomed` selects, returning them.
@@ -84,7 +114,7 @@ impl<V> NameMap<V> {
         let names: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, (_, value))| doomed(value))
+            .filter(|(_, entry)| doomed(&entry.value))
             .map(|(name, _)| name.clone())
             .collect();
         names.iter().filter_map(|name| self.remove(name)).collect()
@@ -99,6 +129,11 @@ impl<V> NameMap<V> {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The total weight held.
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
 }
 
 #[cfg(test)]
@@ -107,29 +142,45 @@ mod tests {
 
     #[test]
     fn replaces_and_evicts_the_oldest() {
-        let mut map = NameMap::new(2);
-        assert!(map.insert("a".into(), 1).evicted.is_none());
-        assert!(map.insert("b".into(), 2).evicted.is_none());
-        let displaced = map.insert("a".into(), 3);
+        let mut map = NameMap::new(2, usize::MAX);
+        assert!(map.insert("a".into(), 1, 0).evicted.is_empty());
+        assert!(map.insert("b".into(), 2, 0).evicted.is_empty());
+        let displaced = map.insert("a".into(), 3, 0);
         assert_eq!(displaced.replaced, Some(1));
         // "b" is now the oldest insert.
-        let displaced = map.insert("c".into(), 4);
-        assert_eq!(displaced.evicted, Some(2));
+        let displaced = map.insert("c".into(), 4, 0);
+        assert_eq!(displaced.evicted, vec![2]);
         assert_eq!(map.get("a"), Some(&3));
         assert_eq!(map.get("c"), Some(&4));
         assert_eq!(map.len(), 2);
     }
 
     #[test]
+    fn keeps_the_total_weight_under_budget() {
+        let mut map = NameMap::new(100, 10);
+        map.insert("a".into(), "a", 4);
+        map.insert("b".into(), "b", 4);
+        let displaced = map.insert("c".into(), "c", 4);
+        assert_eq!(displaced.evicted, vec!["a"]);
+        assert_eq!(map.weight(), 8);
+        let displaced = map.insert("b".into(), "huge", 11);
+        assert_eq!(displaced.replaced, Some("b"));
+        assert_eq!(displaced.refused, Some("huge"));
+        assert_eq!(map.get("b"), None);
+        assert_eq!(map.weight(), 4);
+    }
+
+    #[test]
     fn removes_selected_entries() {
-        let mut map = NameMap::new(10);
+        let mut map = NameMap::new(10, usize::MAX);
         for (name, value) in [("a", 1), ("b", 2), ("c", 3)] {
-            map.insert(name.into(), value);
+            map.insert(name.into(), value, 1);
         }
         let mut removed = map.remove_where(|v| *v >= 2);
         removed.sort();
         assert_eq!(removed, vec![2, 3]);
         assert_eq!(map.len(), 1);
+        assert_eq!(map.weight(), 1);
         assert_eq!(map.remove("a"), Some(1));
         assert!(map.is_empty());
     }

@@ -201,13 +201,17 @@ impl PendingQueue {
         }
     }
 
-    /// Appends an entry, or gives it back when the queue is full.
-    pub fn push(&mut self, entry: Pending) -> Result<(), Pending> {
-        if self.entries.len() >= self.cap {
-            return Err(entry);
+    /// Whether another entry would exceed the cap.
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= self.cap
+    }
+
+    /// Appends an entry. The caller checks [`PendingQueue::is_full`] first: past the cap
+    /// the entry is dropped rather than the queue grown.
+    pub fn push(&mut self, entry: Pending) {
+        if !self.is_full() {
+            self.entries.push_back(entry);
         }
-        self.entries.push_back(entry);
-        Ok(())
     }
 
     /// The oldest entry.

@@ -6,6 +6,11 @@
 //! streams to the relay. Authentication (SCRAM-SHA-256, md5, trust) then flows through the
 //! relay untouched: the proxy never takes part in it.
 //!
+//! PostgreSQL 17 clients may also open with a TLS ClientHello directly
+//! (`sslnegotiation=direct`). Its first byte (0x16) can never start a startup packet, whose
+//! first byte is the high byte of a length of at most 10 KiB, so one peeked byte tells them
+//! apart: such a session is terminated, passed through or refused like an SSLRequest.
+//!
 //! ## Layout
 //! - [`packet`]: reading and classifying one untyped packet, with a length cap and timeout.
 //! - [`upstream`]: connecting upstream, plain or with TLS.
@@ -24,11 +29,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 
 use self::packet::{read_packet, reject, Packet, PacketKind};
 use super::tls::{PgTlsMode, PgTlsSettings};
 use crate::error::ProxyError;
 use crate::relay::{BoxStream, ByteStream};
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// How many SSLRequest/GSSENCRequest rounds may precede the StartupMessage (libpq asks for
 /// GSS encryption, then TLS, then starts).
@@ -111,6 +120,9 @@ pub async fn negotiate_with(
     limits: &StartupLimits,
 ) -> Result<Negotiated, ProxyError> {
     let _ = client.set_nodelay(true);
+    if first_byte(&client, limits).await? == TLS_HANDSHAKE {
+        return direct_tls(client, upstream, tls, limits).await;
+    }
     for _ in 0..MAX_ROUNDS {
         let packet = read_packet(&mut client, limits).await?;
         match packet.kind {
@@ -123,14 +135,7 @@ pub async fn negotiate_with(
                 }
                 PgTlsMode::Terminate(acceptor) => {
                     answer(&mut client, b'S').await?;
-                    let accepted = timeout(limits.read_timeout, acceptor.accept(client)).await;
-                    let mut client = match accepted {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => return Err(ProxyError::downstream("TLS handshake", e)),
-                        Err(_) => return Err(timed_out("TLS handshake")),
-                    };
-                    let packet = read_packet(&mut client, limits).await?;
-                    return finish(client, packet, None, upstream, tls, limits, true).await;
+                    return terminate(acceptor, client, upstream, tls, limits).await;
                 }
             },
             _ => return finish(client, packet, None, upstream, tls, limits, false).await,
@@ -138,6 +143,59 @@ pub async fn negotiate_with(
     }
     reject(&mut client, "08P01", "too many encryption requests").await;
     Err(violation("too many encryption requests"))
+}
+
+/// Looks at the first byte without consuming it.
+async fn first_byte(client: &TcpStream, limits: &StartupLimits) -> Result<u8, ProxyError> {
+    let context = "reading the startup packet";
+    let mut byte = [0u8; 1];
+    match timeout(limits.read_timeout, client.peek(&mut byte)).await {
+        Ok(Ok(0)) => Err(ProxyError::downstream(
+            context,
+            io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before startup"),
+        )),
+        Ok(Ok(_)) => {
+            let [first] = byte;
+            Ok(first)
+        }
+        Ok(Err(e)) => Err(ProxyError::downstream(context, e)),
+        Err(_) => Err(timed_out(context)),
+    }
+}
+
+/// A client that opened with a TLS ClientHello, without SSLRequest.
+async fn direct_tls(
+    client: TcpStream,
+    address: &str,
+    tls: &PgTlsSettings,
+    limits: &StartupLimits,
+) -> Result<Negotiated, ProxyError> {
+    match &tls.mode {
+        PgTlsMode::Terminate(acceptor) => terminate(acceptor, client, address, tls, limits).await,
+        PgTlsMode::Passthrough => {
+            let server = upstream::connect_tcp(address, limits).await?;
+            Ok(relay_verbatim(client, server, true))
+        }
+        // The client speaks TLS already: a plaintext ErrorResponse would be noise to it.
+        PgTlsMode::Refuse => Err(violation("direct TLS refused (TLS mode is refuse)")),
+    }
+}
+
+/// Terminates TLS, then reads the StartupMessage (or CancelRequest) inside it.
+async fn terminate(
+    acceptor: &TlsAcceptor,
+    client: TcpStream,
+    address: &str,
+    tls: &PgTlsSettings,
+    limits: &StartupLimits,
+) -> Result<Negotiated, ProxyError> {
+    let mut client = match timeout(limits.read_timeout, acceptor.accept(client)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(ProxyError::downstream("TLS handshake", e)),
+        Err(_) => return Err(timed_out("TLS handshake")),
+    };
+    let packet = read_packet(&mut client, limits).await?;
+    finish(client, packet, None, address, tls, limits, true).await
 }
 
 /// Passthrough: the server answers the client's SSLRequest. After `S` the rest is an

@@ -1,0 +1,121 @@
+//! Simple Query, COPY, and the replies of the startup phase.
+
+use super::*;
+
+#[test]
+fn simple_query_is_one_observation_at_ready_for_query() {
+    let mut h = Harness::new();
+    h.client([query("SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2")]);
+    h.server([
+        message(b'T', b"\0\0"),
+        data_row("x"),
+        data_row("y"),
+        command_complete("SELECT 2"),
+        command_complete("UPDATE 5"),
+    ]);
+    assert!(
+        h.events.observations.is_empty(),
+        "reported before ReadyForQuery"
+    );
+    h.server([ready(b'I')]);
+
+    assert_eq!(h.events.observations.len(), 1);
+    let observation = &h.events.observations[0];
+    let command = sql(observation);
+    assert_eq!(command.database, "app");
+    assert_eq!(
+        &*command.text,
+        "SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2"
+    );
+    assert_eq!(command.protocol, SqlProtocol::Simple);
+    assert_eq!(command.parameters, 0);
+    assert_eq!(observation.outcome.returned, 2);
+    assert_eq!(observation.outcome.affected, 5);
+    assert!(observation.outcome.is_ok());
+    // Query at tick 1, ReadyForQuery at tick 7.
+    assert_eq!(observation.outcome.latency, Duration::from_millis(6));
+    assert_eq!(
+        h.events.messages,
+        [
+            "Query",
+            "RowDescription",
+            "DataRow",
+            "DataRow",
+            "CommandComplete",
+            "CommandComplete",
+            "ReadyForQuery"
+        ]
+    );
+}
+
+#[test]
+fn simple_query_error_keeps_the_sqlstate_only() {
+    let mut h = Harness::new();
+    h.client([query("SELECT * FROM missing WHERE secret = 'hunter2'")]);
+    h.server([
+        error("42P01", "relation \"missing\" does not exist"),
+        ready(b'I'),
+    ]);
+    let observation = &h.events.observations[0];
+    assert_eq!(observation.outcome.error.as_deref(), Some("42P01"));
+    let outcome = format!("{:?}", observation.outcome);
+    assert!(!outcome.contains("relation"), "{outcome}");
+}
+
+#[test]
+fn copy_from_stdin_is_a_write() {
+    let mut h = Harness::new();
+    h.client([query("COPY t (a, b) FROM STDIN")]);
+    h.server([message(b'G', b"\0\0\x02\0\0\0\0")]);
+    h.client([
+        message(b'd', b"1\tsecret\n"),
+        message(b'd', b"2\tother\n"),
+        message(b'c', b""),
+    ]);
+    h.server([command_complete("COPY 2"), ready(b'I')]);
+    let observation = &h.events.observations[0];
+    assert_eq!(sql(observation).protocol, SqlProtocol::Copy);
+    assert_eq!(observation.outcome.affected, 2);
+    assert_eq!(observation.outcome.returned, 0);
+}
+
+#[test]
+fn copy_to_stdout_returns_rows() {
+    let mut h = Harness::new();
+    h.client([query("COPY t TO STDOUT")]);
+    h.server([
+        message(b'H', b"\0\0\x01\0\0"),
+        message(b'd', b"1\n"),
+        message(b'c', b""),
+        command_complete("COPY 1"),
+        ready(b'I'),
+    ]);
+    let observation = &h.events.observations[0];
+    assert_eq!(sql(observation).protocol, SqlProtocol::Simple);
+    assert_eq!(observation.outcome.returned, 1);
+}
+
+#[test]
+fn empty_queries_are_not_reported() {
+    let mut h = Harness::new();
+    h.client([query("  ")]);
+    h.server([message(b'I', b""), ready(b'I')]);
+    assert!(h.events.observations.is_empty());
+    assert_eq!(h.counted("unpaired_reply"), 0);
+}
+
+#[test]
+fn startup_replies_are_only_messages() {
+    let mut h = Harness::new();
+    h.server([
+        message(b'R', &10i32.to_be_bytes()),
+        message(b'R', &0i32.to_be_bytes()),
+        message(b'S', b"server_version\x0016\0"),
+        message(b'K', &[0, 0, 0, 1, 0, 0, 0, 2]),
+    ]);
+    h.client([message(b'p', b"SCRAM-SHA-256\0\0\0\0\x04abcd")]);
+    h.server([ready(b'I')]);
+    assert!(h.events.observations.is_empty());
+    assert!(h.events.messages.contains(&"PasswordMessage"));
+    assert!(h.events.messages.contains(&"BackendKeyData"));
+}

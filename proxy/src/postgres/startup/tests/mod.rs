@@ -1,0 +1,159 @@
+//! The startup phase against fake clients and fake servers on loopback sockets.
+//!
+//! ## Layout
+//! - this file: packet builders, socket pairs, fake servers, generated certificates.
+//! - `plain`: plaintext sessions, encryption requests refused, cancels, bad packets.
+//! - `tls`: terminated, upstream and passed-through TLS, direct TLS.
+
+mod plain;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::crypto::ring;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+use super::{negotiate_with, Negotiated, StartupLimits};
+use crate::error::ProxyError;
+use crate::postgres::tls::PgTlsSettings;
+use crate::relay::BoxStream;
+
+fn limits() -> StartupLimits {
+    StartupLimits {
+        read_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        max_packet: 10 * 1024,
+    }
+}
+
+fn request(code: i32) -> Vec<u8> {
+    let mut bytes = 8i32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&code.to_be_bytes());
+    bytes
+}
+
+fn startup(parameters: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196_608i32.to_be_bytes().to_vec();
+    for (key, value) in parameters {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+/// A connected pair: the test's client end, and the end `negotiate` gets.
+async fn client_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (proxy_side, _) = listener.accept().await.unwrap();
+    (app, proxy_side)
+}
+
+async fn fake_server() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    (listener, address)
+}
+
+fn spawn_negotiate(
+    proxy_side: TcpStream,
+    upstream: String,
+    tls: PgTlsSettings,
+) -> JoinHandle<Result<Negotiated, ProxyError>> {
+    tokio::spawn(async move { negotiate_with(proxy_side, &upstream, &tls, &limits()).await })
+}
+
+struct Relay {
+    client: BoxStream,
+    upstream: BoxStream,
+    database: String,
+    inspect: bool,
+    encrypted_to_client: bool,
+}
+
+fn relay(negotiated: Negotiated) -> Relay {
+    match negotiated {
+        Negotiated::Relay {
+            client,
+            upstream,
+            database,
+            inspect,
+            encrypted_to_client,
+        } => Relay {
+            client,
+            upstream,
+            database,
+            inspect,
+            encrypted_to_client,
+        },
+        Negotiated::Cancelled => panic!("expected a relay"),
+    }
+}
+
+async fn read_n(stream: &mut (impl AsyncReadExt + Unpin), n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    stream.read_exact(&mut bytes).await.unwrap();
+    bytes
+}
+
+/// Both returned streams are live: bytes cross in each direction.
+async fn assert_streams_connected(
+    relay: &mut Relay,
+    app: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
+    server: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
+) {
+    app.write_all(b"ping").await.unwrap();
+    app.flush().await.unwrap();
+    assert_eq!(read_n(&mut relay.client, 4).await, b"ping");
+    server.write_all(b"pong").await.unwrap();
+    server.flush().await.unwrap();
+    assert_eq!(read_n(&mut relay.upstream, 4).await, b"pong");
+}
+
+struct Cert {
+    pem: String,
+    der: CertificateDer<'static>,
+    _dir: tempfile::TempDir,
+    cert_path: std::path::PathBuf,
+    key_path: std::path::PathBuf,
+}
+
+fn cert() -> Cert {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, generated.cert.pem()).unwrap();
+    std::fs::write(&key_path, generated.key_pair.serialize_pem()).unwrap();
+    Cert {
+        pem: generated.cert.pem(),
+        der: generated.cert.der().clone(),
+        _dir: dir,
+        cert_path,
+        key_path,
+    }
+}
+
+fn trusting(cert: &Cert) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
