@@ -114,6 +114,13 @@ impl PgSession {
                 }
             }
             Frontend::Bind(Some(bind)) => self.bind(bind, events),
+            // An unreadable Parse or Bind (over the inspection cap) redefined a statement or
+            // portal we cannot name. Drivers use the unnamed ones for one-off statements, so
+            // forget those rather than pair the next Execute with a stale statement.
+            Frontend::Parse(None) => {
+                self.statements.remove("");
+            }
+            Frontend::Bind(None) => self.drop_portal("", events),
             Frontend::Execute(portal) => {
                 let execution = self.execution(portal, at, events);
                 self.track(Pending::Execute(execution), events);
@@ -126,9 +133,7 @@ impl PgSession {
                 self.cycle += 1;
                 self.track(Pending::Sync { cycle: self.cycle }, events);
             }
-            Frontend::Parse(None)
-            | Frontend::Bind(None)
-            | Frontend::Close(None)
+            Frontend::Close(None)
             | Frontend::Describe
             | Frontend::Flush
             | Frontend::Terminate

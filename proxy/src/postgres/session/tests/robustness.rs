@@ -141,3 +141,39 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn an_unreadable_bind_is_not_paired_with_the_previous_statement() {
+    let mut h = Harness::new();
+    h.client([
+        parse("", "SELECT 1"),
+        bind("", "", &[]),
+        execute("", 0),
+        sync(),
+    ]);
+    h.server([
+        message(b'1', b""),
+        message(b'2', b""),
+        command_complete("SELECT 1"),
+        ready(b'I'),
+    ]);
+    // The next Bind arrives as a head only (its body was over the inspection cap).
+    let mut head = bind("", "", &[Some("a large value")]);
+    head.truncate(5);
+    h.client([
+        parse("", "INSERT INTO blobs VALUES ($1)"),
+        head,
+        execute("", 0),
+        sync(),
+    ]);
+    h.server([
+        message(b'1', b""),
+        message(b'2', b""),
+        command_complete("INSERT 0 1"),
+        ready(b'I'),
+    ]);
+    assert_eq!(h.texts(), ["SELECT 1"]);
+    assert_eq!(h.counted("oversize_skipped"), 1);
+    assert_eq!(h.counted("unknown_portal"), 1);
+    assert_eq!(h.counted("unpaired_reply"), 0);
+}
