@@ -32,18 +32,30 @@ pub(super) enum Refusal {
     TooDeep,
 }
 
-/// Parse `text` as PostgreSQL, refusing what is too deep to walk safely.
-pub(super) fn parse(text: &str) -> Result<Vec<Statement>, Refusal> {
-    let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, text)
+/// The tokens of a text, and an upper bound of the depth of the tree they parse into.
+pub(super) struct Tokens {
+    tokens: Vec<TokenWithSpan>,
+    /// See [`depth_bound`].
+    pub(super) depth: usize,
+}
+
+/// Tokenize `text` as PostgreSQL, refusing what is too deep to walk safely.
+pub(super) fn tokenize(text: &str) -> Result<Tokens, Refusal> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
         .tokenize_with_location()
         .map_err(|_| Refusal::Parse)?;
-    if depth_bound(&tokens) > MAX_DEPTH {
+    let depth = depth_bound(&tokens);
+    if depth > MAX_DEPTH {
         return Err(Refusal::TooDeep);
     }
-    Parser::new(&dialect)
+    Ok(Tokens { tokens, depth })
+}
+
+/// Parse tokenized text into statements.
+pub(super) fn parse(tokens: Tokens) -> Result<Vec<Statement>, Refusal> {
+    Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(PARSER_RECURSION_LIMIT)
-        .with_tokens_with_locations(tokens)
+        .with_tokens_with_locations(tokens.tokens)
         .parse_statements()
         .map_err(|error| match error {
             ParserError::RecursionLimitExceeded => Refusal::TooDeep,
@@ -148,6 +160,11 @@ fn is_operand(token: &Token) -> bool {
 mod tests {
     use super::*;
 
+    /// How many statements a text parses into.
+    fn lower(text: &str) -> Result<usize, Refusal> {
+        parse(tokenize(text)?).map(|statements| statements.len())
+    }
+
     fn bound(text: &str) -> usize {
         let dialect = PostgreSqlDialect {};
         let tokens = Tokenizer::new(&dialect, text)
@@ -169,17 +186,17 @@ mod tests {
     fn long_chains_and_deep_nesting_are_refused() {
         let chain = (0..2000).map(|i| format!("a = {i}")).collect::<Vec<_>>();
         let text = format!("SELECT * FROM t WHERE {}", chain.join(" OR "));
-        assert_eq!(parse(&text).err(), Some(Refusal::TooDeep));
+        assert_eq!(lower(&text), Err(Refusal::TooDeep));
 
         let nested = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
-        assert_eq!(parse(&nested).err(), Some(Refusal::TooDeep));
+        assert_eq!(lower(&nested), Err(Refusal::TooDeep));
 
         let subqueries = format!(
             "SELECT * FROM t WHERE a IN {}1{}",
             "(SELECT ".repeat(60),
             ")".repeat(60)
         );
-        assert_eq!(parse(&subqueries).err(), Some(Refusal::TooDeep));
+        assert_eq!(lower(&subqueries), Err(Refusal::TooDeep));
     }
 
     #[test]
@@ -187,6 +204,6 @@ mod tests {
         let items = (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>();
         let text = format!("SELECT * FROM t WHERE a IN ({})", items.join(", "));
         assert!(bound(&text) < 10);
-        assert_eq!(parse(&text).map(|statements| statements.len()), Ok(1));
+        assert_eq!(lower(&text), Ok(1));
     }
 }

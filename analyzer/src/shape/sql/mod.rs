@@ -74,11 +74,40 @@ pub const SQL_PARSE_ERROR: &str = "sql_parse_error";
 pub const SQL_UNSUPPORTED: &str = "sql_unsupported";
 
 /// Lower one SQL text, without the cache. Never panics.
+///
+/// Walking a syntax tree takes stack in proportion to its depth (several KiB a level in a
+/// debug build), so a statement deeper than [`INLINE_DEPTH`] is lowered on a scoped thread
+/// of its own with a [`DEEP_STACK`] stack; the rest, nearly all traffic, runs inline and
+/// needs well under 1 MiB.
 pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
-    let statements = match guard::parse(text) {
+    let tokens = match guard::tokenize(text) {
+        Ok(tokens) => tokens,
+        Err(refusal) => return refused(refusal),
+    };
+    if tokens.depth <= INLINE_DEPTH {
+        return lower_tokens(database, tokens, protocol);
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("indextap-sql-deep".into())
+            .stack_size(DEEP_STACK)
+            .spawn_scoped(scope, || lower_tokens(database, tokens, protocol))
+            .ok()
+            .and_then(|worker| worker.join().ok())
+    })
+    .unwrap_or_else(|| rejected(SQL_UNSUPPORTED))
+}
+
+/// The depth bound (see `guard`) up to which a statement is lowered on the caller's stack.
+const INLINE_DEPTH: usize = 64;
+
+/// The stack of the thread that lowers deeper statements.
+const DEEP_STACK: usize = 16 << 20;
+
+fn lower_tokens(database: &str, tokens: guard::Tokens, protocol: SqlProtocol) -> Lowering {
+    let statements = match guard::parse(tokens) {
         Ok(statements) => statements,
-        Err(Refusal::Parse) => return rejected(SQL_PARSE_ERROR),
-        Err(Refusal::TooDeep) => return rejected(SQL_UNSUPPORTED),
+        Err(refusal) => return refused(refusal),
     };
     let mut lowering = Lowering::default();
     let mut unsupported = false;
@@ -100,6 +129,13 @@ pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering
         lowering.rejected = Some(SQL_UNSUPPORTED);
     }
     lowering
+}
+
+fn refused(refusal: Refusal) -> Lowering {
+    rejected(match refusal {
+        Refusal::Parse => SQL_PARSE_ERROR,
+        Refusal::TooDeep => SQL_UNSUPPORTED,
+    })
 }
 
 fn rejected(reason: &'static str) -> Lowering {

@@ -1,40 +1,177 @@
 //! Tests of SQL lowering.
+//!
+//! ## Layout
+//! - this file: helpers that build expected canonical JSON.
+//! - `table`: statements and the exact shapes they lower to.
+//! - `lowering`: writes, rejections, constants and normalized statements.
+//! - `identity`: what must not change a shape's id.
+//! - `privacy`: values never come out.
+//! - `hostile`: garbage, huge and deep input.
+//! - `cache`: hits, bounds, sharing between threads.
 
-use crate::command::SqlProtocol;
-use crate::shape::Lowering;
+mod cache;
+mod hostile;
+mod identity;
+mod lowering;
+mod privacy;
+mod table;
+
+use serde_json::{json, Value};
+
+use crate::command::{SqlCommand, SqlProtocol};
+use crate::shape::{Lowering, ShapeOccurrence};
+
+/// The database every test statement runs against.
+const DATABASE: &str = "app";
 
 fn lower(text: &str) -> Lowering {
-    super::lower_text("app", text, SqlProtocol::Simple)
+    super::lower_text(DATABASE, text, SqlProtocol::Simple)
 }
 
-#[test]
-fn explore() {
-    for text in [
-        r#"SELECT o.id, c.name FROM orders o JOIN customers AS c ON o.customer_id = c.id LEFT JOIN items i ON i.order_id = o.id AND i.deleted_at IS NULL WHERE o.status = 'PAID' AND c.region = $1 ORDER BY o.created_at DESC NULLS LAST, c.name"#,
-        "BEGIN; SELECT * FROM a WHERE x = 1; UPDATE b SET y = 2 WHERE id = 3; COMMIT",
-        "SELECT * FROM users WHERE date(created_at) = '2024-01-01' OR upper(name) LIKE 'AB%' OR name LIKE '%x%' OR name ILIKE 'abc%' OR name LIKE $1",
-        "SELECT region, count(*) FROM sales WHERE NOT (amount > 5) AND is_active AND NOT archived GROUP BY region, 1 ORDER BY 2 DESC",
-        "DELETE FROM sessions WHERE expires_at < now()",
-        "INSERT INTO logs (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')",
-        "COPY logs (a, b) FROM STDIN WITH (FORMAT csv)",
-        "SET search_path TO public",
-        "SHOW work_mem",
-        "WITH recent AS (SELECT * FROM orders WHERE created_at > $1) SELECT * FROM recent r WHERE r.total > 100",
-        "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.total > 5) AND u.id IN (SELECT user_id FROM bans)",
-        "SELECT * FROM t WHERE a = ANY($1) AND b <> ALL(ARRAY[1,2]) AND c BETWEEN 1 AND 10 AND d IS NOT NULL AND e != 4 AND f NOT IN (1,2) FETCH FIRST 5 ROWS ONLY",
-        "SELECT * FROM t WHERE (a = 1 OR a = 2 OR a = 3) AND (b = 1 OR c = 2)",
-        "SELECT * FROM t1, t2 WHERE t1.a = t2.b AND t1.c = 5",
-        "UPDATE t SET x = x + 1 FROM u WHERE t.uid = u.id AND u.flag = false",
-        "garbage here",
-        "",
-        "SELECT * FROM \"MixedCase\" WHERE \"Col\" = 1 AND Other = 2",
-        "SELECT /*+ SeqScan(t) bob@example.com */ * FROM t WHERE a = 'secret'",
-        "SELECT * FROM t WHERE created_at::date = $1 AND date_trunc('day', ts) = $2 AND payload #>> '{a,b}' = 'x'",
-    ] {
-        let l = lower(text);
-        eprintln!("--- {:?} writes={:?}", l.rejected, l.writes);
-        for o in &l.shapes {
-            eprintln!("{}\n  constants={:?}\n  sql={:?}", o.shape.canonical(), o.constants, o.normalized_sql);
-        }
+fn command(text: &str, protocol: SqlProtocol) -> SqlCommand {
+    SqlCommand {
+        database: DATABASE.into(),
+        text: text.into(),
+        parameters: 0,
+        protocol,
+    }
+}
+
+/// The canonical JSON of each shape a text lowers to, in order.
+fn canonical_shapes(text: &str) -> Vec<Value> {
+    lower(text)
+        .shapes
+        .iter()
+        .map(|occurrence| canonical(occurrence))
+        .collect()
+}
+
+fn canonical(occurrence: &ShapeOccurrence) -> Value {
+    serde_json::from_str(&occurrence.shape.canonical()).unwrap_or(Value::Null)
+}
+
+/// The only shape a text lowers to.
+fn only(text: &str) -> ShapeOccurrence {
+    let mut lowering = lower(text);
+    assert_eq!(lowering.shapes.len(), 1, "{text}: {lowering:?}");
+    lowering.shapes.remove(0)
+}
+
+/// A leaf on a column.
+fn field(name: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {"target": {"field": name}, "operator": operator, "class": class,
+        "value_type": value_type}})
+}
+
+/// A leaf on an expression of a column.
+fn expression(text: &str, column: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {"target": {"expression": {"text": text, "column": column}},
+        "operator": operator, "class": class, "value_type": value_type}})
+}
+
+/// A join leaf on a column.
+fn join(name: &str) -> Value {
+    field(name, "JOIN", "eq", "other")
+}
+
+fn or(branches: Vec<Value>) -> Value {
+    json!({ "or": branches })
+}
+
+fn not(inner: Value) -> Value {
+    json!({ "not": inner })
+}
+
+fn sort(name: &str, direction: i8) -> Value {
+    json!({"target": {"field": name}, "direction": direction})
+}
+
+fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
+    json!({"target": {"field": name}, "direction": direction, "nulls_first": nulls_first})
+}
+
+/// An expected shape, with everything off until set.
+struct Expected {
+    schema: &'static str,
+    table: &'static str,
+    command: &'static str,
+    filter: Vec<Value>,
+    sort: Vec<Value>,
+    limit: bool,
+    skip: bool,
+    projection: Vec<&'static str>,
+    group_by: Vec<&'static str>,
+    options: Vec<&'static str>,
+}
+
+fn shape(command: &'static str, table: &'static str) -> Expected {
+    Expected {
+        schema: "public",
+        table,
+        command,
+        filter: Vec::new(),
+        sort: Vec::new(),
+        limit: false,
+        skip: false,
+        projection: Vec::new(),
+        group_by: Vec::new(),
+        options: Vec::new(),
+    }
+}
+
+fn select(table: &'static str) -> Expected {
+    shape("select", table)
+}
+
+impl Expected {
+    /// The conjuncts, in canonical (sorted) order.
+    fn filter(mut self, conjuncts: Vec<Value>) -> Self {
+        self.filter = conjuncts;
+        self
+    }
+    fn schema(mut self, schema: &'static str) -> Self {
+        self.schema = schema;
+        self
+    }
+    fn sort(mut self, keys: Vec<Value>) -> Self {
+        self.sort = keys;
+        self
+    }
+    fn limit(mut self) -> Self {
+        self.limit = true;
+        self
+    }
+    fn skip(mut self) -> Self {
+        self.skip = true;
+        self
+    }
+    fn projection(mut self, columns: Vec<&'static str>) -> Self {
+        self.projection = columns;
+        self
+    }
+    fn group_by(mut self, columns: Vec<&'static str>) -> Self {
+        self.group_by = columns;
+        self
+    }
+    fn options(mut self, options: Vec<&'static str>) -> Self {
+        self.options = options;
+        self
+    }
+    fn joined(self) -> Self {
+        self.options(vec!["join"])
+    }
+    fn json(self) -> Value {
+        json!({
+            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": self.schema,
+                "collection": self.table},
+            "command": self.command,
+            "filter": {"and": self.filter},
+            "sort": self.sort,
+            "limit": self.limit,
+            "skip": self.skip,
+            "projection": self.projection,
+            "group_by": self.group_by,
+            "options": self.options,
+        })
     }
 }

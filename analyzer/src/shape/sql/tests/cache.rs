@@ -1,0 +1,91 @@
+//! The statement cache.
+
+use std::sync::Arc;
+
+use crate::command::SqlProtocol;
+use crate::shape::sql::SqlCache;
+
+use super::command;
+
+#[test]
+fn a_repeated_statement_is_a_hit_with_the_same_lowering() {
+    let cache = SqlCache::new(16);
+    let text = "SELECT * FROM t WHERE a = $1";
+    let first = cache.lower_shared(&command(text, SqlProtocol::Extended));
+    let second = cache.lower_shared(&command(text, SqlProtocol::Extended));
+    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!((cache.hits(), cache.misses(), cache.len()), (1, 1, 1));
+    assert_eq!(cache.lower(&command(text, SqlProtocol::Extended)), *first);
+    assert_eq!(cache.hits(), 2);
+    assert_eq!(first.shapes.len(), 1);
+}
+
+#[test]
+fn the_database_and_protocol_are_part_of_the_key() {
+    let cache = SqlCache::new(16);
+    let text = "COPY t TO STDOUT";
+    let simple = cache.lower(&command(text, SqlProtocol::Simple));
+    let copy = cache.lower(&command(text, SqlProtocol::Copy));
+    assert_ne!(simple, copy);
+    let mut other = command("SELECT * FROM t", SqlProtocol::Simple);
+    let here = cache.lower(&other);
+    other.database = "other".into();
+    let there = cache.lower(&other);
+    assert_eq!(there.shapes[0].shape.namespace.database, "other");
+    assert_ne!(here, there);
+    assert_eq!(cache.misses(), 4);
+}
+
+#[test]
+fn capacity_bounds_the_cache() {
+    for capacity in [0, 1, 5, 200, 1000] {
+        let cache = SqlCache::new(capacity);
+        for i in 0..(2 * capacity + 10) {
+            let _ = cache.lower(&command(
+                &format!("SELECT * FROM t{i}"),
+                SqlProtocol::Simple,
+            ));
+        }
+        assert!(cache.len() <= capacity, "{capacity}: {}", cache.len());
+        assert_eq!(cache.is_empty(), capacity == 0);
+    }
+    // Nothing cached: every lookup lowers, and still answers.
+    let none = SqlCache::new(0);
+    let lowering = none.lower(&command("SELECT * FROM t", SqlProtocol::Simple));
+    assert_eq!(
+        (none.hits(), none.misses(), lowering.shapes.len()),
+        (0, 1, 1)
+    );
+}
+
+#[test]
+fn the_cache_is_shared_between_threads() {
+    let cache = Arc::new(SqlCache::new(256));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let text = format!("SELECT * FROM t WHERE a = {} AND b{} = 1", worker, i % 20);
+                    let lowering = cache.lower(&command(&text, SqlProtocol::Simple));
+                    assert_eq!(lowering.shapes.len(), 1);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        assert!(worker.join().is_ok());
+    }
+    assert_eq!(cache.hits() + cache.misses(), 800);
+    assert_eq!(cache.len(), 80);
+}
+
+#[test]
+fn the_cache_does_not_hold_the_text() {
+    let cache = SqlCache::new(8);
+    let _ = cache.lower(&command(
+        "SELECT * FROM t WHERE email = 'zq-secret@x'",
+        SqlProtocol::Simple,
+    ));
+    assert!(!format!("{cache:?}").contains("zq-secret"));
+}

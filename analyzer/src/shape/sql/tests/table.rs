@@ -1,0 +1,473 @@
+//! Statements and the exact shapes they lower to, in order.
+
+use serde_json::{json, Value};
+
+use super::{canonical_shapes, expression, field, join, not, or, select, shape, sort, sort_nulls};
+
+fn case(sql: &str, expected: Vec<Value>) {
+    assert_eq!(canonical_shapes(sql), expected, "\n{sql}");
+}
+
+#[test]
+fn django_interpolated_literals() {
+    case(
+        r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 42 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
+        vec![select("upstream_reportrun")
+            .filter(vec![
+                field("customer_id", "=", "eq", "param"),
+                field("status", "IN", "in", "param"),
+            ])
+            .sort(vec![sort("started_at", -1)])
+            .limit()
+            .projection(vec!["customer_id", "id"])
+            .json()],
+    );
+}
+
+#[test]
+fn prisma_parameters_and_tautology() {
+    case(
+        r#"SELECT "public"."job_events"."id", "public"."job_events"."job_id", "public"."job_events"."timestamp" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND 1=1) ORDER BY "public"."job_events"."timestamp" ASC LIMIT $2 OFFSET $3"#,
+        vec![select("job_events")
+            .filter(vec![field("job_id", "=", "eq", "param")])
+            .sort(vec![sort("timestamp", 1)])
+            .limit()
+            .skip()
+            .projection(vec!["id", "job_id", "timestamp"])
+            .json()],
+    );
+}
+
+#[test]
+fn joins_with_aliases_and_an_outer_join() {
+    // The LEFT JOIN's ON clause filters order_items only; orders keeps its join leaf.
+    case(
+        "SELECT o.id, c.name FROM orders o JOIN customers AS c ON o.customer_id = c.id \
+         LEFT JOIN order_items i ON i.order_id = o.id AND i.deleted_at IS NULL \
+         WHERE o.status = 'PAID' AND c.region = $1 ORDER BY o.created_at DESC NULLS LAST, c.name",
+        vec![
+            select("orders")
+                .filter(vec![
+                    join("customer_id"),
+                    join("id"),
+                    field("status", "=", "eq", "param"),
+                ])
+                .sort(vec![sort_nulls("created_at", -1, false)])
+                .projection(vec!["id"])
+                .joined()
+                .json(),
+            select("customers")
+                .filter(vec![join("id"), field("region", "=", "eq", "param")])
+                .sort(vec![sort("name", 1)])
+                .projection(vec!["name"])
+                .joined()
+                .json(),
+            select("order_items")
+                .filter(vec![
+                    field("deleted_at", "IS NULL", "is_null", "none"),
+                    join("order_id"),
+                ])
+                .joined()
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn unqualified_columns_of_a_join_belong_to_the_first_table() {
+    case(
+        "SELECT * FROM orders o JOIN customers c ON c.id = o.customer_id WHERE status = $1",
+        vec![
+            select("orders")
+                .filter(vec![
+                    join("customer_id"),
+                    field("status", "=", "eq", "param"),
+                ])
+                .joined()
+                .json(),
+            select("customers").filter(vec![join("id")]).joined().json(),
+        ],
+    );
+}
+
+#[test]
+fn implicit_join_in_where() {
+    case(
+        "SELECT a.id FROM accounts a, memberships m WHERE m.account_id = a.id AND m.org_id = $1",
+        vec![
+            select("accounts")
+                .filter(vec![join("id")])
+                .projection(vec!["id"])
+                .joined()
+                .json(),
+            select("memberships")
+                .filter(vec![
+                    join("account_id"),
+                    field("org_id", "=", "eq", "param"),
+                ])
+                .joined()
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn several_statements_in_one_text() {
+    case(
+        "BEGIN; SELECT id FROM accounts WHERE email = $1; \
+         UPDATE accounts SET last_seen = now() WHERE id = $2; COMMIT;",
+        vec![
+            select("accounts")
+                .filter(vec![field("email", "=", "eq", "param")])
+                .projection(vec!["id"])
+                .json(),
+            shape("update", "accounts")
+                .filter(vec![field("id", "=", "eq", "param")])
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn function_expressions() {
+    case(
+        r#"SELECT id FROM users WHERE LOWER("users"."email") = $1 LIMIT 1"#,
+        vec![select("users")
+            .filter(vec![expression(
+                r#"lower("email")"#,
+                "email",
+                "=",
+                "eq",
+                "param",
+            )])
+            .limit()
+            .projection(vec!["id"])
+            .json()],
+    );
+    case(
+        "SELECT count(*) FROM events WHERE date(created_at) = '2024-05-01' AND created_at::date >= $1",
+        vec![select("events")
+            .filter(vec![
+                expression(r#""created_at"::DATE"#, "created_at", ">=", "range", "param"),
+                expression(r#"date("created_at")"#, "created_at", "=", "eq", "param"),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn like_prefix_infix_and_ilike() {
+    case(
+        "SELECT id FROM products WHERE name LIKE 'abc%'",
+        vec![select("products")
+            .filter(vec![field("name", "LIKE", "prefix", "param")])
+            .projection(vec!["id"])
+            .json()],
+    );
+    case(
+        "SELECT id FROM products WHERE name LIKE '%abc%' OR sku LIKE $1",
+        vec![select("products")
+            .filter(vec![or(vec![
+                field("name", "LIKE", "infix", "param"),
+                field("sku", "LIKE", "infix", "param"),
+            ])])
+            .projection(vec!["id"])
+            .json()],
+    );
+    case(
+        "SELECT id FROM products WHERE name ILIKE 'abc%'",
+        vec![select("products")
+            .filter(vec![field("name", "ILIKE", "infix", "param")])
+            .projection(vec!["id"])
+            .json()],
+    );
+}
+
+#[test]
+fn jsonb_key_access_and_containment() {
+    case(
+        "SELECT * FROM job_events WHERE payload->>'kind' = $1 AND payload @> $2",
+        vec![select("job_events")
+            .filter(vec![
+                field("payload", "@>", "json_contains", "param"),
+                expression(r#""payload" ->> 'kind'"#, "payload", "=", "eq", "param"),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn or_and_not() {
+    case(
+        "SELECT * FROM tickets WHERE (assignee_id = $1 OR reporter_id = $1) AND status <> 'CLOSED'",
+        vec![select("tickets")
+            .filter(vec![
+                or(vec![
+                    field("assignee_id", "=", "eq", "param"),
+                    field("reporter_id", "=", "eq", "param"),
+                ]),
+                field("status", "<>", "ne", "param"),
+            ])
+            .json()],
+    );
+    case(
+        "SELECT * FROM tickets WHERE NOT (priority > 3 OR archived)",
+        vec![select("tickets")
+            .filter(vec![not(or(vec![
+                field("archived", "=", "eq", "param"),
+                field("priority", ">", "range", "param"),
+            ]))])
+            .json()],
+    );
+}
+
+#[test]
+fn group_by_with_an_expression() {
+    case(
+        "SELECT region, date_trunc('day', created_at), sum(amount) FROM sales \
+         WHERE created_at >= $1 GROUP BY region, date_trunc('day', created_at) ORDER BY region",
+        vec![select("sales")
+            .filter(vec![field("created_at", ">=", "range", "param")])
+            .sort(vec![sort("region", 1)])
+            .projection(vec!["amount", "created_at", "region"])
+            .group_by(vec!["region", r#"date_trunc('day', "created_at")"#])
+            .json()],
+    );
+}
+
+#[test]
+fn update_and_delete() {
+    case(
+        r#"UPDATE "upstream_reportrun" SET "status" = 'DONE', "finished_at" = now() WHERE "upstream_reportrun"."id" = 7"#,
+        vec![shape("update", "upstream_reportrun")
+            .filter(vec![field("id", "=", "eq", "param")])
+            .json()],
+    );
+    case(
+        "DELETE FROM sessions WHERE expires_at < now() AND user_id = $1",
+        vec![shape("delete", "sessions")
+            .filter(vec![
+                field("expires_at", "<", "range", "other"),
+                field("user_id", "=", "eq", "param"),
+            ])
+            .json()],
+    );
+    // The table an UPDATE reads beside its target is a select.
+    case(
+        "UPDATE accounts a SET balance = a.balance - t.amount FROM transfers t \
+         WHERE t.account_id = a.id AND t.state = 'PENDING'",
+        vec![
+            shape("update", "accounts")
+                .filter(vec![join("id")])
+                .joined()
+                .json(),
+            select("transfers")
+                .filter(vec![join("account_id"), field("state", "=", "eq", "param")])
+                .joined()
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn in_lists_and_any() {
+    case(
+        "SELECT * FROM orders WHERE id = ANY($1) AND status IN ('A', 'B', 'C') AND customer_id IN (1, 2, 3)",
+        vec![select("orders")
+            .filter(vec![
+                field("customer_id", "IN", "in", "param"),
+                field("id", "= ANY", "in", "param"),
+                field("status", "IN", "in", "param"),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn ranges_nulls_and_negations() {
+    case(
+        "SELECT * FROM orders WHERE total BETWEEN 10 AND 20 AND shipped_at IS NULL \
+         AND paid_at IS NOT NULL AND kind != 'x' AND region NOT IN ('EU', 'US')",
+        vec![select("orders")
+            .filter(vec![
+                field("kind", "<>", "ne", "param"),
+                field("paid_at", "IS NOT NULL", "not_null", "none"),
+                field("region", "NOT IN", "ne", "param"),
+                field("shipped_at", "IS NULL", "is_null", "none"),
+                field("total", "BETWEEN", "range", "param"),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn order_by_nulls_and_fetch_first() {
+    case(
+        "SELECT id FROM tasks WHERE project_id = $1 ORDER BY due_at ASC NULLS FIRST, id DESC \
+         FETCH FIRST 10 ROWS ONLY",
+        vec![select("tasks")
+            .filter(vec![field("project_id", "=", "eq", "param")])
+            .sort(vec![sort_nulls("due_at", 1, true), sort("id", -1)])
+            .limit()
+            .projection(vec!["id"])
+            .json()],
+    );
+    case(
+        "SELECT * FROM documents WHERE owner_id = $1 ORDER BY lower(title)",
+        vec![select("documents")
+            .filter(vec![field("owner_id", "=", "eq", "param")])
+            .sort(vec![
+                json!({"target": {"expression": {"text": r#"lower("title")"#,
+                "column": "title"}}, "direction": 1}),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn subqueries_are_shapes_of_their_own() {
+    case(
+        "SELECT id FROM users u WHERE u.org_id = $1 \
+         AND EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.total > 100) \
+         AND u.id NOT IN (SELECT user_id FROM bans)",
+        vec![
+            // `u.id` is a value known at run time inside the subquery.
+            select("orders")
+                .filter(vec![
+                    field("total", ">", "range", "param"),
+                    field("user_id", "=", "eq", "other"),
+                ])
+                .json(),
+            select("bans").projection(vec!["user_id"]).json(),
+            select("users")
+                .filter(vec![
+                    field("id", "NOT IN", "not_indexable", "other"),
+                    field("org_id", "=", "eq", "param"),
+                ])
+                .projection(vec!["id"])
+                .json(),
+        ],
+    );
+    case(
+        "SELECT * FROM orders WHERE customer_id = (SELECT id FROM customers WHERE email = $1) \
+         AND created_at > now() - interval '1 day'",
+        vec![
+            select("customers")
+                .filter(vec![field("email", "=", "eq", "param")])
+                .projection(vec!["id"])
+                .json(),
+            select("orders")
+                .filter(vec![
+                    field("created_at", ">", "range", "other"),
+                    field("customer_id", "=", "eq", "other"),
+                ])
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn ctes_are_not_tables() {
+    case(
+        "WITH recent AS (SELECT * FROM orders WHERE created_at > $1) \
+         SELECT r.id FROM recent r JOIN customers c ON c.id = r.customer_id WHERE c.vip",
+        vec![
+            select("orders")
+                .filter(vec![field("created_at", ">", "range", "param")])
+                .json(),
+            select("customers")
+                .filter(vec![join("id"), field("vip", "=", "eq", "param")])
+                .joined()
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn quoted_names_keep_case_and_unquoted_fold() {
+    case(
+        r#"SELECT "Id" FROM "Billing"."Invoice" WHERE "CustomerId" = $1 AND Status = 'OPEN'"#,
+        vec![shape("select", "Invoice")
+            .schema("Billing")
+            .filter(vec![
+                field("CustomerId", "=", "eq", "param"),
+                field("status", "=", "eq", "param"),
+            ])
+            .projection(vec!["Id"])
+            .json()],
+    );
+    case(
+        "SELECT e.kind FROM Analytics.Events e WHERE e.tenant_id = $1 ORDER BY e.ts DESC LIMIT 50",
+        vec![shape("select", "events")
+            .schema("analytics")
+            .filter(vec![field("tenant_id", "=", "eq", "param")])
+            .sort(vec![sort("ts", -1)])
+            .limit()
+            .projection(vec!["kind"])
+            .json()],
+    );
+}
+
+#[test]
+fn boolean_columns_and_reversed_comparisons() {
+    case(
+        "SELECT id FROM feature_flags WHERE enabled AND NOT archived AND is_public = true",
+        vec![select("feature_flags")
+            .filter(vec![
+                field("archived", "=", "eq", "param"),
+                field("enabled", "=", "eq", "param"),
+                field("is_public", "=", "eq", "param"),
+            ])
+            .projection(vec!["id"])
+            .json()],
+    );
+    case(
+        "SELECT * FROM events WHERE 100 < score AND $1 = tenant_id",
+        vec![select("events")
+            .filter(vec![
+                field("score", ">", "range", "param"),
+                field("tenant_id", "=", "eq", "param"),
+            ])
+            .json()],
+    );
+}
+
+#[test]
+fn distinct_and_union() {
+    case(
+        "SELECT DISTINCT category FROM products WHERE price < $1",
+        vec![select("products")
+            .filter(vec![field("price", "<", "range", "param")])
+            .projection(vec!["category"])
+            .options(vec!["distinct"])
+            .json()],
+    );
+    // The ORDER BY and LIMIT of a UNION apply to its result: no branch carries them.
+    case(
+        "SELECT id FROM a WHERE x = 1 UNION ALL SELECT id FROM b WHERE y = 2 ORDER BY 1 LIMIT 5",
+        vec![
+            select("a")
+                .filter(vec![field("x", "=", "eq", "param")])
+                .projection(vec!["id"])
+                .json(),
+            select("b")
+                .filter(vec![field("y", "=", "eq", "param")])
+                .projection(vec!["id"])
+                .json(),
+        ],
+    );
+}
+
+#[test]
+fn expressions_no_index_serves() {
+    case(
+        "SELECT * FROM metrics WHERE a + b > $1 AND coalesce(c, 0) = 1 AND d = e",
+        vec![select("metrics")
+            .filter(vec![
+                field("d", "=", "not_indexable", "other"),
+                expression(r#""a" + "b""#, "a", ">", "not_indexable", "other"),
+                expression(r#"coalesce("c", ?)"#, "c", "=", "not_indexable", "other"),
+            ])
+            .json()],
+    );
+}
