@@ -1,0 +1,148 @@
+//! Replies: completing, failing and suspending executions, and ReadyForQuery.
+
+use std::time::Instant;
+
+use pgwire::messages::response::TransactionStatus;
+
+use super::pending::{CopyDirection, Execution, Pending};
+use super::PgSession;
+use crate::postgres::backend::Backend;
+use crate::tap::Events;
+
+impl PgSession {
+    pub(super) fn on_backend(&mut self, message: Backend, at: Instant, events: &mut dyn Events) {
+        if let Backend::ReadyForQuery(status) = message {
+            self.ready(status, at, events);
+            return;
+        }
+        if self.lost.is_some() {
+            return;
+        }
+        match message {
+            Backend::DataRow => match self.pending.front_execution_mut() {
+                Some(execution) => execution.rows_seen += 1,
+                None => events.count("unpaired_reply"),
+            },
+            Backend::CommandComplete(rows) => self.complete(at, events, |e| e.complete(rows)),
+            Backend::EmptyQueryResponse => self.complete(at, events, |_| {}),
+            Backend::ErrorResponse(sqlstate) => self.error(sqlstate, at, events),
+            Backend::PortalSuspended => self.suspend(at, events),
+            Backend::CopyInResponse => self.start_copy(CopyDirection::In, events),
+            Backend::CopyOutResponse => self.start_copy(CopyDirection::Out, events),
+            _ => {}
+        }
+    }
+
+    /// A statement finished: an Execute completes; a simple Query accumulates until
+    /// ReadyForQuery.
+    fn complete(
+        &mut self,
+        at: Instant,
+        events: &mut dyn Events,
+        apply: impl FnOnce(&mut Execution),
+    ) {
+        match self.pending.front() {
+            Some(Pending::Execute(_)) => {
+                if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
+                    apply(&mut execution);
+                    self.emit(execution, Some(at), events);
+                }
+            }
+            Some(Pending::Simple { .. }) => {
+                if let Some(execution) = self.pending.front_execution_mut() {
+                    apply(execution);
+                }
+            }
+            Some(Pending::Sync { .. }) | None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// An ErrorResponse fails the oldest execution. In extended mode the server then skips
+    /// everything up to Sync, so the executions queued before the next Sync never ran.
+    fn error(&mut self, sqlstate: String, at: Instant, events: &mut dyn Events) {
+        match self.pending.front() {
+            Some(Pending::Execute(_)) => {
+                if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
+                    execution.fail(sqlstate);
+                    self.emit(execution, Some(at), events);
+                }
+                while let Some(Pending::Execute(_)) = self.pending.front() {
+                    self.pending.pop();
+                    events.count("skipped_after_error");
+                }
+            }
+            Some(Pending::Simple { .. }) => {
+                if let Some(execution) = self.pending.front_execution_mut() {
+                    execution.fail(sqlstate);
+                }
+            }
+            // A failed Parse, Bind or Describe with no Execute behind it, or a failed commit
+            // at Sync: no statement ran.
+            Some(Pending::Sync { .. }) => {}
+            None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// PortalSuspended: the Execute hit its row limit. The run continues with the next
+    /// Execute on the same portal, so it is reported once, when it completes.
+    fn suspend(&mut self, at: Instant, events: &mut dyn Events) {
+        let Some(Pending::Execute(_)) = self.pending.front() else {
+            events.count("unpaired_reply");
+            return;
+        };
+        let Some(Pending::Execute(mut execution)) = self.pending.pop() else {
+            return;
+        };
+        execution.suspend(at);
+        let home = execution.portal.as_ref().and_then(|portal_ref| {
+            self.portals
+                .get_mut(&portal_ref.name)
+                .filter(|portal| portal.id == portal_ref.id)
+        });
+        match home {
+            Some(portal) => portal.suspended = Some(execution),
+            // The portal was rebound or closed meanwhile: the run ends here.
+            None => self.emit(execution, None, events),
+        }
+    }
+
+    fn start_copy(&mut self, direction: CopyDirection, events: &mut dyn Events) {
+        match self.pending.front_execution_mut() {
+            Some(execution) => execution.start_copy(direction),
+            None => events.count("unpaired_reply"),
+        }
+    }
+
+    /// ReadyForQuery answers the oldest sync point. A simple Query is reported here. When
+    /// the transaction is over, the portals bound before that point are destroyed.
+    fn ready(&mut self, status: Option<TransactionStatus>, at: Instant, events: &mut dyn Events) {
+        if let Some(untracked) = self.lost {
+            self.lost = untracked.checked_sub(1).filter(|left| *left > 0);
+            return;
+        }
+        let mut ended = None;
+        while let Some(entry) = self.pending.pop() {
+            match entry {
+                Pending::Execute(_) => events.count("pending_unanswered"),
+                Pending::Simple { execution, cycle } => {
+                    self.emit(execution, Some(at), events);
+                    ended = Some(cycle);
+                    break;
+                }
+                Pending::Sync { cycle } => {
+                    ended = Some(cycle);
+                    break;
+                }
+            }
+        }
+        let Some(cycle) = ended else {
+            events.count("unpaired_reply");
+            return;
+        };
+        if status == Some(TransactionStatus::Idle) {
+            for portal in self.portals.remove_where(|portal| portal.cycle < cycle) {
+                self.end_portal(portal, events);
+            }
+        }
+    }
+}
