@@ -79,6 +79,8 @@ impl PgSession {
             // A failed Parse, Bind or Describe with no Execute behind it, or a failed commit
             // at Sync: no statement ran.
             Some(Pending::Sync { .. }) => {}
+            // Before the first request, an error is the startup's (authentication failed).
+            None if self.cycle == 0 => {}
             None => events.count("unpaired_reply"),
         }
     }
@@ -136,7 +138,10 @@ impl PgSession {
             }
         }
         let Some(cycle) = ended else {
-            events.count("unpaired_reply");
+            // The first ReadyForQuery ends the startup phase and answers no request.
+            if self.cycle > 0 {
+                events.count("unpaired_reply");
+            }
             return;
         };
         if status == Some(TransactionStatus::Idle) {

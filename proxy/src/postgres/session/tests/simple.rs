@@ -117,5 +117,6 @@ fn startup_replies_are_only_messages() {
     h.server([ready(b'I')]);
     assert!(h.events.observations.is_empty());
     assert!(h.events.messages.contains(&"PasswordMessage"));
+    assert_eq!(h.counted("unpaired_reply"), 0);
     assert!(h.events.messages.contains(&"BackendKeyData"));
 }
