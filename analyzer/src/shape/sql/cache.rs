@@ -20,10 +20,13 @@ use crate::shape::Lowering;
 /// Shards for caches big enough to split; small caches use one, to keep the bound exact.
 const SHARDS: usize = 8;
 
+/// One shard: lowerings by text hash, least recently used first out.
+type Shard = Mutex<LruCache<u128, Arc<Lowering>>>;
+
 /// A bounded cache of SQL lowering, keyed by a hash of the statement text.
 #[derive(Debug)]
 pub struct SqlCache {
-    shards: Box<[Mutex<LruCache<u128, Arc<Lowering>>>]>,
+    shards: Box<[Shard]>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -98,7 +101,7 @@ impl SqlCache {
         self.misses.load(Ordering::Relaxed)
     }
 
-    fn shard(&self, key: u128) -> Option<&Mutex<LruCache<u128, Arc<Lowering>>>> {
+    fn shard(&self, key: u128) -> Option<&Shard> {
         let count = self.shards.len();
         if count == 0 {
             return None;

@@ -26,36 +26,12 @@ use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator};
 use super::constants::{bool_literal, enum_tokens, like_class, Kept};
 use super::names::Scope;
 use super::operand::{columns, is_literal, operand, strip_nested, Operand};
-use super::predicate::{Cond, Owned, JOIN_OPERATOR};
-use crate::shape::{Constant, Leaf, OpClass, Target, ValueType};
+use super::operators::{binary, op, quantified, swapped_class, symmetric, Op};
+use super::predicate::{leaf, not_indexable, Cond, JOIN_OPERATOR};
+use crate::shape::{Constant, OpClass, Target, ValueType};
 
 /// The operator of a leaf on a boolean expression that is not a comparison.
 const EXPRESSION_OPERATOR: &str = "expr";
-
-/// An operator, its class, and how it reads with its operands swapped (`5 < x` is
-/// `x > 5`); `None` when the column must be on the left (`LIKE`, `= ANY`).
-#[derive(Debug, Clone, Copy)]
-struct Op {
-    name: &'static str,
-    class: OpClass,
-    swapped: Option<&'static str>,
-}
-
-const fn op(name: &'static str, class: OpClass) -> Op {
-    Op {
-        name,
-        class,
-        swapped: None,
-    }
-}
-
-const fn symmetric(name: &'static str, class: OpClass, swapped: &'static str) -> Op {
-    Op {
-        name,
-        class,
-        swapped: Some(swapped),
-    }
-}
 
 /// Turns the expressions of one query level into conditions.
 pub(super) struct Classifier<'a> {
@@ -200,12 +176,12 @@ impl Classifier<'_> {
                 compare_op,
                 right,
                 ..
-            } => self.quantified(left, compare_op, right, true),
+            } => self.quantified_comparison(left, compare_op, right, true),
             Expr::AllOp {
                 left,
                 compare_op,
                 right,
-            } => self.quantified(left, compare_op, right, false),
+            } => self.quantified_comparison(left, compare_op, right, false),
             // The subquery is lowered on its own; to this level it is not indexable, and it
             // names no column here.
             Expr::Exists { .. } => Cond::Free,
@@ -214,34 +190,19 @@ impl Classifier<'_> {
     }
 
     /// `x = ANY(...)`, `x <> ALL(...)` and their kin.
-    fn quantified(
+    fn quantified_comparison(
         &mut self,
         left: &Expr,
         compare: &BinaryOperator,
         right: &Expr,
         any: bool,
     ) -> Cond {
-        use OpClass::*;
-        let op = match (compare, any) {
-            (BinaryOperator::Eq, true) => op("= ANY", In),
-            (BinaryOperator::NotEq, true) => op("<> ANY", Ne),
-            (BinaryOperator::NotEq, false) => op("<> ALL", Ne),
-            (BinaryOperator::Lt, true) => op("< ANY", Range),
-            (BinaryOperator::LtEq, true) => op("<= ANY", Range),
-            (BinaryOperator::Gt, true) => op("> ANY", Range),
-            (BinaryOperator::GtEq, true) => op(">= ANY", Range),
-            (BinaryOperator::Lt, false) => op("< ALL", Range),
-            (BinaryOperator::LtEq, false) => op("<= ALL", Range),
-            (BinaryOperator::Gt, false) => op("> ALL", Range),
-            (BinaryOperator::GtEq, false) => op(">= ALL", Range),
-            (_, true) => op("ANY", NotIndexable),
-            (_, false) => op("ALL", NotIndexable),
-        };
+        let op = quantified(compare, any);
         if matches!(strip_nested(right), Expr::Subquery(_)) {
             return self.unary(
                 left,
                 Op {
-                    class: NotIndexable,
+                    class: OpClass::NotIndexable,
                     ..op
                 },
             );
@@ -315,9 +276,8 @@ impl Classifier<'_> {
             }
             (Operand::Value(_), Operand::Value(_)) => Cond::Free,
             (left_side, right_side) => {
-                let targets = targets_of(left_side)
-                    .chain(targets_of(right_side))
-                    .collect();
+                let mut targets = left_side.into_targets();
+                targets.extend(right_side.into_targets());
                 not_indexable(targets, op.name)
             }
         }
@@ -375,7 +335,7 @@ impl Classifier<'_> {
                 leaf(table, target, name, class, value_type, constant)
             }
             Operand::Value(_) => Cond::Free,
-            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), name),
+            opaque @ Operand::Opaque(_) => not_indexable(opaque.into_targets(), name),
         }
     }
 
@@ -409,7 +369,7 @@ impl Classifier<'_> {
                 leaf(table, target, op.name, op.class, value_type, None)
             }
             Operand::Value(_) => Cond::Free,
-            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), op.name),
+            opaque @ Operand::Opaque(_) => not_indexable(opaque.into_targets(), op.name),
         }
     }
 
@@ -424,7 +384,7 @@ impl Classifier<'_> {
                 leaf(table, target, op.name, op.class, value_type, None)
             }
             Operand::Value(_) => Cond::Free,
-            opaque @ Operand::Opaque(_) => not_indexable(targets_of(opaque).collect(), op.name),
+            opaque @ Operand::Opaque(_) => not_indexable(opaque.into_targets(), op.name),
         }
     }
 
@@ -468,98 +428,7 @@ impl Classifier<'_> {
         }
         match operand(self.scope, expr, self.kept) {
             Operand::Value(_) => Cond::Free,
-            other => not_indexable(targets_of(other).collect(), EXPRESSION_OPERATOR),
+            other => not_indexable(other.into_targets(), EXPRESSION_OPERATOR),
         }
-    }
-}
-
-/// The comparison operators, with how each reads swapped.
-fn binary(operator: &BinaryOperator, right: &Expr) -> Option<Op> {
-    use OpClass::*;
-    Some(match operator {
-        BinaryOperator::Eq => symmetric("=", Eq, "="),
-        BinaryOperator::NotEq => symmetric("<>", Ne, "<>"),
-        BinaryOperator::Lt => symmetric("<", Range, ">"),
-        BinaryOperator::Gt => symmetric(">", Range, "<"),
-        BinaryOperator::LtEq => symmetric("<=", Range, ">="),
-        BinaryOperator::GtEq => symmetric(">=", Range, "<="),
-        BinaryOperator::AtArrow => op("@>", JsonContains),
-        // `$1 <@ payload` is `payload @> $1`; `payload <@ $1` no GIN index serves.
-        BinaryOperator::ArrowAt => symmetric("<@", NotIndexable, "@>"),
-        BinaryOperator::Question => op("?", JsonContains),
-        BinaryOperator::QuestionAnd => op("?&", JsonContains),
-        BinaryOperator::QuestionPipe => op("?|", JsonContains),
-        BinaryOperator::AtAt => symmetric("@@", Text, "@@"),
-        BinaryOperator::PGLikeMatch => op("LIKE", like_class(right)),
-        BinaryOperator::PGILikeMatch => op("ILIKE", Infix),
-        BinaryOperator::PGNotLikeMatch => op("NOT LIKE", Ne),
-        BinaryOperator::PGNotILikeMatch => op("NOT ILIKE", Ne),
-        BinaryOperator::PGRegexMatch => op("~", Infix),
-        BinaryOperator::PGRegexIMatch => op("~*", Infix),
-        BinaryOperator::PGRegexNotMatch => op("!~", Ne),
-        BinaryOperator::PGRegexNotIMatch => op("!~*", Ne),
-        BinaryOperator::PGStartsWith => op("^@", Prefix),
-        _ => return None,
-    })
-}
-
-/// `<@` read the other way round is `@>`, which a GIN index serves.
-fn swapped_class(op: Op) -> OpClass {
-    match op.name {
-        "<@" => OpClass::JsonContains,
-        _ => op.class,
-    }
-}
-
-fn leaf(
-    table: usize,
-    target: Target,
-    operator: &str,
-    class: OpClass,
-    value_type: ValueType,
-    constant: Option<Constant>,
-) -> Cond {
-    Cond::Leaf(Owned {
-        table,
-        leaf: Leaf {
-            target,
-            operator: operator.to_owned(),
-            class,
-            value_type,
-        },
-        constant,
-    })
-}
-
-fn targets_of(operand: Operand) -> impl Iterator<Item = (usize, Target)> {
-    let targets = match operand {
-        Operand::Target { table, target } => vec![(table, target)],
-        Operand::Opaque(targets) => targets,
-        Operand::Value(_) => Vec::new(),
-    };
-    targets.into_iter()
-}
-
-/// One not-indexable leaf per table the expression reads.
-fn not_indexable(targets: Vec<(usize, Target)>, operator: &str) -> Cond {
-    let mut leaves: Vec<Cond> = Vec::new();
-    let mut seen: Vec<usize> = Vec::new();
-    for (table, target) in targets {
-        if !seen.contains(&table) {
-            seen.push(table);
-            leaves.push(leaf(
-                table,
-                target,
-                operator,
-                OpClass::NotIndexable,
-                ValueType::Other,
-                None,
-            ));
-        }
-    }
-    match leaves.len() {
-        0 => Cond::Free,
-        1 => leaves.pop().unwrap_or(Cond::Free),
-        _ => Cond::And(leaves),
     }
 }

@@ -16,7 +16,7 @@ use super::constants::Kept;
 use super::extract::Lowerer;
 use super::frame::Frame;
 use super::names::{self, fold};
-use super::operand::{columns, operand, strip_nested, Operand};
+use super::operand::{columns, operand, strip_nested};
 use crate::shape::{SortKey, Target};
 
 impl Lowerer<'_> {
@@ -68,7 +68,7 @@ impl Lowerer<'_> {
         };
         for expr in exprs {
             let expr = output_expr(select, expr, &mut self.kept);
-            for (table, target) in targets(operand(&frame.scope, expr, &mut self.kept)) {
+            for (table, target) in operand(&frame.scope, expr, &mut self.kept).into_targets() {
                 let name = match target {
                     Target::Field(name) => name,
                     Target::Expression { text, .. } => text,
@@ -86,7 +86,7 @@ impl Lowerer<'_> {
                 Some(OrderBySort::Desc) => -1,
                 _ => 1,
             };
-            for (table, target) in targets(operand(&frame.scope, expr, &mut self.kept)) {
+            for (table, target) in operand(&frame.scope, expr, &mut self.kept).into_targets() {
                 if let Some(sort) = frame.sort.get_mut(table) {
                     sort.push(SortKey {
                         target,
@@ -138,14 +138,6 @@ fn output_expr<'s>(select: &'s Select, expr: &'s Expr, kept: &mut Kept) -> &'s E
                 .unwrap_or(expr)
         }
         _ => expr,
-    }
-}
-
-fn targets(operand: Operand) -> Vec<(usize, Target)> {
-    match operand {
-        Operand::Target { table, target } => vec![(table, target)],
-        Operand::Opaque(targets) => targets,
-        Operand::Value(_) => Vec::new(),
     }
 }
 

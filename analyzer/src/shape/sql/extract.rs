@@ -7,24 +7,24 @@
 //! the enclosing level `x IN (SELECT ...)` is not indexable and `EXISTS (...)` says nothing.
 //!
 //! ## Layout
-//! - this file: [`Lowerer`], statements, queries, FROM lists and joins.
+//! - this file: [`Lowerer`], statements, queries, SELECT, UPDATE, DELETE, conditions.
+//! - `from`: FROM lists and joins.
 //! - `clauses`: the select list, ORDER BY, GROUP BY, and the subqueries inside them.
+//! - `writes`: INSERT, COPY and the write load.
 
 use sqlparser::ast::{
-    CopySource, Delete, Expr, FromTable, Insert, JoinConstraint, JoinOperator, LimitClause,
-    OrderByExpr, OrderByKind, Query, Select, SetExpr, Statement, TableFactor, TableObject,
-    TableWithJoins, Update, UpdateTableFromKind,
+    Delete, Expr, FromTable, LimitClause, OrderByExpr, OrderByKind, Query, Select, SetExpr,
+    Statement, Update, UpdateTableFromKind,
 };
 
 use super::classify::Classifier;
 use super::constants::Kept;
 use super::frame::{Filters, Frame};
-use super::names::{self, fold, TableRef};
-use super::predicate::{Cond, Owned, JOIN_OPERATOR};
+use super::from::{join_leaf, Joined};
+use super::names::fold;
+use super::predicate::Cond;
 use crate::command::SqlProtocol;
-use crate::shape::{
-    Leaf, Namespace, OpClass, ShapeOccurrence, Target, ValueType, Write, WriteKind,
-};
+use crate::shape::{ShapeOccurrence, Write, WriteKind};
 
 /// Deepest nesting of queries (CTEs, derived tables, subqueries) walked. sqlparser's own
 /// limit is lower; this guards the walk on its own.
@@ -32,8 +32,10 @@ const MAX_NESTING: usize = 64;
 
 /// Lowers the statements of one text, one at a time.
 pub(super) struct Lowerer<'d> {
-    database: &'d str,
-    protocol: SqlProtocol,
+    /// The connection's database.
+    pub(super) database: &'d str,
+    /// How the statements reached the server.
+    pub(super) protocol: SqlProtocol,
     /// Literals the normalized statement keeps as written.
     pub(super) kept: Kept,
     /// Shapes found so far in the current statement.
@@ -43,7 +45,7 @@ pub(super) struct Lowerer<'d> {
     /// Whether something could not be made sense of.
     pub(super) unsupported: bool,
     /// CTE names visible at this point of the walk.
-    ctes: Vec<String>,
+    pub(super) ctes: Vec<String>,
     nesting: usize,
 }
 
@@ -150,7 +152,7 @@ impl<'d> Lowerer<'d> {
         let mut frame = Frame::default();
         let mut on = Vec::new();
         for item in &select.from {
-            self.from_item(&mut frame, item, &mut on);
+            self.add_from(&mut frame, item, &mut on);
         }
         frame.seal_scope();
         self.conditions(&mut frame, select.selection.as_ref(), on);
@@ -175,13 +177,13 @@ impl<'d> Lowerer<'d> {
     fn update(&mut self, update: &Update) {
         let mut frame = Frame::default();
         let mut on = Vec::new();
-        self.from_item(&mut frame, &update.table, &mut on);
+        self.add_from(&mut frame, &update.table, &mut on);
         if let Some(
             UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables),
         ) = &update.from
         {
             for item in tables {
-                self.from_item(&mut frame, item, &mut on);
+                self.add_from(&mut frame, item, &mut on);
             }
         }
         frame.seal_scope();
@@ -202,65 +204,13 @@ impl<'d> Lowerer<'d> {
         let mut on = Vec::new();
         let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) = &delete.from;
         for item in tables.iter().chain(delete.using.iter().flatten()) {
-            self.from_item(&mut frame, item, &mut on);
+            self.add_from(&mut frame, item, &mut on);
         }
         frame.seal_scope();
         self.conditions(&mut frame, delete.selection.as_ref(), on);
         self.write_first(&frame, WriteKind::Delete);
         let shapes = frame.shapes("delete");
         self.shapes.extend(shapes);
-    }
-
-    fn insert(&mut self, insert: &Insert) {
-        let mut rows = 1;
-        if let Some(source) = &insert.source {
-            match source.body.as_ref() {
-                SetExpr::Values(values) => rows = values.rows.len().max(1),
-                _ => self.query(source),
-            }
-        }
-        if let TableObject::TableName(name) = &insert.table {
-            if let Some(namespace) = self.namespace(name) {
-                self.writes.push(Write {
-                    namespace,
-                    kind: WriteKind::Insert,
-                    count: u64::try_from(rows).unwrap_or(u64::MAX),
-                });
-            }
-        }
-    }
-
-    /// `COPY t FROM ...` writes; `COPY (SELECT ...) TO ...` reads. A COPY that reached the
-    /// server through the copy sub-protocol is a write whatever its text says.
-    fn copy(&mut self, source: &CopySource, to: bool) {
-        match source {
-            CopySource::Table { table_name, .. } if !to || self.protocol == SqlProtocol::Copy => {
-                if let Some(namespace) = self.namespace(table_name) {
-                    self.writes.push(Write {
-                        namespace,
-                        kind: WriteKind::Insert,
-                        count: 1,
-                    });
-                }
-            }
-            CopySource::Query(query) => self.query(query),
-            CopySource::Table { .. } => {}
-        }
-    }
-
-    fn namespace(&self, name: &sqlparser::ast::ObjectName) -> Option<Namespace> {
-        let parts = names::parts(name)?;
-        TableRef::table(self.database, &parts, None).namespace
-    }
-
-    fn write_first(&mut self, frame: &Frame, kind: WriteKind) {
-        if let Some(namespace) = frame.scope.tables.first().and_then(|t| t.namespace.clone()) {
-            self.writes.push(Write {
-                namespace,
-                kind,
-                count: 1,
-            });
-        }
     }
 
     /// Classify WHERE and the ON clauses gathered from the FROM list, once the scope is
@@ -301,135 +251,4 @@ impl<'d> Lowerer<'d> {
         });
         self.subqueries(selection.into_iter().chain(ons));
     }
-
-    /// Add one FROM entry and its joins to the scope; ON clauses are kept for later.
-    fn from_item<'a>(
-        &mut self,
-        frame: &mut Frame,
-        item: &'a TableWithJoins,
-        on: &mut Vec<(Joined<'a>, Filters)>,
-    ) {
-        let first = frame.scope.tables.len();
-        self.relation(frame, &item.relation, on);
-        for join in &item.joins {
-            let start = frame.scope.tables.len();
-            self.relation(frame, &join.relation, on);
-            let end = frame.scope.tables.len();
-            let Some((constraint, filters)) =
-                join_filters(&join.join_operator, first..start, start..end)
-            else {
-                continue;
-            };
-            match constraint {
-                JoinConstraint::On(expr) => on.push((Joined::On(expr), filters)),
-                // USING (col): the column of the table joined and of the one just before it
-                // (without the catalog, the nearest left table is the best guess).
-                JoinConstraint::Using(columns) if start > first && end > start => {
-                    for column in columns {
-                        if let Some(name) =
-                            names::parts(column).and_then(|parts| parts.last().cloned())
-                        {
-                            on.push((
-                                Joined::Using {
-                                    left: start - 1,
-                                    right: start,
-                                    column: name,
-                                },
-                                Filters::All,
-                            ));
-                        }
-                    }
-                }
-                JoinConstraint::Using(_) | JoinConstraint::Natural | JoinConstraint::None => {}
-            }
-        }
-    }
-
-    fn relation<'a>(
-        &mut self,
-        frame: &mut Frame,
-        factor: &'a TableFactor,
-        on: &mut Vec<(Joined<'a>, Filters)>,
-    ) {
-        let entry = match factor {
-            TableFactor::Table {
-                name, alias, args, ..
-            } => match (names::parts(name), args) {
-                (Some(parts), None) => match parts.as_slice() {
-                    [single] if self.ctes.contains(single) => {
-                        TableRef::opaque(Some(single.clone()), alias.as_ref())
-                    }
-                    _ => TableRef::table(self.database, &parts, alias.as_ref()),
-                },
-                _ => TableRef::opaque(None, alias.as_ref()),
-            },
-            TableFactor::Derived {
-                subquery, alias, ..
-            } => {
-                self.query(subquery);
-                TableRef::opaque(None, alias.as_ref())
-            }
-            TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => {
-                self.from_item(frame, table_with_joins, on);
-                return;
-            }
-            _ => TableRef::opaque(None, None),
-        };
-        frame.scope.tables.push(entry);
-    }
-}
-
-/// A join condition awaiting the complete scope.
-pub(super) enum Joined<'a> {
-    /// `ON expr`.
-    On(&'a Expr),
-    /// `USING (column)` between two tables of the scope.
-    Using {
-        left: usize,
-        right: usize,
-        column: String,
-    },
-}
-
-/// The constraint of a join and the tables its ON clause filters: an outer join does not
-/// filter the side it preserves.
-fn join_filters(
-    operator: &JoinOperator,
-    left: std::ops::Range<usize>,
-    right: std::ops::Range<usize>,
-) -> Option<(&JoinConstraint, Filters)> {
-    Some(match operator {
-        JoinOperator::Join(constraint)
-        | JoinOperator::Inner(constraint)
-        | JoinOperator::CrossJoin(constraint)
-        | JoinOperator::Semi(constraint)
-        | JoinOperator::Anti(constraint)
-        | JoinOperator::StraightJoin(constraint)
-        | JoinOperator::AsOf { constraint, .. } => (constraint, Filters::All),
-        JoinOperator::Left(constraint)
-        | JoinOperator::LeftOuter(constraint)
-        | JoinOperator::LeftSemi(constraint)
-        | JoinOperator::LeftAnti(constraint) => (constraint, Filters::Only(right)),
-        JoinOperator::Right(constraint)
-        | JoinOperator::RightOuter(constraint)
-        | JoinOperator::RightSemi(constraint)
-        | JoinOperator::RightAnti(constraint) => (constraint, Filters::Only(left)),
-        JoinOperator::FullOuter(constraint) => (constraint, Filters::None),
-        _ => return None,
-    })
-}
-
-fn join_leaf(table: usize, column: &str) -> Cond {
-    Cond::Leaf(Owned {
-        table,
-        leaf: Leaf {
-            target: Target::Field(column.to_owned()),
-            operator: JOIN_OPERATOR.to_owned(),
-            class: OpClass::Eq,
-            value_type: ValueType::Other,
-        },
-        constant: None,
-    })
 }

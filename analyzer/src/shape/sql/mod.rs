@@ -38,9 +38,11 @@
 //! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
 //! - `guard`: tokenizing, the depth bound, parsing.
-//! - `extract`, `clauses`, `frame`: statements, queries, FROM lists, select list, ORDER BY,
-//!   GROUP BY → one shape per table.
-//! - `classify`, `operand`, `predicate`: WHERE/ON → leaves, and their projection per table.
+//! - `extract`, `from`, `clauses`, `frame`, `writes`: statements, queries, FROM lists,
+//!   select list, ORDER BY, GROUP BY → one shape per table, and the write load.
+//! - `classify`, `operators`, `operand`, `predicate`: WHERE/ON → leaves, and their
+//!   projection per table.
+//! - `canonical`: the names-only text of an expression target.
 //! - `names`: identifier folding and column resolution.
 //! - `constants`: which literals may be kept.
 //! - `normalize`: literal-free statement and expression text.
@@ -52,11 +54,14 @@ mod clauses;
 mod constants;
 mod extract;
 mod frame;
+mod from;
 mod guard;
 mod names;
 mod normalize;
 mod operand;
+mod operators;
 mod predicate;
+mod writes;
 
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,17 @@ pub(super) enum Operand {
     Opaque(Vec<(usize, Target)>),
 }
 
+impl Operand {
+    /// The targets it names: one for a target, none for a value.
+    pub(super) fn into_targets(self) -> Vec<(usize, Target)> {
+        match self {
+            Operand::Target { table, target } => vec![(table, target)],
+            Operand::Opaque(targets) => targets,
+            Operand::Value(_) => Vec::new(),
+        }
+    }
+}
+
 /// Classify one side of a comparison. Literals of an indexable expression are added to `kept`.
 pub(super) fn operand(scope: &Scope, expr: &Expr, kept: &mut Kept) -> Operand {
     let expr = strip_nested(expr);

@@ -12,7 +12,7 @@
 //! (`id = 1 OR id = 2` is one branch whatever its length), so the order in which conditions
 //! are written does not change a shape.
 
-use crate::shape::{BoundConstant, Constant, Leaf, Predicate};
+use crate::shape::{BoundConstant, Constant, Leaf, OpClass, Predicate, Target, ValueType};
 
 /// The operator of the leaves a join condition leaves on each side.
 pub(super) const JOIN_OPERATOR: &str = "JOIN";
@@ -163,4 +163,49 @@ pub(super) fn filter(parts: impl IntoIterator<Item = Predicate>) -> Predicate {
     }
     conjuncts.sort();
     Predicate::And(conjuncts)
+}
+
+/// A leaf on `table`.
+pub(super) fn leaf(
+    table: usize,
+    target: Target,
+    operator: &str,
+    class: OpClass,
+    value_type: ValueType,
+    constant: Option<Constant>,
+) -> Cond {
+    Cond::Leaf(Owned {
+        table,
+        leaf: Leaf {
+            target,
+            operator: operator.to_owned(),
+            class,
+            value_type,
+        },
+        constant,
+    })
+}
+
+/// One not-indexable leaf per table an expression reads, on the first target of each.
+pub(super) fn not_indexable(targets: Vec<(usize, Target)>, operator: &str) -> Cond {
+    let mut leaves: Vec<Cond> = Vec::new();
+    let mut seen: Vec<usize> = Vec::new();
+    for (table, target) in targets {
+        if !seen.contains(&table) {
+            seen.push(table);
+            leaves.push(leaf(
+                table,
+                target,
+                operator,
+                OpClass::NotIndexable,
+                ValueType::Other,
+                None,
+            ));
+        }
+    }
+    match leaves.len() {
+        0 => Cond::Free,
+        1 => leaves.pop().unwrap_or(Cond::Free),
+        _ => Cond::And(leaves),
+    }
 }

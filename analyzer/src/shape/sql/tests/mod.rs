@@ -39,11 +39,7 @@ fn command(text: &str, protocol: SqlProtocol) -> SqlCommand {
 
 /// The canonical JSON of each shape a text lowers to, in order.
 fn canonical_shapes(text: &str) -> Vec<Value> {
-    lower(text)
-        .shapes
-        .iter()
-        .map(|occurrence| canonical(occurrence))
-        .collect()
+    lower(text).shapes.iter().map(canonical).collect()
 }
 
 fn canonical(occurrence: &ShapeOccurrence) -> Value {

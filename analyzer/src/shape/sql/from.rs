@@ -1,0 +1,147 @@
+//! FROM lists and joins: the scope of a query level, and the join conditions that wait for
+//! it to be complete.
+//!
+//! A join's ON clause filters the tables it may drop rows of: all of them for an inner join,
+//! the joined table for a LEFT JOIN, the tables before it for a RIGHT JOIN, none for a FULL
+//! JOIN. The side it preserves gets only the join leaves.
+
+use std::ops::Range;
+
+use sqlparser::ast::{Expr, JoinConstraint, JoinOperator, TableFactor, TableWithJoins};
+
+use super::extract::Lowerer;
+use super::frame::{Filters, Frame};
+use super::names::{self, TableRef};
+use super::predicate::{leaf, Cond, JOIN_OPERATOR};
+use crate::shape::{OpClass, Target, ValueType};
+
+impl Lowerer<'_> {
+    /// Add one FROM entry and its joins to the scope; ON clauses are kept for later.
+    pub(super) fn add_from<'a>(
+        &mut self,
+        frame: &mut Frame,
+        item: &'a TableWithJoins,
+        on: &mut Vec<(Joined<'a>, Filters)>,
+    ) {
+        let first = frame.scope.tables.len();
+        self.relation(frame, &item.relation, on);
+        for join in &item.joins {
+            let start = frame.scope.tables.len();
+            self.relation(frame, &join.relation, on);
+            let end = frame.scope.tables.len();
+            let Some((constraint, filters)) =
+                join_filters(&join.join_operator, first..start, start..end)
+            else {
+                continue;
+            };
+            match constraint {
+                JoinConstraint::On(expr) => on.push((Joined::On(expr), filters)),
+                // USING (col): the column of the table joined and of the one just before it
+                // (without the catalog, the nearest left table is the best guess).
+                JoinConstraint::Using(columns) if start > first && end > start => {
+                    for column in columns {
+                        if let Some(name) =
+                            names::parts(column).and_then(|parts| parts.last().cloned())
+                        {
+                            on.push((
+                                Joined::Using {
+                                    left: start - 1,
+                                    right: start,
+                                    column: name,
+                                },
+                                Filters::All,
+                            ));
+                        }
+                    }
+                }
+                JoinConstraint::Using(_) | JoinConstraint::Natural | JoinConstraint::None => {}
+            }
+        }
+    }
+
+    fn relation<'a>(
+        &mut self,
+        frame: &mut Frame,
+        factor: &'a TableFactor,
+        on: &mut Vec<(Joined<'a>, Filters)>,
+    ) {
+        let entry = match factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => match (names::parts(name), args) {
+                (Some(parts), None) => match parts.as_slice() {
+                    [single] if self.ctes.contains(single) => {
+                        TableRef::opaque(Some(single.clone()), alias.as_ref())
+                    }
+                    _ => TableRef::table(self.database, &parts, alias.as_ref()),
+                },
+                _ => TableRef::opaque(None, alias.as_ref()),
+            },
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                self.query(subquery);
+                TableRef::opaque(None, alias.as_ref())
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                self.add_from(frame, table_with_joins, on);
+                return;
+            }
+            _ => TableRef::opaque(None, None),
+        };
+        frame.scope.tables.push(entry);
+    }
+}
+
+/// A join condition awaiting the complete scope.
+pub(super) enum Joined<'a> {
+    /// `ON expr`.
+    On(&'a Expr),
+    /// `USING (column)` between two tables of the scope.
+    Using {
+        left: usize,
+        right: usize,
+        column: String,
+    },
+}
+
+/// The constraint of a join and the tables its ON clause filters: an outer join does not
+/// filter the side it preserves.
+fn join_filters(
+    operator: &JoinOperator,
+    left: Range<usize>,
+    right: Range<usize>,
+) -> Option<(&JoinConstraint, Filters)> {
+    Some(match operator {
+        JoinOperator::Join(constraint)
+        | JoinOperator::Inner(constraint)
+        | JoinOperator::CrossJoin(constraint)
+        | JoinOperator::Semi(constraint)
+        | JoinOperator::Anti(constraint)
+        | JoinOperator::StraightJoin(constraint)
+        | JoinOperator::AsOf { constraint, .. } => (constraint, Filters::All),
+        JoinOperator::Left(constraint)
+        | JoinOperator::LeftOuter(constraint)
+        | JoinOperator::LeftSemi(constraint)
+        | JoinOperator::LeftAnti(constraint) => (constraint, Filters::Only(right)),
+        JoinOperator::Right(constraint)
+        | JoinOperator::RightOuter(constraint)
+        | JoinOperator::RightSemi(constraint)
+        | JoinOperator::RightAnti(constraint) => (constraint, Filters::Only(left)),
+        JoinOperator::FullOuter(constraint) => (constraint, Filters::None),
+        _ => return None,
+    })
+}
+
+pub(super) fn join_leaf(table: usize, column: &str) -> Cond {
+    leaf(
+        table,
+        Target::Field(column.to_owned()),
+        JOIN_OPERATOR,
+        OpClass::Eq,
+        ValueType::Other,
+        None,
+    )
+}
