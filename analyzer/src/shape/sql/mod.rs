@@ -68,6 +68,10 @@ mod tests;
 
 pub use cache::SqlCache;
 
+use std::borrow::Cow;
+
+use sqlparser::ast::{CopySource, Statement};
+
 use super::Lowering;
 use crate::command::SqlProtocol;
 use extract::Lowerer;
@@ -122,7 +126,7 @@ fn lower_tokens(database: &str, tokens: guard::Tokens, protocol: SqlProtocol) ->
         unsupported |= lowerer.unsupported;
         let normalized = match lowerer.shapes.is_empty() {
             true => None,
-            false => normalize::normalized(statement, &lowerer.kept),
+            false => normalize::normalized(&explainable(statement), &lowerer.kept),
         };
         for mut occurrence in lowerer.shapes {
             occurrence.normalized_sql = normalized.clone();
@@ -134,6 +138,18 @@ fn lower_tokens(database: &str, tokens: guard::Tokens, protocol: SqlProtocol) ->
         lowering.rejected = Some(SQL_UNSUPPORTED);
     }
     lowering
+}
+
+/// The statement EXPLAIN can run for the shapes of `statement`: the query of a
+/// `COPY (query) TO`, since COPY itself cannot be explained; the statement itself otherwise.
+fn explainable(statement: &Statement) -> Cow<'_, Statement> {
+    match statement {
+        Statement::Copy {
+            source: CopySource::Query(query),
+            ..
+        } => Cow::Owned(Statement::Query(query.clone())),
+        other => Cow::Borrowed(other),
+    }
 }
 
 fn refused(refusal: Refusal) -> Lowering {
