@@ -8,7 +8,8 @@
 //!   items (`status IN ('QUEUED', 'PENDING')`);
 //! - a JSON key inside an indexable expression (`payload->>'kind'`), which names a part of
 //!   the schema, when it matches [`is_json_key`];
-//! - a token-like argument of an indexable function (`date_trunc('day', created_at)`);
+//! - a token-like argument of an indexable function (`date_trunc('day', created_at)`) or
+//!   time zone (`ts AT TIME ZONE 'UTC'`);
 //! - a position in `ORDER BY 2` / `GROUP BY 1`, which names a select-list column.
 //!
 //! A literal that does not pass these tests is replaced everywhere: in shapes by its type, in

@@ -1,9 +1,10 @@
 //! One side of a comparison: a column (or an indexable expression of one), a value, or
 //! columns inside something no index can serve.
 //!
-//! An indexable expression is a column wrapped in functions, casts and JSON accesses, with
-//! nothing beside it but code-like literals: `lower(email)`, `date(ts)`, `created_at::date`,
-//! `payload->>'kind'`, `date_trunc('day', created_at)`. Its [`Target::Expression`] text is
+//! An indexable expression is a column wrapped in functions, casts, `EXTRACT`, `AT TIME ZONE`
+//! and JSON accesses, with nothing beside it but code-like literals: `lower(email)`,
+//! `date(ts)`, `created_at::date`, `payload->>'kind'`, `date_trunc('day', created_at)`,
+//! `(ts AT TIME ZONE 'UTC')::date`. Its [`Target::Expression`] text is
 //! rendered from the syntax tree with names only (see `canonical`), so two
 //! spellings of one expression are one target.
 
@@ -203,6 +204,17 @@ fn indexable(expr: &Expr, literals: &mut Vec<Span>) -> bool {
             right,
         } => indexable(left, literals) && json_key(right, literals),
         Expr::Function(function) => indexable_function(function, literals),
+        Expr::Extract { expr, .. } => indexable(expr, literals),
+        Expr::AtTimeZone {
+            timestamp,
+            time_zone,
+        } => match string_literal(time_zone) {
+            Some((zone, span)) if is_enum_token(zone) && indexable(timestamp, literals) => {
+                literals.push(span);
+                true
+            }
+            _ => false,
+        },
         _ => false,
     }
 }

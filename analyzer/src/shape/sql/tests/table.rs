@@ -156,6 +156,39 @@ fn function_expressions() {
 }
 
 #[test]
+fn extract_and_time_zone_expressions() {
+    case(
+        "SELECT * FROM orders WHERE (created_at AT TIME ZONE 'UTC')::date = $1 \
+         AND extract(year FROM created_at) = 2024 AND created_at AT TIME ZONE $2 > now()",
+        vec![select("orders")
+            .filter(vec![
+                expression(
+                    r#""created_at" AT TIME ZONE ?"#,
+                    "created_at",
+                    ">",
+                    "not_indexable",
+                    "other",
+                ),
+                expression(
+                    r#"("created_at" AT TIME ZONE 'UTC')::DATE"#,
+                    "created_at",
+                    "=",
+                    "eq",
+                    "param",
+                ),
+                expression(
+                    r#"EXTRACT(YEAR FROM "created_at")"#,
+                    "created_at",
+                    "=",
+                    "eq",
+                    "param",
+                ),
+            ])
+            .json()],
+    );
+}
+
+#[test]
 fn like_prefix_infix_and_ilike() {
     case(
         "SELECT id FROM products WHERE name LIKE 'abc%'",
