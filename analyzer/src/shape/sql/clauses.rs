@@ -18,6 +18,7 @@ use super::frame::Frame;
 use super::names::{self, fold};
 use super::operand::{columns, operand, strip_nested};
 use crate::shape::{SortKey, Target};
+use sqlparser::tokenizer::Span;
 
 impl Lowerer<'_> {
     /// Lower the subqueries inside expressions (not those nested in other subqueries: each
@@ -109,23 +110,37 @@ fn item_expr(item: &SelectItem) -> Option<&Expr> {
     }
 }
 
-/// The select-list expression an ORDER BY / GROUP BY entry names by position or alias, or
-/// the entry itself. A position is code, not a value: it stays in the normalized text.
-fn output_expr<'s>(select: &'s Select, expr: &'s Expr, kept: &mut Kept) -> &'s Expr {
+/// The largest select-list position PostgreSQL accepts (its limit on target entries).
+const MAX_POSITION: usize = 1664;
+
+/// A select-list position (`ORDER BY 2`): a small integer literal, and where it is written.
+/// A position is code, not a value: it stays in the normalized text, where a parameter
+/// would sort by a constant (or be refused after a UNION).
+pub(super) fn position(expr: &Expr) -> Option<(usize, Span)> {
     match strip_nested(expr) {
         Expr::Value(ValueWithSpan {
-            value: Value::Number(position, _),
+            value: Value::Number(text, false),
             span,
-        }) => {
-            kept.keep(*span);
-            position
-                .parse::<usize>()
-                .ok()
-                .and_then(|position| position.checked_sub(1))
-                .and_then(|index| select.projection.get(index))
-                .and_then(item_expr)
-                .unwrap_or(expr)
-        }
+        }) => match text.parse::<usize>() {
+            Ok(position @ 1..=MAX_POSITION) => Some((position, *span)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The select-list expression an ORDER BY / GROUP BY entry names by position or alias, or
+/// the entry itself.
+fn output_expr<'s>(select: &'s Select, expr: &'s Expr, kept: &mut Kept) -> &'s Expr {
+    if let Some((position, span)) = position(expr) {
+        kept.keep(span);
+        return select
+            .projection
+            .get(position - 1)
+            .and_then(item_expr)
+            .unwrap_or(expr);
+    }
+    match strip_nested(expr) {
         Expr::Identifier(name) => {
             let name = fold(name);
             select

@@ -13,11 +13,12 @@
 //! - `writes`: INSERT, COPY and the write load.
 
 use sqlparser::ast::{
-    Delete, Expr, FromTable, LimitClause, OrderByExpr, OrderByKind, Query, Select, SetExpr,
-    Statement, Update, UpdateTableFromKind,
+    Delete, Distinct, Expr, FromTable, LimitClause, OrderByExpr, OrderByKind, Query, Select,
+    SetExpr, Statement, Update, UpdateTableFromKind,
 };
 
 use super::classify::Classifier;
+use super::clauses::position;
 use super::constants::Kept;
 use super::frame::{Filters, Frame};
 use super::from::{join_leaf, Joined};
@@ -50,10 +51,12 @@ pub(super) struct Lowerer<'d> {
 }
 
 /// ORDER BY, LIMIT and OFFSET of a query, applied to its SELECT.
-pub(super) struct Modifiers<'q> {
-    pub(super) order_by: &'q [OrderByExpr],
-    pub(super) limit: bool,
-    pub(super) skip: bool,
+struct Modifiers<'q> {
+    order_by: &'q [OrderByExpr],
+    /// LIMIT or FETCH FIRST present.
+    limit: bool,
+    /// OFFSET present.
+    skip: bool,
 }
 
 impl<'q> Modifiers<'q> {
@@ -126,6 +129,12 @@ impl<'d> Lowerer<'d> {
             }
         }
         let modifiers = Modifiers::of(query);
+        // Positions stay positions even where no SELECT takes the sort (after a UNION).
+        for key in modifiers.order_by {
+            if let Some((_, span)) = position(&key.expr) {
+                self.kept.keep(span);
+            }
+        }
         self.set_expr(&query.body, Some(&modifiers));
         self.ctes.truncate(visible);
         self.nesting -= 1;
@@ -164,10 +173,7 @@ impl<'d> Lowerer<'d> {
             frame.limit = modifiers.limit;
             frame.skip = modifiers.skip;
         }
-        if matches!(
-            select.distinct,
-            Some(sqlparser::ast::Distinct::Distinct | sqlparser::ast::Distinct::On(_))
-        ) {
+        if matches!(select.distinct, Some(Distinct::Distinct | Distinct::On(_))) {
             frame.options.push("distinct".to_owned());
         }
         let shapes = frame.shapes("select");

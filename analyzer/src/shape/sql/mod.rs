@@ -85,8 +85,8 @@ pub const SQL_UNSUPPORTED: &str = "sql_unsupported";
 /// Lower one SQL text, without the cache. Never panics.
 ///
 /// Walking a syntax tree takes stack in proportion to its depth (several KiB a level in a
-/// debug build), so a statement deeper than [`INLINE_DEPTH`] is lowered on a scoped thread
-/// of its own with a [`DEEP_STACK`] stack; the rest, nearly all traffic, runs inline and
+/// debug build), so a statement deeper than `INLINE_DEPTH` is lowered on a scoped thread
+/// of its own with a `DEEP_STACK` stack; the rest, nearly all traffic, runs inline and
 /// needs well under 1 MiB.
 pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
     let tokens = match guard::tokenize(text) {

@@ -193,8 +193,17 @@ fn constants_bind_to_the_table_they_test() {
     );
 }
 
+/// The normalized text of a statement, which every shape of it carries.
 fn normalized(text: &str) -> String {
-    only(text).normalized_sql.unwrap_or_default()
+    let lowering = lower(text);
+    let texts: Vec<_> = lowering
+        .shapes
+        .iter()
+        .map(|o| o.normalized_sql.clone())
+        .collect();
+    assert!(!texts.is_empty(), "{text}");
+    assert!(texts.iter().all(|each| *each == texts[0]), "{text}");
+    texts[0].clone().unwrap_or_default()
 }
 
 #[test]
@@ -239,6 +248,14 @@ fn normalized_statements_stay_valid_postgresql() {
         (
             "SELECT /*+ SeqScan(events) */ id FROM events WHERE date_trunc('day', ts) = '2024-01-01'",
             "SELECT id FROM events WHERE date_trunc('day', ts) = $1",
+        ),
+        (
+            "SELECT id, n FROM a UNION SELECT id, n FROM b WHERE n > 3 ORDER BY 2, 1 LIMIT 5000000000",
+            "SELECT id, n FROM a UNION SELECT id, n FROM b WHERE n > $1::INTEGER ORDER BY 2, 1 LIMIT $2",
+        ),
+        (
+            "SELECT id FROM events ORDER BY 99999, 0",
+            "SELECT id FROM events ORDER BY $1::INTEGER, $2::INTEGER",
         ),
         (
             "UPDATE events SET n = n + 1, name = 'x' WHERE id = $9",
