@@ -97,9 +97,8 @@ impl Classifier<'_> {
             Expr::IsFalse(inner) => self.boolean(inner, false),
             Expr::IsNotTrue(inner) => self.unary(inner, op("IS NOT TRUE", Ne)),
             Expr::IsNotFalse(inner) => self.unary(inner, op("IS NOT FALSE", Ne)),
-            Expr::IsUnknown(inner) | Expr::IsNotUnknown(inner) => {
-                self.unary(inner, op("IS UNKNOWN", NotIndexable))
-            }
+            Expr::IsUnknown(inner) => self.unary(inner, op("IS UNKNOWN", NotIndexable)),
+            Expr::IsNotUnknown(inner) => self.unary(inner, op("IS NOT UNKNOWN", NotIndexable)),
             Expr::IsDistinctFrom(left, right) => self.compare(
                 left,
                 right,
