@@ -10,7 +10,8 @@
 //!   the schema, when it matches [`is_json_key`];
 //! - a token-like argument of an indexable function (`date_trunc('day', created_at)`) or
 //!   time zone (`ts AT TIME ZONE 'UTC'`);
-//! - a position in `ORDER BY 2` / `GROUP BY 1`, which names a select-list column.
+//! - a position in `ORDER BY 2` / `GROUP BY 1` (an integer up to 1664, PostgreSQL's limit
+//!   on select-list entries), which names a select-list column.
 //!
 //! A literal that does not pass these tests is replaced everywhere: in shapes by its type, in
 //! normalized SQL by a `$n` parameter. [`Kept`] records, by source position, the literals that

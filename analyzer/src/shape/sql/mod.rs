@@ -28,11 +28,16 @@
 //! kept anywhere: not in a shape, a constant, the normalized text or an error. `IS NULL` and
 //! `IS NOT NULL` need no constant; they are part of the shape.
 //!
+//! Expression targets keep the code-like literals that define them (the JSON key of
+//! `payload->>'kind'`, the `'day'` of `date_trunc('day', ts)`), since an expression index
+//! needs them; see `constants` for the exact tests.
+//!
 //! ## Normalized statement
 //! Each occurrence carries the statement re-rendered by sqlparser with every literal and
-//! parameter replaced by `$1..$n` in order, except booleans, `NULL` and the kept tokens,
-//! which stay as written so that `EXPLAIN (GENERIC_PLAN)` of it still matches a partial
-//! index. See `normalize` for the rewrites that keep it valid PostgreSQL.
+//! parameter replaced by `$1..$n` in order, except booleans, `NULL`, the kept tokens, the
+//! literals of expression targets and select-list positions (`ORDER BY 2`), which stay as
+//! written so that `EXPLAIN (GENERIC_PLAN)` of it still matches partial and expression
+//! indexes. See `normalize` for the rewrites that keep it valid PostgreSQL.
 //!
 //! ## Layout
 //! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
