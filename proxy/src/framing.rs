@@ -188,7 +188,7 @@ mod tests {
         }
         fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if len < 4 || len > 1 << 20 {
+            if !(4..=1 << 20).contains(&len) {
                 return Err(DecodeError::new("bad_length", format!("length {len}")));
             }
             Ok(len)

@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod cli;
 pub mod error;
 pub mod framing;
 pub mod mongo;

@@ -308,3 +308,114 @@ fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::metrics::Metrics;
+    use crate::tap::DecodeError;
+    use tokio::io::duplex;
+
+    /// 4-byte little-endian length including itself.
+    struct LenPrefix;
+
+    impl Framer for LenPrefix {
+        fn header_len(&self) -> usize {
+            4
+        }
+        fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if len < 4 {
+                return Err(DecodeError::new("bad_length", "short"));
+            }
+            Ok(len)
+        }
+    }
+
+    fn frames(count: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..count {
+            let body = vec![(i % 251) as u8; (i * 37) % 3000];
+            out.extend_from_slice(&((body.len() + 4) as u32).to_le_bytes());
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// Write `data` in uneven chunks, then half-close.
+    async fn feed<W: AsyncWrite + Unpin>(mut w: W, data: Vec<u8>) {
+        let mut offset = 0;
+        let mut step = 1;
+        while offset < data.len() {
+            let end = (offset + step).min(data.len());
+            w.write_all(&data[offset..end]).await.expect("write");
+            offset = end;
+            step = step * 7 % 5003 + 1;
+        }
+        w.shutdown().await.expect("shutdown");
+    }
+
+    async fn drain<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.expect("read");
+        out
+    }
+
+    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, u64) {
+        let metrics = Metrics::new().listener("test", "test");
+        let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
+        let (client, proxy_client) = duplex(8192);
+        let (proxy_upstream, upstream) = duplex(8192);
+        let relay = Relay {
+            request_framer: LenPrefix,
+            reply_framer: LenPrefix,
+            max_inspect: 1024,
+            reply_rewrite: rewrite,
+            tap: Some(tap),
+            metrics: metrics.clone(),
+        };
+        let requests = frames(400);
+        let replies = frames(300);
+        let (client_read, client_write) = tokio::io::split(client);
+        let (upstream_read, upstream_write) = tokio::io::split(upstream);
+        let relayed = tokio::spawn(relay.run(
+            tokio::io::split(proxy_client),
+            tokio::io::split(proxy_upstream),
+        ));
+        let (_, _, at_upstream, at_client) = tokio::join!(
+            feed(client_write, requests.clone()),
+            feed(upstream_write, replies.clone()),
+            drain(upstream_read),
+            drain(client_read),
+        );
+        relayed.await.expect("join").expect("relay");
+        assert_eq!(at_upstream, requests, "client → upstream bytes changed");
+        assert_eq!(at_client, replies, "upstream → client bytes changed");
+        let mut tapped = 0;
+        while receiver.frames.try_recv().is_ok() {
+            tapped += 1;
+        }
+        (tapped, metrics.tap_dropped.get())
+    }
+
+    #[tokio::test]
+    async fn bytes_arrive_unchanged_both_ways() {
+        let (tapped, dropped) = relay_once(None, 10_000).await;
+        // Frames over the 1024-byte cap are forwarded but not tapped.
+        assert!(tapped > 200, "only {tapped} frames tapped");
+        assert_eq!(dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn store_and_forward_path_is_transparent_when_nothing_is_rewritten() {
+        let (tapped, _) = relay_once(Some(Arc::new(|_: &[u8]| None)), 10_000).await;
+        assert!(tapped > 200);
+    }
+
+    #[tokio::test]
+    async fn a_slow_inspector_costs_samples_not_bytes() {
+        let (tapped, dropped) = relay_once(None, 1).await;
+        assert!(dropped > 0, "a one-slot tap must drop");
+        assert!(tapped <= 1);
+    }
+}

@@ -1,1 +1,444 @@
-//! (Being written.)
+//! Listeners, accept loops and lifecycle.
+//!
+//! Everything binds before anything serves, so a bad address fails the start, not the first
+//! connection. On SIGTERM or SIGINT: stop accepting, let in-flight connections finish for up
+//! to the grace period, flush the state, exit 0.
+//!
+//! ## Layout
+//! - [`run`]: the whole `indextap proxy` lifetime.
+//! - `serve_mongo` / `serve_postgres`: one accept loop per listener, one task per connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indextap_analyzer::aggregate::Aggregator;
+use indextap_config::{
+    Config, MongoListener, PostgresListener, TlsMode, UpstreamTls as ConfigUpstreamTls,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::metrics::{ListenerMetrics, Metrics};
+use crate::admin::routes::{self, AdminState};
+use crate::catalog::CatalogSources;
+use crate::error::Side;
+use crate::mongo::{rewrite_topology, MongoFramer, MongoSession};
+use crate::pipeline::{inspect_connection, Analysis};
+use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings, UpstreamTls};
+use crate::relay::{Relay, ReplyRewrite, Tap};
+use crate::state::{LoadOutcome, StateFile};
+use crate::tap::Inspector;
+
+/// How long connecting to an upstream may take before the client is let go.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every connection task shares.
+struct Shared {
+    analysis: Analysis,
+    tap_capacity: usize,
+    max_inspect: usize,
+}
+
+/// Run the proxy until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let aggregator = Arc::new(Aggregator::new(config.capture.max_shapes));
+    let state_file = config
+        .state
+        .dir
+        .as_ref()
+        .map(|dir| Arc::new(StateFile::new(dir)));
+    if let Some(state) = &state_file {
+        restore(state, &aggregator);
+    }
+
+    // Bind everything first.
+    let admin = TcpListener::bind(&config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on admin.listen {}", config.admin.listen))?;
+    let mut mongo = Vec::new();
+    for spec in &config.mongo.listeners {
+        let listener = TcpListener::bind(&spec.listen)
+            .await
+            .with_context(|| format!("cannot listen on MongoDB listener {}", spec.listen))?;
+        mongo.push((listener, spec.clone()));
+    }
+    let mut postgres = Vec::new();
+    for spec in &config.postgres.listeners {
+        let listener = TcpListener::bind(&spec.listen)
+            .await
+            .with_context(|| format!("cannot listen on PostgreSQL listener {}", spec.listen))?;
+        let tls = pg_tls_settings(spec)
+            .with_context(|| format!("TLS settings of PostgreSQL listener {}", spec.listen))?;
+        postgres.push((listener, spec.clone(), tls));
+    }
+
+    let analysis = Analysis::start(
+        aggregator.clone(),
+        config.capture.analysis_queue,
+        config.capture.sql_cache_entries,
+        config.capture.workers,
+    );
+    let shared = Arc::new(Shared {
+        analysis,
+        tap_capacity: config.capture.channel_capacity,
+        max_inspect: config.capture.max_inspect_bytes,
+    });
+    let shutdown = CancellationToken::new();
+    let connections = TaskTracker::new();
+
+    let token = crate::admin::token(&config.admin)?;
+    let admin_state = Arc::new(AdminState {
+        aggregator: aggregator.clone(),
+        metrics: metrics.clone(),
+        catalog: CatalogSources::from_config(&config),
+        token,
+    });
+    let admin_shutdown = shutdown.clone();
+    let admin_task = tokio::spawn(async move {
+        let served = axum::serve(admin, routes::router(admin_state))
+            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the admin API stopped");
+        }
+    });
+
+    for (listener, spec) in mongo {
+        let name = spec.effective_name();
+        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, "MongoDB listener ready");
+        let listener_metrics = metrics.listener(&name, "mongodb");
+        tokio::spawn(serve_mongo(
+            listener,
+            spec,
+            listener_metrics,
+            shared.clone(),
+            shutdown.clone(),
+            connections.clone(),
+        ));
+    }
+    for (listener, spec, tls) in postgres {
+        let name = spec.effective_name();
+        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, "PostgreSQL listener ready");
+        let listener_metrics = metrics.listener(&name, "postgresql");
+        tokio::spawn(serve_postgres(
+            listener,
+            spec,
+            Arc::new(tls),
+            listener_metrics,
+            shared.clone(),
+            shutdown.clone(),
+            connections.clone(),
+        ));
+    }
+    if let Some(state) = state_file.clone() {
+        let interval = Duration::from_secs(config.state.interval_secs.max(1));
+        tokio::spawn(flush_every(
+            state,
+            aggregator.clone(),
+            interval,
+            shutdown.clone(),
+        ));
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections");
+    shutdown.cancel();
+    connections.close();
+    let grace = Duration::from_secs(config.shutdown.grace_secs);
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "grace period over: closing the connections still open"
+        );
+    }
+    let _ = admin_task.await;
+    if let Some(state) = &state_file {
+        flush(state, &aggregator);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Accept until shutdown; transient accept errors (out of file descriptors) back off.
+async fn accept_next(listener: &TcpListener, shutdown: &CancellationToken) -> Option<TcpStream> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some(stream);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connect_upstream(address: &str, metrics: &ListenerMetrics) -> Option<TcpStream> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Ok(Err(error)) => {
+            metrics.upstream_connect_errors.inc();
+            tracing::warn!(listener = %metrics.listener, upstream = %address, %error, "upstream error while connecting; closing the client");
+            None
+        }
+        Err(_) => {
+            metrics.upstream_connect_errors.inc();
+            tracing::warn!(listener = %metrics.listener, upstream = %address, "upstream connect timed out; closing the client");
+            None
+        }
+    }
+}
+
+/// Start a connection's inspection task; the returned tap feeds it.
+fn start_inspection(
+    inspector: Box<dyn Inspector>,
+    metrics: &ListenerMetrics,
+    shared: &Shared,
+) -> Tap {
+    let (tap, receiver) = Tap::channel(shared.tap_capacity, metrics.tap_dropped.clone());
+    tokio::spawn(inspect_connection(
+        receiver,
+        inspector,
+        shared.analysis.clone(),
+        metrics.clone(),
+    ));
+    tap
+}
+
+async fn serve_mongo(
+    listener: TcpListener,
+    spec: MongoListener,
+    metrics: ListenerMetrics,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    let advertise = spec.effective_advertise().to_string();
+    let rewrite: ReplyRewrite = Arc::new(move |frame: &[u8]| rewrite_topology(frame, &advertise));
+    while let Some(client) = accept_next(&listener, &shutdown).await {
+        metrics.connections_total.inc();
+        let metrics = metrics.clone();
+        let shared = shared.clone();
+        let upstream = spec.upstream.clone();
+        let rewrite = rewrite.clone();
+        connections.spawn(async move {
+            metrics.connections_active.inc();
+            if let Some(server) = connect_upstream(&upstream, &metrics).await {
+                let tap = start_inspection(Box::new(MongoSession::new()), &metrics, &shared);
+                let relay = Relay {
+                    request_framer: MongoFramer,
+                    reply_framer: MongoFramer,
+                    max_inspect: shared.max_inspect,
+                    reply_rewrite: Some(rewrite),
+                    tap: Some(tap),
+                    metrics: metrics.clone(),
+                };
+                if let Err(error) = relay.run(client.into_split(), server.into_split()).await {
+                    tracing::debug!(listener = %metrics.listener, %error, "connection ended");
+                }
+            }
+            metrics.connections_active.dec();
+        });
+    }
+}
+
+async fn serve_postgres(
+    listener: TcpListener,
+    spec: PostgresListener,
+    tls: Arc<PgTlsSettings>,
+    metrics: ListenerMetrics,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    while let Some(client) = accept_next(&listener, &shutdown).await {
+        metrics.connections_total.inc();
+        let metrics = metrics.clone();
+        let shared = shared.clone();
+        let upstream = spec.upstream.clone();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            metrics.connections_active.inc();
+            relay_postgres(client, &upstream, &tls, &metrics, &shared).await;
+            metrics.connections_active.dec();
+        });
+    }
+}
+
+/// One PostgreSQL connection: the startup phase, then the relay.
+async fn relay_postgres(
+    client: TcpStream,
+    upstream: &str,
+    tls: &PgTlsSettings,
+    metrics: &ListenerMetrics,
+    shared: &Shared,
+) {
+    let negotiated = match negotiate(client, upstream, tls).await {
+        Ok(negotiated) => negotiated,
+        Err(error) => {
+            if error.side == Side::Upstream {
+                metrics.upstream_connect_errors.inc();
+            }
+            tracing::warn!(listener = %metrics.listener, %error, "PostgreSQL session did not start");
+            return;
+        }
+    };
+    let Negotiated::Relay {
+        client,
+        upstream,
+        database,
+        inspect,
+        encrypted_to_client,
+    } = negotiated
+    else {
+        metrics.event("cancel_request");
+        return;
+    };
+    if encrypted_to_client {
+        metrics.event("tls_client_session");
+    }
+    let tap = if inspect {
+        Some(start_inspection(
+            Box::new(PgSession::new(database)),
+            metrics,
+            shared,
+        ))
+    } else {
+        metrics.uninspected("tls_passthrough");
+        None
+    };
+    let relay = Relay {
+        request_framer: PgFramer,
+        reply_framer: PgFramer,
+        max_inspect: shared.max_inspect,
+        reply_rewrite: None,
+        tap,
+        metrics: metrics.clone(),
+    };
+    if let Err(error) = relay
+        .run(tokio::io::split(client), tokio::io::split(upstream))
+        .await
+    {
+        tracing::debug!(listener = %metrics.listener, %error, "connection ended");
+    }
+}
+
+/// The listener's TLS configuration as the startup phase needs it.
+fn pg_tls_settings(spec: &PostgresListener) -> anyhow::Result<PgTlsSettings> {
+    let tls = &spec.tls;
+    let settings = match tls.mode {
+        TlsMode::Refuse => PgTlsSettings::refuse(),
+        TlsMode::Passthrough => PgTlsSettings::passthrough(),
+        TlsMode::Terminate => {
+            let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
+                anyhow::bail!("tls.mode = terminate needs tls.cert_file and tls.key_file");
+            };
+            PgTlsSettings::terminate_from_pem_files(cert, key)?
+        }
+    };
+    let host = spec
+        .upstream
+        .rsplit_once(':')
+        .map_or(spec.upstream.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let upstream = match (tls.upstream, &tls.upstream_ca_file) {
+        (ConfigUpstreamTls::Disable, _) => UpstreamTls::Off,
+        (ConfigUpstreamTls::Require, Some(ca)) => UpstreamTls::verify_with_ca_file(ca, host)?,
+        (ConfigUpstreamTls::Require, None) => UpstreamTls::accept_any_certificate(host)?,
+    };
+    Ok(settings.with_upstream(upstream))
+}
+
+/// Load the state file into the aggregator; a bad file was moved aside and is reported.
+fn restore(state: &StateFile, aggregator: &Aggregator) {
+    match state.load() {
+        Ok(LoadOutcome::Fresh) => {
+            tracing::info!(path = %state.path().display(), "no state file: starting fresh")
+        }
+        Ok(LoadOutcome::Restored(snapshot)) => {
+            aggregator.restore(&snapshot);
+            tracing::info!(path = %state.path().display(), shapes = snapshot.shapes.len(), "state restored");
+        }
+        Ok(LoadOutcome::MovedAside {
+            path,
+            reason,
+            detail,
+        }) => tracing::error!(
+            moved_to = %path.display(), reason, %detail,
+            "the state file was unusable and has been moved aside; starting fresh"
+        ),
+        Err(error) => tracing::error!(%error, "cannot read the state file; starting fresh"),
+    }
+}
+
+/// Write the aggregate now.
+fn flush(state: &StateFile, aggregator: &Aggregator) {
+    match state.save(&aggregator.snapshot()) {
+        Ok(()) => tracing::debug!(path = %state.path().display(), "state saved"),
+        Err(error) => tracing::error!(%error, "cannot save the state file"),
+    }
+}
+
+/// Write the aggregate every `interval` until shutdown (the final flush is the caller's).
+async fn flush_every(
+    state: Arc<StateFile>,
+    aggregator: Arc<Aggregator>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {
+                let state = state.clone();
+                let aggregator = aggregator.clone();
+                // Serialising and fsyncing is blocking work: keep it off the data path's threads.
+                let _ = tokio::task::spawn_blocking(move || flush(&state, &aggregator)).await;
+            }
+        }
+    }
+}

@@ -199,35 +199,42 @@ impl Metrics {
             listener: listener.to_string(),
             direction: d.to_string(),
         };
+        // One statement per lookup: `get_or_create` returns a read guard, and a second
+        // lookup that must insert takes the write lock. Two guards alive in one expression
+        // would deadlock.
+        let connections_total = self.connections_total.get_or_create(&labels).clone();
+        let connections_active = self.connections_active.get_or_create(&labels).clone();
+        let upstream_connect_errors = self.upstream_connect_errors.get_or_create(&labels).clone();
+        let bytes_to_upstream = self.bytes.get_or_create(&direction("to_upstream")).clone();
+        let bytes_to_client = self.bytes.get_or_create(&direction("to_client")).clone();
+        let latency_to_upstream = self
+            .added_latency
+            .get_or_create(&direction("to_upstream"))
+            .clone();
+        let latency_to_client = self
+            .added_latency
+            .get_or_create(&direction("to_client"))
+            .clone();
+        let stage = |stage: &str| StageLabels {
+            listener: listener.to_string(),
+            stage: stage.to_string(),
+        };
+        let tap_dropped = self.dropped_samples.get_or_create(&stage("tap")).clone();
+        let analysis_dropped = self
+            .dropped_samples
+            .get_or_create(&stage("analysis"))
+            .clone();
         ListenerMetrics {
             listener: listener.to_string(),
-            connections_total: self.connections_total.get_or_create(&labels).clone(),
-            connections_active: self.connections_active.get_or_create(&labels).clone(),
-            upstream_connect_errors: self.upstream_connect_errors.get_or_create(&labels).clone(),
-            bytes_to_upstream: self.bytes.get_or_create(&direction("to_upstream")).clone(),
-            bytes_to_client: self.bytes.get_or_create(&direction("to_client")).clone(),
-            latency_to_upstream: self
-                .added_latency
-                .get_or_create(&direction("to_upstream"))
-                .clone(),
-            latency_to_client: self
-                .added_latency
-                .get_or_create(&direction("to_client"))
-                .clone(),
-            tap_dropped: self
-                .dropped_samples
-                .get_or_create(&StageLabels {
-                    listener: listener.to_string(),
-                    stage: "tap".to_string(),
-                })
-                .clone(),
-            analysis_dropped: self
-                .dropped_samples
-                .get_or_create(&StageLabels {
-                    listener: listener.to_string(),
-                    stage: "analysis".to_string(),
-                })
-                .clone(),
+            connections_total,
+            connections_active,
+            upstream_connect_errors,
+            bytes_to_upstream,
+            bytes_to_client,
+            latency_to_upstream,
+            latency_to_client,
+            tap_dropped,
+            analysis_dropped,
             messages: self.messages.clone(),
             decode_errors: self.decode_errors.clone(),
             events: self.events.clone(),
@@ -338,5 +345,43 @@ impl ListenerMetrics {
     pub fn drop_observation(&self) {
         self.analysis_dropped.inc();
         self.analysis_dropped_total.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_resolve_and_counts_show_in_the_exposition() {
+        let metrics = Metrics::new();
+        let mongo = metrics.listener("m1", "mongodb");
+        let again = metrics.listener("m1", "mongodb");
+        mongo.connections_total.inc();
+        again.connections_total.inc();
+        mongo.message("OP_MSG");
+        mongo.decode_error("bad_length");
+        mongo.tap_dropped.inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"indextap_connections_total{listener="m1",engine="mongodb"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"indextap_messages_total{listener="m1",kind="OP_MSG"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"indextap_decode_errors_total{listener="m1",reason="bad_length"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"indextap_dropped_samples_total{listener="m1",stage="tap"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("indextap_added_latency_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -1,1 +1,160 @@
-//! (Being written.)
+//! The catalog: what already exists in the databases, and what the planner says.
+//!
+//! The analyzer has no sockets; this module reads existing indexes (MongoDB `listIndexes`,
+//! PostgreSQL `pg_index`) and PostgreSQL planner costs (HypoPG), and hands them to
+//! `indextap_analyzer::advise`. A catalog that cannot be read never stops the advice: it
+//! adds a note saying what could not be checked.
+//!
+//! ## Layout
+//! - [`CatalogSources`]: where to read from.
+//! - [`advise`]: snapshot + catalog → advice.
+//! - [`mongo`]: existing indexes through `listIndexes`.
+//! - [`postgres`]: existing indexes from `pg_index`.
+//! - [`verify`]: HypoPG verification.
+
+pub mod mongo;
+pub mod postgres;
+pub mod verify;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indextap_analyzer::advise::{self, Advice, ExistingIndexes};
+use indextap_analyzer::shape::{Engine, Namespace};
+use indextap_analyzer::snapshot::Snapshot;
+
+/// Where existing indexes and planner costs come from.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogSources {
+    /// MongoDB connection string for `listIndexes`.
+    pub mongo_uri: Option<String>,
+    /// PostgreSQL admin URL for `pg_index` and HypoPG.
+    pub pg_url: Option<String>,
+}
+
+impl CatalogSources {
+    /// From the configuration: the MongoDB admin URI defaults to the first upstream, with no
+    /// credentials, connected directly.
+    pub fn from_config(config: &indextap_config::Config) -> Self {
+        let mongo_uri = config
+            .mongo
+            .admin_uri
+            .as_ref()
+            .map(|uri| uri.expose().to_string())
+            .or_else(|| {
+                config
+                    .mongo
+                    .listeners
+                    .first()
+                    .map(|l| format!("mongodb://{}/?directConnection=true", l.upstream))
+            });
+        let pg_url = config
+            .postgres
+            .admin_url
+            .as_ref()
+            .map(|url| url.expose().to_string());
+        Self { mongo_uri, pg_url }
+    }
+}
+
+fn namespaces(snapshot: &Snapshot, engine: Engine) -> BTreeSet<Namespace> {
+    snapshot
+        .shapes
+        .values()
+        .map(|record| &record.shape.namespace)
+        .filter(|ns| ns.engine == engine)
+        .cloned()
+        .collect()
+}
+
+/// Advice for a snapshot, with existing indexes read and PostgreSQL costs verified where the
+/// catalog can be reached.
+pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
+    let mut existing = ExistingIndexes::new();
+    let mut notes = Vec::new();
+    read_mongo(snapshot, sources, &mut existing, &mut notes).await;
+    read_postgres(snapshot, sources, &mut existing, &mut notes).await;
+    let mut advice = advise::advise(snapshot, &existing);
+    advice.notes.extend(notes);
+    verify::verify_postgres(&mut advice, snapshot, sources).await;
+    advice
+}
+
+async fn read_mongo(
+    snapshot: &Snapshot,
+    sources: &CatalogSources,
+    existing: &mut ExistingIndexes,
+    notes: &mut Vec<String>,
+) {
+    let wanted = namespaces(snapshot, Engine::Mongodb);
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(uri) = &sources.mongo_uri else {
+        notes.push(
+            "existing MongoDB indexes were not read (no admin URI): an index may already exist"
+                .to_string(),
+        );
+        return;
+    };
+    let client = match mongo::client(uri).await {
+        Ok(client) => client,
+        Err(error) => {
+            notes.push(format!("existing MongoDB indexes were not read: {error}"));
+            return;
+        }
+    };
+    for namespace in wanted {
+        match mongo::list_indexes(&client, &namespace).await {
+            Ok(specs) => {
+                existing.insert(namespace, specs);
+            }
+            Err(error) => notes.push(format!(
+                "existing indexes of {namespace} were not read: {error}"
+            )),
+        }
+    }
+}
+
+async fn read_postgres(
+    snapshot: &Snapshot,
+    sources: &CatalogSources,
+    existing: &mut ExistingIndexes,
+    notes: &mut Vec<String>,
+) {
+    let wanted = namespaces(snapshot, Engine::Postgresql);
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(url) = &sources.pg_url else {
+        notes.push(
+            "existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist"
+                .to_string(),
+        );
+        return;
+    };
+    let databases: BTreeSet<&str> = wanted.iter().map(|ns| ns.database.as_str()).collect();
+    for database in databases {
+        let specs = match postgres::connect(url, database).await {
+            Ok(client) => postgres::existing(&client, database).await,
+            Err(error) => Err(error),
+        };
+        match specs {
+            Ok(specs) => {
+                let mut by_table: BTreeMap<Namespace, Vec<_>> = BTreeMap::new();
+                for spec in specs {
+                    by_table
+                        .entry(spec.namespace.clone())
+                        .or_default()
+                        .push(spec);
+                }
+                for namespace in wanted.iter().filter(|ns| ns.database == database) {
+                    let specs = by_table.remove(namespace).unwrap_or_default();
+                    existing.insert(namespace.clone(), specs);
+                }
+            }
+            Err(error) => notes.push(format!(
+                "existing indexes of database {database} were not read: {error}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! PostgreSQL: existing indexes from `pg_index`, and planner evidence through HypoPG.
+//!
+//! ## Layout
+//! - [`connect`]: one connection per database, with the admin URL's credentials.
+//! - [`existing`]: every btree/GIN index of the user's schemas, as [`IndexSpec`]s.
+//! - [`verify`]: EXPLAIN each served shape's generic plan without and with a hypothetical
+//!   index (see `verify.rs`).
+
+use std::time::Duration;
+
+use indextap_analyzer::advise::{Condition, IndexKey, IndexMethod, IndexSpec, PartialTerm};
+use indextap_analyzer::shape::{Namespace, Target};
+use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use tokio_postgres::{Client, NoTls};
+
+/// How long connecting or one catalog query may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connect to `database` with the admin URL's host, port and credentials.
+pub async fn connect(admin_url: &str, database: &str) -> Result<Client, String> {
+    let mut config: tokio_postgres::Config = admin_url
+        .parse()
+        .map_err(|_| "the PostgreSQL admin URL does not parse".to_string())?;
+    config.dbname(database);
+    config.application_name("indextap-catalog");
+    config.connect_timeout(TIMEOUT);
+    let (client, connection) = tokio::time::timeout(TIMEOUT, config.connect(NoTls))
+        .await
+        .map_err(|_| format!("connecting to database {database} timed out"))?
+        .map_err(|e| {
+            format!(
+                "cannot connect to database {database}: {}",
+                sqlstate_or_kind(&e)
+            )
+        })?;
+    tokio::spawn(async move {
+        // The connection task ends when the client is dropped; its error, if any, has
+        // already surfaced through the client.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A database error says only its SQLSTATE: messages can quote values.
+pub fn sqlstate_or_kind(error: &tokio_postgres::Error) -> String {
+    match error.code() {
+        Some(code) => format!("SQLSTATE {}", code.code()),
+        None if error.is_closed() => "connection closed".to_string(),
+        None => "connection error".to_string(),
+    }
+}
+
+const EXISTING_INDEXES: &str = "
+SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique, i.indisprimary,
+       am.amname::text, i.indnkeyatts::int4,
+       pg_get_expr(i.indpred, i.indrelid),
+       array(SELECT pg_get_indexdef(i.indexrelid, k, true)
+               FROM generate_series(1, i.indnatts) AS k ORDER BY k),
+       array(SELECT (i.indoption[k - 1] & 1) = 1
+               FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k),
+       array(SELECT coalesce(opc.opcname::text, '')
+               FROM generate_series(1, i.indnkeyatts) AS k
+               LEFT JOIN pg_opclass opc ON opc.oid = i.indclass[k - 1] ORDER BY k)
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+  JOIN pg_am am ON am.oid = c.relam
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg_toast%'
+   AND i.indisvalid";
+
+/// Every valid btree and GIN index in `database`'s user schemas.
+pub async fn existing(client: &Client, database: &str) -> Result<Vec<IndexSpec>, String> {
+    let rows = tokio::time::timeout(TIMEOUT, client.query(EXISTING_INDEXES, &[]))
+        .await
+        .map_err(|_| "reading pg_index timed out".to_string())?
+        .map_err(|e| format!("reading pg_index failed: {}", sqlstate_or_kind(&e)))?;
+    let mut specs = Vec::new();
+    for row in rows {
+        let catalog_row = CatalogRow {
+            schema: row.get(0),
+            table: row.get(1),
+            name: row.get(2),
+            unique: row.get::<_, bool>(3) || row.get::<_, bool>(4),
+            method: row.get(5),
+            key_count: usize::try_from(row.get::<_, i32>(6)).unwrap_or(0),
+            predicate: row.get(7),
+            columns: row.get(8),
+            descending: row.get(9),
+            opclasses: row.get(10),
+        };
+        if let Some(spec) = catalog_row.into_spec(database) {
+            specs.push(spec);
+        }
+    }
+    Ok(specs)
+}
+
+/// One `pg_index` row, as read.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogRow {
+    /// Schema of the table.
+    pub schema: String,
+    /// The table.
+    pub table: String,
+    /// The index.
+    pub name: String,
+    /// Unique or primary key.
+    pub unique: bool,
+    /// `btree`, `gin`, ...
+    pub method: String,
+    /// Key columns (the rest are INCLUDE columns).
+    pub key_count: usize,
+    /// The partial predicate, as `pg_get_expr` prints it.
+    pub predicate: Option<String>,
+    /// Every column or expression, as `pg_get_indexdef` prints it.
+    pub columns: Vec<String>,
+    /// Per key column: DESC.
+    pub descending: Vec<bool>,
+    /// Per key column: the operator class.
+    pub opclasses: Vec<String>,
+}
+
+impl CatalogRow {
+    /// The row as an [`IndexSpec`], or `None` for what the advisor does not model (hash,
+    /// GiST, BRIN, an unrecognised partial predicate): such an index cannot be assumed to
+    /// serve a candidate.
+    pub fn into_spec(self, database: &str) -> Option<IndexSpec> {
+        let trigram = self.opclasses.iter().any(|o| o.starts_with("gin_trgm"));
+        let method = match (self.method.as_str(), trigram) {
+            ("btree", _) => IndexMethod::Btree,
+            ("gin", true) => IndexMethod::GinTrgm,
+            ("gin", false) => IndexMethod::Gin,
+            _ => return None,
+        };
+        let key_count = self.key_count.min(self.columns.len());
+        let keys = self.columns[..key_count]
+            .iter()
+            .enumerate()
+            .map(|(k, text)| IndexKey {
+                target: target_of(text),
+                direction: if self.descending.get(k).copied().unwrap_or(false) {
+                    -1
+                } else {
+                    1
+                },
+                nulls_first: None,
+            })
+            .collect();
+        let include = self.columns[key_count..]
+            .iter()
+            .map(|c| unquote(c))
+            .collect();
+        let partial = match &self.predicate {
+            Some(text) => partial_terms(text)?,
+            None => Vec::new(),
+        };
+        Some(IndexSpec {
+            namespace: Namespace::postgres(database, self.schema, self.table),
+            keys,
+            method,
+            partial,
+            include,
+            unique: self.unique,
+            name: Some(self.name),
+        })
+    }
+}
+
+/// A key as printed by `pg_get_indexdef`: a column name, or an expression.
+fn target_of(text: &str) -> Target {
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr());
+    match parsed {
+        Ok(Expr::Identifier(ident)) => Target::Field(ident.value),
+        Ok(expr) => Target::Expression {
+            text: expr.to_string(),
+            column: first_column(&expr).unwrap_or_default(),
+        },
+        Err(_) => Target::Field(unquote(text)),
+    }
+}
+
+/// The first column an expression mentions.
+fn first_column(expr: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(expr, |e| {
+        if let Expr::Identifier(ident) = e {
+            found = Some(ident.value.clone());
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+fn unquote(text: &str) -> String {
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .map(|t| t.replace("\"\"", "\""))
+        .unwrap_or_else(|| text.to_string())
+}
+
+/// The conjuncts of a partial predicate, when every one is of a kind the advisor proposes.
+fn partial_terms(text: &str) -> Option<Vec<PartialTerm>> {
+    let expr = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .ok()?;
+    let mut conjuncts = Vec::new();
+    flatten_and(expr, &mut conjuncts);
+    let mut terms = conjuncts
+        .into_iter()
+        .map(partial_term)
+        .collect::<Option<Vec<_>>>()?;
+    terms.sort();
+    Some(terms)
+}
+
+fn flatten_and(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            flatten_and(*left, out);
+            flatten_and(*right, out);
+        }
+        Expr::Nested(inner) => flatten_and(*inner, out),
+        other => out.push(other),
+    }
+}
+
+fn column_of(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        Expr::Nested(inner) => column_of(inner),
+        Expr::Cast { expr, .. } => column_of(expr),
+        _ => None,
+    }
+}
+
+fn partial_term(expr: Expr) -> Option<PartialTerm> {
+    let term = |column: String, condition| {
+        Some(PartialTerm {
+            target: Target::Field(column),
+            condition,
+        })
+    };
+    match expr {
+        Expr::IsNull(inner) => term(column_of(&inner)?, Condition::IsNull),
+        Expr::IsNotNull(inner) => term(column_of(&inner)?, Condition::IsNotNull),
+        Expr::IsTrue(inner) => term(column_of(&inner)?, Condition::Bool(true)),
+        Expr::IsFalse(inner) => term(column_of(&inner)?, Condition::Bool(false)),
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => term(column_of(&expr)?, Condition::Bool(false)),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let column = column_of(&left)?;
+            match literal_of(&right)? {
+                Literal::Bool(b) => term(column, Condition::Bool(b)),
+                Literal::Text(t) => term(column, Condition::InTokens(vec![t])),
+            }
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } => {
+            let column = column_of(&expr)?;
+            tokens(column, list.iter())
+        }
+        Expr::AnyOp {
+            left,
+            compare_op: BinaryOperator::Eq,
+            right,
+            ..
+        } => {
+            let column = column_of(&left)?;
+            match strip_cast(&right) {
+                Expr::Array(array) => tokens(column, array.elem.iter()),
+                _ => None,
+            }
+        }
+        Expr::Nested(inner) => partial_term(*inner),
+        other => term(column_of(&other)?, Condition::Bool(true)),
+    }
+}
+
+fn tokens<'a>(column: String, items: impl Iterator<Item = &'a Expr>) -> Option<PartialTerm> {
+    let mut values = items
+        .map(|item| match literal_of(item)? {
+            Literal::Text(t) => Some(t),
+            Literal::Bool(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    values.sort();
+    Some(PartialTerm {
+        target: Target::Field(column),
+        condition: Condition::InTokens(values),
+    })
+}
+
+enum Literal {
+    Bool(bool),
+    Text(String),
+}
+
+fn strip_cast(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => strip_cast(expr),
+        other => other,
+    }
+}
+
+fn literal_of(expr: &Expr) -> Option<Literal> {
+    match strip_cast(expr) {
+        Expr::Value(v) => match &v.value {
+            Value::Boolean(b) => Some(Literal::Bool(*b)),
+            Value::SingleQuotedString(s) => Some(Literal::Text(s.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(columns: &[&str], keys: usize, predicate: Option<&str>) -> CatalogRow {
+        CatalogRow {
+            schema: "public".into(),
+            table: "orders".into(),
+            name: "orders_idx".into(),
+            unique: false,
+            method: "btree".into(),
+            key_count: keys,
+            predicate: predicate.map(str::to_string),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            descending: vec![false, true, false][..keys.min(3)].to_vec(),
+            opclasses: vec![String::new(); keys],
+        }
+    }
+
+    #[test]
+    fn keys_directions_and_include() {
+        let spec = row(&["customer_id", "\"startedAt\"", "total"], 2, None)
+            .into_spec("app")
+            .expect("btree");
+        assert_eq!(spec.keys[0].target, Target::Field("customer_id".into()));
+        assert_eq!(spec.keys[1].target, Target::Field("startedAt".into()));
+        assert_eq!(spec.keys[1].direction, -1);
+        assert_eq!(spec.include, vec!["total".to_string()]);
+        assert_eq!(
+            spec.namespace,
+            Namespace::postgres("app", "public", "orders")
+        );
+    }
+
+    #[test]
+    fn partial_predicates_as_printed_by_postgres() {
+        let spec = row(&["job_id"], 1, Some("((deleted_at IS NULL) AND is_active AND (status = ANY (ARRAY['QUEUED'::text, 'PENDING'::text])))"))
+            .into_spec("app")
+            .expect("modelled");
+        assert_eq!(
+            spec.partial,
+            vec![
+                PartialTerm {
+                    target: Target::Field("deleted_at".into()),
+                    condition: Condition::IsNull
+                },
+                PartialTerm {
+                    target: Target::Field("is_active".into()),
+                    condition: Condition::Bool(true)
+                },
+                PartialTerm {
+                    target: Target::Field("status".into()),
+                    condition: Condition::InTokens(vec!["PENDING".into(), "QUEUED".into()])
+                },
+            ]
+        );
+        assert!(row(&["a"], 1, Some("a > 5")).into_spec("app").is_none());
+        let mut hash = row(&["a"], 1, None);
+        hash.method = "hash".into();
+        assert!(hash.into_spec("app").is_none());
+    }
+}

@@ -1,0 +1,281 @@
+//! The subcommands behind `indextap`, apart from argument parsing.
+//!
+//! ## Layout
+//! - [`run_proxy`]: the runtime around [`crate::server::run`].
+//! - [`recommend`], [`merge`], [`shapes`]: read a running proxy's admin API or a snapshot file.
+//! - [`init_logging`]: tracing, as text or JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indextap_analyzer::export::{self, Format};
+use indextap_analyzer::snapshot::Snapshot;
+use indextap_config::LogConfig;
+
+use crate::catalog::CatalogSources;
+
+/// `indextap recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// A running proxy's admin address (http://HOST:PORT) or a snapshot file.
+    #[arg(long)]
+    pub from: String,
+    /// Output format: json, mongosh, pymongo, sql, prisma, django or markdown.
+    #[arg(long, default_value = "json")]
+    pub format: String,
+    /// Exit with status 3 when there is any recommendation (for CI gates).
+    #[arg(long)]
+    pub fail_on_recommendations: bool,
+    /// With a snapshot file: MongoDB URI to read existing indexes from.
+    #[arg(long)]
+    pub mongo_admin_uri: Option<String>,
+    /// With a snapshot file: PostgreSQL URL to read existing indexes and verify with HypoPG.
+    #[arg(long)]
+    pub pg_admin_url: Option<String>,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// `indextap merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Snapshot files or admin URLs (http://HOST:PORT) of running proxies.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Write the merged snapshot here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// `indextap shapes`.
+#[derive(Debug, Args)]
+pub struct ShapesArgs {
+    /// A running proxy's admin address (http://HOST:PORT) or a snapshot file.
+    #[arg(long)]
+    pub from: String,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// The bearer token for a guarded admin API.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// File holding the admin API bearer token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the admin API bearer token.
+    #[arg(long)]
+    pub token_env: Option<String>,
+}
+
+impl TokenArgs {
+    fn token(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+            return Ok(Some(text.trim().to_string()));
+        }
+        if let Some(var) = &self.token_env {
+            let value =
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
+            return Ok(Some(value.trim().to_string()));
+        }
+        Ok(None)
+    }
+}
+
+/// Set up tracing from the log configuration.
+pub fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if log.format == indextap_config::LogFormat::Json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if installed.is_err() {
+        eprintln!("indextap: logging was already initialised");
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Run the proxy until a signal; exit 0 on a clean shutdown.
+pub fn run_proxy(config: indextap_config::Config) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("indextap: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("indextap: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_url(from: &str) -> bool {
+    from.starts_with("http://") || from.starts_with("https://")
+}
+
+/// `http://host:port` or `http://host:port/` → `http://host:port/<path>`.
+fn api_url(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let base = base
+        .strip_suffix("/api/v1/snapshot")
+        .or_else(|| base.strip_suffix("/api/v1/recommendations"))
+        .or_else(|| base.strip_suffix("/api/v1/shapes"))
+        .unwrap_or(base);
+    format!("{base}{path}")
+}
+
+fn http_get(url: &str, token: Option<&str>) -> Result<String, String> {
+    let mut request = ureq::get(url).timeout(std::time::Duration::from_secs(60));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    match request.call() {
+        Ok(response) => response
+            .into_string()
+            .map_err(|e| format!("cannot read the answer from {url}: {e}")),
+        Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered HTTP {code}")),
+        Err(error) => Err(format!("cannot reach {url}: {error}")),
+    }
+}
+
+fn read_snapshot(from: &str, token: Option<&str>) -> Result<Snapshot, String> {
+    let text = if is_url(from) {
+        http_get(&api_url(from, "/api/v1/snapshot"), token)?
+    } else {
+        std::fs::read_to_string(from).map_err(|e| format!("cannot read {from}: {e}"))?
+    };
+    Snapshot::from_json(&text).map_err(|e| format!("{from} is not a usable snapshot: {e}"))
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("indextap: {message}");
+    ExitCode::FAILURE
+}
+
+/// `indextap recommend`.
+pub fn recommend(args: RecommendArgs) -> ExitCode {
+    let format: Format = match args.format.parse() {
+        Ok(format) => format,
+        Err(_) => return fail(format!("unknown format {:?}", args.format)),
+    };
+    let token = match args.token.token() {
+        Ok(token) => token,
+        Err(message) => return fail(message),
+    };
+    let (output, count) = if is_url(&args.from) {
+        let json_url = api_url(&args.from, "/api/v1/recommendations?format=json");
+        let json = match http_get(&json_url, token.as_deref()) {
+            Ok(json) => json,
+            Err(message) => return fail(message),
+        };
+        let count = serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v["recommendations"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        let output = if matches!(format, Format::Json) {
+            json
+        } else {
+            let url = api_url(
+                &args.from,
+                &format!("/api/v1/recommendations?format={}", args.format),
+            );
+            match http_get(&url, token.as_deref()) {
+                Ok(text) => text,
+                Err(message) => return fail(message),
+            }
+        };
+        (output, count)
+    } else {
+        let snapshot = match read_snapshot(&args.from, None) {
+            Ok(snapshot) => snapshot,
+            Err(message) => return fail(message),
+        };
+        let sources = CatalogSources {
+            mongo_uri: args.mongo_admin_uri,
+            pg_url: args.pg_admin_url,
+        };
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => return fail(format!("cannot start the runtime: {error}")),
+        };
+        let advice = runtime.block_on(crate::catalog::advise(&snapshot, &sources));
+        (
+            export::render(&advice, format),
+            advice.recommendations.len(),
+        )
+    };
+    print!("{output}");
+    if !output.ends_with('\n') {
+        println!();
+    }
+    if args.fail_on_recommendations && count > 0 {
+        eprintln!("indextap: {count} recommendation(s)");
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `indextap merge`.
+pub fn merge(args: MergeArgs) -> ExitCode {
+    let token = match args.token.token() {
+        Ok(token) => token,
+        Err(message) => return fail(message),
+    };
+    let mut merged = Snapshot::new();
+    for input in &args.inputs {
+        match read_snapshot(input, token.as_deref()) {
+            Ok(snapshot) => merged.merge(&snapshot),
+            Err(message) => return fail(message),
+        }
+    }
+    let text = merged.to_json();
+    match &args.output {
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, text) {
+                return fail(format!("cannot write {}: {error}", path.display()));
+            }
+        }
+        None => println!("{text}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `indextap shapes`.
+pub fn shapes(args: ShapesArgs) -> ExitCode {
+    let token = match args.token.token() {
+        Ok(token) => token,
+        Err(message) => return fail(message),
+    };
+    let snapshot = match read_snapshot(&args.from, token.as_deref()) {
+        Ok(snapshot) => snapshot,
+        Err(message) => return fail(message),
+    };
+    let document = crate::admin::routes::shapes_json(&snapshot);
+    match serde_json::to_string_pretty(&document) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(format!("cannot render shapes: {error}")),
+    }
+}
