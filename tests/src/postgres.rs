@@ -196,6 +196,41 @@ impl Postgres {
         run(&mut command)
     }
 
+    /// Stops the server (fast shutdown), keeping its data and port: for tests of an upstream
+    /// that goes away. [`Self::start_again`] brings it back on the same port.
+    pub fn stop_server(&self) -> anyhow::Result<()> {
+        let mut pg_ctl = self.server_command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        run(&mut pg_ctl).context("pg_ctl stop").map(drop)
+    }
+
+    /// Starts the server again after [`Self::stop_server`], on the same port.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        let server_options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.socket_dir().display()
+        );
+        let mut pg_ctl = self.server_command("pg_ctl");
+        pg_ctl
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_path)
+            .args([
+                "-w",
+                "-t",
+                START_TIMEOUT_SECS,
+                "-o",
+                &server_options,
+                "start",
+            ]);
+        run(&mut pg_ctl).context("pg_ctl start").map(drop)
+    }
+
     /// The server log so far.
     pub fn logs(&self) -> String {
         read_lossy(&self.log_path)

@@ -84,6 +84,13 @@ impl IndextapProcess {
             .tempdir()
             .unwrap_or_else(|err| startup_failed("indextap", &err.to_string(), "", ""));
         let mut command = Command::new(&binary);
+        // indextap rejects unknown INDEXTAP_* variables, and the caller's own (INDEXTAP_BIN,
+        // a developer's INDEXTAP_ADMIN_LISTEN) are not the test's: only `options.env` counts.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("INDEXTAP_") {
+                command.env_remove(key);
+            }
+        }
         command
             .args(&options.args)
             .envs(options.env.iter().map(|(key, value)| (key, value)));
