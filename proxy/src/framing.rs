@@ -32,8 +32,14 @@ pub enum Piece {
     /// rest of a stream whose framing failed. Concatenating every `Frame` and `Raw` in order
     /// gives back exactly the bytes pushed.
     Raw(Bytes),
-    /// An oversize frame began; its bytes follow as `Raw`.
-    Oversize(usize),
+    /// An oversize frame began; its bytes follow as `Raw`. `header` is its first
+    /// `header_len` bytes, so an inspector can still tell what kind of message went by.
+    Oversize {
+        /// The whole frame's length.
+        len: usize,
+        /// The frame's header.
+        header: Bytes,
+    },
     /// The stream cannot be framed any more; everything after this is `Raw`.
     Broken(DecodeError),
 }
@@ -109,7 +115,10 @@ impl<F: Framer> Splitter<F> {
         }
         match self.framer.frame_len(&data[..header_len]) {
             Err(error) => self.break_with(error, Bytes::new(), data, out),
-            Ok(len) if len > self.max_frame => self.start_skip(len, data, out),
+            Ok(len) if len > self.max_frame => {
+                let header = data.slice(..header_len);
+                self.start_skip(len, header, data, out)
+            }
             Ok(len) if data.len() >= len => out.push(Piece::Frame(data.split_to(len))),
             Ok(_) => {
                 self.partial.extend_from_slice(data);
@@ -137,7 +146,10 @@ impl<F: Framer> Splitter<F> {
         };
         if len > self.max_frame {
             let held = self.partial.split().freeze();
-            out.push(Piece::Oversize(len));
+            out.push(Piece::Oversize {
+                len,
+                header: held.slice(..header_len),
+            });
             let remaining = len.saturating_sub(held.len());
             out.push(Piece::Raw(held));
             self.state = State::Skip { remaining };
@@ -150,8 +162,8 @@ impl<F: Framer> Splitter<F> {
         }
     }
 
-    fn start_skip(&mut self, len: usize, data: &mut Bytes, out: &mut Vec<Piece>) {
-        out.push(Piece::Oversize(len));
+    fn start_skip(&mut self, len: usize, header: Bytes, data: &mut Bytes, out: &mut Vec<Piece>) {
+        out.push(Piece::Oversize { len, header });
         let n = len.min(data.len());
         out.push(Piece::Raw(data.split_to(n)));
         if len > n {
@@ -215,7 +227,7 @@ mod tests {
         for piece in pieces {
             match piece {
                 Piece::Frame(b) | Piece::Raw(b) => out.extend_from_slice(b),
-                Piece::Oversize(_) | Piece::Broken(_) => {}
+                Piece::Oversize { .. } | Piece::Broken(_) => {}
             }
         }
         out
@@ -252,7 +264,7 @@ mod tests {
         let stream = [big.clone(), small.clone()].concat();
         for chunk in [1, 10, 100, 5000] {
             let pieces = split_all(&stream, chunk, 100);
-            assert!(pieces.iter().any(|p| matches!(p, Piece::Oversize(1004))));
+            assert!(pieces.iter().any(|p| matches!(p, Piece::Oversize { len: 1004, header } if header[..] == 1004u32.to_le_bytes())));
             assert_eq!(frames(&pieces), vec![small.clone()], "chunk size {chunk}");
             assert_eq!(reassemble(&pieces), stream);
         }

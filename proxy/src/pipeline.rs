@@ -17,7 +17,7 @@ use indextap_analyzer::shape::{self, sql::SqlCache};
 use tokio::sync::mpsc;
 
 use crate::admin::metrics::ListenerMetrics;
-use crate::relay::TapReceiver;
+use crate::relay::{TapItem, TapReceiver};
 use crate::tap::{Events, Inspector};
 
 /// The analyzer side of the proxy: one queue in, one aggregator.
@@ -106,10 +106,17 @@ pub async fn inspect_connection(
         analysis: &analysis,
         metrics: &metrics,
     };
-    while let Some(frame) = tap.frames.recv().await {
+    while let Some(item) = tap.frames.recv().await {
         if tap.take_dropped() {
             inspector.resync();
         }
+        let frame = match item {
+            TapItem::Frame(frame) => frame,
+            TapItem::Oversize(header) => {
+                inspector.oversize(header, &mut events);
+                continue;
+            }
+        };
         if let Err(error) = inspector.inspect(frame, &mut events) {
             metrics.decode_error(error.reason);
             tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,

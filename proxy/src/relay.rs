@@ -46,7 +46,7 @@ pub type ReplyRewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
 /// The sending half of a connection's inspection channel.
 #[derive(Clone)]
 pub struct Tap {
-    sender: mpsc::Sender<TapFrame>,
+    sender: mpsc::Sender<TapItem>,
     behind: Arc<AtomicBool>,
     dropped: Counter,
 }
@@ -57,11 +57,20 @@ impl std::fmt::Debug for Tap {
     }
 }
 
+/// What crosses the tap channel.
+#[derive(Debug)]
+pub enum TapItem {
+    /// A whole frame.
+    Frame(TapFrame),
+    /// Only the header of a frame too large to inspect.
+    Oversize(TapFrame),
+}
+
 /// The receiving half: frames, and whether any were dropped since last asked.
 #[derive(Debug)]
 pub struct TapReceiver {
     /// Frames in order, minus the dropped ones.
-    pub frames: mpsc::Receiver<TapFrame>,
+    pub frames: mpsc::Receiver<TapItem>,
     behind: Arc<AtomicBool>,
 }
 
@@ -88,8 +97,8 @@ impl Tap {
     }
 
     /// Offer a frame without waiting. Returns false once the inspector has gone away.
-    fn offer(&self, frame: TapFrame) -> bool {
-        match self.sender.try_send(frame) {
+    fn offer(&self, item: TapItem) -> bool {
+        match self.sender.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.inc();
@@ -247,7 +256,17 @@ impl<F: Framer> Pump<F> {
             match piece {
                 Piece::Frame(bytes) => offer(&mut self.tap, self.direction, bytes, at),
                 Piece::Raw(_) => {}
-                Piece::Oversize(_) => self.metrics.event("oversize_skipped"),
+                Piece::Oversize { header, .. } => {
+                    self.metrics.event("oversize_skipped");
+                    offer_item(
+                        &mut self.tap,
+                        TapItem::Oversize(TapFrame {
+                            direction: self.direction,
+                            bytes: header,
+                            at,
+                        }),
+                    );
+                }
                 Piece::Broken(error) => {
                     self.metrics.decode_error(error.reason);
                     tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
@@ -286,7 +305,17 @@ impl<F: Framer> Pump<F> {
                     }
                 }
                 Piece::Raw(bytes) => to.write_all(&bytes).await?,
-                Piece::Oversize(_) => self.metrics.event("oversize_skipped"),
+                Piece::Oversize { header, .. } => {
+                    self.metrics.event("oversize_skipped");
+                    offer_item(
+                        &mut self.tap,
+                        TapItem::Oversize(TapFrame {
+                            direction: self.direction,
+                            bytes: header,
+                            at,
+                        }),
+                    );
+                }
                 Piece::Broken(error) => {
                     self.metrics.decode_error(error.reason);
                     self.tap = None;
@@ -298,12 +327,19 @@ impl<F: Framer> Pump<F> {
 }
 
 fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant) {
-    if let Some(active) = tap {
-        if !active.offer(TapFrame {
+    offer_item(
+        tap,
+        TapItem::Frame(TapFrame {
             direction,
             bytes,
             at,
-        }) {
+        }),
+    );
+}
+
+fn offer_item(tap: &mut Option<Tap>, item: TapItem) {
+    if let Some(active) = tap {
+        if !active.offer(item) {
             *tap = None;
         }
     }
@@ -392,8 +428,18 @@ mod tests {
         assert_eq!(at_upstream, requests, "client → upstream bytes changed");
         assert_eq!(at_client, replies, "upstream → client bytes changed");
         let mut tapped = 0;
-        while receiver.frames.try_recv().is_ok() {
-            tapped += 1;
+        let mut oversize_headers = 0;
+        while let Ok(item) = receiver.frames.try_recv() {
+            match item {
+                TapItem::Frame(_) => tapped += 1,
+                TapItem::Oversize(header) => {
+                    assert_eq!(header.bytes.len(), 4, "only the header of an oversize frame");
+                    oversize_headers += 1;
+                }
+            }
+        }
+        if tap_capacity > 1000 {
+            assert!(oversize_headers > 0, "oversize frames must be announced");
         }
         (tapped, metrics.tap_dropped.get())
     }

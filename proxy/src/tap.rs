@@ -76,6 +76,15 @@ pub trait Inspector: Send + 'static {
     /// Decode one frame, reporting through `events`.
     fn inspect(&mut self, frame: TapFrame, events: &mut dyn Events) -> Result<(), DecodeError>;
 
+    /// A frame over the inspection cap went by; `header` holds only its first bytes (the
+    /// MongoDB length, the PostgreSQL type and length). The default forgets pairing state,
+    /// as for a dropped frame; an engine that can keep its bookkeeping from the header alone
+    /// overrides it.
+    fn oversize(&mut self, header: TapFrame, events: &mut dyn Events) {
+        let _ = (header, events);
+        self.resync();
+    }
+
     /// Frames were dropped because inspection fell behind. State that depends on seeing every
     /// frame (pending requests, in-flight statements) should be forgotten.
     fn resync(&mut self) {}

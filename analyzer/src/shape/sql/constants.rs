@@ -3,9 +3,11 @@
 //! Every literal in a statement is a value unless it is one of these, which are code written
 //! in the application rather than data that flowed through it:
 //! - a boolean (`is_active = true`) and `NULL`;
-//! - an enum-like token compared with `=` or listed in `IN (...)`, when every token of the
-//!   list matches `^[A-Za-z][A-Za-z0-9_]{0,31}$` and the list has at most [`MAX_TOKENS`]
-//!   items (`status IN ('QUEUED', 'PENDING')`);
+//! - an enum constant compared with `=` or listed in `IN (...)`, when every item of the list
+//!   is written the way code writes enum constants, `^[A-Z][A-Z0-9_]{0,31}$`, and the list
+//!   has at most [`MAX_TOKENS`] items (`status IN ('QUEUED', 'PENDING')`). Lower- or
+//!   mixed-case strings (`'alice'`, `'Smith'`) are never kept: they are what names, emails
+//!   and other personal data look like, and a partial index is not worth that risk;
 //! - a JSON key inside an indexable expression (`payload->>'kind'`), which names a part of
 //!   the schema, when it matches [`is_json_key`];
 //! - a token-like argument of an indexable function (`date_trunc('day', created_at)`) or
@@ -93,7 +95,16 @@ pub(super) fn bool_literal(expr: &Expr) -> Option<bool> {
     }
 }
 
-/// The sorted, deduplicated tokens of a list whose every item is an enum-like string literal,
+/// Whether `text` is written like an enum constant in code: `^[A-Z][A-Z0-9_]{0,31}$`.
+/// This is the only kind of string that may become a partial-index constant.
+pub(super) fn is_enum_constant(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(first) if first.is_ascii_uppercase())
+        && text.len() <= MAX_TOKEN_LEN
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The sorted, deduplicated tokens of a list whose every item is an enum-constant literal,
 /// with the positions to keep; `None` when any item is not one, or the list is too long.
 pub(super) fn enum_tokens<'e>(
     items: impl ExactSizeIterator<Item = &'e Expr>,
@@ -105,7 +116,7 @@ pub(super) fn enum_tokens<'e>(
     let mut spans = Vec::with_capacity(items.len());
     for item in items {
         let (text, span) = string_literal(item)?;
-        if !is_enum_token(text) {
+        if !is_enum_constant(text) {
             return None;
         }
         tokens.push(text.to_owned());
@@ -149,6 +160,16 @@ mod tests {
             &"A".repeat(33),
         ] {
             assert!(!is_enum_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_upper_case_constants_can_become_partial_index_terms() {
+        for good in ["QUEUED", "IN_PROGRESS", "A", "V2"] {
+            assert!(is_enum_constant(good), "{good}");
+        }
+        for bad in ["alice", "Smith", "queued", "a", "Status2", "1ST", "A-B", ""] {
+            assert!(!is_enum_constant(bad), "{bad}");
         }
     }
 

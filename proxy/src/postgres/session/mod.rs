@@ -245,6 +245,14 @@ impl PgSession {
 }
 
 impl Inspector for PgSession {
+    /// The session keeps its queues aligned from a message's type alone: a head-only frame is
+    /// decoded as that type with an unread body.
+    fn oversize(&mut self, header: TapFrame, events: &mut dyn Events) {
+        if self.inspect(header, events).is_err() {
+            self.resync();
+        }
+    }
+
     fn inspect(&mut self, frame: TapFrame, events: &mut dyn Events) -> Result<(), DecodeError> {
         let typed = TypedFrame::parse(&frame.bytes)?;
         match frame.direction {

@@ -140,7 +140,6 @@ fn constants_are_booleans_and_enum_tokens_only() {
         vec![
             constant("archived", "=", Constant::Bool(false)),
             constant("is_active", "=", Constant::Bool(true)),
-            constant("kind", "=", tokens(&["email_digest"])),
             constant("status", "IN", tokens(&["PENDING", "QUEUED"])),
         ]
     );
@@ -228,8 +227,8 @@ fn normalized_statements_stay_valid_postgresql() {
         (
             "SELECT * FROM events WHERE payload->>'kind' = 'signup' AND payload @> '{\"a\": 1}' \
              AND created_at > now() - interval '7 days' AND day = DATE '2024-01-01' AND n = -5",
-            "SELECT * FROM events WHERE payload ->> 'kind' = 'signup' AND payload @> $1 \
-             AND created_at > now() - $2::INTERVAL AND day = $3::DATE AND n = $4::INTEGER",
+            "SELECT * FROM events WHERE payload ->> 'kind' = $1 AND payload @> $2 \
+             AND created_at > now() - $3::INTERVAL AND day = $4::DATE AND n = $5::INTEGER",
         ),
         (
             "SELECT * FROM events WHERE id IN (1, 2, 9999999999) AND name NOT IN ('a b', 'c') \

@@ -76,20 +76,31 @@ fn values_never_come_out() {
 
 #[test]
 fn enum_tokens_are_kept_only_where_the_policy_allows() {
-    // `=` and IN with enum-like tokens: kept as a constant and in the normalized text,
-    // never in the shape.
-    let lowering =
-        lower("SELECT * FROM jobs WHERE status IN ('ZqQueued', 'ZqRunning') AND kind = 'ZqDigest'");
+    // `=` and IN with upper-case enum constants: kept as a constant and in the normalized
+    // text, never in the shape.
+    let lowering = lower(
+        "SELECT * FROM jobs WHERE status IN ('ZQ_QUEUED', 'ZQ_RUNNING') AND kind = 'ZQ_DIGEST'",
+    );
     let occurrence = &lowering.shapes[0];
-    assert!(!occurrence.shape.canonical().contains("Zq"));
+    assert!(!occurrence.shape.canonical().contains("ZQ"));
     let constants = format!("{:?}", occurrence.constants);
-    for token in ["ZqQueued", "ZqRunning", "ZqDigest"] {
+    for token in ["ZQ_QUEUED", "ZQ_RUNNING", "ZQ_DIGEST"] {
         assert!(constants.contains(token), "{constants}");
         assert!(occurrence
             .normalized_sql
             .as_deref()
             .unwrap_or("")
             .contains(token));
+    }
+
+    // Lower- or mixed-case strings look like names and are never kept, even with `=`.
+    for text in [
+        "SELECT * FROM users WHERE name = 'ZqAlice'",
+        "SELECT * FROM users WHERE name IN ('zqalice', 'ZQBOB')",
+    ] {
+        let debug = format!("{:?}", lower(text));
+        assert!(!debug.to_lowercase().contains("zqalice"), "{text}\n{debug}");
+        assert!(!debug.contains("ZQBOB"), "{text}\n{debug}");
     }
 
     // The same token anywhere else is a value.
