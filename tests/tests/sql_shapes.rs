@@ -1,0 +1,745 @@
+//! SQL shapes end to end: statements sent through the real proxy by tokio-postgres (extended
+//! protocol) and as simple queries come out of `/api/v1/shapes` as exactly the canonical
+//! shapes the analyzer defines, with the right counts, write load and rejections.
+//!
+//! The whole list of shapes is compared, not just a few: a statement that produced an extra
+//! shape, lost one, or split one shape into two ids fails here.
+//!
+//! ## Layout
+//! - expected-shape builders (`field`, `select`, ...), mirroring the canonical JSON;
+//! - `cases`: each statement, how it is sent, and the shapes it must yield;
+//! - the harness: server, schema (created directly, not through the proxy), proxy, client;
+//! - the test: run every case through the proxy, wait for the counts, compare everything.
+
+use std::error::Error;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{BufMut, BytesMut};
+use indextap_tests::{free_port, IndextapProcess, Postgres};
+use serde_json::{json, Value};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+const DATABASE: &str = "app";
+/// How long the aggregate may take to show what was sent.
+const SETTLE: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------
+// Expected shapes, in the analyzer's canonical JSON.
+// ---------------------------------------------------------------------------------------
+
+fn field(name: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {"target": {"field": name}, "operator": operator, "class": class,
+        "value_type": value_type}})
+}
+
+fn expression(text: &str, column: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {"target": {"expression": {"text": text, "column": column}},
+        "operator": operator, "class": class, "value_type": value_type}})
+}
+
+/// An equality a join condition puts on this table's column.
+fn join(name: &str) -> Value {
+    field(name, "JOIN", "eq", "other")
+}
+
+fn or(branches: Vec<Value>) -> Value {
+    json!({ "or": branches })
+}
+
+fn sort(name: &str, direction: i8) -> Value {
+    json!({"target": {"field": name}, "direction": direction})
+}
+
+fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
+    json!({"target": {"field": name}, "direction": direction, "nulls_first": nulls_first})
+}
+
+/// An expected shape, with everything off until set.
+struct Expected {
+    schema: &'static str,
+    table: &'static str,
+    command: &'static str,
+    filter: Vec<Value>,
+    sort: Vec<Value>,
+    limit: bool,
+    skip: bool,
+    projection: Vec<&'static str>,
+    group_by: Vec<&'static str>,
+    options: Vec<&'static str>,
+}
+
+fn shape(command: &'static str, table: &'static str) -> Expected {
+    Expected {
+        schema: "public",
+        table,
+        command,
+        filter: Vec::new(),
+        sort: Vec::new(),
+        limit: false,
+        skip: false,
+        projection: Vec::new(),
+        group_by: Vec::new(),
+        options: Vec::new(),
+    }
+}
+
+fn select(table: &'static str) -> Expected {
+    shape("select", table)
+}
+
+impl Expected {
+    /// The conjuncts, in canonical (sorted) order.
+    fn filter(mut self, conjuncts: Vec<Value>) -> Self {
+        self.filter = conjuncts;
+        self
+    }
+    fn sort(mut self, keys: Vec<Value>) -> Self {
+        self.sort = keys;
+        self
+    }
+    fn limit(mut self) -> Self {
+        self.limit = true;
+        self
+    }
+    fn skip(mut self) -> Self {
+        self.skip = true;
+        self
+    }
+    fn projection(mut self, columns: Vec<&'static str>) -> Self {
+        self.projection = columns;
+        self
+    }
+    fn group_by(mut self, columns: Vec<&'static str>) -> Self {
+        self.group_by = columns;
+        self
+    }
+    fn joined(mut self) -> Self {
+        self.options = vec!["join"];
+        self
+    }
+    fn json(self) -> Value {
+        json!({
+            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": self.schema,
+                "collection": self.table},
+            "command": self.command,
+            "filter": {"and": self.filter},
+            "sort": self.sort,
+            "limit": self.limit,
+            "skip": self.skip,
+            "projection": self.projection,
+            "group_by": self.group_by,
+            "options": self.options,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The cases.
+// ---------------------------------------------------------------------------------------
+
+/// A bound parameter of the extended protocol.
+enum Param {
+    Int(i64),
+    Text(&'static str),
+    Ints(Vec<i64>),
+    Jsonb(&'static str),
+    Time(SystemTime),
+}
+
+/// jsonb in binary format: a version byte, then the JSON text (tokio-postgres has no jsonb
+/// support without its serde feature).
+#[derive(Debug)]
+struct Jsonb(&'static str);
+
+impl ToSql for Jsonb {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_u8(1);
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+impl Param {
+    fn boxed(&self) -> Box<dyn ToSql + Sync + Send> {
+        match self {
+            Param::Int(value) => Box::new(*value),
+            Param::Text(value) => Box::new(value.to_string()),
+            Param::Ints(values) => Box::new(values.clone()),
+            Param::Jsonb(text) => Box::new(Jsonb(text)),
+            Param::Time(at) => Box::new(*at),
+        }
+    }
+}
+
+/// How a statement reaches the server.
+enum Via {
+    /// One Query message (several statements allowed).
+    Simple,
+    /// Parse/Bind/Execute with these parameters.
+    Extended(Vec<Param>),
+}
+
+struct Case {
+    sql: &'static str,
+    via: Via,
+    /// The server refuses it (a syntax error): the client sees an error.
+    fails: bool,
+    /// The shapes it yields, each counted once per execution.
+    shapes: Vec<Value>,
+}
+
+fn simple(sql: &'static str, shapes: Vec<Value>) -> Case {
+    Case {
+        sql,
+        via: Via::Simple,
+        fails: false,
+        shapes,
+    }
+}
+
+fn extended(sql: &'static str, params: Vec<Param>, shapes: Vec<Value>) -> Case {
+    Case {
+        sql,
+        via: Via::Extended(params),
+        fails: false,
+        shapes,
+    }
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE upstream_reportrun (id bigserial PRIMARY KEY, customer_id bigint NOT NULL,
+    status text NOT NULL, started_at timestamptz, finished_at timestamptz);
+CREATE TABLE job_events (id bigserial PRIMARY KEY, job_id bigint NOT NULL, type text,
+    "timestamp" timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz, payload jsonb);
+CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, name text, org_id bigint,
+    created_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE customers (id bigserial PRIMARY KEY, name text, region text);
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id bigint, status text, total numeric,
+    created_at timestamptz NOT NULL DEFAULT now(), shipped_at timestamptz);
+CREATE TABLE order_items (id bigserial PRIMARY KEY, order_id bigint, sku text,
+    deleted_at timestamptz);
+CREATE TABLE products (id bigserial PRIMARY KEY, name text, sku text, category text,
+    price numeric);
+CREATE TABLE tickets (id bigserial PRIMARY KEY, assignee_id bigint, reporter_id bigint,
+    status text, priority int);
+CREATE TABLE sales (id bigserial PRIMARY KEY, region text, created_at timestamptz,
+    amount numeric);
+CREATE TABLE sessions (id bigserial PRIMARY KEY, user_id bigint, expires_at timestamptz);
+INSERT INTO users (email, name, org_id) VALUES ('someone@example.com', 'Someone', 1);
+INSERT INTO customers (name, region) VALUES ('acme', 'EU');
+"#;
+
+/// Django's reportrun list: client-side interpolated literals, quoted names, `LIMIT 21`.
+fn django_reportrun_list() -> Value {
+    select("upstream_reportrun")
+        .filter(vec![
+            field("customer_id", "=", "eq", "param"),
+            field("status", "IN", "in", "param"),
+        ])
+        .sort(vec![sort("started_at", -1)])
+        .limit()
+        .projection(vec!["customer_id", "id"])
+        .json()
+}
+
+fn orders_by_customers() -> Value {
+    select("orders")
+        .filter(vec![field("customer_id", "IN", "in", "param")])
+        .projection(vec!["id"])
+        .json()
+}
+
+fn cases() -> Vec<Case> {
+    let week_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
+    vec![
+        simple(
+            r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 42 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
+            vec![django_reportrun_list()],
+        ),
+        // Another customer, a longer IN list: the same shape.
+        simple(
+            r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 7 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING', 'FAILED')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
+            vec![django_reportrun_list()],
+        ),
+        simple(
+            r#"SELECT COUNT(*) AS "__count" FROM "upstream_reportrun" WHERE "upstream_reportrun"."customer_id" = 42"#,
+            vec![select("upstream_reportrun")
+                .filter(vec![field("customer_id", "=", "eq", "param")])
+                .json()],
+        ),
+        // Django's `started_at__date=`: an expression on a column.
+        simple(
+            r#"SELECT "upstream_reportrun"."id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."started_at" AT TIME ZONE 'UTC')::date = '2024-05-01'::date"#,
+            vec![select("upstream_reportrun")
+                .filter(vec![expression(
+                    r#"("started_at" AT TIME ZONE 'UTC')::DATE"#,
+                    "started_at",
+                    "=",
+                    "eq",
+                    "param",
+                )])
+                .projection(vec!["id"])
+                .json()],
+        ),
+        simple(
+            r#"UPDATE "upstream_reportrun" SET "status" = 'DONE', "finished_at" = now() WHERE "upstream_reportrun"."id" = 7"#,
+            vec![shape("update", "upstream_reportrun")
+                .filter(vec![field("id", "=", "eq", "param")])
+                .json()],
+        ),
+        simple(
+            r#"INSERT INTO "upstream_reportrun" ("customer_id", "status", "started_at") VALUES (42, 'QUEUED', '2024-01-01T00:00:00Z'::timestamptz) RETURNING "upstream_reportrun"."id""#,
+            vec![],
+        ),
+        // Prisma: schema-qualified names, every value a parameter, LIMIT and OFFSET bound.
+        extended(
+            r#"SELECT "public"."job_events"."id", "public"."job_events"."job_id", "public"."job_events"."timestamp" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND 1=1) ORDER BY "public"."job_events"."timestamp" ASC LIMIT $2 OFFSET $3"#,
+            vec![Param::Int(5), Param::Int(20), Param::Int(0)],
+            vec![select("job_events")
+                .filter(vec![field("job_id", "=", "eq", "param")])
+                .sort(vec![sort("timestamp", 1)])
+                .limit()
+                .skip()
+                .projection(vec!["id", "job_id", "timestamp"])
+                .json()],
+        ),
+        extended(
+            r#"SELECT "public"."job_events"."id", "public"."job_events"."type" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND "public"."job_events"."deleted_at" IS NULL) ORDER BY "public"."job_events"."timestamp" DESC LIMIT $2 OFFSET $3"#,
+            vec![Param::Int(5), Param::Int(50), Param::Int(100)],
+            vec![select("job_events")
+                .filter(vec![
+                    field("deleted_at", "IS NULL", "is_null", "none"),
+                    field("job_id", "=", "eq", "param"),
+                ])
+                .sort(vec![sort("timestamp", -1)])
+                .limit()
+                .skip()
+                .projection(vec!["id", "type"])
+                .json()],
+        ),
+        extended(
+            r#"SELECT "public"."users"."id", "public"."users"."email" FROM "public"."users" WHERE "public"."users"."org_id" = $1 ORDER BY "public"."users"."created_at" DESC, "public"."users"."id" ASC LIMIT $2 OFFSET $3"#,
+            vec![Param::Int(1), Param::Int(10), Param::Int(0)],
+            vec![select("users")
+                .filter(vec![field("org_id", "=", "eq", "param")])
+                .sort(vec![sort("created_at", -1), sort("id", 1)])
+                .limit()
+                .skip()
+                .projection(vec!["email", "id"])
+                .json()],
+        ),
+        extended(
+            r#"INSERT INTO "public"."job_events" ("job_id","type","payload") VALUES ($1,$2,$3) RETURNING "public"."job_events"."id""#,
+            vec![
+                Param::Int(5),
+                Param::Text("started"),
+                Param::Jsonb(r#"{"kind": "build"}"#),
+            ],
+            vec![],
+        ),
+        // Joins with aliases; the LEFT JOIN's ON conditions belong to order_items.
+        extended(
+            "SELECT o.id, c.name FROM orders o JOIN customers AS c ON o.customer_id = c.id \
+             LEFT JOIN order_items i ON i.order_id = o.id AND i.deleted_at IS NULL \
+             WHERE o.status = 'PAID' AND c.region = $1 ORDER BY o.created_at DESC NULLS LAST, c.name",
+            vec![Param::Text("EU")],
+            vec![
+                select("orders")
+                    .filter(vec![
+                        join("customer_id"),
+                        join("id"),
+                        field("status", "=", "eq", "param"),
+                    ])
+                    .sort(vec![sort_nulls("created_at", -1, false)])
+                    .projection(vec!["id"])
+                    .joined()
+                    .json(),
+                select("customers")
+                    .filter(vec![join("id"), field("region", "=", "eq", "param")])
+                    .sort(vec![sort("name", 1)])
+                    .projection(vec!["name"])
+                    .joined()
+                    .json(),
+                select("order_items")
+                    .filter(vec![
+                        field("deleted_at", "IS NULL", "is_null", "none"),
+                        join("order_id"),
+                    ])
+                    .joined()
+                    .json(),
+            ],
+        ),
+        extended(
+            r#"SELECT id FROM users WHERE LOWER("users"."email") = $1 LIMIT 1"#,
+            vec![Param::Text("someone@example.com")],
+            vec![select("users")
+                .filter(vec![expression(
+                    r#"lower("email")"#,
+                    "email",
+                    "=",
+                    "eq",
+                    "param",
+                )])
+                .limit()
+                .projection(vec!["id"])
+                .json()],
+        ),
+        simple(
+            "SELECT count(*) FROM orders WHERE date(created_at) = '2024-05-01'",
+            vec![select("orders")
+                .filter(vec![expression(
+                    r#"date("created_at")"#,
+                    "created_at",
+                    "=",
+                    "eq",
+                    "param",
+                )])
+                .json()],
+        ),
+        simple(
+            "SELECT id FROM products WHERE name LIKE 'abc%'",
+            vec![select("products")
+                .filter(vec![field("name", "LIKE", "prefix", "param")])
+                .projection(vec!["id"])
+                .json()],
+        ),
+        simple(
+            "SELECT id, email FROM users WHERE email ILIKE '%smith%'",
+            vec![select("users")
+                .filter(vec![field("email", "ILIKE", "infix", "param")])
+                .projection(vec!["email", "id"])
+                .json()],
+        ),
+        extended(
+            "SELECT id FROM job_events WHERE payload->>'kind' = $1 AND payload @> $2",
+            vec![Param::Text("build"), Param::Jsonb(r#"{"kind": "build"}"#)],
+            vec![select("job_events")
+                .filter(vec![
+                    field("payload", "@>", "json_contains", "param"),
+                    expression(r#""payload" ->> 'kind'"#, "payload", "=", "eq", "param"),
+                ])
+                .projection(vec!["id"])
+                .json()],
+        ),
+        extended(
+            "SELECT * FROM tickets WHERE (assignee_id = $1 OR reporter_id = $1) AND status <> 'CLOSED'",
+            vec![Param::Int(3)],
+            vec![select("tickets")
+                .filter(vec![
+                    or(vec![
+                        field("assignee_id", "=", "eq", "param"),
+                        field("reporter_id", "=", "eq", "param"),
+                    ]),
+                    field("status", "<>", "ne", "param"),
+                ])
+                .json()],
+        ),
+        // IN lists of different lengths: one shape, counted twice.
+        simple(
+            "SELECT id FROM orders WHERE customer_id IN (1, 2)",
+            vec![orders_by_customers()],
+        ),
+        simple(
+            "SELECT id FROM orders WHERE customer_id IN (3, 4, 5, 6, 7)",
+            vec![orders_by_customers()],
+        ),
+        extended(
+            "SELECT id FROM orders WHERE id = ANY($1)",
+            vec![Param::Ints(vec![1, 2, 3])],
+            vec![select("orders")
+                .filter(vec![field("id", "= ANY", "in", "param")])
+                .projection(vec!["id"])
+                .json()],
+        ),
+        simple(
+            "SELECT * FROM orders WHERE shipped_at IS NULL AND total BETWEEN 10 AND 20 \
+             AND status NOT IN ('CANCELLED', 'REFUNDED')",
+            vec![select("orders")
+                .filter(vec![
+                    field("shipped_at", "IS NULL", "is_null", "none"),
+                    field("status", "NOT IN", "ne", "param"),
+                    field("total", "BETWEEN", "range", "param"),
+                ])
+                .json()],
+        ),
+        extended(
+            "SELECT region, sum(amount) FROM sales WHERE created_at >= $1 GROUP BY region ORDER BY region",
+            vec![Param::Time(week_ago)],
+            vec![select("sales")
+                .filter(vec![field("created_at", ">=", "range", "param")])
+                .sort(vec![sort("region", 1)])
+                .projection(vec!["amount", "region"])
+                .group_by(vec!["region"])
+                .json()],
+        ),
+        extended(
+            "SELECT * FROM orders WHERE customer_id = (SELECT id FROM customers WHERE name = $1)",
+            vec![Param::Text("acme")],
+            vec![
+                select("customers")
+                    .filter(vec![field("name", "=", "eq", "param")])
+                    .projection(vec!["id"])
+                    .json(),
+                select("orders")
+                    .filter(vec![field("customer_id", "=", "eq", "other")])
+                    .json(),
+            ],
+        ),
+        // sqlparser does not parse these, PostgreSQL does: rejected, nothing else breaks.
+        simple("SELECT * FROM users FOR NO KEY UPDATE SKIP LOCKED", vec![]),
+        extended("TABLE customers", vec![], vec![]),
+        // Neither does PostgreSQL.
+        Case {
+            sql: "SELEC id FROM users",
+            via: Via::Simple,
+            fails: true,
+            shapes: vec![],
+        },
+        extended(
+            "UPDATE job_events SET deleted_at = now() WHERE job_id = $1 AND deleted_at IS NULL",
+            vec![Param::Int(999)],
+            vec![shape("update", "job_events")
+                .filter(vec![
+                    field("deleted_at", "IS NULL", "is_null", "none"),
+                    field("job_id", "=", "eq", "param"),
+                ])
+                .json()],
+        ),
+        extended(
+            "DELETE FROM sessions WHERE expires_at < now() AND user_id = $1",
+            vec![Param::Int(1)],
+            vec![shape("delete", "sessions")
+                .filter(vec![
+                    field("expires_at", "<", "range", "other"),
+                    field("user_id", "=", "eq", "param"),
+                ])
+                .json()],
+        ),
+        simple(
+            "INSERT INTO customers (name, region) VALUES ('a', 'EU'), ('b', 'US'), ('c', 'EU')",
+            vec![],
+        ),
+        // Several statements in one Query message.
+        simple(
+            "BEGIN; SELECT id FROM users WHERE email = 'x@example.com'; \
+             UPDATE users SET name = 'n' WHERE id = 3; COMMIT;",
+            vec![
+                select("users")
+                    .filter(vec![field("email", "=", "eq", "param")])
+                    .projection(vec!["id"])
+                    .json(),
+                shape("update", "users")
+                    .filter(vec![field("id", "=", "eq", "param")])
+                    .json(),
+            ],
+        ),
+    ]
+}
+
+/// The write load the cases put on each table: (table, inserts, updates, deletes).
+const WRITES: [(&str, u64, u64, u64); 5] = [
+    ("customers", 3, 0, 0),
+    ("job_events", 1, 1, 0),
+    ("sessions", 0, 0, 1),
+    ("upstream_reportrun", 1, 1, 0),
+    ("users", 0, 1, 0),
+];
+
+/// Statements the analyzer could not parse (the sqlparser-only two and the syntax error).
+const PARSE_ERRORS: u64 = 3;
+
+// ---------------------------------------------------------------------------------------
+// The harness.
+// ---------------------------------------------------------------------------------------
+
+async fn connect(connection_string: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(connection_string, NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connect {connection_string}: {err}"));
+    tokio::spawn(connection);
+    client
+}
+
+async fn run(client: &Client, case: &Case) {
+    let outcome = match &case.via {
+        Via::Simple => client.simple_query(case.sql).await.map(drop),
+        Via::Extended(params) => {
+            let boxed: Vec<_> = params.iter().map(Param::boxed).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = boxed
+                .iter()
+                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            client.query(case.sql, &refs).await.map(drop)
+        }
+    };
+    match (outcome, case.fails) {
+        (Ok(()), false) | (Err(_), true) => {}
+        (Ok(()), true) => panic!("the server accepted {}", case.sql),
+        (Err(err), false) => panic!("{}: {err:?}", case.sql),
+    }
+}
+
+/// Every (shape, count) pair, merged by equal shapes.
+fn tally(pairs: impl IntoIterator<Item = (Value, u64)>) -> Vec<(Value, u64)> {
+    let mut tallied: Vec<(Value, u64)> = Vec::new();
+    for (shape, count) in pairs {
+        match tallied.iter_mut().find(|(seen, _)| *seen == shape) {
+            Some((_, total)) => *total += count,
+            None => tallied.push((shape, count)),
+        }
+    }
+    tallied
+}
+
+fn pretty(pairs: &[&(Value, u64)]) -> String {
+    pairs
+        .iter()
+        .map(|(shape, count)| format!("{count} x {shape}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn executions(document: &Value) -> u64 {
+    document["shapes"]
+        .as_array()
+        .map(|shapes| shapes.iter().filter_map(|s| s["count"].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+fn parse_errors(document: &Value) -> u64 {
+    document["rejected"]["sql_parse_error"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Polls `/api/v1/shapes` until it has counted `executions` and `rejected` (or time runs
+/// out); returns the last document.
+fn settled(proxy: &IndextapProcess, executions_wanted: u64, rejected_wanted: u64) -> Value {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let document = proxy
+            .get_json("/api/v1/shapes")
+            .expect("GET /api/v1/shapes");
+        let done = executions(&document) >= executions_wanted
+            && parse_errors(&document) >= rejected_wanted;
+        if done || Instant::now() >= deadline {
+            return document;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_through_the_proxy_yield_their_canonical_shapes() {
+    let server = Postgres::start();
+    server.create_database(DATABASE).expect("create database");
+    let direct = connect(&server.connection_string(DATABASE)).await;
+    direct.batch_execute(SCHEMA).await.expect("schema");
+
+    let pg_listen = format!("127.0.0.1:{}", free_port());
+    let admin_listen = format!("127.0.0.1:{}", free_port());
+    let upstream = server.addr().to_string();
+    let proxy = IndextapProcess::start(&[
+        "proxy",
+        "--pg-listen",
+        &pg_listen,
+        "--pg-upstream",
+        &upstream,
+        "--admin-listen",
+        &admin_listen,
+    ]);
+    let listen_addr = pg_listen.parse().expect("listen address");
+    let client = connect(&server.connection_string_via(listen_addr, DATABASE)).await;
+
+    let cases = cases();
+    assert!(cases.len() >= 25, "at least 25 statements");
+    for case in &cases {
+        run(&client, case).await;
+    }
+    // The connection still works after the rejected statements.
+    let row = client
+        .query_one("SELECT count(*) FROM customers WHERE region = $1", &[&"EU"])
+        .await
+        .expect("the connection still works");
+    assert_eq!(row.get::<_, i64>(0), 3);
+
+    let last = select("customers")
+        .filter(vec![field("region", "=", "eq", "param")])
+        .json();
+    let mut expected = tally(
+        cases
+            .iter()
+            .flat_map(|case| case.shapes.iter().cloned())
+            .chain([last])
+            .map(|shape| (shape, 1)),
+    );
+    let total: u64 = expected.iter().map(|(_, count)| count).sum();
+    let document = settled(&proxy, total, PARSE_ERRORS);
+
+    let mut actual = tally(
+        document["shapes"]
+            .as_array()
+            .expect("a shapes array")
+            .iter()
+            .map(|entry| (entry["shape"].clone(), entry["count"].as_u64().unwrap_or(0))),
+    );
+    // One shape id per distinct shape: the list must not hold the same shape twice.
+    assert_eq!(
+        actual.len(),
+        document["shapes"].as_array().map_or(0, Vec::len),
+        "a shape is listed under two ids"
+    );
+    actual.sort_by_key(|(shape, _)| shape.to_string());
+    expected.sort_by_key(|(shape, _)| shape.to_string());
+    let missing: Vec<_> = expected.iter().filter(|e| !actual.contains(e)).collect();
+    let unexpected: Vec<_> = actual.iter().filter(|a| !expected.contains(a)).collect();
+    assert!(
+        missing.is_empty() && unexpected.is_empty(),
+        "shapes differ\n--- expected but not served ---\n{}\n--- served but not expected ---\n{}",
+        pretty(&missing),
+        pretty(&unexpected)
+    );
+
+    // Each entry's own fields agree with its shape.
+    for entry in document["shapes"].as_array().into_iter().flatten() {
+        assert_eq!(entry["engine"], "postgresql", "{entry}");
+        assert_eq!(entry["database"], DATABASE, "{entry}");
+        assert_eq!(
+            entry["collection"],
+            entry["shape"]["namespace"]["collection"]
+        );
+        assert_eq!(entry["command"], entry["shape"]["command"]);
+        assert_eq!(entry["errors"], 0, "{entry}");
+    }
+
+    assert_eq!(
+        document["rejected"],
+        json!({ "sql_parse_error": PARSE_ERRORS }),
+        "rejections"
+    );
+    let writes: Vec<Value> = WRITES
+        .iter()
+        .map(|(table, inserts, updates, deletes)| {
+            json!({
+                "namespace": {"engine": "postgresql", "database": DATABASE, "schema": "public",
+                    "collection": table},
+                "inserts": inserts, "updates": updates, "deletes": deletes,
+            })
+        })
+        .collect();
+    assert_eq!(document["writes"], Value::Array(writes), "write load");
+
+    // The rows the proxy forwarded did reach the server.
+    let inserted = direct
+        .query_one("SELECT count(*) FROM job_events WHERE job_id = 5", &[])
+        .await
+        .expect("count");
+    assert_eq!(inserted.get::<_, i64>(0), 1);
+}
