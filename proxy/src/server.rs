@@ -264,6 +264,10 @@ async fn serve_mongo(
         let rewrite = rewrite.clone();
         connections.spawn(async move {
             metrics.connections_active.inc();
+            if refuse_tls(&client, &metrics).await {
+                metrics.connections_active.dec();
+                return;
+            }
             if let Some(server) = connect_upstream(&upstream, &metrics).await {
                 let tap = start_inspection(Box::new(MongoSession::new()), &metrics, &shared);
                 let relay = Relay {
@@ -281,6 +285,42 @@ async fn serve_mongo(
             metrics.connections_active.dec();
         });
     }
+}
+
+/// A TLS handshake record (content type 22, version 3.x) that is not also a plausible
+/// MongoDB message: a MongoDB message's bytes 12..16 are its opcode, and a driver's first
+/// message is OP_MSG, OP_QUERY or OP_COMPRESSED.
+fn is_tls_client_hello(first: &[u8]) -> bool {
+    let tls_record = matches!(first, [0x16, 0x03, minor, ..] if *minor <= 0x04);
+    let mongo_opcode = first
+        .get(12..16)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .is_some_and(|op| matches!(op, 2004 | 2012 | 2013));
+    tls_record && !mongo_opcode
+}
+
+/// MongoDB TLS is not built: a client that starts a TLS handshake gets a TLS alert
+/// (handshake_failure) at once, so its driver reports a handshake error instead of hanging,
+/// and the log says why. Returns true when the connection was refused.
+async fn refuse_tls(client: &TcpStream, metrics: &ListenerMetrics) -> bool {
+    let mut first = [0u8; 16];
+    // MongoDB clients speak first (hello); a silent client is simply relayed once it speaks.
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), client.peek(&mut first)).await
+    else {
+        return false;
+    };
+    if n < 3 || !is_tls_client_hello(&first[..n]) {
+        return false;
+    }
+    metrics.uninspected("tls_refused");
+    tracing::warn!(
+        listener = %metrics.listener,
+        "a client tried TLS on a MongoDB listener; indextap does not terminate MongoDB TLS: connect with tls=false"
+    );
+    // A fatal handshake_failure alert, TLS 1.0 record version (accepted by every client).
+    const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28];
+    let _ = client.try_write(&HANDSHAKE_FAILURE_ALERT);
+    true
 }
 
 async fn serve_postgres(
@@ -440,5 +480,25 @@ async fn flush_every(
                 let _ = tokio::task::spawn_blocking(move || flush(&state, &aggregator)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_client_hellos_are_told_apart_from_mongodb_headers() {
+        let client_hello = [
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5e, 0x1a, 0x2b,
+            0x3c, 0x4d,
+        ];
+        assert!(is_tls_client_hello(&client_hello));
+        // A 790-byte OP_MSG starts with the same two bytes; its opcode gives it away.
+        let mut op_msg = [0u8; 16];
+        op_msg[..4].copy_from_slice(&790i32.to_le_bytes());
+        op_msg[12..].copy_from_slice(&2013i32.to_le_bytes());
+        assert!(!is_tls_client_hello(&op_msg));
+        assert!(!is_tls_client_hello(&[0x3a, 0x01, 0x00]));
     }
 }
