@@ -16,6 +16,8 @@
 //!   optional TLS), with `psql` / `pgbench` helpers.
 //! - [`proxy`]: [`IndextapProcess`], the `indextap` binary run as a child, with its logs and
 //!   its admin HTTP API.
+//! - [`compressing_front`]: [`CompressingFront`], a fake that gives SecantusDB OP_COMPRESSED
+//!   (snappy, zlib, zstd) by decompressing requests and compressing their replies.
 //! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
 //! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
 //!   prove they never come out again.
@@ -24,6 +26,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod child;
+pub mod compressing_front;
 pub mod http;
 pub mod markers;
 pub mod ports;
@@ -33,6 +36,7 @@ pub mod secantus;
 
 use std::path::PathBuf;
 
+pub use compressing_front::CompressingFront;
 pub use markers::{assert_absent, marker_number, marker_string, Markers};
 pub use ports::{free_port, wait_for_port};
 pub use postgres::{Postgres, PostgresOptions};

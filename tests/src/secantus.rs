@@ -55,6 +55,9 @@ pub struct SecantusOptions {
     pub auth: Option<Credentials>,
     /// More command-line arguments, appended last.
     pub extra_args: Vec<String>,
+    /// Listen on this port instead of a fresh free one: for tests of an upstream that
+    /// appears after a client (or a proxy) already points at its address.
+    pub port: Option<u16>,
 }
 
 impl SecantusOptions {
@@ -74,6 +77,11 @@ impl SecantusOptions {
             user: user.to_string(),
             password: password.to_string(),
         });
+        self
+    }
+
+    pub fn on_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 }
@@ -236,7 +244,7 @@ fn spawn_listening(
 ) -> (ChildProcess, u16) {
     let mut last_failure = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let mut command = Command::new(binary);
         command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
