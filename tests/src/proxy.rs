@@ -2,7 +2,7 @@
 //!
 //! The binary is `$INDEXTAP_BIN`, else `<target dir>/debug/indextap`. When that file is
 //! missing it is built once per test process with `cargo build -p indextap-proxy --bin
-//! indextap`. The README's test command (`cargo test --workspace`) builds it anyway; when
+//! indextap`. The README's test command (`scripts/test.sh`) builds it before testing; when
 //! running only this crate's tests after changing the proxy, build it first (or set
 //! `INDEXTAP_BIN`), or the tests run the previous binary.
 //!
