@@ -1,1 +1,417 @@
-fn main() {}
+//! Normalisation throughput on one thread: how many commands a second the analyzer turns
+//! into shapes, with no sockets involved.
+//!
+//! Run with `cargo bench -p indextap-analyzer --bench normalise` (the bench profile is a
+//! release build). Every case builds its inputs once, then times a fixed number of calls
+//! after a short warm-up, so the figures are comparable from run to run.
+//!
+//! ## Cases
+//! - `mongo lower`: [`shape::mongo::lower`] over a realistic driver mix (find with
+//!   filter/sort/limit/projection, aggregate with `$match`/`$sort`/`$lookup`, update with a
+//!   kind 1 `updates` sequence, insert of 10 documents, getMore, count), session fields and
+//!   all, as the proxy's decoder hands them over.
+//! - `mongo lower + record`: the same, plus [`Aggregator::record`]: the whole analysis path.
+//! - `sql cached (hit)`: [`SqlCache::lower_shared`] hits over ~50 distinct statements
+//!   repeated: a hash and a lookup.
+//! - `sql cached (shape::lower)`: the same hits through [`shape::lower`], which the proxy's
+//!   pipeline calls and which copies the cached lowering out.
+//! - `sql cached + record`: the same, plus [`Aggregator::record`].
+//! - `sql cold`: a unique text on every call (a literal varies), so every call tokenizes,
+//!   parses, lowers and inserts into the cache.
+//!
+//! ## Layout
+//! - this file: the timing loop, the table, the cases.
+//! - `mongo_mix` / `sql_statements`: the inputs.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bson::raw::cstr;
+use bson::{rawdoc, RawDocumentBuf};
+use indextap_analyzer::aggregate::Aggregator;
+use indextap_analyzer::command::{
+    DocumentSequence, MongoCommand, Observation, Outcome, Request, SqlCommand, SqlProtocol,
+};
+use indextap_analyzer::shape::{self, sql::SqlCache};
+
+/// Iterations of the timed loops over the MongoDB mix (each covers all six commands).
+const MONGO_ROUNDS: usize = 400_000;
+/// Iterations of the timed loops over the cached SQL mix (each covers every statement).
+const SQL_CACHED_ROUNDS: usize = 40_000;
+/// Unique statements lowered by the cold case.
+const SQL_COLD_CALLS: usize = 60_000;
+/// The MongoDB target this bench exists to show, in commands per second on one core.
+const MONGO_TARGET_PER_SEC: f64 = 500_000.0;
+
+fn main() {
+    println!("indextap-analyzer normalisation bench (one thread, release build)");
+    println!(
+        "machine: {} cores available ({}); nothing pinned",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!();
+
+    let mut rows = Vec::new();
+    let mongo = mongo_mix();
+    let mongo_lower = measure("mongo lower", mongo.len(), MONGO_ROUNDS, || {
+        for command in &mongo {
+            black_box(shape::mongo::lower(black_box(command)));
+        }
+    });
+    rows.push(mongo_lower);
+
+    let observations: Vec<Observation> = mongo.iter().cloned().map(observe_mongo).collect();
+    let aggregator = Aggregator::new(10_000);
+    rows.push(measure(
+        "mongo lower + record",
+        mongo.len(),
+        MONGO_ROUNDS,
+        || {
+            for observation in &observations {
+                if let Request::Mongo(command) = &observation.request {
+                    aggregator.record(observation, shape::mongo::lower(command));
+                }
+            }
+        },
+    ));
+
+    let statements = sql_statements();
+    let cached: Vec<SqlCommand> = statements
+        .iter()
+        .enumerate()
+        .map(|(index, template)| sql_command(template, index as u64))
+        .collect();
+    let cache = SqlCache::new(4096);
+    rows.push(measure(
+        "sql cached (hit)",
+        cached.len(),
+        SQL_CACHED_ROUNDS,
+        || {
+            for command in &cached {
+                black_box(cache.lower_shared(black_box(command)));
+            }
+        },
+    ));
+
+    // What the pipeline calls: the same hit, with the cached lowering copied out.
+    let requests: Vec<Request> = cached.iter().cloned().map(Request::Sql).collect();
+    rows.push(measure(
+        "sql cached (shape::lower)",
+        cached.len(),
+        SQL_CACHED_ROUNDS,
+        || {
+            for request in &requests {
+                black_box(shape::lower(black_box(request), &cache));
+            }
+        },
+    ));
+
+    let sql_observations: Vec<Observation> = cached
+        .iter()
+        .cloned()
+        .map(|command| observation(Request::Sql(command)))
+        .collect();
+    let sql_aggregator = Aggregator::new(10_000);
+    rows.push(measure(
+        "sql cached + record",
+        sql_observations.len(),
+        SQL_CACHED_ROUNDS,
+        || {
+            for observation in &sql_observations {
+                let lowering = shape::lower(&observation.request, &cache);
+                sql_aggregator.record(observation, lowering);
+            }
+        },
+    ));
+
+    // Unique texts, built before timing so formatting is not measured. One round walks
+    // them all once; the warm-up uses its own texts so every timed call misses.
+    let cold_cache = SqlCache::new(4096);
+    let cold_texts = |from: u64| -> Vec<SqlCommand> {
+        (0..SQL_COLD_CALLS as u64)
+            .map(|n| {
+                let template = &statements[(n as usize) % statements.len()];
+                sql_command(template, 1_000_000 + from + n)
+            })
+            .collect()
+    };
+    let warm = cold_texts(SQL_COLD_CALLS as u64 * 10);
+    for command in warm.iter().take(2_000) {
+        black_box(cold_cache.lower_shared(command));
+    }
+    let cold = cold_texts(0);
+    let misses_before = cold_cache.misses();
+    let started = Instant::now();
+    for command in &cold {
+        black_box(cold_cache.lower_shared(black_box(command)));
+    }
+    let elapsed = started.elapsed();
+    let misses = cold_cache.misses() - misses_before;
+    assert_eq!(misses as usize, cold.len(), "every cold call must parse");
+    rows.push(Row {
+        name: "sql cold (parse every call)",
+        calls: cold.len() as u64,
+        elapsed,
+    });
+
+    print_table(&rows);
+    println!();
+    println!(
+        "cache check: sql cached hits {} / misses {}; cold misses {}",
+        cache.hits(),
+        cache.misses(),
+        misses
+    );
+    println!(
+        "shapes tracked: mongo {} · sql {}",
+        aggregator.shapes_tracked(),
+        sql_aggregator.shapes_tracked()
+    );
+    let mongo_rate = rows[0].per_sec();
+    println!(
+        "target: MongoDB normalisation >= {:.0}k commands/s on one core: {} ({:.0}k/s)",
+        MONGO_TARGET_PER_SEC / 1000.0,
+        if mongo_rate >= MONGO_TARGET_PER_SEC {
+            "MET"
+        } else {
+            "MISSED"
+        },
+        mongo_rate / 1000.0
+    );
+}
+
+/// One timed case.
+struct Row {
+    name: &'static str,
+    calls: u64,
+    elapsed: Duration,
+}
+
+impl Row {
+    fn per_sec(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn ns_per_call(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.calls as f64
+    }
+}
+
+/// Warm up with a tenth of the rounds, then time `rounds` calls of `round`, each of which
+/// handles `per_round` commands.
+fn measure(name: &'static str, per_round: usize, rounds: usize, mut round: impl FnMut()) -> Row {
+    for _ in 0..rounds / 10 {
+        round();
+    }
+    let started = Instant::now();
+    for _ in 0..rounds {
+        round();
+    }
+    Row {
+        name,
+        calls: (per_round * rounds) as u64,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| {:<28} | {:>11} | {:>8} | {:>14} | {:>10} |",
+        "case", "commands", "time (s)", "commands/s", "ns/command"
+    );
+    println!(
+        "|{:-<30}|{:->13}|{:->10}|{:->16}|{:->12}|",
+        "", "", "", "", ""
+    );
+    for row in rows {
+        println!(
+            "| {:<28} | {:>11} | {:>8.2} | {:>14} | {:>10.0} |",
+            row.name,
+            thousands(row.calls as f64),
+            row.elapsed.as_secs_f64(),
+            thousands(row.per_sec()),
+            row.ns_per_call()
+        );
+    }
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn observation(request: Request) -> Observation {
+    Observation {
+        request,
+        outcome: Outcome {
+            latency: Duration::from_micros(350),
+            returned: 1,
+            ..Outcome::default()
+        },
+        at: SystemTime::now(),
+    }
+}
+
+fn observe_mongo(command: MongoCommand) -> Observation {
+    observation(Request::Mongo(command))
+}
+
+/// The fields every driver adds to a command.
+fn session(mut body: RawDocumentBuf) -> RawDocumentBuf {
+    body.append(
+        cstr!("lsid"),
+        rawdoc! { "id": bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: vec![7; 16],
+        } },
+    );
+    body.append(
+        cstr!("$clusterTime"),
+        rawdoc! {
+            "clusterTime": bson::Timestamp { time: 1_700_000_000, increment: 1 },
+            "signature": { "hash": bson::Binary {
+                subtype: bson::spec::BinarySubtype::Generic,
+                bytes: vec![0; 20],
+            }, "keyId": 0_i64 },
+        },
+    );
+    body.append(cstr!("$db"), "app");
+    body
+}
+
+fn mongo_command(body: RawDocumentBuf, sequences: Vec<DocumentSequence>) -> MongoCommand {
+    MongoCommand {
+        database: "app".to_owned(),
+        body: session(body),
+        sequences,
+    }
+}
+
+/// The MongoDB mix, as the decoder hands it over (inserted documents counted, not kept).
+fn mongo_mix() -> Vec<MongoCommand> {
+    let since = bson::DateTime::from_millis(1_700_000_000_000);
+    let find = rawdoc! {
+        "find": "orders",
+        "filter": {
+            "status": "A",
+            "customerId": 48_213_i64,
+            "createdAt": { "$gte": since },
+        },
+        "sort": { "createdAt": -1 },
+        "projection": { "_id": 1, "status": 1, "total": 1, "createdAt": 1 },
+        "limit": 20,
+    };
+    let aggregate = rawdoc! {
+        "aggregate": "orders",
+        "pipeline": [
+            { "$match": { "status": "A", "total": { "$gt": 100.5 } } },
+            { "$sort": { "total": -1 } },
+            { "$limit": 50 },
+            { "$lookup": {
+                "from": "customers",
+                "localField": "customerId",
+                "foreignField": "_id",
+                "as": "customer",
+            } },
+        ],
+        "cursor": {},
+    };
+    let update = rawdoc! { "update": "orders", "ordered": true };
+    let updates = vec![rawdoc! {
+        "q": { "_id": bson::oid::ObjectId::from_bytes([3; 12]), "status": "A" },
+        "u": { "$set": { "status": "B", "updatedAt": since } },
+        "upsert": false,
+        "multi": false,
+    }];
+    let insert = rawdoc! { "insert": "events", "ordered": true };
+    let get_more = rawdoc! {
+        "getMore": 7_340_032_i64,
+        "collection": "orders",
+        "batchSize": 100,
+    };
+    let count = rawdoc! {
+        "count": "orders",
+        "query": { "status": "A", "customerId": 48_213_i64 },
+    };
+    vec![
+        mongo_command(find, Vec::new()),
+        mongo_command(aggregate, Vec::new()),
+        mongo_command(
+            update,
+            vec![DocumentSequence {
+                identifier: "updates".to_owned(),
+                count: updates.len(),
+                documents: updates,
+            }],
+        ),
+        mongo_command(
+            insert,
+            vec![DocumentSequence {
+                identifier: "documents".to_owned(),
+                count: 10,
+                documents: Vec::new(),
+            }],
+        ),
+        mongo_command(get_more, Vec::new()),
+        mongo_command(count, Vec::new()),
+    ]
+}
+
+/// A statement from a template, its `{n}` replaced by a number literal.
+fn sql_command(template: &str, n: u64) -> SqlCommand {
+    SqlCommand {
+        database: "app".to_owned(),
+        text: Arc::from(template.replace("{n}", &n.to_string())),
+        parameters: 0,
+        protocol: SqlProtocol::Simple,
+    }
+}
+
+/// ~50 distinct statements of an ordinary application, each with a `{n}` literal that the
+/// cold case varies.
+fn sql_statements() -> Vec<String> {
+    let tables = [
+        ("orders", "customer_id", "status", "created_at"),
+        ("customers", "id", "email", "signed_up_at"),
+        ("order_items", "order_id", "sku", "added_at"),
+        ("invoices", "account_id", "state", "issued_at"),
+        ("sessions", "user_id", "kind", "last_seen_at"),
+    ];
+    let mut statements = Vec::new();
+    for (table, key, label, at) in tables {
+        statements.extend([
+            format!("SELECT * FROM {table} WHERE {key} = {{n}}"),
+            format!("SELECT {key}, {label} FROM {table} WHERE {label} = 'A' AND {key} = {{n}} ORDER BY {at} DESC LIMIT 20"),
+            format!("SELECT count(*) FROM {table} WHERE {at} >= now() - interval '1 day' AND {key} > {{n}}"),
+            format!("SELECT t.* FROM {table} t JOIN accounts a ON a.id = t.{key} WHERE a.region = 'eu' AND t.{key} IN ({{n}}, 2, 3)"),
+            format!("UPDATE {table} SET {label} = 'B' WHERE {key} = {{n}}"),
+            format!("DELETE FROM {table} WHERE {at} < '2024-01-01' AND {key} = {{n}}"),
+            format!("INSERT INTO {table} ({key}, {label}, {at}) VALUES ({{n}}, 'A', now())"),
+            format!("SELECT {label}, count(*) FROM {table} WHERE {key} BETWEEN {{n}} AND 100 GROUP BY {label}"),
+            format!("SELECT * FROM {table} WHERE lower({label}) LIKE 'abc%' AND {key} <> {{n}} ORDER BY {key} LIMIT 10 OFFSET 20"),
+            format!("SELECT {key} FROM {table} WHERE {label} IS NOT NULL AND {at} > $1 AND {key} < {{n}}"),
+        ]);
+    }
+    statements
+}
