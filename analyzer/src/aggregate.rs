@@ -403,3 +403,190 @@ fn unix_millis(at: SystemTime) -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::command::{MongoCommand, Outcome, Request};
+    use crate::shape::{
+        BoundConstant, Constant, Leaf, Lowering, Namespace, OpClass, Predicate, Shape,
+        ShapeOccurrence, Target, ValueType, Write, WriteKind,
+    };
+
+    fn observation(
+        latency_ms: u64,
+        returned: u64,
+        cursor_id: Option<i64>,
+        error: Option<&str>,
+    ) -> Observation {
+        Observation {
+            request: Request::Mongo(MongoCommand {
+                database: "app".into(),
+                body: bson::rawdoc! {"ping": 1},
+                sequences: Vec::new(),
+            }),
+            outcome: Outcome {
+                latency: Duration::from_millis(latency_ms),
+                error: error.map(str::to_string),
+                returned,
+                affected: 0,
+                cursor_id,
+            },
+            at: SystemTime::now(),
+        }
+    }
+
+    fn shape_on(field: &str) -> Shape {
+        let mut shape = Shape::new(Namespace::mongo("app", "orders"), "find");
+        shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
+            target: Target::Field(field.into()),
+            operator: "$eq".into(),
+            class: OpClass::Eq,
+            value_type: ValueType::String,
+        })]);
+        shape
+    }
+
+    fn reads(shape: Shape, constants: Vec<BoundConstant>) -> Lowering {
+        Lowering {
+            shapes: vec![ShapeOccurrence {
+                shape,
+                constants,
+                normalized_sql: None,
+            }],
+            ..Lowering::default()
+        }
+    }
+
+    fn exists(field: &str, value: bool) -> BoundConstant {
+        BoundConstant {
+            target: Target::Field(field.into()),
+            operator: "$exists".into(),
+            constant: Constant::Exists(value),
+        }
+    }
+
+    #[test]
+    fn executions_add_up_per_shape() {
+        let aggregator = Aggregator::new(10);
+        aggregator.record(
+            &observation(2, 3, None, None),
+            reads(shape_on("status"), vec![]),
+        );
+        aggregator.record(
+            &observation(4, 5, None, Some("11000")),
+            reads(shape_on("status"), vec![]),
+        );
+        let snapshot = aggregator.snapshot();
+        let record = &snapshot.shapes[&shape_on("status").id()];
+        assert_eq!((record.count, record.errors, record.returned), (2, 1, 8));
+        assert_eq!(record.total_micros, 6_000);
+        assert_eq!(record.error_codes.get("11000"), Some(&1));
+        assert_eq!(record.latency.0.iter().map(|(_, n)| n).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn shapes_past_the_bound_go_to_the_other_bucket() {
+        let aggregator = Aggregator::new(2);
+        for field in ["a", "b", "c", "d"] {
+            aggregator.record(
+                &observation(1, 0, None, None),
+                reads(shape_on(field), vec![]),
+            );
+        }
+        aggregator.record(&observation(1, 0, None, None), reads(shape_on("a"), vec![]));
+        let snapshot = aggregator.snapshot();
+        assert_eq!(snapshot.shapes.len(), 2);
+        assert_eq!(snapshot.other.count, 2);
+        assert_eq!(snapshot.shapes[&shape_on("a").id()].count, 2);
+    }
+
+    #[test]
+    fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
+        let aggregator = Aggregator::new(10);
+        aggregator.record(
+            &observation(1, 101, Some(77), None),
+            reads(shape_on("status"), vec![]),
+        );
+        let continuation = Lowering {
+            continues_cursor: Some(77),
+            ..Lowering::default()
+        };
+        aggregator.record(&observation(3, 50, Some(77), None), continuation.clone());
+        aggregator.record(&observation(2, 9, Some(0), None), continuation.clone());
+        // The cursor is exhausted: a further getMore on it is an orphan.
+        aggregator.record(&observation(2, 9, None, None), continuation);
+        let snapshot = aggregator.snapshot();
+        let record = &snapshot.shapes[&shape_on("status").id()];
+        assert_eq!(
+            (record.count, record.continuations, record.returned),
+            (1, 2, 160)
+        );
+        assert_eq!(record.total_micros, 6_000);
+        assert_eq!(aggregator.orphan_continuations(), 1);
+    }
+
+    #[test]
+    fn only_constants_every_execution_carried_survive() {
+        let aggregator = Aggregator::new(10);
+        let both = vec![exists("email", true), exists("phone", true)];
+        aggregator.record(
+            &observation(1, 0, None, None),
+            reads(shape_on("status"), both),
+        );
+        aggregator.record(
+            &observation(1, 0, None, None),
+            reads(shape_on("status"), vec![exists("email", true)]),
+        );
+        let snapshot = aggregator.snapshot();
+        assert_eq!(
+            snapshot.shapes[&shape_on("status").id()].constants,
+            vec![exists("email", true)]
+        );
+    }
+
+    #[test]
+    fn writes_and_rejections_are_counted() {
+        let aggregator = Aggregator::new(10);
+        let lowering = Lowering {
+            writes: vec![Write {
+                namespace: Namespace::mongo("app", "orders"),
+                kind: WriteKind::Insert,
+                count: 100,
+            }],
+            ..Lowering::default()
+        };
+        aggregator.record(&observation(1, 0, None, None), lowering);
+        aggregator.record(
+            &observation(1, 0, None, None),
+            Lowering {
+                rejected: Some("sql_parse_error"),
+                ..Lowering::default()
+            },
+        );
+        let snapshot = aggregator.snapshot();
+        assert_eq!(snapshot.writes[0].inserts, 100);
+        assert_eq!(snapshot.rejected.get("sql_parse_error"), Some(&1));
+    }
+
+    #[test]
+    fn a_snapshot_restores_into_an_equal_store() {
+        let aggregator = Aggregator::new(10);
+        aggregator.record(
+            &observation(5, 1, None, None),
+            reads(shape_on("status"), vec![exists("email", true)]),
+        );
+        let before = aggregator.snapshot();
+        let restored = Aggregator::new(10);
+        restored.restore(&before);
+        assert_eq!(restored.snapshot(), before);
+        // Restoring into a store that already has the shape adds to it.
+        restored.restore(&before);
+        assert_eq!(
+            restored.snapshot().shapes[&shape_on("status").id()].count,
+            2
+        );
+    }
+}
