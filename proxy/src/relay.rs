@@ -256,27 +256,32 @@ impl<F: Framer> Pump<F> {
             match piece {
                 Piece::Frame(bytes) => offer(&mut self.tap, self.direction, bytes, at),
                 Piece::Raw(_) => {}
-                Piece::Oversize { header, .. } => {
-                    self.metrics.event("oversize_skipped");
-                    offer_item(
-                        &mut self.tap,
-                        TapItem::Oversize(TapFrame {
-                            direction: self.direction,
-                            bytes: header,
-                            at,
-                        }),
-                    );
-                }
-                Piece::Broken(error) => {
-                    self.metrics.decode_error(error.reason);
-                    tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
-                }
+                Piece::Oversize { header, .. } => self.announce_oversize(header, at),
+                Piece::Broken(error) => self.lose_framing(&error),
             }
         }
         if self.tap.is_none() || self.splitter.as_ref().is_some_and(|s| s.is_broken()) {
             self.splitter = None;
             self.tap = None;
         }
+    }
+
+    /// A frame too large to inspect: count it, and hand its header to the inspector.
+    fn announce_oversize(&mut self, header: Bytes, at: Instant) {
+        self.metrics.event("oversize_skipped");
+        let frame = TapFrame {
+            direction: self.direction,
+            bytes: header,
+            at,
+        };
+        offer_item(&mut self.tap, TapItem::Oversize(frame));
+    }
+
+    /// The stream can no longer be framed: stop inspecting it; forwarding goes on.
+    fn lose_framing(&mut self, error: &crate::tap::DecodeError) {
+        self.metrics.decode_error(error.reason);
+        tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
+        self.tap = None;
     }
 
     /// Forward whole frames, each after the rewrite had its look.
@@ -305,21 +310,8 @@ impl<F: Framer> Pump<F> {
                     }
                 }
                 Piece::Raw(bytes) => to.write_all(&bytes).await?,
-                Piece::Oversize { header, .. } => {
-                    self.metrics.event("oversize_skipped");
-                    offer_item(
-                        &mut self.tap,
-                        TapItem::Oversize(TapFrame {
-                            direction: self.direction,
-                            bytes: header,
-                            at,
-                        }),
-                    );
-                }
-                Piece::Broken(error) => {
-                    self.metrics.decode_error(error.reason);
-                    self.tap = None;
-                }
+                Piece::Oversize { header, .. } => self.announce_oversize(header, at),
+                Piece::Broken(error) => self.lose_framing(&error),
             }
         }
         Ok(())
@@ -433,7 +425,11 @@ mod tests {
             match item {
                 TapItem::Frame(_) => tapped += 1,
                 TapItem::Oversize(header) => {
-                    assert_eq!(header.bytes.len(), 4, "only the header of an oversize frame");
+                    assert_eq!(
+                        header.bytes.len(),
+                        4,
+                        "only the header of an oversize frame"
+                    );
                     oversize_headers += 1;
                 }
             }
