@@ -201,3 +201,24 @@ pub(crate) fn notes_as_comments(out: &mut String, advice: &Advice, comment: &str
         out.push('\n');
     }
 }
+
+/// The recommendations for one engine, in rank order.
+pub(crate) fn recommendations_of(
+    advice: &Advice,
+    engine: crate::shape::Engine,
+) -> Vec<&Recommendation> {
+    advice
+        .recommendations
+        .iter()
+        .filter(|r| r.index.namespace.engine == engine)
+        .collect()
+}
+
+/// The drop candidates for one engine.
+pub(crate) fn drops_of(advice: &Advice, engine: crate::shape::Engine) -> Vec<&DropCandidate> {
+    advice
+        .drops
+        .iter()
+        .filter(|d| d.index.namespace.engine == engine)
+        .collect()
+}

@@ -92,11 +92,7 @@ pub(crate) fn render(advice: &Advice) -> String {
     let mut out = String::new();
     out.push_str("// indextap: MongoDB index recommendations (mongosh)\n");
     out.push_str("// Every index slows the writes of its collection: build during low traffic.\n");
-    let recommendations: Vec<_> = advice
-        .recommendations
-        .iter()
-        .filter(|r| r.index.namespace.engine == Engine::Mongodb)
-        .collect();
+    let recommendations = super::recommendations_of(advice, Engine::Mongodb);
     if recommendations.is_empty() {
         out.push_str("\n// No MongoDB index to add.\n");
     }
@@ -113,11 +109,7 @@ pub(crate) fn render(advice: &Advice) -> String {
         ));
         out.push('\n');
     }
-    let drops: Vec<_> = advice
-        .drops
-        .iter()
-        .filter(|d| d.index.namespace.engine == Engine::Mongodb)
-        .collect();
+    let drops = super::drops_of(advice, Engine::Mongodb);
     if !drops.is_empty() {
         out.push_str("\n// Drop candidates: review before running.\n");
         for drop in drops {

@@ -58,11 +58,7 @@ pub(crate) fn render(advice: &Advice) -> String {
     out.push_str("# indextap: MongoDB index recommendations (pymongo)\n");
     out.push_str("import pymongo\n\n");
     out.push_str("client = pymongo.MongoClient()  # pass your connection string\n");
-    let recommendations: Vec<_> = advice
-        .recommendations
-        .iter()
-        .filter(|r| r.index.namespace.engine == Engine::Mongodb)
-        .collect();
+    let recommendations = super::recommendations_of(advice, Engine::Mongodb);
     if recommendations.is_empty() {
         out.push_str("\n# No MongoDB index to add.\n");
     }
@@ -75,11 +71,7 @@ pub(crate) fn render(advice: &Advice) -> String {
             create_statement(&recommendation.index, &recommendation.name)
         );
     }
-    let drops: Vec<_> = advice
-        .drops
-        .iter()
-        .filter(|d| d.index.namespace.engine == Engine::Mongodb)
-        .collect();
+    let drops = super::drops_of(advice, Engine::Mongodb);
     if !drops.is_empty() {
         out.push_str("\n# Drop candidates: review before running.\n");
         for drop in drops {

@@ -160,11 +160,7 @@ pub fn drop_statement(namespace: &Namespace, name: &str) -> String {
 /// The PostgreSQL part of the advice as a migration with up and rollback sections.
 pub(crate) fn render(advice: &Advice) -> String {
     let mut out = String::from(HEADER);
-    let recommendations: Vec<_> = advice
-        .recommendations
-        .iter()
-        .filter(|r| r.index.namespace.engine == Engine::Postgresql)
-        .collect();
+    let recommendations = super::recommendations_of(advice, Engine::Postgresql);
     out.push_str("\n-- migrate:up\n");
     if recommendations.is_empty() {
         out.push_str("\n-- No PostgreSQL index to add.\n");
@@ -187,11 +183,7 @@ pub(crate) fn render(advice: &Advice) -> String {
         ));
         out.push('\n');
     }
-    let drops: Vec<_> = advice
-        .drops
-        .iter()
-        .filter(|d| d.index.namespace.engine == Engine::Postgresql)
-        .collect();
+    let drops = super::drops_of(advice, Engine::Postgresql);
     if !drops.is_empty() {
         out.push_str("\n-- Drop candidates: review before running.\n");
         for drop in drops {
