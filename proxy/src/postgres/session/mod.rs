@@ -73,6 +73,9 @@ pub struct PgSession {
     next_portal_id: u64,
     /// While pairing is lost: how many ReadyForQuery still answer untracked requests.
     lost: Option<usize>,
+    /// The server is in COPY FROM STDIN mode, where it ignores Sync (until CopyDone,
+    /// CopyFail, or its own ErrorResponse).
+    copy_in: bool,
 }
 
 impl PgSession {
@@ -86,6 +89,7 @@ impl PgSession {
             cycle: 0,
             next_portal_id: 0,
             lost: None,
+            copy_in: false,
         }
     }
 
@@ -130,17 +134,18 @@ impl PgSession {
                 self.statements.remove(&name);
             }
             Frontend::Close(Some(CloseTarget::Portal(name))) => self.drop_portal(&name, events),
+            // No ReadyForQuery will answer a Sync sent during COPY FROM STDIN.
+            Frontend::Sync if self.copy_in => events.count("sync_in_copy"),
             Frontend::Sync | Frontend::FunctionCall => {
                 self.cycle += 1;
                 self.track(Pending::Sync { cycle: self.cycle }, events);
             }
+            Frontend::CopyDone | Frontend::CopyFail => self.copy_in = false,
             Frontend::Close(None)
             | Frontend::Describe
             | Frontend::Flush
             | Frontend::Terminate
             | Frontend::CopyData
-            | Frontend::CopyDone
-            | Frontend::CopyFail
             | Frontend::Password
             | Frontend::Unknown => {}
         }

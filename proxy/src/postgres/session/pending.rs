@@ -227,6 +227,16 @@ impl PendingQueue {
         }
     }
 
+    /// Removes the Sync entries right behind the oldest entry; returns how many.
+    pub fn remove_syncs_behind_front(&mut self) -> usize {
+        let mut removed = 0;
+        while let Some(Pending::Sync { .. }) = self.entries.get(1) {
+            self.entries.remove(1);
+            removed += 1;
+        }
+        removed
+    }
+
     /// Removes the oldest entry.
     pub fn pop(&mut self) -> Option<Pending> {
         self.entries.pop_front()

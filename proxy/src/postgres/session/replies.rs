@@ -60,6 +60,8 @@ impl PgSession {
     /// An ErrorResponse fails the oldest execution. In extended mode the server then skips
     /// everything up to Sync, so the executions queued before the next Sync never ran.
     fn error(&mut self, sqlstate: String, at: Instant, events: &mut dyn Events) {
+        // A failed COPY FROM STDIN leaves copy mode: the next Sync is answered again.
+        self.copy_in = false;
         match self.pending.front() {
             Some(Pending::Execute(_)) => {
                 if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
@@ -108,10 +110,22 @@ impl PgSession {
         }
     }
 
+    /// CopyInResponse or CopyOutResponse. In COPY FROM STDIN mode the server ignores Sync,
+    /// so the Syncs a client pipelined behind the COPY's Execute (tokio-postgres sends
+    /// Bind, Execute, Sync at once) will get no ReadyForQuery: they are taken off the queue.
     fn start_copy(&mut self, direction: CopyDirection, events: &mut dyn Events) {
         match self.pending.front_execution_mut() {
             Some(execution) => execution.start_copy(direction),
-            None => events.count("unpaired_reply"),
+            None => {
+                events.count("unpaired_reply");
+                return;
+            }
+        }
+        if direction == CopyDirection::In {
+            self.copy_in = true;
+            for _ in 0..self.pending.remove_syncs_behind_front() {
+                events.count("sync_in_copy");
+            }
         }
     }
 

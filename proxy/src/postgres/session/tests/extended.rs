@@ -302,3 +302,69 @@ fn a_statement_over_the_text_budget_is_not_kept() {
     assert_eq!(h.counted("statement_evicted"), 1);
     assert_eq!(h.counted("unknown_statement"), 1);
 }
+
+/// tokio-postgres sends Bind, Execute, Sync before it knows the statement is a COPY; the
+/// server ignores that Sync in copy mode and answers only the one after CopyDone.
+#[test]
+fn a_sync_sent_during_copy_from_stdin_gets_no_ready_for_query() {
+    let mut h = Harness::new();
+    h.client([parse("s0", "COPY t (a) FROM STDIN"), sync()]);
+    h.server([message(b'1', b""), message(b'n', b""), ready(b'I')]);
+    h.client([bind("", "s0", &[]), execute("", 0), sync()]);
+    h.server([message(b'2', b""), message(b'G', b"\0\0\x01\0\0")]);
+    h.client([message(b'd', b"1\n"), message(b'c', b""), sync()]);
+    h.server([command_complete("COPY 1"), ready(b'I')]);
+    // The next statement is paired with its own reply.
+    h.client([
+        parse("", "SELECT a FROM t WHERE a = $1"),
+        bind("", "", &[Some("1")]),
+        execute("", 0),
+        sync(),
+    ]);
+    h.server([
+        message(b'1', b""),
+        message(b'2', b""),
+        data_row("1"),
+        command_complete("SELECT 1"),
+        ready(b'I'),
+    ]);
+    assert_eq!(
+        h.texts(),
+        ["COPY t (a) FROM STDIN", "SELECT a FROM t WHERE a = $1"]
+    );
+    assert_eq!(sql(&h.events.observations[0]).protocol, SqlProtocol::Copy);
+    assert_eq!(h.events.observations[0].outcome.affected, 1);
+    assert_eq!(h.events.observations[1].outcome.returned, 1);
+    assert_eq!(h.counted("sync_in_copy"), 1);
+    assert_eq!(h.counted("unpaired_reply"), 0);
+}
+
+/// A COPY that fails leaves copy mode: the client's next Sync is answered.
+#[test]
+fn a_failed_copy_from_stdin_answers_the_next_sync() {
+    let mut h = Harness::new();
+    h.client([
+        parse("", "COPY t (a) FROM STDIN"),
+        bind("", "", &[]),
+        execute("", 0),
+        sync(),
+    ]);
+    h.server([
+        message(b'1', b""),
+        message(b'2', b""),
+        message(b'G', b"\0\0\x01\0\0"),
+    ]);
+    h.client([message(b'd', b"not a number\n")]);
+    h.server([error("22P02", "invalid input syntax")]);
+    h.client([message(b'c', b""), sync()]);
+    h.server([ready(b'I')]);
+    h.client([query("SELECT 1 FROM t")]);
+    h.server([data_row("1"), command_complete("SELECT 1"), ready(b'I')]);
+    assert_eq!(h.texts(), ["COPY t (a) FROM STDIN", "SELECT 1 FROM t"]);
+    assert_eq!(
+        h.events.observations[0].outcome.error.as_deref(),
+        Some("22P02")
+    );
+    assert_eq!(h.events.observations[1].outcome.returned, 1);
+    assert_eq!(h.counted("unpaired_reply"), 0);
+}
