@@ -21,6 +21,8 @@
 //! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
 //! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
 //!   prove they never come out again.
+//! - [`leak`]: every place indextap's output can be read (admin API, CLI, logs, state file),
+//!   gathered and searched for markers.
 //! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
 #![forbid(unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -28,6 +30,7 @@
 mod child;
 pub mod compressing_front;
 pub mod http;
+pub mod leak;
 pub mod markers;
 pub mod ports;
 pub mod postgres;

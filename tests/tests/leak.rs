@@ -1,0 +1,277 @@
+//! No value from the traffic ever comes out of indextap.
+//!
+//! One test per engine: it plants unique marker strings and numbers ([`Markers`]) everywhere
+//! a value can sit in that engine's traffic, including values the server quotes back in its
+//! error messages, checks that they really reached the server (so the test can fail), waits
+//! until the proxy has captured the traffic, and then searches every place indextap's output
+//! can be read for them ([`indextap_tests::leak`]): the admin API in every format, the CLI,
+//! the proxy's own logs at debug level, and the state file saved on SIGTERM.
+
+mod mongo_harness;
+
+use bson::{doc, Bson, Document, Regex};
+use indextap_tests::leak::{
+    admin_answers, assert_no_marker, cli_outputs, exposure, json_log_levels, logs,
+    stop_and_read_state,
+};
+use indextap_tests::Markers;
+use mongo_harness::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+
+/// The proxy as talkative as it gets. The short shutdown grace lets SIGTERM end the
+/// connections the driver keeps open well within the fixture's own stop timeout.
+const PROXY_ENV: [(&str, &str); 3] = [
+    ("INDEXTAP_LOG_LEVEL", "debug"),
+    ("RUST_LOG", "debug"),
+    ("INDEXTAP_SHUTDOWN_GRACE_SECS", "1"),
+];
+
+const MONGO_DATABASE: &str = "leak";
+const MONGO_COLLECTION: &str = "people";
+
+fn regex(pattern: &str) -> Regex {
+    let cstring = |text: &str| {
+        bson::raw::CString::try_from(text.to_string())
+            .unwrap_or_else(|err| panic!("{text:?}: {err}"))
+    };
+    Regex {
+        pattern: cstring(pattern),
+        options: cstring(""),
+    }
+}
+
+/// The error a server error message carries, as the driver shows it.
+fn mongo_error<T: std::fmt::Debug>(result: mongodb::error::Result<T>, what: &str) -> String {
+    match result {
+        Ok(value) => panic!("{what} should fail on the server, got {value:?}"),
+        Err(err) => format!("{err}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_values_never_leave_the_proxy() {
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let state_path = state_dir.path().display().to_string();
+    let mut harness = MongoBehindProxy::start_with(
+        &["--log-format", "json", "--state-dir", &state_path],
+        &PROXY_ENV,
+    )
+    .await;
+    let people: Collection<Document> = harness
+        .client
+        .database(MONGO_DATABASE)
+        .collection(MONGO_COLLECTION);
+    let mut markers = Markers::new();
+    // Executions of shapes on the collection, counted as they are sent.
+    let mut executions = 0_u64;
+
+    // A unique index makes a duplicate insert fail with the key quoted back.
+    harness
+        .direct
+        .database(MONGO_DATABASE)
+        .collection::<Document>(MONGO_COLLECTION)
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! { "owner": 1 })
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await
+        .expect("unique index");
+
+    // Inserted documents.
+    let owner = markers.string();
+    let other_owner = markers.string();
+    let amount = markers.number();
+    let note = markers.string();
+    let tag = markers.string();
+    people
+        .insert_many([
+            doc! { "owner": &owner, "amount": amount, "note": &note, "tags": [&tag] },
+            doc! { "owner": &other_owner, "amount": markers.number(), "note": markers.string() },
+        ])
+        .await
+        .expect("insert_many");
+
+    // Filters: equality, numbers, $in lists, a regex prefix and infix, a limit and a comment.
+    for filter in [
+        doc! { "owner": &owner },
+        doc! { "amount": amount },
+        doc! { "owner": { "$in": [markers.string(), &owner, markers.string()] } },
+        doc! { "amount": { "$in": [markers.number(), amount] } },
+        doc! { "note": regex(&format!("^{}", markers.string())) },
+        doc! { "note": { "$regex": markers.string(), "$options": "i" } },
+        doc! { "tags": { "$elemMatch": { "$eq": &tag } } },
+        doc! { "$or": [ { "owner": markers.string() }, { "amount": { "$gt": markers.number() } } ] },
+    ] {
+        drain(people.find(filter).await.expect("find"))
+            .await
+            .expect("cursor");
+        executions += 1;
+    }
+    let limited = people
+        .find(doc! { "owner": &other_owner })
+        .limit(markers.number())
+        .comment(Bson::String(markers.string()))
+        .await
+        .expect("find with limit and comment");
+    drain(limited).await.expect("cursor");
+    executions += 1;
+
+    // Updates: $set values, and a filter that is itself a marker.
+    let new_note = markers.string();
+    let score = markers.number();
+    people
+        .update_one(
+            doc! { "owner": &owner },
+            doc! { "$set": { "note": &new_note, "score": score } },
+        )
+        .await
+        .expect("update_one");
+    let flag = markers.string();
+    people
+        .update_many(
+            doc! { "owner": { "$in": [&owner, markers.string()] } },
+            doc! { "$set": { "flag": &flag } },
+        )
+        .await
+        .expect("update_many");
+    let modified = markers.string();
+    people
+        .find_one_and_update(
+            doc! { "owner": &other_owner },
+            doc! { "$set": { "modified": &modified } },
+        )
+        .await
+        .expect("find_one_and_update");
+    executions += 3;
+
+    // Aggregates, counts, distinct, deletes.
+    let pipeline = vec![
+        doc! { "$match": { "owner": &owner, "amount": { "$lte": markers.number() } } },
+        doc! { "$sort": { "amount": -1 } },
+        doc! { "$limit": markers.number() },
+        doc! { "$addFields": { "label": markers.string() } },
+        doc! { "$lookup": {
+            "from": MONGO_COLLECTION,
+            "pipeline": [ { "$match": { "note": markers.string() } } ],
+            "as": "same_note",
+        } },
+        doc! { "$group": { "_id": "$owner", "total": { "$sum": markers.number() } } },
+    ];
+    drain(people.aggregate(pipeline).await.expect("aggregate"))
+        .await
+        .expect("cursor");
+    people
+        .count_documents(doc! { "note": &new_note })
+        .await
+        .expect("count_documents");
+    people
+        .distinct("note", doc! { "amount": amount })
+        .await
+        .expect("distinct");
+    people
+        .delete_one(doc! { "owner": markers.string() })
+        .await
+        .expect("delete_one");
+    executions += 4;
+
+    // Server errors that quote the offending value back.
+    let bad_increment = markers.string();
+    let failed_update = mongo_error(
+        people
+            .update_one(
+                doc! { "owner": &owner },
+                doc! { "$inc": { "amount": &bad_increment } },
+            )
+            .await,
+        "$inc with a string",
+    );
+    assert!(
+        failed_update.contains(&bad_increment),
+        "the server quotes the value: {failed_update}"
+    );
+    executions += 1;
+    let failed_insert = mongo_error(
+        people.insert_one(doc! { "owner": &owner }).await,
+        "a duplicate key",
+    );
+    assert!(
+        failed_insert.contains(&owner),
+        "the server quotes the key: {failed_insert}"
+    );
+    let bad_type = markers.string();
+    let failed_find = mongo_error(
+        people
+            .find_one(doc! { "owner": { "$type": &bad_type } })
+            .await,
+        "$type with an unknown alias",
+    );
+    assert!(
+        failed_find.contains(&bad_type),
+        "the server quotes the alias: {failed_find}"
+    );
+
+    // The values really reached the server.
+    let stored = harness
+        .direct
+        .database(MONGO_DATABASE)
+        .collection::<Document>(MONGO_COLLECTION);
+    let mine = stored
+        .find_one(doc! { "owner": &owner })
+        .await
+        .expect("direct find")
+        .expect("the inserted document");
+    assert_eq!(mine.get_str("note").ok(), Some(new_note.as_str()));
+    assert_eq!(mine.get_i64("score").ok(), Some(score));
+    assert_eq!(mine.get_str("flag").ok(), Some(flag.as_str()));
+    let theirs = stored
+        .find_one(doc! { "owner": &other_owner })
+        .await
+        .expect("direct find")
+        .expect("the other document");
+    assert_eq!(theirs.get_str("modified").ok(), Some(modified.as_str()));
+
+    // The proxy captured all of it: every execution, the failed update, the rejected filter.
+    wait_until("the leak workload in /api/v1/shapes", || {
+        let document = harness.shapes_document();
+        let shapes = shapes_on(&document, MONGO_DATABASE, MONGO_COLLECTION);
+        let count: u64 = shapes.iter().filter_map(|s| s["count"].as_u64()).sum();
+        let errors: u64 = shapes.iter().filter_map(|s| s["errors"].as_u64()).sum();
+        let inserts = writes_on(&document, MONGO_DATABASE, MONGO_COLLECTION)
+            .and_then(|writes| writes["inserts"].as_u64());
+        let rejected = document["rejected"]["malformed_filter"].as_u64();
+        if count == executions && errors >= 1 && inserts >= Some(2) && rejected == Some(1) {
+            Ok(())
+        } else {
+            Err(format!(
+                "executions {count}/{executions}, errors {errors}, inserts {inserts:?}, \
+                 rejected {rejected:?}\n{document:#}"
+            ))
+        }
+    });
+
+    let mut exposures = admin_answers(&harness.proxy).expect("admin API");
+    exposures.extend(cli_outputs(&harness.admin_url()).expect("CLI"));
+    exposures.push(logs(&harness.proxy));
+    exposure(&exposures, "GET /api/v1/shapes").non_empty(MONGO_COLLECTION);
+    exposure(&exposures, "GET /api/v1/snapshot").non_empty(MONGO_COLLECTION);
+    exposure(&exposures, "GET /metrics").non_empty("indextap");
+    exposure(&exposures, "GET /api/v1/recommendations?format=mongosh").non_empty("createIndex");
+    exposure(&exposures, "proxy logs").non_empty("MongoDB listener ready");
+    assert_no_marker(&markers, &exposures);
+
+    // On SIGTERM the state is saved; neither it nor the shutdown's log lines hold a value.
+    let state = stop_and_read_state(&mut harness.proxy, state_dir.path()).expect("state file");
+    state.non_empty(MONGO_COLLECTION);
+    let final_logs = logs(&harness.proxy);
+    assert_no_marker(&markers, &[state, final_logs.clone()]);
+
+    // The logs were JSON, and verbose: debug lines were written.
+    let levels = json_log_levels(&final_logs.text).expect("JSON logs");
+    assert!(
+        levels.contains("DEBUG"),
+        "no debug line in the logs: {levels:?}"
+    );
+}
