@@ -1,19 +1,23 @@
-//! PostgreSQL: existing indexes from `pg_index`, and planner evidence through HypoPG.
+//! PostgreSQL: existing indexes from `pg_index`.
 //!
 //! ## Layout
-//! - [`connect`]: one connection per database, with the admin URL's credentials.
-//! - [`existing`]: every btree/GIN index of the user's schemas, as [`IndexSpec`]s.
-//! - [`verify`]: EXPLAIN each served shape's generic plan without and with a hypothetical
-//!   index (see `verify.rs`).
+//! - this file: [`connect`] (one connection per database, with the admin URL's
+//!   credentials) and [`existing`] (every btree/GIN index of the user's schemas, as
+//!   [`IndexSpec`]s, through [`CatalogRow`]).
+//! - `printed`: reading what PostgreSQL prints (`pg_get_indexdef` keys, `pg_get_expr`
+//!   predicates) back into the analyzer's targets and partial terms.
+//!
+//! Planner evidence through HypoPG is in `super::verify`.
+
+mod printed;
 
 use std::time::Duration;
 
-use indextap_analyzer::advise::{Condition, IndexKey, IndexMethod, IndexSpec, PartialTerm};
-use indextap_analyzer::shape::{Namespace, Target};
-use sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use indextap_analyzer::advise::{IndexKey, IndexMethod, IndexSpec};
+use indextap_analyzer::shape::Namespace;
 use tokio_postgres::{Client, NoTls};
+
+use printed::{partial_terms, target_of, unquote};
 
 /// How long connecting or one catalog query may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -170,173 +174,11 @@ impl CatalogRow {
     }
 }
 
-/// A key as printed by `pg_get_indexdef`: a column name, or an expression.
-fn target_of(text: &str) -> Target {
-    let parsed = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr());
-    match parsed {
-        Ok(Expr::Identifier(ident)) => Target::Field(ident.value),
-        Ok(expr) => Target::Expression {
-            text: expr.to_string(),
-            column: first_column(&expr).unwrap_or_default(),
-        },
-        Err(_) => Target::Field(unquote(text)),
-    }
-}
-
-/// The first column an expression mentions.
-fn first_column(expr: &Expr) -> Option<String> {
-    let mut found = None;
-    let _ = sqlparser::ast::visit_expressions(expr, |e| {
-        if let Expr::Identifier(ident) = e {
-            found = Some(ident.value.clone());
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    });
-    found
-}
-
-fn unquote(text: &str) -> String {
-    text.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .map(|t| t.replace("\"\"", "\""))
-        .unwrap_or_else(|| text.to_string())
-}
-
-/// The conjuncts of a partial predicate, when every one is of a kind the advisor proposes.
-fn partial_terms(text: &str) -> Option<Vec<PartialTerm>> {
-    let expr = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .ok()?;
-    let mut conjuncts = Vec::new();
-    flatten_and(expr, &mut conjuncts);
-    let mut terms = conjuncts
-        .into_iter()
-        .map(partial_term)
-        .collect::<Option<Vec<_>>>()?;
-    terms.sort();
-    Some(terms)
-}
-
-fn flatten_and(expr: Expr, out: &mut Vec<Expr>) {
-    match expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            flatten_and(*left, out);
-            flatten_and(*right, out);
-        }
-        Expr::Nested(inner) => flatten_and(*inner, out),
-        other => out.push(other),
-    }
-}
-
-fn column_of(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Identifier(ident) => Some(ident.value.clone()),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
-        Expr::Nested(inner) => column_of(inner),
-        Expr::Cast { expr, .. } => column_of(expr),
-        _ => None,
-    }
-}
-
-fn partial_term(expr: Expr) -> Option<PartialTerm> {
-    let term = |column: String, condition| {
-        Some(PartialTerm {
-            target: Target::Field(column),
-            condition,
-        })
-    };
-    match expr {
-        Expr::IsNull(inner) => term(column_of(&inner)?, Condition::IsNull),
-        Expr::IsNotNull(inner) => term(column_of(&inner)?, Condition::IsNotNull),
-        Expr::IsTrue(inner) => term(column_of(&inner)?, Condition::Bool(true)),
-        Expr::IsFalse(inner) => term(column_of(&inner)?, Condition::Bool(false)),
-        Expr::UnaryOp {
-            op: UnaryOperator::Not,
-            expr,
-        } => term(column_of(&expr)?, Condition::Bool(false)),
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Eq,
-            right,
-        } => {
-            let column = column_of(&left)?;
-            match literal_of(&right)? {
-                Literal::Bool(b) => term(column, Condition::Bool(b)),
-                Literal::Text(t) => term(column, Condition::InTokens(vec![t])),
-            }
-        }
-        Expr::InList {
-            expr,
-            list,
-            negated: false,
-        } => {
-            let column = column_of(&expr)?;
-            tokens(column, list.iter())
-        }
-        Expr::AnyOp {
-            left,
-            compare_op: BinaryOperator::Eq,
-            right,
-            ..
-        } => {
-            let column = column_of(&left)?;
-            match strip_cast(&right) {
-                Expr::Array(array) => tokens(column, array.elem.iter()),
-                _ => None,
-            }
-        }
-        Expr::Nested(inner) => partial_term(*inner),
-        other => term(column_of(&other)?, Condition::Bool(true)),
-    }
-}
-
-fn tokens<'a>(column: String, items: impl Iterator<Item = &'a Expr>) -> Option<PartialTerm> {
-    let mut values = items
-        .map(|item| match literal_of(item)? {
-            Literal::Text(t) => Some(t),
-            Literal::Bool(_) => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    values.sort();
-    Some(PartialTerm {
-        target: Target::Field(column),
-        condition: Condition::InTokens(values),
-    })
-}
-
-enum Literal {
-    Bool(bool),
-    Text(String),
-}
-
-fn strip_cast(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => strip_cast(expr),
-        other => other,
-    }
-}
-
-fn literal_of(expr: &Expr) -> Option<Literal> {
-    match strip_cast(expr) {
-        Expr::Value(v) => match &v.value {
-            Value::Boolean(b) => Some(Literal::Bool(*b)),
-            Value::SingleQuotedString(s) => Some(Literal::Text(s.clone())),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use indextap_analyzer::advise::{Condition, PartialTerm};
+    use indextap_analyzer::shape::Target;
+
     use super::*;
 
     fn row(columns: &[&str], keys: usize, predicate: Option<&str>) -> CatalogRow {
