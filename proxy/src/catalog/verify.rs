@@ -6,11 +6,17 @@
 //! `EXPLAIN (GENERIC_PLAN)`; on 15 the statement is prepared and explained under
 //! `plan_cache_mode = force_generic_plan` with NULL arguments. Recommendations the planner
 //! would not use are dropped by `advise::verify::apply`.
+//!
+//! HypoPG models B-tree (and BRIN, hash, bloom) indexes only: GIN recommendations (trigram,
+//! jsonb) are not sent to it. Every recommendation left without a measurement, for that or
+//! because the planner could not be asked, is named in the advice's notes, so an absent
+//! `evidence` is never silent.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use indextap_analyzer::advise::verify::{self, Measurement, Probe};
-use indextap_analyzer::advise::Advice;
+use indextap_analyzer::advise::{Advice, IndexMethod};
+use indextap_analyzer::shape::Namespace;
 use indextap_analyzer::snapshot::Snapshot;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -35,6 +41,7 @@ pub async fn verify_postgres(advice: &mut Advice, snapshot: &Snapshot, sources: 
         return;
     };
     let mut measurements = Vec::new();
+    let mut unverified = Vec::new();
     let mut by_database: BTreeMap<&str, Vec<&Probe>> = BTreeMap::new();
     for probe in &probes {
         by_database
@@ -62,10 +69,35 @@ pub async fn verify_postgres(advice: &mut Advice, snapshot: &Snapshot, sources: 
             }
         };
         for probe in probes {
-            measurements.extend(planner.measure(probe).await);
+            if let Some(method) = unmodelled_method(advice, &probe.namespace, &probe.name) {
+                unverified.push(format!(
+                    "{} is not verified: HypoPG cannot model {method} indexes",
+                    probe.name
+                ));
+                continue;
+            }
+            let (measured, failure) = planner.measure(probe).await;
+            if measured.is_empty() {
+                let reason = failure.unwrap_or_else(|| "no plan was measured".to_string());
+                unverified.push(format!("{} is not verified: {reason}", probe.name));
+            }
+            measurements.extend(measured);
         }
     }
     verify::apply(advice, &measurements);
+    advice.notes.extend(unverified);
+}
+
+/// The access method of a recommendation when HypoPG cannot create it hypothetically.
+fn unmodelled_method(advice: &Advice, namespace: &Namespace, name: &str) -> Option<&'static str> {
+    let recommendation = advice
+        .recommendations
+        .iter()
+        .find(|r| &r.index.namespace == namespace && r.name == name)?;
+    match recommendation.index.method {
+        IndexMethod::Btree => None,
+        IndexMethod::Gin | IndexMethod::GinTrgm | IndexMethod::Text => Some("gin"),
+    }
 }
 
 /// A connection with HypoPG loaded, and the server's way of explaining generic plans.
@@ -100,8 +132,11 @@ impl<'a> Planner<'a> {
         })
     }
 
-    async fn measure(&self, probe: &Probe) -> Vec<Measurement> {
+    /// One measurement per served query that could be explained both ways, and the first
+    /// reason one could not (SQLSTATEs and fixed words only: never a value).
+    async fn measure(&self, probe: &Probe) -> (Vec<Measurement>, Option<String>) {
         let mut out = Vec::new();
+        let mut failure = None;
         for query in &probe.queries {
             let before = self.explain(&query.sql).await;
             let hypothetical = self.create_hypothetical(&probe.hypothetical_ddl).await;
@@ -123,10 +158,11 @@ impl<'a> Planner<'a> {
                         .next()
                         .unwrap_or_default();
                     tracing::info!(index = %probe.name, shape = %query.shape_id, %reason, "could not measure");
+                    failure.get_or_insert(reason);
                 }
             }
         }
-        out
+        (out, failure)
     }
 
     async fn create_hypothetical(&self, ddl: &str) -> Result<String, String> {
