@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin::metrics::{ListenerMetrics, Metrics};
 use crate::admin::routes::{self, AdminState};
 use crate::catalog::CatalogSources;
-use crate::error::Side;
+use crate::error::{ProxyError, Side};
 use crate::mongo::{rewrite_topology, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
 use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings, UpstreamTls};
@@ -357,8 +357,17 @@ async fn relay_postgres(
     let negotiated = match negotiate(client, upstream, tls).await {
         Ok(negotiated) => negotiated,
         Err(error) => {
-            if error.side == Side::Upstream {
-                metrics.upstream_connect_errors.inc();
+            match startup_failure(&error) {
+                StartupFailure::Upstream => {
+                    metrics.upstream_connect_errors.inc();
+                }
+                // A TCP probe connects and leaves: not a client error.
+                StartupFailure::Silent => {
+                    metrics.event("closed_before_startup");
+                    tracing::debug!(listener = %metrics.listener, %error, "PostgreSQL client left before its startup packet");
+                    return;
+                }
+                StartupFailure::Client(reason) => metrics.decode_error(reason),
             }
             tracing::warn!(listener = %metrics.listener, %error, "PostgreSQL session did not start");
             return;
@@ -402,6 +411,30 @@ async fn relay_postgres(
     {
         tracing::debug!(listener = %metrics.listener, %error, "connection ended");
     }
+}
+
+/// How a PostgreSQL startup phase failed, for the metrics.
+enum StartupFailure {
+    /// The upstream could not be reached.
+    Upstream,
+    /// The client closed before sending a byte.
+    Silent,
+    /// The client sent something unusable: a `decode_errors` reason.
+    Client(&'static str),
+}
+
+fn startup_failure(error: &ProxyError) -> StartupFailure {
+    use std::io::ErrorKind;
+    if error.side == Side::Upstream {
+        return StartupFailure::Upstream;
+    }
+    StartupFailure::Client(match error.source.kind() {
+        ErrorKind::ConnectionAborted => return StartupFailure::Silent,
+        ErrorKind::UnexpectedEof => "startup_truncated",
+        ErrorKind::TimedOut => "startup_timeout",
+        ErrorKind::InvalidData => "startup_invalid",
+        _ => "startup_io",
+    })
 }
 
 /// The listener's TLS configuration as the startup phase needs it.

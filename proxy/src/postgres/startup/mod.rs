@@ -152,7 +152,8 @@ async fn first_byte(client: &TcpStream, limits: &StartupLimits) -> Result<u8, Pr
     match timeout(limits.read_timeout, client.peek(&mut byte)).await {
         Ok(Ok(0)) => Err(ProxyError::downstream(
             context,
-            io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before startup"),
+            // Not `UnexpectedEof`: nothing was cut short (a TCP probe connects and leaves).
+            io::Error::new(io::ErrorKind::ConnectionAborted, "client closed before startup"),
         )),
         Ok(Ok(_)) => {
             let [first] = byte;

@@ -152,6 +152,19 @@ async fn truncated_startup_is_a_downstream_error() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_without_a_byte_is_not_a_truncated_startup() {
+    let (_listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    app.shutdown().await.unwrap();
+    let err = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.side, Side::Downstream);
+    assert_eq!(err.source.kind(), std::io::ErrorKind::ConnectionAborted);
+}
+
+#[tokio::test]
 async fn a_silent_client_times_out() {
     let (_listener, address) = fake_server().await;
     let (_app, proxy_side) = client_pair().await;
