@@ -12,12 +12,23 @@
 //!
 //! The advice is read from `/api/v1/recommendations` and from `indextap recommend`, then the
 //! recommended index is built with the driver and `explain` shows the served query now uses it.
+//!
+//! ## Layout
+//! - this file: the data, the workload, and the test.
+//! - `expected`: the exact advice the workload must get.
+//! - `explain`: the winning plan and its execution statistics.
 
+#[path = "mongo_advice/expected.rs"]
+mod expected;
+#[path = "mongo_advice/explain.rs"]
+mod explain;
 mod mongo_harness;
 
 use std::process::{Command, Output};
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Document};
+use expected::{comparable_all, expected_drops, expected_recommendations};
+use explain::explain;
 use indextap_tests::IndextapProcess;
 use mongo_harness::{drain, shapes_on, wait_until, MongoBehindProxy};
 use mongodb::options::IndexOptions;
@@ -134,132 +145,6 @@ async fn run_workload(db: &Database) {
     }
 }
 
-/// What a recommendation must say, field by field.
-fn expected_recommendation(
-    collection: &str,
-    keys: Value,
-    partial: Value,
-    name: &str,
-    statement: &str,
-    serves: Vec<u64>,
-) -> Value {
-    json!({
-        "engine": "mongodb",
-        "database": DATABASE,
-        "collection": collection,
-        "keys": keys,
-        "method": "btree",
-        "unique": false,
-        "partial": partial,
-        "include": [],
-        "name": name,
-        "statement": statement,
-        "serves": serves,
-    })
-}
-
-/// The fields of a served recommendation that [`expected_recommendation`] pins, with
-/// `serves` reduced to the served shapes' execution counts, sorted.
-fn comparable(recommendation: &Value) -> Value {
-    let mut serves: Vec<u64> = recommendation["serves"]
-        .as_array()
-        .map(|served| {
-            served
-                .iter()
-                .map(|s| s["count"].as_u64().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
-    serves.sort_unstable();
-    let mut picked = serde_json::Map::new();
-    for field in [
-        "engine",
-        "database",
-        "collection",
-        "keys",
-        "method",
-        "unique",
-        "partial",
-        "include",
-        "name",
-        "statement",
-    ] {
-        picked.insert(field.to_string(), recommendation[field].clone());
-    }
-    picked.insert("serves".to_string(), json!(serves));
-    Value::Object(picked)
-}
-
-fn comparable_all(advice: &Value) -> Vec<Value> {
-    let mut all: Vec<Value> = advice["recommendations"]
-        .as_array()
-        .map(|recommendations| recommendations.iter().map(comparable).collect())
-        .unwrap_or_default();
-    all.sort_by_key(|r| r["name"].to_string());
-    all
-}
-
-fn expected_recommendations() -> Vec<Value> {
-    let mut expected = vec![
-        // (a) and (a, b): one index. `a` leads, as more shapes test it.
-        expected_recommendation(
-            "events",
-            json!([{ "field": "a", "direction": 1 }, { "field": "b", "direction": 1 }]),
-            Value::Null,
-            "a_1_b_1",
-            r#"db.getSiblingDB("advice").events.createIndex({a: 1, b: 1}, {name: "a_1_b_1"})"#,
-            vec![2, 3],
-        ),
-        // $in after the sort key: the index returns documents in sort order.
-        expected_recommendation(
-            "orders",
-            json!([{ "field": "created", "direction": -1 }, { "field": "status", "direction": 1 }]),
-            Value::Null,
-            "created_-1_status_1",
-            r#"db.getSiblingDB("advice").orders.createIndex({created: -1, status: 1}, {name: "created_-1_status_1"})"#,
-            vec![3],
-        ),
-        // Equality, sort, range.
-        expected_recommendation(
-            "payments",
-            json!([
-                { "field": "account", "direction": 1 },
-                { "field": "created", "direction": -1 },
-                { "field": "amount", "direction": 1 },
-            ]),
-            Value::Null,
-            "account_1_created_-1_amount_1",
-            r#"db.getSiblingDB("advice").payments.createIndex({account: 1, created: -1, amount: 1}, {name: "account_1_created_-1_amount_1"})"#,
-            vec![3],
-        ),
-        // The $exists every execution carries is the partial filter, not a key.
-        expected_recommendation(
-            "users",
-            json!([{ "field": "plan", "direction": 1 }]),
-            json!({ "email": { "$exists": true } }),
-            "plan_1_partial",
-            r#"db.getSiblingDB("advice").users.createIndex({plan: 1}, {name: "plan_1_partial", partialFilterExpression: {email: {$exists: true}}})"#,
-            vec![4],
-        ),
-    ];
-    expected.sort_by_key(|r| r["name"].to_string());
-    expected
-}
-
-fn expected_drops() -> Value {
-    json!([{
-        "engine": "mongodb",
-        "database": DATABASE,
-        "schema": null,
-        "collection": "accounts",
-        "name": "owner_1",
-        "keys": [{ "field": "owner", "direction": 1 }],
-        "method": "btree",
-        "reason": "prefix of owner_1_region_1",
-        "statement": r#"db.getSiblingDB("advice").accounts.dropIndex("owner_1")"#,
-    }])
-}
-
 /// `indextap recommend --from URL args...`.
 fn recommend(admin_url: &str, args: &[&str]) -> Output {
     Command::new(IndextapProcess::binary())
@@ -281,61 +166,6 @@ fn mongosh_statements(script: &str) -> Vec<String> {
     statements.sort();
     statements.dedup();
     statements
-}
-
-/// The stage names of a winning plan, outermost first, and the index an IXSCAN used.
-fn plan_stages(plan: &Document) -> (Vec<String>, Option<String>) {
-    let mut stages = Vec::new();
-    let mut index = None;
-    let mut stage = Some(plan);
-    while let Some(current) = stage {
-        if let Ok(name) = current.get_str("stage") {
-            stages.push(name.to_string());
-        }
-        if let Ok(name) = current.get_str("indexName") {
-            index = Some(name.to_string());
-        }
-        stage = current.get_document("inputStage").ok();
-    }
-    (stages, index)
-}
-
-fn number(document: &Document, key: &str) -> i64 {
-    match document.get(key) {
-        Some(Bson::Int32(value)) => i64::from(*value),
-        Some(Bson::Int64(value)) => *value,
-        Some(Bson::Double(value)) => *value as i64,
-        other => panic!("{key} is not a number: {other:?} in {document}"),
-    }
-}
-
-/// `explain` (executionStats) of a find: stages, index used, nReturned, totalDocsExamined.
-async fn explain(
-    db: &Database,
-    collection: &str,
-    filter: Document,
-) -> (Vec<String>, Option<String>, i64, i64) {
-    let explained = db
-        .run_command(doc! {
-            "explain": { "find": collection, "filter": filter },
-            "verbosity": "executionStats",
-        })
-        .await
-        .unwrap_or_else(|err| panic!("explain: {err}"));
-    let winning = explained
-        .get_document("queryPlanner")
-        .and_then(|planner| planner.get_document("winningPlan"))
-        .unwrap_or_else(|err| panic!("no winningPlan ({err}) in {explained}"));
-    let (stages, index) = plan_stages(winning);
-    let stats = explained
-        .get_document("executionStats")
-        .unwrap_or_else(|err| panic!("no executionStats ({err}) in {explained}"));
-    (
-        stages,
-        index,
-        number(stats, "nReturned"),
-        number(stats, "totalDocsExamined"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
