@@ -171,6 +171,30 @@ impl<F: Framer> Splitter<F> {
         }
     }
 
+    /// The stream has ended. If it ended inside a frame, that is reported as
+    /// `Piece::Broken` (`truncated`), followed by the bytes held for the frame as `Piece::Raw`,
+    /// so that every pushed byte is still handed out exactly once. Nothing is framed after.
+    pub fn finish(&mut self, out: &mut Vec<Piece>) {
+        let cut_short = match self.state {
+            State::Collect => !self.partial.is_empty(),
+            State::Skip { .. } => true,
+            State::Broken => false,
+        };
+        if cut_short {
+            out.push(Piece::Broken(DecodeError::new(
+                "truncated",
+                format!(
+                    "the stream ended inside a frame ({} bytes held)",
+                    self.partial.len()
+                ),
+            )));
+            if !self.partial.is_empty() {
+                out.push(Piece::Raw(self.partial.split().freeze()));
+            }
+        }
+        self.state = State::Broken;
+    }
+
     fn break_with(
         &mut self,
         error: DecodeError,
@@ -268,6 +292,40 @@ mod tests {
             assert_eq!(frames(&pieces), vec![small.clone()], "chunk size {chunk}");
             assert_eq!(reassemble(&pieces), stream);
         }
+    }
+
+    #[test]
+    fn a_stream_ending_inside_a_frame_is_truncated_and_hands_back_its_bytes() {
+        let good = frame(b"whole");
+        let cut = frame(b"cut short here");
+        let stream = [&good[..], &cut[..9]].concat();
+        for chunk in [1, 3, 4096] {
+            let mut splitter = Splitter::new(LenPrefix, 1 << 16);
+            let mut pieces = Vec::new();
+            for part in stream.chunks(chunk) {
+                splitter.push(Bytes::copy_from_slice(part), &mut pieces);
+            }
+            splitter.finish(&mut pieces);
+            assert_eq!(frames(&pieces), vec![good.clone()]);
+            assert!(pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Broken(e) if e.reason == "truncated")));
+            assert_eq!(reassemble(&pieces), stream, "chunk size {chunk}");
+        }
+        // Ending between frames, or inside an oversize frame streaming past.
+        let mut splitter = Splitter::new(LenPrefix, 1 << 16);
+        let mut pieces = Vec::new();
+        splitter.push(Bytes::from(good.clone()), &mut pieces);
+        splitter.finish(&mut pieces);
+        assert!(!pieces.iter().any(|p| matches!(p, Piece::Broken(_))));
+        let mut splitter = Splitter::new(LenPrefix, 8);
+        let mut pieces = Vec::new();
+        splitter.push(Bytes::copy_from_slice(&cut[..12]), &mut pieces);
+        splitter.finish(&mut pieces);
+        assert!(pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Broken(e) if e.reason == "truncated")));
+        assert_eq!(reassemble(&pieces), &cut[..12]);
     }
 
     #[test]

@@ -126,6 +126,30 @@ pub struct Relay<Q, R> {
     pub metrics: ListenerMetrics,
 }
 
+/// Which side of a connection spoke last. Database protocols are request/response: after a
+/// reply the connection is at rest (an idle pooled connection), after a request a reply is
+/// owed. Shutdown closes the connections at rest at once and waits only for the others.
+#[derive(Debug, Default)]
+pub struct Activity(std::sync::atomic::AtomicU8);
+
+impl Activity {
+    const REQUEST_LAST: u8 = 1;
+    const REPLY_LAST: u8 = 2;
+
+    fn spoke(&self, direction: Direction) {
+        let state = match direction {
+            Direction::Request => Self::REQUEST_LAST,
+            Direction::Reply => Self::REPLY_LAST,
+        };
+        self.0.store(state, Ordering::Relaxed);
+    }
+
+    /// Whether a request has been forwarded and its reply has not begun.
+    pub fn request_in_flight(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::REQUEST_LAST
+    }
+}
+
 /// How a relayed connection ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RelayTotals {
@@ -139,8 +163,26 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
     /// Relay until both directions are done, or either fails.
     pub async fn run<CR, CW, UR, UW>(
         self,
+        client: (CR, CW),
+        upstream: (UR, UW),
+    ) -> Result<RelayTotals, ProxyError>
+    where
+        CR: AsyncRead + Unpin,
+        CW: AsyncWrite + Unpin,
+        UR: AsyncRead + Unpin,
+        UW: AsyncWrite + Unpin,
+    {
+        self.run_tracked(client, upstream, Arc::new(Activity::default()))
+            .await
+    }
+
+    /// [`Relay::run`], reporting through `activity` which side spoke last, so that a
+    /// shutdown can close the connections that are at rest at once.
+    pub async fn run_tracked<CR, CW, UR, UW>(
+        self,
         (client_read, client_write): (CR, CW),
         (upstream_read, upstream_write): (UR, UW),
+        activity: Arc<Activity>,
     ) -> Result<RelayTotals, ProxyError>
     where
         CR: AsyncRead + Unpin,
@@ -157,6 +199,7 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
             bytes: self.metrics.bytes_to_upstream.clone(),
             latency: self.metrics.latency_to_upstream.clone(),
             metrics: self.metrics.clone(),
+            activity: activity.clone(),
         };
         let replies = Pump {
             direction: Direction::Reply,
@@ -167,6 +210,7 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
             bytes: self.metrics.bytes_to_client.clone(),
             latency: self.metrics.latency_to_client.clone(),
             metrics: self.metrics,
+            activity,
         };
         let up = requests.run(client_read, upstream_write);
         let down = replies.run(upstream_read, client_write);
@@ -196,6 +240,7 @@ struct Pump<F> {
     bytes: Counter,
     latency: Histogram,
     metrics: ListenerMetrics,
+    activity: Arc<Activity>,
 }
 
 impl<F: Framer> Pump<F> {
@@ -224,11 +269,15 @@ impl<F: Framer> Pump<F> {
                 .await
                 .map_err(|e| ProxyError::new(from_side, "reading", e))?;
             if n == 0 {
+                self.end_of_stream(&mut pieces, &mut to)
+                    .await
+                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
                 // Half-close: pass the end of stream on, let the other direction finish.
                 let _ = to.shutdown().await;
                 return Ok(total);
             }
             let read_at = Instant::now();
+            self.activity.spoke(self.direction);
             total += n as u64;
             self.bytes.inc_by(n as u64);
             let chunk = buf.split().freeze();
@@ -282,6 +331,28 @@ impl<F: Framer> Pump<F> {
         self.metrics.decode_error(error.reason);
         tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
         self.tap = None;
+    }
+
+    /// The stream ended: a frame cut short is counted (`truncated`), and on the
+    /// store-and-forward path the bytes held back for it are forwarded after all.
+    async fn end_of_stream<O: AsyncWrite + Unpin>(
+        &mut self,
+        pieces: &mut Vec<Piece>,
+        to: &mut O,
+    ) -> std::io::Result<()> {
+        let Some(splitter) = self.splitter.as_mut() else {
+            return Ok(());
+        };
+        splitter.finish(pieces);
+        let held_back = self.rewrite.is_some();
+        for piece in pieces.drain(..) {
+            match piece {
+                Piece::Broken(error) => self.lose_framing(&error),
+                Piece::Raw(bytes) if held_back => to.write_all(&bytes).await?,
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Forward whole frames, each after the rewrite had its look.
@@ -459,5 +530,56 @@ mod tests {
         let (tapped, dropped) = relay_once(None, 1).await;
         assert!(dropped > 0, "a one-slot tap must drop");
         assert!(tapped <= 1);
+    }
+
+    /// Both directions end inside a frame: every byte still arrives, on the plain path and on
+    /// the store-and-forward path, and each cut is counted once.
+    #[tokio::test]
+    async fn a_stream_cut_inside_a_frame_is_forwarded_whole_and_counted() {
+        for rewrite in [None, Some(Arc::new(|_: &[u8]| None) as ReplyRewrite)] {
+            let registry = Metrics::new();
+            let metrics = registry.listener("cut", "test");
+            let (tap, _receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
+            let (client, proxy_client) = duplex(8192);
+            let (proxy_upstream, upstream) = duplex(8192);
+            let relay = Relay {
+                request_framer: LenPrefix,
+                reply_framer: LenPrefix,
+                max_inspect: 1024,
+                reply_rewrite: rewrite,
+                tap: Some(tap),
+                metrics: metrics.clone(),
+            };
+            let mut requests = frames(5);
+            requests.extend_from_slice(&100u32.to_le_bytes());
+            requests.extend_from_slice(b"only part of it");
+            let mut replies = frames(4);
+            replies.extend_from_slice(&[60, 0]);
+            let (client_read, client_write) = tokio::io::split(client);
+            let (upstream_read, upstream_write) = tokio::io::split(upstream);
+            let relayed = tokio::spawn(relay.run(
+                tokio::io::split(proxy_client),
+                tokio::io::split(proxy_upstream),
+            ));
+            let (_, _, at_upstream, at_client) = tokio::join!(
+                feed(client_write, requests.clone()),
+                feed(upstream_write, replies.clone()),
+                drain(upstream_read),
+                drain(client_read),
+            );
+            relayed.await.expect("join").expect("relay");
+            assert_eq!(at_upstream, requests);
+            assert_eq!(
+                at_client, replies,
+                "held-back bytes of a cut reply are forwarded"
+            );
+            let text = registry.encode();
+            assert!(
+                text.contains(
+                    r#"indextap_decode_errors_total{listener="cut",reason="truncated"} 2"#
+                ),
+                "{text}"
+            );
+        }
     }
 }
