@@ -87,10 +87,19 @@ impl TokenArgs {
     }
 }
 
+/// Directives added to every log filter, whatever the configured level: at debug level
+/// sqlparser logs the tokens of what it parses, literal values from the traffic included.
+const ALWAYS_SILENCED: [&str; 1] = ["sqlparser=off"];
+
 /// Set up tracing from the log configuration.
 pub fn init_logging(log: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for directive in ALWAYS_SILENCED {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // Colour codes only for a person at a terminal, never into log files or collectors.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
