@@ -14,10 +14,11 @@ use indextap_tests::leak::{
     admin_answers, assert_no_marker, cli_outputs, exposure, json_log_levels, logs,
     stop_and_read_state,
 };
-use indextap_tests::Markers;
+use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Markers, Postgres};
 use mongo_harness::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
+use tokio_postgres::types::ToSql;
 
 /// The proxy as talkative as it gets. The short shutdown grace lets SIGTERM end the
 /// connections the driver keeps open well within the fixture's own stop timeout.
@@ -269,6 +270,343 @@ async fn mongo_values_never_leave_the_proxy() {
     assert_no_marker(&markers, &[state, final_logs.clone()]);
 
     // The logs were JSON, and verbose: debug lines were written.
+    let levels = json_log_levels(&final_logs.text).expect("JSON logs");
+    assert!(
+        levels.contains("DEBUG"),
+        "no debug line in the logs: {levels:?}"
+    );
+}
+
+const PG_DATABASE: &str = "leak";
+const PG_TABLE: &str = "people";
+
+/// The bound parameters of one PostgreSQL statement.
+type PgParams = Vec<Box<dyn ToSql + Sync + Send>>;
+
+async fn pg_connect(conninfo: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `sql` with the extended protocol; the server's error, if any, as the client shows it.
+async fn pg_extended(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: PgParams,
+) -> Result<u64, String> {
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    client
+        .execute(sql, &refs)
+        .await
+        .map_err(|err| format!("{err:?}"))
+}
+
+/// Runs `sql` as a simple query; the server's error, if any, as the client shows it.
+async fn pg_simple(client: &tokio_postgres::Client, sql: &str) -> Result<(), String> {
+    client
+        .simple_query(sql)
+        .await
+        .map(drop)
+        .map_err(|err| format!("{err:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_values_never_leave_the_proxy() {
+    let server = Postgres::start();
+    server
+        .create_database(PG_DATABASE)
+        .expect("create database");
+    let direct = pg_connect(&server.connection_string(PG_DATABASE)).await;
+    // Enough filler rows (no markers) that the advice recommends indexes, verified with
+    // HypoPG, so the advice formats have something to say.
+    direct
+        .batch_execute(
+            "CREATE TABLE people (id bigserial PRIMARY KEY, owner text UNIQUE, amount bigint,
+                 note text, payload jsonb, created_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO people (owner, amount, note, payload)
+             SELECT 'filler-' || g, g, 'note ' || g, jsonb_build_object('k', g)
+               FROM generate_series(1, 20000) AS g;
+             ANALYZE people;",
+        )
+        .await
+        .expect("schema");
+
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let state_path = state_dir.path().display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let upstream = server.addr().to_string();
+    let admin_url = server.url("postgres");
+    let mut proxy = IndextapProcess::start_with(IndextapOptions {
+        args: [
+            "proxy",
+            "--pg-listen",
+            &listen,
+            "--pg-upstream",
+            &upstream,
+            "--pg-admin-url",
+            &admin_url,
+            "--admin-listen",
+            &admin,
+            "--state-dir",
+            &state_path,
+            "--log-format",
+            "json",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+        env: PROXY_ENV
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        ..IndextapOptions::default()
+    });
+    let mut markers = Markers::new();
+    // The startup packet carries a value too.
+    let application = markers.string();
+    let through = format!(
+        "{} application_name={application}",
+        server.connection_string_via(listen.parse().expect("listen address"), PG_DATABASE)
+    );
+    let client = pg_connect(&through).await;
+    // Executions of shapes on the table, counted as they are sent.
+    let mut executions = 0_u64;
+    let mut inserted = 0_u64;
+
+    // Inserts: bound parameters, literals, and COPY rows.
+    let owner = markers.string();
+    let amount = markers.number();
+    let note = markers.string();
+    let key = markers.string();
+    pg_extended(
+        &client,
+        "INSERT INTO people (owner, amount, note, payload) VALUES ($1, $2, $3, $4::text::jsonb)",
+        vec![
+            Box::new(owner.clone()),
+            Box::new(amount),
+            Box::new(note.clone()),
+            Box::new(format!(r#"{{"k": "{key}"}}"#)),
+        ],
+    )
+    .await
+    .expect("insert with parameters");
+    let literal_owner = markers.string();
+    let literal_amount = markers.number();
+    pg_simple(
+        &client,
+        &format!(
+            "INSERT INTO people (owner, amount, note) VALUES ('{literal_owner}', {literal_amount}, '{}')",
+            markers.string()
+        ),
+    )
+    .await
+    .expect("insert with literals");
+    inserted += 2;
+    let copied_owner = markers.string();
+    let copy = client
+        .copy_in::<_, bytes::Bytes>("COPY people (owner, amount, note) FROM STDIN")
+        .await
+        .expect("COPY FROM STDIN");
+    let rows = format!(
+        "{copied_owner}\t{}\t{}\n{}\t{}\t{}\n",
+        markers.number(),
+        markers.string(),
+        markers.string(),
+        markers.number(),
+        markers.string()
+    );
+    futures::pin_mut!(copy);
+    futures::SinkExt::send(&mut copy, bytes::Bytes::from(rows))
+        .await
+        .expect("COPY rows");
+    assert_eq!(copy.finish().await.expect("COPY done"), 2);
+
+    // Selects: literals and parameters, IN lists, LIKE, ILIKE, jsonb, expressions, LIMIT.
+    for sql in [
+        format!("SELECT * FROM people WHERE owner = '{owner}'"),
+        format!("SELECT id FROM people WHERE amount = {amount}"),
+        format!(
+            "SELECT id FROM people WHERE owner IN ('{}', '{owner}', '{}')",
+            markers.string(),
+            markers.string()
+        ),
+        format!("SELECT id FROM people WHERE note LIKE '{}%'", markers.string()),
+        format!("SELECT id FROM people WHERE note ILIKE '%{}%'", markers.string()),
+        format!("SELECT id FROM people WHERE payload->>'k' = '{key}'"),
+        format!(r#"SELECT id FROM people WHERE payload @> '{{"k": "{key}"}}'"#),
+        format!(
+            "SELECT id FROM people WHERE lower(note) = '{}' AND amount > {} ORDER BY created_at DESC LIMIT {}",
+            markers.string(),
+            markers.number(),
+            markers.number()
+        ),
+    ] {
+        pg_simple(&client, &sql).await.expect("select with literals");
+        executions += 1;
+    }
+    for (sql, params) in [
+        (
+            "SELECT * FROM people WHERE owner = $1",
+            vec![Box::new(owner.clone()) as Box<dyn ToSql + Sync + Send>],
+        ),
+        (
+            "SELECT id FROM people WHERE amount = $1 OR note = $2",
+            vec![Box::new(amount) as _, Box::new(note.clone()) as _],
+        ),
+        (
+            "SELECT id FROM people WHERE owner = ANY($1) LIMIT $2",
+            vec![
+                Box::new(vec![owner.clone(), markers.string()]) as _,
+                Box::new(markers.number()) as _,
+            ],
+        ),
+        (
+            "SELECT id FROM people WHERE lower(note) = $1 ORDER BY created_at DESC",
+            vec![Box::new(markers.string()) as _],
+        ),
+    ] {
+        pg_extended(&client, sql, params)
+            .await
+            .expect("select with parameters");
+        executions += 1;
+    }
+
+    // Updates: literals and parameters.
+    let new_note = markers.string();
+    pg_simple(
+        &client,
+        &format!("UPDATE people SET note = '{new_note}' WHERE owner = '{owner}'"),
+    )
+    .await
+    .expect("update with literals");
+    let new_amount = markers.number();
+    pg_extended(
+        &client,
+        "UPDATE people SET amount = $1 WHERE owner = $2",
+        vec![Box::new(new_amount), Box::new(owner.clone())],
+    )
+    .await
+    .expect("update with parameters");
+    executions += 2;
+
+    // Server errors that quote the offending value back: a unique violation (bound and
+    // literal), and a literal that is not a number.
+    for failure in [
+        pg_extended(
+            &client,
+            "INSERT INTO people (owner) VALUES ($1)",
+            vec![Box::new(owner.clone())],
+        )
+        .await
+        .map(drop),
+        pg_simple(
+            &client,
+            &format!("INSERT INTO people (owner) VALUES ('{literal_owner}')"),
+        )
+        .await,
+    ] {
+        let error = failure.expect_err("a duplicate owner is refused");
+        assert!(error.contains("unique"), "{error}");
+    }
+    let not_a_number = markers.string();
+    let error = pg_simple(
+        &client,
+        &format!("SELECT id FROM people WHERE amount = '{not_a_number}'"),
+    )
+    .await
+    .expect_err("not a number");
+    assert!(
+        error.contains(&not_a_number),
+        "the server quotes it: {error}"
+    );
+    executions += 1;
+    // SQL the analyzer cannot parse, holding a value: rejected, and nothing of it kept.
+    pg_simple(
+        &client,
+        &format!(
+            "SELECT id FROM people WHERE owner = '{}' FOR NO KEY UPDATE SKIP LOCKED",
+            markers.string()
+        ),
+    )
+    .await
+    .expect("PostgreSQL parses it");
+
+    // The values really reached the server.
+    let row = direct
+        .query_one(
+            "SELECT amount, note, payload->>'k' FROM people WHERE owner = $1",
+            &[&owner],
+        )
+        .await
+        .expect("the inserted row");
+    assert_eq!(row.get::<_, i64>(0), new_amount);
+    assert_eq!(row.get::<_, String>(1), new_note);
+    assert_eq!(row.get::<_, String>(2), key);
+    for planted in [&literal_owner, &copied_owner] {
+        let found: i64 = direct
+            .query_one("SELECT count(*) FROM people WHERE owner = $1", &[planted])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(found, 1, "{planted} was stored");
+    }
+    let applications: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&application],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(applications, 1, "the startup parameter reached the server");
+
+    // The proxy captured all of it.
+    wait_until("the PostgreSQL leak workload in /api/v1/shapes", || {
+        let document = proxy
+            .get_json("/api/v1/shapes")
+            .map_err(|err| format!("{err:#}"))?;
+        let shapes = shapes_on(&document, PG_DATABASE, PG_TABLE);
+        let count: u64 = shapes.iter().filter_map(|s| s["count"].as_u64()).sum();
+        let errors: u64 = shapes.iter().filter_map(|s| s["errors"].as_u64()).sum();
+        let inserts = writes_on(&document, PG_DATABASE, PG_TABLE)
+            .and_then(|writes| writes["inserts"].as_u64());
+        let rejected = document["rejected"]["sql_parse_error"].as_u64();
+        if count == executions && errors >= 1 && inserts >= Some(inserted) && rejected == Some(1) {
+            Ok(())
+        } else {
+            Err(format!(
+                "executions {count}/{executions}, errors {errors}, inserts {inserts:?}, \
+                 rejected {rejected:?}\n{document:#}"
+            ))
+        }
+    });
+
+    let admin_url = format!("http://{}", proxy.admin_addr());
+    let mut exposures = admin_answers(&proxy).expect("admin API");
+    exposures.extend(cli_outputs(&admin_url).expect("CLI"));
+    exposures.push(logs(&proxy));
+    exposure(&exposures, "GET /api/v1/shapes").non_empty(PG_TABLE);
+    exposure(&exposures, "GET /api/v1/snapshot").non_empty(PG_TABLE);
+    exposure(&exposures, "GET /metrics").non_empty("indextap");
+    exposure(&exposures, "GET /api/v1/recommendations?format=sql")
+        .non_empty("CREATE INDEX CONCURRENTLY");
+    exposure(&exposures, "GET /api/v1/recommendations?format=markdown").non_empty(PG_TABLE);
+    exposure(&exposures, "GET /api/v1/recommendations").non_empty("hypopg");
+    exposure(&exposures, "proxy logs").non_empty("PostgreSQL listener ready");
+    assert_no_marker(&markers, &exposures);
+
+    // On SIGTERM the state is saved; neither it nor the shutdown's log lines hold a value.
+    drop(client);
+    let state = stop_and_read_state(&mut proxy, state_dir.path()).expect("state file");
+    state.non_empty(PG_TABLE);
+    let final_logs = logs(&proxy);
+    assert_no_marker(&markers, &[state, final_logs.clone()]);
     let levels = json_log_levels(&final_logs.text).expect("JSON logs");
     assert!(
         levels.contains("DEBUG"),
