@@ -20,6 +20,7 @@ use indextap_tests::ports::free_addr;
 use indextap_tests::IndextapProcess;
 use serde_json::Value;
 
+#[allow(unused_imports)] // Each test file uses a different part.
 pub use recorder::{Recording, TestRecorder};
 
 /// How long observations and counters may take to show in the admin API.
@@ -91,7 +92,7 @@ pub fn metric_in(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
                 .all(|(key, value)| label_text.contains(&format!("{key}=\"{value}\"")));
             matches.then(|| value.parse::<f64>().ok()).flatten()
         })
-        .sum()
+        .fold(0.0, |sum, value| sum + value)
 }
 
 /// Polls [`metric`] until it reaches `at_least`; panics with the exposition after

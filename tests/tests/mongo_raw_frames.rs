@@ -1,0 +1,514 @@
+//! MongoDB messages no modern driver sends, built by hand and written to the proxy over a raw
+//! TCP connection: legacy OP_QUERY, OP_COMPRESSED with each compressor (through the fake
+//! [`CompressingFront`], since SecantusDB has no compression), and malformed input.
+//!
+//! Malformed input must never stop the proxy or change what reaches the server: each case
+//! runs on its own connection, is counted in `indextap_decode_errors_total`, and its bytes
+//! are seen by a test recorder in front of SecantusDB exactly as they were sent.
+//!
+//! ## Layout
+//! - `wire`: the frame builder (header, OP_MSG, OP_QUERY, OP_COMPRESSED) and reader.
+//! - The tests: OP_QUERY, OP_COMPRESSED, malformed input.
+
+mod mongo_common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bson::{doc, Bson, Document};
+use indextap_tests::compressing_front::{self, Compressor};
+use indextap_tests::{CompressingFront, SecantusDb, SecantusOptions};
+
+use mongo_common::{
+    executions, frame_i32, metric, reply_document, split_frames, start_proxy, wait_for_metric,
+    wait_for_shapes, MongoProxy, TestRecorder,
+};
+use wire::{Connection, OP_COMPRESSED, OP_MSG, OP_REPLY};
+
+/// Hand-built MongoDB wire messages, written from the specification.
+mod wire {
+    use super::*;
+
+    pub const OP_REPLY: i32 = 1;
+    pub const OP_QUERY: i32 = 2004;
+    pub const OP_COMPRESSED: i32 = 2012;
+    pub const OP_MSG: i32 = 2013;
+    /// How long a reply may take.
+    const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+    /// A whole message: the 16-byte header (`messageLength` counted from `body`), then `body`.
+    pub fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
+        let len = i32::try_from(body.len() + 16).expect("small frame");
+        let mut out = Vec::with_capacity(body.len() + 16);
+        for field in [len, request_id, response_to, op_code] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn bson_bytes(document: &Document) -> Vec<u8> {
+        let mut out = Vec::new();
+        document.to_writer(&mut out).expect("encodable document");
+        out
+    }
+
+    /// OP_MSG with no flags and one kind 0 section.
+    pub fn op_msg(request_id: i32, command: &Document) -> Vec<u8> {
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.push(0);
+        body.extend_from_slice(&bson_bytes(command));
+        frame(request_id, 0, OP_MSG, &body)
+    }
+
+    /// OP_QUERY on `namespace` (`db.$cmd` for a command).
+    pub fn op_query(
+        request_id: i32,
+        namespace: &str,
+        number_to_return: i32,
+        query: &Document,
+        fields: Option<&Document>,
+    ) -> Vec<u8> {
+        let mut body = 0i32.to_le_bytes().to_vec();
+        body.extend_from_slice(namespace.as_bytes());
+        body.push(0);
+        body.extend_from_slice(&0i32.to_le_bytes());
+        body.extend_from_slice(&number_to_return.to_le_bytes());
+        body.extend_from_slice(&bson_bytes(query));
+        if let Some(fields) = fields {
+            body.extend_from_slice(&bson_bytes(fields));
+        }
+        frame(request_id, 0, OP_QUERY, &body)
+    }
+
+    /// OP_COMPRESSED with every field as given, so that it can lie.
+    pub fn op_compressed(
+        request_id: i32,
+        original_opcode: i32,
+        uncompressed_size: i32,
+        compressor_id: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut body = original_opcode.to_le_bytes().to_vec();
+        body.extend_from_slice(&uncompressed_size.to_le_bytes());
+        body.push(compressor_id);
+        body.extend_from_slice(payload);
+        frame(request_id, 0, OP_COMPRESSED, &body)
+    }
+
+    /// OP_REPLY's `numberReturned`.
+    pub fn number_returned(reply: &[u8]) -> i32 {
+        frame_i32(reply, 32)
+    }
+
+    /// A raw client connection.
+    pub struct Connection {
+        stream: TcpStream,
+    }
+
+    impl Connection {
+        pub fn open(addr: SocketAddr) -> Self {
+            let stream = TcpStream::connect(addr).expect("connect to the proxy");
+            stream
+                .set_read_timeout(Some(READ_TIMEOUT))
+                .expect("read timeout");
+            stream.set_nodelay(true).expect("nodelay");
+            Self { stream }
+        }
+
+        pub fn send(&mut self, bytes: &[u8]) {
+            self.stream.write_all(bytes).expect("write to the proxy");
+        }
+
+        /// No more requests: the proxy should pass the end of stream on.
+        pub fn finish_sending(&mut self) {
+            self.stream
+                .shutdown(Shutdown::Write)
+                .expect("half-close toward the proxy");
+        }
+
+        /// The next whole message; panics on a timeout or an early end of stream.
+        pub fn read_frame(&mut self) -> Vec<u8> {
+            let mut length = [0u8; 4];
+            self.stream.read_exact(&mut length).expect("a reply header");
+            let len = usize::try_from(i32::from_le_bytes(length)).expect("a positive length");
+            assert!((16..=48_000_000).contains(&len), "reply length {len}");
+            let mut frame = length.to_vec();
+            frame.resize(len, 0);
+            self.stream
+                .read_exact(&mut frame[4..])
+                .expect("the rest of the reply");
+            frame
+        }
+
+        /// Sends a request and reads its reply, which must answer it.
+        pub fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
+            self.send(request);
+            let reply = self.read_frame();
+            assert_eq!(
+                frame_i32(&reply, 8),
+                frame_i32(request, 4),
+                "responseTo names the request"
+            );
+            reply
+        }
+
+        /// Reads until the connection ends; panics if it stays open. Returns what came.
+        pub fn read_until_closed(&mut self) -> Vec<u8> {
+            let mut rest = Vec::new();
+            match self.stream.read_to_end(&mut rest) {
+                Ok(_) => rest,
+                Err(err) if err.kind() == ErrorKind::ConnectionReset => rest,
+                Err(err) => panic!("the connection stayed open or failed oddly: {err}"),
+            }
+        }
+    }
+}
+
+/// The reply's document, from OP_MSG or OP_REPLY.
+fn document(reply: &[u8]) -> Document {
+    reply_document(reply).unwrap_or_else(|| panic!("no document in a {} byte reply", reply.len()))
+}
+
+fn first_batch(reply: &Document) -> Vec<Document> {
+    reply
+        .get_document("cursor")
+        .and_then(|cursor| cursor.get_array("firstBatch"))
+        .unwrap_or_else(|_| panic!("a cursor reply: {reply}"))
+        .iter()
+        .filter_map(|item| item.as_document().cloned())
+        .collect()
+}
+
+fn number(document: &Document, key: &str) -> i64 {
+    match document.get(key) {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        Some(Bson::Double(n)) => *n as i64,
+        other => panic!("{key} is not a number in {document}: {other:?}"),
+    }
+}
+
+fn seed_stock(connection: &mut Connection, collection: &str) {
+    let documents: Vec<Document> = (0..9_i32)
+        .map(|n| doc! { "sku": format!("k{n}"), "qty": n, "status": if n % 3 == 0 { "open" } else { "done" } })
+        .collect();
+    let reply = connection.round_trip(&wire::op_msg(
+        1,
+        &doc! { "insert": collection, "documents": documents, "$db": "app" },
+    ));
+    assert_eq!(frame_i32(&reply, 12), OP_MSG);
+    assert_eq!(number(&document(&reply), "n"), 9);
+}
+
+#[test]
+fn op_query_commands_and_legacy_queries_are_answered_and_captured() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let proxy = start_proxy(server.addr(), &[]);
+    let mut connection = Connection::open(proxy.listen);
+    seed_stock(&mut connection, "orders");
+
+    // A command on app.$cmd: the query document is the command.
+    let found = connection.round_trip(&wire::op_query(
+        2,
+        "app.$cmd",
+        -1,
+        &doc! { "find": "orders", "filter": { "sku": "k4" } },
+        None,
+    ));
+    assert_eq!(frame_i32(&found, 12), OP_REPLY);
+    assert_eq!(wire::number_returned(&found), 1);
+    let batch = first_batch(&document(&found));
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].get_str("sku").ok(), Some("k4"));
+
+    let counted = connection.round_trip(&wire::op_query(
+        3,
+        "app.$cmd",
+        -1,
+        &doc! { "count": "orders", "query": { "qty": { "$gt": 2 } } },
+        None,
+    ));
+    assert_eq!(frame_i32(&counted, 12), OP_REPLY);
+    assert_eq!(number(&document(&counted), "n"), 6);
+
+    // A legacy query on the collection itself, with a projection. SecantusDB takes it for a
+    // command and refuses it; what matters is that it answers this request and that the
+    // proxy lowered it into the find it stands for.
+    let legacy = connection.round_trip(&wire::op_query(
+        4,
+        "app.orders",
+        0,
+        &doc! { "status": "open" },
+        Some(&doc! { "sku": 1 }),
+    ));
+    assert_eq!(frame_i32(&legacy, 12), OP_REPLY);
+    assert!(wire::number_returned(&legacy) >= 1);
+    let answer = document(&legacy);
+    assert!(
+        answer.contains_key("errmsg") || answer.contains_key("sku"),
+        "an error or a document: {answer}"
+    );
+
+    wait_for_shapes(&proxy.process, "OP_QUERY commands and queries", |shapes| {
+        executions(shapes, "find", "orders", &["sku"]) == 1
+            && executions(shapes, "count", "orders", &["qty"]) == 1
+            && executions(shapes, "find", "orders", &["status"]) == 1
+    });
+    wait_for_metric(
+        &proxy.process,
+        "indextap_messages_total",
+        &[("kind", "OP_QUERY")],
+        3.0,
+    );
+    wait_for_metric(
+        &proxy.process,
+        "indextap_messages_total",
+        &[("kind", "OP_REPLY")],
+        3.0,
+    );
+}
+
+#[test]
+fn compressed_requests_are_answered_compressed_and_captured_with_every_compressor() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let front = CompressingFront::start(server.addr());
+    let proxy = start_proxy(front.addr(), &[]);
+    let mut connection = Connection::open(proxy.listen);
+    seed_stock(&mut connection, "stock");
+
+    // One filter field per compressor, so each has a shape of its own.
+    let cases = [
+        (Compressor::Snappy, doc! { "sku": "k1" }, 1),
+        (Compressor::Zlib, doc! { "qty": { "$gte": 5 } }, 4),
+        (Compressor::Zstd, doc! { "status": "open" }, 3),
+    ];
+    for (request_id, (compressor, filter, expected)) in (10..).zip(cases.iter()) {
+        let plain = wire::op_msg(
+            request_id,
+            &doc! { "find": "stock", "filter": filter.clone(), "$db": "app" },
+        );
+        let compressed = compressing_front::wrap(&plain, *compressor).expect("compress");
+        assert_eq!(frame_i32(&compressed, 12), OP_COMPRESSED);
+        let reply = connection.round_trip(&compressed);
+        assert_eq!(frame_i32(&reply, 12), OP_COMPRESSED, "{compressor:?} reply");
+        assert_eq!(
+            reply.get(24),
+            Some(&compressor.id()),
+            "the reply uses the request's compressor"
+        );
+        let (reply, found) = compressing_front::unwrap(&reply).expect("decompress the reply");
+        assert_eq!(found, Some(*compressor));
+        assert_eq!(frame_i32(&reply, 12), OP_MSG);
+        let batch = first_batch(&document(&reply));
+        assert_eq!(batch.len(), *expected, "{compressor:?}: {filter}");
+    }
+    let counts = front.counts();
+    for compressor in Compressor::ALL {
+        assert_eq!(counts.unwrapped(compressor), 1, "{counts:?}");
+        assert_eq!(counts.wrapped(compressor), 1, "{counts:?}");
+    }
+    assert_eq!(counts.refused, 0);
+
+    wait_for_shapes(&proxy.process, "compressed finds", |shapes| {
+        ["sku", "qty", "status"]
+            .iter()
+            .all(|field| executions(shapes, "find", "stock", &[field]) == 1)
+    });
+    for compressor in Compressor::ALL {
+        let event = format!("compressed_{}", compressor.name());
+        // The request and its reply.
+        wait_for_metric(
+            &proxy.process,
+            "indextap_inspection_events_total",
+            &[("reason", &event)],
+            2.0,
+        );
+    }
+    wait_for_metric(
+        &proxy.process,
+        "indextap_messages_total",
+        &[("kind", "OP_COMPRESSED")],
+        6.0,
+    );
+}
+
+/// What one malformed case must leave behind.
+struct Malformed<'a> {
+    name: &'a str,
+    bytes: Vec<u8>,
+    /// The `reason` label it is counted under.
+    reason: &'a str,
+}
+
+fn decode_errors(proxy: &MongoProxy, reason: &str) -> f64 {
+    metric(
+        &proxy.process,
+        "indextap_decode_errors_total",
+        &[("reason", reason)],
+    )
+}
+
+/// Waits until the recorder in front of SecantusDB has a connection that carried exactly
+/// `bytes` upstream and has ended.
+fn reached_upstream_unchanged(recorder: &TestRecorder, name: &str, bytes: &[u8]) {
+    recorder.wait_for(
+        &format!("{name}: its bytes, unchanged, then the end of the connection"),
+        Duration::from_secs(15),
+        |recordings| {
+            recordings
+                .iter()
+                .any(|r| r.to_upstream == bytes && r.client_done)
+        },
+    );
+}
+
+#[test]
+fn malformed_input_is_counted_and_forwarded_and_never_stops_the_proxy() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let recorder = TestRecorder::start(server.addr());
+    let mut proxy = start_proxy(recorder.addr(), &[]);
+
+    // A driver connection opened before all of it, and used again after.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let uri = format!(
+        "mongodb://{}/?directConnection=true&maxPoolSize=1&serverSelectionTimeoutMS=15000",
+        proxy.listen
+    );
+    let (client, before) = runtime.block_on(async {
+        let client = mongodb::Client::with_uri_str(&uri).await.expect("client");
+        let parts = client.database("app").collection::<Document>("parts");
+        parts
+            .insert_many((0..5_i32).map(|n| doc! { "part": n, "bin": n % 2 }))
+            .await
+            .expect("insert before");
+        let before = parts
+            .count_documents(doc! { "bin": 1 })
+            .await
+            .expect("count before");
+        (client, before)
+    });
+    assert_eq!(before, 2);
+
+    let ping = |request_id| wire::op_msg(request_id, &doc! { "ping": 1, "$db": "admin" });
+    let valid = ping(7);
+    let zlib_body = Compressor::Zlib
+        .compress(valid.get(16..).expect("body"))
+        .expect("zlib");
+    let cases = [
+        Malformed {
+            name: "messageLength 3",
+            bytes: [&3i32.to_le_bytes()[..], &valid[4..]].concat(),
+            reason: "bad_length",
+        },
+        Malformed {
+            name: "messageLength 2^31-1",
+            bytes: [&i32::MAX.to_le_bytes()[..], &valid[4..]].concat(),
+            reason: "bad_length",
+        },
+        Malformed {
+            name: "an unknown opCode",
+            bytes: wire::frame(8, 0, 4242, &valid[16..]),
+            reason: "unknown_opcode",
+        },
+        Malformed {
+            name: "OP_COMPRESSED claiming 2^31-1 uncompressed bytes",
+            bytes: wire::op_compressed(9, OP_MSG, i32::MAX, Compressor::Zlib.id(), &zlib_body),
+            reason: "bad_compressed_size",
+        },
+    ];
+    // SecantusDB closes the connection on each of these: the proxy must forward the bytes
+    // as they are, pass the close back, and count the error.
+    for case in &cases {
+        let counted = decode_errors(&proxy, case.reason);
+        let mut connection = Connection::open(proxy.listen);
+        connection.send(&case.bytes);
+        let answer = connection.read_until_closed();
+        if let Some(reply) = split_frames(&answer)
+            .first()
+            .and_then(|f| reply_document(f))
+        {
+            assert_ne!(
+                reply.get_f64("ok").ok(),
+                Some(1.0),
+                "{}: nothing can succeed",
+                case.name
+            );
+        }
+        drop(connection);
+        reached_upstream_unchanged(&recorder, case.name, &case.bytes);
+        wait_for_metric(
+            &proxy.process,
+            "indextap_decode_errors_total",
+            &[("reason", case.reason)],
+            counted + 1.0,
+        );
+        proxy.assert_alive();
+    }
+
+    // A frame cut short, then the end of the stream.
+    let counted = decode_errors(&proxy, "truncated");
+    let truncated = valid.get(..20).expect("a prefix").to_vec();
+    let mut connection = Connection::open(proxy.listen);
+    connection.send(&truncated);
+    connection.finish_sending();
+    connection.read_until_closed();
+    drop(connection);
+    reached_upstream_unchanged(&recorder, "a truncated frame", &truncated);
+    proxy.assert_alive();
+    wait_for_metric(
+        &proxy.process,
+        "indextap_decode_errors_total",
+        &[("reason", "truncated")],
+        counted + 1.0,
+    );
+
+    // Garbage BSON in a well-framed OP_MSG: SecantusDB answers with an error and keeps the
+    // connection, so the next valid request on it must get its reply.
+    let counted = decode_errors(&proxy, "bad_bson");
+    let mut garbage = 0u32.to_le_bytes().to_vec();
+    garbage.push(0);
+    // A 20-byte document whose one string claims 2^31-1 bytes.
+    garbage.extend_from_slice(&20i32.to_le_bytes());
+    garbage.extend_from_slice(b"\x02ab\x00\xff\xff\xff\x7fgarbage\x00");
+    let garbage = wire::frame(11, 0, OP_MSG, &garbage);
+    let mut connection = Connection::open(proxy.listen);
+    let refused = document(&connection.round_trip(&garbage));
+    assert_eq!(refused.get_f64("ok").ok(), Some(0.0), "{refused}");
+    let after = document(&connection.round_trip(&ping(12)));
+    assert_eq!(after.get_f64("ok").ok(), Some(1.0), "{after}");
+    connection.finish_sending();
+    connection.read_until_closed();
+    reached_upstream_unchanged(
+        &recorder,
+        "garbage BSON, then a valid ping",
+        &[garbage, ping(12)].concat(),
+    );
+    wait_for_metric(
+        &proxy.process,
+        "indextap_decode_errors_total",
+        &[("reason", "bad_bson")],
+        counted + 1.0,
+    );
+    proxy.assert_alive();
+
+    // After all of it: the driver's connection, and a new raw one, still work and are seen.
+    let after = runtime.block_on(async {
+        let parts = client.database("app").collection::<Document>("parts");
+        let after = parts
+            .count_documents(doc! { "bin": 0 })
+            .await
+            .expect("count after");
+        client.shutdown().await;
+        after
+    });
+    assert_eq!(after, 3);
+    let mut connection = Connection::open(proxy.listen);
+    let pong = document(&connection.round_trip(&ping(13)));
+    assert_eq!(pong.get_f64("ok").ok(), Some(1.0));
+    wait_for_shapes(&proxy.process, "the driver's counts", |shapes| {
+        executions(shapes, "aggregate", "parts", &["bin"]) == 2
+    });
+    proxy.assert_alive();
+}
