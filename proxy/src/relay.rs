@@ -130,23 +130,37 @@ pub struct Relay<Q, R> {
 /// reply the connection is at rest (an idle pooled connection), after a request a reply is
 /// owed. Shutdown closes the connections at rest at once and waits only for the others.
 #[derive(Debug, Default)]
-pub struct Activity(std::sync::atomic::AtomicU8);
+pub struct Activity {
+    state: std::sync::atomic::AtomicU8,
+    /// Requests that leave the connection at rest although no reply has come: MongoDB's
+    /// awaitable `hello`, which a driver's monitor keeps open for seconds at a time.
+    idle_request: Option<fn(&[u8]) -> bool>,
+}
 
 impl Activity {
     const REQUEST_LAST: u8 = 1;
     const REPLY_LAST: u8 = 2;
 
-    fn spoke(&self, direction: Direction) {
+    /// Activity where requests that `idle_request` recognises do not count as work.
+    pub fn with_idle_requests(idle_request: fn(&[u8]) -> bool) -> Self {
+        Self {
+            state: Default::default(),
+            idle_request: Some(idle_request),
+        }
+    }
+
+    fn spoke(&self, direction: Direction, chunk: &[u8]) {
+        let idle = || self.idle_request.is_some_and(|idle| idle(chunk));
         let state = match direction {
-            Direction::Request => Self::REQUEST_LAST,
-            Direction::Reply => Self::REPLY_LAST,
+            Direction::Request if !idle() => Self::REQUEST_LAST,
+            Direction::Request | Direction::Reply => Self::REPLY_LAST,
         };
-        self.0.store(state, Ordering::Relaxed);
+        self.state.store(state, Ordering::Relaxed);
     }
 
     /// Whether a request has been forwarded and its reply has not begun.
     pub fn request_in_flight(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == Self::REQUEST_LAST
+        self.state.load(Ordering::Relaxed) == Self::REQUEST_LAST
     }
 }
 
@@ -277,10 +291,10 @@ impl<F: Framer> Pump<F> {
                 return Ok(total);
             }
             let read_at = Instant::now();
-            self.activity.spoke(self.direction);
             total += n as u64;
             self.bytes.inc_by(n as u64);
             let chunk = buf.split().freeze();
+            self.activity.spoke(self.direction, &chunk);
             if self.rewrite.is_some() {
                 self.store_and_forward(chunk, read_at, &mut pieces, &mut to)
                     .await

@@ -24,10 +24,10 @@ use crate::admin::metrics::{ListenerMetrics, Metrics};
 use crate::admin::routes::{self, AdminState};
 use crate::catalog::CatalogSources;
 use crate::error::{ProxyError, Side};
-use crate::mongo::{rewrite_topology, MongoFramer, MongoSession};
+use crate::mongo::{is_hello_request, rewrite_topology, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
 use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings, UpstreamTls};
-use crate::relay::{Relay, ReplyRewrite, Tap};
+use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
 use crate::state::{LoadOutcome, StateFile};
 use crate::tap::Inspector;
 
@@ -262,6 +262,8 @@ async fn serve_mongo(
         let shared = shared.clone();
         let upstream = spec.upstream.clone();
         let rewrite = rewrite.clone();
+        let shutdown = shutdown.clone();
+        let activity = Arc::new(Activity::with_idle_requests(is_hello_request));
         connections.spawn(async move {
             metrics.connections_active.inc();
             if refuse_tls(&client, &metrics).await {
@@ -278,9 +280,9 @@ async fn serve_mongo(
                     tap: Some(tap),
                     metrics: metrics.clone(),
                 };
-                if let Err(error) = relay.run(client.into_split(), server.into_split()).await {
-                    tracing::debug!(listener = %metrics.listener, %error, "connection ended");
-                }
+                let relayed =
+                    relay.run_tracked(client.into_split(), server.into_split(), activity.clone());
+                relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
             }
             metrics.connections_active.dec();
         });
@@ -338,9 +340,10 @@ async fn serve_postgres(
         let shared = shared.clone();
         let upstream = spec.upstream.clone();
         let tls = tls.clone();
+        let shutdown = shutdown.clone();
         connections.spawn(async move {
             metrics.connections_active.inc();
-            relay_postgres(client, &upstream, &tls, &metrics, &shared).await;
+            relay_postgres(client, &upstream, &tls, &metrics, &shared, &shutdown).await;
             metrics.connections_active.dec();
         });
     }
@@ -353,6 +356,7 @@ async fn relay_postgres(
     tls: &PgTlsSettings,
     metrics: &ListenerMetrics,
     shared: &Shared,
+    shutdown: &CancellationToken,
 ) {
     let negotiated = match negotiate(client, upstream, tls).await {
         Ok(negotiated) => negotiated,
@@ -405,11 +409,39 @@ async fn relay_postgres(
         tap,
         metrics: metrics.clone(),
     };
-    if let Err(error) = relay
-        .run(tokio::io::split(client), tokio::io::split(upstream))
-        .await
-    {
-        tracing::debug!(listener = %metrics.listener, %error, "connection ended");
+    let activity = Arc::new(Activity::default());
+    let relayed = relay.run_tracked(
+        tokio::io::split(client),
+        tokio::io::split(upstream),
+        activity.clone(),
+    );
+    relay_until_drained(relayed, &activity, shutdown, metrics).await;
+}
+
+/// Relay until the connection ends, or until shutdown finds it at rest: an idle pooled
+/// connection would otherwise hold the shutdown for the whole grace period, while a request
+/// in flight is let finish (up to the grace period, enforced in [`run`]).
+async fn relay_until_drained(
+    relayed: impl std::future::Future<Output = Result<crate::relay::RelayTotals, ProxyError>>,
+    activity: &Activity,
+    shutdown: &CancellationToken,
+    metrics: &ListenerMetrics,
+) {
+    let at_rest_after_shutdown = async {
+        shutdown.cancelled().await;
+        while activity.request_in_flight() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        result = relayed => {
+            if let Err(error) = result {
+                tracing::debug!(listener = %metrics.listener, %error, "connection ended");
+            }
+        }
+        () = at_rest_after_shutdown => {
+            tracing::debug!(listener = %metrics.listener, "closed a connection at rest for shutdown");
+        }
     }
 }
 
