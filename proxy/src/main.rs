@@ -110,7 +110,9 @@ fn main() -> ExitCode {
                 match indextap_config::load(file.as_deref(), std::env::vars_os(), overrides) {
                     Ok(config) => config,
                     Err(error) => {
-                        eprintln!("indextap: invalid configuration: {error}");
+                        // Each error already says what it is about ("invalid configuration:",
+                        // "configuration file ...", "environment variable ...").
+                        eprintln!("indextap: {error}");
                         return ExitCode::from(2);
                     }
                 };
