@@ -7,167 +7,16 @@
 //! across all of them, go on working and being captured.
 //!
 //! ## Layout
-//! - [`Raw`]: a blocking socket that speaks the protocol's framing, nothing more.
 //! - the startup phase: a truncated packet, absurd lengths (an HTTP request among them).
 //! - after a valid startup: out-of-range lengths, an unknown type, a malformed body.
 
 mod pg_common;
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::Shutdown;
 use std::time::Duration;
 
+use pg_common::raw::{kinds, the_error, typed, Raw, PROTOCOL_3};
 use pg_common::{field, metric_value, wait_for_shapes, PgBehindProxy};
-
-/// How long a read may block before the test calls the connection hung.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Protocol 3.0.
-const PROTOCOL_3: i32 = 196_608;
-
-/// One backend message: its type and body.
-type Message = (u8, Vec<u8>);
-
-/// A raw connection to the proxy.
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect to the proxy");
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("read timeout");
-        Self { stream }
-    }
-
-    /// Connects and completes a trust-authenticated startup as `postgres`.
-    fn started(addr: SocketAddr) -> Self {
-        let mut raw = Self::connect(addr);
-        raw.send(&startup_packet(&[
-            ("user", "postgres"),
-            ("database", "postgres"),
-        ]));
-        let replies = raw.until_ready();
-        assert_eq!(
-            replies.first().map(|(kind, body)| (*kind, body.clone())),
-            Some((b'R', 0i32.to_be_bytes().to_vec())),
-            "trust authentication: AuthenticationOk first"
-        );
-        raw
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// The next message; `None` at a clean end of stream.
-    fn message(&mut self) -> io::Result<Option<Message>> {
-        let mut kind = [0u8; 1];
-        if self.stream.read(&mut kind)? == 0 {
-            return Ok(None);
-        }
-        let mut length = [0u8; 4];
-        self.stream.read_exact(&mut length)?;
-        let length = usize::try_from(i32::from_be_bytes(length))
-            .ok()
-            .filter(|length| (4..=1 << 20).contains(length))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad reply length"))?;
-        let mut body = vec![0u8; length - 4];
-        self.stream.read_exact(&mut body)?;
-        Ok(Some((kind[0], body)))
-    }
-
-    /// Messages up to and including ReadyForQuery.
-    fn until_ready(&mut self) -> Vec<Message> {
-        let mut replies = Vec::new();
-        loop {
-            match self.message() {
-                Ok(Some(message)) => {
-                    let done = message.0 == b'Z';
-                    replies.push(message);
-                    if done {
-                        return replies;
-                    }
-                }
-                Ok(None) => panic!("closed before ReadyForQuery; got {}", kinds(&replies)),
-                Err(err) => panic!("no ReadyForQuery ({err}); got {}", kinds(&replies)),
-            }
-        }
-    }
-
-    /// Messages until the other side closes. A reset after the last message counts as a
-    /// close (the server may exit with our bytes unread); a timeout fails the test.
-    fn until_closed(&mut self) -> Vec<Message> {
-        let mut replies = Vec::new();
-        loop {
-            match self.message() {
-                Ok(Some(message)) => replies.push(message),
-                Ok(None) => return replies,
-                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return replies,
-                Err(err) => panic!(
-                    "the connection was not closed ({err}); got {}",
-                    kinds(&replies)
-                ),
-            }
-        }
-    }
-
-    /// A simple Query; its replies up to ReadyForQuery.
-    fn query(&mut self, sql: &str) -> Vec<Message> {
-        let mut body = sql.as_bytes().to_vec();
-        body.push(0);
-        self.send(&typed(b'Q', &body));
-        self.until_ready()
-    }
-}
-
-/// A typed frontend message with a correct length.
-fn typed(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![kind];
-    bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn startup_packet(parameters: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = PROTOCOL_3.to_be_bytes().to_vec();
-    for (key, value) in parameters {
-        for text in [key, value] {
-            body.extend_from_slice(text.as_bytes());
-            body.push(0);
-        }
-    }
-    body.push(0);
-    let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&body);
-    bytes
-}
-
-fn kinds(messages: &[Message]) -> String {
-    messages.iter().map(|(kind, _)| *kind as char).collect()
-}
-
-/// An ErrorResponse's fields: (SQLSTATE, message).
-fn error_fields(body: &[u8]) -> (String, String) {
-    let (mut code, mut message) = (String::new(), String::new());
-    for field in body.split(|byte| *byte == 0) {
-        match field.split_first() {
-            Some((b'C', value)) => code = String::from_utf8_lossy(value).into_owned(),
-            Some((b'M', value)) => message = String::from_utf8_lossy(value).into_owned(),
-            _ => {}
-        }
-    }
-    (code, message)
-}
-
-/// The one ErrorResponse among `replies`.
-#[track_caller]
-fn the_error(replies: &[Message]) -> (String, String) {
-    let errors: Vec<_> = replies.iter().filter(|(kind, _)| *kind == b'E').collect();
-    assert_eq!(errors.len(), 1, "one ErrorResponse in {}", kinds(replies));
-    error_fields(&errors[0].1)
-}
 
 /// A counter of the proxy's listener by `reason` (0 when absent).
 fn reason_count(env: &PgBehindProxy, family: &str, reason: &str) -> f64 {

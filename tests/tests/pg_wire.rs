@@ -7,7 +7,8 @@
 //! writes).
 //!
 //! ## Layout
-//! - extended protocol: named prepared statements, the unnamed statement, pipelining.
+//! - extended protocol: named prepared statements, the unnamed statement, pipelining (by
+//!   tokio-postgres, and several Executes before one Sync on a raw socket).
 //! - simple protocol: psql, multi-statement strings, errors with their SQLSTATE.
 //! - pgbench in prepared and simple mode; COPY FROM STDIN.
 //! - CancelRequest through the proxy; trust, SCRAM-SHA-256 and md5 authentication.
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::SinkExt;
 use indextap_tests::postgres::{SCRAM_PASSWORD, SCRAM_USER};
+use pg_common::raw::{bind, error_fields, execute, kinds, parse, sync, Message, Raw};
 use pg_common::{
     assert_success, connect, field, pgbench, psql, wait_for_metric, wait_for_shapes, writes,
     PgBehindProxy,
@@ -220,6 +222,108 @@ async fn pipelined_queries_match_direct_and_are_paired_with_their_own_replies() 
         ratio_shape["error_codes"],
         serde_json::json!({"22012": 2}),
         "{ratio_shape:#}"
+    );
+}
+
+/// What each statement answered in `replies` came to: its DataRow count, or its SQLSTATE.
+fn outcomes(replies: &[Message]) -> Vec<Result<usize, String>> {
+    let mut outcomes = Vec::new();
+    let mut rows = 0;
+    for (kind, body) in replies {
+        match kind {
+            b'D' => rows += 1,
+            b'C' => outcomes.push(Ok(std::mem::take(&mut rows))),
+            b'E' => outcomes.push(Err(error_fields(body).0)),
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+/// Several Executes before one Sync, as a pipelining driver sends them, written on a raw
+/// socket: tokio-postgres syncs after every statement.
+#[test]
+fn executes_pipelined_before_one_sync_are_paired_in_order() {
+    let env = PgBehindProxy::start();
+    env.psql_ok(
+        "postgres",
+        "CREATE TABLE parts (id int PRIMARY KEY, bin int NOT NULL, weight int NOT NULL);
+         INSERT INTO parts SELECT g, g % 10, g FROM generate_series(1, 100) g;",
+    );
+    let mut raw = Raw::started(env.listen);
+    let mut batch = parse("by_bin", "SELECT id FROM parts WHERE bin = $1");
+    batch.extend(parse("heavy", "SELECT id FROM parts WHERE weight > $1"));
+    batch.extend(parse(
+        "ratio",
+        "SELECT weight / $1 FROM parts WHERE id = $2",
+    ));
+    for (statement, parameters) in [
+        ("by_bin", &["3"][..]),
+        ("heavy", &["90"]),
+        ("by_bin", &["4"]),
+    ] {
+        batch.extend(bind("", statement, parameters));
+        batch.extend(execute(""));
+    }
+    batch.extend(sync());
+    raw.send(&batch);
+    let replies = raw.until_ready();
+    assert_eq!(
+        outcomes(&replies),
+        [Ok(10), Ok(10), Ok(10)],
+        "{}",
+        kinds(&replies)
+    );
+
+    // A failure mid-pipeline: the server skips everything up to the Sync.
+    let mut batch = Vec::new();
+    for (statement, parameters) in [
+        ("by_bin", &["5"][..]),
+        ("ratio", &["0", "1"]),
+        ("heavy", &["95"]),
+    ] {
+        batch.extend(bind("", statement, parameters));
+        batch.extend(execute(""));
+    }
+    batch.extend(sync());
+    raw.send(&batch);
+    let replies = raw.until_ready();
+    assert_eq!(
+        outcomes(&replies),
+        [Ok(10), Err("22012".to_string())],
+        "{}",
+        kinds(&replies)
+    );
+
+    // Pairing goes on after the error.
+    let mut batch = bind("", "heavy", &["95"]);
+    batch.extend(execute(""));
+    batch.extend(sync());
+    raw.send(&batch);
+    assert_eq!(outcomes(&raw.until_ready()), [Ok(5)]);
+
+    let by_bin = wait_for_statement(&env, "parts", "bin", 3);
+    assert_eq!(
+        (
+            field(&by_bin, "count"),
+            field(&by_bin, "returned"),
+            field(&by_bin, "errors")
+        ),
+        (3, 30, 0),
+        "{by_bin:#}"
+    );
+    let ratio = wait_for_statement(&env, "parts", "id", 1);
+    assert_eq!(
+        (field(&ratio, "count"), field(&ratio, "errors")),
+        (1, 1),
+        "{ratio:#}"
+    );
+    assert_eq!(ratio["error_codes"], serde_json::json!({"22012": 1}));
+    let heavy = wait_for_statement(&env, "parts", "weight", 2);
+    assert_eq!(
+        (field(&heavy, "count"), field(&heavy, "returned")),
+        (2, 15),
+        "the Execute skipped after the error never ran: {heavy:#}"
     );
 }
 

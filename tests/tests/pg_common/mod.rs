@@ -7,7 +7,10 @@
 //! - [`psql`] / [`pgbench`]: the client tools, run against any connection string.
 //! - [`shapes`], [`wait_for_shapes`], [`shapes_on`]: `/api/v1/shapes`, polled.
 //! - [`metric_value`], [`wait_for_metric`]: one sample from `/metrics`.
+//! - [`raw`]: a raw socket that speaks the protocol's framing.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
