@@ -76,6 +76,11 @@ fn refused(mistake: &Mistake, dir: &std::path::Path, watched: &[SocketAddr]) -> 
         });
     }
     assert!(
+        !stderr.contains("invalid configuration: invalid configuration"),
+        "{}: said twice: {stderr}",
+        mistake.what
+    );
+    assert!(
         !stderr.contains("listener ready"),
         "{}: {stderr}",
         mistake.what

@@ -188,7 +188,7 @@ async fn past_the_grace_period_the_proxy_closes_what_is_open_and_exits() {
     let (status, waited) = wait_for_exit(&mut proxy, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(6),
         "exited {waited:?} after SIGTERM with a 1 s grace period"
     );
     let outcome = tokio::time::timeout(Duration::from_secs(5), in_flight)
