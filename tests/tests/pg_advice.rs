@@ -783,3 +783,64 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
         "the migration carries the notes as comments:\n{migration}"
     );
 }
+
+/// An existing index's null ordering is part of what it serves: `(account_id, due_at DESC
+/// NULLS LAST)` returns `ORDER BY due_at DESC NULLS LAST` in order, but not `ORDER BY due_at
+/// DESC` (whose nulls come first), which needs an index of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_null_ordering_is_read_from_the_catalog() {
+    let server = Postgres::start();
+    server.create_database(DATABASE).expect("create database");
+    let direct = connect(&server.connection_string(DATABASE)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE invoices (id bigserial PRIMARY KEY, account_id bigint NOT NULL,
+                 due_at timestamptz);
+             INSERT INTO invoices (account_id, due_at)
+             SELECT g % 1000, CASE WHEN g % 5 <> 0 THEN timestamptz '2024-01-01' + g * interval '1 hour' END
+               FROM generate_series(1, 40000) AS g;
+             CREATE INDEX invoices_account_id_due_at_idx
+                 ON invoices (account_id, due_at DESC NULLS LAST);
+             ANALYZE invoices;",
+        )
+        .await
+        .expect("schema and rows");
+    let admin_url = server.url("postgres");
+    let (proxy, listen) = start_proxy(&server, Some(&admin_url));
+    let client = connect(&server.connection_string_via(listen, DATABASE)).await;
+    let served =
+        "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC NULLS LAST LIMIT 10";
+    let unserved = "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC LIMIT 10";
+    for account in 0..5_i64 {
+        for sql in [served, unserved] {
+            client.query(sql, &[&account]).await.expect(sql);
+        }
+    }
+    let deadline = Instant::now() + SETTLE;
+    while proxy
+        .get_json("/api/v1/shapes")
+        .map(|document| document["shapes"].as_array().map_or(0, Vec::len))
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the two shapes were not captured"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let advised = advice(&proxy);
+    let recommended: Vec<(Value, Value)> = recommendations(&advised)
+        .iter()
+        .map(|r| (r["keys"].clone(), r["serves"][0]["shape"].clone()))
+        .collect();
+    assert_eq!(
+        recommended,
+        vec![(
+            json!([key("account_id", 1), key("due_at", -1)]),
+            json!("select invoices where account_id = param sort due_at desc limit")
+        )],
+        "{advised:#}"
+    );
+    assert_eq!(advised["drops"], json!([]), "{advised:#}");
+}

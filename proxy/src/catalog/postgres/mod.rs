@@ -64,6 +64,8 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique, i.indis
                FROM generate_series(1, i.indnatts) AS k ORDER BY k),
        array(SELECT (i.indoption[k - 1] & 1) = 1
                FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k),
+       array(SELECT (i.indoption[k - 1] & 2) = 2
+               FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k),
        array(SELECT coalesce(opc.opcname::text, '')
                FROM generate_series(1, i.indnkeyatts) AS k
                LEFT JOIN pg_opclass opc ON opc.oid = i.indclass[k - 1] ORDER BY k)
@@ -84,18 +86,8 @@ pub async fn existing(client: &Client, database: &str) -> Result<Vec<IndexSpec>,
         .map_err(|e| format!("reading pg_index failed: {}", sqlstate_or_kind(&e)))?;
     let mut specs = Vec::new();
     for row in rows {
-        let catalog_row = CatalogRow {
-            schema: row.get(0),
-            table: row.get(1),
-            name: row.get(2),
-            unique: row.get::<_, bool>(3) || row.get::<_, bool>(4),
-            method: row.get(5),
-            key_count: usize::try_from(row.get::<_, i32>(6)).unwrap_or(0),
-            predicate: row.get(7),
-            columns: row.get(8),
-            descending: row.get(9),
-            opclasses: row.get(10),
-        };
+        let catalog_row = CatalogRow::read(&row)
+            .map_err(|_| "reading pg_index failed: unexpected row".to_string())?;
         if let Some(spec) = catalog_row.into_spec(database) {
             specs.push(spec);
         }
@@ -124,11 +116,30 @@ pub struct CatalogRow {
     pub columns: Vec<String>,
     /// Per key column: DESC.
     pub descending: Vec<bool>,
+    /// Per key column: NULLS FIRST.
+    pub nulls_first: Vec<bool>,
     /// Per key column: the operator class.
     pub opclasses: Vec<String>,
 }
 
 impl CatalogRow {
+    /// One row of `EXISTING_INDEXES`.
+    fn read(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            schema: row.try_get(0)?,
+            table: row.try_get(1)?,
+            name: row.try_get(2)?,
+            unique: row.try_get::<_, bool>(3)? || row.try_get::<_, bool>(4)?,
+            method: row.try_get(5)?,
+            key_count: usize::try_from(row.try_get::<_, i32>(6)?).unwrap_or(0),
+            predicate: row.try_get(7)?,
+            columns: row.try_get(8)?,
+            descending: row.try_get(9)?,
+            nulls_first: row.try_get(10)?,
+            opclasses: row.try_get(11)?,
+        })
+    }
+
     /// The row as an [`IndexSpec`], or `None` for what the advisor does not model (hash,
     /// GiST, BRIN, an unrecognised partial predicate): such an index cannot be assumed to
     /// serve a candidate.
@@ -144,14 +155,17 @@ impl CatalogRow {
         let keys = self.columns[..key_count]
             .iter()
             .enumerate()
-            .map(|(k, text)| IndexKey {
-                target: target_of(text),
-                direction: if self.descending.get(k).copied().unwrap_or(false) {
-                    -1
-                } else {
-                    1
-                },
-                nulls_first: None,
+            .map(|(k, text)| {
+                let descending = self.descending.get(k).copied().unwrap_or(false);
+                // Spelled out only when it differs from the direction's default, as the
+                // analyzer writes it (ASC NULLS LAST, DESC NULLS FIRST).
+                let nulls_first = self.nulls_first.get(k).copied().unwrap_or(descending);
+                IndexKey {
+                    target: target_of(text),
+                    direction: if descending { -1 } else { 1 },
+                    nulls_first: (method == IndexMethod::Btree && nulls_first != descending)
+                        .then_some(nulls_first),
+                }
             })
             .collect();
         let include = self.columns[key_count..]
@@ -192,8 +206,31 @@ mod tests {
             predicate: predicate.map(str::to_string),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             descending: vec![false, true, false][..keys.min(3)].to_vec(),
+            nulls_first: vec![false, true, false][..keys.min(3)].to_vec(),
             opclasses: vec![String::new(); keys],
         }
+    }
+
+    #[test]
+    fn null_placement_is_kept_only_when_it_is_not_the_default() {
+        let mut nulls_last = row(&["account_id", "due_at"], 2, None);
+        nulls_last.nulls_first = vec![false, false];
+        let spec = nulls_last.into_spec("app").expect("btree");
+        assert_eq!(
+            spec.keys[0].nulls_first, None,
+            "ASC NULLS LAST is the default"
+        );
+        assert_eq!(spec.keys[1].direction, -1);
+        assert_eq!(spec.keys[1].nulls_first, Some(false), "DESC NULLS LAST");
+
+        let mut nulls_first = row(&["account_id", "due_at"], 2, None);
+        nulls_first.nulls_first = vec![true, true];
+        let spec = nulls_first.into_spec("app").expect("btree");
+        assert_eq!(spec.keys[0].nulls_first, Some(true), "ASC NULLS FIRST");
+        assert_eq!(
+            spec.keys[1].nulls_first, None,
+            "DESC NULLS FIRST is the default"
+        );
     }
 
     #[test]
