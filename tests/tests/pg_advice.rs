@@ -784,36 +784,65 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
     );
 }
 
-/// An existing index's null ordering is part of what it serves: `(account_id, due_at DESC
-/// NULLS LAST)` returns `ORDER BY due_at DESC NULLS LAST` in order, but not `ORDER BY due_at
-/// DESC` (whose nulls come first), which needs an index of its own.
+/// Details of reading the catalog, against the real server:
+/// - an existing index's null ordering is part of what it serves: `(account_id, due_at DESC
+///   NULLS LAST)` returns `ORDER BY due_at DESC NULLS LAST` in order, but not `ORDER BY
+///   due_at DESC` (whose nulls come first), which needs an index of its own;
+/// - Prisma's quoted camelCase names (`"JobEvent"."jobId"`) are matched with the indexes
+///   that exist, and the recommended index is verified and created under those names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn existing_null_ordering_is_read_from_the_catalog() {
+async fn catalog_null_ordering_and_quoted_names() {
     let server = Postgres::start();
     server.create_database(DATABASE).expect("create database");
     let direct = connect(&server.connection_string(DATABASE)).await;
     direct
         .batch_execute(
-            "CREATE TABLE invoices (id bigserial PRIMARY KEY, account_id bigint NOT NULL,
+            r#"CREATE TABLE invoices (id bigserial PRIMARY KEY, account_id bigint NOT NULL,
                  due_at timestamptz);
              INSERT INTO invoices (account_id, due_at)
              SELECT g % 1000, CASE WHEN g % 5 <> 0 THEN timestamptz '2024-01-01' + g * interval '1 hour' END
                FROM generate_series(1, 40000) AS g;
              CREATE INDEX invoices_account_id_due_at_idx
                  ON invoices (account_id, due_at DESC NULLS LAST);
-             ANALYZE invoices;",
+             CREATE TABLE "JobEvent" (id serial PRIMARY KEY, "jobId" integer NOT NULL,
+                 kind text NOT NULL, "createdAt" timestamp(3) NOT NULL);
+             INSERT INTO "JobEvent" ("jobId", kind, "createdAt")
+             SELECT g % 2000, 'kind' || (g % 7), timestamp '2024-01-01' + g * interval '1 minute'
+               FROM generate_series(1, 40000) AS g;
+             CREATE INDEX "JobEvent_jobId_createdAt_idx" ON "JobEvent" ("jobId", "createdAt" DESC);
+             ANALYZE;"#,
         )
         .await
         .expect("schema and rows");
     let admin_url = server.url("postgres");
     let (proxy, listen) = start_proxy(&server, Some(&admin_url));
     let client = connect(&server.connection_string_via(listen, DATABASE)).await;
-    let served =
-        "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC NULLS LAST LIMIT 10";
-    let unserved = "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC LIMIT 10";
-    for account in 0..5_i64 {
-        for sql in [served, unserved] {
-            client.query(sql, &[&account]).await.expect(sql);
+    let statements: [(&str, fn(i32) -> Params); 4] = [
+        (
+            "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC NULLS LAST LIMIT 10",
+            |n| vec![Box::new(i64::from(n))],
+        ),
+        (
+            "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC LIMIT 10",
+            |n| vec![Box::new(i64::from(n))],
+        ),
+        (
+            r#"SELECT "public"."JobEvent"."id", "public"."JobEvent"."kind" FROM "public"."JobEvent" WHERE "public"."JobEvent"."jobId" = $1 ORDER BY "public"."JobEvent"."createdAt" DESC LIMIT $2 OFFSET $3"#,
+            |n| vec![Box::new(n), Box::new(20_i64), Box::new(0_i64)],
+        ),
+        (
+            r#"SELECT "public"."JobEvent"."id" FROM "public"."JobEvent" WHERE ("public"."JobEvent"."jobId" = $1 AND "public"."JobEvent"."kind" = $2)"#,
+            |n| vec![Box::new(n), Box::new(format!("kind{}", n % 7))],
+        ),
+    ];
+    for n in 0..5 {
+        for (sql, params) in &statements {
+            let params = params(n);
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            client.query(*sql, &refs).await.expect(sql);
         }
     }
     let deadline = Instant::now() + SETTLE;
@@ -821,26 +850,52 @@ async fn existing_null_ordering_is_read_from_the_catalog() {
         .get_json("/api/v1/shapes")
         .map(|document| document["shapes"].as_array().map_or(0, Vec::len))
         .unwrap_or(0)
-        < 2
+        < statements.len()
     {
-        assert!(
-            Instant::now() < deadline,
-            "the two shapes were not captured"
-        );
+        assert!(Instant::now() < deadline, "the shapes were not captured");
         std::thread::sleep(Duration::from_millis(100));
     }
     let advised = advice(&proxy);
-    let recommended: Vec<(Value, Value)> = recommendations(&advised)
+    let recommended: Vec<(Value, Value, Value)> = identities(&advised)
         .iter()
-        .map(|r| (r["keys"].clone(), r["serves"][0]["shape"].clone()))
+        .map(|r| (r["name"].clone(), r["keys"].clone(), r["statement"].clone()))
         .collect();
     assert_eq!(
         recommended,
-        vec![(
-            json!([key("account_id", 1), key("due_at", -1)]),
-            json!("select invoices where account_id = param sort due_at desc limit")
-        )],
+        vec![
+            (
+                json!("invoices_account_id_due_at_idx_2"),
+                json!([key("account_id", 1), key("due_at", -1)]),
+                json!(
+                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS invoices_account_id_due_at_idx_2 ON "public"."invoices" USING btree ("account_id", "due_at" DESC) INCLUDE ("id");"#
+                ),
+            ),
+            (
+                json!("jobevent_jobid_kind_idx"),
+                json!([key("jobId", 1), key("kind", 1)]),
+                json!(
+                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS jobevent_jobid_kind_idx ON "public"."JobEvent" USING btree ("jobId", "kind") INCLUDE ("id");"#
+                ),
+            ),
+        ],
         "{advised:#}"
     );
+    for recommendation in recommendations(&advised) {
+        let evidence = &recommendation["evidence"];
+        let before = evidence["cost_before"].as_f64().unwrap_or(0.0);
+        let after = evidence["cost_after"].as_f64().unwrap_or(f64::INFINITY);
+        assert!(before > after, "verified by HypoPG: {recommendation:#}");
+    }
     assert_eq!(advised["drops"], json!([]), "{advised:#}");
+    assert_eq!(advised["notes"], json!([]), "{advised:#}");
+
+    for (_, _, statement) in &recommended {
+        let statement = statement.as_str().expect("a statement");
+        direct
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err:?}"));
+    }
+    let after = advice(&proxy);
+    assert_eq!(after["recommendations"], json!([]), "{after:#}");
 }
