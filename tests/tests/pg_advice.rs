@@ -89,6 +89,9 @@ const EXISTING_INDEXES: [&str; 5] = [
 /// Parameters for one execution.
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
+/// A statement and its parameters for round `n`.
+type Sent = (&'static str, fn(i32) -> Params);
+
 /// One query of the workload.
 struct Query {
     /// With bound parameters (Prisma, hand-written), or with literals the client
@@ -817,7 +820,7 @@ async fn catalog_null_ordering_and_quoted_names() {
     let admin_url = server.url("postgres");
     let (proxy, listen) = start_proxy(&server, Some(&admin_url));
     let client = connect(&server.connection_string_via(listen, DATABASE)).await;
-    let statements: [(&str, fn(i32) -> Params); 4] = [
+    let statements: [Sent; 4] = [
         (
             "SELECT id FROM invoices WHERE account_id = $1 ORDER BY due_at DESC NULLS LAST LIMIT 10",
             |n| vec![Box::new(i64::from(n))],
