@@ -9,7 +9,9 @@
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
 //! - [`inspect_connection`]: one connection's inspection task.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::command::Observation;
@@ -26,6 +28,9 @@ pub struct Analysis {
     queue: mpsc::Sender<Observation>,
     /// What has been learned so far.
     pub aggregator: Arc<Aggregator>,
+    /// Observations queued, and observations recorded: equal when the analyzer is idle.
+    accepted: Arc<AtomicU64>,
+    recorded: Arc<AtomicU64>,
 }
 
 impl Analysis {
@@ -39,23 +44,45 @@ impl Analysis {
         let (queue, receiver) = mpsc::channel::<Observation>(queue_len.max(1));
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         let cache = Arc::new(SqlCache::new(sql_cache_entries.max(1)));
+        let recorded = Arc::new(AtomicU64::new(0));
         for worker in 0..workers.max(1) {
             let receiver = receiver.clone();
             let aggregator = aggregator.clone();
             let cache = cache.clone();
+            let recorded = recorded.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("indextap-analysis-{worker}"))
-                .spawn(move || analysis_loop(&receiver, &aggregator, &cache));
+                .spawn(move || analysis_loop(&receiver, &aggregator, &cache, &recorded));
             if let Err(error) = spawned {
                 tracing::error!(%error, "could not start an analysis thread");
             }
         }
-        Self { queue, aggregator }
+        Self {
+            queue,
+            aggregator,
+            accepted: Arc::new(AtomicU64::new(0)),
+            recorded,
+        }
     }
 
     /// Offer an observation; false when it had to be dropped.
     pub fn offer(&self, observation: Observation) -> bool {
-        self.queue.try_send(observation).is_ok()
+        let accepted = self.queue.try_send(observation).is_ok();
+        if accepted {
+            self.accepted.fetch_add(1, Ordering::Release);
+        }
+        accepted
+    }
+
+    /// Wait, up to `limit`, until every queued observation has been recorded: the last
+    /// state flush at shutdown should hold the last queries.
+    pub async fn settle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.recorded.load(Ordering::Acquire) < self.accepted.load(Ordering::Acquire)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -63,6 +90,7 @@ fn analysis_loop(
     receiver: &std::sync::Mutex<mpsc::Receiver<Observation>>,
     aggregator: &Aggregator,
     cache: &SqlCache,
+    recorded: &AtomicU64,
 ) {
     loop {
         let next = {
@@ -72,6 +100,7 @@ fn analysis_loop(
         let Some(observation) = next else { return };
         let lowering = shape::lower(&observation.request, cache);
         aggregator.record(&observation, lowering);
+        recorded.fetch_add(1, Ordering::Release);
     }
 }
 

@@ -31,12 +31,17 @@ use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
 use crate::state::{LoadOutcome, StateFile};
 use crate::tap::Inspector;
 
+/// How long shutdown waits for inspection and analysis to catch up before the last flush.
+const SETTLE_LIMIT: Duration = Duration::from_secs(2);
+
 /// How long connecting to an upstream may take before the client is let go.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every connection task shares.
 struct Shared {
     analysis: Analysis,
+    /// Per-connection inspection tasks, waited for at shutdown before the last flush.
+    inspections: TaskTracker,
     tap_capacity: usize,
     max_inspect: usize,
 }
@@ -83,6 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let shared = Arc::new(Shared {
         analysis,
+        inspections: TaskTracker::new(),
         tap_capacity: config.capture.channel_capacity,
         max_inspect: config.capture.max_inspect_bytes,
     });
@@ -158,6 +164,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let _ = admin_task.await;
+    // What the last connections sent is still being decoded and recorded: let it land.
+    shared.inspections.close();
+    let _ = tokio::time::timeout(SETTLE_LIMIT, shared.inspections.wait()).await;
+    shared.analysis.settle(SETTLE_LIMIT).await;
     if let Some(state) = &state_file {
         flush(state, &aggregator);
     }
@@ -237,7 +247,7 @@ fn start_inspection(
     shared: &Shared,
 ) -> Tap {
     let (tap, receiver) = Tap::channel(shared.tap_capacity, metrics.tap_dropped.clone());
-    tokio::spawn(inspect_connection(
+    shared.inspections.spawn(inspect_connection(
         receiver,
         inspector,
         shared.analysis.clone(),
