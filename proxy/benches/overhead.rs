@@ -1,0 +1,225 @@
+//! Round-trip overhead of the proxy, against HAProxy and against no proxy at all.
+//!
+//! Run with `cargo bench -p indextap-proxy --bench overhead` (a release build; cargo builds
+//! the `indextap` binary with the same profile and the bench runs that binary).
+//!
+//! One process holds a FAKE MongoDB upstream (canned replies, see `fake_mongo`) and a load
+//! client; the proxies run as child processes in front of the fake upstream. For 1 and then
+//! 16 concurrent clients, each target gets a warm-up and a measured period, in turn:
+//! - `direct`: the client talks to the fake upstream;
+//! - `haproxy`: HAProxy 2.6 in `mode tcp`;
+//! - `indextap`: the real binary, capturing every command.
+//!
+//! Each client sends a realistic OP_MSG `find` (~200 bytes) and waits for its reply before
+//! sending the next. The table gives throughput, p50 and p99 round-trip latency, and the p99
+//! added over `direct`. After the indextap runs the bench reads `/api/v1/shapes` and compares
+//! the captured `find` count with the requests sent, and prints `/metrics`' dropped samples.
+//!
+//! The machine's cores are shared by the client, the fake upstream and the proxy; nothing is
+//! pinned. Durations can be shortened with `BENCH_SECS` (measured) and `BENCH_WARMUP_SECS`.
+//!
+//! ## Layout
+//! - this file: the run order, the table and the targets' verdicts.
+//! - `wire`: OP_MSG frames, prebuilt and patched; a frame reader.
+//! - `fake_mongo`: the canned-reply upstream, on its own runtime thread.
+//! - `load`: the closed-loop load client and its latency histogram.
+//! - `targets`: HAProxy and indextap as child processes; indextap's admin API.
+
+#[path = "overhead/fake_mongo.rs"]
+mod fake_mongo;
+#[path = "overhead/load.rs"]
+mod load;
+#[path = "overhead/targets.rs"]
+mod targets;
+#[path = "overhead/wire.rs"]
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use fake_mongo::FakeMongo;
+use load::{LoadPlan, LoadResult};
+use targets::Proxy;
+
+/// Concurrent clients per run.
+const CONCURRENCY: [usize; 2] = [1, 16];
+/// The added p99 latency this bench exists to check, in microseconds.
+const ADDED_P99_TARGET_MICROS: f64 = 100.0;
+
+/// One measured run.
+struct Run {
+    target: &'static str,
+    clients: usize,
+    result: LoadResult,
+}
+
+fn main() -> anyhow::Result<()> {
+    let warm_up = Duration::from_secs(env_secs("BENCH_WARMUP_SECS", 1));
+    let measure = Duration::from_secs(env_secs("BENCH_SECS", 5));
+    println!("indextap-proxy overhead bench (release build)");
+    println!(
+        "machine: {} cores ({}), shared by the load client, the fake upstream and the proxy; nothing pinned",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!(
+        "each run: {} s warm-up, then {} s measured; closed loop, one request in flight per client",
+        warm_up.as_secs(),
+        measure.as_secs()
+    );
+
+    let upstream = FakeMongo::start()?;
+    let binary = Path::new(env!("CARGO_BIN_EXE_indextap"));
+    let haproxy = Proxy::haproxy(upstream.addr)?;
+    let indextap = Proxy::indextap(binary, upstream.addr)?;
+    println!(
+        "fake MongoDB upstream {} · haproxy {} · indextap {} (admin {}), binary {}",
+        upstream.addr,
+        haproxy.listen,
+        indextap.listen,
+        indextap.admin.map_or_else(String::new, |a| a.to_string()),
+        binary.display()
+    );
+    println!();
+
+    let mut runs = Vec::new();
+    let mut sent_through_indextap = 0u64;
+    let mut captures = Vec::new();
+    for clients in CONCURRENCY {
+        let plan = LoadPlan {
+            clients,
+            warm_up,
+            measure,
+        };
+        let targets: [(&'static str, SocketAddr); 3] = [
+            ("direct", upstream.addr),
+            ("haproxy", haproxy.listen),
+            ("indextap", indextap.listen),
+        ];
+        for (target, addr) in targets {
+            let result = load::run(addr, plan).with_context(|| format!("{target}, {clients}"))?;
+            if target == "indextap" {
+                sent_through_indextap += result.sent;
+                let captured = indextap.wait_captured(sent_through_indextap)?;
+                captures.push((clients, captured, sent_through_indextap));
+            }
+            runs.push(Run {
+                target,
+                clients,
+                result,
+            });
+        }
+    }
+
+    print_table(&runs);
+    println!();
+    println!(
+        "capture (indextap /api/v1/shapes, find on app.orders, cumulative, warm-up included):"
+    );
+    for (clients, captured, sent) in &captures {
+        println!(
+            "  after the {clients}-client run: captured {captured} of {sent} sent ({:.3}%)",
+            100.0 * *captured as f64 / (*sent).max(1) as f64
+        );
+    }
+    println!("indextap /metrics dropped samples:");
+    for line in indextap.dropped_metrics()? {
+        println!("  {line}");
+    }
+    println!(
+        "fake upstream answered {} requests in all",
+        upstream.served()
+    );
+    println!();
+    print_verdicts(&runs, &captures);
+    Ok(())
+}
+
+fn find<'a>(runs: &'a [Run], target: &str, clients: usize) -> Option<&'a Run> {
+    runs.iter()
+        .find(|run| run.target == target && run.clients == clients)
+}
+
+fn print_table(runs: &[Run]) {
+    println!(
+        "| {:<9} | {:>7} | {:>9} | {:>9} | {:>8} | {:>8} | {:>13} |",
+        "target", "clients", "requests", "ops/s", "p50 µs", "p99 µs", "p99 added µs"
+    );
+    println!(
+        "|{:-<11}|{:->9}|{:->11}|{:->11}|{:->10}|{:->10}|{:->15}|",
+        "", "", "", "", "", "", ""
+    );
+    for run in runs {
+        let direct = find(runs, "direct", run.clients);
+        let added = match (run.target, direct) {
+            ("direct", _) | (_, None) => "-".to_owned(),
+            (_, Some(direct)) => format!(
+                "{:+.1}",
+                run.result.micros_at(0.99) - direct.result.micros_at(0.99)
+            ),
+        };
+        println!(
+            "| {:<9} | {:>7} | {:>9} | {:>9.0} | {:>8.1} | {:>8.1} | {:>13} |",
+            run.target,
+            run.clients,
+            run.result.measured,
+            run.result.ops_per_sec(),
+            run.result.micros_at(0.50),
+            run.result.micros_at(0.99),
+            added
+        );
+    }
+}
+
+fn print_verdicts(runs: &[Run], captures: &[(usize, u64, u64)]) {
+    let verdict = |met: bool| if met { "MET" } else { "MISSED" };
+    for clients in CONCURRENCY {
+        let (Some(direct), Some(haproxy), Some(indextap)) = (
+            find(runs, "direct", clients),
+            find(runs, "haproxy", clients),
+            find(runs, "indextap", clients),
+        ) else {
+            continue;
+        };
+        let (ours, theirs) = (indextap.result.ops_per_sec(), haproxy.result.ops_per_sec());
+        println!(
+            "target: indextap throughput >= haproxy at {clients} client(s): {} ({ours:.0} vs {theirs:.0} ops/s, {:.1}%)",
+            verdict(ours >= theirs),
+            100.0 * ours / theirs
+        );
+        let added = indextap.result.micros_at(0.99) - direct.result.micros_at(0.99);
+        println!(
+            "target: indextap p99 added < {ADDED_P99_TARGET_MICROS:.0} µs at {clients} client(s): {} ({added:+.1} µs; haproxy {:+.1} µs)",
+            verdict(added < ADDED_P99_TARGET_MICROS),
+            haproxy.result.micros_at(0.99) - direct.result.micros_at(0.99)
+        );
+    }
+    if let Some((_, captured, sent)) = captures.last() {
+        println!(
+            "target: indextap captures every command: {} ({captured} of {sent})",
+            verdict(captured == sent)
+        );
+    }
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}

@@ -1,0 +1,200 @@
+//! The proxies under test, as child processes: HAProxy in TCP mode and the real `indextap`
+//! binary, each in front of the fake upstream, each with a temporary directory for its
+//! configuration and log. Both are stopped (SIGTERM, then SIGKILL) when dropped.
+//!
+//! Also the two reads of indextap's admin API the bench needs: how many `find` executions
+//! on `app.orders` it captured, and its dropped-sample counters.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+
+const HAPROXY: &str = "/usr/sbin/haproxy";
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A child process with its own temporary directory.
+pub struct Proxy {
+    pub name: &'static str,
+    pub listen: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    child: Child,
+    dir: TempDir,
+}
+
+/// A loopback address whose port was free a moment ago.
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+impl Proxy {
+    /// HAProxy 2.6, `mode tcp`, one backend server, default threads (one per core).
+    pub fn haproxy(upstream: SocketAddr) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("bench-haproxy-")
+            .tempdir()?;
+        let listen = free_addr()?;
+        let config = format!(
+            "global\n    maxconn 4096\n\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 120s\n    timeout server 120s\n\n\
+             listen mongo\n    bind {listen}\n    server upstream {upstream}\n"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config)?;
+        let mut command = Command::new(HAPROXY);
+        command.arg("-f").arg(&path).arg("-db");
+        let child = spawn(&mut command, dir.path()).context("starting haproxy")?;
+        let mut proxy = Self {
+            name: "haproxy",
+            listen,
+            admin: None,
+            child,
+            dir,
+        };
+        proxy.wait_listening(listen)?;
+        Ok(proxy)
+    }
+
+    /// `indextap proxy` with a MongoDB listener in front of `upstream`.
+    pub fn indextap(binary: &Path, upstream: SocketAddr) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("bench-indextap-")
+            .tempdir()?;
+        let listen = free_addr()?;
+        let admin = free_addr()?;
+        let mut command = Command::new(binary);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("INDEXTAP_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .arg("proxy")
+            .arg("--mongo-listen")
+            .arg(listen.to_string())
+            .arg("--mongo-upstream")
+            .arg(upstream.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string());
+        let child = spawn(&mut command, dir.path())
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut proxy = Self {
+            name: "indextap",
+            listen,
+            admin: Some(admin),
+            child,
+            dir,
+        };
+        proxy.wait_listening(listen)?;
+        proxy.wait_listening(admin)?;
+        Ok(proxy)
+    }
+
+    fn wait_listening(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if TcpStream::connect(addr).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited early ({status}):\n{}", self.name, self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("{} is not listening on {addr}:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the process wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("output.log")).unwrap_or_default()
+    }
+
+    /// GET a path of the admin API, as text.
+    pub fn admin_get(&self, path: &str) -> anyhow::Result<String> {
+        let admin = self.admin.context("no admin API")?;
+        let url = format!("http://{admin}{path}");
+        ureq::get(&url)
+            .timeout(Duration::from_secs(30))
+            .call()
+            .with_context(|| format!("GET {url}"))?
+            .into_string()
+            .context("reading the admin reply")
+    }
+
+    /// `find` executions on `app.orders` in `/api/v1/shapes`.
+    pub fn captured_finds(&self) -> anyhow::Result<u64> {
+        let shapes: serde_json::Value = serde_json::from_str(&self.admin_get("/api/v1/shapes")?)?;
+        let list = shapes["shapes"].as_array().context("no shapes array")?;
+        Ok(list
+            .iter()
+            .filter(|shape| {
+                shape["database"] == "app"
+                    && shape["collection"] == "orders"
+                    && shape["command"] == "find"
+            })
+            .filter_map(|shape| shape["count"].as_u64())
+            .sum())
+    }
+
+    /// Poll until `expected` finds are captured or the count stops moving for a second.
+    pub fn wait_captured(&self, expected: u64) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = (u64::MAX, Instant::now());
+        loop {
+            let captured = self.captured_finds()?;
+            if captured >= expected || Instant::now() > deadline {
+                return Ok(captured);
+            }
+            if captured != last.0 {
+                last = (captured, Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(1) {
+                return Ok(captured);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The `/metrics` samples about dropping (tap and analysis queues).
+    pub fn dropped_metrics(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .admin_get("/metrics")?
+            .lines()
+            .filter(|line| !line.starts_with('#') && line.contains("dropped"))
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+fn spawn(command: &mut Command, dir: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("output.log"))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    Ok(child)
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
