@@ -5,7 +5,7 @@
 //! ## Layout
 //! - [`PgBehindProxy`]: a [`Postgres`] and an [`IndextapProcess`] in front of it.
 //! - [`psql`] / [`pgbench`]: the client tools, run against any connection string.
-//! - [`shapes`], [`wait_for_shapes`], [`shapes_on`]: `/api/v1/shapes`, polled.
+//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `/api/v1/shapes`, polled.
 //! - [`metric_value`], [`wait_for_metric`]: one sample from `/metrics`.
 //! - [`raw`]: a raw socket that speaks the protocol's framing.
 #![allow(dead_code, unreachable_pub)]
@@ -106,11 +106,6 @@ impl PgBehindProxy {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The proxy's `/api/v1/shapes` shapes.
-    pub fn shapes(&self) -> Vec<Value> {
-        shapes(&self.proxy)
-    }
-
     /// The proxy's `/metrics` text.
     pub fn metrics(&self) -> String {
         self.proxy
@@ -205,14 +200,6 @@ pub fn writes(proxy: &IndextapProcess) -> Vec<Value> {
     document["writes"].as_array().cloned().unwrap_or_default()
 }
 
-/// The shapes on `table` whose command is `command` (`select`, `insert`, ...).
-pub fn shapes_on<'a>(shapes: &'a [Value], table: &str, command: &str) -> Vec<&'a Value> {
-    shapes
-        .iter()
-        .filter(|shape| shape["collection"] == table && shape["command"] == command)
-        .collect()
-}
-
 /// Polls `/api/v1/shapes` until `done` holds for the shape list; panics with the last list
 /// after [`CAPTURE_TIMEOUT`].
 #[track_caller]
@@ -233,27 +220,6 @@ pub fn wait_for_shapes(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The one shape on `table` with `command`, once its count reaches `count`; panics if it
-/// never does (or if the count goes past it and stays there: the caller asserts exactly).
-#[track_caller]
-pub fn wait_for_count(proxy: &IndextapProcess, table: &str, command: &str, count: u64) -> Value {
-    let what = format!("a {command} on {table} counted {count} times");
-    let found = wait_for_shapes(proxy, &what, |shapes| {
-        shapes_on(shapes, table, command)
-            .iter()
-            .map(|shape| shape["count"].as_u64().unwrap_or(0))
-            .sum::<u64>()
-            >= count
-    });
-    let matching = shapes_on(&found, table, command);
-    assert_eq!(
-        matching.len(),
-        1,
-        "one shape for {command} on {table}: {matching:#?}"
-    );
-    matching[0].clone()
 }
 
 /// A numeric field of a shape (`count`, `errors`, `returned`).
