@@ -24,11 +24,16 @@ use dashmap::DashMap;
 use hdrhistogram::Histogram;
 
 use crate::command::Observation;
-use crate::shape::{BoundConstant, Lowering, Namespace, Shape, ShapeId, WriteKind};
+use crate::shape::{BoundConstant, Constant, Lowering, Namespace, Shape, ShapeId, WriteKind};
 use crate::snapshot::{
     HistogramRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
     HISTOGRAM_MAX_MICROS, HISTOGRAM_SIGFIG,
 };
+
+/// How many executions must carry the same SQL token list before it is kept in clear. Until
+/// then only a digest is kept: a value that recurs in this many executions of one shape is
+/// a constant of the code, and one that does not never leaves a digest.
+pub const CONFIRM_EXECUTIONS: u64 = 10;
 
 /// How many open cursors are remembered; older ones are forgotten first.
 const MAX_TRACKED_CURSORS: usize = 65_536;
@@ -92,8 +97,9 @@ impl ShapeStats {
         self.continuations += other.continuations;
         self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
         self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
+        let reveal = self.count >= CONFIRM_EXECUTIONS;
         self.constants = match (self.constants.take(), &other.constants) {
-            (Some(kept), Some(seen)) => Some(intersect(kept, seen)),
+            (Some(kept), Some(seen)) => Some(intersect(kept, seen, reveal)),
             (kept, seen) => kept.or_else(|| seen.clone()),
         };
         if self.normalized_sql.is_none() {
@@ -267,9 +273,14 @@ impl Aggregator {
             }
             stats.first_seen_ms = stats.first_seen_ms.min(at_ms);
             stats.last_seen_ms = stats.last_seen_ms.max(at_ms);
+            let reveal = stats.count >= CONFIRM_EXECUTIONS;
             stats.constants = Some(match stats.constants.take() {
-                None => occurrence.constants,
-                Some(kept) => intersect(kept, &occurrence.constants),
+                None => occurrence
+                    .constants
+                    .into_iter()
+                    .map(|c| conceal(c, reveal))
+                    .collect(),
+                Some(kept) => intersect(kept, &occurrence.constants, reveal),
             });
             if stats.normalized_sql.is_none() {
                 stats.normalized_sql = occurrence.normalized_sql;
@@ -394,8 +405,44 @@ const REJECTION_REASONS: &[&str] = &[
     "other",
 ];
 
-fn intersect(kept: Vec<BoundConstant>, seen: &[BoundConstant]) -> Vec<BoundConstant> {
-    kept.into_iter().filter(|c| seen.contains(c)).collect()
+/// The constants in both sets. A digest matches the token list it was made from; the
+/// result is in clear only when `reveal` (enough executions) and one side has it in clear.
+fn intersect(kept: Vec<BoundConstant>, seen: &[BoundConstant], reveal: bool) -> Vec<BoundConstant> {
+    kept.into_iter()
+        .filter_map(|k| {
+            let s = seen.iter().find(|s| {
+                s.target == k.target
+                    && s.operator == k.operator
+                    && digest_of(&s.constant) == digest_of(&k.constant)
+            })?;
+            let clear = match (&k.constant, &s.constant) {
+                (Constant::Digest(_), _) => s.clone(),
+                _ => k,
+            };
+            Some(conceal(clear, reveal))
+        })
+        .collect()
+}
+
+/// A token list as its digest unless `reveal`; every other constant as it is.
+fn conceal(constant: BoundConstant, reveal: bool) -> BoundConstant {
+    match (&constant.constant, reveal) {
+        (Constant::Tokens(_), false) => BoundConstant {
+            constant: Constant::Digest(digest_of(&constant.constant)),
+            ..constant
+        },
+        _ => constant,
+    }
+}
+
+/// A comparable fingerprint: token lists and their digests agree; other constants hash
+/// their canonical form.
+fn digest_of(constant: &Constant) -> u64 {
+    match constant {
+        Constant::Digest(digest) => *digest,
+        Constant::Tokens(tokens) => xxhash_rust::xxh3::xxh3_64(tokens.join("\u{1f}").as_bytes()),
+        other => xxhash_rust::xxh3::xxh3_64(format!("{other:?}").as_bytes()),
+    }
 }
 
 fn unix_millis(at: SystemTime) -> u64 {
@@ -545,6 +592,43 @@ mod tests {
             snapshot.shapes[&shape_on("status").id()].constants,
             vec![exists("email", true)]
         );
+    }
+
+    #[test]
+    fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
+        let tokens = |list: &[&str]| BoundConstant {
+            target: Target::Field("last_name".into()),
+            operator: "=".into(),
+            constant: Constant::Tokens(list.iter().map(|t| t.to_string()).collect()),
+        };
+        let aggregator = Aggregator::new(10);
+        let id = shape_on("last_name").id();
+        aggregator.record(
+            &observation(1, 0, None, None),
+            reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+        );
+        let once = aggregator.snapshot().to_json();
+        assert!(!once.contains("SMITH"), "{once}");
+        assert!(matches!(
+            aggregator.snapshot().shapes[&id].constants[0].constant,
+            Constant::Digest(_)
+        ));
+        for _ in 1..CONFIRM_EXECUTIONS {
+            aggregator.record(
+                &observation(1, 0, None, None),
+                reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+            );
+        }
+        assert_eq!(
+            aggregator.snapshot().shapes[&id].constants,
+            vec![tokens(&["SMITH"])]
+        );
+        // A different list in one execution: nothing is common any more.
+        aggregator.record(
+            &observation(1, 0, None, None),
+            reads(shape_on("last_name"), vec![tokens(&["JONES"])]),
+        );
+        assert!(aggregator.snapshot().shapes[&id].constants.is_empty());
     }
 
     #[test]

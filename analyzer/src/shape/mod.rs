@@ -305,6 +305,10 @@ pub enum Constant {
     /// A list of enum-like tokens written into SQL text: `status IN ('QUEUED','PENDING')`.
     /// Only short identifier-like literals qualify; anything else is never kept.
     Tokens(Vec<String>),
+    /// A token list not yet confirmed as code: the aggregate keeps only this digest of it
+    /// until enough executions carried the same list (see `aggregate`), because a single
+    /// upper-case literal (`last_name = 'SMITH'`, interpolated by an ORM) may be data.
+    Digest(u64),
 }
 
 /// A constant bound to the leaf it belongs to, by the leaf's target and operator.
