@@ -128,24 +128,30 @@ mod wire {
                 .expect("half-close toward the proxy");
         }
 
-        /// The next whole message; panics on a timeout or an early end of stream.
-        pub fn read_frame(&mut self) -> Vec<u8> {
+        /// The next whole message, or why there is none (a timeout, an early end of stream).
+        pub fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
             let mut length = [0u8; 4];
-            self.stream.read_exact(&mut length).expect("a reply header");
-            let len = usize::try_from(i32::from_le_bytes(length)).expect("a positive length");
+            self.stream.read_exact(&mut length)?;
+            let len = usize::try_from(i32::from_le_bytes(length)).unwrap_or(0);
             assert!((16..=48_000_000).contains(&len), "reply length {len}");
             let mut frame = length.to_vec();
             frame.resize(len, 0);
-            self.stream
-                .read_exact(&mut frame[4..])
-                .expect("the rest of the reply");
-            frame
+            self.stream.read_exact(&mut frame[4..])?;
+            Ok(frame)
         }
 
         /// Sends a request and reads its reply, which must answer it.
         pub fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
             self.send(request);
-            let reply = self.read_frame();
+            let reply = self.read_frame().unwrap_or_else(|err| {
+                panic!(
+                    "no reply to request {} (opCode {}, {} bytes): {:?}: {err}",
+                    frame_i32(request, 4),
+                    frame_i32(request, 12),
+                    request.len(),
+                    err.kind()
+                )
+            });
             assert_eq!(
                 frame_i32(&reply, 8),
                 frame_i32(request, 4),
