@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# PostgreSQL overhead benchmark: pgbench select-only through no proxy, HAProxy (TCP mode)
+# and indextap, in one run, against one ephemeral PostgreSQL cluster.
+#
+# What it does:
+#   1. initdb a throwaway cluster in a temp dir, on a free loopback port (as a non-root OS
+#      user when run as root: $PG_OS_USER, else postgres, else indextap-test, created);
+#   2. pgbench -i -s 10;
+#   3. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 15 against PostgreSQL directly,
+#      HAProxy in TCP mode in front of it, and indextap (release build) in front of it;
+#   4. prints each target's TPS and its ratio to direct, and checks capture: the SELECT
+#      executions on pgbench_accounts indextap counted vs the transactions pgbench reported;
+#   5. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
+# Everything it started is stopped, and the temp dir removed, at exit.
+#
+# Environment: PG_BIN_DIR (default /usr/lib/postgresql/15/bin), INDEXTAP_BIN (default: build
+# target/release/indextap), BENCH_PG_SECS (default 15), BENCH_PG_SCALE (default 10),
+# NORMALISE_OUTPUT (a file holding `cargo bench --bench normalise` output to reuse).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+SECS=${BENCH_PG_SECS:-15}
+SCALE=${BENCH_PG_SCALE:-10}
+CLIENTS=8
+THREADS=2
+
+die() { echo "bench-pg: $*" >&2; exit 1; }
+for tool in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" "$PG_BIN/psql" "$HAPROXY"; do
+  [[ -x $tool ]] || die "missing $tool (set PG_BIN_DIR / HAPROXY)"
+done
+command -v jq >/dev/null || die "jq is required"
+command -v curl >/dev/null || die "curl is required"
+
+# Only our own settings reach the client tools.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS
+export PGSSLMODE=disable PGCONNECT_TIMEOUT=10
+
+WORK=$(mktemp -d -t indextap-bench-pg-XXXXXX)
+PG_DATA=$WORK/data
+PG_STARTED=0
+HAPROXY_PID=
+INDEXTAP_PID=
+OS_USER=
+
+as_pg() {
+  if [[ -n $OS_USER ]]; then runuser -u "$OS_USER" -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  [[ -n $INDEXTAP_PID ]] && kill -TERM "$INDEXTAP_PID" 2>/dev/null && wait "$INDEXTAP_PID" 2>/dev/null
+  [[ -n $HAPROXY_PID ]] && kill -TERM "$HAPROXY_PID" 2>/dev/null && wait "$HAPROXY_PID" 2>/dev/null
+  if [[ $PG_STARTED == 1 ]]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nothing answers on (checked, not reserved: retried by the callers' bind).
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+wait_port() {
+  local port=$1 what=$2 pid=${3:-}
+  for _ in $(seq 400); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then die "$what exited early"; fi
+    sleep 0.05
+  done
+  die "$what is not listening on port $port"
+}
+
+# --- PostgreSQL -------------------------------------------------------------------------
+if [[ $(id -u) == 0 ]]; then
+  OS_USER=${PG_OS_USER:-}
+  if [[ -z $OS_USER ]]; then
+    if id postgres >/dev/null 2>&1; then
+      OS_USER=postgres
+    else
+      OS_USER=indextap-test
+      id "$OS_USER" >/dev/null 2>&1 || useradd --system --no-create-home "$OS_USER"
+    fi
+  fi
+  chown "$OS_USER:" "$WORK"
+fi
+mkdir -p "$WORK/sock"
+[[ -n $OS_USER ]] && chown "$OS_USER:" "$WORK/sock"
+as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+  --no-instructions >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; die "initdb failed"; }
+cat >>"$PG_DATA/postgresql.conf" <<'EOF'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 50
+shared_buffers = 128MB
+EOF
+PG_PORT=
+for _ in 1 2 3; do
+  port=$(free_port)
+  if as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/postgres.log" -w -t 60 \
+      -o "-p $port -k $WORK/sock -c listen_addresses=127.0.0.1" start >/dev/null; then
+    PG_PORT=$port
+    PG_STARTED=1
+    break
+  fi
+done
+[[ -n $PG_PORT ]] || { tail -20 "$WORK/postgres.log"; die "PostgreSQL did not start"; }
+
+pgbench_to() { "$PG_BIN/pgbench" -h 127.0.0.1 -p "$1" -U postgres "${@:2}" postgres; }
+
+echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT; pgbench -i -s $SCALE ..."
+pgbench_to "$PG_PORT" -i -q -s "$SCALE" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log"; die "pgbench -i failed"; }
+
+# --- HAProxy ----------------------------------------------------------------------------
+HAPROXY_PORT=$(free_port)
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+
+listen postgres
+    bind 127.0.0.1:$HAPROXY_PORT
+    server upstream 127.0.0.1:$PG_PORT
+EOF
+"$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+wait_port "$HAPROXY_PORT" haproxy "$HAPROXY_PID"
+
+# --- indextap ---------------------------------------------------------------------------
+BIN=${INDEXTAP_BIN:-}
+if [[ -z $BIN ]]; then
+  (cd "$ROOT" && cargo build --release -q -p indextap-proxy --bin indextap)
+  BIN=$ROOT/target/release/indextap
+fi
+[[ -x $BIN ]] || die "no indextap binary at $BIN"
+INDEXTAP_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+env $(env | awk -F= '/^INDEXTAP_/ {print "-u " $1}') \
+  "$BIN" proxy --pg-listen "127.0.0.1:$INDEXTAP_PORT" --pg-upstream "127.0.0.1:$PG_PORT" \
+  --admin-listen "127.0.0.1:$ADMIN_PORT" >"$WORK/indextap.log" 2>&1 &
+INDEXTAP_PID=$!
+wait_port "$INDEXTAP_PORT" indextap "$INDEXTAP_PID"
+wait_port "$ADMIN_PORT" "indextap admin" "$INDEXTAP_PID"
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+
+# SELECT executions on pgbench_accounts that indextap has counted.
+captured() {
+  curl -fsS "$ADMIN/api/v1/shapes" |
+    jq '[.shapes[] | select(.collection == "pgbench_accounts" and .command == "select") | .count] | add // 0'
+}
+
+# Poll until the count reaches $1, or stops moving for a second (observations are async).
+wait_captured() {
+  local want=$1 now last=-1 still=0
+  for _ in $(seq 150); do
+    now=$(captured)
+    if (( now >= want )); then echo "$now"; return; fi
+    if (( now == last )); then still=$((still + 1)); else still=0; last=$now; fi
+    if (( still >= 10 )); then echo "$now"; return; fi
+    sleep 0.1
+  done
+  echo "$now"
+}
+
+# --- runs -------------------------------------------------------------------------------
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
+echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE"
+echo
+
+declare -A TPS TXNS
+CAPTURE_LINES=()
+for mode in prepared simple; do
+  for target in direct haproxy indextap; do
+    case $target in
+      direct) port=$PG_PORT ;;
+      haproxy) port=$HAPROXY_PORT ;;
+      indextap) port=$INDEXTAP_PORT ;;
+    esac
+    before=0
+    [[ $target == indextap ]] && before=$(captured)
+    out=$WORK/pgbench-$mode-$target.log
+    pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
+      { cat "$out"; die "pgbench -M $mode against $target failed"; }
+    TPS[$mode,$target]=$(awk '/^tps = / {print $3; exit}' "$out")
+    TXNS[$mode,$target]=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]; exit}' "$out")
+    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps"
+    if [[ $target == indextap ]]; then
+      sent=${TXNS[$mode,$target]}
+      after=$(wait_captured $((before + sent)))
+      got=$((after - before))
+      CAPTURE_LINES+=("$(awk -v m="$mode" -v g="$got" -v s="$sent" 'BEGIN {printf "  -M %-8s captured %d SELECTs on pgbench_accounts vs %d transactions reported (%.3f%%)", m, g, s, 100 * g / (s > 0 ? s : 1)}')")
+    fi
+  done
+done
+
+echo
+printf '| %-8s | %-9s | %12s | %10s | %12s |\n' mode target "TPS" "vs direct" transactions
+printf '|%s|%s|%s|%s|%s|\n' ---------- ----------- -------------- ------------ --------------
+for mode in prepared simple; do
+  direct=${TPS[$mode,direct]}
+  for target in direct haproxy indextap; do
+    tps=${TPS[$mode,$target]}
+    ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN {printf "%.1f%%", 100 * t / d}')
+    printf '| %-8s | %-9s | %12.0f | %10s | %12s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}"
+  done
+done
+echo
+echo "capture (indextap /api/v1/shapes, per run):"
+printf '%s\n' "${CAPTURE_LINES[@]}"
+echo "indextap /metrics dropped samples:"
+curl -fsS "$ADMIN/metrics" | grep -v '^#' | grep dropped | sed 's/^/  /'
+
+# --- SQL normalisation ------------------------------------------------------------------
+echo
+echo "SQL normalisation, one thread (cargo bench -p indextap-analyzer --bench normalise):"
+NORMALISE=${NORMALISE_OUTPUT:-}
+if [[ -z $NORMALISE || ! -s $NORMALISE ]]; then
+  NORMALISE=$WORK/normalise.txt
+  (cd "$ROOT" && cargo bench -q -p indextap-analyzer --bench normalise) >"$NORMALISE" 2>&1 ||
+    { cat "$NORMALISE"; die "the normalise bench failed"; }
+fi
+grep -E '^\|( case|-)' "$NORMALISE" | head -2
+grep -E '^\| sql' "$NORMALISE"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# All of indextap's benchmarks, in order, with the machine they ran on:
+#   1. cargo bench -p indextap-analyzer --bench normalise   (shape normalisation, one thread)
+#   2. cargo bench -p indextap-proxy --bench overhead       (MongoDB round trips: direct,
+#                                                            HAProxy, indextap; fake upstream)
+#   3. scripts/bench-pg.sh                                  (pgbench: direct, HAProxy, indextap)
+# Everything runs as a release build. Nothing is pinned to a core: on a small machine the
+# load generator, the proxy and the server share the cores, and the figures say so.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+NORMALISE_OUTPUT=$(mktemp -t indextap-normalise-XXXXXX)
+trap 'rm -f "$NORMALISE_OUTPUT"' EXIT
+
+echo "indextap benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "  cores (nproc): $(nproc)"
+echo "  CPU model:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "  memory:        $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "  kernel:        $(uname -sr)"
+echo "  rustc:         $(rustc --version)"
+echo "  haproxy:       $(/usr/sbin/haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
+echo "  commit:        $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo
+
+echo "== 1/3  cargo bench -p indextap-analyzer --bench normalise"
+cargo bench -p indextap-analyzer --bench normalise | tee "$NORMALISE_OUTPUT"
+echo
+
+echo "== 2/3  cargo bench -p indextap-proxy --bench overhead"
+cargo bench -p indextap-proxy --bench overhead
+echo
+
+echo "== 3/3  scripts/bench-pg.sh"
+NORMALISE_OUTPUT=$NORMALISE_OUTPUT "$ROOT/scripts/bench-pg.sh"
