@@ -16,7 +16,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bson::doc;
 use tempfile::TempDir;
@@ -258,6 +258,7 @@ fn spawn_listening(
             command.arg("--auth");
         }
         command.args(&options.extra_args);
+        let log_offset = std::fs::metadata(log_path).map_or(0, |meta| meta.len());
         let mut process =
             ChildProcess::spawn("secantusd", &mut command, log_path).unwrap_or_else(|err| {
                 startup_failed(
@@ -268,7 +269,10 @@ fn spawn_listening(
                 )
             });
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match process.wait_until_listening(addr, START_TIMEOUT) {
+        let listening = process
+            .wait_until_listening(addr, START_TIMEOUT)
+            .and_then(|()| wait_for_own_banner(&mut process, port, log_offset));
+        match listening {
             Ok(()) => return (process, port),
             Err(err) => {
                 let log = process.log_tail();
@@ -286,6 +290,38 @@ fn spawn_listening(
         &last_failure,
         INSTALL_HINT,
     )
+}
+
+/// A port that accepts connections is not proof that *this* server bound it: the port was
+/// found free, released, and only then bound by the child, so another process may hold it.
+/// SecantusDB logs `listening on HOST:PORT` right after it binds; this waits for that line in
+/// what the child wrote (the log from `log_offset` on), or for the child to exit.
+fn wait_for_own_banner(
+    process: &mut ChildProcess,
+    port: u16,
+    log_offset: u64,
+) -> std::io::Result<()> {
+    let banner = format!("listening on 127.0.0.1:{port}");
+    let offset = usize::try_from(log_offset).unwrap_or(0);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let log = process.log();
+        if log.get(offset..).unwrap_or(&log).contains(&banner) {
+            return Ok(());
+        }
+        if let Some(status) = process.exited() {
+            return Err(std::io::Error::other(format!("exited early ({status})")));
+        }
+        if Instant::now() >= deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "port {port} accepts connections, but the server never said it listens there"
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Creates `credentials` as a root user, with the real driver, on a thread of its own so this
