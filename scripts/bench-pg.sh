@@ -8,8 +8,10 @@
 #   2. pgbench -i -s 10;
 #   3. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 15 against PostgreSQL directly,
 #      HAProxy in TCP mode in front of it, and indextap (release build) in front of it;
-#   4. prints each target's TPS and its ratio to direct, and checks capture: the SELECT
-#      executions on pgbench_accounts indextap counted vs the transactions pgbench reported;
+#   4. prints each target's TPS, its ratio to direct and the proxy's CPU time per
+#      transaction (from /proc; indextap's analysis threads shown apart), and checks
+#      capture: the SELECT executions on pgbench_accounts indextap counted vs the
+#      transactions pgbench reported;
 #   5. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
 # Everything it started is stopped, and the temp dir removed, at exit.
 #
@@ -182,12 +184,28 @@ wait_captured() {
   echo "$now"
 }
 
+# CPU clock ticks (user + system) of process $1: "total analysis", analysis being the
+# threads named indextap-analys(is-N).
+cpu_ticks() {
+  local total=0 analysis=0 stat name rest ticks
+  for task in /proc/"$1"/task/*; do
+    stat=$(cat "$task/stat" 2>/dev/null) || continue
+    name=${stat#*(}; name=${name%)*}
+    rest=${stat##*)}
+    ticks=$(awk '{print $12 + $13}' <<<"$rest")
+    total=$((total + ticks))
+    [[ $name == indextap-analys* ]] && analysis=$((analysis + ticks))
+  done
+  echo "$total $analysis"
+}
+TICKS=$(getconf CLK_TCK)
+
 # --- runs -------------------------------------------------------------------------------
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
 echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE"
 echo
 
-declare -A TPS TXNS
+declare -A TPS TXNS CPU
 CAPTURE_LINES=()
 for mode in prepared simple; do
   for target in direct haproxy indextap; do
@@ -198,11 +216,24 @@ for mode in prepared simple; do
     esac
     before=0
     [[ $target == indextap ]] && before=$(captured)
+    pid=
+    case $target in
+      haproxy) pid=$HAPROXY_PID ;;
+      indextap) pid=$INDEXTAP_PID ;;
+    esac
+    [[ -n $pid ]] && read -r cpu_total cpu_analysis < <(cpu_ticks "$pid")
     out=$WORK/pgbench-$mode-$target.log
     pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
       { cat "$out"; die "pgbench -M $mode against $target failed"; }
     TPS[$mode,$target]=$(awk '/^tps = / {print $3; exit}' "$out")
     TXNS[$mode,$target]=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]; exit}' "$out")
+    CPU[$mode,$target]=-
+    if [[ -n $pid ]]; then
+      read -r now_total now_analysis < <(cpu_ticks "$pid")
+      CPU[$mode,$target]=$(awk -v t=$((now_total - cpu_total)) -v a=$((now_analysis - cpu_analysis)) \
+        -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
+        'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
+    fi
     echo "  -M $mode via $target: ${TPS[$mode,$target]} tps"
     if [[ $target == indextap ]]; then
       sent=${TXNS[$mode,$target]}
@@ -214,14 +245,14 @@ for mode in prepared simple; do
 done
 
 echo
-printf '| %-8s | %-9s | %12s | %10s | %12s |\n' mode target "TPS" "vs direct" transactions
-printf '|%s|%s|%s|%s|%s|\n' ---------- ----------- -------------- ------------ --------------
+printf '| %-8s | %-9s | %9s | %9s | %12s | %22s |\n' mode target "TPS" "vs direct" transactions "proxy CPU µs/txn"
+printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ----------- ----------- ----------- -------------- -----------------------
 for mode in prepared simple; do
   direct=${TPS[$mode,direct]}
   for target in direct haproxy indextap; do
     tps=${TPS[$mode,$target]}
     ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN {printf "%.1f%%", 100 * t / d}')
-    printf '| %-8s | %-9s | %12.0f | %10s | %12s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}"
+    printf '| %-8s | %-9s | %9.0f | %9s | %12s | %21s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}" "${CPU[$mode,$target]}"
   done
 done
 echo

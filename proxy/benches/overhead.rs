@@ -11,8 +11,9 @@
 //! - `indextap`: the real binary, capturing every command.
 //!
 //! Each client sends a realistic OP_MSG `find` (~200 bytes) and waits for its reply before
-//! sending the next. The table gives throughput, p50 and p99 round-trip latency, and the p99
-//! added over `direct`. After the indextap runs the bench reads `/api/v1/shapes` and compares
+//! sending the next. The table gives throughput, p50 and p99 round-trip latency, the p99
+//! added over `direct`, and the CPU time the proxy process used per request (from `/proc`,
+//! warm-up included; for indextap, with its analysis threads' share). After the indextap runs the bench reads `/api/v1/shapes` and compares
 //! the captured `find` count with the requests sent, and prints `/metrics`' dropped samples.
 //!
 //! The machine's cores are shared by the client, the fake upstream and the proxy; nothing is
@@ -48,12 +49,16 @@ use targets::Proxy;
 const CONCURRENCY: [usize; 2] = [1, 16];
 /// The added p99 latency this bench exists to check, in microseconds.
 const ADDED_P99_TARGET_MICROS: f64 = 100.0;
+/// indextap's analysis threads are named `indextap-analysis-N` (15 characters in /proc).
+const ANALYSIS_THREAD: &str = "indextap-analys";
 
 /// One measured run.
 struct Run {
     target: &'static str,
     clients: usize,
     result: LoadResult,
+    /// The proxy's CPU µs per request sent (total, analysis threads); `None` for direct.
+    cpu: Option<(f64, f64)>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -85,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!();
 
+    let ticks = targets::ticks_per_sec();
     let mut runs = Vec::new();
     let mut sent_through_indextap = 0u64;
     let mut captures = Vec::new();
@@ -94,13 +100,21 @@ fn main() -> anyhow::Result<()> {
             warm_up,
             measure,
         };
-        let targets: [(&'static str, SocketAddr); 3] = [
-            ("direct", upstream.addr),
-            ("haproxy", haproxy.listen),
-            ("indextap", indextap.listen),
+        let targets: [(&'static str, SocketAddr, Option<&Proxy>); 3] = [
+            ("direct", upstream.addr, None),
+            ("haproxy", haproxy.listen, Some(&haproxy)),
+            ("indextap", indextap.listen, Some(&indextap)),
         ];
-        for (target, addr) in targets {
+        for (target, addr, proxy) in targets {
+            let before = proxy.map(|p| p.cpu(ANALYSIS_THREAD)).transpose()?;
             let result = load::run(addr, plan).with_context(|| format!("{target}, {clients}"))?;
+            let cpu = match (proxy, before) {
+                (Some(proxy), Some(before)) => {
+                    let after = proxy.cpu(ANALYSIS_THREAD)?;
+                    Some(before.micros_per(&after, result.sent, ticks))
+                }
+                _ => None,
+            };
             if target == "indextap" {
                 sent_through_indextap += result.sent;
                 let captured = indextap.wait_captured(sent_through_indextap)?;
@@ -110,6 +124,7 @@ fn main() -> anyhow::Result<()> {
                 target,
                 clients,
                 result,
+                cpu,
             });
         }
     }
@@ -145,12 +160,19 @@ fn find<'a>(runs: &'a [Run], target: &str, clients: usize) -> Option<&'a Run> {
 
 fn print_table(runs: &[Run]) {
     println!(
-        "| {:<9} | {:>7} | {:>9} | {:>9} | {:>8} | {:>8} | {:>13} |",
-        "target", "clients", "requests", "ops/s", "p50 µs", "p99 µs", "p99 added µs"
+        "| {:<9} | {:>7} | {:>9} | {:>9} | {:>8} | {:>8} | {:>13} | {:>19} |",
+        "target",
+        "clients",
+        "requests",
+        "ops/s",
+        "p50 µs",
+        "p99 µs",
+        "p99 added µs",
+        "proxy CPU µs/req"
     );
     println!(
-        "|{:-<11}|{:->9}|{:->11}|{:->11}|{:->10}|{:->10}|{:->15}|",
-        "", "", "", "", "", "", ""
+        "|{:-<11}|{:->9}|{:->11}|{:->11}|{:->10}|{:->10}|{:->15}|{:->21}|",
+        "", "", "", "", "", "", "", ""
     );
     for run in runs {
         let direct = find(runs, "direct", run.clients);
@@ -161,15 +183,23 @@ fn print_table(runs: &[Run]) {
                 run.result.micros_at(0.99) - direct.result.micros_at(0.99)
             ),
         };
+        let cpu = match (run.target, run.cpu) {
+            (_, None) => "-".to_owned(),
+            ("indextap", Some((total, analysis))) => {
+                format!("{total:.1} ({analysis:.1} analysis)")
+            }
+            (_, Some((total, _))) => format!("{total:.1}"),
+        };
         println!(
-            "| {:<9} | {:>7} | {:>9} | {:>9.0} | {:>8.1} | {:>8.1} | {:>13} |",
+            "| {:<9} | {:>7} | {:>9} | {:>9.0} | {:>8.1} | {:>8.1} | {:>13} | {:>19} |",
             run.target,
             run.clients,
             run.result.measured,
             run.result.ops_per_sec(),
             run.result.micros_at(0.50),
             run.result.micros_at(0.99),
-            added
+            added,
+            cpu
         );
     }
 }

@@ -3,7 +3,9 @@
 //! configuration and log. Both are stopped (SIGTERM, then SIGKILL) when dropped.
 //!
 //! Also the two reads of indextap's admin API the bench needs: how many `find` executions
-//! on `app.orders` it captured, and its dropped-sample counters.
+//! on `app.orders` it captured, and its dropped-sample counters; and the CPU time each
+//! process used, from `/proc`, since on a small machine every microsecond a proxy burns
+//! is taken from the client and the server.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -110,6 +112,26 @@ impl Proxy {
         }
     }
 
+    /// CPU time (user + system) the process has used so far, in all, and in the threads
+    /// whose name starts with `analysis_prefix`.
+    pub fn cpu(&self, analysis_prefix: &str) -> anyhow::Result<CpuTime> {
+        let mut time = CpuTime::default();
+        let tasks = format!("/proc/{}/task", self.child.id());
+        for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
+            let stat = match std::fs::read_to_string(task?.path().join("stat")) {
+                Ok(stat) => stat,
+                // A thread that ended since the listing.
+                Err(_) => continue,
+            };
+            let (name, ticks) = thread_ticks(&stat).context("an unreadable /proc stat")?;
+            time.total += ticks;
+            if name.starts_with(analysis_prefix) {
+                time.analysis += ticks;
+            }
+        }
+        Ok(time)
+    }
+
     /// What the process wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("output.log")).unwrap_or_default()
@@ -169,6 +191,49 @@ impl Proxy {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// CPU time in clock ticks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuTime {
+    pub total: u64,
+    pub analysis: u64,
+}
+
+impl CpuTime {
+    /// Microseconds per request between `self` (before) and `after`.
+    pub fn micros_per(&self, after: &CpuTime, requests: u64, ticks_per_sec: u64) -> (f64, f64) {
+        let micros = |ticks: u64| ticks as f64 * 1e6 / ticks_per_sec.max(1) as f64;
+        let per = requests.max(1) as f64;
+        (
+            micros(after.total.saturating_sub(self.total)) / per,
+            micros(after.analysis.saturating_sub(self.analysis)) / per,
+        )
+    }
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`, 100 on Linux).
+pub fn ticks_per_sec() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// A thread's name and utime + stime from its `/proc/.../stat` line. The name is in
+/// parentheses and may hold spaces, so fields are counted from the last `)`.
+fn thread_ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
 }
 
 fn spawn(command: &mut Command, dir: &Path) -> anyhow::Result<Child> {
