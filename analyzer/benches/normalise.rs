@@ -385,6 +385,7 @@ fn sql_command(template: &str, n: u64) -> SqlCommand {
         text: Arc::from(template.replace("{n}", &n.to_string())),
         parameters: 0,
         protocol: SqlProtocol::Simple,
+        statement_index: None,
     }
 }
 

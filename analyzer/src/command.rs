@@ -68,6 +68,9 @@ pub struct SqlCommand {
     pub parameters: usize,
     /// How the statement reached the server.
     pub protocol: SqlProtocol,
+    /// Which statement of a multi-statement text this is (0-based); `None` for the whole text.
+    /// A simple Query reports each of its statements on its own, with the same text.
+    pub statement_index: Option<usize>,
 }
 
 /// How a SQL statement reached the server.

@@ -19,6 +19,15 @@ pub trait Framer: Send + 'static {
     /// The whole frame's length, header included, from the first `header_len()` bytes.
     /// An error means the stream cannot be framed any more (an absurd or negative length).
     fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError>;
+
+    /// Whether a frame with this header is bulk data the inspector needs neither the body
+    /// nor the presence of (PostgreSQL CopyData). Such frames are handed out as
+    /// [`Piece::Raw`], so a bulk load does not fill the tap channel and make it drop the
+    /// frames that matter.
+    fn is_bulk(&self, header: &[u8]) -> bool {
+        let _ = header;
+        false
+    }
 }
 
 use bytes::{Bytes, BytesMut};
@@ -28,8 +37,8 @@ use bytes::{Bytes, BytesMut};
 pub enum Piece {
     /// A whole frame no longer than the inspection cap.
     Frame(Bytes),
-    /// Bytes that belong to no inspectable frame: an oversize frame streaming past, or the
-    /// rest of a stream whose framing failed. Concatenating every `Frame` and `Raw` in order
+    /// Bytes that belong to no inspectable frame: an oversize frame streaming past, a bulk
+    /// data frame ([`Framer::is_bulk`]), or the rest of a stream whose framing failed. Concatenating every `Frame` and `Raw` in order
     /// gives back exactly the bytes pushed.
     Raw(Bytes),
     /// An oversize frame began; its bytes follow as `Raw`. `header` is its first
@@ -119,7 +128,10 @@ impl<F: Framer> Splitter<F> {
                 let header = data.slice(..header_len);
                 self.start_skip(len, header, data, out)
             }
-            Ok(len) if data.len() >= len => out.push(Piece::Frame(data.split_to(len))),
+            Ok(len) if data.len() >= len => {
+                let frame = data.split_to(len);
+                out.push(self.whole(frame));
+            }
             Ok(_) => {
                 self.partial.extend_from_slice(data);
                 data.clear();
@@ -158,7 +170,17 @@ impl<F: Framer> Splitter<F> {
         let take = (len - self.partial.len()).min(data.len());
         self.partial.extend_from_slice(&data.split_to(take));
         if self.partial.len() == len {
-            out.push(Piece::Frame(self.partial.split().freeze()));
+            let frame = self.partial.split().freeze();
+            out.push(self.whole(frame));
+        }
+    }
+
+    /// A whole frame: inspectable, or bulk data passed on raw.
+    fn whole(&self, frame: Bytes) -> Piece {
+        let header_len = self.framer.header_len();
+        match frame.get(..header_len) {
+            Some(header) if self.framer.is_bulk(header) => Piece::Raw(frame),
+            _ => Piece::Frame(frame),
         }
     }
 

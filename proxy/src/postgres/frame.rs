@@ -34,7 +34,16 @@ impl Framer for PgFramer {
         let length = length_field(header)?;
         Ok(1 + length)
     }
+
+    /// CopyData, both ways: a bulk load sends one per row, and the session needs none of
+    /// them (COPY's CommandComplete tag counts the rows).
+    fn is_bulk(&self, header: &[u8]) -> bool {
+        header.first() == Some(&COPY_DATA)
+    }
 }
+
+/// The CopyData message type, the same both ways.
+const COPY_DATA: u8 = b'd';
 
 /// Reads and checks the length field of a typed header (`header[1..5]`).
 fn length_field(header: &[u8]) -> Result<usize, DecodeError> {
@@ -116,6 +125,42 @@ mod tests {
             PgFramer.frame_len(&header(b'd', 1 << 30)),
             Ok((1 << 30) + 1)
         );
+    }
+
+    #[test]
+    fn copy_data_is_passed_on_raw_and_the_rest_framed() {
+        use crate::framing::{Piece, Splitter};
+        let mut stream = Vec::new();
+        for (kind, body) in [(b'd', &b"1\tsecret\n"[..]), (b'c', b""), (b'd', b"2\n")] {
+            stream.extend(header(kind, 4 + body.len() as i32));
+            stream.extend_from_slice(body);
+        }
+        stream.extend(header(b'Q', 5));
+        stream.push(0);
+        // Whole in one chunk, and split across chunks at every byte.
+        for step in [stream.len(), 1] {
+            let mut splitter = Splitter::new(PgFramer, 1024);
+            let mut pieces = Vec::new();
+            for chunk in stream.chunks(step) {
+                splitter.push(bytes::Bytes::copy_from_slice(chunk), &mut pieces);
+            }
+            let framed: Vec<u8> = pieces
+                .iter()
+                .filter_map(|piece| match piece {
+                    Piece::Frame(frame) => frame.first().copied(),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(framed, b"cQ", "step {step}");
+            let raw: usize = pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Raw(bytes) => bytes.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(raw, 2 * 5 + 9 + 2, "step {step}");
+        }
     }
 
     #[test]

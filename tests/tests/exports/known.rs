@@ -99,6 +99,7 @@ impl Traffic {
             } else {
                 SqlProtocol::Simple
             },
+            statement_index: None,
         });
         self.record(request, times, Duration::from_micros(micros));
         self

@@ -1,9 +1,9 @@
 //! The statement cache: most traffic repeats a few hundred statements, so a repeated text
 //! costs one hash and one lookup.
 //!
-//! The key is a 128-bit xxh3 of the text (seeded by the database and the protocol, which the
-//! lowering depends on), never the text itself: a text can hold values. At 128 bits a
-//! collision is not a practical concern. The cache is split into shards, each an LRU behind
+//! The key is a 128-bit xxh3 of the text (seeded by the database, the protocol and the
+//! statement index, which the lowering depends on), never the text itself: a text can hold
+//! values. At 128 bits a collision is not a practical concern. The cache is split into shards, each an LRU behind
 //! its own mutex, so threads lowering different statements rarely wait on each other; the
 //! lowering itself runs outside any lock.
 
@@ -70,10 +70,11 @@ impl SqlCache {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let lowering = Arc::new(super::lower_text(
+        let lowering = Arc::new(super::lower_statement(
             &command.database,
             &command.text,
             command.protocol,
+            command.statement_index,
         ));
         if let Some(shard) = self.shard(key) {
             lock(shard).put(key, Arc::clone(&lowering));
@@ -119,7 +120,12 @@ fn key(command: &SqlCommand) -> u128 {
         SqlProtocol::Extended => 2,
         SqlProtocol::Copy => 3,
     };
-    let seed = xxh3_64(command.database.as_bytes()).rotate_left(2) ^ protocol;
+    // `None` (the whole text) and each statement index seed differently.
+    let statement = command.statement_index.map_or(0, |index| {
+        u64::try_from(index).unwrap_or(u64::MAX).wrapping_add(1)
+    });
+    let seed =
+        xxh3_64(command.database.as_bytes()).rotate_left(2) ^ protocol ^ statement.rotate_left(8);
     xxh3_128_with_seed(command.text.as_bytes(), seed)
 }
 

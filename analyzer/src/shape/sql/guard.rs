@@ -51,11 +51,24 @@ pub(super) fn tokenize(text: &str) -> Result<Tokens, Refusal> {
     Ok(Tokens { tokens, depth })
 }
 
+impl Tokens {
+    /// The tokens themselves.
+    pub(super) fn into_tokens(self) -> Vec<TokenWithSpan> {
+        self.tokens
+    }
+}
+
 /// Parse tokenized text into statements.
+#[cfg(test)]
 pub(super) fn parse(tokens: Tokens) -> Result<Vec<Statement>, Refusal> {
+    parse_tokens(tokens.tokens)
+}
+
+/// Parse tokens (of a text whose depth was bounded) into statements.
+pub(super) fn parse_tokens(tokens: Vec<TokenWithSpan>) -> Result<Vec<Statement>, Refusal> {
     Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(PARSER_RECURSION_LIMIT)
-        .with_tokens_with_locations(tokens.tokens)
+        .with_tokens_with_locations(tokens)
         .parse_statements()
         .map_err(|error| match error {
             ParserError::RecursionLimitExceeded => Refusal::TooDeep,

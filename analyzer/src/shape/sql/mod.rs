@@ -1,7 +1,8 @@
 //! PostgreSQL SQL text → shapes, with a cache keyed by a hash of the text.
 //!
-//! A text (a Simple Query may hold several statements) is parsed with sqlparser's PostgreSQL
-//! dialect. Every query level yields one [`Shape`](crate::shape::Shape) per base table it
+//! A text (a Simple Query may hold several statements) is split into its statements, each
+//! parsed with sqlparser's PostgreSQL dialect; the proxy may ask for one statement of a text
+//! ([`lower_statement`]). Every query level yields one [`Shape`](crate::shape::Shape) per base table it
 //! reads, holding only the conditions on that table's columns; UPDATE, DELETE, INSERT and
 //! COPY FROM yield [`Write`](crate::shape::Write)s. SET, BEGIN, SHOW, DDL and the like yield
 //! nothing and are not errors. Text that does not parse is rejected as
@@ -43,6 +44,8 @@
 //! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
 //! - `guard`: tokenizing, the depth bound, parsing.
+//! - `statements`: a text split into its statements, and the COPY and maintenance
+//!   statements sqlparser refuses.
 //! - `extract`, `from`, `clauses`, `frame`, `writes`: statements, queries, FROM lists,
 //!   select list, ORDER BY, GROUP BY → one shape per table, and the write load.
 //! - `classify`, `operators`, `operand`, `predicate`: WHERE/ON → leaves, and their
@@ -66,6 +69,7 @@ mod normalize;
 mod operand;
 mod operators;
 mod predicate;
+mod statements;
 mod writes;
 
 #[cfg(test)]
@@ -81,6 +85,7 @@ use super::Lowering;
 use crate::command::SqlProtocol;
 use extract::Lowerer;
 use guard::Refusal;
+use statements::Parsed;
 
 /// `rejected` reason: text sqlparser's PostgreSQL dialect does not parse.
 pub const SQL_PARSE_ERROR: &str = "sql_parse_error";
@@ -88,24 +93,36 @@ pub const SQL_PARSE_ERROR: &str = "sql_parse_error";
 pub const SQL_UNSUPPORTED: &str = "sql_unsupported";
 
 /// Lower one SQL text, without the cache. Never panics.
+pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
+    lower_statement(database, text, protocol, None)
+}
+
+/// Lower one SQL text, or only its statement `index` (0-based, as the server completes
+/// them) when it is `Some`, without the cache. Never panics. An index past the text's last
+/// statement lowers nothing and is rejected as [`SQL_UNSUPPORTED`].
 ///
 /// Walking a syntax tree takes stack in proportion to its depth (several KiB a level in a
 /// debug build), so a statement deeper than `INLINE_DEPTH` is lowered on a scoped thread
 /// of its own with a `DEEP_STACK` stack; the rest, nearly all traffic, runs inline and
 /// needs well under 1 MiB.
-pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
+pub fn lower_statement(
+    database: &str,
+    text: &str,
+    protocol: SqlProtocol,
+    index: Option<usize>,
+) -> Lowering {
     let tokens = match guard::tokenize(text) {
         Ok(tokens) => tokens,
         Err(refusal) => return refused(refusal),
     };
     if tokens.depth <= INLINE_DEPTH {
-        return lower_tokens(database, tokens, protocol);
+        return lower_tokens(database, tokens, protocol, index);
     }
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("indextap-sql-deep".into())
             .stack_size(DEEP_STACK)
-            .spawn_scoped(scope, || lower_tokens(database, tokens, protocol))
+            .spawn_scoped(scope, || lower_tokens(database, tokens, protocol, index))
             .ok()
             .and_then(|worker| worker.join().ok())
     })
@@ -118,26 +135,53 @@ const INLINE_DEPTH: usize = 64;
 /// The stack of the thread that lowers deeper statements.
 const DEEP_STACK: usize = 16 << 20;
 
-fn lower_tokens(database: &str, tokens: guard::Tokens, protocol: SqlProtocol) -> Lowering {
-    let statements = match guard::parse(tokens) {
-        Ok(statements) => statements,
-        Err(refusal) => return refused(refusal),
+fn lower_tokens(
+    database: &str,
+    tokens: guard::Tokens,
+    protocol: SqlProtocol,
+    index: Option<usize>,
+) -> Lowering {
+    let mut split = statements::split(tokens.into_tokens());
+    let selected = match index {
+        None => split,
+        Some(index) if index < split.len() => vec![split.swap_remove(index)],
+        Some(_) => return rejected(SQL_UNSUPPORTED),
     };
     let mut lowering = Lowering::default();
     let mut unsupported = false;
-    for statement in &statements {
-        let mut lowerer = Lowerer::new(database, protocol);
-        lowerer.statement(statement);
-        unsupported |= lowerer.unsupported;
-        let normalized = match lowerer.shapes.is_empty() {
-            true => None,
-            false => normalize::normalized(&explainable(statement), &lowerer.kept),
+    for tokens in selected {
+        let statements = match statements::parse(tokens) {
+            Parsed::Statements(statements) => statements,
+            Parsed::CopyTable { table_name, to } => {
+                let mut lowerer = Lowerer::new(database, protocol);
+                let columns = Vec::new();
+                lowerer.copy(
+                    &CopySource::Table {
+                        table_name,
+                        columns,
+                    },
+                    to,
+                );
+                lowering.writes.extend(lowerer.writes);
+                continue;
+            }
+            Parsed::NotAQuery => continue,
+            Parsed::Refused(refusal) => return refused(refusal),
         };
-        for mut occurrence in lowerer.shapes {
-            occurrence.normalized_sql = normalized.clone();
-            lowering.shapes.push(occurrence);
+        for statement in &statements {
+            let mut lowerer = Lowerer::new(database, protocol);
+            lowerer.statement(statement);
+            unsupported |= lowerer.unsupported;
+            let normalized = match lowerer.shapes.is_empty() {
+                true => None,
+                false => normalize::normalized(&explainable(statement), &lowerer.kept),
+            };
+            for mut occurrence in lowerer.shapes {
+                occurrence.normalized_sql = normalized.clone();
+                lowering.shapes.push(occurrence);
+            }
+            lowering.writes.extend(lowerer.writes);
         }
-        lowering.writes.extend(lowerer.writes);
     }
     if unsupported && lowering.shapes.is_empty() && lowering.writes.is_empty() {
         lowering.rejected = Some(SQL_UNSUPPORTED);

@@ -4,11 +4,15 @@
 //! (named ones live for the connection, the unnamed one is replaced by each Parse), portals
 //! (statement and parameter count, never values), and the queue of requests waiting for
 //! replies. Each Execute becomes one observation when its CommandComplete,
-//! EmptyQueryResponse, ErrorResponse or final PortalSuspended-then-complete arrives; each
-//! simple Query becomes one observation (all its statements) at ReadyForQuery.
+//! EmptyQueryResponse, ErrorResponse or final PortalSuspended-then-complete arrives. A
+//! simple Query becomes one observation per statement, at each CommandComplete,
+//! EmptyQueryResponse or ErrorResponse, numbered by `statement_index` (the analyzer lowers
+//! that statement of the text alone); after an error the server runs none of the rest, so
+//! nothing more is reported.
 //!
-//! Latency runs from the frame that made the statement runnable (its Execute, or the Query)
-//! to the frame that completed it, both as timed by the relay.
+//! Latency runs from the frame that made the statement runnable (its Execute, the Query, or
+//! the previous statement's completion) to the frame that completed it, both as timed by
+//! the relay.
 //!
 //! ## Layout
 //! - [`pending`]: executions and the reply queue.
@@ -100,7 +104,7 @@ impl PgSession {
                 // A simple Query destroys the unnamed statement and portal.
                 self.statements.remove("");
                 self.drop_portal("", events);
-                let execution = Execution::new(text.map(Arc::from), 0, SqlProtocol::Simple, at);
+                let execution = Execution::simple(text.map(Arc::from), at);
                 self.track(
                     Pending::Simple {
                         execution,

@@ -61,6 +61,8 @@ pub struct Execution {
     pub error: Option<String>,
     /// COPY direction, once known.
     pub copy: CopyDirection,
+    /// Which statement of a simple Query this is; `None` for an Execute.
+    pub statement_index: Option<usize>,
 }
 
 impl Execution {
@@ -84,6 +86,29 @@ impl Execution {
             affected: 0,
             error: None,
             copy: CopyDirection::None,
+            statement_index: None,
+        }
+    }
+
+    /// The first statement of a simple Query sent at `sent`.
+    pub fn simple(text: Option<Arc<str>>, sent: Instant) -> Self {
+        Self {
+            statement_index: Some(0),
+            ..Self::new(text, 0, SqlProtocol::Simple, sent)
+        }
+    }
+
+    /// The statement of the same simple Query that runs after this one completed at `at`.
+    /// After a failed statement the server runs none of the rest: the successor is never
+    /// reported.
+    pub fn next_statement(&self, at: Instant) -> Self {
+        let text = match self.error {
+            Some(_) => None,
+            None => self.text.clone(),
+        };
+        Self {
+            statement_index: self.statement_index.map(|index| index.saturating_add(1)),
+            ..Self::new(text, 0, SqlProtocol::Simple, at)
         }
     }
 
@@ -102,7 +127,7 @@ impl Execution {
         self.rows_seen = 0;
     }
 
-    /// Records a failure; a multi-statement Query keeps its first.
+    /// Records a failure, keeping the first.
     pub fn fail(&mut self, sqlstate: String) {
         if self.error.is_none() {
             self.error = Some(sqlstate);
@@ -137,6 +162,7 @@ impl Execution {
                 text,
                 parameters: self.parameters,
                 protocol: self.protocol,
+                statement_index: self.statement_index,
             }),
             outcome: Outcome {
                 latency,
@@ -164,9 +190,10 @@ pub enum Pending {
     /// An Execute: completed by CommandComplete, EmptyQueryResponse, ErrorResponse or
     /// PortalSuspended.
     Execute(Execution),
-    /// A simple Query: its statements' results accumulate until ReadyForQuery.
+    /// A simple Query: each statement is reported as it completes; the entry stays until
+    /// ReadyForQuery.
     Simple {
-        /// The Query's text and results.
+        /// The Query's text, and the results of the statement running now.
         execution: Execution,
         /// The frontend cycle it ended.
         cycle: u64,

@@ -12,7 +12,7 @@ use crate::tap::Events;
 impl PgSession {
     pub(super) fn on_backend(&mut self, message: Backend, at: Instant, events: &mut dyn Events) {
         if let Backend::ReadyForQuery(status) = message {
-            self.ready(status, at, events);
+            self.ready(status, events);
             return;
         }
         if self.lost.is_some() {
@@ -33,8 +33,8 @@ impl PgSession {
         }
     }
 
-    /// A statement finished: an Execute completes; a simple Query accumulates until
-    /// ReadyForQuery.
+    /// A statement finished: an Execute completes; a simple Query reports the statement and
+    /// moves on to its next.
     fn complete(
         &mut self,
         at: Instant,
@@ -52,6 +52,7 @@ impl PgSession {
                 if let Some(execution) = self.pending.front_execution_mut() {
                     apply(execution);
                 }
+                self.next_statement(at, events);
             }
             Some(Pending::Sync { .. }) | None => events.count("unpaired_reply"),
         }
@@ -77,6 +78,7 @@ impl PgSession {
                 if let Some(execution) = self.pending.front_execution_mut() {
                     execution.fail(sqlstate);
                 }
+                self.next_statement(at, events);
             }
             // A failed Parse, Bind or Describe with no Execute behind it, or a failed commit
             // at Sync: no statement ran.
@@ -85,6 +87,16 @@ impl PgSession {
             None if self.cycle == 0 => {}
             None => events.count("unpaired_reply"),
         }
+    }
+
+    /// Reports the simple Query statement that completed at `at`, and starts its next.
+    fn next_statement(&mut self, at: Instant, events: &mut dyn Events) {
+        let Some(execution) = self.pending.front_execution_mut() else {
+            return;
+        };
+        let next = execution.next_statement(at);
+        let done = std::mem::replace(execution, next);
+        self.emit(done, Some(at), events);
     }
 
     /// PortalSuspended: the Execute hit its row limit. The run continues with the next
@@ -129,9 +141,9 @@ impl PgSession {
         }
     }
 
-    /// ReadyForQuery answers the oldest sync point. A simple Query is reported here. When
-    /// the transaction is over, the portals bound before that point are destroyed.
-    fn ready(&mut self, status: Option<TransactionStatus>, at: Instant, events: &mut dyn Events) {
+    /// ReadyForQuery answers the oldest sync point, a simple Query's statements all reported.
+    /// When the transaction is over, the portals bound before that point are destroyed.
+    fn ready(&mut self, status: Option<TransactionStatus>, events: &mut dyn Events) {
         if let Some(untracked) = self.lost {
             self.lost = untracked.checked_sub(1).filter(|left| *left > 0);
             return;
@@ -140,8 +152,7 @@ impl PgSession {
         while let Some(entry) = self.pending.pop() {
             match entry {
                 Pending::Execute(_) => events.count("pending_unanswered"),
-                Pending::Simple { execution, cycle } => {
-                    self.emit(execution, Some(at), events);
+                Pending::Simple { cycle, .. } => {
                     ended = Some(cycle);
                     break;
                 }

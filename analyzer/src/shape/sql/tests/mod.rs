@@ -8,12 +8,14 @@
 //! - `privacy`: values never come out.
 //! - `hostile`: garbage, huge and deep input.
 //! - `cache`: hits, bounds, sharing between threads.
+//! - `statements`: one statement of a text; COPY and maintenance statements sqlparser refuses.
 
 mod cache;
 mod hostile;
 mod identity;
 mod lowering;
 mod privacy;
+mod statements;
 mod table;
 
 use serde_json::{json, Value};
@@ -34,6 +36,7 @@ fn command(text: &str, protocol: SqlProtocol) -> SqlCommand {
         text: text.into(),
         parameters: 0,
         protocol,
+        statement_index: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn simple_query_is_one_observation_at_ready_for_query() {
+fn simple_query_is_one_observation_per_statement() {
     let mut h = Harness::new();
     h.client([query("SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2")]);
     h.server([
@@ -11,29 +11,36 @@ fn simple_query_is_one_observation_at_ready_for_query() {
         data_row("x"),
         data_row("y"),
         command_complete("SELECT 2"),
-        command_complete("UPDATE 5"),
     ]);
-    assert!(
-        h.events.observations.is_empty(),
-        "reported before ReadyForQuery"
-    );
-    h.server([ready(b'I')]);
-
+    // The first statement is reported as soon as it completes.
     assert_eq!(h.events.observations.len(), 1);
-    let observation = &h.events.observations[0];
-    let command = sql(observation);
-    assert_eq!(command.database, "app");
+    h.server([command_complete("UPDATE 5")]);
+    assert_eq!(h.events.observations.len(), 2);
+    h.server([ready(b'I')]);
     assert_eq!(
-        &*command.text,
-        "SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2"
+        h.events.observations.len(),
+        2,
+        "ReadyForQuery reports nothing"
     );
-    assert_eq!(command.protocol, SqlProtocol::Simple);
-    assert_eq!(command.parameters, 0);
-    assert_eq!(observation.outcome.returned, 2);
-    assert_eq!(observation.outcome.affected, 5);
-    assert!(observation.outcome.is_ok());
-    // Query at tick 1, ReadyForQuery at tick 7.
-    assert_eq!(observation.outcome.latency, Duration::from_millis(6));
+
+    let (select, update) = (&h.events.observations[0], &h.events.observations[1]);
+    for (i, observation) in [select, update].into_iter().enumerate() {
+        let command = sql(observation);
+        assert_eq!(command.database, "app");
+        assert_eq!(
+            &*command.text,
+            "SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2"
+        );
+        assert_eq!(command.statement_index, Some(i));
+        assert_eq!(command.protocol, SqlProtocol::Simple);
+        assert_eq!(command.parameters, 0);
+        assert!(observation.outcome.is_ok());
+    }
+    assert_eq!((select.outcome.returned, select.outcome.affected), (2, 0));
+    assert_eq!((update.outcome.returned, update.outcome.affected), (0, 5));
+    // Query at tick 1, first CommandComplete at tick 5, second at tick 6.
+    assert_eq!(select.outcome.latency, Duration::from_millis(4));
+    assert_eq!(update.outcome.latency, Duration::from_millis(1));
     assert_eq!(
         h.events.messages,
         [
@@ -46,6 +53,47 @@ fn simple_query_is_one_observation_at_ready_for_query() {
             "ReadyForQuery"
         ]
     );
+    assert_eq!(h.counted("unpaired_reply"), 0);
+}
+
+#[test]
+fn statements_after_a_failed_one_are_not_reported() {
+    let mut h = Harness::new();
+    h.client([query(
+        "SELECT 1 FROM t; SELECT 1 / 0 FROM t; SELECT * FROM never_ran",
+    )]);
+    h.server([
+        message(b'T', b"\0\0"),
+        data_row("1"),
+        command_complete("SELECT 1"),
+        message(b'T', b"\0\0"),
+        error("22012", "division by zero"),
+        ready(b'I'),
+    ]);
+    let indexed: Vec<_> = h
+        .events
+        .observations
+        .iter()
+        .map(|o| {
+            (
+                sql(o).statement_index,
+                o.outcome.error.clone(),
+                o.outcome.returned,
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexed,
+        [(Some(0), None, 1), (Some(1), Some("22012".to_owned()), 0)]
+    );
+    assert_eq!(h.counted("unpaired_reply"), 0);
+
+    // The session is in step for the next Query.
+    h.client([query("SELECT * FROM t")]);
+    h.server([command_complete("SELECT 0"), ready(b'I')]);
+    assert_eq!(h.events.observations.len(), 3);
+    assert_eq!(sql(&h.events.observations[2]).statement_index, Some(0));
+    assert!(h.events.observations[2].outcome.is_ok());
 }
 
 #[test]
