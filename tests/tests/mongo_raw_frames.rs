@@ -316,6 +316,8 @@ fn compressed_requests_are_answered_compressed_and_captured_with_every_compresso
         assert_eq!(counts.wrapped(compressor), 1, "{counts:?}");
     }
     assert_eq!(counts.refused, 0);
+    // The uncompressed insert and its reply went through as they were.
+    assert_eq!(counts.passed_through, 2, "{counts:?}");
 
     wait_for_shapes(&proxy.process, "compressed finds", |shapes| {
         ["sku", "qty", "status"]
