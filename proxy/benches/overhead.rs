@@ -17,7 +17,8 @@
 //! the captured `find` count with the requests sent, and prints `/metrics`' dropped samples.
 //!
 //! The machine's cores are shared by the client, the fake upstream and the proxy; nothing is
-//! pinned. Durations can be shortened with `BENCH_SECS` (measured) and `BENCH_WARMUP_SECS`.
+//! pinned. Durations can be changed with `BENCH_SECS` (measured) and `BENCH_WARMUP_SECS`;
+//! `BENCH_INDEXTAP_CONFIG` passes a `--config` file to indextap, for experiments.
 //!
 //! ## Layout
 //! - this file: the run order, the table and the targets' verdicts.
@@ -70,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model()
     );
+    println!("load average at start: {}", load_average());
     println!(
         "each run: {} s warm-up, then {} s measured; closed loop, one request in flight per client",
         warm_up.as_secs(),
@@ -240,6 +242,19 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+}
+
+/// `/proc/loadavg`'s first three fields: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn cpu_model() -> String {

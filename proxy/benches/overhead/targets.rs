@@ -82,6 +82,10 @@ impl Proxy {
             .arg(upstream.to_string())
             .arg("--admin-listen")
             .arg(admin.to_string());
+        // For experiments (a smaller inspection cap, more analysis workers, ...).
+        if let Some(config) = std::env::var_os("BENCH_INDEXTAP_CONFIG") {
+            command.arg("--config").arg(config);
+        }
         let child = spawn(&mut command, dir.path())
             .with_context(|| format!("starting {}", binary.display()))?;
         let mut proxy = Self {
