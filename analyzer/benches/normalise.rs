@@ -51,6 +51,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu_model()
     );
+    println!("load average at start: {}", load_average());
     println!();
 
     let mut rows = Vec::new();
@@ -247,6 +248,19 @@ fn thousands(value: f64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// `/proc/loadavg`'s first three fields: other work on the machine skews every figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn cpu_model() -> String {
