@@ -21,6 +21,7 @@ echo "  memory:        $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /pro
 echo "  kernel:        $(uname -sr)"
 echo "  rustc:         $(rustc --version)"
 echo "  haproxy:       $(/usr/sbin/haproxy -v 2>/dev/null | head -1 | awk '{print $3}')"
+echo "  load avg:      $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo "  commit:        $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo
 
