@@ -153,7 +153,10 @@ async fn first_byte(client: &TcpStream, limits: &StartupLimits) -> Result<u8, Pr
         Ok(Ok(0)) => Err(ProxyError::downstream(
             context,
             // Not `UnexpectedEof`: nothing was cut short (a TCP probe connects and leaves).
-            io::Error::new(io::ErrorKind::ConnectionAborted, "client closed before startup"),
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "client closed before startup",
+            ),
         )),
         Ok(Ok(_)) => {
             let [first] = byte;
