@@ -202,6 +202,7 @@ TICKS=$(getconf CLK_TCK)
 
 # --- runs -------------------------------------------------------------------------------
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE"
 echo
 
@@ -234,7 +235,7 @@ for mode in prepared simple; do
         -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
         'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
     fi
-    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps"
+    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps (load average after: $(cut -d' ' -f1 /proc/loadavg))"
     if [[ $target == indextap ]]; then
       sent=${TXNS[$mode,$target]}
       after=$(wait_captured $((before + sent)))
