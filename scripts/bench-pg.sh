@@ -235,7 +235,7 @@ for mode in prepared simple; do
         -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
         'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
     fi
-    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps (load average after: $(cut -d' ' -f1 /proc/loadavg))"
+    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps"
     if [[ $target == indextap ]]; then
       sent=${TXNS[$mode,$target]}
       after=$(wait_captured $((before + sent)))
