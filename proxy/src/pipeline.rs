@@ -92,16 +92,44 @@ fn analysis_loop(
     cache: &SqlCache,
     recorded: &AtomicU64,
 ) {
+    // Drain on a tick rather than wake per observation: a wake-up costs more than lowering
+    // and recording one command, and nobody needs advice fresher than a few milliseconds.
+    let mut batch = Vec::with_capacity(ANALYSIS_BATCH);
     loop {
-        let next = {
+        let closed = {
             let mut guard = receiver.lock().unwrap_or_else(|e| e.into_inner());
-            guard.blocking_recv()
+            drain(&mut guard, &mut batch)
         };
-        let Some(observation) = next else { return };
-        let lowering = shape::lower(&observation.request, cache);
-        aggregator.record(&observation, lowering);
-        recorded.fetch_add(1, Ordering::Release);
+        if batch.is_empty() {
+            if closed {
+                return;
+            }
+            std::thread::sleep(ANALYSIS_TICK);
+            continue;
+        }
+        for observation in batch.drain(..) {
+            let lowering = shape::lower(&observation.request, cache);
+            aggregator.record(&observation, lowering);
+            recorded.fetch_add(1, Ordering::Release);
+        }
     }
+}
+
+/// How long the analysis thread sleeps when its queue is empty.
+const ANALYSIS_TICK: Duration = Duration::from_millis(2);
+/// How many observations one lock of the queue takes at most.
+const ANALYSIS_BATCH: usize = 1024;
+
+/// Move what is queued into `batch`; true once every sender is gone and the queue is empty.
+fn drain(receiver: &mut mpsc::Receiver<Observation>, batch: &mut Vec<Observation>) -> bool {
+    while batch.len() < ANALYSIS_BATCH {
+        match receiver.try_recv() {
+            Ok(observation) => batch.push(observation),
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
+    false
 }
 
 struct ConnectionEvents<'a> {
@@ -135,22 +163,39 @@ pub async fn inspect_connection(
         analysis: &analysis,
         metrics: &metrics,
     };
-    while let Some(item) = tap.frames.recv().await {
+    let mut batch = Vec::with_capacity(INSPECTION_BATCH);
+    // Wake on the first frame, then let a few more arrive and take them all at once: a busy
+    // connection costs a wake-up per tick instead of one per frame, an idle one costs nothing.
+    while tap.frames.recv_many(&mut batch, INSPECTION_BATCH).await > 0 {
+        tokio::time::sleep(INSPECTION_TICK).await;
+        while batch.len() < INSPECTION_BATCH {
+            match tap.frames.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
         if tap.take_dropped() {
             inspector.resync();
         }
-        let frame = match item {
-            TapItem::Frame(frame) => frame,
-            TapItem::Oversize(header) => {
-                inspector.oversize(header, &mut events);
-                continue;
+        for item in batch.drain(..) {
+            let frame = match item {
+                TapItem::Frame(frame) => frame,
+                TapItem::Oversize(header) => {
+                    inspector.oversize(header, &mut events);
+                    continue;
+                }
+            };
+            if let Err(error) = inspector.inspect(frame, &mut events) {
+                metrics.decode_error(error.reason);
+                tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,
+                    "stopped inspecting a connection; it keeps forwarding");
+                return;
             }
-        };
-        if let Err(error) = inspector.inspect(frame, &mut events) {
-            metrics.decode_error(error.reason);
-            tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,
-                "stopped inspecting a connection; it keeps forwarding");
-            return;
         }
     }
 }
+
+/// How long an inspection task lets frames gather after the first one woke it.
+const INSPECTION_TICK: Duration = Duration::from_millis(1);
+/// How many frames an inspection task takes per wake-up at most.
+const INSPECTION_BATCH: usize = 256;
