@@ -196,6 +196,6 @@ pub async fn inspect_connection(
 }
 
 /// How long an inspection task lets frames gather after the first one woke it.
-const INSPECTION_TICK: Duration = Duration::from_millis(1);
+const INSPECTION_TICK: Duration = Duration::from_millis(5);
 /// How many frames an inspection task takes per wake-up at most.
 const INSPECTION_BATCH: usize = 256;
