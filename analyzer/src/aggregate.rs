@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::command::Observation;
 use crate::shape::{BoundConstant, Constant, Lowering, Namespace, Shape, ShapeId, WriteKind};
@@ -199,6 +200,8 @@ impl CursorTable {
 pub struct Aggregator {
     max_shapes: usize,
     shapes: DashMap<ShapeId, ShapeStats>,
+    /// Tracked shapes → their ids.
+    ids: DashMap<Shape, ShapeId, Xxh3DefaultBuilder>,
     writes: DashMap<Namespace, WriteCounters>,
     other_count: AtomicU64,
     other_micros: AtomicU64,
@@ -213,6 +216,7 @@ impl Aggregator {
         Self {
             max_shapes: max_shapes.max(1),
             shapes: DashMap::new(),
+            ids: DashMap::with_hasher(Xxh3DefaultBuilder),
             writes: DashMap::new(),
             other_count: AtomicU64::new(0),
             other_micros: AtomicU64::new(0),
@@ -224,6 +228,12 @@ impl Aggregator {
 
     /// Record one observation, already lowered.
     pub fn record(&self, observation: &Observation, lowering: Lowering) {
+        self.record_shared(observation, &lowering);
+    }
+
+    /// [`Aggregator::record`] for a lowering that is shared (a cached SQL lowering): nothing
+    /// is cloned unless a shape, a namespace or a constant list is stored for the first time.
+    pub fn record_shared(&self, observation: &Observation, lowering: &Lowering) {
         let outcome = &observation.outcome;
         let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
         let at_ms = unix_millis(observation.at);
@@ -232,13 +242,7 @@ impl Aggregator {
             *self.rejected.entry(reason).or_insert(0) += 1;
         }
         for write in &lowering.writes {
-            let counters = self.writes.entry(write.namespace.clone()).or_default();
-            let counter = match write.kind {
-                WriteKind::Insert => &counters.inserts,
-                WriteKind::Update => &counters.updates,
-                WriteKind::Delete => &counters.deletes,
-            };
-            counter.fetch_add(write.count, Ordering::Relaxed);
+            self.count_write(write);
         }
         for cursor in &lowering.closes_cursors {
             self.cursors_lock().close(*cursor);
@@ -249,17 +253,16 @@ impl Aggregator {
         }
 
         let single = lowering.shapes.len() == 1;
-        for occurrence in lowering.shapes {
-            let id = occurrence.shape.id();
-            if !self.shapes.contains_key(&id) && self.shapes.len() >= self.max_shapes {
+        for occurrence in &lowering.shapes {
+            let Some(id) = self.tracked_id(&occurrence.shape) else {
                 self.other_count.fetch_add(1, Ordering::Relaxed);
                 self.other_micros.fetch_add(micros, Ordering::Relaxed);
                 continue;
-            }
+            };
             let mut stats = self
                 .shapes
                 .entry(id)
-                .or_insert_with(|| ShapeStats::new(occurrence.shape));
+                .or_insert_with(|| ShapeStats::new(occurrence.shape.clone()));
             stats.count += 1;
             stats.total_micros = stats.total_micros.saturating_add(micros);
             stats.returned = stats.returned.saturating_add(outcome.returned);
@@ -277,13 +280,13 @@ impl Aggregator {
             stats.constants = Some(match stats.constants.take() {
                 None => occurrence
                     .constants
-                    .into_iter()
-                    .map(|c| conceal(c, reveal))
+                    .iter()
+                    .map(|c| conceal(c.clone(), reveal))
                     .collect(),
                 Some(kept) => intersect(kept, &occurrence.constants, reveal),
             });
             if stats.normalized_sql.is_none() {
-                stats.normalized_sql = occurrence.normalized_sql;
+                stats.normalized_sql.clone_from(&occurrence.normalized_sql);
             }
             drop(stats);
             if single {
@@ -292,6 +295,43 @@ impl Aggregator {
                 }
             }
         }
+    }
+
+    fn count_write(&self, write: &crate::shape::Write) {
+        // The namespace is cloned only the first time it is written to.
+        let counters = match self.writes.get(&write.namespace) {
+            Some(counters) => counters,
+            None => self
+                .writes
+                .entry(write.namespace.clone())
+                .or_default()
+                .downgrade(),
+        };
+        let counter = match write.kind {
+            WriteKind::Insert => &counters.inserts,
+            WriteKind::Update => &counters.updates,
+            WriteKind::Delete => &counters.deletes,
+        };
+        counter.fetch_add(write.count, Ordering::Relaxed);
+    }
+
+    /// The id of `shape` if it is tracked or there is room to track it; `None` sends its
+    /// executions to "other". Ids of tracked shapes are remembered: hashing a shape's
+    /// canonical JSON costs more than everything else [`Aggregator::record`] does.
+    fn tracked_id(&self, shape: &Shape) -> Option<ShapeId> {
+        if let Some(id) = self.ids.get(shape) {
+            return Some(*id);
+        }
+        let id = shape.id();
+        if !self.shapes.contains_key(&id) && self.shapes.len() >= self.max_shapes {
+            return None;
+        }
+        // Bounded like the shapes: a memo past twice the bound (after restores) starts over.
+        if self.ids.len() >= self.max_shapes.saturating_mul(2) {
+            self.ids.clear();
+        }
+        self.ids.insert(shape.clone(), id);
+        Some(id)
     }
 
     fn record_continuation(&self, cursor: i64, micros: u64, returned: u64, left_open: Option<i64>) {

@@ -405,3 +405,12 @@ pub fn lower(request: &Request, sql_cache: &sql::SqlCache) -> Lowering {
         Request::Sql(command) => sql_cache.lower(command),
     }
 }
+
+/// [`lower`] without copying a cached SQL lowering: the hot path of the analysis thread,
+/// paired with [`Aggregator::record_shared`](crate::aggregate::Aggregator::record_shared).
+pub fn lower_shared(request: &Request, sql_cache: &sql::SqlCache) -> std::sync::Arc<Lowering> {
+    match request {
+        Request::Mongo(command) => std::sync::Arc::new(mongo::lower(command)),
+        Request::Sql(command) => sql_cache.lower_shared(command),
+    }
+}
