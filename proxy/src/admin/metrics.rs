@@ -303,12 +303,17 @@ impl std::fmt::Debug for ListenerMetrics {
 impl ListenerMetrics {
     /// A wire message of this kind went by.
     pub fn message(&self, kind: &str) {
+        self.messages(kind, 1);
+    }
+
+    /// `count` wire messages of this kind went by (an inspection task's tally).
+    pub fn messages(&self, kind: &str, count: u64) {
         self.messages
             .get_or_create(&KindLabels {
                 listener: self.listener.clone(),
                 kind: kind.to_string(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     /// Inspection of a connection stopped for this reason.
@@ -323,12 +328,17 @@ impl ListenerMetrics {
 
     /// A counted, non-fatal inspection event.
     pub fn event(&self, what: &str) {
+        self.events(what, 1);
+    }
+
+    /// `count` events of one kind (an inspection task's tally).
+    pub fn events(&self, what: &str, count: u64) {
         self.events
             .get_or_create(&ReasonLabels {
                 listener: self.listener.clone(),
                 reason: what.to_string(),
             })
-            .inc();
+            .inc_by(count);
     }
 
     /// A session is forwarded without inspection (`tls_passthrough`, ...).
@@ -341,10 +351,10 @@ impl ListenerMetrics {
             .inc();
     }
 
-    /// An observation was dropped before the analyzer.
-    pub fn drop_observation(&self) {
-        self.analysis_dropped.inc();
-        self.analysis_dropped_total.inc();
+    /// `count` observations were dropped before the analyzer (a batch that did not fit).
+    pub fn drop_observations(&self, count: u64) {
+        self.analysis_dropped.inc_by(count);
+        self.analysis_dropped_total.inc_by(count);
     }
 }
 
