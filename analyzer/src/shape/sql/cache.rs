@@ -1,11 +1,23 @@
 //! The statement cache: most traffic repeats a few hundred statements, so a repeated text
-//! costs one hash and one lookup.
+//! costs one hash and one lookup, and a statement repeated with other values one
+//! tokenization, a hash and a lookup.
 //!
-//! The key is a 128-bit xxh3 of the text (seeded by the database, the protocol and the
-//! statement index, which the lowering depends on), never the text itself: a text can hold
-//! values. At 128 bits a collision is not a practical concern. The cache is split into shards, each an LRU behind
-//! its own mutex, so threads lowering different statements rarely wait on each other; the
-//! lowering itself runs outside any lock.
+//! Keys are 128-bit xxh3 hashes, seeded by the database, the protocol and the statement
+//! index (which the lowering depends on), never the text itself: a text can hold values. At
+//! 128 bits a collision is not a practical concern. A lookup tries two keys:
+//! - the exact key, a hash of the text: prepared statements repeat verbatim;
+//! - on a miss, the masked key (see `fingerprint`), a hash of the text's tokens with value
+//!   literals replaced by their kind: `WHERE aid = 94845` sent as a simple query shares the
+//!   lowering of every other `aid`.
+//!
+//! A lowering is stored under its masked key, and also under its exact key for the extended
+//! protocol only: a simple-protocol text holding values rarely comes back verbatim, and
+//! would fill the cache with entries never hit again. A text that does not tokenize is
+//! stored under its exact key.
+//!
+//! The cache is split into shards, each an LRU behind its own mutex, so threads lowering
+//! different statements rarely wait on each other; the lowering itself runs outside any
+//! lock.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
+use super::fingerprint::masked_key;
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::Lowering;
 
@@ -28,6 +41,7 @@ type Shard = Mutex<LruCache<u128, Arc<Lowering>>>;
 pub struct SqlCache {
     shards: Box<[Shard]>,
     hits: AtomicU64,
+    masked_hits: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -51,6 +65,7 @@ impl SqlCache {
         Self {
             shards,
             hits: AtomicU64::new(0),
+            masked_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
@@ -62,12 +77,17 @@ impl SqlCache {
 
     /// Like [`SqlCache::lower`], without copying a cached lowering.
     pub fn lower_shared(&self, command: &SqlCommand) -> Arc<Lowering> {
-        let key = key(command);
-        if let Some(shard) = self.shard(key) {
-            if let Some(found) = lock(shard).get(&key) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Arc::clone(found);
-            }
+        let seed = seed(command);
+        let exact = xxh3_128_with_seed(command.text.as_bytes(), seed);
+        if let Some(found) = self.get(exact) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return found;
+        }
+        let masked = masked_key(&command.text, seed);
+        if let Some(found) = masked.and_then(|masked| self.get(masked)) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.masked_hits.fetch_add(1, Ordering::Relaxed);
+            return found;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let lowering = Arc::new(super::lower_statement(
@@ -76,8 +96,14 @@ impl SqlCache {
             command.protocol,
             command.statement_index,
         ));
-        if let Some(shard) = self.shard(key) {
-            lock(shard).put(key, Arc::clone(&lowering));
+        match masked {
+            Some(masked) => {
+                self.put(masked, &lowering);
+                if command.protocol == SqlProtocol::Extended {
+                    self.put(exact, &lowering);
+                }
+            }
+            None => self.put(exact, &lowering),
         }
         lowering
     }
@@ -92,14 +118,31 @@ impl SqlCache {
         self.len() == 0
     }
 
-    /// Lookups answered from the cache.
+    /// Lookups answered from the cache, by either key.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// The part of [`SqlCache::hits`] answered by the masked key: a text seen before only
+    /// with other values.
+    pub fn masked_hits(&self) -> u64 {
+        self.masked_hits.load(Ordering::Relaxed)
     }
 
     /// Lookups that had to lower the text.
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, key: u128) -> Option<Arc<Lowering>> {
+        let shard = self.shard(key)?;
+        lock(shard).get(&key).map(Arc::clone)
+    }
+
+    fn put(&self, key: u128, lowering: &Arc<Lowering>) {
+        if let Some(shard) = self.shard(key) {
+            lock(shard).put(key, Arc::clone(lowering));
+        }
     }
 
     fn shard(&self, key: u128) -> Option<&Shard> {
@@ -113,8 +156,8 @@ impl SqlCache {
     }
 }
 
-/// The cache key: the text's hash, seeded by what else the lowering reads.
-fn key(command: &SqlCommand) -> u128 {
+/// The seed of both keys: what the lowering reads besides the text.
+fn seed(command: &SqlCommand) -> u64 {
     let protocol = match command.protocol {
         SqlProtocol::Simple => 1,
         SqlProtocol::Extended => 2,
@@ -124,9 +167,7 @@ fn key(command: &SqlCommand) -> u128 {
     let statement = command.statement_index.map_or(0, |index| {
         u64::try_from(index).unwrap_or(u64::MAX).wrapping_add(1)
     });
-    let seed =
-        xxh3_64(command.database.as_bytes()).rotate_left(2) ^ protocol ^ statement.rotate_left(8);
-    xxh3_128_with_seed(command.text.as_bytes(), seed)
+    xxh3_64(command.database.as_bytes()).rotate_left(2) ^ protocol ^ statement.rotate_left(8)
 }
 
 /// A poisoned shard only means another thread panicked mid-update of an LRU whose entries

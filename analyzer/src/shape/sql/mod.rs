@@ -43,6 +43,7 @@
 //! ## Layout
 //! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
+//! - `fingerprint`: the cache's masked key, the same for texts that differ only in values.
 //! - `guard`: tokenizing, the depth bound, parsing.
 //! - `statements`: a text split into its statements, and the COPY and maintenance
 //!   statements sqlparser refuses.
@@ -61,6 +62,7 @@ mod classify;
 mod clauses;
 mod constants;
 mod extract;
+mod fingerprint;
 mod frame;
 mod from;
 mod guard;

@@ -8,12 +8,14 @@
 //! - `privacy`: values never come out.
 //! - `hostile`: garbage, huge and deep input.
 //! - `cache`: hits, bounds, sharing between threads.
+//! - `masking`: the masked cache key, and the corpus check that it never changes a lowering.
 //! - `statements`: one statement of a text; COPY and maintenance statements sqlparser refuses.
 
 mod cache;
 mod hostile;
 mod identity;
 mod lowering;
+mod masking;
 mod privacy;
 mod statements;
 mod table;

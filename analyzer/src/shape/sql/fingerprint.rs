@@ -1,0 +1,365 @@
+//! The masked key: one hash for every text that differs from another only in value
+//! literals, so that a simple-protocol statement with new values (`WHERE aid = 94845`) is a
+//! cache hit rather than a parse, like pg_stat_statements' query fingerprint.
+//!
+//! Sharing a key means sharing a [`Lowering`](crate::shape::Lowering), so the masking may
+//! only hide a literal whose value can never change the lowering. Values do change it in
+//! these places (see `constants`, `classify`, `operand`, `clauses`, `normalize`):
+//! enum constants compared with `=` or listed in `IN (...)`; LIKE patterns (prefix or
+//! infix); JSON keys after `->`, `->>`, `#>`, `#>>`; token-like arguments of indexable
+//! functions (`date_trunc('day', ts)`) and `AT TIME ZONE 'UTC'`; select-list positions
+//! (`ORDER BY 2`); and the type of every number, since the normalized statement casts a
+//! number's parameter to what PostgreSQL makes of it (`INTEGER`, `BIGINT`, `NUMERIC`).
+//!
+//! ## The rule
+//! The text is tokenized by sqlparser (the tokens the parser will see) and the token stream
+//! hashed, with these tokens replaced by a marker of their kind:
+//! - a plain single-quoted string that is not token-like (`^[A-Za-z][A-Za-z0-9_]{0,31}$`,
+//!   the widest pattern any kept literal is tested against): marker "string";
+//! - a number: marker "number" with the type the normalized statement casts it to;
+//!
+//! and only where the token just before is one of:
+//! - a comparison operator: `=`, `<>`, `!=`, `<`, `>`, `<=`, `>=`;
+//! - `BETWEEN`, or the `AND` that closes a `BETWEEN` at the same parenthesis level;
+//! - `LIMIT` or `OFFSET`;
+//! - the `(` or a `,` of an `IN (...)` list whose items so far are single tokens, when the
+//!   literal is itself a whole item (followed by `,` or `)`).
+//!
+//! None of these places is one of the value-dependent ones above, except enum constants,
+//! which are token-like and so never masked. Every other token, literals of other kinds
+//! (`E'...'`, dollar-quoted, `N'...'`, `X'...'`) and literals anywhere else, is hashed as
+//! it is: that only makes the key finer. An `IN` list's length stays in the key.
+//!
+//! Whitespace is hashed too, since the parser reads it in a few places (`:name` is a
+//! placeholder, `: name` an error); texts of one template have the same layout anyway.
+//! Comments are hashed by kind only (sqlcommenter trace ids differ per request), except a
+//! comment holding a `+`, which may be an optimizer hint the parser keeps, hashed whole.
+//!
+//! Each token goes into the hash behind a tag byte, and sqlparser's derived `Hash` of a
+//! token is prefix-free, so two different streams never feed the hasher the same bytes.
+
+use std::hash::{Hash, Hasher};
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::constants::is_enum_token;
+
+/// Hashed first, so a masked key and an exact key of the same text never mean the same.
+const DOMAIN: &[u8] = b"indextap/sql/masked/1";
+
+/// Tag bytes in front of each element of the hashed stream.
+const TOKEN: u8 = 0;
+const STRING: u8 = 1;
+const NUMBER: u8 = 2;
+const COMMENT: u8 = 3;
+
+/// The masked key of `text` (see the module docs), seeded like the exact key; `None` when
+/// the text does not tokenize.
+pub(super) fn masked_key(text: &str, seed: u64) -> Option<u128> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize()
+        .ok()?;
+    let mut hasher = Xxh3::with_seed(seed);
+    hasher.update(DOMAIN);
+    let mut scanner = Scanner::default();
+    for (index, token) in tokens.iter().enumerate() {
+        if let Token::Whitespace(whitespace) = token {
+            hash_whitespace(&mut hasher, token, whitespace);
+            continue;
+        }
+        let next = tokens
+            .get(index + 1..)
+            .and_then(|rest| rest.iter().find(|token| !is_whitespace(token)));
+        match scanner.mask(token, next) {
+            Some(Masked::String) => hasher.write_u8(STRING),
+            Some(Masked::Number(class, long)) => {
+                hasher.write_u8(NUMBER);
+                hasher.write_u8(class as u8);
+                hasher.write_u8(u8::from(long));
+            }
+            None => {
+                hasher.write_u8(TOKEN);
+                token.hash(&mut hasher);
+            }
+        }
+        scanner.advance(token);
+    }
+    Some(hasher.digest128())
+}
+
+/// What a masked literal is replaced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Masked {
+    String,
+    /// The type the normalized statement casts the number to, and sqlparser's `L` suffix.
+    Number(NumberClass, bool),
+}
+
+/// The type PostgreSQL gives a numeric literal, as `normalize` casts it: the same tests,
+/// in the same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumberClass {
+    Integer = 1,
+    BigInt = 2,
+    Numeric = 3,
+    Uncast = 4,
+}
+
+fn number_class(text: &str) -> NumberClass {
+    if text.contains(['.', 'e', 'E']) {
+        NumberClass::Numeric
+    } else if text.parse::<i32>().is_ok() {
+        NumberClass::Integer
+    } else if text.parse::<i64>().is_ok() {
+        NumberClass::BigInt
+    } else if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        NumberClass::Numeric
+    } else {
+        NumberClass::Uncast
+    }
+}
+
+fn is_whitespace(token: &Token) -> bool {
+    matches!(token, Token::Whitespace(_))
+}
+
+fn hash_whitespace(hasher: &mut Xxh3, token: &Token, whitespace: &Whitespace) {
+    let comment = match whitespace {
+        Whitespace::SingleLineComment { comment, .. } => comment,
+        Whitespace::MultiLineComment(comment) => comment,
+        Whitespace::Space | Whitespace::Tab | Whitespace::Newline => {
+            hasher.write_u8(TOKEN);
+            token.hash(hasher);
+            return;
+        }
+    };
+    if comment.contains('+') {
+        hasher.write_u8(TOKEN);
+        token.hash(hasher);
+    } else {
+        hasher.write_u8(COMMENT);
+        hasher.write_u8(u8::from(matches!(
+            whitespace,
+            Whitespace::MultiLineComment(_)
+        )));
+    }
+}
+
+/// What the previous significant token makes of a literal right after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum After {
+    /// `=`, `<>`, `<`, `>`, `<=`, `>=`; `BETWEEN` or its `AND`; `LIMIT`, `OFFSET`.
+    ValueSlot,
+    /// The `(` or a `,` of an `IN` list.
+    ListItem,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+/// One parenthesis (or bracket) level.
+#[derive(Debug, Default)]
+struct Level {
+    /// Opened by `IN (`, and every item so far is a single token.
+    list: bool,
+    /// In a list: the next token starts an item (just after `(` or `,`).
+    expect_item: bool,
+    /// A `BETWEEN` at this level still waits for its `AND`.
+    between: bool,
+}
+
+/// Walks the significant tokens, keeping what [`Scanner::mask`] needs to know.
+#[derive(Debug)]
+struct Scanner<'t> {
+    previous: Option<&'t Token>,
+    after: After,
+    /// Never empty: the statement level is at the bottom.
+    levels: Vec<Level>,
+}
+
+impl Default for Scanner<'_> {
+    fn default() -> Self {
+        Self {
+            previous: None,
+            after: After::Other,
+            levels: vec![Level::default()],
+        }
+    }
+}
+
+impl<'t> Scanner<'t> {
+    /// The marker `token` is hashed as, when it is a literal in a masked place.
+    fn mask(&self, token: &Token, next: Option<&Token>) -> Option<Masked> {
+        let masked = match token {
+            Token::SingleQuotedString(text) if !is_enum_token(text) => Masked::String,
+            Token::Number(text, long) => Masked::Number(number_class(text), *long),
+            _ => return None,
+        };
+        // PostgreSQL does not join adjacent string literals; never rely on that.
+        if matches!(next, Some(Token::SingleQuotedString(_))) {
+            return None;
+        }
+        let placed = match self.after {
+            After::ValueSlot => true,
+            After::ListItem => {
+                self.levels.last().is_some_and(|level| level.list)
+                    && matches!(next, Some(Token::Comma | Token::RParen))
+            }
+            After::Other => false,
+        };
+        placed.then_some(masked)
+    }
+
+    /// Move past a significant token.
+    fn advance(&mut self, token: &'t Token) {
+        let after_in = matches!(self.previous, Some(previous) if is_keyword(previous, Keyword::IN));
+        self.after = After::Other;
+        match token {
+            Token::Eq | Token::Neq | Token::Lt | Token::Gt | Token::LtEq | Token::GtEq => {
+                self.after = After::ValueSlot;
+                self.list_token();
+            }
+            Token::LParen | Token::LBracket => {
+                self.list_token();
+                let list = after_in && matches!(token, Token::LParen);
+                self.levels.push(Level {
+                    list,
+                    expect_item: list,
+                    between: false,
+                });
+                if list {
+                    self.after = After::ListItem;
+                }
+            }
+            Token::RParen | Token::RBracket => {
+                if self.levels.len() > 1 {
+                    self.levels.pop();
+                }
+                self.list_token();
+            }
+            Token::Comma => {
+                if let Some(level) = self.levels.last_mut() {
+                    if level.list && !level.expect_item {
+                        level.expect_item = true;
+                        self.after = After::ListItem;
+                    } else {
+                        level.list = false;
+                    }
+                }
+            }
+            Token::Word(word) if word.quote_style.is_none() => {
+                self.list_token();
+                match word.keyword {
+                    Keyword::BETWEEN => {
+                        if let Some(level) = self.levels.last_mut() {
+                            level.between = true;
+                        }
+                        self.after = After::ValueSlot;
+                    }
+                    Keyword::AND => {
+                        if let Some(level) = self.levels.last_mut() {
+                            if level.between {
+                                level.between = false;
+                                self.after = After::ValueSlot;
+                            }
+                        }
+                    }
+                    Keyword::LIMIT | Keyword::OFFSET => self.after = After::ValueSlot,
+                    _ => {}
+                }
+            }
+            _ => self.list_token(),
+        }
+        self.previous = Some(token);
+    }
+
+    /// A token other than `,` at the current level: in a list, it is an item if one was
+    /// expected, and otherwise makes the item longer than one token, so no list.
+    fn list_token(&mut self) {
+        if let Some(level) = self.levels.last_mut() {
+            if level.list {
+                if level.expect_item {
+                    level.expect_item = false;
+                } else {
+                    level.list = false;
+                }
+            }
+        }
+    }
+}
+
+fn is_keyword(token: &Token, keyword: Keyword) -> bool {
+    matches!(token, Token::Word(word) if word.keyword == keyword && word.quote_style.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> u128 {
+        masked_key(text, 7).unwrap_or_default()
+    }
+
+    #[test]
+    fn numbers_are_classed_like_the_normalizer_casts_them() {
+        assert_eq!(number_class("5"), NumberClass::Integer);
+        assert_eq!(number_class("2147483648"), NumberClass::BigInt);
+        assert_eq!(number_class("9223372036854775808"), NumberClass::Numeric);
+        assert_eq!(number_class("1.5"), NumberClass::Numeric);
+        assert_eq!(number_class("1e5"), NumberClass::Numeric);
+        assert_eq!(number_class("1_000"), NumberClass::Uncast);
+    }
+
+    #[test]
+    fn the_seed_and_the_domain_separate_keys() {
+        let text = "SELECT * FROM t WHERE a = 1";
+        assert_ne!(masked_key(text, 1), masked_key(text, 2));
+        assert_ne!(
+            masked_key(text, 1),
+            Some(xxhash_rust::xxh3::xxh3_128_with_seed(text.as_bytes(), 1))
+        );
+    }
+
+    #[test]
+    fn text_that_does_not_tokenize_has_no_masked_key() {
+        assert_eq!(masked_key("SELECT 'unterminated", 1), None);
+    }
+
+    #[test]
+    fn a_literal_is_masked_only_in_a_value_slot() {
+        assert_eq!(
+            key("SELECT 1 FROM t LIMIT 5"),
+            key("SELECT 1 FROM t LIMIT 6")
+        );
+        assert_ne!(key("SELECT 1 FROM t"), key("SELECT 2 FROM t"));
+        assert_ne!(key("SELECT f(1) FROM t"), key("SELECT f(2) FROM t"));
+        assert_ne!(
+            key("SELECT a FROM t WHERE a = -1"),
+            key("SELECT a FROM t WHERE a = -2")
+        );
+    }
+
+    #[test]
+    fn in_lists_mask_single_token_items_only() {
+        assert_eq!(
+            key("SELECT a FROM t WHERE a IN (1, 'x y')"),
+            key("SELECT a FROM t WHERE a IN (2, 'z w')")
+        );
+        assert_ne!(
+            key("SELECT a FROM t WHERE a IN (1 + 1, 2)"),
+            key("SELECT a FROM t WHERE a IN (1 + 2, 3)")
+        );
+        // A subquery is no list: its positions stay.
+        assert_ne!(
+            key("SELECT a FROM t WHERE a IN (SELECT b, c FROM u ORDER BY b, 1)"),
+            key("SELECT a FROM t WHERE a IN (SELECT b, c FROM u ORDER BY b, 2)")
+        );
+        assert_ne!(
+            key("SELECT a FROM t WHERE a IN (1, 2)"),
+            key("SELECT a FROM t WHERE a IN (1, 2, 3)")
+        );
+    }
+}
