@@ -232,14 +232,17 @@ pub async fn inspect_connection(
             inspector.resync();
         }
         for item in batch.drain(..) {
-            let frame = match item {
-                TapItem::Frame(frame) => frame,
+            let outcome = match item {
+                TapItem::Frame(frame) => inspector.inspect(frame, &mut events),
+                TapItem::Frames(frames) => frames
+                    .into_iter()
+                    .try_for_each(|frame| inspector.inspect(frame, &mut events)),
                 TapItem::Oversize(header) => {
                     inspector.oversize(header, &mut events);
-                    continue;
+                    Ok(())
                 }
             };
-            if let Err(error) = inspector.inspect(frame, &mut events) {
+            if let Err(error) = outcome {
                 events.flush();
                 metrics.decode_error(error.reason);
                 tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,

@@ -1,7 +1,9 @@
 //! The data path: forward bytes both ways, tap a copy.
 //!
 //! Each direction is a pump: read a chunk, split it into frames (a header read, no copy),
-//! offer each frame to the connection's inspector with `try_send`, forward the chunk. The
+//! offer the chunk's frames to the connection's inspector with one `try_send`, forward the
+//! chunk. One offer per chunk, not per frame, because a PostgreSQL round trip is a chunk of
+//! three to seven messages each way, and every offer touches memory the inspector shares. The
 //! tap comes before the write only so that a request is always queued for inspection before
 //! its reply can be; it never waits. When the inspector falls behind the frame is dropped and
 //! counted; when the inspector has stopped (a decode error) the pump stops splitting.
@@ -62,8 +64,20 @@ impl std::fmt::Debug for Tap {
 pub enum TapItem {
     /// A whole frame.
     Frame(TapFrame),
+    /// Several whole frames of one chunk, in order.
+    Frames(Vec<TapFrame>),
     /// Only the header of a frame too large to inspect.
     Oversize(TapFrame),
+}
+
+impl TapItem {
+    /// How many frames the item stands for, as dropped samples are counted.
+    fn frame_count(&self) -> u64 {
+        match self {
+            TapItem::Frames(frames) => frames.len() as u64,
+            TapItem::Frame(_) | TapItem::Oversize(_) => 1,
+        }
+    }
 }
 
 /// The receiving half: frames, and whether any were dropped since last asked.
@@ -100,8 +114,8 @@ impl Tap {
     fn offer(&self, item: TapItem) -> bool {
         match self.sender.try_send(item) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.inc();
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                self.dropped.inc_by(item.frame_count());
                 self.behind.store(true, Ordering::Release);
                 true
             }
@@ -315,14 +329,27 @@ impl<F: Framer> Pump<F> {
             return;
         };
         splitter.push(chunk.clone(), pieces);
+        let mut frames = Vec::new();
         for piece in pieces.drain(..) {
+            let direction = self.direction;
             match piece {
-                Piece::Frame(bytes) => offer(&mut self.tap, self.direction, bytes, at),
+                Piece::Frame(bytes) => frames.push(TapFrame {
+                    direction,
+                    bytes,
+                    at,
+                }),
                 Piece::Raw(_) => {}
-                Piece::Oversize { header, .. } => self.announce_oversize(header, at),
-                Piece::Broken(error) => self.lose_framing(&error),
+                Piece::Oversize { header, .. } => {
+                    offer_frames(&mut self.tap, &mut frames);
+                    self.announce_oversize(header, at);
+                }
+                Piece::Broken(error) => {
+                    offer_frames(&mut self.tap, &mut frames);
+                    self.lose_framing(&error);
+                }
             }
         }
+        offer_frames(&mut self.tap, &mut frames);
         if self.tap.is_none() || self.splitter.as_ref().is_some_and(|s| s.is_broken()) {
             self.splitter = None;
             self.tap = None;
@@ -414,6 +441,19 @@ fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant)
     );
 }
 
+/// Offer the frames gathered from a chunk as one item, and empty `frames`.
+fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>) {
+    match frames.len() {
+        0 => {}
+        1 => {
+            if let Some(frame) = frames.pop() {
+                offer_item(tap, TapItem::Frame(frame));
+            }
+        }
+        _ => offer_item(tap, TapItem::Frames(std::mem::take(frames))),
+    }
+}
+
 fn offer_item(tap: &mut Option<Tap>, item: TapItem) {
     if let Some(active) = tap {
         if !active.offer(item) {
@@ -445,6 +485,11 @@ mod tests {
         }
     }
 
+    /// How many of `frames(count)` fit under a 1024-byte inspection cap.
+    fn inspectable(count: usize) -> usize {
+        (0..count).filter(|i| (i * 37) % 3000 + 4 <= 1024).count()
+    }
+
     fn frames(count: usize) -> Vec<u8> {
         let mut out = Vec::new();
         for i in 0..count {
@@ -474,7 +519,11 @@ mod tests {
         out
     }
 
-    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, u64) {
+    /// Relay 400 frames up and 300 down; (frames tapped, oversize headers tapped, dropped).
+    async fn relay_once(
+        rewrite: Option<ReplyRewrite>,
+        tap_capacity: usize,
+    ) -> (usize, usize, u64) {
         let metrics = Metrics::new().listener("test", "test");
         let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
         let (client, proxy_client) = duplex(8192);
@@ -509,6 +558,7 @@ mod tests {
         while let Ok(item) = receiver.frames.try_recv() {
             match item {
                 TapItem::Frame(_) => tapped += 1,
+                TapItem::Frames(frames) => tapped += frames.len(),
                 TapItem::Oversize(header) => {
                     assert_eq!(
                         header.bytes.len(),
@@ -522,28 +572,29 @@ mod tests {
         if tap_capacity > 1000 {
             assert!(oversize_headers > 0, "oversize frames must be announced");
         }
-        (tapped, metrics.tap_dropped.get())
+        (tapped, oversize_headers, metrics.tap_dropped.get())
     }
 
     #[tokio::test]
     async fn bytes_arrive_unchanged_both_ways() {
-        let (tapped, dropped) = relay_once(None, 10_000).await;
+        let (tapped, _, dropped) = relay_once(None, 10_000).await;
         // Frames over the 1024-byte cap are forwarded but not tapped.
-        assert!(tapped > 200, "only {tapped} frames tapped");
+        assert_eq!(tapped, inspectable(400) + inspectable(300));
         assert_eq!(dropped, 0);
     }
 
     #[tokio::test]
     async fn store_and_forward_path_is_transparent_when_nothing_is_rewritten() {
-        let (tapped, _) = relay_once(Some(Arc::new(|_: &[u8]| None)), 10_000).await;
+        let (tapped, _, _) = relay_once(Some(Arc::new(|_: &[u8]| None)), 10_000).await;
         assert!(tapped > 200);
     }
 
     #[tokio::test]
     async fn a_slow_inspector_costs_samples_not_bytes() {
-        let (tapped, dropped) = relay_once(None, 1).await;
+        let (tapped, oversize, dropped) = relay_once(None, 1).await;
         assert!(dropped > 0, "a one-slot tap must drop");
-        assert!(tapped <= 1);
+        // Every frame was tapped, announced as oversize, or counted as dropped.
+        assert_eq!(tapped + oversize + dropped as usize, 700);
     }
 
     /// Both directions end inside a frame: every byte still arrives, on the plain path and on
