@@ -520,10 +520,7 @@ mod tests {
     }
 
     /// Relay 400 frames up and 300 down; (frames tapped, oversize headers tapped, dropped).
-    async fn relay_once(
-        rewrite: Option<ReplyRewrite>,
-        tap_capacity: usize,
-    ) -> (usize, usize, u64) {
+    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, usize, u64) {
         let metrics = Metrics::new().listener("test", "test");
         let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
         let (client, proxy_client) = duplex(8192);
