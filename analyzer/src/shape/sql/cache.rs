@@ -10,10 +10,11 @@
 //!   literals replaced by their kind: `WHERE aid = 94845` sent as a simple query shares the
 //!   lowering of every other `aid`.
 //!
-//! A lowering is stored under its masked key, and also under its exact key for the extended
-//! protocol only: a simple-protocol text holding values rarely comes back verbatim, and
-//! would fill the cache with entries never hit again. A text that does not tokenize is
-//! stored under its exact key.
+//! A lowering is stored under its masked key, and also under its exact key when the text
+//! will come back verbatim: a prepared statement (extended protocol), or a text without a
+//! single literal (`BEGIN`, `SELECT ... WHERE deleted_at IS NULL`). A simple-protocol text
+//! holding values rarely comes back verbatim, and would fill the cache with entries never
+//! hit again. A text that does not tokenize is stored under its exact key only.
 //!
 //! The cache is split into shards, each an LRU behind its own mutex, so threads lowering
 //! different statements rarely wait on each other; the lowering itself runs outside any
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
-use super::fingerprint::masked_key;
+use super::fingerprint::fingerprint;
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::Lowering;
 
@@ -83,8 +84,8 @@ impl SqlCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return found;
         }
-        let masked = masked_key(&command.text, seed);
-        if let Some(found) = masked.and_then(|masked| self.get(masked)) {
+        let masked = fingerprint(&command.text, seed);
+        if let Some(found) = masked.and_then(|masked| self.get(masked.key)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             self.masked_hits.fetch_add(1, Ordering::Relaxed);
             return found;
@@ -98,8 +99,8 @@ impl SqlCache {
         ));
         match masked {
             Some(masked) => {
-                self.put(masked, &lowering);
-                if command.protocol == SqlProtocol::Extended {
+                self.put(masked.key, &lowering);
+                if command.protocol == SqlProtocol::Extended || !masked.literals {
                     self.put(exact, &lowering);
                 }
             }
@@ -108,7 +109,7 @@ impl SqlCache {
         lowering
     }
 
-    /// How many statements are cached.
+    /// How many entries are cached: a statement stored under both its keys counts twice.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()
     }

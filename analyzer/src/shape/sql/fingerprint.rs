@@ -56,20 +56,31 @@ const STRING: u8 = 1;
 const NUMBER: u8 = 2;
 const COMMENT: u8 = 3;
 
+/// A text's masked key, and whether the text holds any literal at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    /// The hash of the masked token stream.
+    pub(super) key: u128,
+    /// Any literal, masked or not: a text without one repeats verbatim.
+    pub(super) literals: bool,
+}
+
 /// The masked key of `text` (see the module docs), seeded like the exact key; `None` when
 /// the text does not tokenize.
-pub(super) fn masked_key(text: &str, seed: u64) -> Option<u128> {
+pub(super) fn fingerprint(text: &str, seed: u64) -> Option<Fingerprint> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
         .tokenize()
         .ok()?;
     let mut hasher = Xxh3::with_seed(seed);
     hasher.update(DOMAIN);
     let mut scanner = Scanner::default();
+    let mut literals = false;
     for (index, token) in tokens.iter().enumerate() {
         if let Token::Whitespace(whitespace) = token {
             hash_whitespace(&mut hasher, token, whitespace);
             continue;
         }
+        literals |= is_literal(token);
         let next = tokens
             .get(index + 1..)
             .and_then(|rest| rest.iter().find(|token| !is_whitespace(token)));
@@ -87,7 +98,10 @@ pub(super) fn masked_key(text: &str, seed: u64) -> Option<u128> {
         }
         scanner.advance(token);
     }
-    Some(hasher.digest128())
+    Some(Fingerprint {
+        key: hasher.digest128(),
+        literals,
+    })
 }
 
 /// What a masked literal is replaced by.
@@ -120,6 +134,32 @@ fn number_class(text: &str) -> NumberClass {
     } else {
         NumberClass::Uncast
     }
+}
+
+/// A number or a string literal of any kind (not `$1`, `TRUE` or `NULL`).
+fn is_literal(token: &Token) -> bool {
+    matches!(
+        token,
+        Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedByteStringLiteral(_)
+            | Token::TripleSingleQuotedString(_)
+            | Token::TripleDoubleQuotedString(_)
+            | Token::TripleSingleQuotedByteStringLiteral(_)
+            | Token::TripleDoubleQuotedByteStringLiteral(_)
+            | Token::SingleQuotedRawStringLiteral(_)
+            | Token::DoubleQuotedRawStringLiteral(_)
+            | Token::TripleSingleQuotedRawStringLiteral(_)
+            | Token::TripleDoubleQuotedRawStringLiteral(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::QuoteDelimitedStringLiteral(_)
+            | Token::NationalQuoteDelimitedStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::HexStringLiteral(_)
+    )
 }
 
 fn is_whitespace(token: &Token) -> bool {
@@ -300,7 +340,7 @@ mod tests {
     use super::*;
 
     fn key(text: &str) -> u128 {
-        masked_key(text, 7).unwrap_or_default()
+        fingerprint(text, 7).map_or(0, |fingerprint| fingerprint.key)
     }
 
     #[test]
@@ -316,16 +356,34 @@ mod tests {
     #[test]
     fn the_seed_and_the_domain_separate_keys() {
         let text = "SELECT * FROM t WHERE a = 1";
-        assert_ne!(masked_key(text, 1), masked_key(text, 2));
+        assert_ne!(key_seeded(text, 1), key_seeded(text, 2));
         assert_ne!(
-            masked_key(text, 1),
+            key_seeded(text, 1),
             Some(xxhash_rust::xxh3::xxh3_128_with_seed(text.as_bytes(), 1))
         );
     }
 
     #[test]
     fn text_that_does_not_tokenize_has_no_masked_key() {
-        assert_eq!(masked_key("SELECT 'unterminated", 1), None);
+        assert_eq!(fingerprint("SELECT 'unterminated", 1), None);
+    }
+
+    fn key_seeded(text: &str, seed: u64) -> Option<u128> {
+        fingerprint(text, seed).map(|fingerprint| fingerprint.key)
+    }
+
+    #[test]
+    fn literals_are_noticed_wherever_they_are() {
+        let literals = |text: &str| fingerprint(text, 1).map(|found| found.literals);
+        assert_eq!(literals("BEGIN"), Some(false));
+        assert_eq!(
+            literals("SELECT * FROM t WHERE a = $1 AND b IS NULL"),
+            Some(false)
+        );
+        assert_eq!(literals("SELECT * FROM t WHERE a = TRUE"), Some(false));
+        assert_eq!(literals("INSERT INTO t VALUES (1)"), Some(true));
+        assert_eq!(literals("SELECT E'x'"), Some(true));
+        assert_eq!(literals("SELECT $$x$$"), Some(true));
     }
 
     #[test]

@@ -200,7 +200,7 @@ fn layout_is_part_of_the_key_but_comment_text_is_not() {
 }
 
 #[test]
-fn the_exact_key_is_stored_for_prepared_statements_only() {
+fn the_exact_key_is_stored_for_texts_that_repeat_verbatim() {
     let cache = SqlCache::new(64);
     let text = "SELECT * FROM t WHERE a = $1 AND b = 1";
     let _ = cache.lower(&command(text, SqlProtocol::Extended));
@@ -218,6 +218,16 @@ fn the_exact_key_is_stored_for_prepared_statements_only() {
     let _ = cache.lower(&command(text, SqlProtocol::Simple));
     let _ = cache.lower(&command(text, SqlProtocol::Simple));
     assert_eq!((cache.len(), cache.masked_hits()), (1, 1));
+
+    // A simple-protocol text without a literal comes back verbatim: both keys.
+    let cache = SqlCache::new(64);
+    for _ in 0..3 {
+        let _ = cache.lower(&command(
+            "SELECT * FROM t WHERE a IS NULL",
+            SqlProtocol::Simple,
+        ));
+    }
+    assert_eq!((cache.len(), cache.hits(), cache.masked_hits()), (2, 2, 0));
 }
 
 #[test]
