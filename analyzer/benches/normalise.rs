@@ -12,12 +12,19 @@
 //!   all, as the proxy's decoder hands them over.
 //! - `mongo lower + record`: the same, plus [`Aggregator::record`]: the whole analysis path.
 //! - `sql cached (hit)`: [`SqlCache::lower_shared`] hits over ~50 distinct statements
-//!   repeated: a hash and a lookup.
+//!   repeated as prepared statements (extended protocol): a hash and a lookup.
 //! - `sql cached (shape::lower)`: the same hits through [`shape::lower`], which the proxy's
 //!   pipeline calls and which copies the cached lowering out.
 //! - `sql cached + record`: the same, plus [`Aggregator::record`].
-//! - `sql cold`: a unique text on every call (a literal varies), so every call tokenizes,
+//! - `sql cold`: a unique text on every call (a literal varies, and the database, so that
+//!   the masked key misses too), so every call tokenizes twice (once for the masked key),
 //!   parses, lowers and inserts into the cache.
+//! - `sql new literals (masked hit)`: 10,000 simple-protocol texts (mostly pgbench's
+//!   `SELECT abalance FROM pgbench_accounts WHERE aid = N;`, plus ORM statements), each with
+//!   its own values, after one text of each template was lowered: every call misses the
+//!   exact key and hits the masked key, so it costs a tokenization and two lookups. A
+//!   simple-protocol text is never stored under its exact key, so walking the texts again
+//!   cannot hit it.
 //!
 //! ## Layout
 //! - this file: the timing loop, the table, the cases.
@@ -27,10 +34,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use indextap_analyzer::aggregate::Aggregator;
-use indextap_analyzer::command::{MongoCommand, Observation, Outcome, Request, SqlCommand};
+use indextap_analyzer::command::{
+    MongoCommand, Observation, Outcome, Request, SqlCommand, SqlProtocol,
+};
 use indextap_analyzer::shape::{self, sql::SqlCache};
 
-use inputs::{mongo_mix, sql_command, sql_statements};
+use inputs::{literal_commands, mongo_mix, sql_command, sql_statements};
 
 #[path = "normalise/inputs.rs"]
 mod inputs;
@@ -41,6 +50,9 @@ const MONGO_ROUNDS: usize = 400_000;
 const SQL_CACHED_ROUNDS: usize = 40_000;
 /// Unique statements lowered by the cold case.
 const SQL_COLD_CALLS: usize = 60_000;
+/// Texts with their own values walked by the masked-hit case, and how many times.
+const SQL_LITERAL_TEXTS: usize = 10_000;
+const SQL_LITERAL_ROUNDS: usize = 30;
 /// The MongoDB target this bench exists to show, in commands per second on one core.
 const MONGO_TARGET_PER_SEC: f64 = 500_000.0;
 
@@ -82,7 +94,11 @@ fn main() {
     let cached: Vec<SqlCommand> = statements
         .iter()
         .enumerate()
-        .map(|(index, template)| sql_command(template, index as u64))
+        .map(|(index, template)| SqlCommand {
+            // Prepared statements: the ones that come back verbatim, found by the exact key.
+            protocol: SqlProtocol::Extended,
+            ..sql_command(template, index as u64)
+        })
         .collect();
     let cache = SqlCache::new(4096);
     rows.push(measure(
@@ -128,13 +144,19 @@ fn main() {
     ));
 
     // Unique texts, built before timing so formatting is not measured. One round walks
-    // them all once; the warm-up uses its own texts so every timed call misses.
+    // them all once; the warm-up uses its own texts so every timed call misses. A new value
+    // alone would be a masked hit, so each command also names its own database, which
+    // seeds both keys.
     let cold_cache = SqlCache::new(4096);
     let cold_texts = |from: u64| -> Vec<SqlCommand> {
         (0..SQL_COLD_CALLS as u64)
             .map(|n| {
                 let template = &statements[(n as usize) % statements.len()];
-                sql_command(template, 1_000_000 + from + n)
+                let n = 1_000_000 + from + n;
+                SqlCommand {
+                    database: format!("app{n}"),
+                    ..sql_command(template, n)
+                }
             })
             .collect()
     };
@@ -157,6 +179,31 @@ fn main() {
         elapsed,
     });
 
+    // New values on every call: the masked key answers. The warm-up lowers each template
+    // once (the first texts), the timed rounds must then never lower again.
+    let literal_cache = SqlCache::new(4096);
+    let literal = literal_commands(SQL_LITERAL_TEXTS);
+    let literal_misses = literal_cache.misses();
+    let literal_masked = literal_cache.masked_hits();
+    rows.push(measure(
+        "sql new literals (masked hit)",
+        literal.len(),
+        SQL_LITERAL_ROUNDS,
+        || {
+            for command in &literal {
+                black_box(literal_cache.lower_shared(black_box(command)));
+            }
+        },
+    ));
+    let templates_lowered = literal_cache.misses() - literal_misses;
+    let literal_calls = (literal.len() * (SQL_LITERAL_ROUNDS + SQL_LITERAL_ROUNDS / 10)) as u64;
+    assert_eq!(
+        literal_cache.masked_hits() - literal_masked + templates_lowered,
+        literal_calls,
+        "every call after a template's first must be a masked hit"
+    );
+    assert_eq!(literal_cache.hits(), literal_cache.masked_hits());
+
     print_table(&rows);
     println!();
     println!(
@@ -164,6 +211,12 @@ fn main() {
         cache.hits(),
         cache.misses(),
         misses
+    );
+    println!(
+        "masked case: templates lowered {}, masked hits {}, exact hits {}",
+        templates_lowered,
+        literal_cache.masked_hits(),
+        literal_cache.hits() - literal_cache.masked_hits()
     );
     println!(
         "shapes tracked: mongo {} · sql {}",

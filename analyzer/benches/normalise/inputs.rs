@@ -1,5 +1,6 @@
-//! The bench's inputs: a MongoDB command mix as the proxy's decoder hands it over, and ~50
-//! SQL statement templates of an ordinary application.
+//! The bench's inputs: a MongoDB command mix as the proxy's decoder hands it over, ~50
+//! SQL statement templates of an ordinary application, and simple-protocol statements
+//! whose values change on every call.
 
 use std::sync::Arc;
 
@@ -145,4 +146,28 @@ pub(crate) fn sql_statements() -> Vec<String> {
         ]);
     }
     statements
+}
+
+/// Statements as a client that interpolates its values sends them (pgbench `-M simple`,
+/// psycopg2, Rails), each `{n}` in a place whose value the cache's masked key ignores.
+/// pgbench's read dominates, as in `pgbench -S`.
+fn literal_templates() -> [&'static str; 8] {
+    [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = {n};",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = {n};",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = {n};",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = {n};",
+        r#"SELECT "orders"."id", "orders"."status" FROM "orders" WHERE ("orders"."customer_id" = {n} AND "orders"."status" IN ('PAID', 'SHIPPED')) ORDER BY "orders"."created_at" DESC LIMIT 21"#,
+        r#"SELECT "users".* FROM "users" WHERE "users"."email" = 'user{n}@example.com' LIMIT 1"#,
+        "SELECT * FROM sessions WHERE user_id = {n} AND last_seen_at > '2024-01-01 00:00:{n}' ORDER BY last_seen_at DESC LIMIT 10 OFFSET {n}",
+        "UPDATE invoices SET state = 'PAID', paid_at = now() WHERE account_id = {n} AND total BETWEEN {n} AND 1000",
+    ]
+}
+
+/// `count` texts, each with its own values, cycling through the templates.
+pub(crate) fn literal_commands(count: usize) -> Vec<SqlCommand> {
+    let templates = literal_templates();
+    (0..count)
+        .map(|n| sql_command(templates[n % templates.len()], 1 + n as u64))
+        .collect()
 }
