@@ -8,7 +8,8 @@
 //! - `privacy`: values never come out.
 //! - `hostile`: garbage, huge and deep input.
 //! - `cache`: hits, bounds, sharing between threads.
-//! - `masking`: the masked cache key, and the corpus check that it never changes a lowering.
+//! - `masking`: the masked cache key: what shares an entry and what does not.
+//! - `masking_corpus`: the corpus check that a masked hit never changes a lowering.
 //! - `statements`: one statement of a text; COPY and maintenance statements sqlparser refuses.
 
 mod cache;
@@ -16,6 +17,7 @@ mod hostile;
 mod identity;
 mod lowering;
 mod masking;
+mod masking_corpus;
 mod privacy;
 mod statements;
 mod table;
