@@ -86,9 +86,11 @@ pub(super) fn fingerprint(text: &str, seed: u64) -> Option<Fingerprint> {
             continue;
         }
         literals |= is_literal(token);
-        let next = tokens
-            .get(index + 1..)
-            .and_then(|rest| rest.iter().find(|token| !is_whitespace(token)));
+        let next = || {
+            tokens
+                .get(index + 1..)
+                .and_then(|rest| rest.iter().find(|token| !is_whitespace(token)))
+        };
         match scanner.mask(token, next) {
             Some(Masked::String) => hasher.write_u8(STRING),
             Some(Masked::Number(class, long)) => {

@@ -51,13 +51,19 @@ impl Default for Scanner<'_> {
 }
 
 impl<'t> Scanner<'t> {
-    /// The marker `token` is hashed as, when it is a literal in a masked place.
-    pub(super) fn mask(&self, token: &Token, next: Option<&Token>) -> Option<Masked> {
+    /// The marker `token` is hashed as, when it is a literal in a masked place; `next`
+    /// finds the significant token after it.
+    pub(super) fn mask<'n>(
+        &self,
+        token: &Token,
+        next: impl FnOnce() -> Option<&'n Token>,
+    ) -> Option<Masked> {
         let masked = match token {
             Token::SingleQuotedString(text) if !is_enum_token(text) => Masked::String,
             Token::Number(text, long) => Masked::Number(number_class(text), *long),
             _ => return None,
         };
+        let next = next();
         // PostgreSQL does not join adjacent string literals; never rely on that.
         if matches!(next, Some(Token::SingleQuotedString(_))) {
             return None;
