@@ -17,8 +17,12 @@
 //! the captured `find` count with the requests sent, and prints `/metrics`' dropped samples.
 //!
 //! The machine's cores are shared by the client, the fake upstream and the proxy; nothing is
-//! pinned. Durations can be changed with `BENCH_SECS` (measured) and `BENCH_WARMUP_SECS`;
-//! `BENCH_INDEXTAP_CONFIG` passes a `--config` file to indextap, for experiments.
+//! pinned. Other work on a shared machine comes and goes, so each concurrency runs
+//! `BENCH_ROUNDS` rounds (default 3) of direct → HAProxy → indextap, and each target's
+//! figures add up its rounds: a slow spell hits every target rather than one.
+//! Durations can be changed with `BENCH_SECS` (measured, per round) and `BENCH_WARMUP_SECS`;
+//! `BENCH_INDEXTAP_CONFIG` passes a `--config` file to indextap, and `BENCH_CLIENTS` picks
+//! the client counts (`16`), for experiments and profiles.
 //!
 //! ## Layout
 //! - this file: the run order, the table and the targets' verdicts.
@@ -65,6 +69,7 @@ struct Run {
 fn main() -> anyhow::Result<()> {
     let warm_up = Duration::from_secs(env_secs("BENCH_WARMUP_SECS", 1));
     let measure = Duration::from_secs(env_secs("BENCH_SECS", 5));
+    let rounds = env_secs("BENCH_ROUNDS", 3).max(1);
     println!("indextap-proxy overhead bench (release build)");
     println!(
         "machine: {} cores ({}), shared by the load client, the fake upstream and the proxy; nothing pinned",
@@ -73,7 +78,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!("load average at start: {}", load_average());
     println!(
-        "each run: {} s warm-up, then {} s measured; closed loop, one request in flight per client",
+        "each run: {} s warm-up, then {} s measured; {rounds} rounds of direct, haproxy, indextap, added up; closed loop, one request in flight per client",
         warm_up.as_secs(),
         measure.as_secs()
     );
@@ -96,7 +101,7 @@ fn main() -> anyhow::Result<()> {
     let mut runs = Vec::new();
     let mut sent_through_indextap = 0u64;
     let mut captures = Vec::new();
-    for clients in CONCURRENCY {
+    for clients in concurrency() {
         let plan = LoadPlan {
             clients,
             warm_up,
@@ -107,26 +112,44 @@ fn main() -> anyhow::Result<()> {
             ("haproxy", haproxy.listen, Some(&haproxy)),
             ("indextap", indextap.listen, Some(&indextap)),
         ];
-        for (target, addr, proxy) in targets {
-            let before = proxy.map(|p| p.cpu(ANALYSIS_THREAD)).transpose()?;
-            let result = load::run(addr, plan).with_context(|| format!("{target}, {clients}"))?;
-            let cpu = match (proxy, before) {
-                (Some(proxy), Some(before)) => {
-                    let after = proxy.cpu(ANALYSIS_THREAD)?;
-                    Some(before.micros_per(&after, result.sent, ticks))
+        // Per target: the results and the proxy's CPU micros (total, analysis), added up.
+        let mut totals: Vec<Option<(LoadResult, (f64, f64))>> = vec![None, None, None];
+        for _ in 0..rounds {
+            for ((target, addr, proxy), total) in targets.iter().zip(totals.iter_mut()) {
+                let before = proxy.map(|p| p.cpu(ANALYSIS_THREAD)).transpose()?;
+                let result =
+                    load::run(*addr, plan).with_context(|| format!("{target}, {clients}"))?;
+                let cpu = match (proxy, before) {
+                    (Some(proxy), Some(before)) => {
+                        let after = proxy.cpu(ANALYSIS_THREAD)?;
+                        before.micros(&after, ticks)
+                    }
+                    _ => (0.0, 0.0),
+                };
+                if *target == "indextap" {
+                    sent_through_indextap += result.sent;
                 }
-                _ => None,
-            };
-            if target == "indextap" {
-                sent_through_indextap += result.sent;
-                let captured = indextap.wait_captured(sent_through_indextap)?;
-                captures.push((clients, captured, sent_through_indextap));
+                *total = Some(match total.take() {
+                    None => (result, cpu),
+                    Some((mut sum, (cpu_total, cpu_analysis))) => {
+                        sum.absorb(&result);
+                        (sum, (cpu_total + cpu.0, cpu_analysis + cpu.1))
+                    }
+                });
             }
+        }
+        let captured = indextap.wait_captured(sent_through_indextap)?;
+        captures.push((clients, captured, sent_through_indextap));
+        for ((target, _, proxy), total) in targets.iter().zip(totals) {
+            let Some((result, (cpu_total, cpu_analysis))) = total else {
+                continue;
+            };
+            let per = result.sent.max(1) as f64;
             runs.push(Run {
                 target,
                 clients,
+                cpu: proxy.map(|_| (cpu_total / per, cpu_analysis / per)),
                 result,
-                cpu,
             });
         }
     }
@@ -208,7 +231,7 @@ fn print_table(runs: &[Run]) {
 
 fn print_verdicts(runs: &[Run], captures: &[(usize, u64, u64)]) {
     let verdict = |met: bool| if met { "MET" } else { "MISSED" };
-    for clients in CONCURRENCY {
+    for clients in concurrency() {
         let (Some(direct), Some(haproxy), Some(indextap)) = (
             find(runs, "direct", clients),
             find(runs, "haproxy", clients),
@@ -235,6 +258,19 @@ fn print_verdicts(runs: &[Run], captures: &[(usize, u64, u64)]) {
             verdict(captured == sent)
         );
     }
+}
+
+/// The client counts to run: `BENCH_CLIENTS` (`16`, `1,16`) for profiling one of them.
+fn concurrency() -> Vec<usize> {
+    std::env::var("BENCH_CLIENTS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .filter(|list: &Vec<usize>| !list.is_empty())
+        .unwrap_or_else(|| CONCURRENCY.to_vec())
 }
 
 fn env_secs(name: &str, default: u64) -> u64 {

@@ -40,6 +40,15 @@ impl LoadResult {
         self.measured as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// Add another run's figures: requests and time add up, latencies merge.
+    pub fn absorb(&mut self, other: &LoadResult) {
+        self.measured += other.measured;
+        self.sent += other.sent;
+        self.elapsed += other.elapsed;
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+
     /// A quantile in microseconds.
     pub fn micros_at(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0

@@ -205,13 +205,12 @@ pub struct CpuTime {
 }
 
 impl CpuTime {
-    /// Microseconds per request between `self` (before) and `after`.
-    pub fn micros_per(&self, after: &CpuTime, requests: u64, ticks_per_sec: u64) -> (f64, f64) {
+    /// Microseconds of CPU (total, analysis) between `self` (before) and `after`.
+    pub fn micros(&self, after: &CpuTime, ticks_per_sec: u64) -> (f64, f64) {
         let micros = |ticks: u64| ticks as f64 * 1e6 / ticks_per_sec.max(1) as f64;
-        let per = requests.max(1) as f64;
         (
-            micros(after.total.saturating_sub(self.total)) / per,
-            micros(after.analysis.saturating_sub(self.analysis)) / per,
+            micros(after.total.saturating_sub(self.total)),
+            micros(after.analysis.saturating_sub(self.analysis)),
         )
     }
 }
