@@ -6,8 +6,9 @@
 #   1. initdb a throwaway cluster in a temp dir, on a free loopback port (as a non-root OS
 #      user when run as root: $PG_OS_USER, else postgres, else indextap-test, created);
 #   2. pgbench -i -s 10;
-#   3. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 15 against PostgreSQL directly,
-#      HAProxy in TCP mode in front of it, and indextap (release build) in front of it;
+#   3. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 10 against PostgreSQL directly,
+#      HAProxy in TCP mode in front of it, and indextap (release build) in front of it, in 3
+#      rounds of the three (a slow spell on a shared machine then hits every target);
 #   4. prints each target's TPS, its ratio to direct and the proxy's CPU time per
 #      transaction (from /proc; indextap's analysis threads shown apart), and checks
 #      capture: the SELECT executions on pgbench_accounts indextap counted vs the
@@ -16,14 +17,15 @@
 # Everything it started is stopped, and the temp dir removed, at exit.
 #
 # Environment: PG_BIN_DIR (default /usr/lib/postgresql/15/bin), INDEXTAP_BIN (default: build
-# target/release/indextap), BENCH_PG_SECS (default 15), BENCH_PG_SCALE (default 10),
+# target/release/indextap), BENCH_PG_SECS (default 10), BENCH_PG_ROUNDS (default 3), BENCH_PG_SCALE (default 10),
 # NORMALISE_OUTPUT (a file holding `cargo bench --bench normalise` output to reuse).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
-SECS=${BENCH_PG_SECS:-15}
+SECS=${BENCH_PG_SECS:-10}
+ROUNDS=${BENCH_PG_ROUNDS:-3}
 SCALE=${BENCH_PG_SCALE:-10}
 CLIENTS=8
 THREADS=2
@@ -203,46 +205,65 @@ TICKS=$(getconf CLK_TCK)
 # --- runs -------------------------------------------------------------------------------
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE"
+echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of direct, haproxy, indextap per mode (TPS: the rounds' mean)"
 echo
 
-declare -A TPS TXNS CPU
+declare -A TPS TXNS CPU TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS CAPTURED
 CAPTURE_LINES=()
 for mode in prepared simple; do
   for target in direct haproxy indextap; do
-    case $target in
-      direct) port=$PG_PORT ;;
-      haproxy) port=$HAPROXY_PORT ;;
-      indextap) port=$INDEXTAP_PORT ;;
-    esac
-    before=0
-    [[ $target == indextap ]] && before=$(captured)
-    pid=
-    case $target in
-      haproxy) pid=$HAPROXY_PID ;;
-      indextap) pid=$INDEXTAP_PID ;;
-    esac
-    [[ -n $pid ]] && read -r cpu_total cpu_analysis < <(cpu_ticks "$pid")
-    out=$WORK/pgbench-$mode-$target.log
-    pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
-      { cat "$out"; die "pgbench -M $mode against $target failed"; }
-    TPS[$mode,$target]=$(awk '/^tps = / {print $3; exit}' "$out")
-    TXNS[$mode,$target]=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]; exit}' "$out")
+    TPS_SUM[$mode,$target]=0; TXNS_SUM[$mode,$target]=0
+    TICKS_TOTAL[$mode,$target]=0; TICKS_ANALYSIS[$mode,$target]=0; CAPTURED[$mode,$target]=0
+  done
+  # Rounds of direct → HAProxy → indextap: a slow spell on a shared machine hits every
+  # target, not just the one that happened to be running.
+  for round in $(seq 1 "$ROUNDS"); do
+    for target in direct haproxy indextap; do
+      case $target in
+        direct) port=$PG_PORT ;;
+        haproxy) port=$HAPROXY_PORT ;;
+        indextap) port=$INDEXTAP_PORT ;;
+      esac
+      before=0
+      [[ $target == indextap ]] && before=$(captured)
+      pid=
+      case $target in
+        haproxy) pid=$HAPROXY_PID ;;
+        indextap) pid=$INDEXTAP_PID ;;
+      esac
+      [[ -n $pid ]] && read -r cpu_total cpu_analysis < <(cpu_ticks "$pid")
+      out=$WORK/pgbench-$mode-$target-$round.log
+      pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
+        { cat "$out"; die "pgbench -M $mode against $target failed"; }
+      tps=$(awk '/^tps = / {print $3; exit}' "$out")
+      txns=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]; exit}' "$out")
+      TPS_SUM[$mode,$target]=$(awk -v a="${TPS_SUM[$mode,$target]}" -v b="$tps" 'BEGIN {print a + b}')
+      TXNS_SUM[$mode,$target]=$((TXNS_SUM[$mode,$target] + txns))
+      if [[ -n $pid ]]; then
+        read -r now_total now_analysis < <(cpu_ticks "$pid")
+        TICKS_TOTAL[$mode,$target]=$((TICKS_TOTAL[$mode,$target] + now_total - cpu_total))
+        TICKS_ANALYSIS[$mode,$target]=$((TICKS_ANALYSIS[$mode,$target] + now_analysis - cpu_analysis))
+      fi
+      echo "  -M $mode via $target, round $round: $tps tps"
+      if [[ $target == indextap ]]; then
+        after=$(wait_captured $((before + txns)))
+        CAPTURED[$mode,$target]=$((CAPTURED[$mode,$target] + after - before))
+      fi
+    done
+  done
+  for target in direct haproxy indextap; do
+    TPS[$mode,$target]=$(awk -v t="${TPS_SUM[$mode,$target]}" -v r="$ROUNDS" 'BEGIN {print t / r}')
+    TXNS[$mode,$target]=${TXNS_SUM[$mode,$target]}
     CPU[$mode,$target]=-
-    if [[ -n $pid ]]; then
-      read -r now_total now_analysis < <(cpu_ticks "$pid")
-      CPU[$mode,$target]=$(awk -v t=$((now_total - cpu_total)) -v a=$((now_analysis - cpu_analysis)) \
+    if [[ $target != direct ]]; then
+      CPU[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v a="${TICKS_ANALYSIS[$mode,$target]}" \
         -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
         'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
     fi
-    echo "  -M $mode via $target: ${TPS[$mode,$target]} tps"
-    if [[ $target == indextap ]]; then
-      sent=${TXNS[$mode,$target]}
-      after=$(wait_captured $((before + sent)))
-      got=$((after - before))
-      CAPTURE_LINES+=("$(awk -v m="$mode" -v g="$got" -v s="$sent" 'BEGIN {printf "  -M %-8s captured %d SELECTs on pgbench_accounts vs %d transactions reported (%.3f%%)", m, g, s, 100 * g / (s > 0 ? s : 1)}')")
-    fi
   done
+  got=${CAPTURED[$mode,indextap]}
+  sent=${TXNS[$mode,indextap]}
+  CAPTURE_LINES+=("$(awk -v m="$mode" -v g="$got" -v s="$sent" 'BEGIN {printf "  -M %-8s captured %d SELECTs on pgbench_accounts vs %d transactions reported (%.3f%%)", m, g, s, 100 * g / (s > 0 ? s : 1)}')")
 done
 
 echo
