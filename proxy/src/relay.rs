@@ -329,7 +329,7 @@ impl<F: Framer> Pump<F> {
             return;
         };
         splitter.push(chunk.clone(), pieces);
-        let mut frames = Vec::new();
+        let mut frames = Vec::with_capacity(pieces.len());
         for piece in pieces.drain(..) {
             let direction = self.direction;
             match piece {
