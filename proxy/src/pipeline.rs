@@ -254,8 +254,11 @@ pub async fn inspect_connection(
     }
 }
 
-/// How long an inspection task lets frames gather after the first one woke it.
-const INSPECTION_TICK: Duration = Duration::from_millis(5);
+/// How long an inspection task lets frames gather after the first one woke it. Longer ticks
+/// mean fewer wake-ups but longer bursts of decoding on a shared core; at 5 ms a busy
+/// connection's burst (~150 µs) showed in the 1-client p99, and 1 ms measured no worse at
+/// 16 clients.
+const INSPECTION_TICK: Duration = Duration::from_millis(1);
 /// How many frames an inspection task takes per wake-up at most.
 const INSPECTION_BATCH: usize = 256;
 
