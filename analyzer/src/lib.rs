@@ -21,3 +21,6 @@ pub mod command;
 pub mod export;
 pub mod shape;
 pub mod snapshot;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;

@@ -234,11 +234,12 @@ impl<F: Framer> Splitter<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A 4-byte little-endian length that includes itself, like MongoDB's MsgHeader.
-    struct LenPrefix;
+    /// A 4-byte little-endian length that includes itself, like MongoDB's MsgHeader; the relay's
+    /// tests frame with it too.
+    pub(crate) struct LenPrefix;
 
     impl Framer for LenPrefix {
         fn header_len(&self) -> usize {

@@ -466,24 +466,8 @@ fn offer_item(tap: &mut Option<Tap>, item: TapItem) {
 mod tests {
     use super::*;
     use crate::admin::metrics::Metrics;
-    use crate::tap::DecodeError;
+    use crate::framing::tests::LenPrefix;
     use tokio::io::duplex;
-
-    /// 4-byte little-endian length including itself.
-    struct LenPrefix;
-
-    impl Framer for LenPrefix {
-        fn header_len(&self) -> usize {
-            4
-        }
-        fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if len < 4 {
-                return Err(DecodeError::new("bad_length", "short"));
-            }
-            Ok(len)
-        }
-    }
 
     /// How many of `frames(count)` fit under a 1024-byte inspection cap.
     fn inspectable(count: usize) -> usize {
@@ -519,10 +503,15 @@ mod tests {
         out
     }
 
-    /// Relay 400 frames up and 300 down; (frames tapped, oversize headers tapped, dropped).
-    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, usize, u64) {
-        let metrics = Metrics::new().listener("test", "test");
-        let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
+    /// Relay `requests` and `replies` through length-prefixed framers with a 1024-byte
+    /// inspection cap, fed in uneven chunks, and check every byte arrived unchanged.
+    async fn relay_through(
+        metrics: &ListenerMetrics,
+        tap: Tap,
+        rewrite: Option<ReplyRewrite>,
+        requests: Vec<u8>,
+        replies: Vec<u8>,
+    ) {
         let (client, proxy_client) = duplex(8192);
         let (proxy_upstream, upstream) = duplex(8192);
         let relay = Relay {
@@ -533,8 +522,6 @@ mod tests {
             tap: Some(tap),
             metrics: metrics.clone(),
         };
-        let requests = frames(400);
-        let replies = frames(300);
         let (client_read, client_write) = tokio::io::split(client);
         let (upstream_read, upstream_write) = tokio::io::split(upstream);
         let relayed = tokio::spawn(relay.run(
@@ -550,6 +537,13 @@ mod tests {
         relayed.await.expect("join").expect("relay");
         assert_eq!(at_upstream, requests, "client → upstream bytes changed");
         assert_eq!(at_client, replies, "upstream → client bytes changed");
+    }
+
+    /// Relay 400 frames up and 300 down; (frames tapped, oversize headers tapped, dropped).
+    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, usize, u64) {
+        let metrics = Metrics::new().listener("test", "test");
+        let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
+        relay_through(&metrics, tap, rewrite, frames(400), frames(300)).await;
         let mut tapped = 0;
         let mut oversize_headers = 0;
         while let Ok(item) = receiver.frames.try_recv() {
@@ -602,39 +596,13 @@ mod tests {
             let registry = Metrics::new();
             let metrics = registry.listener("cut", "test");
             let (tap, _receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
-            let (client, proxy_client) = duplex(8192);
-            let (proxy_upstream, upstream) = duplex(8192);
-            let relay = Relay {
-                request_framer: LenPrefix,
-                reply_framer: LenPrefix,
-                max_inspect: 1024,
-                reply_rewrite: rewrite,
-                tap: Some(tap),
-                metrics: metrics.clone(),
-            };
             let mut requests = frames(5);
             requests.extend_from_slice(&100u32.to_le_bytes());
             requests.extend_from_slice(b"only part of it");
             let mut replies = frames(4);
+            // The held-back bytes of a cut reply are forwarded too.
             replies.extend_from_slice(&[60, 0]);
-            let (client_read, client_write) = tokio::io::split(client);
-            let (upstream_read, upstream_write) = tokio::io::split(upstream);
-            let relayed = tokio::spawn(relay.run(
-                tokio::io::split(proxy_client),
-                tokio::io::split(proxy_upstream),
-            ));
-            let (_, _, at_upstream, at_client) = tokio::join!(
-                feed(client_write, requests.clone()),
-                feed(upstream_write, replies.clone()),
-                drain(upstream_read),
-                drain(client_read),
-            );
-            relayed.await.expect("join").expect("relay");
-            assert_eq!(at_upstream, requests);
-            assert_eq!(
-                at_client, replies,
-                "held-back bytes of a cut reply are forwarded"
-            );
+            relay_through(&metrics, tap, rewrite, requests, replies).await;
             let text = registry.encode();
             assert!(
                 text.contains(

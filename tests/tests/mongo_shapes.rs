@@ -29,6 +29,7 @@ use std::pin::Pin;
 
 use bson::raw::CString;
 use bson::{doc, DateTime, Document, Regex};
+use indextap_analyzer::testing::{and, leaf, sort_key};
 use mongo_harness::{shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::Database;
 use serde_json::{json, Value};
@@ -230,23 +231,6 @@ fn shape(collection: &str, parts: Value) -> Value {
     assert!(parts.contains_key("command") && parts.contains_key("filter"));
     shape_fields.extend(parts);
     shape
-}
-
-fn leaf(field: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({ "leaf": {
-        "target": { "field": field },
-        "operator": operator,
-        "class": class,
-        "value_type": value_type,
-    } })
-}
-
-fn and(children: Vec<Value>) -> Value {
-    json!({ "and": children })
-}
-
-fn sort_key(field: &str, direction: i8) -> Value {
-    json!({ "target": { "field": field }, "direction": direction })
 }
 
 fn once(shape: Value) -> Expected {

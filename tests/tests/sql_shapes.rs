@@ -6,7 +6,8 @@
 //! shape, lost one, or split one shape into two ids fails here.
 //!
 //! ## Layout
-//! - expected-shape builders (`field`, `select`, ...), mirroring the canonical JSON;
+//! - expected shapes are built with the analyzer's own `testing::sql` builders, the ones its
+//!   unit table uses;
 //! - `cases`: each statement, how it is sent, and the shapes it must yield;
 //! - the harness: server, schema (created directly, not through the proxy), proxy, client;
 //! - the test: run every case through the proxy, wait for the counts, compare everything.
@@ -15,124 +16,16 @@ use std::error::Error;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, BytesMut};
+use indextap_analyzer::testing::sql::{
+    expression, field, join, or, select, shape, sort, sort_nulls, DATABASE,
+};
 use indextap_tests::{free_port, IndextapProcess, Postgres};
 use serde_json::{json, Value};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
-const DATABASE: &str = "app";
 /// How long the aggregate may take to show what was sent.
 const SETTLE: Duration = Duration::from_secs(15);
-
-// ---------------------------------------------------------------------------------------
-// Expected shapes, in the analyzer's canonical JSON.
-// ---------------------------------------------------------------------------------------
-
-fn field(name: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({"leaf": {"target": {"field": name}, "operator": operator, "class": class,
-        "value_type": value_type}})
-}
-
-fn expression(text: &str, column: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({"leaf": {"target": {"expression": {"text": text, "column": column}},
-        "operator": operator, "class": class, "value_type": value_type}})
-}
-
-/// An equality a join condition puts on this table's column.
-fn join(name: &str) -> Value {
-    field(name, "JOIN", "eq", "other")
-}
-
-fn or(branches: Vec<Value>) -> Value {
-    json!({ "or": branches })
-}
-
-fn sort(name: &str, direction: i8) -> Value {
-    json!({"target": {"field": name}, "direction": direction})
-}
-
-fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
-    json!({"target": {"field": name}, "direction": direction, "nulls_first": nulls_first})
-}
-
-/// An expected shape, with everything off until set.
-struct Expected {
-    schema: &'static str,
-    table: &'static str,
-    command: &'static str,
-    filter: Vec<Value>,
-    sort: Vec<Value>,
-    limit: bool,
-    skip: bool,
-    projection: Vec<&'static str>,
-    group_by: Vec<&'static str>,
-    options: Vec<&'static str>,
-}
-
-fn shape(command: &'static str, table: &'static str) -> Expected {
-    Expected {
-        schema: "public",
-        table,
-        command,
-        filter: Vec::new(),
-        sort: Vec::new(),
-        limit: false,
-        skip: false,
-        projection: Vec::new(),
-        group_by: Vec::new(),
-        options: Vec::new(),
-    }
-}
-
-fn select(table: &'static str) -> Expected {
-    shape("select", table)
-}
-
-impl Expected {
-    /// The conjuncts, in canonical (sorted) order.
-    fn filter(mut self, conjuncts: Vec<Value>) -> Self {
-        self.filter = conjuncts;
-        self
-    }
-    fn sort(mut self, keys: Vec<Value>) -> Self {
-        self.sort = keys;
-        self
-    }
-    fn limit(mut self) -> Self {
-        self.limit = true;
-        self
-    }
-    fn skip(mut self) -> Self {
-        self.skip = true;
-        self
-    }
-    fn projection(mut self, columns: Vec<&'static str>) -> Self {
-        self.projection = columns;
-        self
-    }
-    fn group_by(mut self, columns: Vec<&'static str>) -> Self {
-        self.group_by = columns;
-        self
-    }
-    fn joined(mut self) -> Self {
-        self.options = vec!["join"];
-        self
-    }
-    fn json(self) -> Value {
-        json!({
-            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": self.schema,
-                "collection": self.table},
-            "command": self.command,
-            "filter": {"and": self.filter},
-            "sort": self.sort,
-            "limit": self.limit,
-            "skip": self.skip,
-            "projection": self.projection,
-            "group_by": self.group_by,
-            "options": self.options,
-        })
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The cases.

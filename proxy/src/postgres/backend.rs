@@ -188,13 +188,7 @@ fn is_sqlstate(code: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-        let mut bytes = vec![kind];
-        bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-        bytes.extend_from_slice(body);
-        bytes
-    }
+    use crate::postgres::frame::encode as frame;
 
     fn decoded(bytes: &[u8]) -> Decoded<Backend> {
         decode(&TypedFrame::parse(bytes).unwrap())

@@ -75,8 +75,8 @@ struct Numberer<'k> {
     as_text: HashSet<Span>,
 }
 
-/// The type PostgreSQL gives a numeric literal.
-fn number_type(text: &str) -> Option<DataType> {
+/// The type PostgreSQL gives a numeric literal (and the masked cache key keeps).
+pub(super) fn number_type(text: &str) -> Option<DataType> {
     if text.contains(['.', 'e', 'E']) {
         Some(DataType::Numeric(ExactNumberInfo::None))
     } else if text.parse::<i32>().is_ok() {

@@ -148,10 +148,7 @@ pub fn error_response(sqlstate: &str, message: &str) -> Vec<u8> {
         body.push(0);
     }
     body.push(0);
-    let mut bytes = vec![b'E'];
-    bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    bytes.extend_from_slice(&body);
-    bytes
+    crate::postgres::frame::encode(b'E', &body)
 }
 
 /// Tells the client why the session ends, best effort: it may already be gone.

@@ -5,26 +5,13 @@ use bson::{rawdoc, RawDocumentBuf};
 use super::*;
 use crate::shape::mongo::filter::MAX_DEPTH;
 use crate::shape::{BoundConstant, Constant, Namespace, Target, Write, WriteKind};
+use crate::testing::{rejected as rejection, writes_only};
 
 fn write(collection: &str, kind: WriteKind, count: u64) -> Write {
     Write {
         namespace: Namespace::mongo("app", collection),
         kind,
         count,
-    }
-}
-
-fn writes_only(writes: Vec<Write>) -> Lowering {
-    Lowering {
-        writes,
-        ..Lowering::default()
-    }
-}
-
-fn rejection(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
-        ..Lowering::default()
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::lower;
 use crate::command::{DocumentSequence, MongoCommand};
 use crate::shape::Lowering;
+pub(super) use crate::testing::{and, leaf, sort_key};
 
 /// A command on database `app` with no document sequences.
 fn command(body: RawDocumentBuf) -> MongoCommand {
@@ -94,21 +95,4 @@ fn shape(collection: &str, command: &str, filter: Value) -> Value {
 fn with(mut shape: Value, field: &str, value: Value) -> Value {
     shape[field] = value;
     shape
-}
-
-fn leaf(field: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({"leaf": {
-        "target": {"field": field},
-        "operator": operator,
-        "class": class,
-        "value_type": value_type,
-    }})
-}
-
-fn and(children: Vec<Value>) -> Value {
-    json!({ "and": children })
-}
-
-fn sort_key(field: &str, direction: i8) -> Value {
-    json!({"target": {"field": field}, "direction": direction})
 }

@@ -6,7 +6,8 @@ use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::Token;
 
 use super::super::constants::is_enum_token;
-use super::{number_class, Masked};
+use super::super::normalize::number_type;
+use super::Masked;
 
 /// What the previous significant token makes of a literal right after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,7 +61,7 @@ impl<'t> Scanner<'t> {
     ) -> Option<Masked> {
         let masked = match token {
             Token::SingleQuotedString(text) if !is_enum_token(text) => Masked::String,
-            Token::Number(text, long) => Masked::Number(number_class(text), *long),
+            Token::Number(text, long) => Masked::Number(number_type(text), *long),
             _ => return None,
         };
         let next = next();

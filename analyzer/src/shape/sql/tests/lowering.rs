@@ -3,6 +3,7 @@
 use crate::command::SqlProtocol;
 use crate::shape::sql::{lower_text, SQL_PARSE_ERROR, SQL_UNSUPPORTED};
 use crate::shape::{BoundConstant, Constant, Lowering, Namespace, Target, Write, WriteKind};
+use crate::testing::{rejected, writes_only};
 
 use super::{canonical_shapes, lower, only, DATABASE};
 
@@ -11,20 +12,6 @@ fn write(table: &str, kind: WriteKind, count: u64) -> Write {
         namespace: Namespace::postgres(DATABASE, "public", table),
         kind,
         count,
-    }
-}
-
-fn writes_only(writes: Vec<Write>) -> Lowering {
-    Lowering {
-        writes,
-        ..Lowering::default()
-    }
-}
-
-fn rejected(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
-        ..Lowering::default()
     }
 }
 

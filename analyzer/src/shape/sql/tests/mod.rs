@@ -1,7 +1,7 @@
 //! Tests of SQL lowering.
 //!
 //! ## Layout
-//! - this file: helpers that build expected canonical JSON.
+//! - this file: lowering helpers; expected shapes are built with `crate::testing::sql`.
 //! - `table`: statements and the exact shapes they lower to.
 //! - `lowering`: writes, rejections, constants and normalized statements.
 //! - `identity`: what must not change a shape's id.
@@ -22,13 +22,11 @@ mod privacy;
 mod statements;
 mod table;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::{Lowering, ShapeOccurrence};
-
-/// The database every test statement runs against.
-const DATABASE: &str = "app";
+pub(super) use crate::testing::sql::*;
 
 fn lower(text: &str) -> Lowering {
     super::lower_text(DATABASE, text, SqlProtocol::Simple)
@@ -58,123 +56,4 @@ fn only(text: &str) -> ShapeOccurrence {
     let mut lowering = lower(text);
     assert_eq!(lowering.shapes.len(), 1, "{text}: {lowering:?}");
     lowering.shapes.remove(0)
-}
-
-/// A leaf on a column.
-fn field(name: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({"leaf": {"target": {"field": name}, "operator": operator, "class": class,
-        "value_type": value_type}})
-}
-
-/// A leaf on an expression of a column.
-fn expression(text: &str, column: &str, operator: &str, class: &str, value_type: &str) -> Value {
-    json!({"leaf": {"target": {"expression": {"text": text, "column": column}},
-        "operator": operator, "class": class, "value_type": value_type}})
-}
-
-/// A join leaf on a column.
-fn join(name: &str) -> Value {
-    field(name, "JOIN", "eq", "other")
-}
-
-fn or(branches: Vec<Value>) -> Value {
-    json!({ "or": branches })
-}
-
-fn not(inner: Value) -> Value {
-    json!({ "not": inner })
-}
-
-fn sort(name: &str, direction: i8) -> Value {
-    json!({"target": {"field": name}, "direction": direction})
-}
-
-fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
-    json!({"target": {"field": name}, "direction": direction, "nulls_first": nulls_first})
-}
-
-/// An expected shape, with everything off until set.
-struct Expected {
-    schema: &'static str,
-    table: &'static str,
-    command: &'static str,
-    filter: Vec<Value>,
-    sort: Vec<Value>,
-    limit: bool,
-    skip: bool,
-    projection: Vec<&'static str>,
-    group_by: Vec<&'static str>,
-    options: Vec<&'static str>,
-}
-
-fn shape(command: &'static str, table: &'static str) -> Expected {
-    Expected {
-        schema: "public",
-        table,
-        command,
-        filter: Vec::new(),
-        sort: Vec::new(),
-        limit: false,
-        skip: false,
-        projection: Vec::new(),
-        group_by: Vec::new(),
-        options: Vec::new(),
-    }
-}
-
-fn select(table: &'static str) -> Expected {
-    shape("select", table)
-}
-
-impl Expected {
-    /// The conjuncts, in canonical (sorted) order.
-    fn filter(mut self, conjuncts: Vec<Value>) -> Self {
-        self.filter = conjuncts;
-        self
-    }
-    fn schema(mut self, schema: &'static str) -> Self {
-        self.schema = schema;
-        self
-    }
-    fn sort(mut self, keys: Vec<Value>) -> Self {
-        self.sort = keys;
-        self
-    }
-    fn limit(mut self) -> Self {
-        self.limit = true;
-        self
-    }
-    fn skip(mut self) -> Self {
-        self.skip = true;
-        self
-    }
-    fn projection(mut self, columns: Vec<&'static str>) -> Self {
-        self.projection = columns;
-        self
-    }
-    fn group_by(mut self, columns: Vec<&'static str>) -> Self {
-        self.group_by = columns;
-        self
-    }
-    fn options(mut self, options: Vec<&'static str>) -> Self {
-        self.options = options;
-        self
-    }
-    fn joined(self) -> Self {
-        self.options(vec!["join"])
-    }
-    fn json(self) -> Value {
-        json!({
-            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": self.schema,
-                "collection": self.table},
-            "command": self.command,
-            "filter": {"and": self.filter},
-            "sort": self.sort,
-            "limit": self.limit,
-            "skip": self.skip,
-            "projection": self.projection,
-            "group_by": self.group_by,
-            "options": self.options,
-        })
-    }
 }

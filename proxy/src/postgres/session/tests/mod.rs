@@ -17,6 +17,7 @@ use bytes::Bytes;
 use indextap_analyzer::command::{Observation, Request, SqlProtocol};
 
 use super::PgSession;
+use crate::postgres::frame::encode as message;
 use crate::tap::{CollectedEvents, Direction, Inspector, TapFrame};
 
 /// Builds typed messages and feeds them, with a clock that moves 1 ms per frame.
@@ -25,13 +26,6 @@ struct Harness {
     events: CollectedEvents,
     start: Instant,
     ticks: u64,
-}
-
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![kind];
-    bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 fn cstr(out: &mut Vec<u8>, text: &str) {

@@ -1,0 +1,54 @@
+//! Builders of expected canonical shapes, shared by the analyzer's own tests and the
+//! end-to-end tests (which enable the `testing` feature). Not part of the public API.
+//!
+//! ## Layout
+//! - this file: predicate, sort and lowering builders both engines share.
+//! - [`sql`]: expected SQL shapes, in the canonical JSON of [`crate::shape::Shape`].
+
+pub mod sql;
+
+use serde_json::{json, Value};
+
+use crate::shape::{Lowering, Write};
+
+/// A lowering that only counts writes.
+pub fn writes_only(writes: Vec<Write>) -> Lowering {
+    Lowering {
+        writes,
+        ..Lowering::default()
+    }
+}
+
+/// A lowering that only rejects, for `reason`.
+pub fn rejected(reason: &'static str) -> Lowering {
+    Lowering {
+        rejected: Some(reason),
+        ..Lowering::default()
+    }
+}
+
+/// A leaf on a field (a MongoDB path, a SQL column).
+pub fn leaf(field: &str, operator: &str, class: &str, value_type: &str) -> Value {
+    json!({"leaf": {"target": {"field": field}, "operator": operator, "class": class,
+        "value_type": value_type}})
+}
+
+/// AND of children.
+pub fn and(children: Vec<Value>) -> Value {
+    json!({ "and": children })
+}
+
+/// OR branches.
+pub fn or(branches: Vec<Value>) -> Value {
+    json!({ "or": branches })
+}
+
+/// A negated predicate.
+pub fn not(inner: Value) -> Value {
+    json!({ "not": inner })
+}
+
+/// A sort key on a field.
+pub fn sort_key(field: &str, direction: i8) -> Value {
+    json!({"target": {"field": field}, "direction": direction})
+}
