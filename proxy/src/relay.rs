@@ -329,15 +329,28 @@ impl<F: Framer> Pump<F> {
             return;
         };
         splitter.push(chunk.clone(), pieces);
-        let mut frames = Vec::with_capacity(pieces.len());
+        // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
+        let several = pieces
+            .iter()
+            .filter(|piece| matches!(piece, Piece::Frame(_)))
+            .nth(1)
+            .is_some();
+        let mut frames = Vec::with_capacity(if several { pieces.len() } else { 0 });
         for piece in pieces.drain(..) {
             let direction = self.direction;
             match piece {
-                Piece::Frame(bytes) => frames.push(TapFrame {
-                    direction,
-                    bytes,
-                    at,
-                }),
+                Piece::Frame(bytes) => {
+                    let frame = TapFrame {
+                        direction,
+                        bytes,
+                        at,
+                    };
+                    if several {
+                        frames.push(frame);
+                    } else {
+                        offer_item(&mut self.tap, TapItem::Frame(frame));
+                    }
+                }
                 Piece::Raw(_) => {}
                 Piece::Oversize { header, .. } => {
                     offer_frames(&mut self.tap, &mut frames);

@@ -39,8 +39,9 @@ const PG_ROOT: &str = "/usr/lib/postgresql";
 const PORT_ATTEMPTS: usize = 3;
 /// `pg_ctl start -t`, in seconds.
 const START_TIMEOUT_SECS: &str = "60";
-/// Client variables from the caller's environment that would change what we connect to.
-const CLIENT_ENV: [&str; 9] = [
+/// Client variables from the caller's environment that would change what we connect to;
+/// every client tool a test starts has them removed.
+pub const CLIENT_ENV: [&str; 10] = [
     "PGHOST",
     "PGHOSTADDR",
     "PGPORT",
@@ -50,6 +51,7 @@ const CLIENT_ENV: [&str; 9] = [
     "PGSERVICE",
     "PGSSLMODE",
     "PGOPTIONS",
+    "PGSSLROOTCERT",
 ];
 const INSTALL_HINT: &str =
     "install PostgreSQL (apt-get install postgresql postgresql-15-hypopg) or set PG_BIN_DIR";
@@ -209,9 +211,13 @@ impl Postgres {
 
     /// Starts the server again after [`Self::stop_server`], on the same port.
     pub fn start_again(&self) -> anyhow::Result<()> {
+        self.pg_ctl_start(self.port)
+    }
+
+    /// `pg_ctl start` on `port`, waiting until the server accepts connections.
+    fn pg_ctl_start(&self, port: u16) -> anyhow::Result<()> {
         let server_options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
             self.socket_dir().display()
         );
         let mut pg_ctl = self.server_command("pg_ctl");
@@ -334,25 +340,7 @@ impl Postgres {
         let mut last_failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            let server_options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1",
-                self.socket_dir().display()
-            );
-            let mut pg_ctl = self.server_command("pg_ctl");
-            pg_ctl
-                .arg("-D")
-                .arg(&self.data_dir)
-                .arg("-l")
-                .arg(&self.log_path)
-                .args([
-                    "-w",
-                    "-t",
-                    START_TIMEOUT_SECS,
-                    "-o",
-                    &server_options,
-                    "start",
-                ]);
-            match run(&mut pg_ctl) {
+            match self.pg_ctl_start(port) {
                 Ok(_) => {
                     self.port = port;
                     return;

@@ -18,26 +18,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use indextap_tests::ports::free_addr;
-use indextap_tests::postgres::{bin_dir, SUPERUSER};
+use indextap_tests::postgres::{bin_dir, CLIENT_ENV, SUPERUSER};
 use indextap_tests::{IndextapProcess, Postgres, PostgresOptions};
 use serde_json::Value;
 
 /// How long observations may take to reach the aggregator.
 pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Client variables from the caller's environment that would change what we connect to.
-const CLIENT_ENV: [&str; 10] = [
-    "PGHOST",
-    "PGHOSTADDR",
-    "PGPORT",
-    "PGUSER",
-    "PGDATABASE",
-    "PGPASSWORD",
-    "PGSERVICE",
-    "PGSSLMODE",
-    "PGOPTIONS",
-    "PGSSLROOTCERT",
-];
 
 /// A PostgreSQL cluster with `indextap proxy` in front of it.
 pub struct PgBehindProxy {

@@ -162,9 +162,10 @@ pub async fn reject<S: AsyncWrite + Unpin>(stream: &mut S, sqlstate: &str, messa
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A StartupMessage of protocol `version` with `parameters`; the startup tests send it too.
     pub(crate) fn startup_bytes(version: i32, parameters: &[(&str, &str)]) -> Vec<u8> {
         let mut body = version.to_be_bytes().to_vec();
         for (key, value) in parameters {

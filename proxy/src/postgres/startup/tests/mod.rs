@@ -38,18 +38,9 @@ fn request(code: i32) -> Vec<u8> {
     bytes
 }
 
+/// A protocol 3.0 StartupMessage.
 fn startup(parameters: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (key, value) in parameters {
-        body.extend_from_slice(key.as_bytes());
-        body.push(0);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&body);
-    bytes
+    super::packet::tests::startup_bytes(196_608, parameters)
 }
 
 /// A connected pair: the test's client end, and the end `negotiate` gets.
