@@ -12,8 +12,7 @@
 //! - [`snapshot`]: the aggregate as a versioned, mergeable file (restarts, fleets).
 //! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank.
 //! - [`export`]: one recommendation, many renderings (JSON, mongosh, SQL, ORM migrations, Markdown).
-#![forbid(unsafe_code)]
-#![warn(rust_2018_idioms, unreachable_pub, clippy::dbg_macro, clippy::todo)]
+// Lints: `[workspace.lints]` in the root Cargo.toml.
 
 pub mod advise;
 pub mod aggregate;

@@ -24,8 +24,7 @@
 //! - [`leak`]: every place indextap's output can be read (admin API, CLI, logs, state file),
 //!   gathered and searched for markers.
 //! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
-#![forbid(unsafe_code)]
-#![warn(rust_2018_idioms, unreachable_pub)]
+// Lints: `[workspace.lints]` in the root Cargo.toml.
 
 mod child;
 pub mod compressing_front;

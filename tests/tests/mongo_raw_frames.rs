@@ -30,15 +30,15 @@ use wire::{Connection, OP_COMPRESSED, OP_MSG, OP_REPLY};
 mod wire {
     use super::*;
 
-    pub const OP_REPLY: i32 = 1;
-    pub const OP_QUERY: i32 = 2004;
-    pub const OP_COMPRESSED: i32 = 2012;
-    pub const OP_MSG: i32 = 2013;
+    pub(crate) const OP_REPLY: i32 = 1;
+    pub(crate) const OP_QUERY: i32 = 2004;
+    pub(crate) const OP_COMPRESSED: i32 = 2012;
+    pub(crate) const OP_MSG: i32 = 2013;
     /// How long a reply may take.
     const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
     /// A whole message: the 16-byte header (`messageLength` counted from `body`), then `body`.
-    pub fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
         let len = i32::try_from(body.len() + 16).expect("small frame");
         let mut out = Vec::with_capacity(body.len() + 16);
         for field in [len, request_id, response_to, op_code] {
@@ -55,7 +55,7 @@ mod wire {
     }
 
     /// OP_MSG with no flags and one kind 0 section.
-    pub fn op_msg(request_id: i32, command: &Document) -> Vec<u8> {
+    pub(crate) fn op_msg(request_id: i32, command: &Document) -> Vec<u8> {
         let mut body = 0u32.to_le_bytes().to_vec();
         body.push(0);
         body.extend_from_slice(&bson_bytes(command));
@@ -63,7 +63,7 @@ mod wire {
     }
 
     /// OP_QUERY on `namespace` (`db.$cmd` for a command).
-    pub fn op_query(
+    pub(crate) fn op_query(
         request_id: i32,
         namespace: &str,
         number_to_return: i32,
@@ -83,7 +83,7 @@ mod wire {
     }
 
     /// OP_COMPRESSED with every field as given, so that it can lie.
-    pub fn op_compressed(
+    pub(crate) fn op_compressed(
         request_id: i32,
         original_opcode: i32,
         uncompressed_size: i32,
@@ -98,17 +98,17 @@ mod wire {
     }
 
     /// OP_REPLY's `numberReturned`.
-    pub fn number_returned(reply: &[u8]) -> i32 {
+    pub(crate) fn number_returned(reply: &[u8]) -> i32 {
         frame_i32(reply, 32)
     }
 
     /// A raw client connection.
-    pub struct Connection {
+    pub(crate) struct Connection {
         stream: TcpStream,
     }
 
     impl Connection {
-        pub fn open(addr: SocketAddr) -> Self {
+        pub(crate) fn open(addr: SocketAddr) -> Self {
             let stream = TcpStream::connect(addr).expect("connect to the proxy");
             stream
                 .set_read_timeout(Some(READ_TIMEOUT))
@@ -117,19 +117,19 @@ mod wire {
             Self { stream }
         }
 
-        pub fn send(&mut self, bytes: &[u8]) {
+        pub(crate) fn send(&mut self, bytes: &[u8]) {
             self.stream.write_all(bytes).expect("write to the proxy");
         }
 
         /// No more requests: the proxy should pass the end of stream on.
-        pub fn finish_sending(&mut self) {
+        pub(crate) fn finish_sending(&mut self) {
             self.stream
                 .shutdown(Shutdown::Write)
                 .expect("half-close toward the proxy");
         }
 
         /// The next whole message, or why there is none (a timeout, an early end of stream).
-        pub fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
+        pub(crate) fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
             let mut length = [0u8; 4];
             self.stream.read_exact(&mut length)?;
             let len = usize::try_from(i32::from_le_bytes(length)).unwrap_or(0);
@@ -141,7 +141,7 @@ mod wire {
         }
 
         /// Sends a request and reads its reply, which must answer it.
-        pub fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
+        pub(crate) fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
             self.send(request);
             let reply = self.read_frame().unwrap_or_else(|err| {
                 panic!(
@@ -161,7 +161,7 @@ mod wire {
         }
 
         /// Reads until the connection ends; panics if it stays open. Returns what came.
-        pub fn read_until_closed(&mut self) -> Vec<u8> {
+        pub(crate) fn read_until_closed(&mut self) -> Vec<u8> {
             let mut rest = Vec::new();
             match self.stream.read_to_end(&mut rest) {
                 Ok(_) => rest,

@@ -19,14 +19,14 @@ use tokio::net::{TcpListener, TcpStream};
 use super::wire::{canned_reply, stamp, FrameReader};
 
 /// A running fake upstream. It lives until the process ends.
-pub struct FakeMongo {
+pub(crate) struct FakeMongo {
     pub addr: SocketAddr,
     served: Arc<AtomicU64>,
 }
 
 impl FakeMongo {
     /// Bind a loopback port and serve on a new thread.
-    pub fn start() -> anyhow::Result<Self> {
+    pub(crate) fn start() -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -57,7 +57,7 @@ impl FakeMongo {
     }
 
     /// Requests answered so far.
-    pub fn served(&self) -> u64 {
+    pub(crate) fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
 }

@@ -18,14 +18,14 @@ use super::wire::{find_request, stamp, FrameReader, OP_MSG};
 
 /// How one run goes.
 #[derive(Debug, Clone, Copy)]
-pub struct LoadPlan {
+pub(crate) struct LoadPlan {
     pub clients: usize,
     pub warm_up: Duration,
     pub measure: Duration,
 }
 
 /// What one run measured.
-pub struct LoadResult {
+pub(crate) struct LoadResult {
     /// Requests answered in the measured period.
     pub measured: u64,
     /// Requests sent in all, warm-up included (what a capturing proxy should have seen).
@@ -36,12 +36,12 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
-    pub fn ops_per_sec(&self) -> f64 {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
         self.measured as f64 / self.elapsed.as_secs_f64()
     }
 
     /// Add another run's figures: requests and time add up, latencies merge.
-    pub fn absorb(&mut self, other: &LoadResult) {
+    pub(crate) fn absorb(&mut self, other: &LoadResult) {
         self.measured += other.measured;
         self.sent += other.sent;
         self.elapsed += other.elapsed;
@@ -50,7 +50,7 @@ impl LoadResult {
     }
 
     /// A quantile in microseconds.
-    pub fn micros_at(&self, quantile: f64) -> f64 {
+    pub(crate) fn micros_at(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 }
@@ -64,7 +64,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Run `plan` against `target` on a single-threaded runtime of its own.
-pub fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
+pub(crate) fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,7 +19,7 @@ const HAPROXY: &str = "/usr/sbin/haproxy";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A child process with its own temporary directory.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub name: &'static str,
     pub listen: SocketAddr,
     pub admin: Option<SocketAddr>,
@@ -35,7 +35,7 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 
 impl Proxy {
     /// HAProxy 2.6, `mode tcp`, one backend server, default threads (one per core).
-    pub fn haproxy(upstream: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) fn haproxy(upstream: SocketAddr) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("bench-haproxy-")
             .tempdir()?;
@@ -62,7 +62,7 @@ impl Proxy {
     }
 
     /// `indextap proxy` with a MongoDB listener in front of `upstream`.
-    pub fn indextap(binary: &Path, upstream: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) fn indextap(binary: &Path, upstream: SocketAddr) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("bench-indextap-")
             .tempdir()?;
@@ -118,7 +118,7 @@ impl Proxy {
 
     /// CPU time (user + system) the process has used so far, in all, and in the threads
     /// whose name starts with `analysis_prefix`.
-    pub fn cpu(&self, analysis_prefix: &str) -> anyhow::Result<CpuTime> {
+    pub(crate) fn cpu(&self, analysis_prefix: &str) -> anyhow::Result<CpuTime> {
         let mut time = CpuTime::default();
         let tasks = format!("/proc/{}/task", self.child.id());
         for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
@@ -137,12 +137,12 @@ impl Proxy {
     }
 
     /// What the process wrote so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("output.log")).unwrap_or_default()
     }
 
     /// GET a path of the admin API, as text.
-    pub fn admin_get(&self, path: &str) -> anyhow::Result<String> {
+    pub(crate) fn admin_get(&self, path: &str) -> anyhow::Result<String> {
         let admin = self.admin.context("no admin API")?;
         let url = format!("http://{admin}{path}");
         ureq::get(&url)
@@ -154,7 +154,7 @@ impl Proxy {
     }
 
     /// `find` executions on `app.orders` in `/api/v1/shapes`.
-    pub fn captured_finds(&self) -> anyhow::Result<u64> {
+    pub(crate) fn captured_finds(&self) -> anyhow::Result<u64> {
         let shapes: serde_json::Value = serde_json::from_str(&self.admin_get("/api/v1/shapes")?)?;
         let list = shapes["shapes"].as_array().context("no shapes array")?;
         Ok(list
@@ -169,7 +169,7 @@ impl Proxy {
     }
 
     /// Poll until `expected` finds are captured or the count stops moving for a second.
-    pub fn wait_captured(&self, expected: u64) -> anyhow::Result<u64> {
+    pub(crate) fn wait_captured(&self, expected: u64) -> anyhow::Result<u64> {
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut last = (u64::MAX, Instant::now());
         loop {
@@ -187,7 +187,7 @@ impl Proxy {
     }
 
     /// The `/metrics` samples about dropping (tap and analysis queues).
-    pub fn dropped_metrics(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn dropped_metrics(&self) -> anyhow::Result<Vec<String>> {
         Ok(self
             .admin_get("/metrics")?
             .lines()
@@ -199,14 +199,14 @@ impl Proxy {
 
 /// CPU time in clock ticks.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CpuTime {
+pub(crate) struct CpuTime {
     pub total: u64,
     pub analysis: u64,
 }
 
 impl CpuTime {
     /// Microseconds of CPU (total, analysis) between `self` (before) and `after`.
-    pub fn micros(&self, after: &CpuTime, ticks_per_sec: u64) -> (f64, f64) {
+    pub(crate) fn micros(&self, after: &CpuTime, ticks_per_sec: u64) -> (f64, f64) {
         let micros = |ticks: u64| ticks as f64 * 1e6 / ticks_per_sec.max(1) as f64;
         (
             micros(after.total.saturating_sub(self.total)),
@@ -216,7 +216,7 @@ impl CpuTime {
 }
 
 /// Clock ticks a second (`getconf CLK_TCK`, 100 on Linux).
-pub fn ticks_per_sec() -> u64 {
+pub(crate) fn ticks_per_sec() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

@@ -11,15 +11,15 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// `OP_MSG`.
-pub const OP_MSG: i32 = 2013;
+pub(crate) const OP_MSG: i32 = 2013;
 /// MsgHeader: messageLength, requestID, responseTo, opCode.
-pub const HEADER_LEN: usize = 16;
+pub(crate) const HEADER_LEN: usize = 16;
 /// The largest frame either side accepts (MongoDB's own limit is 48 MB).
 const MAX_FRAME: usize = 48 * 1024 * 1024;
 
 /// The fields of a MsgHeader the bench looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct Header {
+pub(crate) struct Header {
     pub length: usize,
     pub request_id: i32,
     pub response_to: i32,
@@ -50,7 +50,7 @@ impl Header {
 }
 
 /// An OP_MSG with flags 0 and `body` as its one kind 0 section.
-pub fn op_msg(request_id: i32, response_to: i32, body: &RawDocumentBuf) -> Vec<u8> {
+pub(crate) fn op_msg(request_id: i32, response_to: i32, body: &RawDocumentBuf) -> Vec<u8> {
     let document = body.as_bytes();
     let length = HEADER_LEN + 4 + 1 + document.len();
     let mut frame = Vec::with_capacity(length);
@@ -65,14 +65,14 @@ pub fn op_msg(request_id: i32, response_to: i32, body: &RawDocumentBuf) -> Vec<u
 }
 
 /// Rewrite a prebuilt frame's `requestID` and `responseTo`.
-pub fn stamp(frame: &mut [u8], request_id: i32, response_to: i32) {
+pub(crate) fn stamp(frame: &mut [u8], request_id: i32, response_to: i32) {
     frame[4..8].copy_from_slice(&request_id.to_le_bytes());
     frame[8..12].copy_from_slice(&response_to.to_le_bytes());
 }
 
 /// A `find` as a driver sends it: filter, sort, projection, limit, session, `$db`.
 /// `customer` is the one value that differs between variants.
-pub fn find_request(customer: i64) -> Vec<u8> {
+pub(crate) fn find_request(customer: i64) -> Vec<u8> {
     let body = rawdoc! {
         "find": "orders",
         "filter": { "status": "A", "customerId": customer },
@@ -89,7 +89,7 @@ pub fn find_request(customer: i64) -> Vec<u8> {
 }
 
 /// The canned reply the fake upstream answers every request with.
-pub fn canned_reply() -> Vec<u8> {
+pub(crate) fn canned_reply() -> Vec<u8> {
     let body = rawdoc! {
         "cursor": {
             "firstBatch": [ { "_id": 1, "status": "A" } ],
@@ -102,12 +102,12 @@ pub fn canned_reply() -> Vec<u8> {
 }
 
 /// Reads whole frames from a stream into a buffer, one at a time.
-pub struct FrameReader {
+pub(crate) struct FrameReader {
     buffer: BytesMut,
 }
 
 impl FrameReader {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             buffer: BytesMut::with_capacity(64 * 1024),
         }
@@ -115,7 +115,7 @@ impl FrameReader {
 
     /// The next complete frame's header, consuming the frame from the buffer. `None` at a
     /// clean end of stream between frames.
-    pub async fn next<R: AsyncRead + Unpin>(
+    pub(crate) async fn next<R: AsyncRead + Unpin>(
         &mut self,
         stream: &mut R,
     ) -> anyhow::Result<Option<Header>> {
@@ -149,7 +149,7 @@ impl FrameReader {
     }
 
     /// Whether a complete frame is already buffered (pipelined requests).
-    pub fn has_frame(&self) -> bool {
+    pub(crate) fn has_frame(&self) -> bool {
         self.buffer.len() >= HEADER_LEN
             && Header::parse(&self.buffer).is_ok_and(|header| self.buffer.len() >= header.length)
     }

@@ -17,12 +17,12 @@ use indextap_analyzer::shape::{self, sql::SqlCache};
 use indextap_analyzer::snapshot::Snapshot;
 
 /// The MongoDB database of the known traffic.
-pub const MONGO_DB: &str = "shop";
+pub(crate) const MONGO_DB: &str = "shop";
 /// The PostgreSQL database of the known traffic.
-pub const PG_DB: &str = "app";
+pub(crate) const PG_DB: &str = "app";
 
 /// Records commands with chosen timings into an aggregator.
-pub struct Traffic {
+pub(crate) struct Traffic {
     aggregator: Aggregator,
     cache: SqlCache,
     /// Every observation is one millisecond after the previous one.
@@ -30,7 +30,7 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             aggregator: Aggregator::new(1_000),
             cache: SqlCache::new(64),
@@ -55,13 +55,13 @@ impl Traffic {
     }
 
     /// A MongoDB command (`$db` is added), run `times` times at `micros` each.
-    pub fn mongo(&mut self, mut body: Document, times: u32, micros: u64) -> &mut Self {
+    pub(crate) fn mongo(&mut self, mut body: Document, times: u32, micros: u64) -> &mut Self {
         body.insert("$db", MONGO_DB);
         self.mongo_with(body, Vec::new(), times, micros)
     }
 
     /// An `insert` of `documents` documents sent as a kind 1 sequence, as drivers do.
-    pub fn mongo_insert(&mut self, collection: &str, documents: usize) -> &mut Self {
+    pub(crate) fn mongo_insert(&mut self, collection: &str, documents: usize) -> &mut Self {
         let body = doc! { "insert": collection, "ordered": true, "$db": MONGO_DB };
         let sequence = DocumentSequence {
             identifier: "documents".to_owned(),
@@ -89,7 +89,13 @@ impl Traffic {
     }
 
     /// A SQL statement with `parameters` bound parameters (extended protocol when > 0).
-    pub fn sql(&mut self, text: &str, parameters: usize, times: u32, micros: u64) -> &mut Self {
+    pub(crate) fn sql(
+        &mut self,
+        text: &str,
+        parameters: usize,
+        times: u32,
+        micros: u64,
+    ) -> &mut Self {
         let request = Request::Sql(SqlCommand {
             database: PG_DB.to_owned(),
             text: Arc::from(text),
@@ -105,14 +111,14 @@ impl Traffic {
         self
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         self.aggregator.snapshot()
     }
 }
 
 /// The MongoDB indexes that exist before the known traffic is advised on: `email_1` serves
 /// the users' lookups already, and `tenant_id_1` is a prefix of `tenant_id_1_created_at_-1`.
-pub fn existing_mongo_indexes() -> Vec<(&'static str, Document, &'static str)> {
+pub(crate) fn existing_mongo_indexes() -> Vec<(&'static str, Document, &'static str)> {
     vec![
         ("users", doc! { "email": 1 }, "email_1"),
         ("users", doc! { "tenant_id": 1 }, "tenant_id_1"),
@@ -127,7 +133,7 @@ pub fn existing_mongo_indexes() -> Vec<(&'static str, Document, &'static str)> {
 /// The known traffic: both engines, reads with different weights, a write-heavy collection,
 /// a partial index, an expression index, a trigram index, and lookups an existing index
 /// already serves.
-pub fn known_traffic() -> Traffic {
+pub(crate) fn known_traffic() -> Traffic {
     let mut traffic = Traffic::new();
     traffic
         // orders: one index (customer_id, status, created_at desc) serves both shapes.
