@@ -12,7 +12,9 @@
 use std::path::PathBuf;
 
 use crate::error::ConfigError;
-use crate::model::{Config, LogFormat, MongoListener, PostgresListener, Secret, TlsMode};
+use crate::model::{
+    Config, ListenerTls, LogFormat, MongoListener, PostgresListener, Secret, TlsMode,
+};
 
 /// One overridable setting. Its environment variable and flag names come from here, so the
 /// two vocabularies cannot drift apart.
@@ -25,6 +27,9 @@ pub(crate) enum Setting {
     MongoUpstream,
     MongoAdvertise,
     MongoAdminUri,
+    MongoTlsMode,
+    MongoTlsCert,
+    MongoTlsKey,
     PgListen,
     PgUpstream,
     PgAdminUrl,
@@ -33,6 +38,8 @@ pub(crate) enum Setting {
     PgTlsKey,
     StateDir,
     StateIntervalSecs,
+    SnapshotSink,
+    SidecarId,
     ShutdownGraceSecs,
     LogFormat,
     LogLevel,
@@ -40,7 +47,7 @@ pub(crate) enum Setting {
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 19] = [
+    pub(crate) const ALL: [Setting; 24] = [
         Setting::AdminListen,
         Setting::AdminTokenFile,
         Setting::AdminTokenEnv,
@@ -48,6 +55,9 @@ impl Setting {
         Setting::MongoUpstream,
         Setting::MongoAdvertise,
         Setting::MongoAdminUri,
+        Setting::MongoTlsMode,
+        Setting::MongoTlsCert,
+        Setting::MongoTlsKey,
         Setting::PgListen,
         Setting::PgUpstream,
         Setting::PgAdminUrl,
@@ -56,6 +66,8 @@ impl Setting {
         Setting::PgTlsKey,
         Setting::StateDir,
         Setting::StateIntervalSecs,
+        Setting::SnapshotSink,
+        Setting::SidecarId,
         Setting::ShutdownGraceSecs,
         Setting::LogFormat,
         Setting::LogLevel,
@@ -72,6 +84,9 @@ impl Setting {
             Setting::MongoUpstream => "INDEXTAP_MONGO_UPSTREAM",
             Setting::MongoAdvertise => "INDEXTAP_MONGO_ADVERTISE",
             Setting::MongoAdminUri => "INDEXTAP_MONGO_ADMIN_URI",
+            Setting::MongoTlsMode => "INDEXTAP_MONGO_TLS_MODE",
+            Setting::MongoTlsCert => "INDEXTAP_MONGO_TLS_CERT",
+            Setting::MongoTlsKey => "INDEXTAP_MONGO_TLS_KEY",
             Setting::PgListen => "INDEXTAP_PG_LISTEN",
             Setting::PgUpstream => "INDEXTAP_PG_UPSTREAM",
             Setting::PgAdminUrl => "INDEXTAP_PG_ADMIN_URL",
@@ -80,6 +95,8 @@ impl Setting {
             Setting::PgTlsKey => "INDEXTAP_PG_TLS_KEY",
             Setting::StateDir => "INDEXTAP_STATE_DIR",
             Setting::StateIntervalSecs => "INDEXTAP_STATE_INTERVAL_SECS",
+            Setting::SnapshotSink => "INDEXTAP_SNAPSHOT_SINK",
+            Setting::SidecarId => "INDEXTAP_SIDECAR_ID",
             Setting::ShutdownGraceSecs => "INDEXTAP_SHUTDOWN_GRACE_SECS",
             Setting::LogFormat => "INDEXTAP_LOG_FORMAT",
             Setting::LogLevel => "INDEXTAP_LOG_LEVEL",
@@ -97,6 +114,9 @@ impl Setting {
             Setting::MongoUpstream => "--mongo-upstream",
             Setting::MongoAdvertise => "--mongo-advertise",
             Setting::MongoAdminUri => "--mongo-admin-uri",
+            Setting::MongoTlsMode => "--mongo-tls-mode",
+            Setting::MongoTlsCert => "--mongo-tls-cert",
+            Setting::MongoTlsKey => "--mongo-tls-key",
             Setting::PgListen => "--pg-listen",
             Setting::PgUpstream => "--pg-upstream",
             Setting::PgAdminUrl => "--pg-admin-url",
@@ -105,6 +125,8 @@ impl Setting {
             Setting::PgTlsKey => "--pg-tls-key",
             Setting::StateDir => "--state-dir",
             Setting::StateIntervalSecs => "--state-interval-secs",
+            Setting::SnapshotSink => "--snapshot-sink",
+            Setting::SidecarId => "--sidecar-id",
             Setting::ShutdownGraceSecs => "--shutdown-grace-secs",
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
@@ -158,6 +180,13 @@ pub struct CliOverrides {
     pub mongo_advertise: Option<String>,
     /// `--mongo-admin-uri`.
     pub mongo_admin_uri: Option<String>,
+    /// `--mongo-tls-mode`: `refuse`, `terminate` or `passthrough`, for the first MongoDB
+    /// listener.
+    pub mongo_tls_mode: Option<String>,
+    /// `--mongo-tls-cert`.
+    pub mongo_tls_cert: Option<PathBuf>,
+    /// `--mongo-tls-key`.
+    pub mongo_tls_key: Option<PathBuf>,
     /// `--pg-listen`: with `--pg-upstream`, replaces the first PostgreSQL listener.
     pub pg_listen: Option<String>,
     /// `--pg-upstream`.
@@ -175,6 +204,10 @@ pub struct CliOverrides {
     pub admin_listen: Option<String>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
+    /// `--snapshot-sink`: `postgres://…`, `postgres`, `s3://…` or `file:///…`.
+    pub snapshot_sink: Option<String>,
+    /// `--sidecar-id`.
+    pub sidecar_id: Option<String>,
     /// `--log-format`: `text` or `json`.
     pub log_format: Option<String>,
 }
@@ -190,53 +223,100 @@ pub(crate) struct Layer {
     pub(crate) mongo_upstream: Option<String>,
     pub(crate) mongo_advertise: Option<String>,
     pub(crate) mongo_admin_uri: Option<String>,
+    pub(crate) mongo_tls: TlsLayer,
     pub(crate) pg_listen: Option<String>,
     pub(crate) pg_upstream: Option<String>,
     pub(crate) pg_admin_url: Option<String>,
-    pub(crate) pg_tls_mode: Option<TlsMode>,
-    pub(crate) pg_tls_cert: Option<PathBuf>,
-    pub(crate) pg_tls_key: Option<PathBuf>,
+    pub(crate) pg_tls: TlsLayer,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) state_interval_secs: Option<u64>,
+    pub(crate) snapshot_sink: Option<String>,
+    pub(crate) sidecar_id: Option<String>,
     pub(crate) shutdown_grace_secs: Option<u64>,
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) log_level: Option<String>,
     pub(crate) max_shapes: Option<usize>,
 }
 
+/// The TLS settings of an engine's first listener that a layer may override.
+#[derive(Debug, Default)]
+pub(crate) struct TlsLayer {
+    pub(crate) mode: Option<TlsMode>,
+    pub(crate) cert_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+impl TlsLayer {
+    /// The setting that names the first override given, if any (for a missing listener).
+    fn first_given(&self, [mode, cert, key]: [Setting; 3]) -> Option<Setting> {
+        [
+            (mode, self.mode.is_some()),
+            (cert, self.cert_file.is_some()),
+            (key, self.key_file.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(setting, given)| given.then_some(setting))
+    }
+
+    fn apply(self, tls: &mut ListenerTls) {
+        if let Some(mode) = self.mode {
+            tls.mode = mode;
+        }
+        if let Some(cert) = self.cert_file {
+            tls.cert_file = Some(cert);
+        }
+        if let Some(key) = self.key_file {
+            tls.key_file = Some(key);
+        }
+    }
+}
+
+const MONGO_TLS: [Setting; 3] = [
+    Setting::MongoTlsMode,
+    Setting::MongoTlsCert,
+    Setting::MongoTlsKey,
+];
+const PG_TLS: [Setting; 3] = [Setting::PgTlsMode, Setting::PgTlsCert, Setting::PgTlsKey];
+
+/// A keyword flag parsed, or an error naming the flag.
+fn cli_keyword<T>(key: Setting, text: Option<String>) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr<Err = crate::model::UnknownKeyword>,
+{
+    text.map(|text| {
+        text.parse::<T>()
+            .map_err(|e| Origin::Cli.error(key, format!("{text:?}: {e}")))
+    })
+    .transpose()
+}
+
 impl Layer {
     /// The command-line layer.
     pub(crate) fn from_cli(cli: CliOverrides) -> Result<Self, ConfigError> {
-        let origin = Origin::Cli;
-        let pg_tls_mode = cli
-            .pg_tls_mode
-            .map(|text| {
-                text.parse::<TlsMode>()
-                    .map_err(|e| origin.error(Setting::PgTlsMode, format!("{text:?}: {e}")))
-            })
-            .transpose()?;
-        let log_format = cli
-            .log_format
-            .map(|text| {
-                text.parse::<LogFormat>()
-                    .map_err(|e| origin.error(Setting::LogFormat, format!("{text:?}: {e}")))
-            })
-            .transpose()?;
         Ok(Self {
-            origin,
+            origin: Origin::Cli,
             admin_listen: cli.admin_listen,
             mongo_listen: cli.mongo_listen,
             mongo_upstream: cli.mongo_upstream,
             mongo_advertise: cli.mongo_advertise,
             mongo_admin_uri: cli.mongo_admin_uri,
+            mongo_tls: TlsLayer {
+                mode: cli_keyword(Setting::MongoTlsMode, cli.mongo_tls_mode)?,
+                cert_file: cli.mongo_tls_cert,
+                key_file: cli.mongo_tls_key,
+            },
             pg_listen: cli.pg_listen,
             pg_upstream: cli.pg_upstream,
             pg_admin_url: cli.pg_admin_url,
-            pg_tls_mode,
-            pg_tls_cert: cli.pg_tls_cert,
-            pg_tls_key: cli.pg_tls_key,
+            pg_tls: TlsLayer {
+                mode: cli_keyword(Setting::PgTlsMode, cli.pg_tls_mode)?,
+                cert_file: cli.pg_tls_cert,
+                key_file: cli.pg_tls_key,
+            },
             state_dir: cli.state_dir,
-            log_format,
+            snapshot_sink: cli.snapshot_sink,
+            sidecar_id: cli.sidecar_id,
+            log_format: cli_keyword(Setting::LogFormat, cli.log_format)?,
             ..Self::default()
         })
     }
@@ -281,6 +361,17 @@ impl Layer {
             };
             first.advertise = Some(advertise);
         }
+        if let Some(key) = self.mongo_tls.first_given(MONGO_TLS) {
+            let Some(first) = config.mongo.listeners.first_mut() else {
+                return Err(no_listener(
+                    origin,
+                    key,
+                    "MongoDB",
+                    [Setting::MongoListen, Setting::MongoUpstream],
+                ));
+            };
+            self.mongo_tls.apply(&mut first.tls);
+        }
         if let Some(uri) = self.mongo_admin_uri {
             config.mongo.admin_uri = Some(Secret::new(uri));
         }
@@ -301,29 +392,16 @@ impl Layer {
                     .push(PostgresListener::new(listen, upstream)),
             }
         }
-        let tls_settings = [
-            (Setting::PgTlsMode, self.pg_tls_mode.is_some()),
-            (Setting::PgTlsCert, self.pg_tls_cert.is_some()),
-            (Setting::PgTlsKey, self.pg_tls_key.is_some()),
-        ];
-        if let Some((key, _)) = tls_settings.iter().find(|(_, given)| *given) {
+        if let Some(key) = self.pg_tls.first_given(PG_TLS) {
             let Some(first) = config.postgres.listeners.first_mut() else {
                 return Err(no_listener(
                     origin,
-                    *key,
+                    key,
                     "PostgreSQL",
                     [Setting::PgListen, Setting::PgUpstream],
                 ));
             };
-            if let Some(mode) = self.pg_tls_mode {
-                first.tls.mode = mode;
-            }
-            if let Some(cert) = self.pg_tls_cert {
-                first.tls.cert_file = Some(cert);
-            }
-            if let Some(key_file) = self.pg_tls_key {
-                first.tls.key_file = Some(key_file);
-            }
+            self.pg_tls.apply(&mut first.tls);
         }
         if let Some(url) = self.pg_admin_url {
             config.postgres.admin_url = Some(Secret::new(url));
@@ -334,6 +412,12 @@ impl Layer {
         }
         if let Some(secs) = self.state_interval_secs {
             config.state.interval_secs = secs;
+        }
+        if let Some(url) = self.snapshot_sink {
+            config.snapshot_sink.url = Some(Secret::new(url));
+        }
+        if let Some(id) = self.sidecar_id {
+            config.snapshot_sink.sidecar_id = Some(id);
         }
         if let Some(secs) = self.shutdown_grace_secs {
             config.shutdown.grace_secs = secs;

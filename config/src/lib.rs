@@ -22,6 +22,7 @@
 //! - `env`: the `INDEXTAP_*` variables.
 //! - `layer`: what the environment and the CLI may override, and how ([`CliOverrides`]).
 //! - `validate`: the rules ([`Config::validate`]).
+//! - [`sink`]: the snapshot sink's address ([`SinkTarget`]), shared with the CLI's `--from`.
 //! - [`error`]: why loading fails ([`ConfigError`]).
 // Lints: `[workspace.lints]` in the root Cargo.toml, and every public item documented.
 #![warn(missing_docs)]
@@ -31,6 +32,7 @@ pub mod error;
 mod layer;
 mod load;
 pub mod model;
+pub mod sink;
 mod validate;
 
 pub use env::{CONFIG_FILE_ENV, ENV_PREFIX};
@@ -38,7 +40,8 @@ pub use error::ConfigError;
 pub use layer::CliOverrides;
 pub use load::{load, parse_toml, read_file};
 pub use model::{
-    AdminConfig, CaptureConfig, Config, LogConfig, LogFormat, MongoConfig, MongoListener,
-    PostgresConfig, PostgresListener, PostgresTls, Secret, ShutdownConfig, StateConfig, TlsMode,
-    UpstreamTls,
+    AdminConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat, MongoConfig,
+    MongoListener, PostgresConfig, PostgresListener, Secret, ShutdownConfig, SnapshotSinkConfig,
+    StateConfig, TlsMode, UpstreamTls,
 };
+pub use sink::{SinkTarget, SINK_FORMS};

@@ -3,9 +3,13 @@
 //! Each source overrides the one before it. Defaults that depend on other settings (a
 //! listener's name and advertised address) are filled in after every layer is applied, so
 //! they follow the final `listen`.
+//!
+//! A relative path in the file is relative to the file's folder, so a configuration and the
+//! certificates beside it move together; a relative path from the environment or a flag is
+//! relative to the working directory, as a shell user expects.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::env;
 use crate::error::ConfigError;
@@ -53,16 +57,39 @@ where
     Ok(config)
 }
 
-/// Parses a configuration file, without validating it.
+/// Parses a configuration file, without validating it. Relative paths in it are resolved
+/// against the file's folder.
 pub fn read_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_toml(&text).map_err(|message| ConfigError::Parse {
+    let mut config = parse_toml(&text).map_err(|message| ConfigError::Parse {
         path: path.to_path_buf(),
         message,
-    })
+    })?;
+    if let Some(folder) = path.parent() {
+        resolve_paths(&mut config, folder);
+    }
+    Ok(config)
+}
+
+/// Every path setting of `config` that is relative becomes relative to `folder`.
+fn resolve_paths(config: &mut Config, folder: &Path) {
+    let resolve = |path: &mut Option<PathBuf>| {
+        if let Some(path) = path.as_mut().filter(|path| path.is_relative()) {
+            *path = folder.join(&*path);
+        }
+    };
+    resolve(&mut config.admin.token_file);
+    resolve(&mut config.state.dir);
+    let mongo = config.mongo.listeners.iter_mut().map(|l| &mut l.tls);
+    let postgres = config.postgres.listeners.iter_mut().map(|l| &mut l.tls);
+    for tls in mongo.chain(postgres) {
+        resolve(&mut tls.cert_file);
+        resolve(&mut tls.key_file);
+        resolve(&mut tls.upstream_ca_file);
+    }
 }
 
 /// Parses configuration text, without validating it. The error is toml's message, which

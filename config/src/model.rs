@@ -7,8 +7,8 @@
 //! ## Layout
 //! - [`Config`]: the root, one field per TOML table.
 //! - [`AdminConfig`], [`MongoConfig`] / [`MongoListener`], [`PostgresConfig`] /
-//!   [`PostgresListener`] / [`PostgresTls`], [`CaptureConfig`], [`StateConfig`],
-//!   [`ShutdownConfig`], [`LogConfig`]: the tables.
+//!   [`PostgresListener`], [`ListenerTls`] (both engines), [`CaptureConfig`],
+//!   [`StateConfig`], [`SnapshotSinkConfig`], [`ShutdownConfig`], [`LogConfig`]: the tables.
 //! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`]: the enumerations, with `FromStr` for the
 //!   environment and the CLI.
 //! - [`Secret`]: a connection string that may hold a password; never shown by `Debug`.
@@ -35,6 +35,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// `[state]`: the periodic state file.
     pub state: StateConfig,
+    /// `[snapshot_sink]`: where the aggregate is pushed so that it outlives the process.
+    pub snapshot_sink: SnapshotSinkConfig,
     /// `[shutdown]`: draining on SIGTERM.
     pub shutdown: ShutdownConfig,
     /// `[log]`: log format and level.
@@ -90,6 +92,10 @@ pub struct MongoListener {
     /// [`crate::load()`]).
     #[serde(default)]
     pub name: Option<String>,
+    /// What to do with a client that opens with a TLS handshake, and how to reach the
+    /// upstream.
+    #[serde(default)]
+    pub tls: ListenerTls,
 }
 
 impl MongoListener {
@@ -100,6 +106,7 @@ impl MongoListener {
             upstream: upstream.into(),
             advertise: None,
             name: None,
+            tls: ListenerTls::default(),
         }
     }
 
@@ -140,9 +147,9 @@ pub struct PostgresListener {
     /// [`crate::load()`]).
     #[serde(default)]
     pub name: Option<String>,
-    /// How `SSLRequest` is handled.
+    /// How `SSLRequest` is handled, and how to reach the upstream.
     #[serde(default)]
-    pub tls: PostgresTls,
+    pub tls: ListenerTls,
 }
 
 impl PostgresListener {
@@ -152,7 +159,7 @@ impl PostgresListener {
             listen: listen.into(),
             upstream: upstream.into(),
             name: None,
-            tls: PostgresTls::default(),
+            tls: ListenerTls::default(),
         }
     }
 
@@ -165,11 +172,12 @@ impl PostgresListener {
     }
 }
 
-/// `tls = { ... }` of a PostgreSQL listener.
+/// `tls = { ... }` of a listener, MongoDB or PostgreSQL.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PostgresTls {
-    /// What to answer a client's `SSLRequest`.
+pub struct ListenerTls {
+    /// What to do with a client's TLS: PostgreSQL's `SSLRequest`, or a MongoDB client's
+    /// TLS handshake (MongoDB has no in-band upgrade: TLS starts on connect).
     pub mode: TlsMode,
     /// PEM certificate chain presented to clients (`terminate` only).
     pub cert_file: Option<PathBuf>,
@@ -182,20 +190,22 @@ pub struct PostgresTls {
     pub upstream_ca_file: Option<PathBuf>,
 }
 
-/// What a PostgreSQL listener does with a client's `SSLRequest`.
+/// What a listener does with a client's TLS.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
-    /// Answer `N`: the client goes on in clear text (or gives up if it requires TLS).
+    /// PostgreSQL: answer `N`, so the client goes on in clear text (or gives up if it
+    /// requires TLS). MongoDB: answer a TLS handshake with a TLS alert and close.
     #[default]
     Refuse,
-    /// Answer `S` and terminate TLS at the proxy, which can then inspect the traffic.
+    /// Terminate TLS at the proxy with its own certificate, so the traffic can be
+    /// inspected. A MongoDB listener then requires TLS, as `mongod --tlsMode requireTLS`.
     Terminate,
-    /// Relay the `SSLRequest` and everything after it untouched; nothing is inspected.
+    /// Relay TLS untouched to the server; such a session is not inspected.
     Passthrough,
 }
 
-/// Whether the proxy uses TLS towards the PostgreSQL upstream.
+/// Whether the proxy uses TLS towards the upstream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamTls {
@@ -262,6 +272,20 @@ impl StateConfig {
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_secs)
     }
+}
+
+/// `[snapshot_sink]`: a store the aggregate is pushed to at every `state.interval_secs` and on
+/// shutdown, one entry per sidecar, so that a fleet's data outlives its pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSinkConfig {
+    /// Where to push: `postgres://…` (a table, `indextap_snapshots`, in that database),
+    /// `postgres` alone (the same through `postgres.admin_url`), `s3://bucket/prefix`
+    /// (credentials from the usual `AWS_*` variables) or `file:///dir`. Absent: no sink.
+    pub url: Option<Secret>,
+    /// This sidecar's entry in the sink. Default: `$POD_NAME`, else `$HOSTNAME`, else the
+    /// host name (filled in by the proxy at start).
+    pub sidecar_id: Option<String>,
 }
 
 /// `[shutdown]`.

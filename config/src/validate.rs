@@ -14,7 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::error::ConfigError;
-use crate::model::{Config, TlsMode};
+use crate::model::{Config, ListenerTls, TlsMode};
+use crate::sink::{check_sidecar_id, SinkTarget};
 
 impl Config {
     /// Checks every rule; [`ConfigError::Invalid`] lists every problem found.
@@ -22,6 +23,7 @@ impl Config {
         let mut problems = Problems::default();
         self.check_admin(&mut problems);
         self.check_listeners(&mut problems);
+        self.check_sink(&mut problems);
         self.check_numbers(&mut problems);
         if problems.0.is_empty() {
             Ok(())
@@ -104,6 +106,7 @@ impl Config {
                 check_remote(problems, &format!("{at}.advertise"), advertise);
             }
             check_name(problems, &mut names, &at, listener.effective_name());
+            check_tls(problems, &at, &listener.tls);
         }
 
         for (index, listener) in self.postgres.listeners.iter().enumerate() {
@@ -114,24 +117,28 @@ impl Config {
             check_remote(problems, &format!("{at}.upstream"), &listener.upstream);
             upstreams.push((format!("{at}.upstream"), &listener.upstream));
             check_name(problems, &mut names, &at, listener.effective_name());
-
-            let tls = &listener.tls;
-            if tls.mode == TlsMode::Terminate {
-                for (field, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
-                    let field = format!("{at}.tls.{field}");
-                    match file {
-                        Some(file) => check_file(problems, &field, file),
-                        None => problems.push(&field, "is required when tls.mode = \"terminate\""),
-                    }
-                }
-            }
-            if let Some(ca) = &tls.upstream_ca_file {
-                check_file(problems, &format!("{at}.tls.upstream_ca_file"), ca);
-            }
+            check_tls(problems, &at, &listener.tls);
         }
 
         check_collisions(problems, &bound);
         check_loops(problems, &bound, &upstreams);
+    }
+
+    fn check_sink(&self, problems: &mut Problems) {
+        let sink = &self.snapshot_sink;
+        if let Some(url) = &sink.url {
+            let admin_url = self.postgres.admin_url.as_deref();
+            if let Err(message) =
+                SinkTarget::parse(url).and_then(|target| target.resolve(admin_url))
+            {
+                problems.push("snapshot_sink.url", message);
+            }
+        }
+        if let Some(id) = &sink.sidecar_id {
+            if let Err(message) = check_sidecar_id(id) {
+                problems.push("snapshot_sink.sidecar_id", message);
+            }
+        }
     }
 
     fn check_numbers(&self, problems: &mut Problems) {
@@ -249,6 +256,23 @@ fn check_file(problems: &mut Problems, field: &str, path: &Path) {
             field,
             format!("{} does not exist or is not a file", path.display()),
         );
+    }
+}
+
+/// A listener's TLS table: terminating needs a certificate and its key, and every file named
+/// must exist.
+fn check_tls(problems: &mut Problems, at: &str, tls: &ListenerTls) {
+    if tls.mode == TlsMode::Terminate {
+        for (field, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            let field = format!("{at}.tls.{field}");
+            match file {
+                Some(file) => check_file(problems, &field, file),
+                None => problems.push(&field, "is required when tls.mode = \"terminate\""),
+            }
+        }
+    }
+    if let Some(ca) = &tls.upstream_ca_file {
+        check_file(problems, &format!("{at}.tls.upstream_ca_file"), ca);
     }
 }
 

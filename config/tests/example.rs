@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use indextap_config::{
-    load, AdminConfig, CaptureConfig, CliOverrides, Config, LogConfig, LogFormat, MongoConfig,
-    MongoListener, PostgresConfig, PostgresListener, PostgresTls, Secret, ShutdownConfig,
-    StateConfig, TlsMode, UpstreamTls,
+    load, AdminConfig, CaptureConfig, CliOverrides, Config, ListenerTls, LogConfig, LogFormat,
+    MongoConfig, MongoListener, PostgresConfig, PostgresListener, Secret, ShutdownConfig,
+    SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
 };
 
 fn example_path() -> PathBuf {
@@ -27,7 +27,9 @@ fn example_loads_and_validates() {
     assert_eq!(config.shutdown, ShutdownConfig::default());
     assert_eq!(config.log, LogConfig::default());
     assert_eq!(config.admin, AdminConfig::default());
-    assert_eq!(config.postgres.listeners[0].tls, PostgresTls::default());
+    assert_eq!(config.postgres.listeners[0].tls, ListenerTls::default());
+    assert_eq!(config.mongo.listeners[0].tls, ListenerTls::default());
+    assert_eq!(config.snapshot_sink, SnapshotSinkConfig::default());
 }
 
 /// Every field set, written with struct literals so that a new field fails to compile here
@@ -46,6 +48,13 @@ fn every_field_set() -> Config {
                 upstream: "h:2".into(),
                 advertise: Some("h:3".into()),
                 name: Some("n".into()),
+                tls: ListenerTls {
+                    mode: TlsMode::Terminate,
+                    cert_file: Some("/c".into()),
+                    key_file: Some("/k".into()),
+                    upstream: UpstreamTls::Require,
+                    upstream_ca_file: Some("/ca".into()),
+                },
             }],
         },
         postgres: PostgresConfig {
@@ -54,7 +63,7 @@ fn every_field_set() -> Config {
                 listen: "127.0.0.1:4".into(),
                 upstream: "h:5".into(),
                 name: Some("p".into()),
-                tls: PostgresTls {
+                tls: ListenerTls {
                     mode: TlsMode::Terminate,
                     cert_file: Some("/c".into()),
                     key_file: Some("/k".into()),
@@ -74,6 +83,10 @@ fn every_field_set() -> Config {
         state: StateConfig {
             dir: Some("/s".into()),
             interval_secs: 1,
+        },
+        snapshot_sink: SnapshotSinkConfig {
+            url: Some(Secret::new("postgres")),
+            sidecar_id: Some("s".into()),
         },
         shutdown: ShutdownConfig { grace_secs: 1 },
         log: LogConfig {

@@ -171,6 +171,7 @@ fn cli_pair_adds_a_listener_when_none_exists() {
             upstream: "127.0.0.1:27017".into(),
             advertise: Some("proxy.svc:27018".into()),
             name: Some("mongo-localhost:27018".into()),
+            tls: indextap_config::ListenerTls::default(),
         }]
     );
 }
@@ -341,4 +342,168 @@ fn default_config_has_documented_values() {
     assert_eq!(config.shutdown.grace(), std::time::Duration::from_secs(10));
     // With no listener at all, the defaults alone are not a usable configuration.
     assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+}
+
+#[test]
+fn mongo_tls_comes_from_file_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = write(dir.path(), "cert.pem", "x");
+    let key = write(dir.path(), "key.pem", "x");
+    let file = write(
+        dir.path(),
+        "indextap.toml",
+        &format!("{MINIMAL}tls = {{ mode = \"passthrough\", upstream = \"require\" }}\n"),
+    );
+    let config = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap();
+    let tls = &config.mongo.listeners[0].tls;
+    assert_eq!(tls.mode, TlsMode::Passthrough);
+    assert_eq!(tls.upstream, indextap_config::UpstreamTls::Require);
+
+    let env = env(&[
+        ("INDEXTAP_MONGO_TLS_MODE", "terminate"),
+        ("INDEXTAP_MONGO_TLS_CERT", cert.to_str().unwrap()),
+        ("INDEXTAP_MONGO_TLS_KEY", "/nowhere/key.pem"),
+    ]);
+    let cli = CliOverrides {
+        mongo_tls_key: Some(key.clone()),
+        ..CliOverrides::default()
+    };
+    let config = load(Some(&file), &env, cli).unwrap();
+    let tls = &config.mongo.listeners[0].tls;
+    assert_eq!(tls.mode, TlsMode::Terminate);
+    assert_eq!(tls.cert_file.as_deref(), Some(cert.as_path()));
+    assert_eq!(
+        tls.key_file.as_deref(),
+        Some(key.as_path()),
+        "the flag wins"
+    );
+    assert_eq!(tls.upstream, indextap_config::UpstreamTls::Require, "kept");
+
+    let cli = CliOverrides {
+        mongo_tls_mode: Some("sometimes".into()),
+        ..CliOverrides::default()
+    };
+    match load(Some(&file), NO_ENV, cli) {
+        Err(ConfigError::Cli { flag, message }) => {
+            assert_eq!(flag, "--mongo-tls-mode");
+            assert!(
+                message.contains("refuse, terminate, passthrough"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a CLI error, got {other:?}"),
+    }
+    let env_only = self::env(&[("INDEXTAP_MONGO_TLS_MODE", "terminate")]);
+    match load(None, &env_only, CliOverrides::default()) {
+        Err(ConfigError::Env { var, message }) => {
+            assert_eq!(var, "INDEXTAP_MONGO_TLS_MODE");
+            assert!(message.contains("no MongoDB listener"), "{message}");
+        }
+        other => panic!("expected an env error, got {other:?}"),
+    }
+}
+
+#[test]
+fn relative_paths_in_a_file_are_relative_to_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("etc");
+    std::fs::create_dir_all(folder.join("tls")).unwrap();
+    for name in ["tls/server.crt", "tls/server.key", "tls/ca.pem", "token"] {
+        write(&folder, name, "x");
+    }
+    let file = write(
+        &folder,
+        "indextap.toml",
+        r#"
+[admin]
+token_file = "token"
+[[mongo.listeners]]
+listen = "127.0.0.1:27018"
+upstream = "127.0.0.1:27017"
+tls = { mode = "terminate", cert_file = "tls/server.crt", key_file = "tls/server.key", upstream_ca_file = "tls/ca.pem" }
+[[postgres.listeners]]
+listen = "127.0.0.1:5433"
+upstream = "127.0.0.1:5432"
+tls = { mode = "terminate", cert_file = "tls/server.crt", key_file = "/abs/server.key" }
+[state]
+dir = "state"
+"#,
+    );
+    // Loading from another working directory: the files are found beside the file, and
+    // validation (which checks that they exist) passes.
+    let cli = CliOverrides {
+        pg_tls_key: Some(folder.join("tls/server.key")),
+        ..CliOverrides::default()
+    };
+    let config = load(Some(&file), NO_ENV, cli).unwrap();
+    assert_eq!(config.admin.token_file, Some(folder.join("token")));
+    assert_eq!(config.state.dir, Some(folder.join("state")));
+    let mongo = &config.mongo.listeners[0].tls;
+    assert_eq!(mongo.cert_file, Some(folder.join("tls/server.crt")));
+    assert_eq!(mongo.key_file, Some(folder.join("tls/server.key")));
+    assert_eq!(mongo.upstream_ca_file, Some(folder.join("tls/ca.pem")));
+    let pg = &config.postgres.listeners[0].tls;
+    assert_eq!(pg.cert_file, Some(folder.join("tls/server.crt")));
+
+    // Absolute paths stay; paths from the environment and flags stay relative to the
+    // working directory.
+    let raw = indextap_config::read_file(&file).unwrap();
+    assert_eq!(
+        raw.postgres.listeners[0].tls.key_file.as_deref(),
+        Some(Path::new("/abs/server.key"))
+    );
+    let env = env(&[("INDEXTAP_STATE_DIR", "relative/state")]);
+    let cli = CliOverrides {
+        pg_tls_key: Some(folder.join("tls/server.key")),
+        ..CliOverrides::default()
+    };
+    let config = load(Some(&file), &env, cli).unwrap();
+    assert_eq!(config.state.dir, Some(PathBuf::from("relative/state")));
+
+    // A flag's relative key is looked up from the working directory, where it is not.
+    let cli = CliOverrides {
+        pg_tls_key: Some("tls/server.key".into()),
+        ..CliOverrides::default()
+    };
+    match load(Some(&file), NO_ENV, cli) {
+        Err(ConfigError::Invalid(problems)) => assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("postgres.listeners[0].tls.key_file:")
+                    && p.contains("tls/server.key does not exist")),
+            "{problems:#?}"
+        ),
+        other => panic!("a flag's relative path must not resolve against the file: {other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_sink_and_sidecar_id_come_from_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "indextap.toml",
+        &format!("{MINIMAL}\n[snapshot_sink]\nurl = \"s3://a/b\"\nsidecar_id = \"file-id\"\n"),
+    );
+    let env = env(&[
+        ("INDEXTAP_SNAPSHOT_SINK", "file:///var/lib/fleet"),
+        ("INDEXTAP_SIDECAR_ID", "env-id"),
+    ]);
+    let config = load(Some(&file), &env, CliOverrides::default()).unwrap();
+    assert_eq!(
+        config.snapshot_sink.url.as_deref(),
+        Some("file:///var/lib/fleet")
+    );
+    assert_eq!(config.snapshot_sink.sidecar_id.as_deref(), Some("env-id"));
+    let cli = CliOverrides {
+        snapshot_sink: Some("postgres://u@db/fleet".into()),
+        sidecar_id: Some("flag-id".into()),
+        ..CliOverrides::default()
+    };
+    let config = load(Some(&file), &env, cli).unwrap();
+    assert_eq!(
+        config.snapshot_sink.url.as_deref(),
+        Some("postgres://u@db/fleet")
+    );
+    assert_eq!(config.snapshot_sink.sidecar_id.as_deref(), Some("flag-id"));
 }

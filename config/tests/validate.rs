@@ -350,3 +350,63 @@ tls = { mode = "terminate" }
     assert!(shown.contains("tls.cert_file"), "{shown}");
     assert!(shown.contains("tls.key_file"), "{shown}");
 }
+
+#[test]
+fn mongo_terminate_needs_existing_cert_and_key_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.mongo.listeners[0].tls.mode = TlsMode::Terminate;
+    config.mongo.listeners[0].tls.upstream_ca_file = Some(dir.path().join("ca.pem"));
+    let found = problems(&config);
+    for (field, fragment) in [
+        ("mongo.listeners[0].tls.cert_file:", "required"),
+        ("mongo.listeners[0].tls.key_file:", "required"),
+        ("mongo.listeners[0].tls.upstream_ca_file:", "does not exist"),
+    ] {
+        assert!(has(&found, field, fragment), "{field} {found:#?}");
+    }
+
+    let tls = &mut config.mongo.listeners[0].tls;
+    tls.cert_file = Some(touch(dir.path(), "server.crt"));
+    tls.key_file = Some(touch(dir.path(), "server.key"));
+    tls.upstream_ca_file = Some(touch(dir.path(), "ca.pem"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn snapshot_sinks_are_checked_without_quoting_credentials() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    for good in [
+        "postgres://indextap:hunter2@db:5432/fleet",
+        "s3://fleet-bucket/staging",
+        "file:///var/lib/indextap-fleet",
+    ] {
+        config.snapshot_sink.url = Some(indextap_config::Secret::new(good));
+        assert_eq!(problems(&config), Vec::<String>::new(), "{good}");
+    }
+
+    for (bad, fragment) in [
+        ("mysql://user:hunter2@db/x", "unknown scheme"),
+        ("s3://", "bucket"),
+        ("file://relative/dir", "absolute"),
+        ("postgres", "postgres.admin_url"),
+    ] {
+        config.snapshot_sink.url = Some(indextap_config::Secret::new(bad));
+        let found = problems(&config);
+        assert!(
+            has(&found, "snapshot_sink.url:", fragment),
+            "{bad}: {found:#?}"
+        );
+        assert!(found.iter().all(|p| !p.contains("hunter2")), "{found:#?}");
+    }
+    // "postgres" alone is the admin URL, once there is one.
+    config.postgres.admin_url = Some(indextap_config::Secret::new("postgres://a@db/app"));
+    assert_eq!(problems(&config), Vec::<String>::new());
+
+    config.snapshot_sink.sidecar_id = Some("pod/1".into());
+    assert!(has(
+        &problems(&config),
+        "snapshot_sink.sidecar_id:",
+        "not a sidecar id"
+    ));
+}
