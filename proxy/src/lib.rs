@@ -13,6 +13,7 @@
 //! - [`catalog`]: existing indexes and planner verification, read from the databases.
 //! - [`admin`]: the HTTP admin API and Prometheus metrics.
 //! - [`state`]: the state file (periodic, atomic, reloaded on start).
+//! - [`tls`]: rustls material both engines share (the proxy's certificate, upstream TLS).
 //! - [`server`]: listeners, accept loops, lifecycle (drain on SIGTERM).
 //! - [`error`]: errors that say which side they came from.
 // Lints: `[workspace.lints]` in the root Cargo.toml; the wire decoders add their own.
@@ -29,3 +30,4 @@ pub mod relay;
 pub mod server;
 pub mod state;
 pub mod tap;
+pub mod tls;

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the transparent proxy.
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// Print index recommendations from a running proxy or a snapshot file.
     Recommend(cli::RecommendArgs),
     /// Merge snapshots (files or admin URLs) into one.
@@ -51,6 +51,15 @@ struct ProxyArgs {
     /// MongoDB URI used to read existing indexes (default: the upstream, no credentials).
     #[arg(long)]
     mongo_admin_uri: Option<String>,
+    /// TLS toward MongoDB clients: refuse, terminate or passthrough.
+    #[arg(long)]
+    mongo_tls_mode: Option<String>,
+    /// Certificate (PEM) presented to MongoDB clients in terminate mode.
+    #[arg(long)]
+    mongo_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --mongo-tls-cert.
+    #[arg(long)]
+    mongo_tls_key: Option<PathBuf>,
     /// PostgreSQL listen address, HOST:PORT.
     #[arg(long)]
     pg_listen: Option<String>,
@@ -72,9 +81,16 @@ struct ProxyArgs {
     /// Admin HTTP API address, HOST:PORT (default 127.0.0.1:9090).
     #[arg(long)]
     admin_listen: Option<String>,
-    /// Directory for the state file that survives restarts.
+    /// Directory for the state file that survives restarts (one proxy per directory).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Where to push the aggregate at every state interval and on shutdown: postgres://...,
+    /// postgres (the --pg-admin-url), s3://bucket/prefix or file:///dir.
+    #[arg(long)]
+    snapshot_sink: Option<String>,
+    /// This sidecar's entry in the snapshot sink (default: $POD_NAME, $HOSTNAME, host name).
+    #[arg(long)]
+    sidecar_id: Option<String>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
@@ -87,6 +103,9 @@ impl ProxyArgs {
             mongo_upstream: self.mongo_upstream,
             mongo_advertise: self.mongo_advertise,
             mongo_admin_uri: self.mongo_admin_uri,
+            mongo_tls_mode: self.mongo_tls_mode,
+            mongo_tls_cert: self.mongo_tls_cert,
+            mongo_tls_key: self.mongo_tls_key,
             pg_listen: self.pg_listen,
             pg_upstream: self.pg_upstream,
             pg_admin_url: self.pg_admin_url,
@@ -95,6 +114,8 @@ impl ProxyArgs {
             pg_tls_key: self.pg_tls_key,
             admin_listen: self.admin_listen,
             state_dir: self.state_dir,
+            snapshot_sink: self.snapshot_sink,
+            sidecar_id: self.sidecar_id,
             log_format: self.log_format,
         };
         (self.config, overrides)
@@ -105,7 +126,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Proxy(args) => {
-            let (file, overrides) = args.overrides();
+            let (file, overrides) = (*args).overrides();
             let config =
                 match indextap_config::load(file.as_deref(), std::env::vars_os(), overrides) {
                     Ok(config) => config,

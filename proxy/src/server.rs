@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indextap_analyzer::aggregate::Aggregator;
-use indextap_config::{
-    Config, MongoListener, PostgresListener, TlsMode, UpstreamTls as ConfigUpstreamTls,
-};
+use indextap_config::{Config, MongoListener, PostgresListener};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,9 +22,10 @@ use crate::admin::metrics::{ListenerMetrics, Metrics};
 use crate::admin::routes::{self, AdminState};
 use crate::catalog::CatalogSources;
 use crate::error::{ProxyError, Side};
+use crate::mongo::tls::{Leg, MongoTls};
 use crate::mongo::{is_hello_request, rewrite_topology, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
-use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings, UpstreamTls};
+use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings};
 use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
 use crate::state::{LoadOutcome, StateFile};
 use crate::tap::Inspector;
@@ -68,14 +67,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let listener = TcpListener::bind(&spec.listen)
             .await
             .with_context(|| format!("cannot listen on MongoDB listener {}", spec.listen))?;
-        mongo.push((listener, spec.clone()));
+        let tls = MongoTls::from_listener(spec)
+            .with_context(|| format!("TLS settings of MongoDB listener {}", spec.listen))?;
+        mongo.push((listener, spec.clone(), tls));
     }
     let mut postgres = Vec::new();
     for spec in &config.postgres.listeners {
         let listener = TcpListener::bind(&spec.listen)
             .await
             .with_context(|| format!("cannot listen on PostgreSQL listener {}", spec.listen))?;
-        let tls = pg_tls_settings(spec)
+        let tls = PgTlsSettings::from_listener(spec)
             .with_context(|| format!("TLS settings of PostgreSQL listener {}", spec.listen))?;
         postgres.push((listener, spec.clone(), tls));
     }
@@ -112,13 +113,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    for (listener, spec) in mongo {
+    for (listener, spec, tls) in mongo {
         let name = spec.effective_name();
-        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, "MongoDB listener ready");
+        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, tls = ?tls, "MongoDB listener ready");
         let listener_metrics = metrics.listener(&name, "mongodb");
         tokio::spawn(serve_mongo(
             listener,
             spec,
+            Arc::new(tls),
             listener_metrics,
             shared.clone(),
             shutdown.clone(),
@@ -259,6 +261,7 @@ fn start_inspection(
 async fn serve_mongo(
     listener: TcpListener,
     spec: MongoListener,
+    tls: Arc<MongoTls>,
     metrics: ListenerMetrics,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -273,66 +276,47 @@ async fn serve_mongo(
         let upstream = spec.upstream.clone();
         let rewrite = rewrite.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         let activity = Arc::new(Activity::with_idle_requests(is_hello_request));
         connections.spawn(async move {
             metrics.connections_active.inc();
-            if refuse_tls(&client, &metrics).await {
-                metrics.connections_active.dec();
-                return;
-            }
-            if let Some(server) = connect_upstream(&upstream, &metrics).await {
-                let tap = start_inspection(Box::new(MongoSession::new()), &metrics, &shared);
+            let connect = connect_upstream(&upstream, &metrics);
+            if let Some(legs) = tls.open(client, connect, &metrics).await {
+                let tap = legs
+                    .inspect
+                    .then(|| start_inspection(Box::new(MongoSession::new()), &metrics, &shared));
                 let relay = Relay {
                     request_framer: MongoFramer,
                     reply_framer: MongoFramer,
                     max_inspect: shared.max_inspect,
-                    reply_rewrite: Some(rewrite),
-                    tap: Some(tap),
+                    // Encrypted bytes have no frames to rewrite: forward them as they come.
+                    reply_rewrite: legs.inspect.then_some(rewrite),
+                    tap,
                     metrics: metrics.clone(),
                 };
-                let relayed =
-                    relay.run_tracked(client.into_split(), server.into_split(), activity.clone());
-                relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
+                // Plain sockets split without a lock; TLS streams need tokio's split.
+                match (legs.client, legs.server) {
+                    (Leg::Tcp(client), Leg::Tcp(server)) => {
+                        let relayed = relay.run_tracked(
+                            client.into_split(),
+                            server.into_split(),
+                            activity.clone(),
+                        );
+                        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
+                    }
+                    (client, server) => {
+                        let relayed = relay.run_tracked(
+                            tokio::io::split(client.boxed()),
+                            tokio::io::split(server.boxed()),
+                            activity.clone(),
+                        );
+                        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
+                    }
+                }
             }
             metrics.connections_active.dec();
         });
     }
-}
-
-/// A TLS handshake record (content type 22, version 3.x) that is not also a plausible
-/// MongoDB message: a MongoDB message's bytes 12..16 are its opcode, and a driver's first
-/// message is OP_MSG, OP_QUERY or OP_COMPRESSED.
-fn is_tls_client_hello(first: &[u8]) -> bool {
-    let tls_record = matches!(first, [0x16, 0x03, minor, ..] if *minor <= 0x04);
-    let mongo_opcode = first
-        .get(12..16)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .is_some_and(|op| matches!(op, 2004 | 2012 | 2013));
-    tls_record && !mongo_opcode
-}
-
-/// MongoDB TLS is not built: a client that starts a TLS handshake gets a TLS alert
-/// (handshake_failure) at once, so its driver reports a handshake error instead of hanging,
-/// and the log says why. Returns true when the connection was refused.
-async fn refuse_tls(client: &TcpStream, metrics: &ListenerMetrics) -> bool {
-    let mut first = [0u8; 16];
-    // MongoDB clients speak first (hello); a silent client is simply relayed once it speaks.
-    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), client.peek(&mut first)).await
-    else {
-        return false;
-    };
-    if n < 3 || !is_tls_client_hello(&first[..n]) {
-        return false;
-    }
-    metrics.uninspected("tls_refused");
-    tracing::warn!(
-        listener = %metrics.listener,
-        "a client tried TLS on a MongoDB listener; indextap does not terminate MongoDB TLS: connect with tls=false"
-    );
-    // A fatal handshake_failure alert, TLS 1.0 record version (accepted by every client).
-    const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28];
-    let _ = client.try_write(&HANDSHAKE_FAILURE_ALERT);
-    true
 }
 
 async fn serve_postgres(
@@ -479,33 +463,6 @@ fn startup_failure(error: &ProxyError) -> StartupFailure {
     })
 }
 
-/// The listener's TLS configuration as the startup phase needs it.
-fn pg_tls_settings(spec: &PostgresListener) -> anyhow::Result<PgTlsSettings> {
-    let tls = &spec.tls;
-    let settings = match tls.mode {
-        TlsMode::Refuse => PgTlsSettings::refuse(),
-        TlsMode::Passthrough => PgTlsSettings::passthrough(),
-        TlsMode::Terminate => {
-            let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
-                anyhow::bail!("tls.mode = terminate needs tls.cert_file and tls.key_file");
-            };
-            PgTlsSettings::terminate_from_pem_files(cert, key)?
-        }
-    };
-    let host = spec
-        .upstream
-        .rsplit_once(':')
-        .map_or(spec.upstream.as_str(), |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let upstream = match (tls.upstream, &tls.upstream_ca_file) {
-        (ConfigUpstreamTls::Disable, _) => UpstreamTls::Off,
-        (ConfigUpstreamTls::Require, Some(ca)) => UpstreamTls::verify_with_ca_file(ca, host)?,
-        (ConfigUpstreamTls::Require, None) => UpstreamTls::accept_any_certificate(host)?,
-    };
-    Ok(settings.with_upstream(upstream))
-}
-
 /// Load the state file into the aggregator; a bad file was moved aside and is reported.
 fn restore(state: &StateFile, aggregator: &Aggregator) {
     match state.load() {
@@ -555,25 +512,5 @@ async fn flush_every(
                 let _ = tokio::task::spawn_blocking(move || flush(&state, &aggregator)).await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tls_client_hellos_are_told_apart_from_mongodb_headers() {
-        let client_hello = [
-            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5e, 0x1a, 0x2b,
-            0x3c, 0x4d,
-        ];
-        assert!(is_tls_client_hello(&client_hello));
-        // A 790-byte OP_MSG starts with the same two bytes; its opcode gives it away.
-        let mut op_msg = [0u8; 16];
-        op_msg[..4].copy_from_slice(&790i32.to_le_bytes());
-        op_msg[12..].copy_from_slice(&2013i32.to_le_bytes());
-        assert!(!is_tls_client_hello(&op_msg));
-        assert!(!is_tls_client_hello(&[0x3a, 0x01, 0x00]));
     }
 }

@@ -16,6 +16,8 @@
 //!   optional TLS), with `psql` / `pgbench` helpers.
 //! - [`proxy`]: [`IndextapProcess`], the `indextap` binary run as a child, with its logs and
 //!   its admin HTTP API.
+//! - [`certs`]: [`TestCertificate`], a self-signed certificate and key as PEM files.
+//! - [`tools`]: client tools run as children: pymongo scripts and mongosh.
 //! - [`compressing_front`]: [`CompressingFront`], a fake that gives SecantusDB OP_COMPRESSED
 //!   (snappy, zlib, zstd) by decompressing requests and compressing their replies.
 //! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
@@ -26,6 +28,7 @@
 //! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
 // Lints: `[workspace.lints]` in the root Cargo.toml.
 
+pub mod certs;
 mod child;
 pub mod compressing_front;
 pub mod http;
@@ -35,9 +38,11 @@ pub mod ports;
 pub mod postgres;
 pub mod proxy;
 pub mod secantus;
+pub mod tools;
 
 use std::path::PathBuf;
 
+pub use certs::TestCertificate;
 pub use compressing_front::CompressingFront;
 pub use markers::{assert_absent, marker_number, marker_string, Markers};
 pub use ports::{free_port, wait_for_port};

@@ -12,46 +12,17 @@
 
 mod pg_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use indextap_tests::PostgresOptions;
+use indextap_tests::{PostgresOptions, TestCertificate};
 use pg_common::{assert_success, psql, wait_for_shapes, PgBehindProxy};
 use serde_json::Value;
-use tempfile::TempDir;
 
 /// Reports whether the server sees TLS on this session (`t` / `f`).
 const SERVER_SIDE_SSL: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 /// What psql's `\conninfo` says of a TLS session.
 const TLS_CONNINFO: &str = "SSL connection (protocol: TLS";
-
-/// A self-signed certificate for `localhost` and `127.0.0.1`, as PEM files.
-struct Certificate {
-    dir: TempDir,
-}
-
-impl Certificate {
-    fn generate() -> Self {
-        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let certified = rcgen::generate_simple_self_signed(names).expect("rcgen");
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("proxy.crt"), certified.cert.pem()).expect("cert");
-        std::fs::write(
-            dir.path().join("proxy.key"),
-            certified.key_pair.serialize_pem(),
-        )
-        .expect("key");
-        Self { dir }
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("proxy.crt")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("proxy.key")
-    }
-}
 
 /// `probe_<name>` tables, one per client session.
 fn create_probe_tables(env: &PgBehindProxy, names: &[&str]) {
@@ -156,7 +127,7 @@ fn refuse_mode_serves_plaintext_and_refuses_required_tls() {
 
 #[test]
 fn terminate_mode_speaks_tls_to_clients_and_plaintext_upstream() {
-    let certificate = Certificate::generate();
+    let certificate = TestCertificate::generate();
     let (cert, key) = (
         path_text(&certificate.cert()),
         path_text(&certificate.key()),

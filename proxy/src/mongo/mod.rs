@@ -21,6 +21,8 @@
 //! - [`message`]: one frame → one message, whatever its opcode; unwraps compression.
 //! - [`session`]: [`MongoSession`], the per-connection [`Inspector`](crate::tap::Inspector).
 //! - [`hello`]: [`rewrite_topology`], replica-set addresses in `hello` replies.
+//! - [`tls`]: TLS on a listener (refused, terminated or passed through), told by the first
+//!   bytes.
 //! - `outcome`, `pending`, `reader`: reply → outcome, the bounded pending map, a checked
 //!   byte cursor.
 //!
@@ -34,6 +36,7 @@ pub mod op_msg;
 pub mod op_query;
 pub mod op_reply;
 pub mod session;
+pub mod tls;
 
 mod outcome;
 mod pending;

@@ -8,28 +8,21 @@
 //! - `Passthrough`: forward the SSLRequest and the server's answer, then every byte
 //!   verbatim; the session is end-to-end encrypted and not inspected.
 //!
-//! The upstream side is [`UpstreamTls`]: plain, or TLS (SSLRequest, `S`, handshake) verified
-//! against a CA file, or for staging only, accepting any certificate. It applies to every
-//! session the proxy opens itself (all but a passed-through SSLRequest).
-//!
-//! rustls runs with the ring provider, passed explicitly so nothing depends on a
-//! process-wide default provider.
+//! The upstream side is [`UpstreamTls`] (shared with MongoDB in [`crate::tls`]): plain, or
+//! TLS (SSLRequest, `S`, handshake). It applies to every session the proxy opens itself (all
+//! but a passed-through SSLRequest). Both sides offer the ALPN name PostgreSQL 17 uses.
 //!
 //! ## Layout
-//! - [`PgTlsSettings`], [`PgTlsMode`], [`UpstreamTls`]: what `startup::negotiate` reads.
-//! - [`TlsConfigError`]: loading PEM files, with the path in every message.
-//! - `AcceptAnyServerCert`: the staging-only verifier (handshake signatures still checked).
+//! - [`PgTlsSettings`], [`PgTlsMode`]: what `startup::negotiate` reads.
+//! - [`acceptor_from_pem_files`]: the shared acceptor, with PostgreSQL's ALPN.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use indextap_config::{PostgresListener, TlsMode};
+use tokio_rustls::TlsAcceptor;
+
+pub use crate::tls::{TlsConfigError, UpstreamTls};
 
 /// The ALPN protocol name PostgreSQL 17+ uses; older servers ignore ALPN.
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";
@@ -59,85 +52,6 @@ impl PgTlsMode {
 impl fmt::Debug for PgTlsMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
-    }
-}
-
-/// How the proxy connects to the upstream server.
-#[derive(Clone)]
-pub enum UpstreamTls {
-    /// Plain TCP.
-    Off,
-    /// SSLRequest, then TLS; a server that answers `N` is an upstream error (no downgrade).
-    On {
-        /// The client configuration (verifier included).
-        connector: TlsConnector,
-        /// The name the certificate must be valid for (SNI and verification).
-        server_name: ServerName<'static>,
-    },
-}
-
-impl UpstreamTls {
-    /// TLS verified against the CA certificates in a PEM file.
-    pub fn verify_with_ca_file(
-        ca_file: impl AsRef<Path>,
-        server_name: &str,
-    ) -> Result<Self, TlsConfigError> {
-        let path = ca_file.as_ref();
-        let mut roots = RootCertStore::empty();
-        for cert in read_certificates(path)? {
-            roots.add(cert).map_err(|source| TlsConfigError::Rustls {
-                what: "adding a CA certificate",
-                path: path.to_owned(),
-                source,
-            })?;
-        }
-        let config = client_builder(path)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Self::on(config, server_name)
-    }
-
-    /// TLS that accepts any server certificate. For staging databases with self-signed
-    /// certificates only: it encrypts but does not authenticate the server.
-    pub fn accept_any_certificate(server_name: &str) -> Result<Self, TlsConfigError> {
-        let provider = Arc::new(ring::default_provider());
-        let config = client_builder(Path::new(""))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
-            .with_no_client_auth();
-        Self::on(config, server_name)
-    }
-
-    fn on(mut config: ClientConfig, server_name: &str) -> Result<Self, TlsConfigError> {
-        config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
-            TlsConfigError::InvalidServerName {
-                name: server_name.to_owned(),
-            }
-        })?;
-        Ok(UpstreamTls::On {
-            connector: TlsConnector::from(Arc::new(config)),
-            server_name,
-        })
-    }
-
-    /// A label for logs and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            UpstreamTls::Off => "off",
-            UpstreamTls::On { .. } => "on",
-        }
-    }
-}
-
-impl fmt::Debug for UpstreamTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UpstreamTls::Off => f.write_str("off"),
-            UpstreamTls::On { server_name, .. } => {
-                write!(f, "on ({})", server_name.to_str())
-            }
-        }
     }
 }
 
@@ -179,6 +93,22 @@ impl PgTlsSettings {
         })
     }
 
+    /// What a listener's configuration asks for, both sides.
+    pub fn from_listener(spec: &PostgresListener) -> Result<Self, TlsConfigError> {
+        let tls = &spec.tls;
+        let settings = match (tls.mode, &tls.cert_file, &tls.key_file) {
+            (TlsMode::Refuse, ..) => Self::refuse(),
+            (TlsMode::Passthrough, ..) => Self::passthrough(),
+            (TlsMode::Terminate, Some(cert), Some(key)) => {
+                Self::terminate_from_pem_files(cert, key)?
+            }
+            // Validation requires both files; this only guards a hand-built configuration.
+            (TlsMode::Terminate, ..) => return Err(TlsConfigError::MissingCertificate),
+        };
+        let upstream = UpstreamTls::from_listener(tls, &spec.upstream, &[ALPN_POSTGRESQL])?;
+        Ok(settings.with_upstream(upstream))
+    }
+
     /// The same client side, with this upstream side.
     pub fn with_upstream(mut self, upstream: UpstreamTls) -> Self {
         self.upstream = upstream;
@@ -192,210 +122,50 @@ impl Default for PgTlsSettings {
     }
 }
 
-/// A TLS acceptor from a PEM certificate chain file and a PEM private key file.
+/// A TLS acceptor from a PEM certificate chain file and a PEM private key file, offering
+/// PostgreSQL's ALPN name.
 pub fn acceptor_from_pem_files(
     cert_file: impl AsRef<Path>,
     key_file: impl AsRef<Path>,
 ) -> Result<TlsAcceptor, TlsConfigError> {
-    let cert_path = cert_file.as_ref();
-    let key_path = key_file.as_ref();
-    let certs = read_certificates(cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| TlsConfigError::Pem {
-        what: "private key",
-        path: key_path.to_owned(),
-        source,
-    })?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|source| TlsConfigError::Rustls {
-            what: "choosing protocol versions",
-            path: cert_path.to_owned(),
-            source,
-        })?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|source| TlsConfigError::Rustls {
-            what: "pairing the certificate with its key",
-            path: key_path.to_owned(),
-            source,
-        })?;
-    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsConfigError::Pem {
-            what: "certificates",
-            path: path.to_owned(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsConfigError::NoCertificate {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
-fn client_builder(
-    path: &Path,
-) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, TlsConfigError> {
-    ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|source| TlsConfigError::Rustls {
-            what: "choosing protocol versions",
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// Why TLS settings could not be built. Every message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsConfigError {
-    /// A PEM file could not be read or parsed.
-    #[error("cannot read {what} from {}: {source}", path.display())]
-    Pem {
-        /// What was being read.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    /// A certificate file held no certificate.
-    #[error("no PEM certificate found in {}", path.display())]
-    NoCertificate {
-        /// The file.
-        path: PathBuf,
-    },
-    /// rustls refused the material.
-    #[error("TLS error while {what} ({}): {source}", path.display())]
-    Rustls {
-        /// What was being done.
-        what: &'static str,
-        /// The file involved.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: rustls::Error,
-    },
-    /// The upstream server name is not a DNS name or IP address.
-    #[error("invalid upstream TLS server name {name:?}")]
-    InvalidServerName {
-        /// The name given.
-        name: String,
-    },
-}
-
-/// Accepts any certificate chain, but still checks the handshake signatures against the
-/// presented certificate, so the session key is bound to that certificate.
-#[derive(Debug)]
-struct AcceptAnyServerCert {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    crate::tls::acceptor_from_pem_files(cert_file, key_file, &[ALPN_POSTGRESQL])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
-        let path = dir.path().join(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-
     #[test]
-    fn loads_a_generated_certificate_and_key() {
+    fn a_listener_configuration_builds_both_sides() {
         let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let cert = write(&dir, "cert.pem", &generated.cert.pem());
-        let key = write(&dir, "key.pem", &generated.key_pair.serialize_pem());
-        let settings = PgTlsSettings::terminate_from_pem_files(&cert, &key).unwrap();
-        assert_eq!(settings.mode.label(), "terminate");
-        let upstream = UpstreamTls::verify_with_ca_file(&cert, "localhost").unwrap();
-        assert_eq!(format!("{upstream:?}"), "on (localhost)");
-        assert!(UpstreamTls::accept_any_certificate("10.0.0.1").is_ok());
-    }
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
 
-    fn acceptor_error(cert: &Path, key: &Path) -> TlsConfigError {
-        match acceptor_from_pem_files(cert, key) {
-            Ok(_) => panic!("accepted bad TLS material"),
-            Err(err) => err,
-        }
-    }
-
-    #[test]
-    fn errors_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("missing.pem");
-        let err = acceptor_error(&missing, &missing);
-        assert!(err.to_string().contains("missing.pem"), "{err}");
-
-        let empty = write(&dir, "empty.pem", "");
-        let err = acceptor_error(&empty, &empty);
-        assert!(matches!(err, TlsConfigError::NoCertificate { .. }), "{err}");
-
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let cert = write(&dir, "cert.pem", &generated.cert.pem());
-        let err = acceptor_error(&cert, &cert);
-        assert!(err.to_string().contains("private key"), "{err}");
-
-        let other = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
-        let wrong_key = write(&dir, "wrong.pem", &other.key_pair.serialize_pem());
-        let err = acceptor_error(&cert, &wrong_key);
-        assert!(matches!(err, TlsConfigError::Rustls { .. }), "{err}");
-
-        let err = UpstreamTls::accept_any_certificate("not a name!").unwrap_err();
-        assert!(matches!(err, TlsConfigError::InvalidServerName { .. }));
+        let mut spec = PostgresListener::new("127.0.0.1:6432", "localhost:5432");
+        assert_eq!(
+            PgTlsSettings::from_listener(&spec).unwrap().mode.label(),
+            "refuse"
+        );
+        spec.tls.mode = TlsMode::Terminate;
+        assert!(matches!(
+            PgTlsSettings::from_listener(&spec),
+            Err(TlsConfigError::MissingCertificate)
+        ));
+        spec.tls.cert_file = Some(cert.clone());
+        spec.tls.key_file = Some(key);
+        spec.tls.upstream = indextap_config::UpstreamTls::Require;
+        spec.tls.upstream_ca_file = Some(cert);
+        let settings = PgTlsSettings::from_listener(&spec).unwrap();
+        let PgTlsMode::Terminate(acceptor) = &settings.mode else {
+            panic!("terminate");
+        };
+        assert_eq!(
+            acceptor.config().alpn_protocols,
+            vec![ALPN_POSTGRESQL.to_vec()]
+        );
+        assert_eq!(format!("{:?}", settings.upstream), "on (localhost)");
     }
 }
