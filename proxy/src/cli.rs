@@ -2,7 +2,8 @@
 //!
 //! ## Layout
 //! - [`run_proxy`]: the runtime around [`crate::server::run`].
-//! - [`recommend`], [`merge`], [`shapes`]: read a running proxy's admin API or a snapshot file.
+//! - [`recommend`], [`merge`], [`shapes`]: read a running proxy's admin API, a snapshot file,
+//!   or every sidecar's entry in a snapshot sink (merged).
 //! - [`init_logging`]: tracing, as text or JSON.
 
 use std::path::PathBuf;
@@ -11,14 +12,16 @@ use std::process::ExitCode;
 use clap::Args;
 use indextap_analyzer::export::{self, Format};
 use indextap_analyzer::snapshot::Snapshot;
-use indextap_config::LogConfig;
+use indextap_config::{LogConfig, SinkTarget};
 
 use crate::catalog::CatalogSources;
+use crate::sink::Sink;
 
 /// `indextap recommend`.
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// A running proxy's admin address (http://HOST:PORT) or a snapshot file.
+    /// A running proxy's admin address (http://HOST:PORT), a snapshot file, or a snapshot
+    /// sink (postgres://..., s3://bucket/prefix, file:///dir): every sidecar's entry, merged.
     #[arg(long)]
     pub from: String,
     /// Output format: json, mongosh, pymongo, sql, prisma, django or markdown.
@@ -40,7 +43,8 @@ pub struct RecommendArgs {
 /// `indextap merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Snapshot files or admin URLs (http://HOST:PORT) of running proxies.
+    /// Snapshot files, admin URLs (http://HOST:PORT) of running proxies, or snapshot sinks
+    /// (postgres://..., s3://bucket/prefix, file:///dir).
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Write the merged snapshot here instead of standard output.
@@ -53,7 +57,8 @@ pub struct MergeArgs {
 /// `indextap shapes`.
 #[derive(Debug, Args)]
 pub struct ShapesArgs {
-    /// A running proxy's admin address (http://HOST:PORT) or a snapshot file.
+    /// A running proxy's admin address (http://HOST:PORT), a snapshot file, or a snapshot
+    /// sink (postgres://..., s3://bucket/prefix, file:///dir).
     #[arg(long)]
     pub from: String,
     #[command(flatten)]
@@ -171,12 +176,52 @@ fn http_get(url: &str, token: Option<&str>) -> Result<String, String> {
 }
 
 fn read_snapshot(from: &str, token: Option<&str>) -> Result<Snapshot, String> {
+    if SinkTarget::is_sink_url(from) {
+        return read_sink(from);
+    }
     let text = if is_url(from) {
         http_get(&api_url(from, "/api/v1/snapshot"), token)?
     } else {
         std::fs::read_to_string(from).map_err(|e| format!("cannot read {from}: {e}"))?
     };
     Snapshot::from_json(&text).map_err(|e| format!("{from} is not a usable snapshot: {e}"))
+}
+
+/// Every sidecar's entry in a snapshot sink, merged. An entry that does not parse is
+/// reported and left out, so one bad row does not hide the fleet; an empty sink is an error.
+fn read_sink(from: &str) -> Result<Snapshot, String> {
+    // The URL may hold a password: messages name the sink by its description only.
+    let target = SinkTarget::parse(from).map_err(|message| format!("the sink URL {message}"))?;
+    let sink = Sink::open(target).map_err(|e| e.to_string())?;
+    let runtime = runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let entries = runtime
+        .block_on(sink.fetch_all())
+        .map_err(|e| e.to_string())?;
+    let mut merged = Snapshot::new();
+    let mut used = Vec::new();
+    for entry in entries {
+        match Snapshot::from_json(&entry.snapshot) {
+            Ok(snapshot) => {
+                merged.merge(&snapshot);
+                used.push(entry.sidecar_id);
+            }
+            Err(error) => eprintln!(
+                "indextap: left out sidecar {:?} of {}: {error}",
+                entry.sidecar_id,
+                sink.describe()
+            ),
+        }
+    }
+    if used.is_empty() {
+        return Err(format!("{} holds no usable snapshot", sink.describe()));
+    }
+    eprintln!(
+        "indextap: merged {} sidecar snapshot(s) from {}: {}",
+        used.len(),
+        sink.describe(),
+        used.join(", ")
+    );
+    Ok(merged)
 }
 
 fn fail(message: String) -> ExitCode {

@@ -12,7 +12,9 @@
 //! - [`pipeline`]: the bounded channel into the analyzer, and the workers behind it.
 //! - [`catalog`]: existing indexes and planner verification, read from the databases.
 //! - [`admin`]: the HTTP admin API and Prometheus metrics.
-//! - [`state`]: the state file (periodic, atomic, reloaded on start).
+//! - [`state`]: the state file (periodic, atomic, reloaded on start), the state directory's
+//!   lock, and the keeper that also pushes to the snapshot sink.
+//! - [`sink`]: the snapshot sink (a PostgreSQL table, S3, a directory), read back by the CLI.
 //! - [`tls`]: rustls material both engines share (the proxy's certificate, upstream TLS).
 //! - [`server`]: listeners, accept loops, lifecycle (drain on SIGTERM).
 //! - [`error`]: errors that say which side they came from.
@@ -28,6 +30,7 @@ pub mod pipeline;
 pub mod postgres;
 pub mod relay;
 pub mod server;
+pub mod sink;
 pub mod state;
 pub mod tap;
 pub mod tls;

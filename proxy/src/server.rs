@@ -27,7 +27,7 @@ use crate::mongo::{is_hello_request, rewrite_topology, MongoFramer, MongoSession
 use crate::pipeline::{inspect_connection, Analysis};
 use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings};
 use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
-use crate::state::{LoadOutcome, StateFile};
+use crate::state::keeper::Keeper;
 use crate::tap::Inspector;
 
 /// How long shutdown waits for inspection and analysis to catch up before the last flush.
@@ -47,16 +47,11 @@ struct Shared {
 
 /// Run the proxy until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // First, before any port: a second proxy on the same state directory stops here.
+    let keeper = Arc::new(Keeper::open(&config)?);
     let metrics = Arc::new(Metrics::new());
     let aggregator = Arc::new(Aggregator::new(config.capture.max_shapes));
-    let state_file = config
-        .state
-        .dir
-        .as_ref()
-        .map(|dir| Arc::new(StateFile::new(dir)));
-    if let Some(state) = &state_file {
-        restore(state, &aggregator);
-    }
+    keeper.restore(&aggregator).await;
 
     // Bind everything first.
     let admin = TcpListener::bind(&config.admin.listen)
@@ -141,14 +136,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             connections.clone(),
         ));
     }
-    if let Some(state) = state_file.clone() {
-        let interval = Duration::from_secs(config.state.interval_secs.max(1));
-        tokio::spawn(flush_every(
-            state,
-            aggregator.clone(),
-            interval,
-            shutdown.clone(),
-        ));
+    if keeper.is_active() {
+        tokio::spawn(keeper.clone().run(aggregator.clone(), shutdown.clone()));
     }
 
     wait_for_signal().await;
@@ -170,9 +159,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shared.inspections.close();
     let _ = tokio::time::timeout(SETTLE_LIMIT, shared.inspections.wait()).await;
     shared.analysis.settle(SETTLE_LIMIT).await;
-    if let Some(state) = &state_file {
-        flush(state, &aggregator);
-    }
+    keeper.flush(&aggregator).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -461,56 +448,4 @@ fn startup_failure(error: &ProxyError) -> StartupFailure {
         ErrorKind::InvalidData => "startup_invalid",
         _ => "startup_io",
     })
-}
-
-/// Load the state file into the aggregator; a bad file was moved aside and is reported.
-fn restore(state: &StateFile, aggregator: &Aggregator) {
-    match state.load() {
-        Ok(LoadOutcome::Fresh) => {
-            tracing::info!(path = %state.path().display(), "no state file: starting fresh")
-        }
-        Ok(LoadOutcome::Restored(snapshot)) => {
-            aggregator.restore(&snapshot);
-            tracing::info!(path = %state.path().display(), shapes = snapshot.shapes.len(), "state restored");
-        }
-        Ok(LoadOutcome::MovedAside {
-            path,
-            reason,
-            detail,
-        }) => tracing::error!(
-            moved_to = %path.display(), reason, %detail,
-            "the state file was unusable and has been moved aside; starting fresh"
-        ),
-        Err(error) => tracing::error!(%error, "cannot read the state file; starting fresh"),
-    }
-}
-
-/// Write the aggregate now.
-fn flush(state: &StateFile, aggregator: &Aggregator) {
-    match state.save(&aggregator.snapshot()) {
-        Ok(()) => tracing::debug!(path = %state.path().display(), "state saved"),
-        Err(error) => tracing::error!(%error, "cannot save the state file"),
-    }
-}
-
-/// Write the aggregate every `interval` until shutdown (the final flush is the caller's).
-async fn flush_every(
-    state: Arc<StateFile>,
-    aggregator: Arc<Aggregator>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {
-                let state = state.clone();
-                let aggregator = aggregator.clone();
-                // Serialising and fsyncing is blocking work: keep it off the data path's threads.
-                let _ = tokio::task::spawn_blocking(move || flush(&state, &aggregator)).await;
-            }
-        }
-    }
 }

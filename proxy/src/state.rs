@@ -14,6 +14,15 @@
 //!
 //! The functions block (std::fs); from async code, call them through
 //! `tokio::task::spawn_blocking`.
+//!
+//! ## Layout
+//! - this file: [`StateFile`], saving and loading.
+//! - [`lock`]: [`lock::StateLock`], one owner per state directory.
+//! - [`keeper`]: [`keeper::Keeper`], restore at start, then the state file and the snapshot
+//!   sink at every interval and at shutdown.
+
+pub mod keeper;
+pub mod lock;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

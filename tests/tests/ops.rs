@@ -5,7 +5,9 @@
 //! - `config`: configuration errors stop the start before anything listens; file < env <
 //!   flag precedence; several listeners per engine from one file.
 //! - `state`: the state file survives SIGTERM, `kill -9` (at most one interval lost) and
-//!   corruption (moved aside, fresh start).
+//!   corruption (moved aside, fresh start); one proxy per state directory.
+//! - `sink`: snapshots pushed to a PostgreSQL table or a directory outlive the sidecars, and
+//!   `recommend|shapes|merge --from <sink>` merges them.
 //! - `shutdown`: SIGTERM drains in-flight requests within the grace period.
 //! - `admin`: the bearer-token guard on the admin API, and its loopback default.
 //! - `fleet`: snapshots of several proxies merge into one advice, in any order.
@@ -20,6 +22,8 @@ mod config;
 mod fleet;
 #[path = "ops/shutdown.rs"]
 mod shutdown;
+#[path = "ops/sink.rs"]
+mod sink;
 #[path = "ops/state.rs"]
 mod state;
 #[path = "ops/upstream.rs"]

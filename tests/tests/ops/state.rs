@@ -211,3 +211,53 @@ async fn a_corrupt_state_file_is_moved_aside_and_the_proxy_starts_fresh() {
         vec![2]
     );
 }
+
+#[tokio::test]
+async fn a_second_proxy_on_the_same_state_dir_exits_naming_the_lock() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = state.path().display().to_string();
+    let listen = loopback();
+    let mut first = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+
+    // Other ports, same directory: it must stop before listening anywhere.
+    let (second_listen, second_admin) = (loopback(), loopback());
+    let mut second = super::indextap()
+        .args(["proxy", "--mongo-listen", &second_listen.to_string()])
+        .args(["--mongo-upstream", &server.addr().to_string()])
+        .args(["--admin-listen", &second_admin.to_string()])
+        .args(["--state-dir", &dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the second proxy");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while second.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second proxy kept running on a locked state directory");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = second.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{}: {stderr}", output.status);
+    let lock_file = state.path().join("indextap.lock");
+    assert!(
+        stderr.contains(&lock_file.display().to_string()) && stderr.contains("in use"),
+        "the error names the lock: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.pid())),
+        "and its holder: {stderr}"
+    );
+    assert!(!super::accepts(second_admin) && !super::accepts(second_listen));
+
+    // The first one is unharmed and keeps its state; once it stops, the directory is free.
+    mongo_finds(&server.uri_via(listen), &[("orders", 2)]).await;
+    wait_for_counts(&first, &[("orders", "find", 2)]);
+    assert!(first.stop().expect("exited").success());
+    let listen = loopback();
+    let third = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    wait_for_counts(&third, &[("orders", "find", 2)]);
+}
