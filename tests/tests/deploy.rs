@@ -166,8 +166,9 @@ fn parse_and_validate(what: &str, toml: &str, mounts: &[&str]) -> Config {
     if let Some(token) = &config.admin.token_file {
         checked.admin.token_file = Some(stand_in(token));
     }
-    for listener in &mut checked.postgres.listeners {
-        let tls = &mut listener.tls;
+    let mongo = checked.mongo.listeners.iter_mut().map(|l| &mut l.tls);
+    let postgres = checked.postgres.listeners.iter_mut().map(|l| &mut l.tls);
+    for tls in mongo.chain(postgres) {
         for file in [
             &mut tls.cert_file,
             &mut tls.key_file,

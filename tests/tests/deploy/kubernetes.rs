@@ -271,3 +271,52 @@ fn the_kustomization_lists_every_manifest() {
         }
     }
 }
+
+#[test]
+fn the_snapshot_sink_comes_from_a_secret_and_each_pod_pushes_under_its_name() {
+    let deployment = deployment();
+    let env = list(sidecar(&deployment), &["env"]);
+    let var = |name: &str| {
+        env.iter()
+            .find(|var| var.get("name").and_then(Value::as_str) == Some(name))
+            .unwrap_or_else(|| panic!("the sidecar has no {name}"))
+    };
+    // The URL may hold a password: never in the manifest, and optional, so the pod starts
+    // without a sink until the Secret exists.
+    let sink = at(
+        var("INDEXTAP_SNAPSHOT_SINK"),
+        &["valueFrom", "secretKeyRef"],
+    );
+    assert!(!text(sink, &["name"]).is_empty());
+    assert_eq!(at(sink, &["optional"]).as_bool(), Some(true));
+    assert_eq!(
+        text(var("POD_NAME"), &["valueFrom", "fieldRef", "fieldPath"]),
+        "metadata.name"
+    );
+    // The variable is one indextap knows: with a sink URL it loads, with a bad one it names
+    // the variable's setting.
+    let configmap = yaml("k8s/configmap.yaml");
+    let toml = text(&configmap, &["data", "indextap.toml"]);
+    let mut config = indextap_config::parse_toml(toml).expect("the ConfigMap parses");
+    config.snapshot_sink.url = Some(indextap_config::Secret::new(
+        "postgres://indextap:pw@postgres.staging.svc:5432/indextap",
+    ));
+    config.admin.token_file = None;
+    config
+        .validate()
+        .expect("the ConfigMap with a sink is valid");
+    let loaded = indextap_config::load(
+        None,
+        [
+            ("INDEXTAP_SNAPSHOT_SINK", "s3://fleet/indextap"),
+            ("INDEXTAP_PG_LISTEN", "127.0.0.1:6432"),
+            ("INDEXTAP_PG_UPSTREAM", "postgres.staging.svc:5432"),
+        ],
+        indextap_config::CliOverrides::default(),
+    )
+    .expect("INDEXTAP_SNAPSHOT_SINK is a known variable");
+    assert_eq!(
+        loaded.snapshot_sink.url.as_deref(),
+        Some("s3://fleet/indextap")
+    );
+}
