@@ -35,6 +35,13 @@ fn example_loads_and_validates() {
 /// Every field set, written with struct literals so that a new field fails to compile here
 /// until it is added (and then must be documented in the example).
 fn every_field_set() -> Config {
+    let tls = ListenerTls {
+        mode: TlsMode::Terminate,
+        cert_file: Some("/c".into()),
+        key_file: Some("/k".into()),
+        upstream: UpstreamTls::Require,
+        upstream_ca_file: Some("/ca".into()),
+    };
     Config {
         admin: AdminConfig {
             listen: "127.0.0.1:9090".into(),
@@ -48,13 +55,7 @@ fn every_field_set() -> Config {
                 upstream: "h:2".into(),
                 advertise: Some("h:3".into()),
                 name: Some("n".into()),
-                tls: ListenerTls {
-                    mode: TlsMode::Terminate,
-                    cert_file: Some("/c".into()),
-                    key_file: Some("/k".into()),
-                    upstream: UpstreamTls::Require,
-                    upstream_ca_file: Some("/ca".into()),
-                },
+                tls: tls.clone(),
             }],
         },
         postgres: PostgresConfig {
@@ -63,13 +64,7 @@ fn every_field_set() -> Config {
                 listen: "127.0.0.1:4".into(),
                 upstream: "h:5".into(),
                 name: Some("p".into()),
-                tls: ListenerTls {
-                    mode: TlsMode::Terminate,
-                    cert_file: Some("/c".into()),
-                    key_file: Some("/k".into()),
-                    upstream: UpstreamTls::Require,
-                    upstream_ca_file: Some("/ca".into()),
-                },
+                tls,
             }],
         },
         capture: CaptureConfig {

@@ -20,7 +20,7 @@ use indextap_tests::tools::{mongosh, pymongo};
 use indextap_tests::{
     IndextapOptions, IndextapProcess, SecantusDb, SecantusOptions, TestCertificate,
 };
-use mongo_common::{executions, metric, start_proxy, wait_for_metric, wait_for_shapes};
+use mongo_common::{executions, metric, start_proxy, wait_for_metric, wait_for_shapes, MongoProxy};
 
 /// Inserts into `sys.argv[2]`, then runs the same find five times: one shape,
 /// `{status: <string>, qty: {$gt: <int>}}` sorted by `at`.
@@ -116,15 +116,13 @@ fn tls_server(certificate: &TestCertificate) -> SecantusDb {
     })
 }
 
-#[test]
-fn terminate_captures_pymongo_over_tls_and_refuses_plain_clients() {
-    let server = SecantusDb::start(SecantusOptions::standalone());
-    let proxy_cert = TestCertificate::generate();
+/// A proxy in front of `server` that terminates TLS with `certificate`.
+fn terminating_proxy(server: &SecantusDb, certificate: &TestCertificate) -> MongoProxy {
     let (cert, key) = (
-        proxy_cert.cert().display().to_string(),
-        proxy_cert.key().display().to_string(),
+        certificate.cert().display().to_string(),
+        certificate.key().display().to_string(),
     );
-    let mut proxy = start_proxy(
+    start_proxy(
         server.addr(),
         &[
             "--mongo-tls-mode",
@@ -134,7 +132,14 @@ fn terminate_captures_pymongo_over_tls_and_refuses_plain_clients() {
             "--mongo-tls-key",
             &key,
         ],
-    );
+    )
+}
+
+#[test]
+fn terminate_captures_pymongo_over_tls_and_refuses_plain_clients() {
+    let server = SecantusDb::start(SecantusOptions::standalone());
+    let proxy_cert = TestCertificate::generate();
+    let mut proxy = terminating_proxy(&server, &proxy_cert);
 
     // The driver verifies the proxy's certificate (tlsCAFile) and host name.
     run_finds(&uri(proxy.listen, Some(&proxy_cert)), "over_tls");
@@ -281,21 +286,8 @@ fn refuse_answers_tls_with_a_handshake_failure() {
 fn mongosh_over_tls_through_terminate_is_captured() {
     let server = SecantusDb::start(SecantusOptions::standalone());
     let proxy_cert = TestCertificate::generate();
-    let (cert, key) = (
-        proxy_cert.cert().display().to_string(),
-        proxy_cert.key().display().to_string(),
-    );
-    let proxy = start_proxy(
-        server.addr(),
-        &[
-            "--mongo-tls-mode",
-            "terminate",
-            "--mongo-tls-cert",
-            &cert,
-            "--mongo-tls-key",
-            &key,
-        ],
-    );
+    let proxy = terminating_proxy(&server, &proxy_cert);
+    let cert = proxy_cert.cert().display().to_string();
     let script = r#"
         const coll = db.getSiblingDB("app").shell_orders;
         coll.insertMany([{status: "A", qty: 5, at: 1}, {status: "B", qty: 7, at: 2}]);
