@@ -272,6 +272,73 @@ mod tests {
         assert!(!is_tls_client_hello(&[]));
     }
 
+    /// A connected client socket and the proxy's accepted end of it.
+    async fn accepted() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (proxy_side, _) = listener.accept().await.unwrap();
+        (client, proxy_side)
+    }
+
+    /// Runs `open` for a client that sends `first`; whether the upstream was connected, and
+    /// what the client read back before the proxy let go.
+    async fn open_with(tls: &MongoTls, first: &[u8]) -> (bool, bool, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, proxy_side) = accepted().await;
+        client.write_all(first).await.unwrap();
+        let metrics = crate::admin::metrics::Metrics::new().listener("t", "mongodb");
+        let connected = std::sync::atomic::AtomicBool::new(false);
+        let connect = async {
+            connected.store(true, std::sync::atomic::Ordering::Relaxed);
+            None
+        };
+        let legs = tls.open(proxy_side, connect, &metrics).await;
+        let mut answer = Vec::new();
+        let _ = timeout(Duration::from_secs(5), client.read_to_end(&mut answer)).await;
+        (
+            legs.is_some(),
+            connected.load(std::sync::atomic::Ordering::Relaxed),
+            answer,
+        )
+    }
+
+    const CLIENT_HELLO_START: [u8; 16] = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5e, 0x1a, 0x2b, 0x3c,
+        0x4d,
+    ];
+
+    #[tokio::test]
+    async fn refused_clients_never_reach_the_upstream() {
+        // Refuse: a TLS client gets the alert, and no upstream connection is made.
+        let (served, connected, answer) = open_with(&MongoTls::refuse(), &CLIENT_HELLO_START).await;
+        assert!(!served && !connected);
+        assert_eq!(answer, HANDSHAKE_FAILURE_ALERT);
+
+        // Terminate: a plain client (an OP_MSG header) is closed without a byte.
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        let mut spec = MongoListener::new("127.0.0.1:27018", "localhost:27017");
+        spec.tls.mode = TlsMode::Terminate;
+        spec.tls.cert_file = Some(cert);
+        spec.tls.key_file = Some(key);
+        let terminate = MongoTls::from_listener(&spec).unwrap();
+        let mut op_msg = [0u8; 16];
+        op_msg[..4].copy_from_slice(&60i32.to_le_bytes());
+        op_msg[12..].copy_from_slice(&2013i32.to_le_bytes());
+        let (served, connected, answer) = open_with(&terminate, &op_msg).await;
+        assert!(!served && !connected);
+        assert!(answer.is_empty(), "{answer:?}");
+
+        // A plain client of a refusing listener is relayed: the upstream is asked for.
+        let (_, connected, _) = open_with(&MongoTls::refuse(), &op_msg).await;
+        assert!(connected);
+    }
+
     #[test]
     fn terminate_needs_its_files() {
         let mut spec = MongoListener::new("127.0.0.1:27018", "localhost:27017");
