@@ -20,6 +20,8 @@
 pub mod id;
 pub mod mongo;
 pub mod sql;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
