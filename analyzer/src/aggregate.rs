@@ -25,7 +25,9 @@ use hdrhistogram::Histogram;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::command::Observation;
-use crate::shape::{BoundConstant, Constant, Lowering, Namespace, Shape, ShapeId, WriteKind};
+use crate::shape::{
+    BoundConstant, Constant, Lowering, Namespace, Rejection, Shape, ShapeId, WriteKind,
+};
 use crate::snapshot::{
     HistogramRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
     HISTOGRAM_MAX_MICROS, HISTOGRAM_SIGFIG,
@@ -205,7 +207,7 @@ pub struct Aggregator {
     writes: DashMap<Namespace, WriteCounters>,
     other_count: AtomicU64,
     other_micros: AtomicU64,
-    rejected: DashMap<&'static str, u64>,
+    rejected: DashMap<Rejection, u64>,
     orphan_continuations: AtomicU64,
     cursors: Mutex<CursorTable>,
 }
@@ -238,8 +240,8 @@ impl Aggregator {
         let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
         let at_ms = unix_millis(observation.at);
 
-        if let Some(reason) = lowering.rejected {
-            *self.rejected.entry(reason).or_insert(0) += 1;
+        if let Some(reason) = &lowering.rejected {
+            *self.rejected.entry(reason.clone()).or_insert(0) += 1;
         }
         for write in &lowering.writes {
             self.count_write(write);
@@ -388,7 +390,7 @@ impl Aggregator {
         let rejected = self
             .rejected
             .iter()
-            .map(|entry| (entry.key().to_string(), *entry.value()))
+            .map(|entry| (entry.key().clone(), *entry.value()))
             .collect();
         Snapshot {
             version: FORMAT_VERSION,
@@ -428,22 +430,13 @@ impl Aggregator {
             .fetch_add(snapshot.other.count, Ordering::Relaxed);
         self.other_micros
             .fetch_add(snapshot.other.total_micros, Ordering::Relaxed);
+        // A reason this version does not know stays as it was read.
         for (reason, count) in &snapshot.rejected {
-            let known = REJECTION_REASONS.iter().find(|r| **r == reason.as_str());
-            let label = known.copied().unwrap_or("other");
-            *self.rejected.entry(label).or_insert(0) += count;
+            let mut total = self.rejected.entry(reason.clone()).or_insert(0);
+            *total = total.saturating_add(*count);
         }
     }
 }
-
-/// Rejection reasons the lowerers use; a restored file's unknown reasons fold into "other".
-const REJECTION_REASONS: &[&str] = &[
-    "sql_parse_error",
-    "sql_unsupported",
-    "missing_collection",
-    "malformed_filter",
-    "other",
-];
 
 /// The constants in both sets. A digest matches the token list it was made from; the
 /// result is in clear only when `reveal` (enough executions) and one side has it in clear.
@@ -686,13 +679,34 @@ mod tests {
         aggregator.record(
             &observation(1, 0, None, None),
             Lowering {
-                rejected: Some("sql_parse_error"),
+                rejected: Some(Rejection::SqlParseError),
                 ..Lowering::default()
             },
         );
         let snapshot = aggregator.snapshot();
         assert_eq!(snapshot.writes[0].inserts, 100);
-        assert_eq!(snapshot.rejected.get("sql_parse_error"), Some(&1));
+        assert_eq!(snapshot.rejected.get(&Rejection::SqlParseError), Some(&1));
+    }
+
+    #[test]
+    fn restored_rejections_keep_their_reason() {
+        let aggregator = Aggregator::new(10);
+        aggregator.record(
+            &observation(1, 0, None, None),
+            Lowering::rejected_as(Rejection::MalformedCommand),
+        );
+        let mut snapshot = aggregator.snapshot();
+        snapshot.rejected.insert("from_a_newer_version".into(), 2);
+        let json = snapshot.to_json();
+        let restored = Aggregator::new(10);
+        restored.restore(&Snapshot::from_json(&json).expect("parses"));
+        let rejected = restored.snapshot().rejected;
+        assert_eq!(rejected.get(&Rejection::MalformedCommand), Some(&1));
+        assert_eq!(
+            rejected.get(&Rejection::Other("from_a_newer_version".to_owned())),
+            Some(&2)
+        );
+        assert!(!rejected.contains_key(&Rejection::Other("other".to_owned())));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod command;
 pub mod export;
 pub mod shape;
 pub mod snapshot;
+mod spelling;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

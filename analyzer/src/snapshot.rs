@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::shape::{BoundConstant, Namespace, Shape, ShapeId};
+use crate::shape::{BoundConstant, Namespace, Rejection, Shape, ShapeId};
 
 pub use json::SnapshotError;
 
@@ -49,7 +49,7 @@ pub struct Snapshot {
     pub other: OtherRecord,
     /// Commands that lowered to nothing useful, by reason (`sql_parse_error`, ...).
     #[serde(default)]
-    pub rejected: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<Rejection, u64>,
 }
 
 impl Snapshot {

@@ -170,11 +170,19 @@ pub struct Served {
     pub p95_ms: f64,
 }
 
+crate::spelling::open! {
+    /// How a recommendation's evidence was measured.
+    pub enum EvidenceMethod {
+        /// PostgreSQL planner costs, without and with a HypoPG hypothetical index.
+        Hypopg => "hypopg",
+    }
+}
+
 /// Planner evidence for one recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// How it was measured (`hypopg`).
-    pub method: String,
+    /// How it was measured.
+    pub method: EvidenceMethod,
     /// Estimated total cost of the served shapes without the index (sum over shapes).
     pub cost_before: f64,
     /// The same with the hypothetical index.

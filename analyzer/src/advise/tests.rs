@@ -112,7 +112,7 @@ fn the_tenant_key_leads_every_index_of_its_collection() {
     let jobs = Namespace::postgres("app", "public", "jobs");
     let select = |filter: Vec<Predicate>, sort_keys| {
         let mut shape = find(&jobs, filter, sort_keys);
-        shape.command = "select".to_owned();
+        shape.command = "select".into();
         shape
     };
     let snapshot = snapshot(vec![
@@ -166,7 +166,7 @@ fn the_job_events_seed_plan() {
     let events = Namespace::postgres("app", "public", "job_events");
     let select = |filter: Vec<Predicate>, sort_keys: Vec<crate::shape::SortKey>, limit| {
         let mut shape = find(&events, filter, sort_keys);
-        shape.command = "select".to_owned();
+        shape.command = "select".into();
         shape.limit = limit;
         shape
     };

@@ -9,12 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Advice, Evidence, Recommendation};
+use super::{Advice, Evidence, EvidenceMethod, Recommendation};
 use crate::shape::{Engine, Namespace, ShapeId};
 use crate::snapshot::Snapshot;
-
-/// The `Evidence::method` of HypoPG measurements.
-pub const HYPOPG: &str = "hypopg";
 
 /// What to measure for one recommendation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +117,7 @@ pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
             return true;
         };
         recommendation.evidence = Some(Evidence {
-            method: HYPOPG.to_owned(),
+            method: EvidenceMethod::Hypopg,
             cost_before: before,
             cost_after: after,
         });
@@ -274,7 +271,7 @@ mod tests {
         assert_eq!(
             advice.recommendations[0].evidence,
             Some(Evidence {
-                method: HYPOPG.to_owned(),
+                method: EvidenceMethod::Hypopg,
                 cost_before: 150.0,
                 cost_after: 60.0
             })

@@ -107,7 +107,7 @@ mod tests {
     fn leaf(name: &str, operator: &str, class: OpClass, value_type: ValueType) -> Predicate {
         Predicate::Leaf(Leaf {
             target: Target::Field(name.to_owned()),
-            operator: operator.to_owned(),
+            operator: operator.into(),
             class,
             value_type,
         })

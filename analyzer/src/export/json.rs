@@ -154,7 +154,7 @@ fn recommendation(recommendation: &Recommendation) -> JsonRecommendation<'_> {
             .map(|evidence| JsonEvidence {
                 cost_before: evidence.cost_before,
                 cost_after: evidence.cost_after,
-                method: &evidence.method,
+                method: evidence.method.as_str(),
             }),
         write_load: &recommendation.write_load,
     }

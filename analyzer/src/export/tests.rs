@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::advise::{
-    Condition, DropCandidate, Evidence, IndexKey, IndexMethod, IndexSpec, PartialTerm, Served,
-    WriteLoad,
+    Condition, DropCandidate, Evidence, EvidenceMethod, IndexKey, IndexMethod, IndexSpec,
+    PartialTerm, Served, WriteLoad,
 };
 use crate::shape::{Namespace, ShapeId, Target};
 
@@ -177,7 +177,7 @@ pub(crate) fn postgres_advice() -> Advice {
         load(300, 40, 2, 900),
     );
     by_customer.evidence = Some(Evidence {
-        method: "hypopg".to_owned(),
+        method: EvidenceMethod::Hypopg,
         cost_before: 1200.0,
         cost_after: 12.5,
     });

@@ -13,12 +13,19 @@
 //!
 //! ## Layout
 //! - this file: the model ([`Shape`], [`Predicate`], [`Leaf`], [`OpClass`], [`Lowering`]).
+//! - `namespace`: [`Engine`] and [`Namespace`], where a shape runs.
+//! - `operator`, `command`, `rejection`: the typed words of the model ([`Operator`],
+//!   [`Command`], [`Rejection`]), each serialised as the name it has always had in the JSON.
 //! - [`mongo`]: MongoDB command → shapes (the 8.0 query-shape rules).
 //! - [`sql`]: SQL text → shapes (sqlparser, PostgreSQL dialect), with an LRU cache.
 //! - [`id`]: the stable shape id, a hash of the canonical form.
 
+mod command;
 pub mod id;
 pub mod mongo;
+mod namespace;
+mod operator;
+mod rejection;
 pub mod sql;
 #[cfg(test)]
 mod tests;
@@ -26,65 +33,11 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Request;
+pub use command::Command;
 pub use id::ShapeId;
-
-/// Which database engine a namespace lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// MongoDB.
-    Mongodb,
-    /// PostgreSQL.
-    Postgresql,
-}
-
-/// Where a query runs: a MongoDB collection or a PostgreSQL table.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Namespace {
-    /// The engine.
-    pub engine: Engine,
-    /// MongoDB database, or PostgreSQL database.
-    pub database: String,
-    /// PostgreSQL schema (`public` when unqualified); `None` for MongoDB.
-    pub schema: Option<String>,
-    /// Collection or table name.
-    pub collection: String,
-}
-
-impl Namespace {
-    /// A MongoDB collection.
-    pub fn mongo(database: impl Into<String>, collection: impl Into<String>) -> Self {
-        Self {
-            engine: Engine::Mongodb,
-            database: database.into(),
-            schema: None,
-            collection: collection.into(),
-        }
-    }
-
-    /// A PostgreSQL table.
-    pub fn postgres(
-        database: impl Into<String>,
-        schema: impl Into<String>,
-        table: impl Into<String>,
-    ) -> Self {
-        Self {
-            engine: Engine::Postgresql,
-            database: database.into(),
-            schema: Some(schema.into()),
-            collection: table.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Namespace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.schema {
-            Some(schema) => write!(f, "{}.{}.{}", self.database, schema, self.collection),
-            None => write!(f, "{}.{}", self.database, self.collection),
-        }
-    }
-}
+pub use namespace::{Engine, Namespace};
+pub use operator::{MongoOperator, Operator, SqlOperator};
+pub use rejection::Rejection;
 
 /// How an operator can use an index. This is what ESR reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -182,7 +135,7 @@ pub struct Leaf {
     /// What is tested.
     pub target: Target,
     /// The operator as written, normalised (`$eq`, `$gte`, `=`, `LIKE`, `IS NULL`, ...).
-    pub operator: String,
+    pub operator: Operator,
     /// How an index can use it.
     pub class: OpClass,
     /// The operand's type.
@@ -243,7 +196,7 @@ pub struct Shape {
     pub namespace: Namespace,
     /// The command or statement kind: `find`, `aggregate`, `count`, `distinct`, `update`,
     /// `delete`, `findAndModify`, `select`, ...
-    pub command: String,
+    pub command: Command,
     /// The filter (WHERE, `filter`, `q`, the leading `$match`).
     pub filter: Predicate,
     /// The sort, in the query's order.
@@ -269,7 +222,7 @@ pub struct Shape {
 
 impl Shape {
     /// A shape with an empty filter and nothing else, to be filled in by a lowering.
-    pub fn new(namespace: Namespace, command: impl Into<String>) -> Self {
+    pub fn new(namespace: Namespace, command: impl Into<Command>) -> Self {
         Self {
             namespace,
             command: command.into(),
@@ -319,7 +272,7 @@ pub struct BoundConstant {
     /// The leaf's target.
     pub target: Target,
     /// The leaf's operator.
-    pub operator: String,
+    pub operator: Operator,
     /// The constant it carried.
     pub constant: Constant,
 }
@@ -381,21 +334,19 @@ pub struct Lowering {
     pub continues_cursor: Option<i64>,
     /// For `killCursors`: cursors the client closed.
     pub closes_cursors: Vec<i64>,
-    /// Why nothing could be made of the command, when that is an error worth counting
-    /// (`sql_parse_error`, `missing_collection`, ...). `None` for commands that are simply
-    /// not queries (hello, ping, SCRAM).
-    pub rejected: Option<&'static str>,
+    /// Why nothing could be made of the command, when that is an error worth counting.
+    /// `None` for commands that are simply not queries (hello, ping, SCRAM).
+    pub rejected: Option<Rejection>,
 }
 
-/// Errors a lowering reports; each becomes a counted reason, never a crash.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ShapeError {
-    /// The command is missing something its kind requires.
-    #[error("malformed command: {0}")]
-    Malformed(&'static str),
-    /// SQL that sqlparser could not parse.
-    #[error("SQL does not parse")]
-    SqlParse,
+impl Lowering {
+    /// Nothing but a rejection, for `reason`.
+    pub fn rejected_as(reason: Rejection) -> Self {
+        Self {
+            rejected: Some(reason),
+            ..Self::default()
+        }
+    }
 }
 
 /// Lower one request into shapes and writes.

@@ -188,7 +188,9 @@ fn shape_ids_do_not_change() {
         .map(|occurrence| serde_json::to_string(&occurrence.constants).expect("serialises"))
         .collect();
     assert_eq!(constants, PINNED_CONSTANTS);
-    let rejected = lowerings.last().and_then(|lowering| lowering.rejected);
+    let rejected = lowerings
+        .last()
+        .and_then(|lowering| lowering.rejected.as_ref());
     assert_eq!(
         serde_json::to_string(&rejected).expect("serialises"),
         r#""sql_parse_error""#

@@ -97,7 +97,7 @@ impl OtherRecord {
     }
 }
 
-fn add_by_key(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+fn add_by_key<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (key, n) in from {
         let total = into.entry(key.clone()).or_insert(0);
         *total = total.saturating_add(*n);

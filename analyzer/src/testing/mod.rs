@@ -9,7 +9,7 @@ pub mod sql;
 
 use serde_json::{json, Value};
 
-use crate::shape::{Lowering, Write};
+use crate::shape::{Lowering, Rejection, Write};
 
 /// A lowering that only counts writes.
 pub fn writes_only(writes: Vec<Write>) -> Lowering {
@@ -20,11 +20,8 @@ pub fn writes_only(writes: Vec<Write>) -> Lowering {
 }
 
 /// A lowering that only rejects, for `reason`.
-pub fn rejected(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
-        ..Lowering::default()
-    }
+pub fn rejected(reason: impl Into<Rejection>) -> Lowering {
+    Lowering::rejected_as(reason.into())
 }
 
 /// A leaf on a field (a MongoDB path, a SQL column).

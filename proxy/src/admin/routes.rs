@@ -97,7 +97,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
         .set(i64::try_from(snapshot.shapes.len()).unwrap_or(i64::MAX));
     state.metrics.shapes_overflow.set(snapshot.other.count);
     for (reason, count) in &snapshot.rejected {
-        state.metrics.set_rejected(reason, *count);
+        state.metrics.set_rejected(reason.as_str(), *count);
     }
     (
         [(

@@ -9,9 +9,6 @@
 use crate::advise::{Condition, IndexMethod, PartialTerm};
 use crate::shape::{BoundConstant, Constant, Engine, Leaf, OpClass};
 
-/// The operator SQL lowering gives a join condition: an equality on this table's column.
-pub(crate) const JOIN_OPERATOR: &str = "JOIN";
-
 /// How one leaf is used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LeafUse {
@@ -52,7 +49,7 @@ pub(crate) fn classify(leaf: &Leaf, engine: Engine, constants: &[BoundConstant])
             condition,
         })
     };
-    if leaf.operator == JOIN_OPERATOR {
+    if leaf.operator.is_join() {
         return LeafUse::Equality;
     }
     match engine {

@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::classify::{LeafUse, JOIN_OPERATOR};
+use super::classify::LeafUse;
 use super::{Candidate, KeyRole};
 use crate::advise::{IndexKey, IndexMethod, IndexSpec, PartialTerm};
-use crate::shape::{Engine, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
+use crate::shape::{Command, Engine, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
 
 /// A PostgreSQL select list this short, beyond the keys, is worth an `INCLUDE`.
 pub(crate) const MAX_INCLUDE: usize = 3;
@@ -173,7 +173,7 @@ fn btree(
         branch
             .iter()
             .filter(|(leaf, _)| &leaf.target == target)
-            .all(|(leaf, _)| leaf.operator == JOIN_OPERATOR)
+            .all(|(leaf, _)| leaf.operator.is_join())
     };
     let (joins, own): (Vec<Target>, Vec<Target>) = equality.into_iter().partition(joined_only);
     let equality = own.into_iter().chain(joins);
@@ -273,12 +273,10 @@ fn covering(
     let plain =
         |name: &str| !name.is_empty() && !name.contains(['*', '(', ')', ' ', '"', '.', ',']);
     if shape.namespace.engine != Engine::Postgresql
-        || !shape.command.eq_ignore_ascii_case("select")
+        || shape.command != Command::Select
         || shape.projection.is_empty()
         || !shape.projection.iter().all(|column| plain(column))
-        || branch
-            .iter()
-            .any(|(leaf, _)| leaf.operator == super::classify::JOIN_OPERATOR)
+        || branch.iter().any(|(leaf, _)| leaf.operator.is_join())
     {
         return Vec::new();
     }

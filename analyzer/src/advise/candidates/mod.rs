@@ -21,7 +21,7 @@ pub(crate) mod tests;
 use std::collections::BTreeSet;
 
 use super::{IndexKey, IndexSpec};
-use crate::shape::{Leaf, ShapeId};
+use crate::shape::{Command, Leaf, ShapeId};
 use crate::snapshot::{ShapeRecord, Snapshot};
 use classify::{classify, LeafUse};
 use expand::{expand, Expansion};
@@ -114,7 +114,7 @@ pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
 fn branches(record: &ShapeRecord) -> Option<Vec<Branch>> {
     let shape = &record.shape;
     // Inserts have no filter to serve; their cost is counted as write load.
-    if shape.command.eq_ignore_ascii_case("insert") {
+    if shape.command == Command::Insert {
         return None;
     }
     let engine = shape.namespace.engine;

@@ -18,7 +18,7 @@ pub(crate) fn leaf(name: &str, operator: &str, class: OpClass) -> Predicate {
 pub(crate) fn leaf_on(target: Target, operator: &str, class: OpClass) -> Predicate {
     Predicate::Leaf(Leaf {
         target,
-        operator: operator.to_owned(),
+        operator: operator.into(),
         class,
         value_type: ValueType::Param,
     })
@@ -379,12 +379,12 @@ fn mongo_exists_and_type_constants_become_a_partial_filter() {
     rec.constants = vec![
         BoundConstant {
             target: field("email"),
-            operator: "$exists".to_owned(),
+            operator: "$exists".into(),
             constant: Constant::Exists(true),
         },
         BoundConstant {
             target: field("due"),
-            operator: "$type".to_owned(),
+            operator: "$type".into(),
             constant: Constant::Type("date".to_owned()),
         },
     ];
@@ -420,12 +420,12 @@ fn postgres_null_tests_bools_and_tokens_become_a_partial_where() {
     rec.constants = vec![
         BoundConstant {
             target: field("is_active"),
-            operator: "=".to_owned(),
+            operator: "=".into(),
             constant: Constant::Bool(true),
         },
         BoundConstant {
             target: field("status"),
-            operator: "IN".to_owned(),
+            operator: "IN".into(),
             constant: Constant::Tokens(vec!["QUEUED".to_owned(), "PENDING".to_owned()]),
         },
     ];
@@ -629,7 +629,7 @@ fn join_keys_follow_the_own_equalities() {
         leaf("id", "JOIN", OpClass::Eq),
         leaf("a", "=", OpClass::Eq),
     ]);
-    other.command = "delete".to_owned();
+    other.command = "delete".into();
     assert_eq!(
         keys_of(vec![record(shape, 1), record(other, 1)]),
         vec![

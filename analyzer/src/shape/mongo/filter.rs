@@ -17,7 +17,9 @@ use bson::spec::ElementType;
 use bson::RawBsonRef;
 
 use super::{array_of, document_of, regex, types};
-use crate::shape::{BoundConstant, Constant, Leaf, OpClass, Predicate, Target, ValueType};
+use crate::shape::{
+    BoundConstant, Constant, Leaf, MongoOperator, OpClass, Operator, Predicate, Target, ValueType,
+};
 
 /// The deepest nesting of documents a filter may have. MongoDB refuses deep filters too, and
 /// the limit keeps hostile input from exhausting the stack.
@@ -139,7 +141,12 @@ impl Parser<'_> {
             "$nor" => out.push(Predicate::Nor(self.alternatives(element, scope)?)),
             "$text" => {
                 document_of(element).ok_or(Malformed)?;
-                out.push(leaf("$text", "$text", OpClass::Text, ValueType::String));
+                out.push(leaf(
+                    "$text",
+                    MongoOperator::Text,
+                    OpClass::Text,
+                    ValueType::String,
+                ));
             }
             "$comment" => {}
             "$expr" | "$where" | "$jsonSchema" | "$sampleRate" | "$alwaysTrue" | "$alwaysFalse" => {
@@ -178,7 +185,12 @@ impl Parser<'_> {
                 if first_key(document)?.is_some_and(|key| key.starts_with('$') && key != "$ref") {
                     self.operators(path, document, scope.deeper()?, out)
                 } else {
-                    out.push(leaf(path, "$eq", OpClass::Eq, ValueType::Object));
+                    out.push(leaf(
+                        path,
+                        MongoOperator::Eq,
+                        OpClass::Eq,
+                        ValueType::Object,
+                    ));
                     Ok(())
                 }
             }
@@ -211,23 +223,30 @@ impl Parser<'_> {
             let operand_type = types::value_type(element.element_type());
             let predicate = match operator {
                 "$eq" => equality(path, operand_type),
-                "$ne" => leaf(path, "$ne", OpClass::Ne, operand_type),
-                "$gt" => leaf(path, "$gt", OpClass::Range, operand_type),
-                "$gte" => leaf(path, "$gte", OpClass::Range, operand_type),
-                "$lt" => leaf(path, "$lt", OpClass::Range, operand_type),
-                "$lte" => leaf(path, "$lte", OpClass::Range, operand_type),
-                "$in" => leaf(path, "$in", OpClass::In, list_type(&element)?),
-                "$nin" => leaf(path, "$nin", OpClass::Ne, list_type(&element)?),
-                "$all" => leaf(path, "$all", OpClass::Eq, list_type(&element)?),
+                "$ne" => leaf(path, MongoOperator::Ne, OpClass::Ne, operand_type),
+                "$gt" => leaf(path, MongoOperator::Gt, OpClass::Range, operand_type),
+                "$gte" => leaf(path, MongoOperator::Gte, OpClass::Range, operand_type),
+                "$lt" => leaf(path, MongoOperator::Lt, OpClass::Range, operand_type),
+                "$lte" => leaf(path, MongoOperator::Lte, OpClass::Range, operand_type),
+                "$in" => leaf(path, MongoOperator::In, OpClass::In, list_type(&element)?),
+                "$nin" => leaf(path, MongoOperator::Nin, OpClass::Ne, list_type(&element)?),
+                "$all" => leaf(path, MongoOperator::All, OpClass::Eq, list_type(&element)?),
                 "$exists" => {
                     let exists = types::truth(&element).ok_or(Malformed)?;
-                    self.bind(scope, path, "$exists", || Constant::Exists(exists));
-                    leaf(path, "$exists", OpClass::Exists, ValueType::None)
+                    self.bind(scope, path, MongoOperator::Exists, || {
+                        Constant::Exists(exists)
+                    });
+                    leaf(
+                        path,
+                        MongoOperator::Exists,
+                        OpClass::Exists,
+                        ValueType::None,
+                    )
                 }
                 "$type" => {
                     let names = types::type_names(&element).ok_or(Malformed)?;
-                    self.bind(scope, path, "$type", || Constant::Type(names));
-                    leaf(path, "$type", OpClass::Type, ValueType::None)
+                    self.bind(scope, path, MongoOperator::Type, || Constant::Type(names));
+                    leaf(path, MongoOperator::Type, OpClass::Type, ValueType::None)
                 }
                 "$regex" => {
                     regex = Some(match element.value().map_err(|_| Malformed)? {
@@ -316,13 +335,13 @@ impl Parser<'_> {
         &mut self,
         scope: Scope,
         path: &str,
-        operator: &str,
+        operator: MongoOperator,
         constant: impl FnOnce() -> Constant,
     ) {
         if scope.conjunctive {
             self.constants.push(BoundConstant {
                 target: Target::Field(path.to_owned()),
-                operator: operator.to_owned(),
+                operator: operator.into(),
                 constant: constant(),
             });
         }
@@ -370,10 +389,15 @@ fn first_key(document: &RawDocument) -> Parsed<Option<&str>> {
     }
 }
 
-pub(super) fn leaf(path: &str, operator: &str, class: OpClass, value_type: ValueType) -> Predicate {
+pub(super) fn leaf(
+    path: &str,
+    operator: impl Into<Operator>,
+    class: OpClass,
+    value_type: ValueType,
+) -> Predicate {
     Predicate::Leaf(Leaf {
         target: Target::Field(path.to_owned()),
-        operator: operator.to_owned(),
+        operator: operator.into(),
         class,
         value_type,
     })
@@ -385,19 +409,24 @@ fn equality(path: &str, value_type: ValueType) -> Predicate {
         ValueType::Null => OpClass::IsNull,
         _ => OpClass::Eq,
     };
-    leaf(path, "$eq", class, value_type)
+    leaf(path, MongoOperator::Eq, class, value_type)
 }
 
 fn not_indexable(path: &str, operator: &str, operand: &RawElement<'_>) -> Predicate {
     let value_type = types::value_type(operand.element_type());
-    leaf(path, operator, OpClass::NotIndexable, value_type)
+    leaf(
+        path,
+        Operator::parse(operator),
+        OpClass::NotIndexable,
+        value_type,
+    )
 }
 
 /// A regex match; `flags` are the regex's own options and any sibling `$options`.
 fn regex_leaf(path: &str, pattern: &str, flags: &[&str]) -> Predicate {
     leaf(
         path,
-        "$regex",
+        MongoOperator::Regex,
         regex::class(pattern, flags),
         ValueType::Regex,
     )

@@ -34,15 +34,8 @@ mod tests;
 use bson::raw::{RawArray, RawDocument, RawElement, RawIter};
 use bson::RawBsonRef;
 
-use super::{Lowering, Namespace, Shape, ShapeOccurrence};
+use super::{Command, Lowering, Namespace, Rejection, Shape, ShapeOccurrence};
 use crate::command::MongoCommand;
-
-/// `rejected` reason: a query command whose collection is missing or not a string.
-pub const MISSING_COLLECTION: &str = "missing_collection";
-/// `rejected` reason: a filter MongoDB would not parse (unknown operator, bad operand, ...).
-pub const MALFORMED_FILTER: &str = "malformed_filter";
-/// `rejected` reason: a command document that cannot be read, or a statement that is not one.
-pub const MALFORMED_COMMAND: &str = "malformed_command";
 
 /// Lower one MongoDB command into shapes, writes and cursor bookkeeping.
 ///
@@ -52,7 +45,7 @@ pub fn lower(command: &MongoCommand) -> Lowering {
     let first = match elements.next() {
         None => return Lowering::default(),
         Some(Ok(first)) => first,
-        Some(Err(_)) => return rejected(MALFORMED_COMMAND),
+        Some(Err(_)) => return Lowering::rejected_as(Rejection::MalformedCommand),
     };
     let kind = match first.key().as_str() {
         "find" => QueryKind::Find,
@@ -71,7 +64,7 @@ pub fn lower(command: &MongoCommand) -> Lowering {
         Some(collection) if !collection.is_empty() => collection,
         // `aggregate: 1` runs against the database ($currentOp, $documents): no collection.
         _ if kind == QueryKind::Aggregate && is_number(&first) => return Lowering::default(),
-        _ => return rejected(MISSING_COLLECTION),
+        _ => return Lowering::rejected_as(Rejection::MissingCollection),
     };
     let query = Query {
         command,
@@ -89,13 +82,13 @@ pub fn lower(command: &MongoCommand) -> Lowering {
         QueryKind::FindAndModify => write::find_and_modify(&query, &mut fields),
     };
     if fields.broken {
-        return rejected(MALFORMED_COMMAND);
+        return Lowering::rejected_as(Rejection::MalformedCommand);
     }
-    lowered.unwrap_or_else(rejected)
+    lowered.unwrap_or_else(Lowering::rejected_as)
 }
 
 /// What a command handler gives: a lowering, or the reason it was rejected as a whole.
-type Lowered = Result<Lowering, &'static str>;
+type Lowered = Result<Lowering, Rejection>;
 
 /// The commands that read or write a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +119,7 @@ impl Query<'_> {
         Namespace::mongo(self.command.database.as_str(), collection)
     }
 
-    fn shape(&self, command: &str) -> Shape {
+    fn shape(&self, command: Command) -> Shape {
         Shape::new(self.namespace(), command)
     }
 }
@@ -206,13 +199,6 @@ fn occurrence(mut shape: Shape, filter: filter::FilterBuilder) -> ShapeOccurrenc
     ShapeOccurrence {
         constants,
         ..ShapeOccurrence::from(shape)
-    }
-}
-
-fn rejected(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
-        ..Lowering::default()
     }
 }
 

@@ -8,17 +8,21 @@ use bson::raw::RawElement;
 use super::filter::{leaf, FilterBuilder};
 use super::modifiers::{is_nonzero, projection, sort};
 use super::{array_of, document_of, occurrence, str_of, Fields, Lowered, Query};
-use super::{MALFORMED_COMMAND, MALFORMED_FILTER};
-use crate::shape::{Lowering, OpClass, Predicate, Shape, ShapeOccurrence, ValueType};
+use crate::shape::{
+    Command, Lowering, MongoOperator, OpClass, Predicate, Rejection, Shape, ShapeOccurrence,
+    ValueType,
+};
 
 /// `find`: `filter`, `sort`, `projection`, and whether `limit` / `skip` are in effect.
 pub(super) fn find(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
-    let mut shape = query.shape("find");
+    let mut shape = query.shape(Command::Find);
     let mut filter = FilterBuilder::default();
     for field in fields {
         match field.key().as_str() {
             "filter" => {
-                filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?;
+                filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?;
             }
             "sort" => shape.sort = document_of(&field).map(sort).unwrap_or_default(),
             "projection" => {
@@ -34,12 +38,14 @@ pub(super) fn find(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 
 /// `count`: `query`, and whether `limit` / `skip` are in effect.
 pub(super) fn count(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
-    let mut shape = query.shape("count");
+    let mut shape = query.shape(Command::Count);
     let mut filter = FilterBuilder::default();
     for field in fields {
         match field.key().as_str() {
             "query" => {
-                filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?;
+                filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?;
             }
             "limit" => shape.limit = is_nonzero(&field),
             "skip" => shape.skip = is_nonzero(&field),
@@ -51,12 +57,14 @@ pub(super) fn count(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 
 /// `distinct`: `query`, with the distinct `key` as the projection.
 pub(super) fn distinct(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
-    let mut shape = query.shape("distinct");
+    let mut shape = query.shape(Command::Distinct);
     let mut filter = FilterBuilder::default();
     for field in fields {
         match field.key().as_str() {
             "query" => {
-                filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?;
+                filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?;
             }
             "key" => {
                 shape.projection = str_of(&field)
@@ -102,22 +110,22 @@ enum Leading {
 /// right after them the modifiers; every `$lookup` adds a shape on its `from` collection.
 pub(super) fn aggregate(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let Some(pipeline) = fields.find(|field| field.key().as_str() == "pipeline") else {
-        return Err(MALFORMED_COMMAND);
+        return Err(Rejection::MalformedCommand);
     };
     let Some(pipeline) = array_of(&pipeline) else {
-        return Err(MALFORMED_COMMAND);
+        return Err(Rejection::MalformedCommand);
     };
-    let mut shape = query.shape("aggregate");
+    let mut shape = query.shape(Command::Aggregate);
     let mut filter = FilterBuilder::default();
     let mut lookups = Vec::new();
     let mut leading = Leading::Match;
     let mut sorted = false;
     for (position, stage) in pipeline.iter_elements().enumerate() {
         let Some(stage) = stage.ok().as_ref().and_then(document_of) else {
-            return Err(MALFORMED_COMMAND);
+            return Err(Rejection::MalformedCommand);
         };
         let Some(Ok(stage)) = stage.iter_elements().next() else {
-            return Err(MALFORMED_COMMAND);
+            return Err(Rejection::MalformedCommand);
         };
         let name = stage.key().as_str();
         if position == 0 && NOT_A_COLLECTION_QUERY.contains(&name) {
@@ -126,10 +134,10 @@ pub(super) fn aggregate(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
         match (leading, name) {
             (Leading::Match, "$match") => {
                 let Some(document) = document_of(&stage) else {
-                    return Err(MALFORMED_FILTER);
+                    return Err(Rejection::MalformedFilter);
                 };
                 if filter.and(document).is_err() {
-                    return Err(MALFORMED_FILTER);
+                    return Err(Rejection::MalformedFilter);
                 }
             }
             (Leading::Match | Leading::Modifiers, "$sort") => {
@@ -172,10 +180,10 @@ fn lookup(query: &Query<'_>, stage: &RawElement<'_>) -> Option<ShapeOccurrence> 
         }
     }
     let from = from.filter(|from| !from.is_empty())?;
-    let mut shape = Shape::new(query.on(from), "lookup");
+    let mut shape = Shape::new(query.on(from), Command::Lookup);
     shape.filter = Predicate::And(vec![leaf(
         foreign_field?,
-        "$eq",
+        MongoOperator::Eq,
         OpClass::Eq,
         ValueType::Other,
     )]);

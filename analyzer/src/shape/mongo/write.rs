@@ -11,20 +11,21 @@ use super::filter::FilterBuilder;
 use super::modifiers::{is_nonzero, sort};
 use super::types::truth;
 use super::{array_of, document_of, occurrence, Fields, Lowered, Query};
-use super::{MALFORMED_COMMAND, MALFORMED_FILTER};
-use crate::shape::{Lowering, ShapeOccurrence, Write, WriteKind};
+use crate::shape::{Command, Lowering, Rejection, ShapeOccurrence, Write, WriteKind};
 
 /// `update`: one shape per statement (`q`, with `multi` / `upsert` as options), and the
 /// number of statements as update load.
 pub(super) fn update(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     statements(query, fields, "updates", WriteKind::Update, |statement| {
-        let mut shape = query.shape("update");
+        let mut shape = query.shape(Command::Update);
         let mut filter = FilterBuilder::default();
         let (mut multi, mut upsert) = (false, false);
         for field in statement.iter_elements() {
-            let field = field.map_err(|_| MALFORMED_COMMAND)?;
+            let field = field.map_err(|_| Rejection::MalformedCommand)?;
             match field.key().as_str() {
-                "q" => filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?,
+                "q" => filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?,
                 "multi" => multi = truth(&field).unwrap_or(false),
                 "upsert" => upsert = truth(&field).unwrap_or(false),
                 _ => {}
@@ -39,12 +40,14 @@ pub(super) fn update(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 /// statements as delete load.
 pub(super) fn delete(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     statements(query, fields, "deletes", WriteKind::Delete, |statement| {
-        let mut shape = query.shape("delete");
+        let mut shape = query.shape(Command::Delete);
         let mut filter = FilterBuilder::default();
         for field in statement.iter_elements() {
-            let field = field.map_err(|_| MALFORMED_COMMAND)?;
+            let field = field.map_err(|_| Rejection::MalformedCommand)?;
             match field.key().as_str() {
-                "q" => filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?,
+                "q" => filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?,
                 "limit" => shape.limit = is_nonzero(&field),
                 _ => {}
             }
@@ -60,13 +63,13 @@ pub(super) fn insert(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     if count.is_none() {
         if let Some(documents) = fields.find(|field| field.key().as_str() == "documents") {
             let Some(documents) = array_of(&documents) else {
-                return Err(MALFORMED_COMMAND);
+                return Err(Rejection::MalformedCommand);
             };
             count = Some(documents.iter_elements().map_while(Result::ok).count() as u64);
         }
     }
     let Some(count) = count else {
-        return Err(MALFORMED_COMMAND);
+        return Err(Rejection::MalformedCommand);
     };
     let mut lowering = Lowering::default();
     push_write(&mut lowering, query, WriteKind::Insert, count);
@@ -76,13 +79,15 @@ pub(super) fn insert(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 /// `findAndModify`: one shape (`query`, `sort`, with `new` / `remove` / `upsert` as
 /// options), and one update or delete.
 pub(super) fn find_and_modify(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
-    let mut shape = query.shape("findAndModify");
+    let mut shape = query.shape(Command::FindAndModify);
     let mut filter = FilterBuilder::default();
     let (mut new, mut remove, mut upsert) = (false, false, false);
     for field in fields {
         match field.key().as_str() {
             "query" => {
-                filter.and_element(&field).map_err(|_| MALFORMED_FILTER)?;
+                filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?;
             }
             "sort" => shape.sort = document_of(&field).map(sort).unwrap_or_default(),
             "new" => new = truth(&field).unwrap_or(false),
@@ -112,11 +117,11 @@ fn statements(
     fields: &mut Fields<'_>,
     identifier: &str,
     kind: WriteKind,
-    lower_statement: impl Fn(&RawDocument) -> Result<ShapeOccurrence, &'static str>,
+    lower_statement: impl Fn(&RawDocument) -> Result<ShapeOccurrence, Rejection>,
 ) -> Lowered {
     let mut lowering = Lowering::default();
     let record = |lowering: &mut Lowering, statement: Option<&RawDocument>| match statement
-        .ok_or(MALFORMED_COMMAND)
+        .ok_or(Rejection::MalformedCommand)
         .and_then(&lower_statement)
     {
         Ok(occurrence) => lowering.shapes.push(occurrence),
@@ -135,10 +140,10 @@ fn statements(
         }
         None => {
             let Some(body) = fields.find(|field| field.key().as_str() == identifier) else {
-                return Err(MALFORMED_COMMAND);
+                return Err(Rejection::MalformedCommand);
             };
             let Some(array) = array_of(&body) else {
-                return Err(MALFORMED_COMMAND);
+                return Err(Rejection::MalformedCommand);
             };
             let mut count = 0;
             for statement in array.iter_elements() {

@@ -27,11 +27,8 @@ use super::constants::{bool_literal, enum_tokens, like_class, Kept};
 use super::names::Scope;
 use super::operand::{columns, is_literal, operand, strip_nested, Operand};
 use super::operators::{binary, op, quantified, swapped_class, symmetric, Op};
-use super::predicate::{leaf, not_indexable, Cond, JOIN_OPERATOR};
-use crate::shape::{Constant, OpClass, Target, ValueType};
-
-/// The operator of a leaf on a boolean expression that is not a comparison.
-const EXPRESSION_OPERATOR: &str = "expr";
+use super::predicate::{leaf, not_indexable, Cond};
+use crate::shape::{Constant, OpClass, SqlOperator as S, Target, ValueType};
 
 /// Turns the expressions of one query level into conditions.
 pub(super) struct Classifier<'a> {
@@ -91,24 +88,24 @@ impl Classifier<'_> {
     fn comparison(&mut self, expr: &Expr) -> Cond {
         use OpClass::*;
         match expr {
-            Expr::IsNull(inner) => self.unary(inner, op("IS NULL", IsNull)),
-            Expr::IsNotNull(inner) => self.unary(inner, op("IS NOT NULL", NotNull)),
+            Expr::IsNull(inner) => self.unary(inner, op(S::IsNull, IsNull)),
+            Expr::IsNotNull(inner) => self.unary(inner, op(S::IsNotNull, NotNull)),
             Expr::IsTrue(inner) => self.boolean(inner, true),
             Expr::IsFalse(inner) => self.boolean(inner, false),
-            Expr::IsNotTrue(inner) => self.unary(inner, op("IS NOT TRUE", Ne)),
-            Expr::IsNotFalse(inner) => self.unary(inner, op("IS NOT FALSE", Ne)),
-            Expr::IsUnknown(inner) => self.unary(inner, op("IS UNKNOWN", NotIndexable)),
-            Expr::IsNotUnknown(inner) => self.unary(inner, op("IS NOT UNKNOWN", NotIndexable)),
+            Expr::IsNotTrue(inner) => self.unary(inner, op(S::IsNotTrue, Ne)),
+            Expr::IsNotFalse(inner) => self.unary(inner, op(S::IsNotFalse, Ne)),
+            Expr::IsUnknown(inner) => self.unary(inner, op(S::IsUnknown, NotIndexable)),
+            Expr::IsNotUnknown(inner) => self.unary(inner, op(S::IsNotUnknown, NotIndexable)),
             Expr::IsDistinctFrom(left, right) => self.compare(
                 left,
                 right,
-                symmetric("IS DISTINCT FROM", Ne, "IS DISTINCT FROM"),
+                symmetric(S::IsDistinctFrom, Ne, S::IsDistinctFrom),
             ),
             // PostgreSQL cannot use an index for IS NOT DISTINCT FROM.
             Expr::IsNotDistinctFrom(left, right) => self.compare(
                 left,
                 right,
-                symmetric("IS NOT DISTINCT FROM", NotIndexable, "IS NOT DISTINCT FROM"),
+                symmetric(S::IsNotDistinctFrom, NotIndexable, S::IsNotDistinctFrom),
             ),
             Expr::InList {
                 expr,
@@ -116,7 +113,7 @@ impl Classifier<'_> {
                 negated,
             } => self.in_list(expr, list, *negated),
             Expr::InSubquery { expr, negated, .. } => {
-                let name = if *negated { "NOT IN" } else { "IN" };
+                let name = if *negated { S::NotIn } else { S::In };
                 self.unary(expr, op(name, NotIndexable))
             }
             Expr::Between {
@@ -137,9 +134,9 @@ impl Classifier<'_> {
                 ..
             } => {
                 let op = match (negated, any) {
-                    (true, _) => op("NOT LIKE", Ne),
-                    (false, true) => op("LIKE ANY", Infix),
-                    (false, false) => op("LIKE", like_class(pattern)),
+                    (true, _) => op(S::NotLike, Ne),
+                    (false, true) => op(S::LikeAny, Infix),
+                    (false, false) => op(S::Like, like_class(pattern)),
                 };
                 self.compare(expr, pattern, op)
             }
@@ -150,9 +147,9 @@ impl Classifier<'_> {
                 ..
             } => {
                 let op = if *negated {
-                    op("NOT ILIKE", Ne)
+                    op(S::NotILike, Ne)
                 } else {
-                    op("ILIKE", Infix)
+                    op(S::ILike, Infix)
                 };
                 self.compare(expr, pattern, op)
             }
@@ -163,13 +160,15 @@ impl Classifier<'_> {
                 ..
             } => {
                 let op = if *negated {
-                    op("NOT SIMILAR TO", Ne)
+                    op(S::NotSimilarTo, Ne)
                 } else {
-                    op("SIMILAR TO", Infix)
+                    op(S::SimilarTo, Infix)
                 };
                 self.compare(expr, pattern, op)
             }
-            Expr::RLike { expr, pattern, .. } => self.compare(expr, pattern, op("~", Infix)),
+            Expr::RLike { expr, pattern, .. } => {
+                self.compare(expr, pattern, op(S::RegexMatch, Infix))
+            }
             Expr::AnyOp {
                 left,
                 compare_op,
@@ -253,11 +252,11 @@ impl Classifier<'_> {
                     );
                 }
                 let (name, class) = match op.class {
-                    OpClass::Eq => (JOIN_OPERATOR, OpClass::Eq),
+                    OpClass::Eq => (S::Join, OpClass::Eq),
                     _ => (op.name, OpClass::NotIndexable),
                 };
                 let swapped = if op.class == OpClass::Eq {
-                    JOIN_OPERATOR
+                    S::Join
                 } else {
                     op.swapped.unwrap_or(op.name)
                 };
@@ -285,13 +284,13 @@ impl Classifier<'_> {
     /// The partial-index constant a literal operand carries, for `=` (booleans and enum
     /// tokens) and `<>` (booleans). Kept tokens are recorded so normalization leaves them.
     fn constant(&mut self, op: Op, value: &Expr) -> Option<Constant> {
-        if !matches!(op.name, "=" | "<>") {
+        if !matches!(op.name, S::Eq | S::NotEq) {
             return None;
         }
         if let Some(value) = bool_literal(value) {
             return Some(Constant::Bool(value));
         }
-        if op.name != "=" {
+        if op.name != S::Eq {
             return None;
         }
         let (tokens, spans) = enum_tokens(std::iter::once(value))?;
@@ -301,9 +300,9 @@ impl Classifier<'_> {
 
     fn in_list(&mut self, expr: &Expr, list: &[Expr], negated: bool) -> Cond {
         let (name, class) = if negated {
-            ("NOT IN", OpClass::Ne)
+            (S::NotIn, OpClass::Ne)
         } else {
-            ("IN", OpClass::In)
+            (S::In, OpClass::In)
         };
         match operand(self.scope, expr, self.kept) {
             Operand::Target { table, target } => {
@@ -340,9 +339,9 @@ impl Classifier<'_> {
 
     fn between(&mut self, expr: &Expr, low: &Expr, high: &Expr, negated: bool) -> Cond {
         let op = if negated {
-            op("NOT BETWEEN", OpClass::Ne)
+            op(S::NotBetween, OpClass::Ne)
         } else {
-            op("BETWEEN", OpClass::Range)
+            op(S::Between, OpClass::Range)
         };
         let bounds = [
             operand(self.scope, low, self.kept),
@@ -394,7 +393,7 @@ impl Classifier<'_> {
             None => self.unary(
                 expr,
                 op(
-                    if value { "IS TRUE" } else { "IS FALSE" },
+                    if value { S::IsTrue } else { S::IsFalse },
                     OpClass::NotIndexable,
                 ),
             ),
@@ -410,7 +409,7 @@ impl Classifier<'_> {
             } => Some(leaf(
                 table,
                 target,
-                "=",
+                S::Eq,
                 OpClass::Eq,
                 ValueType::Param,
                 Some(Constant::Bool(value)),
@@ -427,7 +426,7 @@ impl Classifier<'_> {
         }
         match operand(self.scope, expr, self.kept) {
             Operand::Value(_) => Cond::Free,
-            other => not_indexable(other.into_targets(), EXPRESSION_OPERATOR),
+            other => not_indexable(other.into_targets(), S::Expression),
         }
     }
 }

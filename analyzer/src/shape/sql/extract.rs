@@ -25,7 +25,7 @@ use super::from::{join_leaf, Joined};
 use super::names::fold;
 use super::predicate::Cond;
 use crate::command::SqlProtocol;
-use crate::shape::{ShapeOccurrence, Write, WriteKind};
+use crate::shape::{Command, ShapeOccurrence, Write, WriteKind};
 
 /// Deepest nesting of queries (CTEs, derived tables, subqueries) walked. sqlparser's own
 /// limit is lower; this guards the walk on its own.
@@ -176,7 +176,7 @@ impl<'d> Lowerer<'d> {
         if matches!(select.distinct, Some(Distinct::Distinct | Distinct::On(_))) {
             frame.options.push("distinct".to_owned());
         }
-        let shapes = frame.shapes("select");
+        let shapes = frame.shapes(Command::Select);
         self.shapes.extend(shapes);
     }
 
@@ -201,7 +201,7 @@ impl<'d> Lowerer<'d> {
                 .map(|assignment| &assignment.value),
         );
         self.write_first(&frame, WriteKind::Update);
-        let shapes = frame.shapes("update");
+        let shapes = frame.shapes(Command::Update);
         self.shapes.extend(shapes);
     }
 
@@ -215,7 +215,7 @@ impl<'d> Lowerer<'d> {
         frame.seal_scope();
         self.conditions(&mut frame, delete.selection.as_ref(), on);
         self.write_first(&frame, WriteKind::Delete);
-        let shapes = frame.shapes("delete");
+        let shapes = frame.shapes(Command::Delete);
         self.shapes.extend(shapes);
     }
 

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::names::Scope;
 use super::predicate::{filter, Cond};
-use crate::shape::{BoundConstant, Shape, ShapeOccurrence, SortKey};
+use crate::shape::{BoundConstant, Command, Shape, ShapeOccurrence, SortKey};
 
 /// Option set on every table of a FROM list that holds more than one.
 const JOIN_OPTION: &str = "join";
@@ -89,14 +89,17 @@ impl Frame {
 
     /// One shape per base table. The first table gets `first_command` (the target of an
     /// UPDATE or DELETE), the others `select`: they are only read.
-    pub(super) fn shapes(self, first_command: &str) -> Vec<ShapeOccurrence> {
+    pub(super) fn shapes(self, first_command: Command) -> Vec<ShapeOccurrence> {
         let joined = self.scope.tables.len() > 1;
         let mut shapes = Vec::new();
         for (index, table) in self.scope.tables.iter().enumerate() {
             let Some(namespace) = &table.namespace else {
                 continue;
             };
-            let command = if index == 0 { first_command } else { "select" };
+            let command = match index {
+                0 => first_command.clone(),
+                _ => Command::Select,
+            };
             let mut shape = Shape::new(namespace.clone(), command);
             shape.filter = filter(self.conditions.iter().filter_map(|(cond, filters)| {
                 match filters.includes(index) {

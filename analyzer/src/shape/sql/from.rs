@@ -12,8 +12,8 @@ use sqlparser::ast::{Expr, JoinConstraint, JoinOperator, TableFactor, TableWithJ
 use super::extract::Lowerer;
 use super::frame::{Filters, Frame};
 use super::names::{self, TableRef};
-use super::predicate::{leaf, Cond, JOIN_OPERATOR};
-use crate::shape::{OpClass, Target, ValueType};
+use super::predicate::{leaf, Cond};
+use crate::shape::{OpClass, SqlOperator, Target, ValueType};
 
 impl Lowerer<'_> {
     /// Add one FROM entry and its joins to the scope; ON clauses are kept for later.
@@ -139,7 +139,7 @@ pub(super) fn join_leaf(table: usize, column: &str) -> Cond {
     leaf(
         table,
         Target::Field(column.to_owned()),
-        JOIN_OPERATOR,
+        SqlOperator::Join,
         OpClass::Eq,
         ValueType::Other,
         None,

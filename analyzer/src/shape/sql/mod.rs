@@ -6,8 +6,8 @@
 //! reads, holding only the conditions on that table's columns; UPDATE, DELETE, INSERT and
 //! COPY FROM yield [`Write`](crate::shape::Write)s. SET, BEGIN, SHOW, DDL and the like yield
 //! nothing and are not errors. Text that does not parse is rejected as
-//! [`SQL_PARSE_ERROR`]; text too deep to walk safely, or that nothing could be made of, as
-//! [`SQL_UNSUPPORTED`].
+//! [`Rejection::SqlParseError`]; text too deep to walk safely, or that nothing could be made of, as
+//! [`Rejection::SqlUnsupported`].
 //!
 //! ## Values
 //! Every literal and every `$n` parameter is a value: in a shape it becomes
@@ -83,16 +83,11 @@ use std::borrow::Cow;
 
 use sqlparser::ast::{CopySource, Statement};
 
-use super::Lowering;
+use super::{Lowering, Rejection};
 use crate::command::SqlProtocol;
 use extract::Lowerer;
 use guard::Refusal;
 use statements::Parsed;
-
-/// `rejected` reason: text sqlparser's PostgreSQL dialect does not parse.
-pub const SQL_PARSE_ERROR: &str = "sql_parse_error";
-/// `rejected` reason: SQL too deep to walk safely, or that nothing could be made of.
-pub const SQL_UNSUPPORTED: &str = "sql_unsupported";
 
 /// Lower one SQL text, without the cache. Never panics.
 pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
@@ -101,7 +96,7 @@ pub fn lower_text(database: &str, text: &str, protocol: SqlProtocol) -> Lowering
 
 /// Lower one SQL text, or only its statement `index` (0-based, as the server completes
 /// them) when it is `Some`, without the cache. Never panics. An index past the text's last
-/// statement lowers nothing and is rejected as [`SQL_UNSUPPORTED`].
+/// statement lowers nothing and is rejected as [`Rejection::SqlUnsupported`].
 ///
 /// Walking a syntax tree takes stack in proportion to its depth (several KiB a level in a
 /// debug build), so a statement deeper than `INLINE_DEPTH` is lowered on a scoped thread
@@ -128,7 +123,7 @@ pub fn lower_statement(
             .ok()
             .and_then(|worker| worker.join().ok())
     })
-    .unwrap_or_else(|| rejected(SQL_UNSUPPORTED))
+    .unwrap_or_else(|| Lowering::rejected_as(Rejection::SqlUnsupported))
 }
 
 /// The depth bound (see `guard`) up to which a statement is lowered on the caller's stack.
@@ -147,7 +142,7 @@ fn lower_tokens(
     let selected = match index {
         None => split,
         Some(index) if index < split.len() => vec![split.swap_remove(index)],
-        Some(_) => return rejected(SQL_UNSUPPORTED),
+        Some(_) => return Lowering::rejected_as(Rejection::SqlUnsupported),
     };
     let mut lowering = Lowering::default();
     let mut unsupported = false;
@@ -186,7 +181,7 @@ fn lower_tokens(
         }
     }
     if unsupported && lowering.shapes.is_empty() && lowering.writes.is_empty() {
-        lowering.rejected = Some(SQL_UNSUPPORTED);
+        lowering.rejected = Some(Rejection::SqlUnsupported);
     }
     lowering
 }
@@ -204,15 +199,8 @@ fn explainable(statement: &Statement) -> Cow<'_, Statement> {
 }
 
 fn refused(refusal: Refusal) -> Lowering {
-    rejected(match refusal {
-        Refusal::Parse => SQL_PARSE_ERROR,
-        Refusal::TooDeep => SQL_UNSUPPORTED,
+    Lowering::rejected_as(match refusal {
+        Refusal::Parse => Rejection::SqlParseError,
+        Refusal::TooDeep => Rejection::SqlUnsupported,
     })
-}
-
-fn rejected(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
-        ..Lowering::default()
-    }
 }

@@ -4,21 +4,21 @@
 use sqlparser::ast::{BinaryOperator, Expr};
 
 use super::constants::like_class;
-use crate::shape::OpClass;
+use crate::shape::{OpClass, SqlOperator};
 
 /// An operator, its class, and how it reads with its operands swapped (`5 < x` is
 /// `x > 5`); `None` when the column must be on the left (`LIKE`, `= ANY`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Op {
     /// The operator as a leaf records it.
-    pub(super) name: &'static str,
+    pub(super) name: SqlOperator,
     /// How an index can serve it.
     pub(super) class: OpClass,
     /// Its name with the operands swapped.
-    pub(super) swapped: Option<&'static str>,
+    pub(super) swapped: Option<SqlOperator>,
 }
 
-pub(super) const fn op(name: &'static str, class: OpClass) -> Op {
+pub(super) const fn op(name: SqlOperator, class: OpClass) -> Op {
     Op {
         name,
         class,
@@ -26,7 +26,7 @@ pub(super) const fn op(name: &'static str, class: OpClass) -> Op {
     }
 }
 
-pub(super) const fn symmetric(name: &'static str, class: OpClass, swapped: &'static str) -> Op {
+pub(super) const fn symmetric(name: SqlOperator, class: OpClass, swapped: SqlOperator) -> Op {
     Op {
         name,
         class,
@@ -37,29 +37,30 @@ pub(super) const fn symmetric(name: &'static str, class: OpClass, swapped: &'sta
 /// The comparison operators, with how each reads swapped.
 pub(super) fn binary(operator: &BinaryOperator, right: &Expr) -> Option<Op> {
     use OpClass::*;
+    use SqlOperator as S;
     Some(match operator {
-        BinaryOperator::Eq => symmetric("=", Eq, "="),
-        BinaryOperator::NotEq => symmetric("<>", Ne, "<>"),
-        BinaryOperator::Lt => symmetric("<", Range, ">"),
-        BinaryOperator::Gt => symmetric(">", Range, "<"),
-        BinaryOperator::LtEq => symmetric("<=", Range, ">="),
-        BinaryOperator::GtEq => symmetric(">=", Range, "<="),
-        BinaryOperator::AtArrow => op("@>", JsonContains),
+        BinaryOperator::Eq => symmetric(S::Eq, Eq, S::Eq),
+        BinaryOperator::NotEq => symmetric(S::NotEq, Ne, S::NotEq),
+        BinaryOperator::Lt => symmetric(S::Lt, Range, S::Gt),
+        BinaryOperator::Gt => symmetric(S::Gt, Range, S::Lt),
+        BinaryOperator::LtEq => symmetric(S::LtEq, Range, S::GtEq),
+        BinaryOperator::GtEq => symmetric(S::GtEq, Range, S::LtEq),
+        BinaryOperator::AtArrow => op(S::Contains, JsonContains),
         // `$1 <@ payload` is `payload @> $1`; `payload <@ $1` no GIN index serves.
-        BinaryOperator::ArrowAt => symmetric("<@", NotIndexable, "@>"),
-        BinaryOperator::Question => op("?", JsonContains),
-        BinaryOperator::QuestionAnd => op("?&", JsonContains),
-        BinaryOperator::QuestionPipe => op("?|", JsonContains),
-        BinaryOperator::AtAt => symmetric("@@", Text, "@@"),
-        BinaryOperator::PGLikeMatch => op("LIKE", like_class(right)),
-        BinaryOperator::PGILikeMatch => op("ILIKE", Infix),
-        BinaryOperator::PGNotLikeMatch => op("NOT LIKE", Ne),
-        BinaryOperator::PGNotILikeMatch => op("NOT ILIKE", Ne),
-        BinaryOperator::PGRegexMatch => op("~", Infix),
-        BinaryOperator::PGRegexIMatch => op("~*", Infix),
-        BinaryOperator::PGRegexNotMatch => op("!~", Ne),
-        BinaryOperator::PGRegexNotIMatch => op("!~*", Ne),
-        BinaryOperator::PGStartsWith => op("^@", Prefix),
+        BinaryOperator::ArrowAt => symmetric(S::ContainedBy, NotIndexable, S::Contains),
+        BinaryOperator::Question => op(S::HasKey, JsonContains),
+        BinaryOperator::QuestionAnd => op(S::HasAllKeys, JsonContains),
+        BinaryOperator::QuestionPipe => op(S::HasAnyKey, JsonContains),
+        BinaryOperator::AtAt => symmetric(S::TextMatch, Text, S::TextMatch),
+        BinaryOperator::PGLikeMatch => op(S::Like, like_class(right)),
+        BinaryOperator::PGILikeMatch => op(S::ILike, Infix),
+        BinaryOperator::PGNotLikeMatch => op(S::NotLike, Ne),
+        BinaryOperator::PGNotILikeMatch => op(S::NotILike, Ne),
+        BinaryOperator::PGRegexMatch => op(S::RegexMatch, Infix),
+        BinaryOperator::PGRegexIMatch => op(S::RegexIMatch, Infix),
+        BinaryOperator::PGRegexNotMatch => op(S::RegexNotMatch, Ne),
+        BinaryOperator::PGRegexNotIMatch => op(S::RegexNotIMatch, Ne),
+        BinaryOperator::PGStartsWith => op(S::StartsWith, Prefix),
         _ => return None,
     })
 }
@@ -67,7 +68,7 @@ pub(super) fn binary(operator: &BinaryOperator, right: &Expr) -> Option<Op> {
 /// `<@` read the other way round is `@>`, which a GIN index serves.
 pub(super) fn swapped_class(op: Op) -> OpClass {
     match op.name {
-        "<@" => OpClass::JsonContains,
+        SqlOperator::ContainedBy => OpClass::JsonContains,
         _ => op.class,
     }
 }
@@ -75,19 +76,20 @@ pub(super) fn swapped_class(op: Op) -> OpClass {
 /// `x = ANY(...)`, `x <> ALL(...)` and their kin.
 pub(super) fn quantified(compare: &BinaryOperator, any: bool) -> Op {
     use OpClass::*;
+    use SqlOperator as S;
     match (compare, any) {
-        (BinaryOperator::Eq, true) => op("= ANY", In),
-        (BinaryOperator::NotEq, true) => op("<> ANY", Ne),
-        (BinaryOperator::NotEq, false) => op("<> ALL", Ne),
-        (BinaryOperator::Lt, true) => op("< ANY", Range),
-        (BinaryOperator::LtEq, true) => op("<= ANY", Range),
-        (BinaryOperator::Gt, true) => op("> ANY", Range),
-        (BinaryOperator::GtEq, true) => op(">= ANY", Range),
-        (BinaryOperator::Lt, false) => op("< ALL", Range),
-        (BinaryOperator::LtEq, false) => op("<= ALL", Range),
-        (BinaryOperator::Gt, false) => op("> ALL", Range),
-        (BinaryOperator::GtEq, false) => op(">= ALL", Range),
-        (_, true) => op("ANY", NotIndexable),
-        (_, false) => op("ALL", NotIndexable),
+        (BinaryOperator::Eq, true) => op(S::EqAny, In),
+        (BinaryOperator::NotEq, true) => op(S::NotEqAny, Ne),
+        (BinaryOperator::NotEq, false) => op(S::NotEqAll, Ne),
+        (BinaryOperator::Lt, true) => op(S::LtAny, Range),
+        (BinaryOperator::LtEq, true) => op(S::LtEqAny, Range),
+        (BinaryOperator::Gt, true) => op(S::GtAny, Range),
+        (BinaryOperator::GtEq, true) => op(S::GtEqAny, Range),
+        (BinaryOperator::Lt, false) => op(S::LtAll, Range),
+        (BinaryOperator::LtEq, false) => op(S::LtEqAll, Range),
+        (BinaryOperator::Gt, false) => op(S::GtAll, Range),
+        (BinaryOperator::GtEq, false) => op(S::GtEqAll, Range),
+        (_, true) => op(S::Any, NotIndexable),
+        (_, false) => op(S::All, NotIndexable),
     }
 }

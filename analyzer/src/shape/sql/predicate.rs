@@ -12,10 +12,9 @@
 //! (`id = 1 OR id = 2` is one branch whatever its length), so the order in which conditions
 //! are written does not change a shape.
 
-use crate::shape::{BoundConstant, Constant, Leaf, OpClass, Predicate, Target, ValueType};
-
-/// The operator of the leaves a join condition leaves on each side.
-pub(super) const JOIN_OPERATOR: &str = "JOIN";
+use crate::shape::{
+    BoundConstant, Constant, Leaf, OpClass, Predicate, SqlOperator, Target, ValueType,
+};
 
 /// A filter whose leaves know their table.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +113,7 @@ impl Cond {
     pub(super) fn join_leaves(&self, table: usize) -> Option<Predicate> {
         let mut leaves = Vec::new();
         self.visit_conjuncts(&mut |owned| {
-            if owned.table == table && owned.leaf.operator == JOIN_OPERATOR {
+            if owned.table == table && owned.leaf.operator.is_join() {
                 leaves.push(Predicate::Leaf(owned.leaf.clone()));
             }
         });
@@ -169,7 +168,7 @@ pub(super) fn filter(parts: impl IntoIterator<Item = Predicate>) -> Predicate {
 pub(super) fn leaf(
     table: usize,
     target: Target,
-    operator: &str,
+    operator: SqlOperator,
     class: OpClass,
     value_type: ValueType,
     constant: Option<Constant>,
@@ -178,7 +177,7 @@ pub(super) fn leaf(
         table,
         leaf: Leaf {
             target,
-            operator: operator.to_owned(),
+            operator: operator.into(),
             class,
             value_type,
         },
@@ -187,7 +186,7 @@ pub(super) fn leaf(
 }
 
 /// One not-indexable leaf per table an expression reads, on the first target of each.
-pub(super) fn not_indexable(targets: Vec<(usize, Target)>, operator: &str) -> Cond {
+pub(super) fn not_indexable(targets: Vec<(usize, Target)>, operator: SqlOperator) -> Cond {
     let mut leaves: Vec<Cond> = Vec::new();
     let mut seen: Vec<usize> = Vec::new();
     for (table, target) in targets {

@@ -37,7 +37,7 @@ pub(super) fn shape(collection: &str, field: &str) -> Shape {
     let mut shape = Shape::new(Namespace::mongo("app", collection), "find");
     shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
         target: Target::Field(field.to_owned()),
-        operator: "$eq".to_owned(),
+        operator: "$eq".into(),
         class: OpClass::Eq,
         value_type: ValueType::String,
     })]);
@@ -152,7 +152,7 @@ pub(super) fn snapshot(rng: &mut Rng) -> Snapshot {
     let mut rejected = BTreeMap::new();
     for reason in ["sql_parse_error", "missing_collection"] {
         if rng.chance(2) {
-            rejected.insert(reason.to_owned(), counter(rng));
+            rejected.insert(reason.into(), counter(rng));
         }
     }
     Snapshot {

@@ -5,6 +5,7 @@ use bson::spec::BinarySubtype;
 use bson::{rawdoc, Binary, RawBson, RawDocumentBuf, RawJavaScriptCodeWithScope, Timestamp};
 
 use super::*;
+use crate::shape::Rejection;
 
 const COMMANDS: [&str; 13] = [
     "find",
@@ -242,6 +243,6 @@ fn deep_nesting_of_every_kind_is_rejected_without_overflow() {
             filter = wrap(filter);
         }
         let lowering = lower(&command(rawdoc! { "find": "c", "filter": filter }));
-        assert_eq!(lowering.rejected, Some("malformed_filter"));
+        assert_eq!(lowering.rejected, Some(Rejection::MalformedFilter));
     }
 }

@@ -139,7 +139,7 @@ fn exists_and_type_constants_are_bound_in_the_top_level_conjunction_only() {
     }));
     let bound = |field: &str, operator: &str, constant: Constant| BoundConstant {
         target: Target::Field(field.to_owned()),
-        operator: operator.to_owned(),
+        operator: operator.into(),
         constant,
     };
     let [occurrence] = lowering.shapes.as_slice() else {

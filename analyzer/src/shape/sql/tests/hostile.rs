@@ -1,7 +1,7 @@
 //! Garbage, huge and deep input: never a panic, always a fixed reason.
 
-use crate::shape::sql::{SQL_PARSE_ERROR, SQL_UNSUPPORTED};
 use crate::shape::Lowering;
+use crate::shape::Rejection;
 
 use super::lower;
 
@@ -34,7 +34,7 @@ fn garbage_is_a_parse_error_or_nothing() {
     ] {
         let lowering = lower(text);
         assert!(lowering.shapes.is_empty(), "{text}");
-        assert_eq!(lowering.rejected, Some(SQL_PARSE_ERROR), "{text}");
+        assert_eq!(lowering.rejected, Some(Rejection::SqlParseError), "{text}");
     }
     let bytes: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -78,21 +78,24 @@ fn deep_nesting_is_refused_not_followed() {
         "(".repeat(10_000),
         ")".repeat(10_000)
     );
-    assert_eq!(lower(&parentheses).rejected, Some(SQL_UNSUPPORTED));
+    assert_eq!(
+        lower(&parentheses).rejected,
+        Some(Rejection::SqlUnsupported)
+    );
 
     let chain: Vec<String> = (0..10_000).map(|i| format!("a = {i}")).collect();
     let or_chain = format!("SELECT * FROM t WHERE {}", chain.join(" OR "));
-    assert_eq!(lower(&or_chain).rejected, Some(SQL_UNSUPPORTED));
+    assert_eq!(lower(&or_chain).rejected, Some(Rejection::SqlUnsupported));
 
     let arithmetic = format!("SELECT * FROM t WHERE a = 1{}", " + 1".repeat(50_000));
-    assert_eq!(lower(&arithmetic).rejected, Some(SQL_UNSUPPORTED));
+    assert_eq!(lower(&arithmetic).rejected, Some(Rejection::SqlUnsupported));
 
     let subqueries = format!(
         "SELECT * FROM t WHERE a IN {}1{}",
         "(SELECT a FROM t WHERE a IN ".repeat(100),
         ")".repeat(100)
     );
-    assert_eq!(lower(&subqueries).rejected, Some(SQL_UNSUPPORTED));
+    assert_eq!(lower(&subqueries).rejected, Some(Rejection::SqlUnsupported));
 
     let negations = format!("SELECT * FROM t WHERE {} a", "NOT ".repeat(1_000));
     assert!(lower(&negations).rejected.is_some());

@@ -1,7 +1,8 @@
 //! Writes, rejections, constants and normalized statements.
 
 use crate::command::SqlProtocol;
-use crate::shape::sql::{lower_text, SQL_PARSE_ERROR, SQL_UNSUPPORTED};
+use crate::shape::sql::lower_text;
+use crate::shape::Rejection;
 use crate::shape::{BoundConstant, Constant, Lowering, Namespace, Target, Write, WriteKind};
 use crate::testing::{rejected, writes_only};
 
@@ -106,14 +107,20 @@ fn statements_that_touch_no_table_lower_to_nothing() {
 
 #[test]
 fn rejections_name_a_reason() {
-    assert_eq!(lower("SELEC * FROM t"), rejected(SQL_PARSE_ERROR));
-    assert_eq!(lower("SELECT * FROM t WHERE"), rejected(SQL_PARSE_ERROR));
+    assert_eq!(lower("SELEC * FROM t"), rejected(Rejection::SqlParseError));
+    assert_eq!(
+        lower("SELECT * FROM t WHERE"),
+        rejected(Rejection::SqlParseError)
+    );
     assert_eq!(
         lower("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE"),
-        rejected(SQL_UNSUPPORTED)
+        rejected(Rejection::SqlUnsupported)
     );
     // One bad statement fails the whole text, as it does in PostgreSQL.
-    assert_eq!(lower("SELECT * FROM t; SELEC 1"), rejected(SQL_PARSE_ERROR));
+    assert_eq!(
+        lower("SELECT * FROM t; SELEC 1"),
+        rejected(Rejection::SqlParseError)
+    );
 }
 
 #[test]

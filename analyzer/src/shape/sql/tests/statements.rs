@@ -1,8 +1,10 @@
 //! One statement of a text, and the COPY and maintenance statements sqlparser refuses.
 
 use crate::command::SqlProtocol;
-use crate::shape::sql::{lower_statement, SqlCache, SQL_PARSE_ERROR, SQL_UNSUPPORTED};
+use crate::shape::sql::{lower_statement, SqlCache};
+use crate::shape::Rejection;
 use crate::shape::{Lowering, Namespace, Write, WriteKind};
+use crate::testing::rejected;
 
 use super::{canonical, command, lower, DATABASE};
 
@@ -17,13 +19,6 @@ fn insert(table: &str) -> Lowering {
             kind: WriteKind::Insert,
             count: 1,
         }],
-        ..Lowering::default()
-    }
-}
-
-fn rejected(reason: &'static str) -> Lowering {
-    Lowering {
-        rejected: Some(reason),
         ..Lowering::default()
     }
 }
@@ -59,24 +54,24 @@ fn empty_statements_and_semicolons_in_parentheses_do_not_count() {
     let insert = nth(text, 1);
     assert_eq!(insert.writes.len(), 1, "{insert:?}");
     assert_eq!(insert.shapes.len(), 1, "{insert:?}");
-    assert_eq!(nth(text, 2), rejected(SQL_UNSUPPORTED));
+    assert_eq!(nth(text, 2), rejected(Rejection::SqlUnsupported));
 }
 
 #[test]
 fn an_index_past_the_last_statement_lowers_nothing() {
     assert_eq!(
         nth("SELECT * FROM t WHERE a = 1", 1),
-        rejected(SQL_UNSUPPORTED)
+        rejected(Rejection::SqlUnsupported)
     );
-    assert_eq!(nth("", 0), rejected(SQL_UNSUPPORTED));
+    assert_eq!(nth("", 0), rejected(Rejection::SqlUnsupported));
 }
 
 #[test]
 fn a_statement_sqlparser_refuses_does_not_hide_its_neighbours() {
     let text = "SELECT * FROM t WHERE a = 1; SELEC 1; SELECT * FROM u WHERE b = 2";
-    assert_eq!(lower(text), rejected(SQL_PARSE_ERROR));
+    assert_eq!(lower(text), rejected(Rejection::SqlParseError));
     assert_eq!(nth(text, 0).shapes.len(), 1);
-    assert_eq!(nth(text, 1), rejected(SQL_PARSE_ERROR));
+    assert_eq!(nth(text, 1), rejected(Rejection::SqlParseError));
     assert_eq!(nth(text, 2).shapes.len(), 1);
 }
 
@@ -99,10 +94,10 @@ fn copy_with_options_sqlparser_refuses_still_writes_its_table() {
         insert("t")
     );
     // Not a COPY sqlparser or the fallback understands.
-    assert_eq!(lower("COPY FROM STDIN"), rejected(SQL_PARSE_ERROR));
+    assert_eq!(lower("COPY FROM STDIN"), rejected(Rejection::SqlParseError));
     assert_eq!(
         lower("COPY (SELEC 1) TO STDOUT WITH (HEADER ON)"),
-        rejected(SQL_PARSE_ERROR)
+        rejected(Rejection::SqlParseError)
     );
 }
 
@@ -149,7 +144,7 @@ fn the_statement_index_is_part_of_the_cache_key() {
     assert_eq!(whole.shapes.len(), 2);
     assert_eq!(first.shapes[0].shape.namespace.collection, "a");
     assert_eq!(second.shapes[0].shape.namespace.collection, "b");
-    assert_eq!(past.rejected, Some(SQL_UNSUPPORTED));
+    assert_eq!(past.rejected, Some(Rejection::SqlUnsupported));
     statement.statement_index = Some(1);
     assert_eq!(cache.lower(&statement), second);
     assert_eq!(cache.hits(), 1);
