@@ -2,16 +2,13 @@
 //!
 //! An existing index serves a candidate when the candidate's keys are a prefix of its keys
 //! (sort keys in the same order or all reversed), with the same access method, and the
-//! existing index is either full or has the same partial predicate. MongoDB's `_id` index is
-//! always there, whether or not the catalog read listed it.
+//! existing index is either full or has the same partial predicate. The engine's implicit
+//! indexes (MongoDB's `_id`) are always there, whether or not the catalog read listed them.
 
 use super::candidates::Candidate;
 use super::consolidate::same_partial;
-use super::{DropCandidate, ExistingIndexes, IndexKey, IndexMethod, IndexSpec};
-use crate::shape::{Engine, Namespace, Target};
-
-/// MongoDB's name for the `_id` index.
-pub const MONGO_ID_INDEX: &str = "_id_";
+use super::{DropCandidate, ExistingIndexes, IndexMethod, IndexSpec};
+use crate::shape::Namespace;
 
 /// Remove candidates an existing index already serves.
 pub fn filter(candidates: Vec<Candidate>, existing: &ExistingIndexes) -> Vec<Candidate> {
@@ -40,30 +37,28 @@ fn serves(index: &IndexSpec, candidate: &Candidate) -> bool {
     candidate.is_served_by(&index.keys)
 }
 
-/// The existing indexes of a namespace, with MongoDB's implicit `_id` index.
+/// The existing indexes of a namespace, with the engine's implicit ones that the catalog
+/// did not list (by name, or as a full index on the same keys).
 fn indexes_of(namespace: &Namespace, existing: &ExistingIndexes) -> Vec<IndexSpec> {
     let mut indexes = existing.get(namespace).cloned().unwrap_or_default();
-    let has_id = indexes
-        .iter()
-        .any(|index| index.name.as_deref() == Some(MONGO_ID_INDEX) || is_id_index(index));
-    if namespace.engine == Engine::Mongodb && !has_id {
-        indexes.push(IndexSpec {
-            namespace: namespace.clone(),
-            keys: vec![IndexKey::asc(Target::Field("_id".to_owned()))],
-            method: IndexMethod::Btree,
-            partial: Vec::new(),
-            include: Vec::new(),
-            unique: true,
-            name: Some(MONGO_ID_INDEX.to_owned()),
+    for implicit in namespace.engine.rules().implicit_indexes(namespace) {
+        let listed = indexes.iter().any(|index| {
+            (implicit.name.is_some() && index.name == implicit.name)
+                || (index.partial.is_empty() && same_targets(index, &implicit))
         });
+        if !listed {
+            indexes.push(implicit);
+        }
     }
     indexes
 }
 
-fn is_id_index(index: &IndexSpec) -> bool {
-    index.namespace.engine == Engine::Mongodb
-        && index.partial.is_empty()
-        && matches!(index.keys.as_slice(), [key] if key.target == Target::Field("_id".to_owned()))
+fn same_targets(a: &IndexSpec, b: &IndexSpec) -> bool {
+    a.keys.len() == b.keys.len()
+        && a.keys
+            .iter()
+            .zip(&b.keys)
+            .all(|(x, y)| x.target == y.target)
 }
 
 /// Existing indexes that are prefixes of other existing indexes on the same namespace.
@@ -122,8 +117,7 @@ fn covers(longer: &IndexSpec, shorter: &IndexSpec) -> bool {
 }
 
 fn is_protected(index: &IndexSpec) -> bool {
-    let name = index.name.as_deref().unwrap_or_default();
-    index.unique || name == MONGO_ID_INDEX || name.ends_with("_pkey") || is_id_index(index)
+    index.unique || index.namespace.engine.rules().is_protected(index)
 }
 
 fn name_of(index: &IndexSpec) -> String {
@@ -134,8 +128,8 @@ fn name_of(index: &IndexSpec) -> String {
 mod tests {
     use super::*;
     use crate::advise::candidates::KeyRole;
-    use crate::advise::{Condition, PartialTerm};
-    use crate::shape::ShapeId;
+    use crate::advise::{Condition, IndexKey, PartialTerm};
+    use crate::shape::{ShapeId, Target};
 
     fn field(name: &str) -> Target {
         Target::Field(name.to_owned())

@@ -7,16 +7,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::candidates::Candidate;
+use super::index::naming::truncate_with_hash;
 use super::{ExistingIndexes, Recommendation, Served, WriteLoad};
-use crate::export::naming;
-use crate::shape::{Engine, Namespace};
+use crate::shape::Namespace;
 use crate::snapshot::{HistogramRecord, Snapshot};
 
 /// Turn candidates into named recommendations, heaviest first.
 ///
-/// Names are unique where the engine needs them to be (per table's schema on PostgreSQL,
-/// per collection on MongoDB), also against the `existing` index names: `CREATE INDEX IF NOT
-/// EXISTS` would otherwise silently keep a different index of the same name.
+/// Names are unique where the engine needs them to be ([`EngineRules::name_scope`]: per
+/// table's schema on PostgreSQL, per collection on MongoDB), also against the `existing`
+/// index names: `CREATE INDEX IF NOT EXISTS` would otherwise silently keep a different index
+/// of the same name.
+///
+/// [`EngineRules::name_scope`]: super::EngineRules::name_scope
 pub fn rank(
     candidates: Vec<Candidate>,
     snapshot: &Snapshot,
@@ -51,16 +54,14 @@ pub fn rank(
             .then_with(|| a.name.cmp(&b.name))
     });
     for recommendation in &mut recommendations {
+        let rules = recommendation.index.namespace.engine.rules();
         let scope = name_scope(&recommendation.index.namespace);
         let base = recommendation.name.clone();
         let mut name = base.clone();
         let mut attempt = 1u32;
         while taken.contains(&(scope.clone(), name.clone())) {
             attempt += 1;
-            name = naming::truncate_with_hash(
-                &format!("{base}_{attempt}"),
-                max_name(&recommendation.index.namespace),
-            );
+            name = truncate_with_hash(&format!("{base}_{attempt}"), rules.max_name_len());
         }
         taken.insert((scope, name.clone()));
         recommendation.name = name.clone();
@@ -71,22 +72,7 @@ pub fn rank(
 
 /// Where index names must be unique.
 fn name_scope(namespace: &Namespace) -> String {
-    match namespace.engine {
-        Engine::Postgresql => format!(
-            "pg:{}:{}",
-            namespace.database,
-            namespace.schema.as_deref().unwrap_or("public")
-        ),
-        Engine::Mongodb => format!("mongo:{}:{}", namespace.database, namespace.collection),
-    }
-}
-
-fn max_name(namespace: &Namespace) -> usize {
-    match namespace.engine {
-        Engine::Postgresql => naming::POSTGRES_MAX_NAME,
-        // MongoDB has no practical limit on index names since 4.2.
-        Engine::Mongodb => usize::MAX,
-    }
+    namespace.engine.rules().name_scope(namespace)
 }
 
 fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
@@ -97,7 +83,7 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
             let record = snapshot.shapes.get(id)?;
             Some(Served {
                 shape_id: *id,
-                shape: crate::export::describe::shape(&record.shape),
+                shape: record.shape.describe(),
                 count: record.count,
                 total_ms: record.total_micros as f64 / 1000.0,
                 p95_ms: percentile_micros(&record.latency, 0.95) as f64 / 1000.0,

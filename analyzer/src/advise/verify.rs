@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Advice, Evidence, EvidenceMethod, Recommendation};
-use crate::shape::{Engine, Namespace, ShapeId};
+use super::{Advice, Evidence, Recommendation};
+use crate::shape::{Namespace, ShapeId};
 use crate::snapshot::Snapshot;
 
 /// What to measure for one recommendation.
@@ -52,19 +52,21 @@ pub struct Measurement {
     pub index_used: bool,
 }
 
-/// Per PostgreSQL recommendation, what to measure. Recommendations none of whose shapes
-/// has normalised SQL are left out (they stay unverified).
+/// Per recommendation on an engine verified with hypothetical indexes (PostgreSQL), what
+/// to measure. Recommendations none of whose shapes has normalised SQL are left out (they
+/// stay unverified).
 pub fn probes(advice: &Advice, snapshot: &Snapshot) -> Vec<Probe> {
     advice
         .recommendations
         .iter()
-        .filter(|recommendation| recommendation.index.namespace.engine == Engine::Postgresql)
         .filter_map(|recommendation| {
+            let index = &recommendation.index;
+            let hypothetical_ddl = index.namespace.engine.rules().hypothetical_ddl(index)?;
             let queries = queries(recommendation, snapshot);
             (!queries.is_empty()).then(|| Probe {
-                namespace: recommendation.index.namespace.clone(),
+                namespace: index.namespace.clone(),
                 name: recommendation.name.clone(),
-                hypothetical_ddl: crate::export::sql::hypothetical_ddl(&recommendation.index),
+                hypothetical_ddl,
                 queries,
             })
         })
@@ -92,7 +94,8 @@ pub fn queries(recommendation: &Recommendation, snapshot: &Snapshot) -> Vec<Prob
 
 /// Record the evidence, and drop the recommendations the planner would not use: not in any
 /// measured plan, or no cheaper in total. Recommendations without measurements are kept
-/// as they are (unverified). Measurements with costs that are not finite are ignored.
+/// as they are (unverified), and so are those of an engine that is not verified. Measurements
+/// with costs that are not finite are ignored.
 pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
     let mut totals: BTreeMap<(&Namespace, &str), (f64, f64, bool)> = BTreeMap::new();
     for measurement in measurements {
@@ -116,8 +119,11 @@ pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
         let Some((before, after, used)) = totals.get(&key).copied() else {
             return true;
         };
+        let Some(method) = key.0.engine.rules().verification() else {
+            return true;
+        };
         recommendation.evidence = Some(Evidence {
-            method: EvidenceMethod::Hypopg,
+            method,
             cost_before: before,
             cost_after: after,
         });
@@ -147,7 +153,7 @@ pub fn note_hypopg_unavailable(advice: &mut Advice, database: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::advise::{IndexKey, IndexMethod, IndexSpec, Served, WriteLoad};
+    use crate::advise::{EvidenceMethod, IndexKey, IndexMethod, IndexSpec, Served, WriteLoad};
     use crate::shape::{Shape, Target};
     use crate::snapshot::{HistogramRecord, ShapeRecord};
 

@@ -9,9 +9,21 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::document::quoted;
-use super::naming::django_name;
+use crate::advise::index::naming::{sanitize, truncate_with_hash};
 use crate::advise::{Advice, Condition, IndexMethod, IndexSpec, PartialTerm, Recommendation};
 use crate::shape::{Engine, Namespace, Target};
+
+/// Django's `Index.max_name_length`.
+const DJANGO_MAX_NAME: usize = 30;
+
+/// A name Django accepts: at most [`DJANGO_MAX_NAME`] characters, starting with a letter.
+fn django_name(name: &str) -> String {
+    let mut name = sanitize(name);
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name = format!("ix_{name}");
+    }
+    truncate_with_hash(&name, DJANGO_MAX_NAME)
+}
 
 fn is_python_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -208,4 +220,19 @@ pub(crate) fn render(advice: &Advice) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn django_names_fit_thirty_characters() {
+        assert_eq!(django_name("runs_status_idx"), "runs_status_idx");
+        let long = django_name("pipeline_runs_customer_id_started_at_idx");
+        assert_eq!(long.len(), DJANGO_MAX_NAME);
+        assert!(long.starts_with("pipeline_runs_custom"));
+        assert_eq!(django_name("_x_idx"), "x_idx");
+        assert_eq!(django_name("1x_idx"), "ix_1x_idx");
+    }
 }

@@ -119,7 +119,9 @@ fn partial(index: &IndexSpec) -> serde_json::Value {
     }
     match index.namespace.engine {
         Engine::Mongodb => partial_filter(&index.partial).to_json(),
-        Engine::Postgresql => serde_json::Value::String(super::sql::where_clause(&index.partial)),
+        Engine::Postgresql => serde_json::Value::String(
+            crate::advise::engine::postgresql::ddl::where_clause(&index.partial),
+        ),
     }
 }
 

@@ -6,30 +6,27 @@
 //!
 //! ## Layout
 //! - this file: [`Format`], [`render`], and the per-recommendation [`statement`].
-//! - [`naming`]: index names per engine and ORM.
-//! - [`describe`]: a shape as one readable line.
 //! - `document`: the MongoDB index documents, as JavaScript, Python or JSON.
 //! - [`mongosh`], `pymongo`: MongoDB scripts.
-//! - [`sql`]: PostgreSQL migration (up and rollback).
+//! - `sql`: PostgreSQL migration (up and rollback).
 //! - `prisma`, `django`: ORM index declarations.
 //! - `json`, `markdown`: for tools and for people.
 
-pub mod describe;
 mod django;
 mod document;
 mod json;
 mod markdown;
 pub mod mongosh;
-pub mod naming;
 mod prisma;
 mod pymongo;
-pub mod sql;
+mod sql;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::advise::engine::postgresql::ddl;
 use crate::advise::{Advice, DropCandidate, Recommendation};
 use crate::shape::Engine;
 
@@ -118,7 +115,7 @@ pub fn render(advice: &Advice, format: Format) -> String {
 pub fn statement(recommendation: &Recommendation) -> String {
     match recommendation.index.namespace.engine {
         Engine::Mongodb => mongosh::create_statement(&recommendation.index, &recommendation.name),
-        Engine::Postgresql => sql::create_statement(&recommendation.index, &recommendation.name),
+        Engine::Postgresql => ddl::create_statement(&recommendation.index, &recommendation.name),
     }
 }
 
@@ -127,7 +124,7 @@ pub fn rollback_statement(recommendation: &Recommendation) -> String {
     let namespace = &recommendation.index.namespace;
     match namespace.engine {
         Engine::Mongodb => mongosh::drop_statement(namespace, &recommendation.name),
-        Engine::Postgresql => sql::drop_statement(namespace, &recommendation.name),
+        Engine::Postgresql => ddl::drop_statement(namespace, &recommendation.name),
     }
 }
 
@@ -136,7 +133,7 @@ pub fn drop_statement(drop: &DropCandidate) -> String {
     let namespace = &drop.index.namespace;
     match namespace.engine {
         Engine::Mongodb => mongosh::drop_statement(namespace, &drop.name),
-        Engine::Postgresql => sql::drop_statement(namespace, &drop.name),
+        Engine::Postgresql => ddl::drop_statement(namespace, &drop.name),
     }
 }
 

@@ -14,6 +14,7 @@
 //! ## Layout
 //! - this file: the model ([`Shape`], [`Predicate`], [`Leaf`], [`OpClass`], [`Lowering`]).
 //! - `namespace`: [`Engine`] and [`Namespace`], where a shape runs.
+//! - `describe`: a shape as one readable line ([`Shape::describe`]).
 //! - `operator`, `command`, `rejection`: the typed words of the model ([`Operator`],
 //!   [`Command`], [`Rejection`]), each serialised as the name it has always had in the JSON.
 //! - [`mongo`]: MongoDB command → shapes (the 8.0 query-shape rules).
@@ -21,6 +22,7 @@
 //! - [`id`]: the stable shape id, a hash of the canonical form.
 
 mod command;
+mod describe;
 pub mod id;
 pub mod mongo;
 mod namespace;
@@ -244,6 +246,11 @@ impl Shape {
     /// The stable id of this shape.
     pub fn id(&self) -> ShapeId {
         ShapeId::of(self)
+    }
+
+    /// The shape as one readable line: names, operators and value types, never values.
+    pub fn describe(&self) -> String {
+        describe::shape(self)
     }
 }
 

@@ -3,16 +3,18 @@
 //! ## Key order
 //! Equality keys first, ordered by how many shapes of the namespace use them in equality (so
 //! the most shapes share the prefix, and a tenant key present everywhere leads), join keys
-//! after the query's own equalities, then the
-//! sort keys as written, then `$in` keys when a sort is present (an `$in` before the sort
-//! would break the index order), then one range key.
+//! after the query's own equalities, then the sort keys as written, then `$in` keys when a
+//! sort is present (an `$in` before the sort would break the index order, unless the engine
+//! says otherwise), then one range key.
+//!
+//! A branch that tests every key of a unique implicit index (MongoDB's `_id`) for equality
+//! needs no index, and neither does a candidate that such an index already is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::classify::LeafUse;
 use super::{Candidate, KeyRole};
-use crate::advise::{IndexKey, IndexMethod, IndexSpec, PartialTerm};
-use crate::shape::{Command, Engine, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
+use crate::advise::{EngineRules, IndexKey, IndexMethod, IndexSpec, LeafUse, PartialTerm};
+use crate::shape::{Command, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
 
 /// A PostgreSQL select list this short, beyond the keys, is worth an `INCLUDE`.
 pub(crate) const MAX_INCLUDE: usize = 3;
@@ -85,6 +87,7 @@ pub(crate) fn branch_candidates(
     usage: &Usage,
 ) -> Vec<Candidate> {
     let namespace = &shape.namespace;
+    let rules = namespace.engine.rules();
     let mut partial: Vec<PartialTerm> = branch
         .iter()
         .filter_map(|(_, usage)| match usage {
@@ -109,15 +112,9 @@ pub(crate) fn branch_candidates(
         .iter()
         .any(|(method, _)| *method == IndexMethod::Text);
     for (method, target) in specials {
-        // MongoDB indexes every string field under a wildcard text index: `$**`.
-        let target = match method {
-            IndexMethod::Text => Target::Field("$**".to_owned()),
-            _ => target,
-        };
-        let direction = if method == IndexMethod::Text { 0 } else { 1 };
         let index = IndexSpec {
             namespace: namespace.clone(),
-            keys: vec![IndexKey::new(target, direction)],
+            keys: vec![rules.special_key(method, &target)],
             method,
             partial: partial.clone(),
             include: Vec::new(),
@@ -128,7 +125,7 @@ pub(crate) fn branch_candidates(
     }
     // A `$text` query runs on the text index alone: a B-tree beside it is never chosen.
     if !text_search {
-        if let Some(btree) = btree(id, shape, branch, usage, partial) {
+        if let Some(btree) = btree(id, shape, branch, usage, partial, rules) {
             candidates.push(btree);
         }
     }
@@ -141,9 +138,10 @@ fn btree(
     branch: &[(Leaf, LeafUse)],
     usage: &Usage,
     partial: Vec<PartialTerm>,
+    rules: &dyn EngineRules,
 ) -> Option<Candidate> {
     let namespace = &shape.namespace;
-    let engine = namespace.engine;
+    let implicit = rules.implicit_indexes(namespace);
     let targets_of = |wanted: &dyn Fn(&LeafUse) -> bool| {
         let mut targets: Vec<Target> = branch
             .iter()
@@ -154,16 +152,18 @@ fn btree(
         targets.dedup();
         targets
     };
-    let sorted = !shape.sort.is_empty();
+    // An `$in` after a sort key breaks the order the sort needs, unless the engine keeps it.
+    let in_is_equality = shape.sort.is_empty() || rules.in_keeps_sort_order();
     let mut equality = targets_of(&|usage| {
-        matches!(usage, LeafUse::Equality) || (!sorted && matches!(usage, LeafUse::In))
+        matches!(usage, LeafUse::Equality) || (in_is_equality && matches!(usage, LeafUse::In))
     });
-    // MongoDB's `_id` index is unique and always there: an `_id` equality needs nothing else.
-    if engine == Engine::Mongodb
-        && branch.iter().any(|(leaf, usage)| {
-            matches!(usage, LeafUse::Equality | LeafUse::In) && is_mongo_id(&leaf.target)
-        })
-    {
+    // A unique index that is always there finds at most one row per value of its keys.
+    let found = targets_of(&|usage| matches!(usage, LeafUse::Equality | LeafUse::In));
+    if implicit.iter().any(|index| {
+        index.unique
+            && index.partial.is_empty()
+            && index.keys.iter().all(|key| found.contains(&key.target))
+    }) {
         return None;
     }
     Usage::order(&usage.equality, namespace, &mut equality);
@@ -190,11 +190,11 @@ fn btree(
         push(&mut keys, IndexKey::asc(target), KeyRole::Equality);
     }
     for sort_key in &shape.sort {
-        if let Some(key) = sort_index_key(sort_key, engine) {
+        if let Some(key) = sort_index_key(sort_key, rules) {
             push(&mut keys, key, KeyRole::Sort);
         }
     }
-    if sorted {
+    if !in_is_equality {
         let mut ins = targets_of(&|usage| matches!(usage, LeafUse::In));
         Usage::order(&usage.equality, namespace, &mut ins);
         for target in ins {
@@ -216,13 +216,10 @@ fn btree(
     if roles.iter().all(|role| *role == KeyRole::Sort) && !shape.limit {
         return None;
     }
-    if engine == Engine::Mongodb
-        && keys.len() == 1
-        && keys.iter().all(|key| is_mongo_id(&key.target))
-    {
-        return None;
-    }
-    let include = covering(shape, branch, &keys, &partial);
+    let include = match rules.covers() {
+        true => covering(shape, branch, &keys, &partial),
+        false => Vec::new(),
+    };
     let index = IndexSpec {
         namespace: namespace.clone(),
         keys,
@@ -234,22 +231,27 @@ fn btree(
     };
     let mut candidate = Candidate::new(index, id, Vec::new());
     candidate.roles = roles;
+    // What an implicit index already is (a lone `_id` key) needs no new index.
+    if implicit
+        .iter()
+        .any(|index| index.partial.is_empty() && candidate.is_served_by(&index.keys))
+    {
+        return None;
+    }
     Some(candidate)
 }
 
-/// The index key for one sort key, or none for MongoDB's `$natural` / `$meta` pseudo-fields.
-fn sort_index_key(sort_key: &SortKey, engine: Engine) -> Option<IndexKey> {
-    if engine == Engine::Mongodb && sort_key.target.column().starts_with('$') {
+/// The index key for one sort key, or none when the engine cannot index that sort
+/// (MongoDB's `$natural` / `$meta` pseudo-fields).
+fn sort_index_key(sort_key: &SortKey, rules: &dyn EngineRules) -> Option<IndexKey> {
+    if !rules.sorts_on(&sort_key.target) {
         return None;
     }
     let direction = if sort_key.direction < 0 { -1 } else { 1 };
-    let nulls_first = match engine {
-        // Spelled out only when it differs from the direction's default.
-        Engine::Postgresql => sort_key
-            .nulls_first
-            .filter(|first| *first != (direction < 0)),
-        Engine::Mongodb => None,
-    };
+    // Spelled out only when it differs from the direction's default.
+    let nulls_first = sort_key
+        .nulls_first
+        .filter(|first| rules.orders_nulls() && *first != (direction < 0));
     Some(IndexKey {
         target: sort_key.target.clone(),
         direction,
@@ -257,13 +259,9 @@ fn sort_index_key(sort_key: &SortKey, engine: Engine) -> Option<IndexKey> {
     })
 }
 
-fn is_mongo_id(target: &Target) -> bool {
-    matches!(target, Target::Field(name) if name == "_id")
-}
-
-/// `INCLUDE` columns for an index-only scan of a PostgreSQL select: the selected columns and
-/// the filter's leftover columns that are not keys, when there are at most
-/// [`MAX_INCLUDE`] of them. Empty when an index-only scan is out of reach anyway.
+/// `INCLUDE` columns for an index-only scan of a select: the selected columns and the
+/// filter's leftover columns that are not keys, when there are at most [`MAX_INCLUDE`] of
+/// them. Empty when an index-only scan is out of reach anyway.
 fn covering(
     shape: &Shape,
     branch: &[(Leaf, LeafUse)],
@@ -272,8 +270,7 @@ fn covering(
 ) -> Vec<String> {
     let plain =
         |name: &str| !name.is_empty() && !name.contains(['*', '(', ')', ' ', '"', '.', ',']);
-    if shape.namespace.engine != Engine::Postgresql
-        || shape.command != Command::Select
+    if shape.command != Command::Select
         || shape.projection.is_empty()
         || !shape.projection.iter().all(|column| plain(column))
         || branch.iter().any(|(leaf, _)| leaf.operator.is_join())

@@ -8,7 +8,7 @@
 //!
 //! ## Layout
 //! - this file: [`Candidate`], [`KeyRole`], [`from_snapshot`].
-//! - `classify`: what a leaf can do for an index, per engine.
+//! - `classify`: what a leaf can do for an index (the engine's rules decide).
 //! - `expand`: filter → alternatives (AND of leaves).
 //! - `esr`: alternative → candidates, with the namespace-wide equality order.
 
@@ -20,10 +20,10 @@ pub(crate) mod tests;
 
 use std::collections::BTreeSet;
 
-use super::{IndexKey, IndexSpec};
+use super::{IndexKey, IndexSpec, LeafUse};
 use crate::shape::{Command, Leaf, ShapeId};
 use crate::snapshot::{ShapeRecord, Snapshot};
-use classify::{classify, LeafUse};
+use classify::classify;
 use expand::{expand, Expansion};
 
 pub(crate) use esr::MAX_INCLUDE;
@@ -117,8 +117,8 @@ fn branches(record: &ShapeRecord) -> Option<Vec<Branch>> {
     if shape.command == Command::Insert {
         return None;
     }
-    let engine = shape.namespace.engine;
-    let use_of = |leaf: &Leaf| classify(leaf, engine, &record.constants);
+    let rules = shape.namespace.engine.rules();
+    let use_of = |leaf: &Leaf| classify(leaf, rules, &record.constants);
     let Expansion::Branches(branches) = expand(&shape.filter, &|leaf| use_of(leaf).is_indexable())
     else {
         return None;

@@ -7,7 +7,7 @@
 use crate::shape::{Leaf, Predicate, Shape, SortKey, Target, ValueType};
 
 /// The shape as one line.
-pub fn shape(shape: &Shape) -> String {
+pub(super) fn shape(shape: &Shape) -> String {
     let mut out = format!("{} {}", shape.command, shape.namespace.collection);
     if !shape.filter.is_empty() {
         out.push_str(" where ");
