@@ -3,105 +3,85 @@
 //!
 //! ORDER BY and GROUP BY entries may name a select-list item by position (`ORDER BY 2`) or
 //! alias (`ORDER BY total`); both are resolved to the item's expression first. A sort key
-//! goes on the shape of the table its column belongs to.
-
-use std::ops::ControlFlow;
+//! goes on the shape of the table its column belongs to. The subqueries inside these
+//! clauses are lowered by the statement walk, not here.
 
 use sqlparser::ast::{
-    Expr, GroupByExpr, OrderByExpr, OrderBySort, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, Value, ValueWithSpan, Visit, Visitor,
+    Expr, GroupByExpr, OrderByExpr, OrderBySort, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, Value, ValueWithSpan,
 };
+use sqlparser::tokenizer::Span;
 
 use super::constants::Kept;
-use super::extract::Lowerer;
 use super::frame::Frame;
 use super::names::{self, fold};
 use super::operand::{columns, operand, strip_nested};
 use crate::shape::{SortKey, Target};
-use sqlparser::tokenizer::Span;
 
-impl Lowerer<'_> {
-    /// Lower the subqueries inside expressions (not those nested in other subqueries: each
-    /// query lowers its own).
-    pub(super) fn subqueries<'e>(&mut self, exprs: impl Iterator<Item = &'e Expr>) {
-        for expr in exprs {
-            let _ = expr.visit(&mut SubqueryLowerer {
-                lowerer: self,
-                depth: 0,
-            });
-        }
-    }
-
-    /// The select-list columns of each table.
-    pub(super) fn select_list(&mut self, frame: &mut Frame, select: &Select) {
-        for item in &select.projection {
-            match item {
-                SelectItem::Wildcard(_) => {
-                    (0..frame.scope.tables.len()).for_each(|table| frame.project_all(table))
+/// The select-list columns of each table.
+pub(super) fn select_list(frame: &mut Frame, select: &Select) {
+    for item in &select.projection {
+        match item {
+            SelectItem::Wildcard(_) => {
+                (0..frame.scope.tables.len()).for_each(|table| frame.project_all(table))
+            }
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                let table = names::parts(name).and_then(|parts| frame.scope.table_named(&parts));
+                if let Some(table) = table {
+                    frame.project_all(table);
                 }
-                SelectItem::QualifiedWildcard(
-                    SelectItemQualifiedWildcardKind::ObjectName(name),
-                    _,
-                ) => {
-                    let table =
-                        names::parts(name).and_then(|parts| frame.scope.table_named(&parts));
-                    if let Some(table) = table {
-                        frame.project_all(table);
-                    }
-                }
-                SelectItem::QualifiedWildcard(..) => {}
-                SelectItem::UnnamedExpr(expr)
-                | SelectItem::ExprWithAlias { expr, .. }
-                | SelectItem::ExprWithAliases { expr, .. } => {
-                    for (table, column) in columns(&frame.scope, expr) {
-                        frame.project(table, column);
-                    }
+            }
+            SelectItem::QualifiedWildcard(..) => {}
+            SelectItem::UnnamedExpr(expr)
+            | SelectItem::ExprWithAlias { expr, .. }
+            | SelectItem::ExprWithAliases { expr, .. } => {
+                for (table, column) in columns(&frame.scope, expr) {
+                    frame.project(table, column);
                 }
             }
         }
-        self.subqueries(select.projection.iter().filter_map(item_expr));
-    }
-
-    /// GROUP BY entries, on the table each belongs to.
-    pub(super) fn group_by(&mut self, frame: &mut Frame, select: &Select) {
-        let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
-            return;
-        };
-        for expr in exprs {
-            let expr = output_expr(select, expr, &mut self.kept);
-            for (table, target) in operand(&frame.scope, expr, &mut self.kept).into_targets() {
-                let name = match target {
-                    Target::Field(name) => name,
-                    Target::Expression { text, .. } => text,
-                };
-                frame.group(table, name);
-            }
-        }
-    }
-
-    /// ORDER BY keys, with direction and explicit NULLS FIRST/LAST.
-    pub(super) fn order_by(&mut self, frame: &mut Frame, select: &Select, keys: &[OrderByExpr]) {
-        for key in keys {
-            let expr = output_expr(select, &key.expr, &mut self.kept);
-            let direction = match key.options.sort {
-                Some(OrderBySort::Desc) => -1,
-                _ => 1,
-            };
-            for (table, target) in operand(&frame.scope, expr, &mut self.kept).into_targets() {
-                if let Some(sort) = frame.sort.get_mut(table) {
-                    sort.push(SortKey {
-                        target,
-                        direction,
-                        nulls_first: key.options.nulls_first,
-                    });
-                }
-            }
-        }
-        self.subqueries(keys.iter().map(|key| &key.expr));
     }
 }
 
-fn item_expr(item: &SelectItem) -> Option<&Expr> {
+/// GROUP BY entries, on the table each belongs to.
+pub(super) fn group_by(frame: &mut Frame, select: &Select, kept: &mut Kept) {
+    let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+        return;
+    };
+    for expr in exprs {
+        let expr = output_expr(select, expr, kept);
+        for (table, target) in operand(&frame.scope, expr, kept).into_targets() {
+            let name = match target {
+                Target::Field(name) => name,
+                Target::Expression { text, .. } => text,
+            };
+            frame.group(table, name);
+        }
+    }
+}
+
+/// ORDER BY keys, with direction and explicit NULLS FIRST/LAST.
+pub(super) fn order_by(frame: &mut Frame, select: &Select, keys: &[OrderByExpr], kept: &mut Kept) {
+    for key in keys {
+        let expr = output_expr(select, &key.expr, kept);
+        let direction = match key.options.sort {
+            Some(OrderBySort::Desc) => -1,
+            _ => 1,
+        };
+        for (table, target) in operand(&frame.scope, expr, kept).into_targets() {
+            if let Some(sort) = frame.sort.get_mut(table) {
+                sort.push(SortKey {
+                    target,
+                    direction,
+                    nulls_first: key.options.nulls_first,
+                });
+            }
+        }
+    }
+}
+
+/// The expression of a select-list item, if it is one (not a wildcard).
+pub(super) fn item_expr(item: &SelectItem) -> Option<&Expr> {
     match item {
         SelectItem::UnnamedExpr(expr)
         | SelectItem::ExprWithAlias { expr, .. }
@@ -153,28 +133,5 @@ fn output_expr<'s>(select: &'s Select, expr: &'s Expr, kept: &mut Kept) -> &'s E
                 .unwrap_or(expr)
         }
         _ => expr,
-    }
-}
-
-/// Lowers each outermost subquery of an expression as a query of its own.
-struct SubqueryLowerer<'l, 'd> {
-    lowerer: &'l mut Lowerer<'d>,
-    depth: usize,
-}
-
-impl Visitor for SubqueryLowerer<'_, '_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if self.depth == 0 {
-            self.lowerer.query(query);
-        }
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
-        self.depth = self.depth.saturating_sub(1);
-        ControlFlow::Continue(())
     }
 }

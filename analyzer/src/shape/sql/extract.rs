@@ -6,24 +6,32 @@
 //! conditions are dropped. Subqueries in expressions are lowered as queries of their own; to
 //! the enclosing level `x IN (SELECT ...)` is not indexable and `EXISTS (...)` says nothing.
 //!
+//! This file is the only one that recurses: the modules it uses walk one level and hand back
+//! what is nested (derived tables, the queries of `INSERT ... SELECT` and `COPY (...) TO`),
+//! and the subqueries inside expressions are found here, so the lowering modules form a line.
+//!
 //! ## Layout
-//! - this file: [`Lowerer`], statements, queries, SELECT, UPDATE, DELETE, conditions.
+//! - this file: [`Lowerer`], statements, queries, SELECT, UPDATE, DELETE, conditions,
+//!   subqueries.
 //! - `from`: FROM lists and joins.
-//! - `clauses`: the select list, ORDER BY, GROUP BY, and the subqueries inside them.
+//! - `clauses`: the select list, ORDER BY, GROUP BY.
 //! - `writes`: INSERT, COPY and the write load.
 
+use std::ops::ControlFlow;
+
 use sqlparser::ast::{
-    Delete, Distinct, Expr, FromTable, LimitClause, OrderByExpr, OrderByKind, Query, Select,
-    SetExpr, Statement, Update, UpdateTableFromKind,
+    CopySource, Delete, Distinct, Expr, FromTable, Insert, LimitClause, OrderByExpr, OrderByKind,
+    Query, Select, SetExpr, Statement, TableWithJoins, Update, UpdateTableFromKind, Visit, Visitor,
 };
 
 use super::classify::Classifier;
-use super::clauses::position;
+use super::clauses::{self, item_expr, position};
 use super::constants::Kept;
 use super::frame::{Filters, Frame};
-use super::from::{join_leaf, Joined};
+use super::from::{join_leaf, FromList, Joined};
 use super::names::fold;
 use super::predicate::Cond;
+use super::writes;
 use crate::command::SqlProtocol;
 use crate::shape::{Command, ShapeOccurrence, Write, WriteKind};
 
@@ -159,17 +167,16 @@ impl<'d> Lowerer<'d> {
 
     fn select(&mut self, select: &Select, modifiers: Option<&Modifiers<'_>>) {
         let mut frame = Frame::default();
-        let mut on = Vec::new();
-        for item in &select.from {
-            self.add_from(&mut frame, item, &mut on);
-        }
+        let on = self.walk_from(&mut frame, select.from.iter());
         frame.seal_scope();
         self.conditions(&mut frame, select.selection.as_ref(), on);
         self.subqueries(select.having.iter());
-        self.select_list(&mut frame, select);
-        self.group_by(&mut frame, select);
+        clauses::select_list(&mut frame, select);
+        self.subqueries(select.projection.iter().filter_map(item_expr));
+        clauses::group_by(&mut frame, select, &mut self.kept);
         if let Some(modifiers) = modifiers {
-            self.order_by(&mut frame, select, modifiers.order_by);
+            clauses::order_by(&mut frame, select, modifiers.order_by, &mut self.kept);
+            self.subqueries(modifiers.order_by.iter().map(|key| &key.expr));
             frame.limit = modifiers.limit;
             frame.skip = modifiers.skip;
         }
@@ -182,16 +189,13 @@ impl<'d> Lowerer<'d> {
 
     fn update(&mut self, update: &Update) {
         let mut frame = Frame::default();
-        let mut on = Vec::new();
-        self.add_from(&mut frame, &update.table, &mut on);
-        if let Some(
-            UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables),
-        ) = &update.from
-        {
-            for item in tables {
-                self.add_from(&mut frame, item, &mut on);
-            }
-        }
+        let from = match &update.from {
+            Some(
+                UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables),
+            ) => tables.as_slice(),
+            None => &[],
+        };
+        let on = self.walk_from(&mut frame, std::iter::once(&update.table).chain(from));
         frame.seal_scope();
         self.conditions(&mut frame, update.selection.as_ref(), on);
         self.subqueries(
@@ -200,23 +204,71 @@ impl<'d> Lowerer<'d> {
                 .iter()
                 .map(|assignment| &assignment.value),
         );
-        self.write_first(&frame, WriteKind::Update);
+        self.writes
+            .extend(writes::of_first_table(&frame, WriteKind::Update));
         let shapes = frame.shapes(Command::Update);
         self.shapes.extend(shapes);
     }
 
     fn delete(&mut self, delete: &Delete) {
         let mut frame = Frame::default();
-        let mut on = Vec::new();
         let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) = &delete.from;
-        for item in tables.iter().chain(delete.using.iter().flatten()) {
-            self.add_from(&mut frame, item, &mut on);
-        }
+        let on = self.walk_from(
+            &mut frame,
+            tables.iter().chain(delete.using.iter().flatten()),
+        );
         frame.seal_scope();
         self.conditions(&mut frame, delete.selection.as_ref(), on);
-        self.write_first(&frame, WriteKind::Delete);
+        self.writes
+            .extend(writes::of_first_table(&frame, WriteKind::Delete));
         let shapes = frame.shapes(Command::Delete);
         self.shapes.extend(shapes);
+    }
+
+    fn insert(&mut self, insert: &Insert) {
+        let (write, source) = writes::insert(self.database, insert);
+        if let Some(query) = source {
+            self.query(query);
+        }
+        self.writes.extend(write);
+    }
+
+    /// A COPY: its write, or the query it reads.
+    pub(super) fn copy(&mut self, source: &CopySource, to: bool) {
+        let (write, query) = writes::copy(self.database, self.protocol, source, to);
+        if let Some(query) = query {
+            self.query(query);
+        }
+        self.writes.extend(write);
+    }
+
+    /// Walk a FROM list into `frame`'s scope and lower its derived tables' queries; the ON
+    /// clauses are returned, to be classified once the scope is complete.
+    fn walk_from<'q>(
+        &mut self,
+        frame: &mut Frame,
+        items: impl Iterator<Item = &'q TableWithJoins>,
+    ) -> Vec<(Joined<'q>, Filters)> {
+        let mut from = FromList::new(self.database, &self.ctes);
+        for item in items {
+            from.add(frame, item);
+        }
+        let FromList { on, derived, .. } = from;
+        for query in derived {
+            self.query(query);
+        }
+        on
+    }
+
+    /// Lower the subqueries inside expressions (not those nested in other subqueries: each
+    /// query lowers its own).
+    fn subqueries<'e>(&mut self, exprs: impl Iterator<Item = &'e Expr>) {
+        for expr in exprs {
+            let _ = expr.visit(&mut SubqueryLowerer {
+                lowerer: self,
+                depth: 0,
+            });
+        }
     }
 
     /// Classify WHERE and the ON clauses gathered from the FROM list, once the scope is
@@ -256,5 +308,28 @@ impl<'d> Lowerer<'d> {
             Joined::Using { .. } => None,
         });
         self.subqueries(selection.into_iter().chain(ons));
+    }
+}
+
+/// Lowers each outermost subquery of an expression as a query of its own.
+struct SubqueryLowerer<'l, 'd> {
+    lowerer: &'l mut Lowerer<'d>,
+    depth: usize,
+}
+
+impl Visitor for SubqueryLowerer<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if self.depth == 0 {
+            self.lowerer.query(query);
+        }
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
     }
 }

@@ -4,30 +4,50 @@
 //! A join's ON clause filters the tables it may drop rows of: all of them for an inner join,
 //! the joined table for a LEFT JOIN, the tables before it for a RIGHT JOIN, none for a FULL
 //! JOIN. The side it preserves gets only the join leaves.
+//!
+//! The walk does not lower what it finds nested: the ON clauses and the derived tables'
+//! queries are handed back in a [`FromList`], for the statement walk to lower once the scope
+//! is complete.
 
 use std::ops::Range;
 
-use sqlparser::ast::{Expr, JoinConstraint, JoinOperator, TableFactor, TableWithJoins};
+use sqlparser::ast::{Expr, JoinConstraint, JoinOperator, Query, TableFactor, TableWithJoins};
 
-use super::extract::Lowerer;
 use super::frame::{Filters, Frame};
 use super::names::{self, TableRef};
 use super::predicate::{leaf, Cond};
 use crate::shape::{OpClass, SqlOperator, Target, ValueType};
 
-impl Lowerer<'_> {
+/// One query level's FROM list, walked: what waits for the complete scope.
+pub(super) struct FromList<'q, 'c> {
+    /// The connection's database, for unqualified tables.
+    pub(super) database: &'c str,
+    /// CTE names visible at this level: such a name in FROM is no base table.
+    pub(super) ctes: &'c [String],
+    /// Join conditions, with the tables they filter.
+    pub(super) on: Vec<(Joined<'q>, Filters)>,
+    /// The queries of derived tables, in the order they appear.
+    pub(super) derived: Vec<&'q Query>,
+}
+
+impl<'q, 'c> FromList<'q, 'c> {
+    /// An empty FROM list of a level run against `database`, with `ctes` in scope.
+    pub(super) fn new(database: &'c str, ctes: &'c [String]) -> Self {
+        Self {
+            database,
+            ctes,
+            on: Vec::new(),
+            derived: Vec::new(),
+        }
+    }
+
     /// Add one FROM entry and its joins to the scope; ON clauses are kept for later.
-    pub(super) fn add_from<'a>(
-        &mut self,
-        frame: &mut Frame,
-        item: &'a TableWithJoins,
-        on: &mut Vec<(Joined<'a>, Filters)>,
-    ) {
+    pub(super) fn add(&mut self, frame: &mut Frame, item: &'q TableWithJoins) {
         let first = frame.scope.tables.len();
-        self.relation(frame, &item.relation, on);
+        self.relation(frame, &item.relation);
         for join in &item.joins {
             let start = frame.scope.tables.len();
-            self.relation(frame, &join.relation, on);
+            self.relation(frame, &join.relation);
             let end = frame.scope.tables.len();
             let Some((constraint, filters)) =
                 join_filters(&join.join_operator, first..start, start..end)
@@ -35,7 +55,7 @@ impl Lowerer<'_> {
                 continue;
             };
             match constraint {
-                JoinConstraint::On(expr) => on.push((Joined::On(expr), filters)),
+                JoinConstraint::On(expr) => self.on.push((Joined::On(expr), filters)),
                 // USING (col): the column of the table joined and of the one just before it
                 // (without the catalog, the nearest left table is the best guess).
                 JoinConstraint::Using(columns) if start > first && end > start => {
@@ -43,7 +63,7 @@ impl Lowerer<'_> {
                         if let Some(name) =
                             names::parts(column).and_then(|parts| parts.last().cloned())
                         {
-                            on.push((
+                            self.on.push((
                                 Joined::Using {
                                     left: start - 1,
                                     right: start,
@@ -59,12 +79,7 @@ impl Lowerer<'_> {
         }
     }
 
-    fn relation<'a>(
-        &mut self,
-        frame: &mut Frame,
-        factor: &'a TableFactor,
-        on: &mut Vec<(Joined<'a>, Filters)>,
-    ) {
+    fn relation(&mut self, frame: &mut Frame, factor: &'q TableFactor) {
         let entry = match factor {
             TableFactor::Table {
                 name, alias, args, ..
@@ -80,13 +95,13 @@ impl Lowerer<'_> {
             TableFactor::Derived {
                 subquery, alias, ..
             } => {
-                self.query(subquery);
+                self.derived.push(subquery);
                 TableRef::opaque(None, alias.as_ref())
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
             } => {
-                self.add_from(frame, table_with_joins, on);
+                self.add(frame, table_with_joins);
                 return;
             }
             _ => TableRef::opaque(None, None),

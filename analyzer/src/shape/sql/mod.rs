@@ -41,14 +41,16 @@
 //! indexes. See `normalize` for the rewrites that keep it valid PostgreSQL.
 //!
 //! ## Layout
-//! - this file: [`lower_text`], the uncached pipeline, and the rejection reasons.
+//! - this file: [`lower_text`], the uncached pipeline.
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
 //! - `fingerprint`: the cache's masked key, the same for texts that differ only in values.
 //! - `guard`: tokenizing, the depth bound, parsing.
 //! - `statements`: a text split into its statements, and the COPY and maintenance
 //!   statements sqlparser refuses.
-//! - `extract`, `from`, `clauses`, `frame`, `writes`: statements, queries, FROM lists,
-//!   select list, ORDER BY, GROUP BY → one shape per table, and the write load.
+//! - `extract`: the statement walk, the only one that recurses; it uses `from` (FROM
+//!   lists, joins), `clauses` (select list, ORDER BY, GROUP BY) and `writes` (the write
+//!   load), which walk one level and hand back what is nested, and `frame` (one shape per
+//!   table).
 //! - `classify`, `operators`, `operand`, `predicate`: WHERE/ON → leaves, and their
 //!   projection per table.
 //! - `canonical`: the names-only text of an expression target.
