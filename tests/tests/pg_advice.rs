@@ -17,12 +17,17 @@
 //!   indexes and whose rollback drops them, both run with psql;
 //! - without HypoPG (a catalog user that cannot create it) and without any catalog URL, the
 //!   advice says what it could not do.
+//! - expression keys round-trip through `pg_get_indexdef` into the key a query needs, and an
+//!   existing expression index serves a query that casts its column (`canonical`).
 //!
 //! ## Layout
 //! - the schema and the workload (`SCHEMA`, `workload`);
 //! - the expected advice (`expected_recommendations`, `expected_serves`);
 //! - helpers: connecting, waiting for the aggregate, EXPLAIN, pg_indexes, the migration;
-//! - the tests.
+//! - the tests; `canonical`: expression keys against the real `pg_get_indexdef`.
+
+#[path = "pg_advice/canonical.rs"]
+mod canonical;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -5,21 +5,42 @@
 //! existing index is either full or has the same partial predicate. The engine's implicit
 //! indexes (MongoDB's `_id`) are always there, whether or not the catalog read listed them.
 
+use std::collections::BTreeMap;
+
 use super::candidates::Candidate;
 use super::consolidate::same_partial;
 use super::{DropCandidate, ExistingIndexes, IndexMethod, IndexSpec};
 use crate::shape::Namespace;
 
-/// Remove candidates an existing index already serves.
+/// Remove candidates an existing index already serves. Keys are compared in the form the
+/// engine stores them in ([`EngineRules::key_form`](super::EngineRules::key_form)).
 pub fn filter(candidates: Vec<Candidate>, existing: &ExistingIndexes) -> Vec<Candidate> {
+    let mut in_key_form: BTreeMap<Namespace, Vec<IndexSpec>> = BTreeMap::new();
     candidates
         .into_iter()
         .filter(|candidate| {
-            !indexes_of(&candidate.index.namespace, existing)
-                .iter()
-                .any(|index| serves(index, candidate))
+            let namespace = &candidate.index.namespace;
+            let indexes = in_key_form.entry(namespace.clone()).or_insert_with(|| {
+                indexes_of(namespace, existing)
+                    .iter()
+                    .map(key_form)
+                    .collect()
+            });
+            let mut wanted = candidate.clone();
+            wanted.index = key_form(&candidate.index);
+            !indexes.iter().any(|index| serves(index, &wanted))
         })
         .collect()
+}
+
+/// `index` with its keys in the engine's stored form.
+fn key_form(index: &IndexSpec) -> IndexSpec {
+    let rules = index.namespace.engine.rules();
+    let mut formed = index.clone();
+    for key in &mut formed.keys {
+        key.target = rules.key_form(&key.target);
+    }
+    formed
 }
 
 /// Whether the existing `index` serves every shape `candidate` serves.

@@ -107,6 +107,13 @@ pub trait EngineRules: Sync {
     /// shape that tests all of its keys for equality.
     fn implicit_indexes(&self, namespace: &Namespace) -> Vec<IndexSpec>;
 
+    /// The form the engine stores an index key in: a proposed key and an existing index's
+    /// key are the same key when their forms are equal (PostgreSQL prints
+    /// `upper((email)::text)` for an index created on `upper("email"::text)`).
+    fn key_form(&self, target: &Target) -> Target {
+        target.clone()
+    }
+
     /// Whether an existing index enforces something besides speed (a primary key, `_id`)
     /// and so is never proposed for dropping. Unique indexes are protected by the core.
     fn is_protected(&self, index: &IndexSpec) -> bool;

@@ -53,7 +53,8 @@
 //!   table).
 //! - `classify`, `operators`, `operand`, `predicate`: WHERE/ON → leaves, and their
 //!   projection per table.
-//! - `canonical`: the names-only text of an expression target.
+//! - `canonical`: the one canonical text of an expression, for query targets and for the
+//!   index keys PostgreSQL prints ([`printed_key`], [`index_form`]).
 //! - `names`: identifier folding and column resolution.
 //! - `constants`: which literals may be kept.
 //! - `normalize`: literal-free statement and expression text.
@@ -80,6 +81,7 @@ mod writes;
 mod tests;
 
 pub use cache::SqlCache;
+pub use canonical::{index_form, printed_key, unquote};
 
 use std::borrow::Cow;
 

@@ -4,8 +4,9 @@
 //! - this file: [`connect`] (one connection per database, with the admin URL's
 //!   credentials) and [`existing`] (every btree/GIN index of the user's schemas, as
 //!   [`IndexSpec`]s, through [`CatalogRow`]).
-//! - `printed`: reading what PostgreSQL prints (`pg_get_indexdef` keys, `pg_get_expr`
-//!   predicates) back into the analyzer's targets and partial terms.
+//! - `printed`: reading the partial predicates PostgreSQL prints (`pg_get_expr`) back into
+//!   the analyzer's partial terms. Keys (`pg_get_indexdef`) are read by the analyzer's own
+//!   canonicaliser, `indextap_analyzer::shape::sql::printed_key`.
 //!
 //! Planner evidence through HypoPG is in `super::verify`.
 
@@ -14,10 +15,11 @@ mod printed;
 use std::time::Duration;
 
 use indextap_analyzer::advise::{IndexKey, IndexMethod, IndexSpec};
+use indextap_analyzer::shape::sql::{printed_key, unquote};
 use indextap_analyzer::shape::Namespace;
 use tokio_postgres::{Client, NoTls};
 
-use printed::{partial_terms, target_of, unquote};
+use printed::partial_terms;
 
 /// How long connecting or one catalog query may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -161,7 +163,7 @@ impl CatalogRow {
                 // analyzer writes it (ASC NULLS LAST, DESC NULLS FIRST).
                 let nulls_first = self.nulls_first.get(k).copied().unwrap_or(descending);
                 IndexKey {
-                    target: target_of(text),
+                    target: printed_key(text),
                     direction: if descending { -1 } else { 1 },
                     nulls_first: (method == IndexMethod::Btree && nulls_first != descending)
                         .then_some(nulls_first),

@@ -6,7 +6,9 @@
 //!   Unanchored `LIKE` / `ILIKE` / regex need a trigram GIN index, jsonb containment a GIN.
 //! - ESR: index keys carry `NULLS FIRST` / `NULLS LAST` when a sort asks for the non-default
 //!   placement. A short select list can be covered with `INCLUDE`.
-//! - No index exists implicitly: the primary key is read from the catalog like any other.
+//! - An expression key matches an existing index in the form PostgreSQL stores it in, without
+//!   the casts and parentheses it adds (`shape::sql::index_form`). No index exists
+//!   implicitly: the primary key is read from the catalog like any other.
 //!   A `*_pkey` index is never dropped.
 //! - `pg_catalog`, `information_schema` and `pg_toast*` schemas are PostgreSQL's own.
 //! - Names: `<table>_<col>_<col>_idx` (see `naming`), at most 63 bytes, unique per schema.
@@ -23,7 +25,8 @@ mod naming;
 
 use crate::advise::engine::{EngineRules, LeafUse};
 use crate::advise::{Condition, EvidenceMethod, IndexMethod, IndexSpec, WriteLoad};
-use crate::shape::{Constant, Leaf, Namespace, OpClass};
+use crate::shape::sql::index_form;
+use crate::shape::{Constant, Leaf, Namespace, OpClass, Target};
 
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 pub const MAX_NAME: usize = 63;
@@ -59,6 +62,10 @@ impl EngineRules for PostgreSql {
 
     fn covers(&self) -> bool {
         true
+    }
+
+    fn key_form(&self, target: &Target) -> Target {
+        index_form(target)
     }
 
     fn implicit_indexes(&self, _namespace: &Namespace) -> Vec<IndexSpec> {
