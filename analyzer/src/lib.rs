@@ -10,8 +10,12 @@
 //! - [`shape`]: command → engine-neutral [`shape::Shape`] (values removed, types kept).
 //! - [`aggregate`]: shape → counts, errors, latency histograms, write load; bounded memory.
 //! - [`snapshot`]: the aggregate as a versioned, mergeable file (restarts, fleets).
-//! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank.
+//! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank,
+//!   asking the engine's rules ([`advise::EngineRules`]) wherever MongoDB and PostgreSQL differ.
 //! - [`export`]: one recommendation, many renderings (JSON, mongosh, SQL, ORM migrations, Markdown).
+//!
+//! Besides the stages, `spelling` makes the enums that pass between them (operators,
+//! commands, rejection reasons, evidence kinds) serialise as the strings they replaced.
 // Lints: `[workspace.lints]` in the root Cargo.toml.
 
 pub mod advise;
