@@ -414,6 +414,22 @@ async fn capture(server: &Postgres, proxy: &IndextapProcess, listen: SocketAddr,
     }
 }
 
+/// Waits until the captured shapes (`/api/v1/shapes`) satisfy `captured`.
+fn wait_for_shapes(proxy: &IndextapProcess, captured: impl Fn(&[Value]) -> bool) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let document = proxy.get_json("/api/v1/shapes").unwrap_or_default();
+        if captured(document["shapes"].as_array().map_or(&[], Vec::as_slice)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shapes were not captured: {document}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn advice(proxy: &IndextapProcess) -> Value {
     proxy
         .get_json("/api/v1/recommendations")
@@ -853,16 +869,7 @@ async fn catalog_null_ordering_and_quoted_names() {
             client.query(*sql, &refs).await.expect(sql);
         }
     }
-    let deadline = Instant::now() + SETTLE;
-    while proxy
-        .get_json("/api/v1/shapes")
-        .map(|document| document["shapes"].as_array().map_or(0, Vec::len))
-        .unwrap_or(0)
-        < statements.len()
-    {
-        assert!(Instant::now() < deadline, "the shapes were not captured");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_shapes(&proxy, |shapes| shapes.len() >= statements.len());
     let advised = advice(&proxy);
     let recommended: Vec<(Value, Value, Value)> = identities(&advised)
         .iter()

@@ -13,15 +13,7 @@ fn field(name: &str) -> Target {
 }
 
 fn index(namespace: Namespace, keys: Vec<IndexKey>, method: IndexMethod) -> IndexSpec {
-    IndexSpec {
-        namespace,
-        keys,
-        method,
-        partial: Vec::new(),
-        include: Vec::new(),
-        unique: false,
-        name: None,
-    }
+    IndexSpec::new(namespace, method, keys)
 }
 
 fn served(id: u64, shape: &str, count: u64, total_ms: f64, p95_ms: f64) -> Served {

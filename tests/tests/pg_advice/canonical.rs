@@ -13,7 +13,7 @@ use indextap_tests::Postgres;
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::{advice, connect, notes, recommendations, start_proxy, DATABASE, SETTLE};
+use super::{advice, connect, notes, recommendations, start_proxy, wait_for_shapes, DATABASE};
 
 /// One column of each kind PostgreSQL treats differently in an index expression.
 const TABLE: &str = r#"CREATE TABLE t (id int, email varchar(200), name text, "Name" text,
@@ -104,15 +104,11 @@ async fn expression_keys_read_back_as_queries_write_them() {
         );
 
         let proposed = format!("proposed_{k}");
-        let spec = IndexSpec {
-            namespace: Namespace::postgres(DATABASE, "public", "t"),
-            keys: vec![IndexKey::asc(target.clone())],
-            method: IndexMethod::Btree,
-            partial: Vec::new(),
-            include: Vec::new(),
-            unique: false,
-            name: None,
-        };
+        let spec = IndexSpec::new(
+            Namespace::postgres(DATABASE, "public", "t"),
+            IndexMethod::Btree,
+            vec![IndexKey::asc(target.clone())],
+        );
         let statement = ddl::create_statement(&spec, &proposed);
         client
             .batch_execute(&statement)
@@ -150,19 +146,9 @@ async fn an_existing_expression_index_serves_a_query_that_casts_its_column() {
         let email = format!("USER{n}@EXAMPLE.TEST");
         client.query(django, &[&email]).await.expect(django);
     }
-    let deadline = std::time::Instant::now() + SETTLE;
-    while proxy
-        .get_json("/api/v1/shapes")
-        .map(|document| document["shapes"][0]["count"].as_u64().unwrap_or(0))
-        .unwrap_or(0)
-        < 5
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the shape was not captured"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_shapes(&proxy, |shapes| {
+        shapes.first().and_then(|shape| shape["count"].as_u64()) == Some(5)
+    });
     let advised = advice(&proxy);
     assert_eq!(
         recommendations(&advised),

@@ -136,6 +136,19 @@ pub struct IndexSpec {
 }
 
 impl IndexSpec {
+    /// A full, non-unique, unnamed index on `keys`.
+    pub fn new(namespace: Namespace, method: IndexMethod, keys: Vec<IndexKey>) -> Self {
+        Self {
+            namespace,
+            keys,
+            method,
+            partial: Vec::new(),
+            include: Vec::new(),
+            unique: false,
+            name: None,
+        }
+    }
+
     /// The conventional name, by the engine's rules: MongoDB's `field_1_other_-1`, or
     /// PostgreSQL's `table_col_other_idx` (truncated to 63 bytes with a hash suffix).
     pub fn default_name(&self) -> String {

@@ -67,14 +67,11 @@ impl EngineRules for MongoDb {
     }
 
     fn implicit_indexes(&self, namespace: &Namespace) -> Vec<IndexSpec> {
+        let id = IndexKey::asc(Target::Field(ID_FIELD.to_owned()));
         vec![IndexSpec {
-            namespace: namespace.clone(),
-            keys: vec![IndexKey::asc(Target::Field(ID_FIELD.to_owned()))],
-            method: IndexMethod::Btree,
-            partial: Vec::new(),
-            include: Vec::new(),
             unique: true,
             name: Some(ID_INDEX.to_owned()),
+            ..IndexSpec::new(namespace.clone(), IndexMethod::Btree, vec![id])
         }]
     }
 

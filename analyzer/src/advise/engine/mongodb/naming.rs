@@ -32,15 +32,7 @@ mod tests {
     use crate::shape::Namespace;
 
     fn spec(keys: Vec<IndexKey>, method: IndexMethod) -> IndexSpec {
-        IndexSpec {
-            namespace: Namespace::mongo("app", "orders"),
-            keys,
-            method,
-            partial: Vec::new(),
-            include: Vec::new(),
-            unique: false,
-            name: None,
-        }
+        IndexSpec::new(Namespace::mongo("app", "orders"), method, keys)
     }
 
     fn field(name: &str) -> Target {

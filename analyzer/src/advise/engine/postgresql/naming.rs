@@ -34,15 +34,7 @@ mod tests {
     use crate::shape::Namespace;
 
     fn spec(namespace: Namespace, keys: Vec<IndexKey>, method: IndexMethod) -> IndexSpec {
-        IndexSpec {
-            namespace,
-            keys,
-            method,
-            partial: Vec::new(),
-            include: Vec::new(),
-            unique: false,
-            name: None,
-        }
+        IndexSpec::new(namespace, method, keys)
     }
 
     fn field(name: &str) -> Target {
