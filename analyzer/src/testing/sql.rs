@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::shape::SqlOperator;
+
 pub use super::{leaf as field, not, or, sort_key as sort};
 
 /// The database every test statement runs against.
@@ -22,7 +24,7 @@ pub fn expression(
 
 /// The equality a join condition puts on this table's column.
 pub fn join(name: &str) -> Value {
-    field(name, "JOIN", "eq", "other")
+    field(name, SqlOperator::Join.as_str(), "eq", "other")
 }
 
 /// A sort key with its NULLS placement.

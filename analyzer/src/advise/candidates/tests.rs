@@ -3,7 +3,8 @@
 use super::*;
 use crate::advise::{Condition, IndexMethod, PartialTerm};
 use crate::shape::{
-    BoundConstant, Constant, Namespace, OpClass, Predicate, Shape, SortKey, Target, ValueType,
+    BoundConstant, Constant, Namespace, OpClass, Operator, Predicate, Shape, SortKey, Target,
+    ValueType,
 };
 use crate::snapshot::{HistogramRecord, ShapeRecord, Snapshot};
 
@@ -605,7 +606,11 @@ fn expression_targets_are_expression_keys() {
 fn join_leaves_are_equality() {
     let mut shape = Shape::new(runs(), "select");
     shape.filter = Predicate::And(vec![
-        leaf("pipeline_id", "JOIN", OpClass::NotIndexable),
+        leaf(
+            "pipeline_id",
+            Operator::JOIN.as_str(),
+            OpClass::NotIndexable,
+        ),
         leaf("queued_at", ">=", OpClass::Range),
     ]);
     shape.projection = vec!["id".into()];
@@ -621,12 +626,12 @@ fn join_leaves_are_equality() {
 fn join_keys_follow_the_own_equalities() {
     let mut shape = Shape::new(Namespace::postgres("app", "public", "pipelines"), "select");
     shape.filter = Predicate::And(vec![
-        leaf("id", "JOIN", OpClass::Eq),
+        leaf("id", Operator::JOIN.as_str(), OpClass::Eq),
         leaf("user_id", "=", OpClass::Eq),
     ]);
     let mut other = shape.clone();
     other.filter = Predicate::And(vec![
-        leaf("id", "JOIN", OpClass::Eq),
+        leaf("id", Operator::JOIN.as_str(), OpClass::Eq),
         leaf("a", "=", OpClass::Eq),
     ]);
     other.command = "delete".into();
