@@ -97,6 +97,13 @@ fn set(layer: &mut Layer, key: Setting, value: &str) -> Result<(), ConfigError> 
         Setting::LogFormat => layer.log_format = Some(keyword(key, value)?),
         Setting::LogLevel => layer.log_level = text(),
         Setting::MaxShapes => layer.max_shapes = Some(number(key, value)?),
+        Setting::MongoVerify => layer.mongo_verify = Some(keyword(key, value)?),
+        Setting::MongoSampleSize => layer.mongo_sample_size = Some(number(key, value)?),
+        Setting::MinGainPercent => layer.min_gain_percent = Some(number(key, value)?),
+        Setting::MaxIndexesPerNamespace => {
+            layer.max_indexes_per_namespace = Some(number(key, value)?)
+        }
+        Setting::DropMinWindowSecs => layer.drop_min_window_secs = Some(number(key, value)?),
     }
     Ok(())
 }

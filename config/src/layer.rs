@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::error::ConfigError;
 use crate::model::{
-    Config, ListenerTls, LogFormat, MongoListener, PostgresListener, Secret, TlsMode,
+    Config, ListenerTls, LogFormat, MongoListener, MongoVerify, PostgresListener, Secret, TlsMode,
 };
 
 /// One overridable setting. Its environment variable and flag names come from here, so the
@@ -44,10 +44,15 @@ pub(crate) enum Setting {
     LogFormat,
     LogLevel,
     MaxShapes,
+    MongoVerify,
+    MongoSampleSize,
+    MinGainPercent,
+    MaxIndexesPerNamespace,
+    DropMinWindowSecs,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 24] = [
+    pub(crate) const ALL: [Setting; 29] = [
         Setting::AdminListen,
         Setting::AdminTokenFile,
         Setting::AdminTokenEnv,
@@ -72,6 +77,11 @@ impl Setting {
         Setting::LogFormat,
         Setting::LogLevel,
         Setting::MaxShapes,
+        Setting::MongoVerify,
+        Setting::MongoSampleSize,
+        Setting::MinGainPercent,
+        Setting::MaxIndexesPerNamespace,
+        Setting::DropMinWindowSecs,
     ];
 
     /// The `INDEXTAP_*` variable that sets it.
@@ -101,6 +111,11 @@ impl Setting {
             Setting::LogFormat => "INDEXTAP_LOG_FORMAT",
             Setting::LogLevel => "INDEXTAP_LOG_LEVEL",
             Setting::MaxShapes => "INDEXTAP_MAX_SHAPES",
+            Setting::MongoVerify => "INDEXTAP_MONGO_VERIFY",
+            Setting::MongoSampleSize => "INDEXTAP_MONGO_SAMPLE_SIZE",
+            Setting::MinGainPercent => "INDEXTAP_MIN_GAIN_PERCENT",
+            Setting::MaxIndexesPerNamespace => "INDEXTAP_MAX_INDEXES_PER_NAMESPACE",
+            Setting::DropMinWindowSecs => "INDEXTAP_DROP_MIN_WINDOW_SECS",
         }
     }
 
@@ -131,6 +146,11 @@ impl Setting {
             Setting::LogFormat => "--log-format",
             Setting::LogLevel => "--log-level",
             Setting::MaxShapes => "--max-shapes",
+            Setting::MongoVerify => "--mongo-verify",
+            Setting::MongoSampleSize => "--mongo-sample-size",
+            Setting::MinGainPercent => "--min-gain-percent",
+            Setting::MaxIndexesPerNamespace => "--max-indexes-per-namespace",
+            Setting::DropMinWindowSecs => "--drop-min-window-secs",
         }
     }
 }
@@ -210,6 +230,16 @@ pub struct CliOverrides {
     pub sidecar_id: Option<String>,
     /// `--log-format`: `text` or `json`.
     pub log_format: Option<String>,
+    /// `--mongo-verify`: `off` or `sample`.
+    pub mongo_verify: Option<String>,
+    /// `--mongo-sample-size`.
+    pub mongo_sample_size: Option<u32>,
+    /// `--min-gain-percent`.
+    pub min_gain_percent: Option<u32>,
+    /// `--max-indexes-per-namespace`.
+    pub max_indexes_per_namespace: Option<usize>,
+    /// `--drop-min-window-secs`.
+    pub drop_min_window_secs: Option<u64>,
 }
 
 /// One layer of overrides, already parsed into typed values.
@@ -236,6 +266,11 @@ pub(crate) struct Layer {
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) log_level: Option<String>,
     pub(crate) max_shapes: Option<usize>,
+    pub(crate) mongo_verify: Option<MongoVerify>,
+    pub(crate) mongo_sample_size: Option<u32>,
+    pub(crate) min_gain_percent: Option<u32>,
+    pub(crate) max_indexes_per_namespace: Option<usize>,
+    pub(crate) drop_min_window_secs: Option<u64>,
 }
 
 /// The TLS settings of an engine's first listener that a layer may override.
@@ -295,6 +330,11 @@ impl Layer {
     pub(crate) fn from_cli(cli: CliOverrides) -> Result<Self, ConfigError> {
         Ok(Self {
             origin: Origin::Cli,
+            mongo_verify: cli_keyword(Setting::MongoVerify, cli.mongo_verify)?,
+            mongo_sample_size: cli.mongo_sample_size,
+            min_gain_percent: cli.min_gain_percent,
+            max_indexes_per_namespace: cli.max_indexes_per_namespace,
+            drop_min_window_secs: cli.drop_min_window_secs,
             admin_listen: cli.admin_listen,
             mongo_listen: cli.mongo_listen,
             mongo_upstream: cli.mongo_upstream,
@@ -430,6 +470,22 @@ impl Layer {
         }
         if let Some(max) = self.max_shapes {
             config.capture.max_shapes = max;
+        }
+        let advice = &mut config.advice;
+        if let Some(verify) = self.mongo_verify {
+            advice.mongo_verify = verify;
+        }
+        if let Some(size) = self.mongo_sample_size {
+            advice.mongo_sample_size = size;
+        }
+        if let Some(percent) = self.min_gain_percent {
+            advice.min_gain_percent = percent;
+        }
+        if let Some(max) = self.max_indexes_per_namespace {
+            advice.max_indexes_per_namespace = max;
+        }
+        if let Some(secs) = self.drop_min_window_secs {
+            advice.drop_min_window_secs = secs;
         }
         Ok(())
     }

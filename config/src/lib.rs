@@ -40,8 +40,8 @@ pub use error::ConfigError;
 pub use layer::CliOverrides;
 pub use load::{load, parse_toml, read_file};
 pub use model::{
-    AdminConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat, MongoConfig,
-    MongoListener, PostgresConfig, PostgresListener, Secret, ShutdownConfig, SnapshotSinkConfig,
-    StateConfig, TlsMode, UpstreamTls,
+    AdminConfig, AdviceConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat,
+    MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, Secret,
+    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
 };
 pub use sink::{SinkTarget, SINK_FORMS};

@@ -8,9 +8,10 @@
 //! - [`Config`]: the root, one field per TOML table.
 //! - [`AdminConfig`], [`MongoConfig`] / [`MongoListener`], [`PostgresConfig`] /
 //!   [`PostgresListener`], [`ListenerTls`] (both engines), [`CaptureConfig`],
-//!   [`StateConfig`], [`SnapshotSinkConfig`], [`ShutdownConfig`], [`LogConfig`]: the tables.
-//! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`]: the enumerations, with `FromStr` for the
-//!   environment and the CLI.
+//!   [`StateConfig`], [`SnapshotSinkConfig`], [`ShutdownConfig`], [`LogConfig`],
+//!   [`AdviceConfig`]: the tables.
+//! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`], [`MongoVerify`]: the enumerations, with
+//!   `FromStr` for the environment and the CLI.
 //! - [`Secret`]: a connection string that may hold a password; never shown by `Debug`.
 
 use std::fmt;
@@ -41,6 +42,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[log]`: log format and level.
     pub log: LogConfig,
+    /// `[advice]`: how recommendations are chosen and verified.
+    pub advice: AdviceConfig,
 }
 
 /// `[admin]`.
@@ -339,6 +342,57 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[advice]`: how recommendations are chosen, verified and pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdviceConfig {
+    /// A verified candidate must cut the estimated cost of the shapes it serves by at least
+    /// this many percent, or it is not recommended (the figure is in each `evidence`).
+    pub min_gain_percent: u32,
+    /// At most this many new indexes per table or collection, chosen greedily by what they
+    /// save less what they cost on writes.
+    pub max_indexes_per_namespace: usize,
+    /// Unused existing indexes are proposed for dropping only after a capture window at
+    /// least this long: a shorter one cannot tell a rarely used index from an unused one.
+    pub drop_min_window_secs: u64,
+    /// MongoDB verification on a sample of each collection, copied into a scratch database
+    /// (it writes to the server, so it is off by default).
+    pub mongo_verify: MongoVerify,
+    /// Documents sampled per collection by `mongo_verify = "sample"` and by the statistics.
+    pub mongo_sample_size: u32,
+}
+
+impl Default for AdviceConfig {
+    fn default() -> Self {
+        Self {
+            min_gain_percent: 20,
+            max_indexes_per_namespace: 5,
+            drop_min_window_secs: 24 * 60 * 60,
+            mongo_verify: MongoVerify::Off,
+            mongo_sample_size: 10_000,
+        }
+    }
+}
+
+impl AdviceConfig {
+    /// The shortest capture window that supports drop advice.
+    pub fn drop_min_window(&self) -> Duration {
+        Duration::from_secs(self.drop_min_window_secs)
+    }
+}
+
+/// `advice.mongo_verify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MongoVerify {
+    /// No verification: MongoDB advice says it is not verified.
+    #[default]
+    Off,
+    /// Copy a `$sample` of each collection into a scratch database and compare `explain`
+    /// without and with each candidate.
+    Sample,
+}
+
 /// A value that may embed a credential (a connection string with a password).
 ///
 /// `Debug` and `Serialize` show `<redacted>`, so printing or exporting a [`Config`] never
@@ -408,6 +462,20 @@ impl FromStr for UpstreamTls {
             "require" => Ok(UpstreamTls::Require),
             _ => Err(UnknownKeyword {
                 expected: "disable, require",
+            }),
+        }
+    }
+}
+
+impl FromStr for MongoVerify {
+    type Err = UnknownKeyword;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(MongoVerify::Off),
+            "sample" => Ok(MongoVerify::Sample),
+            _ => Err(UnknownKeyword {
+                expected: "off, sample",
             }),
         }
     }

@@ -155,6 +155,16 @@ impl Config {
                 problems.push(field, "must be greater than 0");
             }
         }
+        let advice = &self.advice;
+        if advice.min_gain_percent > 100 {
+            problems.push("advice.min_gain_percent", "must be at most 100");
+        }
+        if advice.max_indexes_per_namespace == 0 {
+            problems.push("advice.max_indexes_per_namespace", "must be greater than 0");
+        }
+        if advice.mongo_sample_size == 0 {
+            problems.push("advice.mongo_sample_size", "must be greater than 0");
+        }
         if self.state.interval_secs == 0 {
             problems.push("state.interval_secs", "must be greater than 0");
         }

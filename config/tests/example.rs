@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use indextap_config::{
-    load, AdminConfig, CaptureConfig, CliOverrides, Config, ListenerTls, LogConfig, LogFormat,
-    MongoConfig, MongoListener, PostgresConfig, PostgresListener, Secret, ShutdownConfig,
-    SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
+    load, AdminConfig, AdviceConfig, CaptureConfig, CliOverrides, Config, ListenerTls, LogConfig,
+    LogFormat, MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, Secret,
+    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
 };
 
 fn example_path() -> PathBuf {
@@ -30,6 +30,7 @@ fn example_loads_and_validates() {
     assert_eq!(config.postgres.listeners[0].tls, ListenerTls::default());
     assert_eq!(config.mongo.listeners[0].tls, ListenerTls::default());
     assert_eq!(config.snapshot_sink, SnapshotSinkConfig::default());
+    assert_eq!(config.advice, AdviceConfig::default());
 }
 
 /// Every field set, written with struct literals so that a new field fails to compile here
@@ -87,6 +88,13 @@ fn every_field_set() -> Config {
         log: LogConfig {
             format: LogFormat::Json,
             level: "info".into(),
+        },
+        advice: AdviceConfig {
+            min_gain_percent: 10,
+            max_indexes_per_namespace: 3,
+            drop_min_window_secs: 3600,
+            mongo_verify: MongoVerify::Sample,
+            mongo_sample_size: 500,
         },
     }
 }

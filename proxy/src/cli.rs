@@ -36,8 +36,32 @@ pub struct RecommendArgs {
     /// With a snapshot file: PostgreSQL URL to read existing indexes and verify with HypoPG.
     #[arg(long)]
     pub pg_admin_url: Option<String>,
+    /// With a snapshot file: how the advice is chosen and verified (defaults as the proxy's).
+    #[command(flatten)]
+    pub advice: AdviceArgs,
     #[command(flatten)]
     pub token: TokenArgs,
+}
+
+/// How recommendations are chosen and verified: `[advice]` of the configuration.
+#[derive(Debug, Args)]
+pub struct AdviceArgs {
+    /// MongoDB verification: off, or sample (copies a $sample of each collection into a
+    /// scratch database, dropped afterwards).
+    #[arg(long)]
+    pub mongo_verify: Option<String>,
+    /// Documents sampled per MongoDB collection.
+    #[arg(long)]
+    pub mongo_sample_size: Option<u32>,
+    /// The least verified cost reduction, in percent, for a recommendation.
+    #[arg(long)]
+    pub min_gain_percent: Option<u32>,
+    /// At most this many new indexes per table or collection.
+    #[arg(long)]
+    pub max_indexes_per_namespace: Option<usize>,
+    /// The shortest capture window, in seconds, for proposing to drop unused indexes.
+    #[arg(long)]
+    pub drop_min_window_secs: Option<u64>,
 }
 
 /// `indextap merge`.

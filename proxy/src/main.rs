@@ -94,6 +94,8 @@ struct ProxyArgs {
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<String>,
+    #[command(flatten)]
+    advice: cli::AdviceArgs,
 }
 
 impl ProxyArgs {
@@ -117,6 +119,11 @@ impl ProxyArgs {
             snapshot_sink: self.snapshot_sink,
             sidecar_id: self.sidecar_id,
             log_format: self.log_format,
+            mongo_verify: self.advice.mongo_verify,
+            mongo_sample_size: self.advice.mongo_sample_size,
+            min_gain_percent: self.advice.min_gain_percent,
+            max_indexes_per_namespace: self.advice.max_indexes_per_namespace,
+            drop_min_window_secs: self.advice.drop_min_window_secs,
         };
         (self.config, overrides)
     }

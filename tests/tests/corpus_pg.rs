@@ -1,0 +1,264 @@
+//! PostgreSQL advice on workloads other people wrote: sysbench's Lua OLTP workloads,
+//! pgbench's built-in scripts (with its start-up queries on `pg_catalog`), a TPC-C-like
+//! application (composite primary keys, comma joins with unqualified columns), and the SQL
+//! that Django (psycopg2, literals) and SQLAlchemy (psycopg 3, server-side parameters, flags
+//! passed as parameters) emit for small models.
+//!
+//! Each workload runs through the real proxy in front of a real server, and its advice must
+//! pass `corpus/pg_check.rs`: everything builds, nothing is served already, the planner uses
+//! each index, no more indexes than a careful DBA would add, and the unused index that writes
+//! maintain is proposed for dropping. Each test says what that DBA would do, and why.
+//!
+//! ## Layout
+//! - `corpus/pg_check.rs`: the server, the proxy, and the checks.
+//! - `corpus/tools.rs`: sysbench, pgbench and the corpus Python scripts.
+//! - `corpus/tpcc.rs`: the TPC-C-like schema and transactions.
+//! - this file: one test per workload.
+
+#[path = "corpus/pg_check.rs"]
+mod pg_check;
+#[path = "corpus/tools.rs"]
+mod tools;
+#[path = "corpus/tpcc.rs"]
+mod tpcc;
+
+use pg_check::{check, Expectation, PgCorpus};
+
+/// Drop advice needs a capture window; the tests' windows last seconds.
+const SHORT_WINDOW: [&str; 2] = ["--drop-min-window-secs", "1"];
+
+fn sysbench_args(table_size: &str) -> Vec<String> {
+    vec![
+        "--tables=1".to_string(),
+        format!("--table-size={table_size}"),
+        "--threads=1".to_string(),
+        "--time=0".to_string(),
+    ]
+}
+
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// sysbench `oltp_read_write`: every statement finds rows by the primary key, so a careful
+/// DBA adds nothing. The secondary index `k_1` serves no statement, and every `UPDATE ... SET
+/// k = k + 1` rewrites it: it is proposed for dropping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_oltp_read_write() {
+    let corpus = PgCorpus::start("sbtest", &SHORT_WINDOW);
+    let args = sysbench_args("10000");
+    let server = corpus.server.addr();
+    tools::sysbench(server, "sbtest", "oltp_read_write", &refs(&args), "prepare");
+    corpus
+        .direct()
+        .await
+        .batch_execute("ANALYZE")
+        .await
+        .expect("ANALYZE");
+    let mut run = args.clone();
+    run.push("--events=100".to_string());
+    tools::sysbench(
+        corpus.listen,
+        "sbtest",
+        "oltp_read_write",
+        &refs(&run),
+        "run",
+    );
+    // 18 statements a transaction, and a margin for sysbench's own.
+    corpus.wait_for_executions(100 * 14);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let expectation = Expectation {
+        max_recommendations: 0,
+        must_serve: vec![("sbtest1", vec!["id"])],
+        drops: vec!["k_1"],
+    };
+    check(&corpus, &expectation, async || {}).await;
+}
+
+/// sysbench's read workloads and `oltp_update_index`: point selects and updates by the
+/// primary key, `k BETWEEN` ranges and `k IN (...)` points, which `k_1` serves. Nothing to
+/// add, and nothing to drop: `k_1` is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_reads_and_index_updates() {
+    let corpus = PgCorpus::start("sbtest", &SHORT_WINDOW);
+    let args = sysbench_args("10000");
+    let server = corpus.server.addr();
+    tools::sysbench(server, "sbtest", "oltp_common", &refs(&args), "prepare");
+    corpus
+        .direct()
+        .await
+        .batch_execute("ANALYZE")
+        .await
+        .expect("ANALYZE");
+    let mut run = args.clone();
+    run.push("--events=100".to_string());
+    for workload in [
+        "oltp_point_select",
+        "select_random_ranges",
+        "select_random_points",
+        "oltp_update_index",
+    ] {
+        tools::sysbench(corpus.listen, "sbtest", workload, &refs(&run), "run");
+    }
+    corpus.wait_for_executions(350);
+    let expectation = Expectation {
+        max_recommendations: 0,
+        must_serve: vec![("sbtest1", vec!["id"]), ("sbtest1", vec!["k"])],
+        drops: vec![],
+    };
+    check(&corpus, &expectation, async || {}).await;
+}
+
+/// pgbench's built-in scripts (`tpcb-like`, `simple-update`, `select-only`), prepared and
+/// simple: every statement finds its row by the primary key; `pgbench_history` is only
+/// inserted into. pgbench's start-up queries read `pg_catalog`: counted, never advised on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_builtin_scripts() {
+    let corpus = PgCorpus::start("bench", &SHORT_WINDOW);
+    tools::pgbench(corpus.server.addr(), "bench", &["-i", "-s", "1", "-q"]);
+    for mode in ["prepared", "simple"] {
+        tools::pgbench(
+            corpus.listen,
+            "bench",
+            &[
+                "-b",
+                "tpcb-like",
+                "-b",
+                "simple-update",
+                "-b",
+                "select-only",
+                "-t",
+                "100",
+                "-M",
+                mode,
+            ],
+        );
+    }
+    corpus.wait_for_executions(400);
+    let expectation = Expectation {
+        max_recommendations: 0,
+        must_serve: vec![
+            ("pgbench_accounts", vec!["aid"]),
+            ("pgbench_branches", vec!["bid"]),
+            ("pgbench_tellers", vec!["tid"]),
+        ],
+        drops: vec![],
+    };
+    check(&corpus, &expectation, async || {}).await;
+}
+
+/// The TPC-C transactions. The primary keys serve every lookup, whatever the order of the
+/// columns in the WHERE clause; the comma join of New-Order finds the customer by its key and
+/// the warehouse by its own. A careful DBA adds the two indexes the benchmark's kits add:
+/// customers by last name (Payment, Order-Status) and orders by customer (Order-Status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpcc_transactions() {
+    let corpus = PgCorpus::start("tpcc", &SHORT_WINDOW);
+    corpus
+        .direct()
+        .await
+        .batch_execute(tpcc::SCHEMA)
+        .await
+        .expect("TPC-C schema and rows");
+    let executions = tpcc::run(&corpus.proxied().await, 10).await;
+    corpus.wait_for_executions(executions);
+    let expectation = Expectation {
+        max_recommendations: 2,
+        must_serve: vec![
+            ("customer", vec!["c_w_id", "c_d_id", "c_last"]),
+            ("orders", vec!["o_w_id", "o_d_id", "o_c_id"]),
+            ("district", vec!["d_w_id", "d_id"]),
+            ("stock", vec!["s_w_id", "s_i_id"]),
+        ],
+        drops: vec![],
+    };
+    let direct = corpus.direct().await;
+    check(&corpus, &expectation, async || {
+        tpcc::run(&direct, 2).await;
+    })
+    .await;
+}
+
+fn python_args(port: u16, database: &str, phase: &str, rounds: u32) -> Vec<String> {
+    vec![
+        "--port".to_string(),
+        port.to_string(),
+        "--database".to_string(),
+        database.to_string(),
+        "--phase".to_string(),
+        phase.to_string(),
+        "--rounds".to_string(),
+        rounds.to_string(),
+    ]
+}
+
+/// Django with psycopg2 (literals interpolated by the client). Django indexes the unique
+/// email and the foreign key by itself; those serve the lookups by email and by customer. A
+/// careful DBA adds two: the queue poll (`status = 'pending' ORDER BY created_at`), and the
+/// daily report's `created_at` range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_orm() {
+    let corpus = PgCorpus::start("shop", &SHORT_WINDOW);
+    let server = corpus.server.port();
+    tools::python("django_shop.py", &python_args(server, "shop", "schema", 0));
+    let proxy = corpus.listen.port();
+    tools::python(
+        "django_shop.py",
+        &python_args(proxy, "shop", "workload", 30),
+    );
+    corpus.wait_for_executions(30 * 6);
+    let expectation = Expectation {
+        max_recommendations: 2,
+        must_serve: vec![
+            ("shop_order", vec!["status"]),
+            ("shop_order", vec!["created_at"]),
+            ("shop_order", vec!["customer_id"]),
+            ("shop_customer", vec!["email"]),
+        ],
+        drops: vec![],
+    };
+    check(&corpus, &expectation, async || {
+        tools::python(
+            "django_shop.py",
+            &python_args(server, "shop", "workload", 5),
+        );
+    })
+    .await;
+}
+
+/// SQLAlchemy with psycopg 3: parameters bound on the server, so the `deleted` and `paid`
+/// flags are parameters, never constants a partial index could name. SQLAlchemy does not
+/// index foreign keys. A careful DBA adds three: invoices by account (the soft-delete flag
+/// beside it is a parameter, so a plain index), accounts by email, and the tenant's unpaid
+/// invoices by due date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_orm_with_flags_as_parameters() {
+    let corpus = PgCorpus::start("billing", &SHORT_WINDOW);
+    let server = corpus.server.port();
+    tools::python(
+        "sqlalchemy_billing.py",
+        &python_args(server, "billing", "schema", 0),
+    );
+    let proxy = corpus.listen.port();
+    tools::python(
+        "sqlalchemy_billing.py",
+        &python_args(proxy, "billing", "workload", 30),
+    );
+    corpus.wait_for_executions(30 * 5);
+    let expectation = Expectation {
+        max_recommendations: 3,
+        must_serve: vec![
+            ("invoice", vec!["account_id"]),
+            ("account", vec!["email"]),
+            ("invoice", vec!["tenant_id"]),
+        ],
+        drops: vec![],
+    };
+    check(&corpus, &expectation, async || {
+        tools::python(
+            "sqlalchemy_billing.py",
+            &python_args(server, "billing", "workload", 5),
+        );
+    })
+    .await;
+}
