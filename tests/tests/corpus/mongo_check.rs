@@ -1,0 +1,331 @@
+//! What every MongoDB corpus workload's advice must pass, checked against SecantusDB and
+//! independently of indextap's own logic:
+//! - nothing on `admin`, `local`, `config` or a `system.*` collection;
+//! - no key on `_id` (its unique index serves any equality on it), and none served by an
+//!   existing index or another recommendation: its keys are not the leading keys of one of
+//!   those, in any order;
+//! - every recommended index builds with the driver, as written;
+//! - once built, `explain` picks each one for at least one query the workload sent (the
+//!   queries are recorded by the application's own driver, through command monitoring);
+//! - no more indexes than a careful DBA would add, each pattern that needs one is served,
+//!   and the expected unused indexes are proposed for dropping.
+//!
+//! SecantusDB's planner only considers an index whose keys cover every field of the filter.
+//! An index narrower than the filter it serves (a unique prefix of a whole-document filter)
+//! is therefore never picked there, though MongoDB's planner picks it; for such an index the
+//! check asks instead that some recorded filter tests every one of its keys by equality.
+//!
+//! ## Layout
+//! - [`Expectation`]: what a careful DBA would do with the workload.
+//! - [`Recorded`]: a query the application sent.
+//! - [`check`]: the checks above.
+#![allow(unreachable_pub)]
+
+use std::collections::BTreeSet;
+
+use bson::{doc, Bson, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, IndexModel};
+use serde_json::Value;
+
+/// Databases that are never advised on.
+const INTERNAL_DATABASES: [&str; 3] = ["admin", "local", "config"];
+
+/// What a careful DBA would do with a workload.
+#[derive(Debug, Clone, Default)]
+pub struct Expectation {
+    /// The most indexes they would add.
+    pub max_recommendations: usize,
+    /// The fewest keys an index of this workload needs at most (a filter on a whole document
+    /// needs a selective prefix, not every field).
+    pub max_keys: usize,
+    /// Patterns that need an index: a collection and the fields an index must lead with.
+    pub must_serve: Vec<(&'static str, Vec<&'static str>)>,
+    /// Existing indexes that no query uses while writes maintain them.
+    pub drops: Vec<&'static str>,
+    /// Fields no document has: never a key.
+    pub absent_fields: Vec<&'static str>,
+}
+
+/// A query the application sent: database, collection, filter, sort.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub database: String,
+    pub collection: String,
+    pub filter: Document,
+    pub sort: Option<Document>,
+}
+
+/// The queries recorded by `tests/corpus/mongo_app.py --record FILE`.
+pub fn recorded(path: &std::path::Path) -> Vec<Recorded> {
+    let bytes = std::fs::read(path).unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    let document = Document::from_reader(bytes.as_slice()).expect("recorded queries are BSON");
+    document
+        .get_array("queries")
+        .expect("a queries array")
+        .iter()
+        .filter_map(Bson::as_document)
+        .filter_map(|query| {
+            Some(Recorded {
+                database: query.get_str("database").ok()?.to_string(),
+                collection: query.get_str("collection").ok()?.to_string(),
+                filter: query.get_document("filter").ok()?.clone(),
+                sort: query.get_document("sort").ok().cloned(),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Index {
+    collection: String,
+    name: String,
+    keys: Vec<String>,
+}
+
+impl Index {
+    fn led_by(&self, other: &Index) -> bool {
+        self.collection == other.collection
+            && other.keys.len() >= self.keys.len()
+            && set(&self.keys) == set(&other.keys[..self.keys.len()])
+    }
+}
+
+fn set(keys: &[String]) -> BTreeSet<&str> {
+    keys.iter().map(String::as_str).collect()
+}
+
+async fn existing_indexes(client: &Client, database: &str) -> Vec<Index> {
+    let db = client.database(database);
+    let mut indexes = Vec::new();
+    for collection in db.list_collection_names().await.expect("listCollections") {
+        let cursor = db
+            .collection::<Document>(&collection)
+            .list_indexes()
+            .await
+            .expect("listIndexes");
+        let models: Vec<IndexModel> = futures::TryStreamExt::try_collect(cursor)
+            .await
+            .expect("listIndexes cursor");
+        for model in models {
+            indexes.push(Index {
+                collection: collection.clone(),
+                name: model
+                    .options
+                    .and_then(|options| options.name)
+                    .unwrap_or_default(),
+                keys: model.keys.keys().cloned().collect(),
+            });
+        }
+    }
+    indexes
+}
+
+fn recommended(recommendation: &Value) -> Index {
+    Index {
+        collection: recommendation["collection"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        name: recommendation["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        keys: recommendation["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|key| key["field"].as_str().map(str::to_string))
+            .collect(),
+    }
+}
+
+fn key_document(recommendation: &Value) -> Document {
+    let mut keys = Document::new();
+    for key in recommendation["keys"].as_array().into_iter().flatten() {
+        let field = key["field"].as_str().unwrap_or_default();
+        let direction = key["direction"].as_i64().unwrap_or(1);
+        keys.insert(field, Bson::Int32(if direction < 0 { -1 } else { 1 }));
+    }
+    keys
+}
+
+/// The index names a winning plan scans.
+fn scanned(plan: &Document, into: &mut BTreeSet<String>) {
+    if let Ok(name) = plan.get_str("indexName") {
+        into.insert(name.to_string());
+    }
+    if let Ok(input) = plan.get_document("inputStage") {
+        scanned(input, into);
+    }
+    if let Ok(inputs) = plan.get_array("inputStages") {
+        for input in inputs.iter().filter_map(Bson::as_document) {
+            scanned(input, into);
+        }
+    }
+}
+
+/// The indexes `explain` picks for the recorded queries.
+async fn used_by(client: &Client, queries: &[Recorded]) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for query in queries {
+        let mut find = doc! { "find": &query.collection, "filter": query.filter.clone() };
+        if let Some(sort) = &query.sort {
+            find.insert("sort", sort.clone());
+        }
+        let explained = client
+            .database(&query.database)
+            .run_command(doc! { "explain": find, "verbosity": "queryPlanner" })
+            .await
+            .unwrap_or_else(|err| panic!("explain {query:?}: {err}"));
+        if let Ok(plan) = explained
+            .get_document("queryPlanner")
+            .and_then(|planner| planner.get_document("winningPlan"))
+        {
+            scanned(plan, &mut used);
+        }
+    }
+    used
+}
+
+/// Whether a recorded filter tests every key of `index` by equality, with other fields
+/// besides: MongoDB would use the index's equality prefix, SecantusDB does not consider it.
+fn narrower_than_a_filter(index: &Index, queries: &[Recorded]) -> bool {
+    queries
+        .iter()
+        .filter(|query| query.collection == index.collection)
+        .any(|query| {
+            index.keys.iter().all(|key| {
+                query
+                    .filter
+                    .get(key)
+                    .is_some_and(|value| !matches!(value, Bson::Document(_)))
+            }) && query.filter.len() > index.keys.len()
+        })
+}
+
+/// Runs every check of the module docs on `advice` for `database`, with `direct` a client
+/// straight to the server and `queries` what the application sent.
+pub async fn check(
+    advice: &Value,
+    direct: &Client,
+    database: &str,
+    queries: &[Recorded],
+    expectation: &Expectation,
+) {
+    let context = format!("advice: {advice:#}");
+    let recommendations: Vec<Value> = advice["recommendations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for recommendation in &recommendations {
+        let db = recommendation["database"].as_str().unwrap_or_default();
+        let collection = recommendation["collection"].as_str().unwrap_or_default();
+        assert!(
+            !INTERNAL_DATABASES.contains(&db) && !collection.starts_with("system."),
+            "advice on an internal namespace: {recommendation:#}\n{context}"
+        );
+    }
+    let ours: Vec<Value> = recommendations
+        .iter()
+        .filter(|r| r["database"] == database)
+        .cloned()
+        .collect();
+    let existing = existing_indexes(direct, database).await;
+    let proposed: Vec<Index> = ours.iter().map(recommended).collect();
+    for index in &proposed {
+        assert!(
+            !index.keys.iter().any(|key| key == "_id"),
+            "{} keys _id, which its unique index serves\n{context}",
+            index.name
+        );
+        assert!(
+            index.keys.len() <= expectation.max_keys,
+            "{} has {} keys, a careful DBA uses at most {}\n{context}",
+            index.name,
+            index.keys.len(),
+            expectation.max_keys
+        );
+        for absent in &expectation.absent_fields {
+            assert!(
+                !index.keys.iter().any(|key| key == absent),
+                "{} keys {absent}, which no document has\n{context}",
+                index.name
+            );
+        }
+        if let Some(serving) = existing.iter().find(|other| index.led_by(other)) {
+            panic!(
+                "{} is served by the existing {} {:?}\n{context}",
+                index.name, serving.name, serving.keys
+            );
+        }
+        if let Some(twin) = proposed
+            .iter()
+            .filter(|other| other.name != index.name)
+            .find(|other| index.led_by(other))
+        {
+            panic!(
+                "{} is served by the other recommendation {} {:?}\n{context}",
+                index.name, twin.name, twin.keys
+            );
+        }
+    }
+    assert!(
+        ours.len() <= expectation.max_recommendations,
+        "{} recommendations, a careful DBA adds at most {}\n{context}",
+        ours.len(),
+        expectation.max_recommendations
+    );
+    for (collection, fields) in &expectation.must_serve {
+        let wanted = Index {
+            collection: collection.to_string(),
+            name: String::new(),
+            keys: fields.iter().map(|f| f.to_string()).collect(),
+        };
+        assert!(
+            existing
+                .iter()
+                .chain(&proposed)
+                .any(|index| wanted.led_by(index)),
+            "nothing serves {collection} by {fields:?}\n{context}"
+        );
+    }
+    let mut drops: Vec<String> = advice["drops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|drop| drop["database"] == database)
+        .filter_map(|drop| drop["name"].as_str().map(str::to_string))
+        .collect();
+    drops.sort();
+    let mut wanted_drops: Vec<String> = expectation.drops.iter().map(|d| d.to_string()).collect();
+    wanted_drops.sort();
+    assert_eq!(drops, wanted_drops, "drops\n{context}");
+
+    let db = direct.database(database);
+    for (recommendation, index) in ours.iter().zip(&proposed) {
+        let model = IndexModel::builder()
+            .keys(key_document(recommendation))
+            .options(IndexOptions::builder().name(index.name.clone()).build())
+            .build();
+        if let Err(err) = db
+            .collection::<Document>(&index.collection)
+            .create_index(model)
+            .await
+        {
+            panic!("{} does not build: {err}\n{context}", index.name);
+        }
+    }
+    let used = used_by(direct, queries).await;
+    for index in &proposed {
+        if used.contains(&index.name) {
+            continue;
+        }
+        assert!(
+            narrower_than_a_filter(index, queries),
+            "explain never picks {} {:?} for the workload's queries (it picks {used:?})\n{context}",
+            index.name,
+            index.keys
+        );
+    }
+}
