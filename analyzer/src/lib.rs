@@ -10,6 +10,8 @@
 //! - [`shape`]: command → engine-neutral [`shape::Shape`] (values removed, types kept).
 //! - [`aggregate`]: shape → counts, errors, latency histograms, write load; bounded memory.
 //! - [`snapshot`]: the aggregate as a versioned, mergeable file (restarts, fleets).
+//! - [`catalog`]: what the servers' catalogs say besides their indexes (column owners, value
+//!   statistics as counts and frequencies, index usage and constraints), read by the proxy.
 //! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank,
 //!   asking the engine's rules ([`advise::EngineRules`]) wherever MongoDB and PostgreSQL differ.
 //! - [`export`]: one recommendation, many renderings (JSON, mongosh, SQL, ORM migrations, Markdown).
@@ -20,6 +22,7 @@
 
 pub mod advise;
 pub mod aggregate;
+pub mod catalog;
 pub mod command;
 pub mod export;
 pub mod shape;

@@ -160,6 +160,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(SETTLE_LIMIT, shared.inspections.wait()).await;
     shared.analysis.settle(SETTLE_LIMIT).await;
     keeper.flush(&aggregator).await;
+    // A verification cut short by the signal must not leave its copy of the data behind.
+    let scratch = crate::catalog::mongo::scratch::drop_all().await;
+    if scratch > 0 {
+        tracing::info!(
+            scratch,
+            "dropped the scratch databases of an unfinished verification"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,4 +1,14 @@
 //! MongoDB: existing indexes, through `listIndexes`.
+//!
+//! ## Layout
+//! - this file: [`client`], [`list_indexes`], [`to_spec`].
+//! - [`statistics`]: per-field counts from a `$sample` (never values).
+//! - [`usage`]: `$indexStats` access counters.
+//! - [`scratch`]: the scratch database of `--mongo-verify sample`.
+
+pub mod scratch;
+pub mod statistics;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -10,7 +20,7 @@ use mongodb::options::ClientOptions;
 use mongodb::Client;
 
 /// How long one catalog read may take before the advice goes on without it.
-const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client for reading the catalog: short timeouts, direct connection to the given host.
 pub async fn client(uri: &str) -> Result<Client, String> {
@@ -62,7 +72,7 @@ fn is_namespace_missing(error: &mongodb::error::Error) -> bool {
 }
 
 /// Server error messages can quote a value; report the code name only.
-fn error_label(error: &mongodb::error::Error) -> String {
+pub(crate) fn error_label(error: &mongodb::error::Error) -> String {
     match error.kind.as_ref() {
         mongodb::error::ErrorKind::Command(c) => format!("{} ({})", c.code_name, c.code),
         mongodb::error::ErrorKind::ServerSelection { .. } => "server selection failed".to_string(),

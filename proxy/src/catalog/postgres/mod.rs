@@ -4,13 +4,19 @@
 //! - this file: [`connect`] (one connection per database, with the admin URL's
 //!   credentials) and [`existing`] (every btree/GIN index of the user's schemas, as
 //!   [`IndexSpec`]s, through [`CatalogRow`]).
+//! - [`columns`]: column owners from `pg_attribute`, to attribute unqualified columns.
+//! - [`statistics`]: `pg_stats` figures (counts and frequencies, never values).
+//! - [`usage`]: `idx_scan` and the constraints each index enforces, for drop advice.
 //! - `printed`: reading the partial predicates PostgreSQL prints (`pg_get_expr`) back into
 //!   the analyzer's partial terms. Keys (`pg_get_indexdef`) are read by the analyzer's own
 //!   canonicaliser, `indextap_analyzer::shape::sql::printed_key`.
 //!
 //! Planner evidence through HypoPG is in `super::verify`.
 
+pub mod columns;
 mod printed;
+pub mod statistics;
+pub mod usage;
 
 use std::time::Duration;
 

@@ -1,0 +1,165 @@
+//! The scratch database of `--mongo-verify sample`: a `$sample` of each collection a
+//! candidate serves, copied so that candidate indexes can be built and `explain`ed without
+//! touching the application's collections.
+//!
+//! The copy lives only there: its documents pass through the proxy's memory on the way and
+//! are never stored, logged or served. The database is dropped when verification ends
+//! ([`Scratch::drop_now`]), when a [`Scratch`] is dropped without that (an error, a
+//! cancelled request), and on shutdown ([`drop_all`]), which drops every scratch database
+//! still registered.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use bson::{doc, Document};
+use futures::TryStreamExt;
+use indextap_analyzer::shape::Namespace;
+use mongodb::{Client, Collection};
+
+use super::{error_label, TIMEOUT};
+
+/// Every scratch database's name starts with this; advice never covers such a database.
+pub const SCRATCH_PREFIX: &str = "indextap_scratch_";
+/// Documents inserted per round trip while copying.
+const BATCH: usize = 1000;
+
+/// Scratch databases not yet dropped, for [`drop_all`] on shutdown.
+fn live() -> &'static Mutex<Vec<(Client, String)>> {
+    static LIVE: OnceLock<Mutex<Vec<(Client, String)>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn unregister(name: &str) {
+    if let Ok(mut live) = live().lock() {
+        live.retain(|(_, live_name)| live_name != name);
+    }
+}
+
+/// One scratch database holding samples of some collections.
+pub struct Scratch {
+    client: Client,
+    name: String,
+    dropped: bool,
+}
+
+impl Scratch {
+    /// A new, empty scratch database with a name no other run uses.
+    pub fn new(client: &Client) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{SCRATCH_PREFIX}{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        if let Ok(mut live) = live().lock() {
+            live.push((client.clone(), name.clone()));
+        }
+        Self {
+            client: client.clone(),
+            name,
+            dropped: false,
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The copy of `source` in the scratch database.
+    pub fn collection(&self, source: &Namespace) -> Collection<Document> {
+        self.client
+            .database(&self.name)
+            .collection(&copy_name(source))
+    }
+
+    /// Copies a `$sample` of `size` documents of `source`; returns how many were copied.
+    pub async fn copy_sample(&self, source: &Namespace, size: u32) -> Result<u64, String> {
+        let from = self
+            .client
+            .database(&source.database)
+            .collection::<Document>(&source.collection);
+        let to = self.collection(source);
+        let copy = async {
+            let mut cursor = from
+                .aggregate(vec![doc! { "$sample": { "size": i64::from(size) } }])
+                .await?;
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut copied = 0u64;
+            while let Some(document) = cursor.try_next().await? {
+                batch.push(document);
+                if batch.len() == BATCH {
+                    copied += batch.len() as u64;
+                    to.insert_many(std::mem::take(&mut batch)).await?;
+                }
+            }
+            if !batch.is_empty() {
+                copied += batch.len() as u64;
+                to.insert_many(batch).await?;
+            }
+            Ok::<u64, mongodb::error::Error>(copied)
+        };
+        tokio::time::timeout(TIMEOUT * 6, copy)
+            .await
+            .map_err(|_| "copying the sample timed out".to_string())?
+            .map_err(|e| format!("copying the sample failed: {}", error_label(&e)))
+    }
+
+    /// Drops the scratch database now.
+    pub async fn drop_now(mut self) -> Result<(), String> {
+        self.dropped = true;
+        unregister(&self.name);
+        drop_database(&self.client, &self.name).await
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // An error or a cancelled request left it behind: drop it in the background.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, name) = (self.client.clone(), self.name.clone());
+            runtime.spawn(async move {
+                if drop_database(&client, &name).await.is_ok() {
+                    unregister(&name);
+                }
+            });
+        }
+    }
+}
+
+/// The name of `source`'s copy: database and collection, so two databases' collections of
+/// one name do not meet.
+fn copy_name(source: &Namespace) -> String {
+    format!("{}.{}", source.database, source.collection)
+}
+
+async fn drop_database(client: &Client, name: &str) -> Result<(), String> {
+    tokio::time::timeout(TIMEOUT, client.database(name).drop())
+        .await
+        .map_err(|_| format!("dropping {name} timed out"))?
+        .map_err(|e| format!("dropping {name} failed: {}", error_label(&e)))
+}
+
+/// Drops every scratch database still registered (on shutdown). Returns how many.
+pub async fn drop_all() -> usize {
+    let pending: Vec<(Client, String)> = match live().lock() {
+        Ok(mut live) => std::mem::take(&mut *live),
+        Err(_) => return 0,
+    };
+    let mut dropped = 0;
+    for (client, name) in pending {
+        match drop_database(&client, &name).await {
+            Ok(()) => dropped += 1,
+            Err(error) => tracing::warn!(%error, "a scratch database was left behind"),
+        }
+    }
+    dropped
+}
+
+/// Whether `database` is a scratch database.
+pub fn is_scratch(database: &str) -> bool {
+    database.starts_with(SCRATCH_PREFIX)
+}
