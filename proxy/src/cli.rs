@@ -64,6 +64,31 @@ pub struct AdviceArgs {
     pub drop_min_window_secs: Option<u64>,
 }
 
+impl AdviceArgs {
+    /// The defaults of `[advice]` with these flags laid over them.
+    pub fn settings(&self) -> Result<indextap_config::AdviceConfig, String> {
+        let mut settings = indextap_config::AdviceConfig::default();
+        if let Some(verify) = &self.mongo_verify {
+            settings.mongo_verify = verify
+                .parse()
+                .map_err(|e| format!("--mongo-verify {verify:?}: {e}"))?;
+        }
+        if let Some(size) = self.mongo_sample_size {
+            settings.mongo_sample_size = size.max(1);
+        }
+        if let Some(percent) = self.min_gain_percent {
+            settings.min_gain_percent = percent.min(100);
+        }
+        if let Some(max) = self.max_indexes_per_namespace {
+            settings.max_indexes_per_namespace = max.max(1);
+        }
+        if let Some(secs) = self.drop_min_window_secs {
+            settings.drop_min_window_secs = secs;
+        }
+        Ok(settings)
+    }
+}
+
 /// `indextap merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -291,9 +316,15 @@ pub fn recommend(args: RecommendArgs) -> ExitCode {
             Ok(snapshot) => snapshot,
             Err(message) => return fail(message),
         };
+        let settings = match args.advice.settings() {
+            Ok(settings) => settings,
+            Err(message) => return fail(message),
+        };
         let sources = CatalogSources {
             mongo_uri: args.mongo_admin_uri,
             pg_url: args.pg_admin_url,
+            settings,
+            baseline: Default::default(),
         };
         let runtime = match runtime() {
             Ok(runtime) => runtime,

@@ -92,10 +92,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let connections = TaskTracker::new();
 
     let token = crate::admin::token(&config.admin)?;
+    let catalog = CatalogSources::from_config(&config);
+    if catalog.mongo_uri.is_some() || catalog.pg_url.is_some() {
+        // The usage window of drop advice starts now.
+        tokio::spawn(crate::catalog::baseline::keep(
+            catalog.clone(),
+            catalog.baseline.clone(),
+            crate::catalog::baseline::interval(config.advice.drop_min_window()),
+            shutdown.clone(),
+        ));
+    }
     let admin_state = Arc::new(AdminState {
         aggregator: aggregator.clone(),
         metrics: metrics.clone(),
-        catalog: CatalogSources::from_config(&config),
+        catalog,
         token,
     });
     let admin_shutdown = shutdown.clone();

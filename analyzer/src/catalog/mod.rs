@@ -10,11 +10,13 @@
 //!   columns of a join.
 //! - [`statistics`]: per field, distinct values, null fraction and the most common values'
 //!   frequencies ([`FieldStatistics`]), for key width and order.
+//! - [`system`]: the namespaces that belong to the server (or to indextap), never advised on.
 //! - [`usage`]: per existing index, the server's usage counter over the capture window and the
 //!   constraint it enforces ([`IndexUsage`]), for drop advice.
 
 pub mod columns;
 pub mod statistics;
+pub mod system;
 pub mod usage;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::shape::Namespace;
 pub use columns::{Attribution, ColumnOwners};
 pub use statistics::{FieldStatistics, NamespaceStatistics};
-pub use usage::{Constraint, IndexUsage, UsageWindow};
+pub use usage::{Baseline, Constraint, IndexUsage, UsageWindow};
 
 /// Everything read from the catalogs for one piece of advice. Each part may be empty: a
 /// catalog that could not be read leaves a note, never a guess.
@@ -37,6 +39,6 @@ pub struct CatalogFacts {
     pub statistics: BTreeMap<Namespace, NamespaceStatistics>,
     /// Existing indexes' usage and constraints, per namespace.
     pub usage: BTreeMap<Namespace, Vec<IndexUsage>>,
-    /// The span the usage counters cover, when a baseline was read at its start.
-    pub window: Option<UsageWindow>,
+    /// When the usage counters were read, in Unix milliseconds.
+    pub read_at_ms: u64,
 }

@@ -32,11 +32,21 @@ pub struct IndexUsage {
     pub name: String,
     /// The server's usage counter now; `None` when the server does not keep one.
     pub uses: Option<u64>,
-    /// The same counter at the start of the window; `None` without a baseline.
-    pub baseline: Option<u64>,
+    /// The same counter when it was first read; `None` without a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     /// What it enforces; empty for an index that only speeds queries up.
     #[serde(default)]
     pub constraints: Vec<Constraint>,
+}
+
+/// A counter's first reading: the start of the window its growth covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The counter then.
+    pub uses: u64,
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
 }
 
 impl IndexUsage {
@@ -44,10 +54,18 @@ impl IndexUsage {
     /// down was reset during the window: its value now is what the window saw since.
     pub fn uses_in_window(&self) -> Option<u64> {
         match (self.uses, self.baseline) {
-            (Some(now), Some(then)) if now >= then => Some(now - then),
+            (Some(now), Some(then)) if now >= then.uses => Some(now - then.uses),
             (Some(now), Some(_)) => Some(now),
             _ => None,
         }
+    }
+
+    /// The window the counter's growth covers, up to `read_at_ms`.
+    pub fn window(&self, read_at_ms: u64) -> Option<UsageWindow> {
+        self.baseline.map(|baseline| UsageWindow {
+            start_ms: baseline.at_ms,
+            end_ms: read_at_ms,
+        })
     }
 
     /// Whether dropping it would lose something besides speed.
@@ -78,10 +96,10 @@ mod tests {
 
     #[test]
     fn uses_over_the_window() {
-        let usage = |uses, baseline| IndexUsage {
+        let usage = |uses, baseline: Option<u64>| IndexUsage {
             name: "k_1".to_owned(),
             uses,
-            baseline,
+            baseline: baseline.map(|uses| Baseline { uses, at_ms: 1_000 }),
             constraints: Vec::new(),
         };
         assert_eq!(usage(Some(12), Some(10)).uses_in_window(), Some(2));
@@ -92,10 +110,9 @@ mod tests {
         );
         assert_eq!(usage(Some(3), None).uses_in_window(), None);
         assert_eq!(usage(None, Some(3)).uses_in_window(), None);
-        let window = UsageWindow {
-            start_ms: 1_000,
-            end_ms: 61_500,
-        };
+        let window = usage(Some(12), Some(10))
+            .window(61_500)
+            .expect("a baseline");
         assert!((window.secs() - 60.5).abs() < 1e-9);
     }
 }

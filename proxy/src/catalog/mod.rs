@@ -11,10 +11,16 @@
 //! - [`mongo`]: existing indexes through `listIndexes`.
 //! - [`postgres`]: existing indexes from `pg_index`.
 //! - [`verify`]: HypoPG verification.
+//! - [`facts`]: column owners, statistics and index usage for the advice.
+//! - [`baseline`]: index usage counters read at the start of the window.
 
+pub mod baseline;
+pub mod facts;
 pub mod mongo;
 pub mod postgres;
 pub mod verify;
+
+pub use indextap_analyzer::catalog::system;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,13 +28,17 @@ use indextap_analyzer::advise::{self, Advice, ExistingIndexes};
 use indextap_analyzer::shape::{Engine, Namespace};
 use indextap_analyzer::snapshot::Snapshot;
 
-/// Where existing indexes and planner costs come from.
+/// Where existing indexes and planner costs come from, and how the advice is chosen.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogSources {
     /// MongoDB connection string for `listIndexes`.
     pub mongo_uri: Option<String>,
     /// PostgreSQL admin URL for `pg_index` and HypoPG.
     pub pg_url: Option<String>,
+    /// `[advice]`: gain threshold, budget, drop window, MongoDB sample verification.
+    pub settings: indextap_config::AdviceConfig,
+    /// Index usage counters at the start of the window (empty offline).
+    pub baseline: baseline::UsageBaseline,
 }
 
 impl CatalogSources {
@@ -52,8 +62,21 @@ impl CatalogSources {
             .admin_url
             .as_ref()
             .map(|url| url.expose().to_string());
-        Self { mongo_uri, pg_url }
+        Self {
+            mongo_uri,
+            pg_url,
+            settings: config.advice.clone(),
+            baseline: baseline::UsageBaseline::default(),
+        }
     }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn namespaces(snapshot: &Snapshot, engine: Engine) -> BTreeSet<Namespace> {

@@ -66,6 +66,24 @@ pub async fn list_indexes(
         .collect())
 }
 
+/// Every collection of every database the client can list (internal ones included: the
+/// caller decides).
+pub async fn user_collections(client: &Client) -> Result<Vec<Namespace>, String> {
+    let list = async {
+        let mut namespaces = Vec::new();
+        for database in client.list_database_names().await? {
+            for collection in client.database(&database).list_collection_names().await? {
+                namespaces.push(Namespace::mongo(database.clone(), collection));
+            }
+        }
+        Ok::<_, mongodb::error::Error>(namespaces)
+    };
+    tokio::time::timeout(TIMEOUT, list)
+        .await
+        .map_err(|_| "listing collections timed out".to_string())?
+        .map_err(|e| format!("listing collections failed: {}", error_label(&e)))
+}
+
 fn is_namespace_missing(error: &mongodb::error::Error) -> bool {
     // NamespaceNotFound.
     matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 26)

@@ -19,7 +19,7 @@ use mongodb::{Client, Collection};
 use super::{error_label, TIMEOUT};
 
 /// Every scratch database's name starts with this; advice never covers such a database.
-pub const SCRATCH_PREFIX: &str = "indextap_scratch_";
+pub use indextap_analyzer::catalog::system::SCRATCH_DATABASE_PREFIX as SCRATCH_PREFIX;
 /// Documents inserted per round trip while copying.
 const BATCH: usize = 1000;
 
@@ -157,9 +157,4 @@ pub async fn drop_all() -> usize {
         }
     }
     dropped
-}
-
-/// Whether `database` is a scratch database.
-pub fn is_scratch(database: &str) -> bool {
-    database.starts_with(SCRATCH_PREFIX)
 }

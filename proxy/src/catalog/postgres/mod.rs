@@ -55,6 +55,30 @@ pub async fn connect(admin_url: &str, database: &str) -> Result<Client, String> 
     Ok(client)
 }
 
+/// The database the admin URL names, or `postgres`.
+pub fn admin_database(admin_url: &str) -> String {
+    admin_url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|config| config.get_dbname().map(str::to_string))
+        .unwrap_or_else(|| "postgres".to_string())
+}
+
+/// The databases of the server that accept connections (templates left out).
+pub async fn databases(client: &Client) -> Result<Vec<String>, String> {
+    let rows = tokio::time::timeout(
+        TIMEOUT,
+        client.query(
+            "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate",
+            &[],
+        ),
+    )
+    .await
+    .map_err(|_| "listing databases timed out".to_string())?
+    .map_err(|e| format!("listing databases failed: {}", sqlstate_or_kind(&e)))?;
+    Ok(rows.iter().filter_map(|row| row.try_get(0).ok()).collect())
+}
+
 /// A database error says only its SQLSTATE: messages can quote values.
 pub fn sqlstate_or_kind(error: &tokio_postgres::Error) -> String {
     match error.code() {
