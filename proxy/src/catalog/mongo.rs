@@ -5,7 +5,9 @@
 //! - [`statistics`]: per-field counts from a `$sample` (never values).
 //! - [`usage`]: `$indexStats` access counters.
 //! - [`scratch`]: the scratch database of `--mongo-verify sample`.
+//! - [`probe`]: a shape made runnable with values from a sampled document.
 
+pub mod probe;
 pub mod scratch;
 pub mod statistics;
 pub mod usage;
