@@ -1,16 +1,25 @@
 //! Existing indexes: never recommend what is there, and report what is redundant.
 //!
 //! An existing index serves a candidate when the candidate's keys are a prefix of its keys
-//! (sort keys in the same order or all reversed), with the same access method, and the
-//! existing index is either full or has the same partial predicate. The engine's implicit
-//! indexes (MongoDB's `_id`) are always there, whether or not the catalog read listed them.
+//! (the leading equality keys in any order, sort keys in the same order or all reversed),
+//! with the same access method, and the existing index is either full or has the same
+//! partial predicate. A full unique index (a primary key) also serves every candidate that
+//! tests all its keys for equality: it finds at most one row. The engine's implicit indexes
+//! (MongoDB's `_id`) are always there, whether or not the catalog read listed them.
+//!
+//! Drops: an existing index that is a prefix of another ([`redundant`]), and one that no
+//! captured shape could use while writes maintained it and the server counted no use of it
+//! over a long enough window ([`unused`]). Neither ever names an index that enforces
+//! something (primary key, `_id`, unique, exclusion, foreign key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::candidates::Candidate;
+use super::candidates::{Candidate, KeyRole};
 use super::consolidate::same_partial;
-use super::{DropCandidate, ExistingIndexes, IndexMethod, IndexSpec};
-use crate::shape::Namespace;
+use super::{AdviceSettings, DropCandidate, DropEvidence, ExistingIndexes, IndexMethod, IndexSpec};
+use crate::catalog::CatalogFacts;
+use crate::shape::{Namespace, Predicate, Target};
+use crate::snapshot::Snapshot;
 
 /// Remove candidates an existing index already serves. Keys are compared in the form the
 /// engine stores them in ([`EngineRules::key_form`](super::EngineRules::key_form)).
@@ -55,7 +64,122 @@ fn serves(index: &IndexSpec, candidate: &Candidate) -> bool {
     if index.method == IndexMethod::Text {
         return true;
     }
-    candidate.is_served_by(&index.keys)
+    candidate.is_served_by(&index.keys) || finds_one_row(index, candidate)
+}
+
+/// Whether `index` is a full unique index whose every key `candidate` tests for equality.
+fn finds_one_row(index: &IndexSpec, candidate: &Candidate) -> bool {
+    let equalities: BTreeSet<&Target> = candidate
+        .index
+        .keys
+        .iter()
+        .zip(&candidate.roles)
+        .filter(|(_, role)| **role == KeyRole::Equality)
+        .map(|(key, _)| &key.target)
+        .collect();
+    index.unique
+        && index.partial.is_empty()
+        && !index.keys.is_empty()
+        && index
+            .keys
+            .iter()
+            .all(|key| equalities.contains(&key.target))
+}
+
+/// Existing indexes that no captured shape could use, that writes maintained, and that the
+/// server itself counted no use of over a window at least `settings.drop_min_window_secs`
+/// long. Silent without usage counters, without a baseline, or when the window is shorter.
+pub fn unused(
+    snapshot: &Snapshot,
+    existing: &ExistingIndexes,
+    facts: &CatalogFacts,
+    settings: &AdviceSettings,
+) -> Vec<DropCandidate> {
+    let mut drops = Vec::new();
+    for (namespace, usages) in &facts.usage {
+        let rules = namespace.engine.rules();
+        let Some(indexes) = existing.get(namespace) else {
+            continue;
+        };
+        if rules.is_system(namespace) {
+            continue;
+        }
+        let load = super::rank::write_load(namespace, snapshot);
+        let writes = load
+            .inserts
+            .saturating_add(load.updates)
+            .saturating_add(load.deletes);
+        if writes == 0 {
+            continue;
+        }
+        let used = targets_used(snapshot, namespace);
+        for usage in usages {
+            let Some(index) = indexes
+                .iter()
+                .find(|i| i.name.as_deref() == Some(&usage.name))
+            else {
+                continue;
+            };
+            if usage.is_protected() || is_protected(index) {
+                continue;
+            }
+            let (Some(window), Some(server_uses)) =
+                (usage.window(facts.read_at_ms), usage.uses_in_window())
+            else {
+                continue;
+            };
+            let window_secs = window.secs();
+            if server_uses > 0 || window_secs < settings.drop_min_window_secs as f64 {
+                continue;
+            }
+            if index
+                .keys
+                .first()
+                .is_some_and(|key| used.contains(&key.target))
+            {
+                continue;
+            }
+            drops.push(DropCandidate {
+                index: index.clone(),
+                name: usage.name.clone(),
+                reason: format!(
+                    "unused: no captured shape can use it and the server counted no scan of it in {window_secs:.0} s, while {writes} writes maintained it"
+                ),
+                evidence: Some(DropEvidence {
+                    writes,
+                    window_secs,
+                    server_uses,
+                }),
+            });
+        }
+    }
+    drops
+}
+
+/// The fields and expressions the shapes of `namespace` filter or sort on: an index led by
+/// one of them may serve some shape.
+fn targets_used(snapshot: &Snapshot, namespace: &Namespace) -> BTreeSet<Target> {
+    fn leaves(predicate: &Predicate, into: &mut BTreeSet<Target>) {
+        match predicate {
+            Predicate::Leaf(leaf) => {
+                into.insert(leaf.target.clone());
+            }
+            Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
+                children.iter().for_each(|child| leaves(child, into));
+            }
+            Predicate::Not(child) => leaves(child, into),
+            Predicate::ElemMatch { predicate, .. } => leaves(predicate, into),
+        }
+    }
+    let mut used = BTreeSet::new();
+    for record in snapshot.shapes.values() {
+        if &record.shape.namespace != namespace {
+            continue;
+        }
+        leaves(&record.shape.filter, &mut used);
+        used.extend(record.shape.sort.iter().map(|key| key.target.clone()));
+    }
+    used
 }
 
 /// The existing indexes of a namespace, with the engine's implicit ones that the catalog
@@ -119,6 +243,7 @@ pub fn redundant(existing: &ExistingIndexes) -> Vec<DropCandidate> {
                     index: index.clone(),
                     name: name.clone(),
                     reason: format!("{relation} {}", name_of(longer)),
+                    evidence: None,
                 });
             }
         }

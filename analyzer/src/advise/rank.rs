@@ -1,8 +1,12 @@
-//! Ranking: weigh each candidate by the measured time of the shapes it serves.
+//! Ranking: weigh each candidate by the time it saves, less what it costs on writes.
 //!
-//! A recommendation's weight is the total time its shapes spent (count × latency, summed);
-//! recommendations come heaviest first, ties broken by name so the order is stable. Each one
-//! carries the write load of its namespace, because every index slows those writes down.
+//! Before verification ([`rank`]), a recommendation's weight is the total time its shapes
+//! spent (count × latency, summed). Once verification has measured its gain ([`select`]),
+//! the weight is that time times the gain, less the writes on its namespace times an
+//! estimated per-index maintenance cost; what does not pay is left out, and each namespace
+//! keeps its best few (the budget). Ties are broken by name so the order is stable. Each
+//! recommendation carries the write load of its namespace, because every index slows those
+//! writes down.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,14 +29,6 @@ pub fn rank(
     snapshot: &Snapshot,
     existing: &ExistingIndexes,
 ) -> Vec<Recommendation> {
-    let mut taken: BTreeSet<(String, String)> = existing
-        .iter()
-        .flat_map(|(namespace, indexes)| {
-            indexes
-                .iter()
-                .filter_map(move |index| Some((name_scope(namespace), index.name.clone()?)))
-        })
-        .collect();
     let mut reads: BTreeMap<&Namespace, u64> = BTreeMap::new();
     for record in snapshot.shapes.values() {
         let total = reads.entry(&record.shape.namespace).or_default();
@@ -53,10 +49,29 @@ pub fn rank(
             .total_cmp(&a.total_ms())
             .then_with(|| a.name.cmp(&b.name))
     });
+    name_all(&mut recommendations, existing);
     for recommendation in &mut recommendations {
+        recommendation.net_saving_ms = recommendation.total_ms();
+    }
+    recommendations
+}
+
+/// Give every recommendation its engine's conventional name, unique where the engine needs
+/// it to be, also against the `existing` index names (in the given order: the first keeps
+/// the plain name).
+pub fn name_all(recommendations: &mut [Recommendation], existing: &ExistingIndexes) {
+    let mut taken: BTreeSet<(String, String)> = existing
+        .iter()
+        .flat_map(|(namespace, indexes)| {
+            indexes
+                .iter()
+                .filter_map(move |index| Some((name_scope(namespace), index.name.clone()?)))
+        })
+        .collect();
+    for recommendation in recommendations {
         let rules = recommendation.index.namespace.engine.rules();
         let scope = name_scope(&recommendation.index.namespace);
-        let base = recommendation.name.clone();
+        let base = recommendation.index.default_name();
         let mut name = base.clone();
         let mut attempt = 1u32;
         while taken.contains(&(scope.clone(), name.clone())) {
@@ -67,7 +82,65 @@ pub fn rank(
         recommendation.name = name.clone();
         recommendation.index.name = Some(name);
     }
-    recommendations
+}
+
+/// The whole workload's choice, once verification has measured what it could: each
+/// recommendation's net saving (the served shapes' time times its verified gain, or the
+/// whole time when unverified, less the writes' estimated index maintenance); the ones that
+/// cost more than they save are left out, then the best `max_indexes_per_namespace` of each
+/// namespace are kept, best first. The notes say what was left out and why.
+pub fn select(advice: &mut super::Advice, settings: &super::AdviceSettings) {
+    for recommendation in &mut advice.recommendations {
+        let rules = recommendation.index.namespace.engine.rules();
+        let gain = recommendation
+            .evidence
+            .as_ref()
+            .map_or(1.0, super::Evidence::gain);
+        let writes = rules.index_writes(&recommendation.write_load) as f64;
+        recommendation.net_saving_ms =
+            recommendation.total_ms() * gain - writes * settings.write_cost_ms;
+    }
+    let mut costly = Vec::new();
+    advice.recommendations.retain(|recommendation| {
+        let keep = recommendation.net_saving_ms > 0.0;
+        if !keep {
+            costly.push(recommendation.name.clone());
+        }
+        keep
+    });
+    advice.recommendations.sort_by(|a, b| {
+        b.net_saving_ms
+            .total_cmp(&a.net_saving_ms)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut per_namespace: BTreeMap<Namespace, usize> = BTreeMap::new();
+    let mut over = Vec::new();
+    advice.recommendations.retain(|recommendation| {
+        let count = per_namespace
+            .entry(recommendation.index.namespace.clone())
+            .or_default();
+        *count += 1;
+        let keep = *count <= settings.max_indexes_per_namespace;
+        if !keep {
+            over.push(recommendation.name.clone());
+        }
+        keep
+    });
+    if !costly.is_empty() {
+        advice.notes.push(format!(
+            "{} candidate index(es) would cost more on writes than they save, left out: {}",
+            costly.len(),
+            costly.join(", ")
+        ));
+    }
+    if !over.is_empty() {
+        advice.notes.push(format!(
+            "{} candidate index(es) beyond the budget of {} per table or collection, left out: {}",
+            over.len(),
+            settings.max_indexes_per_namespace,
+            over.join(", ")
+        ));
+    }
 }
 
 /// Where index names must be unique.
@@ -105,6 +178,7 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
         name,
         serves,
         evidence: None,
+        net_saving_ms: 0.0,
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Advice, Evidence, Recommendation};
+use super::{Advice, AdviceSettings, Evidence, IndexSpec, Recommendation};
 use crate::shape::{Namespace, ShapeId};
 use crate::snapshot::Snapshot;
 
@@ -93,10 +93,11 @@ pub fn queries(recommendation: &Recommendation, snapshot: &Snapshot) -> Vec<Prob
 }
 
 /// Record the evidence, and drop the recommendations the planner would not use: not in any
-/// measured plan, or no cheaper in total. Recommendations without measurements are kept
-/// as they are (unverified), and so are those of an engine that is not verified. Measurements
-/// with costs that are not finite are ignored.
-pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
+/// measured plan, or cheaper by less than `settings.min_gain` of the served shapes' cost.
+/// Recommendations without measurements are kept as they are (unverified), and so are
+/// those of an engine that is not verified. Measurements with costs that are not finite are
+/// ignored.
+pub fn apply(advice: &mut Advice, measurements: &[Measurement], settings: &AdviceSettings) {
     let mut totals: BTreeMap<(&Namespace, &str), (f64, f64, bool)> = BTreeMap::new();
     for measurement in measurements {
         let sane = |cost: f64| cost.is_finite() && cost >= 0.0;
@@ -111,6 +112,7 @@ pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
         total.2 |= measurement.index_used;
     }
     let mut unused = Vec::new();
+    let mut small = Vec::new();
     advice.recommendations.retain_mut(|recommendation| {
         let key = (
             &recommendation.index.namespace,
@@ -122,22 +124,102 @@ pub fn apply(advice: &mut Advice, measurements: &[Measurement]) {
         let Some(method) = key.0.engine.rules().verification() else {
             return true;
         };
-        recommendation.evidence = Some(Evidence {
+        let evidence = Evidence {
             method,
             cost_before: before,
             cost_after: after,
-        });
-        let keep = used && after < before;
-        if !keep {
+            sample_size: None,
+        };
+        let gain = evidence.gain();
+        recommendation.evidence = Some(evidence);
+        if !used || after >= before {
             unused.push(recommendation.name.clone());
+            false
+        } else if gain < settings.min_gain {
+            small.push(format!("{} ({:.0} %)", recommendation.name, gain * 100.0));
+            false
+        } else {
+            true
         }
-        keep
     });
     if !unused.is_empty() {
         advice.notes.push(format!(
             "the planner would not use {} candidate index(es), left out: {}",
             unused.len(),
             unused.join(", ")
+        ));
+    }
+    if !small.is_empty() {
+        advice.notes.push(format!(
+            "{} candidate index(es) would save less than {:.0} % of their shapes' cost, left out: {}",
+            small.len(),
+            settings.min_gain * 100.0,
+            small.join(", ")
+        ));
+    }
+}
+
+/// Whether measured totals `before` → `after`, with the index used, clear `min_gain`.
+pub fn pays(before: f64, after: f64, used: bool, min_gain: f64) -> bool {
+    used && before > 0.0 && after.is_finite() && (1.0 - after / before) >= min_gain
+}
+
+/// The simpler indexes to try, in turn, when the planner refuses `index` or it does not
+/// pay: without its partial predicate (a flag passed as a parameter cannot prove it),
+/// without `INCLUDE`, without both, then with fewer trailing keys.
+pub fn fallbacks(index: &IndexSpec) -> Vec<IndexSpec> {
+    let mut simpler = Vec::new();
+    let mut push = |candidate: IndexSpec| {
+        if &candidate != index && !simpler.contains(&candidate) && !candidate.keys.is_empty() {
+            simpler.push(candidate);
+        }
+    };
+    let plain = IndexSpec {
+        partial: Vec::new(),
+        include: Vec::new(),
+        name: None,
+        ..index.clone()
+    };
+    push(IndexSpec {
+        partial: Vec::new(),
+        name: None,
+        ..index.clone()
+    });
+    push(IndexSpec {
+        include: Vec::new(),
+        name: None,
+        ..index.clone()
+    });
+    push(plain.clone());
+    for length in (1..index.keys.len()).rev() {
+        push(IndexSpec {
+            keys: plain.keys.iter().take(length).cloned().collect(),
+            ..plain.clone()
+        });
+    }
+    simpler
+}
+
+/// The same index without its covering columns, when it has some: `INCLUDE` stays only
+/// when verification shows it pays.
+pub fn without_include(index: &IndexSpec) -> Option<IndexSpec> {
+    (!index.include.is_empty()).then(|| IndexSpec {
+        include: Vec::new(),
+        name: None,
+        ..index.clone()
+    })
+}
+
+/// Leave a recommendation out because it could not be verified (its statement failed on the
+/// planner, or every query failed to explain): never recommend what did not verify.
+pub fn leave_out(advice: &mut Advice, namespace: &Namespace, name: &str, reason: &str) {
+    let before = advice.recommendations.len();
+    advice
+        .recommendations
+        .retain(|r| !(&r.index.namespace == namespace && r.name == name));
+    if advice.recommendations.len() < before {
+        advice.notes.push(format!(
+            "{name} is left out: its verification failed ({reason})"
         ));
     }
 }
@@ -182,6 +264,7 @@ mod tests {
                 .collect(),
             evidence: None,
             write_load: WriteLoad::default(),
+            net_saving_ms: 0.0,
         }
     }
 
@@ -255,6 +338,7 @@ mod tests {
                 recommendation("unused_idx", &[3]),
                 recommendation("costlier_idx", &[4]),
                 recommendation("unmeasured_idx", &[5]),
+                recommendation("marginal_idx", &[6]),
             ],
             ..Advice::default()
         };
@@ -266,7 +350,9 @@ mod tests {
                 measured("unused_idx", 3, 100.0, 10.0, false),
                 measured("costlier_idx", 4, 10.0, 10.0, true),
                 measured("unmeasured_idx", 5, f64::NAN, 1.0, true),
+                measured("marginal_idx", 6, 100.0, 97.0, true),
             ],
+            &AdviceSettings::default(),
         );
         let names: Vec<&str> = advice
             .recommendations
@@ -279,14 +365,42 @@ mod tests {
             Some(Evidence {
                 method: EvidenceMethod::Hypopg,
                 cost_before: 150.0,
-                cost_after: 60.0
+                cost_after: 60.0,
+                sample_size: None,
             })
         );
         assert_eq!(advice.recommendations[1].evidence, None);
         assert_eq!(
             advice.notes,
-            vec!["the planner would not use 2 candidate index(es), left out: unused_idx, costlier_idx"]
+            vec![
+                "the planner would not use 2 candidate index(es), left out: unused_idx, costlier_idx",
+                "1 candidate index(es) would save less than 20 % of their shapes' cost, left out: marginal_idx (3 %)",
+            ]
         );
+    }
+
+    #[test]
+    fn fallbacks_get_simpler_in_turn() {
+        let mut index = recommendation("x", &[1]).index;
+        index
+            .keys
+            .push(IndexKey::desc(Target::Field("created".to_owned())));
+        index.include = vec!["id".to_owned()];
+        index.partial = vec![crate::advise::PartialTerm {
+            target: Target::Field("deleted".to_owned()),
+            condition: crate::advise::Condition::Bool(false),
+        }];
+        let shapes: Vec<(usize, usize, bool)> = fallbacks(&index)
+            .iter()
+            .map(|f| (f.keys.len(), f.include.len(), f.partial.is_empty()))
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![(2, 1, true), (2, 0, false), (2, 0, true), (1, 0, true)]
+        );
+        assert!(pays(100.0, 50.0, true, 0.2));
+        assert!(!pays(100.0, 90.0, true, 0.2));
+        assert!(!pays(100.0, 10.0, false, 0.2));
     }
 
     #[test]

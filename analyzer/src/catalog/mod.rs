@@ -10,13 +10,11 @@
 //!   columns of a join.
 //! - [`statistics`]: per field, distinct values, null fraction and the most common values'
 //!   frequencies ([`FieldStatistics`]), for key width and order.
-//! - [`system`]: the namespaces that belong to the server (or to indextap), never advised on.
 //! - [`usage`]: per existing index, the server's usage counter over the capture window and the
 //!   constraint it enforces ([`IndexUsage`]), for drop advice.
 
 pub mod columns;
 pub mod statistics;
-pub mod system;
 pub mod usage;
 
 use std::collections::BTreeMap;

@@ -40,6 +40,7 @@ fn recommendation(
         serves,
         evidence: None,
         write_load: load,
+        net_saving_ms: 0.0,
     }
 }
 
@@ -125,6 +126,7 @@ pub(crate) fn mongo_advice() -> Advice {
             index: old,
             name: "status_1".to_owned(),
             reason: "prefix of status_1_delivery_date_-1".to_owned(),
+            evidence: None,
         }],
         notes: vec!["existing indexes of app.users could not be read".to_owned()],
     }
@@ -172,6 +174,7 @@ pub(crate) fn postgres_advice() -> Advice {
         method: EvidenceMethod::Hypopg,
         cost_before: 1200.0,
         cost_after: 12.5,
+        sample_size: None,
     });
     let lower = recommendation(
         index(
@@ -256,6 +259,7 @@ pub(crate) fn postgres_advice() -> Advice {
             index: old,
             name: "runs_customer_idx".to_owned(),
             reason: "prefix of runs_customer_started_idx".to_owned(),
+            evidence: None,
         }],
         notes: vec!["HypoPG is not available on reports: costs are not verified".to_owned()],
     }

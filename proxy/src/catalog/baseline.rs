@@ -16,7 +16,7 @@ use indextap_analyzer::catalog::{Baseline, IndexUsage};
 use indextap_analyzer::shape::Namespace;
 use tokio_util::sync::CancellationToken;
 
-use super::{mongo, now_ms, postgres, system, CatalogSources};
+use super::{mongo, now_ms, postgres, CatalogSources};
 
 /// First readings per namespace and index name.
 #[derive(Debug, Default, Clone)]
@@ -105,7 +105,7 @@ async fn read_postgres(url: &str, baseline: &UsageBaseline) -> Result<(), String
 async fn read_mongo(uri: &str, baseline: &UsageBaseline) -> Result<(), String> {
     let client = mongo::client(uri).await?;
     for namespace in mongo::user_collections(&client).await? {
-        if system::is_internal(&namespace) {
+        if namespace.engine.rules().is_system(&namespace) {
             continue;
         }
         let at_ms = now_ms();

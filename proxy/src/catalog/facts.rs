@@ -10,7 +10,7 @@ use indextap_analyzer::shape::{Engine, Namespace, Predicate};
 use indextap_analyzer::snapshot::Snapshot;
 
 use super::baseline::UsageBaseline;
-use super::{mongo, namespaces, now_ms, postgres, system, CatalogSources};
+use super::{mongo, namespaces, now_ms, postgres, CatalogSources};
 
 /// The facts for `snapshot`'s user namespaces, and notes on what could not be read.
 pub async fn read(
@@ -42,7 +42,7 @@ async fn read_postgres(
 ) {
     let databases: BTreeSet<String> = namespaces(snapshot, Engine::Postgresql)
         .into_iter()
-        .filter(|namespace| !system::is_internal(namespace))
+        .filter(|namespace| !namespace.engine.rules().is_system(namespace))
         .map(|namespace| namespace.database)
         .collect();
     for database in databases {
@@ -124,7 +124,9 @@ pub fn fields_used(snapshot: &Snapshot, engine: Engine) -> BTreeMap<Namespace, B
     let mut used: BTreeMap<Namespace, BTreeSet<String>> = BTreeMap::new();
     for record in snapshot.shapes.values() {
         let shape = &record.shape;
-        if shape.namespace.engine != engine || system::is_internal(&shape.namespace) {
+        if shape.namespace.engine != engine
+            || shape.namespace.engine.rules().is_system(&shape.namespace)
+        {
             continue;
         }
         let fields = used.entry(shape.namespace.clone()).or_default();

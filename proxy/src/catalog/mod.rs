@@ -20,8 +20,6 @@ pub mod mongo;
 pub mod postgres;
 pub mod verify;
 
-pub use indextap_analyzer::catalog::system;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use indextap_analyzer::advise::{self, Advice, ExistingIndexes};

@@ -7,6 +7,11 @@
 //! sort is present (an `$in` before the sort would break the index order, unless the engine
 //! says otherwise), then one range key.
 //!
+//! Among equality keys that as many shapes share, the most selective comes first (from the
+//! catalog's statistics), and the equality prefix stops once it is estimated unique: a
+//! filter on a whole document gets the few keys that find it, not all of them, and shapes
+//! that differ only past that prefix get the same index.
+//!
 //! A branch that tests every key of a unique implicit index (MongoDB's `_id`) for equality
 //! needs no index, and neither does a candidate that such an index already is.
 
@@ -14,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Candidate, KeyRole};
 use crate::advise::{EngineRules, IndexKey, IndexMethod, IndexSpec, LeafUse, PartialTerm};
+use crate::catalog::NamespaceStatistics;
 use crate::shape::{Command, Leaf, Namespace, Shape, ShapeId, SortKey, Target};
 
 /// A PostgreSQL select list this short, beyond the keys, is worth an `INCLUDE`.
@@ -58,24 +64,30 @@ impl Usage {
         }
     }
 
-    /// Sort targets: more shapes first, then more executions, then by name.
+    /// Sort targets: more shapes first, then more executions, then the more selective
+    /// (by `selectivity`, the fraction of rows an equality matches), then by name.
     fn order(
         table: &BTreeMap<(Namespace, Target), Weight>,
         namespace: &Namespace,
         targets: &mut Vec<Target>,
+        selectivity: &dyn Fn(&Target) -> f64,
     ) {
-        let mut weighed: Vec<(Weight, Target)> = targets
+        let mut weighed: Vec<(Weight, f64, Target)> = targets
             .drain(..)
             .map(|target| {
                 let weight = table
                     .get(&(namespace.clone(), target.clone()))
                     .copied()
                     .unwrap_or_default();
-                (weight, target)
+                (weight, selectivity(&target), target)
             })
             .collect();
-        weighed.sort_by(|(wa, a), (wb, b)| wb.cmp(wa).then_with(|| a.cmp(b)));
-        targets.extend(weighed.into_iter().map(|(_, target)| target));
+        weighed.sort_by(|(wa, sa, a), (wb, sb, b)| {
+            wb.cmp(wa)
+                .then_with(|| sa.total_cmp(sb))
+                .then_with(|| a.cmp(b))
+        });
+        targets.extend(weighed.into_iter().map(|(_, _, target)| target));
     }
 }
 
@@ -85,6 +97,7 @@ pub(crate) fn branch_candidates(
     shape: &Shape,
     branch: &[(Leaf, LeafUse)],
     usage: &Usage,
+    statistics: Option<&NamespaceStatistics>,
 ) -> Vec<Candidate> {
     let namespace = &shape.namespace;
     let rules = namespace.engine.rules();
@@ -125,7 +138,7 @@ pub(crate) fn branch_candidates(
     }
     // A `$text` query runs on the text index alone: a B-tree beside it is never chosen.
     if !text_search {
-        if let Some(btree) = btree(id, shape, branch, usage, partial, rules) {
+        if let Some(btree) = btree(id, shape, branch, usage, partial, rules, statistics) {
             candidates.push(btree);
         }
     }
@@ -139,6 +152,7 @@ fn btree(
     usage: &Usage,
     partial: Vec<PartialTerm>,
     rules: &dyn EngineRules,
+    statistics: Option<&NamespaceStatistics>,
 ) -> Option<Candidate> {
     let namespace = &shape.namespace;
     let implicit = rules.implicit_indexes(namespace);
@@ -166,7 +180,14 @@ fn btree(
     }) {
         return None;
     }
-    Usage::order(&usage.equality, namespace, &mut equality);
+    let selectivity = |target: &Target| match (target, statistics) {
+        (Target::Field(name), Some(statistics)) => statistics
+            .fields
+            .get(name)
+            .map_or(1.0, |field| field.equality_selectivity()),
+        _ => 1.0,
+    };
+    Usage::order(&usage.equality, namespace, &mut equality, &selectivity);
     // Join keys go after the query's own equalities: the index then also serves this table
     // when it drives the join (found by its own filter), not only when it is probed per row.
     let joined_only = |target: &Target| {
@@ -176,7 +197,12 @@ fn btree(
             .all(|(leaf, _)| leaf.operator.is_join())
     };
     let (joins, own): (Vec<Target>, Vec<Target>) = equality.into_iter().partition(joined_only);
-    let equality = own.into_iter().chain(joins);
+    let mut equality: Vec<Target> = own.into_iter().chain(joins).collect();
+    // Once the equality prefix finds about one row, longer keys find no fewer.
+    let unique = statistics.and_then(|statistics| unique_prefix(&equality, statistics));
+    if let Some(length) = unique {
+        equality.truncate(length);
+    }
 
     let mut keys: Vec<IndexKey> = Vec::new();
     let mut roles: Vec<KeyRole> = Vec::new();
@@ -189,22 +215,24 @@ fn btree(
     for target in equality {
         push(&mut keys, IndexKey::asc(target), KeyRole::Equality);
     }
-    for sort_key in &shape.sort {
+    // A unique prefix returns at most one row: nothing to sort, no range to narrow.
+    let sort: &[SortKey] = if unique.is_some() { &[] } else { &shape.sort };
+    for sort_key in sort {
         if let Some(key) = sort_index_key(sort_key, rules) {
             push(&mut keys, key, KeyRole::Sort);
         }
     }
-    if !in_is_equality {
+    if !in_is_equality && unique.is_none() {
         let mut ins = targets_of(&|usage| matches!(usage, LeafUse::In));
-        Usage::order(&usage.equality, namespace, &mut ins);
+        Usage::order(&usage.equality, namespace, &mut ins, &selectivity);
         for target in ins {
             push(&mut keys, IndexKey::asc(target), KeyRole::Range);
         }
     }
     let mut ranges = targets_of(&|usage| matches!(usage, LeafUse::Range));
     ranges.retain(|target| !keys.iter().any(|key| &key.target == target));
-    Usage::order(&usage.range, namespace, &mut ranges);
-    if let Some(range) = ranges.into_iter().next() {
+    Usage::order(&usage.range, namespace, &mut ranges, &|_| 1.0);
+    if let (Some(range), None) = (ranges.into_iter().next(), unique) {
         push(&mut keys, IndexKey::asc(range), KeyRole::Range);
     }
 
@@ -239,6 +267,22 @@ fn btree(
         return None;
     }
     Some(candidate)
+}
+
+/// The length of the shortest prefix of `equality` that the statistics say is unique, when
+/// one is shorter than the whole.
+fn unique_prefix(equality: &[Target], statistics: &NamespaceStatistics) -> Option<usize> {
+    let mut fields = Vec::new();
+    for (length, target) in equality.iter().enumerate() {
+        let Target::Field(name) = target else {
+            return None;
+        };
+        fields.push(name.as_str());
+        if statistics.is_unique(fields.iter().copied()) {
+            return (length + 1 < equality.len()).then_some(length + 1);
+        }
+    }
+    None
 }
 
 /// The index key for one sort key, or none when the engine cannot index that sort

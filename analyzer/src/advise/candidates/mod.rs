@@ -21,7 +21,8 @@ pub(crate) mod tests;
 use std::collections::BTreeSet;
 
 use super::{IndexKey, IndexSpec, LeafUse};
-use crate::shape::{Command, Leaf, ShapeId};
+use crate::catalog::CatalogFacts;
+use crate::shape::{Command, Leaf, ShapeId, Target};
 use crate::snapshot::{ShapeRecord, Snapshot};
 use classify::classify;
 use expand::{expand, Expansion};
@@ -64,14 +65,32 @@ impl Candidate {
 
     /// Whether an index with `keys` serves every shape this candidate serves: this
     /// candidate's keys are a prefix of `keys`, and its sort keys scan in the order of
-    /// `keys`, all forwards or all backwards. Equality and range keys match in any direction.
+    /// `keys`, all forwards or all backwards. Equality and range keys match in any direction,
+    /// and the leading equality keys in any order: `(b, a, c)` finds what `(a, b, c)` finds
+    /// when `a` and `b` are both tested for equality.
     pub fn is_served_by(&self, keys: &[IndexKey]) -> bool {
         let Some(prefix) = keys.get(..self.index.keys.len()) else {
             return false;
         };
+        let equal = self
+            .roles
+            .iter()
+            .take_while(|role| **role == KeyRole::Equality)
+            .count()
+            .min(prefix.len());
+        let targets = |keys: &[IndexKey]| -> BTreeSet<Target> {
+            keys.iter().map(|key| key.target.clone()).collect()
+        };
+        if targets(&self.index.keys[..equal]) != targets(&prefix[..equal]) {
+            return false;
+        }
         let mut forwards = true;
         let mut backwards = true;
-        for ((mine, theirs), role) in self.index.keys.iter().zip(prefix).zip(&self.roles) {
+        let rest = self.index.keys[equal..]
+            .iter()
+            .zip(&prefix[equal..])
+            .zip(&self.roles[equal..]);
+        for ((mine, theirs), role) in rest {
             if mine.target != theirs.target {
                 return false;
             }
@@ -87,10 +106,16 @@ impl Candidate {
 /// One alternative of a filter: its leaves, each with what it does for an index.
 type Branch = Vec<(Leaf, LeafUse)>;
 
-/// One candidate per indexable shape (per branch) in the snapshot.
-///
-/// Deterministic: the same snapshot gives the same candidates in the same order.
+/// One candidate per indexable shape (per branch) in the snapshot, without statistics.
 pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
+    from_snapshot_with(snapshot, &CatalogFacts::default())
+}
+
+/// One candidate per indexable shape (per branch) in the snapshot; the catalog's statistics
+/// order equality keys and cut them at a unique prefix.
+///
+/// Deterministic: the same snapshot and facts give the same candidates in the same order.
+pub fn from_snapshot_with(snapshot: &Snapshot, facts: &CatalogFacts) -> Vec<Candidate> {
     let plans: Vec<(ShapeId, &ShapeRecord, Vec<Branch>)> = snapshot
         .shapes
         .iter()
@@ -103,9 +128,10 @@ pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
     plans
         .iter()
         .flat_map(|(id, record, branches)| {
-            branches
-                .iter()
-                .flat_map(|branch| esr::branch_candidates(*id, &record.shape, branch, &usage))
+            branches.iter().flat_map(|branch| {
+                let statistics = facts.statistics.get(&record.shape.namespace);
+                esr::branch_candidates(*id, &record.shape, branch, &usage, statistics)
+            })
         })
         .collect()
 }

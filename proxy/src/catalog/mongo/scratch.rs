@@ -19,7 +19,7 @@ use mongodb::{Client, Collection};
 use super::{error_label, TIMEOUT};
 
 /// Every scratch database's name starts with this; advice never covers such a database.
-pub use indextap_analyzer::catalog::system::SCRATCH_DATABASE_PREFIX as SCRATCH_PREFIX;
+pub use indextap_analyzer::advise::engine::mongodb::SCRATCH_DATABASE_PREFIX as SCRATCH_PREFIX;
 /// Documents inserted per round trip while copying.
 const BATCH: usize = 1000;
 

@@ -6,7 +6,8 @@
 //!   collection's text index, which indexes every string field (`$**`).
 //! - ESR: `$natural` and `$meta` sort keys are no index keys. Index keys carry no null order.
 //! - Every collection has the unique `_id` index, named `_id_`, and it is never dropped.
-//! - `admin`, `local` and `config` databases, and `system.*` collections, are MongoDB's own.
+//! - `admin`, `local` and `config` databases, and `system.*` collections, are MongoDB's own;
+//!   `indextap_scratch_*` databases are indextap's (sample verification).
 //! - Names: MongoDB's default, `status_1_delivery_date_-1` (see `naming`), with no
 //!   practical length limit since 4.2; unique per collection.
 //! - Not verified yet. Every insert, update and delete maintains every index.
@@ -23,6 +24,10 @@ use crate::shape::{Constant, Leaf, Namespace, OpClass, Target};
 
 /// MongoDB's name for the `_id` index.
 pub const ID_INDEX: &str = "_id_";
+
+/// The prefix of the scratch databases `--mongo-verify sample` creates (and drops): they
+/// are indextap's own, never advised on.
+pub const SCRATCH_DATABASE_PREFIX: &str = "indextap_scratch_";
 
 /// The field every document has, indexed uniquely.
 const ID_FIELD: &str = "_id";
@@ -82,6 +87,7 @@ impl EngineRules for MongoDb {
     fn is_system(&self, namespace: &Namespace) -> bool {
         matches!(namespace.database.as_str(), "admin" | "local" | "config")
             || namespace.collection.starts_with("system.")
+            || namespace.database.starts_with(SCRATCH_DATABASE_PREFIX)
     }
 
     fn index_name(&self, index: &IndexSpec) -> String {

@@ -1,0 +1,382 @@
+//! Before candidates: only user objects, and every column on the table that owns it.
+//!
+//! - **System objects** ([`EngineRules::is_system`]) are counted in the shapes, never
+//!   advised on. On PostgreSQL, once a database's catalog was read, a table it does not
+//!   list as a user table is not one either (an unqualified `pg_type` is the catalog's).
+//! - **Unqualified columns of a join.** SQL lowering puts an unqualified column on the first
+//!   table of the FROM list: it has no catalog. Here the catalog decides. A leaf whose column
+//!   its table does not have moves to the one other table of the same statement (same
+//!   normalised SQL) that has it; when no single table has it, it is left out of every key
+//!   and named in the notes. A sort or select list that names such a column is dropped from
+//!   the shape (no single index orders or covers it).
+//! - **Fields no document has** (MongoDB, from the sample): never a key; named in the notes.
+//!
+//! The shapes keep their ids: a corrected shape is still the shape that was captured.
+//!
+//! [`EngineRules::is_system`]: super::EngineRules::is_system
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::{Attribution, CatalogFacts};
+use crate::shape::{Engine, Namespace, Predicate, ShapeId};
+use crate::snapshot::Snapshot;
+
+/// The option SQL lowering sets on every table of a FROM list that holds more than one.
+const JOIN_OPTION: &str = "join";
+
+/// The snapshot with system objects left out and columns attributed, and the notes.
+pub fn attribute(snapshot: &Snapshot, facts: &CatalogFacts) -> (Snapshot, Vec<String>) {
+    let mut out = snapshot.clone();
+    let mut notes = BTreeSet::new();
+    out.shapes
+        .retain(|_, record| is_user_object(&record.shape.namespace, facts));
+    attribute_joins(&mut out, facts, &mut notes);
+    leave_out_absent_fields(&mut out, facts, &mut notes);
+    (out, notes.into_iter().collect())
+}
+
+/// Whether advice may cover `namespace`.
+pub fn is_user_object(namespace: &Namespace, facts: &CatalogFacts) -> bool {
+    if namespace.engine.rules().is_system(namespace) {
+        return false;
+    }
+    if namespace.engine != Engine::Postgresql {
+        return true;
+    }
+    // A database whose user tables were read: the table must be one of them.
+    let read = facts
+        .columns
+        .0
+        .keys()
+        .any(|known| known.engine == namespace.engine && known.database == namespace.database);
+    !read || facts.columns.knows(namespace)
+}
+
+/// A leaf that has to leave its shape: where it goes, if anywhere.
+struct Move {
+    from: ShapeId,
+    column: String,
+    to: Option<ShapeId>,
+}
+
+fn attribute_joins(snapshot: &mut Snapshot, facts: &CatalogFacts, notes: &mut BTreeSet<String>) {
+    // The tables of each statement, from its shapes (one per table it reads).
+    let mut statements: BTreeMap<&str, Vec<(ShapeId, &Namespace)>> = BTreeMap::new();
+    for (id, record) in &snapshot.shapes {
+        if let (true, Some(sql)) = (is_join(record), record.normalized_sql.as_deref()) {
+            statements
+                .entry(sql)
+                .or_default()
+                .push((*id, &record.shape.namespace));
+        }
+    }
+    let mut moves = Vec::new();
+    for (id, record) in &snapshot.shapes {
+        if !is_join(record) || !facts.columns.knows(&record.shape.namespace) {
+            continue;
+        }
+        let namespace = &record.shape.namespace;
+        let tables = record
+            .normalized_sql
+            .as_deref()
+            .and_then(|sql| statements.get(sql))
+            .cloned()
+            .unwrap_or_default();
+        let namespaces: Vec<Namespace> = tables.iter().map(|(_, ns)| (*ns).clone()).collect();
+        let mut columns = BTreeSet::new();
+        leaf_columns(&record.shape.filter, &mut columns);
+        columns.extend(
+            record
+                .shape
+                .sort
+                .iter()
+                .map(|k| k.target.column().to_owned()),
+        );
+        columns.extend(record.shape.projection.iter().cloned());
+        for column in columns {
+            if facts.columns.has(namespace, &column) != Some(false) {
+                continue;
+            }
+            let to = match facts.columns.owner(&column, &namespaces) {
+                Attribution::Owner(owner) => tables
+                    .iter()
+                    .find(|(_, ns)| *ns == owner)
+                    .map(|(shape, _)| *shape),
+                Attribution::Ambiguous | Attribution::Unknown => None,
+            };
+            if to.is_none() {
+                notes.insert(format!(
+                    "column {column} of a join with {namespace} could not be attributed to one table: left out of every key"
+                ));
+            }
+            moves.push(Move {
+                from: *id,
+                column,
+                to,
+            });
+        }
+    }
+    for Move { from, column, to } in moves {
+        let Some(record) = snapshot.shapes.get_mut(&from) else {
+            continue;
+        };
+        let moved = take_leaves(&mut record.shape.filter, &column);
+        let constants: Vec<_> = record
+            .constants
+            .iter()
+            .filter(|bound| bound.target.column() == column)
+            .cloned()
+            .collect();
+        record
+            .constants
+            .retain(|bound| bound.target.column() != column);
+        if record
+            .shape
+            .sort
+            .iter()
+            .any(|k| k.target.column() == column)
+        {
+            record.shape.sort.clear();
+        }
+        if record.shape.projection.contains(&column) {
+            // Covering columns must be this table's: without them, no index-only scan.
+            record.shape.projection.clear();
+        }
+        let Some(owner) = to.and_then(|to| snapshot.shapes.get_mut(&to)) else {
+            continue;
+        };
+        if !moved.is_empty() {
+            let mut conjuncts = match std::mem::replace(&mut owner.shape.filter, Predicate::all()) {
+                Predicate::And(children) => children,
+                other => vec![other],
+            };
+            conjuncts.extend(moved);
+            conjuncts.sort();
+            conjuncts.dedup();
+            owner.shape.filter = Predicate::And(conjuncts);
+        }
+        owner.constants.extend(constants);
+        owner.constants.sort();
+        owner.constants.dedup();
+    }
+}
+
+fn is_join(record: &crate::snapshot::ShapeRecord) -> bool {
+    record.shape.options.iter().any(|o| o == JOIN_OPTION)
+}
+
+fn leaf_columns(predicate: &Predicate, into: &mut BTreeSet<String>) {
+    match predicate {
+        Predicate::Leaf(leaf) => {
+            into.insert(leaf.target.column().to_owned());
+        }
+        Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
+            children.iter().for_each(|child| leaf_columns(child, into));
+        }
+        Predicate::Not(child) => leaf_columns(child, into),
+        Predicate::ElemMatch { predicate, .. } => leaf_columns(predicate, into),
+    }
+}
+
+/// Removes the top-level leaves on `column` and returns them; a nested condition that
+/// mentions it (an OR, a NOT) is removed whole: the filter only gets weaker.
+fn take_leaves(filter: &mut Predicate, column: &str) -> Vec<Predicate> {
+    let mentions = |predicate: &Predicate| {
+        let mut columns = BTreeSet::new();
+        leaf_columns(predicate, &mut columns);
+        columns.contains(column)
+    };
+    match filter {
+        Predicate::And(children) => {
+            let mut taken = Vec::new();
+            children.retain(|child| match child {
+                Predicate::Leaf(leaf) if leaf.target.column() == column => {
+                    taken.push(child.clone());
+                    false
+                }
+                other => !mentions(other),
+            });
+            taken
+        }
+        Predicate::Leaf(leaf) if leaf.target.column() == column => {
+            vec![std::mem::replace(filter, Predicate::all())]
+        }
+        other if mentions(other) => {
+            *other = Predicate::all();
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn leave_out_absent_fields(
+    snapshot: &mut Snapshot,
+    facts: &CatalogFacts,
+    notes: &mut BTreeSet<String>,
+) {
+    for record in snapshot.shapes.values_mut() {
+        let namespace = &record.shape.namespace;
+        let Some(statistics) = facts.statistics.get(namespace) else {
+            continue;
+        };
+        let Some(sampled) = statistics.sample_size.filter(|n| *n > 0) else {
+            continue;
+        };
+        let mut columns = BTreeSet::new();
+        leaf_columns(&record.shape.filter, &mut columns);
+        columns.extend(
+            record
+                .shape
+                .sort
+                .iter()
+                .map(|k| k.target.column().to_owned()),
+        );
+        for column in columns {
+            if column == "_id" || !statistics.is_absent(&column) {
+                continue;
+            }
+            notes.insert(format!(
+                "{column} is in none of {sampled} sampled documents of {namespace}: left out of its keys"
+            ));
+            take_leaves(&mut record.shape.filter, &column);
+            record.shape.sort.retain(|k| k.target.column() != column);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advise::candidates::tests::{eq, leaf, record, snapshot};
+    use crate::catalog::{FieldStatistics, NamespaceStatistics};
+    use crate::shape::{OpClass, Shape};
+
+    fn table(name: &str) -> Namespace {
+        Namespace::postgres("tpcc", "public", name)
+    }
+
+    fn joined(shape: Shape, sql: &str) -> crate::snapshot::ShapeRecord {
+        let mut shape = shape;
+        shape.options = vec![JOIN_OPTION.to_owned()];
+        let mut record = record(shape, 3);
+        record.normalized_sql = Some(sql.to_owned());
+        record
+    }
+
+    #[test]
+    fn unqualified_columns_move_to_their_table() {
+        let sql = "SELECT c_discount, w_tax FROM customer, warehouse WHERE w_id = $1 AND c_w_id = w_id AND c_id = $2";
+        let mut customer = Shape::new(table("customer"), "select");
+        customer.filter = Predicate::And(vec![eq("c_id"), eq("w_id"), eq("c_w_id")]);
+        customer.projection = vec!["c_discount".to_owned(), "w_tax".to_owned()];
+        let warehouse = Shape::new(table("warehouse"), "select");
+        let snapshot = snapshot(vec![joined(customer, sql), joined(warehouse, sql)]);
+        let mut facts = CatalogFacts::default();
+        facts.columns.insert(
+            table("customer"),
+            ["c_id", "c_w_id", "c_discount"].map(str::to_owned),
+        );
+        facts
+            .columns
+            .insert(table("warehouse"), ["w_id", "w_tax"].map(str::to_owned));
+        let (attributed, notes) = attribute(&snapshot, &facts);
+        assert!(notes.is_empty(), "{notes:?}");
+        let by_table = |name: &str| {
+            attributed
+                .shapes
+                .values()
+                .find(|r| r.shape.namespace == table(name))
+                .expect("the shape")
+                .shape
+                .clone()
+        };
+        assert_eq!(
+            by_table("customer").filter,
+            Predicate::And(vec![eq("c_id"), eq("c_w_id")])
+        );
+        assert!(by_table("customer").projection.is_empty());
+        assert_eq!(
+            by_table("warehouse").filter,
+            Predicate::And(vec![eq("w_id")])
+        );
+    }
+
+    #[test]
+    fn an_unattributable_column_is_a_note() {
+        let sql = "SELECT 1 FROM a, b WHERE x = $1";
+        let mut first = Shape::new(table("a"), "select");
+        first.filter = Predicate::And(vec![eq("x"), leaf("y", ">", OpClass::Range)]);
+        let snapshot = snapshot(vec![joined(first, sql)]);
+        let mut facts = CatalogFacts::default();
+        facts.columns.insert(table("a"), ["y"].map(str::to_owned));
+        let (attributed, notes) = attribute(&snapshot, &facts);
+        let shape = &attributed.shapes.values().next().expect("kept").shape;
+        assert_eq!(
+            shape.filter,
+            Predicate::And(vec![leaf("y", ">", OpClass::Range)])
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("column x of a join with tpcc.public.a"));
+    }
+
+    #[test]
+    fn system_and_unlisted_tables_are_left_out() {
+        let catalog = Shape::new(
+            Namespace::postgres("app", "pg_catalog", "pg_class"),
+            "select",
+        );
+        let unlisted = Shape::new(Namespace::postgres("app", "public", "pg_type"), "select");
+        let user = Shape::new(Namespace::postgres("app", "public", "orders"), "select");
+        let local = Shape::new(Namespace::mongo("local", "startup_log"), "find");
+        let snapshot = snapshot(vec![
+            record(catalog, 1),
+            record(unlisted, 1),
+            record(user, 1),
+            record(local, 1),
+        ]);
+        let mut facts = CatalogFacts::default();
+        facts.columns.insert(
+            Namespace::postgres("app", "public", "orders"),
+            ["id".to_owned()],
+        );
+        let (attributed, _) = attribute(&snapshot, &facts);
+        let kept: Vec<String> = attributed
+            .shapes
+            .values()
+            .map(|r| r.shape.namespace.to_string())
+            .collect();
+        assert_eq!(kept, vec!["app.public.orders"]);
+    }
+
+    #[test]
+    fn a_field_no_sampled_document_has_is_never_a_key() {
+        let customers = Namespace::mongo("app", "customer");
+        let mut shape = Shape::new(customers.clone(), "find");
+        shape.filter = Predicate::And(vec![eq("d_id")]);
+        shape.sort = vec![crate::advise::candidates::tests::sort("updated_at", -1)];
+        let snapshot = snapshot(vec![record(shape, 2)]);
+        let mut facts = CatalogFacts::default();
+        facts.statistics.insert(
+            customers,
+            NamespaceStatistics {
+                rows: 100.0,
+                sample_size: Some(100),
+                fields: BTreeMap::from([(
+                    "d_id".to_owned(),
+                    FieldStatistics {
+                        distinct: 10.0,
+                        null_fraction: 0.0,
+                        most_common_frequencies: Vec::new(),
+                    },
+                )]),
+            },
+        );
+        let (attributed, notes) = attribute(&snapshot, &facts);
+        let shape = &attributed.shapes.values().next().expect("kept").shape;
+        assert!(shape.sort.is_empty());
+        assert_eq!(
+            notes,
+            vec!["updated_at is in none of 100 sampled documents of app.customer: left out of its keys"]
+        );
+    }
+}
