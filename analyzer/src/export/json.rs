@@ -35,6 +35,7 @@ struct JsonRecommendation<'a> {
     serves: Vec<JsonServed<'a>>,
     evidence: Option<JsonEvidence<'a>>,
     write_load: &'a WriteLoad,
+    net_saving_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -59,9 +60,16 @@ struct JsonServed<'a> {
 
 #[derive(Serialize)]
 struct JsonEvidence<'a> {
+    method: &'a str,
     cost_before: f64,
     cost_after: f64,
-    method: &'a str,
+    gain_percent: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docs_examined_before: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docs_examined_after: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample_size: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -75,6 +83,9 @@ struct JsonDrop<'a> {
     method: &'static str,
     reason: &'a str,
     statement: String,
+    rollback: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<&'a crate::advise::DropEvidence>,
 }
 
 /// The lowercase name of an access method, as the JSON shows it.
@@ -150,15 +161,20 @@ fn recommendation(recommendation: &Recommendation) -> JsonRecommendation<'_> {
                 shape: &served.shape,
             })
             .collect(),
-        evidence: recommendation
-            .evidence
-            .as_ref()
-            .map(|evidence| JsonEvidence {
+        evidence: recommendation.evidence.as_ref().map(|evidence| {
+            let sampled = evidence.sample_size.is_some();
+            JsonEvidence {
+                method: evidence.method.as_str(),
                 cost_before: evidence.cost_before,
                 cost_after: evidence.cost_after,
-                method: evidence.method.as_str(),
-            }),
+                gain_percent: (evidence.gain() * 1000.0).round() / 10.0,
+                docs_examined_before: sampled.then_some(evidence.cost_before),
+                docs_examined_after: sampled.then_some(evidence.cost_after),
+                sample_size: evidence.sample_size,
+            }
+        }),
         write_load: &recommendation.write_load,
+        net_saving_ms: (recommendation.net_saving_ms * 1000.0).round() / 1000.0,
     }
 }
 
@@ -174,6 +190,8 @@ fn drop(drop: &DropCandidate) -> JsonDrop<'_> {
         method: method_name(index.method),
         reason: &drop.reason,
         statement: super::drop_statement(drop),
+        rollback: super::recreate_statement(drop),
+        evidence: drop.evidence.as_ref(),
     }
 }
 

@@ -3,13 +3,15 @@
 //!
 //! ## Layout
 //! A summary table, then per index: the shapes it serves (rendered with names, operators and
-//! types only) with count, p95 and total time, the statement, the improvement (planner
-//! evidence, or "estimated: not verified"), and the write load of its namespace. Then the
-//! drop candidates, a rollback section, and the notes.
+//! types only) with count, p95 and total time, shapes that read the same grouped on one row
+//! (same filter, other select lists), the statement, the improvement (planner evidence,
+//! documents examined on a sample, or "estimated: not verified"), its net saving, and the
+//! write load of its namespace. Then the drop candidates with their evidence, a rollback
+//! section, and the notes.
 
 use std::fmt::Write as _;
 
-use crate::advise::{Advice, DropCandidate, Recommendation};
+use crate::advise::{Advice, DropCandidate, EvidenceMethod, Recommendation, Served};
 use crate::shape::Engine;
 
 /// Text safe inside a table cell.
@@ -46,10 +48,16 @@ fn improvement(recommendation: &Recommendation) -> String {
             } else {
                 String::new()
             };
-            format!(
-                "planner cost {:.2} → {:.2}{change}, measured with {}",
-                evidence.cost_before, evidence.cost_after, evidence.method
-            )
+            match (&evidence.method, evidence.sample_size) {
+                (EvidenceMethod::Sample, Some(size)) => format!(
+                    "documents examined {:.0} → {:.0}{change}, measured on a sample of {size} documents",
+                    evidence.cost_before, evidence.cost_after
+                ),
+                _ => format!(
+                    "planner cost {:.2} → {:.2}{change}, measured with {}",
+                    evidence.cost_before, evidence.cost_after, evidence.method
+                ),
+            }
         }
         None => "estimated: not verified".to_owned(),
     }
@@ -72,14 +80,22 @@ fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
         code(&namespace.to_string())
     );
     out.push_str("| Shape | Count | p95 | Total |\n|---|---:|---:|---:|\n");
-    for served in &recommendation.serves {
+    for (shape, group) in grouped(&recommendation.serves) {
+        let count = group
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.count));
+        let total: f64 = group.iter().map(|s| s.total_ms).sum();
+        let p95 = group.iter().map(|s| s.p95_ms).fold(0.0, f64::max);
+        let variants = match group.len() {
+            1 => String::new(),
+            n => format!(" ({n} variants: other select lists)"),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} ms | {} ms |",
-            cell(&served.shape),
-            served.count,
-            super::ms(served.p95_ms),
-            super::ms(served.total_ms)
+            "| {}{variants} | {count} | {} ms | {} ms |",
+            cell(shape),
+            super::ms(p95),
+            super::ms(total)
         );
     }
     let _ = writeln!(
@@ -89,6 +105,11 @@ fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
         super::statement(recommendation)
     );
     let _ = writeln!(out, "- Improvement: {}", improvement(recommendation));
+    let _ = writeln!(
+        out,
+        "- Net saving: {} ms (time saved less estimated index maintenance on writes)",
+        super::ms(recommendation.net_saving_ms)
+    );
     let _ = writeln!(
         out,
         "- Write load on {}: {}",
@@ -108,15 +129,29 @@ fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
     }
 }
 
+/// Served shapes that read the same (the same rendering: same filter and sort, another
+/// select list), heaviest group first.
+fn grouped(serves: &[Served]) -> Vec<(&str, Vec<&Served>)> {
+    let mut groups: Vec<(&str, Vec<&Served>)> = Vec::new();
+    for served in serves {
+        match groups.iter_mut().find(|(shape, _)| *shape == served.shape) {
+            Some((_, group)) => group.push(served),
+            None => groups.push((&served.shape, vec![served])),
+        }
+    }
+    groups
+}
+
 fn drop_line(out: &mut String, drop: &DropCandidate) {
     let _ = writeln!(
         out,
-        "- {} on {}: {}\n\n  ```{}\n  {}\n  ```",
+        "- {} on {}: {}\n\n  ```{}\n  {}\n  ```\n\n  Rollback: {}",
         code(&drop.name),
         code(&drop.index.namespace.to_string()),
         cell(&drop.reason),
         fence(drop.index.namespace.engine),
-        super::drop_statement(drop)
+        super::drop_statement(drop),
+        code(&super::recreate_statement(drop))
     );
 }
 
@@ -154,9 +189,11 @@ pub(crate) fn render(advice: &Advice) -> String {
     }
     out.push_str("\n## Drop candidates\n\n");
     if advice.drops.is_empty() {
-        out.push_str("None: no existing index is a prefix of another.\n");
+        out.push_str(
+            "None: no existing index is a prefix of another, or unused long enough to tell.\n",
+        );
     } else {
-        out.push_str("Existing indexes that another existing index makes redundant. Review before dropping.\n\n");
+        out.push_str("Existing indexes that another existing index makes redundant, or that nothing used over the window while writes maintained them. Review before dropping.\n\n");
         for drop in &advice.drops {
             drop_line(&mut out, drop);
         }

@@ -137,6 +137,14 @@ pub fn drop_statement(drop: &DropCandidate) -> String {
     }
 }
 
+/// The statement that builds a dropped index again: the rollback of a drop.
+pub fn recreate_statement(drop: &DropCandidate) -> String {
+    match drop.index.namespace.engine {
+        Engine::Mongodb => mongosh::create_statement(&drop.index, &drop.name),
+        Engine::Postgresql => ddl::create_statement(&drop.index, &drop.name),
+    }
+}
+
 /// Milliseconds for people: about three significant digits.
 pub(crate) fn ms(value: f64) -> String {
     if value >= 100.0 {

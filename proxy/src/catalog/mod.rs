@@ -11,18 +11,20 @@
 //! - [`mongo`]: existing indexes through `listIndexes`.
 //! - [`postgres`]: existing indexes from `pg_index`.
 //! - [`verify`]: HypoPG verification.
+//! - [`mongo_verify`]: `--mongo-verify sample`, `explain` on a scratch copy of a sample.
 //! - [`facts`]: column owners, statistics and index usage for the advice.
 //! - [`baseline`]: index usage counters read at the start of the window.
 
 pub mod baseline;
 pub mod facts;
 pub mod mongo;
+pub mod mongo_verify;
 pub mod postgres;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use indextap_analyzer::advise::{self, Advice, ExistingIndexes};
+use indextap_analyzer::advise::{self, Advice, AdviceSettings, ExistingIndexes};
 use indextap_analyzer::shape::{Engine, Namespace};
 use indextap_analyzer::snapshot::Snapshot;
 
@@ -94,10 +96,33 @@ pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
     let mut notes = Vec::new();
     read_mongo(snapshot, sources, &mut existing, &mut notes).await;
     read_postgres(snapshot, sources, &mut existing, &mut notes).await;
-    let mut advice = advise::advise(snapshot, &existing);
+    let settings = settings(&sources.settings);
+    let (facts, fact_notes) = facts::read(
+        snapshot,
+        sources,
+        &sources.baseline,
+        sources.settings.mongo_sample_size,
+    )
+    .await;
+    let mut advice = advise::advise_with(snapshot, &existing, &facts, &settings);
     advice.notes.extend(notes);
-    verify::verify_postgres(&mut advice, snapshot, sources).await;
+    advice.notes.extend(fact_notes);
+    verify::verify_postgres(&mut advice, snapshot, sources, &existing, &settings).await;
+    if sources.settings.mongo_verify == indextap_config::MongoVerify::Sample {
+        mongo_verify::verify_mongo(&mut advice, snapshot, sources, &existing, &settings).await;
+    }
+    advise::rank::select(&mut advice, &settings);
     advice
+}
+
+/// The analyzer's view of `[advice]`.
+pub fn settings(config: &indextap_config::AdviceConfig) -> AdviceSettings {
+    AdviceSettings {
+        min_gain: f64::from(config.min_gain_percent.min(100)) / 100.0,
+        max_indexes_per_namespace: config.max_indexes_per_namespace.max(1),
+        drop_min_window_secs: config.drop_min_window_secs,
+        ..AdviceSettings::default()
+    }
 }
 
 async fn read_mongo(

@@ -15,7 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use indextap_analyzer::advise::verify::{self, Measurement, Probe};
-use indextap_analyzer::advise::{Advice, IndexMethod};
+use indextap_analyzer::advise::{
+    rank, Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec,
+};
 use indextap_analyzer::shape::Namespace;
 use indextap_analyzer::snapshot::Snapshot;
 use serde_json::Value;
@@ -25,7 +27,21 @@ use super::postgres::{connect, sqlstate_or_kind, TIMEOUT};
 use super::CatalogSources;
 
 /// Measure every PostgreSQL recommendation; notes say what could not be verified.
-pub async fn verify_postgres(advice: &mut Advice, snapshot: &Snapshot, sources: &CatalogSources) {
+///
+/// Recommendations are measured best first, and each one accepted stays in the session as a
+/// hypothetical index while the next are measured: a later candidate is priced against the
+/// plans the earlier ones already give (whole-workload selection, re-verified as indexes are
+/// added). A candidate the planner refuses, or that does not save `min_gain`, is replaced by
+/// the first simpler variant that does (`verify::fallbacks`); `INCLUDE` stays only when it
+/// makes the plans at least 10 % cheaper than the same index without it. A candidate whose
+/// verification fails is never recommended: it goes into the notes with the reason.
+pub async fn verify_postgres(
+    advice: &mut Advice,
+    snapshot: &Snapshot,
+    sources: &CatalogSources,
+    existing: &ExistingIndexes,
+    settings: &AdviceSettings,
+) {
     let probes = verify::probes(advice, snapshot);
     if probes.is_empty() {
         return;
@@ -42,6 +58,8 @@ pub async fn verify_postgres(advice: &mut Advice, snapshot: &Snapshot, sources: 
     };
     let mut measurements = Vec::new();
     let mut unverified = Vec::new();
+    let mut failed = Vec::new();
+    let mut replaced = Vec::new();
     let mut by_database: BTreeMap<&str, Vec<&Probe>> = BTreeMap::new();
     for probe in &probes {
         by_database
@@ -69,32 +87,85 @@ pub async fn verify_postgres(advice: &mut Advice, snapshot: &Snapshot, sources: 
             }
         };
         for probe in probes {
-            if let Some(method) = unmodelled_method(advice, &probe.namespace, &probe.name) {
+            let Some(index) = index_of(advice, &probe.namespace, &probe.name) else {
+                continue;
+            };
+            if let Some(method) = unmodelled_method(&index) {
                 unverified.push(format!(
                     "{} is not verified: HypoPG cannot model {method} indexes",
                     probe.name
                 ));
                 continue;
             }
-            let (measured, failure) = planner.measure(probe).await;
-            if measured.is_empty() {
-                let reason = failure.unwrap_or_else(|| "no plan was measured".to_string());
-                unverified.push(format!("{} is not verified: {reason}", probe.name));
+            match planner.choose(probe, &index, settings).await {
+                Ok(Choice {
+                    index: chosen,
+                    measured,
+                    accepted,
+                }) => {
+                    if accepted && chosen != index {
+                        replaced.push((probe.namespace.clone(), probe.name.clone(), chosen));
+                    }
+                    if !accepted {
+                        if let Some(costliest) = measured
+                            .iter()
+                            .max_by(|a, b| a.cost_before.total_cmp(&b.cost_before))
+                        {
+                            unverified.push(format!(
+                                "{}: no simpler index pays either; its heaviest shape keeps its plan (cost {:.0})",
+                                probe.name, costliest.cost_before
+                            ));
+                        }
+                    }
+                    measurements.extend(measured);
+                }
+                Err(reason) => failed.push((probe.namespace.clone(), probe.name.clone(), reason)),
             }
-            measurements.extend(measured);
+        }
+        planner.reset().await;
+    }
+    for (namespace, name, reason) in failed {
+        verify::leave_out(advice, &namespace, &name, &reason);
+    }
+    for (namespace, name, index) in replaced {
+        if let Some(recommendation) = advice
+            .recommendations
+            .iter_mut()
+            .find(|r| r.index.namespace == namespace && r.name == name)
+        {
+            recommendation.index = IndexSpec {
+                name: recommendation.index.name.clone(),
+                ..index
+            };
         }
     }
-    verify::apply(advice, &measurements);
+    verify::apply(advice, &measurements, settings);
+    rank::name_all(&mut advice.recommendations, existing);
     advice.notes.extend(unverified);
 }
 
-/// The access method of a recommendation when HypoPG cannot create it hypothetically.
-fn unmodelled_method(advice: &Advice, namespace: &Namespace, name: &str) -> Option<&'static str> {
-    let recommendation = advice
+/// A recommendation's index, as it stands.
+fn index_of(advice: &Advice, namespace: &Namespace, name: &str) -> Option<IndexSpec> {
+    advice
         .recommendations
         .iter()
-        .find(|r| &r.index.namespace == namespace && r.name == name)?;
-    match recommendation.index.method {
+        .find(|r| &r.index.namespace == namespace && r.name == name)
+        .map(|r| r.index.clone())
+}
+
+/// What verification settled on for one recommendation.
+struct Choice {
+    /// The index to recommend: the candidate, or the simpler variant that paid.
+    index: IndexSpec,
+    /// Its measurements (the candidate's own when nothing paid).
+    measured: Vec<Measurement>,
+    /// Whether it pays: then it stays in the session for the next candidates.
+    accepted: bool,
+}
+
+/// The access method of an index HypoPG cannot create hypothetically.
+fn unmodelled_method(index: &IndexSpec) -> Option<&'static str> {
+    match index.method {
         IndexMethod::Btree => None,
         IndexMethod::Gin | IndexMethod::GinTrgm | IndexMethod::Text => Some("gin"),
     }
@@ -132,37 +203,126 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// One measurement per served query that could be explained both ways, and the first
-    /// reason one could not (SQLSTATEs and fixed words only: never a value).
-    async fn measure(&self, probe: &Probe) -> (Vec<Measurement>, Option<String>) {
-        let mut out = Vec::new();
-        let mut failure = None;
-        for query in &probe.queries {
-            let before = self.explain(&query.sql).await;
-            let hypothetical = self.create_hypothetical(&probe.hypothetical_ddl).await;
-            let after = self.explain(&query.sql).await;
-            let _ = self.client.batch_execute("SELECT hypopg_reset()").await;
-            match (before, hypothetical, after) {
-                (Ok(before), Ok(index_name), Ok(after)) => out.push(Measurement {
-                    namespace: probe.namespace.clone(),
-                    name: probe.name.clone(),
-                    shape_id: query.shape_id,
-                    cost_before: total_cost(&before),
-                    cost_after: total_cost(&after),
-                    index_used: mentions_index(&after, &index_name),
-                }),
-                (before, hypothetical, after) => {
-                    let reason = [before.err(), hypothetical.err(), after.err()]
-                        .into_iter()
-                        .flatten()
-                        .next()
-                        .unwrap_or_default();
-                    tracing::info!(index = %probe.name, shape = %query.shape_id, %reason, "could not measure");
-                    failure.get_or_insert(reason);
+    /// Settles one recommendation: the candidate if it pays, else the first simpler variant
+    /// that does; `INCLUDE` only when it pays its way. An accepted index stays in the session.
+    /// An error when not even the candidate could be measured.
+    async fn choose(
+        &self,
+        probe: &Probe,
+        index: &IndexSpec,
+        settings: &AdviceSettings,
+    ) -> Result<Choice, String> {
+        let first = self.measure(probe, index).await?;
+        let mut chosen = None;
+        if first.pays(settings) {
+            chosen = Some((index.clone(), first.clone()));
+        } else {
+            for simpler in verify::fallbacks(index) {
+                if let Ok(measured) = self.measure(probe, &simpler).await {
+                    if measured.pays(settings) {
+                        chosen = Some((simpler, measured));
+                        break;
+                    }
                 }
             }
         }
-        (out, failure)
+        let Some((mut index, mut measured)) = chosen else {
+            return Ok(Choice {
+                index: index.clone(),
+                measured: first.into_measurements(probe),
+                accepted: false,
+            });
+        };
+        if let Some(plain) = verify::without_include(&index) {
+            if let Ok(without) = self.measure(probe, &plain).await {
+                if without.pays(settings) && measured.after() >= without.after() * 0.9 {
+                    index = plain;
+                    measured = without;
+                }
+            }
+        }
+        // Kept for the next candidates: they are priced with this one in place.
+        if let Some(ddl) = index.namespace.engine.rules().hypothetical_ddl(&index) {
+            let _ = self.create_hypothetical(&ddl).await;
+        }
+        Ok(Choice {
+            index,
+            measured: measured.into_measurements(probe),
+            accepted: true,
+        })
+    }
+
+    /// Explains every served query without and with `index` (the indexes accepted so far
+    /// in place both times); the hypothetical `index` is dropped again. An error when no
+    /// query could be measured, with the first reason (SQLSTATEs and fixed words only).
+    async fn measure(&self, probe: &Probe, index: &IndexSpec) -> Result<Measured, String> {
+        let ddl = index
+            .namespace
+            .engine
+            .rules()
+            .hypothetical_ddl(index)
+            .ok_or_else(|| "no hypothetical DDL for this index".to_string())?;
+        let mut before = Vec::new();
+        let mut failure = None;
+        for query in &probe.queries {
+            match self.explain(&query.sql).await {
+                Ok(plan) => before.push(Some(total_cost(&plan))),
+                Err(reason) => {
+                    failure.get_or_insert(reason);
+                    before.push(None);
+                }
+            }
+        }
+        let (oid, hypothetical) = self.create_dropable(&ddl).await?;
+        let mut per_query = Vec::new();
+        for (query, cost_before) in probe.queries.iter().zip(before) {
+            let after = self.explain(&query.sql).await;
+            match (cost_before, after) {
+                (Some(cost_before), Ok(after)) => per_query.push(QueryCost {
+                    shape_id: query.shape_id,
+                    cost_before,
+                    cost_after: total_cost(&after),
+                    used: mentions_index(&after, &hypothetical),
+                }),
+                (_, Err(reason)) => {
+                    failure.get_or_insert(reason);
+                }
+                (None, Ok(_)) => {}
+            }
+        }
+        let _ = self
+            .client
+            .query("SELECT hypopg_drop_index($1)", &[&oid])
+            .await;
+        if per_query.is_empty() {
+            let reason = failure.unwrap_or_else(|| "no plan was measured".to_string());
+            tracing::info!(index = %probe.name, %reason, "could not measure");
+            return Err(reason);
+        }
+        Ok(Measured(per_query))
+    }
+
+    /// Creates a hypothetical index; its oid (to drop it) and name (to find it in plans).
+    async fn create_dropable(
+        &self,
+        ddl: &str,
+    ) -> Result<(tokio_postgres::types::Oid, String), String> {
+        let row = tokio::time::timeout(
+            TIMEOUT,
+            self.client.query_one(
+                "SELECT indexrelid, indexname::text FROM hypopg_create_index($1)",
+                &[&ddl],
+            ),
+        )
+        .await
+        .map_err(|_| "hypopg_create_index timed out".to_string())?
+        .map_err(|e| format!("hypopg_create_index failed: {}", sqlstate_or_kind(&e)))?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Forgets every hypothetical index of the session.
+    async fn reset(&self) {
+        let _ = self.client.batch_execute("SELECT hypopg_reset()").await;
     }
 
     async fn create_hypothetical(&self, ddl: &str) -> Result<String, String> {
@@ -255,6 +415,48 @@ fn parameter_count(sql: &str) -> usize {
         }
     }
     highest
+}
+
+/// One served query's cost without and with a hypothetical index.
+#[derive(Debug, Clone)]
+struct QueryCost {
+    shape_id: indextap_analyzer::shape::ShapeId,
+    cost_before: f64,
+    cost_after: f64,
+    used: bool,
+}
+
+/// Every served query's costs for one index.
+#[derive(Debug, Clone)]
+struct Measured(Vec<QueryCost>);
+
+impl Measured {
+    fn before(&self) -> f64 {
+        self.0.iter().map(|q| q.cost_before).sum()
+    }
+
+    fn after(&self) -> f64 {
+        self.0.iter().map(|q| q.cost_after).sum()
+    }
+
+    fn pays(&self, settings: &AdviceSettings) -> bool {
+        let used = self.0.iter().any(|q| q.used);
+        verify::pays(self.before(), self.after(), used, settings.min_gain)
+    }
+
+    fn into_measurements(self, probe: &Probe) -> Vec<Measurement> {
+        self.0
+            .into_iter()
+            .map(|query| Measurement {
+                namespace: probe.namespace.clone(),
+                name: probe.name.clone(),
+                shape_id: query.shape_id,
+                cost_before: query.cost_before,
+                cost_after: query.cost_after,
+                index_used: query.used,
+            })
+            .collect()
+    }
 }
 
 fn total_cost(plan: &Value) -> f64 {

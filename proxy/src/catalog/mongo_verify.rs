@@ -1,0 +1,306 @@
+//! `--mongo-verify sample`: MongoDB candidates measured on a sample of each collection.
+//!
+//! A `$sample` of every collection a recommendation covers is copied into a scratch
+//! database, with the collection's existing indexes. Each served shape is run again with
+//! values taken from a few sampled documents (`mongo::probe`), and `explain`
+//! (`executionStats`) counts the documents it examines without and with the candidate.
+//! Candidates are measured best first; one that pays stays built while the next are
+//! measured. The scratch database is dropped at the end, also when something fails on the
+//! way (and on shutdown, see `mongo::scratch`). Only counts leave this module.
+
+use std::collections::BTreeMap;
+
+use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
+use indextap_analyzer::advise::verify::{self, Measurement};
+use indextap_analyzer::advise::{Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec};
+use indextap_analyzer::shape::{Engine, Namespace};
+use indextap_analyzer::snapshot::Snapshot;
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+
+use super::mongo::{self, probe, scratch::Scratch};
+use super::CatalogSources;
+
+/// Sampled documents each served shape is run with.
+const PROBES_PER_SHAPE: usize = 3;
+/// The heaviest served shapes measured per recommendation.
+const SHAPES_PER_RECOMMENDATION: usize = 5;
+
+/// Measures every MongoDB recommendation on a sample; the notes say what could not be.
+pub async fn verify_mongo(
+    advice: &mut Advice,
+    snapshot: &Snapshot,
+    sources: &CatalogSources,
+    existing: &ExistingIndexes,
+    settings: &AdviceSettings,
+) {
+    let wanted: Vec<(Namespace, String)> = advice
+        .recommendations
+        .iter()
+        .filter(|r| r.index.namespace.engine == Engine::Mongodb)
+        .filter(|r| r.index.method == IndexMethod::Btree)
+        .map(|r| (r.index.namespace.clone(), r.name.clone()))
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(uri) = &sources.mongo_uri else {
+        return;
+    };
+    let client = match mongo::client(uri).await {
+        Ok(client) => client,
+        Err(error) => {
+            advice
+                .notes
+                .push(format!("MongoDB sample verification failed: {error}"));
+            return;
+        }
+    };
+    let scratch = Scratch::new(&client);
+    let size = sources.settings.mongo_sample_size;
+    let (measurements, sampled, notes) = measure_all(
+        advice, snapshot, &scratch, existing, settings, &wanted, size,
+    )
+    .await;
+    if let Err(error) = scratch.drop_now().await {
+        tracing::warn!(%error, "the scratch database of sample verification was not dropped");
+    }
+    advice.notes.extend(notes);
+    verify::apply(advice, &measurements, settings);
+    for recommendation in &mut advice.recommendations {
+        if let (Some(evidence), Some(size)) = (
+            recommendation.evidence.as_mut(),
+            sampled.get(&recommendation.index.namespace),
+        ) {
+            evidence.sample_size = Some(*size);
+        }
+    }
+}
+
+async fn measure_all(
+    advice: &Advice,
+    snapshot: &Snapshot,
+    scratch: &Scratch,
+    existing: &ExistingIndexes,
+    settings: &AdviceSettings,
+    wanted: &[(Namespace, String)],
+    size: u32,
+) -> (Vec<Measurement>, BTreeMap<Namespace, u64>, Vec<String>) {
+    let mut measurements = Vec::new();
+    let mut sampled: BTreeMap<Namespace, u64> = BTreeMap::new();
+    let mut samples: BTreeMap<Namespace, Vec<Document>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    for (namespace, name) in wanted {
+        if !sampled.contains_key(namespace) {
+            match prepare(scratch, namespace, existing, size).await {
+                Ok((copied, documents)) => {
+                    sampled.insert(namespace.clone(), copied);
+                    samples.insert(namespace.clone(), documents);
+                }
+                Err(error) => {
+                    notes.push(format!("{namespace} was not sampled: {error}"));
+                    sampled.insert(namespace.clone(), 0);
+                    continue;
+                }
+            }
+        }
+        let Some(documents) = samples.get(namespace).filter(|d| !d.is_empty()) else {
+            continue;
+        };
+        let Some(recommendation) = advice
+            .recommendations
+            .iter()
+            .find(|r| &r.index.namespace == namespace && &r.name == name)
+        else {
+            continue;
+        };
+        let collection = scratch.collection(namespace);
+        let mut measured = Vec::new();
+        let shapes: Vec<_> = recommendation
+            .serves
+            .iter()
+            .take(SHAPES_PER_RECOMMENDATION)
+            .filter_map(|served| {
+                Some((
+                    served.shape_id,
+                    &snapshot.shapes.get(&served.shape_id)?.shape,
+                ))
+            })
+            .collect();
+        let mut before = Vec::new();
+        for (shape_id, shape) in &shapes {
+            before.push((*shape_id, examined(&collection, shape, documents).await));
+        }
+        if let Err(error) = build(&collection, &recommendation.index, name).await {
+            notes.push(format!(
+                "{name} is left out: it does not build on the sample ({error})"
+            ));
+            continue;
+        }
+        for ((shape_id, shape), (_, cost_before)) in shapes.iter().zip(before) {
+            let (Some((docs_before, _)), Some((docs_after, used))) = (
+                cost_before,
+                examined_with(&collection, shape, documents, name).await,
+            ) else {
+                continue;
+            };
+            measured.push(Measurement {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                shape_id: *shape_id,
+                cost_before: docs_before,
+                cost_after: docs_after,
+                index_used: used,
+            });
+        }
+        let before: f64 = measured.iter().map(|m| m.cost_before).sum();
+        let after: f64 = measured.iter().map(|m| m.cost_after).sum();
+        let used = measured.iter().any(|m| m.index_used);
+        if !verify::pays(before, after, used, settings.min_gain) {
+            // Not kept for the next candidates: they are measured without it.
+            let _ = collection.drop_index(name).await;
+        }
+        measurements.extend(measured);
+    }
+    (measurements, sampled, notes)
+}
+
+/// Copies the sample and the collection's existing indexes; returns how many documents
+/// were copied and a few of them to take probe values from.
+async fn prepare(
+    scratch: &Scratch,
+    namespace: &Namespace,
+    existing: &ExistingIndexes,
+    size: u32,
+) -> Result<(u64, Vec<Document>), String> {
+    let copied = scratch.copy_sample(namespace, size).await?;
+    let collection = scratch.collection(namespace);
+    for index in existing.get(namespace).into_iter().flatten() {
+        let Some(name) = &index.name else {
+            continue;
+        };
+        if index.method != IndexMethod::Btree || name == "_id_" {
+            continue;
+        }
+        // An existing index the sample cannot take (a unique one over duplicates in the
+        // sample, say) is left out; the measurement is then pessimistic, never optimistic.
+        let _ = build(&collection, index, name).await;
+    }
+    let documents: Vec<Document> = collection
+        .aggregate(vec![
+            doc! { "$sample": { "size": i64::try_from(PROBES_PER_SHAPE).unwrap_or(3) } },
+        ])
+        .await
+        .map_err(|e| {
+            format!(
+                "sampling probe documents failed: {}",
+                mongo::error_label(&e)
+            )
+        })?
+        .try_collect()
+        .await
+        .map_err(|e| {
+            format!(
+                "sampling probe documents failed: {}",
+                mongo::error_label(&e)
+            )
+        })?;
+    Ok((copied, documents))
+}
+
+async fn build(
+    collection: &Collection<Document>,
+    index: &IndexSpec,
+    name: &str,
+) -> Result<(), String> {
+    let mut keys = Document::new();
+    for key in &index.keys {
+        keys.insert(
+            key.target.column(),
+            Bson::Int32(if key.direction < 0 { -1 } else { 1 }),
+        );
+    }
+    let model = IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_string()).build())
+        .build();
+    collection
+        .create_index(model)
+        .await
+        .map(drop)
+        .map_err(|e| mongo::error_label(&e))
+}
+
+/// Documents examined by the shape's probes, summed, with nothing new built.
+async fn examined(
+    collection: &Collection<Document>,
+    shape: &indextap_analyzer::shape::Shape,
+    documents: &[Document],
+) -> Option<(f64, bool)> {
+    examined_with(collection, shape, documents, "").await
+}
+
+/// Documents examined by the shape's probes, summed, and whether a winning plan used the
+/// index `name`.
+async fn examined_with(
+    collection: &Collection<Document>,
+    shape: &indextap_analyzer::shape::Shape,
+    documents: &[Document],
+    name: &str,
+) -> Option<(f64, bool)> {
+    let mut total = 0.0;
+    let mut used = false;
+    let mut any = false;
+    for document in documents {
+        let Some(filter) = probe::filter(shape, document) else {
+            continue;
+        };
+        let mut find = doc! { "find": collection.name(), "filter": filter };
+        if let Some(sort) = probe::sort(shape) {
+            find.insert("sort", sort);
+        }
+        let explained = collection
+            .client()
+            .database(&collection.namespace().db)
+            .run_command(doc! { "explain": find, "verbosity": "executionStats" })
+            .await
+            .ok()?;
+        let stats = explained.get_document("executionStats").ok()?;
+        total += number(stats, "totalDocsExamined");
+        any = true;
+        if let Ok(plan) = explained
+            .get_document("queryPlanner")
+            .and_then(|planner| planner.get_document("winningPlan"))
+        {
+            used |= !name.is_empty() && uses_index(plan, name);
+        }
+    }
+    any.then_some((total, used))
+}
+
+fn number(document: &Document, key: &str) -> f64 {
+    match document.get(key) {
+        Some(Bson::Int32(v)) => f64::from(*v),
+        Some(Bson::Int64(v)) => *v as f64,
+        Some(Bson::Double(v)) => *v,
+        _ => 0.0,
+    }
+}
+
+fn uses_index(plan: &Document, name: &str) -> bool {
+    if plan.get_str("indexName").is_ok_and(|n| n == name) {
+        return true;
+    }
+    if let Ok(input) = plan.get_document("inputStage") {
+        if uses_index(input, name) {
+            return true;
+        }
+    }
+    plan.get_array("inputStages").is_ok_and(|inputs| {
+        inputs
+            .iter()
+            .filter_map(Bson::as_document)
+            .any(|input| uses_index(input, name))
+    })
+}
