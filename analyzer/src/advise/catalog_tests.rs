@@ -239,3 +239,70 @@ fn an_unused_index_maintained_by_writes_is_a_drop_with_evidence() {
         "a captured shape can use it"
     );
 }
+
+#[test]
+fn a_unique_prefix_cut_short_is_still_served_by_the_key_it_came_from() {
+    let district = Namespace::postgres("tpcc", "public", "district");
+    let existing = ExistingIndexes::from([(
+        district.clone(),
+        vec![spec(&district, &["d_w_id", "d_id"], "district_pkey", true)],
+    )]);
+    let snapshot = snapshot(vec![record(shape(&district, &["d_id", "d_w_id"]), 5)]);
+    // One warehouse: d_id alone finds one row, so the candidate is cut to (d_id).
+    let facts = CatalogFacts {
+        statistics: BTreeMap::from([(
+            district,
+            NamespaceStatistics {
+                rows: 10.0,
+                sample_size: None,
+                fields: BTreeMap::from([
+                    ("d_w_id".to_owned(), uniform(1.0)),
+                    ("d_id".to_owned(), uniform(10.0)),
+                ]),
+            },
+        )]),
+        ..CatalogFacts::default()
+    };
+    let advice = advise_with(&snapshot, &existing, &facts, &AdviceSettings::default());
+    assert!(advice.recommendations.is_empty(), "{advice:#?}");
+}
+
+#[test]
+fn shapes_that_differ_past_a_selective_prefix_share_one_index() {
+    let orders = Namespace::postgres("shop", "public", "orders");
+    let mut newest = shape(&orders, &["customer_id"]);
+    newest.sort = vec![sort("created_at", -1)];
+    let mut first = shape(&orders, &["customer_id"]);
+    first.sort = vec![sort("id", 1)];
+    let snapshot = snapshot(vec![record(newest, 30), record(first, 30)]);
+    // Ten orders per customer: sorting them needs no index of its own.
+    let facts = CatalogFacts {
+        statistics: BTreeMap::from([(
+            orders.clone(),
+            NamespaceStatistics {
+                rows: 40_000.0,
+                sample_size: None,
+                fields: BTreeMap::from([("customer_id".to_owned(), uniform(4_000.0))]),
+            },
+        )]),
+        ..CatalogFacts::default()
+    };
+    let none = ExistingIndexes::new();
+    let advice = advise_with(&snapshot, &none, &facts, &AdviceSettings::default());
+    assert_eq!(key_names(&advice), vec![vec!["customer_id"]], "{advice:#?}");
+    assert_eq!(advice.recommendations[0].serves.len(), 2);
+    let with_fk = ExistingIndexes::from([(
+        orders.clone(),
+        vec![spec(
+            &orders,
+            &["customer_id"],
+            "orders_customer_id_idx",
+            false,
+        )],
+    )]);
+    let advice = advise_with(&snapshot, &with_fk, &facts, &AdviceSettings::default());
+    assert!(
+        advice.recommendations.is_empty(),
+        "the foreign key's index serves both: {advice:#?}"
+    );
+}

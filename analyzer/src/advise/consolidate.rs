@@ -4,12 +4,18 @@
 //! prefix of another's (sort keys in the same order or all reversed) hands its shapes to the
 //! longer one and disappears; identical candidates merge. The result never holds both
 //! `(a)` and `(a, b)`.
+//!
+//! Past a selective prefix ([`past_selective_prefix`]): when the statistics say an equality
+//! prefix finds only a few rows, candidates that share that prefix and differ only after it
+//! become one index on the prefix. Sorting or filtering a few rows costs less than another
+//! index to maintain.
 
 use super::candidates::{Candidate, KeyRole};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{IndexMethod, IndexSpec, PartialTerm};
-use crate::shape::Namespace;
+use crate::catalog::CatalogFacts;
+use crate::shape::{Namespace, Target};
 
 /// Merge every candidate that another candidate serves into it.
 ///
@@ -53,6 +59,82 @@ pub fn consolidate(candidates: Vec<Candidate>) -> Vec<Candidate> {
     kept_all
 }
 
+/// An equality prefix expected to find at most this many rows is selective: what comes
+/// after it in a key is not worth a second index.
+pub const SELECTIVE_ROWS: f64 = 100.0;
+
+/// Candidates that share a selective equality prefix (by the catalog's statistics) and
+/// differ after it become one candidate on that prefix, with only the partial terms they
+/// all have. A candidate alone with its prefix keeps its keys.
+pub fn past_selective_prefix(candidates: Vec<Candidate>, facts: &CatalogFacts) -> Vec<Candidate> {
+    type Group = (Namespace, IndexMethod, BTreeSet<Target>);
+    let mut groups: BTreeMap<Group, Vec<(usize, Candidate)>> = BTreeMap::new();
+    let mut alone = Vec::new();
+    for candidate in candidates {
+        let prefix = selective_prefix(&candidate, facts);
+        match prefix {
+            Some(length) if length < candidate.index.keys.len() => {
+                let targets = candidate.index.keys[..length]
+                    .iter()
+                    .map(|key| key.target.clone())
+                    .collect();
+                let key = (
+                    candidate.index.namespace.clone(),
+                    candidate.index.method,
+                    targets,
+                );
+                groups.entry(key).or_default().push((length, candidate));
+            }
+            _ => alone.push(candidate),
+        }
+    }
+    for (_, mut members) in groups {
+        if members.len() < 2 {
+            alone.extend(members.into_iter().map(|(_, candidate)| candidate));
+            continue;
+        }
+        let (length, mut merged) = members.remove(0);
+        merged.index.keys.truncate(length);
+        merged.roles.truncate(length);
+        merged.index.include.clear();
+        for (_, member) in members {
+            merged
+                .index
+                .partial
+                .retain(|term| member.index.partial.contains(term));
+            let found: BTreeSet<Target> = merged
+                .equality_targets()
+                .intersection(&member.equality_targets())
+                .cloned()
+                .collect();
+            merged.serves.extend(member.serves);
+            merged.found = found;
+        }
+        alone.push(merged);
+    }
+    consolidate(alone)
+}
+
+/// The length of the shortest leading run of equality keys that the statistics say finds at
+/// most [`SELECTIVE_ROWS`] rows.
+fn selective_prefix(candidate: &Candidate, facts: &CatalogFacts) -> Option<usize> {
+    let statistics = facts.statistics.get(&candidate.index.namespace)?;
+    let mut fields = Vec::new();
+    for (key, role) in candidate.index.keys.iter().zip(&candidate.roles) {
+        let (KeyRole::Equality, Target::Field(name)) = (role, &key.target) else {
+            return None;
+        };
+        fields.push(name.as_str());
+        if statistics
+            .rows_matching(fields.iter().copied())
+            .is_some_and(|rows| rows <= SELECTIVE_ROWS)
+        {
+            return Some(fields.len());
+        }
+    }
+    None
+}
+
 /// What makes indexes interchangeable: namespace, method, and the partial predicate in
 /// canonical (sorted) order.
 type Family = (Namespace, IndexMethod, Vec<PartialTerm>);
@@ -79,6 +161,9 @@ pub(crate) fn same_partial(a: &[PartialTerm], b: &[PartialTerm]) -> bool {
 }
 
 fn absorb(host: &mut Candidate, guest: Candidate) {
+    let guest_found = guest.equality_targets();
+    let host_found = host.equality_targets();
+    host.found = host_found.intersection(&guest_found).cloned().collect();
     host.serves.extend(guest.serves);
     for (role, guest_role) in host.roles.iter_mut().zip(&guest.roles) {
         *role = match (*role, *guest_role) {

@@ -64,19 +64,14 @@ fn serves(index: &IndexSpec, candidate: &Candidate) -> bool {
     if index.method == IndexMethod::Text {
         return true;
     }
-    candidate.is_served_by(&index.keys) || finds_one_row(index, candidate)
+    candidate.is_served_by(&index.keys)
+        || finds_one_row(index, candidate)
+        || leads_with_found(index, candidate)
 }
 
 /// Whether `index` is a full unique index whose every key `candidate` tests for equality.
 fn finds_one_row(index: &IndexSpec, candidate: &Candidate) -> bool {
-    let equalities: BTreeSet<&Target> = candidate
-        .index
-        .keys
-        .iter()
-        .zip(&candidate.roles)
-        .filter(|(_, role)| **role == KeyRole::Equality)
-        .map(|(key, _)| &key.target)
-        .collect();
+    let equalities = candidate.equality_targets();
     index.unique
         && index.partial.is_empty()
         && !index.keys.is_empty()
@@ -84,6 +79,34 @@ fn finds_one_row(index: &IndexSpec, candidate: &Candidate) -> bool {
             .keys
             .iter()
             .all(|key| equalities.contains(&key.target))
+}
+
+/// Whether `candidate` is all equality keys, and `index`'s leading keys are all tested for
+/// equality by its shapes and include every one of its keys: `index` finds the same rows or
+/// fewer (a key a unique prefix left out of the candidate may lead the existing index).
+fn leads_with_found(index: &IndexSpec, candidate: &Candidate) -> bool {
+    if index.method != candidate.index.method
+        || !index.partial.is_empty()
+        || candidate
+            .roles
+            .iter()
+            .any(|role| *role != KeyRole::Equality)
+    {
+        return false;
+    }
+    let found = candidate.equality_targets();
+    let leading: BTreeSet<&Target> = index
+        .keys
+        .iter()
+        .take_while(|key| found.contains(&key.target))
+        .map(|key| &key.target)
+        .collect();
+    !candidate.index.keys.is_empty()
+        && candidate
+            .index
+            .keys
+            .iter()
+            .all(|key| leading.contains(&key.target))
 }
 
 /// Existing indexes that no captured shape could use, that writes maintained, and that the

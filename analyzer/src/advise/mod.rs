@@ -196,8 +196,11 @@ pub fn advise_with(
     settings: &AdviceSettings,
 ) -> Advice {
     let (attributed, notes) = attribute::attribute(snapshot, facts);
-    let candidates = candidates::from_snapshot_with(&attributed, facts);
-    let chosen = consolidate::consolidate(candidates);
+    // Each shape's own candidate first: a merged candidate only knows what all its shapes
+    // have in common, so an existing index that serves each of them separately could be
+    // missed once they are merged.
+    let candidates = existing::filter(candidates::from_snapshot_with(&attributed, facts), existing);
+    let chosen = consolidate::past_selective_prefix(consolidate::consolidate(candidates), facts);
     let kept = existing::filter(chosen, existing);
     let mut drops = existing::redundant(existing);
     for unused in existing::unused(&attributed, existing, facts, settings) {

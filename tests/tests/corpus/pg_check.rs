@@ -257,7 +257,8 @@ fn scanned_in_log(log: &str) -> BTreeSet<String> {
 }
 
 /// Runs every check of the module docs. `replay` runs (part of) the workload again, straight
-/// to the server, once the recommended indexes are built and every plan is logged.
+/// to the server in new sessions (only those log their plans), once the recommended indexes
+/// are built.
 pub async fn check(corpus: &PgCorpus, expectation: &Expectation, replay: impl AsyncFnOnce()) {
     let advice = corpus.advice();
     let context = format!("advice: {advice:#}");

@@ -49,6 +49,9 @@ pub struct Candidate {
     pub serves: BTreeSet<ShapeId>,
     /// What each key of `index.keys` does, position by position.
     pub roles: Vec<KeyRole>,
+    /// Every field each served shape tests for equality, including those a unique prefix
+    /// left out of the keys (common to all the shapes it serves). Empty: the equality keys.
+    pub found: BTreeSet<Target>,
 }
 
 impl Candidate {
@@ -60,7 +63,23 @@ impl Candidate {
             index,
             serves: BTreeSet::from([shape]),
             roles,
+            found: BTreeSet::new(),
         }
+    }
+
+    /// The targets the served shapes test for equality: [`Self::found`], or the equality
+    /// keys when it is empty.
+    pub fn equality_targets(&self) -> BTreeSet<Target> {
+        if !self.found.is_empty() {
+            return self.found.clone();
+        }
+        self.index
+            .keys
+            .iter()
+            .zip(&self.roles)
+            .filter(|(_, role)| **role == KeyRole::Equality)
+            .map(|(key, _)| key.target.clone())
+            .collect()
     }
 
     /// Whether an index with `keys` serves every shape this candidate serves: this

@@ -98,7 +98,7 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique, i.indis
                FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k),
        array(SELECT (i.indoption[k - 1] & 2) = 2
                FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k),
-       array(SELECT coalesce(opc.opcname::text, '')
+       array(SELECT CASE WHEN opc.opcdefault THEN '' ELSE coalesce(opc.opcname::text, '') END
                FROM generate_series(1, i.indnkeyatts) AS k
                LEFT JOIN pg_opclass opc ON opc.oid = i.indclass[k - 1] ORDER BY k)
   FROM pg_index i
@@ -150,7 +150,7 @@ pub struct CatalogRow {
     pub descending: Vec<bool>,
     /// Per key column: NULLS FIRST.
     pub nulls_first: Vec<bool>,
-    /// Per key column: the operator class.
+    /// Per key column: the operator class, empty when it is the type's default.
     pub opclasses: Vec<String>,
 }
 
@@ -177,7 +177,12 @@ impl CatalogRow {
     /// serve a candidate.
     pub fn into_spec(self, database: &str) -> Option<IndexSpec> {
         let trigram = self.opclasses.iter().any(|o| o.starts_with("gin_trgm"));
+        // A B-tree with another operator class than its type's default (`text_pattern_ops`,
+        // which Django adds beside a unique varchar for LIKE 'x%') orders differently: it
+        // serves no candidate, and is no duplicate of the default one.
+        let special_btree = self.opclasses.iter().any(|o| !o.is_empty());
         let method = match (self.method.as_str(), trigram) {
+            ("btree", _) if special_btree => return None,
             ("btree", _) => IndexMethod::Btree,
             ("gin", true) => IndexMethod::GinTrgm,
             ("gin", false) => IndexMethod::Gin,
@@ -306,5 +311,11 @@ mod tests {
         let mut hash = row(&["a"], 1, None);
         hash.method = "hash".into();
         assert!(hash.into_spec("app").is_none());
+        let mut pattern = row(&["email"], 1, None);
+        pattern.opclasses = vec!["varchar_pattern_ops".into()];
+        assert!(
+            pattern.into_spec("app").is_none(),
+            "a pattern_ops B-tree serves LIKE, not equality or order"
+        );
     }
 }
