@@ -325,6 +325,7 @@ pub fn recommend(args: RecommendArgs) -> ExitCode {
             pg_url: args.pg_admin_url,
             settings,
             baseline: Default::default(),
+            statistics: Default::default(),
         };
         let runtime = match runtime() {
             Ok(runtime) => runtime,

@@ -4,8 +4,10 @@
 //! Whatever cannot be read becomes a note, never a guess.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use indextap_analyzer::catalog::CatalogFacts;
+use indextap_analyzer::catalog::{CatalogFacts, NamespaceStatistics};
 use indextap_analyzer::shape::{Engine, Namespace, Predicate};
 use indextap_analyzer::snapshot::Snapshot;
 
@@ -28,7 +30,17 @@ pub async fn read(
         read_postgres(snapshot, url, baseline, &mut facts, &mut notes).await;
     }
     if let Some(uri) = &sources.mongo_uri {
-        read_mongo(snapshot, uri, baseline, sample_size, &mut facts, &mut notes).await;
+        let cache = &sources.statistics;
+        read_mongo(
+            snapshot,
+            uri,
+            baseline,
+            cache,
+            sample_size,
+            &mut facts,
+            &mut notes,
+        )
+        .await;
     }
     (facts, notes)
 }
@@ -81,6 +93,7 @@ async fn read_mongo(
     snapshot: &Snapshot,
     uri: &str,
     baseline: &UsageBaseline,
+    cache: &StatisticsCache,
     sample_size: u32,
     facts: &mut CatalogFacts,
     notes: &mut Vec<String>,
@@ -102,7 +115,14 @@ async fn read_mongo(
             Err(error) => notes.push(format!("index usage of {namespace} was not read: {error}")),
         }
         let fields: Vec<String> = fields.into_iter().collect();
-        match mongo::statistics::statistics(&client, &namespace, &fields, sample_size).await {
+        let cached = cache.get(&namespace, &fields);
+        let sampled = match cached {
+            Some(statistics) => Ok(statistics),
+            None => mongo::statistics::statistics(&client, &namespace, &fields, sample_size)
+                .await
+                .inspect(|statistics| cache.put(&namespace, &fields, statistics)),
+        };
+        match sampled {
             Ok(statistics) => {
                 let present = statistics
                     .fields
@@ -115,6 +135,34 @@ async fn read_mongo(
             Err(error) => notes.push(format!(
                 "field statistics of {namespace} were not sampled: {error}"
             )),
+        }
+    }
+}
+
+/// Sampled field statistics, kept for [`STATISTICS_TTL`]: a `$sample` of thousands of
+/// documents per collection is too heavy to repeat for every request of the advice.
+#[derive(Debug, Default, Clone)]
+pub struct StatisticsCache {
+    entries: Arc<Mutex<BTreeMap<(Namespace, Vec<String>), (Instant, NamespaceStatistics)>>>,
+}
+
+/// How long sampled statistics are reused.
+pub const STATISTICS_TTL: Duration = Duration::from_secs(300);
+
+impl StatisticsCache {
+    fn get(&self, namespace: &Namespace, fields: &[String]) -> Option<NamespaceStatistics> {
+        let entries = self.entries.lock().ok()?;
+        let (at, statistics) = entries.get(&(namespace.clone(), fields.to_vec()))?;
+        (at.elapsed() < STATISTICS_TTL).then(|| statistics.clone())
+    }
+
+    fn put(&self, namespace: &Namespace, fields: &[String], statistics: &NamespaceStatistics) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (at, _)| at.elapsed() < STATISTICS_TTL);
+            entries.insert(
+                (namespace.clone(), fields.to_vec()),
+                (Instant::now(), statistics.clone()),
+            );
         }
     }
 }

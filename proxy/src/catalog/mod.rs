@@ -39,6 +39,8 @@ pub struct CatalogSources {
     pub settings: indextap_config::AdviceConfig,
     /// Index usage counters at the start of the window (empty offline).
     pub baseline: baseline::UsageBaseline,
+    /// MongoDB field statistics sampled recently.
+    pub statistics: facts::StatisticsCache,
 }
 
 impl CatalogSources {
@@ -67,6 +69,7 @@ impl CatalogSources {
             pg_url,
             settings: config.advice.clone(),
             baseline: baseline::UsageBaseline::default(),
+            statistics: facts::StatisticsCache::default(),
         }
     }
 }

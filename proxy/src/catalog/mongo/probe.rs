@@ -53,14 +53,21 @@ fn predicate(predicate: &Predicate, path: &str, sample: &Document) -> Option<Doc
                     _ => {}
                 }
             }
-            Some(match all.len() {
-                0 => Document::new(),
-                1 => match all.pop() {
-                    Some(Bson::Document(only)) => only,
-                    _ => Document::new(),
-                },
-                _ => doc! { "$and": all },
-            })
+            // One flat document when no field repeats, as drivers send it: planners read
+            // `{a: 1, b: 2}` more readily than `{$and: [{a: 1}, {b: 2}]}`.
+            let mut flat = Document::new();
+            for part in &all {
+                let Bson::Document(part) = part else {
+                    continue;
+                };
+                for (key, value) in part {
+                    if flat.contains_key(key) {
+                        return Some(doc! { "$and": all });
+                    }
+                    flat.insert(key.clone(), value.clone());
+                }
+            }
+            Some(flat)
         }
         Predicate::Or(children) => {
             let mut any = Vec::new();
@@ -147,19 +154,23 @@ mod tests {
         "customer": { "country": "FR" }, "note": "x" };
         assert_eq!(
             filter(&shape, &sample),
-            Some(doc! { "$and": [
-                { "status": "paid" },
-                { "total": { "$gte": 12 } },
-                { "tags": { "$in": ["a"] } },
-                { "customer.country": "FR" },
-            ] })
+            Some(doc! {
+                "status": "paid",
+                "total": { "$gte": 12 },
+                "tags": { "$in": ["a"] },
+                "customer.country": "FR",
+            })
         );
         assert_eq!(sort(&shape), Some(doc! { "created": -1 }));
         let missing = doc! { "total": 1 };
         let filtered = filter(&shape, &missing).expect("a filter");
-        assert_eq!(
-            filtered.get_array("$and").expect("$and")[0],
-            Bson::Document(doc! { "status": Bson::Null })
+        assert_eq!(filtered.get("status"), Some(&Bson::Null));
+        shape.filter = Predicate::And(vec![leaf("a", OpClass::Range), leaf("a", OpClass::Range)]);
+        assert!(
+            filter(&shape, &doc! { "a": 1 })
+                .expect("a filter")
+                .contains_key("$and"),
+            "a repeated field keeps its $and"
         );
     }
 

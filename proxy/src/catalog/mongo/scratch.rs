@@ -99,7 +99,7 @@ impl Scratch {
             }
             Ok::<u64, mongodb::error::Error>(copied)
         };
-        tokio::time::timeout(TIMEOUT * 6, copy)
+        tokio::time::timeout(TIMEOUT.saturating_mul(12), copy)
             .await
             .map_err(|_| "copying the sample timed out".to_string())?
             .map_err(|e| format!("copying the sample failed: {}", error_label(&e)))

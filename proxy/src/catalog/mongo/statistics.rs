@@ -10,6 +10,9 @@ use mongodb::Client;
 
 use super::{error_label, TIMEOUT};
 
+/// A sample of thousands of documents takes longer than a catalog read.
+const SAMPLE_TIMEOUT: std::time::Duration = TIMEOUT.saturating_mul(12);
+
 /// The pipeline counting, in a sample of `size` documents, the documents that have each of
 /// `fields` (`p<i>`) and the distinct values each takes (`d<i>`).
 pub fn pipeline(fields: &[String], size: u32) -> Vec<Document> {
@@ -61,7 +64,7 @@ pub async fn statistics(
         let cursor = collection.aggregate(pipeline(&fields, size)).await?;
         cursor.try_collect::<Vec<_>>().await
     };
-    let answers = tokio::time::timeout(TIMEOUT, read)
+    let answers = tokio::time::timeout(SAMPLE_TIMEOUT, read)
         .await
         .map_err(|_| "$sample timed out".to_string())?
         .map_err(|e| format!("$sample failed: {}", error_label(&e)))?;
