@@ -72,7 +72,24 @@ async fn sysbench_oltp_read_write() {
         must_serve: vec![("sbtest1", vec!["id"])],
         drops: vec!["k_1"],
     };
-    check(&corpus, &expectation, async || {}).await;
+    let advice = check(&corpus, &expectation, async || {}).await;
+    let evidence = &advice["drops"][0]["evidence"];
+    assert_eq!(
+        evidence["server_uses"], 0,
+        "idx_scan did not grow: {advice:#}"
+    );
+    assert!(
+        evidence["writes"].as_u64().unwrap_or(0) >= 100,
+        "every UPDATE ... SET k = k + 1 maintained it: {advice:#}"
+    );
+    assert!(
+        evidence["window_secs"].as_f64().unwrap_or(0.0) >= 1.0,
+        "the window is said: {advice:#}"
+    );
+    assert_eq!(
+        advice["drops"][0]["rollback"],
+        r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS k_1 ON "public"."sbtest1" USING btree ("k");"#
+    );
 }
 
 /// sysbench's read workloads and `oltp_update_index`: point selects and updates by the

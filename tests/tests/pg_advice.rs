@@ -215,9 +215,33 @@ fn key(field: &str, direction: i8) -> Value {
     json!({ "field": field, "direction": direction })
 }
 
-/// What must be recommended, sorted by name: the fields of each recommendation that say
-/// which index it is and how to create it.
+/// What must be recommended once verified, sorted by name. HypoPG prices these
+/// index-only scans no cheaper than plain index scans over tables never vacuumed (the
+/// visibility map is empty), so verification leaves their `INCLUDE` columns out.
 fn expected_recommendations() -> Vec<Value> {
+    unverified_recommendations()
+        .into_iter()
+        .map(|mut recommendation| {
+            if recommendation["method"] == "btree" {
+                recommendation["include"] = json!([]);
+                let statement = recommendation["statement"].as_str().unwrap_or_default();
+                let without = match statement.split_once(" INCLUDE (") {
+                    Some((head, tail)) => match tail.split_once(')') {
+                        Some((_, rest)) => format!("{head}{rest}"),
+                        None => statement.to_string(),
+                    },
+                    None => statement.to_string(),
+                };
+                recommendation["statement"] = json!(without);
+            }
+            recommendation
+        })
+        .collect()
+}
+
+/// What must be recommended without verification, sorted by name: the fields of each
+/// recommendation that say which index it is and how to create it.
+fn unverified_recommendations() -> Vec<Value> {
     let recommendation = |collection: &str,
                           name: &str,
                           keys: Vec<Value>,
@@ -332,6 +356,7 @@ fn expected_drops() -> Value {
         "keys": [key("org_id", 1)], "method": "btree",
         "reason": "prefix of users_org_id_created_at_idx",
         "statement": r#"DROP INDEX CONCURRENTLY IF EXISTS "public"."users_org_id_idx";"#,
+        "rollback": r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS users_org_id_idx ON "public"."users" USING btree ("org_id");"#,
     }])
 }
 
@@ -749,7 +774,7 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
     let hypopg_note = format!("HypoPG is not available on {DATABASE}: costs are not verified");
     assert_eq!(advised["notes"], json!([hypopg_note]), "{advised:#}");
     // Existing indexes were still read: the same list, none of it verified.
-    let mut unverified = expected_recommendations();
+    let mut unverified = unverified_recommendations();
     unverified.sort_by_key(|r| r["name"].as_str().unwrap_or_default().to_string());
     assert_eq!(identities(&advised), unverified, "{advised:#}");
     assert!(
@@ -794,7 +819,7 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
     );
     // Not knowing users_org_id_created_at_idx exists, it proposes it: the reason it is
     // absent above is the catalog.
-    let mut blind_names: Vec<String> = expected_recommendations()
+    let mut blind_names: Vec<String> = unverified_recommendations()
         .iter()
         .filter_map(|r| r["name"].as_str().map(str::to_string))
         .chain(["users_org_id_created_at_idx".to_string()])
@@ -882,14 +907,14 @@ async fn catalog_null_ordering_and_quoted_names() {
                 json!("invoices_account_id_due_at_idx_2"),
                 json!([key("account_id", 1), key("due_at", -1)]),
                 json!(
-                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS invoices_account_id_due_at_idx_2 ON "public"."invoices" USING btree ("account_id", "due_at" DESC) INCLUDE ("id");"#
+                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS invoices_account_id_due_at_idx_2 ON "public"."invoices" USING btree ("account_id", "due_at" DESC);"#
                 ),
             ),
             (
                 json!("jobevent_jobid_kind_idx"),
                 json!([key("jobId", 1), key("kind", 1)]),
                 json!(
-                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS jobevent_jobid_kind_idx ON "public"."JobEvent" USING btree ("jobId", "kind") INCLUDE ("id");"#
+                    r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS jobevent_jobid_kind_idx ON "public"."JobEvent" USING btree ("jobId", "kind");"#
                 ),
             ),
         ],

@@ -258,8 +258,12 @@ fn scanned_in_log(log: &str) -> BTreeSet<String> {
 
 /// Runs every check of the module docs. `replay` runs (part of) the workload again, straight
 /// to the server in new sessions (only those log their plans), once the recommended indexes
-/// are built.
-pub async fn check(corpus: &PgCorpus, expectation: &Expectation, replay: impl AsyncFnOnce()) {
+/// are built. Returns the advice it checked.
+pub async fn check(
+    corpus: &PgCorpus,
+    expectation: &Expectation,
+    replay: impl AsyncFnOnce(),
+) -> Value {
     let advice = corpus.advice();
     let context = format!("advice: {advice:#}");
     let recommendations: Vec<Value> = advice["recommendations"]
@@ -341,7 +345,7 @@ pub async fn check(corpus: &PgCorpus, expectation: &Expectation, replay: impl As
         }
     }
     if recommendations.is_empty() {
-        return;
+        return advice;
     }
     direct.batch_execute("ANALYZE").await.expect("ANALYZE");
     corpus.log_every_plan(&direct).await;
@@ -355,4 +359,5 @@ pub async fn check(corpus: &PgCorpus, expectation: &Expectation, replay: impl As
             index.keys
         );
     }
+    advice
 }

@@ -127,5 +127,6 @@ pub(super) fn expected_drops() -> Value {
         "method": "btree",
         "reason": "prefix of owner_1_region_1",
         "statement": r#"db.getSiblingDB("advice").accounts.dropIndex("owner_1")"#,
+        "rollback": r#"db.getSiblingDB("advice").accounts.createIndex({owner: 1}, {name: "owner_1"})"#,
     }])
 }
