@@ -143,8 +143,11 @@ async fn read_mongo(
 /// documents per collection is too heavy to repeat for every request of the advice.
 #[derive(Debug, Default, Clone)]
 pub struct StatisticsCache {
-    entries: Arc<Mutex<BTreeMap<(Namespace, Vec<String>), (Instant, NamespaceStatistics)>>>,
+    entries: Arc<Mutex<BTreeMap<SampledFields, (Instant, NamespaceStatistics)>>>,
 }
+
+/// A collection and the fields sampled in it.
+type SampledFields = (Namespace, Vec<String>);
 
 /// How long sampled statistics are reused.
 pub const STATISTICS_TTL: Duration = Duration::from_secs(300);

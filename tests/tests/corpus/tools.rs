@@ -6,7 +6,7 @@
 //! - [`sysbench`]: `sysbench <workload> --db-driver=pgsql ...`.
 //! - [`pgbench`]: `pgbench ...` with the server's own binary.
 //! - [`python`]: a script of `tests/corpus/` run by the corpus venv's interpreter.
-#![allow(unreachable_pub)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
