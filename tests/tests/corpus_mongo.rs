@@ -11,6 +11,8 @@
 //! - `corpus/tools.rs`: the corpus Python scripts.
 //! - this file: one test per workload.
 
+#[path = "corpus/expect.rs"]
+mod expect;
 #[path = "corpus/mongo_check.rs"]
 mod mongo_check;
 mod mongo_harness;

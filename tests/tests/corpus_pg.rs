@@ -15,6 +15,8 @@
 //! - `corpus/tpcc.rs`: the TPC-C-like schema and transactions.
 //! - this file: one test per workload.
 
+#[path = "corpus/expect.rs"]
+mod expect;
 #[path = "corpus/pg_check.rs"]
 mod pg_check;
 #[path = "corpus/tools.rs"]

@@ -148,41 +148,8 @@ pub async fn connect(conninfo: &str) -> Client {
     client
 }
 
-/// What a careful DBA would do with a workload.
-#[derive(Debug, Clone, Default)]
-pub struct Expectation {
-    /// The most indexes they would add.
-    pub max_recommendations: usize,
-    /// Patterns that need an index: a table and the columns an index must lead with, in
-    /// any order. An existing index or a recommendation must serve each.
-    pub must_serve: Vec<(&'static str, Vec<&'static str>)>,
-    /// Existing indexes that no statement uses while writes maintain them.
-    pub drops: Vec<&'static str>,
-}
-
-/// An index of the real server's catalog, or one recommended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Index {
-    table: String,
-    name: String,
-    keys: Vec<String>,
-    partial: bool,
-}
-
-impl Index {
-    /// Whether `self`'s keys are `other`'s leading keys in some order: then whatever
-    /// `self` finds by equality, `other` finds as well.
-    fn led_by(&self, other: &Index) -> bool {
-        self.table == other.table
-            && !other.partial
-            && other.keys.len() >= self.keys.len()
-            && set(&self.keys) == set(&other.keys[..self.keys.len()])
-    }
-}
-
-fn set(keys: &[String]) -> BTreeSet<&str> {
-    keys.iter().map(String::as_str).collect()
-}
+pub use super::expect::Dba as Expectation;
+use super::expect::{assert_as_a_dba_would, Index};
 
 fn unquote(text: &str) -> String {
     text.trim_matches('"').to_string()
@@ -287,55 +254,13 @@ pub async fn check(
             );
         }
     }
-    for (index, recommendation) in proposed.iter().zip(&recommendations) {
-        if let Some(serving) = existing.iter().find(|other| index.led_by(other)) {
-            panic!(
-                "{} is served by the existing {} {:?}: {recommendation:#}\n{context}",
-                index.name, serving.name, serving.keys
-            );
-        }
-        if let Some(twin) = proposed
-            .iter()
-            .filter(|other| other.name != index.name)
-            .find(|other| index.led_by(other))
-        {
-            panic!(
-                "{} is served by the other recommendation {} {:?}\n{context}",
-                index.name, twin.name, twin.keys
-            );
-        }
-    }
-    assert!(
-        recommendations.len() <= expectation.max_recommendations,
-        "{} recommendations, a careful DBA adds at most {}\n{context}",
-        recommendations.len(),
-        expectation.max_recommendations
-    );
-    for (table, columns) in &expectation.must_serve {
-        let wanted = Index {
-            table: table.to_string(),
-            name: String::new(),
-            keys: columns.iter().map(|c| c.to_string()).collect(),
-            partial: false,
-        };
-        assert!(
-            existing
-                .iter()
-                .chain(&proposed)
-                .any(|index| wanted.led_by(index)),
-            "nothing serves {table} by {columns:?}\n{context}"
-        );
-    }
-    let mut drops: Vec<String> = advice["drops"]
+    let drops: Vec<String> = advice["drops"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|drop| drop["name"].as_str().map(str::to_string))
         .collect();
-    drops.sort();
-    let mut wanted_drops: Vec<String> = expectation.drops.iter().map(|d| d.to_string()).collect();
-    wanted_drops.sort();
-    assert_eq!(drops, wanted_drops, "drops\n{context}");
+    assert_as_a_dba_would(&proposed, &existing, drops, expectation, &context);
 
     // Every statement builds as written, outside a transaction.
     for recommendation in &recommendations {
