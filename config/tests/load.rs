@@ -507,3 +507,56 @@ fn snapshot_sink_and_sidecar_id_come_from_env_and_flags() {
     );
     assert_eq!(config.snapshot_sink.sidecar_id.as_deref(), Some("flag-id"));
 }
+
+#[test]
+fn advice_settings_from_file_env_and_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "indextap.toml",
+        &format!("{MINIMAL}\n[advice]\nmin_gain_percent = 10\nmax_indexes_per_namespace = 2\n"),
+    );
+    let config = load(
+        Some(&file),
+        env(&[
+            ("INDEXTAP_MONGO_VERIFY", "sample"),
+            ("INDEXTAP_MIN_GAIN_PERCENT", "30"),
+        ]),
+        CliOverrides {
+            drop_min_window_secs: Some(60),
+            mongo_sample_size: Some(500),
+            ..CliOverrides::default()
+        },
+    )
+    .unwrap();
+    let advice = &config.advice;
+    assert_eq!(
+        advice.min_gain_percent, 30,
+        "the environment overrides the file"
+    );
+    assert_eq!(advice.max_indexes_per_namespace, 2);
+    assert_eq!(advice.mongo_verify, indextap_config::MongoVerify::Sample);
+    assert_eq!(advice.drop_min_window_secs, 60);
+    assert_eq!(advice.mongo_sample_size, 500);
+
+    let wrong = load(
+        Some(&file),
+        env(&[("INDEXTAP_MONGO_VERIFY", "always")]),
+        CliOverrides::default(),
+    )
+    .unwrap_err();
+    assert!(
+        wrong.to_string().contains("INDEXTAP_MONGO_VERIFY"),
+        "{wrong}"
+    );
+    let too_much = write(
+        dir.path(),
+        "bad.toml",
+        &format!("{MINIMAL}\n[advice]\nmin_gain_percent = 150\n"),
+    );
+    let invalid = load(Some(&too_much), NO_ENV, CliOverrides::default()).unwrap_err();
+    assert!(
+        invalid.to_string().contains("advice.min_gain_percent"),
+        "{invalid}"
+    );
+}
