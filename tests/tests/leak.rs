@@ -54,8 +54,19 @@ fn mongo_error<T: std::fmt::Debug>(result: mongodb::error::Result<T>, what: &str
 async fn mongo_values_never_leave_the_proxy() {
     let state_dir = tempfile::tempdir().expect("state dir");
     let state_path = state_dir.path().display().to_string();
+    // Sample verification reads the marker-laden documents back: its probes and statistics
+    // must not let them out either.
     let mut harness = MongoBehindProxy::start_with(
-        &["--log-format", "json", "--state-dir", &state_path],
+        &[
+            "--log-format",
+            "json",
+            "--state-dir",
+            &state_path,
+            "--mongo-verify",
+            "sample",
+            "--mongo-sample-size",
+            "200",
+        ],
         &PROXY_ENV,
     )
     .await;
