@@ -211,22 +211,31 @@ fn python_args(port: u16, database: &str, phase: &str, rounds: u32) -> Vec<Strin
     ]
 }
 
+/// An ORM application of `tests/corpus`: its schema and rows straight to the server, its
+/// workload (`executions` statements at least, in 30 rounds) through the proxy, then the
+/// checks, replaying 5 rounds.
+async fn orm_application(script: &str, database: &'static str, executions: u64, dba: Expectation) {
+    let corpus = PgCorpus::start(database, &SHORT_WINDOW);
+    let server = corpus.server.port();
+    tools::python(script, &python_args(server, database, "schema", 0));
+    tools::python(
+        script,
+        &python_args(corpus.listen.port(), database, "workload", 30),
+    );
+    corpus.wait_for_executions(executions);
+    check(&corpus, &dba, async || {
+        tools::python(script, &python_args(server, database, "workload", 5));
+    })
+    .await;
+}
+
 /// Django with psycopg2 (literals interpolated by the client). Django indexes the unique
 /// email and the foreign key by itself; those serve the lookups by email and by customer. A
 /// careful DBA adds two: the queue poll (`status = 'pending' ORDER BY created_at`), and the
 /// daily report's `created_at` range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_orm() {
-    let corpus = PgCorpus::start("shop", &SHORT_WINDOW);
-    let server = corpus.server.port();
-    tools::python("django_shop.py", &python_args(server, "shop", "schema", 0));
-    let proxy = corpus.listen.port();
-    tools::python(
-        "django_shop.py",
-        &python_args(proxy, "shop", "workload", 30),
-    );
-    corpus.wait_for_executions(30 * 6);
-    let expectation = Expectation {
+    let dba = Expectation {
         max_recommendations: 2,
         must_serve: vec![
             ("shop_order", vec!["status"]),
@@ -236,13 +245,7 @@ async fn django_orm() {
         ],
         drops: vec![],
     };
-    check(&corpus, &expectation, async || {
-        tools::python(
-            "django_shop.py",
-            &python_args(server, "shop", "workload", 5),
-        );
-    })
-    .await;
+    orm_application("django_shop.py", "shop", 30 * 6, dba).await;
 }
 
 /// SQLAlchemy with psycopg 3: parameters bound on the server, so the `deleted` and `paid`
@@ -252,19 +255,7 @@ async fn django_orm() {
 /// invoices by due date.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlalchemy_orm_with_flags_as_parameters() {
-    let corpus = PgCorpus::start("billing", &SHORT_WINDOW);
-    let server = corpus.server.port();
-    tools::python(
-        "sqlalchemy_billing.py",
-        &python_args(server, "billing", "schema", 0),
-    );
-    let proxy = corpus.listen.port();
-    tools::python(
-        "sqlalchemy_billing.py",
-        &python_args(proxy, "billing", "workload", 30),
-    );
-    corpus.wait_for_executions(30 * 5);
-    let expectation = Expectation {
+    let dba = Expectation {
         max_recommendations: 3,
         must_serve: vec![
             ("invoice", vec!["account_id"]),
@@ -273,11 +264,5 @@ async fn sqlalchemy_orm_with_flags_as_parameters() {
         ],
         drops: vec![],
     };
-    check(&corpus, &expectation, async || {
-        tools::python(
-            "sqlalchemy_billing.py",
-            &python_args(server, "billing", "workload", 5),
-        );
-    })
-    .await;
+    orm_application("sqlalchemy_billing.py", "billing", 30 * 5, dba).await;
 }
