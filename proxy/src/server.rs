@@ -93,10 +93,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let token = crate::admin::token(&config.admin)?;
     let catalog = CatalogSources::from_config(&config);
-    if catalog.mongo_uri.is_some() || catalog.pg_url.is_some() {
-        // The usage window of drop advice starts now.
+    // The usage window of drop advice starts now, on the catalogs named explicitly: the
+    // proxy never talks to an upstream by itself unless told to (the MongoDB admin URI
+    // otherwise defaults to the upstream, read only when advice is asked for).
+    let explicit = CatalogSources {
+        mongo_uri: config
+            .mongo
+            .admin_uri
+            .as_ref()
+            .map(|uri| uri.expose().to_string()),
+        ..catalog.clone()
+    };
+    if explicit.mongo_uri.is_some() || explicit.pg_url.is_some() {
         tokio::spawn(crate::catalog::baseline::keep(
-            catalog.clone(),
+            explicit,
             catalog.baseline.clone(),
             crate::catalog::baseline::interval(config.advice.drop_min_window()),
             shutdown.clone(),

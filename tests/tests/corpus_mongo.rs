@@ -212,7 +212,7 @@ async fn internal_namespaces_are_never_advised_on() {
 /// uses while every insert maintains it: nothing to add, `user_1` to drop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unused_index_is_proposed_for_dropping() {
-    let harness = MongoBehindProxy::start_with(&SHORT_WINDOW, &[]).await;
+    let harness = MongoBehindProxy::start_with_admin_uri(&SHORT_WINDOW, &[]).await;
     let scratch = tempfile::tempdir().expect("tempdir");
     let queries = run(&harness, "by_id", 20, &scratch.path().join("queries.bson"));
     wait_for_executions(&harness, 20 * 2);

@@ -45,6 +45,16 @@ impl MongoBehindProxy {
 
     /// A standalone server and a proxy given `extra` arguments and `env` variables.
     pub async fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_proxy(extra, env, false).await
+    }
+
+    /// The same, with the server named as the proxy's `--mongo-admin-uri` (which the usage
+    /// baseline of drop advice needs: without it the proxy never reads the catalog unasked).
+    pub async fn start_with_admin_uri(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_proxy(extra, env, true).await
+    }
+
+    async fn start_proxy(extra: &[&str], env: &[(&str, &str)], admin_uri: bool) -> Self {
         let server = SecantusDb::start(SecantusOptions::standalone());
         let listen = free_addr();
         let admin = free_addr();
@@ -61,6 +71,9 @@ impl MongoBehindProxy {
         .map(|arg| arg.to_string())
         .collect();
         args.extend(extra.iter().map(|arg| arg.to_string()));
+        if admin_uri {
+            args.extend(["--mongo-admin-uri".to_string(), server.uri()]);
+        }
         let proxy = IndextapProcess::start_with(IndextapOptions {
             args,
             admin: Some(admin),
