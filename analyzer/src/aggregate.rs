@@ -1,164 +1,90 @@
 //! Aggregation: shapes → statistics, in bounded memory.
 //!
-//! A concurrent map (dashmap) from [`ShapeId`] to [`ShapeStats`]: executions, errors by code,
-//! a latency histogram (hdrhistogram), documents returned, first and last seen. The number of
-//! shapes is bounded: executions of shapes past the bound go to an "other" bucket, counted,
-//! so memory stays bounded whatever the traffic.
+//! A concurrent map (dashmap) from a shape to its [`stats`]: executions, errors by code, a
+//! latency sketch, documents returned, first and last seen. The store holds to two limits
+//! ([`Limits`]): a number of shapes and a budget in bytes, charged for everything it holds
+//! (each shape's tree, SQL text, constants and sketch, the map's table, the write counters,
+//! the other buckets and the open cursors; see [`crate::shape::footprint`]). Past either limit, the coldest
+//! shapes by recorded total time are evicted into their collection's or table's "other"
+//! bucket, so the totals stay exact and the hot shapes survive (see [`evict`]).
 //!
 //! MongoDB cursors: a reply that leaves a cursor open maps the cursor id to the shape that
-//! opened it, so later `getMore` time and documents count toward that shape. Cursor ids are
-//! unique per server and drivers may continue a cursor on another pooled connection, so the
-//! map lives here rather than in a connection.
+//! opened it, so later `getMore` time and documents count toward that shape.
 //!
 //! ## Layout
-//! - [`Aggregator`]: the live, concurrent store; [`Aggregator::record`] is the hot path.
-//! - [`ShapeStats`]: one shape's statistics.
-//! - [`Aggregator::snapshot`] / [`Aggregator::restore`]: to and from [`Snapshot`].
+//! - this file: [`Aggregator`] and [`Limits`]; [`Aggregator::record`] is the hot path;
+//!   [`Aggregator::snapshot`] / [`Aggregator::restore`] build and read the snapshot format.
+//! - `stats`: one shape's statistics, to and from a [`ShapeRecord`].
+//! - `evict`: the limits enforced, the coldest shapes folded into the other buckets.
+//! - `page`: one sorted page of shapes for the admin API, without a snapshot.
+//! - `cursors`: open cursor → shape.
+
+mod cursors;
+mod evict;
+mod page;
+mod stats;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use hdrhistogram::Histogram;
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder};
 
 use crate::command::Observation;
-use crate::shape::{
-    BoundConstant, Constant, Lowering, Namespace, Rejection, Shape, ShapeId, WriteKind,
-};
+use crate::shape::{Lowering, Namespace, Rejection, Shape, WriteKind};
 use crate::snapshot::{
-    HistogramRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
-    HISTOGRAM_MAX_MICROS, HISTOGRAM_SIGFIG,
+    NamespaceOtherRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
 };
+use cursors::CursorTable;
+use evict::OtherBuckets;
+pub use page::{PageRequest, ShapeOrder, ShapesPage};
+use stats::{conceal, intersect, ShapeStats};
 
 /// How many executions must carry the same SQL token list before it is kept in clear. Until
 /// then only a digest is kept: a value that recurs in this many executions of one shape is
 /// a constant of the code, and one that does not never leaves a digest.
 pub const CONFIRM_EXECUTIONS: u64 = 10;
 
-/// How many open cursors are remembered; older ones are forgotten first.
-const MAX_TRACKED_CURSORS: usize = 65_536;
+/// The default memory budget: what 10,000 shapes of a mixed workload hold with room to
+/// spare, so that the whole proxy stays within a 64 MiB sidecar limit.
+pub const DEFAULT_MAX_BYTES: usize = 24 * 1024 * 1024;
 
-/// One shape's statistics.
-#[derive(Debug, Clone)]
-pub struct ShapeStats {
-    /// The shape.
-    pub shape: Shape,
-    /// Executions.
-    pub count: u64,
-    /// Failed executions.
-    pub errors: u64,
-    /// Failures by error code.
-    pub error_codes: BTreeMap<String, u64>,
-    /// Sum of latencies (getMore continuations included), µs.
-    pub total_micros: u64,
-    /// Documents or rows returned (getMore batches included).
-    pub returned: u64,
-    /// getMore round trips.
-    pub continuations: u64,
-    /// Unix ms of the first execution.
-    pub first_seen_ms: u64,
-    /// Unix ms of the last execution.
-    pub last_seen_ms: u64,
-    /// Constants carried by every execution so far (`None` before the first).
-    pub constants: Option<Vec<BoundConstant>>,
-    /// Literal-free statement text for EXPLAIN (SQL only).
-    pub normalized_sql: Option<String>,
-    /// Per-execution latency, µs.
-    pub latency: Histogram<u64>,
+/// A shape's key in the store: a 128-bit hash of its structure. Hashing the tree is cheap,
+/// where the [`ShapeId`](crate::shape::ShapeId) hashes the canonical JSON, which costs more
+/// than everything else a record does; the id is computed once, when a shape is admitted.
+type ShapeKey = u128;
+
+/// How much the store may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Distinct shapes kept at most.
+    pub max_shapes: usize,
+    /// Bytes for the analysis state: the store takes seven eighths, the SQL statement cache
+    /// ([`Limits::sql_cache_bytes`]) one eighth.
+    pub max_bytes: usize,
 }
 
-impl ShapeStats {
-    fn new(shape: Shape) -> Self {
+impl Limits {
+    /// `max_shapes` shapes within [`DEFAULT_MAX_BYTES`].
+    pub fn shapes(max_shapes: usize) -> Self {
         Self {
-            shape,
-            count: 0,
-            errors: 0,
-            error_codes: BTreeMap::new(),
-            total_micros: 0,
-            returned: 0,
-            continuations: 0,
-            first_seen_ms: u64::MAX,
-            last_seen_ms: 0,
-            constants: None,
-            normalized_sql: None,
-            latency: new_histogram(),
+            max_shapes,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 
-    /// Add another store's statistics of the same shape.
-    fn absorb(&mut self, other: &ShapeStats) {
-        self.count += other.count;
-        self.errors += other.errors;
-        for (code, n) in &other.error_codes {
-            *self.error_codes.entry(code.clone()).or_insert(0) += n;
-        }
-        self.total_micros = self.total_micros.saturating_add(other.total_micros);
-        self.returned = self.returned.saturating_add(other.returned);
-        self.continuations += other.continuations;
-        self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
-        self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
-        let reveal = self.count >= CONFIRM_EXECUTIONS;
-        self.constants = match (self.constants.take(), &other.constants) {
-            (Some(kept), Some(seen)) => Some(intersect(kept, seen, reveal)),
-            (kept, seen) => kept.or_else(|| seen.clone()),
-        };
-        if self.normalized_sql.is_none() {
-            self.normalized_sql = other.normalized_sql.clone();
-        }
-        // Both histograms share bounds, so adding cannot fail; ignore rather than panic.
-        let _ = self.latency.add(&other.latency);
+    /// The SQL statement cache's share of the budget.
+    pub fn sql_cache_bytes(&self) -> usize {
+        self.max_bytes / 8
     }
 
-    fn to_record(&self) -> ShapeRecord {
-        ShapeRecord {
-            shape: self.shape.clone(),
-            count: self.count,
-            errors: self.errors,
-            error_codes: self.error_codes.clone(),
-            total_micros: self.total_micros,
-            returned: self.returned,
-            continuations: self.continuations,
-            first_seen_ms: if self.count == 0 {
-                0
-            } else {
-                self.first_seen_ms
-            },
-            last_seen_ms: self.last_seen_ms,
-            constants: self.constants.clone().unwrap_or_default(),
-            normalized_sql: self.normalized_sql.clone(),
-            latency: HistogramRecord::from_histogram(&self.latency),
-        }
+    /// The store's share of the budget.
+    pub fn store_bytes(&self) -> usize {
+        self.max_bytes - self.sql_cache_bytes()
     }
-
-    fn from_record(record: &ShapeRecord) -> Self {
-        Self {
-            shape: record.shape.clone(),
-            count: record.count,
-            errors: record.errors,
-            error_codes: record.error_codes.clone(),
-            total_micros: record.total_micros,
-            returned: record.returned,
-            continuations: record.continuations,
-            first_seen_ms: if record.count == 0 {
-                u64::MAX
-            } else {
-                record.first_seen_ms
-            },
-            last_seen_ms: record.last_seen_ms,
-            constants: (record.count > 0).then(|| record.constants.clone()),
-            normalized_sql: record.normalized_sql.clone(),
-            latency: record.latency.to_histogram(),
-        }
-    }
-}
-
-/// A fresh latency histogram with the snapshot's bounds.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_MICROS, HISTOGRAM_SIGFIG)
-        .expect("constant histogram bounds are valid")
 }
 
 #[derive(Debug, Default)]
@@ -168,64 +94,60 @@ struct WriteCounters {
     deletes: AtomicU64,
 }
 
-/// Open cursors → the shape that opened them, oldest forgotten first.
-#[derive(Debug, Default)]
-struct CursorTable {
-    by_id: std::collections::HashMap<i64, ShapeId>,
-    order: std::collections::VecDeque<i64>,
-}
-
-impl CursorTable {
-    fn open(&mut self, cursor: i64, shape: ShapeId) {
-        if self.by_id.insert(cursor, shape).is_none() {
-            self.order.push_back(cursor);
-        }
-        while self.order.len() > MAX_TRACKED_CURSORS {
-            if let Some(old) = self.order.pop_front() {
-                self.by_id.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, cursor: i64) -> Option<ShapeId> {
-        self.by_id.get(&cursor).copied()
-    }
-
-    fn close(&mut self, cursor: i64) {
-        // The order queue keeps the id until it ages out; a stale entry there is harmless.
-        self.by_id.remove(&cursor);
-    }
-}
-
 /// The live store of everything learned from the traffic.
 #[derive(Debug)]
 pub struct Aggregator {
-    max_shapes: usize,
-    shapes: DashMap<ShapeId, ShapeStats>,
-    /// Tracked shapes → their ids.
-    ids: DashMap<Shape, ShapeId, Xxh3DefaultBuilder>,
-    writes: DashMap<Namespace, WriteCounters>,
+    limits: Limits,
+    shapes: DashMap<ShapeKey, Box<ShapeStats>, Xxh3DefaultBuilder>,
+    /// Bytes the shape entries hold, as charged by each ([`ShapeStats::heap_size`]).
+    shape_bytes: AtomicUsize,
+    writes: DashMap<Namespace, WriteCounters, Xxh3DefaultBuilder>,
+    /// Bytes the write counters' namespaces hold.
+    write_bytes: AtomicUsize,
     other_count: AtomicU64,
     other_micros: AtomicU64,
+    evicted_shapes: AtomicU64,
+    other_buckets: Mutex<OtherBuckets>,
+    /// Eviction rounds so far; a shape admitted in the current round is spared by the next.
+    round: AtomicU64,
+    evicting: Mutex<()>,
     rejected: DashMap<Rejection, u64>,
     orphan_continuations: AtomicU64,
     cursors: Mutex<CursorTable>,
 }
 
 impl Aggregator {
-    /// A store that tracks at most `max_shapes` distinct shapes.
+    /// A store that tracks at most `max_shapes` distinct shapes, within the default budget.
     pub fn new(max_shapes: usize) -> Self {
+        Self::with_limits(Limits::shapes(max_shapes))
+    }
+
+    /// A store held to `limits`.
+    pub fn with_limits(limits: Limits) -> Self {
         Self {
-            max_shapes: max_shapes.max(1),
-            shapes: DashMap::new(),
-            ids: DashMap::with_hasher(Xxh3DefaultBuilder),
-            writes: DashMap::new(),
+            limits: Limits {
+                max_shapes: limits.max_shapes.max(1),
+                max_bytes: limits.max_bytes,
+            },
+            shapes: DashMap::with_hasher(Xxh3DefaultBuilder),
+            shape_bytes: AtomicUsize::new(0),
+            writes: DashMap::with_hasher(Xxh3DefaultBuilder),
+            write_bytes: AtomicUsize::new(0),
             other_count: AtomicU64::new(0),
             other_micros: AtomicU64::new(0),
+            evicted_shapes: AtomicU64::new(0),
+            other_buckets: Mutex::new(OtherBuckets::default()),
+            round: AtomicU64::new(0),
+            evicting: Mutex::new(()),
             rejected: DashMap::new(),
             orphan_continuations: AtomicU64::new(0),
             cursors: Mutex::new(CursorTable::default()),
         }
+    }
+
+    /// The limits this store holds to.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Record one observation, already lowered.
@@ -247,7 +169,7 @@ impl Aggregator {
             self.count_write(write);
         }
         for cursor in &lowering.closes_cursors {
-            self.cursors_lock().close(*cursor);
+            lock(&self.cursors).close(*cursor);
         }
         if let Some(cursor) = lowering.continues_cursor {
             self.record_continuation(cursor, micros, outcome.returned, outcome.cursor_id);
@@ -256,24 +178,20 @@ impl Aggregator {
 
         let single = lowering.shapes.len() == 1;
         for occurrence in &lowering.shapes {
-            let Some(id) = self.tracked_id(&occurrence.shape) else {
-                self.other_count.fetch_add(1, Ordering::Relaxed);
-                self.other_micros.fetch_add(micros, Ordering::Relaxed);
-                continue;
+            let key = shape_key(&occurrence.shape);
+            let mut stats = match self.shapes.get_mut(&key) {
+                Some(stats) => stats,
+                None => self.shapes.entry(key).or_insert_with(|| {
+                    let shape = occurrence.shape.clone();
+                    Box::new(ShapeStats::new(shape.id(), shape, self.current_round()))
+                }),
             };
-            let mut stats = self
-                .shapes
-                .entry(id)
-                .or_insert_with(|| ShapeStats::new(occurrence.shape.clone()));
-            stats.count += 1;
+            stats.count = stats.count.saturating_add(1);
             stats.total_micros = stats.total_micros.saturating_add(micros);
             stats.returned = stats.returned.saturating_add(outcome.returned);
-            // Histograms saturate at their bound rather than fail: a clamp, never a panic.
-            stats
-                .latency
-                .saturating_record(micros.clamp(1, HISTOGRAM_MAX_MICROS));
+            stats.latency.record(micros);
             if let Some(code) = &outcome.error {
-                stats.errors += 1;
+                stats.errors = stats.errors.saturating_add(1);
                 *stats.error_codes.entry(code.clone()).or_insert(0) += 1;
             }
             stats.first_seen_ms = stats.first_seen_ms.min(at_ms);
@@ -290,24 +208,45 @@ impl Aggregator {
             if stats.normalized_sql.is_none() {
                 stats.normalized_sql.clone_from(&occurrence.normalized_sql);
             }
+            let admitted = stats.count == 1;
+            let grew = self.charge(stats.recharge());
             drop(stats);
             if single {
                 if let Some(cursor) = outcome.cursor_id.filter(|c| *c != 0) {
-                    self.cursors_lock().open(cursor, id);
+                    lock(&self.cursors).open(cursor, key);
                 }
+            }
+            if admitted || grew {
+                self.enforce_limits();
             }
         }
     }
 
+    /// Adds a change of the shapes' bytes; whether they grew.
+    fn charge(&self, delta: isize) -> bool {
+        if delta >= 0 {
+            self.shape_bytes
+                .fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.shape_bytes
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+        delta > 0
+    }
+
     fn count_write(&self, write: &crate::shape::Write) {
+        use crate::shape::footprint::HeapSize;
         // The namespace is cloned only the first time it is written to.
         let counters = match self.writes.get(&write.namespace) {
             Some(counters) => counters,
-            None => self
-                .writes
-                .entry(write.namespace.clone())
-                .or_default()
-                .downgrade(),
+            None => {
+                let entry = self.writes.entry(write.namespace.clone());
+                if matches!(entry, dashmap::Entry::Vacant(_)) {
+                    self.write_bytes
+                        .fetch_add(write.namespace.heap_size(), Ordering::Relaxed);
+                }
+                entry.or_default().downgrade()
+            }
         };
         let counter = match write.kind {
             WriteKind::Insert => &counters.inserts,
@@ -317,45 +256,26 @@ impl Aggregator {
         counter.fetch_add(write.count, Ordering::Relaxed);
     }
 
-    /// The id of `shape` if it is tracked or there is room to track it; `None` sends its
-    /// executions to "other". Ids of tracked shapes are remembered: hashing a shape's
-    /// canonical JSON costs more than everything else [`Aggregator::record`] does.
-    fn tracked_id(&self, shape: &Shape) -> Option<ShapeId> {
-        if let Some(id) = self.ids.get(shape) {
-            return Some(*id);
-        }
-        let id = shape.id();
-        if !self.shapes.contains_key(&id) && self.shapes.len() >= self.max_shapes {
-            return None;
-        }
-        // Bounded like the shapes: a memo past twice the bound (after restores) starts over.
-        if self.ids.len() >= self.max_shapes.saturating_mul(2) {
-            self.ids.clear();
-        }
-        self.ids.insert(shape.clone(), id);
-        Some(id)
-    }
-
     fn record_continuation(&self, cursor: i64, micros: u64, returned: u64, left_open: Option<i64>) {
-        let shape = self.cursors_lock().get(cursor);
-        let Some(id) = shape else {
+        let shape = lock(&self.cursors).get(cursor);
+        let Some(key) = shape else {
             self.orphan_continuations.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if let Some(mut stats) = self.shapes.get_mut(&id) {
-            stats.total_micros = stats.total_micros.saturating_add(micros);
-            stats.returned = stats.returned.saturating_add(returned);
-            stats.continuations += 1;
+        match self.shapes.get_mut(&key) {
+            Some(mut stats) => {
+                stats.total_micros = stats.total_micros.saturating_add(micros);
+                stats.returned = stats.returned.saturating_add(returned);
+                stats.continuations = stats.continuations.saturating_add(1);
+            }
+            // The shape was evicted while its cursor was open: its time still counts.
+            None => {
+                self.other_micros.fetch_add(micros, Ordering::Relaxed);
+            }
         }
         if left_open.is_none_or(|c| c == 0) {
-            self.cursors_lock().close(cursor);
+            lock(&self.cursors).close(cursor);
         }
-    }
-
-    fn cursors_lock(&self) -> std::sync::MutexGuard<'_, CursorTable> {
-        // A poisoned lock only means another thread panicked mid-update of a cache; the
-        // table is still usable.
-        self.cursors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many distinct shapes are tracked.
@@ -369,13 +289,30 @@ impl Aggregator {
         self.orphan_continuations.load(Ordering::Relaxed)
     }
 
-    /// Everything, as a mergeable snapshot.
-    pub fn snapshot(&self) -> Snapshot {
-        let shapes = self
-            .shapes
+    /// The executions outside the tracked shapes, added up (cheap: a few atomics).
+    pub fn other(&self) -> OtherRecord {
+        OtherRecord {
+            count: self.other_count.load(Ordering::Relaxed),
+            total_micros: self.other_micros.load(Ordering::Relaxed),
+            evicted_shapes: self.evicted_shapes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The per namespace other buckets, sorted by namespace.
+    pub fn other_by_namespace(&self) -> Vec<NamespaceOtherRecord> {
+        lock(&self.other_buckets).records()
+    }
+
+    /// Rejected commands by reason (a handful of entries).
+    pub fn rejected(&self) -> BTreeMap<Rejection, u64> {
+        self.rejected
             .iter()
-            .map(|entry| (*entry.key(), entry.value().to_record()))
-            .collect();
+            .map(|entry| (entry.key().clone(), *entry.value()))
+            .collect()
+    }
+
+    /// The write load per namespace, sorted by namespace.
+    pub fn writes(&self) -> Vec<WriteRecord> {
         let mut writes: Vec<WriteRecord> = self
             .writes
             .iter()
@@ -387,49 +324,77 @@ impl Aggregator {
             })
             .collect();
         writes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
-        let rejected = self
-            .rejected
-            .iter()
-            .map(|entry| (entry.key().clone(), *entry.value()))
-            .collect();
-        Snapshot {
-            version: FORMAT_VERSION,
-            shapes,
-            writes,
-            other: OtherRecord {
-                count: self.other_count.load(Ordering::Relaxed),
-                total_micros: self.other_micros.load(Ordering::Relaxed),
-            },
-            rejected,
-        }
+        writes
     }
 
-    /// Add a snapshot's contents (a restored state file) to this store.
-    pub fn restore(&self, snapshot: &Snapshot) {
-        for (id, record) in &snapshot.shapes {
-            if !self.shapes.contains_key(id) && self.shapes.len() >= self.max_shapes {
-                self.other_count.fetch_add(record.count, Ordering::Relaxed);
-                self.other_micros
-                    .fetch_add(record.total_micros, Ordering::Relaxed);
-                continue;
-            }
-            match self.shapes.get_mut(id) {
-                Some(mut stats) => stats.absorb(&ShapeStats::from_record(record)),
-                None => {
-                    self.shapes.insert(*id, ShapeStats::from_record(record));
+    /// Everything, as a mergeable snapshot.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut other = self.other();
+        let mut shapes: BTreeMap<_, ShapeRecord> = BTreeMap::new();
+        for entry in self.shapes.iter() {
+            let stats = entry.value();
+            match shapes.entry(stats.id) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(stats.to_record());
+                }
+                // Two shapes under one 64-bit id: the second counts as other, as in a merge.
+                std::collections::btree_map::Entry::Occupied(_) => {
+                    other.count = other.count.saturating_add(stats.count);
+                    other.total_micros = other.total_micros.saturating_add(stats.total_micros);
                 }
             }
         }
-        for write in &snapshot.writes {
-            let counters = self.writes.entry(write.namespace.clone()).or_default();
-            counters.inserts.fetch_add(write.inserts, Ordering::Relaxed);
-            counters.updates.fetch_add(write.updates, Ordering::Relaxed);
-            counters.deletes.fetch_add(write.deletes, Ordering::Relaxed);
+        Snapshot {
+            version: FORMAT_VERSION,
+            shapes,
+            writes: self.writes(),
+            other,
+            other_by_namespace: self.other_by_namespace(),
+            rejected: self.rejected(),
         }
-        self.other_count
-            .fetch_add(snapshot.other.count, Ordering::Relaxed);
+    }
+
+    /// Add a snapshot's contents (a restored state file) to this store. Past the limits,
+    /// the coldest shapes go to their other buckets, as live traffic's do.
+    pub fn restore(&self, snapshot: &Snapshot) {
+        for (id, record) in &snapshot.shapes {
+            let key = shape_key(&record.shape);
+            // Restored shapes are not newcomers: they compete on their recorded time at once.
+            let restored = ShapeStats::from_record(*id, record, 0);
+            let mut stats = match self.shapes.get_mut(&key) {
+                Some(mut stats) => {
+                    stats.absorb(&restored);
+                    stats
+                }
+                None => self.shapes.entry(key).or_insert(Box::new(restored)),
+            };
+            self.charge(stats.recharge());
+            drop(stats);
+            self.enforce_limits();
+        }
+        for write in &snapshot.writes {
+            let write_of = |kind, count| crate::shape::Write {
+                namespace: write.namespace.clone(),
+                kind,
+                count,
+            };
+            self.count_write(&write_of(WriteKind::Insert, write.inserts));
+            self.count_write(&write_of(WriteKind::Update, write.updates));
+            self.count_write(&write_of(WriteKind::Delete, write.deletes));
+        }
+        let other = &snapshot.other;
+        self.other_count.fetch_add(other.count, Ordering::Relaxed);
         self.other_micros
-            .fetch_add(snapshot.other.total_micros, Ordering::Relaxed);
+            .fetch_add(other.total_micros, Ordering::Relaxed);
+        self.evicted_shapes
+            .fetch_add(other.evicted_shapes, Ordering::Relaxed);
+        {
+            let mut buckets = lock(&self.other_buckets);
+            for bucket in &snapshot.other_by_namespace {
+                buckets.add(bucket);
+            }
+            buckets.hold_to(self.limits.store_bytes() / 16);
+        }
         // A reason this version does not know stays as it was read.
         for (reason, count) in &snapshot.rejected {
             let mut total = self.rejected.entry(reason.clone()).or_insert(0);
@@ -438,44 +403,17 @@ impl Aggregator {
     }
 }
 
-/// The constants in both sets. A digest matches the token list it was made from; the
-/// result is in clear only when `reveal` (enough executions) and one side has it in clear.
-fn intersect(kept: Vec<BoundConstant>, seen: &[BoundConstant], reveal: bool) -> Vec<BoundConstant> {
-    kept.into_iter()
-        .filter_map(|k| {
-            let s = seen.iter().find(|s| {
-                s.target == k.target
-                    && s.operator == k.operator
-                    && digest_of(&s.constant) == digest_of(&k.constant)
-            })?;
-            let clear = match (&k.constant, &s.constant) {
-                (Constant::Digest(_), _) => s.clone(),
-                _ => k,
-            };
-            Some(conceal(clear, reveal))
-        })
-        .collect()
+/// A shape's structural hash: equal shapes hash equal within a process.
+fn shape_key(shape: &Shape) -> ShapeKey {
+    let mut hasher = Xxh3::new();
+    shape.hash(&mut hasher);
+    hasher.digest128()
 }
 
-/// A token list as its digest unless `reveal`; every other constant as it is.
-fn conceal(constant: BoundConstant, reveal: bool) -> BoundConstant {
-    match (&constant.constant, reveal) {
-        (Constant::Tokens(_), false) => BoundConstant {
-            constant: Constant::Digest(digest_of(&constant.constant)),
-            ..constant
-        },
-        _ => constant,
-    }
-}
-
-/// A comparable fingerprint: token lists and their digests agree; other constants hash
-/// their canonical form.
-fn digest_of(constant: &Constant) -> u64 {
-    match constant {
-        Constant::Digest(digest) => *digest,
-        Constant::Tokens(tokens) => xxhash_rust::xxh3::xxh3_64(tokens.join("\u{1f}").as_bytes()),
-        other => xxhash_rust::xxh3::xxh3_64(format!("{other:?}").as_bytes()),
-    }
+/// A poisoned lock only means another thread panicked mid-update of a table whose entries
+/// are plain counters; it is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn unix_millis(at: SystemTime) -> u64 {
@@ -485,246 +423,4 @@ fn unix_millis(at: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::command::{MongoCommand, Outcome, Request};
-    use crate::shape::{
-        BoundConstant, Constant, Leaf, Lowering, Namespace, OpClass, Predicate, Shape,
-        ShapeOccurrence, Target, ValueType, Write, WriteKind,
-    };
-
-    fn observation(
-        latency_ms: u64,
-        returned: u64,
-        cursor_id: Option<i64>,
-        error: Option<&str>,
-    ) -> Observation {
-        Observation {
-            request: Request::Mongo(MongoCommand {
-                database: "app".into(),
-                body: bson::rawdoc! {"ping": 1},
-                sequences: Vec::new(),
-            }),
-            outcome: Outcome {
-                latency: Duration::from_millis(latency_ms),
-                error: error.map(str::to_string),
-                returned,
-                affected: 0,
-                cursor_id,
-            },
-            at: SystemTime::now(),
-        }
-    }
-
-    fn shape_on(field: &str) -> Shape {
-        let mut shape = Shape::new(Namespace::mongo("app", "orders"), "find");
-        shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
-            target: Target::Field(field.into()),
-            operator: "$eq".into(),
-            class: OpClass::Eq,
-            value_type: ValueType::String,
-        })]);
-        shape
-    }
-
-    fn reads(shape: Shape, constants: Vec<BoundConstant>) -> Lowering {
-        Lowering {
-            shapes: vec![ShapeOccurrence {
-                shape,
-                constants,
-                normalized_sql: None,
-            }],
-            ..Lowering::default()
-        }
-    }
-
-    fn exists(field: &str, value: bool) -> BoundConstant {
-        BoundConstant {
-            target: Target::Field(field.into()),
-            operator: "$exists".into(),
-            constant: Constant::Exists(value),
-        }
-    }
-
-    #[test]
-    fn executions_add_up_per_shape() {
-        let aggregator = Aggregator::new(10);
-        aggregator.record(
-            &observation(2, 3, None, None),
-            reads(shape_on("status"), vec![]),
-        );
-        aggregator.record(
-            &observation(4, 5, None, Some("11000")),
-            reads(shape_on("status"), vec![]),
-        );
-        let snapshot = aggregator.snapshot();
-        let record = &snapshot.shapes[&shape_on("status").id()];
-        assert_eq!((record.count, record.errors, record.returned), (2, 1, 8));
-        assert_eq!(record.total_micros, 6_000);
-        assert_eq!(record.error_codes.get("11000"), Some(&1));
-        assert_eq!(record.latency.0.iter().map(|(_, n)| n).sum::<u64>(), 2);
-    }
-
-    #[test]
-    fn shapes_past_the_bound_go_to_the_other_bucket() {
-        let aggregator = Aggregator::new(2);
-        for field in ["a", "b", "c", "d"] {
-            aggregator.record(
-                &observation(1, 0, None, None),
-                reads(shape_on(field), vec![]),
-            );
-        }
-        aggregator.record(&observation(1, 0, None, None), reads(shape_on("a"), vec![]));
-        let snapshot = aggregator.snapshot();
-        assert_eq!(snapshot.shapes.len(), 2);
-        assert_eq!(snapshot.other.count, 2);
-        assert_eq!(snapshot.shapes[&shape_on("a").id()].count, 2);
-    }
-
-    #[test]
-    fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
-        let aggregator = Aggregator::new(10);
-        aggregator.record(
-            &observation(1, 101, Some(77), None),
-            reads(shape_on("status"), vec![]),
-        );
-        let continuation = Lowering {
-            continues_cursor: Some(77),
-            ..Lowering::default()
-        };
-        aggregator.record(&observation(3, 50, Some(77), None), continuation.clone());
-        aggregator.record(&observation(2, 9, Some(0), None), continuation.clone());
-        // The cursor is exhausted: a further getMore on it is an orphan.
-        aggregator.record(&observation(2, 9, None, None), continuation);
-        let snapshot = aggregator.snapshot();
-        let record = &snapshot.shapes[&shape_on("status").id()];
-        assert_eq!(
-            (record.count, record.continuations, record.returned),
-            (1, 2, 160)
-        );
-        assert_eq!(record.total_micros, 6_000);
-        assert_eq!(aggregator.orphan_continuations(), 1);
-    }
-
-    #[test]
-    fn only_constants_every_execution_carried_survive() {
-        let aggregator = Aggregator::new(10);
-        let both = vec![exists("email", true), exists("phone", true)];
-        aggregator.record(
-            &observation(1, 0, None, None),
-            reads(shape_on("status"), both),
-        );
-        aggregator.record(
-            &observation(1, 0, None, None),
-            reads(shape_on("status"), vec![exists("email", true)]),
-        );
-        let snapshot = aggregator.snapshot();
-        assert_eq!(
-            snapshot.shapes[&shape_on("status").id()].constants,
-            vec![exists("email", true)]
-        );
-    }
-
-    #[test]
-    fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
-        let tokens = |list: &[&str]| BoundConstant {
-            target: Target::Field("last_name".into()),
-            operator: "=".into(),
-            constant: Constant::Tokens(list.iter().map(|t| t.to_string()).collect()),
-        };
-        let aggregator = Aggregator::new(10);
-        let id = shape_on("last_name").id();
-        aggregator.record(
-            &observation(1, 0, None, None),
-            reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
-        );
-        let once = aggregator.snapshot().to_json();
-        assert!(!once.contains("SMITH"), "{once}");
-        assert!(matches!(
-            aggregator.snapshot().shapes[&id].constants[0].constant,
-            Constant::Digest(_)
-        ));
-        for _ in 1..CONFIRM_EXECUTIONS {
-            aggregator.record(
-                &observation(1, 0, None, None),
-                reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
-            );
-        }
-        assert_eq!(
-            aggregator.snapshot().shapes[&id].constants,
-            vec![tokens(&["SMITH"])]
-        );
-        // A different list in one execution: nothing is common any more.
-        aggregator.record(
-            &observation(1, 0, None, None),
-            reads(shape_on("last_name"), vec![tokens(&["JONES"])]),
-        );
-        assert!(aggregator.snapshot().shapes[&id].constants.is_empty());
-    }
-
-    #[test]
-    fn writes_and_rejections_are_counted() {
-        let aggregator = Aggregator::new(10);
-        let lowering = Lowering {
-            writes: vec![Write {
-                namespace: Namespace::mongo("app", "orders"),
-                kind: WriteKind::Insert,
-                count: 100,
-            }],
-            ..Lowering::default()
-        };
-        aggregator.record(&observation(1, 0, None, None), lowering);
-        aggregator.record(
-            &observation(1, 0, None, None),
-            Lowering {
-                rejected: Some(Rejection::SqlParseError),
-                ..Lowering::default()
-            },
-        );
-        let snapshot = aggregator.snapshot();
-        assert_eq!(snapshot.writes[0].inserts, 100);
-        assert_eq!(snapshot.rejected.get(&Rejection::SqlParseError), Some(&1));
-    }
-
-    #[test]
-    fn restored_rejections_keep_their_reason() {
-        let aggregator = Aggregator::new(10);
-        aggregator.record(
-            &observation(1, 0, None, None),
-            Lowering::rejected_as(Rejection::MalformedCommand),
-        );
-        let mut snapshot = aggregator.snapshot();
-        snapshot.rejected.insert("from_a_newer_version".into(), 2);
-        let json = snapshot.to_json();
-        let restored = Aggregator::new(10);
-        restored.restore(&Snapshot::from_json(&json).expect("parses"));
-        let rejected = restored.snapshot().rejected;
-        assert_eq!(rejected.get(&Rejection::MalformedCommand), Some(&1));
-        assert_eq!(
-            rejected.get(&Rejection::Other("from_a_newer_version".to_owned())),
-            Some(&2)
-        );
-        assert!(!rejected.contains_key(&Rejection::Other("other".to_owned())));
-    }
-
-    #[test]
-    fn a_snapshot_restores_into_an_equal_store() {
-        let aggregator = Aggregator::new(10);
-        aggregator.record(
-            &observation(5, 1, None, None),
-            reads(shape_on("status"), vec![exists("email", true)]),
-        );
-        let before = aggregator.snapshot();
-        let restored = Aggregator::new(10);
-        restored.restore(&before);
-        assert_eq!(restored.snapshot(), before);
-        // Restoring into a store that already has the shape adds to it.
-        restored.restore(&before);
-        assert_eq!(
-            restored.snapshot().shapes[&shape_on("status").id()].count,
-            2
-        );
-    }
-}
+mod tests;

@@ -2,20 +2,25 @@
 //!
 //! A snapshot is what the state file holds, what `/api/v1/snapshot` serves, what
 //! `indextap merge` combines and what advice is computed from. It holds shapes (names,
-//! operators, types), counters and histograms: never a value from the traffic.
+//! operators, types), counters and latency sketches: never a value from the traffic.
 //!
-//! Merging is commutative and associative: counts add, histograms add bucket by bucket,
+//! The format owns its types; the aggregate builds them (`aggregate` depends on this module,
+//! never the other way round).
+//!
+//! Merging is commutative and associative: counts add, latency sketches add bucket by bucket,
 //! first-seen takes the minimum and last-seen the maximum, partial-index constants intersect.
 //!
 //! ## Layout
-//! - this file: [`Snapshot`], [`ShapeRecord`], [`WriteRecord`], [`HistogramRecord`]: the format.
+//! - this file: [`Snapshot`], [`ShapeRecord`], [`WriteRecord`], [`OtherRecord`],
+//!   [`NamespaceOtherRecord`]: the format.
+//! - `sketch`: [`LatencySketch`], the per-shape latency distribution.
 //! - `merge`: [`Snapshot::merge`] / [`Snapshot::merged`], the rules for combining two.
-//! - `histogram`: [`HistogramRecord`] arithmetic (bucket-wise sum, percentiles).
-//! - `json`: [`Snapshot::to_json`] / [`Snapshot::from_json`], the file format, version-checked.
+//! - `json`: [`Snapshot::to_json`] / [`Snapshot::from_json`], the file format, version-checked;
+//!   files of version 1 (HDR histogram pairs) are converted on reading.
 
-mod histogram;
 mod json;
 mod merge;
+pub mod sketch;
 #[cfg(test)]
 mod tests;
 
@@ -26,14 +31,12 @@ use serde::{Deserialize, Serialize};
 use crate::shape::{BoundConstant, Namespace, Rejection, Shape, ShapeId};
 
 pub use json::SnapshotError;
+pub use sketch::LatencySketch;
 
-/// The current format version. Bump it on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// Latency histogram bounds, in microseconds: 1 µs to one hour, 3 significant digits.
-pub const HISTOGRAM_MAX_MICROS: u64 = 3_600_000_000;
-/// Significant figures kept by the latency histograms.
-pub const HISTOGRAM_SIGFIG: u8 = 3;
+/// The current format version. Bump it on any incompatible change. Version 2 replaced the
+/// HDR histogram pairs of version 1 with [`LatencySketch`] buckets, and added the per
+/// namespace "other" buckets.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything indextap has learned from the traffic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,8 +48,13 @@ pub struct Snapshot {
     pub shapes: BTreeMap<ShapeId, ShapeRecord>,
     /// Per namespace write load.
     pub writes: Vec<WriteRecord>,
-    /// Executions of shapes that did not fit in the shape bound.
+    /// Executions of shapes that are not in `shapes`: evicted to stay within the memory
+    /// budget or the shape bound, or lost to an id collision in a merge.
     pub other: OtherRecord,
+    /// The evicted shapes' statistics, added up per collection or table: the part of
+    /// `other` whose namespace is known. Sorted by namespace.
+    #[serde(default)]
+    pub other_by_namespace: Vec<NamespaceOtherRecord>,
     /// Commands that lowered to nothing useful, by reason (`sql_parse_error`, ...).
     #[serde(default)]
     pub rejected: BTreeMap<Rejection, u64>,
@@ -92,7 +100,7 @@ pub struct ShapeRecord {
     #[serde(default)]
     pub normalized_sql: Option<String>,
     /// Per-execution latency.
-    pub latency: HistogramRecord,
+    pub latency: LatencySketch,
 }
 
 /// Writes against one namespace.
@@ -109,7 +117,7 @@ pub struct WriteRecord {
     pub deletes: u64,
 }
 
-/// The overflow bucket for shapes past the configured bound.
+/// Every execution outside the tracked shapes, added up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtherRecord {
@@ -117,32 +125,26 @@ pub struct OtherRecord {
     pub count: u64,
     /// Their total time in microseconds.
     pub total_micros: u64,
+    /// How many shape records were evicted into it.
+    #[serde(default)]
+    pub evicted_shapes: u64,
 }
 
-/// A latency histogram as (bucket value in µs, count) pairs: portable and exactly mergeable.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HistogramRecord(pub Vec<(u64, u64)>);
-
-impl HistogramRecord {
-    /// The recorded buckets of a histogram.
-    pub fn from_histogram(histogram: &hdrhistogram::Histogram<u64>) -> Self {
-        HistogramRecord(
-            histogram
-                .iter_recorded()
-                .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value()))
-                .collect(),
-        )
-    }
-
-    /// A histogram with these buckets recorded.
-    pub fn to_histogram(&self) -> hdrhistogram::Histogram<u64> {
-        let mut histogram = crate::aggregate::new_histogram();
-        for &(value, count) in &self.0 {
-            let value = value.clamp(1, HISTOGRAM_MAX_MICROS);
-            // Saturating: a hand-edited file can hold absurd counts; clamp, never panic.
-            let _ = histogram.record_n(value, count);
-        }
-        histogram
-    }
+/// The "other" bucket of one collection or table: the shapes evicted from it, added up, so
+/// its totals stay exact when its cold shapes make room for hot ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceOtherRecord {
+    /// Where.
+    pub namespace: Namespace,
+    /// Shape records evicted into this bucket.
+    pub evicted_shapes: u64,
+    /// Their executions.
+    pub count: u64,
+    /// Their failed executions.
+    pub errors: u64,
+    /// Their total time in microseconds, getMore continuations included.
+    pub total_micros: u64,
+    /// Documents or rows they returned.
+    pub returned: u64,
 }

@@ -207,7 +207,7 @@ mod tests {
 
     use indextap_analyzer::shape::{Namespace, Shape};
     use indextap_analyzer::snapshot::{
-        HistogramRecord, OtherRecord, ShapeRecord, WriteRecord, FORMAT_VERSION,
+        LatencySketch, OtherRecord, ShapeRecord, WriteRecord, FORMAT_VERSION,
     };
 
     use super::*;
@@ -226,7 +226,7 @@ mod tests {
             last_seen_ms: 1_700_000_100_000,
             constants: Vec::new(),
             normalized_sql: None,
-            latency: HistogramRecord(vec![(100, 10), (1_023, 2)]),
+            latency: LatencySketch::from_buckets([(100, 10), (1_023, 2)]),
         };
         Snapshot {
             shapes: BTreeMap::from([(shape.id(), record)]),
@@ -239,6 +239,7 @@ mod tests {
             other: OtherRecord {
                 count: 3,
                 total_micros: 90,
+                evicted_shapes: 1,
             },
             ..Snapshot::new()
         }

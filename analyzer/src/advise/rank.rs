@@ -14,7 +14,7 @@ use super::candidates::Candidate;
 use super::index::naming::truncate_with_hash;
 use super::{ExistingIndexes, Recommendation, Served, WriteLoad};
 use crate::shape::Namespace;
-use crate::snapshot::{HistogramRecord, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// Turn candidates into named recommendations, heaviest first.
 ///
@@ -159,7 +159,7 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
                 shape: record.shape.describe(),
                 count: record.count,
                 total_ms: record.total_micros as f64 / 1000.0,
-                p95_ms: percentile_micros(&record.latency, 0.95) as f64 / 1000.0,
+                p95_ms: record.latency.quantile_micros(0.95) as f64 / 1000.0,
             })
         })
         .collect();
@@ -194,47 +194,15 @@ pub fn write_load(namespace: &Namespace, snapshot: &Snapshot) -> WriteLoad {
     load
 }
 
-/// The value (µs) at `quantile` of a histogram stored as (value, count) pairs: the smallest
-/// recorded value with at least that fraction of executions at or below it. 0 when empty.
-pub fn percentile_micros(histogram: &HistogramRecord, quantile: f64) -> u64 {
-    let mut pairs: Vec<(u64, u64)> = histogram
-        .0
-        .iter()
-        .copied()
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    pairs.sort_unstable();
-    let total = pairs
-        .iter()
-        .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
-    if total == 0 {
-        return 0;
-    }
-    let rank = ((total as f64) * quantile.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
-    let mut seen = 0u64;
-    for (value, count) in &pairs {
-        seen = seen.saturating_add(*count);
-        if seen >= rank {
-            return *value;
-        }
-    }
-    pairs.last().map(|(value, _)| *value).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::advise::candidates::KeyRole;
     use crate::advise::{IndexKey, IndexMethod, IndexSpec};
     use crate::shape::{Shape, ShapeId, Target};
-    use crate::snapshot::{ShapeRecord, WriteRecord};
+    use crate::snapshot::{LatencySketch, ShapeRecord, WriteRecord};
 
-    fn record(
-        shape: Shape,
-        count: u64,
-        total_micros: u64,
-        latency: Vec<(u64, u64)>,
-    ) -> ShapeRecord {
+    fn record(shape: Shape, count: u64, total_micros: u64, latency: LatencySketch) -> ShapeRecord {
         ShapeRecord {
             shape,
             count,
@@ -247,7 +215,7 @@ mod tests {
             last_seen_ms: 0,
             constants: Vec::new(),
             normalized_sql: None,
-            latency: HistogramRecord(latency),
+            latency,
         }
     }
 
@@ -269,15 +237,6 @@ mod tests {
     }
 
     #[test]
-    fn percentile_from_pairs() {
-        let histogram = HistogramRecord(vec![(900, 1), (100, 90), (500, 9)]);
-        assert_eq!(percentile_micros(&histogram, 0.95), 500);
-        assert_eq!(percentile_micros(&histogram, 0.90), 100);
-        assert_eq!(percentile_micros(&histogram, 1.0), 900);
-        assert_eq!(percentile_micros(&HistogramRecord::default(), 0.95), 0);
-    }
-
-    #[test]
     fn heaviest_first_with_weights_and_write_load() {
         let orders = Namespace::mongo("app", "orders");
         let users = Namespace::mongo("app", "users");
@@ -290,7 +249,12 @@ mod tests {
         for (id, shape, count, micros) in shapes {
             snapshot.shapes.insert(
                 ShapeId(id),
-                record(shape, count, micros, vec![(micros / count, count)]),
+                record(
+                    shape,
+                    count,
+                    micros,
+                    LatencySketch::with_value(micros / count, count),
+                ),
             );
         }
         snapshot.writes.push(WriteRecord {
@@ -318,7 +282,9 @@ mod tests {
         );
         assert_eq!(status.serves[0].count, 1_000);
         assert_eq!(status.serves[0].total_ms, 90.0);
-        assert_eq!(status.serves[0].p95_ms, 0.09);
+        // 90 µs, read from the latency sketch in whole µs: within 2 %.
+        let p95 = status.serves[0].p95_ms;
+        assert!((p95 - 0.09).abs() <= 0.09 * 0.02, "{p95}");
         assert_eq!(status.serves[0].shape, "count orders");
         assert_eq!(
             status.write_load,

@@ -237,7 +237,7 @@ mod tests {
     use super::*;
     use crate::advise::{EvidenceMethod, IndexKey, IndexMethod, IndexSpec, Served, WriteLoad};
     use crate::shape::{Shape, Target};
-    use crate::snapshot::{HistogramRecord, ShapeRecord};
+    use crate::snapshot::{LatencySketch, ShapeRecord};
 
     fn recommendation(name: &str, shapes: &[u64]) -> Recommendation {
         let namespace = Namespace::postgres("app", "public", "runs");
@@ -295,7 +295,7 @@ mod tests {
             last_seen_ms: 0,
             constants: Vec::new(),
             normalized_sql: Some("SELECT * FROM runs WHERE status = $1".to_owned()),
-            latency: HistogramRecord::default(),
+            latency: LatencySketch::default(),
         };
         let without_sql = ShapeRecord {
             normalized_sql: None,

@@ -20,9 +20,11 @@
 //! - [`mongo`]: MongoDB command → shapes (the 8.0 query-shape rules).
 //! - [`sql`]: SQL text → shapes (sqlparser, PostgreSQL dialect), with an LRU cache.
 //! - [`id`]: the stable shape id, a hash of the canonical form.
+//! - [`footprint`]: what a shape (or a lowering) holds on the heap.
 
 mod command;
 mod describe;
+pub mod footprint;
 pub mod id;
 pub mod mongo;
 mod namespace;

@@ -1,11 +1,17 @@
-//! The file format: pretty JSON, with the format version checked before anything else.
+//! The file format: compact JSON, with the format version checked before anything else.
 //!
 //! The version is read first, on its own, so that a file written by another version of
-//! indextap is reported as such rather than as an obscure field error.
+//! indextap is reported as such rather than as an obscure field error. Version 1 (latency as
+//! HDR histogram `[value µs, count]` pairs) is converted: each pair's value is recorded into
+//! a [`LatencySketch`], within the sketch's accuracy of what the histogram held.
 
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::{Snapshot, FORMAT_VERSION};
+use super::{LatencySketch, Snapshot, FORMAT_VERSION};
+
+/// The format whose latencies were HDR histogram pairs.
+const HISTOGRAM_PAIRS_VERSION: u64 = 1;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -46,25 +52,53 @@ struct VersionProbe {
 }
 
 impl Snapshot {
-    /// The file format: pretty-printed JSON.
+    /// The file format: compact JSON.
     pub fn to_json(&self) -> String {
         // Every map key is a string and no value is a float: serialisation cannot fail.
-        serde_json::to_string_pretty(self).expect("a snapshot always serialises")
+        serde_json::to_string(self).expect("a snapshot always serialises")
     }
 
-    /// Reads a snapshot, rejecting any format version but [`FORMAT_VERSION`].
+    /// The file format, written as it is produced: a large snapshot never exists as one
+    /// string in memory.
+    pub fn write_json(&self, writer: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(writer, self).map_err(std::io::Error::from)
+    }
+
+    /// Reads a snapshot of the current format, or of version 1 (converted); any other
+    /// version is refused.
     pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
         let probe: VersionProbe = serde_json::from_str(text)?;
         match probe.version {
-            None => return Err(SnapshotError::MissingVersion),
-            Some(found) if found != u64::from(FORMAT_VERSION) => {
-                return Err(SnapshotError::Version {
-                    found,
-                    expected: FORMAT_VERSION,
-                })
-            }
-            Some(_) => {}
+            None => Err(SnapshotError::MissingVersion),
+            Some(found) if found == u64::from(FORMAT_VERSION) => Ok(serde_json::from_str(text)?),
+            Some(HISTOGRAM_PAIRS_VERSION) => from_histogram_pairs(text),
+            Some(found) => Err(SnapshotError::Version {
+                found,
+                expected: FORMAT_VERSION,
+            }),
         }
-        Ok(serde_json::from_str(text)?)
     }
+}
+
+/// A version 1 snapshot, with every shape's histogram pairs recorded into a sketch.
+fn from_histogram_pairs(text: &str) -> Result<Snapshot, SnapshotError> {
+    let mut document: Value = serde_json::from_str(text)?;
+    if let Some(shapes) = document.get_mut("shapes").and_then(Value::as_object_mut) {
+        for record in shapes.values_mut() {
+            let Some(latency) = record.get_mut("latency") else {
+                continue;
+            };
+            let pairs: Vec<(u64, u64)> = serde_json::from_value(latency.take())?;
+            let mut sketch = LatencySketch::new();
+            for (micros, count) in pairs {
+                sketch.record_n(micros, count);
+            }
+            *latency = serde_json::to_value(&sketch)?;
+        }
+    }
+    // The probe found a version, but in a list as well as in an object: index only an object.
+    if let Some(object) = document.as_object_mut() {
+        object.insert("version".to_owned(), Value::from(FORMAT_VERSION));
+    }
+    Ok(serde_json::from_value(document)?)
 }

@@ -3,11 +3,11 @@
 //! Every rule is commutative and associative, so a fleet's snapshots merge to the same result
 //! in any order and grouping (the tests check this over generated snapshots):
 //! - counters add (saturating: a hand-edited file must not overflow into a panic);
-//! - histograms add bucket by bucket, error codes and rejection reasons add by key;
+//! - latency sketches add bucket by bucket, error codes and rejection reasons add by key;
 //! - first-seen takes the minimum, last-seen the maximum;
 //! - partial-index constants intersect: a constant stays only if every execution carried it;
 //! - `normalized_sql` keeps any present text, the lexicographically smaller of two;
-//! - writes add per namespace, sorted by namespace.
+//! - writes and the per namespace "other" buckets add per namespace, sorted by namespace.
 //!
 //! A record with `count == 0` holds no execution, so it does not take part in first-seen or
 //! the constants intersection (it would otherwise erase every constant).
@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 
 use crate::shape::{BoundConstant, Namespace};
 
-use super::{HistogramRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION};
+use super::{
+    LatencySketch, NamespaceOtherRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord,
+    FORMAT_VERSION,
+};
 
 impl Snapshot {
     /// Adds `other` into `self`. The result is in the current format ([`FORMAT_VERSION`]).
@@ -44,11 +47,9 @@ impl Snapshot {
             }
         }
         self.writes = merge_writes(&self.writes, &other.writes);
-        self.other.count = self.other.count.saturating_add(other.other.count);
-        self.other.total_micros = self
-            .other
-            .total_micros
-            .saturating_add(other.other.total_micros);
+        self.other.merge(&other.other);
+        self.other_by_namespace =
+            merge_namespace_others(&self.other_by_namespace, &other.other_by_namespace);
         add_by_key(&mut self.rejected, &other.rejected);
     }
 
@@ -86,7 +87,7 @@ impl ShapeRecord {
             (Some(ours), Some(theirs)) => Some(if *theirs < ours { theirs.clone() } else { ours }),
             (ours, theirs) => ours.or_else(|| theirs.clone()),
         };
-        self.latency = HistogramRecord::merged(&self.latency, &other.latency);
+        self.latency = LatencySketch::merged(&self.latency, &other.latency);
     }
 }
 
@@ -95,6 +96,60 @@ impl OtherRecord {
         self.count = self.count.saturating_add(record.count);
         self.total_micros = self.total_micros.saturating_add(record.total_micros);
     }
+
+    /// Adds another bucket's totals.
+    pub fn merge(&mut self, other: &OtherRecord) {
+        self.count = self.count.saturating_add(other.count);
+        self.total_micros = self.total_micros.saturating_add(other.total_micros);
+        self.evicted_shapes = self.evicted_shapes.saturating_add(other.evicted_shapes);
+    }
+}
+
+impl NamespaceOtherRecord {
+    /// An empty bucket for `namespace`.
+    pub fn new(namespace: Namespace) -> Self {
+        Self {
+            namespace,
+            evicted_shapes: 0,
+            count: 0,
+            errors: 0,
+            total_micros: 0,
+            returned: 0,
+        }
+    }
+
+    /// Adds an evicted shape's totals (`evicted_shapes` counts it once).
+    pub fn absorb(&mut self, record: &ShapeRecord) {
+        self.evicted_shapes = self.evicted_shapes.saturating_add(1);
+        self.count = self.count.saturating_add(record.count);
+        self.errors = self.errors.saturating_add(record.errors);
+        self.total_micros = self.total_micros.saturating_add(record.total_micros);
+        self.returned = self.returned.saturating_add(record.returned);
+    }
+
+    /// Adds another bucket of the same namespace.
+    pub fn merge(&mut self, other: &NamespaceOtherRecord) {
+        self.evicted_shapes = self.evicted_shapes.saturating_add(other.evicted_shapes);
+        self.count = self.count.saturating_add(other.count);
+        self.errors = self.errors.saturating_add(other.errors);
+        self.total_micros = self.total_micros.saturating_add(other.total_micros);
+        self.returned = self.returned.saturating_add(other.returned);
+    }
+}
+
+/// Both lists folded into one bucket per namespace, sorted by namespace.
+fn merge_namespace_others(
+    ours: &[NamespaceOtherRecord],
+    theirs: &[NamespaceOtherRecord],
+) -> Vec<NamespaceOtherRecord> {
+    let mut by_namespace: BTreeMap<&Namespace, NamespaceOtherRecord> = BTreeMap::new();
+    for bucket in ours.iter().chain(theirs) {
+        by_namespace
+            .entry(&bucket.namespace)
+            .or_insert_with(|| NamespaceOtherRecord::new(bucket.namespace.clone()))
+            .merge(bucket);
+    }
+    by_namespace.into_values().collect()
 }
 
 fn add_by_key<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {

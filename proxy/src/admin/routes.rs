@@ -133,8 +133,7 @@ pub fn shapes_json(snapshot: &Snapshot) -> Value {
 }
 
 fn shape_json(id: &str, record: &ShapeRecord) -> Value {
-    let histogram = record.latency.to_histogram();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |q: f64| record.latency.quantile_micros(q) as f64 / 1000.0;
     let namespace = &record.shape.namespace;
     json!({
         "shape_id": id,

@@ -6,7 +6,7 @@ use crate::shape::{
     BoundConstant, Constant, Namespace, OpClass, Operator, Predicate, Shape, SortKey, Target,
     ValueType,
 };
-use crate::snapshot::{HistogramRecord, ShapeRecord, Snapshot};
+use crate::snapshot::{LatencySketch, ShapeRecord, Snapshot};
 
 pub(crate) fn field(name: &str) -> Target {
     Target::Field(name.to_owned())
@@ -50,7 +50,7 @@ pub(crate) fn record(shape: Shape, count: u64) -> ShapeRecord {
         last_seen_ms: 0,
         constants: Vec::new(),
         normalized_sql: None,
-        latency: HistogramRecord(vec![(1_000, count)]),
+        latency: LatencySketch::with_value(1_000, count),
     }
 }
 

@@ -19,6 +19,11 @@
 //! The cache is split into shards, each an LRU behind its own mutex, so threads lowering
 //! different statements rarely wait on each other; the lowering itself runs outside any
 //! lock.
+//!
+//! It is bounded twice: in entries, and in bytes ([`SqlCache::bounded`]), each entry charged
+//! for its lowering's shapes and SQL text ([`footprint`](crate::shape::footprint)) and its
+//! LRU node. A lowering stored under both its keys is charged twice: the bound errs on the
+//! safe side. Past either bound, the least recently used entries go first.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,13 +34,30 @@ use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
 use super::fingerprint::fingerprint;
 use crate::command::{SqlCommand, SqlProtocol};
+use crate::shape::footprint::{allocation, HeapSize};
 use crate::shape::Lowering;
 
 /// Shards for caches big enough to split; small caches use one, to keep the bound exact.
 const SHARDS: usize = 8;
 
-/// One shard: lowerings by text hash, least recently used first out.
-type Shard = Mutex<LruCache<u128, Arc<Lowering>>>;
+/// One shard: lowerings by text hash, least recently used first out, with what each costs.
+#[derive(Debug)]
+struct Entries {
+    lru: LruCache<u128, (Arc<Lowering>, usize)>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+type Shard = Mutex<Entries>;
+
+/// What one entry holds: the lowering (its `Arc` allocation and everything inside), the LRU
+/// node (key, value, two links) and its slot in the LRU's hash table.
+fn entry_cost(lowering: &Lowering) -> usize {
+    allocation(std::mem::size_of::<Lowering>() + 16)
+        + lowering.heap_size()
+        + allocation(std::mem::size_of::<(u128, Arc<Lowering>, usize)>() + 16)
+        + 2 * std::mem::size_of::<usize>()
+}
 
 /// A bounded cache of SQL lowering, keyed by a hash of the statement text.
 #[derive(Debug)]
@@ -55,12 +77,23 @@ impl Default for SqlCache {
 impl SqlCache {
     /// A cache holding at most `capacity` statements; `0` caches nothing.
     pub fn new(capacity: usize) -> Self {
+        Self::bounded(capacity, usize::MAX)
+    }
+
+    /// A cache holding at most `capacity` statements and `max_bytes` bytes.
+    pub fn bounded(capacity: usize, max_bytes: usize) -> Self {
         let count = if capacity >= SHARDS * 16 { SHARDS } else { 1 };
         let shards = (0..count)
             .filter_map(|index| {
                 // Spread the remainder so the shards add up to `capacity` exactly.
                 let size = capacity / count + usize::from(index < capacity % count);
-                NonZeroUsize::new(size).map(|size| Mutex::new(LruCache::new(size)))
+                NonZeroUsize::new(size).map(|size| {
+                    Mutex::new(Entries {
+                        lru: LruCache::new(size),
+                        bytes: 0,
+                        max_bytes: max_bytes / count,
+                    })
+                })
             })
             .collect();
         Self {
@@ -111,7 +144,12 @@ impl SqlCache {
 
     /// How many entries are cached: a statement stored under both its keys counts twice.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.shards.iter().map(|shard| lock(shard).lru.len()).sum()
+    }
+
+    /// Bytes the entries hold, as charged against the byte bound.
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).bytes).sum()
     }
 
     /// Whether nothing is cached.
@@ -137,12 +175,32 @@ impl SqlCache {
 
     fn get(&self, key: u128) -> Option<Arc<Lowering>> {
         let shard = self.shard(key)?;
-        lock(shard).get(&key).map(Arc::clone)
+        lock(shard)
+            .lru
+            .get(&key)
+            .map(|(lowering, _)| Arc::clone(lowering))
     }
 
     fn put(&self, key: u128, lowering: &Arc<Lowering>) {
-        if let Some(shard) = self.shard(key) {
-            lock(shard).put(key, Arc::clone(lowering));
+        let Some(shard) = self.shard(key) else {
+            return;
+        };
+        let cost = entry_cost(lowering);
+        let mut entries = lock(shard);
+        if cost > entries.max_bytes {
+            // Bigger than the whole shard: lowered again each time rather than cached.
+            return;
+        }
+        // `push` hands back what it replaced or pushed out to stay within the count.
+        if let Some((_, (_, gone))) = entries.lru.push(key, (Arc::clone(lowering), cost)) {
+            entries.bytes = entries.bytes.saturating_sub(gone);
+        }
+        entries.bytes += cost;
+        while entries.bytes > entries.max_bytes {
+            let Some((_, (_, gone))) = entries.lru.pop_lru() else {
+                break;
+            };
+            entries.bytes = entries.bytes.saturating_sub(gone);
         }
     }
 

@@ -1,82 +1,7 @@
-//! Histogram round trips and percentiles, and the JSON format.
+//! The JSON format: round trips, version checks, and version 1 files converted.
 
-use super::generate::{snapshot, Rng};
+use super::generate::{shape, snapshot, Rng};
 use crate::snapshot::*;
-
-fn recorded_histogram(rng: &mut Rng) -> hdrhistogram::Histogram<u64> {
-    let mut histogram = crate::aggregate::new_histogram();
-    for _ in 0..2_000 {
-        // Latencies spread over six orders of magnitude, as real ones are.
-        let magnitude = 10u64.pow(rng.below(7) as u32);
-        let value = (1 + rng.below(magnitude * 10)).min(HISTOGRAM_MAX_MICROS);
-        histogram.record(value).unwrap();
-    }
-    histogram
-}
-
-#[test]
-fn histogram_round_trip_is_exact() {
-    let mut rng = Rng(21);
-    for _ in 0..10 {
-        let histogram = recorded_histogram(&mut rng);
-        let record = HistogramRecord::from_histogram(&histogram);
-        assert!(
-            record.0.windows(2).all(|w| w[0].0 < w[1].0),
-            "sorted, one pair per value"
-        );
-        assert_eq!(record.total_count(), histogram.len());
-
-        let back = record.to_histogram();
-        assert_eq!(back.len(), histogram.len());
-        assert_eq!(HistogramRecord::from_histogram(&back), record);
-        for q in [0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
-            assert_eq!(
-                back.value_at_quantile(q),
-                histogram.value_at_quantile(q),
-                "q={q}"
-            );
-        }
-    }
-}
-
-#[test]
-fn percentile_matches_hdrhistogram() {
-    let mut rng = Rng(33);
-    for _ in 0..10 {
-        let histogram = recorded_histogram(&mut rng);
-        let record = HistogramRecord::from_histogram(&histogram);
-        for q in [0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
-            assert_eq!(
-                record.percentile(q),
-                histogram.value_at_quantile(q),
-                "q={q}"
-            );
-        }
-        // Out-of-range quantiles clamp rather than panic.
-        assert_eq!(record.percentile(7.0), histogram.value_at_quantile(1.0));
-        assert_eq!(record.percentile(f64::NAN), record.percentile(0.0));
-    }
-    assert_eq!(HistogramRecord::default().percentile(0.5), 0);
-    // Unsorted pairs (a hand-edited file) give the same answer as sorted ones.
-    let unsorted = HistogramRecord(vec![(100, 1), (1, 1), (10, 1)]);
-    assert_eq!(unsorted.percentile(0.5), 10);
-}
-
-#[test]
-fn merged_histograms_equal_hdrhistogram_addition() {
-    let mut rng = Rng(44);
-    let a = recorded_histogram(&mut rng);
-    let b = recorded_histogram(&mut rng);
-    let mut sum = a.clone();
-    sum.add(&b).unwrap();
-    assert_eq!(
-        HistogramRecord::merged(
-            &HistogramRecord::from_histogram(&a),
-            &HistogramRecord::from_histogram(&b)
-        ),
-        HistogramRecord::from_histogram(&sum)
-    );
-}
 
 #[test]
 fn json_round_trip() {
@@ -112,4 +37,65 @@ fn another_version_is_rejected_clearly() {
     let err = Snapshot::from_json(&format!(r#"{{"version": {FORMAT_VERSION}, "shapes": 3}}"#))
         .unwrap_err();
     assert!(matches!(err, SnapshotError::Json(_)), "{err:?}");
+}
+
+/// A state file as version 1 wrote it: latency as HDR histogram (value µs, count) pairs.
+fn version_1_file() -> String {
+    let shape = shape("orders", "status");
+    let id = shape.id();
+    serde_json::json!({
+        "version": 1,
+        "shapes": {
+            id.to_string(): {
+                "shape": shape,
+                "count": 13,
+                "errors": 0,
+                "error_codes": {},
+                "total_micros": 52_000,
+                "returned": 13,
+                "continuations": 0,
+                "first_seen_ms": 1_700_000_000_000u64,
+                "last_seen_ms": 1_700_000_100_000u64,
+                "constants": [],
+                "normalized_sql": null,
+                "latency": [[1_000, 10], [9_007, 2], [120_063, 1]]
+            }
+        },
+        "writes": [],
+        "other": {"count": 4, "total_micros": 90},
+        "rejected": {"sql_parse_error": 1}
+    })
+    .to_string()
+}
+
+#[test]
+fn version_1_histograms_are_converted_into_sketches() {
+    let snapshot = Snapshot::from_json(&version_1_file()).expect("version 1 loads");
+    assert_eq!(snapshot.version, FORMAT_VERSION);
+    let record = &snapshot.shapes[&shape("orders", "status").id()];
+    assert_eq!((record.count, record.total_micros), (13, 52_000));
+    assert_eq!(record.latency.count(), 13);
+    for (q, exact) in [(0.5, 1_000.0), (0.9, 9_007.0), (1.0, 120_063.0)] {
+        let read = record.latency.quantile(q);
+        assert!(
+            (read - exact).abs() / exact <= sketch::RELATIVE_ACCURACY,
+            "q={q}: {read}"
+        );
+    }
+    assert_eq!(snapshot.other.count, 4);
+    assert!(snapshot.other_by_namespace.is_empty());
+    // Written back, it is a current-format file that reads the same.
+    assert_eq!(Snapshot::from_json(&snapshot.to_json()).unwrap(), snapshot);
+}
+
+#[test]
+fn a_malformed_version_1_file_is_refused_not_panicked_on() {
+    for text in [
+        r#"{"version": 1, "shapes": {"00000000000000aa": {"latency": "x"}}}"#,
+        r#"{"version": 1, "shapes": {"00000000000000aa": {"latency": [[1, 2]]}}}"#,
+        r#"[1]"#,
+    ] {
+        let err = Snapshot::from_json(text).unwrap_err();
+        assert!(matches!(err, SnapshotError::Json(_)), "{text}: {err:?}");
+    }
 }

@@ -103,10 +103,11 @@ pub(super) fn record(rng: &mut Rng, shape: Shape) -> ShapeRecord {
     let constants = (0..rng.below(4))
         .map(|_| rng.pick(&constant_pool()).clone())
         .collect();
-    let latency = HistogramRecord(
+    // Raw pairs too: repeated keys fold, empty buckets drop.
+    let latency = LatencySketch::from_buckets(
         (0..rng.below(5))
-            .map(|_| (*rng.pick(&[1, 5, 100, 1023, 50_015]), rng.below(100)))
-            .collect(),
+            .map(|_| (*rng.pick(&[0, 5, 300, 702, 1_101]), rng.below(100)))
+            .collect::<Vec<_>>(),
     );
     ShapeRecord {
         shape,
@@ -155,6 +156,16 @@ pub(super) fn snapshot(rng: &mut Rng) -> Snapshot {
             rejected.insert(reason.into(), counter(rng));
         }
     }
+    let other_by_namespace = (0..rng.below(3))
+        .map(|_| NamespaceOtherRecord {
+            evicted_shapes: counter(rng),
+            count: counter(rng),
+            errors: counter(rng),
+            total_micros: counter(rng),
+            returned: counter(rng),
+            ..NamespaceOtherRecord::new(rng.pick(&namespace_pool()).clone())
+        })
+        .collect();
     Snapshot {
         version: FORMAT_VERSION,
         shapes,
@@ -162,7 +173,9 @@ pub(super) fn snapshot(rng: &mut Rng) -> Snapshot {
         other: OtherRecord {
             count: counter(rng),
             total_micros: counter(rng),
+            evicted_shapes: counter(rng),
         },
+        other_by_namespace,
         rejected,
     }
 }

@@ -70,7 +70,7 @@ fn shape_records_merge_field_by_field() {
         last_seen_ms: 5_000,
         constants: vec![pool[1].clone(), pool[0].clone()],
         normalized_sql: Some("SELECT b".into()),
-        latency: HistogramRecord(vec![(10, 2), (100, 1)]),
+        latency: LatencySketch::from_buckets([(10, 2), (100, 1)]),
     };
     let b = ShapeRecord {
         shape: base.clone(),
@@ -84,7 +84,7 @@ fn shape_records_merge_field_by_field() {
         last_seen_ms: 9_000,
         constants: vec![pool[0].clone(), pool[2].clone()],
         normalized_sql: Some("SELECT a".into()),
-        latency: HistogramRecord(vec![(5, 1), (100, 3)]),
+        latency: LatencySketch::from_buckets([(5, 1), (100, 3)]),
     };
     let mut merged = a.clone();
     merged.merge(&b);
@@ -107,7 +107,7 @@ fn shape_records_merge_field_by_field() {
     assert_eq!(merged.normalized_sql.as_deref(), Some("SELECT a"));
     assert_eq!(
         merged.latency,
-        HistogramRecord(vec![(5, 1), (10, 2), (100, 4)])
+        LatencySketch::from_buckets([(5, 1), (10, 2), (100, 4)])
     );
 
     // One side without SQL text keeps the other's.
@@ -149,12 +149,22 @@ fn snapshots_add_writes_other_and_rejections() {
         updates: n,
         deletes: n,
     };
+    let evicted = |namespace: &Namespace, n| NamespaceOtherRecord {
+        evicted_shapes: n,
+        count: n * 3,
+        errors: n,
+        total_micros: n * 100,
+        returned: n * 7,
+        ..NamespaceOtherRecord::new(namespace.clone())
+    };
     let a = Snapshot {
         writes: vec![write(&users, 1), write(&orders, 2)],
         other: OtherRecord {
             count: 1,
             total_micros: 10,
+            evicted_shapes: 1,
         },
+        other_by_namespace: vec![evicted(&users, 1)],
         rejected: BTreeMap::from([("sql_parse_error".into(), 2)]),
         ..Snapshot::new()
     };
@@ -163,7 +173,9 @@ fn snapshots_add_writes_other_and_rejections() {
         other: OtherRecord {
             count: 2,
             total_micros: 20,
+            evicted_shapes: 2,
         },
+        other_by_namespace: vec![evicted(&runs, 1), evicted(&users, 1)],
         rejected: BTreeMap::from([
             ("sql_parse_error".into(), 1),
             ("missing_collection".into(), 1),
@@ -178,9 +190,15 @@ fn snapshots_add_writes_other_and_rejections() {
         merged.other,
         OtherRecord {
             count: 3,
-            total_micros: 30
+            total_micros: 30,
+            evicted_shapes: 3,
         }
     );
+    let mut users_twice = evicted(&users, 1);
+    users_twice.merge(&evicted(&users, 1));
+    let mut expected = vec![evicted(&runs, 1), users_twice];
+    expected.sort_by(|x, y| x.namespace.cmp(&y.namespace));
+    assert_eq!(merged.other_by_namespace, expected);
     assert_eq!(
         merged.rejected,
         BTreeMap::from([
@@ -222,7 +240,8 @@ fn a_hash_collision_keeps_the_smaller_canonical_shape_and_counts_the_other() {
             merged.other,
             OtherRecord {
                 count: 7,
-                total_micros: 70
+                total_micros: 70,
+                evicted_shapes: 0,
             }
         );
     }

@@ -39,6 +39,31 @@ fn the_database_and_protocol_are_part_of_the_key() {
 }
 
 #[test]
+fn bytes_bound_the_cache_whatever_the_statements_hold() {
+    let max_bytes = 64 * 1024;
+    let cache = SqlCache::bounded(100_000, max_bytes);
+    let mut hot = 0;
+    for i in 0..5_000 {
+        // Long statements, each a distinct shape with its own normalized text.
+        let text = format!(
+            "SELECT a, b, c FROM events_{} WHERE tenant_{i} = $1 AND created_at > $2 ORDER BY created_at DESC LIMIT 10",
+            i % 50
+        );
+        let _ = cache.lower(&command(&text, SqlProtocol::Extended));
+        assert!(cache.bytes() <= max_bytes, "after {i}: {}", cache.bytes());
+        // A statement used all the time stays: the LRU pushes out the others first.
+        let before = cache.hits();
+        let _ = cache.lower(&command(
+            "SELECT * FROM hot WHERE id = $1",
+            SqlProtocol::Extended,
+        ));
+        hot += usize::from(cache.hits() > before);
+    }
+    assert!(hot >= 4_990, "the hot statement was a hit {hot} times");
+    assert!(cache.len() > 10, "{} entries", cache.len());
+}
+
+#[test]
 fn capacity_bounds_the_cache() {
     for capacity in [0, 1, 5, 200, 1000] {
         let cache = SqlCache::new(capacity);

@@ -1,0 +1,209 @@
+//! One shape's statistics as the live store keeps them, and their conversion to and from
+//! the snapshot format's [`ShapeRecord`].
+//!
+//! Partial-index constants follow one rule here and in merges: only what every execution
+//! carried survives, and an SQL token list stays a digest until
+//! [`CONFIRM_EXECUTIONS`](super::CONFIRM_EXECUTIONS) executions carried it.
+
+use std::collections::BTreeMap;
+
+use super::CONFIRM_EXECUTIONS;
+use crate::shape::footprint::{allocation, HeapSize};
+use crate::shape::{BoundConstant, Constant, Shape, ShapeId};
+use crate::snapshot::{LatencySketch, ShapeRecord};
+
+/// One shape's statistics.
+#[derive(Debug, Clone)]
+pub(crate) struct ShapeStats {
+    /// The stable id (a hash of the canonical form), computed once.
+    pub(crate) id: ShapeId,
+    pub(crate) shape: Shape,
+    pub(crate) count: u64,
+    pub(crate) errors: u64,
+    pub(crate) error_codes: BTreeMap<String, u64>,
+    /// Sum of latencies (getMore continuations included), µs.
+    pub(crate) total_micros: u64,
+    pub(crate) returned: u64,
+    pub(crate) continuations: u64,
+    pub(crate) first_seen_ms: u64,
+    pub(crate) last_seen_ms: u64,
+    /// Constants carried by every execution so far (`None` before the first).
+    pub(crate) constants: Option<Vec<BoundConstant>>,
+    /// Literal-free statement text for EXPLAIN (SQL only).
+    pub(crate) normalized_sql: Option<String>,
+    /// Per-execution latency, µs.
+    pub(crate) latency: LatencySketch,
+    /// The eviction round in which the shape was admitted: a newcomer is spared for one
+    /// round, so that it has time to show whether it is hot.
+    pub(crate) admitted_round: u64,
+    /// What this entry holds on the heap, as last charged to the store's total: 0 until the
+    /// store first charges it ([`ShapeStats::recharge`]).
+    pub(crate) charged: usize,
+    /// The shape's own part of `charged`, which never changes.
+    shape_bytes: usize,
+}
+
+impl ShapeStats {
+    pub(crate) fn new(id: ShapeId, shape: Shape, admitted_round: u64) -> Self {
+        let shape_bytes = shape.heap_size();
+        Self {
+            id,
+            shape,
+            count: 0,
+            errors: 0,
+            error_codes: BTreeMap::new(),
+            total_micros: 0,
+            returned: 0,
+            continuations: 0,
+            first_seen_ms: u64::MAX,
+            last_seen_ms: 0,
+            constants: None,
+            normalized_sql: None,
+            latency: LatencySketch::new(),
+            admitted_round,
+            charged: 0,
+            shape_bytes,
+        }
+    }
+
+    /// Bytes this entry holds: its boxed self, the shape, the statistics' allocations.
+    pub(crate) fn heap_size(&self) -> usize {
+        allocation(std::mem::size_of::<Self>())
+            + self.shape_bytes
+            + error_codes_size(&self.error_codes)
+            + self.constants.heap_size()
+            + self.normalized_sql.heap_size()
+            + allocation(self.latency.heap_bytes())
+    }
+
+    /// Re-measure; the change since the last charge (positive when it grew).
+    pub(crate) fn recharge(&mut self) -> isize {
+        let now = self.heap_size();
+        let delta = now as isize - self.charged as isize;
+        self.charged = now;
+        delta
+    }
+
+    /// Add another store's statistics of the same shape.
+    pub(crate) fn absorb(&mut self, other: &ShapeStats) {
+        self.count = self.count.saturating_add(other.count);
+        self.errors = self.errors.saturating_add(other.errors);
+        for (code, n) in &other.error_codes {
+            let total = self.error_codes.entry(code.clone()).or_insert(0);
+            *total = total.saturating_add(*n);
+        }
+        self.total_micros = self.total_micros.saturating_add(other.total_micros);
+        self.returned = self.returned.saturating_add(other.returned);
+        self.continuations = self.continuations.saturating_add(other.continuations);
+        self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
+        self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
+        let reveal = self.count >= CONFIRM_EXECUTIONS;
+        self.constants = match (self.constants.take(), &other.constants) {
+            (Some(kept), Some(seen)) => Some(intersect(kept, seen, reveal)),
+            (kept, seen) => kept.or_else(|| seen.clone()),
+        };
+        if self.normalized_sql.is_none() {
+            self.normalized_sql.clone_from(&other.normalized_sql);
+        }
+        self.latency.merge(&other.latency);
+    }
+
+    /// The snapshot form.
+    pub(crate) fn to_record(&self) -> ShapeRecord {
+        ShapeRecord {
+            shape: self.shape.clone(),
+            count: self.count,
+            errors: self.errors,
+            error_codes: self.error_codes.clone(),
+            total_micros: self.total_micros,
+            returned: self.returned,
+            continuations: self.continuations,
+            first_seen_ms: if self.count == 0 {
+                0
+            } else {
+                self.first_seen_ms
+            },
+            last_seen_ms: self.last_seen_ms,
+            constants: self.constants.clone().unwrap_or_default(),
+            normalized_sql: self.normalized_sql.clone(),
+            latency: self.latency.clone(),
+        }
+    }
+
+    /// A store entry from a snapshot record.
+    pub(crate) fn from_record(id: ShapeId, record: &ShapeRecord, admitted_round: u64) -> Self {
+        let mut stats = Self::new(id, record.shape.clone(), admitted_round);
+        stats.count = record.count;
+        stats.errors = record.errors;
+        stats.error_codes.clone_from(&record.error_codes);
+        stats.total_micros = record.total_micros;
+        stats.returned = record.returned;
+        stats.continuations = record.continuations;
+        stats.first_seen_ms = if record.count == 0 {
+            u64::MAX
+        } else {
+            record.first_seen_ms
+        };
+        stats.last_seen_ms = record.last_seen_ms;
+        stats.constants = (record.count > 0).then(|| record.constants.clone());
+        stats.normalized_sql.clone_from(&record.normalized_sql);
+        stats.latency = record.latency.clone();
+        stats
+    }
+}
+
+/// A B-tree keeps up to 11 entries per node; each node is one allocation.
+fn error_codes_size(codes: &BTreeMap<String, u64>) -> usize {
+    const ENTRIES_PER_NODE: usize = 11;
+    // A leaf node: keys, values, a parent pointer and lengths.
+    const NODE_BYTES: usize = ENTRIES_PER_NODE * (std::mem::size_of::<String>() + 8) + 16;
+    if codes.is_empty() {
+        return 0;
+    }
+    codes.len().div_ceil(ENTRIES_PER_NODE) * allocation(NODE_BYTES)
+        + codes.keys().map(HeapSize::heap_size).sum::<usize>()
+}
+
+/// The constants in both sets. A digest matches the token list it was made from; the
+/// result is in clear only when `reveal` (enough executions) and one side has it in clear.
+pub(crate) fn intersect(
+    kept: Vec<BoundConstant>,
+    seen: &[BoundConstant],
+    reveal: bool,
+) -> Vec<BoundConstant> {
+    kept.into_iter()
+        .filter_map(|k| {
+            let s = seen.iter().find(|s| {
+                s.target == k.target
+                    && s.operator == k.operator
+                    && digest_of(&s.constant) == digest_of(&k.constant)
+            })?;
+            let clear = match (&k.constant, &s.constant) {
+                (Constant::Digest(_), _) => s.clone(),
+                _ => k,
+            };
+            Some(conceal(clear, reveal))
+        })
+        .collect()
+}
+
+/// A token list as its digest unless `reveal`; every other constant as it is.
+pub(crate) fn conceal(constant: BoundConstant, reveal: bool) -> BoundConstant {
+    match (&constant.constant, reveal) {
+        (Constant::Tokens(_), false) => BoundConstant {
+            constant: Constant::Digest(digest_of(&constant.constant)),
+            ..constant
+        },
+        _ => constant,
+    }
+}
+
+/// A comparable fingerprint: token lists and their digests agree; other constants hash
+/// their canonical form.
+fn digest_of(constant: &Constant) -> u64 {
+    match constant {
+        Constant::Digest(digest) => *digest,
+        Constant::Tokens(tokens) => xxhash_rust::xxh3::xxh3_64(tokens.join("\u{1f}").as_bytes()),
+        other => xxhash_rust::xxh3::xxh3_64(format!("{other:?}").as_bytes()),
+    }
+}

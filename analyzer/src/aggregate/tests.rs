@@ -1,0 +1,369 @@
+//! The store: executions add up, constants intersect, cursors continue, limits hold.
+
+use std::time::Duration;
+
+use super::*;
+use crate::command::{MongoCommand, Outcome, Request};
+use crate::shape::{
+    BoundConstant, Constant, Leaf, Lowering, Namespace, OpClass, Predicate, Shape, ShapeOccurrence,
+    Target, ValueType, Write, WriteKind,
+};
+use crate::snapshot::Snapshot;
+
+fn observation(
+    latency_ms: u64,
+    returned: u64,
+    cursor_id: Option<i64>,
+    error: Option<&str>,
+) -> Observation {
+    Observation {
+        request: Request::Mongo(MongoCommand {
+            database: "app".into(),
+            body: bson::rawdoc! {"ping": 1},
+            sequences: Vec::new(),
+        }),
+        outcome: Outcome {
+            latency: Duration::from_millis(latency_ms),
+            error: error.map(str::to_string),
+            returned,
+            affected: 0,
+            cursor_id,
+        },
+        at: SystemTime::now(),
+    }
+}
+
+fn shape_on(field: &str) -> Shape {
+    let mut shape = Shape::new(Namespace::mongo("app", "orders"), "find");
+    shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
+        target: Target::Field(field.into()),
+        operator: "$eq".into(),
+        class: OpClass::Eq,
+        value_type: ValueType::String,
+    })]);
+    shape
+}
+
+fn reads(shape: Shape, constants: Vec<BoundConstant>) -> Lowering {
+    Lowering {
+        shapes: vec![ShapeOccurrence {
+            shape,
+            constants,
+            normalized_sql: None,
+        }],
+        ..Lowering::default()
+    }
+}
+
+fn exists(field: &str, value: bool) -> BoundConstant {
+    BoundConstant {
+        target: Target::Field(field.into()),
+        operator: "$exists".into(),
+        constant: Constant::Exists(value),
+    }
+}
+
+#[test]
+fn executions_add_up_per_shape() {
+    let aggregator = Aggregator::new(10);
+    aggregator.record(
+        &observation(2, 3, None, None),
+        reads(shape_on("status"), vec![]),
+    );
+    aggregator.record(
+        &observation(4, 5, None, Some("11000")),
+        reads(shape_on("status"), vec![]),
+    );
+    let snapshot = aggregator.snapshot();
+    let record = &snapshot.shapes[&shape_on("status").id()];
+    assert_eq!((record.count, record.errors, record.returned), (2, 1, 8));
+    assert_eq!(record.total_micros, 6_000);
+    assert_eq!(record.error_codes.get("11000"), Some(&1));
+    assert_eq!(record.latency.count(), 2);
+}
+
+#[test]
+fn past_the_shape_bound_the_coldest_shapes_go_to_their_namespace_bucket() {
+    let aggregator = Aggregator::new(2);
+    // `a` is hot: ten executions of 5 ms before any other shape arrives.
+    for _ in 0..10 {
+        aggregator.record(&observation(5, 1, None, None), reads(shape_on("a"), vec![]));
+    }
+    for field in ["b", "c", "d", "e"] {
+        aggregator.record(
+            &observation(1, 1, None, Some("50")),
+            reads(shape_on(field), vec![]),
+        );
+    }
+    let snapshot = aggregator.snapshot();
+    assert!(snapshot.shapes.len() <= 2, "{:?}", snapshot.shapes.keys());
+    assert_eq!(
+        snapshot.shapes[&shape_on("a").id()].count,
+        10,
+        "the hot shape survives"
+    );
+    // Every execution is either in a shape or in the other totals.
+    let tracked: u64 = snapshot.shapes.values().map(|r| r.count).sum();
+    let tracked_micros: u64 = snapshot.shapes.values().map(|r| r.total_micros).sum();
+    assert_eq!(tracked + snapshot.other.count, 14);
+    assert_eq!(tracked_micros + snapshot.other.total_micros, 54_000);
+    let [bucket] = snapshot.other_by_namespace.as_slice() else {
+        panic!("one namespace: {:?}", snapshot.other_by_namespace);
+    };
+    assert_eq!(bucket.namespace, Namespace::mongo("app", "orders"));
+    assert_eq!(bucket.count, snapshot.other.count);
+    assert_eq!(
+        bucket.errors, bucket.count,
+        "every evicted execution failed"
+    );
+    assert_eq!(bucket.evicted_shapes, snapshot.other.evicted_shapes);
+    assert!(bucket.evicted_shapes >= 3);
+}
+
+#[test]
+fn a_newcomer_is_spared_by_the_next_eviction_round() {
+    let aggregator = Aggregator::new(4);
+    // Five shapes: the first round evicts one of them (all newcomers, all equally cold).
+    for field in ["a", "b", "c", "d", "e"] {
+        aggregator.record(
+            &observation(3, 0, None, None),
+            reads(shape_on(field), vec![]),
+        );
+    }
+    assert_eq!(aggregator.other().evicted_shapes, 1);
+    // The next shape starts a round; it is the coldest, yet a newcomer, so a veteran goes.
+    aggregator.record(&observation(1, 0, None, None), reads(shape_on("f"), vec![]));
+    let snapshot = aggregator.snapshot();
+    assert!(snapshot.shapes.contains_key(&shape_on("f").id()));
+    assert_eq!(snapshot.other.evicted_shapes, 2);
+}
+
+#[test]
+fn a_continuation_of_an_evicted_shape_still_counts_its_time() {
+    let aggregator = Aggregator::new(1);
+    aggregator.record(
+        &observation(1, 101, Some(77), None),
+        reads(shape_on("a"), vec![]),
+    );
+    for field in ["b", "c"] {
+        for _ in 0..5 {
+            aggregator.record(
+                &observation(9, 0, None, None),
+                reads(shape_on(field), vec![]),
+            );
+        }
+    }
+    assert!(!aggregator
+        .snapshot()
+        .shapes
+        .contains_key(&shape_on("a").id()));
+    let before = aggregator.snapshot();
+    let continuation = Lowering {
+        continues_cursor: Some(77),
+        ..Lowering::default()
+    };
+    aggregator.record(&observation(4, 50, Some(0), None), continuation);
+    let after = aggregator.snapshot();
+    let total = |s: &Snapshot| {
+        s.shapes.values().map(|r| r.total_micros).sum::<u64>() + s.other.total_micros
+    };
+    assert_eq!(total(&after), total(&before) + 4_000);
+}
+
+#[test]
+fn a_snapshot_restored_into_smaller_limits_keeps_its_hot_shapes_and_totals() {
+    let big = Aggregator::new(100);
+    for (i, field) in ["a", "b", "c", "d", "e", "f"].into_iter().enumerate() {
+        for _ in 0..=i {
+            big.record(
+                &observation(2, 0, None, None),
+                reads(shape_on(field), vec![]),
+            );
+        }
+    }
+    let snapshot = big.snapshot();
+    let small = Aggregator::new(3);
+    small.restore(&snapshot);
+    let restored = small.snapshot();
+    assert!(restored.shapes.len() <= 3);
+    for hot in ["f", "e"] {
+        assert!(restored.shapes.contains_key(&shape_on(hot).id()), "{hot}");
+    }
+    let count = |s: &Snapshot| s.shapes.values().map(|r| r.count).sum::<u64>() + s.other.count;
+    assert_eq!(count(&restored), count(&snapshot));
+    // The evicted shapes' bucket restores too, and adds up.
+    let again = Aggregator::new(3);
+    again.restore(&restored);
+    assert_eq!(
+        again.snapshot().other_by_namespace,
+        restored.other_by_namespace
+    );
+}
+
+#[test]
+fn the_byte_budget_holds_and_counts_what_the_entries_hold() {
+    let limits = Limits {
+        max_shapes: 1_000_000,
+        max_bytes: 512 * 1024,
+    };
+    let aggregator = Aggregator::with_limits(limits);
+    for i in 0..5_000 {
+        aggregator.record(
+            &observation(1 + i % 7, 0, None, None),
+            reads(shape_on(&format!("field_{i}")), vec![]),
+        );
+        assert!(
+            aggregator.memory_bytes() <= limits.store_bytes(),
+            "after {i}"
+        );
+    }
+    let snapshot = aggregator.snapshot();
+    assert!(snapshot.other.evicted_shapes > 0);
+    let count = snapshot.shapes.values().map(|r| r.count).sum::<u64>() + snapshot.other.count;
+    assert_eq!(count, 5_000);
+}
+
+#[test]
+fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
+    let aggregator = Aggregator::new(10);
+    aggregator.record(
+        &observation(1, 101, Some(77), None),
+        reads(shape_on("status"), vec![]),
+    );
+    let continuation = Lowering {
+        continues_cursor: Some(77),
+        ..Lowering::default()
+    };
+    aggregator.record(&observation(3, 50, Some(77), None), continuation.clone());
+    aggregator.record(&observation(2, 9, Some(0), None), continuation.clone());
+    // The cursor is exhausted: a further getMore on it is an orphan.
+    aggregator.record(&observation(2, 9, None, None), continuation);
+    let snapshot = aggregator.snapshot();
+    let record = &snapshot.shapes[&shape_on("status").id()];
+    assert_eq!(
+        (record.count, record.continuations, record.returned),
+        (1, 2, 160)
+    );
+    assert_eq!(record.total_micros, 6_000);
+    assert_eq!(aggregator.orphan_continuations(), 1);
+}
+
+#[test]
+fn only_constants_every_execution_carried_survive() {
+    let aggregator = Aggregator::new(10);
+    let both = vec![exists("email", true), exists("phone", true)];
+    aggregator.record(
+        &observation(1, 0, None, None),
+        reads(shape_on("status"), both),
+    );
+    aggregator.record(
+        &observation(1, 0, None, None),
+        reads(shape_on("status"), vec![exists("email", true)]),
+    );
+    let snapshot = aggregator.snapshot();
+    assert_eq!(
+        snapshot.shapes[&shape_on("status").id()].constants,
+        vec![exists("email", true)]
+    );
+}
+
+#[test]
+fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
+    let tokens = |list: &[&str]| BoundConstant {
+        target: Target::Field("last_name".into()),
+        operator: "=".into(),
+        constant: Constant::Tokens(list.iter().map(|t| t.to_string()).collect()),
+    };
+    let aggregator = Aggregator::new(10);
+    let id = shape_on("last_name").id();
+    aggregator.record(
+        &observation(1, 0, None, None),
+        reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+    );
+    let once = aggregator.snapshot().to_json();
+    assert!(!once.contains("SMITH"), "{once}");
+    assert!(matches!(
+        aggregator.snapshot().shapes[&id].constants[0].constant,
+        Constant::Digest(_)
+    ));
+    for _ in 1..CONFIRM_EXECUTIONS {
+        aggregator.record(
+            &observation(1, 0, None, None),
+            reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+        );
+    }
+    assert_eq!(
+        aggregator.snapshot().shapes[&id].constants,
+        vec![tokens(&["SMITH"])]
+    );
+    // A different list in one execution: nothing is common any more.
+    aggregator.record(
+        &observation(1, 0, None, None),
+        reads(shape_on("last_name"), vec![tokens(&["JONES"])]),
+    );
+    assert!(aggregator.snapshot().shapes[&id].constants.is_empty());
+}
+
+#[test]
+fn writes_and_rejections_are_counted() {
+    let aggregator = Aggregator::new(10);
+    let lowering = Lowering {
+        writes: vec![Write {
+            namespace: Namespace::mongo("app", "orders"),
+            kind: WriteKind::Insert,
+            count: 100,
+        }],
+        ..Lowering::default()
+    };
+    aggregator.record(&observation(1, 0, None, None), lowering);
+    aggregator.record(
+        &observation(1, 0, None, None),
+        Lowering {
+            rejected: Some(Rejection::SqlParseError),
+            ..Lowering::default()
+        },
+    );
+    let snapshot = aggregator.snapshot();
+    assert_eq!(snapshot.writes[0].inserts, 100);
+    assert_eq!(snapshot.rejected.get(&Rejection::SqlParseError), Some(&1));
+}
+
+#[test]
+fn restored_rejections_keep_their_reason() {
+    let aggregator = Aggregator::new(10);
+    aggregator.record(
+        &observation(1, 0, None, None),
+        Lowering::rejected_as(Rejection::MalformedCommand),
+    );
+    let mut snapshot = aggregator.snapshot();
+    snapshot.rejected.insert("from_a_newer_version".into(), 2);
+    let json = snapshot.to_json();
+    let restored = Aggregator::new(10);
+    restored.restore(&Snapshot::from_json(&json).expect("parses"));
+    let rejected = restored.snapshot().rejected;
+    assert_eq!(rejected.get(&Rejection::MalformedCommand), Some(&1));
+    assert_eq!(
+        rejected.get(&Rejection::Other("from_a_newer_version".to_owned())),
+        Some(&2)
+    );
+    assert!(!rejected.contains_key(&Rejection::Other("other".to_owned())));
+}
+
+#[test]
+fn a_snapshot_restores_into_an_equal_store() {
+    let aggregator = Aggregator::new(10);
+    aggregator.record(
+        &observation(5, 1, None, None),
+        reads(shape_on("status"), vec![exists("email", true)]),
+    );
+    let before = aggregator.snapshot();
+    let restored = Aggregator::new(10);
+    restored.restore(&before);
+    assert_eq!(restored.snapshot(), before);
+    // Restoring into a store that already has the shape adds to it.
+    restored.restore(&before);
+    assert_eq!(
+        restored.snapshot().shapes[&shape_on("status").id()].count,
+        2
+    );
+}
