@@ -49,10 +49,11 @@ pub(crate) enum Setting {
     MinGainPercent,
     MaxIndexesPerNamespace,
     DropMinWindowSecs,
+    MaxAggregateBytes,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 29] = [
+    pub(crate) const ALL: [Setting; 30] = [
         Setting::AdminListen,
         Setting::AdminTokenFile,
         Setting::AdminTokenEnv,
@@ -82,6 +83,7 @@ impl Setting {
         Setting::MinGainPercent,
         Setting::MaxIndexesPerNamespace,
         Setting::DropMinWindowSecs,
+        Setting::MaxAggregateBytes,
     ];
 
     /// The `INDEXTAP_*` variable that sets it.
@@ -116,6 +118,7 @@ impl Setting {
             Setting::MinGainPercent => "INDEXTAP_MIN_GAIN_PERCENT",
             Setting::MaxIndexesPerNamespace => "INDEXTAP_MAX_INDEXES_PER_NAMESPACE",
             Setting::DropMinWindowSecs => "INDEXTAP_DROP_MIN_WINDOW_SECS",
+            Setting::MaxAggregateBytes => "INDEXTAP_MAX_AGGREGATE_BYTES",
         }
     }
 
@@ -151,6 +154,7 @@ impl Setting {
             Setting::MinGainPercent => "--min-gain-percent",
             Setting::MaxIndexesPerNamespace => "--max-indexes-per-namespace",
             Setting::DropMinWindowSecs => "--drop-min-window-secs",
+            Setting::MaxAggregateBytes => "--max-aggregate-bytes",
         }
     }
 }
@@ -240,6 +244,8 @@ pub struct CliOverrides {
     pub max_indexes_per_namespace: Option<usize>,
     /// `--drop-min-window-secs`.
     pub drop_min_window_secs: Option<u64>,
+    /// `--max-aggregate-bytes`.
+    pub max_aggregate_bytes: Option<usize>,
 }
 
 /// One layer of overrides, already parsed into typed values.
@@ -271,6 +277,7 @@ pub(crate) struct Layer {
     pub(crate) min_gain_percent: Option<u32>,
     pub(crate) max_indexes_per_namespace: Option<usize>,
     pub(crate) drop_min_window_secs: Option<u64>,
+    pub(crate) max_aggregate_bytes: Option<usize>,
 }
 
 /// The TLS settings of an engine's first listener that a layer may override.
@@ -357,6 +364,7 @@ impl Layer {
             snapshot_sink: cli.snapshot_sink,
             sidecar_id: cli.sidecar_id,
             log_format: cli_keyword(Setting::LogFormat, cli.log_format)?,
+            max_aggregate_bytes: cli.max_aggregate_bytes,
             ..Self::default()
         })
     }
@@ -486,6 +494,9 @@ impl Layer {
         }
         if let Some(secs) = self.drop_min_window_secs {
             advice.drop_min_window_secs = secs;
+        }
+        if let Some(bytes) = self.max_aggregate_bytes {
+            config.capture.max_aggregate_bytes = bytes;
         }
         Ok(())
     }

@@ -219,6 +219,14 @@ pub enum UpstreamTls {
     Require,
 }
 
+/// The default analysis budget: 10,000 shapes of a mixed workload fit in it, and the whole
+/// proxy stays within a 64 MiB sidecar limit (`scripts/bench-mem.sh` measures it).
+pub const DEFAULT_MAX_AGGREGATE_BYTES: usize = 24 * 1024 * 1024;
+
+/// The smallest analysis budget accepted: below it, a busy proxy would evict shapes faster
+/// than it could learn anything from them.
+pub const MIN_MAX_AGGREGATE_BYTES: usize = 1024 * 1024;
+
 /// `[capture]`: the bounds that keep memory and the data path safe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -230,8 +238,13 @@ pub struct CaptureConfig {
     pub analysis_queue: usize,
     /// Frames larger than this are forwarded but not inspected.
     pub max_inspect_bytes: usize,
-    /// Distinct shapes kept; executions of further shapes are counted as "other".
+    /// Distinct shapes kept at most; past it, the coldest shapes are evicted into their
+    /// collection's or table's "other" bucket.
     pub max_shapes: usize,
+    /// Bytes the analysis state may hold: the shapes with their statistics, the other
+    /// buckets, write counters and open cursors (seven eighths), and the SQL statement cache
+    /// (one eighth). Past it, the coldest shapes are evicted as past `max_shapes`.
+    pub max_aggregate_bytes: usize,
     /// Normalised SQL statements cached by text hash.
     pub sql_cache_entries: usize,
     /// Analyzer worker threads.
@@ -245,6 +258,7 @@ impl Default for CaptureConfig {
             analysis_queue: 65_536,
             max_inspect_bytes: 16 * 1024 * 1024,
             max_shapes: 10_000,
+            max_aggregate_bytes: DEFAULT_MAX_AGGREGATE_BYTES,
             sql_cache_entries: 4096,
             workers: 1,
         }

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::error::ConfigError;
-use crate::model::{Config, ListenerTls, TlsMode};
+use crate::model::{Config, ListenerTls, TlsMode, MIN_MAX_AGGREGATE_BYTES};
 use crate::sink::{check_sidecar_id, SinkTarget};
 
 impl Config {
@@ -164,6 +164,15 @@ impl Config {
         }
         if advice.mongo_sample_size == 0 {
             problems.push("advice.mongo_sample_size", "must be greater than 0");
+        }
+        if capture.max_aggregate_bytes < MIN_MAX_AGGREGATE_BYTES {
+            problems.push(
+                "capture.max_aggregate_bytes",
+                format!(
+                    "{} is below the minimum of {MIN_MAX_AGGREGATE_BYTES} (1 MiB)",
+                    capture.max_aggregate_bytes
+                ),
+            );
         }
         if self.state.interval_secs == 0 {
             problems.push("state.interval_secs", "must be greater than 0");

@@ -102,6 +102,7 @@ upstream = "127.0.0.1:27020"
         ("INDEXTAP_STATE_INTERVAL_SECS", "7"),
         ("INDEXTAP_LOG_FORMAT", "json"),
         ("INDEXTAP_MAX_SHAPES", "12"),
+        ("INDEXTAP_MAX_AGGREGATE_BYTES", "33554432"),
         ("INDEXTAP_MONGO_LISTEN", "127.0.0.1:28001"),
         ("INDEXTAP_MONGO_UPSTREAM", "env-db:27017"),
         ("PATH", "/usr/bin"),
@@ -114,6 +115,10 @@ upstream = "127.0.0.1:27020"
         ..CliOverrides::default()
     };
     let config = load(Some(&file), &env, cli).unwrap();
+    assert_eq!(
+        config.capture.max_aggregate_bytes, 33_554_432,
+        "env beats the default"
+    );
 
     assert_eq!(
         config.admin.listen, "127.0.0.1:9003",

@@ -289,6 +289,23 @@ fn capture_numbers_must_be_positive() {
 }
 
 #[test]
+fn an_analysis_budget_below_one_mebibyte_is_rejected() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.capture.max_aggregate_bytes = 4096;
+    let found = problems(&config);
+    assert!(
+        has(
+            &found,
+            "capture.max_aggregate_bytes",
+            "below the minimum of 1048576"
+        ),
+        "{found:#?}"
+    );
+    config.capture.max_aggregate_bytes = indextap_config::MIN_MAX_AGGREGATE_BYTES;
+    assert!(problems(&config).is_empty());
+}
+
+#[test]
 fn duplicate_listener_names_are_rejected() {
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
     config.mongo.listeners[0].name = Some("db".into());

@@ -110,6 +110,21 @@ pub struct ShapesArgs {
     /// sink (postgres://..., s3://bucket/prefix, file:///dir).
     #[arg(long)]
     pub from: String,
+    /// Sort by total_time (default), count or p95.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// desc (default) or asc.
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Shapes per page (default 100, at most 1000).
+    #[arg(long, conflicts_with = "all")]
+    pub limit: Option<usize>,
+    /// Shapes skipped.
+    #[arg(long, conflicts_with = "all")]
+    pub offset: Option<usize>,
+    /// Every shape, in one document (fetched page by page).
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub token: TokenArgs,
 }
@@ -375,15 +390,51 @@ pub fn merge(args: MergeArgs) -> ExitCode {
 
 /// `indextap shapes`.
 pub fn shapes(args: ShapesArgs) -> ExitCode {
+    use crate::admin::shapes::{self as pages, ShapesQuery, MAX_LIMIT};
+
     let token = match args.token.token() {
         Ok(token) => token,
         Err(message) => return fail(message),
     };
-    let snapshot = match read_snapshot(&args.from, token.as_deref()) {
-        Ok(snapshot) => snapshot,
-        Err(message) => return fail(message),
+    let limit = if args.all {
+        Some(MAX_LIMIT)
+    } else {
+        args.limit
     };
-    let document = crate::admin::routes::shapes_json(&snapshot);
+    let query = |offset| ShapesQuery::new(args.sort.clone(), args.order.clone(), limit, offset);
+    let document = if is_url(&args.from) {
+        let fetch = |offset| {
+            let url = api_url(
+                &args.from,
+                &format!("/api/v1/shapes?{}", query(offset).to_query_string()),
+            );
+            http_get(&url, token.as_deref()).and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("{url} did not answer JSON: {e}"))
+            })
+        };
+        match fetch(args.offset) {
+            Ok(first) if args.all => match all_pages(first, fetch) {
+                Ok(document) => document,
+                Err(message) => return fail(message),
+            },
+            Ok(document) => document,
+            Err(message) => return fail(message),
+        }
+    } else {
+        let snapshot = match read_snapshot(&args.from, None) {
+            Ok(snapshot) => snapshot,
+            Err(message) => return fail(message),
+        };
+        let mut request = match query(args.offset).page() {
+            Ok(request) => request,
+            Err(message) => return fail(message),
+        };
+        if args.all {
+            request.limit = snapshot.shapes.len().max(1);
+        }
+        pages::snapshot_document(&snapshot, request)
+    };
     match serde_json::to_string_pretty(&document) {
         Ok(text) => {
             println!("{text}");
@@ -391,4 +442,31 @@ pub fn shapes(args: ShapesArgs) -> ExitCode {
         }
         Err(error) => fail(format!("cannot render shapes: {error}")),
     }
+}
+
+/// Follows `next_offset` from the first page, gathering every shape into one document.
+fn all_pages(
+    mut document: serde_json::Value,
+    fetch: impl Fn(Option<usize>) -> Result<serde_json::Value, String>,
+) -> Result<serde_json::Value, String> {
+    while let Some(next) = document["next_offset"].as_u64() {
+        let page = fetch(Some(usize::try_from(next).unwrap_or(usize::MAX)))?;
+        let more = page["shapes"].as_array().cloned().unwrap_or_default();
+        if more.is_empty() {
+            break;
+        }
+        if let Some(shapes) = document["shapes"].as_array_mut() {
+            shapes.extend(more);
+        }
+        document["next_offset"] = page["next_offset"].clone();
+    }
+    if let Some(object) = document.as_object_mut() {
+        object.remove("next_offset");
+        let gathered = object
+            .get("shapes")
+            .and_then(serde_json::Value::as_array)
+            .map_or(0, Vec::len);
+        object.insert("limit".into(), gathered.into());
+    }
+    Ok(document)
 }

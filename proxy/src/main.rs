@@ -96,6 +96,10 @@ struct ProxyArgs {
     log_format: Option<String>,
     #[command(flatten)]
     advice: cli::AdviceArgs,
+    /// Bytes the analysis may hold (shapes, their statistics, the SQL cache); past it the
+    /// coldest shapes are evicted into per-collection "other" buckets.
+    #[arg(long)]
+    max_aggregate_bytes: Option<usize>,
 }
 
 impl ProxyArgs {
@@ -124,6 +128,7 @@ impl ProxyArgs {
             min_gain_percent: self.advice.min_gain_percent,
             max_indexes_per_namespace: self.advice.max_indexes_per_namespace,
             drop_min_window_secs: self.advice.drop_min_window_secs,
+            max_aggregate_bytes: self.max_aggregate_bytes,
         };
         (self.config, overrides)
     }

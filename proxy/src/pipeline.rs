@@ -50,7 +50,10 @@ impl Analysis {
     ) -> Self {
         let (queue, receiver) = mpsc::channel::<Vec<Observation>>();
         let receiver = Arc::new(Mutex::new(receiver));
-        let cache = Arc::new(SqlCache::new(sql_cache_entries.max(1)));
+        let cache = Arc::new(SqlCache::bounded(
+            sql_cache_entries.max(1),
+            aggregator.limits().sql_cache_bytes(),
+        ));
         let queued = Arc::new(AtomicUsize::new(0));
         let recorded = Arc::new(AtomicU64::new(0));
         for worker in 0..workers.max(1) {

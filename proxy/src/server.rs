@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use indextap_analyzer::aggregate::Aggregator;
+use indextap_analyzer::aggregate::{Aggregator, Limits};
 use indextap_config::{Config, MongoListener, PostgresListener};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // First, before any port: a second proxy on the same state directory stops here.
     let keeper = Arc::new(Keeper::open(&config)?);
     let metrics = Arc::new(Metrics::new());
-    let aggregator = Arc::new(Aggregator::new(config.capture.max_shapes));
+    let aggregator = Arc::new(Aggregator::with_limits(Limits {
+        max_shapes: config.capture.max_shapes,
+        max_bytes: config.capture.max_aggregate_bytes,
+    }));
     keeper.restore(&aggregator).await;
 
     // Bind everything first.

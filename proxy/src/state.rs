@@ -152,14 +152,21 @@ impl StateFile {
         fs::create_dir_all(&self.dir).map_err(StateError::new("creating directory", &self.dir))?;
 
         let tmp = self.tmp_path();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)
             .map_err(StateError::new("creating", &tmp))?;
-        file.write_all(snapshot.to_json().as_bytes())
+        // Streamed: a snapshot of thousands of shapes never exists as one string.
+        let mut writer = io::BufWriter::new(file);
+        snapshot
+            .write_json(&mut writer)
+            .and_then(|()| writer.flush())
             .map_err(StateError::new("writing", &tmp))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| StateError::new("writing", &tmp)(e.into_error()))?;
         file.sync_all().map_err(StateError::new("syncing", &tmp))?;
         drop(file);
 

@@ -173,6 +173,22 @@ impl IndextapProcess {
         http::get_text(self.admin, path)
     }
 
+    /// `GET /api/v1/shapes`, every page (it answers 100 shapes at a time unless asked): one
+    /// document whose `shapes` holds every captured shape, the totals beside them as served.
+    pub fn shapes_document(&self) -> anyhow::Result<serde_json::Value> {
+        const PAGE: &str = "/api/v1/shapes?limit=1000";
+        let mut document = self.get_json(PAGE)?;
+        while let Some(next) = document["next_offset"].as_u64() {
+            let page = self.get_json(&format!("{PAGE}&offset={next}"))?;
+            let more = page["shapes"].as_array().cloned().unwrap_or_default();
+            if let Some(shapes) = document["shapes"].as_array_mut() {
+                shapes.extend(more);
+            }
+            document["next_offset"] = page["next_offset"].clone();
+        }
+        Ok(document)
+    }
+
     /// SIGTERM and wait (then kill): for tests of a clean shutdown. The exit status, if the
     /// process exited.
     pub fn stop(&mut self) -> Option<ExitStatus> {

@@ -579,9 +579,7 @@ async fn postgres_values_never_leave_the_proxy() {
 
     // The proxy captured all of it.
     wait_until("the PostgreSQL leak workload in /api/v1/shapes", || {
-        let document = proxy
-            .get_json("/api/v1/shapes")
-            .map_err(|err| format!("{err:#}"))?;
+        let document = proxy.shapes_document().map_err(|err| format!("{err:#}"))?;
         let shapes = shapes_on(&document, PG_DATABASE, PG_TABLE);
         let count: u64 = shapes.iter().filter_map(|s| s["count"].as_u64()).sum();
         let errors: u64 = shapes.iter().filter_map(|s| s["errors"].as_u64()).sum();

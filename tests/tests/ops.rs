@@ -151,7 +151,7 @@ fn shape_counts(shapes: &serde_json::Value) -> BTreeMap<String, ShapeCount> {
 /// The proxy's current shape counts.
 fn current_counts(proxy: &IndextapProcess) -> BTreeMap<String, ShapeCount> {
     let shapes = proxy
-        .get_json("/api/v1/shapes")
+        .shapes_document()
         .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
     shape_counts(&shapes)
 }

@@ -420,9 +420,7 @@ async fn capture(server: &Postgres, proxy: &IndextapProcess, listen: SocketAddr,
     let sent = run_workload(&client).await;
     let deadline = Instant::now() + SETTLE;
     loop {
-        let document = proxy
-            .get_json("/api/v1/shapes")
-            .expect("GET /api/v1/shapes");
+        let document = proxy.shapes_document().expect("GET /api/v1/shapes");
         let counted: u64 = document["shapes"]
             .as_array()
             .map(|shapes| shapes.iter().filter_map(|s| s["count"].as_u64()).sum())

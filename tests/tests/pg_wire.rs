@@ -521,7 +521,7 @@ fn wait_for_insert(env: &PgBehindProxy, db: &str, table: &str, at_least: u64) ->
             Instant::now() < deadline,
             "{at_least} insert(s) on {db}.{table} not counted within {:?}: {:#}",
             pg_common::CAPTURE_TIMEOUT,
-            env.proxy.get_json("/api/v1/shapes").unwrap_or_default()
+            env.proxy.shapes_document().unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -517,9 +517,7 @@ fn parse_errors(document: &Value) -> u64 {
 fn settled(proxy: &IndextapProcess, executions_wanted: u64, rejected_wanted: u64) -> Value {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let document = proxy
-            .get_json("/api/v1/shapes")
-            .expect("GET /api/v1/shapes");
+        let document = proxy.shapes_document().expect("GET /api/v1/shapes");
         let done = executions(&document) >= executions_wanted
             && parse_errors(&document) >= rejected_wanted;
         if done || Instant::now() >= deadline {

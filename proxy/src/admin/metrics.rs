@@ -59,8 +59,14 @@ pub struct Metrics {
     pub shapes_tracked: Gauge,
     /// Observations dropped because the analyzer fell behind.
     pub analysis_dropped: Counter,
-    /// Executions counted in the "other" bucket past the shape bound (set at scrape time).
+    /// Executions counted in the "other" buckets (set at scrape time).
     pub shapes_overflow: Gauge<u64, AtomicU64>,
+    /// Shapes evicted into their namespace's "other" bucket (set at scrape time).
+    pub shapes_evicted: Gauge<u64, AtomicU64>,
+    /// Bytes the aggregate holds, as charged against its budget (set at scrape time).
+    pub aggregate_bytes: Gauge<u64, AtomicU64>,
+    /// The aggregate's byte budget (set at scrape time).
+    pub aggregate_limit_bytes: Gauge<u64, AtomicU64>,
     /// Commands the lowerers could not use, by reason (set at scrape time).
     rejected: Family<ReasonLabels, Gauge<u64, AtomicU64>>,
 }
@@ -101,6 +107,9 @@ impl Metrics {
         let shapes_tracked = Gauge::default();
         let analysis_dropped = Counter::default();
         let shapes_overflow = Gauge::<u64, AtomicU64>::default();
+        let shapes_evicted = Gauge::<u64, AtomicU64>::default();
+        let aggregate_bytes = Gauge::<u64, AtomicU64>::default();
+        let aggregate_limit_bytes = Gauge::<u64, AtomicU64>::default();
         let rejected = Family::<ReasonLabels, Gauge<u64, AtomicU64>>::default();
 
         registry.register(
@@ -161,8 +170,23 @@ impl Metrics {
         );
         registry.register(
             "shapes_overflow_executions",
-            "Executions counted in the other bucket past max_shapes",
+            "Executions counted in the other buckets (shapes evicted or past the bounds)",
             shapes_overflow.clone(),
+        );
+        registry.register(
+            "shapes_evicted",
+            "Shapes evicted into their collection's or table's other bucket",
+            shapes_evicted.clone(),
+        );
+        registry.register(
+            "aggregate_memory_bytes",
+            "Bytes the aggregate holds, as charged against its budget",
+            aggregate_bytes.clone(),
+        );
+        registry.register(
+            "aggregate_memory_limit_bytes",
+            "The aggregate's byte budget (capture.max_aggregate_bytes, less the SQL cache's share)",
+            aggregate_limit_bytes.clone(),
         );
         registry.register(
             "rejected_commands",
@@ -185,6 +209,9 @@ impl Metrics {
             shapes_tracked,
             analysis_dropped,
             shapes_overflow,
+            shapes_evicted,
+            aggregate_bytes,
+            aggregate_limit_bytes,
             rejected,
         }
     }

@@ -3,9 +3,11 @@
 //! ## Layout
 //! - [`metrics`]: Prometheus families and per-listener handles.
 //! - [`routes`]: `/healthz`, `/metrics`, `/api/v1/{shapes,recommendations,snapshot}`.
+//! - [`shapes`]: the `/api/v1/shapes` query and document (pages of shapes).
 
 pub mod metrics;
 pub mod routes;
+pub mod shapes;
 
 /// The admin bearer token, from `admin.token_file` or the variable `admin.token_env` names.
 pub fn token(admin: &indextap_config::AdminConfig) -> anyhow::Result<Option<String>> {

@@ -7,9 +7,13 @@
 //! Routes:
 //! - `GET /healthz`: liveness and readiness.
 //! - `GET /metrics`: Prometheus text.
-//! - `GET /api/v1/shapes`: every tracked shape with its statistics.
+//! - `GET /api/v1/shapes[?sort=total_time|count|p95&order=desc|asc&limit=N&offset=N]`: one
+//!   page of the tracked shapes with their statistics (see [`super::shapes`]).
 //! - `GET /api/v1/recommendations[?format=json|mongosh|pymongo|sql|prisma|django|markdown]`.
 //! - `GET /api/v1/snapshot`: the mergeable aggregate (`indextap merge` reads it).
+//!
+//! `/metrics` and `/api/v1/shapes` read the live store's counters and one page; only the
+//! snapshot and the recommendations copy the whole aggregate.
 
 use std::sync::Arc;
 
@@ -21,11 +25,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::export::Format;
-use indextap_analyzer::snapshot::{ShapeRecord, Snapshot};
+use indextap_analyzer::snapshot::Snapshot;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::metrics::Metrics;
+use super::shapes::{self as shape_pages, ShapesQuery};
 use crate::catalog::CatalogSources;
 
 /// What the routes read.
@@ -90,21 +95,30 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    let snapshot = state.aggregator.snapshot();
-    state
-        .metrics
+    // Counters only: a scrape never copies the aggregate.
+    let aggregator = &state.aggregator;
+    let metrics = &state.metrics;
+    metrics
         .shapes_tracked
-        .set(i64::try_from(snapshot.shapes.len()).unwrap_or(i64::MAX));
-    state.metrics.shapes_overflow.set(snapshot.other.count);
-    for (reason, count) in &snapshot.rejected {
-        state.metrics.set_rejected(reason.as_str(), *count);
+        .set(i64::try_from(aggregator.shapes_tracked()).unwrap_or(i64::MAX));
+    let other = aggregator.other();
+    metrics.shapes_overflow.set(other.count);
+    metrics.shapes_evicted.set(other.evicted_shapes);
+    metrics
+        .aggregate_bytes
+        .set(u64::try_from(aggregator.memory_bytes()).unwrap_or(u64::MAX));
+    metrics
+        .aggregate_limit_bytes
+        .set(u64::try_from(aggregator.limits().store_bytes()).unwrap_or(u64::MAX));
+    for (reason, count) in &aggregator.rejected() {
+        metrics.set_rejected(reason.as_str(), *count);
     }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        metrics.encode(),
     )
 }
 
@@ -112,49 +126,16 @@ async fn snapshot(State(state): State<Arc<AdminState>>) -> Json<Snapshot> {
     Json(state.aggregator.snapshot())
 }
 
-async fn shapes(State(state): State<Arc<AdminState>>) -> Json<Value> {
-    Json(shapes_json(&state.aggregator.snapshot()))
-}
-
-/// The `/api/v1/shapes` document for a snapshot (also used by `indextap shapes`).
-pub fn shapes_json(snapshot: &Snapshot) -> Value {
-    let mut records: Vec<_> = snapshot.shapes.iter().collect();
-    records.sort_by(|a, b| b.1.total_micros.cmp(&a.1.total_micros).then(a.0.cmp(b.0)));
-    let shapes: Vec<Value> = records
-        .into_iter()
-        .map(|(id, record)| shape_json(&id.to_string(), record))
-        .collect();
-    json!({
-        "shapes": shapes,
-        "writes": snapshot.writes,
-        "other": snapshot.other,
-        "rejected": snapshot.rejected,
-    })
-}
-
-fn shape_json(id: &str, record: &ShapeRecord) -> Value {
-    let ms = |q: f64| record.latency.quantile_micros(q) as f64 / 1000.0;
-    let namespace = &record.shape.namespace;
-    json!({
-        "shape_id": id,
-        "engine": namespace.engine,
-        "database": namespace.database,
-        "schema": namespace.schema,
-        "collection": namespace.collection,
-        "command": record.shape.command,
-        "shape": record.shape,
-        "count": record.count,
-        "errors": record.errors,
-        "error_codes": record.error_codes,
-        "returned": record.returned,
-        "continuations": record.continuations,
-        "total_ms": record.total_micros as f64 / 1000.0,
-        "p50_ms": ms(0.50),
-        "p95_ms": ms(0.95),
-        "p99_ms": ms(0.99),
-        "first_seen_ms": record.first_seen_ms,
-        "last_seen_ms": record.last_seen_ms,
-    })
+async fn shapes(
+    State(state): State<Arc<AdminState>>,
+    Query(query): Query<ShapesQuery>,
+) -> Response {
+    match query.page() {
+        Ok(request) => {
+            Json::<Value>(shape_pages::live_document(&state.aggregator, request)).into_response()
+        }
+        Err(reason) => (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

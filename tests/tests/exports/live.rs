@@ -25,7 +25,7 @@ fn loopback() -> std::net::SocketAddr {
 fn wait_for_count(proxy: &IndextapProcess, collection: &str, count: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let shapes = proxy.get_json("/api/v1/shapes").expect("shapes");
+        let shapes = proxy.shapes_document().expect("shapes");
         let seen: u64 = shapes["shapes"]
             .as_array()
             .expect("list")

@@ -119,7 +119,7 @@ pub fn wait_for_metric(
 
 /// Every shape in `/api/v1/shapes`.
 pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
-    let document = proxy.get_json("/api/v1/shapes").expect("/api/v1/shapes");
+    let document = proxy.shapes_document().expect("/api/v1/shapes");
     document["shapes"].as_array().cloned().unwrap_or_default()
 }
 

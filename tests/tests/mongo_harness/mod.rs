@@ -104,7 +104,7 @@ impl MongoBehindProxy {
     /// `/api/v1/shapes` now.
     pub fn shapes_document(&self) -> Value {
         self.proxy
-            .get_json("/api/v1/shapes")
+            .shapes_document()
             .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"))
     }
 

@@ -173,7 +173,7 @@ pub fn assert_success(output: &Output, what: &str) {
 /// The shapes `/api/v1/shapes` lists now.
 pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
     let document = proxy
-        .get_json("/api/v1/shapes")
+        .shapes_document()
         .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
     document["shapes"].as_array().cloned().unwrap_or_default()
 }
@@ -181,7 +181,7 @@ pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
 /// The write records `/api/v1/shapes` lists now.
 pub fn writes(proxy: &IndextapProcess) -> Vec<Value> {
     let document = proxy
-        .get_json("/api/v1/shapes")
+        .shapes_document()
         .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
     document["writes"].as_array().cloned().unwrap_or_default()
 }
