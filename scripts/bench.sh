@@ -4,6 +4,8 @@
 #   2. cargo bench -p indextap-proxy --bench overhead       (MongoDB round trips: direct,
 #                                                            HAProxy, indextap; fake upstream)
 #   3. scripts/bench-pg.sh                                  (pgbench: direct, HAProxy, indextap)
+#   4. scripts/bench-mem.sh                                 (peak RSS at 10,000 shapes and 2,000
+#                                                            idle connections; admin latencies)
 # Everything runs as a release build. Nothing is pinned to a core: on a small machine the
 # load generator, the proxy and the server share the cores, and the figures say so.
 set -euo pipefail
@@ -25,13 +27,17 @@ echo "  load avg:      $(cut -d" " -f1-3 /proc/loadavg) (other work on the machi
 echo "  commit:        $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo
 
-echo "== 1/3  cargo bench -p indextap-analyzer --bench normalise"
+echo "== 1/4  cargo bench -p indextap-analyzer --bench normalise"
 cargo bench -p indextap-analyzer --bench normalise | tee "$NORMALISE_OUTPUT"
 echo
 
-echo "== 2/3  cargo bench -p indextap-proxy --bench overhead"
+echo "== 2/4  cargo bench -p indextap-proxy --bench overhead"
 cargo bench -p indextap-proxy --bench overhead
 echo
 
-echo "== 3/3  scripts/bench-pg.sh"
+echo "== 3/4  scripts/bench-pg.sh"
 NORMALISE_OUTPUT=$NORMALISE_OUTPUT "$ROOT/scripts/bench-pg.sh"
+echo
+
+echo "== 4/4  scripts/bench-mem.sh"
+"$ROOT/scripts/bench-mem.sh"

@@ -118,7 +118,6 @@ fn fifty_thousand_shapes_stay_within_the_budget_with_exact_totals() {
         }
     }
     let snapshot = aggregator.snapshot();
-    drop(region);
 
     assert!(snapshot.other.evicted_shapes > 0, "the budget was reached");
     assert!(

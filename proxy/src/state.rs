@@ -323,6 +323,27 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_is_converted_not_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateFile::new(dir.path());
+        // Version 1 kept latency as HDR histogram (value µs, count) pairs.
+        let mut value: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        value["version"] = serde_json::json!(1);
+        let id = sample().shapes.keys().next().unwrap().to_string();
+        value["shapes"][&id]["latency"] = serde_json::json!([[100, 10], [1_023, 2]]);
+        fs::write(state.path(), value.to_string()).unwrap();
+
+        let LoadOutcome::Restored(restored) = state.load().unwrap() else {
+            panic!("a version 1 file must load");
+        };
+        assert_eq!(restored.version, FORMAT_VERSION);
+        let record = restored.shapes.values().next().unwrap();
+        assert_eq!(record.latency.count(), 12);
+        assert!((record.latency.quantile(0.5) - 100.0).abs() <= 1.0);
+        assert_eq!(files_in(state.dir()), vec![STATE_FILE_NAME.to_owned()]);
+    }
+
+    #[test]
     fn wrong_version_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateFile::new(dir.path());

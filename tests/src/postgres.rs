@@ -72,6 +72,9 @@ password_encryption = 'scram-sha-256'
 pub struct PostgresOptions {
     /// `ssl = on` with a self-signed certificate.
     pub tls: bool,
+    /// `max_connections`, when more than the default 50 are needed (the memory benchmark's
+    /// idle connections).
+    pub max_connections: Option<u32>,
 }
 
 /// A running PostgreSQL cluster; stopped (immediate mode) when dropped.
@@ -305,6 +308,10 @@ impl Postgres {
         if options.tls {
             self.write_certificate()?;
             conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        if let Some(max) = options.max_connections {
+            // A later line wins in postgresql.conf.
+            conf.push_str(&format!("max_connections = {max}\n"));
         }
         append(&self.data_dir.join("postgresql.conf"), &conf)?;
         std::fs::write(self.data_dir.join("pg_hba.conf"), pg_hba()).context("pg_hba.conf")?;

@@ -423,7 +423,10 @@ async fn postgres_scram_user_needs_its_password() {
 
 #[test]
 fn postgres_tls_variant_presents_a_verifiable_certificate() {
-    let server = Postgres::start_with(PostgresOptions { tls: true });
+    let server = Postgres::start_with(PostgresOptions {
+        tls: true,
+        ..PostgresOptions::default()
+    });
     let ca = server.ca_cert_path().expect("a TLS server has a CA file");
     for host in ["127.0.0.1", "localhost"] {
         let conninfo = format!(

@@ -188,7 +188,10 @@ fn terminate_mode_speaks_tls_to_clients_and_plaintext_upstream() {
 #[test]
 fn passthrough_mode_leaves_tls_end_to_end_and_uninspected() {
     let env = PgBehindProxy::start_with(
-        PostgresOptions { tls: true },
+        PostgresOptions {
+            tls: true,
+            ..PostgresOptions::default()
+        },
         &["--pg-tls-mode", "passthrough"],
     );
     create_probe_tables(&env, &["disable", "prefer", "require", "verify"]);

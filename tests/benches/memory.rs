@@ -1,0 +1,158 @@
+//! Memory benchmark: 10,000 distinct shapes and 2,000 idle client connections through the
+//! real proxy in front of real servers, with the proxy's peak RSS and its admin latencies.
+//!
+//! What it does (run it with `scripts/bench-mem.sh`, which builds the release binary):
+//! 1. starts SecantusDB, PostgreSQL (with room for the idle connections) and `indextap`
+//!    (`$INDEXTAP_BIN`, the release build) with a state directory saved every 5 s, so the
+//!    periodic snapshot is part of the peak;
+//! 2. drives 8,000 distinct MongoDB `find` filters over 50 collections (the Rust driver) and
+//!    2,000 distinct SQL statements over 20 tables (tokio-postgres, extended protocol);
+//! 3. opens the idle client connections, half MongoDB (a `hello`, as a driver's pooled
+//!    connection starts) and half PostgreSQL (a full startup and authentication), and
+//!    leaves them open;
+//! 4. times the admin API: `/metrics`, a page of `/api/v1/shapes` (by total time and by p95),
+//!    and `/api/v1/recommendations`;
+//! 5. prints the proxy's RSS after each phase and its peak (`VmHWM`, `/proc/PID/status`),
+//!    against the 64 MiB target.
+//!
+//! Environment: `BENCH_MEM_MONGO_SHAPES` (default 8000), `BENCH_MEM_SQL_SHAPES` (2000),
+//! `BENCH_MEM_CONNECTIONS` (2000), `INDEXTAP_BIN`. Everything it starts stops at exit.
+//!
+//! ## Layout
+//! - this file: the phases and the report.
+//! - `workload`: the shapes and the idle connections.
+//! - `probe`: RSS from `/proc` and timed admin calls.
+
+#[path = "memory/probe.rs"]
+mod probe;
+#[path = "memory/workload.rs"]
+mod workload;
+
+use std::time::{Duration, Instant};
+
+use indextap_tests::ports::free_addr;
+use indextap_tests::{
+    IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb, SecantusOptions,
+};
+
+use probe::{Memory, Timings};
+
+/// The whole proxy must stay within this (a usual sidecar limit).
+const TARGET_MIB: f64 = 64.0;
+/// What each admin call must stay under at 10,000 shapes.
+const METRICS_TARGET_MS: f64 = 25.0;
+const PAGE_TARGET_MS: f64 = 100.0;
+const ADVICE_TARGET_MS: f64 = 2_000.0;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mongo_shapes = setting("BENCH_MEM_MONGO_SHAPES", 8_000);
+    let sql_shapes = setting("BENCH_MEM_SQL_SHAPES", 2_000);
+    let connections = setting("BENCH_MEM_CONNECTIONS", 2_000);
+    let (mongo_idle, pg_idle) = (connections / 2, connections - connections / 2);
+
+    let secantus = SecantusDb::start(SecantusOptions::standalone());
+    let postgres = Postgres::start_with(PostgresOptions {
+        max_connections: Some(u32::try_from(pg_idle + 50)?),
+        ..PostgresOptions::default()
+    });
+    workload::create_tables(&postgres)?;
+
+    let mongo_listen = free_addr();
+    let pg_listen = free_addr();
+    let admin = free_addr();
+    let state_dir = tempfile::tempdir()?;
+    let args = [
+        "proxy".to_string(),
+        format!("--mongo-listen={mongo_listen}"),
+        format!("--mongo-upstream={}", secantus.addr()),
+        format!("--pg-listen={pg_listen}"),
+        format!("--pg-upstream={}", postgres.addr()),
+        format!("--pg-admin-url={}", postgres.url(workload::DATABASE)),
+        format!("--admin-listen={admin}"),
+        format!("--state-dir={}", state_dir.path().display()),
+        "--log-format=json".to_string(),
+    ];
+    let proxy = IndextapProcess::start_with(IndextapOptions {
+        args: args.to_vec(),
+        env: vec![("INDEXTAP_STATE_INTERVAL_SECS".into(), "5".into())],
+        ..IndextapOptions::default()
+    });
+    let mut memory = Memory::of(proxy.pid());
+    memory.phase("started")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    runtime.block_on(workload::mongo_shapes(
+        &secantus.uri_via(mongo_listen),
+        mongo_shapes,
+    ))?;
+    runtime.block_on(workload::sql_shapes(
+        &postgres.connection_string_via(pg_listen, workload::DATABASE),
+        sql_shapes,
+    ))?;
+    let expected = mongo_shapes + sql_shapes;
+    let tracked = probe::wait_for_shapes(&proxy, expected, Duration::from_secs(120))?;
+    println!(
+        "drove {expected} distinct shapes in {:.1} s; the proxy tracks {tracked}",
+        started.elapsed().as_secs_f64()
+    );
+    memory.phase(&format!("{tracked} shapes"))?;
+
+    let idle = runtime.block_on(workload::idle_connections(
+        mongo_listen,
+        &postgres.connection_string_via(pg_listen, workload::DATABASE),
+        mongo_idle,
+        pg_idle,
+    ))?;
+    let open = probe::active_connections(&proxy)?;
+    println!("opened {mongo_idle} idle MongoDB and {pg_idle} idle PostgreSQL client connections; the proxy counts {open} open");
+    memory.phase(&format!("+{connections} idle connections"))?;
+    // Let a periodic state save or two happen with everything held.
+    std::thread::sleep(Duration::from_secs(6));
+    memory.phase("after a state save")?;
+
+    let mut timings = Timings::new(&proxy);
+    timings.time("GET /metrics", "/metrics", 20, METRICS_TARGET_MS)?;
+    timings.time(
+        "GET /api/v1/shapes (page 1, by total time)",
+        "/api/v1/shapes",
+        20,
+        PAGE_TARGET_MS,
+    )?;
+    timings.time(
+        "GET /api/v1/shapes?sort=p95&offset=5000",
+        "/api/v1/shapes?sort=p95&offset=5000",
+        10,
+        PAGE_TARGET_MS,
+    )?;
+    timings.time(
+        "GET /api/v1/recommendations",
+        "/api/v1/recommendations",
+        3,
+        ADVICE_TARGET_MS,
+    )?;
+    memory.phase("after the admin calls")?;
+    drop(idle);
+
+    let metrics = proxy.get_text("/metrics")?;
+    let evicted = probe::metric(&metrics, "indextap_shapes_evicted").unwrap_or(0.0);
+    let charged = probe::metric(&metrics, "indextap_aggregate_memory_bytes").unwrap_or(0.0);
+    println!();
+    memory.report(TARGET_MIB);
+    println!(
+        "aggregate: {tracked} shapes, {:.1} MiB charged against its budget, {evicted} evicted",
+        charged / 1_048_576.0
+    );
+    println!();
+    timings.report();
+    Ok(())
+}
