@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory benchmark (issue 9): 10,000 distinct shapes (8,000 MongoDB filters over 50
-# collections, 2,000 SQL statements over 20 tables) and 2,000 idle client connections (half
-# MongoDB, half PostgreSQL) through the release build of indextap, in front of a real
+# collections, 2,000 SQL statements over 20 tables) and 2,000 idle client connections (900
+# MongoDB (SecantusDB takes no more), the rest PostgreSQL) through the release build of indextap, in front of a real
 # SecantusDB and a real PostgreSQL. Prints the proxy's RSS after each phase, its peak
 # (VmHWM from /proc/PID/status) against the 64 MiB target, and the admin API's latencies
 # (/metrics, a page of /api/v1/shapes, /api/v1/recommendations) at that size.
