@@ -17,12 +17,14 @@
 //! - `stats`: one shape's statistics, to and from a [`ShapeRecord`].
 //! - `evict`: the limits enforced, the coldest shapes folded into the other buckets.
 //! - `page`: one sorted page of shapes for the admin API, without a snapshot.
+//! - `stream`: [`Aggregator::write_json`], the snapshot written one shape at a time.
 //! - `cursors`: open cursor → shape.
 
 mod cursors;
 mod evict;
 mod page;
 mod stats;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::hash::Hash;

@@ -147,6 +147,15 @@ impl StateFile {
 
     /// Replaces the state file with `snapshot`, atomically.
     pub fn save(&self, snapshot: &Snapshot) -> Result<(), StateError> {
+        self.save_with(|writer| snapshot.write_json(writer))
+    }
+
+    /// Replaces the state file with what `write` writes (a snapshot's JSON), atomically: the
+    /// live aggregate streams itself without a copy of it in memory.
+    pub fn save_with(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(), StateError> {
         // A poisoned lock only means an earlier save panicked; the next one starts over.
         let _turn = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         fs::create_dir_all(&self.dir).map_err(StateError::new("creating directory", &self.dir))?;
@@ -160,8 +169,7 @@ impl StateFile {
             .map_err(StateError::new("creating", &tmp))?;
         // Streamed: a snapshot of thousands of shapes never exists as one string.
         let mut writer = io::BufWriter::new(file);
-        snapshot
-            .write_json(&mut writer)
+        write(&mut writer)
             .and_then(|()| writer.flush())
             .map_err(StateError::new("writing", &tmp))?;
         let file = writer

@@ -367,3 +367,26 @@ fn a_snapshot_restores_into_an_equal_store() {
         2
     );
 }
+
+#[test]
+fn the_streamed_snapshot_reads_back_as_the_snapshot() {
+    let aggregator = Aggregator::new(3);
+    for field in ["a", "b", "c", "d", "e"] {
+        aggregator.record(
+            &observation(2, 1, None, Some("50")),
+            reads(shape_on(field), vec![exists("email", true)]),
+        );
+    }
+    aggregator.record(
+        &observation(1, 0, None, None),
+        Lowering {
+            rejected: Some("sql_parse_error"),
+            ..Lowering::default()
+        },
+    );
+    let mut written = Vec::new();
+    aggregator.write_json(&mut written).unwrap();
+    let read = Snapshot::from_json(std::str::from_utf8(&written).unwrap()).unwrap();
+    assert_eq!(read, aggregator.snapshot());
+    assert!(!read.other_by_namespace.is_empty());
+}

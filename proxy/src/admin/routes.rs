@@ -25,7 +25,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::export::Format;
-use indextap_analyzer::snapshot::Snapshot;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -122,8 +121,16 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     )
 }
 
-async fn snapshot(State(state): State<Arc<AdminState>>) -> Json<Snapshot> {
-    Json(state.aggregator.snapshot())
+async fn snapshot(State(state): State<Arc<AdminState>>) -> Response {
+    // Serialised from the live store, shape by shape: no copy of the aggregate.
+    let mut body = Vec::new();
+    match state.aggregator.write_json(&mut body) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot serialise the snapshot");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 async fn shapes(

@@ -115,15 +115,25 @@ impl Keeper {
         let want_json = self.sink.is_some();
         // Snapshotting, serialising and fsyncing are blocking work: off the data path's
         // threads.
+        // The aggregate is written shape by shape, never copied whole (`write_json`).
         let json = tokio::task::spawn_blocking(move || {
-            let snapshot = aggregator.snapshot();
             if let Some(file) = &file {
-                match file.save(&snapshot) {
+                match file.save_with(|writer| aggregator.write_json(writer)) {
                     Ok(()) => tracing::debug!(path = %file.path().display(), "state saved"),
                     Err(error) => tracing::error!(%error, "cannot save the state file"),
                 }
             }
-            want_json.then(|| snapshot.to_json())
+            if !want_json {
+                return None;
+            }
+            let mut json = Vec::new();
+            match aggregator.write_json(&mut json) {
+                Ok(()) => String::from_utf8(json).ok(),
+                Err(error) => {
+                    tracing::error!(%error, "cannot serialise the snapshot for the sink");
+                    None
+                }
+            }
         })
         .await;
         let (Some(SinkSide { sink, sidecar_id }), Ok(Some(json))) = (&self.sink, json) else {
