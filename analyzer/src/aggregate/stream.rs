@@ -66,9 +66,7 @@ impl Serialize for ShapesView<'_> {
         let mut map = serializer.serialize_map(None)?;
         for key in keys {
             // Copied under the shard's lock, written after it is released.
-            let Some((id, record)) = shapes
-                .get(&key)
-                .map(|stats| (stats.id, stats.to_record()))
+            let Some((id, record)) = shapes.get(&key).map(|stats| (stats.id, stats.to_record()))
             else {
                 continue;
             };

@@ -380,7 +380,7 @@ fn the_streamed_snapshot_reads_back_as_the_snapshot() {
     aggregator.record(
         &observation(1, 0, None, None),
         Lowering {
-            rejected: Some("sql_parse_error"),
+            rejected: Some(Rejection::SqlParseError),
             ..Lowering::default()
         },
     );

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use indextap_analyzer::aggregate::{Aggregator, PageRequest, ShapeOrder, ShapesPage};
+use indextap_analyzer::shape::Rejection;
 use indextap_analyzer::snapshot::{
     NamespaceOtherRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord,
 };
@@ -96,7 +97,7 @@ struct Totals {
     writes: Vec<WriteRecord>,
     other: OtherRecord,
     other_by_namespace: Vec<NamespaceOtherRecord>,
-    rejected: BTreeMap<String, u64>,
+    rejected: BTreeMap<Rejection, u64>,
     memory: Option<Value>,
 }
 
