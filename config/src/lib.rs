@@ -42,7 +42,7 @@ pub use load::{load, parse_toml, read_file};
 pub use model::{
     AdminConfig, AdviceConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat,
     MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, Secret,
-    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls, DEFAULT_MAX_AGGREGATE_BYTES,
-    MIN_MAX_AGGREGATE_BYTES,
+    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
+    DEFAULT_MAX_AGGREGATE_BYTES, MIN_MAX_AGGREGATE_BYTES,
 };
 pub use sink::{SinkTarget, SINK_FORMS};
