@@ -16,13 +16,14 @@ use std::error::Error;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, BytesMut};
-use indextap_analyzer::testing::sql::{
-    expression, field, join, or, select, shape, sort, sort_nulls, DATABASE,
-};
-use indextap_tests::{free_port, IndextapProcess, Postgres};
+use indextap_analyzer::testing::sql::{expression, field, select, shape, sort, DATABASE};
+use indextap_analyzer::testing::statements::{self, Statement};
+use indextap_tests::ports::free_addr;
+use indextap_tests::postgres::connect;
+use indextap_tests::{IndextapOptions, IndextapProcess, Postgres};
 use serde_json::{json, Value};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// How long the aggregate may take to show what was sent.
 const SETTLE: Duration = Duration::from_secs(15);
@@ -97,6 +98,16 @@ fn simple(sql: &'static str, shapes: Vec<Value>) -> Case {
     }
 }
 
+/// A statement of the analyzer's table, sent `via` the simple or the extended protocol.
+fn shared(statement: Statement, via: Via) -> Case {
+    Case {
+        sql: statement.sql,
+        via,
+        fails: false,
+        shapes: statement.shapes,
+    }
+}
+
 fn extended(sql: &'static str, params: Vec<Param>, shapes: Vec<Value>) -> Case {
     Case {
         sql,
@@ -129,19 +140,6 @@ INSERT INTO users (email, name, org_id) VALUES ('someone@example.com', 'Someone'
 INSERT INTO customers (name, region) VALUES ('acme', 'EU');
 "#;
 
-/// Django's reportrun list: client-side interpolated literals, quoted names, `LIMIT 21`.
-fn django_reportrun_list() -> Value {
-    select("upstream_reportrun")
-        .filter(vec![
-            field("customer_id", "=", "eq", "param"),
-            field("status", "IN", "in", "param"),
-        ])
-        .sort(vec![sort("started_at", -1)])
-        .limit()
-        .projection(vec!["customer_id", "id"])
-        .json()
-}
-
 fn orders_by_customers() -> Value {
     select("orders")
         .filter(vec![field("customer_id", "IN", "in", "param")])
@@ -152,14 +150,11 @@ fn orders_by_customers() -> Value {
 fn cases() -> Vec<Case> {
     let week_ago = SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
     vec![
-        simple(
-            r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 42 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
-            vec![django_reportrun_list()],
-        ),
+        shared(statements::django_reportrun_list(), Via::Simple),
         // Another customer, a longer IN list: the same shape.
         simple(
             r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 7 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING', 'FAILED')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
-            vec![django_reportrun_list()],
+            vec![statements::django_reportrun_list_shape()],
         ),
         simple(
             r#"SELECT COUNT(*) AS "__count" FROM "upstream_reportrun" WHERE "upstream_reportrun"."customer_id" = 42"#,
@@ -181,27 +176,15 @@ fn cases() -> Vec<Case> {
                 .projection(vec!["id"])
                 .json()],
         ),
-        simple(
-            r#"UPDATE "upstream_reportrun" SET "status" = 'DONE', "finished_at" = now() WHERE "upstream_reportrun"."id" = 7"#,
-            vec![shape("update", "upstream_reportrun")
-                .filter(vec![field("id", "=", "eq", "param")])
-                .json()],
-        ),
+        shared(statements::django_reportrun_update(), Via::Simple),
         simple(
             r#"INSERT INTO "upstream_reportrun" ("customer_id", "status", "started_at") VALUES (42, 'QUEUED', '2024-01-01T00:00:00Z'::timestamptz) RETURNING "upstream_reportrun"."id""#,
             vec![],
         ),
         // Prisma: schema-qualified names, every value a parameter, LIMIT and OFFSET bound.
-        extended(
-            r#"SELECT "public"."job_events"."id", "public"."job_events"."job_id", "public"."job_events"."timestamp" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND 1=1) ORDER BY "public"."job_events"."timestamp" ASC LIMIT $2 OFFSET $3"#,
-            vec![Param::Int(5), Param::Int(20), Param::Int(0)],
-            vec![select("job_events")
-                .filter(vec![field("job_id", "=", "eq", "param")])
-                .sort(vec![sort("timestamp", 1)])
-                .limit()
-                .skip()
-                .projection(vec!["id", "job_id", "timestamp"])
-                .json()],
+        shared(
+            statements::prisma_job_events_page(),
+            Via::Extended(vec![Param::Int(5), Param::Int(20), Param::Int(0)]),
         ),
         extended(
             r#"SELECT "public"."job_events"."id", "public"."job_events"."type" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND "public"."job_events"."deleted_at" IS NULL) ORDER BY "public"."job_events"."timestamp" DESC LIMIT $2 OFFSET $3"#,
@@ -238,51 +221,13 @@ fn cases() -> Vec<Case> {
             vec![],
         ),
         // Joins with aliases; the LEFT JOIN's ON conditions belong to order_items.
-        extended(
-            "SELECT o.id, c.name FROM orders o JOIN customers AS c ON o.customer_id = c.id \
-             LEFT JOIN order_items i ON i.order_id = o.id AND i.deleted_at IS NULL \
-             WHERE o.status = 'PAID' AND c.region = $1 ORDER BY o.created_at DESC NULLS LAST, c.name",
-            vec![Param::Text("EU")],
-            vec![
-                select("orders")
-                    .filter(vec![
-                        join("customer_id"),
-                        join("id"),
-                        field("status", "=", "eq", "param"),
-                    ])
-                    .sort(vec![sort_nulls("created_at", -1, false)])
-                    .projection(vec!["id"])
-                    .joined()
-                    .json(),
-                select("customers")
-                    .filter(vec![join("id"), field("region", "=", "eq", "param")])
-                    .sort(vec![sort("name", 1)])
-                    .projection(vec!["name"])
-                    .joined()
-                    .json(),
-                select("order_items")
-                    .filter(vec![
-                        field("deleted_at", "IS NULL", "is_null", "none"),
-                        join("order_id"),
-                    ])
-                    .joined()
-                    .json(),
-            ],
+        shared(
+            statements::joins_with_aliases_and_an_outer_join(),
+            Via::Extended(vec![Param::Text("EU")]),
         ),
-        extended(
-            r#"SELECT id FROM users WHERE LOWER("users"."email") = $1 LIMIT 1"#,
-            vec![Param::Text("someone@example.com")],
-            vec![select("users")
-                .filter(vec![expression(
-                    r#"lower("email")"#,
-                    "email",
-                    "=",
-                    "eq",
-                    "param",
-                )])
-                .limit()
-                .projection(vec!["id"])
-                .json()],
+        shared(
+            statements::lower_email_lookup(),
+            Via::Extended(vec![Param::Text("someone@example.com")]),
         ),
         simple(
             "SELECT count(*) FROM orders WHERE date(created_at) = '2024-05-01'",
@@ -296,13 +241,7 @@ fn cases() -> Vec<Case> {
                 )])
                 .json()],
         ),
-        simple(
-            "SELECT id FROM products WHERE name LIKE 'abc%'",
-            vec![select("products")
-                .filter(vec![field("name", "LIKE", "prefix", "param")])
-                .projection(vec!["id"])
-                .json()],
-        ),
+        shared(statements::like_prefix(), Via::Simple),
         simple(
             "SELECT id, email FROM users WHERE email ILIKE '%smith%'",
             vec![select("users")
@@ -321,18 +260,9 @@ fn cases() -> Vec<Case> {
                 .projection(vec!["id"])
                 .json()],
         ),
-        extended(
-            "SELECT * FROM tickets WHERE (assignee_id = $1 OR reporter_id = $1) AND status <> 'CLOSED'",
-            vec![Param::Int(3)],
-            vec![select("tickets")
-                .filter(vec![
-                    or(vec![
-                        field("assignee_id", "=", "eq", "param"),
-                        field("reporter_id", "=", "eq", "param"),
-                    ]),
-                    field("status", "<>", "ne", "param"),
-                ])
-                .json()],
+        shared(
+            statements::tickets_of_a_person(),
+            Via::Extended(vec![Param::Int(3)]),
         ),
         // IN lists of different lengths: one shape, counted twice.
         simple(
@@ -405,15 +335,9 @@ fn cases() -> Vec<Case> {
                 ])
                 .json()],
         ),
-        extended(
-            "DELETE FROM sessions WHERE expires_at < now() AND user_id = $1",
-            vec![Param::Int(1)],
-            vec![shape("delete", "sessions")
-                .filter(vec![
-                    field("expires_at", "<", "range", "other"),
-                    field("user_id", "=", "eq", "param"),
-                ])
-                .json()],
+        shared(
+            statements::expired_sessions_delete(),
+            Via::Extended(vec![Param::Int(1)]),
         ),
         simple(
             "INSERT INTO customers (name, region) VALUES ('a', 'EU'), ('b', 'US'), ('c', 'EU')",
@@ -451,14 +375,6 @@ const PARSE_ERRORS: u64 = 3;
 // ---------------------------------------------------------------------------------------
 // The harness.
 // ---------------------------------------------------------------------------------------
-
-async fn connect(connection_string: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(connection_string, NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect {connection_string}: {err}"));
-    tokio::spawn(connection);
-    client
-}
 
 async fn run(client: &Client, case: &Case) {
     let outcome = match &case.via {
@@ -534,19 +450,8 @@ async fn statements_through_the_proxy_yield_their_canonical_shapes() {
     let direct = connect(&server.connection_string(DATABASE)).await;
     direct.batch_execute(SCHEMA).await.expect("schema");
 
-    let pg_listen = format!("127.0.0.1:{}", free_port());
-    let admin_listen = format!("127.0.0.1:{}", free_port());
-    let upstream = server.addr().to_string();
-    let proxy = IndextapProcess::start(&[
-        "proxy",
-        "--pg-listen",
-        &pg_listen,
-        "--pg-upstream",
-        &upstream,
-        "--admin-listen",
-        &admin_listen,
-    ]);
-    let listen_addr = pg_listen.parse().expect("listen address");
+    let listen_addr = free_addr();
+    let proxy = IndextapProcess::start_with(IndextapOptions::postgres(listen_addr, server.addr()));
     let client = connect(&server.connection_string_via(listen_addr, DATABASE)).await;
 
     let cases = cases();

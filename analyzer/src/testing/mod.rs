@@ -4,8 +4,11 @@
 //! ## Layout
 //! - this file: predicate, sort and lowering builders both engines share.
 //! - [`sql`]: expected SQL shapes, in the canonical JSON of [`crate::shape::Shape`].
+//! - [`statements`]: SQL statements with the shapes they lower to, shared with the
+//!   end-to-end test that sends them to a real server.
 
 pub mod sql;
+pub mod statements;
 
 use serde_json::{json, Value};
 

@@ -2,75 +2,32 @@
 
 use serde_json::{json, Value};
 
+use crate::testing::statements::{self, Statement};
+
 use super::{canonical_shapes, expression, field, join, not, or, select, shape, sort, sort_nulls};
 
 fn case(sql: &str, expected: Vec<Value>) {
     assert_eq!(canonical_shapes(sql), expected, "\n{sql}");
 }
 
+/// A statement of the table shared with the end-to-end test.
+fn check(statement: Statement) {
+    case(statement.sql, statement.shapes);
+}
+
 #[test]
 fn django_interpolated_literals() {
-    case(
-        r#"SELECT "upstream_reportrun"."id", "upstream_reportrun"."customer_id" FROM "upstream_reportrun" WHERE ("upstream_reportrun"."customer_id" = 42 AND "upstream_reportrun"."status" IN ('QUEUED', 'RUNNING')) ORDER BY "upstream_reportrun"."started_at" DESC LIMIT 21"#,
-        vec![select("upstream_reportrun")
-            .filter(vec![
-                field("customer_id", "=", "eq", "param"),
-                field("status", "IN", "in", "param"),
-            ])
-            .sort(vec![sort("started_at", -1)])
-            .limit()
-            .projection(vec!["customer_id", "id"])
-            .json()],
-    );
+    check(statements::django_reportrun_list());
 }
 
 #[test]
 fn prisma_parameters_and_tautology() {
-    case(
-        r#"SELECT "public"."job_events"."id", "public"."job_events"."job_id", "public"."job_events"."timestamp" FROM "public"."job_events" WHERE ("public"."job_events"."job_id" = $1 AND 1=1) ORDER BY "public"."job_events"."timestamp" ASC LIMIT $2 OFFSET $3"#,
-        vec![select("job_events")
-            .filter(vec![field("job_id", "=", "eq", "param")])
-            .sort(vec![sort("timestamp", 1)])
-            .limit()
-            .skip()
-            .projection(vec!["id", "job_id", "timestamp"])
-            .json()],
-    );
+    check(statements::prisma_job_events_page());
 }
 
 #[test]
 fn joins_with_aliases_and_an_outer_join() {
-    // The LEFT JOIN's ON clause filters order_items only; orders keeps its join leaf.
-    case(
-        "SELECT o.id, c.name FROM orders o JOIN customers AS c ON o.customer_id = c.id \
-         LEFT JOIN order_items i ON i.order_id = o.id AND i.deleted_at IS NULL \
-         WHERE o.status = 'PAID' AND c.region = $1 ORDER BY o.created_at DESC NULLS LAST, c.name",
-        vec![
-            select("orders")
-                .filter(vec![
-                    join("customer_id"),
-                    join("id"),
-                    field("status", "=", "eq", "param"),
-                ])
-                .sort(vec![sort_nulls("created_at", -1, false)])
-                .projection(vec!["id"])
-                .joined()
-                .json(),
-            select("customers")
-                .filter(vec![join("id"), field("region", "=", "eq", "param")])
-                .sort(vec![sort("name", 1)])
-                .projection(vec!["name"])
-                .joined()
-                .json(),
-            select("order_items")
-                .filter(vec![
-                    field("deleted_at", "IS NULL", "is_null", "none"),
-                    join("order_id"),
-                ])
-                .joined()
-                .json(),
-        ],
-    );
+    check(statements::joins_with_aliases_and_an_outer_join());
 }
 
 #[test]
@@ -130,20 +87,7 @@ fn several_statements_in_one_text() {
 
 #[test]
 fn function_expressions() {
-    case(
-        r#"SELECT id FROM users WHERE LOWER("users"."email") = $1 LIMIT 1"#,
-        vec![select("users")
-            .filter(vec![expression(
-                r#"lower("email")"#,
-                "email",
-                "=",
-                "eq",
-                "param",
-            )])
-            .limit()
-            .projection(vec!["id"])
-            .json()],
-    );
+    check(statements::lower_email_lookup());
     case(
         "SELECT count(*) FROM events WHERE date(created_at) = '2024-05-01' AND created_at::date >= $1",
         vec![select("events")
@@ -190,13 +134,7 @@ fn extract_and_time_zone_expressions() {
 
 #[test]
 fn like_prefix_infix_and_ilike() {
-    case(
-        "SELECT id FROM products WHERE name LIKE 'abc%'",
-        vec![select("products")
-            .filter(vec![field("name", "LIKE", "prefix", "param")])
-            .projection(vec!["id"])
-            .json()],
-    );
+    check(statements::like_prefix());
     case(
         "SELECT id FROM products WHERE name LIKE '%abc%' OR sku LIKE $1",
         vec![select("products")
@@ -231,18 +169,7 @@ fn jsonb_key_access_and_containment() {
 
 #[test]
 fn or_and_not() {
-    case(
-        "SELECT * FROM tickets WHERE (assignee_id = $1 OR reporter_id = $1) AND status <> 'CLOSED'",
-        vec![select("tickets")
-            .filter(vec![
-                or(vec![
-                    field("assignee_id", "=", "eq", "param"),
-                    field("reporter_id", "=", "eq", "param"),
-                ]),
-                field("status", "<>", "ne", "param"),
-            ])
-            .json()],
-    );
+    check(statements::tickets_of_a_person());
     case(
         "SELECT * FROM tickets WHERE NOT (priority > 3 OR archived)",
         vec![select("tickets")
@@ -270,21 +197,8 @@ fn group_by_with_an_expression() {
 
 #[test]
 fn update_and_delete() {
-    case(
-        r#"UPDATE "upstream_reportrun" SET "status" = 'DONE', "finished_at" = now() WHERE "upstream_reportrun"."id" = 7"#,
-        vec![shape("update", "upstream_reportrun")
-            .filter(vec![field("id", "=", "eq", "param")])
-            .json()],
-    );
-    case(
-        "DELETE FROM sessions WHERE expires_at < now() AND user_id = $1",
-        vec![shape("delete", "sessions")
-            .filter(vec![
-                field("expires_at", "<", "range", "other"),
-                field("user_id", "=", "eq", "param"),
-            ])
-            .json()],
-    );
+    check(statements::django_reportrun_update());
+    check(statements::expired_sessions_delete());
     // The table an UPDATE reads beside its target is a select.
     case(
         "UPDATE accounts a SET balance = a.balance - t.amount FROM transfers t \
