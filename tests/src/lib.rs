@@ -21,6 +21,8 @@
 //! - [`compressing_front`]: [`CompressingFront`], a fake that gives SecantusDB OP_COMPRESSED
 //!   (snappy, zlib, zstd) by decompressing requests and compressing their replies.
 //! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
+//! - [`capture`]: `/api/v1/shapes` read back, and polling until a check passes.
+//! - [`metrics`]: `/metrics` parsed (prometheus-parse) and looked up one way.
 //! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
 //!   prove they never come out again.
 //! - [`leak`]: every place indextap's output can be read (admin API, CLI, logs, state file),
@@ -28,12 +30,14 @@
 //! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
 // Lints: `[workspace.lints]` in the root Cargo.toml.
 
+pub mod capture;
 pub mod certs;
 mod child;
 pub mod compressing_front;
 pub mod http;
 pub mod leak;
 pub mod markers;
+pub mod metrics;
 pub mod ports;
 pub mod postgres;
 pub mod proxy;

@@ -423,6 +423,16 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// tokio-postgres with `NoTls` to `conninfo`, its connection driven on a task; panics when
+/// it cannot connect.
+pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
+    tokio::spawn(connection);
+    client
+}
+
 /// A double-quoted SQL identifier.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -22,6 +22,7 @@ use tempfile::TempDir;
 
 use crate::child::{run, ChildProcess, STOP_GRACE};
 use crate::http::{self, HttpReply};
+use crate::ports::free_addr;
 use crate::{startup_failed, workspace_root};
 
 /// The admin API's liveness endpoint.
@@ -48,6 +49,49 @@ impl IndextapOptions {
             args: args.iter().map(|arg| arg.to_string()).collect(),
             ..Self::default()
         }
+    }
+
+    /// `indextap proxy` with a MongoDB listener on `listen` in front of `upstream`, and the
+    /// admin API on a fresh loopback port.
+    pub fn mongo(listen: SocketAddr, upstream: SocketAddr) -> Self {
+        Self::fronting("mongo", listen, upstream)
+    }
+
+    /// `indextap proxy` with a PostgreSQL listener on `listen` in front of `upstream`, and
+    /// the admin API on a fresh loopback port.
+    pub fn postgres(listen: SocketAddr, upstream: SocketAddr) -> Self {
+        Self::fronting("pg", listen, upstream)
+    }
+
+    fn fronting(engine: &str, listen: SocketAddr, upstream: SocketAddr) -> Self {
+        let admin = free_addr();
+        Self {
+            admin: Some(admin),
+            ..Self::new(&["proxy"])
+        }
+        .args(&[&format!("--{engine}-listen"), &listen.to_string()])
+        .args(&[&format!("--{engine}-upstream"), &upstream.to_string()])
+        .args(&["--admin-listen", &admin.to_string()])
+    }
+
+    /// `indextap proxy --config path`, where the file puts the admin API on `admin`.
+    pub fn config(path: &Path, admin: SocketAddr) -> Self {
+        Self {
+            admin: Some(admin),
+            ..Self::new(&["proxy", "--config", &path.display().to_string()])
+        }
+    }
+
+    /// More arguments, after those given so far.
+    pub fn args(mut self, more: &[&str]) -> Self {
+        self.args.extend(more.iter().map(|arg| arg.to_string()));
+        self
+    }
+
+    /// One more environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
-use indextap_tests::postgres::{SCRAM_PASSWORD, SCRAM_USER};
+use indextap_tests::postgres::{connect, SCRAM_PASSWORD, SCRAM_USER};
 use indextap_tests::secantus::REPLICA_SET_NAME;
 use indextap_tests::{
     free_port, IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb,
@@ -286,11 +286,7 @@ async fn secantus_auth_requires_scram_sha_256_credentials() {
 async fn postgres_runs_hypopg_and_tokio_postgres() {
     let server = Postgres::start();
     server.create_database("app").expect("create database");
-    let (client, connection) =
-        tokio_postgres::connect(&server.connection_string("app"), tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-    tokio::spawn(connection);
+    let client = connect(&server.connection_string("app")).await;
 
     client
         .batch_execute(
@@ -388,13 +384,8 @@ fn postgres_serves_psql_and_pgbench() {
 #[tokio::test]
 async fn postgres_scram_user_needs_its_password() {
     let server = Postgres::start();
-    let (client, connection) = tokio_postgres::connect(
-        &server.scram_connection_string("postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("SCRAM login with the right password");
-    tokio::spawn(connection);
+    // SCRAM login with the right password.
+    let client = connect(&server.scram_connection_string("postgres")).await;
     let row = client
         .query_one("SELECT current_user::text", &[])
         .await

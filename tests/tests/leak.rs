@@ -7,15 +7,16 @@
 //! can be read for them ([`indextap_tests::leak`]): the admin API in every format, the CLI,
 //! the proxy's own logs at debug level, and the state file saved on SIGTERM.
 
-mod mongo_harness;
+mod mongo_common;
 
 use bson::{doc, Bson, Document, Regex};
 use indextap_tests::leak::{
     admin_answers, assert_no_marker, cli_outputs, exposure, json_log_levels, logs,
     stop_and_read_state,
 };
+use indextap_tests::postgres::connect as pg_connect;
 use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Markers, Postgres};
-use mongo_harness::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
+use mongo_common::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use tokio_postgres::types::ToSql;
@@ -293,14 +294,6 @@ const PG_TABLE: &str = "people";
 
 /// The bound parameters of one PostgreSQL statement.
 type PgParams = Vec<Box<dyn ToSql + Sync + Send>>;
-
-async fn pg_connect(conninfo: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
-    tokio::spawn(connection);
-    client
-}
 
 /// Runs `sql` with the extended protocol; the server's error, if any, as the client shows it.
 async fn pg_extended(

@@ -22,7 +22,7 @@
 mod commands;
 #[path = "mongo_shapes/finds.rs"]
 mod finds;
-mod mongo_harness;
+mod mongo_common;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +30,7 @@ use std::pin::Pin;
 use bson::raw::CString;
 use bson::{doc, DateTime, Document, Regex};
 use indextap_analyzer::testing::{and, leaf, sort_key};
-use mongo_harness::{shapes_on, wait_until, writes_on, MongoBehindProxy};
+use mongo_common::{shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::Database;
 use serde_json::{json, Value};
 

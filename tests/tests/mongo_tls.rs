@@ -210,10 +210,7 @@ fn terminate_with_verified_tls_to_the_server_from_a_config_file() {
     );
     let path = config_dir.path().join("indextap.toml");
     std::fs::write(&path, config).expect("write config");
-    let proxy = IndextapProcess::start_with(IndextapOptions {
-        admin: Some(admin),
-        ..IndextapOptions::new(&["proxy", "--config", &path.display().to_string()])
-    });
+    let proxy = IndextapProcess::start_with(IndextapOptions::config(&path, admin));
 
     run_finds(&uri(verified, Some(&proxy_cert)), "tls_both_legs");
     assert_finds_captured(&proxy, "tls_both_legs");

@@ -30,21 +30,19 @@ mod state;
 mod upstream;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use indextap_tests::{free_port, IndextapProcess};
+use indextap_tests::capture::{poll_until, shapes_document};
+// A loopback address with a fresh free port.
+use indextap_tests::ports::free_addr as loopback;
+use indextap_tests::IndextapProcess;
 
 /// How long an observation may take to reach the admin API.
 const OBSERVED_WITHIN: Duration = Duration::from_secs(10);
-
-/// A loopback address with a fresh free port.
-fn loopback() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))
-}
 
 /// The `indextap` binary, with none of the caller's `INDEXTAP_*` variables: indextap rejects
 /// unknown ones, and a test states every variable it means to pass.
@@ -90,17 +88,7 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// Polls `probe` until it returns `Some`, or panics after `timeout` naming `what`.
 #[track_caller]
 fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(what, timeout, || probe().ok_or_else(String::new))
 }
 
 /// Sends `signal` (`TERM`, `KILL`) to `pid` through kill(1): this crate has no `unsafe`.
@@ -150,10 +138,7 @@ fn shape_counts(shapes: &serde_json::Value) -> BTreeMap<String, ShapeCount> {
 
 /// The proxy's current shape counts.
 fn current_counts(proxy: &IndextapProcess) -> BTreeMap<String, ShapeCount> {
-    let shapes = proxy
-        .shapes_document()
-        .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
-    shape_counts(&shapes)
+    shape_counts(&shapes_document(proxy))
 }
 
 /// The count of the `command` shapes on `collection`, summed over shapes.
@@ -172,8 +157,7 @@ fn wait_for_counts(
     proxy: &IndextapProcess,
     expected: &[(&str, &str, u64)],
 ) -> BTreeMap<String, ShapeCount> {
-    let deadline = Instant::now() + OBSERVED_WITHIN;
-    loop {
+    poll_until("the shape counts", OBSERVED_WITHIN, || {
         let last = current_counts(proxy);
         let seen: Vec<u64> = expected
             .iter()
@@ -184,14 +168,13 @@ fn wait_for_counts(
             .zip(&seen)
             .all(|((_, _, want), got)| want == got)
         {
-            return last;
+            Ok(last)
+        } else {
+            Err(format!(
+                "expected counts {expected:?}, the proxy reports {seen:?}: {last:?}"
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "expected counts {expected:?}, the proxy reports {seen:?}: {last:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// Whether something accepts TCP connections on `addr` right now.
@@ -223,18 +206,5 @@ async fn mongo_finds(uri: &str, work: &[(&str, u64)]) {
 
 /// `indextap proxy` in front of one MongoDB server, with more arguments.
 fn mongo_proxy(upstream: SocketAddr, listen: SocketAddr, more: &[&str]) -> IndextapProcess {
-    let mut args = vec![
-        "proxy".to_owned(),
-        "--mongo-listen".into(),
-        listen.to_string(),
-        "--mongo-upstream".into(),
-        upstream.to_string(),
-        "--admin-listen".into(),
-        loopback().to_string(),
-    ];
-    args.extend(more.iter().map(|arg| arg.to_string()));
-    IndextapProcess::start_with(indextap_tests::IndextapOptions {
-        args,
-        ..indextap_tests::IndextapOptions::default()
-    })
+    IndextapProcess::start_with(indextap_tests::IndextapOptions::mongo(listen, upstream).args(more))
 }

@@ -1,14 +1,12 @@
 //! Every format over a real workload: traffic through the proxy to PostgreSQL (with HypoPG)
 //! and SecantusDB, the snapshot saved from `/api/v1/snapshot`, then rendered from the file.
 
-use std::time::Duration;
-
 use bson::{doc, Document};
 use futures::TryStreamExt;
-use indextap_tests::{
-    free_port, IndextapOptions, IndextapProcess, Postgres, SecantusDb, SecantusOptions,
-};
-use tokio_postgres::NoTls;
+use indextap_tests::capture::{shapes, wait_until};
+use indextap_tests::ports::free_addr;
+use indextap_tests::postgres::connect;
+use indextap_tests::{IndextapOptions, IndextapProcess, Postgres, SecantusDb, SecantusOptions};
 
 use super::{recommend, FORMATS};
 
@@ -17,31 +15,19 @@ const PG_INDEX: &str = "orders_customer_id_created_at_idx";
 /// The MongoDB index the workload needs.
 const MONGO_INDEX: &str = "project_id_1_status_1_opened_at_-1";
 
-fn loopback() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
 /// Polls the proxy until it reports `count` executions of shapes on `collection`.
 fn wait_for_count(proxy: &IndextapProcess, collection: &str, count: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let shapes = proxy.shapes_document().expect("shapes");
-        let seen: u64 = shapes["shapes"]
-            .as_array()
-            .expect("list")
+    wait_until(collection, || {
+        let seen: u64 = shapes(proxy)
             .iter()
             .filter(|shape| shape["collection"] == collection)
             .filter_map(|shape| shape["count"].as_u64())
             .sum();
-        if seen == count {
-            return;
+        match seen == count {
+            true => Ok(()),
+            false => Err(format!("{seen} executions seen, {count} expected")),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{collection}: {seen} executions seen, {count} expected"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 #[tokio::test]
@@ -64,29 +50,20 @@ async fn every_format_renders_the_advice_of_a_real_workload() {
         .expect("schema");
     let mongo = SecantusDb::start(SecantusOptions::standalone());
 
-    let (pg_listen, mongo_listen, admin) = (loopback(), loopback(), loopback());
+    let (pg_listen, mongo_listen) = (free_addr(), free_addr());
     let pg_admin = postgres.url("app");
-    let proxy = IndextapProcess::start_with(IndextapOptions::new(&[
-        "proxy",
-        "--pg-listen",
-        &pg_listen.to_string(),
-        "--pg-upstream",
-        &postgres.addr().to_string(),
-        "--pg-admin-url",
-        &pg_admin,
-        "--mongo-listen",
-        &mongo_listen.to_string(),
-        "--mongo-upstream",
-        &mongo.addr().to_string(),
-        "--admin-listen",
-        &admin.to_string(),
-    ]));
+    let proxy = IndextapProcess::start_with(
+        IndextapOptions::postgres(pg_listen, postgres.addr()).args(&[
+            "--pg-admin-url",
+            &pg_admin,
+            "--mongo-listen",
+            &mongo_listen.to_string(),
+            "--mongo-upstream",
+            &mongo.addr().to_string(),
+        ]),
+    );
 
-    let (client, connection) =
-        tokio_postgres::connect(&postgres.connection_string_via(pg_listen, "app"), NoTls)
-            .await
-            .expect("connect through the proxy");
-    tokio::spawn(connection);
+    let client = connect(&postgres.connection_string_via(pg_listen, "app")).await;
     let statement = client
         .prepare(
             "SELECT id, status FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10",

@@ -1,30 +1,31 @@
-//! Shared by the MongoDB data-path tests (`mongo_wire`, `mongo_raw_frames`): the proxy in
-//! front of an upstream, a test recorder, reading frames back out of recorded bytes, and
-//! polling the admin API.
+//! Shared by the MongoDB end-to-end tests (`mongo_wire`, `mongo_raw_frames`, `mongo_tls`,
+//! `mongo_shapes`, `mongo_advice`, `leak`): the real `indextap` binary in front of an upstream
+//! (or of a SecantusDB of its own, with the Rust driver pointed at both), the admin API read
+//! back, and MongoDB messages read out of recorded bytes.
 //!
 //! ## Layout
 //! - [`recorder`]: [`TestRecorder`], a byte-copying relay that records what it forwards.
-//! - [`start_proxy`]: `indextap proxy` with a MongoDB listener on a fresh port.
-//! - [`metric`], [`wait_for_metric`]: one family's samples from `/metrics`, summed.
-//! - [`shapes`], [`wait_for_shapes`], [`filter_fields`]: `/api/v1/shapes`, polled.
+//! - [`start_proxy`], [`MongoProxy`]: `indextap proxy` in front of any upstream address.
+//! - [`MongoBehindProxy`]: a SecantusDB, the proxy, a client through it and one around it.
+//! - [`shapes_on`], [`writes_on`], [`executions`], [`filter_fields`]: `/api/v1/shapes` read.
+//! - polling and `/metrics`: re-exported from `indextap_tests::{capture, metrics}`.
 //! - [`split_frames`], [`reply_document`]: MongoDB messages in a recorded byte stream.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod recorder;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use bson::Document;
+use futures::TryStreamExt;
 use indextap_tests::ports::free_addr;
-use indextap_tests::IndextapProcess;
+use indextap_tests::{IndextapOptions, IndextapProcess, SecantusDb, SecantusOptions};
+use mongodb::{Client, Cursor};
 use serde_json::Value;
 
-#[allow(unused_imports)] // Each test file uses a different part.
+pub use indextap_tests::capture::{shapes, wait_for_shapes, wait_until, CAPTURE_TIMEOUT};
+pub use indextap_tests::metrics::{metric, wait_for_metric};
 pub use recorder::{Recording, TestRecorder};
-
-/// How long observations and counters may take to show in the admin API.
-pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running proxy and the address its MongoDB listener accepts clients on.
 pub struct MongoProxy {
@@ -47,101 +48,114 @@ impl MongoProxy {
 
 /// `indextap proxy` listening on a fresh port in front of `upstream`, with `extra` arguments.
 pub fn start_proxy(upstream: SocketAddr, extra: &[&str]) -> MongoProxy {
+    start_proxy_with(upstream, extra, &[])
+}
+
+/// [`start_proxy`] with `env` variables too.
+pub fn start_proxy_with(upstream: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> MongoProxy {
     let listen = free_addr();
-    let admin = free_addr();
-    let (listen_text, upstream_text, admin_text) =
-        (listen.to_string(), upstream.to_string(), admin.to_string());
-    let mut args = vec![
-        "proxy",
-        "--mongo-listen",
-        &listen_text,
-        "--mongo-upstream",
-        &upstream_text,
-        "--admin-listen",
-        &admin_text,
-    ];
-    args.extend_from_slice(extra);
+    let options = env.iter().fold(
+        IndextapOptions::mongo(listen, upstream).args(extra),
+        |options, (key, value)| options.env(key, value),
+    );
     MongoProxy {
-        process: IndextapProcess::start(&args),
+        process: IndextapProcess::start_with(options),
         listen,
     }
 }
 
-/// The sum of every sample of `family` (e.g. `indextap_decode_errors_total`) whose labels
-/// include all of `labels`; 0 when there is none.
-pub fn metric(proxy: &IndextapProcess, family: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = proxy.get_text("/metrics").expect("/metrics");
-    metric_in(&text, family, labels)
+/// A SecantusDB with `indextap proxy` in front of it.
+pub struct MongoBehindProxy {
+    // Declared first: the clients and the proxy go before the server they talk to.
+    pub client: Client,
+    pub direct: Client,
+    pub proxy: IndextapProcess,
+    pub server: SecantusDb,
+    pub listen: SocketAddr,
 }
 
-/// [`metric`] over an exposition already fetched.
-pub fn metric_in(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (name, label_text) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if name != family {
-                return None;
-            }
-            let matches = labels
+impl MongoBehindProxy {
+    /// A standalone server and a proxy with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// A standalone server and a proxy given `extra` arguments and `env` variables.
+    pub async fn start_with(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_proxy(extra, env, false).await
+    }
+
+    /// The same, with the server named as the proxy's `--mongo-admin-uri` (which the usage
+    /// baseline of drop advice needs: without it the proxy never reads the catalog unasked).
+    pub async fn start_with_admin_uri(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_proxy(extra, env, true).await
+    }
+
+    async fn start_proxy(extra: &[&str], env: &[(&str, &str)], admin_uri: bool) -> Self {
+        let server = SecantusDb::start(SecantusOptions::standalone());
+        let uri = server.uri();
+        let mut extra = extra.to_vec();
+        if admin_uri {
+            extra.extend(["--mongo-admin-uri", &uri]);
+        }
+        let MongoProxy { process, listen } = start_proxy_with(server.addr(), &extra, env);
+        let client = Client::with_uri_str(server.uri_via(listen))
+            .await
+            .unwrap_or_else(|err| panic!("client through the proxy at {listen}: {err}"));
+        let direct = server.client().await;
+        Self {
+            client,
+            direct,
+            proxy: process,
+            server,
+            listen,
+        }
+    }
+
+    /// `http://ADMIN`, as the CLI's `--from` takes it.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.proxy.admin_addr())
+    }
+
+    /// `/api/v1/shapes` now.
+    pub fn shapes_document(&self) -> Value {
+        indextap_tests::capture::shapes_document(&self.proxy)
+    }
+
+    /// `/api/v1/recommendations` (JSON) now.
+    pub fn recommendations(&self) -> Value {
+        self.proxy
+            .get_json("/api/v1/recommendations")
+            .unwrap_or_else(|err| panic!("GET /api/v1/recommendations: {err:#}"))
+    }
+}
+
+/// The `/api/v1/shapes` entries on `database.collection`.
+pub fn shapes_on<'a>(document: &'a Value, database: &str, collection: &str) -> Vec<&'a Value> {
+    document["shapes"]
+        .as_array()
+        .map(|shapes| {
+            shapes
                 .iter()
-                .all(|(key, value)| label_text.contains(&format!("{key}=\"{value}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
+                .filter(|entry| entry["database"] == database && entry["collection"] == collection)
+                .collect()
         })
-        .fold(0.0, |sum, value| sum + value)
+        .unwrap_or_default()
 }
 
-/// Polls [`metric`] until it reaches `at_least`; panics with the exposition after
-/// [`CAPTURE_TIMEOUT`].
-pub fn wait_for_metric(
-    proxy: &IndextapProcess,
-    family: &str,
-    labels: &[(&str, &str)],
-    at_least: f64,
-) -> f64 {
-    let deadline = Instant::now() + CAPTURE_TIMEOUT;
-    loop {
-        let text = proxy.get_text("/metrics").expect("/metrics");
-        let value = metric_in(&text, family, labels);
-        if value >= at_least {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!("{family}{labels:?} is {value}, expected at least {at_least}:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The `writes` entry of `database.collection`, if any write was seen there.
+pub fn writes_on<'a>(document: &'a Value, database: &str, collection: &str) -> Option<&'a Value> {
+    document["writes"].as_array().and_then(|writes| {
+        writes.iter().find(|entry| {
+            entry["namespace"]["database"] == database
+                && entry["namespace"]["collection"] == collection
+        })
+    })
 }
 
-/// Every shape in `/api/v1/shapes`.
-pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
-    let document = proxy.shapes_document().expect("/api/v1/shapes");
-    document["shapes"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls `/api/v1/shapes` until `done` holds; panics with the shapes after
-/// [`CAPTURE_TIMEOUT`].
-pub fn wait_for_shapes(
-    proxy: &IndextapProcess,
-    what: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + CAPTURE_TIMEOUT;
-    loop {
-        let found = shapes(proxy);
-        if done(&found) {
-            return found;
-        }
-        if Instant::now() >= deadline {
-            let pretty = serde_json::to_string_pretty(&found).unwrap_or_default();
-            panic!("{what}: not captured within {CAPTURE_TIMEOUT:?}; shapes:\n{pretty}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Reads a cursor to its end.
+pub async fn drain(cursor: Cursor<Document>) -> mongodb::error::Result<Vec<Document>> {
+    cursor.try_collect().await
 }
 
 /// The executions counted for shapes of `command` on `collection` whose filter names every

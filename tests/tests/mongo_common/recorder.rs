@@ -10,7 +10,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use indextap_tests::capture::poll_until;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -103,31 +105,25 @@ impl TestRecorder {
         timeout: Duration,
         done: impl Fn(&[Recording]) -> bool,
     ) -> Vec<Recording> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll_until(&format!("test recorder: {what}"), timeout, || {
             let recordings = self.recordings();
             if done(&recordings) {
-                return recordings;
+                return Ok(recordings);
             }
-            if Instant::now() >= deadline {
-                let summary: Vec<String> = recordings
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "[{} bytes up{}, {} bytes down{}]",
-                            r.to_upstream.len(),
-                            if r.client_done { " (ended)" } else { "" },
-                            r.to_client.len(),
-                            if r.upstream_done { " (ended)" } else { "" },
-                        )
-                    })
-                    .collect();
-                panic!(
-                    "test recorder: {what} not seen within {timeout:?}; connections: {summary:?}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            let summary: Vec<String> = recordings
+                .iter()
+                .map(|r| {
+                    format!(
+                        "[{} bytes up{}, {} bytes down{}]",
+                        r.to_upstream.len(),
+                        if r.client_done { " (ended)" } else { "" },
+                        r.to_client.len(),
+                        if r.upstream_done { " (ended)" } else { "" },
+                    )
+                })
+                .collect();
+            Err(format!("connections: {summary:?}"))
+        })
     }
 
     /// Waits until every connection has ended both ways, and returns them.

@@ -5,7 +5,7 @@ use bson::{doc, DateTime, Document};
 use mongodb::options::ReturnDocument;
 use serde_json::json;
 
-use super::mongo_harness::drain;
+use super::mongo_common::drain;
 use super::{and, case, leaf, once, op, seed_document, shape, sort_key, Case, SEEDED};
 
 pub(super) fn cases() -> Vec<Case> {

@@ -4,7 +4,7 @@ use bson::oid::ObjectId;
 use bson::{doc, Bson, DateTime, Document};
 use serde_json::json;
 
-use super::mongo_harness::drain;
+use super::mongo_common::drain;
 use super::{and, case, leaf, once, op, regex, shape, sort_key, times, Case, Expected, SEEDED};
 
 pub(super) fn cases() -> Vec<Case> {

@@ -46,15 +46,7 @@ fn with_a_token_file_everything_but_healthz_needs_the_bearer_token() {
             loopback()
         ),
     );
-    let proxy = IndextapProcess::start_with(IndextapOptions {
-        args: vec![
-            "proxy".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        admin: Some(admin),
-        ..IndextapOptions::default()
-    });
+    let proxy = IndextapProcess::start_with(IndextapOptions::config(&config, admin));
 
     assert_eq!(status(admin, "/healthz", None), 200, "probes need no token");
     for path in GUARDED {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
 use futures::TryStreamExt;
+use indextap_tests::metrics::Exposition;
 use indextap_tests::{IndextapOptions, IndextapProcess, SecantusDb, SecantusOptions};
 
 use super::{accepts, indextap, loopback, wait_for_counts, write_file};
@@ -264,15 +265,7 @@ async fn two_mongo_listeners_from_one_file_both_capture() {
              [[mongo.listeners]]\nlisten = \"{second}\"\nupstream = \"{upstream}\"\nname = \"mongo-green\"\n"
         ),
     );
-    let proxy = IndextapProcess::start_with(IndextapOptions {
-        args: vec![
-            "proxy".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        admin: Some(admin),
-        ..IndextapOptions::default()
-    });
+    let proxy = IndextapProcess::start_with(IndextapOptions::config(&config, admin));
 
     for (through, collection, times) in [(first, "blue", 3), (second, "green", 5)] {
         let client = mongodb::Client::with_uri_str(server.uri_via(through))
@@ -296,20 +289,13 @@ async fn two_mongo_listeners_from_one_file_both_capture() {
     }
 
     wait_for_counts(&proxy, &[("blue", "find", 3), ("green", "find", 5)]);
-    let metrics = proxy.get_text("/metrics").expect("metrics");
+    let metrics = Exposition::fetch(&proxy);
     for name in ["mongo-blue", "mongo-green"] {
-        let connections = metrics
-            .lines()
-            .find(|line| {
-                line.starts_with("indextap_connections_total{")
-                    && line.contains(&format!("listener=\"{name}\""))
-            })
-            .unwrap_or_else(|| panic!("no connection count for {name}:\n{metrics}"));
-        let value: f64 = connections
-            .rsplit(' ')
-            .next()
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_default();
-        assert!(value >= 1.0, "{connections}");
+        let connections = metrics.value("indextap_connections_total", &[("listener", name)]);
+        assert!(
+            connections >= Some(1.0),
+            "{name}: {connections:?} connections\n{}",
+            metrics.text()
+        );
     }
 }

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indextap_analyzer::snapshot::Snapshot;
+use indextap_tests::postgres::connect;
 use indextap_tests::{IndextapOptions, IndextapProcess, Postgres};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
 use super::{accepts, loopback, signal, wait_for_counts, wait_for_exit, write_file};
 
@@ -29,24 +30,8 @@ fn proxy_with_grace(
             dir.join("state").display()
         ),
     );
-    let proxy = IndextapProcess::start_with(IndextapOptions {
-        args: vec![
-            "proxy".into(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        admin: Some(admin),
-        ..IndextapOptions::default()
-    });
+    let proxy = IndextapProcess::start_with(IndextapOptions::config(&config, admin));
     (proxy, listen)
-}
-
-async fn connect(conninfo: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect {conninfo}: {err}"));
-    tokio::spawn(connection);
-    client
 }
 
 /// Waits until the server itself runs `statement` (so it is in flight at the proxy).

@@ -32,29 +32,12 @@ fn sidecar(
     id: &str,
     interval_secs: u64,
 ) -> (IndextapProcess, SocketAddr) {
-    let (listen, admin) = (loopback(), loopback());
-    let args = [
-        "proxy",
-        "--mongo-listen",
-        &listen.to_string(),
-        "--mongo-upstream",
-        &upstream.to_string(),
-        "--admin-listen",
-        &admin.to_string(),
-        "--snapshot-sink",
-        sink,
-        "--sidecar-id",
-        id,
-    ]
-    .map(str::to_owned);
-    let proxy = IndextapProcess::start_with(IndextapOptions {
-        args: args.to_vec(),
-        env: vec![(
-            "INDEXTAP_STATE_INTERVAL_SECS".into(),
-            interval_secs.to_string(),
-        )],
-        ..IndextapOptions::default()
-    });
+    let listen = loopback();
+    let proxy = IndextapProcess::start_with(
+        IndextapOptions::mongo(listen, upstream)
+            .args(&["--snapshot-sink", sink, "--sidecar-id", id])
+            .env("INDEXTAP_STATE_INTERVAL_SECS", &interval_secs.to_string()),
+    );
     (proxy, listen)
 }
 

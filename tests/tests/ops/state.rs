@@ -110,15 +110,7 @@ async fn kill_9_loses_at_most_one_save_interval() {
                 INTERVAL.as_secs()
             ),
         );
-        let proxy = IndextapProcess::start_with(IndextapOptions {
-            args: vec![
-                "proxy".into(),
-                "--config".into(),
-                config.display().to_string(),
-            ],
-            admin: Some(admin),
-            ..IndextapOptions::default()
-        });
+        let proxy = IndextapProcess::start_with(IndextapOptions::config(&config, admin));
         (proxy, server.uri_via(listen))
     };
 

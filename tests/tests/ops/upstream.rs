@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use indextap_tests::metrics::metric;
+use indextap_tests::postgres::connect;
 use indextap_tests::{IndextapOptions, IndextapProcess, Postgres};
 use tokio_postgres::NoTls;
 
@@ -10,15 +12,11 @@ use super::{loopback, wait_for_counts};
 
 /// The value of `indextap_upstream_connect_errors_total` for PostgreSQL listeners.
 fn upstream_errors(proxy: &IndextapProcess) -> f64 {
-    let metrics = proxy.get_text("/metrics").expect("metrics");
-    metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("indextap_upstream_connect_errors_total{")
-                && line.contains("engine=\"postgresql\"")
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric(
+        proxy,
+        "indextap_upstream_connect_errors_total",
+        &[("engine", "postgresql")],
+    )
 }
 
 #[tokio::test]
@@ -27,15 +25,7 @@ async fn a_postgres_upstream_that_is_down_fails_clients_promptly_and_recovers() 
     server.stop_server().expect("stop the server");
 
     let listen = loopback();
-    let mut proxy = IndextapProcess::start_with(IndextapOptions::new(&[
-        "proxy",
-        "--pg-listen",
-        &listen.to_string(),
-        "--pg-upstream",
-        &server.addr().to_string(),
-        "--admin-listen",
-        &loopback().to_string(),
-    ]));
+    let mut proxy = IndextapProcess::start_with(IndextapOptions::postgres(listen, server.addr()));
     let conninfo = server.connection_string_via(listen, "postgres");
 
     for attempt in 1..=3 {
@@ -61,10 +51,8 @@ async fn a_postgres_upstream_that_is_down_fails_clients_promptly_and_recovers() 
     assert!(upstream_errors(&proxy) >= 3.0, "each failure is counted");
 
     server.start_again().expect("start the server again");
-    let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-        .await
-        .expect("the same proxy connects once the server is back");
-    tokio::spawn(connection);
+    // The same proxy connects once the server is back.
+    let client = connect(&conninfo).await;
     client
         .batch_execute("CREATE TABLE back (id int PRIMARY KEY)")
         .await

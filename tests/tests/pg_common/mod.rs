@@ -5,25 +5,26 @@
 //! ## Layout
 //! - [`PgBehindProxy`]: a [`Postgres`] and an [`IndextapProcess`] in front of it.
 //! - [`psql`] / [`pgbench`]: the client tools, run against any connection string.
-//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `/api/v1/shapes`, polled.
-//! - [`metric_value`], [`wait_for_metric`]: one sample from `/metrics`.
+//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `/api/v1/shapes`, polled (from
+//!   `indextap_tests::capture`).
+//! - [`metric_value`], [`wait_for_metric`]: `/metrics` (from `indextap_tests::metrics`).
 //! - [`raw`]: a raw socket that speaks the protocol's framing.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use indextap_tests::ports::free_addr;
+pub use indextap_tests::postgres::connect;
 use indextap_tests::postgres::{bin_dir, CLIENT_ENV, SUPERUSER};
-use indextap_tests::{IndextapProcess, Postgres, PostgresOptions};
+use indextap_tests::{IndextapOptions, IndextapProcess, Postgres, PostgresOptions};
 use serde_json::Value;
 
-/// How long observations may take to reach the aggregator.
-pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(15);
+pub use indextap_tests::capture::{shapes, wait_for_shapes, writes, CAPTURE_TIMEOUT};
+pub use indextap_tests::metrics::{metric_value, wait_for_metric};
 
 /// A PostgreSQL cluster with `indextap proxy` in front of it.
 pub struct PgBehindProxy {
@@ -43,21 +44,9 @@ impl PgBehindProxy {
     pub fn start_with(options: PostgresOptions, extra: &[&str]) -> Self {
         let server = Postgres::start_with(options);
         let listen = free_addr();
-        let admin = free_addr();
-        let upstream = server.addr().to_string();
-        let listen_text = listen.to_string();
-        let admin_text = admin.to_string();
-        let mut args = vec![
-            "proxy",
-            "--pg-listen",
-            &listen_text,
-            "--pg-upstream",
-            &upstream,
-            "--admin-listen",
-            &admin_text,
-        ];
-        args.extend_from_slice(extra);
-        let proxy = IndextapProcess::start(&args);
+        let proxy = IndextapProcess::start_with(
+            IndextapOptions::postgres(listen, server.addr()).args(extra),
+        );
         Self {
             proxy,
             server,
@@ -114,15 +103,6 @@ impl PgBehindProxy {
     }
 }
 
-/// tokio-postgres with `NoTls`, its connection driven on a task; panics when it cannot connect.
-pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
-    tokio::spawn(connection);
-    client
-}
-
 /// A client tool, preferring the server's own version of it, with a clean environment.
 fn client_tool(tool: &str) -> Command {
     let bundled = bin_dir().map(|dir| dir.join(tool));
@@ -170,97 +150,10 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// The shapes `/api/v1/shapes` lists now.
-pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
-    let document = proxy
-        .shapes_document()
-        .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
-    document["shapes"].as_array().cloned().unwrap_or_default()
-}
-
-/// The write records `/api/v1/shapes` lists now.
-pub fn writes(proxy: &IndextapProcess) -> Vec<Value> {
-    let document = proxy
-        .shapes_document()
-        .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"));
-    document["writes"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls `/api/v1/shapes` until `done` holds for the shape list; panics with the last list
-/// after [`CAPTURE_TIMEOUT`].
-#[track_caller]
-pub fn wait_for_shapes(
-    proxy: &IndextapProcess,
-    what: &str,
-    mut done: impl FnMut(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + CAPTURE_TIMEOUT;
-    loop {
-        let current = shapes(proxy);
-        if done(&current) {
-            return current;
-        }
-        if Instant::now() >= deadline {
-            let listing = serde_json::to_string_pretty(&current).unwrap_or_default();
-            panic!("{what}: not seen within {CAPTURE_TIMEOUT:?}; shapes:\n{listing}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A numeric field of a shape (`count`, `errors`, `returned`).
 #[track_caller]
 pub fn field(shape: &Value, name: &str) -> u64 {
     shape[name]
         .as_u64()
         .unwrap_or_else(|| panic!("shape has no numeric {name}: {shape:#}"))
-}
-
-/// The value of the sample `name{labels}` in a Prometheus exposition, where `labels` is a
-/// list of `key="value"` pairs that must all be present (in any order).
-pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, label_text) = match series.split_once('{') {
-                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if series_name != name {
-                return None;
-            }
-            let all_present = labels
-                .iter()
-                .all(|(key, wanted)| label_text.contains(&format!("{key}=\"{wanted}\"")));
-            if !all_present {
-                return None;
-            }
-            value.parse().ok()
-        })
-}
-
-/// Polls `/metrics` until the sample reaches `at_least`; panics with the exposition otherwise.
-#[track_caller]
-pub fn wait_for_metric(
-    proxy: &IndextapProcess,
-    name: &str,
-    labels: &[(&str, &str)],
-    at_least: f64,
-) -> f64 {
-    let deadline = Instant::now() + CAPTURE_TIMEOUT;
-    loop {
-        let text = proxy
-            .get_text("/metrics")
-            .unwrap_or_else(|err| panic!("GET /metrics: {err:#}"));
-        if let Some(value) = metric_value(&text, name, labels) {
-            if value >= at_least {
-                return value;
-            }
-        }
-        if Instant::now() >= deadline {
-            panic!("{name}{labels:?} never reached {at_least} within {CAPTURE_TIMEOUT:?}:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -1,0 +1,89 @@
+//! What the proxy captured, read back from its admin API, and the polling that waits for it.
+//!
+//! Observations reach the aggregator asynchronously, so a test polls until its condition
+//! holds or a deadline passes, then fails with what it saw last.
+//!
+//! ## Layout
+//! - [`wait_until`], [`poll_until`]: poll a check until it passes, or panic with its last
+//!   complaint.
+//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `GET /api/v1/shapes`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::IndextapProcess;
+
+/// How long an observation may take to show in the admin API.
+pub const CAPTURE_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Polls `check` until it returns `Ok`, and returns that; after `timeout` panics naming
+/// `what`, with the last error (which should say what was expected and what was seen).
+#[track_caller]
+pub fn poll_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what}: not seen within {timeout:?}\n{last}")
+            }
+            Err(_) => std::thread::sleep(POLL_INTERVAL),
+        }
+    }
+}
+
+/// [`poll_until`] within [`CAPTURE_TIMEOUT`].
+#[track_caller]
+pub fn wait_until<T>(what: &str, check: impl FnMut() -> Result<T, String>) -> T {
+    poll_until(what, CAPTURE_TIMEOUT, check)
+}
+
+/// `GET /api/v1/shapes`, every page ([`IndextapProcess::shapes_document`]); panics when it
+/// does not answer 2xx.
+pub fn shapes_document(proxy: &IndextapProcess) -> Value {
+    proxy
+        .shapes_document()
+        .unwrap_or_else(|err| panic!("GET /api/v1/shapes: {err:#}"))
+}
+
+/// The shapes `/api/v1/shapes` lists now.
+pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
+    list(shapes_document(proxy), "shapes")
+}
+
+/// The write records `/api/v1/shapes` lists now.
+pub fn writes(proxy: &IndextapProcess) -> Vec<Value> {
+    list(shapes_document(proxy), "writes")
+}
+
+fn list(mut document: Value, key: &str) -> Vec<Value> {
+    match document[key].take() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// Polls [`shapes`] until `done` holds for the list, and returns it; panics with the last
+/// list after [`CAPTURE_TIMEOUT`].
+#[track_caller]
+pub fn wait_for_shapes(
+    proxy: &IndextapProcess,
+    what: &str,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    wait_until(what, || {
+        let current = shapes(proxy);
+        if done(&current) {
+            Ok(current)
+        } else {
+            let listing = serde_json::to_string_pretty(&current).unwrap_or_default();
+            Err(format!("shapes:\n{listing}"))
+        }
+    })
+}
