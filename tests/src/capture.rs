@@ -8,10 +8,12 @@
 //!   complaint.
 //! - [`shapes`], [`writes`], [`wait_for_shapes`]: `GET /api/v1/shapes`.
 
-use std::time::{Duration, Instant};
+use std::convert::Infallible;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::poll::poll;
 use crate::IndextapProcess;
 
 /// How long an observation may take to show in the admin API.
@@ -26,15 +28,13 @@ pub fn poll_until<T>(
     timeout: Duration,
     mut check: impl FnMut() -> Result<T, String>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not seen within {timeout:?}\n{last}")
-            }
-            Err(_) => std::thread::sleep(POLL_INTERVAL),
-        }
+    let mut last = String::new();
+    let found = poll(timeout, POLL_INTERVAL, || {
+        Ok::<_, Infallible>(check().map_err(|complaint| last = complaint).ok())
+    });
+    match found {
+        Ok(Some(value)) => value,
+        _ => panic!("{what}: not seen within {timeout:?}\n{last}"),
     }
 }
 

@@ -6,13 +6,15 @@
 //! kills it if it has not exited after a grace period. When a test panics while the guard is
 //! alive, the log tail is printed: the test harness shows it next to the failure.
 
+use std::convert::Infallible;
 use std::fs::OpenOptions;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::poll::poll;
 use crate::ports::wait_for_port_while;
 
 /// How long a child gets to exit after SIGTERM before it is killed.
@@ -93,12 +95,11 @@ impl ChildProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        let exited = poll(grace, Duration::from_millis(25), || {
+            Ok::<_, Infallible>(self.exited())
+        });
+        if let Ok(Some(status)) = exited {
+            return Some(status);
         }
         let _ = self.child.kill();
         self.child.wait().ok()
@@ -107,16 +108,20 @@ impl ChildProcess {
 
 impl Drop for ChildProcess {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- {} (pid {}) log tail, {} ---\n{}\n--- end ---",
-                self.name,
-                self.id(),
-                self.log_path.display(),
-                self.log_tail()
-            );
-        }
+        let who = format!("{} (pid {})", self.name, self.id());
+        show_log_if_panicking(&who, &self.log_path, || self.log_tail());
         self.stop(STOP_GRACE);
+    }
+}
+
+/// When a test fails, the tail of a child's log says why: printed as the guard drops.
+pub(crate) fn show_log_if_panicking(who: &str, log_path: &Path, tail: impl FnOnce() -> String) {
+    if std::thread::panicking() {
+        eprintln!(
+            "--- {who} log tail, {} ---\n{}\n--- end ---",
+            log_path.display(),
+            tail()
+        );
     }
 }
 
@@ -180,11 +185,10 @@ mod tests {
             &log,
         )
         .expect("spawn sh");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !child.log().contains("started") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(child.log().contains("started"));
+        let started = poll(Duration::from_secs(5), Duration::from_millis(20), || {
+            Ok::<_, Infallible>(child.log().contains("started").then_some(()))
+        });
+        assert_eq!(started, Ok(Some(())), "{}", child.log());
         let status = child.stop(Duration::from_secs(5)).expect("exited");
         assert!(!status.success(), "SIGTERM ends sleep with a signal");
         assert!(child.exited().is_some());

@@ -33,14 +33,14 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use crate::service::LoopbackService;
 
 /// `opCode` of OP_COMPRESSED.
 pub const OP_COMPRESSED: i32 = 2012;
@@ -296,17 +296,15 @@ fn bump(counters: &[AtomicU64; 4], compressor: Compressor) {
 
 /// The running fake; stopped, with its connections, when dropped.
 pub struct CompressingFront {
-    addr: SocketAddr,
+    service: LoopbackService,
     upstream: SocketAddr,
     counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for CompressingFront {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompressingFront")
-            .field("addr", &self.addr)
+            .field("addr", &self.service.addr())
             .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
@@ -316,41 +314,21 @@ impl CompressingFront {
     /// Listens on a fresh loopback port and serves in front of `upstream` (a SecantusDB).
     /// Panics if it cannot listen.
     pub fn start(upstream: SocketAddr) -> Self {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|listener| {
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })
-            .unwrap_or_else(|err| panic!("compressing front: cannot listen: {err}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|err| panic!("compressing front: no local address: {err}"));
         let counters = Arc::new(Counters::default());
-        let (stop, stopped) = oneshot::channel();
         let serving = counters.clone();
-        let thread = std::thread::Builder::new()
-            .name("compressing-front".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap_or_else(|err| panic!("compressing front: no runtime: {err}"));
-                // Dropping the runtime at the end cancels every connection task.
-                runtime.block_on(accept_loop(listener, upstream, serving, stopped));
-            })
-            .unwrap_or_else(|err| panic!("compressing front: cannot spawn its thread: {err}"));
+        let service = LoopbackService::start("compressing-front", move |client| {
+            serve(client, upstream, serving.clone())
+        });
         Self {
-            addr,
+            service,
             upstream,
             counters,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.service.addr()
     }
 
     /// Where it forwards to.
@@ -361,43 +339,6 @@ impl CompressingFront {
     /// What it has done so far.
     pub fn counts(&self) -> FrontCounts {
         self.counters.snapshot()
-    }
-}
-
-impl Drop for CompressingFront {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    upstream: SocketAddr,
-    counters: Arc<Counters>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("compressing front: cannot register the listener: {err}");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((client, _)) => {
-                    tokio::spawn(serve(client, upstream, counters.clone()));
-                }
-                Err(err) => eprintln!("compressing front: accept failed: {err}"),
-            }
-        }
     }
 }
 
@@ -413,8 +354,12 @@ async fn serve(client: TcpStream, upstream: SocketAddr, counters: Arc<Counters>)
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     let compressed = Compressed::default();
-    let requests = pump_requests(client_read, server_write, compressed.clone(), &counters);
-    let replies = pump_replies(server_read, client_write, compressed, &counters);
+    let requests = pump(client_read, server_write, |frame| {
+        request(frame, &compressed, &counters)
+    });
+    let replies = pump(server_read, client_write, |frame| {
+        reply(frame, &compressed, &counters)
+    });
     // An error in either direction drops both, closing both sockets.
     if tokio::try_join!(requests, replies).is_err() {
         counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -439,59 +384,53 @@ async fn read_frame<R: AsyncRead + Unpin>(from: &mut R) -> io::Result<Option<Vec
     Ok(Some(frame))
 }
 
-async fn pump_requests<R, W>(
+/// Copies frames from one side to the other, each through `forward` (which says what to
+/// write), then ends the writing side.
+async fn pump<R, W>(
     mut from: R,
     mut to: W,
-    compressed: Compressed,
-    counters: &Counters,
+    mut forward: impl FnMut(Vec<u8>) -> io::Result<Vec<u8>>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     while let Some(frame) = read_frame(&mut from).await? {
-        let (plain, compressor) = unwrap(&frame)?;
-        match compressor {
-            Some(compressor) => {
-                bump(&counters.unwrapped, compressor);
-                let request_id = read_i32(&plain, 4)?;
-                lock(&compressed).insert(request_id, compressor);
-            }
-            None => {
-                counters.passed_through.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        to.write_all(&plain).await?;
+        to.write_all(&forward(frame)?).await?;
     }
     to.shutdown().await
 }
 
-async fn pump_replies<R, W>(
-    mut from: R,
-    mut to: W,
-    compressed: Compressed,
-    counters: &Counters,
-) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    while let Some(frame) = read_frame(&mut from).await? {
-        let response_to = read_i32(&frame, 8)?;
-        let compressor = lock(&compressed).remove(&response_to);
-        let Some(compressor) = compressor else {
-            counters.passed_through.fetch_add(1, Ordering::Relaxed);
-            to.write_all(&frame).await?;
-            continue;
-        };
-        if more_to_come(&frame) {
-            // The next reply names this one in its responseTo: it goes back compressed too.
-            lock(&compressed).insert(read_i32(&frame, 4)?, compressor);
+/// A request to the server: decompressed, its compressor kept for the reply.
+fn request(frame: Vec<u8>, compressed: &Compressed, counters: &Counters) -> io::Result<Vec<u8>> {
+    let (plain, compressor) = unwrap(&frame)?;
+    match compressor {
+        Some(compressor) => {
+            bump(&counters.unwrapped, compressor);
+            let request_id = read_i32(&plain, 4)?;
+            lock(compressed).insert(request_id, compressor);
         }
-        bump(&counters.wrapped, compressor);
-        to.write_all(&wrap(&frame, compressor)?).await?;
+        None => {
+            counters.passed_through.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    to.shutdown().await
+    Ok(plain)
+}
+
+/// A reply to the client: compressed as its request was.
+fn reply(frame: Vec<u8>, compressed: &Compressed, counters: &Counters) -> io::Result<Vec<u8>> {
+    let response_to = read_i32(&frame, 8)?;
+    let compressor = lock(compressed).remove(&response_to);
+    let Some(compressor) = compressor else {
+        counters.passed_through.fetch_add(1, Ordering::Relaxed);
+        return Ok(frame);
+    };
+    if more_to_come(&frame) {
+        // The next reply names this one in its responseTo: it goes back compressed too.
+        lock(compressed).insert(read_i32(&frame, 4)?, compressor);
+    }
+    bump(&counters.wrapped, compressor);
+    wrap(&frame, compressor)
 }
 
 fn more_to_come(frame: &[u8]) -> bool {

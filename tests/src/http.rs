@@ -2,9 +2,11 @@
 //! error, so a test can assert on a 404 or a 503 as easily as on a 200.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+
+use crate::poll::poll;
 
 /// Per-request timeout: an admin endpoint that takes longer is a bug worth a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -93,17 +95,19 @@ pub(crate) fn wait_until_ok(
     timeout: Duration,
     mut still_starting: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        still_starting()?;
-        let last = match get(addr, path) {
-            Ok(reply) if reply.is_success() => return Ok(()),
-            Ok(reply) => format!("status {}", reply.status),
-            Err(err) => format!("{err:#}"),
-        };
-        if Instant::now() >= deadline {
-            bail!("GET {path} on {addr} not OK within {timeout:?} (last: {last})");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut last = String::new();
+    let answered = poll(
+        timeout,
+        Duration::from_millis(100),
+        || -> anyhow::Result<_> {
+            still_starting()?;
+            last = match get(addr, path) {
+                Ok(reply) if reply.is_success() => return Ok(Some(())),
+                Ok(reply) => format!("status {}", reply.status),
+                Err(err) => format!("{err:#}"),
+            };
+            Ok(None)
+        },
+    )?;
+    answered.ok_or_else(|| anyhow!("GET {path} on {addr} not OK within {timeout:?} (last: {last})"))
 }

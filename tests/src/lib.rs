@@ -23,6 +23,9 @@
 //! - [`http`]: small blocking HTTP client calls (ureq) for admin APIs.
 //! - [`capture`]: `/api/v1/shapes` read back, and polling until a check passes.
 //! - [`metrics`]: `/metrics` parsed (prometheus-parse) and looked up one way.
+//! - [`poll`]: the one wait loop, for whatever happens in its own time.
+//! - [`service`]: [`service::LoopbackService`], an in-test TCP service on its own thread (the
+//!   compressing front and the MongoDB tests' recorder).
 //! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
 //!   prove they never come out again.
 //! - [`leak`]: every place indextap's output can be read (admin API, CLI, logs, state file),
@@ -38,10 +41,12 @@ pub mod http;
 pub mod leak;
 pub mod markers;
 pub mod metrics;
+pub mod poll;
 pub mod ports;
 pub mod postgres;
 pub mod proxy;
 pub mod secantus;
+pub mod service;
 pub mod tools;
 
 use std::path::PathBuf;

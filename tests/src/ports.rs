@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::poll::poll;
 
 /// How often [`wait_for_port`] retries.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -44,6 +46,17 @@ pub fn free_addr() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))
 }
 
+/// A listener on a fresh loopback port, non-blocking (for a tokio runtime to take over);
+/// panics when none can be bound.
+pub fn bound_loopback(what: &str) -> TcpListener {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .unwrap_or_else(|err| panic!("{what}: listen: {err}"))
+}
+
 /// Waits until `addr` accepts a TCP connection, or fails with `TimedOut` after `timeout`.
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     wait_for_port_while(addr, timeout, || Ok(()))
@@ -56,20 +69,16 @@ pub(crate) fn wait_for_port_while(
     timeout: Duration,
     mut still_starting: impl FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let accepted = poll(timeout, POLL_INTERVAL, || -> io::Result<_> {
         still_starting()?;
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{addr} did not accept connections within {timeout:?}"),
-            ));
-        }
-        std::thread::sleep(POLL_INTERVAL);
-    }
+        Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok())
+    })?;
+    accepted.map(drop).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{addr} did not accept connections within {timeout:?}"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::process::Command;
 use anyhow::Context;
 use tempfile::TempDir;
 
-use crate::child::{read_lossy, run, tail, TAIL_LINES};
+use crate::child::{read_lossy, run, show_log_if_panicking, tail, TAIL_LINES};
 use crate::ports::free_port;
 use crate::startup_failed;
 
@@ -380,14 +380,8 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- postgres (port {}) log tail, {} ---\n{}\n--- end ---",
-                self.port,
-                self.log_path.display(),
-                self.log_tail()
-            );
-        }
+        let who = format!("postgres (port {})", self.port);
+        show_log_if_panicking(&who, &self.log_path, || self.log_tail());
         if self.port == 0 {
             return;
         }

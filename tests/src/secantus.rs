@@ -16,12 +16,13 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::doc;
 use tempfile::TempDir;
 
 use crate::child::{on_path, ChildProcess, STOP_GRACE};
+use crate::poll::poll;
 use crate::ports::free_port;
 use crate::startup_failed;
 
@@ -292,6 +293,30 @@ fn spawn_listening(
     )
 }
 
+/// The error a `find_one` on `app.notes` meets through a client of `uri`, for tests of what
+/// a server (or the proxy in front of it) refuses; panics if the find succeeds.
+pub async fn refused_find(uri: &str) -> mongodb::error::Error {
+    let client = mongodb::Client::with_uri_str(uri)
+        .await
+        .unwrap_or_else(|err| panic!("client for {uri}: {err}"));
+    let refused = client
+        .database("app")
+        .collection::<bson::Document>("notes")
+        .find_one(doc! {})
+        .await
+        .expect_err("the find is refused");
+    client.shutdown().await;
+    refused
+}
+
+/// Whether `error` is the driver's authentication failure.
+pub fn is_authentication_error(error: &mongodb::error::Error) -> bool {
+    matches!(
+        *error.kind,
+        mongodb::error::ErrorKind::Authentication { .. }
+    )
+}
+
 /// A port that accepts connections is not proof that *this* server bound it: the port was
 /// found free, released, and only then bound by the child, so another process may hold it.
 /// SecantusDB logs `listening on HOST:PORT` right after it binds; this waits for that line in
@@ -303,25 +328,22 @@ fn wait_for_own_banner(
 ) -> std::io::Result<()> {
     let banner = format!("listening on 127.0.0.1:{port}");
     let offset = usize::try_from(log_offset).unwrap_or(0);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+    let seen = poll(START_TIMEOUT, Duration::from_millis(20), || {
         let log = process.log();
         if log.get(offset..).unwrap_or(&log).contains(&banner) {
-            return Ok(());
+            return Ok(Some(()));
         }
-        if let Some(status) = process.exited() {
-            return Err(std::io::Error::other(format!("exited early ({status})")));
+        match process.exited() {
+            Some(status) => Err(std::io::Error::other(format!("exited early ({status})"))),
+            None => Ok(None),
         }
-        if Instant::now() >= deadline {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "port {port} accepts connections, but the server never said it listens there"
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })?;
+    seen.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("port {port} accepts connections, but the server never said it listens there"),
+        )
+    })
 }
 
 /// Creates `credentials` as a root user, with the real driver, on a thread of its own so this

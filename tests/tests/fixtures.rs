@@ -10,7 +10,7 @@ use std::process::Command;
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_tests::postgres::{connect, SCRAM_PASSWORD, SCRAM_USER};
-use indextap_tests::secantus::REPLICA_SET_NAME;
+use indextap_tests::secantus::{is_authentication_error, refused_find, REPLICA_SET_NAME};
 use indextap_tests::{
     free_port, IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb,
     SecantusOptions,
@@ -244,42 +244,23 @@ async fn secantus_auth_requires_scram_sha_256_credentials() {
         &vec![Bson::String("SCRAM-SHA-256".into())]
     );
 
-    let anonymous = mongodb::Client::with_uri_str(format!(
+    // No credentials.
+    let refused = refused_find(&format!(
         "mongodb://{}/?directConnection=true",
         server.addr()
     ))
-    .await
-    .expect("client");
-    let refused = anonymous
-        .database("app")
-        .collection::<Document>("notes")
-        .find_one(doc! {})
-        .await
-        .expect_err("no credentials");
+    .await;
     assert!(
         refused.to_string().contains("requires authentication"),
         "{refused}"
     );
 
-    let wrong = mongodb::Client::with_uri_str(format!(
+    let wrong_password = refused_find(&format!(
         "mongodb://tapuser:wrong@{}/?directConnection=true&authMechanism=SCRAM-SHA-256&serverSelectionTimeoutMS=5000",
         server.addr()
     ))
-    .await
-    .expect("client");
-    let failed = wrong
-        .database("app")
-        .collection::<Document>("notes")
-        .find_one(doc! {})
-        .await
-        .expect_err("wrong password");
-    assert!(
-        matches!(
-            *failed.kind,
-            mongodb::error::ErrorKind::Authentication { .. }
-        ),
-        "{failed}"
-    );
+    .await;
+    assert!(is_authentication_error(&wrong_password), "{wrong_password}");
 }
 
 #[tokio::test]

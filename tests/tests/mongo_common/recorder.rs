@@ -3,20 +3,17 @@
 //!
 //! It is deliberately dumb: read, record, write, nothing parsed, nothing changed. Put one in
 //! front of the proxy and one in front of the server, and the two recordings say exactly
-//! which bytes the proxy received and which it passed on. It runs on a thread of its own (a
-//! current-thread tokio runtime), so a test's blocking calls never stall it; dropping it
-//! stops it and closes its connections.
+//! which bytes the proxy received and which it passed on. It is a
+//! [`LoopbackService`]: on a thread of its own, stopped with its connections when dropped.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indextap_tests::capture::poll_until;
-
+use indextap_tests::service::LoopbackService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
 /// One relayed connection, as far as it has gone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,46 +45,26 @@ type Log = Arc<Mutex<Vec<Shared>>>;
 
 /// The running recorder.
 pub struct TestRecorder {
-    addr: SocketAddr,
+    service: LoopbackService,
     log: Log,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl TestRecorder {
     /// Listens on a fresh loopback port; every connection is relayed to `upstream`.
     pub fn start(upstream: SocketAddr) -> Self {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|listener| {
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })
-            .expect("test recorder: listen");
-        let addr = listener.local_addr().expect("test recorder: address");
         let log = Log::default();
-        let (stop, stopped) = oneshot::channel();
         let serving = log.clone();
-        let thread = std::thread::Builder::new()
-            .name("test-recorder".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("test recorder: runtime");
-                runtime.block_on(accept_loop(listener, upstream, serving, stopped));
-            })
-            .expect("test recorder: thread");
-        Self {
-            addr,
-            log,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let service = LoopbackService::start("test-recorder", move |client| {
+            let recording = Shared::default();
+            lock(&serving).push(recording.clone());
+            relay(client, upstream, recording)
+        });
+        Self { service, log }
     }
 
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.service.addr()
     }
 
     /// Every connection so far, in accept order.
@@ -134,39 +111,8 @@ impl TestRecorder {
     }
 }
 
-impl Drop for TestRecorder {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    upstream: SocketAddr,
-    log: Log,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let listener = TcpListener::from_std(listener).expect("test recorder: register listener");
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                let recording = Shared::default();
-                lock(&log).push(recording.clone());
-                tokio::spawn(relay(client, upstream, recording));
-            }
-        }
-    }
 }
 
 async fn relay(client: TcpStream, upstream: SocketAddr, recording: Shared) {
