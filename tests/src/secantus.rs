@@ -293,6 +293,31 @@ fn spawn_listening(
     )
 }
 
+/// The stage names of an explain plan, outermost first (`FETCH`, `IXSCAN`).
+pub fn plan_stages(mut plan: &bson::Document) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        if let Ok(stage) = plan.get_str("stage") {
+            names.push(stage.to_string());
+        }
+        match plan.get_document("inputStage") {
+            Ok(input) => plan = input,
+            Err(_) => return names,
+        }
+    }
+}
+
+/// A number of a server's answer, whichever BSON number type it came as; panics on anything
+/// else.
+pub fn number(document: &bson::Document, key: &str) -> i64 {
+    match document.get(key) {
+        Some(bson::Bson::Int32(value)) => i64::from(*value),
+        Some(bson::Bson::Int64(value)) => *value,
+        Some(bson::Bson::Double(value)) => *value as i64,
+        other => panic!("{key} is not a number: {other:?} in {document}"),
+    }
+}
+
 /// The error a `find_one` on `app.notes` meets through a client of `uri`, for tests of what
 /// a server (or the proxy in front of it) refuses; panics if the find succeeds.
 pub async fn refused_find(uri: &str) -> mongodb::error::Error {

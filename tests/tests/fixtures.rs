@@ -10,7 +10,9 @@ use std::process::Command;
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_tests::postgres::{connect, SCRAM_PASSWORD, SCRAM_USER};
-use indextap_tests::secantus::{is_authentication_error, refused_find, REPLICA_SET_NAME};
+use indextap_tests::secantus::{
+    is_authentication_error, number, plan_stages, refused_find, REPLICA_SET_NAME,
+};
 use indextap_tests::{
     free_port, IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb,
     SecantusOptions,
@@ -29,27 +31,14 @@ fn order(n: usize) -> Document {
     }
 }
 
-/// The stage names of a plan, outermost first (`FETCH`, `IXSCAN`).
-fn stages(mut plan: &Document) -> Vec<String> {
-    let mut names = Vec::new();
-    loop {
-        if let Ok(stage) = plan.get_str("stage") {
-            names.push(stage.to_string());
-        }
-        match plan.get_document("inputStage") {
-            Ok(input) => plan = input,
-            Err(_) => return names,
-        }
-    }
-}
-
-fn int(document: &Document, key: &str) -> i64 {
-    match document.get(key) {
-        Some(Bson::Int32(value)) => i64::from(*value),
-        Some(Bson::Int64(value)) => *value,
-        Some(Bson::Double(value)) => *value as i64,
-        other => panic!("{key} is not a number: {other:?}"),
-    }
+/// `app.orders` with [`ORDERS`] documents.
+async fn seeded_orders(db: &mongodb::Database) -> mongodb::Collection<Document> {
+    let orders = db.collection::<Document>("orders");
+    orders
+        .insert_many((0..ORDERS).map(order))
+        .await
+        .expect("insert_many");
+    orders
 }
 
 #[tokio::test]
@@ -57,12 +46,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     let server = SecantusDb::start(SecantusOptions::standalone());
     let client = server.client().await;
     let db = client.database("app");
-    let orders = db.collection::<Document>("orders");
-
-    orders
-        .insert_many((0..ORDERS).map(order))
-        .await
-        .expect("insert_many");
+    let orders = seeded_orders(&db).await;
 
     let found: Vec<Document> = orders
         .find(doc! { "user_id": 3_i64 })
@@ -73,7 +57,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
         .await
         .expect("cursor");
     assert_eq!(found.len(), ORDERS / 20);
-    let totals: Vec<i64> = found.iter().map(|d| int(d, "total")).collect();
+    let totals: Vec<i64> = found.iter().map(|d| number(d, "total")).collect();
     assert!(totals.windows(2).all(|w| w[0] > w[1]), "sorted: {totals:?}");
 
     let grouped: Vec<Document> = orders
@@ -88,7 +72,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
         .expect("cursor");
     let shipped = (0..ORDERS).filter(|n| n % 3 == 0).count() as i64;
     assert_eq!(grouped.len(), 1);
-    assert_eq!(int(&grouped[0], "count"), shipped);
+    assert_eq!(number(&grouped[0], "count"), shipped);
 
     let index = IndexModel::builder()
         .keys(doc! { "user_id": 1, "total": -1 })
@@ -139,7 +123,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
         .get_document("queryPlanner")
         .and_then(|planner| planner.get_document("winningPlan"))
         .expect("queryPlanner.winningPlan");
-    assert_eq!(stages(winning), ["FETCH", "IXSCAN"]);
+    assert_eq!(plan_stages(winning), ["FETCH", "IXSCAN"]);
     let ixscan = winning.get_document("inputStage").expect("inputStage");
     assert_eq!(ixscan.get_str("indexName").ok(), Some("user_total"));
     assert_eq!(
@@ -149,9 +133,9 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     let stats = explained
         .get_document("executionStats")
         .expect("executionStats");
-    assert_eq!(int(stats, "nReturned"), (ORDERS / 20) as i64);
-    assert_eq!(int(stats, "totalDocsExamined"), (ORDERS / 20) as i64);
-    assert_eq!(int(stats, "totalKeysExamined"), (ORDERS / 20) as i64);
+    assert_eq!(number(stats, "nReturned"), (ORDERS / 20) as i64);
+    assert_eq!(number(stats, "totalDocsExamined"), (ORDERS / 20) as i64);
+    assert_eq!(number(stats, "totalKeysExamined"), (ORDERS / 20) as i64);
 
     // Not served by any index: a COLLSCAN that examines the whole collection.
     let scanned = db
@@ -165,11 +149,11 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
         .get_document("queryPlanner")
         .and_then(|planner| planner.get_document("winningPlan"))
         .expect("winningPlan");
-    assert_eq!(stages(winning), ["COLLSCAN"]);
+    assert_eq!(plan_stages(winning), ["COLLSCAN"]);
     let stats = scanned.get_document("executionStats").expect("stats");
-    assert_eq!(int(stats, "totalDocsExamined"), ORDERS as i64);
-    assert_eq!(int(stats, "nReturned"), shipped);
-    assert_eq!(int(stats, "totalKeysExamined"), 0);
+    assert_eq!(number(stats, "totalDocsExamined"), ORDERS as i64);
+    assert_eq!(number(stats, "nReturned"), shipped);
+    assert_eq!(number(stats, "totalKeysExamined"), 0);
 
     // A standalone: no replica-set fields, and no wire compression offered even when asked.
     let hello = client
@@ -181,7 +165,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     for absent in ["setName", "hosts", "me", "primary", "compression"] {
         assert!(hello.get(absent).is_none(), "{absent} in {hello}");
     }
-    assert!(int(&hello, "maxWireVersion") >= 17, "OP_MSG-era server");
+    assert!(number(&hello, "maxWireVersion") >= 17, "OP_MSG-era server");
 
     assert!(server.logs().contains("listening on"));
 }
@@ -201,7 +185,7 @@ async fn secantus_replica_set_is_discovered_without_direct_connection() {
         .find_one(doc! { "sku": "a-1" })
         .await
         .expect("find_one");
-    assert_eq!(found.map(|d| int(&d, "qty")), Some(4));
+    assert_eq!(found.map(|d| number(&d, "qty")), Some(4));
 
     // What the proxy must rewrite so drivers keep talking to it and not to the server.
     let hello = client
@@ -501,13 +485,8 @@ fn process_that_exits_at_once_fails_loudly() {
 #[tokio::test]
 async fn secantus_planner_uses_only_indexes_covering_every_filtered_field() {
     let server = SecantusDb::start(SecantusOptions::standalone());
-    let client = server.client().await;
-    let db = client.database("app");
-    let orders = db.collection::<Document>("orders");
-    orders
-        .insert_many((0..ORDERS).map(order))
-        .await
-        .expect("insert_many");
+    let db = server.client().await.database("app");
+    let orders = seeded_orders(&db).await;
     orders
         .create_index(IndexModel::builder().keys(doc! { "user_id": 1 }).build())
         .await
@@ -537,7 +516,7 @@ async fn secantus_planner_uses_only_indexes_covering_every_filtered_field() {
                 .and_then(|planner| planner.get_document("winningPlan"))
                 .expect("winningPlan")
                 .clone();
-            stages(&winning)
+            plan_stages(&winning)
         }
     };
 

@@ -231,19 +231,21 @@ async fn mongo_values_never_leave_the_proxy() {
         .direct
         .database(MONGO_DATABASE)
         .collection::<Document>(MONGO_COLLECTION);
-    let mine = stored
-        .find_one(doc! { "owner": &owner })
-        .await
-        .expect("direct find")
-        .expect("the inserted document");
+    let owned_by = |owner: String| {
+        let stored = stored.clone();
+        async move {
+            stored
+                .find_one(doc! { "owner": &owner })
+                .await
+                .expect("direct find")
+                .unwrap_or_else(|| panic!("no document of {owner}"))
+        }
+    };
+    let mine = owned_by(owner.clone()).await;
     assert_eq!(mine.get_str("note").ok(), Some(new_note.as_str()));
     assert_eq!(mine.get_i64("score").ok(), Some(score));
     assert_eq!(mine.get_str("flag").ok(), Some(flag.as_str()));
-    let theirs = stored
-        .find_one(doc! { "owner": &other_owner })
-        .await
-        .expect("direct find")
-        .expect("the other document");
+    let theirs = owned_by(other_owner.clone()).await;
     assert_eq!(theirs.get_str("modified").ok(), Some(modified.as_str()));
 
     // The proxy captured all of it: every execution, the failed update, the rejected filter.

@@ -103,6 +103,11 @@ fn reason(proxy: &IndextapProcess, family: &str, reason: &str) -> f64 {
     metric(proxy, family, &[("reason", reason)])
 }
 
+/// Waits until the counter of `reason` is at least 1.
+fn wait_for_reason(proxy: &IndextapProcess, family: &str, reason: &str) {
+    wait_for_metric(proxy, family, &[("reason", reason)], 1.0);
+}
+
 fn tls_server(certificate: &TestCertificate) -> SecantusDb {
     let (cert, key) = (certificate.cert(), certificate.key());
     SecantusDb::start(SecantusOptions {
@@ -155,21 +160,19 @@ fn terminate_captures_pymongo_over_tls_and_refuses_plain_clients() {
     // A plain client is refused, as by a server that requires TLS.
     let (served, said) = ping(&uri(proxy.listen, None));
     assert!(!served, "a plain client must be refused: {said}");
-    wait_for_metric(
+    wait_for_reason(
         &proxy.process,
         "indextap_uninspected_sessions_total",
-        &[("reason", "plaintext_refused")],
-        1.0,
+        "plaintext_refused",
     );
     // A client that does not trust the proxy's certificate fails its handshake.
     let stranger = TestCertificate::generate();
     let (served, said) = ping(&uri(proxy.listen, Some(&stranger)));
     assert!(!served, "an untrusted certificate must fail: {said}");
-    wait_for_metric(
+    wait_for_reason(
         &proxy.process,
         "indextap_decode_errors_total",
-        &[("reason", "tls_handshake")],
-        1.0,
+        "tls_handshake",
     );
     proxy.assert_alive();
 }
@@ -243,11 +246,10 @@ fn passthrough_relays_tls_to_the_server_uninspected() {
 
     // The driver verifies the server's own certificate, through the proxy.
     run_finds(&uri(proxy.listen, Some(&server_cert)), "passed_through");
-    wait_for_metric(
+    wait_for_reason(
         &proxy.process,
         "indextap_uninspected_sessions_total",
-        &[("reason", "tls_passthrough")],
-        1.0,
+        "tls_passthrough",
     );
     let shapes = mongo_common::shapes(&proxy.process);
     assert_eq!(
@@ -267,11 +269,10 @@ fn refuse_answers_tls_with_a_handshake_failure() {
     let (served, said) = ping(&uri(proxy.listen, Some(&client_cert)));
     assert!(!served, "refuse mode must not serve TLS: {said}");
     assert!(said.contains("SSL") || said.contains("handshake"), "{said}");
-    wait_for_metric(
+    wait_for_reason(
         &proxy.process,
         "indextap_uninspected_sessions_total",
-        &[("reason", "tls_refused")],
-        1.0,
+        "tls_refused",
     );
     // Plain clients are served and captured as before.
     run_finds(&uri(proxy.listen, None), "plain");

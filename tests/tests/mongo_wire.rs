@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
-use indextap_tests::secantus::{is_authentication_error, refused_find, REPLICA_SET_NAME};
+use indextap_tests::secantus::{
+    is_authentication_error, plan_stages, refused_find, REPLICA_SET_NAME,
+};
 use indextap_tests::{free_port, SecantusDb, SecantusOptions};
 use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Client, Database, IndexModel};
@@ -47,20 +49,6 @@ async fn client(uri: &str) -> Client {
 
 async fn collect(cursor: mongodb::Cursor<Document>) -> Vec<Document> {
     cursor.try_collect().await.expect("cursor")
-}
-
-/// The stage names of a winning plan, outermost first.
-fn stages(mut plan: &Document) -> Vec<String> {
-    let mut names = Vec::new();
-    loop {
-        if let Ok(stage) = plan.get_str("stage") {
-            names.push(stage.to_string());
-        }
-        match plan.get_document("inputStage") {
-            Ok(input) => plan = input,
-            Err(_) => return names,
-        }
-    }
 }
 
 /// Runs every operation the test covers and returns what each one answered, labelled. The
@@ -148,18 +136,13 @@ async fn workload(db: &Database) -> Vec<(&'static str, Bson)> {
         .count_documents(doc! { "status": "shipped" })
         .await
         .expect("count_documents");
-    results.push((
-        "count_documents",
-        Bson::Int64(i64::try_from(counted).expect("small")),
-    ));
     let estimated = orders
         .estimated_document_count()
         .await
         .expect("estimated_document_count");
-    results.push((
-        "estimated_document_count",
-        Bson::Int64(i64::try_from(estimated).expect("small")),
-    ));
+    let as_bson = |count: u64| Bson::Int64(i64::try_from(count).expect("small"));
+    results.push(("count_documents", as_bson(counted)));
+    results.push(("estimated_document_count", as_bson(estimated)));
 
     let distinct = orders
         .distinct(
@@ -215,7 +198,7 @@ async fn workload(db: &Database) -> Vec<(&'static str, Bson)> {
         .get_document("queryPlanner")
         .and_then(|planner| planner.get_document("winningPlan"))
         .unwrap_or_else(|_| panic!("explain has queryPlanner.winningPlan: {explained}"));
-    let mut summary = doc! { "stages": stages(winning) };
+    let mut summary = doc! { "stages": plan_stages(winning) };
     for key in ["nReturned", "totalDocsExamined", "totalKeysExamined"] {
         let value = stats
             .get(key)

@@ -22,8 +22,8 @@ use futures::SinkExt;
 use indextap_tests::postgres::{SCRAM_PASSWORD, SCRAM_USER};
 use pg_common::raw::{bind, error_fields, execute, kinds, parse, sync, Message, Raw};
 use pg_common::{
-    assert_success, connect, field, pgbench, psql, wait_for_metric, wait_for_shapes, writes,
-    PgBehindProxy,
+    assert_success, connect, field, pgbench, psql, tally, wait_for_metric, wait_for_shapes,
+    wait_until, writes, PgBehindProxy,
 };
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
@@ -125,9 +125,7 @@ async fn prepared_and_unnamed_statements_match_direct_and_are_counted() {
     assert_eq!((above_rows, exact_rows), (49 + 29 + 9, 2));
 
     let by_owner = wait_for_statement(&env, "accounts", "owner", 7);
-    assert_eq!(field(&by_owner, "count"), 7, "{by_owner:#}");
-    assert_eq!(field(&by_owner, "returned"), 70, "{by_owner:#}");
-    assert_eq!(field(&by_owner, "errors"), 0, "{by_owner:#}");
+    assert_eq!(tally(&by_owner), (7, 70, 0), "{by_owner:#}");
     let by_balance = wait_for_statement(&env, "accounts", "balance", 3);
     assert_eq!(field(&by_balance, "count"), 3, "{by_balance:#}");
     assert_eq!(field(&by_balance, "returned"), above_rows, "{by_balance:#}");
@@ -195,29 +193,11 @@ async fn pipelined_queries_match_direct_and_are_paired_with_their_own_replies() 
     assert_eq!(failures, 2);
 
     let owner = wait_for_statement(&env, "accounts", "owner", 6);
-    assert_eq!(
-        (
-            field(&owner, "count"),
-            field(&owner, "returned"),
-            field(&owner, "errors")
-        ),
-        (6, owner_rows, 0),
-        "{owner:#}"
-    );
+    assert_eq!(tally(&owner), (6, owner_rows, 0), "{owner:#}");
     let rich = wait_for_statement(&env, "accounts", "balance", 6);
-    assert_eq!(
-        (
-            field(&rich, "count"),
-            field(&rich, "returned"),
-            field(&rich, "errors")
-        ),
-        (6, richest_rows, 0),
-        "{rich:#}"
-    );
+    assert_eq!(tally(&rich), (6, richest_rows, 0), "{rich:#}");
     let ratio_shape = wait_for_statement(&env, "accounts", "id", 6);
-    assert_eq!(field(&ratio_shape, "count"), 6, "{ratio_shape:#}");
-    assert_eq!(field(&ratio_shape, "errors"), 2, "{ratio_shape:#}");
-    assert_eq!(field(&ratio_shape, "returned"), 4, "{ratio_shape:#}");
+    assert_eq!(tally(&ratio_shape), (6, 4, 2), "{ratio_shape:#}");
     assert_eq!(
         ratio_shape["error_codes"],
         serde_json::json!({"22012": 2}),
@@ -303,15 +283,7 @@ fn executes_pipelined_before_one_sync_are_paired_in_order() {
     assert_eq!(outcomes(&raw.until_ready()), [Ok(5)]);
 
     let by_bin = wait_for_statement(&env, "parts", "bin", 3);
-    assert_eq!(
-        (
-            field(&by_bin, "count"),
-            field(&by_bin, "returned"),
-            field(&by_bin, "errors")
-        ),
-        (3, 30, 0),
-        "{by_bin:#}"
-    );
+    assert_eq!(tally(&by_bin), (3, 30, 0), "{by_bin:#}");
     let ratio = wait_for_statement(&env, "parts", "id", 1);
     assert_eq!(
         (field(&ratio, "count"), field(&ratio, "errors")),
@@ -381,9 +353,7 @@ async fn psql_simple_queries_multi_statement_strings_and_errors_are_captured() {
     );
 
     let by_author = wait_for_statement(&env, "notes", "author", 1);
-    assert_eq!(field(&by_author, "count"), 1, "{by_author:#}");
-    assert_eq!(field(&by_author, "returned"), 10, "{by_author:#}");
-    assert_eq!(field(&by_author, "errors"), 0, "{by_author:#}");
+    assert_eq!(tally(&by_author), (1, 10, 0), "{by_author:#}");
     let by_note_id = wait_for_statement(&env, "notes", "id", 1);
     assert_eq!(field(&by_note_id, "count"), 1, "{by_note_id:#}");
     let by_tag_name = wait_for_statement(&env, "tags", "name", 1);
@@ -505,8 +475,7 @@ fn pgbench_runs_through_the_proxy_and_every_select_is_counted() {
 /// the count then.
 #[track_caller]
 fn wait_for_insert(env: &PgBehindProxy, db: &str, table: &str, at_least: u64) -> u64 {
-    let deadline = Instant::now() + pg_common::CAPTURE_TIMEOUT;
-    loop {
+    wait_until(&format!("{at_least} insert(s) on {db}.{table}"), || {
         let inserts = writes(&env.proxy)
             .into_iter()
             .filter(|write| {
@@ -514,17 +483,11 @@ fn wait_for_insert(env: &PgBehindProxy, db: &str, table: &str, at_least: u64) ->
             })
             .map(|write| write["inserts"].as_u64().unwrap_or(0))
             .sum::<u64>();
-        if inserts >= at_least {
-            return inserts;
+        match inserts >= at_least {
+            true => Ok(inserts),
+            false => Err(format!("{inserts} counted")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{at_least} insert(s) on {db}.{table} not counted within {:?}: {:#}",
-            pg_common::CAPTURE_TIMEOUT,
-            env.proxy.shapes_document().unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 #[tokio::test]

@@ -46,6 +46,16 @@ fn instructions<'a>(all: &'a [(String, String)], keyword: &str) -> Vec<&'a str> 
 }
 
 /// The image's own configuration, validated.
+/// Every listener of both engines, as `(listen, upstream)`.
+fn listeners(config: &Config) -> Vec<(&str, &str)> {
+    let postgres = config.postgres.listeners.iter();
+    let mongo = config.mongo.listeners.iter();
+    postgres
+        .map(|l| (l.listen.as_str(), l.upstream.as_str()))
+        .chain(mongo.map(|l| (l.listen.as_str(), l.upstream.as_str())))
+        .collect()
+}
+
 fn image_config() -> Config {
     parse_and_validate("deploy/indextap.toml", &read("indextap.toml"), &[])
 }
@@ -102,13 +112,7 @@ fn the_dockerfile_builds_and_runs_what_the_image_configuration_describes() {
         ports.all(),
         "EXPOSE matches the listeners and the admin API"
     );
-    for listener in config
-        .postgres
-        .listeners
-        .iter()
-        .map(|l| &l.listen)
-        .chain(config.mongo.listeners.iter().map(|l| &l.listen))
-    {
+    for (listener, _) in listeners(&config) {
         assert!(
             addr(listener).ip().is_unspecified(),
             "{listener}: unreachable from outside"
@@ -207,13 +211,7 @@ fn compose_wires_the_image_configuration() {
         .keys()
         .filter_map(Value::as_str)
         .collect();
-    for upstream in config
-        .postgres
-        .listeners
-        .iter()
-        .map(|l| &l.upstream)
-        .chain(config.mongo.listeners.iter().map(|l| &l.upstream))
-    {
+    for (_, upstream) in listeners(&config) {
         let (host, _) = host_port(upstream);
         assert!(
             services.contains(host),

@@ -134,29 +134,20 @@ pub(crate) fn existing_mongo_indexes() -> Vec<(&'static str, Document, &'static 
 /// a partial index, an expression index, a trigram index, and lookups an existing index
 /// already serves.
 pub(crate) fn known_traffic() -> Traffic {
+    // The 20 latest orders of a customer in a status: two values, one shape.
+    let latest_orders = |customer: i64, status: &str| {
+        doc! {
+            "find": "orders",
+            "filter": { "customer_id": customer, "status": status },
+            "sort": { "created_at": -1 },
+            "limit": 20,
+        }
+    };
     let mut traffic = Traffic::new();
     traffic
         // orders: one index (customer_id, status, created_at desc) serves both shapes.
-        .mongo(
-            doc! {
-                "find": "orders",
-                "filter": { "customer_id": 41_i64, "status": "shipped" },
-                "sort": { "created_at": -1 },
-                "limit": 20,
-            },
-            100,
-            1_500,
-        )
-        .mongo(
-            doc! {
-                "find": "orders",
-                "filter": { "customer_id": 7_i64, "status": "pending" },
-                "sort": { "created_at": -1 },
-                "limit": 20,
-            },
-            20,
-            12_000,
-        )
+        .mongo(latest_orders(41, "shipped"), 100, 1_500)
+        .mongo(latest_orders(7, "pending"), 20, 12_000)
         .mongo(
             doc! { "count": "orders", "query": { "customer_id": 3_i64 } },
             30,

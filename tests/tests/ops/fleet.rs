@@ -10,6 +10,17 @@ use indextap_tests::{IndextapProcess, SecantusDb, SecantusOptions};
 
 use super::{loopback, mongo_finds, mongo_proxy, run_cli_ok, wait_for_counts};
 
+/// Runs `recommend --from` on `snapshot` and checks that the one index of each collection
+/// serves the `(orders, users, items)` finds.
+#[track_caller]
+fn assert_advice_serves(snapshot: &Path, (orders, users, items): (u64, u64, u64)) {
+    let advice = run_cli_ok(&["recommend", "--from", &path_arg(snapshot)]);
+    let advice: serde_json::Value = serde_json::from_str(&advice).expect("JSON advice");
+    let expected = [("orders", orders), ("users", users), ("items", items)]
+        .map(|(collection, count)| (format!("{collection}.sku_1_at_-1"), count));
+    assert_eq!(served_counts(&advice), BTreeMap::from(expected), "{advice}");
+}
+
 /// A recommendation's index name → executions of the shapes it serves.
 fn served_counts(advice: &serde_json::Value) -> BTreeMap<String, u64> {
     advice["recommendations"]
@@ -81,17 +92,7 @@ async fn snapshots_of_several_proxies_merge_into_one_advice() {
         &[&admin_url(&proxies[0]), &admin_url(&proxies[1])],
         &merged_path,
     );
-    let advice = run_cli_ok(&["recommend", "--from", &path_arg(&merged_path)]);
-    let advice: serde_json::Value = serde_json::from_str(&advice).expect("JSON advice");
-    assert_eq!(
-        served_counts(&advice),
-        BTreeMap::from([
-            ("orders.sku_1_at_-1".to_owned(), 10),
-            ("users.sku_1_at_-1".to_owned(), 2),
-            ("items.sku_1_at_-1".to_owned(), 3),
-        ]),
-        "{advice}"
-    );
+    assert_advice_serves(&merged_path, (10, 2, 3));
 
     // Each proxy's snapshot as a file (a merge of one is the snapshot itself).
     let [a, b, c] = ["a.json", "b.json", "c.json"].map(file);
@@ -125,15 +126,5 @@ async fn snapshots_of_several_proxies_merge_into_one_advice() {
             .sum();
         assert_eq!(all.shapes[&id].count, sum, "shape {id}");
     }
-    let advice = run_cli_ok(&["recommend", "--from", &path_arg(&file("ab_c.json"))]);
-    let advice: serde_json::Value = serde_json::from_str(&advice).expect("JSON advice");
-    assert_eq!(
-        served_counts(&advice),
-        BTreeMap::from([
-            ("orders.sku_1_at_-1".to_owned(), 10),
-            ("users.sku_1_at_-1".to_owned(), 7),
-            ("items.sku_1_at_-1".to_owned(), 4),
-        ]),
-        "{advice}"
-    );
+    assert_advice_serves(&file("ab_c.json"), (10, 7, 4));
 }

@@ -2,6 +2,7 @@
 //! most one save interval), and a corrupt file (moved aside, fresh start).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -39,14 +40,18 @@ fn saved_counts(snapshot: &Snapshot) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// `indextap proxy` in front of `server` on `listen`, saving its state in `state`.
+fn with_state(server: &SecantusDb, listen: SocketAddr, state: &Path) -> IndextapProcess {
+    let dir = state.display().to_string();
+    mongo_proxy(server.addr(), listen, &["--state-dir", &dir])
+}
+
 #[tokio::test]
 async fn state_survives_a_sigterm_and_a_restart() {
     let server = SecantusDb::start(SecantusOptions::standalone());
     let state = tempfile::tempdir().expect("tempdir");
-    let dir = state.path().display().to_string();
-
     let listen = loopback();
-    let mut first = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    let mut first = with_state(&server, listen, state.path());
     mongo_finds(
         &server.uri_via(listen),
         &[("orders", 5), ("users", 3), ("items", 1)],
@@ -71,7 +76,7 @@ async fn state_survives_a_sigterm_and_a_restart() {
     );
 
     let listen = loopback();
-    let second = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    let second = with_state(&server, listen, state.path());
     assert_eq!(counts_only(&current_counts(&second)), before);
     assert!(
         second.logs().contains("state restored"),
@@ -163,8 +168,7 @@ async fn a_corrupt_state_file_is_moved_aside_and_the_proxy_starts_fresh() {
     std::fs::write(state.path().join(STATE_FILE), &garbage).expect("write garbage");
 
     let listen = loopback();
-    let dir = state.path().display().to_string();
-    let mut proxy = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    let mut proxy = with_state(&server, listen, state.path());
 
     let aside: Vec<_> = std::fs::read_dir(state.path())
         .expect("read state dir")
@@ -210,7 +214,7 @@ async fn a_second_proxy_on_the_same_state_dir_exits_naming_the_lock() {
     let state = tempfile::tempdir().expect("tempdir");
     let dir = state.path().display().to_string();
     let listen = loopback();
-    let mut first = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    let mut first = with_state(&server, listen, state.path());
 
     // Other ports, same directory: it must stop before listening anywhere.
     let (second_listen, second_admin) = (loopback(), loopback());
@@ -250,6 +254,6 @@ async fn a_second_proxy_on_the_same_state_dir_exits_naming_the_lock() {
     wait_for_counts(&first, &[("orders", "find", 2)]);
     assert!(first.stop().expect("exited").success());
     let listen = loopback();
-    let third = mongo_proxy(server.addr(), listen, &["--state-dir", &dir]);
+    let third = with_state(&server, listen, state.path());
     wait_for_counts(&third, &[("orders", "find", 2)]);
 }

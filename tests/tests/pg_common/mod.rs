@@ -23,7 +23,7 @@ use indextap_tests::postgres::{bin_dir, CLIENT_ENV, SUPERUSER};
 use indextap_tests::{IndextapOptions, IndextapProcess, Postgres, PostgresOptions};
 use serde_json::Value;
 
-pub use indextap_tests::capture::{shapes, wait_for_shapes, writes, CAPTURE_TIMEOUT};
+pub use indextap_tests::capture::{shapes, wait_for_shapes, wait_until, writes, CAPTURE_TIMEOUT};
 pub use indextap_tests::metrics::{metric_value, wait_for_metric};
 
 /// A PostgreSQL cluster with `indextap proxy` in front of it.
@@ -156,4 +156,14 @@ pub fn field(shape: &Value, name: &str) -> u64 {
     shape[name]
         .as_u64()
         .unwrap_or_else(|| panic!("shape has no numeric {name}: {shape:#}"))
+}
+
+/// A shape's `(count, returned, errors)`.
+#[track_caller]
+pub fn tally(shape: &Value) -> (u64, u64, u64) {
+    (
+        field(shape, "count"),
+        field(shape, "returned"),
+        field(shape, "errors"),
+    )
 }
