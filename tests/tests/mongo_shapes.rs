@@ -27,8 +27,8 @@ mod mongo_common;
 use std::future::Future;
 use std::pin::Pin;
 
-use bson::raw::CString;
-use bson::{doc, DateTime, Document, Regex};
+use bson::{doc, DateTime, Document};
+use indextap_analyzer::testing::mongo::{self, filter_rules};
 use indextap_analyzer::testing::{and, leaf, sort_key};
 use mongo_common::{shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::Database;
@@ -64,33 +64,54 @@ struct Expected {
 /// The write load a case must add to its collection: (inserts, updates, deletes).
 type WriteLoad = Option<(u64, u64, u64)>;
 
+/// The shapes a case must produce, given its collection's name.
+type Shapes = Box<dyn Fn(&str) -> Vec<Expected>>;
+
 struct Case {
     /// Also the collection's name.
     name: &'static str,
     run: Op,
     /// The shapes on the case's collection and on `{name}_users` (the `$lookup` target).
-    shapes: fn(&str) -> Vec<Expected>,
+    shapes: Shapes,
     writes: WriteLoad,
 }
 
-fn case(name: &'static str, run: Op, shapes: fn(&str) -> Vec<Expected>, writes: WriteLoad) -> Case {
+fn case(
+    name: &'static str,
+    run: Op,
+    shapes: impl Fn(&str) -> Vec<Expected> + 'static,
+    writes: WriteLoad,
+) -> Case {
     Case {
         name,
         run,
-        shapes,
+        shapes: Box::new(shapes),
         writes,
     }
 }
 
-/// A BSON regular expression (not a `$regex` string).
-fn regex(pattern: &str, options: &str) -> Regex {
-    let cstring = |text: &str| {
-        CString::try_from(text.to_string()).unwrap_or_else(|err| panic!("{text:?}: {err}"))
+/// A case that reads a `find` of each of `filters` to its end; together they must make one
+/// `find` shape whose filter is the AND of `conjuncts`, counted once per filter.
+fn finds(name: &'static str, filters: Vec<Document>, conjuncts: Vec<Value>) -> Case {
+    let count = u64::try_from(filters.len()).unwrap_or(u64::MAX);
+    let run = op(move |db, collection| {
+        let filters = filters.clone();
+        async move {
+            let collection = db.collection::<Document>(&collection);
+            for filter in filters {
+                mongo_common::drain(collection.find(filter).await?).await?;
+            }
+            Ok(())
+        }
+    });
+    let shapes = move |c: &str| {
+        let filter = and(conjuncts.clone());
+        vec![times(
+            shape(c, json!({ "command": "find", "filter": filter })),
+            count,
+        )]
     };
-    Regex {
-        pattern: cstring(pattern),
-        options: cstring(options),
-    }
+    case(name, run, shapes, None)
 }
 
 fn seed_document(n: usize) -> Document {
@@ -210,27 +231,28 @@ fn pretty(values: &[&Value]) -> String {
 // ---- expectation builders: the canonical shape JSON, written out -------------------------
 
 fn namespace(collection: &str) -> Value {
-    json!({ "engine": "mongodb", "database": DATABASE, "schema": null, "collection": collection })
+    mongo::namespace(DATABASE, collection)
 }
 
 /// A whole shape: `parts` must give `command` and `filter`; every other field not given has
 /// its neutral value (no sort, no limit, no skip, all fields, no options).
 fn shape(collection: &str, parts: Value) -> Value {
-    let mut shape = json!({
-        "namespace": namespace(collection),
-        "sort": [],
-        "limit": false,
-        "skip": false,
-        "projection": [],
-        "group_by": [],
-        "options": [],
-    });
-    let (Some(shape_fields), Value::Object(parts)) = (shape.as_object_mut(), parts) else {
+    let Value::Object(parts) = parts else {
         panic!("shape parts must be an object");
     };
-    assert!(parts.contains_key("command") && parts.contains_key("filter"));
-    shape_fields.extend(parts);
+    let (Some(command), Some(filter)) = (parts["command"].as_str(), parts.get("filter")) else {
+        panic!("shape parts must give command and filter: {parts:?}");
+    };
+    let mut shape = mongo::shape(DATABASE, collection, command, filter.clone());
+    if let Some(shape_fields) = shape.as_object_mut() {
+        shape_fields.extend(parts);
+    }
     shape
+}
+
+/// The shapes of a case that yields one shape, once: `parts` as [`shape`] takes them.
+fn one_shape(parts: Value) -> impl Fn(&str) -> Vec<Expected> {
+    move |c| vec![once(shape(c, parts.clone()))]
 }
 
 fn once(shape: Value) -> Expected {

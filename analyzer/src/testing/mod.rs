@@ -3,10 +3,13 @@
 //!
 //! ## Layout
 //! - this file: predicate, sort and lowering builders both engines share.
+//! - [`mongo`]: MongoDB filters with the conjuncts they lower to, shared with the
+//!   end-to-end test that runs them through the driver; the MongoDB shape JSON.
 //! - [`sql`]: expected SQL shapes, in the canonical JSON of [`crate::shape::Shape`].
 //! - [`statements`]: SQL statements with the shapes they lower to, shared with the
 //!   end-to-end test that sends them to a real server.
 
+pub mod mongo;
 pub mod sql;
 pub mod statements;
 

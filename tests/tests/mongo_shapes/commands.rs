@@ -6,7 +6,7 @@ use mongodb::options::ReturnDocument;
 use serde_json::json;
 
 use super::mongo_common::drain;
-use super::{and, case, leaf, once, op, seed_document, shape, sort_key, Case, SEEDED};
+use super::{and, case, leaf, once, one_shape, op, seed_document, shape, sort_key, Case, SEEDED};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -24,20 +24,15 @@ pub(super) fn cases() -> Vec<Case> {
                     .await
                     .map(drop)
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "aggregate",
-                        "filter": and(vec![
-                            leaf("qty", "$gte", "range", "number"),
-                            leaf("status", "$eq", "eq", "string"),
-                        ]),
-                        "sort": [sort_key("created", -1)],
-                        "limit": true,
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "aggregate",
+                "filter": and(vec![
+                    leaf("qty", "$gte", "range", "number"),
+                    leaf("status", "$eq", "eq", "string"),
+                ]),
+                "sort": [sort_key("created", -1)],
+                "limit": true,
+            })),
             None,
         ),
         case(
@@ -92,17 +87,12 @@ pub(super) fn cases() -> Vec<Case> {
                 Ok(())
             }),
             // The driver counts with an aggregate: $match, $skip, $limit, $group.
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "aggregate",
-                        "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
-                        "limit": true,
-                        "skip": true,
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "aggregate",
+                "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
+                "limit": true,
+                "skip": true,
+            })),
             None,
         ),
         case(
@@ -115,12 +105,7 @@ pub(super) fn cases() -> Vec<Case> {
                 assert_eq!(n, SEEDED as u64);
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({ "command": "count", "filter": and(vec![]) }),
-                ))]
-            },
+            one_shape(json!({ "command": "count", "filter": and(vec![]) })),
             None,
         ),
         case(
@@ -131,16 +116,11 @@ pub(super) fn cases() -> Vec<Case> {
                     .await
                     .map(drop)
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "distinct",
-                        "filter": and(vec![leaf("qty", "$gt", "range", "number")]),
-                        "projection": ["sku"],
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "distinct",
+                "filter": and(vec![leaf("qty", "$gt", "range", "number")]),
+                "projection": ["sku"],
+            })),
             None,
         ),
         case(
@@ -151,16 +131,11 @@ pub(super) fn cases() -> Vec<Case> {
                     .await
                     .map(drop)
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "update",
-                        "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
-                        "options": ["multi"],
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "update",
+                "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
+                "options": ["multi"],
+            })),
             Some((0, 1, 0)),
         ),
         case(
@@ -174,16 +149,11 @@ pub(super) fn cases() -> Vec<Case> {
                 assert!(result.upserted_id.is_some());
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "update",
-                        "filter": and(vec![leaf("sku", "$eq", "eq", "string")]),
-                        "options": ["upsert"],
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "update",
+                "filter": and(vec![leaf("sku", "$eq", "eq", "string")]),
+                "options": ["upsert"],
+            })),
             Some((0, 1, 0)),
         ),
         case(
@@ -196,16 +166,11 @@ pub(super) fn cases() -> Vec<Case> {
                 assert_eq!(result.deleted_count, 1);
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "delete",
-                        "filter": and(vec![leaf("uid", "$eq", "eq", "number")]),
-                        "limit": true,
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "delete",
+                "filter": and(vec![leaf("uid", "$eq", "eq", "number")]),
+                "limit": true,
+            })),
             Some((0, 0, 1)),
         ),
         case(
@@ -218,15 +183,10 @@ pub(super) fn cases() -> Vec<Case> {
                 assert_eq!(result.deleted_count, 5);
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "delete",
-                        "filter": and(vec![leaf("qty", "$lt", "range", "number")]),
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "delete",
+                "filter": and(vec![leaf("qty", "$lt", "range", "number")]),
+            })),
             Some((0, 0, 1)),
         ),
         case(
@@ -241,17 +201,12 @@ pub(super) fn cases() -> Vec<Case> {
                 assert!(updated.is_some());
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "findAndModify",
-                        "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
-                        "sort": [sort_key("qty", -1)],
-                        "options": ["new"],
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "findAndModify",
+                "filter": and(vec![leaf("status", "$eq", "eq", "string")]),
+                "sort": [sort_key("qty", -1)],
+                "options": ["new"],
+            })),
             Some((0, 1, 0)),
         ),
         case(
@@ -264,16 +219,11 @@ pub(super) fn cases() -> Vec<Case> {
                 assert!(deleted.is_some());
                 Ok(())
             }),
-            |c| {
-                vec![once(shape(
-                    c,
-                    json!({
-                        "command": "findAndModify",
-                        "filter": and(vec![leaf("created", "$gte", "range", "date")]),
-                        "options": ["remove"],
-                    }),
-                ))]
-            },
+            one_shape(json!({
+                "command": "findAndModify",
+                "filter": and(vec![leaf("created", "$gte", "range", "date")]),
+                "options": ["remove"],
+            })),
             Some((0, 0, 1)),
         ),
         case(

@@ -14,12 +14,13 @@ mod lowering;
 mod privacy;
 mod table;
 
-use bson::{RawDocumentBuf, Regex};
-use serde_json::{json, Value};
+use bson::RawDocumentBuf;
+use serde_json::Value;
 
 use super::lower;
 use crate::command::{DocumentSequence, MongoCommand};
 use crate::shape::Lowering;
+use crate::testing::mongo::regex;
 pub(super) use crate::testing::{and, leaf, sort_key};
 
 /// A command on database `app` with no document sequences.
@@ -47,14 +48,6 @@ fn with_sequence(
     }
 }
 
-/// A BSON regular expression literal.
-fn regex(pattern: &str, options: &str) -> Regex {
-    Regex {
-        pattern: pattern.try_into().expect("test pattern has no NUL"),
-        options: options.try_into().expect("test options have no NUL"),
-    }
-}
-
 /// A document key from text (`rawdoc!` takes literals, or expressions that are a `CStr`).
 fn key(text: &str) -> &bson::raw::CStr {
     text.try_into().expect("test key has no NUL")
@@ -73,22 +66,7 @@ fn canonical(lowering: &Lowering) -> Vec<Value> {
 
 /// The expected canonical JSON of a shape on `app.<collection>` with nothing but a filter.
 fn shape(collection: &str, command: &str, filter: Value) -> Value {
-    json!({
-        "namespace": {
-            "engine": "mongodb",
-            "database": "app",
-            "schema": null,
-            "collection": collection,
-        },
-        "command": command,
-        "filter": filter,
-        "sort": [],
-        "limit": false,
-        "skip": false,
-        "projection": [],
-        "group_by": [],
-        "options": [],
-    })
+    crate::testing::mongo::shape("app", collection, command, filter)
 }
 
 /// `shape` with one more field set.

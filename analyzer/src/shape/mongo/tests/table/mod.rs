@@ -7,10 +7,11 @@
 mod commands;
 mod filters;
 
-use bson::rawdoc;
+use bson::{rawdoc, RawDocumentBuf};
 use serde_json::Value;
 
 use super::*;
+use crate::testing::mongo::filter_rules;
 
 struct Case {
     name: &'static str,
@@ -26,10 +27,36 @@ fn case(name: &'static str, command: MongoCommand, shapes: Vec<Value>) -> Case {
     }
 }
 
+/// A `find` on `collection` with `filter` alone: one `find` shape, its filter the AND of
+/// `conjuncts`.
+fn find(
+    name: &'static str,
+    collection: &str,
+    filter: RawDocumentBuf,
+    conjuncts: Vec<Value>,
+) -> Case {
+    case(
+        name,
+        command(rawdoc! { "find": collection, "filter": filter }),
+        vec![shape(collection, "find", and(conjuncts))],
+    )
+}
+
+/// Every filter of the table shared with the end-to-end test, each in a `find` of its own.
+fn shared_filter_cases() -> impl Iterator<Item = Case> {
+    filter_rules().into_iter().flat_map(|rule| {
+        let conjuncts = rule.conjuncts;
+        rule.filters.into_iter().map(move |filter| {
+            let filter = RawDocumentBuf::try_from(&filter).expect("a filter document");
+            find(rule.name, "orders", filter, conjuncts.clone())
+        })
+    })
+}
+
 #[test]
 fn every_case_lowers_to_its_exact_canonical_shapes() {
-    let cases: Vec<Case> = filters::cases()
-        .into_iter()
+    let cases: Vec<Case> = shared_filter_cases()
+        .chain(filters::cases())
         .chain(commands::cases())
         .collect();
     assert!(cases.len() >= 25);
