@@ -29,6 +29,8 @@
 //! ## Layout
 //! - this file: the timing loop, the table, the cases.
 //! - `inputs`: the MongoDB mix and the SQL statements.
+//! - `machine` (`benches/shared/machine.rs`, shared with the proxy's bench): the CPU and the
+//!   load.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
@@ -43,6 +45,8 @@ use inputs::{literal_commands, mongo_mix, sql_command, sql_statements};
 
 #[path = "normalise/inputs.rs"]
 mod inputs;
+#[path = "shared/machine.rs"]
+mod machine;
 
 /// Iterations of the timed loops over the MongoDB mix (each covers all six commands).
 const MONGO_ROUNDS: usize = 400_000;
@@ -60,10 +64,10 @@ fn main() {
     println!("indextap-analyzer normalisation bench (one thread, release build)");
     println!(
         "machine: {} cores available ({}); nothing pinned",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model()
+        machine::cores(),
+        machine::cpu_model()
     );
-    println!("load average at start: {}", load_average());
+    println!("load average at start: {}", machine::load_average());
     println!();
 
     let mut rows = Vec::new();
@@ -301,31 +305,6 @@ fn thousands(value: f64) -> String {
         out.push(digit);
     }
     out
-}
-
-/// `/proc/loadavg`'s first three fields: other work on the machine skews every figure.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
 }
 
 fn observation(request: Request) -> Observation {

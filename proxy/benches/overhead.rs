@@ -30,11 +30,14 @@
 //! - `fake_mongo`: the canned-reply upstream, on its own runtime thread.
 //! - `load`: the closed-loop load client and its latency histogram.
 //! - `targets`: HAProxy and indextap as child processes; indextap's admin API.
+//! - `machine` (the analyzer's `benches/shared/machine.rs`): the CPU and the load.
 
 #[path = "overhead/fake_mongo.rs"]
 mod fake_mongo;
 #[path = "overhead/load.rs"]
 mod load;
+#[path = "../../analyzer/benches/shared/machine.rs"]
+mod machine;
 #[path = "overhead/targets.rs"]
 mod targets;
 #[path = "overhead/wire.rs"]
@@ -73,10 +76,10 @@ fn main() -> anyhow::Result<()> {
     println!("indextap-proxy overhead bench (release build)");
     println!(
         "machine: {} cores ({}), shared by the load client, the fake upstream and the proxy; nothing pinned",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model()
+        machine::cores(),
+        machine::cpu_model()
     );
-    println!("load average at start: {}", load_average());
+    println!("load average at start: {}", machine::load_average());
     println!(
         "each run: {} s warm-up, then {} s measured; {rounds} rounds of direct, haproxy, indextap, added up; closed loop, one request in flight per client",
         warm_up.as_secs(),
@@ -278,29 +281,4 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// `/proc/loadavg`'s first three fields: other work on the machine skews every figure.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
 }
