@@ -12,13 +12,11 @@ fn extended_query_reports_at_command_complete() {
         execute("", 0),
         sync(),
     ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
+    h.server(bound([
         message(b'T', b"\0\0"),
         data_row("1"),
         command_complete("SELECT 1"),
-    ]);
+    ]));
     assert_eq!(h.events.observations.len(), 1);
     h.server([ready(b'I')]);
     assert_eq!(h.events.observations.len(), 1);
@@ -55,12 +53,7 @@ fn named_statements_are_reused_and_the_unnamed_one_is_replaced() {
     }
     h.client([parse("", "DELETE FROM t WHERE a = $1 AND b = $2")]);
     h.client([bind("", "", &[Some("x"), None]), execute("", 0), sync()]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        command_complete("DELETE 3"),
-        ready(b'I'),
-    ]);
+    h.server(bound([command_complete("DELETE 3"), ready(b'I')]));
 
     assert_eq!(
         h.texts(),
@@ -213,13 +206,11 @@ fn an_error_in_a_prepare_only_cycle_does_not_touch_the_next_cycle() {
         error("42601", "syntax error at or near \"SELEC\""),
         ready(b'I'),
     ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
+    h.server(bound([
         data_row("2"),
         command_complete("SELECT 1"),
         ready(b'I'),
-    ]);
+    ]));
     assert_eq!(h.texts(), ["SELECT 2"]);
     assert!(h.events.observations[0].outcome.is_ok());
 }
@@ -227,19 +218,8 @@ fn an_error_in_a_prepare_only_cycle_does_not_touch_the_next_cycle() {
 #[test]
 fn portal_suspended_runs_are_reported_once() {
     let mut h = Harness::new();
-    h.client([
-        parse("", "SELECT * FROM big"),
-        bind("", "", &[]),
-        execute("", 2),
-        flush(),
-    ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        data_row("1"),
-        data_row("2"),
-        message(b's', b""),
-    ]);
+    h.client(extended("SELECT * FROM big", "", 2, flush()));
+    h.server(bound([data_row("1"), data_row("2"), message(b's', b"")]));
     assert!(h.events.observations.is_empty());
     h.client([execute("", 2), sync()]);
     h.server([data_row("3"), command_complete("SELECT 1"), ready(b'I')]);
@@ -251,19 +231,8 @@ fn portal_suspended_runs_are_reported_once() {
 #[test]
 fn a_suspended_portal_closed_early_is_reported_when_it_goes() {
     let mut h = Harness::new();
-    h.client([
-        parse("", "SELECT * FROM big"),
-        bind("cur", "", &[]),
-        execute("cur", 1),
-        sync(),
-    ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        data_row("1"),
-        message(b's', b""),
-        ready(b'T'),
-    ]);
+    h.client(extended("SELECT * FROM big", "cur", 1, sync()));
+    h.server(bound([data_row("1"), message(b's', b""), ready(b'T')]));
     assert!(h.events.observations.is_empty());
     h.client([close(b'P', "cur"), sync()]);
     assert_eq!(h.events.observations.len(), 1);
@@ -321,13 +290,11 @@ fn a_sync_sent_during_copy_from_stdin_gets_no_ready_for_query() {
         execute("", 0),
         sync(),
     ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
+    h.server(bound([
         data_row("1"),
         command_complete("SELECT 1"),
         ready(b'I'),
-    ]);
+    ]));
     assert_eq!(
         h.texts(),
         ["COPY t (a) FROM STDIN", "SELECT a FROM t WHERE a = $1"]
@@ -343,17 +310,8 @@ fn a_sync_sent_during_copy_from_stdin_gets_no_ready_for_query() {
 #[test]
 fn a_failed_copy_from_stdin_answers_the_next_sync() {
     let mut h = Harness::new();
-    h.client([
-        parse("", "COPY t (a) FROM STDIN"),
-        bind("", "", &[]),
-        execute("", 0),
-        sync(),
-    ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        message(b'G', b"\0\0\x01\0\0"),
-    ]);
+    h.client(extended("COPY t (a) FROM STDIN", "", 0, sync()));
+    h.server(bound([message(b'G', b"\0\0\x01\0\0")]));
     h.client([message(b'd', b"not a number\n")]);
     h.server([error("22P02", "invalid input syntax")]);
     h.client([message(b'c', b""), sync()]);

@@ -175,3 +175,22 @@ fn sql(observation: &Observation) -> &indextap_analyzer::command::SqlCommand {
 fn flush() -> Vec<u8> {
     message(b'H', b"")
 }
+
+/// One unnamed statement through the extended protocol: Parse, Bind to `portal`, Execute
+/// `max_rows` (0: all), then `end` (Sync or Flush).
+fn extended(text: &str, portal: &str, max_rows: i32, end: Vec<u8>) -> Vec<Vec<u8>> {
+    vec![
+        parse("", text),
+        bind(portal, "", &[]),
+        execute(portal, max_rows),
+        end,
+    ]
+}
+
+/// The server's ParseComplete and BindComplete, then `rest`.
+fn bound(rest: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
+    [message(b'1', b""), message(b'2', b"")]
+        .into_iter()
+        .chain(rest)
+        .collect()
+}

@@ -19,12 +19,7 @@ fn malformed_bodies_are_counted_and_pairing_survives() {
     h.client([parse("", "SELECT 1"), bind("", "", &[])]);
     // An Execute with no max_rows field: its portal cannot be read, its run is still queued.
     h.client([message(b'E', b"\0"), sync()]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        command_complete("SELECT 0"),
-        ready(b'I'),
-    ]);
+    h.server(bound([command_complete("SELECT 0"), ready(b'I')]));
     h.client([query("SELECT 2")]);
     h.server([message(b'E', b"C42"), ready(b'I')]);
     assert_eq!(h.texts(), ["SELECT 2"]);
@@ -145,18 +140,8 @@ fn random_bytes_never_panic() {
 #[test]
 fn an_unreadable_bind_is_not_paired_with_the_previous_statement() {
     let mut h = Harness::new();
-    h.client([
-        parse("", "SELECT 1"),
-        bind("", "", &[]),
-        execute("", 0),
-        sync(),
-    ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        command_complete("SELECT 1"),
-        ready(b'I'),
-    ]);
+    h.client(extended("SELECT 1", "", 0, sync()));
+    h.server(bound([command_complete("SELECT 1"), ready(b'I')]));
     // The next Bind arrives as a head only (its body was over the inspection cap).
     let mut head = bind("", "", &[Some("a large value")]);
     head.truncate(5);
@@ -166,12 +151,7 @@ fn an_unreadable_bind_is_not_paired_with_the_previous_statement() {
         execute("", 0),
         sync(),
     ]);
-    h.server([
-        message(b'1', b""),
-        message(b'2', b""),
-        command_complete("INSERT 0 1"),
-        ready(b'I'),
-    ]);
+    h.server(bound([command_complete("INSERT 0 1"), ready(b'I')]));
     assert_eq!(h.texts(), ["SELECT 1"]);
     assert_eq!(h.counted("oversize_skipped"), 1);
     assert_eq!(h.counted("unknown_portal"), 1);

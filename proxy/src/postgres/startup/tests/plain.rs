@@ -135,32 +135,35 @@ async fn absurd_startup_lengths_are_refused_before_allocation() {
     }
 }
 
-#[tokio::test]
-async fn truncated_startup_is_a_downstream_error() {
+/// Negotiation (TLS refused) with a client that sends `bytes`, then stops sending when
+/// `then_close`: the error it must end with, the downstream's, and the client, to read what
+/// it was told.
+async fn downstream_failure(bytes: &[u8], then_close: bool) -> (ProxyError, TcpStream) {
     let (_listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
-    let mut bytes = 100i32.to_be_bytes().to_vec();
-    bytes.extend_from_slice(&196_608i32.to_be_bytes());
-    app.write_all(&bytes).await.unwrap();
-    app.shutdown().await.unwrap();
+    app.write_all(bytes).await.unwrap();
+    if then_close {
+        app.shutdown().await.unwrap();
+    }
     let err = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(err.side, Side::Downstream);
+    (err, app)
+}
+
+#[tokio::test]
+async fn truncated_startup_is_a_downstream_error() {
+    let mut bytes = 100i32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&196_608i32.to_be_bytes());
+    let (err, _) = downstream_failure(&bytes, true).await;
     assert_eq!(err.source.kind(), std::io::ErrorKind::UnexpectedEof);
 }
 
 #[tokio::test]
 async fn a_client_that_leaves_without_a_byte_is_not_a_truncated_startup() {
-    let (_listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    app.shutdown().await.unwrap();
-    let err = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(err.side, Side::Downstream);
+    let (err, _) = downstream_failure(&[], true).await;
     assert_eq!(err.source.kind(), std::io::ErrorKind::ConnectionAborted);
 }
 
@@ -181,16 +184,9 @@ async fn a_silent_client_times_out() {
 
 #[tokio::test]
 async fn old_protocols_are_refused() {
-    let (_listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
     let mut packet = startup(&[("user", "u")]);
     packet[4..8].copy_from_slice(&(2i32 << 16).to_be_bytes());
-    app.write_all(&packet).await.unwrap();
-    let err = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(err.side, Side::Downstream);
+    let (_, mut app) = downstream_failure(&packet, false).await;
     let mut reply = Vec::new();
     app.read_to_end(&mut reply).await.unwrap();
     assert!(reply.windows(6).any(|w| w == b"C0A000"));

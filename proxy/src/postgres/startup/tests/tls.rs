@@ -74,21 +74,27 @@ async fn tls_server(listener: TcpListener, cert: &Cert, startup_len: usize) -> V
     read_n(&mut server, startup_len).await
 }
 
-#[tokio::test]
-async fn upstream_tls_verified_with_a_ca_file() {
-    let upstream_cert = cert();
-    let upstream = UpstreamTls::verify_with_ca_file(&upstream_cert.cert_path, "localhost").unwrap();
-    let tls = PgTlsSettings::refuse().with_upstream(upstream);
+/// A plain client's startup reaches a server that wants TLS, over TLS to `upstream_cert`,
+/// unchanged; the session is inspected.
+async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: &Cert) {
     let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     let packet = startup(&[("user", "u")]);
     app.write_all(&packet).await.unwrap();
     let task = spawn_negotiate(proxy_side, address, tls);
     assert_eq!(
-        tls_server(listener, &upstream_cert, packet.len()).await,
+        tls_server(listener, upstream_cert, packet.len()).await,
         packet
     );
     assert!(relay(task.await.unwrap().unwrap()).inspect);
+}
+
+#[tokio::test]
+async fn upstream_tls_verified_with_a_ca_file() {
+    let upstream_cert = cert();
+    let upstream = UpstreamTls::verify_with_ca_file(&upstream_cert.cert_path, "localhost").unwrap();
+    let tls = PgTlsSettings::refuse().with_upstream(upstream);
+    assert_startup_reaches_a_tls_server(tls, &upstream_cert).await;
     assert!(upstream_cert.pem.starts_with("-----BEGIN CERTIFICATE-----"));
 }
 
@@ -97,16 +103,7 @@ async fn upstream_tls_accepting_any_certificate() {
     let upstream_cert = cert();
     let tls = PgTlsSettings::refuse()
         .with_upstream(UpstreamTls::accept_any_certificate("db.staging.internal").unwrap());
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let packet = startup(&[("user", "u")]);
-    app.write_all(&packet).await.unwrap();
-    let task = spawn_negotiate(proxy_side, address, tls);
-    assert_eq!(
-        tls_server(listener, &upstream_cert, packet.len()).await,
-        packet
-    );
-    assert!(relay(task.await.unwrap().unwrap()).inspect);
+    assert_startup_reaches_a_tls_server(tls, &upstream_cert).await;
 }
 
 #[tokio::test]
