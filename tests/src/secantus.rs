@@ -293,6 +293,41 @@ fn spawn_listening(
     )
 }
 
+/// The document `filter` finds in `collection`; panics when the find fails or finds none.
+pub async fn find_existing(
+    collection: &mongodb::Collection<bson::Document>,
+    filter: bson::Document,
+) -> bson::Document {
+    let shown = filter.to_string();
+    collection
+        .find_one(filter)
+        .await
+        .unwrap_or_else(|err| panic!("find {shown}: {err}"))
+        .unwrap_or_else(|| panic!("no document matches {shown}"))
+}
+
+/// `explain` of a `find` of `filter` on `collection`, with execution statistics.
+pub async fn explain_find(
+    db: &mongodb::Database,
+    collection: &str,
+    filter: bson::Document,
+) -> bson::Document {
+    db.run_command(doc! {
+        "explain": { "find": collection, "filter": filter },
+        "verbosity": "executionStats",
+    })
+    .await
+    .unwrap_or_else(|err| panic!("explain: {err}"))
+}
+
+/// The winning plan of an `explain` answer.
+pub fn winning_plan(explained: &bson::Document) -> &bson::Document {
+    explained
+        .get_document("queryPlanner")
+        .and_then(|planner| planner.get_document("winningPlan"))
+        .unwrap_or_else(|_| panic!("explain has queryPlanner.winningPlan: {explained}"))
+}
+
 /// The stage names of an explain plan, outermost first (`FETCH`, `IXSCAN`).
 pub fn plan_stages(mut plan: &bson::Document) -> Vec<String> {
     let mut names = Vec::new();

@@ -11,7 +11,8 @@ use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_tests::postgres::{connect, SCRAM_PASSWORD, SCRAM_USER};
 use indextap_tests::secantus::{
-    is_authentication_error, number, plan_stages, refused_find, REPLICA_SET_NAME,
+    explain_find, is_authentication_error, number, plan_stages, refused_find, winning_plan,
+    REPLICA_SET_NAME,
 };
 use indextap_tests::{
     free_port, IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb,
@@ -112,17 +113,8 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     );
 
     // Served by the index: FETCH over IXSCAN, and no document examined in vain.
-    let explained = db
-        .run_command(doc! {
-            "explain": { "find": "orders", "filter": { "user_id": 3_i64 } },
-            "verbosity": "executionStats",
-        })
-        .await
-        .expect("explain");
-    let winning = explained
-        .get_document("queryPlanner")
-        .and_then(|planner| planner.get_document("winningPlan"))
-        .expect("queryPlanner.winningPlan");
+    let explained = explain_find(&db, "orders", doc! { "user_id": 3_i64 }).await;
+    let winning = winning_plan(&explained);
     assert_eq!(plan_stages(winning), ["FETCH", "IXSCAN"]);
     let ixscan = winning.get_document("inputStage").expect("inputStage");
     assert_eq!(ixscan.get_str("indexName").ok(), Some("user_total"));
@@ -138,17 +130,8 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     assert_eq!(number(stats, "totalKeysExamined"), (ORDERS / 20) as i64);
 
     // Not served by any index: a COLLSCAN that examines the whole collection.
-    let scanned = db
-        .run_command(doc! {
-            "explain": { "find": "orders", "filter": { "status": "shipped" } },
-            "verbosity": "executionStats",
-        })
-        .await
-        .expect("explain");
-    let winning = scanned
-        .get_document("queryPlanner")
-        .and_then(|planner| planner.get_document("winningPlan"))
-        .expect("winningPlan");
+    let scanned = explain_find(&db, "orders", doc! { "status": "shipped" }).await;
+    let winning = winning_plan(&scanned);
     assert_eq!(plan_stages(winning), ["COLLSCAN"]);
     let stats = scanned.get_document("executionStats").expect("stats");
     assert_eq!(number(stats, "totalDocsExamined"), ORDERS as i64);

@@ -15,6 +15,7 @@ use indextap_tests::leak::{
     stop_and_read_state,
 };
 use indextap_tests::postgres::connect as pg_connect;
+use indextap_tests::secantus::find_existing;
 use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Markers, Postgres};
 use mongo_common::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::options::IndexOptions;
@@ -231,21 +232,11 @@ async fn mongo_values_never_leave_the_proxy() {
         .direct
         .database(MONGO_DATABASE)
         .collection::<Document>(MONGO_COLLECTION);
-    let owned_by = |owner: String| {
-        let stored = stored.clone();
-        async move {
-            stored
-                .find_one(doc! { "owner": &owner })
-                .await
-                .expect("direct find")
-                .unwrap_or_else(|| panic!("no document of {owner}"))
-        }
-    };
-    let mine = owned_by(owner.clone()).await;
+    let mine = find_existing(&stored, doc! { "owner": &owner }).await;
     assert_eq!(mine.get_str("note").ok(), Some(new_note.as_str()));
     assert_eq!(mine.get_i64("score").ok(), Some(score));
     assert_eq!(mine.get_str("flag").ok(), Some(flag.as_str()));
-    let theirs = owned_by(other_owner.clone()).await;
+    let theirs = find_existing(&stored, doc! { "owner": &other_owner }).await;
     assert_eq!(theirs.get_str("modified").ok(), Some(modified.as_str()));
 
     // The proxy captured all of it: every execution, the failed update, the rejected filter.

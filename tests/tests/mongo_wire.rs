@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_tests::secantus::{
-    is_authentication_error, plan_stages, refused_find, REPLICA_SET_NAME,
+    explain_find, find_existing, is_authentication_error, plan_stages, refused_find, winning_plan,
+    REPLICA_SET_NAME,
 };
 use indextap_tests::{free_port, SecantusDb, SecantusOptions};
 use mongodb::options::{IndexOptions, ReturnDocument};
@@ -184,20 +185,11 @@ async fn workload(db: &Database) -> Vec<(&'static str, Bson)> {
         .collect();
     results.push(("list_indexes", Bson::Array(described)));
 
-    let explained = db
-        .run_command(doc! {
-            "explain": { "find": "orders", "filter": { "user_id": 3_i64 } },
-            "verbosity": "executionStats",
-        })
-        .await
-        .expect("explain");
+    let explained = explain_find(db, "orders", doc! { "user_id": 3_i64 }).await;
     let stats = explained
         .get_document("executionStats")
         .unwrap_or_else(|_| panic!("explain has executionStats: {explained}"));
-    let winning = explained
-        .get_document("queryPlanner")
-        .and_then(|planner| planner.get_document("winningPlan"))
-        .unwrap_or_else(|_| panic!("explain has queryPlanner.winningPlan: {explained}"));
+    let winning = winning_plan(&explained);
     let mut summary = doc! { "stages": plan_stages(winning) };
     for key in ["nReturned", "totalDocsExamined", "totalKeysExamined"] {
         let value = stats
@@ -307,11 +299,7 @@ async fn bytes_reach_each_side_exactly_as_the_other_side_sent_them() {
         .insert_one(doc! { "_id": "big", "kind": 99, "blob": "y".repeat(300_000) })
         .await
         .expect("insert large");
-    let big = events
-        .find_one(doc! { "_id": "big" })
-        .await
-        .expect("find large")
-        .expect("the large document");
+    let big = find_existing(&events, doc! { "_id": "big" }).await;
     assert_eq!(big.get_str("blob").map(str::len).ok(), Some(300_000));
     let all: Vec<Document> = collect(
         events
@@ -645,11 +633,7 @@ async fn a_dead_upstream_fails_clients_promptly_and_the_proxy_serves_once_it_is_
     jobs.insert_one(doc! { "state": "queued", "priority": 3 })
         .await
         .expect("insert once the upstream is up");
-    let queued = jobs
-        .find_one(doc! { "state": "queued" })
-        .await
-        .expect("find")
-        .expect("the job");
+    let queued = find_existing(&jobs, doc! { "state": "queued" }).await;
     assert_eq!(queued.get_i32("priority").ok(), Some(3));
     wait_for_shapes(&proxy.process, "traffic after recovery", |shapes| {
         executions(shapes, "find", "jobs", &["state"]) >= 1

@@ -205,6 +205,17 @@ async fn pipelined_queries_match_direct_and_are_paired_with_their_own_replies() 
     );
 }
 
+/// Binds and executes each `(statement, parameters)` in the unnamed portal, then one Sync.
+fn executes(runs: &[(&str, &[&str])]) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for (statement, parameters) in runs {
+        batch.extend(bind("", statement, parameters));
+        batch.extend(execute(""));
+    }
+    batch.extend(sync());
+    batch
+}
+
 /// What each statement answered in `replies` came to: its DataRow count, or its SQLSTATE.
 fn outcomes(replies: &[Message]) -> Vec<Result<usize, String>> {
     let mut outcomes = Vec::new();
@@ -237,15 +248,11 @@ fn executes_pipelined_before_one_sync_are_paired_in_order() {
         "ratio",
         "SELECT weight / $1 FROM parts WHERE id = $2",
     ));
-    for (statement, parameters) in [
-        ("by_bin", &["3"][..]),
+    batch.extend(executes(&[
+        ("by_bin", &["3"]),
         ("heavy", &["90"]),
         ("by_bin", &["4"]),
-    ] {
-        batch.extend(bind("", statement, parameters));
-        batch.extend(execute(""));
-    }
-    batch.extend(sync());
+    ]));
     raw.send(&batch);
     let replies = raw.until_ready();
     assert_eq!(
@@ -256,17 +263,11 @@ fn executes_pipelined_before_one_sync_are_paired_in_order() {
     );
 
     // A failure mid-pipeline: the server skips everything up to the Sync.
-    let mut batch = Vec::new();
-    for (statement, parameters) in [
-        ("by_bin", &["5"][..]),
+    raw.send(&executes(&[
+        ("by_bin", &["5"]),
         ("ratio", &["0", "1"]),
         ("heavy", &["95"]),
-    ] {
-        batch.extend(bind("", statement, parameters));
-        batch.extend(execute(""));
-    }
-    batch.extend(sync());
-    raw.send(&batch);
+    ]));
     let replies = raw.until_ready();
     assert_eq!(
         outcomes(&replies),
@@ -276,10 +277,7 @@ fn executes_pipelined_before_one_sync_are_paired_in_order() {
     );
 
     // Pairing goes on after the error.
-    let mut batch = bind("", "heavy", &["95"]);
-    batch.extend(execute(""));
-    batch.extend(sync());
-    raw.send(&batch);
+    raw.send(&executes(&[("heavy", &["95"])]));
     assert_eq!(outcomes(&raw.until_ready()), [Ok(5)]);
 
     let by_bin = wait_for_statement(&env, "parts", "bin", 3);

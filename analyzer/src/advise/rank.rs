@@ -204,18 +204,9 @@ mod tests {
 
     fn record(shape: Shape, count: u64, total_micros: u64, latency: LatencySketch) -> ShapeRecord {
         ShapeRecord {
-            shape,
-            count,
-            errors: 0,
-            error_codes: Default::default(),
             total_micros,
-            returned: 0,
-            continuations: 0,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
-            constants: Vec::new(),
-            normalized_sql: None,
             latency,
+            ..crate::advise::candidates::tests::record(shape, count)
         }
     }
 

@@ -33,7 +33,7 @@ pub fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
 }
 
 /// An expected shape, with everything off until set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Expected {
     schema: &'static str,
     table: &'static str,
@@ -53,13 +53,7 @@ pub fn shape(command: &'static str, table: &'static str) -> Expected {
         schema: "public",
         table,
         command,
-        filter: Vec::new(),
-        sort: Vec::new(),
-        limit: false,
-        skip: false,
-        projection: Vec::new(),
-        group_by: Vec::new(),
-        options: Vec::new(),
+        ..Expected::default()
     }
 }
 

@@ -18,7 +18,8 @@ use bson::RawBsonRef;
 
 use super::{array_of, document_of, regex, types};
 use crate::shape::{
-    BoundConstant, Constant, Leaf, MongoOperator, OpClass, Operator, Predicate, Target, ValueType,
+    BoundConstant, Constant, Leaf, MongoOperator, OpClass, Operator, Predicate, Rejection, Target,
+    ValueType,
 };
 
 /// The deepest nesting of documents a filter may have. MongoDB refuses deep filters too, and
@@ -54,6 +55,27 @@ impl FilterBuilder {
             ElementType::Null | ElementType::Undefined => Ok(()),
             _ => self.and(document_of(element).ok_or(Malformed)?),
         }
+    }
+
+    /// Walks the fields of a command or of one of its statements: the one named `key` is the
+    /// filter, ANDed in (a malformed one rejects the command); every other goes to `other`.
+    pub(super) fn walk<'a>(
+        fields: impl Iterator<Item = Result<RawElement<'a>, Rejection>>,
+        key: &str,
+        mut other: impl FnMut(&RawElement<'a>),
+    ) -> Result<Self, Rejection> {
+        let mut filter = Self::default();
+        for field in fields {
+            let field = field?;
+            if field.key().as_str() == key {
+                filter
+                    .and_element(&field)
+                    .map_err(|_| Rejection::MalformedFilter)?;
+            } else {
+                other(&field);
+            }
+        }
+        Ok(filter)
     }
 
     /// The filter (always an `And` at the top) and its sorted constants.

@@ -16,64 +16,43 @@ use crate::shape::{
 /// `find`: `filter`, `sort`, `projection`, and whether `limit` / `skip` are in effect.
 pub(super) fn find(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let mut shape = query.shape(Command::Find);
-    let mut filter = FilterBuilder::default();
-    for field in fields {
+    let filter = FilterBuilder::walk(fields.map(Ok), "filter", |field| {
         match field.key().as_str() {
-            "filter" => {
-                filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?;
-            }
-            "sort" => shape.sort = document_of(&field).map(sort).unwrap_or_default(),
+            "sort" => shape.sort = document_of(field).map(sort).unwrap_or_default(),
             "projection" => {
-                shape.projection = document_of(&field).map(projection).unwrap_or_default();
+                shape.projection = document_of(field).map(projection).unwrap_or_default();
             }
-            "limit" => shape.limit = is_nonzero(&field),
-            "skip" => shape.skip = is_nonzero(&field),
+            "limit" => shape.limit = is_nonzero(field),
+            "skip" => shape.skip = is_nonzero(field),
             _ => {}
         }
-    }
+    })?;
     Ok(one(shape, filter))
 }
 
 /// `count`: `query`, and whether `limit` / `skip` are in effect.
 pub(super) fn count(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let mut shape = query.shape(Command::Count);
-    let mut filter = FilterBuilder::default();
-    for field in fields {
+    let filter = FilterBuilder::walk(fields.map(Ok), "query", |field| {
         match field.key().as_str() {
-            "query" => {
-                filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?;
-            }
-            "limit" => shape.limit = is_nonzero(&field),
-            "skip" => shape.skip = is_nonzero(&field),
+            "limit" => shape.limit = is_nonzero(field),
+            "skip" => shape.skip = is_nonzero(field),
             _ => {}
         }
-    }
+    })?;
     Ok(one(shape, filter))
 }
 
 /// `distinct`: `query`, with the distinct `key` as the projection.
 pub(super) fn distinct(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let mut shape = query.shape(Command::Distinct);
-    let mut filter = FilterBuilder::default();
-    for field in fields {
-        match field.key().as_str() {
-            "query" => {
-                filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?;
-            }
-            "key" => {
-                shape.projection = str_of(&field)
-                    .map(|key| vec![key.to_owned()])
-                    .unwrap_or_default()
-            }
-            _ => {}
+    let filter = FilterBuilder::walk(fields.map(Ok), "query", |field| {
+        if field.key().as_str() == "key" {
+            shape.projection = str_of(field)
+                .map(|key| vec![key.to_owned()])
+                .unwrap_or_default();
         }
-    }
+    })?;
     Ok(one(shape, filter))
 }
 

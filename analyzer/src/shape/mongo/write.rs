@@ -5,7 +5,7 @@
 //! write load, which is what an index costs. Statements arrive in the command body or, from
 //! most drivers, in a kind 1 document sequence; both are read the same way.
 
-use bson::raw::RawDocument;
+use bson::raw::{RawDocument, RawElement};
 
 use super::filter::FilterBuilder;
 use super::modifiers::{is_nonzero, sort};
@@ -18,19 +18,14 @@ use crate::shape::{Command, Lowering, Rejection, ShapeOccurrence, Write, WriteKi
 pub(super) fn update(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     statements(query, fields, "updates", WriteKind::Update, |statement| {
         let mut shape = query.shape(Command::Update);
-        let mut filter = FilterBuilder::default();
         let (mut multi, mut upsert) = (false, false);
-        for field in statement.iter_elements() {
-            let field = field.map_err(|_| Rejection::MalformedCommand)?;
+        let filter = FilterBuilder::walk(elements(statement), "q", |field| {
             match field.key().as_str() {
-                "q" => filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?,
-                "multi" => multi = truth(&field).unwrap_or(false),
-                "upsert" => upsert = truth(&field).unwrap_or(false),
+                "multi" => multi = truth(field).unwrap_or(false),
+                "upsert" => upsert = truth(field).unwrap_or(false),
                 _ => {}
             }
-        }
+        })?;
         shape.options = options(&[("multi", multi), ("upsert", upsert)]);
         Ok(occurrence(shape, filter))
     })
@@ -41,17 +36,11 @@ pub(super) fn update(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 pub(super) fn delete(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     statements(query, fields, "deletes", WriteKind::Delete, |statement| {
         let mut shape = query.shape(Command::Delete);
-        let mut filter = FilterBuilder::default();
-        for field in statement.iter_elements() {
-            let field = field.map_err(|_| Rejection::MalformedCommand)?;
-            match field.key().as_str() {
-                "q" => filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?,
-                "limit" => shape.limit = is_nonzero(&field),
-                _ => {}
+        let filter = FilterBuilder::walk(elements(statement), "q", |field| {
+            if field.key().as_str() == "limit" {
+                shape.limit = is_nonzero(field);
             }
-        }
+        })?;
         Ok(occurrence(shape, filter))
     })
 }
@@ -80,22 +69,16 @@ pub(super) fn insert(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 /// options), and one update or delete.
 pub(super) fn find_and_modify(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let mut shape = query.shape(Command::FindAndModify);
-    let mut filter = FilterBuilder::default();
     let (mut new, mut remove, mut upsert) = (false, false, false);
-    for field in fields {
+    let filter = FilterBuilder::walk(fields.map(Ok), "query", |field| {
         match field.key().as_str() {
-            "query" => {
-                filter
-                    .and_element(&field)
-                    .map_err(|_| Rejection::MalformedFilter)?;
-            }
-            "sort" => shape.sort = document_of(&field).map(sort).unwrap_or_default(),
-            "new" => new = truth(&field).unwrap_or(false),
-            "remove" => remove = truth(&field).unwrap_or(false),
-            "upsert" => upsert = truth(&field).unwrap_or(false),
+            "sort" => shape.sort = document_of(field).map(sort).unwrap_or_default(),
+            "new" => new = truth(field).unwrap_or(false),
+            "remove" => remove = truth(field).unwrap_or(false),
+            "upsert" => upsert = truth(field).unwrap_or(false),
             _ => {}
         }
-    }
+    })?;
     shape.options = options(&[("new", new), ("remove", remove), ("upsert", upsert)]);
     let kind = if remove {
         WriteKind::Delete
@@ -112,6 +95,13 @@ pub(super) fn find_and_modify(query: &Query<'_>, fields: &mut Fields<'_>) -> Low
 
 /// Lowers each statement of `identifier` (sequence, else body array) with `lower_statement`,
 /// and counts them as `kind` load. A statement that fails is skipped and its reason kept.
+/// The fields of one statement; an unreadable one makes the command malformed.
+fn elements(statement: &RawDocument) -> impl Iterator<Item = Result<RawElement<'_>, Rejection>> {
+    statement
+        .iter_elements()
+        .map(|field| field.map_err(|_| Rejection::MalformedCommand))
+}
+
 fn statements(
     query: &Query<'_>,
     fields: &mut Fields<'_>,

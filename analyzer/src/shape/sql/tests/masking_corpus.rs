@@ -16,6 +16,8 @@ use super::masking::fresh;
 /// read like SQL are the corpus.
 const SOURCES: &[&str] = &[
     include_str!("table.rs"),
+    // The statements the table shares with the end-to-end test.
+    include_str!("../../../testing/statements.rs"),
     include_str!("lowering.rs"),
     include_str!("identity.rs"),
     include_str!("privacy.rs"),
