@@ -179,6 +179,19 @@ impl Postgres {
         self.psql(&["-c", &statement]).map(drop)
     }
 
+    /// `CREATE DATABASE "name"`, then `schema` (any SQL) run in it by a client straight to the
+    /// server, which is returned. Panics on an error.
+    pub async fn create_database_with(&self, name: &str, schema: &str) -> tokio_postgres::Client {
+        self.create_database(name)
+            .unwrap_or_else(|err| panic!("create database {name}: {err:#}"));
+        let client = connect(&self.connection_string(name)).await;
+        client
+            .batch_execute(schema)
+            .await
+            .unwrap_or_else(|err| panic!("the schema of {name}: {err}"));
+        client
+    }
+
     /// Runs `psql` against the `postgres` database with `args`; returns its stdout.
     pub fn psql(&self, args: &[&str]) -> anyhow::Result<String> {
         self.psql_in(SUPERUSER, args)
@@ -425,6 +438,20 @@ pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
         .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
     tokio::spawn(connection);
     client
+}
+
+/// The number `sql` (a `SELECT count(*) ...` or the like) answers with `params`; panics on
+/// an error.
+pub async fn number(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> i64 {
+    client
+        .query_one(sql, params)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .get(0)
 }
 
 /// A double-quoted SQL identifier.

@@ -13,12 +13,14 @@
 //! The binary is `$SECANTUSD`, else `/opt/secantus/bin/secantusd-py`, else `secantusd-py` on
 //! `PATH`.
 
+use std::future::IntoFuture;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use bson::doc;
+use futures::TryStreamExt;
 use tempfile::TempDir;
 
 use crate::child::{on_path, ChildProcess, STOP_GRACE};
@@ -291,6 +293,23 @@ fn spawn_listening(
         &last_failure,
         INSTALL_HINT,
     )
+}
+
+/// What an operation's cursor holds (a find, an aggregate, listIndexes), read to its end;
+/// panics on an error.
+pub async fn all<T>(
+    operation: impl IntoFuture<Output = mongodb::error::Result<mongodb::Cursor<T>>>,
+) -> Vec<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    let cursor = operation
+        .await
+        .unwrap_or_else(|err| panic!("the operation failed: {err}"));
+    cursor
+        .try_collect()
+        .await
+        .unwrap_or_else(|err| panic!("reading the cursor: {err}"))
 }
 
 /// The document `filter` finds in `collection`; panics when the find fails or finds none.

@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use bson::{doc, Bson, Document};
-use futures::TryStreamExt;
-use indextap_tests::postgres::{connect, SCRAM_PASSWORD, SCRAM_USER};
+use indextap_tests::postgres::{self, connect, SCRAM_PASSWORD, SCRAM_USER};
 use indextap_tests::secantus::{
-    explain_find, is_authentication_error, number, plan_stages, refused_find, winning_plan,
+    all, explain_find, is_authentication_error, number, plan_stages, refused_find, winning_plan,
     REPLICA_SET_NAME,
 };
 use indextap_tests::{
@@ -49,28 +48,19 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     let db = client.database("app");
     let orders = seeded_orders(&db).await;
 
-    let found: Vec<Document> = orders
+    let found: Vec<Document> = all(orders
         .find(doc! { "user_id": 3_i64 })
-        .sort(doc! { "total": -1 })
-        .await
-        .expect("find")
-        .try_collect()
-        .await
-        .expect("cursor");
+        .sort(doc! { "total": -1 }))
+    .await;
     assert_eq!(found.len(), ORDERS / 20);
     let totals: Vec<i64> = found.iter().map(|d| number(d, "total")).collect();
     assert!(totals.windows(2).all(|w| w[0] > w[1]), "sorted: {totals:?}");
 
-    let grouped: Vec<Document> = orders
-        .aggregate(vec![
-            doc! { "$match": { "status": "shipped" } },
-            doc! { "$group": { "_id": null, "count": { "$sum": 1 } } },
-        ])
-        .await
-        .expect("aggregate")
-        .try_collect()
-        .await
-        .expect("cursor");
+    let grouped: Vec<Document> = all(orders.aggregate(vec![
+        doc! { "$match": { "status": "shipped" } },
+        doc! { "$group": { "_id": null, "count": { "$sum": 1 } } },
+    ]))
+    .await;
     let shipped = (0..ORDERS).filter(|n| n % 3 == 0).count() as i64;
     assert_eq!(grouped.len(), 1);
     assert_eq!(number(&grouped[0], "count"), shipped);
@@ -86,13 +76,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     let created = orders.create_index(index).await.expect("createIndex");
     assert_eq!(created.index_name, "user_total");
 
-    let indexes: Vec<IndexModel> = orders
-        .list_indexes()
-        .await
-        .expect("listIndexes")
-        .try_collect()
-        .await
-        .expect("cursor");
+    let indexes: Vec<IndexModel> = all(orders.list_indexes()).await;
     let described: Vec<(String, Document)> = indexes
         .iter()
         .map(|model| {
@@ -233,18 +217,15 @@ async fn secantus_auth_requires_scram_sha_256_credentials() {
 #[tokio::test]
 async fn postgres_runs_hypopg_and_tokio_postgres() {
     let server = Postgres::start();
-    server.create_database("app").expect("create database");
-    let client = connect(&server.connection_string("app")).await;
-
-    client
-        .batch_execute(
+    let client = server
+        .create_database_with(
+            "app",
             "CREATE EXTENSION hypopg;
              CREATE TABLE orders (id bigserial PRIMARY KEY, user_id int NOT NULL, total int);
              INSERT INTO orders (user_id, total) SELECT g % 1000, g FROM generate_series(1, 20000) g;
              ANALYZE orders;",
         )
-        .await
-        .expect("schema");
+        .await;
 
     let plan = explain_text(&client, "EXPLAIN SELECT * FROM orders WHERE user_id = 42").await;
     assert!(plan.contains("Seq Scan"), "{plan}");
@@ -269,14 +250,7 @@ async fn postgres_runs_hypopg_and_tokio_postgres() {
         "the hypothetical index is used: {plan}"
     );
 
-    let existing: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relname = 'orders'",
-            &[],
-        )
-        .await
-        .expect("pg_index")
-        .get(0);
+    let existing = postgres::number(&client, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relname = 'orders'", &[]).await;
     assert_eq!(existing, 1, "only the primary key is real");
 }
 

@@ -14,13 +14,26 @@ use indextap_tests::leak::{
     admin_answers, assert_no_marker, cli_outputs, exposure, json_log_levels, logs,
     stop_and_read_state,
 };
-use indextap_tests::postgres::connect as pg_connect;
+use indextap_tests::postgres::{connect as pg_connect, number};
 use indextap_tests::secantus::find_existing;
 use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Markers, Postgres};
 use mongo_common::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 use tokio_postgres::types::ToSql;
+
+/// What `/api/v1/shapes` counted on `database.collection`: executions and errors over its
+/// shapes, and inserts.
+fn captured(
+    document: &serde_json::Value,
+    database: &str,
+    collection: &str,
+) -> (u64, u64, Option<u64>) {
+    let shapes = shapes_on(document, database, collection);
+    let sum = |key: &str| shapes.iter().filter_map(|s| s[key].as_u64()).sum::<u64>();
+    let inserts = writes_on(document, database, collection).and_then(|w| w["inserts"].as_u64());
+    (sum("count"), sum("errors"), inserts)
+}
 
 /// The proxy as talkative as it gets. The short shutdown grace lets SIGTERM end the
 /// connections the driver keeps open well within the fixture's own stop timeout.
@@ -242,11 +255,7 @@ async fn mongo_values_never_leave_the_proxy() {
     // The proxy captured all of it: every execution, the failed update, the rejected filter.
     wait_until("the leak workload in /api/v1/shapes", || {
         let document = harness.shapes_document();
-        let shapes = shapes_on(&document, MONGO_DATABASE, MONGO_COLLECTION);
-        let count: u64 = shapes.iter().filter_map(|s| s["count"].as_u64()).sum();
-        let errors: u64 = shapes.iter().filter_map(|s| s["errors"].as_u64()).sum();
-        let inserts = writes_on(&document, MONGO_DATABASE, MONGO_COLLECTION)
-            .and_then(|writes| writes["inserts"].as_u64());
+        let (count, errors, inserts) = captured(&document, MONGO_DATABASE, MONGO_COLLECTION);
         let rejected = document["rejected"]["malformed_filter"].as_u64();
         if count == executions && errors >= 1 && inserts >= Some(2) && rejected == Some(1) {
             Ok(())
@@ -546,31 +555,26 @@ async fn postgres_values_never_leave_the_proxy() {
     assert_eq!(row.get::<_, String>(1), new_note);
     assert_eq!(row.get::<_, String>(2), key);
     for planted in [&literal_owner, &copied_owner] {
-        let found: i64 = direct
-            .query_one("SELECT count(*) FROM people WHERE owner = $1", &[planted])
-            .await
-            .expect("count")
-            .get(0);
+        let found = number(
+            &direct,
+            "SELECT count(*) FROM people WHERE owner = $1",
+            &[planted],
+        )
+        .await;
         assert_eq!(found, 1, "{planted} was stored");
     }
-    let applications: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-            &[&application],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .get(0);
+    let applications = number(
+        &direct,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+        &[&application],
+    )
+    .await;
     assert_eq!(applications, 1, "the startup parameter reached the server");
 
     // The proxy captured all of it.
     wait_until("the PostgreSQL leak workload in /api/v1/shapes", || {
         let document = proxy.shapes_document().map_err(|err| format!("{err:#}"))?;
-        let shapes = shapes_on(&document, PG_DATABASE, PG_TABLE);
-        let count: u64 = shapes.iter().filter_map(|s| s["count"].as_u64()).sum();
-        let errors: u64 = shapes.iter().filter_map(|s| s["errors"].as_u64()).sum();
-        let inserts = writes_on(&document, PG_DATABASE, PG_TABLE)
-            .and_then(|writes| writes["inserts"].as_u64());
+        let (count, errors, inserts) = captured(&document, PG_DATABASE, PG_TABLE);
         let rejected = document["rejected"]["sql_parse_error"].as_u64();
         if count == executions && errors >= 1 && inserts >= Some(inserted) && rejected == Some(1) {
             Ok(())

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_tests::secantus::{
-    explain_find, find_existing, is_authentication_error, plan_stages, refused_find, winning_plan,
-    REPLICA_SET_NAME,
+    self, explain_find, find_existing, is_authentication_error, plan_stages, refused_find,
+    winning_plan, REPLICA_SET_NAME,
 };
 use indextap_tests::{free_port, SecantusDb, SecantusOptions};
 use mongodb::options::{IndexOptions, ReturnDocument};
@@ -169,13 +169,7 @@ async fn workload(db: &Database) -> Vec<(&'static str, Bson)> {
         .expect("createIndex");
     results.push(("create_index", Bson::String(created.index_name)));
 
-    let indexes: Vec<IndexModel> = orders
-        .list_indexes()
-        .await
-        .expect("listIndexes")
-        .try_collect()
-        .await
-        .expect("cursor");
+    let indexes: Vec<IndexModel> = secantus::all(orders.list_indexes()).await;
     let described: Vec<Bson> = indexes
         .into_iter()
         .map(|model| {
@@ -263,6 +257,18 @@ fn sorted_bytes(recordings: &[Recording]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut bytes: Vec<_> = recordings.iter().map(Recording::bytes).collect();
     bytes.sort();
     bytes
+}
+
+/// The bytes one side sent are exactly the bytes the other side got.
+#[track_caller]
+fn assert_same(connection: usize, (sender, sent): (&str, &[u8]), (receiver, got): (&str, &[u8])) {
+    assert!(
+        sent == got,
+        "connection {connection}: {sender} {} bytes, {receiver} {} (first difference at {:?})",
+        sent.len(),
+        got.len(),
+        first_difference(sent, got)
+    );
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
@@ -369,21 +375,15 @@ async fn bytes_reach_each_side_exactly_as_the_other_side_sent_them() {
     for (index, ((sent, received), (arrived, replied))) in
         client_side.iter().zip(&upstream_side).enumerate()
     {
-        assert!(
-            sent == arrived,
-            "connection {index}: the upstream received {} bytes, the client sent {} \
-             (first difference at {:?})",
-            arrived.len(),
-            sent.len(),
-            first_difference(sent, arrived)
+        assert_same(
+            index,
+            ("the client sent", sent),
+            ("the upstream received", arrived),
         );
-        assert!(
-            received == replied,
-            "connection {index}: the client received {} bytes, the upstream sent {} \
-             (first difference at {:?})",
-            received.len(),
-            replied.len(),
-            first_difference(received, replied)
+        assert_same(
+            index,
+            ("the upstream sent", replied),
+            ("the client received", received),
         );
     }
 

@@ -66,6 +66,19 @@ fn ids(rows: &[tokio_postgres::Row]) -> Vec<i32> {
     rows.iter().map(|row| row.get(0)).collect()
 }
 
+/// A proxied server with the `accounts` table; clients straight to it and through the proxy.
+async fn accounts_behind_proxy() -> (
+    PgBehindProxy,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let env = PgBehindProxy::start();
+    let direct = env.connect_direct("postgres").await;
+    create_accounts(&direct).await;
+    let proxied = env.connect("postgres").await;
+    (env, direct, proxied)
+}
+
 /// `accounts`: 200 rows, 10 per owner, balances 0..200.
 async fn create_accounts(client: &tokio_postgres::Client) {
     client
@@ -79,10 +92,7 @@ async fn create_accounts(client: &tokio_postgres::Client) {
 
 #[tokio::test]
 async fn prepared_and_unnamed_statements_match_direct_and_are_counted() {
-    let env = PgBehindProxy::start();
-    let direct = env.connect_direct("postgres").await;
-    create_accounts(&direct).await;
-    let proxied = env.connect("postgres").await;
+    let (env, direct, proxied) = accounts_behind_proxy().await;
 
     // A named prepared statement, parsed once and executed seven times.
     let sql = "SELECT id, balance FROM accounts WHERE owner = $1 ORDER BY id";
@@ -136,10 +146,7 @@ async fn prepared_and_unnamed_statements_match_direct_and_are_counted() {
 
 #[tokio::test]
 async fn pipelined_queries_match_direct_and_are_paired_with_their_own_replies() {
-    let env = PgBehindProxy::start();
-    let direct = env.connect_direct("postgres").await;
-    create_accounts(&direct).await;
-    let proxied = env.connect("postgres").await;
+    let (env, direct, proxied) = accounts_behind_proxy().await;
 
     let by_owner = "SELECT id, balance FROM accounts WHERE owner = $1 ORDER BY id";
     let richest =

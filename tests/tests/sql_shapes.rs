@@ -446,9 +446,7 @@ fn settled(proxy: &IndextapProcess, executions_wanted: u64, rejected_wanted: u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_through_the_proxy_yield_their_canonical_shapes() {
     let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let direct = connect(&server.connection_string(DATABASE)).await;
-    direct.batch_execute(SCHEMA).await.expect("schema");
+    let direct = server.create_database_with(DATABASE, SCHEMA).await;
 
     let listen_addr = free_addr();
     let proxy = IndextapProcess::start_with(IndextapOptions::postgres(listen_addr, server.addr()));

@@ -2,10 +2,10 @@
 //! and SecantusDB, the snapshot saved from `/api/v1/snapshot`, then rendered from the file.
 
 use bson::{doc, Document};
-use futures::TryStreamExt;
 use indextap_tests::capture::{shapes, wait_until};
 use indextap_tests::ports::free_addr;
 use indextap_tests::postgres::connect;
+use indextap_tests::secantus::all;
 use indextap_tests::{IndextapOptions, IndextapProcess, Postgres, SecantusDb, SecantusOptions};
 
 use super::{recommend, FORMATS};
@@ -88,14 +88,10 @@ async fn every_format_renders_the_advice_of_a_real_workload() {
         .await
         .expect("insert");
     for project in 0..8_i64 {
-        let _found: Vec<Document> = tickets
+        let _found: Vec<Document> = all(tickets
             .find(doc! { "project_id": project, "status": "open" })
-            .sort(doc! { "opened_at": -1 })
-            .await
-            .expect("find")
-            .try_collect()
-            .await
-            .expect("cursor");
+            .sort(doc! { "opened_at": -1 }))
+        .await;
     }
     wait_for_count(&proxy, "orders", 20);
     wait_for_count(&proxy, "tickets", 8);

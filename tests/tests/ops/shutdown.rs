@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indextap_analyzer::snapshot::Snapshot;
-use indextap_tests::postgres::connect;
+use indextap_tests::postgres::{connect, number};
 use indextap_tests::{IndextapOptions, IndextapProcess, Postgres};
 use tokio_postgres::NoTls;
 
@@ -39,14 +39,12 @@ async fn wait_until_running(server: &Postgres, statement: &str) {
     let watcher = connect(&server.connection_string("postgres")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let running: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
-                &[&statement],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
+        let running = number(
+            &watcher,
+            "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
+            &[&statement],
+        )
+        .await;
         if running > 0 {
             return;
         }
