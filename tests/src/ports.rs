@@ -87,10 +87,11 @@ mod tests {
 
     #[test]
     fn free_ports_are_distinct_and_bindable() {
-        let first = free_port();
-        let second = free_port();
-        assert_ne!(first, second);
-        TcpListener::bind((Ipv4Addr::LOCALHOST, first)).expect("first port is bindable");
+        let ports: HashSet<u16> = (0..8).map(|_| free_port()).collect();
+        assert_eq!(ports.len(), 8, "never the same port twice: {ports:?}");
+        for port in ports {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is bindable");
+        }
     }
 
     #[test]

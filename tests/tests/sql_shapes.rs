@@ -242,6 +242,11 @@ fn cases() -> Vec<Case> {
                 .json()],
         ),
         shared(statements::like_prefix(), Via::Simple),
+        shared(
+            statements::like_infix_or_parameter(),
+            Via::Extended(vec![Param::Text("sku-%")]),
+        ),
+        shared(statements::ilike(), Via::Simple),
         simple(
             "SELECT id, email FROM users WHERE email ILIKE '%smith%'",
             vec![select("users")
@@ -344,19 +349,7 @@ fn cases() -> Vec<Case> {
             vec![],
         ),
         // Several statements in one Query message.
-        simple(
-            "BEGIN; SELECT id FROM users WHERE email = 'x@example.com'; \
-             UPDATE users SET name = 'n' WHERE id = 3; COMMIT;",
-            vec![
-                select("users")
-                    .filter(vec![field("email", "=", "eq", "param")])
-                    .projection(vec!["id"])
-                    .json(),
-                shape("update", "users")
-                    .filter(vec![field("id", "=", "eq", "param")])
-                    .json(),
-            ],
-        ),
+        shared(statements::several_in_one_text(), Via::Simple),
     ]
 }
 

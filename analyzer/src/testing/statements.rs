@@ -127,6 +127,48 @@ pub fn like_prefix() -> Statement {
     )
 }
 
+/// An unanchored LIKE, and a LIKE of a parameter, are infix searches. One parameter.
+pub fn like_infix_or_parameter() -> Statement {
+    statement(
+        "SELECT id FROM products WHERE name LIKE '%abc%' OR sku LIKE $1",
+        vec![select("products")
+            .filter(vec![or(vec![
+                field("name", "LIKE", "infix", "param"),
+                field("sku", "LIKE", "infix", "param"),
+            ])])
+            .projection(vec!["id"])
+            .json()],
+    )
+}
+
+/// ILIKE folds case: never a prefix an index serves.
+pub fn ilike() -> Statement {
+    statement(
+        "SELECT id FROM products WHERE name ILIKE 'abc%'",
+        vec![select("products")
+            .filter(vec![field("name", "ILIKE", "infix", "param")])
+            .projection(vec!["id"])
+            .json()],
+    )
+}
+
+/// Several statements in one Query message: each gives its shapes.
+pub fn several_in_one_text() -> Statement {
+    statement(
+        "BEGIN; SELECT id FROM users WHERE email = 'x@example.com'; \
+         UPDATE users SET name = 'n' WHERE id = 3; COMMIT;",
+        vec![
+            select("users")
+                .filter(vec![field("email", "=", "eq", "param")])
+                .projection(vec!["id"])
+                .json(),
+            shape("update", "users")
+                .filter(vec![field("id", "=", "eq", "param")])
+                .json(),
+        ],
+    )
+}
+
 /// An OR of two columns under an AND. One parameter, used twice.
 pub fn tickets_of_a_person() -> Statement {
     statement(

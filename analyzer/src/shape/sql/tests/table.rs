@@ -70,19 +70,7 @@ fn implicit_join_in_where() {
 
 #[test]
 fn several_statements_in_one_text() {
-    case(
-        "BEGIN; SELECT id FROM accounts WHERE email = $1; \
-         UPDATE accounts SET last_seen = now() WHERE id = $2; COMMIT;",
-        vec![
-            select("accounts")
-                .filter(vec![field("email", "=", "eq", "param")])
-                .projection(vec!["id"])
-                .json(),
-            shape("update", "accounts")
-                .filter(vec![field("id", "=", "eq", "param")])
-                .json(),
-        ],
-    );
+    check(statements::several_in_one_text());
 }
 
 #[test]
@@ -135,23 +123,8 @@ fn extract_and_time_zone_expressions() {
 #[test]
 fn like_prefix_infix_and_ilike() {
     check(statements::like_prefix());
-    case(
-        "SELECT id FROM products WHERE name LIKE '%abc%' OR sku LIKE $1",
-        vec![select("products")
-            .filter(vec![or(vec![
-                field("name", "LIKE", "infix", "param"),
-                field("sku", "LIKE", "infix", "param"),
-            ])])
-            .projection(vec!["id"])
-            .json()],
-    );
-    case(
-        "SELECT id FROM products WHERE name ILIKE 'abc%'",
-        vec![select("products")
-            .filter(vec![field("name", "ILIKE", "infix", "param")])
-            .projection(vec!["id"])
-            .json()],
-    );
+    check(statements::like_infix_or_parameter());
+    check(statements::ilike());
 }
 
 #[test]
