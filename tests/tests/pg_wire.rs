@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::SinkExt;
-use indextap_tests::postgres::{SCRAM_PASSWORD, SCRAM_USER};
+use indextap_tests::postgres::{number, SCRAM_PASSWORD, SCRAM_USER};
 use pg_common::raw::{bind, error_fields, execute, kinds, parse, sync, Message, Raw};
 use pg_common::{
     assert_success, connect, field, pgbench, psql, tally, wait_for_metric, wait_for_shapes,
@@ -515,11 +515,7 @@ async fn copy_from_stdin_goes_through_and_counts_as_a_write() {
     assert_eq!(copied, 500);
 
     let direct = env.connect_direct("postgres").await;
-    let stored: i64 = direct
-        .query_one("SELECT count(*) FROM imports", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let stored = number(&direct, "SELECT count(*) FROM imports", &[]).await;
     assert_eq!(stored, 500);
     // The session goes on normally after the COPY.
     let after: i64 = proxied
@@ -540,11 +536,7 @@ async fn copy_from_stdin_goes_through_and_counts_as_a_write() {
     let copied = psql(&env.conninfo("postgres"), &["-c", &meta]);
     assert_success(&copied, "psql \\copy");
     assert_eq!(String::from_utf8_lossy(&copied.stdout).trim(), "COPY 100");
-    let stored: i64 = direct
-        .query_one("SELECT count(*) FROM imports", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let stored = number(&direct, "SELECT count(*) FROM imports", &[]).await;
     assert_eq!(stored, 600);
 
     // Each COPY FROM counts once on its table.
