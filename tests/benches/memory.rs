@@ -30,6 +30,7 @@ mod workload;
 
 use std::time::{Duration, Instant};
 
+use indextap_tests::metrics::metric_value;
 use indextap_tests::ports::free_addr;
 use indextap_tests::{
     IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb, SecantusOptions,
@@ -149,8 +150,8 @@ fn main() -> anyhow::Result<()> {
     drop(idle);
 
     let metrics = proxy.get_text("/metrics")?;
-    let evicted = probe::metric(&metrics, "indextap_shapes_evicted").unwrap_or(0.0);
-    let charged = probe::metric(&metrics, "indextap_aggregate_memory_bytes").unwrap_or(0.0);
+    let evicted = metric_value(&metrics, "indextap_shapes_evicted", &[]).unwrap_or(0.0);
+    let charged = metric_value(&metrics, "indextap_aggregate_memory_bytes", &[]).unwrap_or(0.0);
     println!();
     memory.report(TARGET_MIB);
     println!(

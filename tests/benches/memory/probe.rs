@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use indextap_tests::metrics::{metric, Exposition};
 use indextap_tests::IndextapProcess;
 
 /// Resident memory after each phase, and the peak.
@@ -58,10 +59,8 @@ pub(crate) fn wait_for_shapes(
 ) -> anyhow::Result<usize> {
     let deadline = Instant::now() + limit;
     loop {
-        let tracked =
-            metric(&proxy.get_text("/metrics")?, "indextap_shapes_tracked").unwrap_or(0.0) as usize;
-        let evicted =
-            metric(&proxy.get_text("/metrics")?, "indextap_shapes_evicted").unwrap_or(0.0) as usize;
+        let tracked = metric(proxy, "indextap_shapes_tracked", &[]) as usize;
+        let evicted = metric(proxy, "indextap_shapes_evicted", &[]) as usize;
         if tracked + evicted >= expected || Instant::now() >= deadline {
             return Ok(tracked);
         }
@@ -71,19 +70,10 @@ pub(crate) fn wait_for_shapes(
 
 /// Client connections the proxy holds open, both engines.
 pub(crate) fn active_connections(proxy: &IndextapProcess) -> anyhow::Result<f64> {
-    let text = proxy.get_text("/metrics")?;
-    Ok(text
-        .lines()
-        .filter(|line| line.starts_with("indextap_connections_active{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
-
-/// The value of an unlabelled metric in a Prometheus text exposition.
-pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
+    let metrics = Exposition::parse(proxy.get_text("/metrics")?);
+    Ok(metrics
+        .value("indextap_connections_active", &[])
+        .unwrap_or(0.0))
 }
 
 /// Timed admin calls: median and worst of each.
