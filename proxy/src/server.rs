@@ -25,7 +25,7 @@ use crate::error::{ProxyError, Side};
 use crate::mongo::tls::{Leg, MongoTls};
 use crate::mongo::{is_hello_request, rewrite_topology, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
-use crate::postgres::{negotiate, Negotiated, PgFramer, PgSession, PgTlsSettings};
+use crate::postgres::{negotiate, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings};
 use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
 use crate::state::keeper::Keeper;
 use crate::tap::Inspector;
@@ -389,29 +389,43 @@ async fn relay_postgres(
             return;
         }
     };
-    let Negotiated::Relay {
-        client,
-        upstream,
-        database,
-        inspect,
-        encrypted_to_client,
-    } = negotiated
-    else {
-        metrics.event("cancel_request");
-        return;
+    let (client, upstream, database, inspection, encrypted_to_client) = match negotiated {
+        Negotiated::Relay {
+            client,
+            upstream,
+            database,
+            inspection,
+            encrypted_to_client,
+        } => (client, upstream, database, inspection, encrypted_to_client),
+        Negotiated::Cancelled => {
+            metrics.event("cancel_request");
+            return;
+        }
+        Negotiated::TlsRefused => {
+            metrics.uninspected("tls_refused");
+            tracing::warn!(listener = %metrics.listener, "a client opened with TLS directly; closed (TLS mode is refuse)");
+            return;
+        }
     };
     if encrypted_to_client {
         metrics.event("tls_client_session");
     }
-    let tap = if inspect {
-        Some(start_inspection(
+    let tap = match inspection {
+        Inspection::On => Some(start_inspection(
             Box::new(PgSession::new(database)),
             metrics,
             shared,
-        ))
-    } else {
-        metrics.uninspected("tls_passthrough");
-        None
+        )),
+        Inspection::TlsPassthrough => {
+            metrics.uninspected("tls_passthrough");
+            None
+        }
+        Inspection::Undecodable(reason) => {
+            metrics.decode_error(reason);
+            metrics.uninspected("undecodable_startup");
+            tracing::info!(listener = %metrics.listener, reason, "unreadable startup packet: forwarded to the server, session not inspected");
+            None
+        }
     };
     let relay = Relay {
         request_framer: PgFramer,
@@ -476,7 +490,6 @@ fn startup_failure(error: &ProxyError) -> StartupFailure {
         ErrorKind::ConnectionAborted => return StartupFailure::Silent,
         ErrorKind::UnexpectedEof => "startup_truncated",
         ErrorKind::TimedOut => "startup_timeout",
-        ErrorKind::InvalidData => "startup_invalid",
         _ => "startup_io",
     })
 }

@@ -28,6 +28,8 @@
 //!   compressing front and the MongoDB tests' recorder).
 //! - [`markers`]: unique strings and numbers to plant in traffic, and [`assert_absent`] to
 //!   prove they never come out again.
+//! - [`transcript`]: what a raw client hears (bytes and the close), to compare a server heard
+//!   through the proxy with the same server heard directly.
 //! - [`leak`]: every place indextap's output can be read (admin API, CLI, logs, state file),
 //!   gathered and searched for markers.
 //! - `child` (private): the shared child-process guard (log file, SIGTERM then kill).
@@ -48,6 +50,7 @@ pub mod proxy;
 pub mod secantus;
 pub mod service;
 pub mod tools;
+pub mod transcript;
 
 use std::path::PathBuf;
 

@@ -1,13 +1,15 @@
 //! Malformed PostgreSQL traffic through the real proxy, written byte by byte on a raw socket.
 //!
 //! For each case: the proxy does not panic (`/healthz` answers), counts what it saw in
-//! `/metrics`, and keeps forwarding wherever the protocol allows, so the reply is the
-//! server's own (an ErrorResponse it wrote, or its log line and closed connection), never the
-//! proxy's failure. Other sessions, a psql run after each case and one raw session kept open
-//! across all of them, go on working and being captured.
+//! `/metrics`, and forwards what it cannot read, so the reply is the server's own (an
+//! ErrorResponse it wrote, or its log line and closed connection), never the proxy's. Each
+//! startup case is played twice, straight to the server and through the proxy, and the
+//! client must hear the same bytes and the same close. Other sessions, a psql run after each
+//! case and one raw session kept open across all of them, go on working and being captured.
 //!
 //! ## Layout
-//! - the startup phase: a truncated packet, absurd lengths (an HTTP request among them).
+//! - the startup phase: garbage, absurd lengths, unknown protocols, requests out of turn,
+//!   each compared with the server heard directly; a truncated packet.
 //! - after a valid startup: out-of-range lengths, an unknown type, a malformed body.
 
 mod pg_common;
@@ -15,8 +17,12 @@ mod pg_common;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use pg_common::raw::{kinds, the_error, typed, Raw, PROTOCOL_3};
+use indextap_tests::transcript::{converse, converse_on, Heard, Step};
+use pg_common::raw::{kinds, startup_packet, the_error, typed, Raw, PROTOCOL_3};
 use pg_common::{field, metric_value, wait_for_shapes, PgBehindProxy};
+
+/// How long a connection may stay quiet before it counts as left open.
+const QUIET: Duration = Duration::from_secs(5);
 
 /// A counter of the proxy's listener by `reason` (0 when absent).
 fn reason_count(env: &PgBehindProxy, family: &str, reason: &str) -> f64 {
@@ -92,11 +98,135 @@ impl Steady {
     }
 }
 
+/// A startup-phase case: what the client sends, and the `decode_errors` reason it is counted
+/// under when the proxy forwards it unread (`None`: the proxy reads it).
+struct StartupCase {
+    name: &'static str,
+    steps: Vec<Step>,
+    reason: Option<&'static str>,
+}
+
+/// An 8-byte request with `code` (SSLRequest, GSSENCRequest).
+fn request(code: i32) -> Vec<u8> {
+    let mut bytes = 8i32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&code.to_be_bytes());
+    bytes
+}
+
+const SSL_REQUEST: i32 = 80_877_103;
+
+fn startup_cases() -> Vec<StartupCase> {
+    let ssl = request(SSL_REQUEST);
+    let http = b"GET / HTTP/1.1\r\nHost: db\r\n\r\n".to_vec();
+    let mut old_protocol = startup_packet(&[("user", "postgres")]);
+    old_protocol[4..8].copy_from_slice(&(2i32 << 16).to_be_bytes());
+    let mut bare = 8i32.to_be_bytes().to_vec();
+    bare.extend_from_slice(&PROTOCOL_3.to_be_bytes());
+    // A plausible length, then noise where the protocol version goes.
+    let mut noise = 16i32.to_be_bytes().to_vec();
+    noise.extend_from_slice(b"\x13\x37garbage!\xff\x00");
+    let length = |n: i32| vec![Step::Send(n.to_be_bytes().to_vec())];
+    vec![
+        StartupCase {
+            name: "garbage (an HTTP request)",
+            steps: vec![Step::Send(http.clone())],
+            reason: Some("startup_invalid"),
+        },
+        StartupCase {
+            name: "length 2^31-1",
+            steps: length(i32::MAX),
+            reason: Some("startup_invalid"),
+        },
+        StartupCase {
+            name: "length -1",
+            steps: length(-1),
+            reason: Some("startup_invalid"),
+        },
+        StartupCase {
+            name: "length 4",
+            steps: length(4),
+            reason: Some("startup_invalid"),
+        },
+        StartupCase {
+            name: "garbage after SSLRequest",
+            steps: vec![Step::Send(ssl.clone()), Step::Hear(1), Step::Send(http)],
+            reason: Some("startup_invalid"),
+        },
+        StartupCase {
+            name: "noise with a plausible length",
+            steps: vec![Step::Send(noise)],
+            reason: Some("startup_unsupported"),
+        },
+        StartupCase {
+            name: "protocol 2.0",
+            steps: vec![Step::Send(old_protocol)],
+            reason: Some("startup_unsupported"),
+        },
+        StartupCase {
+            name: "protocol 3.0 without parameters",
+            steps: vec![Step::Send(bare)],
+            reason: Some("startup_unsupported"),
+        },
+        StartupCase {
+            name: "SSLRequest twice",
+            steps: vec![Step::Send(ssl.clone()), Step::Hear(1), Step::Send(ssl)],
+            reason: Some("startup_unexpected_request"),
+        },
+        StartupCase {
+            name: "a StartupMessage for a database that does not exist",
+            steps: vec![Step::Send(startup_packet(&[
+                ("user", "postgres"),
+                ("database", "no_such_db"),
+            ]))],
+            reason: None,
+        },
+    ]
+}
+
 #[test]
-fn malformed_startup_packets_are_refused_and_counted() {
+fn malformed_startup_packets_get_exactly_what_the_server_says() {
     let env = PgBehindProxy::start();
     let mut steady = Steady::open(&env);
     steady.check(&env, "nothing");
+
+    let mut forwarded_unread = 0.0;
+    for case in startup_cases() {
+        let direct = converse(env.server.addr(), &case.steps, QUIET);
+        let proxied = converse(env.listen, &case.steps, QUIET);
+        assert!(
+            direct.ending.is_closed(),
+            "{}: the server itself left the connection open: {direct:?}",
+            case.name
+        );
+        assert_same(case.name, &direct, &proxied);
+        if let Some(reason) = case.reason {
+            forwarded_unread += 1.0;
+            pg_common::wait_for_metric(
+                &env.proxy,
+                "indextap_decode_errors_total",
+                &[("reason", reason)],
+                1.0,
+            );
+        }
+        steady.check(&env, case.name);
+    }
+    assert_eq!(
+        reason_count(
+            &env,
+            "indextap_uninspected_sessions_total",
+            "undecodable_startup"
+        ),
+        forwarded_unread
+    );
+    assert_eq!(
+        reason_count(&env, "indextap_decode_errors_total", "startup_invalid"),
+        5.0
+    );
+    let resident = resident_mib(&env);
+    assert!(
+        resident < 256,
+        "{resident} MiB resident after absurd lengths"
+    );
 
     // A length that promises 40 bytes, 8 of them sent, then the client leaves.
     let mut raw = Raw::connect(env.listen);
@@ -110,34 +240,6 @@ fn malformed_startup_packets_are_refused_and_counted() {
     assert_eq!(
         reason_count(&env, "indextap_decode_errors_total", "startup_truncated"),
         1.0
-    );
-
-    // Lengths no startup packet can have: nothing of that size is read or allocated, and
-    // the client hears why.
-    let http = b"GET / HTTP/1.1\r\nHost: db\r\n\r\n".to_vec();
-    let absurd: [Vec<u8>; 4] = [
-        0x7fff_ffffi32.to_be_bytes().to_vec(),
-        (-1i32).to_be_bytes().to_vec(),
-        4i32.to_be_bytes().to_vec(),
-        http,
-    ];
-    for (case, bytes) in absurd.iter().enumerate() {
-        let mut raw = Raw::connect(env.listen);
-        raw.send(bytes);
-        let replies = raw.until_closed();
-        let (code, message) = the_error(&replies);
-        assert_eq!(code, "08P01", "case {case}: {message}");
-        assert!(message.contains("length"), "case {case}: {message}");
-        steady.check(&env, &format!("absurd startup length {case}"));
-    }
-    assert_eq!(
-        reason_count(&env, "indextap_decode_errors_total", "startup_invalid"),
-        4.0
-    );
-    let resident = resident_mib(&env);
-    assert!(
-        resident < 256,
-        "{resident} MiB resident after absurd lengths"
     );
 
     // A client that connects and leaves without a byte (a TCP probe) is no decode error.
@@ -154,6 +256,19 @@ fn malformed_startup_packets_are_refused_and_counted() {
     );
     steady.check(&env, "a silent client");
     steady.assert_captured(&env);
+}
+
+/// The client heard the same bytes through the proxy as straight from the server, and the
+/// connection ended the same way.
+#[track_caller]
+fn assert_same(name: &str, direct: &Heard, proxied: &Heard) {
+    assert_eq!(
+        String::from_utf8_lossy(&proxied.bytes),
+        String::from_utf8_lossy(&direct.bytes),
+        "{name}: the bytes differ"
+    );
+    assert_eq!(proxied.bytes, direct.bytes, "{name}: the bytes differ");
+    assert_eq!(proxied.ending, direct.ending, "{name}: the close differs");
 }
 
 #[test]
@@ -227,5 +342,33 @@ fn malformed_messages_after_startup_reach_the_server_and_are_counted() {
     );
     steady.runs += 1;
     steady.check(&env, "a malformed Bind");
+
+    // Each case once more, straight to the server and through the proxy: after the startup
+    // (whose BackendKeyData differs per session), the client hears the same bytes and close.
+    let bad_length = |length: i32| {
+        let mut bytes = vec![b'Q'];
+        bytes.extend_from_slice(&length.to_be_bytes());
+        bytes
+    };
+    let unreadable_bind = [
+        typed(b'B', &[0xff, 0xff, 0xff, 0xff]),
+        typed(b'S', &[]),
+        typed(b'X', &[]),
+    ]
+    .concat();
+    let cases = [
+        ("length 2", bad_length(2)),
+        ("length 2^31-16", bad_length(0x7fff_fff0)),
+        ("an unknown type", typed(b'!', &[1, 2, 3, 4])),
+        ("an unreadable Bind", unreadable_bind),
+    ];
+    for (name, bytes) in cases {
+        let steps = [Step::Send(bytes)];
+        let direct = converse_on(Raw::started(env.server.addr()).stream, &steps, QUIET);
+        let proxied = converse_on(Raw::started(env.listen).stream, &steps, QUIET);
+        assert!(direct.ending.is_closed(), "{name}: {direct:?}");
+        assert_same(name, &direct, &proxied);
+    }
+    steady.check(&env, "the cases compared with the server");
     steady.assert_captured(&env);
 }

@@ -21,8 +21,8 @@ const MIN_LENGTH: usize = 4;
 /// The largest length PostgreSQL itself accepts (`PQ_LARGE_MESSAGE_LIMIT` is 1 GiB - 1).
 const MAX_LENGTH: usize = 1 << 30;
 
-/// A whole typed message: the type byte, the length (which counts itself), the body. The
-/// proxy writes one only to refuse a session (`startup::packet::error_response`).
+/// A whole typed message: the type byte, the length (which counts itself), the body. Tests
+/// build their messages with it; the proxy itself never writes one.
 pub fn encode(kind: u8, body: &[u8]) -> Vec<u8> {
     let length = i32::try_from(body.len() + MIN_LENGTH).unwrap_or(i32::MAX);
     let mut bytes = Vec::with_capacity(body.len() + HEADER_LEN);

@@ -6,6 +6,14 @@
 //! streams to the relay. Authentication (SCRAM-SHA-256, md5, trust) then flows through the
 //! relay untouched: the proxy never takes part in it.
 //!
+//! What the proxy cannot read, it does not answer. A packet it gives up on (a length no
+//! packet can have, garbage, an unknown protocol, an encryption request once encryption was
+//! settled) goes to the server unchanged, after the encryption requests the proxy refused
+//! itself, replayed so that the server is where the client thinks it is; the session is then
+//! relayed blind, and counted. The client hears the server's own answer, or its silence. The
+//! only answers the proxy writes itself are its refusals of encryption (`N`, and closing on a
+//! direct TLS ClientHello in `refuse` mode).
+//!
 //! PostgreSQL 17 clients may also open with a TLS ClientHello directly
 //! (`sslnegotiation=direct`). Its first byte (0x16) can never start a startup packet, whose
 //! first byte is the high byte of a length of at most 10 KiB, so one peeked byte tells them
@@ -13,7 +21,7 @@
 //!
 //! ## Layout
 //! - [`packet`]: reading and classifying one untyped packet, with a length cap and timeout.
-//! - [`upstream`]: connecting upstream, plain or with TLS.
+//! - [`upstream`]: connecting upstream, plain or with TLS, or replaying refused requests.
 //! - this file: the negotiation itself, per [`PgTlsMode`].
 
 pub mod packet;
@@ -31,17 +39,13 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 
-use self::packet::{read_packet, reject, Packet, PacketKind};
+use self::packet::{read_packet, Packet, PacketKind};
 use super::tls::{PgTlsMode, PgTlsSettings};
 use crate::error::ProxyError;
 use crate::relay::{BoxStream, ByteStream};
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-
-/// How many SSLRequest/GSSENCRequest rounds may precede the StartupMessage (libpq asks for
-/// GSS encryption, then TLS, then starts).
-const MAX_ROUNDS: usize = 3;
 
 /// Time and size limits of the startup phase.
 #[derive(Debug, Clone, Copy)]
@@ -70,17 +74,32 @@ pub enum Negotiated {
     Relay {
         /// The client side (TCP, or TLS over TCP when terminated).
         client: BoxStream,
-        /// The upstream side, the StartupMessage already sent.
+        /// The upstream side, the StartupMessage (or the bytes the proxy gave up on) sent.
         upstream: BoxStream,
         /// The database named at startup (empty when it could not be seen).
         database: String,
-        /// Whether the relay's copy can be decoded (false when TLS is passed through).
-        inspect: bool,
+        /// Whether the relay's copy can be decoded.
+        inspection: Inspection,
         /// Whether the client side is encrypted (terminated or passed-through TLS).
         encrypted_to_client: bool,
     },
     /// A CancelRequest was forwarded; both connections are closed.
     Cancelled,
+    /// A direct TLS ClientHello in `refuse` mode: closed without a byte, as a server without
+    /// TLS would (it reads the record header as an impossible length).
+    TlsRefused,
+}
+
+/// Whether a relayed session is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inspection {
+    /// The relay's copy is decoded.
+    On,
+    /// TLS end to end, passed through: nothing to decode.
+    TlsPassthrough,
+    /// The proxy could not read the startup phase and forwarded it: the reason label
+    /// (`startup_invalid`, `startup_unsupported`, `startup_unexpected_request`).
+    Undecodable(&'static str),
 }
 
 impl fmt::Debug for Negotiated {
@@ -88,16 +107,17 @@ impl fmt::Debug for Negotiated {
         match self {
             Negotiated::Relay {
                 database,
-                inspect,
+                inspection,
                 encrypted_to_client,
                 ..
             } => f
                 .debug_struct("Relay")
                 .field("database", database)
-                .field("inspect", inspect)
+                .field("inspection", inspection)
                 .field("encrypted_to_client", encrypted_to_client)
                 .finish_non_exhaustive(),
             Negotiated::Cancelled => f.write_str("Cancelled"),
+            Negotiated::TlsRefused => f.write_str("TlsRefused"),
         }
     }
 }
@@ -112,7 +132,8 @@ pub async fn negotiate(
 }
 
 /// Runs the startup phase: answers or forwards SSLRequest/GSSENCRequest, forwards a
-/// CancelRequest, or connects upstream and forwards the StartupMessage.
+/// CancelRequest, or connects upstream and forwards the StartupMessage. Whatever it cannot
+/// read is forwarded too.
 pub async fn negotiate_with(
     mut client: TcpStream,
     upstream: &str,
@@ -123,13 +144,29 @@ pub async fn negotiate_with(
     if first_byte(&client, limits).await? == TLS_HANDSHAKE {
         return direct_tls(client, upstream, tls, limits).await;
     }
-    for _ in 0..MAX_ROUNDS {
+    // The encryption requests answered `N` here, in order: replayed upstream if the proxy
+    // gives up, so that the server sees every byte the client sent. Each kind is answered
+    // once at most, so the third packet ends the loop.
+    let mut refused: Vec<Packet> = Vec::new();
+    loop {
         let packet = read_packet(&mut client, limits).await?;
+        let asked_before = refused.iter().any(|earlier| earlier.kind == packet.kind);
         match packet.kind {
+            // A second request of one kind: the server would take it for a protocol version.
+            PacketKind::SslRequest | PacketKind::GssEncRequest if asked_before => {
+                let to = Upstream::Replaying(&refused);
+                return finish(client, packet, to, upstream, tls, limits, false).await;
+            }
             // The proxy cannot inspect GSSAPI-encrypted traffic, and libpq falls back.
-            PacketKind::GssEncRequest => answer(&mut client, b'N').await?,
+            PacketKind::GssEncRequest => {
+                answer(&mut client, b'N').await?;
+                refused.push(packet);
+            }
             PacketKind::SslRequest => match &tls.mode {
-                PgTlsMode::Refuse => answer(&mut client, b'N').await?,
+                PgTlsMode::Refuse => {
+                    answer(&mut client, b'N').await?;
+                    refused.push(packet);
+                }
                 PgTlsMode::Passthrough => {
                     return passthrough(client, packet, upstream, tls, limits).await
                 }
@@ -138,12 +175,16 @@ pub async fn negotiate_with(
                     return terminate(acceptor, client, upstream, tls, limits).await;
                 }
             },
-            _ => return finish(client, packet, None, upstream, tls, limits, false).await,
+            _ => {
+                let to = Upstream::Replaying(&refused);
+                return finish(client, packet, to, upstream, tls, limits, false).await;
+            }
         }
     }
-    reject(&mut client, "08P01", "too many encryption requests").await;
-    Err(violation("too many encryption requests"))
 }
+
+/// The reason label of an encryption request after encryption was settled.
+const UNEXPECTED_REQUEST: &str = "startup_unexpected_request";
 
 /// Looks at the first byte without consuming it.
 async fn first_byte(client: &TcpStream, limits: &StartupLimits) -> Result<u8, ProxyError> {
@@ -181,7 +222,7 @@ async fn direct_tls(
             Ok(relay_verbatim(client, server, true))
         }
         // The client speaks TLS already: a plaintext ErrorResponse would be noise to it.
-        PgTlsMode::Refuse => Err(violation("direct TLS refused (TLS mode is refuse)")),
+        PgTlsMode::Refuse => Ok(Negotiated::TlsRefused),
     }
 }
 
@@ -199,7 +240,16 @@ async fn terminate(
         Err(_) => return Err(timed_out("TLS handshake")),
     };
     let packet = read_packet(&mut client, limits).await?;
-    finish(client, packet, None, address, tls, limits, true).await
+    finish(
+        client,
+        packet,
+        Upstream::Connect,
+        address,
+        tls,
+        limits,
+        true,
+    )
+    .await
 }
 
 /// Passthrough: the server answers the client's SSLRequest. After `S` the rest is an
@@ -227,73 +277,114 @@ async fn passthrough(
         b'S' => Ok(relay_verbatim(client, server, true)),
         b'N' => {
             let packet = read_packet(&mut client, limits).await?;
-            let server: BoxStream = Box::new(server);
-            finish(client, packet, Some(server), address, tls, limits, false).await
+            let server = Upstream::Connected(Box::new(server));
+            finish(client, packet, server, address, tls, limits, false).await
         }
         // Not a PostgreSQL answer (a pre-7.0 server's ErrorResponse): forward the rest as is.
         _ => Ok(relay_verbatim(client, server, false)),
     }
 }
 
+/// TLS passed through (or a server that answered SSLRequest with neither `S` nor `N`).
 fn relay_verbatim(client: TcpStream, server: TcpStream, encrypted: bool) -> Negotiated {
     Negotiated::Relay {
         client: Box::new(client),
         upstream: Box::new(server),
         database: String::new(),
-        inspect: false,
+        inspection: Inspection::TlsPassthrough,
         encrypted_to_client: encrypted,
     }
 }
 
-/// Handles the packet that ends the startup phase: a StartupMessage or a CancelRequest.
+/// Where the packet that ends the startup phase goes.
+enum Upstream<'a> {
+    /// A connection the server already answered on (passed-through SSLRequest, then `N`).
+    Connected(BoxStream),
+    /// A new connection, per the upstream TLS settings.
+    Connect,
+    /// A new connection; if the proxy gives up, the requests it refused are replayed first.
+    Replaying(&'a [Packet]),
+}
+
+impl Upstream<'_> {
+    /// The connection for a packet the proxy read, or for bytes it gave up on.
+    async fn open(
+        self,
+        address: &str,
+        tls: &PgTlsSettings,
+        limits: &StartupLimits,
+        gave_up: bool,
+    ) -> Result<BoxStream, ProxyError> {
+        match self {
+            Upstream::Connected(server) => Ok(server),
+            Upstream::Replaying(refused) if gave_up && !refused.is_empty() => {
+                upstream::connect_replaying(address, &tls.upstream, limits, refused).await
+            }
+            Upstream::Connect | Upstream::Replaying(_) => {
+                upstream::connect(address, &tls.upstream, limits).await
+            }
+        }
+    }
+}
+
+/// Handles the packet that ends the startup phase: a StartupMessage, a CancelRequest, or
+/// one the proxy gives up on, whose bytes go to the server as they came while the rest of the
+/// session is relayed without inspection.
 async fn finish<S: ByteStream>(
     mut client: S,
     packet: Packet,
-    server: Option<BoxStream>,
+    server: Upstream<'_>,
     address: &str,
     tls: &PgTlsSettings,
     limits: &StartupLimits,
     encrypted_to_client: bool,
 ) -> Result<Negotiated, ProxyError> {
-    let database = match packet.kind {
-        PacketKind::Startup { database } => Some(database),
-        PacketKind::CancelRequest => None,
-        PacketKind::Unsupported(_) => {
-            reject(&mut client, "0A000", "unsupported frontend protocol").await;
-            return Err(violation("unsupported frontend protocol"));
-        }
+    let inspection = match &packet.kind {
+        PacketKind::Startup { .. } | PacketKind::CancelRequest => Inspection::On,
+        // Encryption is settled (or this kind was answered already).
         PacketKind::SslRequest | PacketKind::GssEncRequest => {
-            reject(&mut client, "08P01", "unexpected encryption request").await;
-            return Err(violation("encryption request after encryption was settled"));
+            Inspection::Undecodable(UNEXPECTED_REQUEST)
         }
+        PacketKind::Unsupported(_) => Inspection::Undecodable("startup_unsupported"),
+        PacketKind::BadLength(_) => Inspection::Undecodable("startup_invalid"),
     };
-    let mut server = match server {
-        Some(server) => server,
-        None => upstream::connect(address, &tls.upstream, limits).await?,
-    };
-    let forward = async {
-        server.write_all(&packet.bytes).await?;
-        server.flush().await
-    };
-    match timeout(limits.connect_timeout, forward).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ProxyError::upstream("forwarding the startup packet", e)),
-        Err(_) => return Err(timed_out_upstream("forwarding the startup packet")),
-    }
-    match database {
-        Some(database) => Ok(Negotiated::Relay {
-            client: Box::new(client),
-            upstream: server,
-            database,
-            inspect: true,
-            encrypted_to_client,
-        }),
-        None => {
+    let gave_up = inspection != Inspection::On;
+    let mut server = server.open(address, tls, limits, gave_up).await?;
+    send_packet(&mut server, &packet, limits).await?;
+    match packet.kind {
+        PacketKind::CancelRequest => {
             // The server closes a cancel connection without answering; so do we.
             let _ = timeout(Duration::from_secs(1), server.shutdown()).await;
             let _ = timeout(Duration::from_secs(1), client.shutdown()).await;
             Ok(Negotiated::Cancelled)
         }
+        kind => Ok(Negotiated::Relay {
+            client: Box::new(client),
+            upstream: server,
+            database: match kind {
+                PacketKind::Startup { database } => database,
+                _ => String::new(),
+            },
+            inspection,
+            encrypted_to_client,
+        }),
+    }
+}
+
+/// Writes a startup-phase packet upstream, time-limited.
+async fn send_packet(
+    server: &mut BoxStream,
+    packet: &Packet,
+    limits: &StartupLimits,
+) -> Result<(), ProxyError> {
+    let forward = async {
+        server.write_all(&packet.bytes).await?;
+        server.flush().await
+    };
+    match timeout(limits.connect_timeout, forward).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ProxyError::upstream("forwarding the startup packet", e)),
+        Err(_) => Err(timed_out_upstream("forwarding the startup packet")),
     }
 }
 
@@ -309,13 +400,6 @@ async fn answer(client: &mut TcpStream, byte: u8) -> Result<(), ProxyError> {
         }
         Err(_) => Err(timed_out("answering an encryption request")),
     }
-}
-
-fn violation(what: &'static str) -> ProxyError {
-    ProxyError::downstream(
-        "negotiating the startup phase",
-        io::Error::new(io::ErrorKind::InvalidData, what),
-    )
 }
 
 fn timed_out(context: &'static str) -> ProxyError {

@@ -4,13 +4,17 @@
 //! is a StartupMessage whose code is the protocol version. Only `user` and `database` are
 //! read from a StartupMessage: the other parameters (`options`, `application_name`, ...)
 //! are forwarded untouched and not kept.
+//!
+//! A packet the proxy cannot read (a length no packet can have, an unknown protocol, a body
+//! pgwire refuses) is not an error here: it is classified, and `negotiate` forwards its
+//! bytes to the server, whose own answer is the one the client should get.
 
 use std::io;
 
 use bytes::BytesMut;
 use pgwire::messages::startup::Startup;
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::timeout;
 
 use super::StartupLimits;
@@ -49,15 +53,20 @@ pub enum PacketKind {
         /// The `database` parameter, or the `user` parameter when it is absent.
         database: String,
     },
-    /// A protocol version the proxy does not speak (major version here).
+    /// A protocol version the proxy does not speak (major version here), or a protocol 3
+    /// StartupMessage whose parameters cannot be read.
     Unsupported(u16),
+    /// A length field outside `8..=max_packet` (an HTTP request reads as one): only the four
+    /// length bytes were read, nothing of that size was allocated.
+    BadLength(i32),
 }
 
-/// Reads one startup-phase packet, time-limited. A length outside `8..=max_packet` gets a
-/// FATAL ErrorResponse and closes the session: nothing of that size is ever allocated.
+/// Reads one startup-phase packet, time-limited. A length outside `8..=max_packet` ends the
+/// read after the length field ([`PacketKind::BadLength`]): nothing of that size is ever
+/// allocated, and what follows stays in the socket for the relay to forward.
 pub async fn read_packet<S>(stream: &mut S, limits: &StartupLimits) -> Result<Packet, ProxyError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + Unpin,
 {
     let context = "reading the startup packet";
     let mut length_field = [0u8; 4];
@@ -68,17 +77,10 @@ where
     let length = match usize::try_from(length) {
         Ok(length) if (MIN_PACKET..=limits.max_packet).contains(&length) => length,
         _ => {
-            reject(stream, "08P01", "invalid length of startup packet").await;
-            return Err(ProxyError::downstream(
-                context,
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "startup packet length {length} outside {MIN_PACKET}..={}",
-                        limits.max_packet
-                    ),
-                ),
-            ));
+            return Ok(Packet {
+                bytes: length_field.to_vec(),
+                kind: PacketKind::BadLength(length),
+            })
         }
     };
     let mut bytes = length_field.to_vec();
@@ -132,33 +134,6 @@ fn startup_database(bytes: &[u8]) -> Option<String> {
     let database = startup.parameters.remove("database");
     let user = startup.parameters.remove("user");
     Some(database.or(user).unwrap_or_default())
-}
-
-/// A FATAL ErrorResponse with fixed text (never anything the client sent).
-pub fn error_response(sqlstate: &str, message: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (field, value) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
-        (b'C', sqlstate),
-        (b'M', message),
-    ] {
-        body.push(field);
-        body.extend_from_slice(value.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    crate::postgres::frame::encode(b'E', &body)
-}
-
-/// Tells the client why the session ends, best effort: it may already be gone.
-pub async fn reject<S: AsyncWrite + Unpin>(stream: &mut S, sqlstate: &str, message: &str) {
-    let reply = error_response(sqlstate, message);
-    let _ = timeout(std::time::Duration::from_secs(1), async {
-        stream.write_all(&reply).await?;
-        stream.flush().await
-    })
-    .await;
 }
 
 #[cfg(test)]
@@ -215,14 +190,5 @@ pub(crate) mod tests {
         );
         let startup = startup_bytes(4 << 16, &[("user", "alice")]);
         assert_eq!(classify(&startup), PacketKind::Unsupported(4));
-    }
-
-    #[test]
-    fn error_response_is_a_typed_message() {
-        let reply = error_response("08P01", "bad");
-        assert_eq!(reply[0], b'E');
-        let length = i32::from_be_bytes([reply[1], reply[2], reply[3], reply[4]]);
-        assert_eq!(length as usize, reply.len() - 1);
-        assert!(reply.windows(6).any(|w| w == b"C08P01"));
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! With TLS the proxy speaks as a PostgreSQL client: SSLRequest, a one-byte answer, then the
 //! handshake. A server that answers `N` is an error, never a silent downgrade to plaintext.
+//!
+//! When the proxy gives up on a startup packet after refusing encryption itself,
+//! [`connect_replaying`] first sends the server the refused requests, so that it reads the
+//! unreadable packet in the state the client believes it is in.
 
 use std::io;
 
@@ -9,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::packet::SSL_REQUEST;
+use super::packet::{Packet, SSL_REQUEST};
 use super::StartupLimits;
 use crate::error::ProxyError;
 use crate::postgres::tls::UpstreamTls;
@@ -73,5 +77,45 @@ pub async fn connect(
             context(),
             io::Error::new(io::ErrorKind::TimedOut, "TLS negotiation timed out"),
         )),
+    }
+}
+
+/// A plain connection on which the encryption requests the proxy refused (answered `N`) are
+/// replayed, their answers read and dropped: the client already has its `N`. A server that
+/// answers otherwise (`S`, or `G` for GSSAPI) now expects a handshake the client will never
+/// start, so that connection is dropped and a new one used, as if the server had refused too.
+/// With upstream TLS the proxy negotiated encryption itself: nothing is replayed.
+pub async fn connect_replaying(
+    address: &str,
+    tls: &UpstreamTls,
+    limits: &StartupLimits,
+    refused: &[Packet],
+) -> Result<BoxStream, ProxyError> {
+    if matches!(tls, UpstreamTls::On { .. }) {
+        return connect(address, tls, limits).await;
+    }
+    let mut stream = connect_tcp(address, limits).await?;
+    let replay = async {
+        let mut answers = Vec::with_capacity(refused.len());
+        for request in refused {
+            stream.write_all(&request.bytes).await?;
+            answers.push(stream.read_u8().await?);
+        }
+        io::Result::Ok(answers)
+    };
+    let answers = match timeout(limits.connect_timeout, replay).await {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(e)) => return Err(ProxyError::upstream("replaying refused requests", e)),
+        Err(_) => {
+            return Err(ProxyError::upstream(
+                "replaying refused requests",
+                io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+            ))
+        }
+    };
+    if answers.iter().all(|answer| *answer == b'N') {
+        Ok(Box::new(stream))
+    } else {
+        connect(address, tls, limits).await
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-use super::{negotiate_with, Negotiated, StartupLimits};
+use super::{negotiate_with, Inspection, Negotiated, StartupLimits};
 use crate::error::ProxyError;
 use crate::postgres::tls::PgTlsSettings;
 use crate::relay::BoxStream;
@@ -71,8 +71,14 @@ struct Relay {
     client: BoxStream,
     upstream: BoxStream,
     database: String,
-    inspect: bool,
+    inspection: Inspection,
     encrypted_to_client: bool,
+}
+
+impl Relay {
+    fn inspected(&self) -> bool {
+        self.inspection == Inspection::On
+    }
 }
 
 fn relay(negotiated: Negotiated) -> Relay {
@@ -81,16 +87,16 @@ fn relay(negotiated: Negotiated) -> Relay {
             client,
             upstream,
             database,
-            inspect,
+            inspection,
             encrypted_to_client,
         } => Relay {
             client,
             upstream,
             database,
-            inspect,
+            inspection,
             encrypted_to_client,
         },
-        Negotiated::Cancelled => panic!("expected a relay"),
+        other => panic!("expected a relay, got {other:?}"),
     }
 }
 

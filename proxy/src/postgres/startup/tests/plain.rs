@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::error::Side;
 use crate::postgres::startup::packet::{CANCEL_REQUEST, GSSENC_REQUEST, SSL_REQUEST};
+use crate::postgres::startup::Inspection;
 use crate::postgres::startup::{negotiate_with, Negotiated, StartupLimits};
 use crate::postgres::tls::PgTlsSettings;
 
@@ -26,7 +27,7 @@ async fn plain_startup_is_forwarded_and_inspected() {
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
     let mut relay = relay(task.await.unwrap().unwrap());
     assert_eq!(relay.database, "shop");
-    assert!(relay.inspect);
+    assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
     assert_streams_connected(&mut relay, &mut app, &mut server).await;
 }
@@ -53,7 +54,7 @@ async fn refuse_answers_n_and_stays_plaintext() {
     let (mut server, _) = listener.accept().await.unwrap();
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
     let relay = relay(task.await.unwrap().unwrap());
-    assert!(relay.inspect);
+    assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
 }
 
@@ -80,21 +81,85 @@ async fn gssenc_is_refused_then_startup_follows() {
     assert_eq!(read_n(&mut app, 1).await, b"N");
     app.write_all(&startup(&[("user", "u")])).await.unwrap();
     let _server = listener.accept().await.unwrap();
-    assert!(relay(task.await.unwrap().unwrap()).inspect);
+    assert!(relay(task.await.unwrap().unwrap()).inspected());
+}
+
+/// Reads everything the client end receives until the proxy side closes it.
+async fn nothing_but_the_close(app: &mut tokio::net::TcpStream) {
+    let mut rest = Vec::new();
+    match app.read_to_end(&mut rest).await {
+        Ok(_) => assert!(rest.is_empty(), "the proxy answered {rest:?}"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
 }
 
 #[tokio::test]
-async fn endless_encryption_requests_are_cut_off() {
-    let (_listener, address) = fake_server().await;
+async fn a_repeated_encryption_request_reaches_the_server_after_the_refused_one() {
+    let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    for _ in 0..3 {
-        app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
-        assert_eq!(read_n(&mut app, 1).await, b"N");
-    }
-    let err = task.await.unwrap().unwrap_err();
-    assert_eq!(err.side, Side::Downstream);
-    assert_eq!(read_n(&mut app, 1).await, b"E");
+    app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
+    assert_eq!(read_n(&mut app, 1).await, b"N");
+    app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
+
+    // The server sees the client's bytes in order: the refused request (answered `N`, the
+    // answer dropped since the client has its own), then the repeat.
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut server, 8).await, request(GSSENC_REQUEST));
+    server.write_all(b"N").await.unwrap();
+    assert_eq!(read_n(&mut server, 8).await, request(GSSENC_REQUEST));
+    let mut relay = relay(task.await.unwrap().unwrap());
+    assert_eq!(
+        relay.inspection,
+        Inspection::Undecodable("startup_unexpected_request")
+    );
+    assert_streams_connected(&mut relay, &mut app, &mut server).await;
+}
+
+#[tokio::test]
+async fn garbage_after_a_refused_ssl_request_is_forwarded_after_it() {
+    let (listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    app.write_all(&request(SSL_REQUEST)).await.unwrap();
+    assert_eq!(read_n(&mut app, 1).await, b"N");
+    app.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    server.write_all(b"N").await.unwrap();
+    // The length field the proxy read, then the rest through the relay.
+    assert_eq!(read_n(&mut server, 4).await, b"GET ");
+    let mut relay = relay(task.await.unwrap().unwrap());
+    assert_eq!(relay.inspection, Inspection::Undecodable("startup_invalid"));
+    assert_eq!(read_n(&mut relay.client, 14).await, b"/ HTTP/1.1\r\n\r\n");
+    assert_streams_connected(&mut relay, &mut app, &mut server).await;
+}
+
+#[tokio::test]
+async fn a_server_that_would_not_refuse_gets_the_unread_bytes_on_a_new_connection() {
+    let (listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    app.write_all(&request(SSL_REQUEST)).await.unwrap();
+    assert_eq!(read_n(&mut app, 1).await, b"N");
+    app.write_all(&(-1i32).to_be_bytes()).await.unwrap();
+
+    // This server wants TLS: it now expects a handshake the client will never start.
+    let (mut replayed, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut replayed, 8).await, request(SSL_REQUEST));
+    replayed.write_all(b"S").await.unwrap();
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut server, 4).await, (-1i32).to_be_bytes());
+    let mut relay = relay(task.await.unwrap().unwrap());
+    assert_eq!(relay.inspection, Inspection::Undecodable("startup_invalid"));
+    assert_streams_connected(&mut relay, &mut app, &mut server).await;
+    let mut rest = Vec::new();
+    replayed.read_to_end(&mut rest).await.unwrap();
+    assert!(
+        rest.is_empty(),
+        "the abandoned connection gets nothing more"
+    );
 }
 
 #[tokio::test]
@@ -120,18 +185,24 @@ async fn cancel_request_is_forwarded_verbatim() {
 }
 
 #[tokio::test]
-async fn absurd_startup_lengths_are_refused_before_allocation() {
-    for length in [i32::MIN, -1, 0, 4, 7, 10 * 1024 + 1, 1 << 30] {
-        let (_listener, address) = fake_server().await;
+async fn absurd_startup_lengths_are_forwarded_not_answered() {
+    for length in [i32::MIN, -1, 0, 4, 7, 10 * 1024 + 1, 1 << 30, i32::MAX] {
+        let (listener, address) = fake_server().await;
         let (mut app, proxy_side) = client_pair().await;
         app.write_all(&length.to_be_bytes()).await.unwrap();
         let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-        let err = task.await.unwrap().unwrap_err();
-        assert_eq!(err.side, Side::Downstream, "length {length}");
-        let mut reply = Vec::new();
-        app.read_to_end(&mut reply).await.unwrap();
-        assert_eq!(reply.first(), Some(&b'E'), "length {length}");
-        assert!(reply.windows(6).any(|w| w == b"C08P01"));
+        let (mut server, _) = listener.accept().await.unwrap();
+        assert_eq!(read_n(&mut server, 4).await, length.to_be_bytes());
+        let relay = relay(task.await.unwrap().unwrap());
+        assert_eq!(
+            relay.inspection,
+            Inspection::Undecodable("startup_invalid"),
+            "length {length}"
+        );
+        // The server closes; the relay would pass that on. The proxy itself said nothing.
+        drop(relay);
+        drop(server);
+        nothing_but_the_close(&mut app).await;
     }
 }
 
@@ -183,13 +254,27 @@ async fn a_silent_client_times_out() {
 }
 
 #[tokio::test]
-async fn old_protocols_are_refused() {
-    let mut packet = startup(&[("user", "u")]);
-    packet[4..8].copy_from_slice(&(2i32 << 16).to_be_bytes());
-    let (_, mut app) = downstream_failure(&packet, false).await;
-    let mut reply = Vec::new();
-    app.read_to_end(&mut reply).await.unwrap();
-    assert!(reply.windows(6).any(|w| w == b"C0A000"));
+async fn other_protocols_and_unreadable_parameters_are_left_to_the_server() {
+    let mut old = startup(&[("user", "u")]);
+    old[4..8].copy_from_slice(&(2i32 << 16).to_be_bytes());
+    // Protocol 3 without even the terminating byte of its parameter list.
+    let mut bare = 8i32.to_be_bytes().to_vec();
+    bare.extend_from_slice(&196_608i32.to_be_bytes());
+    for packet in [old, bare] {
+        let (listener, address) = fake_server().await;
+        let (mut app, proxy_side) = client_pair().await;
+        app.write_all(&packet).await.unwrap();
+        let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+        let (mut server, _) = listener.accept().await.unwrap();
+        assert_eq!(read_n(&mut server, packet.len()).await, packet);
+        let mut relay = relay(task.await.unwrap().unwrap());
+        assert_eq!(
+            relay.inspection,
+            Inspection::Undecodable("startup_unsupported")
+        );
+        assert_eq!(relay.database, "");
+        assert_streams_connected(&mut relay, &mut app, &mut server).await;
+    }
 }
 
 #[tokio::test]

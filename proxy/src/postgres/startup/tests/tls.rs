@@ -30,7 +30,32 @@ async fn terminate_reads_the_startup_inside_tls() {
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
     let mut relay = relay(task.await.unwrap().unwrap());
     assert_eq!(relay.database, "secure");
-    assert!(relay.inspect);
+    assert!(relay.inspected());
+    assert!(relay.encrypted_to_client);
+    assert_streams_connected(&mut relay, &mut app, &mut server).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_packet_inside_terminated_tls_is_forwarded() {
+    let cert = cert();
+    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
+    let (listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, tls);
+    app.write_all(&request(SSL_REQUEST)).await.unwrap();
+    assert_eq!(read_n(&mut app, 1).await, b"S");
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut app = trusting(&cert).connect(name, app).await.unwrap();
+    app.write_all(&request(SSL_REQUEST)).await.unwrap();
+    app.flush().await.unwrap();
+
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    let mut relay = relay(task.await.unwrap().unwrap());
+    assert_eq!(
+        relay.inspection,
+        Inspection::Undecodable("startup_unexpected_request")
+    );
     assert!(relay.encrypted_to_client);
     assert_streams_connected(&mut relay, &mut app, &mut server).await;
 }
@@ -86,7 +111,7 @@ async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: 
         tls_server(listener, upstream_cert, packet.len()).await,
         packet
     );
-    assert!(relay(task.await.unwrap().unwrap()).inspect);
+    assert!(relay(task.await.unwrap().unwrap()).inspected());
 }
 
 #[tokio::test]
@@ -155,7 +180,7 @@ async fn passthrough_forwards_the_server_answer_and_stops_inspecting() {
     server.write_all(b"S").await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"S");
     let mut relay = relay(task.await.unwrap().unwrap());
-    assert!(!relay.inspect);
+    assert_eq!(relay.inspection, Inspection::TlsPassthrough);
     assert!(relay.encrypted_to_client);
     assert_eq!(relay.database, "");
     assert_streams_connected(&mut relay, &mut app, &mut server).await;
@@ -177,7 +202,7 @@ async fn passthrough_to_a_server_without_tls_is_inspected() {
     app.write_all(&packet).await.unwrap();
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
     let relay = relay(task.await.unwrap().unwrap());
-    assert!(relay.inspect);
+    assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
     assert_eq!(relay.database, "plain");
 }
@@ -214,7 +239,7 @@ async fn direct_tls_is_terminated() {
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
     let relay = relay(task.await.unwrap().unwrap());
     assert_eq!(relay.database, "direct");
-    assert!(relay.inspect);
+    assert!(relay.inspected());
     assert!(relay.encrypted_to_client);
 }
 
@@ -227,7 +252,7 @@ async fn direct_tls_is_passed_through_verbatim() {
     let task = spawn_negotiate(proxy_side, address, PgTlsSettings::passthrough());
     let (mut server, _) = listener.accept().await.unwrap();
     let mut relay = relay(task.await.unwrap().unwrap());
-    assert!(!relay.inspect);
+    assert_eq!(relay.inspection, Inspection::TlsPassthrough);
     assert!(relay.encrypted_to_client);
     // Nothing was consumed: the relay reads the ClientHello from the client stream.
     assert_eq!(read_n(&mut relay.client, hello.len()).await, hello);
@@ -241,11 +266,11 @@ async fn direct_tls_is_refused_in_refuse_mode() {
     app.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05])
         .await
         .unwrap();
-    let err = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
+    let negotiated = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse())
         .await
         .unwrap()
-        .unwrap_err();
-    assert_eq!(err.side, Side::Downstream);
+        .unwrap();
+    assert!(matches!(negotiated, Negotiated::TlsRefused));
     // Closed without a reply (a reset, since the ClientHello was never read).
     let mut rest = Vec::new();
     match app.read_to_end(&mut rest).await {
