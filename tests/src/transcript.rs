@@ -6,7 +6,7 @@
 //! the comparison is of bytes.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// One step of a conversation.
@@ -16,6 +16,8 @@ pub enum Step {
     Send(Vec<u8>),
     /// Wait until this many more bytes have been heard (a one-byte SSLRequest answer).
     Hear(usize),
+    /// Half-close: nothing more will be sent.
+    Finish,
 }
 
 /// How the connection ended.
@@ -65,6 +67,10 @@ pub fn converse_on(mut stream: TcpStream, steps: &[Step], quiet: Duration) -> He
                 Err(err) => panic!("writing: {err}"),
             },
             Step::Hear(count) => hear(&mut stream, &mut heard, *count, quiet),
+            Step::Finish => stream
+                .shutdown(Shutdown::Write)
+                .err()
+                .map(|_| Ending::Reset),
         };
         if let Some(ending) = ended {
             return Heard {

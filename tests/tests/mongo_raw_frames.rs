@@ -3,8 +3,9 @@
 //! [`CompressingFront`], since SecantusDB has no compression), and malformed input.
 //!
 //! Malformed input must never stop the proxy or change what reaches the server: each case
-//! runs on its own connection, is counted in `indextap_decode_errors_total`, and its bytes
-//! are seen by a test recorder in front of SecantusDB exactly as they were sent.
+//! runs on its own connection, is counted in `indextap_decode_errors_total`, its bytes are
+//! seen by a test recorder in front of SecantusDB exactly as they were sent, and the client
+//! hears what it hears from SecantusDB directly (replies and close).
 //!
 //! ## Layout
 //! - `wire`: the frame builder (header, OP_MSG, OP_QUERY, OP_COMPRESSED) and reader.
@@ -12,12 +13,13 @@
 
 mod mongo_common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
 use indextap_tests::compressing_front::{self, Compressor};
+use indextap_tests::transcript::{converse, Heard, Step};
 use indextap_tests::{CompressingFront, SecantusDb, SecantusOptions};
 
 use mongo_common::{
@@ -121,13 +123,6 @@ mod wire {
             self.stream.write_all(bytes).expect("write to the proxy");
         }
 
-        /// No more requests: the proxy should pass the end of stream on.
-        pub(crate) fn finish_sending(&mut self) {
-            self.stream
-                .shutdown(Shutdown::Write)
-                .expect("half-close toward the proxy");
-        }
-
         /// The next whole message, or why there is none (a timeout, an early end of stream).
         pub(crate) fn read_frame(&mut self) -> std::io::Result<Vec<u8>> {
             let mut length = [0u8; 4];
@@ -158,16 +153,6 @@ mod wire {
                 "responseTo names the request"
             );
             reply
-        }
-
-        /// Reads until the connection ends; panics if it stays open. Returns what came.
-        pub(crate) fn read_until_closed(&mut self) -> Vec<u8> {
-            let mut rest = Vec::new();
-            match self.stream.read_to_end(&mut rest) {
-                Ok(_) => rest,
-                Err(err) if err.kind() == ErrorKind::ConnectionReset => rest,
-                Err(err) => panic!("the connection stayed open or failed oddly: {err}"),
-            }
         }
     }
 }
@@ -348,6 +333,8 @@ struct Malformed<'a> {
     bytes: Vec<u8>,
     /// The `reason` label it is counted under.
     reason: &'a str,
+    /// Half-close after sending (the server then ends the connection once it has answered).
+    finish: bool,
 }
 
 fn decode_errors(proxy: &MongoProxy, reason: &str) -> f64 {
@@ -370,6 +357,51 @@ fn reached_upstream_unchanged(recorder: &TestRecorder, name: &str, bytes: &[u8])
                 .any(|r| r.to_upstream == bytes && r.client_done)
         },
     );
+}
+
+/// What a client heard, with each reply's `requestID` zeroed: the server numbers its replies
+/// per process, so that field differs between any two connections, direct or not.
+fn without_request_ids(mut heard: Heard) -> Heard {
+    let mut at = 0;
+    while let Some(length) = heard.bytes.get(at..at + 4) {
+        let length = usize::try_from(frame_i32(length, 0)).unwrap_or(0);
+        if length < 16 || at + length > heard.bytes.len() {
+            break;
+        }
+        heard.bytes[at + 4..at + 8].fill(0);
+        at += length;
+    }
+    heard
+}
+
+/// The same bytes straight to SecantusDB and through the proxy: the client must hear the
+/// same replies, then the end of the connection.
+fn heard_as_direct(server: SocketAddr, proxy: SocketAddr, case: &Malformed<'_>) -> Heard {
+    let mut steps = vec![Step::Send(case.bytes.clone())];
+    if case.finish {
+        steps.push(Step::Finish);
+    }
+    let quiet = Duration::from_secs(5);
+    let direct = without_request_ids(converse(server, &steps, quiet));
+    let proxied = without_request_ids(converse(proxy, &steps, quiet));
+    assert!(
+        direct.ending.is_closed(),
+        "{}: SecantusDB left it open: {direct:?}",
+        case.name
+    );
+    assert_eq!(
+        proxied.bytes, direct.bytes,
+        "{}: through the proxy vs direct",
+        case.name
+    );
+    // SecantusDB resets a connection it leaves with bytes unread; the proxy read them all, so
+    // its close is orderly. Either way the client's session is over.
+    assert!(
+        proxied.ending.is_closed(),
+        "{}: the proxy left it open: {proxied:?}",
+        case.name
+    );
+    proxied
 }
 
 #[test]
@@ -404,47 +436,81 @@ fn malformed_input_is_counted_and_forwarded_and_never_stops_the_proxy() {
     let zlib_body = Compressor::Zlib
         .compress(valid.get(16..).expect("body"))
         .expect("zlib");
+    // Garbage BSON in a well-framed OP_MSG: a 20-byte document whose one string claims
+    // 2^31-1 bytes. SecantusDB answers with an error and keeps the connection, so the valid
+    // ping after it must get its reply.
+    let mut garbage = 0u32.to_le_bytes().to_vec();
+    garbage.push(0);
+    garbage.extend_from_slice(&20i32.to_le_bytes());
+    garbage.extend_from_slice(b"\x02ab\x00\xff\xff\xff\x7fgarbage\x00");
+    let garbage = wire::frame(11, 0, OP_MSG, &garbage);
     let cases = [
         Malformed {
             name: "messageLength 3",
             bytes: [&3i32.to_le_bytes()[..], &valid[4..]].concat(),
             reason: "bad_length",
+            finish: false,
         },
         Malformed {
             name: "messageLength 2^31-1",
             bytes: [&i32::MAX.to_le_bytes()[..], &valid[4..]].concat(),
             reason: "bad_length",
+            finish: false,
         },
         Malformed {
             name: "an unknown opCode",
             bytes: wire::frame(8, 0, 4242, &valid[16..]),
             reason: "unknown_opcode",
+            finish: false,
         },
         Malformed {
             name: "OP_COMPRESSED claiming 2^31-1 uncompressed bytes",
             bytes: wire::op_compressed(9, OP_MSG, i32::MAX, Compressor::Zlib.id(), &zlib_body),
             reason: "bad_compressed_size",
+            finish: false,
+        },
+        Malformed {
+            name: "an OP_MSG section of kind 7",
+            bytes: {
+                let mut bad = valid.clone();
+                bad[20] = 7;
+                bad
+            },
+            reason: "bad_section",
+            finish: true,
+        },
+        Malformed {
+            name: "a truncated frame, then the end of the stream",
+            bytes: valid.get(..20).expect("a prefix").to_vec(),
+            reason: "truncated",
+            finish: true,
+        },
+        Malformed {
+            name: "garbage BSON, then a valid ping",
+            bytes: [garbage, ping(12)].concat(),
+            reason: "bad_bson",
+            finish: true,
         },
     ];
-    // SecantusDB closes the connection on each of these: the proxy must forward the bytes
-    // as they are, pass the close back, and count the error.
+    // The proxy must forward the bytes as they are, pass the server's answer and its close
+    // back, and count the error.
     for case in &cases {
         let counted = decode_errors(&proxy, case.reason);
-        let mut connection = Connection::open(proxy.listen);
-        connection.send(&case.bytes);
-        let answer = connection.read_until_closed();
-        if let Some(reply) = split_frames(&answer)
-            .first()
-            .and_then(|f| reply_document(f))
-        {
-            assert_ne!(
-                reply.get_f64("ok").ok(),
-                Some(1.0),
-                "{}: nothing can succeed",
+        let heard = heard_as_direct(server.addr(), proxy.listen, case);
+        let replies: Vec<Document> = split_frames(&heard.bytes)
+            .into_iter()
+            .filter_map(reply_document)
+            .collect();
+        if case.reason == "bad_bson" {
+            let oks: Vec<_> = replies.iter().map(|r| r.get_f64("ok").ok()).collect();
+            assert_eq!(oks, [Some(0.0), Some(1.0)], "{}: {replies:?}", case.name);
+        } else {
+            assert!(
+                replies.iter().all(|r| r.get_f64("ok").ok() != Some(1.0)),
+                "{}: nothing can succeed: {replies:?}",
                 case.name
             );
         }
-        drop(connection);
         reached_upstream_unchanged(&recorder, case.name, &case.bytes);
         wait_for_metric(
             &proxy.process,
@@ -454,52 +520,6 @@ fn malformed_input_is_counted_and_forwarded_and_never_stops_the_proxy() {
         );
         proxy.assert_alive();
     }
-
-    // A frame cut short, then the end of the stream.
-    let counted = decode_errors(&proxy, "truncated");
-    let truncated = valid.get(..20).expect("a prefix").to_vec();
-    let mut connection = Connection::open(proxy.listen);
-    connection.send(&truncated);
-    connection.finish_sending();
-    connection.read_until_closed();
-    drop(connection);
-    reached_upstream_unchanged(&recorder, "a truncated frame", &truncated);
-    proxy.assert_alive();
-    wait_for_metric(
-        &proxy.process,
-        "indextap_decode_errors_total",
-        &[("reason", "truncated")],
-        counted + 1.0,
-    );
-
-    // Garbage BSON in a well-framed OP_MSG: SecantusDB answers with an error and keeps the
-    // connection, so the next valid request on it must get its reply.
-    let counted = decode_errors(&proxy, "bad_bson");
-    let mut garbage = 0u32.to_le_bytes().to_vec();
-    garbage.push(0);
-    // A 20-byte document whose one string claims 2^31-1 bytes.
-    garbage.extend_from_slice(&20i32.to_le_bytes());
-    garbage.extend_from_slice(b"\x02ab\x00\xff\xff\xff\x7fgarbage\x00");
-    let garbage = wire::frame(11, 0, OP_MSG, &garbage);
-    let mut connection = Connection::open(proxy.listen);
-    let refused = document(&connection.round_trip(&garbage));
-    assert_eq!(refused.get_f64("ok").ok(), Some(0.0), "{refused}");
-    let after = document(&connection.round_trip(&ping(12)));
-    assert_eq!(after.get_f64("ok").ok(), Some(1.0), "{after}");
-    connection.finish_sending();
-    connection.read_until_closed();
-    reached_upstream_unchanged(
-        &recorder,
-        "garbage BSON, then a valid ping",
-        &[garbage, ping(12)].concat(),
-    );
-    wait_for_metric(
-        &proxy.process,
-        "indextap_decode_errors_total",
-        &[("reason", "bad_bson")],
-        counted + 1.0,
-    );
-    proxy.assert_alive();
 
     // After all of it: the driver's connection, and a new raw one, still work and are seen.
     let after = runtime.block_on(async {
