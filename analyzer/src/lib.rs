@@ -15,6 +15,7 @@
 //! - [`advise`]: aggregate → index candidates (ESR) → consolidation → existing → verify → rank,
 //!   asking the engine's rules ([`advise::EngineRules`]) wherever MongoDB and PostgreSQL differ.
 //! - [`export`]: one recommendation, many renderings (JSON, mongosh, SQL, ORM migrations, Markdown).
+//! - [`fuzzing`]: the entry points of the fuzz targets that lower commands (`fuzz/`).
 //!
 //! Besides the stages, `spelling` makes the enums that pass between them (operators,
 //! commands, rejection reasons, evidence kinds) serialise as the strings they replaced.
@@ -25,6 +26,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod command;
 pub mod export;
+pub mod fuzzing;
 pub mod shape;
 pub mod snapshot;
 mod spelling;

@@ -9,6 +9,8 @@
 //! - [`Framer`]: an engine's header rule (MongoDB MsgHeader, PostgreSQL type byte + length).
 //! - [`Splitter`]: the state machine over chunks, yielding [`Piece`]s.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use crate::tap::DecodeError;
 
 /// An engine's framing rule.
@@ -117,12 +119,12 @@ impl<F: Framer> Splitter<F> {
     /// The fast path: frames that start at the head of `data`, sliced without copying.
     fn frame_in_place(&mut self, data: &mut Bytes, out: &mut Vec<Piece>) {
         let header_len = self.framer.header_len();
-        if data.len() < header_len {
+        let Some(header) = data.get(..header_len) else {
             self.partial.extend_from_slice(data);
             data.clear();
             return;
-        }
-        match self.framer.frame_len(&data[..header_len]) {
+        };
+        match self.framer.frame_len(header) {
             Err(error) => self.break_with(error, Bytes::new(), data, out),
             Ok(len) if len > self.max_frame => {
                 let header = data.slice(..header_len);
@@ -145,11 +147,12 @@ impl<F: Framer> Splitter<F> {
         if self.partial.len() < header_len {
             let take = (header_len - self.partial.len()).min(data.len());
             self.partial.extend_from_slice(&data.split_to(take));
-            if self.partial.len() < header_len {
-                return;
-            }
         }
-        let len = match self.framer.frame_len(&self.partial[..header_len]) {
+        // Still short of a header: wait for the next chunk.
+        let Some(header) = self.partial.get(..header_len) else {
+            return;
+        };
+        let len = match self.framer.frame_len(header) {
             Ok(len) => len,
             Err(error) => {
                 let held = self.partial.split().freeze();
@@ -234,6 +237,7 @@ impl<F: Framer> Splitter<F> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub(crate) mod tests {
     use super::*;
 

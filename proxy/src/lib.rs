@@ -18,6 +18,7 @@
 //! - [`tls`]: rustls material both engines share (the proxy's certificate, upstream TLS).
 //! - [`server`]: listeners, accept loops, lifecycle (drain on SIGTERM).
 //! - [`error`]: errors that say which side they came from.
+//! - [`fuzzing`]: the entry points of the fuzz targets that decode wire traffic (`fuzz/`).
 // Lints: `[workspace.lints]` in the root Cargo.toml; the wire decoders add their own.
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod framing;
+pub mod fuzzing;
 pub mod mongo;
 pub mod pipeline;
 pub mod postgres;

@@ -8,8 +8,10 @@
 //! - [`sql`]: expected SQL shapes, in the canonical JSON of [`crate::shape::Shape`].
 //! - [`statements`]: SQL statements with the shapes they lower to, shared with the
 //!   end-to-end test that sends them to a real server.
+//! - [`seeds`]: the fuzz targets' seed corpora, run (and written) from the tests' fixtures.
 
 pub mod mongo;
+pub mod seeds;
 pub mod sql;
 pub mod statements;
 

@@ -1,31 +1,24 @@
-//! Damaged input never panics: random byte flips, truncations and noise over valid frames of
-//! every opcode, fed to the session and to `rewrite_topology`.
+//! Damaged input never panics: byte flips, truncations and noise over valid frames of every
+//! opcode, fed to the session and to `rewrite_topology` (proptest, so a failure shrinks to
+//! the smallest damage that shows it). The valid frames also seed the `mongo_wire` fuzz
+//! target.
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use bson::rawdoc;
 use bytes::Bytes;
+use indextap_analyzer::testing::seeds;
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 use super::op_msg::MsgFlags;
 use super::testing::{compress, frame, msg_body, op_msg, query_body, reply_body, Section};
 use super::{rewrite_topology, MongoSession};
+use crate::fuzzing::stream_input;
 use crate::tap::{CollectedEvents, Direction, Inspector, TapFrame};
 
-/// A small deterministic generator, so failures reproduce.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n.max(1) as u64).unwrap()
-    }
-}
+static VALID_FRAMES: LazyLock<Vec<Vec<u8>>> = LazyLock::new(valid_frames);
 
 fn valid_frames() -> Vec<Vec<u8>> {
     let mut frames = vec![
@@ -80,29 +73,52 @@ fn valid_frames() -> Vec<Vec<u8>> {
     frames
 }
 
-#[test]
-fn random_damage_never_panics() {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-    let frames = valid_frames();
-    for round in 0..4000 {
-        let mut bytes = frames[round % frames.len()].clone();
-        match rng.below(4) {
-            0 => bytes.truncate(rng.below(bytes.len())),
-            1 => {
-                for _ in 0..=rng.below(4) {
-                    let at = rng.below(bytes.len());
-                    bytes[at] = rng.next() as u8;
-                }
-            }
-            2 => {
-                // Damage the body but keep the length honest, to get past framing.
-                let at = 16 + rng.below(bytes.len() - 16);
-                bytes[at] = rng.next() as u8;
-            }
-            _ => {
-                bytes = (0..rng.below(128)).map(|_| rng.next() as u8).collect();
+/// What can happen to a frame on its way to the decoder.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Cut short.
+    Truncate(Index),
+    /// A few bytes anywhere overwritten, header included.
+    Overwrite(Vec<(Index, u8)>),
+    /// One body byte overwritten, the length left honest, to get past framing.
+    BodyByte(Index, u8),
+    /// Not a frame at all.
+    Noise(Vec<u8>),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        any::<Index>().prop_map(Damage::Truncate),
+        prop::collection::vec((any::<Index>(), any::<u8>()), 1..=4).prop_map(Damage::Overwrite),
+        (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Damage::BodyByte(at, byte)),
+        prop::collection::vec(any::<u8>(), 0..128).prop_map(Damage::Noise),
+    ]
+}
+
+fn damaged(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+    match damage {
+        Damage::Truncate(at) => bytes.truncate(at.index(bytes.len().max(1))),
+        Damage::Overwrite(writes) => {
+            for (at, byte) in writes {
+                let at = at.index(bytes.len());
+                bytes[at] = *byte;
             }
         }
+        Damage::BodyByte(at, byte) => {
+            let at = 16 + at.index(bytes.len() - 16);
+            bytes[at] = *byte;
+        }
+        Damage::Noise(noise) => bytes.clone_from(noise),
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn damaged_frames_never_panic(which in any::<Index>(), damage in damage()) {
+        let bytes = damaged(which.get(&VALID_FRAMES).clone(), &damage);
         for direction in [Direction::Request, Direction::Reply] {
             let mut session = MongoSession::with_pending_cap(8);
             let mut events = CollectedEvents::default();
@@ -121,7 +137,7 @@ fn random_damage_never_panics() {
 
 #[test]
 fn every_truncation_of_every_valid_frame_is_an_error() {
-    for bytes in valid_frames() {
+    for bytes in VALID_FRAMES.iter() {
         for cut in 0..bytes.len() {
             let mut session = MongoSession::new();
             let mut events = CollectedEvents::default();
@@ -136,4 +152,28 @@ fn every_truncation_of_every_valid_frame_is_an_error() {
             assert!(result.is_err(), "cut at {cut} of {}", bytes.len());
         }
     }
+}
+
+/// Each valid frame as a request and as a reply, and the find with its reply as one
+/// connection.
+#[test]
+fn the_valid_frames_seed_the_wire_fuzz_target() {
+    let mut seeds = Vec::new();
+    for bytes in VALID_FRAMES.iter() {
+        for direction in [Direction::Request, Direction::Reply] {
+            seeds.push(stream_input(&[(direction, bytes)]));
+        }
+    }
+    let reply = op_msg(
+        6,
+        1,
+        0,
+        rawdoc! {"cursor": {"firstBatch": [{"a": 1}], "id": 0_i64, "ns": "d.c"}, "ok": 1},
+    );
+    seeds.push(stream_input(&[
+        (Direction::Request, &VALID_FRAMES[0]),
+        (Direction::Reply, &reply),
+    ]));
+    let files = seeds::exercise("mongo_wire", &seeds, crate::fuzzing::mongo_wire);
+    assert!(files >= seeds.len());
 }

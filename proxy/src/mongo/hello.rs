@@ -226,4 +226,5 @@ fn rewrite_document(doc: &RawDocument, advertise: &str) -> Option<RawDocumentBuf
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests;

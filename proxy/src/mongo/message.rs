@@ -82,6 +82,7 @@ pub fn decode_body(op_code: OpCode, body: &[u8]) -> Result<Message<'_>, DecodeEr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use bson::rawdoc;
 

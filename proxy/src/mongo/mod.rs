@@ -28,6 +28,8 @@
 //!
 //! [`Observation`]: indextap_analyzer::command::Observation
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod frame;
 pub mod hello;
 pub mod message;
@@ -43,8 +45,10 @@ mod pending;
 mod reader;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod fuzz_tests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod testing;
 
 pub use frame::MongoFramer;

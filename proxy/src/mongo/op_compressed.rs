@@ -155,6 +155,7 @@ fn wrong_size(claimed: usize, actual: usize) -> DecodeError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::mongo::testing::{compress, compressed_frame, frame};

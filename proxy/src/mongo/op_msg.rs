@@ -234,6 +234,7 @@ fn inline_inserts(body: &RawDocument) -> Option<(RawDocumentBuf, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use bson::rawdoc;
 

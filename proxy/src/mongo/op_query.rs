@@ -170,6 +170,7 @@ fn unwrap_query(query: &RawDocument) -> Option<(&RawDocument, &RawDocument)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use bson::{rawdoc, Document};
 

@@ -94,6 +94,7 @@ impl<'a> OpReply<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use bson::rawdoc;
 

@@ -134,6 +134,7 @@ fn number(value: RawBsonRef<'_>) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use bson::rawdoc;
 

@@ -164,6 +164,7 @@ pub(crate) fn validate_top_level(doc: &RawDocument, what: &str) -> Result<(), De
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

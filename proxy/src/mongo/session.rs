@@ -266,4 +266,5 @@ fn collection_of(body: &RawDocument) -> Option<&str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests;

@@ -186,6 +186,7 @@ fn is_sqlstate(code: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::postgres::frame::encode as frame;

@@ -19,6 +19,8 @@
 //! - [`tag`]: row counts from CommandComplete tags.
 //! - [`session`]: [`PgSession`], statements, portals, pipelining, the reply queue.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod backend;
 mod decoded;
 pub mod frame;

@@ -132,6 +132,7 @@ pub fn acceptor_from_pem_files(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -29,6 +29,7 @@ pub mod pending;
 mod replies;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests;
 
 use std::sync::Arc;

@@ -28,6 +28,7 @@ pub mod packet;
 pub mod upstream;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests;
 
 use std::fmt;

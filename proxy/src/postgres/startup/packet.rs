@@ -137,6 +137,7 @@ fn startup_database(bytes: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub(crate) mod tests {
     use super::*;
 
@@ -190,5 +191,38 @@ pub(crate) mod tests {
         );
         let startup = startup_bytes(4 << 16, &[("user", "alice")]);
         assert_eq!(classify(&startup), PacketKind::Unsupported(4));
+    }
+
+    /// What libpq and the other tests send first, as the startup fuzz target reads it.
+    #[test]
+    fn startup_sequences_seed_the_startup_fuzz_target() {
+        let request = |code: i32| [8i32.to_be_bytes(), code.to_be_bytes()].concat();
+        let startup = startup_bytes(
+            196_608,
+            &[("user", "u"), ("database", "d"), ("application_name", "a")],
+        );
+        let mut cancel = 16i32.to_be_bytes().to_vec();
+        cancel.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
+        cancel.extend_from_slice(&[0, 0, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef]);
+        let seeds = vec![
+            startup.clone(),
+            [request(SSL_REQUEST), startup.clone()].concat(),
+            [
+                request(GSSENC_REQUEST),
+                request(SSL_REQUEST),
+                startup.clone(),
+            ]
+            .concat(),
+            startup_bytes(196_610, &[("user", "u")]),
+            startup_bytes(2 << 16, &[("user", "u")]),
+            cancel,
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        ];
+        let files = indextap_analyzer::testing::seeds::exercise(
+            "pg_startup",
+            &seeds,
+            crate::fuzzing::pg_startup,
+        );
+        assert!(files >= seeds.len());
     }
 }

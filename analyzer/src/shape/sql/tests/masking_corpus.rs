@@ -315,3 +315,16 @@ fn a_masked_hit_lowers_exactly_like_a_fresh_lowering() {
     assert!(compared > 1000, "{compared} comparisons");
     assert!(masked_hits > 300, "{masked_hits} masked hits of {compared}");
 }
+
+#[test]
+fn the_corpus_seeds_the_sql_fuzz_target() {
+    let seeds: Vec<Vec<u8>> = SOURCES
+        .iter()
+        .flat_map(|source| sql_literals(source))
+        .chain(EDGES.iter().map(|text| (*text).to_owned()))
+        .map(String::into_bytes)
+        .collect();
+    let files =
+        crate::testing::seeds::exercise("sql_lowering", &seeds, crate::fuzzing::sql_lowering);
+    assert!(files > 100, "only {files} committed seeds");
+}

@@ -1,6 +1,11 @@
 //! Unknown and malformed messages, lost frames, overflow, random bytes.
 
+use indextap_analyzer::testing::seeds;
+use proptest::prelude::*;
+use proptest::sample::Index;
+
 use super::*;
+use crate::fuzzing::stream_input;
 
 #[test]
 fn unknown_types_are_counted_and_skipped() {
@@ -96,35 +101,40 @@ fn an_overflowing_pipeline_is_dropped_not_misattributed() {
     assert_eq!(h.texts(), ["SELECT 1"]);
 }
 
-#[test]
-fn random_bytes_never_panic() {
-    // A small deterministic generator: the test must not depend on a seed source.
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let kinds = b"QPBDECSHXdcfFpRSKv123sCIZENAtTDnGHWV?";
-    for round in 0..20_000 {
+/// One message as the proptest makes it: a type the protocol has (or not), a short body
+/// rich in zero bytes (terminators, counts), sometimes cut short, in either direction.
+fn any_message() -> impl Strategy<Value = (Direction, Vec<u8>)> {
+    let kinds = b"QPBDECSHXdcfFpRSKv123sCIZENAtTDnGHWV?".to_vec();
+    let byte = prop_oneof![Just(0u8), any::<u8>()];
+    (
+        prop::sample::select(kinds),
+        prop::collection::vec(byte, 0..40),
+        proptest::option::of(any::<Index>()),
+        any::<bool>(),
+    )
+        .prop_map(|(kind, body, cut, reply)| {
+            let mut bytes = message(kind, &body);
+            if let Some(cut) = cut {
+                // Frames whose length field lies, as an over-cap head does.
+                bytes.truncate(cut.index(bytes.len()).max(1));
+            }
+            let direction = if reply {
+                Direction::Reply
+            } else {
+                Direction::Request
+            };
+            (direction, bytes)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn random_messages_never_panic(messages in prop::collection::vec(any_message(), 1..=8)) {
         let mut session = PgSession::new("db".into());
         let mut events = CollectedEvents::default();
-        for _ in 0..8 {
-            let kind = kinds[(next() % kinds.len() as u64) as usize];
-            let len = (next() % 40) as usize;
-            let body: Vec<u8> = (0..len).map(|_| (next() % 7) as u8 * 40).collect();
-            let mut bytes = message(kind, &body);
-            if round % 3 == 0 {
-                // Also try frames whose length field lies.
-                let cut = (next() as usize) % bytes.len();
-                bytes.truncate(cut.max(1));
-            }
-            let direction = if next() % 2 == 0 {
-                Direction::Request
-            } else {
-                Direction::Reply
-            };
+        for (direction, bytes) in messages {
             let _ = session.inspect(
                 TapFrame {
                     direction,
@@ -135,6 +145,75 @@ fn random_bytes_never_panic() {
             );
         }
     }
+}
+
+/// Whole exchanges of the other session tests, as connections for the fuzz target.
+#[test]
+fn exchanges_seed_the_messages_fuzz_target() {
+    use Direction::{Reply, Request};
+    let exchanges: Vec<Vec<(Direction, Vec<u8>)>> = vec![
+        vec![
+            (Reply, message(b'R', &0i32.to_be_bytes())),
+            (Reply, message(b'S', b"server_version\x0015.0\0")),
+            (Reply, message(b'K', &[0, 0, 0, 1, 0, 0, 0, 2])),
+            (Reply, ready(b'I')),
+            (
+                Request,
+                query("SELECT a FROM t WHERE b = 1 ORDER BY c LIMIT 5"),
+            ),
+            (Reply, data_row("1")),
+            (Reply, command_complete("SELECT 1")),
+            (Reply, ready(b'I')),
+        ],
+        vec![
+            (
+                Request,
+                parse("s1", "SELECT * FROM t WHERE a = $1 AND b > $2"),
+            ),
+            (Request, bind("", "s1", &[Some("x"), None])),
+            (Request, describe_portal("")),
+            (Request, execute("", 0)),
+            (Request, sync()),
+            (Reply, message(b'1', b"")),
+            (Reply, message(b'2', b"")),
+            (Reply, message(b'n', b"")),
+            (Reply, data_row("x")),
+            (Reply, command_complete("SELECT 1")),
+            (Reply, ready(b'I')),
+            (Request, close(b'S', "s1")),
+            (Request, flush()),
+            (Reply, message(b'3', b"")),
+        ],
+        vec![
+            (
+                Request,
+                query("UPDATE t SET a = 1 WHERE b = 2; DELETE FROM u WHERE c = 3"),
+            ),
+            (Reply, command_complete("UPDATE 4")),
+            (Reply, error("23505", "duplicate key")),
+            (Reply, ready(b'E')),
+        ],
+        vec![
+            (Request, query("COPY t (a, b) FROM STDIN")),
+            (Reply, message(b'G', b"\0\0\x02\0\0\0\0")),
+            (Request, message(b'd', b"1\tx\n")),
+            (Request, message(b'c', b"")),
+            (Reply, command_complete("COPY 1")),
+            (Reply, ready(b'I')),
+        ],
+    ];
+    let seeds: Vec<Vec<u8>> = exchanges
+        .iter()
+        .map(|exchange| {
+            let frames: Vec<(Direction, &[u8])> = exchange
+                .iter()
+                .map(|(direction, bytes)| (*direction, bytes.as_slice()))
+                .collect();
+            stream_input(&frames)
+        })
+        .collect();
+    let files = seeds::exercise("pg_messages", &seeds, crate::fuzzing::pg_messages);
+    assert!(files >= seeds.len());
 }
 
 #[test]

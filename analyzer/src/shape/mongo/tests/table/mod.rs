@@ -68,6 +68,21 @@ fn every_case_lowers_to_its_exact_canonical_shapes() {
 }
 
 #[test]
+fn the_cases_seed_the_mongo_fuzz_target() {
+    let seeds: Vec<Vec<u8>> = filters::cases()
+        .into_iter()
+        .chain(commands::cases())
+        .map(|case| case.command.body.into_bytes())
+        .collect();
+    let files = crate::testing::seeds::exercise(
+        "mongo_command_lowering",
+        &seeds,
+        crate::fuzzing::mongo_command_lowering,
+    );
+    assert!(files >= 25, "only {files} committed seeds");
+}
+
+#[test]
 fn canonical_text_is_the_documented_json() {
     let lowering = lower(&command(
         rawdoc! { "find": "orders", "filter": { "status": "A" } },
