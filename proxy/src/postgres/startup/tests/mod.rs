@@ -67,6 +67,27 @@ fn spawn_negotiate(
     tokio::spawn(async move { negotiate_with(proxy_side, &upstream, &tls, &limits()).await })
 }
 
+/// A session being negotiated: the fake server's listener, the client's end, the task.
+struct Opened {
+    listener: TcpListener,
+    app: TcpStream,
+    task: JoinHandle<Result<Negotiated, ProxyError>>,
+}
+
+/// Negotiates in `refuse` mode after the client sent a `code` request and heard `N`.
+async fn refused(code: i32) -> Opened {
+    let (listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    app.write_all(&request(code)).await.unwrap();
+    assert_eq!(read_n(&mut app, 1).await, b"N");
+    Opened {
+        listener,
+        app,
+        task,
+    }
+}
+
 struct Relay {
     client: BoxStream,
     upstream: BoxStream,

@@ -44,11 +44,11 @@ async fn database_defaults_to_user() {
 
 #[tokio::test]
 async fn refuse_answers_n_and_stays_plaintext() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    app.write_all(&request(SSL_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"N");
+    let Opened {
+        listener,
+        mut app,
+        task,
+    } = refused(SSL_REQUEST).await;
     let packet = startup(&[("user", "u"), ("database", "d")]);
     app.write_all(&packet).await.unwrap();
     let (mut server, _) = listener.accept().await.unwrap();
@@ -72,11 +72,11 @@ async fn refuse_with_a_client_that_requires_tls_ends_downstream() {
 
 #[tokio::test]
 async fn gssenc_is_refused_then_startup_follows() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"N");
+    let Opened {
+        listener,
+        mut app,
+        task,
+    } = refused(GSSENC_REQUEST).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"N");
     app.write_all(&startup(&[("user", "u")])).await.unwrap();
@@ -95,11 +95,11 @@ async fn nothing_but_the_close(app: &mut tokio::net::TcpStream) {
 
 #[tokio::test]
 async fn a_repeated_encryption_request_reaches_the_server_after_the_refused_one() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"N");
+    let Opened {
+        listener,
+        mut app,
+        task,
+    } = refused(GSSENC_REQUEST).await;
     app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
 
     // The server sees the client's bytes in order: the refused request (answered `N`, the
@@ -118,11 +118,11 @@ async fn a_repeated_encryption_request_reaches_the_server_after_the_refused_one(
 
 #[tokio::test]
 async fn garbage_after_a_refused_ssl_request_is_forwarded_after_it() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    app.write_all(&request(SSL_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"N");
+    let Opened {
+        listener,
+        mut app,
+        task,
+    } = refused(SSL_REQUEST).await;
     app.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
 
     let (mut server, _) = listener.accept().await.unwrap();
@@ -138,11 +138,11 @@ async fn garbage_after_a_refused_ssl_request_is_forwarded_after_it() {
 
 #[tokio::test]
 async fn a_server_that_would_not_refuse_gets_the_unread_bytes_on_a_new_connection() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
-    app.write_all(&request(SSL_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"N");
+    let Opened {
+        listener,
+        mut app,
+        task,
+    } = refused(SSL_REQUEST).await;
     app.write_all(&(-1i32).to_be_bytes()).await.unwrap();
 
     // This server wants TLS: it now expects a handshake the client will never start.

@@ -2,7 +2,8 @@
 
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::*;
@@ -10,18 +11,26 @@ use crate::error::Side;
 use crate::postgres::startup::packet::SSL_REQUEST;
 use crate::postgres::tls::{acceptor_from_pem_files, PgTlsMode, PgTlsSettings, UpstreamTls};
 
-#[tokio::test]
-async fn terminate_reads_the_startup_inside_tls() {
-    let cert = cert();
-    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, tls);
+fn terminating(cert: &Cert) -> PgTlsSettings {
+    PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap()
+}
 
+/// A client that sends SSLRequest, hears `S`, and completes a handshake trusting `cert`.
+async fn tls_client(cert: &Cert, mut app: TcpStream) -> TlsStream<TcpStream> {
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"S");
     let name = ServerName::try_from("localhost").unwrap();
-    let mut app = trusting(&cert).connect(name, app).await.unwrap();
+    trusting(cert).connect(name, app).await.unwrap()
+}
+
+#[tokio::test]
+async fn terminate_reads_the_startup_inside_tls() {
+    let cert = cert();
+    let (listener, address) = fake_server().await;
+    let (app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, terminating(&cert));
+
+    let mut app = tls_client(&cert, app).await;
     let packet = startup(&[("user", "u"), ("database", "secure")]);
     app.write_all(&packet).await.unwrap();
     app.flush().await.unwrap();
@@ -38,14 +47,10 @@ async fn terminate_reads_the_startup_inside_tls() {
 #[tokio::test]
 async fn an_unreadable_packet_inside_terminated_tls_is_forwarded() {
     let cert = cert();
-    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
     let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, tls);
-    app.write_all(&request(SSL_REQUEST)).await.unwrap();
-    assert_eq!(read_n(&mut app, 1).await, b"S");
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut app = trusting(&cert).connect(name, app).await.unwrap();
+    let (app, proxy_side) = client_pair().await;
+    let task = spawn_negotiate(proxy_side, address, terminating(&cert));
+    let mut app = tls_client(&cert, app).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     app.flush().await.unwrap();
 
