@@ -267,6 +267,21 @@ async fn mongo_values_never_leave_the_proxy() {
         }
     });
 
+    // Sample verification really ran on the marker-laden documents: a recommendation
+    // carries what it measured on them, so the checks below cover its probes and statistics.
+    let advice = harness.recommendations();
+    let sampled = advice["recommendations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["database"] == MONGO_DATABASE)
+        .filter(|r| r["evidence"]["method"] == "sample")
+        .filter_map(|r| r["evidence"]["sample_size"].as_u64())
+        .max();
+    assert!(
+        sampled >= Some(2),
+        "no recommendation was measured on a sample of the inserted documents: {advice:#}"
+    );
     let mut exposures = admin_answers(&harness.proxy).expect("admin API");
     exposures.extend(cli_outputs(&harness.admin_url()).expect("CLI"));
     exposures.push(logs(&harness.proxy));

@@ -83,8 +83,7 @@ fn attribute_joins(snapshot: &mut Snapshot, facts: &CatalogFacts, notes: &mut BT
             .cloned()
             .unwrap_or_default();
         let namespaces: Vec<Namespace> = tables.iter().map(|(_, ns)| (*ns).clone()).collect();
-        let mut columns = BTreeSet::new();
-        leaf_columns(&record.shape.filter, &mut columns);
+        let mut columns = leaf_columns(&record.shape.filter);
         columns.extend(
             record
                 .shape
@@ -165,27 +164,19 @@ fn is_join(record: &crate::snapshot::ShapeRecord) -> bool {
     record.shape.options.iter().any(|o| o == JOIN_OPTION)
 }
 
-fn leaf_columns(predicate: &Predicate, into: &mut BTreeSet<String>) {
-    match predicate {
-        Predicate::Leaf(leaf) => {
-            into.insert(leaf.target.column().to_owned());
-        }
-        Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
-            children.iter().for_each(|child| leaf_columns(child, into));
-        }
-        Predicate::Not(child) => leaf_columns(child, into),
-        Predicate::ElemMatch { predicate, .. } => leaf_columns(predicate, into),
-    }
+/// The columns or fields a filter tests, `$elemMatch` paths joined in.
+fn leaf_columns(predicate: &Predicate) -> BTreeSet<String> {
+    predicate
+        .targets()
+        .into_iter()
+        .map(|target| target.column().to_owned())
+        .collect()
 }
 
 /// Removes the top-level leaves on `column` and returns them; a nested condition that
 /// mentions it (an OR, a NOT) is removed whole: the filter only gets weaker.
 fn take_leaves(filter: &mut Predicate, column: &str) -> Vec<Predicate> {
-    let mentions = |predicate: &Predicate| {
-        let mut columns = BTreeSet::new();
-        leaf_columns(predicate, &mut columns);
-        columns.contains(column)
-    };
+    let mentions = |predicate: &Predicate| leaf_columns(predicate).contains(column);
     match filter {
         Predicate::And(children) => {
             let mut taken = Vec::new();
@@ -222,8 +213,7 @@ fn leave_out_absent_fields(
         let Some(sampled) = statistics.sample_size.filter(|n| *n > 0) else {
             continue;
         };
-        let mut columns = BTreeSet::new();
-        leaf_columns(&record.shape.filter, &mut columns);
+        let mut columns = leaf_columns(&record.shape.filter);
         columns.extend(
             record
                 .shape
@@ -346,6 +336,44 @@ mod tests {
             .map(|r| r.shape.namespace.to_string())
             .collect();
         assert_eq!(kept, vec!["app.public.orders"]);
+    }
+
+    /// An `$elemMatch` on an array of scalars tests the array field itself, and `$text`
+    /// is no field at all: a sample that counted `tags` must keep both (they once became
+    /// the field "" and `$text`, which no sample counts, and were taken out as absent).
+    #[test]
+    fn elem_match_and_text_leaves_are_not_taken_for_absent_fields() {
+        let posts = Namespace::mongo("app", "posts");
+        let mut shape = Shape::new(posts.clone(), "find");
+        shape.filter = Predicate::And(vec![
+            Predicate::ElemMatch {
+                path: "tags".to_owned(),
+                predicate: Box::new(Predicate::And(vec![eq("")])),
+            },
+            leaf("$text", "$text", OpClass::Text),
+        ]);
+        let before = shape.filter.clone();
+        let snapshot = snapshot(vec![record(shape, 2)]);
+        let mut facts = CatalogFacts::default();
+        facts.statistics.insert(
+            posts,
+            NamespaceStatistics {
+                rows: 10.0,
+                sample_size: Some(10),
+                fields: BTreeMap::from([(
+                    "tags".to_owned(),
+                    FieldStatistics {
+                        distinct: 4.0,
+                        null_fraction: 0.0,
+                        most_common_frequencies: Vec::new(),
+                    },
+                )]),
+            },
+        );
+        let (attributed, notes) = attribute(&snapshot, &facts);
+        assert!(notes.is_empty(), "{notes:?}");
+        let shape = &attributed.shapes.values().next().expect("kept").shape;
+        assert_eq!(shape.filter, before);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::candidates::{Candidate, KeyRole};
 use super::consolidate::same_partial;
 use super::{AdviceSettings, DropCandidate, DropEvidence, ExistingIndexes, IndexMethod, IndexSpec};
 use crate::catalog::CatalogFacts;
-use crate::shape::{Namespace, Predicate, Target};
+use crate::shape::{Namespace, Target};
 use crate::snapshot::Snapshot;
 
 /// Remove candidates an existing index already serves. Keys are compared in the form the
@@ -182,24 +182,12 @@ pub fn unused(
 /// The fields and expressions the shapes of `namespace` filter or sort on: an index led by
 /// one of them may serve some shape.
 fn targets_used(snapshot: &Snapshot, namespace: &Namespace) -> BTreeSet<Target> {
-    fn leaves(predicate: &Predicate, into: &mut BTreeSet<Target>) {
-        match predicate {
-            Predicate::Leaf(leaf) => {
-                into.insert(leaf.target.clone());
-            }
-            Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
-                children.iter().for_each(|child| leaves(child, into));
-            }
-            Predicate::Not(child) => leaves(child, into),
-            Predicate::ElemMatch { predicate, .. } => leaves(predicate, into),
-        }
-    }
     let mut used = BTreeSet::new();
     for record in snapshot.shapes.values() {
         if &record.shape.namespace != namespace {
             continue;
         }
-        leaves(&record.shape.filter, &mut used);
+        used.extend(record.shape.filter.targets());
         used.extend(record.shape.sort.iter().map(|key| key.target.clone()));
     }
     used

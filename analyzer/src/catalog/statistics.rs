@@ -96,12 +96,23 @@ impl NamespaceStatistics {
     }
 
     /// Whether the statistics say no row has `field` (known absent, not merely unknown).
+    /// A sample counts every addressable field its collection's shapes use, so such a field
+    /// it did not count is absent too; a name no path can address (`$text`, an empty one)
+    /// was never counted and is not.
     pub fn is_absent(&self, field: &str) -> bool {
         self.fields
             .get(field)
             .is_some_and(FieldStatistics::is_absent)
-            || (self.sample_size.is_some_and(|n| n > 0) && !self.fields.contains_key(field))
+            || (self.sample_size.is_some_and(|n| n > 0)
+                && is_addressable(field)
+                && !self.fields.contains_key(field))
     }
+}
+
+/// Whether a field can be named in an aggregation path (`$a.b`), and so be counted on a
+/// sample: not empty, not an operator (`$text`, `$natural`), no empty segment.
+pub fn is_addressable(field: &str) -> bool {
+    !field.is_empty() && !field.starts_with('$') && !field.split('.').any(str::is_empty)
 }
 
 #[cfg(test)]
@@ -173,6 +184,12 @@ mod tests {
         assert!(sampled.is_absent("gone"));
         assert!(sampled.is_absent("never_counted"));
         assert!(!sampled.is_absent("w_id"));
+        for uncountable in ["$text", "", "tags.", "a..b"] {
+            assert!(
+                !sampled.is_absent(uncountable),
+                "{uncountable:?} cannot be counted, so it is not known to be absent"
+            );
+        }
         let catalog = NamespaceStatistics {
             sample_size: None,
             ..sampled

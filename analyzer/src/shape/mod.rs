@@ -131,6 +131,14 @@ impl Target {
             Target::Expression { column, .. } => column,
         }
     }
+
+    /// The target of a leaf inside an `$elemMatch` on `path`, as seen from the document.
+    pub fn under(&self, path: &str) -> Target {
+        match self {
+            Target::Field(name) if !path.is_empty() => Target::Field(join_path(path, name)),
+            other => other.clone(),
+        }
+    }
 }
 
 /// One comparison: a target, an operator, and the type of the operand.
@@ -178,6 +186,40 @@ impl Predicate {
     /// Whether the filter matches everything.
     pub fn is_empty(&self) -> bool {
         matches!(self, Predicate::And(children) if children.is_empty())
+    }
+
+    /// Every target the filter tests, with the paths of `$elemMatch` joined in
+    /// (`{tags: {$elemMatch: {$eq: ..}}}` tests `tags`, `{items: {$elemMatch: {sku: ..}}}`
+    /// tests `items.sku`): the fields as an index would key them.
+    pub fn targets(&self) -> std::collections::BTreeSet<Target> {
+        fn walk(predicate: &Predicate, path: &str, into: &mut std::collections::BTreeSet<Target>) {
+            match predicate {
+                Predicate::Leaf(leaf) => {
+                    into.insert(leaf.target.under(path));
+                }
+                Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
+                    children.iter().for_each(|child| walk(child, path, into));
+                }
+                Predicate::Not(child) => walk(child, path, into),
+                Predicate::ElemMatch {
+                    path: inner,
+                    predicate,
+                } => walk(predicate, &join_path(path, inner), into),
+            }
+        }
+        let mut targets = std::collections::BTreeSet::new();
+        walk(self, "", &mut targets);
+        targets
+    }
+}
+
+/// `path.inner`, either side possibly empty (an `$elemMatch` on scalars tests the array
+/// field itself).
+pub fn join_path(path: &str, inner: &str) -> String {
+    match (path.is_empty(), inner.is_empty()) {
+        (true, _) => inner.to_owned(),
+        (false, true) => path.to_owned(),
+        (false, false) => format!("{path}.{inner}"),
     }
 }
 

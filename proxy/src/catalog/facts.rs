@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indextap_analyzer::catalog::{CatalogFacts, NamespaceStatistics};
-use indextap_analyzer::shape::{Engine, Namespace, Predicate};
+use indextap_analyzer::shape::{Engine, Namespace};
 use indextap_analyzer::snapshot::Snapshot;
 
 use super::baseline::UsageBaseline;
@@ -181,32 +181,16 @@ pub fn fields_used(snapshot: &Snapshot, engine: Engine) -> BTreeMap<Namespace, B
             continue;
         }
         let fields = used.entry(shape.namespace.clone()).or_default();
-        collect(&shape.filter, "", fields);
+        fields.extend(
+            shape
+                .filter
+                .targets()
+                .iter()
+                .map(|target| target.column().to_string()),
+        );
         for key in &shape.sort {
             fields.insert(key.target.column().to_string());
         }
     }
     used
-}
-
-fn collect(predicate: &Predicate, path: &str, into: &mut BTreeSet<String>) {
-    let joined = |name: &str| match path.is_empty() {
-        true => name.to_string(),
-        false => format!("{path}.{name}"),
-    };
-    match predicate {
-        Predicate::Leaf(leaf) => {
-            into.insert(joined(leaf.target.column()));
-        }
-        Predicate::And(children) | Predicate::Or(children) | Predicate::Nor(children) => {
-            for child in children {
-                collect(child, path, into);
-            }
-        }
-        Predicate::Not(child) => collect(child, path, into),
-        Predicate::ElemMatch {
-            path: inner,
-            predicate,
-        } => collect(predicate, &joined(inner), into),
-    }
 }

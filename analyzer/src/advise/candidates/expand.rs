@@ -6,7 +6,7 @@
 //! must be read for that alternative anyway. At the top of a filter that means no index
 //! helps the shape; under an `And` the `Or` is just left to the filter.
 
-use crate::shape::{Leaf, Predicate, Target};
+use crate::shape::{join_path, Leaf, Predicate};
 
 /// Past this many alternatives a filter is not advised on: the expansion is exponential,
 /// and a query with that many `$or` branches is better rewritten than indexed.
@@ -33,7 +33,7 @@ fn expand_under(predicate: &Predicate, path: &str, indexable: &dyn Fn(&Leaf) -> 
         Predicate::ElemMatch {
             path: inner,
             predicate,
-        } => expand_under(predicate, &join(path, inner), indexable),
+        } => expand_under(predicate, &join_path(path, inner), indexable),
         Predicate::And(children) => {
             let mut branches: Vec<Vec<Leaf>> = vec![Vec::new()];
             for child in children {
@@ -87,24 +87,9 @@ fn expand_under(predicate: &Predicate, path: &str, indexable: &dyn Fn(&Leaf) -> 
     }
 }
 
-fn join(path: &str, inner: &str) -> String {
-    match (path.is_empty(), inner.is_empty()) {
-        (true, _) => inner.to_owned(),
-        (false, true) => path.to_owned(),
-        (false, false) => format!("{path}.{inner}"),
-    }
-}
-
 fn with_path(leaf: &Leaf, path: &str) -> Leaf {
-    if path.is_empty() {
-        return leaf.clone();
-    }
-    let target = match &leaf.target {
-        Target::Field(name) => Target::Field(join(path, name)),
-        expression @ Target::Expression { .. } => expression.clone(),
-    };
     Leaf {
-        target,
+        target: leaf.target.under(path),
         ..leaf.clone()
     }
 }

@@ -4,6 +4,7 @@
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
+use indextap_analyzer::catalog::statistics::is_addressable;
 use indextap_analyzer::catalog::{FieldStatistics, NamespaceStatistics};
 use indextap_analyzer::shape::Namespace;
 use mongodb::Client;
@@ -35,11 +36,6 @@ pub fn pipeline(fields: &[String], size: u32) -> Vec<Document> {
     ]
 }
 
-/// Whether a field can be named in an aggregation path (`$a.b`).
-fn addressable(field: &str) -> bool {
-    !field.is_empty() && !field.starts_with('$') && !field.split('.').any(str::is_empty)
-}
-
 fn number(document: &Document, key: &str) -> f64 {
     match document.get(key) {
         Some(Bson::Int32(v)) => f64::from(*v),
@@ -56,7 +52,11 @@ pub async fn statistics(
     fields: &[String],
     size: u32,
 ) -> Result<NamespaceStatistics, String> {
-    let fields: Vec<String> = fields.iter().filter(|f| addressable(f)).cloned().collect();
+    let fields: Vec<String> = fields
+        .iter()
+        .filter(|f| is_addressable(f))
+        .cloned()
+        .collect();
     let collection = client
         .database(&namespace.database)
         .collection::<Document>(&namespace.collection);
@@ -116,8 +116,8 @@ mod tests {
             &doc! { "_id": 0, "n": 1, "d0": { "$size": "$d0" }, "p0": 1, "d1": { "$size": "$d1" }, "p1": 1 },
             "sets of values become their sizes before anything is returned"
         );
-        assert!(!addressable("$natural"));
-        assert!(!addressable("a..b"));
-        assert!(addressable("a.b"));
+        assert!(!is_addressable("$natural"));
+        assert!(!is_addressable("a..b"));
+        assert!(is_addressable("a.b"));
     }
 }
