@@ -10,6 +10,8 @@
 //!   and named in the notes. A sort or select list that names such a column is dropped from
 //!   the shape (no single index orders or covers it).
 //! - **Fields no document has** (MongoDB, from the sample): never a key; named in the notes.
+//! - **Expressions that hid a literal** (`coalesce("n", ?)`): never a key (the candidates
+//!   leave them to the filter); named in the notes.
 //!
 //! The shapes keep their ids: a corrected shape is still the shape that was captured.
 //!
@@ -32,6 +34,7 @@ pub fn attribute(snapshot: &Snapshot, facts: &CatalogFacts) -> (Snapshot, Vec<St
         .retain(|_, record| is_user_object(&record.shape.namespace, facts));
     attribute_joins(&mut out, facts, &mut notes);
     leave_out_absent_fields(&mut out, facts, &mut notes);
+    note_unbuildable_expressions(&out, &mut notes);
     (out, notes.into_iter().collect())
 }
 
@@ -230,6 +233,32 @@ fn leave_out_absent_fields(
             ));
             take_leaves(&mut record.shape.filter, &column);
             record.shape.sort.retain(|k| k.target.column() != column);
+        }
+    }
+}
+
+/// Expressions an index cannot be written on as recorded ([`EngineRules::builds_key`]): the
+/// candidates leave them to the filter; the notes say so, once per expression and table.
+///
+/// [`EngineRules::builds_key`]: super::EngineRules::builds_key
+fn note_unbuildable_expressions(snapshot: &Snapshot, notes: &mut BTreeSet<String>) {
+    for record in snapshot.shapes.values() {
+        let shape = &record.shape;
+        let rules = shape.namespace.engine.rules();
+        let targets = shape
+            .filter
+            .targets()
+            .into_iter()
+            .chain(shape.sort.iter().map(|key| key.target.clone()));
+        for target in targets {
+            if let (crate::shape::Target::Expression { text, .. }, false) =
+                (&target, rules.builds_key(&target))
+            {
+                notes.insert(format!(
+                    "{text} on {} stands for a value indextap does not keep (`?`): no index is proposed on it; write one by hand with the value",
+                    shape.namespace
+                ));
+            }
         }
     }
 }

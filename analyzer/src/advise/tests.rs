@@ -221,3 +221,80 @@ fn the_job_events_seed_plan() {
     assert_eq!(advice.recommendations[1].serves.len(), 2);
     assert!(advice.drops.is_empty());
 }
+
+/// An expression that hid a literal as a value (`coalesce(n, 0)` is recorded as
+/// `coalesce("n", ?)`) is never a key, a partial term or a sort key: its statement would not
+/// build. The rest of the shape is still served, and the notes name the expression.
+#[test]
+fn an_expression_that_hid_a_literal_is_never_recommended() {
+    use crate::command::SqlProtocol;
+    use crate::export::{render, Format};
+    use crate::shape::sql::lower_text;
+
+    let statements = [
+        "SELECT * FROM items WHERE coalesce(n, 0) = $1 AND status = $2",
+        "SELECT * FROM items WHERE coalesce(n, 0) > 5",
+        "SELECT * FROM items WHERE kind = $1 ORDER BY coalesce(rank, 1), id LIMIT 5",
+        "SELECT * FROM items WHERE coalesce(score, 0.5) IS NULL AND owner = $1",
+        "SELECT * FROM items WHERE lower(email) = $1",
+    ];
+    let records = statements
+        .iter()
+        .flat_map(|sql| lower_text("app", sql, SqlProtocol::Extended).shapes)
+        .map(|occurrence| {
+            let mut record = record(occurrence.shape, 10);
+            record.constants = occurrence.constants;
+            record.normalized_sql = occurrence.normalized_sql;
+            record
+        })
+        .collect();
+    let advice = advise(&snapshot(records), &ExistingIndexes::new());
+    let sql = render(&advice, Format::Sql);
+    for recommendation in &advice.recommendations {
+        let statement = crate::export::statement(recommendation);
+        assert!(!statement.contains('?'), "a placeholder in {statement}");
+        let hypothetical =
+            crate::advise::engine::postgresql::ddl::hypothetical(&recommendation.index);
+        assert!(
+            !hypothetical.contains('?'),
+            "a placeholder in {hypothetical}"
+        );
+    }
+    let mut indexed: Vec<Vec<String>> = advice
+        .recommendations
+        .iter()
+        .map(|r| {
+            r.index
+                .keys
+                .iter()
+                .map(|k| match &k.target {
+                    crate::shape::Target::Field(name) => name.clone(),
+                    crate::shape::Target::Expression { text, .. } => text.clone(),
+                })
+                .collect()
+        })
+        .collect();
+    indexed.sort();
+    assert_eq!(
+        indexed,
+        vec![
+            vec!["kind".to_owned()],
+            vec![r#"lower("email")"#.to_owned()],
+            vec!["owner".to_owned()],
+            vec!["status".to_owned()],
+        ],
+        "the other leaves are still served: {sql}"
+    );
+    let noted: Vec<&String> = advice
+        .notes
+        .iter()
+        .filter(|note| note.contains("does not keep"))
+        .collect();
+    assert_eq!(noted.len(), 3, "coalesce of n, rank and score: {noted:?}");
+    assert!(
+        noted
+            .iter()
+            .any(|note| note.starts_with(r#"coalesce("n", ?) on app.public.items"#)),
+        "{noted:?}"
+    );
+}

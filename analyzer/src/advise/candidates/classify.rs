@@ -4,7 +4,8 @@
 //! different things to the two engines (`IS NULL` is a key in MongoDB, a partial-index term
 //! on PostgreSQL), and a constant that every execution carried (`$exists: true`,
 //! `is_active = true`) makes a leaf a partial-index term instead of a key. A join leaf is an
-//! equality on this table's column whatever the engine.
+//! equality on this table's column whatever the engine. A target no index can be written on
+//! as recorded ([`EngineRules::builds_key`]) is left to the filter.
 
 use crate::advise::{EngineRules, LeafUse};
 use crate::shape::{BoundConstant, Leaf};
@@ -17,6 +18,9 @@ pub(crate) fn classify(
 ) -> LeafUse {
     if leaf.operator.is_join() {
         return LeafUse::Equality;
+    }
+    if !rules.builds_key(&leaf.target) {
+        return LeafUse::FilterOnly;
     }
     let constant = constants
         .iter()

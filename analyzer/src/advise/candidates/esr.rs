@@ -218,9 +218,11 @@ fn btree(
     // A unique prefix returns at most one row: nothing to sort, no range to narrow.
     let sort: &[SortKey] = if unique.is_some() { &[] } else { &shape.sort };
     for sort_key in sort {
-        if let Some(key) = sort_index_key(sort_key, rules) {
-            push(&mut keys, key, KeyRole::Sort);
-        }
+        // Past a sort key no index can hold, the later ones give no order of the query's.
+        let Some(key) = sort_index_key(sort_key, rules) else {
+            break;
+        };
+        push(&mut keys, key, KeyRole::Sort);
     }
     if !in_is_equality && unique.is_none() {
         let mut ins = targets_of(&|usage| matches!(usage, LeafUse::In));
@@ -287,7 +289,7 @@ fn unique_prefix(equality: &[Target], statistics: &NamespaceStatistics) -> Optio
 }
 
 /// The index key for one sort key, or none when the engine cannot index that sort
-/// (MongoDB's `$natural` / `$meta` pseudo-fields).
+/// (MongoDB's `$natural` / `$meta` pseudo-fields, an expression that hid a literal).
 fn sort_index_key(sort_key: &SortKey, rules: &dyn EngineRules) -> Option<IndexKey> {
     if !rules.sorts_on(&sort_key.target) {
         return None;

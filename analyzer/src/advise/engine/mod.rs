@@ -85,7 +85,15 @@ pub trait EngineRules: Sync {
 
     /// Whether a sort on `target` can be served by an index key (MongoDB's `$natural` and
     /// `$meta` pseudo-fields cannot).
-    fn sorts_on(&self, _target: &Target) -> bool {
+    fn sorts_on(&self, target: &Target) -> bool {
+        self.builds_key(target)
+    }
+
+    /// Whether an index key, or a partial-predicate term, can be written on `target` as the
+    /// shape recorded it. A PostgreSQL expression whose literal was hidden as a value
+    /// (`coalesce("n", ?)`) cannot: its statement would not build. Such a leaf is left to
+    /// the filter, and the advice says so in its notes.
+    fn builds_key(&self, _target: &Target) -> bool {
         true
     }
 

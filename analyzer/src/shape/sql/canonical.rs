@@ -46,6 +46,29 @@ pub(super) fn stays(value: &ValueWithSpan, kept: &Kept) -> bool {
     matches!(value.value, Value::Boolean(_) | Value::Null) || kept.contains(&value.span)
 }
 
+/// Whether an index can be built on the expression `text` as written: its canonical text
+/// stands for no literal it hid (`coalesce("n", ?)`: the `?` was a value, and the index
+/// needs it back). Text that does not parse proves nothing, so it does not build either.
+pub fn builds_as_written(text: &str) -> bool {
+    struct Hidden(bool);
+    impl VisitorMut for Hidden {
+        type Break = ();
+        fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
+            if matches!(&value.value, Value::Placeholder(p) if p == "?") {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let Some(mut expr) = parse(text) else {
+        return false;
+    };
+    let mut hidden = Hidden(false);
+    let _ = expr.visit(&mut hidden);
+    !hidden.0
+}
+
 /// An index key as PostgreSQL prints it (`pg_get_indexdef(index, k, true)`): a column, or
 /// an expression in its [`index_form`]. Text that does not parse is taken as a column name.
 pub fn printed_key(text: &str) -> Target {
@@ -224,6 +247,39 @@ mod tests {
             text: text.to_string(),
             column: column.to_string(),
         }
+    }
+
+    #[test]
+    fn an_expression_with_a_hidden_literal_does_not_build() {
+        for text in [
+            r#"coalesce("n", ?)"#,
+            r#"("price" * ?)"#,
+            r#"substr("code", ?, ?)"#,
+        ] {
+            assert!(!builds_as_written(text), "{text}");
+        }
+        for query in [
+            "lower(Email)",
+            "date(created_at)",
+            "upper(email::text)",
+            "coalesce(n, NULL)",
+        ] {
+            let text = canonical_of(query);
+            assert!(builds_as_written(&text), "{query} → {text}");
+        }
+        // Literals lowering keeps (JSON keys, token arguments), and the jsonb `?` operator.
+        for printed in [
+            r#""payload" ->> 'kind'"#,
+            r#"date_trunc('day', "created_at")"#,
+            r#""created_at" AT TIME ZONE 'UTC'"#,
+            r#""tags" ? 'x'"#,
+        ] {
+            assert!(builds_as_written(printed), "{printed}");
+        }
+        assert!(
+            !builds_as_written("lower("),
+            "unparsable text proves nothing"
+        );
     }
 
     #[test]

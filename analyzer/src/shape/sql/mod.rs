@@ -81,7 +81,7 @@ mod writes;
 mod tests;
 
 pub use cache::SqlCache;
-pub use canonical::{index_form, printed_key, unquote};
+pub use canonical::{builds_as_written, index_form, printed_key, unquote};
 
 use std::borrow::Cow;
 

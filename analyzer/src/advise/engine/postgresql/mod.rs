@@ -6,6 +6,8 @@
 //!   Unanchored `LIKE` / `ILIKE` / regex need a trigram GIN index, jsonb containment a GIN.
 //! - ESR: index keys carry `NULLS FIRST` / `NULLS LAST` when a sort asks for the non-default
 //!   placement. A short select list can be covered with `INCLUDE`.
+//! - An expression whose literal lowering hid as a value (`coalesce("n", ?)`) is never a key
+//!   or a partial term: the statement would not build without the value.
 //! - An expression key matches an existing index in the form PostgreSQL stores it in, without
 //!   the casts and parentheses it adds (`shape::sql::index_form`). No index exists
 //!   implicitly: the primary key is read from the catalog like any other.
@@ -25,7 +27,7 @@ mod naming;
 
 use crate::advise::engine::{EngineRules, LeafUse};
 use crate::advise::{Condition, EvidenceMethod, IndexMethod, IndexSpec, WriteLoad};
-use crate::shape::sql::index_form;
+use crate::shape::sql::{builds_as_written, index_form};
 use crate::shape::{Constant, Leaf, Namespace, OpClass, Target};
 
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
@@ -53,6 +55,13 @@ impl EngineRules for PostgreSql {
             (_, OpClass::Infix) => LeafUse::Special(IndexMethod::GinTrgm),
             (_, OpClass::JsonContains) => LeafUse::Special(IndexMethod::Gin),
             _ => LeafUse::FilterOnly,
+        }
+    }
+
+    fn builds_key(&self, target: &Target) -> bool {
+        match target {
+            Target::Field(_) => true,
+            Target::Expression { text, .. } => builds_as_written(text),
         }
     }
 
