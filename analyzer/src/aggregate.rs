@@ -94,6 +94,7 @@ struct WriteCounters {
     inserts: AtomicU64,
     updates: AtomicU64,
     deletes: AtomicU64,
+    insert_micros: AtomicU64,
 }
 
 /// The live store of everything learned from the traffic.
@@ -167,8 +168,19 @@ impl Aggregator {
         if let Some(reason) = &lowering.rejected {
             *self.rejected.entry(reason.clone()).or_insert(0) += 1;
         }
+        // An insert's time is what a write costs on its table or collection; one command
+        // that inserts into several shares its time between them.
+        let inserting = lowering
+            .writes
+            .iter()
+            .filter(|write| write.kind == WriteKind::Insert)
+            .count() as u64;
         for write in &lowering.writes {
-            self.count_write(write);
+            let spent = match write.kind {
+                WriteKind::Insert => micros / inserting.max(1),
+                WriteKind::Update | WriteKind::Delete => 0,
+            };
+            self.count_write(write, spent);
         }
         for cursor in &lowering.closes_cursors {
             lock(&self.cursors).close(*cursor);
@@ -236,7 +248,7 @@ impl Aggregator {
         delta > 0
     }
 
-    fn count_write(&self, write: &crate::shape::Write) {
+    fn count_write(&self, write: &crate::shape::Write, insert_micros: u64) {
         use crate::shape::footprint::HeapSize;
         // The namespace is cloned only the first time it is written to.
         let counters = match self.writes.get(&write.namespace) {
@@ -256,6 +268,11 @@ impl Aggregator {
             WriteKind::Delete => &counters.deletes,
         };
         counter.fetch_add(write.count, Ordering::Relaxed);
+        if insert_micros > 0 {
+            counters
+                .insert_micros
+                .fetch_add(insert_micros, Ordering::Relaxed);
+        }
     }
 
     fn record_continuation(&self, cursor: i64, micros: u64, returned: u64, left_open: Option<i64>) {
@@ -323,6 +340,7 @@ impl Aggregator {
                 inserts: entry.inserts.load(Ordering::Relaxed),
                 updates: entry.updates.load(Ordering::Relaxed),
                 deletes: entry.deletes.load(Ordering::Relaxed),
+                insert_micros: entry.insert_micros.load(Ordering::Relaxed),
             })
             .collect();
         writes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
@@ -380,9 +398,12 @@ impl Aggregator {
                 kind,
                 count,
             };
-            self.count_write(&write_of(WriteKind::Insert, write.inserts));
-            self.count_write(&write_of(WriteKind::Update, write.updates));
-            self.count_write(&write_of(WriteKind::Delete, write.deletes));
+            self.count_write(
+                &write_of(WriteKind::Insert, write.inserts),
+                write.insert_micros,
+            );
+            self.count_write(&write_of(WriteKind::Update, write.updates), 0);
+            self.count_write(&write_of(WriteKind::Delete, write.deletes), 0);
         }
         let other = &snapshot.other;
         self.other_count.fetch_add(other.count, Ordering::Relaxed);

@@ -115,6 +115,14 @@ pub struct WriteRecord {
     pub updates: u64,
     /// Delete statements.
     pub deletes: u64,
+    /// Total time of the commands that inserted `inserts`, in microseconds: what a write
+    /// costs there, and so what one more index adds to it (see `advise::rank`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub insert_micros: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Every execution outside the tracked shapes, added up.

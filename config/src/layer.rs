@@ -49,11 +49,12 @@ pub(crate) enum Setting {
     MinGainPercent,
     MaxIndexesPerNamespace,
     DropMinWindowSecs,
+    IndexWriteCostUs,
     MaxAggregateBytes,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 30] = [
+    pub(crate) const ALL: [Setting; 31] = [
         Setting::AdminListen,
         Setting::AdminTokenFile,
         Setting::AdminTokenEnv,
@@ -83,6 +84,7 @@ impl Setting {
         Setting::MinGainPercent,
         Setting::MaxIndexesPerNamespace,
         Setting::DropMinWindowSecs,
+        Setting::IndexWriteCostUs,
         Setting::MaxAggregateBytes,
     ];
 
@@ -118,6 +120,7 @@ impl Setting {
             Setting::MinGainPercent => "INDEXTAP_MIN_GAIN_PERCENT",
             Setting::MaxIndexesPerNamespace => "INDEXTAP_MAX_INDEXES_PER_NAMESPACE",
             Setting::DropMinWindowSecs => "INDEXTAP_DROP_MIN_WINDOW_SECS",
+            Setting::IndexWriteCostUs => "INDEXTAP_INDEX_WRITE_COST_US",
             Setting::MaxAggregateBytes => "INDEXTAP_MAX_AGGREGATE_BYTES",
         }
     }
@@ -154,6 +157,7 @@ impl Setting {
             Setting::MinGainPercent => "--min-gain-percent",
             Setting::MaxIndexesPerNamespace => "--max-indexes-per-namespace",
             Setting::DropMinWindowSecs => "--drop-min-window-secs",
+            Setting::IndexWriteCostUs => "--index-write-cost-us",
             Setting::MaxAggregateBytes => "--max-aggregate-bytes",
         }
     }
@@ -244,6 +248,8 @@ pub struct CliOverrides {
     pub max_indexes_per_namespace: Option<usize>,
     /// `--drop-min-window-secs`.
     pub drop_min_window_secs: Option<u64>,
+    /// `--index-write-cost-us`.
+    pub index_write_cost_us: Option<u32>,
     /// `--max-aggregate-bytes`.
     pub max_aggregate_bytes: Option<usize>,
 }
@@ -277,6 +283,7 @@ pub(crate) struct Layer {
     pub(crate) min_gain_percent: Option<u32>,
     pub(crate) max_indexes_per_namespace: Option<usize>,
     pub(crate) drop_min_window_secs: Option<u64>,
+    pub(crate) index_write_cost_us: Option<u32>,
     pub(crate) max_aggregate_bytes: Option<usize>,
 }
 
@@ -342,6 +349,7 @@ impl Layer {
             min_gain_percent: cli.min_gain_percent,
             max_indexes_per_namespace: cli.max_indexes_per_namespace,
             drop_min_window_secs: cli.drop_min_window_secs,
+            index_write_cost_us: cli.index_write_cost_us,
             admin_listen: cli.admin_listen,
             mongo_listen: cli.mongo_listen,
             mongo_upstream: cli.mongo_upstream,
@@ -494,6 +502,9 @@ impl Layer {
         }
         if let Some(secs) = self.drop_min_window_secs {
             advice.drop_min_window_secs = secs;
+        }
+        if let Some(micros) = self.index_write_cost_us {
+            advice.index_write_cost_us = Some(micros);
         }
         if let Some(bytes) = self.max_aggregate_bytes {
             config.capture.max_aggregate_bytes = bytes;

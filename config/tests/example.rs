@@ -96,6 +96,7 @@ fn every_field_set() -> Config {
             drop_min_window_secs: 3600,
             mongo_verify: MongoVerify::Sample,
             mongo_sample_size: 500,
+            index_write_cost_us: Some(20),
         },
     }
 }

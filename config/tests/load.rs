@@ -543,6 +543,28 @@ fn advice_settings_from_file_env_and_cli() {
     assert_eq!(advice.mongo_verify, indextap_config::MongoVerify::Sample);
     assert_eq!(advice.drop_min_window_secs, 60);
     assert_eq!(advice.mongo_sample_size, 500);
+    assert_eq!(advice.index_write_cost_us, None, "measured unless pinned");
+
+    let pinned = |env_value: &str, cli: Option<u32>| {
+        load(
+            Some(&file),
+            env(&[("INDEXTAP_INDEX_WRITE_COST_US", env_value)]),
+            CliOverrides {
+                index_write_cost_us: cli,
+                ..CliOverrides::default()
+            },
+        )
+        .map(|config| config.advice.index_write_cost_us)
+    };
+    assert_eq!(pinned("35", None).unwrap(), Some(35));
+    assert_eq!(pinned("35", Some(50)).unwrap(), Some(50), "the flag wins");
+    let not_a_number = pinned("fast", None).unwrap_err();
+    assert!(
+        not_a_number
+            .to_string()
+            .contains("INDEXTAP_INDEX_WRITE_COST_US"),
+        "{not_a_number}"
+    );
 
     let wrong = load(
         Some(&file),

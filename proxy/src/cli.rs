@@ -62,6 +62,10 @@ pub struct AdviceArgs {
     /// The shortest capture window, in seconds, for proposing to drop unused indexes.
     #[arg(long)]
     pub drop_min_window_secs: Option<u64>,
+    /// What one index entry adds to one write, in microseconds (unset: measured from the
+    /// inserts' time).
+    #[arg(long)]
+    pub index_write_cost_us: Option<u32>,
 }
 
 impl AdviceArgs {
@@ -84,6 +88,9 @@ impl AdviceArgs {
         }
         if let Some(secs) = self.drop_min_window_secs {
             settings.drop_min_window_secs = secs;
+        }
+        if let Some(micros) = self.index_write_cost_us {
+            settings.index_write_cost_us = Some(micros);
         }
         Ok(settings)
     }

@@ -128,6 +128,7 @@ impl ProxyArgs {
             min_gain_percent: self.advice.min_gain_percent,
             max_indexes_per_namespace: self.advice.max_indexes_per_namespace,
             drop_min_window_secs: self.advice.drop_min_window_secs,
+            index_write_cost_us: self.advice.index_write_cost_us,
             max_aggregate_bytes: self.max_aggregate_bytes,
         };
         (self.config, overrides)

@@ -250,6 +250,7 @@ mod tests {
                 inserts: 5,
                 updates: 1,
                 deletes: 0,
+                insert_micros: 700,
             }],
             other: OtherRecord {
                 count: 3,

@@ -194,6 +194,7 @@ fn an_unused_index_maintained_by_writes_is_a_drop_with_evidence() {
         inserts: 10,
         updates: 40,
         deletes: 10,
+        insert_micros: 0,
     });
     let settings = AdviceSettings {
         drop_min_window_secs: 60,

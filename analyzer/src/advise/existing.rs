@@ -195,7 +195,7 @@ fn targets_used(snapshot: &Snapshot, namespace: &Namespace) -> BTreeSet<Target> 
 
 /// The existing indexes of a namespace, with the engine's implicit ones that the catalog
 /// did not list (by name, or as a full index on the same keys).
-fn indexes_of(namespace: &Namespace, existing: &ExistingIndexes) -> Vec<IndexSpec> {
+pub(crate) fn indexes_of(namespace: &Namespace, existing: &ExistingIndexes) -> Vec<IndexSpec> {
     let mut indexes = existing.get(namespace).cloned().unwrap_or_default();
     for implicit in namespace.engine.rules().implicit_indexes(namespace) {
         let listed = indexes.iter().any(|index| {

@@ -15,6 +15,8 @@
 //! - [`verify`]: planner evidence (PostgreSQL HypoPG costs), keep what the planner would use.
 //! - [`rank`]: order by the estimated time each index saves, less what it costs on writes;
 //!   keep the best within each namespace's budget.
+//! - [`write_cost`]: what one more index costs on its namespace's writes, measured from the
+//!   inserts' time where the traffic allows.
 //! - [`settings`]: [`AdviceSettings`], the thresholds of `[advice]`.
 
 pub mod attribute;
@@ -30,6 +32,7 @@ pub mod settings;
 #[cfg(test)]
 mod tests;
 pub mod verify;
+pub mod write_cost;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +44,7 @@ use crate::snapshot::Snapshot;
 pub use engine::{EngineRules, LeafUse};
 pub use index::{Condition, IndexKey, IndexMethod, IndexSpec, PartialTerm};
 pub use settings::AdviceSettings;
+pub use write_cost::{WriteCost, WriteCostBasis};
 
 /// A shape an index serves, with its measured weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,8 +125,11 @@ pub struct Recommendation {
     pub evidence: Option<Evidence>,
     /// The write load on its namespace.
     pub write_load: WriteLoad,
+    /// What it would cost on those writes over the window.
+    #[serde(default)]
+    pub write_cost: WriteCost,
     /// What it is ranked by: the served shapes' time times the verified gain (the whole time
-    /// when unverified), less the writes' estimated index maintenance, in milliseconds.
+    /// when unverified), less its write cost, in milliseconds.
     #[serde(default)]
     pub net_saving_ms: f64,
 }
@@ -208,7 +215,7 @@ pub fn advise_with(
             drops.push(unused);
         }
     }
-    let recommendations = rank::rank(kept, &attributed, existing);
+    let recommendations = rank::rank(kept, &attributed, existing, settings);
     Advice {
         recommendations,
         drops,

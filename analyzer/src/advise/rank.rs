@@ -2,17 +2,18 @@
 //!
 //! Before verification ([`rank`]), a recommendation's weight is the total time its shapes
 //! spent (count × latency, summed). Once verification has measured its gain ([`select`]),
-//! the weight is that time times the gain, less the writes on its namespace times an
-//! estimated per-index maintenance cost; what does not pay is left out, and each namespace
-//! keeps its best few (the budget). Ties are broken by name so the order is stable. Each
-//! recommendation carries the write load of its namespace, because every index slows those
-//! writes down.
+//! the weight is that time times the gain, less its write cost (the writes on its namespace
+//! times the cost of one index entry, [`super::write_cost`]); what does not pay is left out,
+//! and each namespace keeps its best few (the budget). Ties are broken by name so the order
+//! is stable. Each recommendation carries the write load of its namespace and its write
+//! cost, because every index slows those writes down.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::candidates::Candidate;
 use super::index::naming::truncate_with_hash;
-use super::{ExistingIndexes, Recommendation, Served, WriteLoad};
+use super::write_cost::{write_cost, WriteCost};
+use super::{AdviceSettings, ExistingIndexes, Recommendation, Served, WriteLoad};
 use crate::shape::Namespace;
 use crate::snapshot::Snapshot;
 
@@ -28,6 +29,7 @@ pub fn rank(
     candidates: Vec<Candidate>,
     snapshot: &Snapshot,
     existing: &ExistingIndexes,
+    settings: &AdviceSettings,
 ) -> Vec<Recommendation> {
     let mut reads: BTreeMap<&Namespace, u64> = BTreeMap::new();
     for record in snapshot.shapes.values() {
@@ -41,6 +43,7 @@ pub fn rank(
             let namespace = &recommendation.index.namespace;
             recommendation.write_load = write_load(namespace, snapshot);
             recommendation.write_load.reads = reads.get(namespace).copied().unwrap_or_default();
+            recommendation.write_cost = write_cost(namespace, snapshot, existing, settings);
             recommendation
         })
         .collect();
@@ -51,7 +54,8 @@ pub fn rank(
     });
     name_all(&mut recommendations, existing);
     for recommendation in &mut recommendations {
-        recommendation.net_saving_ms = recommendation.total_ms();
+        recommendation.net_saving_ms =
+            recommendation.total_ms() - recommendation.write_cost.total_ms;
     }
     recommendations
 }
@@ -86,25 +90,31 @@ pub fn name_all(recommendations: &mut [Recommendation], existing: &ExistingIndex
 
 /// The whole workload's choice, once verification has measured what it could: each
 /// recommendation's net saving (the served shapes' time times its verified gain, or the
-/// whole time when unverified, less the writes' estimated index maintenance); the ones that
+/// whole time when unverified, less its write cost); the ones that
 /// cost more than they save are left out, then the best `max_indexes_per_namespace` of each
 /// namespace are kept, best first. The notes say what was left out and why.
-pub fn select(advice: &mut super::Advice, settings: &super::AdviceSettings) {
+pub fn select(advice: &mut super::Advice, settings: &AdviceSettings) {
     for recommendation in &mut advice.recommendations {
-        let rules = recommendation.index.namespace.engine.rules();
         let gain = recommendation
             .evidence
             .as_ref()
             .map_or(1.0, super::Evidence::gain);
-        let writes = rules.index_writes(&recommendation.write_load) as f64;
         recommendation.net_saving_ms =
-            recommendation.total_ms() * gain - writes * settings.write_cost_ms;
+            recommendation.total_ms() * gain - recommendation.write_cost.total_ms;
     }
     let mut costly = Vec::new();
     advice.recommendations.retain(|recommendation| {
         let keep = recommendation.net_saving_ms > 0.0;
         if !keep {
-            costly.push(recommendation.name.clone());
+            let cost = &recommendation.write_cost;
+            costly.push(format!(
+                "{} (saves {:.1} ms, {} writes × {:.3} ms cost {:.1} ms)",
+                recommendation.name,
+                recommendation.net_saving_ms + cost.total_ms,
+                cost.writes,
+                cost.per_write_ms,
+                cost.total_ms
+            ));
         }
         keep
     });
@@ -178,6 +188,7 @@ fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
         name,
         serves,
         evidence: None,
+        write_cost: WriteCost::default(),
         net_saving_ms: 0.0,
     }
 }
@@ -253,6 +264,7 @@ mod tests {
             inserts: 40,
             updates: 3,
             deletes: 1,
+            insert_micros: 0,
         });
         let ranked = rank(
             vec![
@@ -262,6 +274,7 @@ mod tests {
             ],
             &snapshot,
             &ExistingIndexes::new(),
+            &AdviceSettings::default(),
         );
         let names: Vec<&str> = ranked.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["email_1", "status_1", "zeta_1"]);
@@ -301,6 +314,7 @@ mod tests {
             vec![candidate(&table, "status", &[1]), partial],
             &Snapshot::default(),
             &existing,
+            &AdviceSettings::default(),
         );
         let mut names: Vec<&str> = ranked.iter().map(|r| r.name.as_str()).collect();
         names.sort();

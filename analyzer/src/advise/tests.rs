@@ -298,3 +298,69 @@ fn an_expression_that_hid_a_literal_is_never_recommended() {
         "{noted:?}"
     );
 }
+
+/// The write cost is measured from the inserts' time, shared by the row and its indexes,
+/// and reported: an index whose namespace is written far more than the index saves is left
+/// out with its figures; one on a read-mostly namespace stays, with its cost in it.
+#[test]
+fn the_measured_write_cost_weighs_each_index() {
+    use crate::snapshot::WriteRecord;
+
+    let events = Namespace::postgres("app", "public", "events");
+    let users = Namespace::postgres("app", "public", "users");
+    let by_kind = find(&events, vec![eq("kind")], vec![]);
+    let by_email = find(&users, vec![eq("email")], vec![]);
+    // 10 ms of reads each.
+    let mut snapshot = snapshot(vec![record(by_kind, 10), record(by_email, 10)]);
+    // events: 20,000 rows inserted at 0.9 ms a row, shared by the row, its key and one
+    // index: 0.3 ms an index entry, 6 s over the window. users: 10 rows at 0.2 ms, one key.
+    let write = |namespace: &Namespace, inserts: u64, insert_micros: u64| WriteRecord {
+        namespace: namespace.clone(),
+        inserts,
+        updates: 0,
+        deletes: 0,
+        insert_micros,
+    };
+    snapshot.writes = vec![write(&events, 20_000, 18_000_000), write(&users, 10, 2_000)];
+    let existing = ExistingIndexes::from([
+        (
+            events.clone(),
+            vec![
+                spec(&events, &[("id", 1)], "events_pkey"),
+                spec(&events, &[("at", 1)], "events_at_idx"),
+            ],
+        ),
+        (
+            users.clone(),
+            vec![spec(&users, &[("id", 1)], "users_pkey")],
+        ),
+    ]);
+    let settings = AdviceSettings::default();
+    let mut advice = advise_with(&snapshot, &existing, &CatalogFacts::default(), &settings);
+    let kind = advice
+        .recommendations
+        .iter()
+        .find(|r| r.index.namespace == events)
+        .expect("a candidate on events")
+        .write_cost
+        .clone();
+    assert_eq!(kind.basis, WriteCostBasis::Measured);
+    assert!((kind.per_write_ms - 0.3).abs() < 1e-9, "{kind:?}");
+    assert_eq!(kind.writes, 20_000);
+    rank::select(&mut advice, &settings);
+    assert_eq!(names(&advice), vec!["users_email_idx"]);
+    let email = &advice.recommendations[0];
+    assert_eq!(email.write_cost.basis, WriteCostBasis::Measured);
+    assert!((email.write_cost.per_write_ms - 0.1).abs() < 1e-9);
+    assert!(
+        (email.net_saving_ms - (10.0 - 1.0)).abs() < 1e-9,
+        "{email:?}"
+    );
+    assert_eq!(
+        advice.notes,
+        vec![
+            "1 candidate index(es) would cost more on writes than they save, left out: \
+             events_kind_idx (saves 10.0 ms, 20000 writes × 0.300 ms cost 6000.0 ms)"
+        ]
+    );
+}

@@ -264,6 +264,7 @@ mod tests {
                 .collect(),
             evidence: None,
             write_load: WriteLoad::default(),
+            write_cost: crate::advise::WriteCost::default(),
             net_saving_ms: 0.0,
         }
     }

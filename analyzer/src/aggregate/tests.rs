@@ -326,6 +326,51 @@ fn writes_and_rejections_are_counted() {
     let snapshot = aggregator.snapshot();
     assert_eq!(snapshot.writes[0].inserts, 100);
     assert_eq!(snapshot.rejected.get(&Rejection::SqlParseError), Some(&1));
+    assert_eq!(
+        snapshot.writes[0].insert_micros, 1_000,
+        "the insert's time is the write cost's measure"
+    );
+}
+
+/// Only inserts time the writes (an update's time is mostly finding its rows); a command
+/// that inserts into two collections shares its time; the time survives a restore.
+#[test]
+fn insert_time_is_counted_per_namespace() {
+    let aggregator = Aggregator::new(10);
+    let write = |collection: &str, kind, count| Write {
+        namespace: Namespace::mongo("app", collection),
+        kind,
+        count,
+    };
+    aggregator.record(
+        &observation(4, 0, None, None),
+        Lowering {
+            writes: vec![
+                write("orders", WriteKind::Insert, 3),
+                write("audit", WriteKind::Insert, 1),
+                write("orders", WriteKind::Update, 1),
+            ],
+            ..Lowering::default()
+        },
+    );
+    aggregator.record(
+        &observation(9, 0, None, None),
+        Lowering {
+            writes: vec![write("orders", WriteKind::Delete, 2)],
+            ..Lowering::default()
+        },
+    );
+    let snapshot = aggregator.snapshot();
+    let micros: Vec<(&str, u64)> = snapshot
+        .writes
+        .iter()
+        .map(|w| (w.namespace.collection.as_str(), w.insert_micros))
+        .collect();
+    assert_eq!(micros, vec![("audit", 2_000), ("orders", 2_000)]);
+    let restored = Aggregator::new(10);
+    restored.restore(&Snapshot::from_json(&snapshot.to_json()).expect("parses"));
+    restored.restore(&snapshot);
+    assert_eq!(restored.snapshot().writes[1].insert_micros, 4_000);
 }
 
 #[test]

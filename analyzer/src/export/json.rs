@@ -3,7 +3,7 @@
 //! One object per recommendation with its namespace, keys, method, partial predicate (the
 //! `partialFilterExpression` object for MongoDB, the WHERE text for PostgreSQL), the
 //! ready-to-run statement, the shapes it serves with their measurements, the planner
-//! evidence and the write load; then the drop candidates and the notes. Field order is
+//! evidence, the write load and the write cost; then the drop candidates and the notes. Field order is
 //! fixed by the structs below.
 
 use serde::Serialize;
@@ -35,7 +35,16 @@ struct JsonRecommendation<'a> {
     serves: Vec<JsonServed<'a>>,
     evidence: Option<JsonEvidence<'a>>,
     write_load: &'a WriteLoad,
+    write_cost: JsonWriteCost<'a>,
     net_saving_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsonWriteCost<'a> {
+    per_write_ms: f64,
+    writes: u64,
+    total_ms: f64,
+    basis: &'a str,
 }
 
 #[derive(Serialize)]
@@ -174,8 +183,19 @@ fn recommendation(recommendation: &Recommendation) -> JsonRecommendation<'_> {
             }
         }),
         write_load: &recommendation.write_load,
-        net_saving_ms: (recommendation.net_saving_ms * 1000.0).round() / 1000.0,
+        write_cost: JsonWriteCost {
+            per_write_ms: thousandths(recommendation.write_cost.per_write_ms),
+            writes: recommendation.write_cost.writes,
+            total_ms: thousandths(recommendation.write_cost.total_ms),
+            basis: recommendation.write_cost.basis.as_str(),
+        },
+        net_saving_ms: thousandths(recommendation.net_saving_ms),
     }
+}
+
+/// A figure in milliseconds to the microsecond.
+fn thousandths(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 fn drop(drop: &DropCandidate) -> JsonDrop<'_> {

@@ -5,13 +5,15 @@
 //! A summary table, then per index: the shapes it serves (rendered with names, operators and
 //! types only) with count, p95 and total time, shapes that read the same grouped on one row
 //! (same filter, other select lists), the statement, the improvement (planner evidence,
-//! documents examined on a sample, or "estimated: not verified"), its net saving, and the
-//! write load of its namespace. Then the drop candidates with their evidence, a rollback
-//! section, and the notes.
+//! documents examined on a sample, or "estimated: not verified"), its net saving, its write
+//! cost, and the write load of its namespace. Then the drop candidates with their evidence,
+//! a rollback section, and the notes.
 
 use std::fmt::Write as _;
 
-use crate::advise::{Advice, DropCandidate, EvidenceMethod, Recommendation, Served};
+use crate::advise::{
+    Advice, DropCandidate, EvidenceMethod, Recommendation, Served, WriteCost, WriteCostBasis,
+};
 use crate::shape::Engine;
 
 /// Text safe inside a table cell.
@@ -71,6 +73,23 @@ fn write_load(recommendation: &Recommendation) -> String {
     )
 }
 
+fn write_cost(cost: &WriteCost) -> String {
+    let basis = match cost.basis {
+        WriteCostBasis::Measured => {
+            "measured: the inserts' time per row, shared by the row and its indexes"
+        }
+        WriteCostBasis::Setting => "the setting advice.index_write_cost_us",
+        WriteCostBasis::Default => "the default: no insert was timed here",
+        WriteCostBasis::Other(_) => "as read",
+    };
+    format!(
+        "{} ms ({} writes × {:.3} ms, {basis})",
+        super::ms(cost.total_ms),
+        cost.writes,
+        cost.per_write_ms
+    )
+}
+
 fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
     let namespace = &recommendation.index.namespace;
     let _ = writeln!(
@@ -107,8 +126,13 @@ fn section(out: &mut String, position: usize, recommendation: &Recommendation) {
     let _ = writeln!(out, "- Improvement: {}", improvement(recommendation));
     let _ = writeln!(
         out,
-        "- Net saving: {} ms (time saved less estimated index maintenance on writes)",
+        "- Net saving: {} ms (time saved less its write cost)",
         super::ms(recommendation.net_saving_ms)
+    );
+    let _ = writeln!(
+        out,
+        "- Write cost: {}",
+        write_cost(&recommendation.write_cost)
     );
     let _ = writeln!(
         out,

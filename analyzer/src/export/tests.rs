@@ -34,14 +34,21 @@ fn recommendation(
 ) -> Recommendation {
     let mut index = index;
     index.name = Some(name.to_owned());
-    // Unverified: ranked by the whole time its shapes took.
-    let net_saving_ms = serves.iter().map(|s| s.total_ms).sum();
+    // Unverified: ranked by the whole time its shapes took, less the default write cost.
+    let writes = index.namespace.engine.rules().index_writes(&load);
+    let write_cost = crate::advise::WriteCost {
+        writes,
+        total_ms: crate::advise::write_cost::DEFAULT_INDEX_WRITE_COST_MS * writes as f64,
+        ..crate::advise::WriteCost::default()
+    };
+    let net_saving_ms = serves.iter().map(|s| s.total_ms).sum::<f64>() - write_cost.total_ms;
     Recommendation {
         index,
         name: name.to_owned(),
         serves,
         evidence: None,
         write_load: load,
+        write_cost,
         net_saving_ms,
     }
 }

@@ -177,20 +177,25 @@ fn intersect(ours: &[BoundConstant], theirs: &[BoundConstant]) -> Vec<BoundConst
 
 /// Both lists folded into one record per namespace (duplicates within a list fold too).
 fn merge_writes(ours: &[WriteRecord], theirs: &[WriteRecord]) -> Vec<WriteRecord> {
-    let mut by_namespace: BTreeMap<&Namespace, [u64; 3]> = BTreeMap::new();
+    let mut by_namespace: BTreeMap<&Namespace, [u64; 4]> = BTreeMap::new();
     for write in ours.iter().chain(theirs) {
-        let [inserts, updates, deletes] = by_namespace.entry(&write.namespace).or_default();
+        let [inserts, updates, deletes, insert_micros] =
+            by_namespace.entry(&write.namespace).or_default();
         *inserts = inserts.saturating_add(write.inserts);
         *updates = updates.saturating_add(write.updates);
         *deletes = deletes.saturating_add(write.deletes);
+        *insert_micros = insert_micros.saturating_add(write.insert_micros);
     }
     by_namespace
         .into_iter()
-        .map(|(namespace, [inserts, updates, deletes])| WriteRecord {
-            namespace: namespace.clone(),
-            inserts,
-            updates,
-            deletes,
-        })
+        .map(
+            |(namespace, [inserts, updates, deletes, insert_micros])| WriteRecord {
+                namespace: namespace.clone(),
+                inserts,
+                updates,
+                deletes,
+                insert_micros,
+            },
+        )
         .collect()
 }

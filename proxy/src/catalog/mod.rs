@@ -124,7 +124,9 @@ pub fn settings(config: &indextap_config::AdviceConfig) -> AdviceSettings {
         min_gain: f64::from(config.min_gain_percent.min(100)) / 100.0,
         max_indexes_per_namespace: config.max_indexes_per_namespace.max(1),
         drop_min_window_secs: config.drop_min_window_secs,
-        ..AdviceSettings::default()
+        index_write_cost_ms: config
+            .index_write_cost_us
+            .map(|micros| f64::from(micros) / 1000.0),
     }
 }
 

@@ -680,6 +680,7 @@ fn inserts_and_write_only_namespaces_get_nothing() {
         inserts: 1_000,
         updates: 0,
         deletes: 0,
+        insert_micros: 0,
     });
     assert!(from_snapshot(&snapshot).is_empty());
 }

@@ -148,6 +148,7 @@ pub(super) fn snapshot(rng: &mut Rng) -> Snapshot {
             inserts: counter(rng),
             updates: counter(rng),
             deletes: counter(rng),
+            insert_micros: counter(rng),
         })
         .collect();
     let mut rejected = BTreeMap::new();

@@ -148,6 +148,7 @@ fn snapshots_add_writes_other_and_rejections() {
         inserts: n,
         updates: n,
         deletes: n,
+        insert_micros: n * 10,
     };
     let evicted = |namespace: &Namespace, n| NamespaceOtherRecord {
         evicted_shapes: n,
