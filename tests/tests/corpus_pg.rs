@@ -213,8 +213,13 @@ fn python_args(port: u16, database: &str, phase: &str, rounds: u32) -> Vec<Strin
 
 /// An ORM application of `tests/corpus`: its schema and rows straight to the server, its
 /// workload (`executions` statements at least, in 30 rounds) through the proxy, then the
-/// checks, replaying 5 rounds.
-async fn orm_application(script: &str, database: &'static str, executions: u64, dba: Expectation) {
+/// checks, replaying 5 rounds. Returns the advice it checked.
+async fn orm_application(
+    script: &str,
+    database: &'static str,
+    executions: u64,
+    dba: Expectation,
+) -> serde_json::Value {
     let corpus = PgCorpus::start(database, &SHORT_WINDOW);
     let server = corpus.server.port();
     tools::python(script, &python_args(server, database, "schema", 0));
@@ -226,13 +231,14 @@ async fn orm_application(script: &str, database: &'static str, executions: u64, 
     check(&corpus, &dba, async || {
         tools::python(script, &python_args(server, database, "workload", 5));
     })
-    .await;
+    .await
 }
 
 /// Django with psycopg2 (literals interpolated by the client). Django indexes the unique
 /// email and the foreign key by itself; those serve the lookups by email and by customer. A
 /// careful DBA adds two: the queue poll (`status = 'pending' ORDER BY created_at`), and the
-/// daily report's `created_at` range.
+/// daily report's `created_at` range. Each round also places an order: the write cost of an
+/// index on `shop_order` is measured from those inserts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_orm() {
     let dba = Expectation {
@@ -245,7 +251,28 @@ async fn django_orm() {
         ],
         drops: vec![],
     };
-    orm_application("django_shop.py", "shop", 30 * 6, dba).await;
+    let advice = orm_application("django_shop.py", "shop", 30 * 6, dba).await;
+    let on_orders: Vec<&serde_json::Value> = advice["recommendations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["collection"] == "shop_order")
+        .collect();
+    assert!(!on_orders.is_empty(), "{advice:#}");
+    for recommendation in on_orders {
+        let cost = &recommendation["write_cost"];
+        assert_eq!(cost["basis"], "measured", "{recommendation:#}");
+        assert!(
+            cost["per_write_ms"].as_f64().unwrap_or(0.0) > 0.0,
+            "{recommendation:#}"
+        );
+        assert!(
+            cost["writes"].as_u64().unwrap_or(0) >= 30,
+            "30 inserts and the updates: {recommendation:#}"
+        );
+        let saving = recommendation["net_saving_ms"].as_f64().unwrap_or(0.0);
+        assert!(saving > 0.0, "it pays for its writes: {recommendation:#}");
+    }
 }
 
 /// SQLAlchemy with psycopg 3: parameters bound on the server, so the `deleted` and `paid`
