@@ -177,7 +177,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "grace period over: closing the connections still open"
         );
     }
-    let _ = admin_task.await;
+    // An answer still being computed (a sample verification can take minutes) gets the
+    // grace period too; past it, shutdown goes on and drops what it left behind.
+    if tokio::time::timeout(grace, admin_task).await.is_err() {
+        tracing::warn!("grace period over: an admin request was still being answered");
+    }
     // What the last connections sent is still being decoded and recorded: let it land.
     shared.inspections.close();
     let _ = tokio::time::timeout(SETTLE_LIMIT, shared.inspections.wait()).await;

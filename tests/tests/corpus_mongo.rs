@@ -240,3 +240,73 @@ async fn an_unused_index_is_proposed_for_dropping() {
         "the drop carries the server's own usage counter: {drop:#}"
     );
 }
+
+/// The scratch databases on the server now.
+async fn scratch_databases(direct: &mongodb::Client) -> Vec<String> {
+    direct
+        .list_database_names()
+        .await
+        .expect("listDatabases")
+        .into_iter()
+        .filter(|db| db.starts_with("indextap_scratch_"))
+        .collect()
+}
+
+/// SIGTERM while `--mongo-verify sample` is still copying its sample: the proxy does not wait
+/// for the verification (it would outlast any orchestrator's grace), it drops the scratch
+/// database before it exits, and says so; nothing writes it back after the drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drops_the_scratch_database_of_an_unfinished_verification() {
+    const DOCUMENTS: i64 = 20_000;
+    let mut harness = MongoBehindProxy::start_with(
+        &["--mongo-verify", "sample", "--mongo-sample-size", "20000"],
+        &[("INDEXTAP_SHUTDOWN_GRACE_SECS", "1")],
+    )
+    .await;
+    let direct: mongodb::Collection<bson::Document> =
+        harness.direct.database(DATABASE).collection("events");
+    let documents: Vec<bson::Document> = (0..DOCUMENTS)
+        .map(|n| bson::doc! { "kind": n % 50, "n": n })
+        .collect();
+    direct.insert_many(documents).await.expect("seed");
+    let events: mongodb::Collection<bson::Document> =
+        harness.client.database(DATABASE).collection("events");
+    for kind in 0..5 {
+        events
+            .find_one(bson::doc! { "kind": kind })
+            .await
+            .expect("find through the proxy");
+    }
+    wait_for_executions(&harness, 5);
+
+    // The advice (and its verification) runs while the test waits for its scratch copy.
+    let admin = harness.proxy.admin_addr();
+    let asked = std::thread::spawn(move || {
+        indextap_tests::http::get(admin, "/api/v1/recommendations").map(|reply| reply.status)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while scratch_databases(&harness.direct).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scratch database appeared: {}",
+            harness.proxy.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stopped = std::time::Instant::now();
+    let status = harness.proxy.stop().expect("the proxy exits after SIGTERM");
+    assert!(status.success(), "{status}: {}", harness.proxy.logs());
+    let logs = harness.proxy.logs();
+    assert!(
+        logs.contains("dropped the scratch databases of an unfinished verification"),
+        "shutdown, not the verification, dropped it ({:?} after SIGTERM): {logs}",
+        stopped.elapsed()
+    );
+    let left = scratch_databases(&harness.direct).await;
+    assert!(left.is_empty(), "left behind: {left:?}\n{logs}");
+    // Nothing was still writing into it: a moment later it is still gone.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let left = scratch_databases(&harness.direct).await;
+    assert!(left.is_empty(), "written back after the drop: {left:?}");
+    let _ = asked.join();
+}

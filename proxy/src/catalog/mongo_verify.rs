@@ -132,7 +132,10 @@ async fn measure_all(
         for (shape_id, shape) in &shapes {
             before.push((*shape_id, examined(&collection, shape, documents).await));
         }
-        if let Err(error) = build(&collection, &recommendation.index, name).await {
+        if let Err(error) = scratch
+            .write(build(&collection, &recommendation.index, name))
+            .await
+        {
             notes.push(format!(
                 "{name} is left out: it does not build on the sample ({error})"
             ));
@@ -185,7 +188,7 @@ async fn prepare(
         }
         // An existing index the sample cannot take (a unique one over duplicates in the
         // sample, say) is left out; the measurement is then pessimistic, never optimistic.
-        let _ = build(&collection, index, name).await;
+        let _ = scratch.write(build(&collection, index, name)).await;
     }
     let documents: Vec<Document> = collection
         .aggregate(vec![

@@ -6,8 +6,11 @@
 //! are never stored, logged or served. The database is dropped when verification ends
 //! ([`Scratch::drop_now`]), when a [`Scratch`] is dropped without that (an error, a
 //! cancelled request), and on shutdown ([`drop_all`]), which drops every scratch database
-//! still registered.
+//! still registered. Every write into a scratch database (the copy, an index build) goes
+//! through [`Scratch::write`], which shutdown closes first: a verification still running
+//! when the signal came cannot create its database again after the drop.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -27,6 +30,14 @@ const BATCH: usize = 1000;
 fn live() -> &'static Mutex<Vec<(Client, String)>> {
     static LIVE: OnceLock<Mutex<Vec<(Client, String)>>> = OnceLock::new();
     LIVE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Whether shutdown has begun. Writes hold it shared for as long as they run; shutdown takes
+/// it exclusively, so that no write is in flight when it drops the databases, and none starts
+/// after.
+fn closed() -> &'static tokio::sync::RwLock<bool> {
+    static CLOSED: OnceLock<tokio::sync::RwLock<bool>> = OnceLock::new();
+    CLOSED.get_or_init(|| tokio::sync::RwLock::new(false))
 }
 
 fn unregister(name: &str) {
@@ -73,8 +84,25 @@ impl Scratch {
             .collection(&copy_name(source))
     }
 
+    /// Runs `write`, a write into the scratch database, unless shutdown has begun (a write
+    /// after the drop would create the database again).
+    pub async fn write<T>(
+        &self,
+        write: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let closed = closed().read().await;
+        if *closed {
+            return Err("the proxy is shutting down".to_string());
+        }
+        write.await
+    }
+
     /// Copies a `$sample` of `size` documents of `source`; returns how many were copied.
     pub async fn copy_sample(&self, source: &Namespace, size: u32) -> Result<u64, String> {
+        self.write(self.copy(source, size)).await
+    }
+
+    async fn copy(&self, source: &Namespace, size: u32) -> Result<u64, String> {
         let from = self
             .client
             .database(&source.database)
@@ -143,8 +171,13 @@ async fn drop_database(client: &Client, name: &str) -> Result<(), String> {
         .map_err(|e| format!("dropping {name} failed: {}", error_label(&e)))
 }
 
-/// Drops every scratch database still registered (on shutdown). Returns how many.
+/// Drops every scratch database still registered (on shutdown), once the writes into them
+/// have stopped (waiting [`TIMEOUT`] at most); none is made after. Returns how many.
 pub async fn drop_all() -> usize {
+    match tokio::time::timeout(TIMEOUT, closed().write()).await {
+        Ok(mut closed) => *closed = true,
+        Err(_) => tracing::warn!("a write into a scratch database was still running at shutdown"),
+    }
     let pending: Vec<(Client, String)> = match live().lock() {
         Ok(mut live) => std::mem::take(&mut *live),
         Err(_) => return 0,
