@@ -66,7 +66,8 @@ struct ProxyArgs {
     /// PostgreSQL upstream, HOST:PORT.
     #[arg(long)]
     pg_upstream: Option<String>,
-    /// postgres://user[:password]@host:port[/db], to read the catalog and verify advice.
+    /// PostgreSQL admin URL (postgres://USER:PASSWORD@HOST:PORT/DB, password and database
+    /// optional), to read the catalog and verify advice.
     #[arg(long)]
     pg_admin_url: Option<String>,
     /// TLS toward PostgreSQL clients: refuse, terminate or passthrough.

@@ -7,7 +7,7 @@
 //!
 //! ## Layout
 //! - [`CatalogSources`]: where to read from.
-//! - [`advise`]: snapshot + catalog → advice.
+//! - [`advise()`]: snapshot + catalog → advice.
 //! - [`mongo`]: existing indexes through `listIndexes`.
 //! - [`postgres`]: existing indexes from `pg_index`.
 //! - [`verify`]: HypoPG verification.

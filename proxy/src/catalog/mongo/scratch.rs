@@ -172,7 +172,7 @@ async fn drop_database(client: &Client, name: &str) -> Result<(), String> {
 }
 
 /// Drops every scratch database still registered (on shutdown), once the writes into them
-/// have stopped (waiting [`TIMEOUT`] at most); none is made after. Returns how many.
+/// have stopped (waiting five seconds at most); none is made after. Returns how many.
 pub async fn drop_all() -> usize {
     match tokio::time::timeout(TIMEOUT, closed().write()).await {
         Ok(mut closed) => *closed = true,
