@@ -6,18 +6,14 @@ and the foreign key's index); its query sets make the workload.
     python django_shop.py --port P --database D --phase schema|workload [--rounds N]
 """
 
-import argparse
 import datetime
 
 import django
 from django.conf import settings
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--port", required=True)
-parser.add_argument("--database", required=True)
-parser.add_argument("--phase", choices=["schema", "workload"], required=True)
-parser.add_argument("--rounds", type=int, default=20)
-args = parser.parse_args()
+import orm_cli  # tests/corpus, beside this script
+
+args = orm_cli.arguments()
 
 settings.configure(
     DATABASES={

@@ -6,18 +6,14 @@ PostgreSQL as parameters, not as literals. SQLAlchemy creates no index for a for
     python sqlalchemy_billing.py --port P --database D --phase schema|workload [--rounds N]
 """
 
-import argparse
 import datetime
 
 from sqlalchemy import ForeignKey, create_engine, func, select, update, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--port", required=True)
-parser.add_argument("--database", required=True)
-parser.add_argument("--phase", choices=["schema", "workload"], required=True)
-parser.add_argument("--rounds", type=int, default=20)
-args = parser.parse_args()
+import orm_cli  # tests/corpus, beside this script
+
+args = orm_cli.arguments()
 
 
 class Base(DeclarativeBase):

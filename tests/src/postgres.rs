@@ -440,6 +440,18 @@ pub async fn connect(conninfo: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The parameters of one statement, boxed, so that a table of statements can give each its
+/// own types.
+pub type Params = Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>;
+
+/// `params` as tokio-postgres takes them.
+pub fn param_refs(params: &Params) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| param.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
 /// The number `sql` (a `SELECT count(*) ...` or the like) answers with `params`; panics on
 /// an error.
 pub async fn number(

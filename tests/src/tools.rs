@@ -1,5 +1,5 @@
-//! Real MongoDB client tools run as children: a pymongo script ([`pymongo`]) and mongosh
-//! ([`mongosh`]).
+//! Real client tools run as children: a pymongo script ([`pymongo`]) and mongosh
+//! ([`mongosh`]), and the check that any tool succeeded ([`assert_success`]).
 //!
 //! pymongo is the one `.ci/run` installs beside SecantusDB (`/opt/secantus/bin/python`, or
 //! `$SECANTUS_PYTHON`); mongosh comes from npm (`$MONGOSH`, else `mongosh` on `PATH`). A tool
@@ -16,6 +16,19 @@ const PYMONGO_HINT: &str = "install it with `/opt/secantus/bin/pip install pymon
 .ci/run), or set SECANTUS_PYTHON to a python that has pymongo";
 const MONGOSH_HINT: &str = "install it with `npm install -g mongosh` (or run .ci/run), or set \
 MONGOSH to its path";
+
+/// Panics with the tool's stdout and stderr unless it exited 0; its stdout otherwise.
+#[track_caller]
+pub fn assert_success(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
 
 /// Runs `script` with pymongo's python; `args` become `sys.argv[1:]`. The output, whatever
 /// the exit status.

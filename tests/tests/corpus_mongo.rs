@@ -15,46 +15,60 @@
 mod expect;
 #[path = "corpus/mongo_check.rs"]
 mod mongo_check;
-mod mongo_harness;
+mod mongo_common;
 #[path = "corpus/tools.rs"]
 mod tools;
 
 use mongo_check::{check, recorded, Expectation};
-use mongo_harness::{wait_until, MongoBehindProxy};
+use mongo_common::{wait_until, MongoBehindProxy};
 
 const DATABASE: &str = "corpus";
 /// Drop advice needs a capture window (the tests' windows last seconds); a sample of 500
 /// documents keeps SecantusDB's pure-Python `$group` within seconds.
 const SHORT_WINDOW: [&str; 4] = ["--drop-min-window-secs", "1", "--mongo-sample-size", "500"];
 
-/// Seeds the workload straight to the server, runs it through the proxy (recording what it
-/// sends), and waits until the proxy counted `executions` on `collections`.
-fn run(
-    harness: &MongoBehindProxy,
+/// A fresh SecantusDB and proxy (given `extra` flags, and the server as its
+/// `--mongo-admin-uri` when `admin_uri`), a workload of `tests/corpus/mongo_app.py` seeded
+/// straight to the server and run through the proxy for `rounds`, recording what it sends;
+/// returned once the proxy counted `per_round` executions a round.
+async fn run(
+    extra: &[&str],
+    admin_uri: bool,
     workload: &str,
     rounds: u32,
-    record: &std::path::Path,
-) -> Vec<mongo_check::Recorded> {
+    per_round: u64,
+) -> (MongoBehindProxy, Vec<mongo_check::Recorded>) {
+    let harness = if admin_uri {
+        MongoBehindProxy::start_with_admin_uri(extra, &[]).await
+    } else {
+        MongoBehindProxy::start_with(extra, &[]).await
+    };
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let record = scratch.path().join("queries.bson");
     let args = |uri: String, phase: &str| {
-        vec![
-            "--uri".to_string(),
-            uri,
-            "--workload".to_string(),
-            workload.to_string(),
-            "--phase".to_string(),
-            phase.to_string(),
-            "--rounds".to_string(),
-            rounds.to_string(),
-            "--record".to_string(),
-            record.display().to_string(),
+        [
+            "--uri",
+            &uri,
+            "--workload",
+            workload,
+            "--phase",
+            phase,
+            "--rounds",
+            &rounds.to_string(),
+            "--record",
+            &record.display().to_string(),
         ]
+        .map(str::to_string)
+        .to_vec()
     };
     tools::python("mongo_app.py", &args(harness.server.uri(), "seed"));
     tools::python(
         "mongo_app.py",
         &args(harness.server.uri_via(harness.listen), "run"),
     );
-    recorded(record)
+    let queries = recorded(&record);
+    wait_for_executions(&harness, u64::from(rounds) * per_round);
+    (harness, queries)
 }
 
 fn wait_for_executions(harness: &MongoBehindProxy, executions: u64) {
@@ -73,6 +87,17 @@ fn wait_for_executions(harness: &MongoBehindProxy, executions: u64) {
     });
 }
 
+/// The advice now, once it passed every check of `corpus/mongo_check.rs`.
+async fn checked(
+    harness: &MongoBehindProxy,
+    queries: &[mongo_check::Recorded],
+    expectation: &Expectation,
+) -> serde_json::Value {
+    let advice = harness.recommendations();
+    check(&advice, &harness.direct, DATABASE, queries, expectation).await;
+    advice
+}
+
 /// A MongoEngine blog. MongoEngine creates the unique index on `author.email`, which serves
 /// the lookup by email. A careful DBA adds three: an author's published posts newest first
 /// (which also serves counting and finding an author's posts), posts by tag newest first,
@@ -80,10 +105,7 @@ fn wait_for_executions(harness: &MongoBehindProxy, executions: u64) {
 /// each here, measured), which an index on `country` turns into a lookup of a tenth of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongoengine_blog() {
-    let harness = MongoBehindProxy::start_with(&SHORT_WINDOW, &[]).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let queries = run(&harness, "blog", 20, &scratch.path().join("queries.bson"));
-    wait_for_executions(&harness, 20 * 5);
+    let (harness, queries) = run(&SHORT_WINDOW, false, "blog", 20, 5).await;
     let expectation = Expectation {
         max_recommendations: 3,
         max_keys: 3,
@@ -96,35 +118,29 @@ async fn mongoengine_blog() {
         drops: vec![],
         absent_fields: vec![],
     };
-    let advice = harness.recommendations();
-    check(&advice, &harness.direct, DATABASE, &queries, &expectation).await;
+    checked(&harness, &queries, &expectation).await;
 }
 
-/// Updates filtered on the whole fetched document: ten variants (one optional field each)
-/// of an eight-field filter. `(w_id, d_id, c_id)` is unique, so a careful DBA adds one
+/// What a careful DBA does with updates filtered on the whole fetched document: ten variants
+/// (one optional field each) of an eight-field filter. `(w_id, d_id, c_id)` is unique, so one
 /// index of at most three keys, which also serves the lookup that fetched the document and
 /// the listing by district. The listing sorts on `updated_at`, which no document has: it is
 /// never a key.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_document_update_filters() {
-    let harness = MongoBehindProxy::start_with(&SHORT_WINDOW, &[]).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let queries = run(
-        &harness,
-        "whole_document",
-        30,
-        &scratch.path().join("queries.bson"),
-    );
-    wait_for_executions(&harness, 30 * 3);
-    let expectation = Expectation {
+fn whole_document_expectation() -> Expectation {
+    Expectation {
         max_recommendations: 1,
         max_keys: 3,
         must_serve: vec![("customer", vec!["w_id", "d_id"])],
         drops: vec![],
         absent_fields: vec!["updated_at"],
-    };
-    let advice = harness.recommendations();
-    check(&advice, &harness.direct, DATABASE, &queries, &expectation).await;
+    }
+}
+
+/// Updates filtered on the whole fetched document (see [`whole_document_expectation`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_document_update_filters() {
+    let (harness, queries) = run(&SHORT_WINDOW, false, "whole_document", 30, 3).await;
+    checked(&harness, &queries, &whole_document_expectation()).await;
 }
 
 /// `--mongo-verify sample`: the whole-document workload's index is measured on a sample
@@ -134,16 +150,8 @@ async fn whole_document_update_filters() {
 async fn sample_verification_measures_on_a_scratch_copy() {
     let mut args = SHORT_WINDOW.to_vec();
     args.extend(["--mongo-verify", "sample"]);
-    let harness = MongoBehindProxy::start_with(&args, &[]).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let queries = run(
-        &harness,
-        "whole_document",
-        30,
-        &scratch.path().join("queries.bson"),
-    );
-    wait_for_executions(&harness, 30 * 3);
-    let advice = harness.recommendations();
+    let (harness, queries) = run(&args, false, "whole_document", 30, 3).await;
+    let advice = checked(&harness, &queries, &whole_document_expectation()).await;
     let recommendation = &advice["recommendations"][0];
     let evidence = &recommendation["evidence"];
     assert_eq!(evidence["method"], "sample", "{advice:#}");
@@ -158,64 +166,31 @@ async fn sample_verification_measures_on_a_scratch_copy() {
         "{evidence:#}"
     );
     assert_eq!(evidence["sample_size"], 500, "{evidence:#}");
-    let databases = harness
-        .direct
-        .list_database_names()
-        .await
-        .expect("listDatabases");
+    let databases = scratch_databases(&harness.direct).await;
     assert!(
-        !databases
-            .iter()
-            .any(|db| db.starts_with("indextap_scratch_")),
+        databases.is_empty(),
         "the scratch database is dropped: {databases:?}"
     );
-    let expectation = Expectation {
-        max_recommendations: 1,
-        max_keys: 3,
-        must_serve: vec![("customer", vec!["w_id", "d_id"])],
-        drops: vec![],
-        absent_fields: vec!["updated_at"],
-    };
-    check(&advice, &harness.direct, DATABASE, &queries, &expectation).await;
 }
 
 /// Reads of `local.startup_log`, `admin.system.users`, `config.settings` and
 /// `corpus.system.profile`: counted as shapes, never advised on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_namespaces_are_never_advised_on() {
-    let harness = MongoBehindProxy::start_with(&SHORT_WINDOW, &[]).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let queries = run(
-        &harness,
-        "internal",
-        5,
-        &scratch.path().join("queries.bson"),
-    );
-    wait_for_executions(&harness, 5 * 4);
-    let advice = harness.recommendations();
+    let (harness, queries) = run(&SHORT_WINDOW, false, "internal", 5, 4).await;
+    let advice = checked(&harness, &queries, &Expectation::default()).await;
     assert_eq!(
         advice["recommendations"],
         serde_json::json!([]),
         "internal namespaces: {advice:#}"
     );
-    check(
-        &advice,
-        &harness.direct,
-        DATABASE,
-        &queries,
-        &Expectation::default(),
-    )
-    .await;
 }
 
 /// A session store read and written only by `_id`, with an index on `user` that no query
 /// uses while every insert maintains it: nothing to add, `user_1` to drop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unused_index_is_proposed_for_dropping() {
-    let harness = MongoBehindProxy::start_with_admin_uri(&SHORT_WINDOW, &[]).await;
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let queries = run(&harness, "by_id", 20, &scratch.path().join("queries.bson"));
-    wait_for_executions(&harness, 20 * 2);
+    let (harness, queries) = run(&SHORT_WINDOW, true, "by_id", 20, 2).await;
     std::thread::sleep(std::time::Duration::from_secs(2));
     let expectation = Expectation {
         max_recommendations: 0,
@@ -224,8 +199,7 @@ async fn an_unused_index_is_proposed_for_dropping() {
         drops: vec!["user_1"],
         absent_fields: vec![],
     };
-    let advice = harness.recommendations();
-    check(&advice, &harness.direct, DATABASE, &queries, &expectation).await;
+    let advice = checked(&harness, &queries, &expectation).await;
     let drop = &advice["drops"][0];
     assert!(
         drop["evidence"]["writes"].as_u64().unwrap_or(0) >= 20,

@@ -11,7 +11,7 @@
 //!
 //! ## Layout
 //! - `corpus/pg_check.rs`: the server, the proxy, and the checks.
-//! - `corpus/tools.rs`: sysbench, pgbench and the corpus Python scripts.
+//! - `corpus/tools.rs`: sysbench and the corpus Python scripts; `pg_common`: pgbench.
 //! - `corpus/tpcc.rs`: the TPC-C-like schema and transactions.
 //! - this file: one test per workload.
 
@@ -19,27 +19,40 @@
 mod expect;
 #[path = "corpus/pg_check.rs"]
 mod pg_check;
+mod pg_common;
 #[path = "corpus/tools.rs"]
 mod tools;
 #[path = "corpus/tpcc.rs"]
 mod tpcc;
 
 use pg_check::{check, Expectation, PgCorpus};
+use pg_common::assert_success;
 
 /// Drop advice needs a capture window; the tests' windows last seconds.
 const SHORT_WINDOW: [&str; 2] = ["--drop-min-window-secs", "1"];
 
-fn sysbench_args(table_size: &str) -> Vec<String> {
-    vec![
-        "--tables=1".to_string(),
-        format!("--table-size={table_size}"),
-        "--threads=1".to_string(),
-        "--time=0".to_string(),
-    ]
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
+/// A server with sysbench's table (10,000 rows, `prepare` run straight to it by `prepare`'s
+/// script, then analyzed), and 100 events of each of `workloads` run through the proxy.
+async fn sysbench(prepare: &str, workloads: &[&str]) -> PgCorpus {
+    let corpus = PgCorpus::start("sbtest", &SHORT_WINDOW);
+    let args = [
+        "--tables=1",
+        "--table-size=10000",
+        "--threads=1",
+        "--time=0",
+    ];
+    tools::sysbench(corpus.server.addr(), "sbtest", prepare, &args, "prepare");
+    corpus
+        .direct()
+        .await
+        .batch_execute("ANALYZE")
+        .await
+        .expect("ANALYZE");
+    let run = [args.as_slice(), &["--events=100"]].concat();
+    for workload in workloads {
+        tools::sysbench(corpus.listen, "sbtest", workload, &run, "run");
+    }
+    corpus
 }
 
 /// sysbench `oltp_read_write`: every statement finds rows by the primary key, so a careful
@@ -47,25 +60,7 @@ fn refs(args: &[String]) -> Vec<&str> {
 /// k = k + 1` rewrites it: it is proposed for dropping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sysbench_oltp_read_write() {
-    let corpus = PgCorpus::start("sbtest", &SHORT_WINDOW);
-    let args = sysbench_args("10000");
-    let server = corpus.server.addr();
-    tools::sysbench(server, "sbtest", "oltp_read_write", &refs(&args), "prepare");
-    corpus
-        .direct()
-        .await
-        .batch_execute("ANALYZE")
-        .await
-        .expect("ANALYZE");
-    let mut run = args.clone();
-    run.push("--events=100".to_string());
-    tools::sysbench(
-        corpus.listen,
-        "sbtest",
-        "oltp_read_write",
-        &refs(&run),
-        "run",
-    );
+    let corpus = sysbench("oltp_read_write", &["oltp_read_write"]).await;
     // 18 statements a transaction, and a margin for sysbench's own.
     corpus.wait_for_executions(100 * 14);
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -99,26 +94,13 @@ async fn sysbench_oltp_read_write() {
 /// add, and nothing to drop: `k_1` is used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sysbench_reads_and_index_updates() {
-    let corpus = PgCorpus::start("sbtest", &SHORT_WINDOW);
-    let args = sysbench_args("10000");
-    let server = corpus.server.addr();
-    tools::sysbench(server, "sbtest", "oltp_common", &refs(&args), "prepare");
-    corpus
-        .direct()
-        .await
-        .batch_execute("ANALYZE")
-        .await
-        .expect("ANALYZE");
-    let mut run = args.clone();
-    run.push("--events=100".to_string());
-    for workload in [
+    let workloads = [
         "oltp_point_select",
         "select_random_ranges",
         "select_random_points",
         "oltp_update_index",
-    ] {
-        tools::sysbench(corpus.listen, "sbtest", workload, &refs(&run), "run");
-    }
+    ];
+    let corpus = sysbench("oltp_common", &workloads).await;
     corpus.wait_for_executions(350);
     let expectation = Expectation {
         max_recommendations: 0,
@@ -134,23 +116,23 @@ async fn sysbench_reads_and_index_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_builtin_scripts() {
     let corpus = PgCorpus::start("bench", &SHORT_WINDOW);
-    tools::pgbench(corpus.server.addr(), "bench", &["-i", "-s", "1", "-q"]);
+    let pgbench = |addr, args: &[&str]| {
+        let output = pg_common::pgbench(addr, "bench", args);
+        assert_success(&output, &format!("pgbench {args:?}"));
+    };
+    pgbench(corpus.server.addr(), &["-i", "-s", "1", "-q"]);
     for mode in ["prepared", "simple"] {
-        tools::pgbench(
+        let scripts = [
+            "-b",
+            "tpcb-like",
+            "-b",
+            "simple-update",
+            "-b",
+            "select-only",
+        ];
+        pgbench(
             corpus.listen,
-            "bench",
-            &[
-                "-b",
-                "tpcb-like",
-                "-b",
-                "simple-update",
-                "-b",
-                "select-only",
-                "-t",
-                "100",
-                "-M",
-                mode,
-            ],
+            &[&scripts[..], &["-t", "100", "-M", mode]].concat(),
         );
     }
     corpus.wait_for_executions(400);

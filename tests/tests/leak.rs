@@ -14,7 +14,7 @@ use indextap_tests::leak::{
     admin_answers, assert_no_marker, cli_outputs, exposure, json_log_levels, logs,
     stop_and_read_state,
 };
-use indextap_tests::postgres::{connect as pg_connect, number};
+use indextap_tests::postgres::{connect as pg_connect, number, param_refs, Params as PgParams};
 use indextap_tests::secantus::find_existing;
 use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Markers, Postgres};
 use mongo_common::{drain, shapes_on, wait_until, writes_on, MongoBehindProxy};
@@ -309,21 +309,14 @@ async fn mongo_values_never_leave_the_proxy() {
 const PG_DATABASE: &str = "leak";
 const PG_TABLE: &str = "people";
 
-/// The bound parameters of one PostgreSQL statement.
-type PgParams = Vec<Box<dyn ToSql + Sync + Send>>;
-
 /// Runs `sql` with the extended protocol; the server's error, if any, as the client shows it.
 async fn pg_extended(
     client: &tokio_postgres::Client,
     sql: &str,
     params: PgParams,
 ) -> Result<u64, String> {
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|param| param.as_ref() as &(dyn ToSql + Sync))
-        .collect();
     client
-        .execute(sql, &refs)
+        .execute(sql, &param_refs(&params))
         .await
         .map_err(|err| format!("{err:?}"))
 }

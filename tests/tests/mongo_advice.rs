@@ -22,7 +22,7 @@
 mod expected;
 #[path = "mongo_advice/explain.rs"]
 mod explain;
-mod mongo_harness;
+mod mongo_common;
 
 use std::process::{Command, Output};
 
@@ -30,7 +30,7 @@ use bson::{doc, Document};
 use expected::{comparable_all, expected_drops, expected_recommendations};
 use explain::explain;
 use indextap_tests::IndextapProcess;
-use mongo_harness::{drain, shapes_on, wait_until, MongoBehindProxy};
+use mongo_common::{drain, shapes_on, wait_until, MongoBehindProxy};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use serde_json::{json, Value};

@@ -34,9 +34,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use indextap_tests::postgres::{param_refs, Params};
 use indextap_tests::{free_port, IndextapProcess, Postgres};
 use serde_json::{json, Value};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const DATABASE: &str = "app";
@@ -90,9 +90,6 @@ const EXISTING_INDEXES: [&str; 5] = [
     "users_org_id_idx",
     "users_pkey",
 ];
-
-/// Parameters for one execution.
-type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 /// A statement and its parameters for round `n`.
 type Sent = (&'static str, fn(i32) -> Params);
@@ -184,13 +181,8 @@ async fn run_workload(client: &Client) -> u64 {
         for query in &queries {
             match query.params {
                 Some(params) => {
-                    let params = params(n);
-                    let refs: Vec<&(dyn ToSql + Sync)> = params
-                        .iter()
-                        .map(|param| param.as_ref() as &(dyn ToSql + Sync))
-                        .collect();
                     client
-                        .query(query.sql, &refs)
+                        .query(query.sql, &param_refs(&params(n)))
                         .await
                         .unwrap_or_else(|err| panic!("{}: {err:?}", query.sql));
                 }
@@ -884,12 +876,10 @@ async fn catalog_null_ordering_and_quoted_names() {
     ];
     for n in 0..5 {
         for (sql, params) in &statements {
-            let params = params(n);
-            let refs: Vec<&(dyn ToSql + Sync)> = params
-                .iter()
-                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
-                .collect();
-            client.query(*sql, &refs).await.expect(sql);
+            client
+                .query(*sql, &param_refs(&params(n)))
+                .await
+                .expect(sql);
         }
     }
     wait_for_shapes(&proxy, |shapes| shapes.len() >= statements.len());

@@ -86,14 +86,7 @@ fn attribute_joins(snapshot: &mut Snapshot, facts: &CatalogFacts, notes: &mut BT
             .cloned()
             .unwrap_or_default();
         let namespaces: Vec<Namespace> = tables.iter().map(|(_, ns)| (*ns).clone()).collect();
-        let mut columns = leaf_columns(&record.shape.filter);
-        columns.extend(
-            record
-                .shape
-                .sort
-                .iter()
-                .map(|k| k.target.column().to_owned()),
-        );
+        let mut columns = filtered_or_sorted(&record.shape);
         columns.extend(record.shape.projection.iter().cloned());
         for column in columns {
             if facts.columns.has(namespace, &column) != Some(false) {
@@ -167,6 +160,13 @@ fn is_join(record: &crate::snapshot::ShapeRecord) -> bool {
     record.shape.options.iter().any(|o| o == JOIN_OPTION)
 }
 
+/// The columns or fields a shape filters or sorts on.
+fn filtered_or_sorted(shape: &crate::shape::Shape) -> BTreeSet<String> {
+    let mut columns = leaf_columns(&shape.filter);
+    columns.extend(shape.sort.iter().map(|k| k.target.column().to_owned()));
+    columns
+}
+
 /// The columns or fields a filter tests, `$elemMatch` paths joined in.
 fn leaf_columns(predicate: &Predicate) -> BTreeSet<String> {
     predicate
@@ -216,14 +216,7 @@ fn leave_out_absent_fields(
         let Some(sampled) = statistics.sample_size.filter(|n| *n > 0) else {
             continue;
         };
-        let mut columns = leaf_columns(&record.shape.filter);
-        columns.extend(
-            record
-                .shape
-                .sort
-                .iter()
-                .map(|k| k.target.column().to_owned()),
-        );
+        let columns = filtered_or_sorted(&record.shape);
         for column in columns {
             if column == "_id" || !statistics.is_absent(&column) {
                 continue;
@@ -389,14 +382,7 @@ mod tests {
             NamespaceStatistics {
                 rows: 10.0,
                 sample_size: Some(10),
-                fields: BTreeMap::from([(
-                    "tags".to_owned(),
-                    FieldStatistics {
-                        distinct: 4.0,
-                        null_fraction: 0.0,
-                        most_common_frequencies: Vec::new(),
-                    },
-                )]),
+                fields: BTreeMap::from([("tags".to_owned(), FieldStatistics::uniform(4.0))]),
             },
         );
         let (attributed, notes) = attribute(&snapshot, &facts);
@@ -418,14 +404,7 @@ mod tests {
             NamespaceStatistics {
                 rows: 100.0,
                 sample_size: Some(100),
-                fields: BTreeMap::from([(
-                    "d_id".to_owned(),
-                    FieldStatistics {
-                        distinct: 10.0,
-                        null_fraction: 0.0,
-                        most_common_frequencies: Vec::new(),
-                    },
-                )]),
+                fields: BTreeMap::from([("d_id".to_owned(), FieldStatistics::uniform(10.0))]),
             },
         );
         let (attributed, notes) = attribute(&snapshot, &facts);

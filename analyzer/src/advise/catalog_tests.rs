@@ -75,14 +75,6 @@ fn permuted_candidates_become_one() {
     assert_eq!(advice.recommendations[0].serves.len(), 2);
 }
 
-fn uniform(distinct: f64) -> FieldStatistics {
-    FieldStatistics {
-        distinct,
-        null_fraction: 0.0,
-        most_common_frequencies: Vec::new(),
-    }
-}
-
 #[test]
 fn a_whole_document_filter_gets_its_unique_prefix() {
     let customer = Namespace::mongo("app", "customer");
@@ -109,7 +101,7 @@ fn a_whole_document_filter_gets_its_unique_prefix() {
         ("balance", 50.0),
     ]
     .into_iter()
-    .map(|(name, distinct)| (name.to_owned(), uniform(distinct)))
+    .map(|(name, distinct)| (name.to_owned(), FieldStatistics::uniform(distinct)))
     .collect();
     for variant in 0..10 {
         fields.insert(
@@ -257,8 +249,8 @@ fn a_unique_prefix_cut_short_is_still_served_by_the_key_it_came_from() {
                 rows: 10.0,
                 sample_size: None,
                 fields: BTreeMap::from([
-                    ("d_w_id".to_owned(), uniform(1.0)),
-                    ("d_id".to_owned(), uniform(10.0)),
+                    ("d_w_id".to_owned(), FieldStatistics::uniform(1.0)),
+                    ("d_id".to_owned(), FieldStatistics::uniform(10.0)),
                 ]),
             },
         )]),
@@ -283,7 +275,10 @@ fn shapes_that_differ_past_a_selective_prefix_share_one_index() {
             NamespaceStatistics {
                 rows: 40_000.0,
                 sample_size: None,
-                fields: BTreeMap::from([("customer_id".to_owned(), uniform(4_000.0))]),
+                fields: BTreeMap::from([(
+                    "customer_id".to_owned(),
+                    FieldStatistics::uniform(4_000.0),
+                )]),
             },
         )]),
         ..CatalogFacts::default()

@@ -60,6 +60,15 @@ impl FieldStatistics {
         (common_squares + spread).clamp(0.0, 1.0)
     }
 
+    /// A field that is never null, whose `distinct` values are equally common.
+    pub fn uniform(distinct: f64) -> Self {
+        Self {
+            distinct,
+            null_fraction: 0.0,
+            most_common_frequencies: Vec::new(),
+        }
+    }
+
     /// Whether no row has the field (MongoDB: no sampled document has it).
     pub fn is_absent(&self) -> bool {
         self.null_fraction >= 1.0 && self.distinct < 1.0
@@ -119,18 +128,10 @@ pub fn is_addressable(field: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn uniform(distinct: f64) -> FieldStatistics {
-        FieldStatistics {
-            distinct,
-            null_fraction: 0.0,
-            most_common_frequencies: Vec::new(),
-        }
-    }
-
     #[test]
     fn selectivity_of_uniform_and_skewed_fields() {
-        assert!((uniform(10.0).equality_selectivity() - 0.1).abs() < 1e-9);
-        assert!((uniform(1.0).equality_selectivity() - 1.0).abs() < 1e-9);
+        assert!((FieldStatistics::uniform(10.0).equality_selectivity() - 0.1).abs() < 1e-9);
+        assert!((FieldStatistics::uniform(1.0).equality_selectivity() - 1.0).abs() < 1e-9);
         // One value holds 90 % of the rows: a lookup of a random row's value matches most.
         let skewed = FieldStatistics {
             distinct: 10.0,
@@ -153,9 +154,9 @@ mod tests {
             rows: 10_000.0,
             sample_size: None,
             fields: BTreeMap::from([
-                ("w_id".to_owned(), uniform(1.0)),
-                ("d_id".to_owned(), uniform(10.0)),
-                ("c_id".to_owned(), uniform(1000.0)),
+                ("w_id".to_owned(), FieldStatistics::uniform(1.0)),
+                ("d_id".to_owned(), FieldStatistics::uniform(10.0)),
+                ("c_id".to_owned(), FieldStatistics::uniform(1000.0)),
             ]),
         };
         assert!(!table.is_unique(["w_id", "d_id"]));
@@ -170,7 +171,7 @@ mod tests {
             rows: 3000.0,
             sample_size: Some(3000),
             fields: BTreeMap::from([
-                ("w_id".to_owned(), uniform(1.0)),
+                ("w_id".to_owned(), FieldStatistics::uniform(1.0)),
                 (
                     "gone".to_owned(),
                     FieldStatistics {

@@ -91,6 +91,16 @@ fn is_namespace_missing(error: &mongodb::error::Error) -> bool {
     matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == 26)
 }
 
+/// A count or size in a server's answer, however it was typed (0 when absent).
+pub(crate) fn number(document: &Document, key: &str) -> f64 {
+    match document.get(key) {
+        Some(Bson::Int32(v)) => f64::from(*v),
+        Some(Bson::Int64(v)) => *v as f64,
+        Some(Bson::Double(v)) => *v,
+        _ => 0.0,
+    }
+}
+
 /// Server error messages can quote a value; report the code name only.
 pub(crate) fn error_label(error: &mongodb::error::Error) -> String {
     match error.kind.as_ref() {

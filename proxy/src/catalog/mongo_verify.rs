@@ -19,7 +19,7 @@ use indextap_analyzer::snapshot::Snapshot;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
-use super::mongo::{self, probe, scratch::Scratch};
+use super::mongo::{self, number, probe, scratch::Scratch};
 use super::CatalogSources;
 
 /// Sampled documents each served shape is run with.
@@ -280,15 +280,6 @@ async fn examined_with(
         }
     }
     any.then_some((total, used))
-}
-
-fn number(document: &Document, key: &str) -> f64 {
-    match document.get(key) {
-        Some(Bson::Int32(v)) => f64::from(*v),
-        Some(Bson::Int64(v)) => *v as f64,
-        Some(Bson::Double(v)) => *v,
-        _ => 0.0,
-    }
 }
 
 fn uses_index(plan: &Document, name: &str) -> bool {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 /// An index of the server's catalog, or a recommended one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
@@ -17,6 +19,26 @@ pub struct Index {
 }
 
 impl Index {
+    /// A recommendation of the advice's JSON: its table or collection, name, keys (a field
+    /// or an expression each) and whether it is partial.
+    pub fn recommended(recommendation: &Value) -> Self {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+        Self {
+            table: text(&recommendation["collection"]),
+            name: text(&recommendation["name"]),
+            keys: recommendation["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|key| match key["field"].as_str() {
+                    Some(field) => field.to_string(),
+                    None => text(&key["expression"]),
+                })
+                .collect(),
+            partial: !recommendation["partial"].is_null(),
+        }
+    }
+
     /// Whether `self`'s keys are `other`'s leading keys in some order: then whatever `self`
     /// finds by equality, `other` finds as well.
     pub fn led_by(&self, other: &Index) -> bool {

@@ -105,26 +105,6 @@ async fn existing_indexes(client: &Client, database: &str) -> Vec<Index> {
     indexes
 }
 
-fn recommended(recommendation: &Value) -> Index {
-    Index {
-        partial: false,
-        table: recommendation["collection"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        name: recommendation["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        keys: recommendation["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|key| key["field"].as_str().map(str::to_string))
-            .collect(),
-    }
-}
-
 fn key_document(recommendation: &Value) -> Document {
     let mut keys = Document::new();
     for key in recommendation["keys"].as_array().into_iter().flatten() {
@@ -217,7 +197,14 @@ pub async fn check(
         .cloned()
         .collect();
     let existing = existing_indexes(direct, database).await;
-    let proposed: Vec<Index> = ours.iter().map(recommended).collect();
+    // Partial or not, a recommendation is taken as serving what its keys lead.
+    let proposed: Vec<Index> = ours
+        .iter()
+        .map(|recommendation| Index {
+            partial: false,
+            ..Index::recommended(recommendation)
+        })
+        .collect();
     for index in &proposed {
         assert!(
             !index.keys.iter().any(|key| key == "_id"),

@@ -20,12 +20,14 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use indextap_tests::capture::{poll_until, shapes_document};
 use indextap_tests::ports::free_addr;
-use indextap_tests::{IndextapProcess, Postgres};
+use indextap_tests::postgres::connect;
+use indextap_tests::{IndextapOptions, IndextapProcess, Postgres};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// How long the aggregate may take to count what was sent.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -51,23 +53,11 @@ impl PgCorpus {
             .create_database(database)
             .unwrap_or_else(|err| panic!("create database {database}: {err:#}"));
         let listen = free_addr();
-        let admin = free_addr();
-        let (listen_text, admin_text) = (listen.to_string(), admin.to_string());
-        let upstream = server.addr().to_string();
-        let admin_url = server.url("postgres");
-        let mut args = vec![
-            "proxy",
-            "--pg-listen",
-            &listen_text,
-            "--pg-upstream",
-            &upstream,
-            "--pg-admin-url",
-            &admin_url,
-            "--admin-listen",
-            &admin_text,
-        ];
-        args.extend_from_slice(extra);
-        let proxy = IndextapProcess::start(&args);
+        let proxy = IndextapProcess::start_with(
+            IndextapOptions::postgres(listen, server.addr())
+                .args(&["--pg-admin-url", &server.url("postgres")])
+                .args(extra),
+        );
         Self {
             proxy,
             server,
@@ -94,12 +84,8 @@ impl PgCorpus {
     /// Waits until the aggregate has counted at least `executions` statements on tables of
     /// the workload's database.
     pub fn wait_for_executions(&self, executions: u64) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let document = self
-                .proxy
-                .get_json("/api/v1/shapes")
-                .expect("GET /api/v1/shapes");
+        poll_until("the workload in /api/v1/shapes", SETTLE, || {
+            let document = shapes_document(&self.proxy);
             let counted: u64 = document["shapes"]
                 .as_array()
                 .into_iter()
@@ -108,14 +94,13 @@ impl PgCorpus {
                 .filter_map(|shape| shape["count"].as_u64())
                 .sum();
             if counted >= executions {
-                return;
+                Ok(())
+            } else {
+                Err(format!(
+                    "only {counted} of {executions} executions counted: {document:#}"
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "only {counted} of {executions} executions counted: {document:#}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        });
     }
 
     /// The advice, as JSON.
@@ -137,15 +122,6 @@ impl PgCorpus {
             .await
             .expect("enable auto_explain");
     }
-}
-
-/// tokio-postgres with `NoTls`, its connection driven on a task.
-pub async fn connect(conninfo: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("connect {conninfo}: {err:?}"));
-    tokio::spawn(connection);
-    client
 }
 
 pub use super::expect::Dba as Expectation;
@@ -185,30 +161,6 @@ async fn catalog_indexes(client: &Client) -> Vec<Index> {
         .collect()
 }
 
-fn recommended(recommendation: &Value) -> Index {
-    let keys = recommendation["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|key| match key["field"].as_str() {
-            Some(field) => field.to_string(),
-            None => key["expression"].as_str().unwrap_or_default().to_string(),
-        })
-        .collect();
-    Index {
-        table: recommendation["collection"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        name: recommendation["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        keys,
-        partial: !recommendation["partial"].is_null(),
-    }
-}
-
 /// The names of the indexes the logged plans scan (`auto_explain`, JSON format).
 fn scanned_in_log(log: &str) -> BTreeSet<String> {
     let marker = "\"Index Name\": \"";
@@ -239,7 +191,7 @@ pub async fn check(
         .unwrap_or_default();
     let direct = corpus.direct().await;
     let existing = catalog_indexes(&direct).await;
-    let proposed: Vec<Index> = recommendations.iter().map(recommended).collect();
+    let proposed: Vec<Index> = recommendations.iter().map(Index::recommended).collect();
 
     for recommendation in &recommendations {
         let schema = recommendation["schema"].as_str().unwrap_or_default();

@@ -13,7 +13,7 @@
 //! - [`run`]: every statement `rounds` times.
 #![allow(unreachable_pub)]
 
-use tokio_postgres::types::ToSql;
+use indextap_tests::postgres::{param_refs, Params};
 use tokio_postgres::Client;
 
 /// The TPC-C tables with their primary keys (and no other index), and their rows.
@@ -67,7 +67,7 @@ ANALYZE;
 "#;
 
 /// Parameters of one execution, from the round number.
-type Params = fn(i32) -> Vec<Box<dyn ToSql + Sync + Send>>;
+type Statement = fn(i32) -> Params;
 
 fn last_name(n: i32) -> String {
     const SYLLABLES: [&str; 10] = [
@@ -78,7 +78,7 @@ fn last_name(n: i32) -> String {
 }
 
 /// The five transactions' statements, as the specification's sample programs write them.
-pub const STATEMENTS: [(&str, Params); 21] = [
+pub const STATEMENTS: [(&str, Statement); 21] = [
     // New-Order.
     (
         "SELECT c_discount, c_last, c_credit, w_tax FROM customer, warehouse WHERE w_id = $1 AND c_w_id = w_id AND c_d_id = $2 AND c_id = $3",
@@ -175,13 +175,8 @@ pub async fn run(client: &Client, rounds: i32) -> u64 {
     let mut executions = 0;
     for n in 0..rounds {
         for (sql, params) in STATEMENTS {
-            let params = params(n);
-            let refs: Vec<&(dyn ToSql + Sync)> = params
-                .iter()
-                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
-                .collect();
             client
-                .execute(sql, &refs)
+                .execute(sql, &param_refs(&params(n)))
                 .await
                 .unwrap_or_else(|err| panic!("{sql}: {err:?}"));
             executions += 1;

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 pub use indextap_tests::capture::{shapes, wait_for_shapes, wait_until, writes, CAPTURE_TIMEOUT};
 pub use indextap_tests::metrics::{metric_value, wait_for_metric};
+pub use indextap_tests::tools::assert_success;
 
 /// A PostgreSQL cluster with `indextap proxy` in front of it.
 pub struct PgBehindProxy {
@@ -136,18 +137,6 @@ pub fn pgbench(addr: SocketAddr, db: &str, args: &[&str]) -> Output {
         .arg(db)
         .output()
         .unwrap_or_else(|err| panic!("cannot run pgbench: {err}"))
-}
-
-/// Panics with the tool's stderr unless it exited 0.
-#[track_caller]
-pub fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// A numeric field of a shape (`count`, `errors`, `returned`).

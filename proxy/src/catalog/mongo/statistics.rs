@@ -9,7 +9,7 @@ use indextap_analyzer::catalog::{FieldStatistics, NamespaceStatistics};
 use indextap_analyzer::shape::Namespace;
 use mongodb::Client;
 
-use super::{error_label, TIMEOUT};
+use super::{error_label, number, TIMEOUT};
 
 /// A sample of thousands of documents takes longer than a catalog read.
 const SAMPLE_TIMEOUT: std::time::Duration = TIMEOUT.saturating_mul(12);
@@ -34,15 +34,6 @@ pub fn pipeline(fields: &[String], size: u32) -> Vec<Document> {
         doc! { "$group": group },
         doc! { "$project": project },
     ]
-}
-
-fn number(document: &Document, key: &str) -> f64 {
-    match document.get(key) {
-        Some(Bson::Int32(v)) => f64::from(*v),
-        Some(Bson::Int64(v)) => *v as f64,
-        Some(Bson::Double(v)) => *v,
-        _ => 0.0,
-    }
 }
 
 /// The statistics of `fields` of `namespace`, counted on a sample of `size` documents.
