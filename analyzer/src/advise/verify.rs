@@ -73,6 +73,33 @@ pub fn probes(advice: &Advice, snapshot: &Snapshot) -> Vec<Probe> {
         .collect()
 }
 
+/// Names, in the notes, the recommendations a planner would verify that [`probes`] leaves
+/// out: none of their shapes has SQL to explain (a snapshot that did not keep it). They stay
+/// unverified, never silently.
+pub fn note_unexplainable(advice: &mut Advice, snapshot: &Snapshot) {
+    let names: Vec<String> = advice
+        .recommendations
+        .iter()
+        .filter(|r| {
+            r.index
+                .namespace
+                .engine
+                .rules()
+                .hypothetical_ddl(&r.index)
+                .is_some()
+        })
+        .filter(|r| queries(r, snapshot).is_empty())
+        .map(|r| r.name.clone())
+        .collect();
+    if !names.is_empty() {
+        advice.notes.push(format!(
+            "{} recommendation(s) not verified (none of their shapes has SQL to explain): {}",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+}
+
 /// The normalised SQL of the shapes one recommendation serves, heaviest first.
 pub fn queries(recommendation: &Recommendation, snapshot: &Snapshot) -> Vec<ProbeQuery> {
     recommendation
@@ -402,6 +429,38 @@ mod tests {
         assert!(pays(100.0, 50.0, true, 0.2));
         assert!(!pays(100.0, 90.0, true, 0.2));
         assert!(!pays(100.0, 10.0, false, 0.2));
+    }
+
+    #[test]
+    fn a_recommendation_without_sql_is_named() {
+        let mut snapshot = Snapshot::default();
+        let shape = Shape::new(Namespace::postgres("app", "public", "runs"), "select");
+        snapshot.shapes.insert(
+            ShapeId(1),
+            ShapeRecord {
+                shape,
+                count: 1,
+                errors: 0,
+                error_codes: Default::default(),
+                total_micros: 1,
+                returned: 0,
+                continuations: 0,
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+                constants: Vec::new(),
+                normalized_sql: None,
+                latency: LatencySketch::default(),
+            },
+        );
+        let mut advice = Advice {
+            recommendations: vec![recommendation("runs_status_idx", &[1])],
+            ..Advice::default()
+        };
+        note_unexplainable(&mut advice, &snapshot);
+        assert_eq!(
+            advice.notes,
+            vec!["1 recommendation(s) not verified (none of their shapes has SQL to explain): runs_status_idx"]
+        );
     }
 
     #[test]

@@ -153,6 +153,23 @@ impl Value {
             ),
         }
     }
+
+    /// BSON, for building the index on a server (sample verification).
+    pub(crate) fn to_bson(&self) -> bson::Bson {
+        match self {
+            Value::Bool(value) => bson::Bson::Boolean(*value),
+            Value::Int(value) => bson::Bson::Int64(*value),
+            Value::Str(text) => bson::Bson::String(text.clone()),
+            Value::Null => bson::Bson::Null,
+            Value::Array(items) => bson::Bson::Array(items.iter().map(Value::to_bson).collect()),
+            Value::Doc(fields) => bson::Bson::Document(
+                fields
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.to_bson()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +209,10 @@ mod tests {
         assert_eq!(
             filter.to_json()["email"]["$exists"],
             serde_json::Value::Bool(true)
+        );
+        assert_eq!(
+            listed.to_bson(),
+            bson::Bson::Document(bson::doc! { "due": { "$type": ["date", "null", 9_i64] } })
         );
     }
 

@@ -145,6 +145,15 @@ pub fn recreate_statement(drop: &DropCandidate) -> String {
     }
 }
 
+/// A MongoDB index's `partialFilterExpression`, as the server takes it; `None` when it has
+/// none.
+pub fn partial_filter_expression(index: &crate::advise::IndexSpec) -> Option<bson::Document> {
+    match document::partial_filter(&index.partial).to_bson() {
+        bson::Bson::Document(filter) if !filter.is_empty() => Some(filter),
+        _ => None,
+    }
+}
+
 /// Milliseconds for people: about three significant digits.
 pub(crate) fn ms(value: f64) -> String {
     if value >= 100.0 {

@@ -111,9 +111,11 @@ pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
     advice.notes.extend(notes);
     advice.notes.extend(fact_notes);
     verify::verify_postgres(&mut advice, snapshot, sources, &existing, &settings).await;
-    if sources.settings.mongo_verify == indextap_config::MongoVerify::Sample {
+    let sampling = sources.settings.mongo_verify == indextap_config::MongoVerify::Sample;
+    if sampling {
         mongo_verify::verify_mongo(&mut advice, snapshot, sources, &existing, &settings).await;
     }
+    mongo_verify::note_unmeasured(&mut advice, sampling);
     advise::rank::select(&mut advice, &settings);
     advice
 }

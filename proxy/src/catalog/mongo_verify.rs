@@ -6,7 +6,9 @@
 //! (`executionStats`) counts the documents it examines without and with the candidate.
 //! Candidates are measured best first; one that pays stays built while the next are
 //! measured. The scratch database is dropped at the end, also when something fails on the
-//! way (and on shutdown, see `mongo::scratch`). Only counts leave this module.
+//! way (and on shutdown, see `mongo::scratch`). Only counts leave this module. A candidate
+//! that does not build on the sample is never recommended; one left unmeasured is named in
+//! the notes ([`note_unmeasured`]).
 
 use std::collections::BTreeMap;
 
@@ -59,23 +61,74 @@ pub async fn verify_mongo(
     };
     let scratch = Scratch::new(&client);
     let size = sources.settings.mongo_sample_size;
-    let (measurements, sampled, notes) = measure_all(
+    let outcome = measure_all(
         advice, snapshot, &scratch, existing, settings, &wanted, size,
     )
     .await;
     if let Err(error) = scratch.drop_now().await {
         tracing::warn!(%error, "the scratch database of sample verification was not dropped");
     }
-    advice.notes.extend(notes);
-    verify::apply(advice, &measurements, settings);
+    advice.notes.extend(outcome.notes);
+    for (namespace, name, reason) in &outcome.failed {
+        verify::leave_out(advice, namespace, name, reason);
+    }
+    verify::apply(advice, &outcome.measurements, settings);
     for recommendation in &mut advice.recommendations {
         if let (Some(evidence), Some(size)) = (
             recommendation.evidence.as_mut(),
-            sampled.get(&recommendation.index.namespace),
+            outcome.sampled.get(&recommendation.index.namespace),
         ) {
             evidence.sample_size = Some(*size);
         }
     }
+}
+
+/// Names every MongoDB recommendation left without evidence, with why: none is unverified
+/// silently. Without `--mongo-verify sample` none is measured; with it, a text index is not,
+/// and neither is one whose shapes no sampled document could give values to.
+pub fn note_unmeasured(advice: &mut Advice, sampling: bool) {
+    let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for recommendation in &advice.recommendations {
+        if recommendation.index.namespace.engine != Engine::Mongodb
+            || recommendation.evidence.is_some()
+        {
+            continue;
+        }
+        let reason = match (sampling, recommendation.index.method) {
+            (false, _) => "MongoDB advice is measured only with --mongo-verify sample",
+            (true, IndexMethod::Btree) => {
+                "no sampled document gave its shapes values to run them with"
+            }
+            (true, _) => "only B-tree indexes are measured on the sample",
+        };
+        by_reason
+            .entry(reason)
+            .or_default()
+            .push(&recommendation.name);
+    }
+    let notes: Vec<String> = by_reason
+        .into_iter()
+        .map(|(reason, mut names)| {
+            names.sort_unstable();
+            format!(
+                "{} MongoDB recommendation(s) not verified ({reason}): {}",
+                names.len(),
+                names.join(", ")
+            )
+        })
+        .collect();
+    advice.notes.extend(notes);
+}
+
+/// What sample verification found.
+#[derive(Default)]
+struct Outcome {
+    measurements: Vec<Measurement>,
+    /// Documents copied per collection.
+    sampled: BTreeMap<Namespace, u64>,
+    /// Recommendations whose verification failed, with the reason: never recommended.
+    failed: Vec<(Namespace, String, String)>,
+    notes: Vec<String>,
 }
 
 async fn measure_all(
@@ -86,21 +139,21 @@ async fn measure_all(
     settings: &AdviceSettings,
     wanted: &[(Namespace, String)],
     size: u32,
-) -> (Vec<Measurement>, BTreeMap<Namespace, u64>, Vec<String>) {
-    let mut measurements = Vec::new();
-    let mut sampled: BTreeMap<Namespace, u64> = BTreeMap::new();
+) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut samples: BTreeMap<Namespace, Vec<Document>> = BTreeMap::new();
-    let mut notes = Vec::new();
     for (namespace, name) in wanted {
-        if !sampled.contains_key(namespace) {
+        if !outcome.sampled.contains_key(namespace) {
             match prepare(scratch, namespace, existing, size).await {
                 Ok((copied, documents)) => {
-                    sampled.insert(namespace.clone(), copied);
+                    outcome.sampled.insert(namespace.clone(), copied);
                     samples.insert(namespace.clone(), documents);
                 }
                 Err(error) => {
-                    notes.push(format!("{namespace} was not sampled: {error}"));
-                    sampled.insert(namespace.clone(), 0);
+                    outcome
+                        .notes
+                        .push(format!("{namespace} was not sampled: {error}"));
+                    outcome.sampled.insert(namespace.clone(), 0);
                     continue;
                 }
             }
@@ -136,8 +189,10 @@ async fn measure_all(
             .write(build(&collection, &recommendation.index, name))
             .await
         {
-            notes.push(format!(
-                "{name} is left out: it does not build on the sample ({error})"
+            outcome.failed.push((
+                namespace.clone(),
+                name.clone(),
+                format!("it does not build on the sample: {error}"),
             ));
             continue;
         }
@@ -164,9 +219,9 @@ async fn measure_all(
             // Not kept for the next candidates: they are measured without it.
             let _ = collection.drop_index(name).await;
         }
-        measurements.extend(measured);
+        outcome.measurements.extend(measured);
     }
-    (measurements, sampled, notes)
+    outcome
 }
 
 /// Copies the sample and the collection's existing indexes; returns how many documents
@@ -224,10 +279,13 @@ async fn build(
             Bson::Int32(if key.direction < 0 { -1 } else { 1 }),
         );
     }
-    let model = IndexModel::builder()
-        .keys(keys)
-        .options(IndexOptions::builder().name(name.to_string()).build())
+    // A partial index is measured as it would be built: on the documents it holds.
+    let partial = indextap_analyzer::export::partial_filter_expression(index);
+    let options = IndexOptions::builder()
+        .name(name.to_string())
+        .partial_filter_expression(partial)
         .build();
+    let model = IndexModel::builder().keys(keys).options(options).build();
     collection
         .create_index(model)
         .await

@@ -42,6 +42,7 @@ pub async fn verify_postgres(
     existing: &ExistingIndexes,
     settings: &AdviceSettings,
 ) {
+    verify::note_unexplainable(advice, snapshot);
     let probes = verify::probes(advice, snapshot);
     if probes.is_empty() {
         return;

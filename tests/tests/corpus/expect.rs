@@ -1,6 +1,7 @@
 //! The checks both engines' corpus advice must pass, over indexes as plain key lists: none
 //! served by an existing index or another recommendation (its keys are their leading keys in
-//! any order), no more than a careful DBA adds, each needed pattern served, the expected drops.
+//! any order), no more than a careful DBA adds, each needed pattern served, the expected drops;
+//! and over the advice itself: each recommendation carries evidence or a note names it.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeSet;
@@ -51,6 +52,27 @@ impl Index {
 
 fn set(keys: &[String]) -> BTreeSet<&str> {
     keys.iter().map(String::as_str).collect()
+}
+
+/// Panics unless every recommendation of `advice` carries evidence, or a note names it (and
+/// so says why it was not measured).
+#[track_caller]
+pub fn assert_evidence_or_note(advice: &Value) {
+    let named: BTreeSet<&str> = advice["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .flat_map(|note| note.split_whitespace())
+        .map(|word| word.trim_matches(|c| matches!(c, ',' | ':' | ';' | '(' | ')')))
+        .collect();
+    for recommendation in advice["recommendations"].as_array().into_iter().flatten() {
+        let name = recommendation["name"].as_str().unwrap_or_default();
+        assert!(
+            !recommendation["evidence"].is_null() || named.contains(name),
+            "{name} has no evidence and no note says why: {advice:#}"
+        );
+    }
 }
 
 /// What a careful DBA would do with a workload.

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use bson::{doc, Bson, Document};
 
-use super::expect::{assert_as_a_dba_would, Dba, Index};
+use super::expect::{assert_as_a_dba_would, assert_evidence_or_note, Dba, Index};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 use serde_json::Value;
@@ -179,6 +179,7 @@ pub async fn check(
     expectation: &Expectation,
 ) {
     let context = format!("advice: {advice:#}");
+    assert_evidence_or_note(advice);
     let recommendations: Vec<Value> = advice["recommendations"]
         .as_array()
         .cloned()

@@ -125,7 +125,7 @@ impl PgCorpus {
 }
 
 pub use super::expect::Dba as Expectation;
-use super::expect::{assert_as_a_dba_would, Index};
+use super::expect::{assert_as_a_dba_would, assert_evidence_or_note, Index};
 
 fn unquote(text: &str) -> String {
     text.trim_matches('"').to_string()
@@ -185,6 +185,7 @@ pub async fn check(
 ) -> Value {
     let advice = corpus.advice();
     let context = format!("advice: {advice:#}");
+    assert_evidence_or_note(&advice);
     let recommendations: Vec<Value> = advice["recommendations"]
         .as_array()
         .cloned()

@@ -22,3 +22,4 @@ db.getSiblingDB("shop").events.createIndex({kind: 1, at: 1}, {name: "kind_1_at_1
 
 // note: existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist
 // note: HypoPG is not available on app: costs are not verified
+// note: 3 MongoDB recommendation(s) not verified (MongoDB advice is measured only with --mongo-verify sample): customer_id_1_status_1_created_at_-1, kind_1_at_1, project_id_1_partial
