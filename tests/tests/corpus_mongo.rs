@@ -284,3 +284,65 @@ async fn shutdown_drops_the_scratch_database_of_an_unfinished_verification() {
     assert!(left.is_empty(), "written back after the drop: {left:?}");
     let _ = asked.join();
 }
+
+/// A candidate the server's planner refuses, and every simpler one too: each lookup of
+/// users by status carries `{email: {$exists: true}}`, so the candidate is `status_1` with
+/// that `partialFilterExpression`. SecantusDB's planner picks neither that partial index nor
+/// the plain `status_1` for such a filter (measured on the sample), so nothing is
+/// recommended, and the notes say so, with the documents the lookup keeps examining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_candidate_tries_simpler_ones_then_says_what_it_costs() {
+    let mut args = SHORT_WINDOW.to_vec();
+    args.extend(["--mongo-verify", "sample"]);
+    let harness = MongoBehindProxy::start_with(&args, &[]).await;
+    let direct: mongodb::Collection<bson::Document> =
+        harness.direct.database(DATABASE).collection("users");
+    let documents: Vec<bson::Document> = (0..1_000)
+        .map(|n| match n % 2 {
+            0 => bson::doc! { "status": format!("s{}", n % 10), "email": format!("e{n}") },
+            _ => bson::doc! { "status": format!("s{}", n % 10) },
+        })
+        .collect();
+    direct.insert_many(documents).await.expect("seed");
+    let users: mongodb::Collection<bson::Document> =
+        harness.client.database(DATABASE).collection("users");
+    for n in 0..20 {
+        users
+            .find_one(bson::doc! { "status": format!("s{}", n % 10), "email": { "$exists": true } })
+            .await
+            .expect("find through the proxy");
+    }
+    wait_for_executions(&harness, 20);
+    let advice = harness.recommendations();
+    assert_eq!(
+        advice["recommendations"],
+        serde_json::json!([]),
+        "{advice:#}"
+    );
+    let notes: Vec<&str> = advice["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let kept = notes
+        .iter()
+        .find_map(|note| {
+            note.strip_prefix("status_1_partial: no simpler index pays either; its heaviest shape keeps examining ")
+        })
+        .unwrap_or_else(|| panic!("no note on the refused candidate: {advice:#}"));
+    let examined: f64 = kept
+        .trim_end_matches(" sampled documents")
+        .parse()
+        .unwrap_or_else(|_| panic!("{kept}"));
+    assert!(
+        examined >= 500.0,
+        "a scan of the sample, probe by probe: {kept}"
+    );
+    assert!(
+        notes.iter().any(|note| note.starts_with(
+            "the planner would not use 1 candidate index(es), left out: status_1_partial"
+        )),
+        "{advice:#}"
+    );
+}

@@ -5,18 +5,23 @@
 //! values taken from a few sampled documents (`mongo::probe`), and `explain`
 //! (`executionStats`) counts the documents it examines without and with the candidate.
 //! Candidates are measured best first; one that pays stays built while the next are
-//! measured. The scratch database is dropped at the end, also when something fails on the
-//! way (and on shutdown, see `mongo::scratch`). Only counts leave this module. A candidate
-//! that does not build on the sample is never recommended; one left unmeasured is named in
-//! the notes ([`note_unmeasured`]).
+//! measured. One that does not is replaced by the first simpler variant that does
+//! (`verify::fallbacks`: without its partial filter, with fewer trailing keys).
+//!
+//! The scratch database is dropped at the end, also when something fails on the way (and
+//! on shutdown, see `mongo::scratch`). Only counts leave this module. A candidate that does
+//! not build on the sample is never recommended; one left unmeasured is named in the notes
+//! ([`note_unmeasured`]).
 
 use std::collections::BTreeMap;
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
 use indextap_analyzer::advise::verify::{self, Measurement};
-use indextap_analyzer::advise::{Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec};
-use indextap_analyzer::shape::{Engine, Namespace};
+use indextap_analyzer::advise::{
+    rank, Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec,
+};
+use indextap_analyzer::shape::{Engine, Namespace, Shape, ShapeId};
 use indextap_analyzer::snapshot::Snapshot;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
@@ -72,7 +77,20 @@ pub async fn verify_mongo(
     for (namespace, name, reason) in &outcome.failed {
         verify::leave_out(advice, namespace, name, reason);
     }
+    for (namespace, name, index) in outcome.replaced {
+        if let Some(recommendation) = advice
+            .recommendations
+            .iter_mut()
+            .find(|r| r.index.namespace == namespace && r.name == name)
+        {
+            recommendation.index = IndexSpec {
+                name: recommendation.index.name.clone(),
+                ..index
+            };
+        }
+    }
     verify::apply(advice, &outcome.measurements, settings);
+    rank::name_all(&mut advice.recommendations, existing);
     for recommendation in &mut advice.recommendations {
         if let (Some(evidence), Some(size)) = (
             recommendation.evidence.as_mut(),
@@ -128,6 +146,8 @@ struct Outcome {
     sampled: BTreeMap<Namespace, u64>,
     /// Recommendations whose verification failed, with the reason: never recommended.
     failed: Vec<(Namespace, String, String)>,
+    /// Recommendations replaced by the first simpler variant that paid.
+    replaced: Vec<(Namespace, String, IndexSpec)>,
     notes: Vec<String>,
 }
 
@@ -169,7 +189,6 @@ async fn measure_all(
             continue;
         };
         let collection = scratch.collection(namespace);
-        let mut measured = Vec::new();
         let shapes: Vec<_> = recommendation
             .serves
             .iter()
@@ -182,46 +201,125 @@ async fn measure_all(
             })
             .collect();
         let mut before = Vec::new();
-        for (shape_id, shape) in &shapes {
-            before.push((*shape_id, examined(&collection, shape, documents).await));
+        for (_, shape) in &shapes {
+            before.push(examined(&collection, shape, documents).await);
         }
-        if let Err(error) = scratch
-            .write(build(&collection, &recommendation.index, name))
-            .await
-        {
-            outcome.failed.push((
-                namespace.clone(),
-                name.clone(),
-                format!("it does not build on the sample: {error}"),
-            ));
+        let probe = Probe {
+            scratch,
+            collection: &collection,
+            namespace,
+            name,
+            shapes: &shapes,
+            before: &before,
+            documents,
+        };
+        let index = &recommendation.index;
+        let first = match probe.measure(index).await {
+            Ok(measured) => measured,
+            Err(error) => {
+                outcome.failed.push((
+                    namespace.clone(),
+                    name.clone(),
+                    format!("it does not build on the sample: {error}"),
+                ));
+                continue;
+            }
+        };
+        if pays(&first, settings) {
+            outcome.measurements.extend(first);
             continue;
         }
-        for ((shape_id, shape), (_, cost_before)) in shapes.iter().zip(before) {
+        probe.forget().await;
+        if first.is_empty() {
+            // Nothing could be run on the sample: the notes say so (`note_unmeasured`).
+            continue;
+        }
+        // Refused, or too small a gain: the simpler variants in turn, as on PostgreSQL.
+        let mut chosen = None;
+        for simpler in verify::fallbacks(index) {
+            if let Ok(measured) = probe.measure(&simpler).await {
+                if pays(&measured, settings) {
+                    chosen = Some((simpler, measured));
+                    break;
+                }
+                probe.forget().await;
+            }
+        }
+        match chosen {
+            Some((simpler, measured)) => {
+                outcome
+                    .replaced
+                    .push((namespace.clone(), name.clone(), simpler));
+                outcome.measurements.extend(measured);
+            }
+            None => {
+                if let Some(heaviest) = first
+                    .iter()
+                    .max_by(|a, b| a.cost_before.total_cmp(&b.cost_before))
+                {
+                    outcome.notes.push(format!(
+                        "{name}: no simpler index pays either; its heaviest shape keeps examining {:.0} sampled documents",
+                        heaviest.cost_before
+                    ));
+                }
+                outcome.measurements.extend(first);
+            }
+        }
+    }
+    outcome
+}
+
+/// Whether measurements show an index that is used and saves `min_gain`.
+fn pays(measured: &[Measurement], settings: &AdviceSettings) -> bool {
+    let before: f64 = measured.iter().map(|m| m.cost_before).sum();
+    let after: f64 = measured.iter().map(|m| m.cost_after).sum();
+    let used = measured.iter().any(|m| m.index_used);
+    verify::pays(before, after, used, settings.min_gain)
+}
+
+/// One recommendation's served shapes on the sample, with what they examined before.
+struct Probe<'a> {
+    scratch: &'a Scratch,
+    collection: &'a Collection<Document>,
+    namespace: &'a Namespace,
+    name: &'a str,
+    shapes: &'a [(ShapeId, &'a Shape)],
+    before: &'a [Option<(f64, bool)>],
+    documents: &'a [Document],
+}
+
+impl Probe<'_> {
+    /// Drops the index built under the recommendation's name: one that does not pay is not
+    /// kept for the next candidates, which are measured without it.
+    async fn forget(&self) {
+        let _ = self.collection.drop_index(self.name).await;
+    }
+
+    /// Builds `index` under the recommendation's name and measures the shapes with it (it
+    /// stays built: [`Probe::forget`] drops it).
+    async fn measure(&self, index: &IndexSpec) -> Result<Vec<Measurement>, String> {
+        self.scratch
+            .write(build(self.collection, index, self.name))
+            .await?;
+        let mut measured = Vec::new();
+        for ((shape_id, shape), cost_before) in self.shapes.iter().zip(self.before) {
             let (Some((docs_before, _)), Some((docs_after, used))) = (
                 cost_before,
-                examined_with(&collection, shape, documents, name).await,
+                examined_with(self.collection, shape, self.documents, self.name).await,
             ) else {
                 continue;
             };
             measured.push(Measurement {
-                namespace: namespace.clone(),
-                name: name.clone(),
+                namespace: self.namespace.clone(),
+                name: self.name.to_string(),
                 shape_id: *shape_id,
-                cost_before: docs_before,
+                cost_before: *docs_before,
                 cost_after: docs_after,
                 index_used: used,
             });
         }
-        let before: f64 = measured.iter().map(|m| m.cost_before).sum();
-        let after: f64 = measured.iter().map(|m| m.cost_after).sum();
-        let used = measured.iter().any(|m| m.index_used);
-        if !verify::pays(before, after, used, settings.min_gain) {
-            // Not kept for the next candidates: they are measured without it.
-            let _ = collection.drop_index(name).await;
-        }
-        outcome.measurements.extend(measured);
+        Ok(measured)
     }
-    outcome
 }
 
 /// Copies the sample and the collection's existing indexes; returns how many documents
