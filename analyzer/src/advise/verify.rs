@@ -237,6 +237,21 @@ pub fn without_include(index: &IndexSpec) -> Option<IndexSpec> {
     })
 }
 
+/// Replace a recommendation's index by the simpler variant verification chose (its name is
+/// given again by `rank::name_all` once every measurement is applied).
+pub fn replace(advice: &mut Advice, namespace: &Namespace, name: &str, index: IndexSpec) {
+    if let Some(recommendation) = advice
+        .recommendations
+        .iter_mut()
+        .find(|r| &r.index.namespace == namespace && r.name == name)
+    {
+        recommendation.index = IndexSpec {
+            name: recommendation.index.name.clone(),
+            ..index
+        };
+    }
+}
+
 /// Leave a recommendation out because it could not be verified (its statement failed on the
 /// planner, or every query failed to explain): never recommend what did not verify.
 pub fn leave_out(advice: &mut Advice, namespace: &Namespace, name: &str, reason: &str) {
@@ -435,23 +450,9 @@ mod tests {
     fn a_recommendation_without_sql_is_named() {
         let mut snapshot = Snapshot::default();
         let shape = Shape::new(Namespace::postgres("app", "public", "runs"), "select");
-        snapshot.shapes.insert(
-            ShapeId(1),
-            ShapeRecord {
-                shape,
-                count: 1,
-                errors: 0,
-                error_codes: Default::default(),
-                total_micros: 1,
-                returned: 0,
-                continuations: 0,
-                first_seen_ms: 0,
-                last_seen_ms: 0,
-                constants: Vec::new(),
-                normalized_sql: None,
-                latency: LatencySketch::default(),
-            },
-        );
+        // No normalised SQL: a snapshot that did not keep it.
+        let record = crate::advise::candidates::tests::record(shape, 1);
+        snapshot.shapes.insert(ShapeId(1), record);
         let mut advice = Advice {
             recommendations: vec![recommendation("runs_status_idx", &[1])],
             ..Advice::default()

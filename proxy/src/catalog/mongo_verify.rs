@@ -78,16 +78,7 @@ pub async fn verify_mongo(
         verify::leave_out(advice, namespace, name, reason);
     }
     for (namespace, name, index) in outcome.replaced {
-        if let Some(recommendation) = advice
-            .recommendations
-            .iter_mut()
-            .find(|r| r.index.namespace == namespace && r.name == name)
-        {
-            recommendation.index = IndexSpec {
-                name: recommendation.index.name.clone(),
-                ..index
-            };
-        }
+        verify::replace(advice, &namespace, &name, index);
     }
     verify::apply(advice, &outcome.measurements, settings);
     rank::name_all(&mut advice.recommendations, existing);
