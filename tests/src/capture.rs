@@ -6,7 +6,8 @@
 //! ## Layout
 //! - [`wait_until`], [`poll_until`]: poll a check until it passes, or panic with its last
 //!   complaint.
-//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `GET /api/v1/shapes`.
+//! - [`shapes`], [`writes`], [`wait_for_shapes`]: `GET /api/v1/shapes`; [`write_counts`]: a
+//!   write record without the time it measured.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -60,6 +61,24 @@ pub fn shapes(proxy: &IndextapProcess) -> Vec<Value> {
 /// The write records `/api/v1/shapes` lists now.
 pub fn writes(proxy: &IndextapProcess) -> Vec<Value> {
     list(shapes_document(proxy), "writes")
+}
+
+/// A write record of `/api/v1/shapes` without its `insert_micros` (the inserts' measured
+/// time, which varies from run to run), once checked: present when something was inserted,
+/// and only then.
+pub fn write_counts(write: &Value) -> Result<Value, String> {
+    let mut counts = write.clone();
+    let timed = counts
+        .as_object_mut()
+        .and_then(|fields| fields.remove("insert_micros"))
+        .and_then(|micros| micros.as_u64())
+        .is_some_and(|micros| micros > 0);
+    let inserted = write["inserts"].as_u64().unwrap_or(0) > 0;
+    if timed == inserted {
+        Ok(counts)
+    } else {
+        Err(format!("the inserts' time is wrong in {write}"))
+    }
 }
 
 fn list(mut document: Value, key: &str) -> Vec<Value> {
