@@ -1,15 +1,17 @@
 //! The JSON format: round trips, version checks, and version 1 files converted.
 
-use super::generate::{shape, snapshot, Rng};
+use proptest::prelude::*;
+
+use super::generate::{shape, snapshot};
 use crate::snapshot::*;
 
-#[test]
-fn json_round_trip() {
-    let mut rng = Rng(55);
-    for _ in 0..50 {
-        let original = snapshot(&mut rng);
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn json_round_trip(original in snapshot()) {
         let text = original.to_json();
-        assert_eq!(Snapshot::from_json(&text).unwrap(), original);
+        prop_assert_eq!(Snapshot::from_json(&text).unwrap(), original);
     }
 }
 

@@ -1,37 +1,19 @@
-//! Generated snapshots for the merge-law tests: a deterministic generator over small pools,
-//! so records overlap, collide and saturate often enough to matter.
+//! Snapshots for the merge-law tests, as proptest strategies over small pools, so records
+//! overlap, collide and saturate often enough to matter (and a failure shrinks).
 
 use std::collections::BTreeMap;
 
+use proptest::array::{uniform3, uniform4, uniform5};
+use proptest::collection::{btree_map, vec};
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::select;
+
 use crate::shape::{
-    BoundConstant, Constant, Leaf, Namespace, OpClass, Predicate, Shape, Target, ValueType,
+    BoundConstant, Constant, Leaf, Namespace, OpClass, Predicate, Rejection, Shape, ShapeId,
+    Target, ValueType,
 };
 use crate::snapshot::*;
-
-/// SplitMix64: a tiny deterministic generator, so failures replay exactly.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub(super) fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-
-    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 pub(super) fn shape(collection: &str, field: &str) -> Shape {
     let mut shape = Shape::new(Namespace::mongo("app", collection), "find");
@@ -44,7 +26,7 @@ pub(super) fn shape(collection: &str, field: &str) -> Shape {
     shape
 }
 
-pub(super) fn shape_pool() -> Vec<Shape> {
+fn shape_pool() -> Vec<Shape> {
     vec![
         shape("orders", "status"),
         shape("orders", "user_id"),
@@ -81,102 +63,154 @@ pub(super) fn namespace_pool() -> Vec<Namespace> {
     ]
 }
 
-/// A counter, sometimes huge so that saturation is exercised.
-pub(super) fn counter(rng: &mut Rng) -> u64 {
-    if rng.chance(25) {
-        u64::MAX - rng.below(10)
-    } else {
-        rng.below(1_000_000)
-    }
-}
-
-pub(super) fn record(rng: &mut Rng, shape: Shape) -> ShapeRecord {
-    let count = if rng.chance(5) { 0 } else { counter(rng) };
-    let first = rng.below(1_000_000);
-    let mut error_codes = BTreeMap::new();
-    for code in ["11000", "50", "57014"] {
-        if rng.chance(2) {
-            error_codes.insert(code.to_owned(), counter(rng));
-        }
-    }
-    // Raw, as a hand-edited or older file might hold them: unsorted, with repeats.
-    let constants = (0..rng.below(4))
-        .map(|_| rng.pick(&constant_pool()).clone())
-        .collect();
-    // Raw pairs too: repeated keys fold, empty buckets drop.
-    let latency = LatencySketch::from_buckets(
-        (0..rng.below(5))
-            .map(|_| (*rng.pick(&[0, 5, 300, 702, 1_101]), rng.below(100)))
-            .collect::<Vec<_>>(),
-    );
+/// A record with every counter set, for the tests of one merge rule.
+pub(super) fn example(shape: Shape) -> ShapeRecord {
+    let pool = constant_pool();
     ShapeRecord {
         shape,
-        count,
-        errors: counter(rng),
-        error_codes,
-        total_micros: counter(rng),
-        returned: counter(rng),
-        continuations: counter(rng),
-        first_seen_ms: first,
-        last_seen_ms: first + rng.below(1_000_000),
-        constants,
-        normalized_sql: rng.chance(2).then(|| {
-            (*rng.pick(&["SELECT $1", "SELECT a FROM t WHERE b = $1", "select"])).to_owned()
-        }),
-        latency,
+        count: 3,
+        errors: 1,
+        error_codes: BTreeMap::from([("11000".into(), 1)]),
+        total_micros: 300,
+        returned: 30,
+        continuations: 2,
+        first_seen_ms: 1_000,
+        last_seen_ms: 5_000,
+        constants: vec![pool[1].clone(), pool[0].clone()],
+        normalized_sql: Some("SELECT b".into()),
+        latency: LatencySketch::from_buckets([(10, 2), (100, 1)]),
     }
 }
 
-pub(super) fn snapshot(rng: &mut Rng) -> Snapshot {
-    let pool = shape_pool();
-    let mut shapes = BTreeMap::new();
-    for shape in &pool {
-        if rng.chance(2) {
-            shapes.insert(shape.id(), record(rng, shape.clone()));
-        }
-    }
-    // Now and then, a different shape under another shape's id: a hash collision.
-    if rng.chance(6) {
-        let victim = rng.pick(&pool).id();
-        let intruder = rng.pick(&pool).clone();
-        let intruder = record(rng, intruder);
-        shapes.insert(victim, intruder);
-    }
-    let writes = (0..rng.below(4))
-        .map(|_| WriteRecord {
-            namespace: rng.pick(&namespace_pool()).clone(),
-            inserts: counter(rng),
-            updates: counter(rng),
-            deletes: counter(rng),
-            insert_micros: counter(rng),
-        })
-        .collect();
-    let mut rejected = BTreeMap::new();
-    for reason in ["sql_parse_error", "missing_collection"] {
-        if rng.chance(2) {
-            rejected.insert(reason.into(), counter(rng));
-        }
-    }
-    let other_by_namespace = (0..rng.below(3))
-        .map(|_| NamespaceOtherRecord {
-            evicted_shapes: counter(rng),
-            count: counter(rng),
-            errors: counter(rng),
-            total_micros: counter(rng),
-            returned: counter(rng),
-            ..NamespaceOtherRecord::new(rng.pick(&namespace_pool()).clone())
-        })
-        .collect();
-    Snapshot {
-        version: FORMAT_VERSION,
-        shapes,
-        writes,
-        other: OtherRecord {
-            count: counter(rng),
-            total_micros: counter(rng),
-            evicted_shapes: counter(rng),
+/// A counter, sometimes huge so that saturation is exercised.
+fn counter() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        24 => 0..1_000_000_u64,
+        1 => (0..10_u64).prop_map(|below| u64::MAX - below),
+    ]
+}
+
+fn record(shape: Shape) -> impl Strategy<Value = ShapeRecord> {
+    let counts = (
+        prop_oneof![1 => Just(0), 4 => counter()],
+        counter(),
+        btree_map(
+            select(vec!["11000", "50", "57014"]).prop_map(str::to_owned),
+            counter(),
+            0..=3,
+        ),
+        counter(),
+        counter(),
+        counter(),
+    );
+    let seen = (0..1_000_000_u64, 0..1_000_000_u64);
+    // Raw, as a hand-edited or older file might hold them: unsorted constants with repeats,
+    // latency pairs whose repeated keys fold and whose empty buckets drop.
+    let raw = (
+        vec(select(constant_pool()), 0..4),
+        option::of(select(vec![
+            "SELECT $1",
+            "SELECT a FROM t WHERE b = $1",
+            "select",
+        ])),
+        vec((select(vec![0, 5, 300, 702, 1_101]), 0..100_u64), 0..5),
+    );
+    (counts, seen, raw).prop_map(
+        move |(
+            (count, errors, error_codes, total_micros, returned, continuations),
+            (first, span),
+            (constants, normalized_sql, latency),
+        )| ShapeRecord {
+            shape: shape.clone(),
+            count,
+            errors,
+            error_codes,
+            total_micros,
+            returned,
+            continuations,
+            first_seen_ms: first,
+            last_seen_ms: first + span,
+            constants,
+            normalized_sql: normalized_sql.map(str::to_owned),
+            latency: LatencySketch::from_buckets(latency),
         },
-        other_by_namespace,
+    )
+}
+
+/// Now and then, a record of one pool shape under another pool shape's id: a hash collision.
+fn collision() -> impl Strategy<Value = Option<(ShapeId, ShapeRecord)>> {
+    let pool = shape_pool();
+    let intruder = select(pool.clone()).prop_flat_map(record);
+    option::weighted(1.0 / 6.0, (select(pool), intruder))
+        .prop_map(|found| found.map(|(victim, intruder)| (victim.id(), intruder)))
+}
+
+fn write() -> impl Strategy<Value = WriteRecord> {
+    (select(namespace_pool()), uniform4(counter())).prop_map(
+        |(namespace, [inserts, updates, deletes, insert_micros])| WriteRecord {
+            namespace,
+            inserts,
+            updates,
+            deletes,
+            insert_micros,
+        },
+    )
+}
+
+fn evicted() -> impl Strategy<Value = NamespaceOtherRecord> {
+    (select(namespace_pool()), uniform5(counter())).prop_map(
+        |(namespace, [evicted_shapes, count, errors, total_micros, returned])| {
+            NamespaceOtherRecord {
+                evicted_shapes,
+                count,
+                errors,
+                total_micros,
+                returned,
+                ..NamespaceOtherRecord::new(namespace)
+            }
+        },
+    )
+}
+
+pub(super) fn snapshot() -> impl Strategy<Value = Snapshot> {
+    let shapes: Vec<_> = shape_pool()
+        .into_iter()
+        .map(|shape| option::of(record(shape)))
+        .collect();
+    let other = uniform3(counter()).prop_map(|[count, total_micros, evicted]| OtherRecord {
+        count,
+        total_micros,
+        evicted_shapes: evicted,
+    });
+    let rejected = btree_map(
+        select(vec!["sql_parse_error", "missing_collection"]).prop_map(Rejection::from),
+        counter(),
+        0..=2,
+    );
+    (
+        shapes,
+        collision(),
+        vec(write(), 0..4),
+        other,
+        vec(evicted(), 0..3),
         rejected,
-    }
+    )
+        .prop_map(
+            |(records, collision, writes, other, other_by_namespace, rejected)| {
+                let mut shapes: BTreeMap<_, _> = records
+                    .into_iter()
+                    .flatten()
+                    .map(|record| (record.shape.id(), record))
+                    .collect();
+                shapes.extend(collision);
+                Snapshot {
+                    version: FORMAT_VERSION,
+                    shapes,
+                    writes,
+                    other,
+                    other_by_namespace,
+                    rejected,
+                }
+            },
+        )
 }

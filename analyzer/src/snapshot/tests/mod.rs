@@ -2,7 +2,7 @@
 //!
 //! ## Layout
 //! - this file: merging.
-//! - `generate`: the snapshot generator.
+//! - `generate`: proptest strategies for snapshots, and one example record.
 //! - `format`: histogram round trips and percentiles, the JSON format.
 
 mod format;
@@ -10,47 +10,34 @@ mod generate;
 
 use std::collections::BTreeMap;
 
+use proptest::prelude::*;
+
 use crate::shape::{Namespace, ShapeId};
 use crate::snapshot::*;
-use generate::{constant_pool, namespace_pool, record, shape, snapshot, Rng};
+use generate::{constant_pool, example, namespace_pool, shape, snapshot};
 
-#[test]
-fn merge_is_commutative() {
-    let mut rng = Rng(7);
-    for round in 0..400 {
-        let a = snapshot(&mut rng);
-        let b = snapshot(&mut rng);
-        assert_eq!(
-            Snapshot::merged(&a, &b),
-            Snapshot::merged(&b, &a),
-            "round {round}"
-        );
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn merge_is_commutative(a in snapshot(), b in snapshot()) {
+        prop_assert_eq!(Snapshot::merged(&a, &b), Snapshot::merged(&b, &a));
     }
-}
 
-#[test]
-fn merge_is_associative() {
-    let mut rng = Rng(11);
-    for round in 0..400 {
-        let a = snapshot(&mut rng);
-        let b = snapshot(&mut rng);
-        let c = snapshot(&mut rng);
+    #[test]
+    fn merge_is_associative(a in snapshot(), b in snapshot(), c in snapshot()) {
         let left = Snapshot::merged(&Snapshot::merged(&a, &b), &c);
         let right = Snapshot::merged(&a, &Snapshot::merged(&b, &c));
-        assert_eq!(left, right, "round {round}");
+        prop_assert_eq!(left, right);
     }
-}
 
-#[test]
-fn merging_an_empty_snapshot_changes_nothing_but_the_version() {
-    let mut rng = Rng(3);
-    for _ in 0..50 {
-        let a = snapshot(&mut rng);
+    #[test]
+    fn merging_an_empty_snapshot_changes_nothing_but_the_version(a in snapshot()) {
         let merged = Snapshot::merged(&Snapshot::new(), &a);
-        assert_eq!(merged.shapes, a.shapes);
-        assert_eq!(merged.other, a.other);
-        assert_eq!(merged.rejected, a.rejected);
-        assert_eq!(merged.version, FORMAT_VERSION);
+        prop_assert_eq!(&merged.shapes, &a.shapes);
+        prop_assert_eq!(&merged.other, &a.other);
+        prop_assert_eq!(&merged.rejected, &a.rejected);
+        prop_assert_eq!(merged.version, FORMAT_VERSION);
     }
 }
 
@@ -58,20 +45,7 @@ fn merging_an_empty_snapshot_changes_nothing_but_the_version() {
 fn shape_records_merge_field_by_field() {
     let pool = constant_pool();
     let base = shape("orders", "status");
-    let a = ShapeRecord {
-        shape: base.clone(),
-        count: 3,
-        errors: 1,
-        error_codes: BTreeMap::from([("11000".into(), 1)]),
-        total_micros: 300,
-        returned: 30,
-        continuations: 2,
-        first_seen_ms: 1_000,
-        last_seen_ms: 5_000,
-        constants: vec![pool[1].clone(), pool[0].clone()],
-        normalized_sql: Some("SELECT b".into()),
-        latency: LatencySketch::from_buckets([(10, 2), (100, 1)]),
-    };
+    let a = example(base.clone());
     let b = ShapeRecord {
         shape: base.clone(),
         count: 4,
@@ -121,7 +95,7 @@ fn shape_records_merge_field_by_field() {
 #[test]
 fn a_record_without_executions_keeps_constants_and_first_seen() {
     let pool = constant_pool();
-    let mut seen = record(&mut Rng(1), shape("orders", "status"));
+    let mut seen = example(shape("orders", "status"));
     seen.count = 5;
     seen.first_seen_ms = 700;
     seen.constants = vec![pool[2].clone()];
@@ -221,10 +195,9 @@ fn a_hash_collision_keeps_the_smaller_canonical_shape_and_counts_the_other() {
         }
     };
     let id = ShapeId(42);
-    let mut rng = Rng(5);
-    let mut kept = record(&mut rng, small);
+    let mut kept = example(small);
     kept.count = 10;
-    let mut dropped = record(&mut rng, large);
+    let mut dropped = example(large);
     dropped.count = 7;
     dropped.total_micros = 70;
     let a = Snapshot {
@@ -250,7 +223,7 @@ fn a_hash_collision_keeps_the_smaller_canonical_shape_and_counts_the_other() {
 
 #[test]
 fn counters_saturate_instead_of_overflowing() {
-    let mut a = record(&mut Rng(9), shape("orders", "status"));
+    let mut a = example(shape("orders", "status"));
     a.count = u64::MAX - 1;
     let b = a.clone();
     a.merge(&b);
