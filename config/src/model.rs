@@ -11,7 +11,7 @@
 //!   [`StateConfig`], [`SnapshotSinkConfig`], [`ShutdownConfig`], [`LogConfig`],
 //!   [`AdviceConfig`]: the tables.
 //! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`], [`MongoVerify`]: the enumerations, with
-//!   `FromStr` for the environment and the CLI.
+//!   `FromStr` for the environment and the CLI and `Display`, from one keyword table each.
 //! - [`Secret`]: a connection string that may hold a password; never shown by `Debug`.
 
 use std::fmt;
@@ -462,75 +462,42 @@ pub struct UnknownKeyword {
     pub expected: &'static str,
 }
 
-impl FromStr for TlsMode {
-    type Err = UnknownKeyword;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "refuse" => Ok(TlsMode::Refuse),
-            "terminate" => Ok(TlsMode::Terminate),
-            "passthrough" => Ok(TlsMode::Passthrough),
-            _ => Err(UnknownKeyword {
-                expected: "refuse, terminate, passthrough",
-            }),
+/// `FromStr` (trimmed, any case) and `Display` for an enumeration, from one table of its
+/// keywords, so that the parser, the printer and the error's list cannot disagree.
+macro_rules! keywords {
+    ($name:ident { $first:ident => $first_text:literal $(, $variant:ident => $text:literal)* $(,)? }) => {
+        impl $name {
+            /// The keyword of this value, as the TOML file, the environment and the CLI spell it.
+            pub fn keyword(self) -> &'static str {
+                match self {
+                    $name::$first => $first_text,
+                    $($name::$variant => $text,)*
+                }
+            }
         }
-    }
-}
 
-impl FromStr for UpstreamTls {
-    type Err = UnknownKeyword;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "disable" => Ok(UpstreamTls::Disable),
-            "require" => Ok(UpstreamTls::Require),
-            _ => Err(UnknownKeyword {
-                expected: "disable, require",
-            }),
+        impl FromStr for $name {
+            type Err = UnknownKeyword;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $first_text => Ok($name::$first),
+                    $($text => Ok($name::$variant),)*
+                    _ => Err(UnknownKeyword {
+                        expected: concat!($first_text $(, ", ", $text)*),
+                    }),
+                }
+            }
         }
-    }
-}
 
-impl FromStr for MongoVerify {
-    type Err = UnknownKeyword;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" => Ok(MongoVerify::Off),
-            "sample" => Ok(MongoVerify::Sample),
-            _ => Err(UnknownKeyword {
-                expected: "off, sample",
-            }),
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.keyword())
+            }
         }
-    }
+    };
 }
 
-impl FromStr for LogFormat {
-    type Err = UnknownKeyword;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(UnknownKeyword {
-                expected: "text, json",
-            }),
-        }
-    }
-}
-
-impl fmt::Display for TlsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TlsMode::Refuse => "refuse",
-            TlsMode::Terminate => "terminate",
-            TlsMode::Passthrough => "passthrough",
-        })
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        })
-    }
-}
+keywords!(TlsMode { Refuse => "refuse", Terminate => "terminate", Passthrough => "passthrough" });
+keywords!(UpstreamTls { Disable => "disable", Require => "require" });
+keywords!(MongoVerify { Off => "off", Sample => "sample" });
+keywords!(LogFormat { Text => "text", Json => "json" });

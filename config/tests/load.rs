@@ -20,6 +20,34 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// Loading with `env` alone fails on `var`, with a message that names `mentions`.
+fn assert_env_error(env: &HashMap<String, String>, var: &str, mentions: &str) {
+    match load(None, env, CliOverrides::default()) {
+        Err(ConfigError::Env {
+            var: found,
+            message,
+        }) => {
+            assert_eq!(found, var);
+            assert!(message.contains(mentions), "{message}");
+        }
+        other => panic!("expected an env error on {var}, got {other:?}"),
+    }
+}
+
+/// Loading `file` with `cli` fails on `flag`, with a message that names `mentions`.
+fn assert_cli_error(file: Option<&Path>, cli: CliOverrides, flag: &str, mentions: &str) {
+    match load(file, NO_ENV, cli) {
+        Err(ConfigError::Cli {
+            flag: found,
+            message,
+        }) => {
+            assert_eq!(found, flag);
+            assert!(message.contains(mentions), "{message}");
+        }
+        other => panic!("expected a CLI error on {flag}, got {other:?}"),
+    }
+}
+
 const MINIMAL: &str = r#"
 [[mongo.listeners]]
 listen = "127.0.0.1:27018"
@@ -184,25 +212,13 @@ fn cli_pair_adds_a_listener_when_none_exists() {
 #[test]
 fn half_a_pair_is_an_error_naming_both_halves() {
     let env = env(&[("INDEXTAP_MONGO_LISTEN", "127.0.0.1:27018")]);
-    match load(None, &env, CliOverrides::default()) {
-        Err(ConfigError::Env { var, message }) => {
-            assert_eq!(var, "INDEXTAP_MONGO_LISTEN");
-            assert!(message.contains("INDEXTAP_MONGO_UPSTREAM"), "{message}");
-        }
-        other => panic!("expected an env error, got {other:?}"),
-    }
+    assert_env_error(&env, "INDEXTAP_MONGO_LISTEN", "INDEXTAP_MONGO_UPSTREAM");
 
     let cli = CliOverrides {
         pg_upstream: Some("127.0.0.1:5432".into()),
         ..CliOverrides::default()
     };
-    match load(None, NO_ENV, cli) {
-        Err(ConfigError::Cli { flag, message }) => {
-            assert_eq!(flag, "--pg-upstream");
-            assert!(message.contains("--pg-listen"), "{message}");
-        }
-        other => panic!("expected a CLI error, got {other:?}"),
-    }
+    assert_cli_error(None, cli, "--pg-upstream", "--pg-listen");
 }
 
 #[test]
@@ -212,13 +228,7 @@ fn tls_override_without_a_postgres_listener_is_an_error() {
         ("INDEXTAP_MONGO_UPSTREAM", "127.0.0.1:27017"),
         ("INDEXTAP_PG_TLS_MODE", "passthrough"),
     ]);
-    match load(None, &env, CliOverrides::default()) {
-        Err(ConfigError::Env { var, message }) => {
-            assert_eq!(var, "INDEXTAP_PG_TLS_MODE");
-            assert!(message.contains("no PostgreSQL listener"), "{message}");
-        }
-        other => panic!("expected an env error, got {other:?}"),
-    }
+    assert_env_error(&env, "INDEXTAP_PG_TLS_MODE", "no PostgreSQL listener");
 }
 
 #[test]
@@ -277,13 +287,7 @@ fn malformed_cli_keyword_is_named() {
         log_format: Some("yaml".into()),
         ..CliOverrides::default()
     };
-    match load(None, NO_ENV, cli) {
-        Err(ConfigError::Cli { flag, message }) => {
-            assert_eq!(flag, "--log-format");
-            assert!(message.contains("text, json"), "{message}");
-        }
-        other => panic!("expected a CLI error, got {other:?}"),
-    }
+    assert_cli_error(None, cli, "--log-format", "text, json");
 }
 
 #[test]
@@ -388,24 +392,14 @@ fn mongo_tls_comes_from_file_env_and_flags() {
         mongo_tls_mode: Some("sometimes".into()),
         ..CliOverrides::default()
     };
-    match load(Some(&file), NO_ENV, cli) {
-        Err(ConfigError::Cli { flag, message }) => {
-            assert_eq!(flag, "--mongo-tls-mode");
-            assert!(
-                message.contains("refuse, terminate, passthrough"),
-                "{message}"
-            );
-        }
-        other => panic!("expected a CLI error, got {other:?}"),
-    }
+    assert_cli_error(
+        Some(&file),
+        cli,
+        "--mongo-tls-mode",
+        "refuse, terminate, passthrough",
+    );
     let env_only = self::env(&[("INDEXTAP_MONGO_TLS_MODE", "terminate")]);
-    match load(None, &env_only, CliOverrides::default()) {
-        Err(ConfigError::Env { var, message }) => {
-            assert_eq!(var, "INDEXTAP_MONGO_TLS_MODE");
-            assert!(message.contains("no MongoDB listener"), "{message}");
-        }
-        other => panic!("expected an env error, got {other:?}"),
-    }
+    assert_env_error(&env_only, "INDEXTAP_MONGO_TLS_MODE", "no MongoDB listener");
 }
 
 #[test]

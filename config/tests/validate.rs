@@ -14,10 +14,14 @@ fn problems(config: &Config) -> Vec<String> {
     }
 }
 
-fn has(problems: &[String], prefix: &str, fragment: &str) -> bool {
-    problems
-        .iter()
-        .any(|p| p.starts_with(prefix) && p.contains(fragment))
+/// One of `problems` is about `prefix` and says `fragment`.
+fn assert_has(problems: &[String], prefix: &str, fragment: &str) {
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(prefix) && p.contains(fragment)),
+        "no {prefix:?} problem saying {fragment:?} in {problems:#?}"
+    );
 }
 
 fn one_mongo(listen: &str, upstream: &str) -> Config {
@@ -59,53 +63,35 @@ fn bad_addresses_are_named_with_their_path() {
             .contains(&r#"mongo.listeners[0].listen: "x:y" is not a HOST:PORT address"#.to_owned()),
         "{found:#?}"
     );
-    assert!(
-        has(&found, "mongo.listeners[0].upstream:", "is not a HOST:PORT"),
-        "{found:#?}"
+    assert_has(&found, "mongo.listeners[0].upstream:", "is not a HOST:PORT");
+    assert_has(
+        &found,
+        "postgres.listeners[0].listen:",
+        "hostname cannot be bound",
     );
-    assert!(
-        has(
-            &found,
-            "postgres.listeners[0].listen:",
-            "hostname cannot be bound"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "postgres.listeners[0].upstream:",
+        "is not a HOST:PORT",
     );
-    assert!(
-        has(
-            &found,
-            "postgres.listeners[0].upstream:",
-            "is not a HOST:PORT"
-        ),
-        "{found:#?}"
-    );
-    assert!(
-        has(&found, "admin.listen:", "is not a HOST:PORT"),
-        "{found:#?}"
-    );
+    assert_has(&found, "admin.listen:", "is not a HOST:PORT");
     assert_eq!(found.len(), 5, "one problem per bad address: {found:#?}");
 }
 
 #[test]
 fn upstream_port_zero_is_rejected() {
     let found = problems(&one_mongo("127.0.0.1:27018", "db:0"));
-    assert!(
-        has(&found, "mongo.listeners[0].upstream:", "port 0"),
-        "{found:#?}"
-    );
+    assert_has(&found, "mongo.listeners[0].upstream:", "port 0");
 }
 
 #[test]
 fn colliding_ports_are_rejected() {
     // Same address and port as the admin API.
     let found = problems(&one_mongo("127.0.0.1:9090", "127.0.0.1:27017"));
-    assert!(
-        has(
-            &found,
-            "mongo.listeners[0].listen:",
-            "port 9090 is also used by admin.listen"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "mongo.listeners[0].listen:",
+        "port 9090 is also used by admin.listen",
     );
 
     // The unspecified address covers every address.
@@ -115,13 +101,10 @@ fn colliding_ports_are_rejected() {
         .listeners
         .push(PostgresListener::new("127.0.0.1:27018", "127.0.0.1:5432"));
     let found = problems(&config);
-    assert!(
-        has(
-            &found,
-            "postgres.listeners[0].listen:",
-            "mongo.listeners[0].listen"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "postgres.listeners[0].listen:",
+        "mongo.listeners[0].listen",
     );
 
     // localhost is 127.0.0.1.
@@ -130,11 +113,11 @@ fn colliding_ports_are_rejected() {
         .mongo
         .listeners
         .push(MongoListener::new("127.0.0.1:27018", "127.0.0.1:27019"));
-    assert!(has(
+    assert_has(
         &problems(&config),
         "mongo.listeners[1].listen:",
-        "port 27018"
-    ));
+        "port 27018",
+    );
 
     // Same port on two different specific addresses is fine.
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
@@ -153,10 +136,7 @@ fn colliding_ports_are_rejected() {
 #[test]
 fn an_upstream_that_is_our_own_listener_is_rejected() {
     let found = problems(&one_mongo("127.0.0.1:27018", "localhost:27018"));
-    assert!(
-        has(&found, "mongo.listeners[0].upstream:", "connect to itself"),
-        "{found:#?}"
-    );
+    assert_has(&found, "mongo.listeners[0].upstream:", "connect to itself");
 }
 
 #[test]
@@ -168,25 +148,16 @@ fn terminate_needs_existing_cert_and_key() {
     config.postgres.listeners.push(listener);
 
     let found = problems(&config);
-    assert!(
-        has(&found, "postgres.listeners[0].tls.cert_file:", "required"),
-        "{found:#?}"
-    );
-    assert!(
-        has(&found, "postgres.listeners[0].tls.key_file:", "required"),
-        "{found:#?}"
-    );
+    assert_has(&found, "postgres.listeners[0].tls.cert_file:", "required");
+    assert_has(&found, "postgres.listeners[0].tls.key_file:", "required");
 
     config.postgres.listeners[0].tls.cert_file = Some(dir.path().join("missing.crt"));
     config.postgres.listeners[0].tls.key_file = Some(touch(dir.path(), "server.key"));
     let found = problems(&config);
-    assert!(
-        has(
-            &found,
-            "postgres.listeners[0].tls.cert_file:",
-            "missing.crt does not exist"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "postgres.listeners[0].tls.cert_file:",
+        "missing.crt does not exist",
     );
     assert_eq!(found.len(), 1, "{found:#?}");
 
@@ -195,11 +166,11 @@ fn terminate_needs_existing_cert_and_key() {
 
     // A directory is not a certificate.
     config.postgres.listeners[0].tls.key_file = Some(dir.path().to_path_buf());
-    assert!(has(
+    assert_has(
         &problems(&config),
         "postgres.listeners[0].tls.key_file:",
-        "not a file"
-    ));
+        "not a file",
+    );
 }
 
 #[test]
@@ -222,18 +193,12 @@ fn upstream_ca_and_token_files_must_exist() {
     config.postgres.listeners.push(listener);
     config.admin.token_file = Some(dir.path().join("token"));
     let found = problems(&config);
-    assert!(
-        has(
-            &found,
-            "postgres.listeners[0].tls.upstream_ca_file:",
-            "does not exist"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "postgres.listeners[0].tls.upstream_ca_file:",
+        "does not exist",
     );
-    assert!(
-        has(&found, "admin.token_file:", "does not exist"),
-        "{found:#?}"
-    );
+    assert_has(&found, "admin.token_file:", "does not exist");
 
     touch(dir.path(), "ca.pem");
     touch(dir.path(), "token");
@@ -246,21 +211,21 @@ fn token_sources_are_exclusive_and_well_formed() {
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
     config.admin.token_file = Some(touch(dir.path(), "token"));
     config.admin.token_env = Some("ADMIN_TOKEN".into());
-    assert!(has(&problems(&config), "admin:", "not both"));
+    assert_has(&problems(&config), "admin:", "not both");
 
     config.admin.token_file = None;
     config.admin.token_env = Some("ADMIN TOKEN".into());
-    assert!(has(
+    assert_has(
         &problems(&config),
         "admin.token_env:",
-        "not an environment variable name"
-    ));
+        "not an environment variable name",
+    );
 }
 
 #[test]
 fn no_listener_at_all_is_rejected() {
     let found = problems(&Config::default());
-    assert!(has(&found, "listeners:", "none configured"), "{found:#?}");
+    assert_has(&found, "listeners:", "none configured");
 }
 
 #[test]
@@ -283,7 +248,7 @@ fn capture_numbers_must_be_positive() {
         "capture.workers",
         "state.interval_secs",
     ] {
-        assert!(has(&found, field, "greater than 0"), "{field}: {found:#?}");
+        assert_has(&found, field, "greater than 0");
     }
     assert_eq!(found.len(), 7, "{found:#?}");
 }
@@ -293,13 +258,10 @@ fn an_analysis_budget_below_one_mebibyte_is_rejected() {
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
     config.capture.max_aggregate_bytes = 4096;
     let found = problems(&config);
-    assert!(
-        has(
-            &found,
-            "capture.max_aggregate_bytes",
-            "below the minimum of 1048576"
-        ),
-        "{found:#?}"
+    assert_has(
+        &found,
+        "capture.max_aggregate_bytes",
+        "below the minimum of 1048576",
     );
     config.capture.max_aggregate_bytes = indextap_config::MIN_MAX_AGGREGATE_BYTES;
     assert!(problems(&config).is_empty());
@@ -312,11 +274,11 @@ fn duplicate_listener_names_are_rejected() {
     let mut pg = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
     pg.name = Some("db".into());
     config.postgres.listeners.push(pg);
-    assert!(has(
+    assert_has(
         &problems(&config),
         "postgres.listeners[0].name:",
-        "mongo.listeners[0]"
-    ));
+        "mongo.listeners[0]",
+    );
 }
 
 #[test]
@@ -325,11 +287,8 @@ fn admin_connection_strings_are_checked_without_being_quoted() {
     config.mongo.admin_uri = Some(indextap_config::Secret::new("http://user:hunter2@db"));
     config.postgres.admin_url = Some(indextap_config::Secret::new("mysql://user:hunter2@db"));
     let found = problems(&config);
-    assert!(has(&found, "mongo.admin_uri:", "mongodb://"), "{found:#?}");
-    assert!(
-        has(&found, "postgres.admin_url:", "postgres://"),
-        "{found:#?}"
-    );
+    assert_has(&found, "mongo.admin_uri:", "mongodb://");
+    assert_has(&found, "postgres.admin_url:", "postgres://");
     assert!(found.iter().all(|p| !p.contains("hunter2")), "{found:#?}");
 
     config.postgres.admin_url = Some(indextap_config::Secret::new("host=db user=app"));
@@ -380,7 +339,7 @@ fn mongo_terminate_needs_existing_cert_and_key_too() {
         ("mongo.listeners[0].tls.key_file:", "required"),
         ("mongo.listeners[0].tls.upstream_ca_file:", "does not exist"),
     ] {
-        assert!(has(&found, field, fragment), "{field} {found:#?}");
+        assert_has(&found, field, fragment);
     }
 
     let tls = &mut config.mongo.listeners[0].tls;
@@ -410,10 +369,7 @@ fn snapshot_sinks_are_checked_without_quoting_credentials() {
     ] {
         config.snapshot_sink.url = Some(indextap_config::Secret::new(bad));
         let found = problems(&config);
-        assert!(
-            has(&found, "snapshot_sink.url:", fragment),
-            "{bad}: {found:#?}"
-        );
+        assert_has(&found, "snapshot_sink.url:", fragment);
         assert!(found.iter().all(|p| !p.contains("hunter2")), "{found:#?}");
     }
     // "postgres" alone is the admin URL, once there is one.
@@ -421,9 +377,9 @@ fn snapshot_sinks_are_checked_without_quoting_credentials() {
     assert_eq!(problems(&config), Vec::<String>::new());
 
     config.snapshot_sink.sidecar_id = Some("pod/1".into());
-    assert!(has(
+    assert_has(
         &problems(&config),
         "snapshot_sink.sidecar_id:",
-        "not a sidecar id"
-    ));
+        "not a sidecar id",
+    );
 }
