@@ -400,25 +400,14 @@ mod tests {
         mongo.decode_error("bad_length");
         mongo.tap_dropped.inc();
         let text = metrics.encode();
-        assert!(
-            text.contains(r#"indextap_connections_total{listener="m1",engine="mongodb"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"indextap_messages_total{listener="m1",kind="OP_MSG"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"indextap_decode_errors_total{listener="m1",reason="bad_length"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"indextap_dropped_samples_total{listener="m1",stage="tap"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("indextap_added_latency_seconds_bucket"),
-            "{text}"
-        );
+        for line in [
+            r#"indextap_connections_total{listener="m1",engine="mongodb"} 2"#,
+            r#"indextap_messages_total{listener="m1",kind="OP_MSG"} 1"#,
+            r#"indextap_decode_errors_total{listener="m1",reason="bad_length"} 1"#,
+            r#"indextap_dropped_samples_total{listener="m1",stage="tap"} 1"#,
+            "indextap_added_latency_seconds_bucket",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

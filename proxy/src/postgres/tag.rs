@@ -36,34 +36,17 @@ mod tests {
 
     #[test]
     fn tags_give_rows() {
-        assert_eq!(
-            CommandRows::from_tag("SELECT 5"),
-            Some(CommandRows::Returned(5))
-        );
-        assert_eq!(
-            CommandRows::from_tag("FETCH 100"),
-            Some(CommandRows::Returned(100))
-        );
-        assert_eq!(
-            CommandRows::from_tag("INSERT 0 3"),
-            Some(CommandRows::Affected(3))
-        );
-        assert_eq!(
-            CommandRows::from_tag("UPDATE 12"),
-            Some(CommandRows::Affected(12))
-        );
-        assert_eq!(
-            CommandRows::from_tag("DELETE 0"),
-            Some(CommandRows::Affected(0))
-        );
-        assert_eq!(
-            CommandRows::from_tag("MERGE 7"),
-            Some(CommandRows::Affected(7))
-        );
-        assert_eq!(
-            CommandRows::from_tag("COPY 1000"),
-            Some(CommandRows::Copied(1000))
-        );
+        for (tag, rows) in [
+            ("SELECT 5", CommandRows::Returned(5)),
+            ("FETCH 100", CommandRows::Returned(100)),
+            ("INSERT 0 3", CommandRows::Affected(3)),
+            ("UPDATE 12", CommandRows::Affected(12)),
+            ("DELETE 0", CommandRows::Affected(0)),
+            ("MERGE 7", CommandRows::Affected(7)),
+            ("COPY 1000", CommandRows::Copied(1000)),
+        ] {
+            assert_eq!(CommandRows::from_tag(tag), Some(rows), "{tag}");
+        }
     }
 
     #[test]
