@@ -20,32 +20,16 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Loading with `env` alone fails on `var`, with a message that names `mentions`.
-fn assert_env_error(env: &HashMap<String, String>, var: &str, mentions: &str) {
-    match load(None, env, CliOverrides::default()) {
-        Err(ConfigError::Env {
-            var: found,
-            message,
-        }) => {
-            assert_eq!(found, var);
-            assert!(message.contains(mentions), "{message}");
-        }
-        other => panic!("expected an env error on {var}, got {other:?}"),
-    }
-}
-
-/// Loading `file` with `cli` fails on `flag`, with a message that names `mentions`.
-fn assert_cli_error(file: Option<&Path>, cli: CliOverrides, flag: &str, mentions: &str) {
-    match load(file, NO_ENV, cli) {
-        Err(ConfigError::Cli {
-            flag: found,
-            message,
-        }) => {
-            assert_eq!(found, flag);
-            assert!(message.contains(mentions), "{message}");
-        }
-        other => panic!("expected a CLI error on {flag}, got {other:?}"),
-    }
+/// `loaded` failed on `setting` (an environment variable, or a flag: `--...`), with a
+/// message that names `mentions`.
+fn assert_refused(loaded: Result<Config, ConfigError>, setting: &str, mentions: &str) {
+    let (named, message) = match loaded {
+        Err(ConfigError::Cli { flag, message }) if setting.starts_with("--") => (flag, message),
+        Err(ConfigError::Env { var, message }) if !setting.starts_with("--") => (var, message),
+        other => panic!("expected an error on {setting}, got {other:?}"),
+    };
+    assert_eq!(named, setting);
+    assert!(message.contains(mentions), "{message}");
 }
 
 const MINIMAL: &str = r#"
@@ -212,13 +196,17 @@ fn cli_pair_adds_a_listener_when_none_exists() {
 #[test]
 fn half_a_pair_is_an_error_naming_both_halves() {
     let env = env(&[("INDEXTAP_MONGO_LISTEN", "127.0.0.1:27018")]);
-    assert_env_error(&env, "INDEXTAP_MONGO_LISTEN", "INDEXTAP_MONGO_UPSTREAM");
+    assert_refused(
+        load(None, &env, CliOverrides::default()),
+        "INDEXTAP_MONGO_LISTEN",
+        "INDEXTAP_MONGO_UPSTREAM",
+    );
 
     let cli = CliOverrides {
         pg_upstream: Some("127.0.0.1:5432".into()),
         ..CliOverrides::default()
     };
-    assert_cli_error(None, cli, "--pg-upstream", "--pg-listen");
+    assert_refused(load(None, NO_ENV, cli), "--pg-upstream", "--pg-listen");
 }
 
 #[test]
@@ -228,7 +216,11 @@ fn tls_override_without_a_postgres_listener_is_an_error() {
         ("INDEXTAP_MONGO_UPSTREAM", "127.0.0.1:27017"),
         ("INDEXTAP_PG_TLS_MODE", "passthrough"),
     ]);
-    assert_env_error(&env, "INDEXTAP_PG_TLS_MODE", "no PostgreSQL listener");
+    assert_refused(
+        load(None, &env, CliOverrides::default()),
+        "INDEXTAP_PG_TLS_MODE",
+        "no PostgreSQL listener",
+    );
 }
 
 #[test]
@@ -287,7 +279,7 @@ fn malformed_cli_keyword_is_named() {
         log_format: Some("yaml".into()),
         ..CliOverrides::default()
     };
-    assert_cli_error(None, cli, "--log-format", "text, json");
+    assert_refused(load(None, NO_ENV, cli), "--log-format", "text, json");
 }
 
 #[test]
@@ -392,14 +384,17 @@ fn mongo_tls_comes_from_file_env_and_flags() {
         mongo_tls_mode: Some("sometimes".into()),
         ..CliOverrides::default()
     };
-    assert_cli_error(
-        Some(&file),
-        cli,
+    assert_refused(
+        load(Some(&file), NO_ENV, cli),
         "--mongo-tls-mode",
         "refuse, terminate, passthrough",
     );
     let env_only = self::env(&[("INDEXTAP_MONGO_TLS_MODE", "terminate")]);
-    assert_env_error(&env_only, "INDEXTAP_MONGO_TLS_MODE", "no MongoDB listener");
+    assert_refused(
+        load(None, &env_only, CliOverrides::default()),
+        "INDEXTAP_MONGO_TLS_MODE",
+        "no MongoDB listener",
+    );
 }
 
 #[test]
