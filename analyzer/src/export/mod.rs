@@ -9,6 +9,7 @@
 //! - `document`: the MongoDB index documents, as JavaScript, Python or JSON.
 //! - [`mongosh`], `pymongo`: MongoDB scripts.
 //! - `sql`: PostgreSQL migration (up and rollback).
+//! - `script`: what the three scripts share (creates, drop candidates, rollback, notes).
 //! - `prisma`, `django`: ORM index declarations.
 //! - `json`, `markdown`: for tools and for people.
 
@@ -19,6 +20,7 @@ mod markdown;
 pub mod mongosh;
 mod prisma;
 mod pymongo;
+mod script;
 mod sql;
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,8 @@
 //! `getCollection("x-y")`. Drop candidates come in a commented section: dropping is a
 //! decision for a person, never a paste.
 
-use std::fmt::Write as _;
-
 use super::document::{is_identifier, partial_filter, quoted, Value};
+use super::script::Script;
 use crate::advise::{Advice, IndexMethod, IndexSpec};
 use crate::shape::{Engine, Namespace, Target};
 
@@ -89,49 +88,18 @@ pub fn drop_statement(namespace: &Namespace, name: &str) -> String {
 
 /// The MongoDB part of the advice as a mongosh script.
 pub(crate) fn render(advice: &Advice) -> String {
+    let script = Script {
+        engine: Engine::Mongodb,
+        comment: "//",
+        create: create_statement,
+        drop: drop_statement,
+    };
     let mut out = String::new();
     out.push_str("// indextap: MongoDB index recommendations (mongosh)\n");
     out.push_str("// Every index slows the writes of its collection: build during low traffic.\n");
-    let recommendations = super::recommendations_of(advice, Engine::Mongodb);
-    if recommendations.is_empty() {
-        out.push_str("\n// No MongoDB index to add.\n");
-    }
-    for recommendation in &recommendations {
-        let _ = writeln!(
-            out,
-            "\n// {}: {}",
-            recommendation.index.namespace,
-            super::summary(recommendation)
-        );
-        out.push_str(&create_statement(
-            &recommendation.index,
-            &recommendation.name,
-        ));
-        out.push('\n');
-    }
-    let drops = super::drops_of(advice, Engine::Mongodb);
-    if !drops.is_empty() {
-        out.push_str("\n// Drop candidates: review before running.\n");
-        for drop in drops {
-            let _ = writeln!(
-                out,
-                "// {}  // {}",
-                drop_statement(&drop.index.namespace, &drop.name),
-                drop.reason
-            );
-        }
-    }
-    if !recommendations.is_empty() {
-        out.push_str("\n// Rollback:\n");
-        for recommendation in &recommendations {
-            let _ = writeln!(
-                out,
-                "// {}",
-                drop_statement(&recommendation.index.namespace, &recommendation.name)
-            );
-        }
-    }
-    super::elsewhere(&mut out, advice, Engine::Mongodb, "//");
-    super::notes_as_comments(&mut out, advice, "//");
+    let recommendations = script.creates(&mut out, advice);
+    script.drops(&mut out, advice);
+    script.commented_rollback(&mut out, &recommendations);
+    script.ending(&mut out, advice);
     out
 }

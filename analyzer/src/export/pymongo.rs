@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::document::{partial_filter, quoted};
+use super::script::Script;
 use crate::advise::{Advice, IndexMethod, IndexSpec};
 use crate::shape::{Engine, Namespace, Target};
 
@@ -52,50 +53,26 @@ pub(crate) fn create_statement(index: &IndexSpec, name: &str) -> String {
     call
 }
 
+/// The `drop_index` call for one index.
+fn drop_statement(namespace: &Namespace, name: &str) -> String {
+    format!("{}.drop_index({})", collection(namespace), quoted(name))
+}
+
 /// The MongoDB part of the advice as a Python script.
 pub(crate) fn render(advice: &Advice) -> String {
+    let script = Script {
+        engine: Engine::Mongodb,
+        comment: "#",
+        create: create_statement,
+        drop: drop_statement,
+    };
     let mut out = String::new();
     out.push_str("# indextap: MongoDB index recommendations (pymongo)\n");
     out.push_str("import pymongo\n\n");
     out.push_str("client = pymongo.MongoClient()  # pass your connection string\n");
-    let recommendations = super::recommendations_of(advice, Engine::Mongodb);
-    if recommendations.is_empty() {
-        out.push_str("\n# No MongoDB index to add.\n");
-    }
-    for recommendation in &recommendations {
-        let _ = writeln!(
-            out,
-            "\n# {}: {}\n{}",
-            recommendation.index.namespace,
-            super::summary(recommendation),
-            create_statement(&recommendation.index, &recommendation.name)
-        );
-    }
-    let drops = super::drops_of(advice, Engine::Mongodb);
-    if !drops.is_empty() {
-        out.push_str("\n# Drop candidates: review before running.\n");
-        for drop in drops {
-            let _ = writeln!(
-                out,
-                "# {}.drop_index({})  # {}",
-                collection(&drop.index.namespace),
-                quoted(&drop.name),
-                drop.reason
-            );
-        }
-    }
-    if !recommendations.is_empty() {
-        out.push_str("\n# Rollback:\n");
-        for recommendation in &recommendations {
-            let _ = writeln!(
-                out,
-                "# {}.drop_index({})",
-                collection(&recommendation.index.namespace),
-                quoted(&recommendation.name)
-            );
-        }
-    }
-    super::elsewhere(&mut out, advice, Engine::Mongodb, "#");
-    super::notes_as_comments(&mut out, advice, "#");
+    let recommendations = script.creates(&mut out, advice);
+    script.drops(&mut out, advice);
+    script.commented_rollback(&mut out, &recommendations);
+    script.ending(&mut out, advice);
     out
 }

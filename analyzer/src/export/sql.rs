@@ -3,10 +3,9 @@
 //! ([`crate::advise::engine::postgresql::ddl`]); this adds the migration around them.
 //! Trigram indexes carry a reminder that they need the `pg_trgm` extension.
 
-use std::fmt::Write as _;
-
+use super::script::Script;
 use crate::advise::engine::postgresql::ddl::{create_statement, drop_statement};
-use crate::advise::{Advice, IndexMethod};
+use crate::advise::{Advice, IndexMethod, IndexSpec};
 use crate::shape::Engine;
 
 /// The header every migration carries: the statements cannot be wrapped in a transaction.
@@ -16,44 +15,30 @@ const HEADER: &str = "\
 -- run each statement on its own (turn off your migration tool's transaction wrapper).
 ";
 
+/// The `CREATE INDEX` statement, after the reminder a trigram index needs.
+fn create_with_requirements(index: &IndexSpec, name: &str) -> String {
+    let statement = create_statement(index, name);
+    if index.method == IndexMethod::GinTrgm {
+        format!(
+            "-- needs the pg_trgm extension: CREATE EXTENSION IF NOT EXISTS pg_trgm;\n{statement}"
+        )
+    } else {
+        statement
+    }
+}
+
 /// The PostgreSQL part of the advice as a migration with up and rollback sections.
 pub(crate) fn render(advice: &Advice) -> String {
+    let script = Script {
+        engine: Engine::Postgresql,
+        comment: "--",
+        create: create_with_requirements,
+        drop: drop_statement,
+    };
     let mut out = String::from(HEADER);
-    let recommendations = super::recommendations_of(advice, Engine::Postgresql);
     out.push_str("\n-- migrate:up\n");
-    if recommendations.is_empty() {
-        out.push_str("\n-- No PostgreSQL index to add.\n");
-    }
-    for recommendation in &recommendations {
-        let _ = writeln!(
-            out,
-            "\n-- {}: {}",
-            recommendation.index.namespace,
-            super::summary(recommendation)
-        );
-        if recommendation.index.method == IndexMethod::GinTrgm {
-            out.push_str(
-                "-- needs the pg_trgm extension: CREATE EXTENSION IF NOT EXISTS pg_trgm;\n",
-            );
-        }
-        out.push_str(&create_statement(
-            &recommendation.index,
-            &recommendation.name,
-        ));
-        out.push('\n');
-    }
-    let drops = super::drops_of(advice, Engine::Postgresql);
-    if !drops.is_empty() {
-        out.push_str("\n-- Drop candidates: review before running.\n");
-        for drop in drops {
-            let _ = writeln!(
-                out,
-                "-- {}  -- {}",
-                drop_statement(&drop.index.namespace, &drop.name),
-                drop.reason
-            );
-        }
-    }
+    let recommendations = script.creates(&mut out, advice);
+    script.drops(&mut out, advice);
     out.push_str("\n-- migrate:down\n");
     if !recommendations.is_empty() {
         out.push('\n');
@@ -65,7 +50,6 @@ pub(crate) fn render(advice: &Advice) -> String {
         ));
         out.push('\n');
     }
-    super::elsewhere(&mut out, advice, Engine::Postgresql, "--");
-    super::notes_as_comments(&mut out, advice, "--");
+    script.ending(&mut out, advice);
     out
 }
