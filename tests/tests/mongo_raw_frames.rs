@@ -17,8 +17,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Document};
 use indextap_tests::compressing_front::{self, Compressor};
+use indextap_tests::secantus::number;
 use indextap_tests::transcript::{converse, Heard, Step};
 use indextap_tests::{CompressingFront, SecantusDb, SecantusOptions};
 
@@ -170,15 +171,6 @@ fn first_batch(reply: &Document) -> Vec<Document> {
         .iter()
         .filter_map(|item| item.as_document().cloned())
         .collect()
-}
-
-fn number(document: &Document, key: &str) -> i64 {
-    match document.get(key) {
-        Some(Bson::Int32(n)) => i64::from(*n),
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Double(n)) => *n as i64,
-        other => panic!("{key} is not a number in {document}: {other:?}"),
-    }
 }
 
 fn seed_stock(connection: &mut Connection, collection: &str) {

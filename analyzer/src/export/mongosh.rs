@@ -86,20 +86,20 @@ pub fn drop_statement(namespace: &Namespace, name: &str) -> String {
     format!("{}.dropIndex({})", collection(namespace), quoted(name))
 }
 
+/// The opening lines of the script.
+const HEADER: &str = "\
+// indextap: MongoDB index recommendations (mongosh)
+// Every index slows the writes of its collection: build during low traffic.
+";
+
 /// The MongoDB part of the advice as a mongosh script.
 pub(crate) fn render(advice: &Advice) -> String {
-    let script = Script {
-        engine: Engine::Mongodb,
-        comment: "//",
-        create: create_statement,
-        drop: drop_statement,
-    };
-    let mut out = String::new();
-    out.push_str("// indextap: MongoDB index recommendations (mongosh)\n");
-    out.push_str("// Every index slows the writes of its collection: build during low traffic.\n");
-    let recommendations = script.creates(&mut out, advice);
-    script.drops(&mut out, advice);
-    script.commented_rollback(&mut out, &recommendations);
-    script.ending(&mut out, advice);
-    out
+    Script::new(
+        Engine::Mongodb,
+        HEADER,
+        "//",
+        create_statement,
+        drop_statement,
+    )
+    .render(advice)
 }

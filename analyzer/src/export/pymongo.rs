@@ -58,21 +58,22 @@ fn drop_statement(namespace: &Namespace, name: &str) -> String {
     format!("{}.drop_index({})", collection(namespace), quoted(name))
 }
 
+/// The opening lines of the script.
+const HEADER: &str = "\
+# indextap: MongoDB index recommendations (pymongo)
+import pymongo
+
+client = pymongo.MongoClient()  # pass your connection string
+";
+
 /// The MongoDB part of the advice as a Python script.
 pub(crate) fn render(advice: &Advice) -> String {
-    let script = Script {
-        engine: Engine::Mongodb,
-        comment: "#",
-        create: create_statement,
-        drop: drop_statement,
-    };
-    let mut out = String::new();
-    out.push_str("# indextap: MongoDB index recommendations (pymongo)\n");
-    out.push_str("import pymongo\n\n");
-    out.push_str("client = pymongo.MongoClient()  # pass your connection string\n");
-    let recommendations = script.creates(&mut out, advice);
-    script.drops(&mut out, advice);
-    script.commented_rollback(&mut out, &recommendations);
-    script.ending(&mut out, advice);
-    out
+    Script::new(
+        Engine::Mongodb,
+        HEADER,
+        "#",
+        create_statement,
+        drop_statement,
+    )
+    .render(advice)
 }

@@ -8,22 +8,56 @@ use std::fmt::Write as _;
 use crate::advise::{Advice, IndexSpec, Recommendation};
 use crate::shape::{Engine, Namespace};
 
-/// A script format: its engine, its comment marker and its create and drop statements.
+/// A script format: its engine, its opening lines, its comment marker and its create and
+/// drop statements.
 pub(super) struct Script {
-    pub(super) engine: Engine,
-    pub(super) comment: &'static str,
-    pub(super) create: fn(&IndexSpec, &str) -> String,
-    pub(super) drop: fn(&Namespace, &str) -> String,
+    engine: Engine,
+    header: &'static str,
+    comment: &'static str,
+    create: fn(&IndexSpec, &str) -> String,
+    drop: fn(&Namespace, &str) -> String,
 }
 
 impl Script {
-    /// The engine's recommendations, each under a comment with its summary; returns them.
+    pub(super) fn new(
+        engine: Engine,
+        header: &'static str,
+        comment: &'static str,
+        create: fn(&IndexSpec, &str) -> String,
+        drop: fn(&Namespace, &str) -> String,
+    ) -> Self {
+        Self {
+            engine,
+            header,
+            comment,
+            create,
+            drop,
+        }
+    }
+
+    /// The whole script, its rollback a commented section (a script has no down migration).
+    pub(super) fn render(&self, advice: &Advice) -> String {
+        let mut out = String::new();
+        let recommendations = self.creates(&mut out, advice);
+        self.drops(&mut out, advice);
+        let rollback = recommendations
+            .iter()
+            .map(|r| (self.drop)(&r.index.namespace, &r.name))
+            .collect();
+        self.commented_section(&mut out, "Rollback:", rollback);
+        self.ending(&mut out, advice);
+        out
+    }
+
+    /// The header, then the engine's recommendations, each under a comment with its summary;
+    /// returns them.
     pub(super) fn creates<'a>(
         &self,
         out: &mut String,
         advice: &'a Advice,
     ) -> Vec<&'a Recommendation> {
         let comment = self.comment;
+        out.push_str(self.header);
         let recommendations = super::recommendations_of(advice, self.engine);
         if recommendations.is_empty() {
             let _ = writeln!(out, "\n{comment} No {} index to add.", self.engine_name());
@@ -43,34 +77,25 @@ impl Script {
     /// The engine's drop candidates, commented out: dropping is a decision for a person.
     pub(super) fn drops(&self, out: &mut String, advice: &Advice) {
         let comment = self.comment;
-        let drops = super::drops_of(advice, self.engine);
-        if drops.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "\n{comment} Drop candidates: review before running.");
-        for drop in drops {
-            let _ = writeln!(
-                out,
-                "{comment} {}  {comment} {}",
-                (self.drop)(&drop.index.namespace, &drop.name),
-                drop.reason
-            );
-        }
+        let drops = super::drops_of(advice, self.engine)
+            .into_iter()
+            .map(|drop| {
+                let statement = (self.drop)(&drop.index.namespace, &drop.name);
+                format!("{statement}  {comment} {}", drop.reason)
+            })
+            .collect();
+        self.commented_section(out, "Drop candidates: review before running.", drops);
     }
 
-    /// A rollback section of commented drop statements, for scripts with no down migration.
-    pub(super) fn commented_rollback(&self, out: &mut String, recommendations: &[&Recommendation]) {
+    /// A heading and its lines, all commented out; nothing when there are no lines.
+    fn commented_section(&self, out: &mut String, heading: &str, lines: Vec<String>) {
         let comment = self.comment;
-        if recommendations.is_empty() {
+        if lines.is_empty() {
             return;
         }
-        let _ = writeln!(out, "\n{comment} Rollback:");
-        for recommendation in recommendations {
-            let _ = writeln!(
-                out,
-                "{comment} {}",
-                (self.drop)(&recommendation.index.namespace, &recommendation.name)
-            );
+        let _ = writeln!(out, "\n{comment} {heading}");
+        for line in lines {
+            let _ = writeln!(out, "{comment} {line}");
         }
     }
 

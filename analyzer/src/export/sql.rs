@@ -8,11 +8,14 @@ use crate::advise::engine::postgresql::ddl::{create_statement, drop_statement};
 use crate::advise::{Advice, IndexMethod, IndexSpec};
 use crate::shape::Engine;
 
-/// The header every migration carries: the statements cannot be wrapped in a transaction.
+/// The header every migration carries (the statements cannot be wrapped in a transaction),
+/// and the start of its up section.
 const HEADER: &str = "\
 -- indextap: PostgreSQL index migration
 -- CREATE INDEX CONCURRENTLY and DROP INDEX CONCURRENTLY cannot run inside a transaction block:
 -- run each statement on its own (turn off your migration tool's transaction wrapper).
+
+-- migrate:up
 ";
 
 /// The `CREATE INDEX` statement, after the reminder a trigram index needs.
@@ -29,14 +32,14 @@ fn create_with_requirements(index: &IndexSpec, name: &str) -> String {
 
 /// The PostgreSQL part of the advice as a migration with up and rollback sections.
 pub(crate) fn render(advice: &Advice) -> String {
-    let script = Script {
-        engine: Engine::Postgresql,
-        comment: "--",
-        create: create_with_requirements,
-        drop: drop_statement,
-    };
-    let mut out = String::from(HEADER);
-    out.push_str("\n-- migrate:up\n");
+    let script = Script::new(
+        Engine::Postgresql,
+        HEADER,
+        "--",
+        create_with_requirements,
+        drop_statement,
+    );
+    let mut out = String::new();
     let recommendations = script.creates(&mut out, advice);
     script.drops(&mut out, advice);
     out.push_str("\n-- migrate:down\n");

@@ -1,6 +1,7 @@
 //! `explain` with executionStats: which plan won, and how many documents it examined.
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Document};
+use indextap_tests::secantus::number;
 use mongodb::Database;
 
 /// The stage names of a winning plan, outermost first, and the index an IXSCAN used.
@@ -18,15 +19,6 @@ fn plan_stages(plan: &Document) -> (Vec<String>, Option<String>) {
         stage = current.get_document("inputStage").ok();
     }
     (stages, index)
-}
-
-fn number(document: &Document, key: &str) -> i64 {
-    match document.get(key) {
-        Some(Bson::Int32(value)) => i64::from(*value),
-        Some(Bson::Int64(value)) => *value,
-        Some(Bson::Double(value)) => *value as i64,
-        other => panic!("{key} is not a number: {other:?} in {document}"),
-    }
 }
 
 /// `explain` (executionStats) of a find: stages, index used, nReturned, totalDocsExamined.
