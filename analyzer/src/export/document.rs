@@ -86,51 +86,52 @@ pub(crate) fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
+/// The languages a document is written in: their booleans, null and keys differ.
+#[derive(Debug, Clone, Copy)]
+enum Language {
+    JavaScript,
+    Python,
+}
+
 impl Value {
     /// mongosh: `{email: {$exists: true}, "items.sku": 1}`.
     pub(crate) fn to_js(&self) -> String {
+        self.written(Language::JavaScript)
+    }
+
+    /// Python: `{"email": {"$exists": True}}`.
+    pub(crate) fn to_python(&self) -> String {
+        self.written(Language::Python)
+    }
+
+    fn written(&self, language: Language) -> String {
         match self {
-            Value::Bool(value) => value.to_string(),
+            Value::Bool(value) => match (language, value) {
+                (Language::JavaScript, _) => value.to_string(),
+                (Language::Python, true) => "True".to_owned(),
+                (Language::Python, false) => "False".to_owned(),
+            },
             Value::Int(value) => value.to_string(),
             Value::Str(text) => quoted(text),
-            Value::Null => "null".to_owned(),
+            Value::Null => match language {
+                Language::JavaScript => "null".to_owned(),
+                Language::Python => "None".to_owned(),
+            },
             Value::Array(items) => {
-                let items: Vec<String> = items.iter().map(Value::to_js).collect();
+                let items: Vec<String> = items.iter().map(|item| item.written(language)).collect();
                 format!("[{}]", items.join(", "))
             }
             Value::Doc(fields) => {
                 let fields: Vec<String> = fields
                     .iter()
                     .map(|(name, value)| {
-                        let key = if is_identifier(name) {
-                            name.clone()
-                        } else {
-                            quoted(name)
+                        // Only JavaScript takes a bare key.
+                        let key = match language {
+                            Language::JavaScript if is_identifier(name) => name.clone(),
+                            _ => quoted(name),
                         };
-                        format!("{key}: {}", value.to_js())
+                        format!("{key}: {}", value.written(language))
                     })
-                    .collect();
-                format!("{{{}}}", fields.join(", "))
-            }
-        }
-    }
-
-    /// Python: `{"email": {"$exists": True}}`.
-    pub(crate) fn to_python(&self) -> String {
-        match self {
-            Value::Bool(true) => "True".to_owned(),
-            Value::Bool(false) => "False".to_owned(),
-            Value::Int(value) => value.to_string(),
-            Value::Str(text) => quoted(text),
-            Value::Null => "None".to_owned(),
-            Value::Array(items) => {
-                let items: Vec<String> = items.iter().map(Value::to_python).collect();
-                format!("[{}]", items.join(", "))
-            }
-            Value::Doc(fields) => {
-                let fields: Vec<String> = fields
-                    .iter()
-                    .map(|(name, value)| format!("{}: {}", quoted(name), value.to_python()))
                     .collect();
                 format!("{{{}}}", fields.join(", "))
             }

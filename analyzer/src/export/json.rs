@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::document::partial_filter;
 use crate::advise::{Advice, DropCandidate, IndexMethod, IndexSpec, Recommendation, WriteLoad};
-use crate::shape::{Engine, ShapeId, Target};
+use crate::shape::{Engine, Namespace, ShapeId, Target};
 
 #[derive(Serialize)]
 struct Document<'a> {
@@ -21,10 +21,9 @@ struct Document<'a> {
 
 #[derive(Serialize)]
 struct JsonRecommendation<'a> {
-    engine: Engine,
-    database: &'a str,
-    schema: Option<&'a str>,
-    collection: &'a str,
+    /// `engine`, `database`, `schema`, `collection`, in the namespace's own form.
+    #[serde(flatten)]
+    namespace: &'a Namespace,
     keys: Vec<JsonKey<'a>>,
     method: &'static str,
     unique: bool,
@@ -83,10 +82,9 @@ struct JsonEvidence<'a> {
 
 #[derive(Serialize)]
 struct JsonDrop<'a> {
-    engine: Engine,
-    database: &'a str,
-    schema: Option<&'a str>,
-    collection: &'a str,
+    /// `engine`, `database`, `schema`, `collection`, in the namespace's own form.
+    #[serde(flatten)]
+    namespace: &'a Namespace,
     name: &'a str,
     keys: Vec<JsonKey<'a>>,
     method: &'static str,
@@ -148,10 +146,7 @@ fn partial(index: &IndexSpec) -> serde_json::Value {
 fn recommendation(recommendation: &Recommendation) -> JsonRecommendation<'_> {
     let index = &recommendation.index;
     JsonRecommendation {
-        engine: index.namespace.engine,
-        database: &index.namespace.database,
-        schema: index.namespace.schema.as_deref(),
-        collection: &index.namespace.collection,
+        namespace: &index.namespace,
         keys: keys(index),
         method: method_name(index.method),
         unique: index.unique,
@@ -201,10 +196,7 @@ fn thousandths(ms: f64) -> f64 {
 fn drop(drop: &DropCandidate) -> JsonDrop<'_> {
     let index = &drop.index;
     JsonDrop {
-        engine: index.namespace.engine,
-        database: &index.namespace.database,
-        schema: index.namespace.schema.as_deref(),
-        collection: &index.namespace.collection,
+        namespace: &index.namespace,
         name: &drop.name,
         keys: keys(index),
         method: method_name(index.method),
