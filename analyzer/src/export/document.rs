@@ -5,7 +5,6 @@
 //! everything in them is a field name, an operator, or a non-data constant from the shape.
 
 use crate::advise::{Condition, PartialTerm};
-use crate::shape::Target;
 
 /// A value in an index spec document.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,10 +28,7 @@ pub(crate) enum Value {
 pub(crate) fn partial_filter(terms: &[PartialTerm]) -> Value {
     let mut fields: Vec<(String, Value)> = Vec::new();
     for term in terms {
-        let field = match &term.target {
-            Target::Field(name) => name.clone(),
-            Target::Expression { text, .. } => text.clone(),
-        };
+        let field = term.target.text().to_owned();
         let condition = condition(&term.condition);
         match fields.iter_mut().find(|(name, _)| *name == field) {
             Some((_, Value::Doc(conditions))) => conditions.push(condition),
@@ -176,6 +172,7 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::Target;
 
     #[test]
     fn renders_each_language() {

@@ -8,7 +8,7 @@
 use super::document::{is_identifier, partial_filter, quoted, Value};
 use super::script::Script;
 use crate::advise::{Advice, IndexMethod, IndexSpec};
-use crate::shape::{Engine, Namespace, Target};
+use crate::shape::{Engine, Namespace};
 
 /// `Db` members a bare `db.<name>` would reach instead of the collection.
 const DB_MEMBERS: &[&str] = &[
@@ -42,10 +42,7 @@ pub(crate) fn keys(index: &IndexSpec) -> Value {
             .keys
             .iter()
             .map(|key| {
-                let field = match &key.target {
-                    Target::Field(name) => name.clone(),
-                    Target::Expression { text, .. } => text.clone(),
-                };
+                let field = key.target.text().to_owned();
                 let direction = match index.method {
                     IndexMethod::Text => Value::Str("text".to_owned()),
                     _ => Value::Int(if key.direction < 0 { -1 } else { 1 }),

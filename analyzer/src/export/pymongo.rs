@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::document::{partial_filter, quoted};
 use super::script::Script;
 use crate::advise::{Advice, IndexMethod, IndexSpec};
-use crate::shape::{Engine, Namespace, Target};
+use crate::shape::{Engine, Namespace};
 
 fn collection(namespace: &Namespace) -> String {
     format!(
@@ -21,10 +21,7 @@ pub(crate) fn create_statement(index: &IndexSpec, name: &str) -> String {
         .keys
         .iter()
         .map(|key| {
-            let field = match &key.target {
-                Target::Field(name) => name.as_str(),
-                Target::Expression { text, .. } => text.as_str(),
-            };
+            let field = key.target.text();
             let direction = match (index.method, key.direction < 0) {
                 (IndexMethod::Text, _) => "pymongo.TEXT",
                 (_, true) => "pymongo.DESCENDING",

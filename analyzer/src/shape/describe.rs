@@ -4,7 +4,7 @@
 //!
 //! A shape holds no value, so nothing here can leak one; this only chooses the words.
 
-use crate::shape::{Leaf, Predicate, Shape, SortKey, Target, ValueType};
+use crate::shape::{Leaf, Predicate, Shape, SortKey, ValueType};
 
 /// The shape as one line.
 pub(super) fn shape(shape: &Shape) -> String {
@@ -57,7 +57,7 @@ fn predicate(predicate_: &Predicate, nested: bool) -> String {
 }
 
 fn leaf(leaf: &Leaf) -> String {
-    let target = target(&leaf.target);
+    let target = leaf.target.text();
     match value_type(leaf.value_type) {
         Some(kind) => format!("{target} {} {kind}", leaf.operator),
         None => format!("{target} {}", leaf.operator),
@@ -71,14 +71,7 @@ fn sort_key(key: &SortKey) -> String {
         Some(false) => " nulls last",
         None => "",
     };
-    format!("{} {direction}{nulls}", target(&key.target))
-}
-
-fn target(target: &Target) -> &str {
-    match target {
-        Target::Field(name) => name,
-        Target::Expression { text, .. } => text,
-    }
+    format!("{} {direction}{nulls}", key.target.text())
 }
 
 fn value_type(value_type: ValueType) -> Option<&'static str> {
@@ -102,7 +95,7 @@ fn value_type(value_type: ValueType) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::{Namespace, OpClass};
+    use crate::shape::{Namespace, OpClass, Target};
 
     fn leaf(name: &str, operator: &str, class: OpClass, value_type: ValueType) -> Predicate {
         Predicate::Leaf(Leaf {

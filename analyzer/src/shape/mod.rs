@@ -124,6 +124,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target as written: the field or column name, or the expression's canonical text.
+    pub fn text(&self) -> &str {
+        match self {
+            Target::Field(name) => name,
+            Target::Expression { text, .. } => text,
+        }
+    }
+
     /// The column or field underneath, for expressions the column they wrap.
     pub fn column(&self) -> &str {
         match self {
