@@ -3,10 +3,9 @@
 //! of a join can be attributed, and a table the list lacks is known not to be a user table.
 
 use indextap_analyzer::catalog::ColumnOwners;
-use indextap_analyzer::shape::Namespace;
 use tokio_postgres::Client;
 
-use super::{sqlstate_or_kind, TIMEOUT};
+use super::{read_rows, relation};
 
 const COLUMNS: &str = "
 SELECT n.nspname::text, c.relname::text, a.attname::text
@@ -20,20 +19,13 @@ SELECT n.nspname::text, c.relname::text, a.attname::text
 
 /// The columns of every indexable user relation of `database`.
 pub async fn columns(client: &Client, database: &str) -> Result<ColumnOwners, String> {
-    let rows = tokio::time::timeout(TIMEOUT, client.query(COLUMNS, &[]))
-        .await
-        .map_err(|_| "reading pg_attribute timed out".to_string())?
-        .map_err(|e| format!("reading pg_attribute failed: {}", sqlstate_or_kind(&e)))?;
+    let rows = read_rows(client, COLUMNS, "pg_attribute", |row| {
+        Ok((relation(row, database)?, row.try_get::<_, String>(2)?))
+    })
+    .await?;
     let mut owners = ColumnOwners::default();
-    for row in rows {
-        let (Ok(schema), Ok(table), Ok(column)) = (
-            row.try_get::<_, String>(0),
-            row.try_get::<_, String>(1),
-            row.try_get::<_, String>(2),
-        ) else {
-            return Err("reading pg_attribute failed: unexpected row".to_string());
-        };
-        owners.insert(Namespace::postgres(database, schema, table), [column]);
+    for (namespace, column) in rows {
+        owners.insert(namespace, [column]);
     }
     Ok(owners)
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use indextap_analyzer::advise::{IndexKey, IndexMethod, IndexSpec};
 use indextap_analyzer::shape::sql::{printed_key, unquote};
 use indextap_analyzer::shape::Namespace;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Row};
 
 use printed::partial_terms;
 
@@ -112,19 +112,38 @@ SELECT n.nspname::text, t.relname::text, c.relname::text, i.indisunique, i.indis
 
 /// Every valid btree and GIN index in `database`'s user schemas.
 pub async fn existing(client: &Client, database: &str) -> Result<Vec<IndexSpec>, String> {
-    let rows = tokio::time::timeout(TIMEOUT, client.query(EXISTING_INDEXES, &[]))
+    let rows = read_rows(client, EXISTING_INDEXES, "pg_index", CatalogRow::read).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| row.into_spec(database))
+        .collect())
+}
+
+/// Runs one catalog query within [`TIMEOUT`] and reads each row with `read`. An error names
+/// the catalog (`what`) and the SQLSTATE, never a value.
+async fn read_rows<T>(
+    client: &Client,
+    query: &str,
+    what: &str,
+    read: impl Fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, String> {
+    let rows = tokio::time::timeout(TIMEOUT, client.query(query, &[]))
         .await
-        .map_err(|_| "reading pg_index timed out".to_string())?
-        .map_err(|e| format!("reading pg_index failed: {}", sqlstate_or_kind(&e)))?;
-    let mut specs = Vec::new();
-    for row in rows {
-        let catalog_row = CatalogRow::read(&row)
-            .map_err(|_| "reading pg_index failed: unexpected row".to_string())?;
-        if let Some(spec) = catalog_row.into_spec(database) {
-            specs.push(spec);
-        }
-    }
-    Ok(specs)
+        .map_err(|_| format!("reading {what} timed out"))?
+        .map_err(|e| format!("reading {what} failed: {}", sqlstate_or_kind(&e)))?;
+    rows.iter()
+        .map(|row| read(row).map_err(|_| format!("reading {what} failed: unexpected row")))
+        .collect()
+}
+
+/// Columns 0 and 1 of a catalog row, the schema and the relation, as a namespace of
+/// `database`.
+fn relation(row: &Row, database: &str) -> Result<Namespace, tokio_postgres::Error> {
+    Ok(Namespace::postgres(
+        database,
+        row.try_get::<_, String>(0)?,
+        row.try_get::<_, String>(1)?,
+    ))
 }
 
 /// One `pg_index` row, as read.
@@ -156,7 +175,7 @@ pub struct CatalogRow {
 
 impl CatalogRow {
     /// One row of `EXISTING_INDEXES`.
-    fn read(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+    fn read(row: &Row) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             schema: row.try_get(0)?,
             table: row.try_get(1)?,

@@ -8,7 +8,7 @@ use indextap_analyzer::catalog::{FieldStatistics, NamespaceStatistics};
 use indextap_analyzer::shape::Namespace;
 use tokio_postgres::Client;
 
-use super::{sqlstate_or_kind, TIMEOUT};
+use super::{read_rows, relation};
 
 const STATISTICS: &str = "
 SELECT s.schemaname::text, s.tablename::text, s.attname::text, s.null_frac::float8,
@@ -25,28 +25,20 @@ pub async fn statistics(
     client: &Client,
     database: &str,
 ) -> Result<BTreeMap<Namespace, NamespaceStatistics>, String> {
-    let rows = tokio::time::timeout(TIMEOUT, client.query(STATISTICS, &[]))
-        .await
-        .map_err(|_| "reading pg_stats timed out".to_string())?
-        .map_err(|e| format!("reading pg_stats failed: {}", sqlstate_or_kind(&e)))?;
+    let rows = read_rows(client, STATISTICS, "pg_stats", |row| {
+        Ok((
+            relation(row, database)?,
+            row.try_get::<_, String>(2)?,
+            row.try_get::<_, f64>(3)?,
+            row.try_get::<_, f64>(4)?,
+            row.try_get::<_, Vec<f64>>(5)?,
+            row.try_get::<_, f64>(6)?,
+        ))
+    })
+    .await?;
     let mut tables: BTreeMap<Namespace, NamespaceStatistics> = BTreeMap::new();
-    for row in rows {
-        let read = || -> Result<_, tokio_postgres::Error> {
-            Ok((
-                row.try_get::<_, String>(0)?,
-                row.try_get::<_, String>(1)?,
-                row.try_get::<_, String>(2)?,
-                row.try_get::<_, f64>(3)?,
-                row.try_get::<_, f64>(4)?,
-                row.try_get::<_, Vec<f64>>(5)?,
-                row.try_get::<_, f64>(6)?,
-            ))
-        };
-        let (schema, table, column, null_fraction, n_distinct, frequencies, rows) =
-            read().map_err(|_| "reading pg_stats failed: unexpected row".to_string())?;
-        let table = tables
-            .entry(Namespace::postgres(database, schema, table))
-            .or_default();
+    for (namespace, column, null_fraction, n_distinct, frequencies, rows) in rows {
+        let table = tables.entry(namespace).or_default();
         // reltuples is -1 for a table never vacuumed or analysed (PostgreSQL 14+).
         table.rows = rows.max(0.0);
         table.fields.insert(

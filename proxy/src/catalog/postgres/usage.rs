@@ -8,7 +8,7 @@ use indextap_analyzer::catalog::{Constraint, IndexUsage};
 use indextap_analyzer::shape::Namespace;
 use tokio_postgres::Client;
 
-use super::{sqlstate_or_kind, TIMEOUT};
+use super::{read_rows, relation};
 
 const USAGE: &str = "
 SELECT s.schemaname::text, s.relname::text, s.indexrelname::text, s.idx_scan,
@@ -31,45 +31,31 @@ pub async fn usage(
     client: &Client,
     database: &str,
 ) -> Result<BTreeMap<Namespace, Vec<IndexUsage>>, String> {
-    let rows = tokio::time::timeout(TIMEOUT, client.query(USAGE, &[]))
-        .await
-        .map_err(|_| "reading pg_stat_user_indexes timed out".to_string())?
-        .map_err(|e| {
-            format!(
-                "reading pg_stat_user_indexes failed: {}",
-                sqlstate_or_kind(&e)
-            )
-        })?;
+    let rows = read_rows(client, USAGE, "pg_stat_user_indexes", |row| {
+        Ok((
+            relation(row, database)?,
+            row.try_get::<_, String>(2)?,
+            row.try_get::<_, Option<i64>>(3)?,
+            [
+                (Constraint::PrimaryKey, row.try_get::<_, bool>(4)?),
+                (Constraint::Unique, row.try_get::<_, bool>(5)?),
+                (Constraint::Exclusion, row.try_get::<_, bool>(6)?),
+                (Constraint::ForeignKey, row.try_get::<_, bool>(7)?),
+            ],
+        ))
+    })
+    .await?;
     let mut indexes: BTreeMap<Namespace, Vec<IndexUsage>> = BTreeMap::new();
-    for row in rows {
-        let read = || -> Result<_, tokio_postgres::Error> {
-            Ok((
-                row.try_get::<_, String>(0)?,
-                row.try_get::<_, String>(1)?,
-                row.try_get::<_, String>(2)?,
-                row.try_get::<_, Option<i64>>(3)?,
-                [
-                    (Constraint::PrimaryKey, row.try_get::<_, bool>(4)?),
-                    (Constraint::Unique, row.try_get::<_, bool>(5)?),
-                    (Constraint::Exclusion, row.try_get::<_, bool>(6)?),
-                    (Constraint::ForeignKey, row.try_get::<_, bool>(7)?),
-                ],
-            ))
-        };
-        let (schema, table, name, scans, flags) = read()
-            .map_err(|_| "reading pg_stat_user_indexes failed: unexpected row".to_string())?;
-        indexes
-            .entry(Namespace::postgres(database, schema, table))
-            .or_default()
-            .push(IndexUsage {
-                name,
-                uses: scans.and_then(|scans| u64::try_from(scans).ok()),
-                baseline: None,
-                constraints: flags
-                    .into_iter()
-                    .filter_map(|(constraint, holds)| holds.then_some(constraint))
-                    .collect(),
-            });
+    for (namespace, name, scans, flags) in rows {
+        indexes.entry(namespace).or_default().push(IndexUsage {
+            name,
+            uses: scans.and_then(|scans| u64::try_from(scans).ok()),
+            baseline: None,
+            constraints: flags
+                .into_iter()
+                .filter_map(|(constraint, holds)| holds.then_some(constraint))
+                .collect(),
+        });
     }
     Ok(indexes)
 }
