@@ -22,9 +22,7 @@ pub(super) fn find(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
             "projection" => {
                 shape.projection = document_of(field).map(projection).unwrap_or_default();
             }
-            "limit" => shape.limit = is_nonzero(field),
-            "skip" => shape.skip = is_nonzero(field),
-            _ => {}
+            _ => limit_or_skip(&mut shape, field),
         }
     })?;
     Ok(one(shape, filter))
@@ -34,13 +32,18 @@ pub(super) fn find(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
 pub(super) fn count(query: &Query<'_>, fields: &mut Fields<'_>) -> Lowered {
     let mut shape = query.shape(Command::Count);
     let filter = FilterBuilder::walk(fields.map(Ok), "query", |field| {
-        match field.key().as_str() {
-            "limit" => shape.limit = is_nonzero(field),
-            "skip" => shape.skip = is_nonzero(field),
-            _ => {}
-        }
+        limit_or_skip(&mut shape, field)
     })?;
     Ok(one(shape, filter))
+}
+
+/// Whether `limit` / `skip` are in effect, for the commands that take them.
+fn limit_or_skip(shape: &mut Shape, field: &RawElement<'_>) {
+    match field.key().as_str() {
+        "limit" => shape.limit = is_nonzero(field),
+        "skip" => shape.skip = is_nonzero(field),
+        _ => {}
+    }
 }
 
 /// `distinct`: `query`, with the distinct `key` as the projection.
