@@ -384,6 +384,15 @@ async fn connect(connection_string: &str) -> Client {
     client
 }
 
+/// A fresh server with [`DATABASE`] created and `schema` run in it, and a direct client.
+async fn server_with(schema: &str) -> (Postgres, Client) {
+    let server = Postgres::start();
+    server.create_database(DATABASE).expect("create database");
+    let direct = connect(&server.connection_string(DATABASE)).await;
+    direct.batch_execute(schema).await.expect("schema and rows");
+    (server, direct)
+}
+
 /// A proxy in front of `server`, reading the catalog through `admin_url` when given.
 fn start_proxy(server: &Postgres, admin_url: Option<&str>) -> (IndextapProcess, SocketAddr) {
     let pg_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -527,6 +536,18 @@ async fn index_names(client: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Whether the HypoPG extension is installed in the connected database.
+async fn hypopg_installed(client: &Client) -> bool {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')",
+            &[],
+        )
+        .await
+        .expect("pg_extension")
+        .get(0)
+}
+
 fn sorted(names: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     let mut names: Vec<String> = names.into_iter().map(Into::into).collect();
     names.sort();
@@ -583,10 +604,7 @@ fn psql_file(server: &Postgres, dir: &std::path::Path, name: &str, sql: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_advice_for_a_known_workload_and_its_migration() {
-    let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let direct = connect(&server.connection_string(DATABASE)).await;
-    direct.batch_execute(SCHEMA).await.expect("schema and rows");
+    let (server, direct) = server_with(SCHEMA).await;
     assert_eq!(index_names(&direct).await, sorted(EXISTING_INDEXES));
 
     // The catalog connection is the superuser's: the proxy creates HypoPG itself.
@@ -603,15 +621,8 @@ async fn verified_advice_for_a_known_workload_and_its_migration() {
     );
     assert_eq!(advised["drops"], expected_drops(), "drops");
     assert_eq!(notes(&advised), gin_notes(), "notes");
-    let hypopg: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'",
-            &[],
-        )
-        .await
-        .expect("pg_extension")
-        .get(0);
-    assert_eq!(hypopg, 1, "the proxy created HypoPG in {DATABASE}");
+    let hypopg = hypopg_installed(&direct).await;
+    assert!(hypopg, "the proxy created HypoPG in {DATABASE}");
 
     // Each recommendation serves its shapes, and the B-tree ones are verified.
     let serves = expected_serves();
@@ -692,16 +703,13 @@ async fn verified_advice_for_a_known_workload_and_its_migration() {
             .await
             .unwrap_or_else(|err| panic!("{statement}: {err:?}"));
     }
-    let recommended = names(&advised);
-    assert_eq!(
-        index_names(&direct).await,
-        sorted(
-            EXISTING_INDEXES
-                .iter()
-                .copied()
-                .chain(recommended.iter().map(String::as_str))
-        )
+    let with_recommended = sorted(
+        EXISTING_INDEXES
+            .iter()
+            .copied()
+            .chain(names(&advised).iter().map(String::as_str)),
     );
+    assert_eq!(index_names(&direct).await, with_recommended);
     direct.batch_execute("ANALYZE").await.expect("analyze");
 
     // The real planner, after: each served query scans its index and costs less.
@@ -732,25 +740,14 @@ async fn verified_advice_for_a_known_workload_and_its_migration() {
     psql_file(&server, scratch.path(), "down.sql", down);
     assert_eq!(index_names(&direct).await, sorted(EXISTING_INDEXES));
     psql_file(&server, scratch.path(), "up.sql", up);
-    assert_eq!(
-        index_names(&direct).await,
-        sorted(
-            EXISTING_INDEXES
-                .iter()
-                .copied()
-                .chain(recommended.iter().map(String::as_str))
-        )
-    );
+    assert_eq!(index_names(&direct).await, with_recommended);
     psql_file(&server, scratch.path(), "down.sql", down);
     assert_eq!(index_names(&direct).await, sorted(EXISTING_INDEXES));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn advice_without_hypopg_says_it_is_not_verified() {
-    let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let direct = connect(&server.connection_string(DATABASE)).await;
-    direct.batch_execute(SCHEMA).await.expect("schema and rows");
+    let (server, direct) = server_with(SCHEMA).await;
 
     // A catalog user that may read pg_index but not create HypoPG (not a superuser).
     direct
@@ -774,15 +771,8 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
         "{advised:#}"
     );
     assert_eq!(advised["drops"], expected_drops(), "drops");
-    let hypopg: i64 = direct
-        .query_one(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'hypopg'",
-            &[],
-        )
-        .await
-        .expect("pg_extension")
-        .get(0);
-    assert_eq!(hypopg, 0, "nothing was created");
+    let hypopg = hypopg_installed(&direct).await;
+    assert!(!hypopg, "nothing was created");
 
     // No catalog URL at all: neither existing indexes nor costs, and the notes say both.
     let (blind, listen) = start_proxy(&server, None);
@@ -831,11 +821,7 @@ async fn advice_without_hypopg_says_it_is_not_verified() {
 ///   that exist, and the recommended index is verified and created under those names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_null_ordering_and_quoted_names() {
-    let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let direct = connect(&server.connection_string(DATABASE)).await;
-    direct
-        .batch_execute(
+    let (server, direct) = server_with(
             r#"CREATE TABLE invoices (id bigserial PRIMARY KEY, account_id bigint NOT NULL,
                  due_at timestamptz);
              INSERT INTO invoices (account_id, due_at)
@@ -850,9 +836,8 @@ async fn catalog_null_ordering_and_quoted_names() {
                FROM generate_series(1, 40000) AS g;
              CREATE INDEX "JobEvent_jobId_createdAt_idx" ON "JobEvent" ("jobId", "createdAt" DESC);
              ANALYZE;"#,
-        )
-        .await
-        .expect("schema and rows");
+    )
+    .await;
     let admin_url = server.url("postgres");
     let (proxy, listen) = start_proxy(&server, Some(&admin_url));
     let client = connect(&server.connection_string_via(listen, DATABASE)).await;

@@ -9,11 +9,12 @@ use indextap_analyzer::advise::{IndexKey, IndexMethod, IndexSpec};
 use indextap_analyzer::command::SqlProtocol;
 use indextap_analyzer::shape::sql::{index_form, lower_text, printed_key};
 use indextap_analyzer::shape::{Namespace, Predicate, Target};
-use indextap_tests::Postgres;
 use serde_json::json;
 use tokio_postgres::Client;
 
-use super::{advice, connect, notes, recommendations, start_proxy, wait_for_shapes, DATABASE};
+use super::{
+    advice, connect, notes, recommendations, server_with, start_proxy, wait_for_shapes, DATABASE,
+};
 
 /// One column of each kind PostgreSQL treats differently in an index expression.
 const TABLE: &str = r#"CREATE TABLE t (id int, email varchar(200), name text, "Name" text,
@@ -84,10 +85,7 @@ async fn printed(client: &Client, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expression_keys_read_back_as_queries_write_them() {
-    let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let client = connect(&server.connection_string(DATABASE)).await;
-    client.batch_execute(TABLE).await.expect("table");
+    let (_server, client) = server_with(TABLE).await;
     for (k, (indexed, queried)) in CASES.iter().enumerate() {
         let written = format!("written_{k}");
         client
@@ -125,19 +123,14 @@ async fn expression_keys_read_back_as_queries_write_them() {
 /// Django's `email__iexact`, and an index its authors created by hand for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_expression_index_serves_a_query_that_casts_its_column() {
-    let server = Postgres::start();
-    server.create_database(DATABASE).expect("create database");
-    let direct = connect(&server.connection_string(DATABASE)).await;
-    direct
-        .batch_execute(
-            "CREATE TABLE accounts (id bigserial PRIMARY KEY, email varchar(254) NOT NULL);
+    let (server, _direct) = server_with(
+        "CREATE TABLE accounts (id bigserial PRIMARY KEY, email varchar(254) NOT NULL);
              INSERT INTO accounts (email) SELECT 'user' || g || '@example.test'
                FROM generate_series(1, 20000) AS g;
              CREATE INDEX accounts_upper_email ON accounts (upper(email::text));
              ANALYZE;",
-        )
-        .await
-        .expect("schema and rows");
+    )
+    .await;
     let admin_url = server.url("postgres");
     let (proxy, listen) = start_proxy(&server, Some(&admin_url));
     let client = connect(&server.connection_string_via(listen, DATABASE)).await;

@@ -42,6 +42,7 @@ use self::pending::{Execution, Pending, PendingQueue, PortalRef};
 use super::backend::{self, Backend};
 use super::frame::TypedFrame;
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
+use super::Decoded;
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 /// Prepared statements kept per connection.
@@ -254,6 +255,25 @@ impl PgSession {
     }
 }
 
+/// Counts a decoded message by its type `name`, and what of its body was skipped; a type the
+/// protocol does not have is counted as such and not followed. Returns the message to follow.
+fn counted<T: PartialEq>(
+    decoded: Decoded<T>,
+    unknown: T,
+    name: fn(&T) -> &'static str,
+    events: &mut dyn Events,
+) -> Option<T> {
+    if decoded.message == unknown {
+        events.count("unknown_message_type");
+        return None;
+    }
+    events.message(name(&decoded.message));
+    if let Some(reason) = decoded.skipped {
+        events.count(reason);
+    }
+    Some(decoded.message)
+}
+
 impl Inspector for PgSession {
     /// The session keeps its queues aligned from a message's type alone: a head-only frame is
     /// decoded as that type with an unread body.
@@ -268,27 +288,15 @@ impl Inspector for PgSession {
         match frame.direction {
             Direction::Request => {
                 let decoded = frontend::decode(&typed);
-                if decoded.message == Frontend::Unknown {
-                    events.count("unknown_message_type");
-                    return Ok(());
+                if let Some(message) = counted(decoded, Frontend::Unknown, Frontend::name, events) {
+                    self.on_frontend(message, frame.at, events);
                 }
-                events.message(decoded.message.name());
-                if let Some(reason) = decoded.skipped {
-                    events.count(reason);
-                }
-                self.on_frontend(decoded.message, frame.at, events);
             }
             Direction::Reply => {
                 let decoded = backend::decode(&typed);
-                if decoded.message == Backend::Unknown {
-                    events.count("unknown_message_type");
-                    return Ok(());
+                if let Some(message) = counted(decoded, Backend::Unknown, Backend::name, events) {
+                    self.on_backend(message, frame.at, events);
                 }
-                events.message(decoded.message.name());
-                if let Some(reason) = decoded.skipped {
-                    events.count(reason);
-                }
-                self.on_backend(decoded.message, frame.at, events);
             }
         }
         Ok(())
