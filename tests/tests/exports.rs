@@ -22,6 +22,7 @@ use std::process::{Command, Output, Stdio};
 
 use bson::Document;
 use indextap_analyzer::snapshot::Snapshot;
+use indextap_tests::tools::assert_success;
 use indextap_tests::{workspace_root, IndextapProcess, SecantusDb, SecantusOptions};
 use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
@@ -102,14 +103,7 @@ fn recommend(snapshot: &Path, format: &str, more: &[&str]) -> String {
     let from = snapshot.display().to_string();
     let mut args = vec!["recommend", "--from", &from, "--format", format];
     args.extend_from_slice(more);
-    let output = indextap(&args);
-    assert!(
-        output.status.success(),
-        "recommend --format {format} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    assert_success(&indextap(&args), &format!("recommend --format {format}"))
 }
 
 fn write_snapshot(dir: &Path, name: &str, snapshot: &Snapshot) -> PathBuf {

@@ -13,6 +13,7 @@ use indextap_tests::secantus::{
     all, explain_find, is_authentication_error, number, plan_stages, refused_find, winning_plan,
     REPLICA_SET_NAME,
 };
+use indextap_tests::tools::assert_success;
 use indextap_tests::{
     free_port, IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb,
     SecantusOptions,
@@ -352,16 +353,7 @@ fn postgres_tls_variant_presents_a_verifiable_certificate() {
             .arg("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .output()
             .expect("psql");
-        assert!(
-            output.status.success(),
-            "{host}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout).trim(),
-            "t",
-            "{host}"
-        );
+        assert_eq!(assert_success(&output, host).trim(), "t", "{host}");
     }
 }
 

@@ -14,9 +14,7 @@
 
 mod mongo_common;
 
-use std::process::Output;
-
-use indextap_tests::tools::{mongosh, pymongo};
+use indextap_tests::tools::{assert_success, mongosh, pymongo};
 use indextap_tests::{
     IndextapOptions, IndextapProcess, SecantusDb, SecantusOptions, TestCertificate,
 };
@@ -60,28 +58,16 @@ fn port_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or(addr, |(_, port)| port)
 }
 
-#[track_caller]
-fn stdout_of(output: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// pymongo runs [`FINDS`] on `collection` through `uri`; it must succeed.
 #[track_caller]
 fn run_finds(uri: &str, collection: &str) {
-    let stdout = stdout_of(&pymongo(FINDS, &[uri, collection]), collection);
+    let stdout = assert_success(&pymongo(FINDS, &[uri, collection]), collection);
     assert_eq!(stdout.trim(), "ok 10", "{collection}");
 }
 
 /// pymongo pings through `uri`; whether it was served, and what it printed.
 fn ping(uri: &str) -> (bool, String) {
-    let stdout = stdout_of(&pymongo(PING, &[uri]), "ping");
+    let stdout = assert_success(&pymongo(PING, &[uri]), "ping");
     (stdout.starts_with("served"), stdout)
 }
 
@@ -302,7 +288,7 @@ fn mongosh_over_tls_through_terminate_is_captured() {
         &["--tls", "--tlsCAFile", &cert],
         script,
     );
-    let stdout = stdout_of(&output, "mongosh");
+    let stdout = assert_success(&output, "mongosh");
     assert!(stdout.contains("count 2"), "{stdout}");
     assert_finds_captured(&proxy.process, "shell_orders");
 }

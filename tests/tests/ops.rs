@@ -39,6 +39,7 @@ use futures::TryStreamExt;
 use indextap_tests::capture::{poll_until, shapes_document};
 // A loopback address with a fresh free port.
 use indextap_tests::ports::free_addr as loopback;
+use indextap_tests::tools::assert_success;
 use indextap_tests::IndextapProcess;
 
 /// How long an observation may take to reach the admin API.
@@ -68,14 +69,7 @@ fn run_cli(args: &[&str]) -> Output {
 /// Runs an `indextap` subcommand that must succeed; its stdout.
 #[track_caller]
 fn run_cli_ok(args: &[&str]) -> String {
-    let output = run_cli(args);
-    assert!(
-        output.status.success(),
-        "indextap {args:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    assert_success(&run_cli(args), &format!("indextap {args:?}"))
 }
 
 /// Writes `text` to `dir/name`; its path.

@@ -35,6 +35,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use indextap_tests::postgres::{param_refs, Params};
+use indextap_tests::tools::assert_success;
 use indextap_tests::{free_port, IndextapProcess, Postgres};
 use serde_json::{json, Value};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
@@ -562,12 +563,7 @@ fn recommend_sql(proxy: &IndextapProcess) -> String {
         .args(["--format", "sql"])
         .output()
         .expect("run indextap recommend");
-    assert!(
-        output.status.success(),
-        "indextap recommend failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 migration")
+    assert_success(&output, "indextap recommend")
 }
 
 /// The up and down parts of a migration.
