@@ -13,6 +13,7 @@
 //! - [`UpstreamTls`]: the upstream side, from a listener's configuration or by hand.
 //! - [`TlsConfigError`]: loading PEM files, with the path in every message.
 //! - `AcceptAnyServerCert`: the staging-only verifier (handshake signatures still checked).
+//! - `testing` (tests only): a self-signed certificate and its key as PEM files.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -302,7 +303,38 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    /// A self-signed certificate and its key, written as PEM files to a folder that lives as
+    /// long as this value.
+    pub(crate) struct PemFiles {
+        pub(crate) generated: rcgen::CertifiedKey,
+        pub(crate) cert: PathBuf,
+        pub(crate) key: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A certificate for `name`, with its key.
+    pub(crate) fn self_signed(name: &str) -> PemFiles {
+        let generated = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        PemFiles {
+            generated,
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::testing::self_signed;
     use super::*;
 
     fn write(dir: &tempfile::TempDir, name: &str, contents: &str) -> PathBuf {
@@ -313,13 +345,10 @@ mod tests {
 
     #[test]
     fn loads_a_generated_certificate_and_key() {
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cert = write(&dir, "cert.pem", &generated.cert.pem());
-        let key = write(&dir, "key.pem", &generated.key_pair.serialize_pem());
-        let acceptor = acceptor_from_pem_files(&cert, &key, &[b"proto"]).unwrap();
+        let files = self_signed("localhost");
+        let acceptor = acceptor_from_pem_files(&files.cert, &files.key, &[b"proto"]).unwrap();
         assert_eq!(acceptor.config().alpn_protocols, vec![b"proto".to_vec()]);
-        let upstream = UpstreamTls::verify_with_ca_file(&cert, "localhost").unwrap();
+        let upstream = UpstreamTls::verify_with_ca_file(&files.cert, "localhost").unwrap();
         assert_eq!(format!("{upstream:?}"), "on (localhost)");
         assert!(UpstreamTls::accept_any_certificate("10.0.0.1").is_ok());
     }

@@ -318,15 +318,11 @@ mod tests {
         assert_eq!(answer, HANDSHAKE_FAILURE_ALERT);
 
         // Terminate: a plain client (an OP_MSG header) is closed without a byte.
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-        std::fs::write(&cert, generated.cert.pem()).unwrap();
-        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        let files = crate::tls::testing::self_signed("localhost");
         let mut spec = MongoListener::new("127.0.0.1:27018", "localhost:27017");
         spec.tls.mode = TlsMode::Terminate;
-        spec.tls.cert_file = Some(cert);
-        spec.tls.key_file = Some(key);
+        spec.tls.cert_file = Some(files.cert.clone());
+        spec.tls.key_file = Some(files.key.clone());
         let terminate = MongoTls::from_listener(&spec).unwrap();
         let mut op_msg = [0u8; 16];
         op_msg[..4].copy_from_slice(&60i32.to_le_bytes());

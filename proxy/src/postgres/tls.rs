@@ -138,12 +138,8 @@ mod tests {
 
     #[test]
     fn a_listener_configuration_builds_both_sides() {
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("cert.pem");
-        let key = dir.path().join("key.pem");
-        std::fs::write(&cert, generated.cert.pem()).unwrap();
-        std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+        let files = crate::tls::testing::self_signed("localhost");
+        let (cert, key) = (files.cert.clone(), files.key.clone());
 
         let mut spec = PostgresListener::new("127.0.0.1:6432", "localhost:5432");
         assert_eq!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rustls::crypto::ring;
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::CertificateDer;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -23,6 +23,7 @@ use super::{negotiate_with, Inspection, Negotiated, StartupLimits};
 use crate::error::ProxyError;
 use crate::postgres::tls::PgTlsSettings;
 use crate::relay::BoxStream;
+use crate::tls::testing::{self_signed, PemFiles};
 
 fn limits() -> StartupLimits {
     StartupLimits {
@@ -141,33 +142,13 @@ async fn assert_streams_connected(
     assert_eq!(read_n(&mut relay.upstream, 4).await, b"pong");
 }
 
-struct Cert {
-    pem: String,
-    der: CertificateDer<'static>,
-    _dir: tempfile::TempDir,
-    cert_path: std::path::PathBuf,
-    key_path: std::path::PathBuf,
+fn cert() -> PemFiles {
+    self_signed("localhost")
 }
 
-fn cert() -> Cert {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, generated.cert.pem()).unwrap();
-    std::fs::write(&key_path, generated.key_pair.serialize_pem()).unwrap();
-    Cert {
-        pem: generated.cert.pem(),
-        der: generated.cert.der().clone(),
-        _dir: dir,
-        cert_path,
-        key_path,
-    }
-}
-
-fn trusting(cert: &Cert) -> TlsConnector {
+fn trusting(cert: &PemFiles) -> TlsConnector {
     let mut roots = RootCertStore::empty();
-    roots.add(cert.der.clone()).unwrap();
+    roots.add(cert.generated.cert.der().clone()).unwrap();
     let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()

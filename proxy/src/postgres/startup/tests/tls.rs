@@ -11,12 +11,12 @@ use crate::error::Side;
 use crate::postgres::startup::packet::SSL_REQUEST;
 use crate::postgres::tls::{acceptor_from_pem_files, PgTlsMode, PgTlsSettings, UpstreamTls};
 
-fn terminating(cert: &Cert) -> PgTlsSettings {
-    PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap()
+fn terminating(cert: &PemFiles) -> PgTlsSettings {
+    PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap()
 }
 
 /// A client that sends SSLRequest, hears `S`, and completes a handshake trusting `cert`.
-async fn tls_client(cert: &Cert, mut app: TcpStream) -> TlsStream<TcpStream> {
+async fn tls_client(cert: &PemFiles, mut app: TcpStream) -> TlsStream<TcpStream> {
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"S");
     let name = ServerName::try_from("localhost").unwrap();
@@ -68,7 +68,7 @@ async fn an_unreadable_packet_inside_terminated_tls_is_forwarded() {
 #[tokio::test]
 async fn terminate_still_serves_plaintext_clients() {
     let cert = cert();
-    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
+    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
     assert_eq!(tls.mode.label(), "terminate");
     let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
@@ -82,7 +82,7 @@ async fn terminate_still_serves_plaintext_clients() {
 async fn terminate_with_an_untrusting_client_fails_downstream() {
     let cert = cert();
     let other = self::cert();
-    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
+    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
     let (_listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     let task = spawn_negotiate(proxy_side, address, tls);
@@ -95,8 +95,8 @@ async fn terminate_with_an_untrusting_client_fails_downstream() {
 }
 
 /// A fake server that wants TLS: SSLRequest, `S`, handshake, then the startup packet.
-async fn tls_server(listener: TcpListener, cert: &Cert, startup_len: usize) -> Vec<u8> {
-    let acceptor: TlsAcceptor = acceptor_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
+async fn tls_server(listener: TcpListener, cert: &PemFiles, startup_len: usize) -> Vec<u8> {
+    let acceptor: TlsAcceptor = acceptor_from_pem_files(&cert.cert, &cert.key).unwrap();
     let (mut server, _) = listener.accept().await.unwrap();
     assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
     server.write_all(b"S").await.unwrap();
@@ -106,7 +106,7 @@ async fn tls_server(listener: TcpListener, cert: &Cert, startup_len: usize) -> V
 
 /// A plain client's startup reaches a server that wants TLS, over TLS to `upstream_cert`,
 /// unchanged; the session is inspected.
-async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: &Cert) {
+async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: &PemFiles) {
     let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     let packet = startup(&[("user", "u")]);
@@ -122,10 +122,14 @@ async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: 
 #[tokio::test]
 async fn upstream_tls_verified_with_a_ca_file() {
     let upstream_cert = cert();
-    let upstream = UpstreamTls::verify_with_ca_file(&upstream_cert.cert_path, "localhost").unwrap();
+    let upstream = UpstreamTls::verify_with_ca_file(&upstream_cert.cert, "localhost").unwrap();
     let tls = PgTlsSettings::refuse().with_upstream(upstream);
     assert_startup_reaches_a_tls_server(tls, &upstream_cert).await;
-    assert!(upstream_cert.pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(upstream_cert
+        .generated
+        .cert
+        .pem()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
 }
 
 #[tokio::test]
@@ -140,15 +144,14 @@ async fn upstream_tls_accepting_any_certificate() {
 async fn upstream_tls_with_the_wrong_ca_is_an_upstream_error() {
     let upstream_cert = cert();
     let unrelated = cert();
-    let upstream = UpstreamTls::verify_with_ca_file(&unrelated.cert_path, "localhost").unwrap();
+    let upstream = UpstreamTls::verify_with_ca_file(&unrelated.cert, "localhost").unwrap();
     let tls = PgTlsSettings::refuse().with_upstream(upstream);
     let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     app.write_all(&startup(&[("user", "u")])).await.unwrap();
     let task = spawn_negotiate(proxy_side, address, tls);
     let server = tokio::spawn(async move {
-        let acceptor =
-            acceptor_from_pem_files(&upstream_cert.cert_path, &upstream_cert.key_path).unwrap();
+        let acceptor = acceptor_from_pem_files(&upstream_cert.cert, &upstream_cert.key).unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
         read_n(&mut server, 8).await;
         server.write_all(b"S").await.unwrap();
@@ -213,9 +216,9 @@ async fn passthrough_to_a_server_without_tls_is_inspected() {
 }
 
 /// A TLS client that opens with its ClientHello, offering ALPN `postgresql` as libpq 17 does.
-fn direct_client(cert: &Cert) -> tokio_rustls::TlsConnector {
+fn direct_client(cert: &PemFiles) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).unwrap();
+    roots.add(cert.generated.cert.der().clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -230,7 +233,7 @@ fn direct_client(cert: &Cert) -> tokio_rustls::TlsConnector {
 #[tokio::test]
 async fn direct_tls_is_terminated() {
     let cert = cert();
-    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert_path, &cert.key_path).unwrap();
+    let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
     let (listener, address) = fake_server().await;
     let (app, proxy_side) = client_pair().await;
     let task = spawn_negotiate(proxy_side, address, tls);
