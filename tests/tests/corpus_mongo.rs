@@ -237,14 +237,10 @@ async fn shutdown_drops_the_scratch_database_of_an_unfinished_verification() {
         &[("INDEXTAP_SHUTDOWN_GRACE_SECS", "1")],
     )
     .await;
-    let direct: mongodb::Collection<bson::Document> =
-        harness.direct.database(DATABASE).collection("events");
-    let documents: Vec<bson::Document> = (0..DOCUMENTS)
+    let documents = (0..DOCUMENTS)
         .map(|n| bson::doc! { "kind": n % 50, "n": n })
         .collect();
-    direct.insert_many(documents).await.expect("seed");
-    let events: mongodb::Collection<bson::Document> =
-        harness.client.database(DATABASE).collection("events");
+    let events = harness.seeded(DATABASE, "events", documents).await;
     for kind in 0..5 {
         events
             .find_one(bson::doc! { "kind": kind })
@@ -295,17 +291,13 @@ async fn a_refused_candidate_tries_simpler_ones_then_says_what_it_costs() {
     let mut args = SHORT_WINDOW.to_vec();
     args.extend(["--mongo-verify", "sample"]);
     let harness = MongoBehindProxy::start_with(&args, &[]).await;
-    let direct: mongodb::Collection<bson::Document> =
-        harness.direct.database(DATABASE).collection("users");
-    let documents: Vec<bson::Document> = (0..1_000)
+    let documents = (0..1_000)
         .map(|n| match n % 2 {
             0 => bson::doc! { "status": format!("s{}", n % 10), "email": format!("e{n}") },
             _ => bson::doc! { "status": format!("s{}", n % 10) },
         })
         .collect();
-    direct.insert_many(documents).await.expect("seed");
-    let users: mongodb::Collection<bson::Document> =
-        harness.client.database(DATABASE).collection("users");
+    let users = harness.seeded(DATABASE, "users", documents).await;
     for n in 0..20 {
         users
             .find_one(bson::doc! { "status": format!("s{}", n % 10), "email": { "$exists": true } })

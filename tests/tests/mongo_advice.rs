@@ -185,11 +185,7 @@ async fn known_workload_yields_exactly_its_indexes() {
                 }
             })
             .collect();
-        direct
-            .collection::<Document>(collection)
-            .insert_many(documents)
-            .await
-            .unwrap_or_else(|err| panic!("seeding {collection}: {err}"));
+        harness.seeded(DATABASE, collection, documents).await;
     }
     create_index(
         &direct.collection("customers"),

@@ -136,18 +136,13 @@ fn seed_document(n: usize) -> Document {
 async fn table_of_operations_yields_exact_shapes() {
     let harness = MongoBehindProxy::start().await;
     let proxied = harness.client.database(DATABASE);
-    let direct = harness.direct.database(DATABASE);
     let cases = cases();
     assert!(cases.len() >= 22, "the table covers every operation");
 
     for case in &cases {
         let seed: Vec<Document> = (0..SEEDED).map(seed_document).collect();
         for collection in [case.name.to_string(), format!("{}_users", case.name)] {
-            direct
-                .collection::<Document>(&collection)
-                .insert_many(seed.clone())
-                .await
-                .unwrap_or_else(|err| panic!("{}: seeding {collection}: {err}", case.name));
+            harness.seeded(DATABASE, &collection, seed.clone()).await;
         }
         (case.run)(proxied.clone(), case.name.to_string())
             .await

@@ -112,6 +112,23 @@ impl MongoBehindProxy {
         }
     }
 
+    /// Inserts `documents` into `database.collection` on the server itself (traffic the proxy
+    /// never sees); the collection as reached through the proxy.
+    pub async fn seeded(
+        &self,
+        database: &str,
+        collection: &str,
+        documents: Vec<Document>,
+    ) -> mongodb::Collection<Document> {
+        self.direct
+            .database(database)
+            .collection::<Document>(collection)
+            .insert_many(documents)
+            .await
+            .unwrap_or_else(|err| panic!("seeding {database}.{collection}: {err}"));
+        self.client.database(database).collection(collection)
+    }
+
     /// `http://ADMIN`, as the CLI's `--from` takes it.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.proxy.admin_addr())
