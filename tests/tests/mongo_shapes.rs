@@ -32,7 +32,7 @@ use indextap_analyzer::testing::mongo::{self, filter_rules};
 use indextap_analyzer::testing::{and, leaf, sort_key};
 use indextap_tests::capture::write_counts;
 use mongo_common::{shapes_on, wait_until, writes_on, MongoBehindProxy};
-use mongodb::Database;
+use mongodb::Collection;
 use serde_json::{json, Value};
 
 /// Every case runs in this database, on a collection named after the case.
@@ -41,15 +41,15 @@ const DATABASE: &str = "shapes";
 const SEEDED: usize = 45;
 
 type OpFuture = Pin<Box<dyn Future<Output = mongodb::error::Result<()>> + Send>>;
-/// An operation under test: the database, and the case's collection name.
-type Op = Box<dyn Fn(Database, String) -> OpFuture>;
+/// An operation under test, on the case's collection reached through the proxy.
+type Op = Box<dyn Fn(Collection<Document>) -> OpFuture>;
 
 fn op<F, Fut>(run: F) -> Op
 where
-    F: Fn(Database, String) -> Fut + 'static,
+    F: Fn(Collection<Document>) -> Fut + 'static,
     Fut: Future<Output = mongodb::error::Result<()>> + Send + 'static,
 {
-    Box::new(move |db, name| Box::pin(run(db, name)))
+    Box::new(move |collection| Box::pin(run(collection)))
 }
 
 /// One shape a case must produce.
@@ -95,10 +95,9 @@ fn case(
 /// `find` shape whose filter is the AND of `conjuncts`, counted once per filter.
 fn finds(name: &'static str, filters: Vec<Document>, conjuncts: Vec<Value>) -> Case {
     let count = u64::try_from(filters.len()).unwrap_or(u64::MAX);
-    let run = op(move |db, collection| {
+    let run = op(move |collection| {
         let filters = filters.clone();
         async move {
-            let collection = db.collection::<Document>(&collection);
             for filter in filters {
                 mongo_common::drain(collection.find(filter).await?).await?;
             }
@@ -144,7 +143,7 @@ async fn table_of_operations_yields_exact_shapes() {
         for collection in [case.name.to_string(), format!("{}_users", case.name)] {
             harness.seeded(DATABASE, &collection, seed.clone()).await;
         }
-        (case.run)(proxied.clone(), case.name.to_string())
+        (case.run)(proxied.collection(case.name))
             .await
             .unwrap_or_else(|err| panic!("{}: the operation failed: {err}", case.name));
         wait_until(case.name, || check(case, &harness.shapes_document()));

@@ -1,7 +1,7 @@
 //! Every other command: aggregate (with `$lookup`), the counts, distinct, the writes that
 //! read first (update, delete, findAndModify), and insert, which is write load only.
 
-use bson::{doc, DateTime, Document};
+use bson::{doc, DateTime};
 use mongodb::options::ReturnDocument;
 use serde_json::json;
 
@@ -12,7 +12,7 @@ pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "aggregate_match_sort_limit",
-            op(|db, name| async move {
+            op(|coll| async move {
                 let pipeline = vec![
                     doc! { "$match": { "status": "A" } },
                     doc! { "$match": { "qty": { "$gte": 3 } } },
@@ -20,9 +20,7 @@ pub(super) fn cases() -> Vec<Case> {
                     doc! { "$limit": 5 },
                     doc! { "$project": { "status": 1, "qty": 1 } },
                 ];
-                drain(db.collection::<Document>(&name).aggregate(pipeline).await?)
-                    .await
-                    .map(drop)
+                drain(coll.aggregate(pipeline).await?).await.map(drop)
             }),
             one_shape(json!({
                 "command": "aggregate",
@@ -37,18 +35,17 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "aggregate_lookup",
-            op(|db, name| async move {
+            op(|coll| async move {
                 let pipeline = vec![
                     doc! { "$match": { "uid": 2 } },
                     doc! { "$lookup": {
-                        "from": format!("{name}_users"),
+                        "from": format!("{}_users", coll.name()),
                         "localField": "sku",
                         "foreignField": "sku",
                         "as": "matches",
                     } },
                 ];
-                let joined =
-                    drain(db.collection::<Document>(&name).aggregate(pipeline).await?).await?;
+                let joined = drain(coll.aggregate(pipeline).await?).await?;
                 assert_eq!(joined.len(), SEEDED / 5);
                 Ok(())
             }),
@@ -76,9 +73,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "count_documents",
-            op(|db, name| async move {
-                let n = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let n = coll
                     .count_documents(doc! { "status": "A" })
                     .skip(1)
                     .limit(100)
@@ -97,11 +93,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "estimated_document_count",
-            op(|db, name| async move {
-                let n = db
-                    .collection::<Document>(&name)
-                    .estimated_document_count()
-                    .await?;
+            op(|coll| async move {
+                let n = coll.estimated_document_count().await?;
                 assert_eq!(n, SEEDED as u64);
                 Ok(())
             }),
@@ -110,9 +103,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "distinct",
-            op(|db, name| async move {
-                db.collection::<Document>(&name)
-                    .distinct("sku", doc! { "qty": { "$gt": 1 } })
+            op(|coll| async move {
+                coll.distinct("sku", doc! { "qty": { "$gt": 1 } })
                     .await
                     .map(drop)
             }),
@@ -125,9 +117,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "update_many",
-            op(|db, name| async move {
-                db.collection::<Document>(&name)
-                    .update_many(doc! { "status": "A" }, doc! { "$set": { "flag": true } })
+            op(|coll| async move {
+                coll.update_many(doc! { "status": "A" }, doc! { "$set": { "flag": true } })
                     .await
                     .map(drop)
             }),
@@ -140,9 +131,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "update_one_upsert",
-            op(|db, name| async move {
-                let result = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let result = coll
                     .update_one(doc! { "sku": "sku-new" }, doc! { "$set": { "qty": 1 } })
                     .upsert(true)
                     .await?;
@@ -158,11 +148,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "delete_one",
-            op(|db, name| async move {
-                let result = db
-                    .collection::<Document>(&name)
-                    .delete_one(doc! { "uid": 1 })
-                    .await?;
+            op(|coll| async move {
+                let result = coll.delete_one(doc! { "uid": 1 }).await?;
                 assert_eq!(result.deleted_count, 1);
                 Ok(())
             }),
@@ -175,11 +162,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "delete_many",
-            op(|db, name| async move {
-                let result = db
-                    .collection::<Document>(&name)
-                    .delete_many(doc! { "qty": { "$lt": 5 } })
-                    .await?;
+            op(|coll| async move {
+                let result = coll.delete_many(doc! { "qty": { "$lt": 5 } }).await?;
                 assert_eq!(result.deleted_count, 5);
                 Ok(())
             }),
@@ -191,9 +175,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "find_one_and_update",
-            op(|db, name| async move {
-                let updated = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let updated = coll
                     .find_one_and_update(doc! { "status": "B" }, doc! { "$inc": { "qty": 1 } })
                     .sort(doc! { "qty": -1 })
                     .return_document(ReturnDocument::After)
@@ -211,9 +194,8 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "find_one_and_delete",
-            op(|db, name| async move {
-                let deleted = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let deleted = coll
                     .find_one_and_delete(doc! { "created": { "$gte": DateTime::from_millis(0) } })
                     .await?;
                 assert!(deleted.is_some());
@@ -228,8 +210,7 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case(
             "insert_is_write_load_only",
-            op(|db, name| async move {
-                let coll = db.collection::<Document>(&name);
+            op(|coll| async move {
                 coll.insert_many((100..110).map(seed_document)).await?;
                 coll.insert_one(seed_document(110)).await?;
                 Ok(())

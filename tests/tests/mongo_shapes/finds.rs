@@ -1,7 +1,7 @@
 //! The `find` cases: filters, modifiers, and cursors.
 
+use bson::doc;
 use bson::oid::ObjectId;
-use bson::{doc, Document};
 use serde_json::json;
 
 use super::mongo_common::drain;
@@ -21,9 +21,8 @@ fn modifiers_and_cursors() -> Vec<Case> {
     vec![
         case(
             "find_filter_sort_limit_projection",
-            op(|db, name| async move {
-                let found = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let found = coll
                     .find(doc! { "status": "A", "qty": { "$gt": 5 } })
                     .sort(doc! { "qty": -1, "_id": 1 })
                     .limit(10)
@@ -46,9 +45,8 @@ fn modifiers_and_cursors() -> Vec<Case> {
         ),
         case(
             "find_skip_mixed_sort",
-            op(|db, name| async move {
-                let found = db
-                    .collection::<Document>(&name)
+            op(|coll| async move {
+                let found = coll
                     .find(doc! {})
                     .sort(doc! { "uid": 1, "created": -1 })
                     .skip(20)
@@ -65,9 +63,8 @@ fn modifiers_and_cursors() -> Vec<Case> {
         ),
         case(
             "find_one_by_id",
-            op(|db, name| async move {
-                db.collection::<Document>(&name)
-                    .find_one(doc! { "_id": ObjectId::new() })
+            op(|coll| async move {
+                coll.find_one(doc! { "_id": ObjectId::new() })
                     .await
                     .map(drop)
             }),
@@ -80,12 +77,8 @@ fn modifiers_and_cursors() -> Vec<Case> {
         ),
         case(
             "get_more_across_batches",
-            op(|db, name| async move {
-                let cursor = db
-                    .collection::<Document>(&name)
-                    .find(doc! {})
-                    .batch_size(10)
-                    .await?;
+            op(|coll| async move {
+                let cursor = coll.find(doc! {}).batch_size(10).await?;
                 let all = drain(cursor).await?;
                 assert_eq!(all.len(), SEEDED);
                 Ok(())
