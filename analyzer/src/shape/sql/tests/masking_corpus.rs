@@ -199,6 +199,15 @@ fn shift_lower(text: &str) -> String {
         .collect()
 }
 
+/// Every number becomes `number`, every string `string`.
+fn constants(number: &'static str, string: &'static str) -> Rewrite {
+    Box::new(move |token: &Token| match token {
+        Token::Number(..) => Some(number.to_owned()),
+        Token::SingleQuotedString(_) => Some(quoted(string)),
+        _ => None,
+    })
+}
+
 /// The ways the corpus's literals are changed. The first two only change values the way
 /// traffic does; the others change kinds, so any of them that hits a masked entry must
 /// still lower the same.
@@ -228,27 +237,15 @@ fn rewrites() -> Vec<(&'static str, Rewrite)> {
         ),
         (
             "every number 2, every string a LIKE prefix",
-            Box::new(|token: &Token| match token {
-                Token::Number(..) => Some("2".to_owned()),
-                Token::SingleQuotedString(_) => Some(quoted("ab%")),
-                _ => None,
-            }),
+            constants("2", "ab%"),
         ),
         (
             "every number a bigint, every string a leading wildcard",
-            Box::new(|token: &Token| match token {
-                Token::Number(..) => Some("5000000000".to_owned()),
-                Token::SingleQuotedString(_) => Some(quoted("%ab")),
-                _ => None,
-            }),
+            constants("5000000000", "%ab"),
         ),
         (
             "every number a decimal, every string an enum constant",
-            Box::new(|token: &Token| match token {
-                Token::Number(..) => Some("1.5".to_owned()),
-                Token::SingleQuotedString(_) => Some(quoted("ZQ_DONE")),
-                _ => None,
-            }),
+            constants("1.5", "ZQ_DONE"),
         ),
         (
             "every string upper-cased, every number 1",
