@@ -116,14 +116,24 @@ pub fn lower_email_lookup() -> Statement {
     )
 }
 
-/// An anchored LIKE is a prefix search.
-pub fn like_prefix() -> Statement {
+/// `sql`, the ids of the products whose name matches a pattern with `operator`: one leaf of
+/// `class` on `name`.
+fn name_search(sql: &'static str, operator: &str, class: &str) -> Statement {
     statement(
-        "SELECT id FROM products WHERE name LIKE 'abc%'",
+        sql,
         vec![select("products")
-            .filter(vec![field("name", "LIKE", "prefix", "param")])
+            .filter(vec![field("name", operator, class, "param")])
             .projection(vec!["id"])
             .json()],
+    )
+}
+
+/// An anchored LIKE is a prefix search.
+pub fn like_prefix() -> Statement {
+    name_search(
+        "SELECT id FROM products WHERE name LIKE 'abc%'",
+        "LIKE",
+        "prefix",
     )
 }
 
@@ -143,12 +153,10 @@ pub fn like_infix_or_parameter() -> Statement {
 
 /// ILIKE folds case: never a prefix an index serves.
 pub fn ilike() -> Statement {
-    statement(
+    name_search(
         "SELECT id FROM products WHERE name ILIKE 'abc%'",
-        vec![select("products")
-            .filter(vec![field("name", "ILIKE", "infix", "param")])
-            .projection(vec!["id"])
-            .json()],
+        "ILIKE",
+        "infix",
     )
 }
 
