@@ -132,24 +132,21 @@ fn snapshots_add_writes_other_and_rejections() {
         returned: n * 7,
         ..NamespaceOtherRecord::new(namespace.clone())
     };
+    let other = |n| OtherRecord {
+        count: n,
+        total_micros: n * 10,
+        evicted_shapes: n,
+    };
     let a = Snapshot {
         writes: vec![write(&users, 1), write(&orders, 2)],
-        other: OtherRecord {
-            count: 1,
-            total_micros: 10,
-            evicted_shapes: 1,
-        },
+        other: other(1),
         other_by_namespace: vec![evicted(&users, 1)],
         rejected: BTreeMap::from([("sql_parse_error".into(), 2)]),
         ..Snapshot::new()
     };
     let b = Snapshot {
         writes: vec![write(&runs, 4), write(&users, 8)],
-        other: OtherRecord {
-            count: 2,
-            total_micros: 20,
-            evicted_shapes: 2,
-        },
+        other: other(2),
         other_by_namespace: vec![evicted(&runs, 1), evicted(&users, 1)],
         rejected: BTreeMap::from([
             ("sql_parse_error".into(), 1),
@@ -161,14 +158,7 @@ fn snapshots_add_writes_other_and_rejections() {
     let mut expected = vec![write(&orders, 2), write(&users, 9), write(&runs, 4)];
     expected.sort_by(|x, y| x.namespace.cmp(&y.namespace));
     assert_eq!(merged.writes, expected);
-    assert_eq!(
-        merged.other,
-        OtherRecord {
-            count: 3,
-            total_micros: 30,
-            evicted_shapes: 3,
-        }
-    );
+    assert_eq!(merged.other, other(3));
     let mut users_twice = evicted(&users, 1);
     users_twice.merge(&evicted(&users, 1));
     let mut expected = vec![evicted(&runs, 1), users_twice];
