@@ -97,10 +97,7 @@ impl Candidate {
             .take_while(|role| **role == KeyRole::Equality)
             .count()
             .min(prefix.len());
-        let targets = |keys: &[IndexKey]| -> BTreeSet<Target> {
-            keys.iter().map(|key| key.target.clone()).collect()
-        };
-        if targets(&self.index.keys[..equal]) != targets(&prefix[..equal]) {
+        if !same_targets(&self.index.keys[..equal], &prefix[..equal]) {
             return false;
         }
         let mut forwards = true;
@@ -120,6 +117,17 @@ impl Candidate {
         }
         forwards || backwards
     }
+}
+
+/// Whether two runs of keys name the same set of targets, in any order. Consolidation asks
+/// this of every pair of candidates in a family, so it compares in place rather than build
+/// two sets: the runs are a few keys long.
+fn same_targets(mine: &[IndexKey], theirs: &[IndexKey]) -> bool {
+    let within = |a: &[IndexKey], b: &[IndexKey]| {
+        a.iter()
+            .all(|key| b.iter().any(|other| other.target == key.target))
+    };
+    within(mine, theirs) && within(theirs, mine)
 }
 
 /// One alternative of a filter: its leaves, each with what it does for an index.
