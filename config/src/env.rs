@@ -106,6 +106,7 @@ fn set(layer: &mut Layer, key: Setting, value: &str) -> Result<(), ConfigError> 
         Setting::DropMinWindowSecs => layer.drop_min_window_secs = Some(number(key, value)?),
         Setting::IndexWriteCostUs => layer.index_write_cost_us = Some(number(key, value)?),
         Setting::MaxAggregateBytes => layer.max_aggregate_bytes = Some(number(key, value)?),
+        Setting::MaxVerifiedCandidates => layer.max_verified_candidates = Some(number(key, value)?),
     }
     Ok(())
 }

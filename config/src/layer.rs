@@ -51,10 +51,11 @@ pub(crate) enum Setting {
     DropMinWindowSecs,
     IndexWriteCostUs,
     MaxAggregateBytes,
+    MaxVerifiedCandidates,
 }
 
 impl Setting {
-    pub(crate) const ALL: [Setting; 31] = [
+    pub(crate) const ALL: [Setting; 32] = [
         Setting::AdminListen,
         Setting::AdminTokenFile,
         Setting::AdminTokenEnv,
@@ -86,6 +87,7 @@ impl Setting {
         Setting::DropMinWindowSecs,
         Setting::IndexWriteCostUs,
         Setting::MaxAggregateBytes,
+        Setting::MaxVerifiedCandidates,
     ];
 
     /// The `INDEXTAP_*` variable that sets it.
@@ -122,6 +124,7 @@ impl Setting {
             Setting::DropMinWindowSecs => "INDEXTAP_DROP_MIN_WINDOW_SECS",
             Setting::IndexWriteCostUs => "INDEXTAP_INDEX_WRITE_COST_US",
             Setting::MaxAggregateBytes => "INDEXTAP_MAX_AGGREGATE_BYTES",
+            Setting::MaxVerifiedCandidates => "INDEXTAP_MAX_VERIFIED_CANDIDATES",
         }
     }
 
@@ -159,6 +162,7 @@ impl Setting {
             Setting::DropMinWindowSecs => "--drop-min-window-secs",
             Setting::IndexWriteCostUs => "--index-write-cost-us",
             Setting::MaxAggregateBytes => "--max-aggregate-bytes",
+            Setting::MaxVerifiedCandidates => "--max-verified-candidates",
         }
     }
 }
@@ -252,6 +256,8 @@ pub struct CliOverrides {
     pub index_write_cost_us: Option<u32>,
     /// `--max-aggregate-bytes`.
     pub max_aggregate_bytes: Option<usize>,
+    /// `--max-verified-candidates`.
+    pub max_verified_candidates: Option<usize>,
 }
 
 /// One layer of overrides, already parsed into typed values.
@@ -285,6 +291,7 @@ pub(crate) struct Layer {
     pub(crate) drop_min_window_secs: Option<u64>,
     pub(crate) index_write_cost_us: Option<u32>,
     pub(crate) max_aggregate_bytes: Option<usize>,
+    pub(crate) max_verified_candidates: Option<usize>,
 }
 
 /// The TLS settings of an engine's first listener that a layer may override.
@@ -373,6 +380,7 @@ impl Layer {
             sidecar_id: cli.sidecar_id,
             log_format: cli_keyword(Setting::LogFormat, cli.log_format)?,
             max_aggregate_bytes: cli.max_aggregate_bytes,
+            max_verified_candidates: cli.max_verified_candidates,
             ..Self::default()
         })
     }
@@ -508,6 +516,9 @@ impl Layer {
         }
         if let Some(bytes) = self.max_aggregate_bytes {
             config.capture.max_aggregate_bytes = bytes;
+        }
+        if let Some(max) = self.max_verified_candidates {
+            config.advice.max_verified_candidates = max;
         }
         Ok(())
     }

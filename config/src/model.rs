@@ -381,6 +381,11 @@ pub struct AdviceConfig {
     /// maintain (the figure is in each `write_cost`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_write_cost_us: Option<u32>,
+    /// At most this many PostgreSQL candidates are measured with HypoPG per recommendation
+    /// run, heaviest first; a candidate that can no longer make its table's list is not
+    /// measured at all. What is left is left out (never recommended unverified) and named in
+    /// the notes.
+    pub max_verified_candidates: usize,
 }
 
 impl Default for AdviceConfig {
@@ -392,6 +397,7 @@ impl Default for AdviceConfig {
             mongo_verify: MongoVerify::Off,
             mongo_sample_size: 10_000,
             index_write_cost_us: None,
+            max_verified_candidates: 500,
         }
     }
 }

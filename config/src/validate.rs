@@ -159,6 +159,9 @@ impl Config {
         if advice.min_gain_percent > 100 {
             problems.push("advice.min_gain_percent", "must be at most 100");
         }
+        if advice.max_verified_candidates == 0 {
+            problems.push("advice.max_verified_candidates", "must be greater than 0");
+        }
         if advice.max_indexes_per_namespace == 0 {
             problems.push("advice.max_indexes_per_namespace", "must be greater than 0");
         }

@@ -97,6 +97,7 @@ fn every_field_set() -> Config {
             mongo_verify: MongoVerify::Sample,
             mongo_sample_size: 500,
             index_write_cost_us: Some(20),
+            max_verified_candidates: 500,
         },
     }
 }

@@ -66,6 +66,10 @@ pub struct AdviceArgs {
     /// inserts' time).
     #[arg(long)]
     pub index_write_cost_us: Option<u32>,
+    /// At most this many PostgreSQL candidates measured with HypoPG per run, heaviest first;
+    /// the rest are left out and named in the notes.
+    #[arg(long)]
+    pub max_verified_candidates: Option<usize>,
 }
 
 impl AdviceArgs {
@@ -91,6 +95,9 @@ impl AdviceArgs {
         }
         if let Some(micros) = self.index_write_cost_us {
             settings.index_write_cost_us = Some(micros);
+        }
+        if let Some(max) = self.max_verified_candidates {
+            settings.max_verified_candidates = max.max(1);
         }
         Ok(settings)
     }
@@ -348,6 +355,7 @@ pub fn recommend(args: RecommendArgs) -> ExitCode {
             settings,
             baseline: Default::default(),
             statistics: Default::default(),
+            plans: Default::default(),
         };
         let runtime = match runtime() {
             Ok(runtime) => runtime,

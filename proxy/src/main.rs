@@ -131,6 +131,7 @@ impl ProxyArgs {
             drop_min_window_secs: self.advice.drop_min_window_secs,
             index_write_cost_us: self.advice.index_write_cost_us,
             max_aggregate_bytes: self.max_aggregate_bytes,
+            max_verified_candidates: self.advice.max_verified_candidates,
         };
         (self.config, overrides)
     }

@@ -160,5 +160,10 @@ fn main() -> anyhow::Result<()> {
     );
     println!();
     timings.report();
+    println!();
+    println!("where each recommendation run's time went (the proxy's log):");
+    for line in probe::advice_log(&proxy.logs()) {
+        println!("  {line}");
+    }
     Ok(())
 }

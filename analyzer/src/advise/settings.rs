@@ -13,7 +13,15 @@ pub struct AdviceSettings {
     /// (`advice.index_write_cost_us`); `None` measures it from the traffic (see
     /// [`super::write_cost`]).
     pub index_write_cost_ms: Option<f64>,
+    /// At most this many PostgreSQL candidates are measured with HypoPG per run, best
+    /// first; the rest are left out, never recommended unverified (see
+    /// [`super::verify::schedule`]).
+    pub max_verified: usize,
 }
+
+/// The default verification budget: enough for the best few candidates of a hundred
+/// tables with their fallbacks, in well under a second of planner time.
+pub const DEFAULT_MAX_VERIFIED: usize = 500;
 
 impl Default for AdviceSettings {
     fn default() -> Self {
@@ -22,6 +30,7 @@ impl Default for AdviceSettings {
             max_indexes_per_namespace: 5,
             drop_min_window_secs: 24 * 60 * 60,
             index_write_cost_ms: None,
+            max_verified: DEFAULT_MAX_VERIFIED,
         }
     }
 }

@@ -5,7 +5,9 @@
 //! runs `EXPLAIN` for each query without and with the hypothetical index, and hands the
 //! results back as [`Measurement`]s to [`apply`], which records the evidence and drops what
 //! the planner would not use. When HypoPG is missing, [`note_hypopg_unavailable`] says so in
-//! the advice instead.
+//! the advice instead. [`schedule`] decides which candidates are worth measuring.
+
+pub mod schedule;
 
 use std::collections::BTreeMap;
 

@@ -41,6 +41,8 @@ pub struct CatalogSources {
     pub baseline: baseline::UsageBaseline,
     /// MongoDB field statistics sampled recently.
     pub statistics: facts::StatisticsCache,
+    /// PostgreSQL plans asked for recently (HypoPG verification).
+    pub plans: verify::PlanCache,
 }
 
 impl CatalogSources {
@@ -70,6 +72,7 @@ impl CatalogSources {
             settings: config.advice.clone(),
             baseline: baseline::UsageBaseline::default(),
             statistics: facts::StatisticsCache::default(),
+            plans: verify::PlanCache::default(),
         }
     }
 }
@@ -95,10 +98,12 @@ fn namespaces(snapshot: &Snapshot, engine: Engine) -> BTreeSet<Namespace> {
 /// Advice for a snapshot, with existing indexes read and PostgreSQL costs verified where the
 /// catalog can be reached.
 pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
+    let mut timer = Timer::default();
     let mut existing = ExistingIndexes::new();
     let mut notes = Vec::new();
     read_mongo(snapshot, sources, &mut existing, &mut notes).await;
     read_postgres(snapshot, sources, &mut existing, &mut notes).await;
+    let existing_ms = timer.lap();
     let settings = settings(&sources.settings);
     let (facts, fact_notes) = facts::read(
         snapshot,
@@ -107,17 +112,50 @@ pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
         sources.settings.mongo_sample_size,
     )
     .await;
+    let facts_ms = timer.lap();
     let mut advice = advise::advise_with(snapshot, &existing, &facts, &settings);
+    let candidates = advice.recommendations.len();
     advice.notes.extend(notes);
     advice.notes.extend(fact_notes);
+    let analysis_ms = timer.lap();
     verify::verify_postgres(&mut advice, snapshot, sources, &existing, &settings).await;
     let sampling = sources.settings.mongo_verify == indextap_config::MongoVerify::Sample;
     if sampling {
         mongo_verify::verify_mongo(&mut advice, snapshot, sources, &existing, &settings).await;
     }
     mongo_verify::note_unmeasured(&mut advice, sampling);
+    let verify_ms = timer.lap();
     advise::rank::select(&mut advice, &settings);
+    tracing::info!(
+        shapes = snapshot.shapes.len(),
+        candidates,
+        recommendations = advice.recommendations.len(),
+        existing_ms,
+        facts_ms,
+        analysis_ms,
+        verify_ms,
+        select_ms = timer.lap(),
+        "advice computed"
+    );
     advice
+}
+
+/// Milliseconds between laps, for the log line that says where an advice run's time went.
+struct Timer(std::time::Instant);
+
+impl Default for Timer {
+    fn default() -> Self {
+        Self(std::time::Instant::now())
+    }
+}
+
+impl Timer {
+    fn lap(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.0);
+        self.0 = now;
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The analyzer's view of `[advice]`.
@@ -129,6 +167,7 @@ pub fn settings(config: &indextap_config::AdviceConfig) -> AdviceSettings {
         index_write_cost_ms: config
             .index_write_cost_us
             .map(|micros| f64::from(micros) / 1000.0),
+        max_verified: config.max_verified_candidates.max(1),
     }
 }
 

@@ -125,3 +125,24 @@ impl<'a> Timings<'a> {
         }
     }
 }
+
+/// The proxy's log lines about advice runs (`--log-format=json`), their fields only: where
+/// each run's time went.
+pub(crate) fn advice_log(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|entry| {
+            let fields = entry.get("fields")?.as_object()?;
+            let message = fields.get("message")?.as_str()?;
+            if !message.contains("advice computed") && !message.contains("verified") {
+                return None;
+            }
+            let figures: Vec<String> = fields
+                .iter()
+                .filter(|(name, _)| *name != "message")
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            Some(format!("{message}: {}", figures.join(" ")))
+        })
+        .collect()
+}
