@@ -29,7 +29,7 @@ mod stream;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -197,7 +197,11 @@ impl Aggregator {
                 Some(stats) => stats,
                 None => self.shapes.entry(key).or_insert_with(|| {
                     let shape = occurrence.shape.clone();
-                    Box::new(ShapeStats::new(shape.id(), shape, self.current_round()))
+                    Box::new(ShapeStats::new(
+                        shape.id(),
+                        Arc::new(shape),
+                        self.current_round(),
+                    ))
                 }),
             };
             stats.count = stats.count.saturating_add(1);

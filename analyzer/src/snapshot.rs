@@ -25,6 +25,7 @@ pub mod sketch;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +75,9 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShapeRecord {
-    /// The shape itself.
-    pub shape: Shape,
+    /// The shape itself, shared with the live store that recorded it: a snapshot of the
+    /// aggregate copies the statistics, never the shapes' trees.
+    pub shape: Arc<Shape>,
     /// Executions.
     pub count: u64,
     /// Executions that returned an error.

@@ -230,7 +230,7 @@ mod tests {
     fn sample() -> Snapshot {
         let shape = Shape::new(Namespace::mongo("app", "orders"), "find");
         let record = ShapeRecord {
-            shape: shape.clone(),
+            shape: shape.clone().into(),
             count: 12,
             errors: 1,
             error_codes: BTreeMap::from([("11000".to_owned(), 1)]),

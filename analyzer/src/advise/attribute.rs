@@ -115,7 +115,9 @@ fn attribute_joins(snapshot: &mut Snapshot, facts: &CatalogFacts, notes: &mut BT
         let Some(record) = snapshot.shapes.get_mut(&from) else {
             continue;
         };
-        let moved = take_leaves(&mut record.shape.filter, &column);
+        // The shape is shared with the live store until it is changed here.
+        let shape = std::sync::Arc::make_mut(&mut record.shape);
+        let moved = take_leaves(&mut shape.filter, &column);
         let constants: Vec<_> = record
             .constants
             .iter()
@@ -125,30 +127,26 @@ fn attribute_joins(snapshot: &mut Snapshot, facts: &CatalogFacts, notes: &mut BT
         record
             .constants
             .retain(|bound| bound.target.column() != column);
-        if record
-            .shape
-            .sort
-            .iter()
-            .any(|k| k.target.column() == column)
-        {
-            record.shape.sort.clear();
+        if shape.sort.iter().any(|k| k.target.column() == column) {
+            shape.sort.clear();
         }
-        if record.shape.projection.contains(&column) {
+        if shape.projection.contains(&column) {
             // Covering columns must be this table's: without them, no index-only scan.
-            record.shape.projection.clear();
+            shape.projection.clear();
         }
         let Some(owner) = to.and_then(|to| snapshot.shapes.get_mut(&to)) else {
             continue;
         };
         if !moved.is_empty() {
-            let mut conjuncts = match std::mem::replace(&mut owner.shape.filter, Predicate::all()) {
+            let owner_shape = std::sync::Arc::make_mut(&mut owner.shape);
+            let mut conjuncts = match std::mem::replace(&mut owner_shape.filter, Predicate::all()) {
                 Predicate::And(children) => children,
                 other => vec![other],
             };
             conjuncts.extend(moved);
             conjuncts.sort();
             conjuncts.dedup();
-            owner.shape.filter = Predicate::And(conjuncts);
+            owner_shape.filter = Predicate::And(conjuncts);
         }
         owner.constants.extend(constants);
         owner.constants.sort();
@@ -209,8 +207,7 @@ fn leave_out_absent_fields(
     notes: &mut BTreeSet<String>,
 ) {
     for record in snapshot.shapes.values_mut() {
-        let namespace = &record.shape.namespace;
-        let Some(statistics) = facts.statistics.get(namespace) else {
+        let Some(statistics) = facts.statistics.get(&record.shape.namespace) else {
             continue;
         };
         let Some(sampled) = statistics.sample_size.filter(|n| *n > 0) else {
@@ -222,10 +219,12 @@ fn leave_out_absent_fields(
                 continue;
             }
             notes.insert(format!(
-                "{column} is in none of {sampled} sampled documents of {namespace}: left out of its keys"
+                "{column} is in none of {sampled} sampled documents of {}: left out of its keys",
+                record.shape.namespace
             ));
-            take_leaves(&mut record.shape.filter, &column);
-            record.shape.sort.retain(|k| k.target.column() != column);
+            let shape = std::sync::Arc::make_mut(&mut record.shape);
+            take_leaves(&mut shape.filter, &column);
+            shape.sort.retain(|k| k.target.column() != column);
         }
     }
 }

@@ -329,7 +329,7 @@ mod tests {
         let mut snapshot = Snapshot::default();
         let shape = Shape::new(Namespace::postgres("app", "public", "runs"), "select");
         let with_sql = ShapeRecord {
-            shape,
+            shape: shape.into(),
             count: 1,
             errors: 0,
             error_codes: Default::default(),

@@ -6,6 +6,7 @@
 //! [`CONFIRM_EXECUTIONS`](super::CONFIRM_EXECUTIONS) executions carried it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::CONFIRM_EXECUTIONS;
 use crate::shape::footprint::{allocation, HeapSize};
@@ -17,7 +18,8 @@ use crate::snapshot::{LatencySketch, ShapeRecord};
 pub(crate) struct ShapeStats {
     /// The stable id (a hash of the canonical form), computed once.
     pub(crate) id: ShapeId,
-    pub(crate) shape: Shape,
+    /// Shared with the snapshots taken of it.
+    pub(crate) shape: Arc<Shape>,
     pub(crate) count: u64,
     pub(crate) errors: u64,
     pub(crate) error_codes: BTreeMap<String, u64>,
@@ -44,8 +46,11 @@ pub(crate) struct ShapeStats {
 }
 
 impl ShapeStats {
-    pub(crate) fn new(id: ShapeId, shape: Shape, admitted_round: u64) -> Self {
-        let shape_bytes = shape.heap_size();
+    pub(crate) fn new(id: ShapeId, shape: Arc<Shape>, admitted_round: u64) -> Self {
+        // The shared allocation: the shape and the two reference counts.
+        let shape_bytes =
+            allocation(std::mem::size_of::<Shape>() + 2 * std::mem::size_of::<usize>())
+                + shape.heap_size();
         Self {
             id,
             shape,

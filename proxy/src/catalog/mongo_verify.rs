@@ -187,7 +187,7 @@ async fn measure_all(
             .filter_map(|served| {
                 Some((
                     served.shape_id,
-                    &snapshot.shapes.get(&served.shape_id)?.shape,
+                    &*snapshot.shapes.get(&served.shape_id)?.shape,
                 ))
             })
             .collect();

@@ -39,7 +39,7 @@ pub(crate) fn sort(name: &str, direction: i8) -> SortKey {
 
 pub(crate) fn record(shape: Shape, count: u64) -> ShapeRecord {
     ShapeRecord {
-        shape,
+        shape: shape.into(),
         count,
         errors: 0,
         error_codes: Default::default(),

@@ -67,7 +67,7 @@ pub(super) fn namespace_pool() -> Vec<Namespace> {
 pub(super) fn example(shape: Shape) -> ShapeRecord {
     let pool = constant_pool();
     ShapeRecord {
-        shape,
+        shape: shape.into(),
         count: 3,
         errors: 1,
         error_codes: BTreeMap::from([("11000".into(), 1)]),
@@ -121,7 +121,7 @@ fn record(shape: Shape) -> impl Strategy<Value = ShapeRecord> {
             (first, span),
             (constants, normalized_sql, latency),
         )| ShapeRecord {
-            shape: shape.clone(),
+            shape: shape.clone().into(),
             count,
             errors,
             error_codes,

@@ -47,7 +47,7 @@ fn shape_records_merge_field_by_field() {
     let base = shape("orders", "status");
     let a = example(base.clone());
     let b = ShapeRecord {
-        shape: base.clone(),
+        shape: base.clone().into(),
         count: 4,
         errors: 2,
         error_codes: BTreeMap::from([("11000".into(), 1), ("50".into(), 1)]),
