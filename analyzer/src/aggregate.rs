@@ -107,6 +107,8 @@ pub struct Aggregator {
     writes: DashMap<Namespace, WriteCounters, Xxh3DefaultBuilder>,
     /// Bytes the write counters' namespaces hold.
     write_bytes: AtomicUsize,
+    /// Writes to namespaces that found the write counters full (see [`Aggregator::writes`]).
+    untracked_writes: AtomicU64,
     other_count: AtomicU64,
     other_micros: AtomicU64,
     evicted_shapes: AtomicU64,
@@ -136,6 +138,7 @@ impl Aggregator {
             shape_bytes: AtomicUsize::new(0),
             writes: DashMap::with_hasher(Xxh3DefaultBuilder),
             write_bytes: AtomicUsize::new(0),
+            untracked_writes: AtomicU64::new(0),
             other_count: AtomicU64::new(0),
             other_micros: AtomicU64::new(0),
             evicted_shapes: AtomicU64::new(0),
@@ -258,10 +261,15 @@ impl Aggregator {
         let counters = match self.writes.get(&write.namespace) {
             Some(counters) => counters,
             None => {
+                let added = write.namespace.heap_size();
+                if self.write_counters_bound(added) > self.limits.store_bytes() / 16 {
+                    self.untracked_writes
+                        .fetch_add(write.count, Ordering::Relaxed);
+                    return;
+                }
                 let entry = self.writes.entry(write.namespace.clone());
                 if matches!(entry, dashmap::Entry::Vacant(_)) {
-                    self.write_bytes
-                        .fetch_add(write.namespace.heap_size(), Ordering::Relaxed);
+                    self.write_bytes.fetch_add(added, Ordering::Relaxed);
                 }
                 entry.or_default().downgrade()
             }
@@ -334,7 +342,15 @@ impl Aggregator {
             .collect()
     }
 
-    /// The write load per namespace, sorted by namespace.
+    /// Writes left uncounted by namespace: the write counters may hold a sixteenth of the
+    /// store's budget (thousands of namespaces), and a namespace first written to once they
+    /// are full is counted here only. The namespaces counted already keep counting.
+    pub fn untracked_writes(&self) -> u64 {
+        self.untracked_writes.load(Ordering::Relaxed)
+    }
+
+    /// The write load per namespace, sorted by namespace (see
+    /// [`Aggregator::untracked_writes`]).
     pub fn writes(&self) -> Vec<WriteRecord> {
         let mut writes: Vec<WriteRecord> = self
             .writes

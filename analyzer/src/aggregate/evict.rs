@@ -22,6 +22,9 @@ use crate::shape::footprint::{allocation, HeapSize};
 use crate::shape::Namespace;
 use crate::snapshot::NamespaceOtherRecord;
 
+/// One write counter's slot in its table, with its control byte.
+const WRITE_SLOT: usize = std::mem::size_of::<(Namespace, super::WriteCounters)>() + 1;
+
 /// One bucket's totals (the namespace is the map's key).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Totals {
@@ -120,14 +123,27 @@ impl Aggregator {
     /// Everything the store holds, in bytes, as charged against its budget.
     pub fn memory_bytes(&self) -> usize {
         let shape_slot = std::mem::size_of::<(ShapeKey, Box<ShapeStats>)>() + 1;
-        let write_slot = std::mem::size_of::<(Namespace, super::WriteCounters)>() + 1;
         // A hash table has a bucket per 7/8 of its capacity, each a slot and a control byte.
         self.shape_bytes.load(Ordering::Relaxed)
             + self.shapes.capacity() * shape_slot * 8 / 7
-            + self.write_bytes.load(Ordering::Relaxed)
-            + self.writes.capacity() * write_slot * 8 / 7
+            + self.write_counters_bytes()
             + lock(&self.other_buckets).heap_size()
             + lock(&self.cursors).heap_size()
+    }
+
+    /// The write counters' bytes: their namespaces and their table.
+    pub(super) fn write_counters_bytes(&self) -> usize {
+        self.write_bytes.load(Ordering::Relaxed) + self.writes.capacity() * WRITE_SLOT * 8 / 7
+    }
+
+    /// The most the write counters could be charged with one more namespace of `added`
+    /// heap bytes: a table that just doubled is 7/16 full, so its buckets are at most 16/7
+    /// of its entries.
+    pub(super) fn write_counters_bound(&self, added: usize) -> usize {
+        let table = (self.writes.len() + 1) * WRITE_SLOT * 16 / 7;
+        self.write_bytes.load(Ordering::Relaxed)
+            + added
+            + table.max(self.writes.capacity() * WRITE_SLOT * 8 / 7)
     }
 
     fn over_limits(&self) -> bool {

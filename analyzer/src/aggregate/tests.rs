@@ -435,3 +435,44 @@ fn the_streamed_snapshot_reads_back_as_the_snapshot() {
     assert_eq!(read, aggregator.snapshot());
     assert!(!read.other_by_namespace.is_empty());
 }
+
+/// Writes over an unbounded number of collections: the counters hold to their share of the
+/// budget, the collections counted first keep counting, and every write is in a total.
+#[test]
+fn write_counters_hold_to_their_share_of_the_budget() {
+    let limits = Limits {
+        max_shapes: 10,
+        max_bytes: 256 * 1024,
+    };
+    let aggregator = Aggregator::with_limits(limits);
+    let insert = |collection: String| Lowering {
+        writes: vec![Write {
+            namespace: Namespace::mongo("app", collection),
+            kind: WriteKind::Insert,
+            count: 2,
+        }],
+        ..Lowering::default()
+    };
+    for i in 0..20_000 {
+        aggregator.record(&observation(1, 0, None, None), insert(format!("c{i}")));
+    }
+    aggregator.record(&observation(1, 0, None, None), insert("c0".into()));
+    assert!(
+        aggregator.write_counters_bytes() <= limits.store_bytes() / 16,
+        "{} bytes of write counters",
+        aggregator.write_counters_bytes()
+    );
+    let writes = aggregator.writes();
+    assert!(
+        writes.len() > 10 && writes.len() < 20_000,
+        "{}",
+        writes.len()
+    );
+    let c0 = writes
+        .iter()
+        .find(|w| w.namespace == Namespace::mongo("app", "c0"))
+        .map(|w| w.inserts);
+    assert_eq!(c0, Some(4), "the first collection is still counted");
+    let counted: u64 = writes.iter().map(|w| w.inserts).sum();
+    assert_eq!(counted + aggregator.untracked_writes(), 20_001 * 2);
+}

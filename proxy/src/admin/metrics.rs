@@ -63,6 +63,8 @@ pub struct Metrics {
     pub shapes_overflow: Gauge<u64, AtomicU64>,
     /// Shapes evicted into their namespace's "other" bucket (set at scrape time).
     pub shapes_evicted: Gauge<u64, AtomicU64>,
+    /// Writes to namespaces the full write counters could not take (set at scrape time).
+    pub writes_untracked: Gauge<u64, AtomicU64>,
     /// Bytes the aggregate holds, as charged against its budget (set at scrape time).
     pub aggregate_bytes: Gauge<u64, AtomicU64>,
     /// The aggregate's byte budget (set at scrape time).
@@ -108,6 +110,7 @@ impl Metrics {
         let analysis_dropped = Counter::default();
         let shapes_overflow = Gauge::<u64, AtomicU64>::default();
         let shapes_evicted = Gauge::<u64, AtomicU64>::default();
+        let writes_untracked = Gauge::<u64, AtomicU64>::default();
         let aggregate_bytes = Gauge::<u64, AtomicU64>::default();
         let aggregate_limit_bytes = Gauge::<u64, AtomicU64>::default();
         let rejected = Family::<ReasonLabels, Gauge<u64, AtomicU64>>::default();
@@ -179,6 +182,11 @@ impl Metrics {
             shapes_evicted.clone(),
         );
         registry.register(
+            "writes_untracked",
+            "Writes to collections or tables first written to once the write counters were full (counted here only)",
+            writes_untracked.clone(),
+        );
+        registry.register(
             "aggregate_memory_bytes",
             "Bytes the aggregate holds, as charged against its budget",
             aggregate_bytes.clone(),
@@ -210,6 +218,7 @@ impl Metrics {
             analysis_dropped,
             shapes_overflow,
             shapes_evicted,
+            writes_untracked,
             aggregate_bytes,
             aggregate_limit_bytes,
             rejected,

@@ -103,6 +103,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     let other = aggregator.other();
     metrics.shapes_overflow.set(other.count);
     metrics.shapes_evicted.set(other.evicted_shapes);
+    metrics.writes_untracked.set(aggregator.untracked_writes());
     metrics
         .aggregate_bytes
         .set(u64::try_from(aggregator.memory_bytes()).unwrap_or(u64::MAX));
