@@ -261,7 +261,7 @@ fn btree(
     };
     let mut candidate = Candidate::new(index, id, Vec::new());
     candidate.roles = roles;
-    candidate.found = found.iter().cloned().collect();
+    candidate.set_found(found.iter().cloned().collect());
     // What an implicit index already is (a lone `_id` key) needs no new index.
     if implicit
         .iter()

@@ -73,6 +73,21 @@ impl Candidate {
         if !self.found.is_empty() {
             return self.found.clone();
         }
+        self.equality_keys()
+    }
+
+    /// Sets [`Self::found`] once the keys and roles are final, left empty when it is just
+    /// the equality keys (as it is for most candidates): a one-element set is a whole B-tree
+    /// node, and there are thousands of candidates.
+    pub fn set_found(&mut self, found: BTreeSet<Target>) {
+        self.found = if found == self.equality_keys() {
+            BTreeSet::new()
+        } else {
+            found
+        };
+    }
+
+    fn equality_keys(&self) -> BTreeSet<Target> {
         self.index
             .keys
             .iter()
@@ -143,24 +158,33 @@ pub fn from_snapshot(snapshot: &Snapshot) -> Vec<Candidate> {
 ///
 /// Deterministic: the same snapshot and facts give the same candidates in the same order.
 pub fn from_snapshot_with(snapshot: &Snapshot, facts: &CatalogFacts) -> Vec<Candidate> {
-    let plans: Vec<(ShapeId, &ShapeRecord, Vec<Branch>)> = snapshot
-        .shapes
-        .iter()
-        .filter_map(|(id, record)| Some((*id, record, branches(record)?)))
-        .collect();
+    // Two passes, each shape's branches made again in the second: held for every shape at
+    // once between the passes, they would be the run's largest allocation.
     let mut usage = esr::Usage::default();
-    for (_, record, branches) in &plans {
-        usage.record(&record.shape, record.count, branches);
+    for record in snapshot.shapes.values() {
+        if let Some(branches) = branches(record) {
+            usage.record(&record.shape, record.count, &branches);
+        }
     }
-    plans
-        .iter()
-        .flat_map(|(id, record, branches)| {
-            branches.iter().flat_map(|branch| {
-                let statistics = facts.statistics.get(&record.shape.namespace);
-                esr::branch_candidates(*id, &record.shape, branch, &usage, statistics)
-            })
-        })
-        .collect()
+    let mut candidates = Vec::new();
+    for (id, record) in &snapshot.shapes {
+        let Some(branches) = branches(record) else {
+            continue;
+        };
+        let statistics = facts.statistics.get(&record.shape.namespace);
+        for branch in &branches {
+            candidates.extend(esr::branch_candidates(
+                *id,
+                &record.shape,
+                branch,
+                &usage,
+                statistics,
+            ));
+        }
+    }
+    // Grown by doubling: the spare room would outlive this call.
+    candidates.shrink_to_fit();
+    candidates
 }
 
 /// The classified alternatives of one shape's filter, or `None` when no index can help it.
