@@ -11,7 +11,8 @@
 #
 # Environment: BENCH_MEM_MONGO_SHAPES (default 8000), BENCH_MEM_SQL_SHAPES (2000),
 # BENCH_MEM_CONNECTIONS (2000), INDEXTAP_BIN (default: build target/release/indextap),
-# PG_BIN_DIR, SECANTUSD.
+# PG_BIN_DIR, SECANTUSD, MALLOC_MMAP_THRESHOLD_ (default 131072, as the deploy files run the
+# proxy; set it empty to measure glibc's default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,5 +27,9 @@ export INDEXTAP_BIN
 # the bench; the default soft limit of 1024 is too low.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 
-echo "memory benchmark: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# As deploy/Dockerfile and deploy/indextap.service run the proxy (see README).
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-131072}
+[[ -n $MALLOC_MMAP_THRESHOLD_ ]] || unset MALLOC_MMAP_THRESHOLD_
+
+echo "memory benchmark: MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-unset}, $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 cargo bench -p indextap-tests --bench memory
