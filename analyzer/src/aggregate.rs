@@ -1,12 +1,14 @@
 //! Aggregation: shapes → statistics, in bounded memory.
 //!
 //! A concurrent map (dashmap) from a shape to its statistics (`stats`): executions, errors by
-//! code, a latency sketch, documents returned, first and last seen. The store holds to two limits
-//! ([`Limits`]): a number of shapes and a budget in bytes, charged for everything it holds
-//! (each shape's tree, SQL text, constants and sketch, the map's table, the write counters,
-//! the other buckets and the open cursors; see [`crate::shape::footprint`]). Past either limit, the coldest
-//! shapes by recorded total time are evicted into their collection's or table's "other"
-//! bucket, so the totals stay exact and the hot shapes survive (see `evict`).
+//! code, a latency sketch, documents returned, first and last seen. The store holds to two
+//! limits ([`Limits`]): a number of shapes and a budget in bytes, charged for everything it
+//! holds (each shape's tree, SQL text, constants and sketch, the map's table, the write
+//! counters, the other buckets and the open cursors; see [`crate::shape::footprint`]). Past
+//! either limit, the coldest shapes by recorded total time are evicted into their
+//! collection's or table's "other" bucket, so the totals stay exact and the hot shapes
+//! survive (see `evict`). The write counters take at most a sixteenth of the budget: a
+//! namespace first written to past it is counted in one total only.
 //!
 //! MongoDB cursors: a reply that leaves a cursor open maps the cursor id to the shape that
 //! opened it, so later `getMore` time and documents count toward that shape.

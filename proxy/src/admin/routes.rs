@@ -12,8 +12,9 @@
 //! - `GET /api/v1/recommendations[?format=json|mongosh|pymongo|sql|prisma|django|markdown]`.
 //! - `GET /api/v1/snapshot`: the mergeable aggregate (`indextap merge` reads it).
 //!
-//! `/metrics` and `/api/v1/shapes` read the live store's counters and one page; only the
-//! snapshot and the recommendations copy the whole aggregate.
+//! `/metrics` and `/api/v1/shapes` read the live store's counters and one page. The snapshot
+//! is streamed from the live store; the recommendations take a snapshot of every shape's
+//! statistics (the shapes' trees are shared with the store, not copied).
 
 use std::sync::Arc;
 
