@@ -41,8 +41,8 @@ pub use layer::CliOverrides;
 pub use load::{load, parse_toml, read_file};
 pub use model::{
     AdminConfig, AdviceConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat,
-    MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, Secret,
-    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
-    DEFAULT_MAX_AGGREGATE_BYTES, MIN_MAX_AGGREGATE_BYTES,
+    MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, RuntimeConfig,
+    Secret, ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
+    DEFAULT_MAX_AGGREGATE_BYTES, MAX_THREADS, MIN_MAX_AGGREGATE_BYTES,
 };
 pub use sink::{SinkTarget, SINK_FORMS};

@@ -9,7 +9,7 @@
 //! - [`AdminConfig`], [`MongoConfig`] / [`MongoListener`], [`PostgresConfig`] /
 //!   [`PostgresListener`], [`ListenerTls`] (both engines), [`CaptureConfig`],
 //!   [`StateConfig`], [`SnapshotSinkConfig`], [`ShutdownConfig`], [`LogConfig`],
-//!   [`AdviceConfig`]: the tables.
+//!   [`AdviceConfig`], [`RuntimeConfig`]: the tables.
 //! - [`TlsMode`], [`UpstreamTls`], [`LogFormat`], [`MongoVerify`]: the enumerations, with
 //!   `FromStr` for the environment and the CLI and `Display`, from one keyword table each.
 //! - [`Secret`]: a connection string that may hold a password; never shown by `Debug`.
@@ -44,6 +44,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[advice]`: how recommendations are chosen and verified.
     pub advice: AdviceConfig,
+    /// `[runtime]`: the threads that carry the traffic.
+    pub runtime: RuntimeConfig,
 }
 
 /// `[admin]`.
@@ -344,6 +346,18 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Data threads: each runs its connections from accept to close, relay and inspection
+    /// together. 0 (the default) means one per core the process may use.
+    pub threads: usize,
+}
+
+/// The most data threads a configuration may ask for.
+pub const MAX_THREADS: usize = 256;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -177,6 +177,15 @@ impl Config {
                 ),
             );
         }
+        if self.runtime.threads > crate::model::MAX_THREADS {
+            problems.push(
+                "runtime.threads",
+                format!(
+                    "must be at most {} (0 means one per core)",
+                    crate::model::MAX_THREADS
+                ),
+            );
+        }
         if self.state.interval_secs == 0 {
             problems.push("state.interval_secs", "must be greater than 0");
         }

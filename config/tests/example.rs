@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use indextap_config::{
     load, AdminConfig, AdviceConfig, CaptureConfig, CliOverrides, Config, ListenerTls, LogConfig,
-    LogFormat, MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, Secret,
-    ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
+    LogFormat, MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener,
+    RuntimeConfig, Secret, ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
 };
 
 fn example_path() -> PathBuf {
@@ -26,6 +26,7 @@ fn example_loads_and_validates() {
     assert_eq!(config.state, StateConfig::default());
     assert_eq!(config.shutdown, ShutdownConfig::default());
     assert_eq!(config.log, LogConfig::default());
+    assert_eq!(config.runtime, RuntimeConfig::default());
     assert_eq!(config.admin, AdminConfig::default());
     assert_eq!(config.postgres.listeners[0].tls, ListenerTls::default());
     assert_eq!(config.mongo.listeners[0].tls, ListenerTls::default());
@@ -99,6 +100,7 @@ fn every_field_set() -> Config {
             index_write_cost_us: Some(20),
             max_verified_candidates: 500,
         },
+        runtime: RuntimeConfig { threads: 1 },
     }
 }
 

@@ -199,8 +199,10 @@ pub fn init_logging(log: &LogConfig) {
     }
 }
 
+/// The control runtime: signals, accept loops, the admin API, state flushes. The traffic
+/// itself runs on the data threads (`threads`), so one thread is enough here.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }

@@ -134,7 +134,9 @@ impl<F: Framer> Splitter<F> {
                 let frame = data.split_to(len);
                 out.push(self.whole(frame));
             }
-            Ok(_) => {
+            Ok(len) => {
+                // The whole frame's room at once: no regrowth while it arrives.
+                self.partial.reserve(len);
                 self.partial.extend_from_slice(data);
                 data.clear();
             }
@@ -155,12 +157,12 @@ impl<F: Framer> Splitter<F> {
         let len = match self.framer.frame_len(header) {
             Ok(len) => len,
             Err(error) => {
-                let held = self.partial.split().freeze();
+                let held = self.take_partial();
                 return self.break_with(error, held, data, out);
             }
         };
         if len > self.max_frame {
-            let held = self.partial.split().freeze();
+            let held = self.take_partial();
             out.push(Piece::Oversize {
                 len,
                 header: held.slice(..header_len),
@@ -173,9 +175,15 @@ impl<F: Framer> Splitter<F> {
         let take = (len - self.partial.len()).min(data.len());
         self.partial.extend_from_slice(&data.split_to(take));
         if self.partial.len() == len {
-            let frame = self.partial.split().freeze();
+            let frame = self.take_partial();
             out.push(self.whole(frame));
         }
+    }
+
+    /// What was gathered, and the buffer with it: an idle connection keeps no room for the
+    /// frame it last gathered.
+    fn take_partial(&mut self) -> Bytes {
+        std::mem::take(&mut self.partial).freeze()
     }
 
     /// A whole frame: inspectable, or bulk data passed on raw.
@@ -214,7 +222,7 @@ impl<F: Framer> Splitter<F> {
                 ),
             )));
             if !self.partial.is_empty() {
-                out.push(Piece::Raw(self.partial.split().freeze()));
+                out.push(Piece::Raw(self.take_partial()));
             }
         }
         self.state = State::Broken;

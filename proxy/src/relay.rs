@@ -8,6 +8,15 @@
 //! its reply can be; it never waits. When the inspector falls behind the frame is dropped and
 //! counted; when the inspector has stopped (a decode error) the pump stops splitting.
 //!
+//! Both pumps are state machines polled by one task, which owns both sockets whole: no
+//! split halves, no lock per poll, one wake-up per readiness event.
+//!
+//! Reads go into the thread's read arena, not into a buffer of the connection's own: a chunk
+//! is a reference-counted slice of the arena, shared by the write and by the inspector's
+//! copy, and dropped once both are done. An idle connection holds no read buffer at all.
+//! A write the peer cannot take at once copies what is left out of the arena, so a stalled
+//! peer never pins the arena.
+//!
 //! MongoDB replies take the one other path, store-and-forward: a reply frame is forwarded
 //! once complete, after the topology rewrite had its look at it (see `mongo::hello`). A
 //! reply over the inspection cap streams through untouched.
@@ -16,15 +25,20 @@
 //! - [`ByteStream`], [`BoxStream`]: what can be relayed.
 //! - [`Tap`]: the per-connection bounded channel to inspection.
 //! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
+//! - `Pump`: one direction's state machine; `read_chunk`: the read arena.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::admin::metrics::ListenerMetrics;
@@ -39,12 +53,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
 /// A boxed [`ByteStream`].
 pub type BoxStream = Box<dyn ByteStream>;
 
-/// How much one read takes at most.
-const READ_SIZE: usize = 64 * 1024;
+/// The read arena's size: one allocation serves the reads of every connection on a thread
+/// until its chunks are dropped.
+const ARENA_SIZE: usize = 64 * 1024;
+/// A read is offered at least this much room; with less left, the arena is renewed (or
+/// reclaimed in place, when no chunk of it is alive any more).
+const MIN_READ: usize = 16 * 1024;
 
 /// Rewrites a complete reply frame, or returns `None` to forward it as it came.
 pub type ReplyRewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
-
 /// The sending half of a connection's inspection channel.
 #[derive(Clone)]
 pub struct Tap {
@@ -189,16 +206,10 @@ pub struct RelayTotals {
 
 impl<Q: Framer, R: Framer> Relay<Q, R> {
     /// Relay until both directions are done, or either fails.
-    pub async fn run<CR, CW, UR, UW>(
-        self,
-        client: (CR, CW),
-        upstream: (UR, UW),
-    ) -> Result<RelayTotals, ProxyError>
+    pub async fn run<C, U>(self, client: C, upstream: U) -> Result<RelayTotals, ProxyError>
     where
-        CR: AsyncRead + Unpin,
-        CW: AsyncWrite + Unpin,
-        UR: AsyncRead + Unpin,
-        UW: AsyncWrite + Unpin,
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
     {
         self.run_tracked(client, upstream, Arc::new(Activity::default()))
             .await
@@ -206,58 +217,73 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
 
     /// [`Relay::run`], reporting through `activity` which side spoke last, so that a
     /// shutdown can close the connections that are at rest at once.
-    pub async fn run_tracked<CR, CW, UR, UW>(
+    pub async fn run_tracked<C, U>(
         self,
-        (client_read, client_write): (CR, CW),
-        (upstream_read, upstream_write): (UR, UW),
+        mut client: C,
+        mut upstream: U,
         activity: Arc<Activity>,
     ) -> Result<RelayTotals, ProxyError>
     where
-        CR: AsyncRead + Unpin,
-        CW: AsyncWrite + Unpin,
-        UR: AsyncRead + Unpin,
-        UW: AsyncWrite + Unpin,
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
     {
         let inspect = self.tap.is_some();
-        let requests = Pump {
-            direction: Direction::Request,
-            splitter: inspect.then(|| Splitter::new(self.request_framer, self.max_inspect)),
-            rewrite: None,
-            tap: self.tap.clone(),
-            bytes: self.metrics.bytes_to_upstream.clone(),
-            latency: self.metrics.latency_to_upstream.clone(),
-            metrics: self.metrics.clone(),
-            activity: activity.clone(),
-        };
-        let replies = Pump {
-            direction: Direction::Reply,
-            splitter: (inspect || self.reply_rewrite.is_some())
+        let mut requests = Pump::new(
+            Direction::Request,
+            inspect.then(|| Splitter::new(self.request_framer, self.max_inspect)),
+            None,
+            self.tap.clone(),
+            &self.metrics,
+            activity.clone(),
+        );
+        let mut replies = Pump::new(
+            Direction::Reply,
+            (inspect || self.reply_rewrite.is_some())
                 .then(|| Splitter::new(self.reply_framer, self.max_inspect)),
-            rewrite: self.reply_rewrite,
-            tap: self.tap,
-            bytes: self.metrics.bytes_to_client.clone(),
-            latency: self.metrics.latency_to_client.clone(),
-            metrics: self.metrics,
+            self.reply_rewrite,
+            self.tap,
+            &self.metrics,
             activity,
-        };
-        let up = requests.run(client_read, upstream_write);
-        let down = replies.run(upstream_read, client_write);
-        tokio::pin!(up, down);
+        );
+        let metrics = &self.metrics;
+        let (mut to_upstream, mut to_client) = (None, None);
         // A clean end of one direction (a half-close) lets the other finish; an error ends
         // both, dropping the sockets.
-        tokio::select! {
-            result = &mut up => {
-                let to_upstream = result?;
-                let to_client = down.await?;
-                Ok(RelayTotals { to_upstream, to_client })
+        std::future::poll_fn(|cx| {
+            if to_upstream.is_none() {
+                if let Poll::Ready(result) = requests.poll(cx, &mut client, &mut upstream, metrics)
+                {
+                    to_upstream = Some(result?);
+                }
             }
-            result = &mut down => {
-                let to_client = result?;
-                let to_upstream = up.await?;
-                Ok(RelayTotals { to_upstream, to_client })
+            if to_client.is_none() {
+                if let Poll::Ready(result) = replies.poll(cx, &mut upstream, &mut client, metrics) {
+                    to_client = Some(result?);
+                }
             }
-        }
+            match (to_upstream, to_client) {
+                (Some(to_upstream), Some(to_client)) => Poll::Ready(Ok(RelayTotals {
+                    to_upstream,
+                    to_client,
+                })),
+                _ => Poll::Pending,
+            }
+        })
+        .await
     }
+}
+
+/// What a pump does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Wait for the next chunk.
+    Read,
+    /// Forward what the last chunk gave.
+    Write,
+    /// The source ended: forward what is left, then pass the end of stream on.
+    Close,
+    /// Finished.
+    Done,
 }
 
 struct Pump<F> {
@@ -267,11 +293,54 @@ struct Pump<F> {
     tap: Option<Tap>,
     bytes: Counter,
     latency: Histogram,
-    metrics: ListenerMetrics,
     activity: Arc<Activity>,
+    stage: Stage,
+    /// What is still to be written, in order: the chunk, or its frames after the rewrite.
+    out: VecDeque<Bytes>,
+    /// Whether `out` was copied out of the read arena (after a write had to wait).
+    out_owned: bool,
+    /// When the chunk being written was read.
+    read_at: Option<Instant>,
+    pieces: Vec<Piece>,
+    total: u64,
 }
 
 impl<F: Framer> Pump<F> {
+    fn new(
+        direction: Direction,
+        splitter: Option<Splitter<F>>,
+        rewrite: Option<ReplyRewrite>,
+        tap: Option<Tap>,
+        metrics: &ListenerMetrics,
+        activity: Arc<Activity>,
+    ) -> Self {
+        let (bytes, latency) = match direction {
+            Direction::Request => (
+                metrics.bytes_to_upstream.clone(),
+                metrics.latency_to_upstream.clone(),
+            ),
+            Direction::Reply => (
+                metrics.bytes_to_client.clone(),
+                metrics.latency_to_client.clone(),
+            ),
+        };
+        Self {
+            direction,
+            splitter,
+            rewrite,
+            tap,
+            bytes,
+            latency,
+            activity,
+            stage: Stage::Read,
+            out: VecDeque::new(),
+            out_owned: false,
+            read_at: None,
+            pieces: Vec::new(),
+            total: 0,
+        }
+    }
+
     fn sides(&self) -> (Side, Side) {
         match self.direction {
             Direction::Request => (Side::Downstream, Side::Upstream),
@@ -279,63 +348,123 @@ impl<F: Framer> Pump<F> {
         }
     }
 
-    async fn run<I, O>(mut self, mut from: I, mut to: O) -> Result<u64, ProxyError>
+    /// Move bytes from `from` to `to` until `from` ends (the total) or either side fails.
+    fn poll<I, O>(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut I,
+        to: &mut O,
+        metrics: &ListenerMetrics,
+    ) -> Poll<Result<u64, ProxyError>>
     where
         I: AsyncRead + Unpin,
         O: AsyncWrite + Unpin,
     {
         let (from_side, to_side) = self.sides();
-        let mut buf = BytesMut::with_capacity(READ_SIZE);
-        let mut pieces = Vec::new();
-        let mut total = 0u64;
         loop {
-            if buf.capacity() < READ_SIZE / 4 {
-                buf.reserve(READ_SIZE);
+            match self.stage {
+                Stage::Read => {
+                    let chunk = ready!(read_chunk(cx, from))
+                        .map_err(|e| ProxyError::new(from_side, "reading", e))?;
+                    if chunk.is_empty() {
+                        self.end_of_stream(metrics);
+                        self.stage = Stage::Close;
+                        continue;
+                    }
+                    self.take(chunk, metrics);
+                    self.stage = Stage::Write;
+                }
+                Stage::Write => {
+                    ready!(self.poll_write_out(cx, to))
+                        .map_err(|e| ProxyError::new(to_side, "writing", e))?;
+                    if let Some(read_at) = self.read_at.take() {
+                        self.latency.observe(read_at.elapsed().as_secs_f64());
+                    }
+                    self.stage = Stage::Read;
+                }
+                Stage::Close => {
+                    ready!(self.poll_write_out(cx, to))
+                        .map_err(|e| ProxyError::new(to_side, "writing", e))?;
+                    // Half-close: pass the end of stream on, let the other direction finish.
+                    let _ = ready!(Pin::new(&mut *to).poll_shutdown(cx));
+                    self.stage = Stage::Done;
+                }
+                Stage::Done => return Poll::Ready(Ok(self.total)),
             }
-            let n = from
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| ProxyError::new(from_side, "reading", e))?;
-            if n == 0 {
-                self.end_of_stream(&mut pieces, &mut to)
-                    .await
-                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
-                // Half-close: pass the end of stream on, let the other direction finish.
-                let _ = to.shutdown().await;
-                return Ok(total);
-            }
-            let read_at = Instant::now();
-            total += n as u64;
-            self.bytes.inc_by(n as u64);
-            let chunk = buf.split().freeze();
-            self.activity.spoke(self.direction, &chunk);
-            if self.rewrite.is_some() {
-                self.store_and_forward(chunk, read_at, &mut pieces, &mut to)
-                    .await
-                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
-            } else {
-                self.tap_frames(&chunk, read_at, &mut pieces);
-                to.write_all(&chunk)
-                    .await
-                    .map_err(|e| ProxyError::new(to_side, "writing", e))?;
-            }
-            self.latency.observe(read_at.elapsed().as_secs_f64());
         }
     }
 
+    /// A chunk was read: count it, tap its frames, queue it for writing.
+    fn take(&mut self, chunk: Bytes, metrics: &ListenerMetrics) {
+        let read_at = Instant::now();
+        self.read_at = Some(read_at);
+        let n = chunk.len() as u64;
+        self.total += n;
+        self.bytes.inc_by(n);
+        self.activity.spoke(self.direction, &chunk);
+        self.out_owned = false;
+        if self.rewrite.is_some() {
+            self.store_and_forward(chunk, read_at, metrics);
+        } else {
+            self.tap_frames(&chunk, read_at, metrics);
+            self.out.push_back(chunk);
+        }
+    }
+
+    /// Write `out` in order, then flush (a TLS stream may hold a record back).
+    fn poll_write_out<O: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        to: &mut O,
+    ) -> Poll<std::io::Result<()>> {
+        while let Some(front) = self.out.front_mut() {
+            match Pin::new(&mut *to).poll_write(cx, front) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    front.advance(n);
+                    if front.is_empty() {
+                        self.out.pop_front();
+                    }
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {
+                    self.own_out();
+                    return Poll::Pending;
+                }
+            }
+        }
+        Pin::new(&mut *to).poll_flush(cx)
+    }
+
+    /// The peer is not taking bytes: keep what is left in allocations of its own, so the
+    /// read arena is not held for as long as the peer stalls.
+    fn own_out(&mut self) {
+        if self.out_owned {
+            return;
+        }
+        for bytes in &mut self.out {
+            *bytes = Bytes::copy_from_slice(bytes);
+        }
+        self.out_owned = true;
+    }
+
     /// Split and offer the chunk's frames; forwarding is the caller's.
-    fn tap_frames(&mut self, chunk: &Bytes, at: Instant, pieces: &mut Vec<Piece>) {
+    fn tap_frames(&mut self, chunk: &Bytes, at: Instant, metrics: &ListenerMetrics) {
         let Some(splitter) = self.splitter.as_mut() else {
             return;
         };
-        splitter.push(chunk.clone(), pieces);
+        splitter.push(chunk.clone(), &mut self.pieces);
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
-        let several = pieces
+        let several = self
+            .pieces
             .iter()
             .filter(|piece| matches!(piece, Piece::Frame(_)))
             .nth(1)
             .is_some();
-        let mut frames = Vec::with_capacity(if several { pieces.len() } else { 0 });
+        let mut frames = Vec::with_capacity(if several { self.pieces.len() } else { 0 });
+        let mut pieces = std::mem::take(&mut self.pieces);
         for piece in pieces.drain(..) {
             let direction = self.direction;
             match piece {
@@ -354,14 +483,15 @@ impl<F: Framer> Pump<F> {
                 Piece::Raw(_) => {}
                 Piece::Oversize { header, .. } => {
                     offer_frames(&mut self.tap, &mut frames);
-                    self.announce_oversize(header, at);
+                    self.announce_oversize(header, at, metrics);
                 }
                 Piece::Broken(error) => {
                     offer_frames(&mut self.tap, &mut frames);
-                    self.lose_framing(&error);
+                    self.lose_framing(&error, metrics);
                 }
             }
         }
+        self.pieces = pieces;
         offer_frames(&mut self.tap, &mut frames);
         if self.tap.is_none() || self.splitter.as_ref().is_some_and(|s| s.is_broken()) {
             self.splitter = None;
@@ -370,8 +500,8 @@ impl<F: Framer> Pump<F> {
     }
 
     /// A frame too large to inspect: count it, and hand its header to the inspector.
-    fn announce_oversize(&mut self, header: Bytes, at: Instant) {
-        self.metrics.event("oversize_skipped");
+    fn announce_oversize(&mut self, header: Bytes, at: Instant, metrics: &ListenerMetrics) {
+        metrics.event("oversize_skipped");
         let frame = TapFrame {
             direction: self.direction,
             bytes: header,
@@ -381,46 +511,39 @@ impl<F: Framer> Pump<F> {
     }
 
     /// The stream can no longer be framed: stop inspecting it; forwarding goes on.
-    fn lose_framing(&mut self, error: &crate::tap::DecodeError) {
-        self.metrics.decode_error(error.reason);
-        tracing::debug!(listener = %self.metrics.listener, %error, "framing lost; forwarding uninspected");
+    fn lose_framing(&mut self, error: &crate::tap::DecodeError, metrics: &ListenerMetrics) {
+        metrics.decode_error(error.reason);
+        tracing::debug!(listener = %metrics.listener, %error, "framing lost; forwarding uninspected");
         self.tap = None;
     }
 
     /// The stream ended: a frame cut short is counted (`truncated`), and on the
     /// store-and-forward path the bytes held back for it are forwarded after all.
-    async fn end_of_stream<O: AsyncWrite + Unpin>(
-        &mut self,
-        pieces: &mut Vec<Piece>,
-        to: &mut O,
-    ) -> std::io::Result<()> {
+    fn end_of_stream(&mut self, metrics: &ListenerMetrics) {
         let Some(splitter) = self.splitter.as_mut() else {
-            return Ok(());
+            return;
         };
-        splitter.finish(pieces);
+        splitter.finish(&mut self.pieces);
         let held_back = self.rewrite.is_some();
+        let mut pieces = std::mem::take(&mut self.pieces);
         for piece in pieces.drain(..) {
             match piece {
-                Piece::Broken(error) => self.lose_framing(&error),
-                Piece::Raw(bytes) if held_back => to.write_all(&bytes).await?,
+                Piece::Broken(error) => self.lose_framing(&error, metrics),
+                Piece::Raw(bytes) if held_back => self.out.push_back(bytes),
                 _ => {}
             }
         }
-        Ok(())
+        self.pieces = pieces;
     }
 
-    /// Forward whole frames, each after the rewrite had its look.
-    async fn store_and_forward<O: AsyncWrite + Unpin>(
-        &mut self,
-        chunk: Bytes,
-        at: Instant,
-        pieces: &mut Vec<Piece>,
-        to: &mut O,
-    ) -> std::io::Result<()> {
+    /// Queue whole frames for writing, each after the rewrite had its look.
+    fn store_and_forward(&mut self, chunk: Bytes, at: Instant, metrics: &ListenerMetrics) {
         let Some(splitter) = self.splitter.as_mut() else {
-            return to.write_all(&chunk).await;
+            self.out.push_back(chunk);
+            return;
         };
-        splitter.push(chunk, pieces);
+        splitter.push(chunk, &mut self.pieces);
+        let mut pieces = std::mem::take(&mut self.pieces);
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Frame(bytes) => {
@@ -428,19 +551,44 @@ impl<F: Framer> Pump<F> {
                     offer(&mut self.tap, self.direction, bytes.clone(), at);
                     match rewritten {
                         Some(new_frame) => {
-                            self.metrics.event("topology_rewritten");
-                            to.write_all(&new_frame).await?;
+                            metrics.event("topology_rewritten");
+                            self.out.push_back(Bytes::from(new_frame));
                         }
-                        None => to.write_all(&bytes).await?,
+                        None => self.out.push_back(bytes),
                     }
                 }
-                Piece::Raw(bytes) => to.write_all(&bytes).await?,
-                Piece::Oversize { header, .. } => self.announce_oversize(header, at),
-                Piece::Broken(error) => self.lose_framing(&error),
+                Piece::Raw(bytes) => self.out.push_back(bytes),
+                Piece::Oversize { header, .. } => self.announce_oversize(header, at, metrics),
+                Piece::Broken(error) => self.lose_framing(&error, metrics),
             }
         }
-        Ok(())
+        self.pieces = pieces;
     }
+}
+
+thread_local! {
+    /// The read arena of this thread (see the module docs).
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Read the next chunk from `from` into the thread's read arena; empty at the end of stream.
+fn read_chunk<I: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
+    from: &mut I,
+) -> Poll<std::io::Result<Bytes>> {
+    ARENA.with(|arena| {
+        let mut arena = arena.borrow_mut();
+        if arena.capacity() - arena.len() < MIN_READ {
+            // Reclaims the arena in place when no chunk of it is alive, else starts another.
+            arena.reserve(ARENA_SIZE);
+        }
+        ready!(tokio_util::io::poll_read_buf(
+            Pin::new(from),
+            cx,
+            &mut *arena
+        ))?;
+        Poll::Ready(Ok(arena.split().freeze()))
+    })
 }
 
 fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant) {
@@ -480,7 +628,7 @@ mod tests {
     use super::*;
     use crate::admin::metrics::Metrics;
     use crate::framing::tests::LenPrefix;
-    use tokio::io::duplex;
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
     /// How many of `frames(count)` fit under a 1024-byte inspection cap.
     fn inspectable(count: usize) -> usize {
@@ -537,10 +685,7 @@ mod tests {
         };
         let (client_read, client_write) = tokio::io::split(client);
         let (upstream_read, upstream_write) = tokio::io::split(upstream);
-        let relayed = tokio::spawn(relay.run(
-            tokio::io::split(proxy_client),
-            tokio::io::split(proxy_upstream),
-        ));
+        let relayed = tokio::spawn(relay.run(proxy_client, proxy_upstream));
         let (_, _, at_upstream, at_client) = tokio::join!(
             feed(client_write, requests.clone()),
             feed(upstream_write, replies.clone()),

@@ -4,6 +4,10 @@
 //! connection. On SIGTERM or SIGINT: stop accepting, let in-flight connections finish for up
 //! to the grace period, flush the state, exit 0.
 //!
+//! The accept loops, the admin API and the state flushes run here, on the control runtime;
+//! each accepted connection is handed to a data thread ([`crate::threads`]) and lives there
+//! until it closes.
+//!
 //! ## Layout
 //! - [`run`]: the whole `indextap proxy` lifetime.
 //! - `serve_mongo` / `serve_postgres`: one accept loop per listener, one task per connection.
@@ -29,6 +33,7 @@ use crate::postgres::{negotiate, Inspection, Negotiated, PgFramer, PgSession, Pg
 use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
 use crate::state::keeper::Keeper;
 use crate::tap::Inspector;
+use crate::threads::{thread_count, DataThreads};
 
 /// How long shutdown waits for inspection and analysis to catch up before the last flush.
 const SETTLE_LIMIT: Duration = Duration::from_secs(2);
@@ -79,6 +84,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         postgres.push((listener, spec.clone(), tls));
     }
 
+    let threads = Arc::new(
+        DataThreads::start(thread_count(config.runtime.threads), || {})
+            .context("cannot start the data threads")?,
+    );
+    tracing::info!(threads = threads.len(), "data threads started");
     let analysis = Analysis::start(
         aggregator.clone(),
         config.capture.analysis_queue,
@@ -142,7 +152,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             listener_metrics,
             shared.clone(),
             shutdown.clone(),
-            connections.clone(),
+            Placement {
+                threads: threads.clone(),
+                connections: connections.clone(),
+            },
         ));
     }
     for (listener, spec, tls) in postgres {
@@ -156,7 +169,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             listener_metrics,
             shared.clone(),
             shutdown.clone(),
-            connections.clone(),
+            Placement {
+                threads: threads.clone(),
+                connections: connections.clone(),
+            },
         ));
     }
     if keeper.is_active() {
@@ -195,6 +211,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "dropped the scratch databases of an unfinished verification"
         );
     }
+    // Stops the data threads (once the accept loops have let go of them too); what is still
+    // open past the grace period is closed with them.
+    drop(threads);
     tracing::info!("stopped");
     Ok(())
 }
@@ -226,16 +245,46 @@ async fn wait_for_signal() {
     }
 }
 
-/// Accept until shutdown; transient accept errors (out of file descriptors) back off.
-async fn accept_next(listener: &TcpListener, shutdown: &CancellationToken) -> Option<TcpStream> {
+/// Where accepted connections go: a data thread, tracked for the shutdown.
+struct Placement {
+    threads: Arc<DataThreads>,
+    connections: TaskTracker,
+}
+
+impl Placement {
+    /// Run `connection` on a data thread, with the client socket moved onto that thread's
+    /// runtime.
+    fn spawn<F, Fut>(&self, client: std::net::TcpStream, connection: F)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.threads
+            .spawn(self.connections.track_future(async move {
+                match TcpStream::from_std(client) {
+                    Ok(client) => connection(client).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot hand a connection to a data thread")
+                    }
+                }
+            }));
+    }
+}
+
+/// Accept until shutdown; transient accept errors (out of file descriptors) back off. The
+/// socket comes out of the control runtime, ready to move to a data thread.
+async fn accept_next(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<std::net::TcpStream> {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return None,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some(stream);
-                }
+            accepted = listener.accept() => match accepted.and_then(|(stream, _peer)| {
+                let _ = stream.set_nodelay(true);
+                stream.into_std()
+            }) {
+                Ok(stream) => return Some(stream),
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -287,7 +336,7 @@ async fn serve_mongo(
     metrics: ListenerMetrics,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    connections: TaskTracker,
+    placement: Placement,
 ) {
     let advertise = spec.effective_advertise().to_string();
     let rewrite: ReplyRewrite = Arc::new(move |frame: &[u8]| rewrite_topology(frame, &advertise));
@@ -300,7 +349,7 @@ async fn serve_mongo(
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         let activity = Arc::new(Activity::with_idle_requests(is_hello_request));
-        connections.spawn(async move {
+        placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
             let connect = connect_upstream(&upstream, &metrics);
             if let Some(legs) = tls.open(client, connect, &metrics).await {
@@ -316,22 +365,15 @@ async fn serve_mongo(
                     tap,
                     metrics: metrics.clone(),
                 };
-                // Plain sockets split without a lock; TLS streams need tokio's split.
+                // Plain sockets are relayed as they are; a TLS leg goes boxed.
                 match (legs.client, legs.server) {
                     (Leg::Tcp(client), Leg::Tcp(server)) => {
-                        let relayed = relay.run_tracked(
-                            client.into_split(),
-                            server.into_split(),
-                            activity.clone(),
-                        );
+                        let relayed = relay.run_tracked(client, server, activity.clone());
                         relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
                     }
                     (client, server) => {
-                        let relayed = relay.run_tracked(
-                            tokio::io::split(client.boxed()),
-                            tokio::io::split(server.boxed()),
-                            activity.clone(),
-                        );
+                        let relayed =
+                            relay.run_tracked(client.boxed(), server.boxed(), activity.clone());
                         relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
                     }
                 }
@@ -348,7 +390,7 @@ async fn serve_postgres(
     metrics: ListenerMetrics,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    connections: TaskTracker,
+    placement: Placement,
 ) {
     while let Some(client) = accept_next(&listener, &shutdown).await {
         metrics.connections_total.inc();
@@ -357,7 +399,7 @@ async fn serve_postgres(
         let upstream = spec.upstream.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
+        placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
             relay_postgres(client, &upstream, &tls, &metrics, &shared, &shutdown).await;
             metrics.connections_active.dec();
@@ -440,11 +482,7 @@ async fn relay_postgres(
         metrics: metrics.clone(),
     };
     let activity = Arc::new(Activity::default());
-    let relayed = relay.run_tracked(
-        tokio::io::split(client),
-        tokio::io::split(upstream),
-        activity.clone(),
-    );
+    let relayed = relay.run_tracked(client, upstream, activity.clone());
     relay_until_drained(relayed, &activity, shutdown, metrics).await;
 }
 
@@ -457,6 +495,9 @@ async fn relay_until_drained(
     shutdown: &CancellationToken,
     metrics: &ListenerMetrics,
 ) {
+    // A token of the connection's own: waiting on the shared one would take its lock, shared
+    // by every connection, on each wake-up of the relay.
+    let shutdown = shutdown.child_token();
     let at_rest_after_shutdown = async {
         shutdown.cancelled().await;
         while activity.request_in_flight() {
