@@ -1,25 +1,31 @@
 //! The pipeline from a connection's frames to the analyzer.
 //!
 //! Per connection, an inspection task drains the tap channel into the engine's
-//! [`Inspector`]; the observations of one wake-up go, as one batch, into a bounded queue that
-//! a dedicated analysis thread drains into the [`Aggregator`]. Neither step ever makes the
-//! data path wait: a full queue drops the batch and counts every observation in it.
+//! [`Inspector`]. It runs on the connection's data thread, beside the relay, as a task of its
+//! own: the relay's hand-over wakes it without a system call, and it decodes once the relay
+//! has forwarded and gone back to waiting. The observations of one wake-up go, as one batch,
+//! into a bounded queue that a dedicated analysis thread drains into the [`Aggregator`].
+//! Neither step ever makes the data path wait: a full queue drops the batch and counts every
+//! observation in it.
 //!
 //! Everything per frame stays local to the inspection task: observations and message
-//! counts are handed over once per wake-up, because every handover touches memory another
-//! core is using, and on a busy proxy that costs more than decoding the frame.
+//! counts are handed over once per wake-up (message counters resolved once per connection),
+//! because every handover touches memory another core is using, and on a busy proxy that
+//! costs more than decoding the frame. The analysis thread sleeps until a batch arrives and
+//! then gathers for a tick, so it wakes once per tick when busy and never when idle.
 //!
 //! ## Layout
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
 //! - [`inspect_connection`]: one connection's inspection task, and its batched events.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::command::Observation;
 use indextap_analyzer::shape::{self, sql::SqlCache};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::admin::metrics::ListenerMetrics;
 use crate::relay::{TapItem, TapReceiver};
@@ -29,15 +35,12 @@ use crate::tap::{Events, Inspector};
 #[derive(Debug, Clone)]
 pub struct Analysis {
     queue: mpsc::Sender<Vec<Observation>>,
-    /// Observations in the queue, against `capacity`: batches vary in size, so the bound
-    /// counts observations rather than batches.
+    /// Observations queued and not yet recorded, against `capacity`: batches vary in size,
+    /// so the bound counts observations rather than batches. Zero when the analyzer is idle.
     queued: Arc<AtomicUsize>,
     capacity: usize,
     /// What has been learned so far.
     pub aggregator: Arc<Aggregator>,
-    /// Observations queued, and observations recorded: equal when the analyzer is idle.
-    accepted: Arc<AtomicU64>,
-    recorded: Arc<AtomicU64>,
 }
 
 impl Analysis {
@@ -55,14 +58,12 @@ impl Analysis {
             aggregator.limits().sql_cache_bytes(),
         ));
         let queued = Arc::new(AtomicUsize::new(0));
-        let recorded = Arc::new(AtomicU64::new(0));
         for worker in 0..workers.max(1) {
             let shared = AnalysisThread {
                 receiver: receiver.clone(),
                 aggregator: aggregator.clone(),
                 cache: cache.clone(),
                 queued: queued.clone(),
-                recorded: recorded.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("indextap-analysis-{worker}"))
@@ -76,8 +77,6 @@ impl Analysis {
             queued,
             capacity: queue_len.max(1),
             aggregator,
-            accepted: Arc::new(AtomicU64::new(0)),
-            recorded,
         }
     }
 
@@ -100,7 +99,6 @@ impl Analysis {
             self.queued.fetch_sub(count, Ordering::AcqRel);
             return count;
         }
-        self.accepted.fetch_add(count as u64, Ordering::Release);
         0
     }
 
@@ -108,9 +106,7 @@ impl Analysis {
     /// state flush at shutdown should hold the last queries.
     pub async fn settle(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.recorded.load(Ordering::Acquire) < self.accepted.load(Ordering::Acquire)
-            && tokio::time::Instant::now() < deadline
-        {
+        while self.queued.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -122,48 +118,75 @@ struct AnalysisThread {
     aggregator: Arc<Aggregator>,
     cache: Arc<SqlCache>,
     queued: Arc<AtomicUsize>,
-    recorded: Arc<AtomicU64>,
 }
 
 impl AnalysisThread {
     fn run(self) {
-        // Drain on a tick rather than wake per batch: a wake-up costs more than lowering and
-        // recording a batch, and nobody needs advice fresher than a few milliseconds.
-        loop {
-            let next = {
-                let receiver = self.receiver.lock().unwrap_or_else(|e| e.into_inner());
-                receiver.try_recv()
-            };
-            let batch = match next {
-                Ok(batch) => batch,
-                Err(mpsc::TryRecvError::Empty) => {
-                    std::thread::sleep(ANALYSIS_TICK);
-                    continue;
+        let mut batches = Vec::new();
+        while self.gather(&mut batches) {
+            for batch in batches.drain(..) {
+                for observation in &batch {
+                    let lowering = shape::lower_shared(&observation.request, &self.cache);
+                    self.aggregator.record_shared(observation, &lowering);
                 }
-                Err(mpsc::TryRecvError::Disconnected) => return,
-            };
-            for observation in &batch {
-                let lowering = shape::lower_shared(&observation.request, &self.cache);
-                self.aggregator.record_shared(observation, &lowering);
+                self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
             }
-            self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-            self.recorded
-                .fetch_add(batch.len() as u64, Ordering::Release);
         }
+    }
+
+    /// Wait for a batch, then let a tick's worth gather behind it and take them all. The
+    /// thread sleeps while the queue is empty, so an idle proxy costs nothing here; a busy
+    /// one wakes it once per tick, not once per batch (a sender only wakes a thread blocked
+    /// on the empty queue). Returns false once every sender is gone and the queue is empty.
+    fn gather(&self, batches: &mut Vec<Vec<Observation>>) -> bool {
+        match lock(&self.receiver).recv() {
+            Ok(batch) => batches.push(batch),
+            Err(mpsc::RecvError) => return false,
+        }
+        // Another worker, if any, may take the queue meanwhile.
+        std::thread::sleep(ANALYSIS_TICK);
+        let receiver = lock(&self.receiver);
+        while batches.len() < ANALYSIS_BATCHES {
+            match receiver.try_recv() {
+                Ok(batch) => batches.push(batch),
+                Err(_) => break,
+            }
+        }
+        true
     }
 }
 
-/// How long the analysis thread sleeps when its queue is empty.
+/// A poisoned receiver only means another analysis thread panicked between two calls on it;
+/// the channel itself is sound.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long an analysis thread lets batches gather after the first one woke it: a wake-up
+/// costs more than lowering and recording a batch, and nobody needs advice fresher than a
+/// few milliseconds.
 const ANALYSIS_TICK: Duration = Duration::from_millis(2);
+/// Batches taken per gathering at most (each is one inspection wake-up's observations).
+const ANALYSIS_BATCHES: usize = 1024;
 
 /// One wake-up's worth of what an inspector reported, handed over at the end of it.
 struct BatchedEvents<'a> {
     analysis: &'a Analysis,
     metrics: &'a ListenerMetrics,
     observations: Vec<Observation>,
-    /// Message kinds and counted events: a handful of distinct labels per connection.
-    messages: Vec<(&'static str, u64)>,
-    counts: Vec<(&'static str, u64)>,
+    /// Message kinds and counted events: a handful of distinct labels per connection, each
+    /// resolved to its counter once.
+    messages: Vec<Tally>,
+    counts: Vec<Tally>,
+}
+
+/// One label's counter, and what was tallied since the last hand-over.
+struct Tally {
+    label: &'static str,
+    counter: Counter,
+    pending: u64,
 }
 
 impl<'a> BatchedEvents<'a> {
@@ -183,19 +206,28 @@ impl<'a> BatchedEvents<'a> {
         if dropped > 0 {
             self.metrics.drop_observations(dropped as u64);
         }
-        for (kind, n) in self.messages.drain(..) {
-            self.metrics.messages(kind, n);
-        }
-        for (what, n) in self.counts.drain(..) {
-            self.metrics.events(what, n);
+        for tally in self.messages.iter_mut().chain(self.counts.iter_mut()) {
+            if tally.pending > 0 {
+                tally.counter.inc_by(tally.pending);
+                tally.pending = 0;
+            }
         }
     }
 }
 
-fn tally(tallies: &mut Vec<(&'static str, u64)>, label: &'static str) {
-    match tallies.iter_mut().find(|(known, _)| *known == label) {
-        Some((_, n)) => *n += 1,
-        None => tallies.push((label, 1)),
+fn tally(tallies: &mut Vec<Tally>, label: &'static str, resolve: impl FnOnce(&str) -> Counter) {
+    // Labels are static strings, told apart by address alone: a label that the compiler
+    // placed twice gets two entries resolving to the same counter, which adds up the same.
+    let known = tallies
+        .iter_mut()
+        .find(|known| std::ptr::eq(known.label, label));
+    match known {
+        Some(known) => known.pending += 1,
+        None => tallies.push(Tally {
+            label,
+            counter: resolve(label),
+            pending: 1,
+        }),
     }
 }
 
@@ -204,10 +236,14 @@ impl Events for BatchedEvents<'_> {
         self.observations.push(observation);
     }
     fn message(&mut self, kind: &'static str) {
-        tally(&mut self.messages, kind);
+        let metrics = self.metrics;
+        tally(&mut self.messages, kind, |kind| {
+            metrics.message_counter(kind)
+        });
     }
     fn count(&mut self, what: &'static str) {
-        tally(&mut self.counts, what);
+        let metrics = self.metrics;
+        tally(&mut self.counts, what, |what| metrics.event_counter(what));
     }
 }
 
@@ -220,17 +256,12 @@ pub async fn inspect_connection(
     metrics: ListenerMetrics,
 ) {
     let mut events = BatchedEvents::new(&analysis, &metrics);
-    let mut batch = Vec::with_capacity(INSPECTION_BATCH);
-    // Wake on the first frame, then let a few more arrive and take them all at once: a busy
-    // connection costs a wake-up per tick instead of one per frame, an idle one costs nothing.
+    // Grown by the first wake-ups to what one takes; an idle connection holds a few slots.
+    let mut batch = Vec::new();
+    // The relay runs on this thread too: by the time this task is polled, the relay has
+    // forwarded what it read and gone back to waiting, and everything it offered meanwhile is
+    // taken in one go.
     while tap.frames.recv_many(&mut batch, INSPECTION_BATCH).await > 0 {
-        tokio::time::sleep(INSPECTION_TICK).await;
-        while batch.len() < INSPECTION_BATCH {
-            match tap.frames.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
         if tap.take_dropped() {
             inspector.resync();
         }
@@ -254,15 +285,18 @@ pub async fn inspect_connection(
             }
         }
         events.flush();
+        if batch.capacity() > INSPECTION_KEEP {
+            // A burst is over: give its slots back rather than hold them while idle.
+            batch = Vec::new();
+        }
     }
 }
 
-/// How long an inspection task lets frames gather after the first one woke it. Longer ticks
-/// mean fewer wake-ups but longer bursts of decoding on a shared core; at 5 ms a busy
-/// connection's burst (~150 µs) showed in the 1-client p99, and 1 ms measured no worse at
-/// 16 clients.
-const INSPECTION_TICK: Duration = Duration::from_millis(1);
-/// How many frames an inspection task takes per wake-up at most.
+/// Slots of the batch kept between wake-ups (what a busy connection's wake-up takes).
+const INSPECTION_KEEP: usize = 16;
+
+/// How many frames an inspection task takes per wake-up at most, before it lets the other
+/// tasks of its thread run.
 const INSPECTION_BATCH: usize = 256;
 
 #[cfg(test)]

@@ -352,6 +352,27 @@ impl ListenerMetrics {
             .inc_by(count);
     }
 
+    /// The counter of one message kind, for an inspection task that resolves each kind once
+    /// and adds its tallies up itself (the lookup allocates, the counter is an atomic).
+    pub fn message_counter(&self, kind: &str) -> Counter {
+        self.messages
+            .get_or_create(&KindLabels {
+                listener: self.listener.clone(),
+                kind: kind.to_string(),
+            })
+            .clone()
+    }
+
+    /// The counter of one event kind, resolved once (see [`ListenerMetrics::message_counter`]).
+    pub fn event_counter(&self, what: &str) -> Counter {
+        self.events
+            .get_or_create(&ReasonLabels {
+                listener: self.listener.clone(),
+                reason: what.to_string(),
+            })
+            .clone()
+    }
+
     /// Inspection of a connection stopped for this reason.
     pub fn decode_error(&self, reason: &str) {
         self.decode_errors
