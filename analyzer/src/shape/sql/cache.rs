@@ -1,18 +1,22 @@
 //! The statement cache: most traffic repeats a few hundred statements, so a repeated text
-//! costs one hash and one lookup, and a statement repeated with other values one
-//! tokenization, a hash and a lookup.
+//! costs one hash and one lookup, and a statement repeated with other values one pass over
+//! its bytes, a hash and a lookup.
 //!
 //! Keys are 128-bit xxh3 hashes, seeded by the database, the protocol and the statement
 //! index (which the lowering depends on), never the text itself: a text can hold values. At
-//! 128 bits a collision is not a practical concern. A lookup tries two keys:
+//! 128 bits a collision is not a practical concern. A lookup tries up to three keys:
 //! - the exact key, a hash of the text: prepared statements repeat verbatim;
+//! - on a miss, the quick key (see `fingerprint::quick`), a hash of the text's bytes with
+//!   plain literals replaced by their class, made without the tokenizer: `WHERE aid =
+//!   94845` sent as a simple query shares the lowering of every other `aid`;
 //! - on a miss, the masked key (see `fingerprint`), a hash of the text's tokens with value
-//!   literals replaced by their kind: `WHERE aid = 94845` sent as a simple query shares the
-//!   lowering of every other `aid`.
+//!   literals replaced by their kind: the same for texts the quick key cannot read
+//!   (comments, dollar quotes, ...).
 //!
-//! A lowering is stored under its masked key, and also under its exact key when the text
-//! will come back verbatim: a prepared statement (extended protocol), or a text without a
-//! single literal (`BEGIN`, `SELECT ... WHERE deleted_at IS NULL`). A simple-protocol text
+//! A lowering is stored under its quick key when the text proves that key may stand for its
+//! masked key (every literal masked, see `Quick::confirms`), else under its masked key; and
+//! also under its exact key when the text will come back verbatim: a prepared statement
+//! (extended protocol), or a text without a single literal (`BEGIN`, `SELECT ... WHERE deleted_at IS NULL`). A simple-protocol text
 //! holding values rarely comes back verbatim, and would fill the cache with entries never
 //! hit again. A text that does not tokenize is stored under its exact key only.
 //!
@@ -32,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
-use super::fingerprint::fingerprint;
+use super::fingerprint::{fingerprint, quick};
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::footprint::{allocation, HeapSize};
 use crate::shape::Lowering;
@@ -65,6 +69,7 @@ pub struct SqlCache {
     shards: Box<[Shard]>,
     hits: AtomicU64,
     masked_hits: AtomicU64,
+    quick_hits: AtomicU64,
     misses: AtomicU64,
 }
 
@@ -100,6 +105,7 @@ impl SqlCache {
             shards,
             hits: AtomicU64::new(0),
             masked_hits: AtomicU64::new(0),
+            quick_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
@@ -117,10 +123,26 @@ impl SqlCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return found;
         }
+        let quick = quick(&command.text, seed);
+        if let Some(found) = quick.as_ref().and_then(|quick| self.get(quick.key)) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.masked_hits.fetch_add(1, Ordering::Relaxed);
+            self.quick_hits.fetch_add(1, Ordering::Relaxed);
+            return found;
+        }
         let masked = fingerprint(&command.text, seed);
+        // The quick key stands in for the masked key once the text proves it may.
+        let quick = quick.filter(|quick| {
+            masked.is_some_and(|masked| {
+                quick.confirms(&command.text, &masked, |other| fingerprint(other, seed))
+            })
+        });
         if let Some(found) = masked.and_then(|masked| self.get(masked.key)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             self.masked_hits.fetch_add(1, Ordering::Relaxed);
+            if let Some(quick) = &quick {
+                self.put(quick.key, &found);
+            }
             return found;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +154,10 @@ impl SqlCache {
         ));
         match masked {
             Some(masked) => {
-                self.put(masked.key, &lowering);
+                match &quick {
+                    Some(quick) => self.put(quick.key, &lowering),
+                    None => self.put(masked.key, &lowering),
+                }
                 if command.protocol == SqlProtocol::Extended || !masked.literals {
                     self.put(exact, &lowering);
                 }
@@ -166,6 +191,12 @@ impl SqlCache {
     /// with other values.
     pub fn masked_hits(&self) -> u64 {
         self.masked_hits.load(Ordering::Relaxed)
+    }
+
+    /// The part of [`SqlCache::masked_hits`] answered by the quick key, without the
+    /// tokenizer.
+    pub fn quick_hits(&self) -> u64 {
+        self.quick_hits.load(Ordering::Relaxed)
     }
 
     /// Lookups that had to lower the text.

@@ -41,8 +41,12 @@
 //! ## Layout
 //! - this file: [`fingerprint`], the hashed stream and the markers.
 //! - `scanner`: which literals sit in a masked place.
+//! - `quick`: the shortcut for plainly written texts, without the tokenizer.
 
+mod quick;
 mod scanner;
+
+pub(super) use quick::quick;
 
 use std::hash::{Hash, Hasher};
 
@@ -61,13 +65,17 @@ const STRING: u8 = 1;
 const NUMBER: u8 = 2;
 const COMMENT: u8 = 3;
 
-/// A text's masked key, and whether the text holds any literal at all.
+/// A text's masked key, and the literals it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Fingerprint {
     /// The hash of the masked token stream.
     pub(super) key: u128,
     /// Any literal, masked or not: a text without one repeats verbatim.
     pub(super) literals: bool,
+    /// Literals of every kind.
+    pub(super) literal_count: usize,
+    /// Literals replaced by their kind in the key.
+    pub(super) masked_count: usize,
 }
 
 /// The masked key of `text` (see the module docs), seeded like the exact key; `None` when
@@ -79,19 +87,22 @@ pub(super) fn fingerprint(text: &str, seed: u64) -> Option<Fingerprint> {
     let mut hasher = Xxh3::with_seed(seed);
     hasher.update(DOMAIN);
     let mut scanner = Scanner::default();
-    let mut literals = false;
+    let mut literal_count = 0;
+    let mut masked_count = 0;
     for (index, token) in tokens.iter().enumerate() {
         if let Token::Whitespace(whitespace) = token {
             hash_whitespace(&mut hasher, token, whitespace);
             continue;
         }
-        literals |= is_literal(token);
+        literal_count += usize::from(is_literal(token));
         let next = || {
             tokens
                 .get(index + 1..)
                 .and_then(|rest| rest.iter().find(|token| !is_whitespace(token)))
         };
-        match scanner.mask(token, next) {
+        let masked = scanner.mask(token, next);
+        masked_count += usize::from(masked.is_some());
+        match masked {
             Some(Masked::String) => hasher.write_u8(STRING),
             Some(Masked::Number(cast, long)) => {
                 hasher.write_u8(NUMBER);
@@ -107,7 +118,9 @@ pub(super) fn fingerprint(text: &str, seed: u64) -> Option<Fingerprint> {
     }
     Some(Fingerprint {
         key: hasher.digest128(),
-        literals,
+        literals: literal_count > 0,
+        literal_count,
+        masked_count,
     })
 }
 

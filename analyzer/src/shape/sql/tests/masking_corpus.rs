@@ -1,7 +1,8 @@
-//! The safety net of the masked cache key: every statement of the other SQL test files
-//! (their string literals that read like SQL), and a few edge cases, with their literals
-//! changed in several ways, must lower through a cache warmed with the original exactly as
-//! they lower fresh. A masking rule that hides a literal the lowering reads fails here.
+//! The safety net of the masked and quick cache keys: every statement of the other SQL test
+//! files (their string literals that read like SQL), and a few edge cases, with their
+//! literals changed in several ways, must lower through a cache warmed with the original
+//! exactly as they lower fresh. A masking rule that hides a literal the lowering reads, or a
+//! quick key that stands for a masked key it should not, fails here.
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
@@ -288,6 +289,7 @@ fn a_masked_hit_lowers_exactly_like_a_fresh_lowering() {
         .collect();
     corpus.extend(EDGES.iter().map(|text| (*text).to_owned()));
     let mut masked_hits = 0;
+    let mut quick_hits = 0;
     let mut compared = 0;
     for (name, rewrite) in rewrites() {
         for original in &corpus {
@@ -304,6 +306,7 @@ fn a_masked_hit_lowers_exactly_like_a_fresh_lowering() {
                     "\n{name}\noriginal: {original}\nvariant:  {changed}"
                 );
                 masked_hits += cache.masked_hits();
+                quick_hits += cache.quick_hits();
                 compared += 1;
             }
         }
@@ -311,6 +314,8 @@ fn a_masked_hit_lowers_exactly_like_a_fresh_lowering() {
     // Not vacuous: many variants were answered from the masked entry.
     assert!(compared > 1000, "{compared} comparisons");
     assert!(masked_hits > 300, "{masked_hits} masked hits of {compared}");
+    // The quick key answered many of them, without the tokenizer.
+    assert!(quick_hits > 500, "{quick_hits} quick hits of {compared}");
 }
 
 #[test]
