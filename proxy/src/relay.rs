@@ -60,8 +60,20 @@ const ARENA_SIZE: usize = 64 * 1024;
 /// reclaimed in place, when no chunk of it is alive any more).
 const MIN_READ: usize = 16 * 1024;
 
-/// Rewrites a complete reply frame, or returns `None` to forward it as it came.
-pub type ReplyRewrite = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;
+/// A connection's rewrite of whole reply frames (MongoDB's topology rewrite,
+/// `mongo::HelloReplies`). It is told about each whole request frame first, so that it can
+/// pick the few replies worth looking at, and it decides which requests leave the
+/// connection at rest ([`Activity`]).
+pub trait ReplyRewrite: Send {
+    /// A whole request frame is being forwarded. Returns whether it leaves the connection
+    /// at rest although no reply has come (MongoDB's awaitable `hello`).
+    fn request(&mut self, frame: &[u8]) -> bool;
+    /// Request frames can no longer be told apart (their framing failed): from now on
+    /// every reply must be looked at.
+    fn requests_unframed(&mut self);
+    /// A whole reply frame: its replacement, or `None` to forward it as it came.
+    fn reply(&mut self, frame: &[u8]) -> Option<Vec<u8>>;
+}
 /// The sending half of a connection's inspection channel.
 #[derive(Clone)]
 pub struct Tap {
@@ -150,7 +162,7 @@ pub struct Relay<Q, R> {
     /// Frames larger than this are forwarded but not inspected.
     pub max_inspect: usize,
     /// MongoDB's topology rewrite; `None` forwards replies as they stream.
-    pub reply_rewrite: Option<ReplyRewrite>,
+    pub reply_rewrite: Option<Box<dyn ReplyRewrite>>,
     /// Where frames go for inspection; `None` forwards blind.
     pub tap: Option<Tap>,
     /// The listener's counters.
@@ -160,30 +172,20 @@ pub struct Relay<Q, R> {
 /// Which side of a connection spoke last. Database protocols are request/response: after a
 /// reply the connection is at rest (an idle pooled connection), after a request a reply is
 /// owed. Shutdown closes the connections at rest at once and waits only for the others.
+/// Requests that the [`ReplyRewrite`] calls idle (MongoDB's awaitable `hello`, which a
+/// driver's monitor keeps open for seconds at a time) leave the connection at rest.
 #[derive(Debug, Default)]
 pub struct Activity {
     state: std::sync::atomic::AtomicU8,
-    /// Requests that leave the connection at rest although no reply has come: MongoDB's
-    /// awaitable `hello`, which a driver's monitor keeps open for seconds at a time.
-    idle_request: Option<fn(&[u8]) -> bool>,
 }
 
 impl Activity {
     const REQUEST_LAST: u8 = 1;
     const REPLY_LAST: u8 = 2;
 
-    /// Activity where requests that `idle_request` recognises do not count as work.
-    pub fn with_idle_requests(idle_request: fn(&[u8]) -> bool) -> Self {
-        Self {
-            state: Default::default(),
-            idle_request: Some(idle_request),
-        }
-    }
-
-    fn spoke(&self, direction: Direction, chunk: &[u8]) {
-        let idle = || self.idle_request.is_some_and(|idle| idle(chunk));
+    fn spoke(&self, direction: Direction, idle_request: bool) {
         let state = match direction {
-            Direction::Request if !idle() => Self::REQUEST_LAST,
+            Direction::Request if !idle_request => Self::REQUEST_LAST,
             Direction::Request | Direction::Reply => Self::REPLY_LAST,
         };
         self.state.store(state, Ordering::Relaxed);
@@ -228,19 +230,20 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         U: AsyncRead + AsyncWrite + Unpin,
     {
         let inspect = self.tap.is_some();
+        let mut rewrite = self.reply_rewrite;
+        let rewriting = rewrite.is_some();
         let mut requests = Pump::new(
             Direction::Request,
-            inspect.then(|| Splitter::new(self.request_framer, self.max_inspect)),
-            None,
+            (inspect || rewriting).then(|| Splitter::new(self.request_framer, self.max_inspect)),
+            false,
             self.tap.clone(),
             &self.metrics,
             activity.clone(),
         );
         let mut replies = Pump::new(
             Direction::Reply,
-            (inspect || self.reply_rewrite.is_some())
-                .then(|| Splitter::new(self.reply_framer, self.max_inspect)),
-            self.reply_rewrite,
+            (inspect || rewriting).then(|| Splitter::new(self.reply_framer, self.max_inspect)),
+            rewriting,
             self.tap,
             &self.metrics,
             activity,
@@ -251,13 +254,24 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         // both, dropping the sockets.
         std::future::poll_fn(|cx| {
             if to_upstream.is_none() {
-                if let Poll::Ready(result) = requests.poll(cx, &mut client, &mut upstream, metrics)
+                let mut shared = Shared {
+                    metrics,
+                    rewrite: rewrite.as_deref_mut(),
+                };
+                if let Poll::Ready(result) =
+                    requests.poll(cx, &mut client, &mut upstream, &mut shared)
                 {
                     to_upstream = Some(result?);
                 }
             }
             if to_client.is_none() {
-                if let Poll::Ready(result) = replies.poll(cx, &mut upstream, &mut client, metrics) {
+                let mut shared = Shared {
+                    metrics,
+                    rewrite: rewrite.as_deref_mut(),
+                };
+                if let Poll::Ready(result) =
+                    replies.poll(cx, &mut upstream, &mut client, &mut shared)
+                {
                     to_client = Some(result?);
                 }
             }
@@ -289,7 +303,8 @@ enum Stage {
 struct Pump<F> {
     direction: Direction,
     splitter: Option<Splitter<F>>,
-    rewrite: Option<ReplyRewrite>,
+    /// Whether replies are held until whole, for the [`ReplyRewrite`].
+    store_and_forward: bool,
     tap: Option<Tap>,
     bytes: Counter,
     latency: Histogram,
@@ -305,11 +320,17 @@ struct Pump<F> {
     total: u64,
 }
 
+/// What the two pumps of a connection share, lent to each poll.
+struct Shared<'a> {
+    metrics: &'a ListenerMetrics,
+    rewrite: Option<&'a mut (dyn ReplyRewrite + 'static)>,
+}
+
 impl<F: Framer> Pump<F> {
     fn new(
         direction: Direction,
         splitter: Option<Splitter<F>>,
-        rewrite: Option<ReplyRewrite>,
+        store_and_forward: bool,
         tap: Option<Tap>,
         metrics: &ListenerMetrics,
         activity: Arc<Activity>,
@@ -327,7 +348,7 @@ impl<F: Framer> Pump<F> {
         Self {
             direction,
             splitter,
-            rewrite,
+            store_and_forward,
             tap,
             bytes,
             latency,
@@ -354,7 +375,7 @@ impl<F: Framer> Pump<F> {
         cx: &mut Context<'_>,
         from: &mut I,
         to: &mut O,
-        metrics: &ListenerMetrics,
+        shared: &mut Shared<'_>,
     ) -> Poll<Result<u64, ProxyError>>
     where
         I: AsyncRead + Unpin,
@@ -367,11 +388,11 @@ impl<F: Framer> Pump<F> {
                     let chunk = ready!(read_chunk(cx, from))
                         .map_err(|e| ProxyError::new(from_side, "reading", e))?;
                     if chunk.is_empty() {
-                        self.end_of_stream(metrics);
+                        self.end_of_stream(shared.metrics);
                         self.stage = Stage::Close;
                         continue;
                     }
-                    self.take(chunk, metrics);
+                    self.take(chunk, shared);
                     self.stage = Stage::Write;
                 }
                 Stage::Write => {
@@ -395,18 +416,19 @@ impl<F: Framer> Pump<F> {
     }
 
     /// A chunk was read: count it, tap its frames, queue it for writing.
-    fn take(&mut self, chunk: Bytes, metrics: &ListenerMetrics) {
+    fn take(&mut self, chunk: Bytes, shared: &mut Shared<'_>) {
         let read_at = Instant::now();
         self.read_at = Some(read_at);
         let n = chunk.len() as u64;
         self.total += n;
         self.bytes.inc_by(n);
-        self.activity.spoke(self.direction, &chunk);
         self.out_owned = false;
-        if self.rewrite.is_some() {
-            self.store_and_forward(chunk, read_at, metrics);
+        if self.store_and_forward {
+            self.store_and_forward(chunk, read_at, shared);
+            self.activity.spoke(self.direction, false);
         } else {
-            self.tap_frames(&chunk, read_at, metrics);
+            let idle = self.tap_frames(&chunk, read_at, shared);
+            self.activity.spoke(self.direction, idle);
             self.out.push_back(chunk);
         }
     }
@@ -450,10 +472,12 @@ impl<F: Framer> Pump<F> {
         self.out_owned = true;
     }
 
-    /// Split and offer the chunk's frames; forwarding is the caller's.
-    fn tap_frames(&mut self, chunk: &Bytes, at: Instant, metrics: &ListenerMetrics) {
+    /// Split and offer the chunk's frames, telling the rewrite about each request frame;
+    /// forwarding is the caller's. Returns whether the chunk's requests all leave the
+    /// connection at rest (false without a rewrite, or without a whole frame).
+    fn tap_frames(&mut self, chunk: &Bytes, at: Instant, shared: &mut Shared<'_>) -> bool {
         let Some(splitter) = self.splitter.as_mut() else {
-            return;
+            return false;
         };
         splitter.push(chunk.clone(), &mut self.pieces);
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
@@ -465,10 +489,15 @@ impl<F: Framer> Pump<F> {
             .is_some();
         let mut frames = Vec::with_capacity(if several { self.pieces.len() } else { 0 });
         let mut pieces = std::mem::take(&mut self.pieces);
+        let mut idle = None;
         for piece in pieces.drain(..) {
             let direction = self.direction;
             match piece {
                 Piece::Frame(bytes) => {
+                    if let Some(rewrite) = shared.rewrite.as_deref_mut() {
+                        let at_rest = rewrite.request(&bytes);
+                        idle = Some(idle.unwrap_or(true) && at_rest);
+                    }
                     let frame = TapFrame {
                         direction,
                         bytes,
@@ -483,20 +512,23 @@ impl<F: Framer> Pump<F> {
                 Piece::Raw(_) => {}
                 Piece::Oversize { header, .. } => {
                     offer_frames(&mut self.tap, &mut frames);
-                    self.announce_oversize(header, at, metrics);
+                    self.announce_oversize(header, at, shared.metrics);
                 }
                 Piece::Broken(error) => {
                     offer_frames(&mut self.tap, &mut frames);
-                    self.lose_framing(&error, metrics);
+                    self.lose_framing(&error, shared);
                 }
             }
         }
         self.pieces = pieces;
         offer_frames(&mut self.tap, &mut frames);
-        if self.tap.is_none() || self.splitter.as_ref().is_some_and(|s| s.is_broken()) {
+        let broken = self.splitter.as_ref().is_some_and(|s| s.is_broken());
+        // The rewrite needs the request frames even when nothing is inspected any more.
+        if broken || (self.tap.is_none() && shared.rewrite.is_none()) {
             self.splitter = None;
             self.tap = None;
         }
+        idle.unwrap_or(false)
     }
 
     /// A frame too large to inspect: count it, and hand its header to the inspector.
@@ -511,10 +543,14 @@ impl<F: Framer> Pump<F> {
     }
 
     /// The stream can no longer be framed: stop inspecting it; forwarding goes on.
-    fn lose_framing(&mut self, error: &crate::tap::DecodeError, metrics: &ListenerMetrics) {
-        metrics.decode_error(error.reason);
-        tracing::debug!(listener = %metrics.listener, %error, "framing lost; forwarding uninspected");
+    fn lose_framing(&mut self, error: &crate::tap::DecodeError, shared: &mut Shared<'_>) {
+        shared.metrics.decode_error(error.reason);
+        tracing::debug!(listener = %shared.metrics.listener, %error, "framing lost; forwarding uninspected");
         self.tap = None;
+        if let (Direction::Request, Some(rewrite)) = (self.direction, shared.rewrite.as_deref_mut())
+        {
+            rewrite.requests_unframed();
+        }
     }
 
     /// The stream ended: a frame cut short is counted (`truncated`), and on the
@@ -524,12 +560,15 @@ impl<F: Framer> Pump<F> {
             return;
         };
         splitter.finish(&mut self.pieces);
-        let held_back = self.rewrite.is_some();
         let mut pieces = std::mem::take(&mut self.pieces);
         for piece in pieces.drain(..) {
             match piece {
-                Piece::Broken(error) => self.lose_framing(&error, metrics),
-                Piece::Raw(bytes) if held_back => self.out.push_back(bytes),
+                Piece::Broken(error) => {
+                    metrics.decode_error(error.reason);
+                    tracing::debug!(listener = %metrics.listener, %error, "the stream ended inside a frame");
+                    self.tap = None;
+                }
+                Piece::Raw(bytes) if self.store_and_forward => self.out.push_back(bytes),
                 _ => {}
             }
         }
@@ -537,7 +576,7 @@ impl<F: Framer> Pump<F> {
     }
 
     /// Queue whole frames for writing, each after the rewrite had its look.
-    fn store_and_forward(&mut self, chunk: Bytes, at: Instant, metrics: &ListenerMetrics) {
+    fn store_and_forward(&mut self, chunk: Bytes, at: Instant, shared: &mut Shared<'_>) {
         let Some(splitter) = self.splitter.as_mut() else {
             self.out.push_back(chunk);
             return;
@@ -547,19 +586,24 @@ impl<F: Framer> Pump<F> {
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Frame(bytes) => {
-                    let rewritten = self.rewrite.as_ref().and_then(|rewrite| rewrite(&bytes));
+                    let rewritten = shared
+                        .rewrite
+                        .as_deref_mut()
+                        .and_then(|rewrite| rewrite.reply(&bytes));
                     offer(&mut self.tap, self.direction, bytes.clone(), at);
                     match rewritten {
                         Some(new_frame) => {
-                            metrics.event("topology_rewritten");
+                            shared.metrics.event("topology_rewritten");
                             self.out.push_back(Bytes::from(new_frame));
                         }
                         None => self.out.push_back(bytes),
                     }
                 }
                 Piece::Raw(bytes) => self.out.push_back(bytes),
-                Piece::Oversize { header, .. } => self.announce_oversize(header, at, metrics),
-                Piece::Broken(error) => self.lose_framing(&error, metrics),
+                Piece::Oversize { header, .. } => {
+                    self.announce_oversize(header, at, shared.metrics)
+                }
+                Piece::Broken(error) => self.lose_framing(&error, shared),
             }
         }
         self.pieces = pieces;
@@ -630,6 +674,19 @@ mod tests {
     use crate::framing::tests::LenPrefix;
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
+    /// A rewrite that looks at everything and changes nothing.
+    struct LookOnly;
+
+    impl ReplyRewrite for LookOnly {
+        fn request(&mut self, _: &[u8]) -> bool {
+            false
+        }
+        fn requests_unframed(&mut self) {}
+        fn reply(&mut self, _: &[u8]) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
     /// How many of `frames(count)` fit under a 1024-byte inspection cap.
     fn inspectable(count: usize) -> usize {
         (0..count).filter(|i| (i * 37) % 3000 + 4 <= 1024).count()
@@ -669,7 +726,7 @@ mod tests {
     async fn relay_through(
         metrics: &ListenerMetrics,
         tap: Tap,
-        rewrite: Option<ReplyRewrite>,
+        rewrite: Option<Box<dyn ReplyRewrite>>,
         requests: Vec<u8>,
         replies: Vec<u8>,
     ) {
@@ -698,7 +755,10 @@ mod tests {
     }
 
     /// Relay 400 frames up and 300 down; (frames tapped, oversize headers tapped, dropped).
-    async fn relay_once(rewrite: Option<ReplyRewrite>, tap_capacity: usize) -> (usize, usize, u64) {
+    async fn relay_once(
+        rewrite: Option<Box<dyn ReplyRewrite>>,
+        tap_capacity: usize,
+    ) -> (usize, usize, u64) {
         let metrics = Metrics::new().listener("test", "test");
         let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
         relay_through(&metrics, tap, rewrite, frames(400), frames(300)).await;
@@ -734,7 +794,7 @@ mod tests {
 
     #[tokio::test]
     async fn store_and_forward_path_is_transparent_when_nothing_is_rewritten() {
-        let (tapped, _, _) = relay_once(Some(Arc::new(|_: &[u8]| None)), 10_000).await;
+        let (tapped, _, _) = relay_once(Some(Box::new(LookOnly)), 10_000).await;
         assert!(tapped > 200);
     }
 
@@ -750,7 +810,7 @@ mod tests {
     /// the store-and-forward path, and each cut is counted once.
     #[tokio::test]
     async fn a_stream_cut_inside_a_frame_is_forwarded_whole_and_counted() {
-        for rewrite in [None, Some(Arc::new(|_: &[u8]| None) as ReplyRewrite)] {
+        for rewrite in [None, Some(Box::new(LookOnly) as Box<dyn ReplyRewrite>)] {
             let registry = Metrics::new();
             let metrics = registry.listener("cut", "test");
             let (tap, _receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());

@@ -27,7 +27,7 @@ use crate::admin::routes::{self, AdminState};
 use crate::catalog::CatalogSources;
 use crate::error::{ProxyError, Side};
 use crate::mongo::tls::{Leg, MongoTls};
-use crate::mongo::{is_hello_request, rewrite_topology, MongoFramer, MongoSession};
+use crate::mongo::{HelloReplies, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
 use crate::postgres::{negotiate, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings};
 use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
@@ -339,16 +339,15 @@ async fn serve_mongo(
     placement: Placement,
 ) {
     let advertise = spec.effective_advertise().to_string();
-    let rewrite: ReplyRewrite = Arc::new(move |frame: &[u8]| rewrite_topology(frame, &advertise));
     while let Some(client) = accept_next(&listener, &shutdown).await {
         metrics.connections_total.inc();
         let metrics = metrics.clone();
         let shared = shared.clone();
         let upstream = spec.upstream.clone();
-        let rewrite = rewrite.clone();
+        let advertise = advertise.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
-        let activity = Arc::new(Activity::with_idle_requests(is_hello_request));
+        let activity = Arc::new(Activity::default());
         placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
             let connect = connect_upstream(&upstream, &metrics);
@@ -361,7 +360,9 @@ async fn serve_mongo(
                     reply_framer: MongoFramer,
                     max_inspect: shared.max_inspect,
                     // Encrypted bytes have no frames to rewrite: forward them as they come.
-                    reply_rewrite: legs.inspect.then_some(rewrite),
+                    reply_rewrite: legs
+                        .inspect
+                        .then(|| Box::new(HelloReplies::new(advertise)) as Box<dyn ReplyRewrite>),
                     tap,
                     metrics: metrics.clone(),
                 };

@@ -23,6 +23,8 @@
 //! - [`hello`]: [`rewrite_topology`], replica-set addresses in `hello` replies.
 //! - [`tls`]: TLS on a listener (refused, terminated or passed through), told by the first
 //!   bytes.
+//! - [`hello_replies`]: [`HelloReplies`], the relay's rewrite, which looks only at the
+//!   replies to `hello` requests.
 //! - `outcome`, `pending`, `reader`: reply → outcome, the bounded pending map, a checked
 //!   byte cursor.
 //!
@@ -32,6 +34,7 @@
 
 pub mod frame;
 pub mod hello;
+pub mod hello_replies;
 pub mod message;
 pub mod op_compressed;
 pub mod op_msg;
@@ -53,6 +56,7 @@ mod testing;
 
 pub use frame::MongoFramer;
 pub use hello::{is_hello_request, rewrite_topology};
+pub use hello_replies::HelloReplies;
 pub use session::MongoSession;
 
 /// The largest message inspected or framed: 64 MiB, above the server's 48 MB
