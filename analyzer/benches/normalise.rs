@@ -26,6 +26,8 @@
 //!   templates whose enum constants the key keeps, the masked key (a tokenization and three
 //!   lookups). A simple-protocol text is never stored under its exact key, so walking the
 //!   texts again cannot hit it.
+//! - `sql pgbench literals (quick hit)`: pgbench's statement alone, each text with its own
+//!   `aid`: one pass over the bytes and two lookups, never the tokenizer.
 //!
 //! ## Layout
 //! - this file: the timing loop, the table, the cases.
@@ -42,7 +44,7 @@ use indextap_analyzer::command::{
 };
 use indextap_analyzer::shape::{self, sql::SqlCache};
 
-use inputs::{literal_commands, mongo_mix, sql_command, sql_statements};
+use inputs::{literal_commands, mongo_mix, pgbench_commands, sql_command, sql_statements};
 
 #[path = "normalise/inputs.rs"]
 mod inputs;
@@ -209,6 +211,25 @@ fn main() {
     );
     assert_eq!(literal_cache.hits(), literal_cache.masked_hits());
 
+    // pgbench -M simple alone: every text a quick hit, no tokenizer.
+    let pgbench_cache = SqlCache::new(4096);
+    let pgbench = pgbench_commands(SQL_LITERAL_TEXTS);
+    rows.push(measure(
+        "sql pgbench literals (quick hit)",
+        pgbench.len(),
+        SQL_LITERAL_ROUNDS,
+        || {
+            for command in &pgbench {
+                black_box(pgbench_cache.lower_shared(black_box(command)));
+            }
+        },
+    ));
+    assert_eq!(
+        pgbench_cache.quick_hits() + pgbench_cache.misses(),
+        pgbench_cache.hits() + pgbench_cache.misses(),
+        "every pgbench text after the first must be a quick hit"
+    );
+
     print_table(&rows);
     println!();
     println!(
@@ -278,16 +299,16 @@ fn measure(name: &'static str, per_round: usize, rounds: usize, mut round: impl 
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| {:<28} | {:>11} | {:>8} | {:>14} | {:>10} |",
+        "| {:<32} | {:>11} | {:>8} | {:>14} | {:>10} |",
         "case", "commands", "time (s)", "commands/s", "ns/command"
     );
     println!(
-        "|{:-<30}|{:->13}|{:->10}|{:->16}|{:->12}|",
+        "|{:-<34}|{:->13}|{:->10}|{:->16}|{:->12}|",
         "", "", "", "", ""
     );
     for row in rows {
         println!(
-            "| {:<28} | {:>11} | {:>8.2} | {:>14} | {:>10.0} |",
+            "| {:<32} | {:>11} | {:>8.2} | {:>14} | {:>10.0} |",
             row.name,
             thousands(row.calls as f64),
             row.elapsed.as_secs_f64(),

@@ -171,3 +171,10 @@ pub(crate) fn literal_commands(count: usize) -> Vec<SqlCommand> {
         .map(|n| sql_command(templates[n % templates.len()], 1 + n as u64))
         .collect()
 }
+
+/// `count` texts of pgbench's select-only statement, each with its own `aid`.
+pub(crate) fn pgbench_commands(count: usize) -> Vec<SqlCommand> {
+    (0..count)
+        .map(|n| sql_command(literal_templates()[0], 1 + n as u64))
+        .collect()
+}
