@@ -1,41 +1,58 @@
 #!/usr/bin/env bash
-# PostgreSQL overhead benchmark: pgbench select-only through no proxy, HAProxy (TCP mode)
-# and indextap, in one run, against one ephemeral PostgreSQL cluster.
+# PostgreSQL overhead benchmark: pgbench select-only through no proxy, HAProxy (TCP mode),
+# PgBouncer (session mode) and indextap, side by side in one run, against one ephemeral
+# PostgreSQL cluster.
 #
 # What it does:
 #   1. initdb a throwaway cluster in a temp dir, on a free loopback port (as a non-root OS
 #      user when run as root: $PG_OS_USER, else postgres, else indextap-test, created);
 #   2. pgbench -i -s 10;
-#   3. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 10 against PostgreSQL directly,
-#      HAProxy in TCP mode in front of it, and indextap (release build) in front of it, in 3
-#      rounds of the three (a slow spell on a shared machine then hits every target);
-#   4. prints each target's TPS, its ratio to direct and the proxy's CPU time per
-#      transaction (from /proc; indextap's analysis threads shown apart), and checks
-#      capture: the SELECT executions on pgbench_accounts indextap counted vs the
-#      transactions pgbench reported;
-#   5. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
+#   3. starts HAProxy, PgBouncer and indextap (release build), each in a session of its own
+#      (setsid, or PgBouncer's own daemon mode), as services run: the kernel groups a
+#      session's tasks for scheduling (autogroups), so every proxy is treated alike and none
+#      shares pgbench's group;
+#   4. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 10 against each target, in 3
+#      rounds of the four (a slow spell on a shared machine then hits every target);
+#   5. pgbench -S -M prepared -c 1 with a per-transaction log against each target, for the
+#      p99 latency each proxy adds at one connection;
+#   6. prints each target's TPS, its ratio to direct, the proxy's CPU time per transaction
+#      (from /proc; indextap's analysis threads shown apart), the verdicts of issue 10's
+#      targets (indextap's CPU per transaction <= PgBouncer's and TPS >= PgBouncer's, p99
+#      added < 100 µs), the capture check (the SELECT executions on pgbench_accounts
+#      indextap counted vs the transactions pgbench reported, and the dropped samples), and
+#      a README table;
+#   7. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
 # Everything it started is stopped, and the temp dir removed, at exit.
 #
 # Environment: PG_BIN_DIR (default /usr/lib/postgresql/15/bin), INDEXTAP_BIN (default: build
-# target/release/indextap), BENCH_PG_SECS (default 10), BENCH_PG_ROUNDS (default 3), BENCH_PG_SCALE (default 10),
-# NORMALISE_OUTPUT (a file holding `cargo bench --bench normalise` output to reuse).
+# target/release/indextap), PGBOUNCER (default /usr/sbin/pgbouncer), BENCH_PG_SECS (default
+# 10), BENCH_PG_ROUNDS (default 3), BENCH_PG_SCALE (default 10), BENCH_PG_LATENCY_SECS
+# (default 5, per round), BENCH_PG_MODES (default "prepared simple"), BENCH_PG_TARGETS
+# (default "direct haproxy pgbouncer indextap"), NORMALISE_OUTPUT (a file holding `cargo
+# bench --bench normalise` output to reuse).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BIN=${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 SECS=${BENCH_PG_SECS:-10}
 ROUNDS=${BENCH_PG_ROUNDS:-3}
 SCALE=${BENCH_PG_SCALE:-10}
+LATENCY_SECS=${BENCH_PG_LATENCY_SECS:-5}
+read -r -a MODES <<<"${BENCH_PG_MODES:-prepared simple}"
+read -r -a TARGETS <<<"${BENCH_PG_TARGETS:-direct haproxy pgbouncer indextap}"
 CLIENTS=8
 THREADS=2
+ADDED_P99_TARGET=100
 
 die() { echo "bench-pg: $*" >&2; exit 1; }
-for tool in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" "$PG_BIN/psql" "$HAPROXY"; do
-  [[ -x $tool ]] || die "missing $tool (set PG_BIN_DIR / HAPROXY)"
+for tool in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" "$PG_BIN/psql" "$HAPROXY" "$PGBOUNCER"; do
+  [[ -x $tool ]] || die "missing $tool (set PG_BIN_DIR / HAPROXY / PGBOUNCER)"
 done
-command -v jq >/dev/null || die "jq is required"
-command -v curl >/dev/null || die "curl is required"
+for tool in jq curl setsid; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
 
 # Only our own settings reach the client tools.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS
@@ -45,6 +62,7 @@ WORK=$(mktemp -d -t indextap-bench-pg-XXXXXX)
 PG_DATA=$WORK/data
 PG_STARTED=0
 HAPROXY_PID=
+PGBOUNCER_PID=
 INDEXTAP_PID=
 OS_USER=
 
@@ -57,6 +75,10 @@ cleanup() {
   set +e
   [[ -n $INDEXTAP_PID ]] && kill -TERM "$INDEXTAP_PID" 2>/dev/null && wait "$INDEXTAP_PID" 2>/dev/null
   [[ -n $HAPROXY_PID ]] && kill -TERM "$HAPROXY_PID" 2>/dev/null && wait "$HAPROXY_PID" 2>/dev/null
+  if [[ -n $PGBOUNCER_PID ]]; then
+    kill -TERM "$PGBOUNCER_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$PGBOUNCER_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [[ $PG_STARTED == 1 ]]; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
   fi
@@ -102,8 +124,8 @@ if [[ $(id -u) == 0 ]]; then
   fi
   chown "$OS_USER:" "$WORK"
 fi
-mkdir -p "$WORK/sock"
-[[ -n $OS_USER ]] && chown "$OS_USER:" "$WORK/sock"
+mkdir -p "$WORK/sock" "$WORK/pgbouncer"
+[[ -n $OS_USER ]] && chown "$OS_USER:" "$WORK/sock" "$WORK/pgbouncer"
 as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C --no-sync \
   --no-instructions >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; die "initdb failed"; }
 cat >>"$PG_DATA/postgresql.conf" <<'EOF'
@@ -146,9 +168,37 @@ listen postgres
     bind 127.0.0.1:$HAPROXY_PORT
     server upstream 127.0.0.1:$PG_PORT
 EOF
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+setsid "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 wait_port "$HAPROXY_PORT" haproxy "$HAPROXY_PID"
+
+# --- PgBouncer (session mode: one server connection per client, every message parsed) ------
+PGBOUNCER_PORT=$(free_port)
+PGB_DIR=$WORK/pgbouncer
+echo '"postgres" ""' >"$PGB_DIR/userlist.txt"
+cat >"$PGB_DIR/pgbouncer.ini" <<EOF
+[databases]
+postgres = host=127.0.0.1 port=$PG_PORT dbname=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGB_DIR/userlist.txt
+pool_mode = session
+max_client_conn = 1000
+default_pool_size = 40
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_DIR/pgbouncer.pid
+EOF
+[[ -n $OS_USER ]] && chown "$OS_USER:" "$PGB_DIR"/*
+# Daemon mode: its own session, like the others; the pid comes from its pidfile.
+as_pg "$PGBOUNCER" -d "$PGB_DIR/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 ||
+  { cat "$WORK/pgbouncer.out" "$PGB_DIR/pgbouncer.log" 2>/dev/null; die "pgbouncer did not start"; }
+for _ in $(seq 100); do [[ -s $PGB_DIR/pgbouncer.pid ]] && break; sleep 0.05; done
+PGBOUNCER_PID=$(cat "$PGB_DIR/pgbouncer.pid" 2>/dev/null) || die "pgbouncer wrote no pidfile"
+wait_port "$PGBOUNCER_PORT" pgbouncer "$PGBOUNCER_PID"
 
 # --- indextap ---------------------------------------------------------------------------
 BIN=${INDEXTAP_BIN:-}
@@ -160,12 +210,29 @@ fi
 INDEXTAP_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 env $(env | awk -F= '/^INDEXTAP_/ {print "-u " $1}') \
-  "$BIN" proxy --pg-listen "127.0.0.1:$INDEXTAP_PORT" --pg-upstream "127.0.0.1:$PG_PORT" \
+  setsid "$BIN" proxy --pg-listen "127.0.0.1:$INDEXTAP_PORT" --pg-upstream "127.0.0.1:$PG_PORT" \
   --admin-listen "127.0.0.1:$ADMIN_PORT" >"$WORK/indextap.log" 2>&1 &
 INDEXTAP_PID=$!
 wait_port "$INDEXTAP_PORT" indextap "$INDEXTAP_PID"
 wait_port "$ADMIN_PORT" "indextap admin" "$INDEXTAP_PID"
 ADMIN=http://127.0.0.1:$ADMIN_PORT
+
+port_of() {
+  case $1 in
+    direct) echo "$PG_PORT" ;;
+    haproxy) echo "$HAPROXY_PORT" ;;
+    pgbouncer) echo "$PGBOUNCER_PORT" ;;
+    indextap) echo "$INDEXTAP_PORT" ;;
+  esac
+}
+pid_of() {
+  case $1 in
+    haproxy) echo "$HAPROXY_PID" ;;
+    pgbouncer) echo "$PGBOUNCER_PID" ;;
+    indextap) echo "$INDEXTAP_PID" ;;
+    *) echo "" ;;
+  esac
+}
 
 # SELECT executions on pgbench_accounts that indextap has counted.
 captured() {
@@ -202,35 +269,29 @@ cpu_ticks() {
 }
 TICKS=$(getconf CLK_TCK)
 
-# --- runs -------------------------------------------------------------------------------
+# --- throughput runs --------------------------------------------------------------------
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of direct, haproxy, indextap per mode (TPS: the rounds' mean)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average at start: $LOAD_START"
+echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of ${TARGETS[*]} per mode (TPS: the rounds' mean)"
 echo
 
-declare -A TPS TXNS CPU TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS CAPTURED
+declare -A TPS TXNS CPU CPU_NUM TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS CAPTURED P99
 CAPTURE_LINES=()
-for mode in prepared simple; do
-  for target in direct haproxy indextap; do
+DROPPED=""
+for mode in "${MODES[@]}"; do
+  for target in "${TARGETS[@]}"; do
     TPS_SUM[$mode,$target]=0; TXNS_SUM[$mode,$target]=0
     TICKS_TOTAL[$mode,$target]=0; TICKS_ANALYSIS[$mode,$target]=0; CAPTURED[$mode,$target]=0
   done
-  # Rounds of direct → HAProxy → indextap: a slow spell on a shared machine hits every
-  # target, not just the one that happened to be running.
+  # Rounds of every target in turn: a slow spell on a shared machine hits every target,
+  # not just the one that happened to be running.
   for round in $(seq 1 "$ROUNDS"); do
-    for target in direct haproxy indextap; do
-      case $target in
-        direct) port=$PG_PORT ;;
-        haproxy) port=$HAPROXY_PORT ;;
-        indextap) port=$INDEXTAP_PORT ;;
-      esac
+    for target in "${TARGETS[@]}"; do
+      port=$(port_of "$target")
+      pid=$(pid_of "$target")
       before=0
       [[ $target == indextap ]] && before=$(captured)
-      pid=
-      case $target in
-        haproxy) pid=$HAPROXY_PID ;;
-        indextap) pid=$INDEXTAP_PID ;;
-      esac
       [[ -n $pid ]] && read -r cpu_total cpu_analysis < <(cpu_ticks "$pid")
       out=$WORK/pgbench-$mode-$target-$round.log
       pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
@@ -251,37 +312,123 @@ for mode in prepared simple; do
       fi
     done
   done
-  for target in direct haproxy indextap; do
+  for target in "${TARGETS[@]}"; do
     TPS[$mode,$target]=$(awk -v t="${TPS_SUM[$mode,$target]}" -v r="$ROUNDS" 'BEGIN {print t / r}')
     TXNS[$mode,$target]=${TXNS_SUM[$mode,$target]}
     CPU[$mode,$target]=-
+    CPU_NUM[$mode,$target]=0
     if [[ $target != direct ]]; then
+      CPU_NUM[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" \
+        'BEGIN {printf "%.2f", t * 1e6 / hz / (n > 0 ? n : 1)}')
       CPU[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v a="${TICKS_ANALYSIS[$mode,$target]}" \
         -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
         'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
     fi
   done
-  got=${CAPTURED[$mode,indextap]}
-  sent=${TXNS[$mode,indextap]}
-  CAPTURE_LINES+=("$(awk -v m="$mode" -v g="$got" -v s="$sent" 'BEGIN {printf "  -M %-8s captured %d SELECTs on pgbench_accounts vs %d transactions reported (%.3f%%)", m, g, s, 100 * g / (s > 0 ? s : 1)}')")
+  if [[ " ${TARGETS[*]} " == *" indextap "* ]]; then
+    got=${CAPTURED[$mode,indextap]}
+    sent=${TXNS[$mode,indextap]}
+    CAPTURE_LINES+=("$(awk -v m="$mode" -v g="$got" -v s="$sent" 'BEGIN {printf "  -M %-8s captured %d SELECTs on pgbench_accounts vs %d transactions reported (%.3f%%)", m, g, s, 100 * g / (s > 0 ? s : 1)}')")
+  fi
 done
 
+# --- latency at one connection ----------------------------------------------------------
+# pgbench's per-transaction log: the third field is the latency in µs.
+p99_of_logs() {
+  cat "$@" | awk '{print $3}' | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1; print v[i]}'
+}
+echo
+echo "latency: pgbench -n -S -M prepared -c 1 -T $LATENCY_SECS, $ROUNDS rounds per target, every transaction logged"
+for round in $(seq 1 "$ROUNDS"); do
+  for target in "${TARGETS[@]}"; do
+    out=$WORK/latency-$target-$round.log
+    (cd "$WORK" && pgbench_to "$(port_of "$target")" -n -S -M prepared -c 1 -j 1 -T "$LATENCY_SECS" \
+      --log --log-prefix="lat-$target-$round" >"$out" 2>&1) ||
+      { cat "$out"; die "pgbench -c 1 against $target failed"; }
+  done
+done
+for target in "${TARGETS[@]}"; do
+  P99[$target]=$(p99_of_logs "$WORK"/lat-"$target"-*)
+  echo "  $target: p99 ${P99[$target]} µs"
+done
+
+# --- tables -----------------------------------------------------------------------------
 echo
 printf '| %-8s | %-9s | %9s | %9s | %12s | %22s |\n' mode target "TPS" "vs direct" transactions "proxy CPU µs/txn"
 printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ----------- ----------- ----------- -------------- -----------------------
-for mode in prepared simple; do
-  direct=${TPS[$mode,direct]}
-  for target in direct haproxy indextap; do
+for mode in "${MODES[@]}"; do
+  direct=${TPS[$mode,direct]:-0}
+  for target in "${TARGETS[@]}"; do
     tps=${TPS[$mode,$target]}
-    ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN {printf "%.1f%%", 100 * t / d}')
+    ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN {if (d > 0) printf "%.1f%%", 100 * t / d; else print "-"}')
     printf '| %-8s | %-9s | %9.0f | %9s | %12s | %21s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}" "${CPU[$mode,$target]}"
   done
 done
 echo
-echo "capture (indextap /api/v1/shapes, per run):"
-printf '%s\n' "${CAPTURE_LINES[@]}"
-echo "indextap /metrics dropped samples:"
-curl -fsS "$ADMIN/metrics" | grep -v '^#' | grep dropped | sed 's/^/  /'
+if [[ ${#CAPTURE_LINES[@]} -gt 0 ]]; then
+  echo "capture (indextap /api/v1/shapes, per run):"
+  printf '%s\n' "${CAPTURE_LINES[@]}"
+  echo "indextap /metrics dropped samples:"
+  DROPPED=$(curl -fsS "$ADMIN/metrics" | grep -v '^#' | grep dropped || true)
+  sed 's/^/  /' <<<"$DROPPED"
+fi
+
+verdict() { if [[ $1 == 1 ]]; then echo MET; else echo MISSED; fi; }
+have() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
+echo
+if have indextap && have pgbouncer; then
+  for mode in "${MODES[@]}"; do
+    ours=${CPU_NUM[$mode,indextap]} theirs=${CPU_NUM[$mode,pgbouncer]}
+    met=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (a <= b) ? 1 : 0}')
+    echo "target: -M $mode: indextap CPU/txn <= pgbouncer: $(verdict "$met") ($ours vs $theirs µs, $(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}') x)"
+    ours=${TPS[$mode,indextap]} theirs=${TPS[$mode,pgbouncer]}
+    met=$(awk -v a="$ours" -v b="$theirs" 'BEGIN {print (a >= b) ? 1 : 0}')
+    echo "target: -M $mode: indextap TPS >= pgbouncer: $(verdict "$met") ($(printf '%.0f' "$ours") vs $(printf '%.0f' "$theirs"), $(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.2f", a / (b > 0 ? b : 1)}') x)"
+  done
+fi
+if have indextap && have direct; then
+  added=$(( P99[indextap] - P99[direct] ))
+  met=$(( added < ADDED_P99_TARGET ? 1 : 0 ))
+  others=""
+  for target in haproxy pgbouncer; do
+    have "$target" && others+="; $target $(( P99[$target] - P99[direct] )) µs"
+  done
+  echo "target: 1 connection: indextap p99 added < $ADDED_P99_TARGET µs: $(verdict "$met") ($added µs$others)"
+fi
+if have indextap; then
+  all=1
+  for mode in "${MODES[@]}"; do
+    [[ ${CAPTURED[$mode,indextap]} == "${TXNS[$mode,indextap]}" ]] || all=0
+  done
+  if grep -qv ' 0$' <<<"$DROPPED"; then all=0; fi
+  echo "target: indextap captures every SELECT, 0 dropped: $(verdict "$all")"
+fi
+
+echo
+echo "README table (PostgreSQL 15, pgbench -S -c $CLIENTS; load average at start $LOAD_START):"
+echo
+echo "| pgbench -S | direct TPS | HAProxy TPS, CPU/txn | PgBouncer TPS, CPU/txn | indextap TPS, CPU/txn | indextap / PgBouncer (TPS, CPU) |"
+echo "|---|---|---|---|---|---|"
+for mode in "${MODES[@]}"; do
+  cell() { awk -v t="${TPS[$mode,$1]:-0}" -v c="${CPU_NUM[$mode,$1]:-0}" 'BEGIN {printf "%.1fk, %.1f µs", t / 1000, c}'; }
+  ratio=$(awk -v t="${TPS[$mode,indextap]:-0}" -v tp="${TPS[$mode,pgbouncer]:-0}" -v c="${CPU_NUM[$mode,indextap]:-0}" -v cp="${CPU_NUM[$mode,pgbouncer]:-0}" \
+    'BEGIN {printf "%.2f x, %.2f x", t / (tp > 0 ? tp : 1), c / (cp > 0 ? cp : 1)}')
+  printf '| %s | %.1fk | %s | %s | %s | %s |\n' "$mode" "$(awk -v t="${TPS[$mode,direct]:-0}" 'BEGIN {print t / 1000}')" \
+    "$(cell haproxy)" "$(cell pgbouncer)" "$(cell indextap)" "$ratio"
+done
+if have direct; then
+  echo
+  head="| pgbench -S -M prepared -c 1 | direct p99 |"
+  rule="|---|---|"
+  line="| p99 added by the proxy | ${P99[direct]} µs |"
+  for target in haproxy pgbouncer indextap; do
+    have "$target" || continue
+    head+=" $target |"
+    rule+="---|"
+    line+=" $(( P99[$target] - P99[direct] )) µs |"
+  done
+  printf '%s\n%s\n%s\n' "$head" "$rule" "$line"
+fi
 
 # --- SQL normalisation ------------------------------------------------------------------
 echo

@@ -1,9 +1,11 @@
 //! A FAKE MongoDB server: it is not MongoDB and runs no query.
 //!
-//! It accepts connections, reads MsgHeader-framed requests, and answers each with the same
-//! canned OP_MSG reply (`{cursor: {firstBatch: [{_id: 1, status: "A"}], id: 0, ns:
+//! It accepts connections, reads MsgHeader-framed requests, and answers each `find` with the
+//! same canned OP_MSG reply (`{cursor: {firstBatch: [{_id: 1, status: "A"}], id: 0, ns:
 //! "app.orders"}, ok: 1}`) whose `responseTo` is the request's `requestID`. That makes it as
 //! cheap an upstream as there can be, so what a proxy in front of it costs shows plainly.
+//! A driver's handshake and monitors get a canned standalone `hello` (OP_MSG, or OP_REPLY to
+//! a legacy OP_QUERY), and any other command `{ok: 1}`.
 //!
 //! It runs on a tokio runtime of its own, on its own thread, so it does not share a
 //! scheduler with the load client. Requests that arrive pipelined are answered in one write.
@@ -16,7 +18,10 @@ use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::wire::{canned_reply, stamp, FrameReader};
+use super::wire::{
+    canned_reply, command_name, hello_reply_body, ok_reply, op_msg, op_reply, stamp, FrameReader,
+    Header, OP_MSG, OP_QUERY,
+};
 
 /// A running fake upstream. It lives until the process ends.
 pub(crate) struct FakeMongo {
@@ -64,27 +69,25 @@ impl FakeMongo {
 
 async fn serve(mut stream: TcpStream, served: Arc<AtomicU64>) {
     let _ = stream.set_nodelay(true);
-    let reply = canned_reply();
+    let replies = Replies::new();
     let mut reader = FrameReader::new();
-    let mut out = Vec::with_capacity(reply.len() * 4);
+    let mut out = Vec::with_capacity(replies.find.len() * 4);
     let mut next_id = 1i32;
     loop {
-        let header = match reader.next(&mut stream).await {
-            Ok(Some(header)) => header,
+        let (header, frame) = match reader.next_frame(&mut stream).await {
+            Ok(Some(frame)) => frame,
             Ok(None) => return,
             Err(error) => return eprintln!("fake upstream: {error:#}"),
         };
-        let mut answer = |request_id: i32, out: &mut Vec<u8>| {
-            let at = out.len();
-            out.extend_from_slice(&reply);
-            stamp(&mut out[at..], next_id, request_id);
-            next_id = next_id.wrapping_add(1);
-        };
-        answer(header.request_id, &mut out);
+        replies.answer(&header, &frame, next_id, &mut out);
+        next_id = next_id.wrapping_add(1);
         let mut count = 1;
         while reader.has_frame() {
-            match reader.next(&mut stream).await {
-                Ok(Some(header)) => answer(header.request_id, &mut out),
+            match reader.next_frame(&mut stream).await {
+                Ok(Some((header, frame))) => {
+                    replies.answer(&header, &frame, next_id, &mut out);
+                    next_id = next_id.wrapping_add(1);
+                }
                 _ => break,
             }
             count += 1;
@@ -94,5 +97,42 @@ async fn serve(mut stream: TcpStream, served: Arc<AtomicU64>) {
         }
         out.clear();
         served.fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+/// The canned answers, built once per connection.
+struct Replies {
+    /// To `find` (the load).
+    find: Vec<u8>,
+    /// To `hello` / `isMaster` sent as OP_MSG.
+    hello: Vec<u8>,
+    /// To the legacy handshake, an OP_QUERY `isMaster`.
+    hello_legacy: Vec<u8>,
+    /// To anything else.
+    ok: Vec<u8>,
+}
+
+impl Replies {
+    fn new() -> Self {
+        let hello = hello_reply_body();
+        Self {
+            find: canned_reply(),
+            hello: op_msg(0, 0, &hello),
+            hello_legacy: op_reply(0, 0, &hello),
+            ok: ok_reply(),
+        }
+    }
+
+    /// Append the answer to one request, stamped with `id` and the request's id.
+    fn answer(&self, request: &Header, frame: &[u8], id: i32, out: &mut Vec<u8>) {
+        let reply = match (request.op_code, command_name(frame)) {
+            (OP_MSG, Some(b"find")) => &self.find,
+            (OP_MSG, Some(b"hello" | b"isMaster" | b"ismaster")) => &self.hello,
+            (OP_QUERY, _) => &self.hello_legacy,
+            _ => &self.ok,
+        };
+        let at = out.len();
+        out.extend_from_slice(reply);
+        stamp(&mut out[at..], id, request.request_id);
     }
 }

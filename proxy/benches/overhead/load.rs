@@ -58,7 +58,7 @@ impl LoadResult {
 /// Variants of the request, differing in one value, cycled through.
 const VARIANTS: usize = 64;
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 ns to 60 s at 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant histogram bounds")
 }

@@ -47,7 +47,7 @@ impl Proxy {
         );
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config)?;
-        let mut command = Command::new(HAPROXY);
+        let mut command = detached(HAPROXY);
         command.arg("-f").arg(&path).arg("-db");
         let child = spawn(&mut command, dir.path()).context("starting haproxy")?;
         let mut proxy = Self {
@@ -68,7 +68,7 @@ impl Proxy {
             .tempdir()?;
         let listen = free_addr()?;
         let admin = free_addr()?;
-        let mut command = Command::new(binary);
+        let mut command = detached(binary);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("INDEXTAP_") {
                 command.env_remove(key);
@@ -237,6 +237,15 @@ fn thread_ticks(stat: &str) -> Option<(String, u64)> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((name, utime + stime))
+}
+
+/// A command run in a session of its own (`setsid`, which execs in place), as a service
+/// runs: the kernel's per-session scheduling groups (autogroups) then treat every proxy
+/// alike, and none shares the load client's group.
+fn detached(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setsid");
+    command.arg(program);
+    command
 }
 
 fn spawn(command: &mut Command, dir: &Path) -> anyhow::Result<Child> {

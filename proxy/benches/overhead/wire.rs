@@ -3,7 +3,9 @@
 //!
 //! The bench never decodes BSON on its hot path: the request bytes are prebuilt (a few
 //! variants, differing in one value), the reply bytes are canned, and each message only has
-//! its `requestID`/`responseTo` fields rewritten.
+//! its `requestID`/`responseTo` fields rewritten. The fake upstream tells a driver's
+//! handshake from a `find` by the first key of the command ([`command_name`]), and answers
+//! the legacy OP_QUERY handshake with an OP_REPLY ([`op_reply`]).
 
 use anyhow::{bail, Context};
 use bson::{rawdoc, RawDocumentBuf};
@@ -12,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// `OP_MSG`.
 pub(crate) const OP_MSG: i32 = 2013;
+/// `OP_QUERY` (a driver's legacy handshake).
+pub(crate) const OP_QUERY: i32 = 2004;
+/// `OP_REPLY`.
+const OP_REPLY: i32 = 1;
 /// MsgHeader: messageLength, requestID, responseTo, opCode.
 pub(crate) const HEADER_LEN: usize = 16;
 /// The largest frame either side accepts (MongoDB's own limit is 48 MB).
@@ -88,6 +94,59 @@ pub(crate) fn find_request(customer: i64) -> Vec<u8> {
     op_msg(0, 0, &body)
 }
 
+/// An OP_REPLY holding `body`, the answer to an OP_QUERY.
+pub(crate) fn op_reply(request_id: i32, response_to: i32, body: &RawDocumentBuf) -> Vec<u8> {
+    let document = body.as_bytes();
+    let length = HEADER_LEN + 4 + 8 + 4 + 4 + document.len();
+    let mut frame = Vec::with_capacity(length);
+    frame.extend_from_slice(&(length as i32).to_le_bytes());
+    frame.extend_from_slice(&request_id.to_le_bytes());
+    frame.extend_from_slice(&response_to.to_le_bytes());
+    frame.extend_from_slice(&OP_REPLY.to_le_bytes());
+    frame.extend_from_slice(&0i32.to_le_bytes()); // responseFlags
+    frame.extend_from_slice(&0i64.to_le_bytes()); // cursorID
+    frame.extend_from_slice(&0i32.to_le_bytes()); // startingFrom
+    frame.extend_from_slice(&1i32.to_le_bytes()); // numberReturned
+    frame.extend_from_slice(document);
+    frame
+}
+
+/// What a driver's handshake and monitors need to hear: a standalone server that speaks
+/// wire version 17 (MongoDB 6.0), with no `topologyVersion`, so monitors poll rather than
+/// wait.
+pub(crate) fn hello_reply_body() -> RawDocumentBuf {
+    rawdoc! {
+        "helloOk": true,
+        "isWritablePrimary": true,
+        "ismaster": true,
+        "maxBsonObjectSize": 16_777_216,
+        "maxMessageSizeBytes": 48_000_000,
+        "maxWriteBatchSize": 100_000,
+        "localTime": bson::DateTime::now(),
+        "logicalSessionTimeoutMinutes": 30,
+        "connectionId": 1,
+        "minWireVersion": 0,
+        "maxWireVersion": 17,
+        "readOnly": false,
+        "ok": 1.0,
+    }
+}
+
+/// `{ok: 1}`: the answer to every other command (`endSessions`, ...).
+pub(crate) fn ok_reply() -> Vec<u8> {
+    op_msg(0, 0, &rawdoc! { "ok": 1.0 })
+}
+
+/// The command an OP_MSG frame carries: the first key of its body section (a kind 0
+/// section right after the flags). `None` for anything else.
+pub(crate) fn command_name(frame: &[u8]) -> Option<&[u8]> {
+    // Header, flags, section kind 0, document length, element type: the key follows.
+    let key = frame.get(HEADER_LEN + 4 + 1 + 4 + 1..)?;
+    (frame.get(HEADER_LEN + 4) == Some(&0)).then_some(())?;
+    let end = key.iter().position(|&b| b == 0)?;
+    key.get(..end)
+}
+
 /// The canned reply the fake upstream answers every request with.
 pub(crate) fn canned_reply() -> Vec<u8> {
     let body = rawdoc! {
@@ -146,6 +205,30 @@ impl FrameReader {
         }
         self.buffer.advance(header.length);
         Ok(Some(header))
+    }
+
+    /// Like [`FrameReader::next`], with the frame's bytes.
+    pub(crate) async fn next_frame<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+    ) -> anyhow::Result<Option<(Header, BytesMut)>> {
+        loop {
+            if self.buffer.len() >= HEADER_LEN {
+                let header = Header::parse(&self.buffer)?;
+                if self.buffer.len() >= header.length {
+                    return Ok(Some((header, self.buffer.split_to(header.length))));
+                }
+            }
+            if self.buffer.capacity() - self.buffer.len() < 4096 {
+                self.buffer.reserve(64 * 1024);
+            }
+            if stream.read_buf(&mut self.buffer).await? == 0 {
+                if self.buffer.is_empty() {
+                    return Ok(None);
+                }
+                bail!("stream ended inside a frame");
+            }
+        }
     }
 
     /// Whether a complete frame is already buffered (pipelined requests).
