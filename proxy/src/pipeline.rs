@@ -28,8 +28,7 @@ use indextap_analyzer::shape::{self, sql::SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::admin::metrics::ListenerMetrics;
-use crate::relay::{TapItem, TapReceiver};
-use crate::tap::{Events, Inspector};
+use crate::tap::{Events, Inspector, TapItem, TapReceiver};
 
 /// The analyzer side of the proxy: one queue in, one aggregator.
 #[derive(Debug, Clone)]
@@ -93,7 +92,8 @@ impl Analysis {
             batch.clear();
             return count;
         }
-        let taken = std::mem::replace(batch, Vec::with_capacity(count));
+        // The next wake-up's batch starts empty: an idle connection holds no slots.
+        let taken = std::mem::take(batch);
         if self.queue.send(taken).is_err() {
             // The analysis threads are gone (shutdown, or they could not start).
             self.queued.fetch_sub(count, Ordering::AcqRel);
@@ -256,16 +256,22 @@ pub async fn inspect_connection(
     metrics: ListenerMetrics,
 ) {
     let mut events = BatchedEvents::new(&analysis, &metrics);
-    // Grown by the first wake-ups to what one takes; an idle connection holds a few slots.
-    let mut batch = Vec::new();
     // The relay runs on this thread too: by the time this task is polled, the relay has
     // forwarded what it read and gone back to waiting, and everything it offered meanwhile is
     // taken in one go.
-    while tap.frames.recv_many(&mut batch, INSPECTION_BATCH).await > 0 {
+    loop {
+        let batch = tap.recv_all().await;
+        if batch.is_empty() {
+            return;
+        }
         if tap.take_dropped() {
             inspector.resync();
         }
-        for item in batch.drain(..) {
+        for (taken, item) in batch.into_iter().enumerate() {
+            if taken > 0 && taken % INSPECTION_SLICE == 0 {
+                // A long backlog: let the other connections of this thread run meanwhile.
+                tokio::task::yield_now().await;
+            }
             let outcome = match item {
                 TapItem::Frame(frame) => inspector.inspect(frame, &mut events),
                 TapItem::Frames(frames) => frames
@@ -285,19 +291,11 @@ pub async fn inspect_connection(
             }
         }
         events.flush();
-        if batch.capacity() > INSPECTION_KEEP {
-            // A burst is over: give its slots back rather than hold them while idle.
-            batch = Vec::new();
-        }
     }
 }
 
-/// Slots of the batch kept between wake-ups (what a busy connection's wake-up takes).
-const INSPECTION_KEEP: usize = 16;
-
-/// How many frames an inspection task takes per wake-up at most, before it lets the other
-/// tasks of its thread run.
-const INSPECTION_BATCH: usize = 256;
+/// Items an inspection task decodes before it lets the other tasks of its thread run.
+const INSPECTION_SLICE: usize = 256;
 
 #[cfg(test)]
 mod tests {

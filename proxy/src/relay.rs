@@ -23,14 +23,13 @@
 //!
 //! ## Layout
 //! - [`ByteStream`], [`BoxStream`]: what can be relayed.
-//! - [`Tap`]: the per-connection bounded channel to inspection.
 //! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
 //! - `Pump`: one direction's state machine; `read_chunk`: the read arena.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
@@ -39,12 +38,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 
 use crate::admin::metrics::ListenerMetrics;
 use crate::error::{ProxyError, Side};
 use crate::framing::{Framer, Piece, Splitter};
-use crate::tap::{Direction, TapFrame};
+use crate::tap::{Direction, Tap, TapFrame, TapItem};
 
 /// Anything the relay can forward over: TCP, TLS over TCP, or a test duplex.
 pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -74,85 +72,6 @@ pub trait ReplyRewrite: Send {
     /// A whole reply frame: its replacement, or `None` to forward it as it came.
     fn reply(&mut self, frame: &[u8]) -> Option<Vec<u8>>;
 }
-/// The sending half of a connection's inspection channel.
-#[derive(Clone)]
-pub struct Tap {
-    sender: mpsc::Sender<TapItem>,
-    behind: Arc<AtomicBool>,
-    dropped: Counter,
-}
-
-impl std::fmt::Debug for Tap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tap").finish_non_exhaustive()
-    }
-}
-
-/// What crosses the tap channel.
-#[derive(Debug)]
-pub enum TapItem {
-    /// A whole frame.
-    Frame(TapFrame),
-    /// Several whole frames of one chunk, in order.
-    Frames(Vec<TapFrame>),
-    /// Only the header of a frame too large to inspect.
-    Oversize(TapFrame),
-}
-
-impl TapItem {
-    /// How many frames the item stands for, as dropped samples are counted.
-    fn frame_count(&self) -> u64 {
-        match self {
-            TapItem::Frames(frames) => frames.len() as u64,
-            TapItem::Frame(_) | TapItem::Oversize(_) => 1,
-        }
-    }
-}
-
-/// The receiving half: frames, and whether any were dropped since last asked.
-#[derive(Debug)]
-pub struct TapReceiver {
-    /// Frames in order, minus the dropped ones.
-    pub frames: mpsc::Receiver<TapItem>,
-    behind: Arc<AtomicBool>,
-}
-
-impl TapReceiver {
-    /// Whether frames were dropped since the last call (the inspector should resync).
-    pub fn take_dropped(&self) -> bool {
-        self.behind.swap(false, Ordering::AcqRel)
-    }
-}
-
-impl Tap {
-    /// A bounded channel of `capacity` frames.
-    pub fn channel(capacity: usize, dropped: Counter) -> (Tap, TapReceiver) {
-        let (sender, frames) = mpsc::channel(capacity.max(1));
-        let behind = Arc::new(AtomicBool::new(false));
-        (
-            Tap {
-                sender,
-                behind: behind.clone(),
-                dropped,
-            },
-            TapReceiver { frames, behind },
-        )
-    }
-
-    /// Offer a frame without waiting. Returns false once the inspector has gone away.
-    fn offer(&self, item: TapItem) -> bool {
-        match self.sender.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(item)) => {
-                self.dropped.inc_by(item.frame_count());
-                self.behind.store(true, Ordering::Release);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
 /// One connection's relay settings.
 pub struct Relay<Q, R> {
     /// Frames client → server.
@@ -316,7 +235,6 @@ struct Pump<F> {
     out_owned: bool,
     /// When the chunk being written was read.
     read_at: Option<Instant>,
-    pieces: Vec<Piece>,
     total: u64,
 }
 
@@ -357,7 +275,6 @@ impl<F: Framer> Pump<F> {
             out: VecDeque::new(),
             out_owned: false,
             read_at: None,
-            pieces: Vec::new(),
             total: 0,
         }
     }
@@ -479,16 +396,15 @@ impl<F: Framer> Pump<F> {
         let Some(splitter) = self.splitter.as_mut() else {
             return false;
         };
-        splitter.push(chunk.clone(), &mut self.pieces);
+        let mut pieces = scratch_pieces();
+        splitter.push(chunk.clone(), &mut pieces);
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
-        let several = self
-            .pieces
+        let several = pieces
             .iter()
             .filter(|piece| matches!(piece, Piece::Frame(_)))
             .nth(1)
             .is_some();
-        let mut frames = Vec::with_capacity(if several { self.pieces.len() } else { 0 });
-        let mut pieces = std::mem::take(&mut self.pieces);
+        let mut frames = Vec::with_capacity(if several { pieces.len() } else { 0 });
         let mut idle = None;
         for piece in pieces.drain(..) {
             let direction = self.direction;
@@ -520,7 +436,7 @@ impl<F: Framer> Pump<F> {
                 }
             }
         }
-        self.pieces = pieces;
+        return_pieces(pieces);
         offer_frames(&mut self.tap, &mut frames);
         let broken = self.splitter.as_ref().is_some_and(|s| s.is_broken());
         // The rewrite needs the request frames even when nothing is inspected any more.
@@ -559,8 +475,8 @@ impl<F: Framer> Pump<F> {
         let Some(splitter) = self.splitter.as_mut() else {
             return;
         };
-        splitter.finish(&mut self.pieces);
-        let mut pieces = std::mem::take(&mut self.pieces);
+        let mut pieces = scratch_pieces();
+        splitter.finish(&mut pieces);
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Broken(error) => {
@@ -572,7 +488,7 @@ impl<F: Framer> Pump<F> {
                 _ => {}
             }
         }
-        self.pieces = pieces;
+        return_pieces(pieces);
     }
 
     /// Queue whole frames for writing, each after the rewrite had its look.
@@ -581,8 +497,8 @@ impl<F: Framer> Pump<F> {
             self.out.push_back(chunk);
             return;
         };
-        splitter.push(chunk, &mut self.pieces);
-        let mut pieces = std::mem::take(&mut self.pieces);
+        let mut pieces = scratch_pieces();
+        splitter.push(chunk, &mut pieces);
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Frame(bytes) => {
@@ -606,13 +522,26 @@ impl<F: Framer> Pump<F> {
                 Piece::Broken(error) => self.lose_framing(&error, shared),
             }
         }
-        self.pieces = pieces;
+        return_pieces(pieces);
     }
 }
 
 thread_local! {
     /// The read arena of this thread (see the module docs).
     static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    /// The splitter's output for one chunk, reused by every pump of the thread: a
+    /// connection keeps no list of its own between chunks.
+    static PIECES: Cell<Vec<Piece>> = const { Cell::new(Vec::new()) };
+}
+
+/// The thread's (empty) piece list; [`return_pieces`] gives it back.
+fn scratch_pieces() -> Vec<Piece> {
+    PIECES.with(Cell::take)
+}
+
+fn return_pieces(mut pieces: Vec<Piece>) {
+    pieces.clear();
+    PIECES.with(|scratch| scratch.set(pieces));
 }
 
 /// Read the next chunk from `from` into the thread's read arena; empty at the end of stream.
@@ -764,7 +693,7 @@ mod tests {
         relay_through(&metrics, tap, rewrite, frames(400), frames(300)).await;
         let mut tapped = 0;
         let mut oversize_headers = 0;
-        while let Ok(item) = receiver.frames.try_recv() {
+        while let Some(item) = receiver.try_recv() {
             match item {
                 TapItem::Frame(_) => tapped += 1,
                 TapItem::Frames(frames) => tapped += frames.len(),

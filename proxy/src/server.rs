@@ -30,9 +30,9 @@ use crate::mongo::tls::{Leg, MongoTls};
 use crate::mongo::{HelloReplies, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
 use crate::postgres::{negotiate, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings};
-use crate::relay::{Activity, Relay, ReplyRewrite, Tap};
+use crate::relay::{Activity, Relay, RelayTotals, ReplyRewrite};
 use crate::state::keeper::Keeper;
-use crate::tap::Inspector;
+use crate::tap::{Inspector, Tap};
 use crate::threads::{thread_count, DataThreads};
 
 /// How long shutdown waits for inspection and analysis to catch up before the last flush.
@@ -347,39 +347,39 @@ async fn serve_mongo(
         let advertise = advertise.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
-        let activity = Arc::new(Activity::default());
+        let connections = placement.connections.clone();
         placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
             let connect = connect_upstream(&upstream, &metrics);
-            if let Some(legs) = tls.open(client, connect, &metrics).await {
-                let tap = legs
+            let Some(legs) = tls.open(client, connect, &metrics).await else {
+                metrics.connections_active.dec();
+                return;
+            };
+            let tap = legs
+                .inspect
+                .then(|| start_inspection(Box::new(MongoSession::new()), &metrics, &shared));
+            let relay = Relay {
+                request_framer: MongoFramer,
+                reply_framer: MongoFramer,
+                max_inspect: shared.max_inspect,
+                // Encrypted bytes have no frames to rewrite: forward them as they come.
+                reply_rewrite: legs
                     .inspect
-                    .then(|| start_inspection(Box::new(MongoSession::new()), &metrics, &shared));
-                let relay = Relay {
-                    request_framer: MongoFramer,
-                    reply_framer: MongoFramer,
-                    max_inspect: shared.max_inspect,
-                    // Encrypted bytes have no frames to rewrite: forward them as they come.
-                    reply_rewrite: legs
-                        .inspect
-                        .then(|| Box::new(HelloReplies::new(advertise)) as Box<dyn ReplyRewrite>),
-                    tap,
-                    metrics: metrics.clone(),
-                };
-                // Plain sockets are relayed as they are; a TLS leg goes boxed.
-                match (legs.client, legs.server) {
-                    (Leg::Tcp(client), Leg::Tcp(server)) => {
-                        let relayed = relay.run_tracked(client, server, activity.clone());
-                        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
-                    }
-                    (client, server) => {
-                        let relayed =
-                            relay.run_tracked(client.boxed(), server.boxed(), activity.clone());
-                        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
-                    }
+                    .then(|| Box::new(HelloReplies::new(advertise)) as Box<dyn ReplyRewrite>),
+                tap,
+                metrics: metrics.clone(),
+            };
+            let activity = Arc::new(Activity::default());
+            // Plain sockets are relayed as they are; a TLS leg goes boxed.
+            let relayed: Relayed = match (legs.client, legs.server) {
+                (Leg::Tcp(client), Leg::Tcp(server)) => {
+                    Box::pin(relay.run_tracked(client, server, activity.clone()))
                 }
-            }
-            metrics.connections_active.dec();
+                (client, server) => {
+                    Box::pin(relay.run_tracked(client.boxed(), server.boxed(), activity.clone()))
+                }
+            };
+            spawn_relay(relayed, activity, shutdown, metrics, &connections);
         });
     }
 }
@@ -400,23 +400,30 @@ async fn serve_postgres(
         let upstream = spec.upstream.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
+        let connections = placement.connections.clone();
         placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
-            relay_postgres(client, &upstream, &tls, &metrics, &shared, &shutdown).await;
-            metrics.connections_active.dec();
+            match start_postgres(client, &upstream, &tls, &metrics, &shared).await {
+                Some((relayed, activity)) => {
+                    spawn_relay(relayed, activity, shutdown, metrics, &connections);
+                }
+                None => {
+                    metrics.connections_active.dec();
+                }
+            }
         });
     }
 }
 
-/// One PostgreSQL connection: the startup phase, then the relay.
-async fn relay_postgres(
+/// One PostgreSQL connection's startup phase; the relay to run after it, or `None` when
+/// there is nothing to relay.
+async fn start_postgres(
     client: TcpStream,
     upstream: &str,
     tls: &PgTlsSettings,
     metrics: &ListenerMetrics,
     shared: &Shared,
-    shutdown: &CancellationToken,
-) {
+) -> Option<(Relayed, Arc<Activity>)> {
     let negotiated = match negotiate(client, upstream, tls).await {
         Ok(negotiated) => negotiated,
         Err(error) => {
@@ -428,12 +435,12 @@ async fn relay_postgres(
                 StartupFailure::Silent => {
                     metrics.event("closed_before_startup");
                     tracing::debug!(listener = %metrics.listener, %error, "PostgreSQL client left before its startup packet");
-                    return;
+                    return None;
                 }
                 StartupFailure::Client(reason) => metrics.decode_error(reason),
             }
             tracing::warn!(listener = %metrics.listener, %error, "PostgreSQL session did not start");
-            return;
+            return None;
         }
     };
     let (client, upstream, database, inspection, encrypted_to_client) = match negotiated {
@@ -446,12 +453,12 @@ async fn relay_postgres(
         } => (client, upstream, database, inspection, encrypted_to_client),
         Negotiated::Cancelled => {
             metrics.event("cancel_request");
-            return;
+            return None;
         }
         Negotiated::TlsRefused => {
             metrics.uninspected("tls_refused");
             tracing::warn!(listener = %metrics.listener, "a client opened with TLS directly; closed (TLS mode is refuse)");
-            return;
+            return None;
         }
     };
     if encrypted_to_client {
@@ -483,15 +490,38 @@ async fn relay_postgres(
         metrics: metrics.clone(),
     };
     let activity = Arc::new(Activity::default());
-    let relayed = relay.run_tracked(client, upstream, activity.clone());
-    relay_until_drained(relayed, &activity, shutdown, metrics).await;
+    let relayed = Box::pin(relay.run_tracked(client, upstream, activity.clone()));
+    Some((relayed, activity))
+}
+
+/// A connection's relay, ready to run.
+type Relayed =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RelayTotals, ProxyError>> + Send>>;
+
+/// Run a connection's relay as a task of its own, on the data thread of the task that set
+/// the connection up (TLS check, upstream connect, startup). The setup task ends here, so an
+/// idle connection holds the relay's state and little more: not the room every phase of the
+/// connection would need side by side in one task.
+fn spawn_relay(
+    relayed: Relayed,
+    activity: Arc<Activity>,
+    shutdown: CancellationToken,
+    metrics: ListenerMetrics,
+    connections: &TaskTracker,
+) {
+    connections.spawn(async move {
+        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
+        metrics.connections_active.dec();
+    });
 }
 
 /// Relay until the connection ends, or until shutdown finds it at rest: an idle pooled
 /// connection would otherwise hold the shutdown for the whole grace period, while a request
 /// in flight is let finish (up to the grace period, enforced in [`run`]).
+/// The wait for rest after a shutdown is boxed: an idle connection's task keeps no room
+/// for it.
 async fn relay_until_drained(
-    relayed: impl std::future::Future<Output = Result<crate::relay::RelayTotals, ProxyError>>,
+    mut relayed: Relayed,
     activity: &Activity,
     shutdown: &CancellationToken,
     metrics: &ListenerMetrics,
@@ -499,21 +529,29 @@ async fn relay_until_drained(
     // A token of the connection's own: waiting on the shared one would take its lock, shared
     // by every connection, on each wake-up of the relay.
     let shutdown = shutdown.child_token();
-    let at_rest_after_shutdown = async {
-        shutdown.cancelled().await;
-        while activity.request_in_flight() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let ended = tokio::select! {
+        result = &mut relayed => Some(result),
+        () = shutdown.cancelled() => None,
     };
-    tokio::select! {
-        result = relayed => {
-            if let Err(error) = result {
-                tracing::debug!(listener = %metrics.listener, %error, "connection ended");
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            let at_rest = Box::pin(async {
+                while activity.request_in_flight() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+            tokio::select! {
+                result = relayed => result,
+                () = at_rest => {
+                    tracing::debug!(listener = %metrics.listener, "closed a connection at rest for shutdown");
+                    return;
+                }
             }
         }
-        () = at_rest_after_shutdown => {
-            tracing::debug!(listener = %metrics.listener, "closed a connection at rest for shutdown");
-        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(listener = %metrics.listener, %error, "connection ended");
     }
 }
 

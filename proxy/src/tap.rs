@@ -7,13 +7,19 @@
 //!
 //! ## Layout
 //! - [`TapFrame`]: one frame, its direction and the instant the relay saw it.
+//! - `channel`: [`Tap`] / [`TapReceiver`], the per-connection bounded channel of
+//!   [`TapItem`]s.
 //! - [`Inspector`]: a per-connection, per-engine decoder (`mongo::session`, `postgres::session`).
 //! - [`Events`]: what an inspector reports: observations, message kinds, counted reasons.
+
+mod channel;
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use indextap_analyzer::command::Observation;
+
+pub use channel::{Tap, TapItem, TapReceiver};
 
 /// Which way a frame travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
