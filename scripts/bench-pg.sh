@@ -28,7 +28,8 @@
 # target/release/indextap), PGBOUNCER (default /usr/sbin/pgbouncer), BENCH_PG_SECS (default
 # 10), BENCH_PG_ROUNDS (default 3), BENCH_PG_SCALE (default 10), BENCH_PG_LATENCY_SECS
 # (default 5, per round), BENCH_PG_MODES (default "prepared simple"), BENCH_PG_TARGETS
-# (default "direct haproxy pgbouncer indextap"), NORMALISE_OUTPUT (a file holding `cargo
+# (default "direct haproxy pgbouncer indextap"), BENCH_PG_INDEXTAP_CONFIG (a --config file
+# for indextap, e.g. `[runtime] threads = 1`), NORMALISE_OUTPUT (a file holding `cargo
 # bench --bench normalise` output to reuse).
 set -euo pipefail
 
@@ -209,12 +210,15 @@ fi
 [[ -x $BIN ]] || die "no indextap binary at $BIN"
 INDEXTAP_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
+CONFIG_ARGS=()
+[[ -n ${BENCH_PG_INDEXTAP_CONFIG:-} ]] && CONFIG_ARGS=(--config "$BENCH_PG_INDEXTAP_CONFIG")
 env $(env | awk -F= '/^INDEXTAP_/ {print "-u " $1}') \
   setsid "$BIN" proxy --pg-listen "127.0.0.1:$INDEXTAP_PORT" --pg-upstream "127.0.0.1:$PG_PORT" \
-  --admin-listen "127.0.0.1:$ADMIN_PORT" >"$WORK/indextap.log" 2>&1 &
+  --admin-listen "127.0.0.1:$ADMIN_PORT" "${CONFIG_ARGS[@]}" >"$WORK/indextap.log" 2>&1 &
 INDEXTAP_PID=$!
 wait_port "$INDEXTAP_PORT" indextap "$INDEXTAP_PID"
 wait_port "$ADMIN_PORT" "indextap admin" "$INDEXTAP_PID"
+echo "indextap: $(grep -o 'data threads started threads=[0-9]*' "$WORK/indextap.log" | head -1)"
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 
 port_of() {

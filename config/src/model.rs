@@ -352,7 +352,7 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Data threads: each runs its connections from accept to close, relay and inspection
-    /// together. 0 (the default) means one per core the process may use.
+    /// together. 0 (the default) means half the cores the process may use, at least one.
     pub threads: usize,
 }
 

@@ -181,7 +181,7 @@ impl Config {
             problems.push(
                 "runtime.threads",
                 format!(
-                    "must be at most {} (0 means one per core)",
+                    "must be at most {} (0 means half the cores)",
                     crate::model::MAX_THREADS
                 ),
             );

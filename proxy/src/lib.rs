@@ -17,7 +17,7 @@
 //! - [`sink`]: the snapshot sink (a PostgreSQL table, S3, a directory), read back by the CLI.
 //! - [`tls`]: rustls material both engines share (the proxy's certificate, upstream TLS).
 //! - [`server`]: listeners, accept loops, lifecycle (drain on SIGTERM).
-//! - [`threads`]: the data threads, one runtime per core; a connection stays on one.
+//! - [`threads`]: the data threads, single-threaded runtimes; a connection stays on one.
 //! - [`error`]: errors that say which side they came from.
 //! - [`fuzzing`]: the entry points of the fuzz targets that decode wire traffic (`fuzz/`).
 // Lints: `[workspace.lints]` in the root Cargo.toml; the wire decoders add their own.
