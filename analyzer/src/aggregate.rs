@@ -29,16 +29,15 @@ mod stats;
 mod stream;
 
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::command::Observation;
-use crate::shape::{Lowering, Namespace, Rejection, Shape, WriteKind};
+use crate::shape::{structural_key, Lowering, Namespace, Rejection, WriteKind};
 use crate::snapshot::{
     NamespaceOtherRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
 };
@@ -56,9 +55,10 @@ pub const CONFIRM_EXECUTIONS: u64 = 10;
 /// spare, so that the whole proxy stays within a 64 MiB sidecar limit.
 pub const DEFAULT_MAX_BYTES: usize = 24 * 1024 * 1024;
 
-/// A shape's key in the store: a 128-bit hash of its structure. Hashing the tree is cheap,
-/// where the [`ShapeId`](crate::shape::ShapeId) hashes the canonical JSON, which costs more
-/// than everything else a record does; the id is computed once, when a shape is admitted.
+/// A shape's key in the store: its [`structural_key`], kept by each occurrence (a cached
+/// SQL lowering's is computed once). The [`ShapeId`](crate::shape::ShapeId) hashes the
+/// canonical JSON, which costs more than everything else a record does; the id is computed
+/// once, when a shape is admitted.
 type ShapeKey = u128;
 
 /// How much the store may hold.
@@ -197,7 +197,7 @@ impl Aggregator {
 
         let single = lowering.shapes.len() == 1;
         for occurrence in &lowering.shapes {
-            let key = shape_key(&occurrence.shape);
+            let key = occurrence.key();
             let mut stats = match self.shapes.get_mut(&key) {
                 Some(stats) => stats,
                 None => self.shapes.entry(key).or_insert_with(|| {
@@ -400,7 +400,7 @@ impl Aggregator {
     /// the coldest shapes go to their other buckets, as live traffic's do.
     pub fn restore(&self, snapshot: &Snapshot) {
         for (id, record) in &snapshot.shapes {
-            let key = shape_key(&record.shape);
+            let key = structural_key(&record.shape);
             // Restored shapes are not newcomers: they compete on their recorded time at once.
             let restored = ShapeStats::from_record(*id, record, 0);
             let mut stats = match self.shapes.get_mut(&key) {
@@ -446,13 +446,6 @@ impl Aggregator {
             *total = total.saturating_add(*count);
         }
     }
-}
-
-/// A shape's structural hash: equal shapes hash equal within a process.
-fn shape_key(shape: &Shape) -> ShapeKey {
-    let mut hasher = Xxh3::new();
-    shape.hash(&mut hasher);
-    hasher.digest128()
 }
 
 /// A poisoned lock only means another thread panicked mid-update of a table whose entries

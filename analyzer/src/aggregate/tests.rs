@@ -47,9 +47,8 @@ fn shape_on(field: &str) -> Shape {
 fn reads(shape: Shape, constants: Vec<BoundConstant>) -> Lowering {
     Lowering {
         shapes: vec![ShapeOccurrence {
-            shape,
             constants,
-            normalized_sql: None,
+            ..ShapeOccurrence::from(shape)
         }],
         ..Lowering::default()
     }

@@ -21,11 +21,13 @@
 //! - [`sql`]: SQL text → shapes (sqlparser, PostgreSQL dialect), with an LRU cache.
 //! - [`id`]: the stable shape id, a hash of the canonical form.
 //! - [`footprint`]: what a shape (or a lowering) holds on the heap.
+//! - `key`: the structural key the aggregate files a shape under, kept per occurrence.
 
 mod command;
 mod describe;
 pub mod footprint;
 pub mod id;
+mod key;
 pub mod mongo;
 mod namespace;
 mod operator;
@@ -39,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::Request;
 pub use command::Command;
 pub use id::ShapeId;
+pub use key::structural_key;
 pub use namespace::{Engine, Namespace};
 pub use operator::{MongoOperator, Operator, SqlOperator};
 pub use rejection::Rejection;
@@ -346,6 +349,16 @@ pub struct ShapeOccurrence {
     /// SQL only: the statement with literals and parameters replaced by `$n` (see
     /// [`sql`]), for EXPLAIN. Never holds a value.
     pub normalized_sql: Option<String>,
+    /// The shape's [`structural_key`], once asked for.
+    pub(crate) key: key::KeyMemo,
+}
+
+impl ShapeOccurrence {
+    /// The shape's [`structural_key`], computed once per occurrence: a cached SQL lowering
+    /// is recorded again and again.
+    pub fn key(&self) -> u128 {
+        self.key.get(&self.shape)
+    }
 }
 
 impl From<Shape> for ShapeOccurrence {
@@ -354,6 +367,7 @@ impl From<Shape> for ShapeOccurrence {
             shape,
             constants: Vec::new(),
             normalized_sql: None,
+            key: key::KeyMemo::default(),
         }
     }
 }

@@ -130,9 +130,8 @@ impl Frame {
             shape.options.sort();
             shape.options.dedup();
             shapes.push(ShapeOccurrence {
-                shape,
                 constants,
-                normalized_sql: None,
+                ..ShapeOccurrence::from(shape)
             });
         }
         shapes
