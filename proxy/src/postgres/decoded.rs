@@ -1,6 +1,8 @@
 //! What the frontend and backend decoders share: the decoded-message wrapper and the one
 //! place pgwire's decoders are called.
 
+use std::cell::RefCell;
+
 use bytes::BytesMut;
 use pgwire::error::PgWireError;
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
@@ -51,11 +53,34 @@ pub(super) fn with_pgwire<M: Message>(
     if !shape_ok {
         return Err("malformed_message");
     }
-    let mut buf = BytesMut::from(frame.whole);
-    match M::decode(&mut buf, &session_context()) {
+    let decoded = if frame.whole.len() > SCRATCH_KEEP {
+        M::decode(&mut BytesMut::from(frame.whole), &session_context())
+    } else {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.extend_from_slice(frame.whole);
+                M::decode(&mut buf, &session_context())
+            }
+            Err(_) => M::decode(&mut BytesMut::from(frame.whole), &session_context()),
+        })
+    };
+    match decoded {
         Ok(Some(message)) => Ok(message),
         Ok(None) => Err("malformed_message"),
         Err(PgWireError::MessageTooLarge(..)) => Err("oversize_skipped"),
         Err(_) => Err("malformed_message"),
     }
+}
+
+/// Frames up to this size are decoded from the thread's scratch buffer; larger ones (rare:
+/// a long statement text) from a buffer of their own, so the scratch stays small.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+thread_local! {
+    /// pgwire decodes from a `BytesMut`. A data thread decodes several messages per round
+    /// trip, and reusing one buffer spares an allocation and a free for each: the buffer
+    /// is back to one owner once the message is decoded (what pgwire returns owns its
+    /// strings), so refilling it reuses its memory.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(1024));
 }
