@@ -39,15 +39,19 @@ pub(in crate::shape::sql) const MAX_LEN: usize = 4096;
 /// In front of a literal's class in the hashed bytes: a byte a UTF-8 text never holds.
 const MARK: u8 = 0xFF;
 
-/// A text's quick key, and what it read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A text's quick key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::shape::sql) struct Quick {
     /// The hash of the text with its literals replaced by their classes.
     pub(in crate::shape::sql) key: u128,
-    /// The literals read, in order, by class.
-    classes: Vec<Class>,
-    /// Byte ranges of the literals, in order.
-    spans: Vec<(usize, usize)>,
+}
+
+/// A literal read: its class and its byte range. Collected only to confirm a key, once per
+/// template: a cache hit needs the key alone.
+#[derive(Debug, Clone, Copy)]
+struct Literal {
+    class: Class,
+    span: (usize, usize),
 }
 
 /// What the masking reads of a literal.
@@ -83,25 +87,36 @@ impl Quick {
     /// Whether this text's quick key may stand for its masked key: it has literals, the
     /// tokenizer found as many as were read here and masked every one, and the text with
     /// every literal replaced by another of its class has the same masked key. `masked` is
-    /// the text's own masked key, `probe` computes the masked key of another text.
+    /// the text's own masked key, `probe` computes the masked key of another text. The
+    /// literals are read again here, once per template: a cache hit needs the key alone.
     pub(in crate::shape::sql) fn confirms(
         &self,
         text: &str,
         masked: &Fingerprint,
         probe: impl FnOnce(&str) -> Option<Fingerprint>,
     ) -> bool {
-        let count = self.classes.len();
+        let mut literals = Vec::new();
+        let read_again = HASHED.with(|hashed| {
+            let mut hashed = hashed.borrow_mut();
+            hashed.clear();
+            read(text, &mut hashed, 0, Some(&mut literals))
+        });
+        if read_again.is_none() {
+            return false;
+        }
+        let count = literals.len();
         if count == 0 || masked.literal_count != count || masked.masked_count != count {
             return false;
         }
         let mut other = String::with_capacity(text.len() + 8 * count);
         let mut copied = 0;
-        for (&(start, end), class) in self.spans.iter().zip(&self.classes) {
+        for literal in &literals {
+            let (start, end) = literal.span;
             let Some(between) = text.get(copied..start) else {
                 return false;
             };
             other.push_str(between);
-            other.push_str(class.representative());
+            other.push_str(literal.class.representative());
             copied = end;
         }
         let Some(rest) = text.get(copied..) else {
@@ -122,7 +137,7 @@ pub(in crate::shape::sql) fn quick(text: &str, seed: u64) -> Option<Quick> {
     HASHED.with(|hashed| {
         let mut hashed = hashed.borrow_mut();
         hashed.clear();
-        read(text, &mut hashed, seed)
+        read(text, &mut hashed, seed, None).map(|key| Quick { key })
     })
 }
 
@@ -131,15 +146,25 @@ thread_local! {
     static HASHED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn read(text: &str, hashed: &mut Vec<u8>, seed: u64) -> Option<Quick> {
+/// Hashes `text` with its literals replaced by their classes; `literals`, when given, gets
+/// each literal read.
+fn read(
+    text: &str,
+    hashed: &mut Vec<u8>,
+    seed: u64,
+    mut literals: Option<&mut Vec<Literal>>,
+) -> Option<u128> {
     let bytes = text.as_bytes();
     let mut push = |slice: &[u8]| -> Option<()> {
         hashed.extend_from_slice(slice);
         Some(())
     };
     push(DOMAIN)?;
-    let mut classes = Vec::new();
-    let mut spans = Vec::new();
+    let mut note = |class: Class, span: (usize, usize)| {
+        if let Some(literals) = literals.as_deref_mut() {
+            literals.push(Literal { class, span });
+        }
+    };
     let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
         let previous = at
@@ -163,8 +188,7 @@ fn read(text: &str, hashed: &mut Vec<u8>, seed: u64) -> Option<Quick> {
                 };
                 push(&[MARK])?;
                 push(&class.tag())?;
-                classes.push(class);
-                spans.push((at, end));
+                note(class, (at, end));
                 at = end;
                 continue;
             }
@@ -183,8 +207,7 @@ fn read(text: &str, hashed: &mut Vec<u8>, seed: u64) -> Option<Quick> {
                 let class = Class::Number(kind);
                 push(&[MARK])?;
                 push(&class.tag())?;
-                classes.push(class);
-                spans.push((at, end));
+                note(class, (at, end));
                 at = end;
                 continue;
             }
@@ -213,12 +236,7 @@ fn read(text: &str, hashed: &mut Vec<u8>, seed: u64) -> Option<Quick> {
         push(bytes.get(at..end)?)?;
         at = end;
     }
-    let key = xxh3_128_with_seed(hashed, seed);
-    Some(Quick {
-        key,
-        classes,
-        spans,
-    })
+    Some(xxh3_128_with_seed(hashed, seed))
 }
 
 /// A byte that continues an identifier or keyword (any non-ASCII byte may).
