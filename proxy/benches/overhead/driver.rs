@@ -14,7 +14,7 @@ use anyhow::Context;
 use mongodb::bson::{doc, Document};
 use mongodb::Client;
 
-use super::load::{histogram, LoadPlan, LoadResult};
+use super::load::{histogram, sum, LoadPlan, LoadResult};
 
 /// Run `plan` against `target` on a single-threaded runtime of its own.
 pub(crate) fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
@@ -75,18 +75,7 @@ async fn run_async(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadRes
             })
         })
         .collect();
-    let mut result = LoadResult {
-        measured: 0,
-        sent: 0,
-        elapsed: plan.measure,
-        latency: histogram(),
-    };
-    for task in tasks {
-        let one = task.await.context("a driver task panicked")??;
-        result.measured += one.measured;
-        result.sent += one.sent;
-        result.latency.add(&one.latency)?;
-    }
+    let result = sum(plan, tasks).await;
     client.shutdown().await;
-    Ok(result)
+    result
 }

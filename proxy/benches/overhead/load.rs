@@ -89,6 +89,14 @@ async fn run_async(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadRes
         .enumerate()
         .map(|(index, stream)| tokio::spawn(client(stream, index, measure_from, end)))
         .collect();
+    sum(plan, tasks).await
+}
+
+/// The clients' results, added up once every client task has ended.
+pub(crate) async fn sum(
+    plan: LoadPlan,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<LoadResult>>>,
+) -> anyhow::Result<LoadResult> {
     let mut result = LoadResult {
         measured: 0,
         sent: 0,

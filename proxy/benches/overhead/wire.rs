@@ -182,16 +182,24 @@ impl FrameReader {
             if let Some(header) = self.take()? {
                 return Ok(Some(header));
             }
-            if self.buffer.capacity() - self.buffer.len() < 4096 {
-                self.buffer.reserve(64 * 1024);
-            }
-            if stream.read_buf(&mut self.buffer).await? == 0 {
-                if self.buffer.is_empty() {
-                    return Ok(None);
-                }
-                bail!("stream ended inside a frame");
+            if !self.fill(stream).await? {
+                return Ok(None);
             }
         }
+    }
+
+    /// Reads more into the buffer; false at a clean end of the stream (between frames).
+    async fn fill<R: AsyncRead + Unpin>(&mut self, stream: &mut R) -> anyhow::Result<bool> {
+        if self.buffer.capacity() - self.buffer.len() < 4096 {
+            self.buffer.reserve(64 * 1024);
+        }
+        if stream.read_buf(&mut self.buffer).await? == 0 {
+            if self.buffer.is_empty() {
+                return Ok(false);
+            }
+            bail!("stream ended inside a frame");
+        }
+        Ok(true)
     }
 
     /// A complete frame from the buffer, if one is there.
@@ -219,14 +227,8 @@ impl FrameReader {
                     return Ok(Some((header, self.buffer.split_to(header.length))));
                 }
             }
-            if self.buffer.capacity() - self.buffer.len() < 4096 {
-                self.buffer.reserve(64 * 1024);
-            }
-            if stream.read_buf(&mut self.buffer).await? == 0 {
-                if self.buffer.is_empty() {
-                    return Ok(None);
-                }
-                bail!("stream ended inside a frame");
+            if !self.fill(stream).await? {
+                return Ok(None);
             }
         }
     }
