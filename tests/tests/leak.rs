@@ -37,8 +37,9 @@ fn captured(
 
 /// The proxy as talkative as it gets. The short shutdown grace lets SIGTERM end the
 /// connections the driver keeps open well within the fixture's own stop timeout. The write
-/// cost of an index is a setting here, not measured: this test is about values, and an insert timed on a loaded
-/// machine could price every candidate out and leave the advice formats nothing to say.
+/// cost of an index is a setting here, not measured: this test is about values, and an insert
+/// timed on a loaded machine could price every candidate out and leave the advice formats
+/// nothing to say.
 const PROXY_ENV: [(&str, &str); 4] = [
     ("INDEXTAP_LOG_LEVEL", "debug"),
     ("RUST_LOG", "debug"),
