@@ -20,8 +20,8 @@ use serde_json::Value;
 use super::lower;
 use crate::command::{DocumentSequence, MongoCommand};
 use crate::shape::Lowering;
+use crate::testing::and;
 use crate::testing::mongo::regex;
-pub(super) use crate::testing::{and, leaf, sort_key};
 
 /// A command on database `app` with no document sequences.
 fn command(body: RawDocumentBuf) -> MongoCommand {
@@ -67,10 +67,4 @@ fn canonical(lowering: &Lowering) -> Vec<Value> {
 /// The expected canonical JSON of a shape on `app.<collection>` with nothing but a filter.
 fn shape(collection: &str, command: &str, filter: Value) -> Value {
     crate::testing::mongo::shape("app", collection, command, filter)
-}
-
-/// `shape` with one more field set.
-fn with(mut shape: Value, field: &str, value: Value) -> Value {
-    shape[field] = value;
-    shape
 }

@@ -1,45 +1,36 @@
 //! One command per case, with the exact canonical JSON of every shape it lowers into.
 //!
 //! ## Layout
-//! - `filters`: the filter rules, one `find` each.
-//! - `commands`: every command kind, and commands that give no shape.
+//! - this file: the loop over every case, and the reader of the case files.
+//! - `filters.json`: the filter rules, one `find` each.
+//! - `commands.json`: every command kind, and commands that give no shape.
+//!
+//! A case file is a JSON list of `{ name, command, sequence?, shapes }`: the command body in
+//! MongoDB extended JSON (key order kept, `$numberInt`/`$numberLong` where the BSON type is not
+//! the one a plain JSON number reads as), an optional kind 1 document sequence, and the exact
+//! canonical JSON of every shape, in order.
 
-mod commands;
-mod filters;
-
-use bson::{rawdoc, RawDocumentBuf};
+use bson::{rawdoc, Document, RawDocumentBuf};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
 use crate::testing::mongo::filter_rules;
 
 struct Case {
-    name: &'static str,
+    name: String,
     command: MongoCommand,
     shapes: Vec<Value>,
 }
 
-fn case(name: &'static str, command: MongoCommand, shapes: Vec<Value>) -> Case {
-    Case {
-        name,
-        command,
-        shapes,
-    }
-}
-
 /// A `find` on `collection` with `filter` alone: one `find` shape, its filter the AND of
 /// `conjuncts`.
-fn find(
-    name: &'static str,
-    collection: &str,
-    filter: RawDocumentBuf,
-    conjuncts: Vec<Value>,
-) -> Case {
-    case(
-        name,
-        command(rawdoc! { "find": collection, "filter": filter }),
-        vec![shape(collection, "find", and(conjuncts))],
-    )
+fn find(name: &str, collection: &str, filter: RawDocumentBuf, conjuncts: Vec<Value>) -> Case {
+    Case {
+        name: name.to_owned(),
+        command: command(rawdoc! { "find": collection, "filter": filter }),
+        shapes: vec![shape(collection, "find", and(conjuncts))],
+    }
 }
 
 /// Every filter of the table shared with the end-to-end test, each in a `find` of its own.
@@ -53,12 +44,60 @@ fn shared_filter_cases() -> impl Iterator<Item = Case> {
     })
 }
 
+/// One case of a table file: a command on database `app`, the kind 1 sequence it carries if
+/// any, and the exact canonical JSON of every shape it lowers into, in order.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseRecord {
+    name: String,
+    command: Document,
+    #[serde(default)]
+    sequence: Option<SequenceRecord>,
+    shapes: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SequenceRecord {
+    identifier: String,
+    documents: Vec<Document>,
+}
+
+fn raw(document: &Document) -> RawDocumentBuf {
+    RawDocumentBuf::try_from(document).expect("a table document")
+}
+
+/// Every case of the two case files.
+fn table_cases() -> impl Iterator<Item = Case> {
+    [
+        ("filters.json", include_str!("filters.json")),
+        ("commands.json", include_str!("commands.json")),
+    ]
+    .into_iter()
+    .flat_map(|(file, text)| {
+        serde_json::from_str::<Vec<CaseRecord>>(text).unwrap_or_else(|err| panic!("{file}: {err}"))
+    })
+    .map(|record| {
+        let body = raw(&record.command);
+        let command = match record.sequence {
+            Some(sequence) => with_sequence(
+                body,
+                &sequence.identifier,
+                sequence.documents.iter().map(raw).collect(),
+            ),
+            None => command(body),
+        };
+        Case {
+            name: record.name,
+            command,
+            shapes: record.shapes,
+        }
+    })
+}
+
 #[test]
 fn every_case_lowers_to_its_exact_canonical_shapes() {
-    let cases: Vec<Case> = shared_filter_cases()
-        .chain(filters::cases())
-        .chain(commands::cases())
-        .collect();
+    let cases: Vec<Case> = shared_filter_cases().chain(table_cases()).collect();
     assert!(cases.len() >= 25);
     for case in cases {
         let lowering = lower(&case.command);
@@ -69,9 +108,7 @@ fn every_case_lowers_to_its_exact_canonical_shapes() {
 
 #[test]
 fn the_cases_seed_the_mongo_fuzz_target() {
-    let seeds: Vec<Vec<u8>> = filters::cases()
-        .into_iter()
-        .chain(commands::cases())
+    let seeds: Vec<Vec<u8>> = table_cases()
         .map(|case| case.command.body.into_bytes())
         .collect();
     let files = crate::testing::seeds::exercise(
