@@ -48,11 +48,6 @@ pub fn or(branches: Vec<Value>) -> Value {
     json!({ "or": branches })
 }
 
-/// A negated predicate.
-pub fn not(inner: Value) -> Value {
-    json!({ "not": inner })
-}
-
 /// A sort key on a field.
 pub fn sort_key(field: &str, direction: i8) -> Value {
     json!({"target": {"field": field}, "direction": direction})

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::shape::SqlOperator;
 
-pub use super::{leaf as field, not, or, sort_key as sort};
+pub use super::{leaf as field, or, sort_key as sort};
 
 /// The database every test statement runs against.
 pub const DATABASE: &str = "app";
@@ -35,7 +35,6 @@ pub fn sort_nulls(name: &str, direction: i8, nulls_first: bool) -> Value {
 /// An expected shape, with everything off until set.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
-    schema: &'static str,
     table: &'static str,
     command: &'static str,
     filter: Vec<Value>,
@@ -50,7 +49,6 @@ pub struct Expected {
 /// A `command` (`select`, `update`, ...) on `public.table`.
 pub fn shape(command: &'static str, table: &'static str) -> Expected {
     Expected {
-        schema: "public",
         table,
         command,
         ..Expected::default()
@@ -66,11 +64,6 @@ impl Expected {
     /// The conjuncts, in canonical (sorted) order.
     pub fn filter(mut self, conjuncts: Vec<Value>) -> Self {
         self.filter = conjuncts;
-        self
-    }
-    /// Another schema than `public`.
-    pub fn schema(mut self, schema: &'static str) -> Self {
-        self.schema = schema;
         self
     }
     /// The sort keys.
@@ -110,7 +103,7 @@ impl Expected {
     /// The canonical JSON of the shape, in [`DATABASE`].
     pub fn json(self) -> Value {
         json!({
-            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": self.schema,
+            "namespace": {"engine": "postgresql", "database": DATABASE, "schema": "public",
                 "collection": self.table},
             "command": self.command,
             "filter": {"and": self.filter},
