@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use indextap_config::{
-    load, CliOverrides, Config, ConfigError, MongoListener, PostgresListener, TlsMode,
+    load, CliOverrides, Config, ConfigError, ListenerTls, MongoListener, PostgresListener, TlsMode,
 };
 
 fn problems(config: &Config) -> Vec<String> {
@@ -26,10 +26,32 @@ fn assert_has(problems: &[String], prefix: &str, fragment: &str) {
 
 fn one_mongo(listen: &str, upstream: &str) -> Config {
     let mut config = Config::default();
+    add_mongo(&mut config, listen, upstream);
+    config
+}
+
+/// Adds a PostgreSQL listener on `listen` to `upstream`.
+fn add_postgres(config: &mut Config, listen: &str, upstream: &str) {
+    config
+        .postgres
+        .listeners
+        .push(PostgresListener::new(listen, upstream));
+}
+
+/// Adds a MongoDB listener on `listen` to `upstream`.
+fn add_mongo(config: &mut Config, listen: &str, upstream: &str) {
     config
         .mongo
         .listeners
         .push(MongoListener::new(listen, upstream));
+}
+
+/// A config with one PostgreSQL listener, `127.0.0.1:5433` to `127.0.0.1:5432`, its TLS set
+/// by `tls`.
+fn one_postgres(tls: impl FnOnce(&mut ListenerTls)) -> Config {
+    let mut config = Config::default();
+    add_postgres(&mut config, "127.0.0.1:5433", "127.0.0.1:5432");
+    tls(&mut config.postgres.listeners[0].tls);
     config
 }
 
@@ -42,20 +64,14 @@ fn touch(dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn a_sensible_config_is_valid() {
     let mut config = one_mongo("0.0.0.0:27018", "mongo-0.mongo.svc.cluster.local:27017");
-    config
-        .postgres
-        .listeners
-        .push(PostgresListener::new("[::1]:5433", "[::1]:5432"));
+    add_postgres(&mut config, "[::1]:5433", "[::1]:5432");
     assert_eq!(problems(&config), Vec::<String>::new());
 }
 
 #[test]
 fn bad_addresses_are_named_with_their_path() {
     let mut config = one_mongo("x:y", "127.0.0.1");
-    config
-        .postgres
-        .listeners
-        .push(PostgresListener::new("db.internal:5433", "bad host:5432"));
+    add_postgres(&mut config, "db.internal:5433", "bad host:5432");
     config.admin.listen = "9090".into();
     let found = problems(&config);
     assert!(
@@ -96,10 +112,7 @@ fn colliding_ports_are_rejected() {
 
     // The unspecified address covers every address.
     let mut config = one_mongo("0.0.0.0:27018", "127.0.0.1:27017");
-    config
-        .postgres
-        .listeners
-        .push(PostgresListener::new("127.0.0.1:27018", "127.0.0.1:5432"));
+    add_postgres(&mut config, "127.0.0.1:27018", "127.0.0.1:5432");
     let found = problems(&config);
     assert_has(
         &found,
@@ -109,10 +122,7 @@ fn colliding_ports_are_rejected() {
 
     // localhost is 127.0.0.1.
     let mut config = one_mongo("localhost:27018", "127.0.0.1:27017");
-    config
-        .mongo
-        .listeners
-        .push(MongoListener::new("127.0.0.1:27018", "127.0.0.1:27019"));
+    add_mongo(&mut config, "127.0.0.1:27018", "127.0.0.1:27019");
     assert_has(
         &problems(&config),
         "mongo.listeners[1].listen:",
@@ -121,10 +131,7 @@ fn colliding_ports_are_rejected() {
 
     // Same port on two different specific addresses is fine.
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
-    config
-        .mongo
-        .listeners
-        .push(MongoListener::new("127.0.0.2:27018", "127.0.0.1:27019"));
+    add_mongo(&mut config, "127.0.0.2:27018", "127.0.0.1:27019");
     assert_eq!(problems(&config), Vec::<String>::new());
 
     // Port 0 asks the OS for a free port: never a collision.
@@ -142,10 +149,7 @@ fn an_upstream_that_is_our_own_listener_is_rejected() {
 #[test]
 fn terminate_needs_existing_cert_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
-    listener.tls.mode = TlsMode::Terminate;
-    let mut config = Config::default();
-    config.postgres.listeners.push(listener);
+    let mut config = one_postgres(|tls| tls.mode = TlsMode::Terminate);
 
     let found = problems(&config);
     assert_has(&found, "postgres.listeners[0].tls.cert_file:", "required");
@@ -176,10 +180,7 @@ fn terminate_needs_existing_cert_and_key() {
 #[test]
 fn refuse_and_passthrough_need_no_files() {
     for mode in [TlsMode::Refuse, TlsMode::Passthrough] {
-        let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
-        listener.tls.mode = mode;
-        let mut config = Config::default();
-        config.postgres.listeners.push(listener);
+        let config = one_postgres(|tls| tls.mode = mode);
         assert_eq!(problems(&config), Vec::<String>::new(), "{mode}");
     }
 }
@@ -187,10 +188,7 @@ fn refuse_and_passthrough_need_no_files() {
 #[test]
 fn upstream_ca_and_token_files_must_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let mut listener = PostgresListener::new("127.0.0.1:5433", "127.0.0.1:5432");
-    listener.tls.upstream_ca_file = Some(dir.path().join("ca.pem"));
-    let mut config = Config::default();
-    config.postgres.listeners.push(listener);
+    let mut config = one_postgres(|tls| tls.upstream_ca_file = Some(dir.path().join("ca.pem")));
     config.admin.token_file = Some(dir.path().join("token"));
     let found = problems(&config);
     assert_has(
