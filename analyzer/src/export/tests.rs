@@ -53,6 +53,39 @@ fn recommendation(
     }
 }
 
+/// A recommendation of an index with one key, serving one shape.
+fn one_key(
+    namespace: Namespace,
+    key: IndexKey,
+    method: IndexMethod,
+    name: &str,
+    serves: Served,
+    load: WriteLoad,
+) -> Recommendation {
+    recommendation(
+        index(namespace, vec![key], method),
+        name,
+        vec![serves],
+        load,
+    )
+}
+
+/// The existing B-tree index `name` on `column` of `namespace`, dropped for `reason`.
+fn existing_dropped(namespace: Namespace, column: &str, name: &str, reason: &str) -> DropCandidate {
+    let mut index = index(
+        namespace,
+        vec![IndexKey::asc(field(column))],
+        IndexMethod::Btree,
+    );
+    index.name = Some(name.to_owned());
+    DropCandidate {
+        index,
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+        evidence: None,
+    }
+}
+
 fn load(inserts: u64, updates: u64, deletes: u64, reads: u64) -> WriteLoad {
     WriteLoad {
         inserts,
@@ -107,36 +140,22 @@ pub(crate) fn mongo_advice() -> Advice {
         )],
         load(0, 0, 0, 40),
     );
-    let text = recommendation(
-        index(
-            Namespace::mongo("app", "articles"),
-            vec![IndexKey::new(field("$**"), 0)],
-            IndexMethod::Text,
-        ),
+    let text = one_key(
+        Namespace::mongo("app", "articles"),
+        IndexKey::new(field("$**"), 0),
+        IndexMethod::Text,
         "$**_text",
-        vec![served(
-            0xc1,
-            "find articles where $text $text string",
-            3,
-            1.5,
-            0.6,
-        )],
+        served(0xc1, "find articles where $text $text string", 3, 1.5, 0.6),
         load(5, 0, 0, 3),
     );
-    let mut old = index(
-        orders,
-        vec![IndexKey::asc(field("status"))],
-        IndexMethod::Btree,
-    );
-    old.name = Some("status_1".to_owned());
     Advice {
         recommendations: vec![status, items, text],
-        drops: vec![DropCandidate {
-            index: old,
-            name: "status_1".to_owned(),
-            reason: "prefix of status_1_delivery_date_-1".to_owned(),
-            evidence: None,
-        }],
+        drops: vec![existing_dropped(
+            orders,
+            "status",
+            "status_1",
+            "prefix of status_1_delivery_date_-1",
+        )],
         notes: vec!["existing indexes of app.users could not be read".to_owned()],
     }
 }
@@ -185,91 +204,65 @@ pub(crate) fn postgres_advice() -> Advice {
         cost_after: 12.5,
         sample_size: None,
     });
-    let lower = recommendation(
-        index(
-            users.clone(),
-            vec![IndexKey::asc(Target::Expression {
-                text: "lower(\"email\")".to_owned(),
-                column: "email".to_owned(),
-            })],
-            IndexMethod::Btree,
-        ),
+    let lower = one_key(
+        users.clone(),
+        IndexKey::asc(Target::Expression {
+            text: "lower(\"email\")".to_owned(),
+            column: "email".to_owned(),
+        }),
+        IndexMethod::Btree,
         "users_lower_email_idx",
-        vec![served(
+        served(
             0xe1,
             "select users where lower(\"email\") = param",
             500,
             30.0,
             0.08,
-        )],
+        ),
         load(20, 5, 0, 520),
     );
-    let trigram = recommendation(
-        index(
-            users.clone(),
-            vec![IndexKey::asc(field("name"))],
-            IndexMethod::GinTrgm,
-        ),
+    let trigram = one_key(
+        users.clone(),
+        IndexKey::asc(field("name")),
+        IndexMethod::GinTrgm,
         "users_name_trgm_idx",
-        vec![served(
-            0xe2,
-            "select users where name ILIKE param",
-            20,
-            25.0,
-            2.0,
-        )],
+        served(0xe2, "select users where name ILIKE param", 20, 25.0, 2.0),
         load(20, 5, 0, 520),
     );
-    let mut active = recommendation(
-        index(
-            users,
-            vec![IndexKey::asc(field("team_id"))],
-            IndexMethod::Btree,
-        ),
+    let mut active = one_key(
+        users,
+        IndexKey::asc(field("team_id")),
+        IndexMethod::Btree,
         "users_team_id_partial_idx",
-        vec![served(
+        served(
             0xe3,
             "select users where team_id = param and is_active = bool",
             5,
             0.5,
             0.1,
-        )],
+        ),
         load(20, 5, 0, 520),
     );
     active.index.partial = vec![PartialTerm {
         target: field("is_active"),
         condition: Condition::Bool(true),
     }];
-    let gin = recommendation(
-        index(
-            Namespace::postgres("app", "audit", "events"),
-            vec![IndexKey::asc(field("payload"))],
-            IndexMethod::Gin,
-        ),
+    let gin = one_key(
+        Namespace::postgres("app", "audit", "events"),
+        IndexKey::asc(field("payload")),
+        IndexMethod::Gin,
         "events_payload_gin_idx",
-        vec![served(
-            0xf1,
-            "select events where payload @> param",
-            7,
-            0.7,
-            0.1,
-        )],
+        served(0xf1, "select events where payload @> param", 7, 0.7, 0.1),
         load(10_000, 0, 0, 7),
     );
-    let mut old = index(
-        runs,
-        vec![IndexKey::asc(field("customer_id"))],
-        IndexMethod::Btree,
-    );
-    old.name = Some("runs_customer_idx".to_owned());
     Advice {
         recommendations: vec![by_customer, lower, trigram, active, gin],
-        drops: vec![DropCandidate {
-            index: old,
-            name: "runs_customer_idx".to_owned(),
-            reason: "prefix of runs_customer_started_idx".to_owned(),
-            evidence: None,
-        }],
+        drops: vec![existing_dropped(
+            runs,
+            "customer_id",
+            "runs_customer_idx",
+            "prefix of runs_customer_started_idx",
+        )],
         notes: vec!["HypoPG is not available on reports: costs are not verified".to_owned()],
     }
 }
