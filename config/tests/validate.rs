@@ -95,39 +95,55 @@ fn bad_addresses_are_named_with_their_path() {
 }
 
 #[test]
-fn upstream_port_zero_is_rejected() {
-    let found = problems(&one_mongo("127.0.0.1:27018", "db:0"));
-    assert_has(&found, "mongo.listeners[0].upstream:", "port 0");
+fn an_upstream_on_port_zero_or_on_our_own_listener_is_rejected() {
+    for (upstream, fragment) in [("db:0", "port 0"), ("localhost:27018", "connect to itself")] {
+        let found = problems(&one_mongo("127.0.0.1:27018", upstream));
+        assert_has(&found, "mongo.listeners[0].upstream:", fragment);
+    }
 }
 
 #[test]
 fn colliding_ports_are_rejected() {
-    // Same address and port as the admin API.
-    let found = problems(&one_mongo("127.0.0.1:9090", "127.0.0.1:27017"));
-    assert_has(
-        &found,
-        "mongo.listeners[0].listen:",
-        "port 9090 is also used by admin.listen",
+    let mut pg_on_every_address = one_mongo("0.0.0.0:27018", "127.0.0.1:27017");
+    add_postgres(
+        &mut pg_on_every_address,
+        "127.0.0.1:27018",
+        "127.0.0.1:5432",
     );
-
-    // The unspecified address covers every address.
-    let mut config = one_mongo("0.0.0.0:27018", "127.0.0.1:27017");
-    add_postgres(&mut config, "127.0.0.1:27018", "127.0.0.1:5432");
-    let found = problems(&config);
-    assert_has(
-        &found,
-        "postgres.listeners[0].listen:",
-        "mongo.listeners[0].listen",
+    let mut mongo_on_localhost = one_mongo("localhost:27018", "127.0.0.1:27017");
+    add_mongo(
+        &mut mongo_on_localhost,
+        "127.0.0.1:27018",
+        "127.0.0.1:27019",
     );
-
-    // localhost is 127.0.0.1.
-    let mut config = one_mongo("localhost:27018", "127.0.0.1:27017");
-    add_mongo(&mut config, "127.0.0.1:27018", "127.0.0.1:27019");
-    assert_has(
-        &problems(&config),
-        "mongo.listeners[1].listen:",
-        "port 27018",
-    );
+    for (why, config, field, fragment) in [
+        (
+            "same address and port as the admin API",
+            one_mongo("127.0.0.1:9090", "127.0.0.1:27017"),
+            "mongo.listeners[0].listen:",
+            "port 9090 is also used by admin.listen",
+        ),
+        (
+            "the unspecified address covers every address",
+            pg_on_every_address,
+            "postgres.listeners[0].listen:",
+            "mongo.listeners[0].listen",
+        ),
+        (
+            "localhost is 127.0.0.1",
+            mongo_on_localhost,
+            "mongo.listeners[1].listen:",
+            "port 27018",
+        ),
+    ] {
+        let found = problems(&config);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with(field) && p.contains(fragment)),
+            "{why}: no {field:?} problem saying {fragment:?} in {found:#?}"
+        );
+    }
 
     // Same port on two different specific addresses is fine.
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
@@ -138,12 +154,6 @@ fn colliding_ports_are_rejected() {
     let mut config = one_mongo("127.0.0.1:0", "127.0.0.1:27017");
     config.admin.listen = "127.0.0.1:0".into();
     assert_eq!(problems(&config), Vec::<String>::new());
-}
-
-#[test]
-fn an_upstream_that_is_our_own_listener_is_rejected() {
-    let found = problems(&one_mongo("127.0.0.1:27018", "localhost:27018"));
-    assert_has(&found, "mongo.listeners[0].upstream:", "connect to itself");
 }
 
 #[test]
