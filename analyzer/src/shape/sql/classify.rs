@@ -145,27 +145,17 @@ impl Classifier<'_> {
                 expr,
                 pattern,
                 ..
-            } => {
-                let op = if *negated {
-                    op(S::NotILike, Ne)
-                } else {
-                    op(S::ILike, Infix)
-                };
-                self.compare(expr, pattern, op)
-            }
+            } => self.compare(expr, pattern, infix_match(*negated, S::ILike, S::NotILike)),
             Expr::SimilarTo {
                 negated,
                 expr,
                 pattern,
                 ..
-            } => {
-                let op = if *negated {
-                    op(S::NotSimilarTo, Ne)
-                } else {
-                    op(S::SimilarTo, Infix)
-                };
-                self.compare(expr, pattern, op)
-            }
+            } => self.compare(
+                expr,
+                pattern,
+                infix_match(*negated, S::SimilarTo, S::NotSimilarTo),
+            ),
             Expr::RLike { expr, pattern, .. } => {
                 self.compare(expr, pattern, op(S::RegexMatch, Infix))
             }
@@ -197,13 +187,7 @@ impl Classifier<'_> {
     ) -> Cond {
         let op = quantified(compare, any);
         if matches!(strip_nested(right), Expr::Subquery(_)) {
-            return self.unary(
-                left,
-                Op {
-                    class: OpClass::NotIndexable,
-                    ..op
-                },
-            );
+            return self.unusable(left, op);
         }
         self.compare(left, right, op)
     }
@@ -352,16 +336,13 @@ impl Classifier<'_> {
                 ValueType::Param
             }
             [Operand::Value(_), Operand::Value(_)] => ValueType::Other,
-            _ => {
-                return self.unary(
-                    expr,
-                    Op {
-                        class: OpClass::NotIndexable,
-                        ..op
-                    },
-                )
-            }
+            _ => return self.unusable(expr, op),
         };
+        self.on_operand(expr, op, value_type)
+    }
+
+    /// `op` on `expr` alone: a leaf on a column, nothing on a value, not indexable otherwise.
+    fn on_operand(&mut self, expr: &Expr, op: Op, value_type: ValueType) -> Cond {
         match operand(self.scope, expr, self.kept) {
             Operand::Target { table, target } => {
                 leaf(table, target, op.name, op.class, value_type, None)
@@ -371,19 +352,24 @@ impl Classifier<'_> {
         }
     }
 
+    /// `op` on `expr` where no index could serve it (a subquery, a bound over columns).
+    fn unusable(&mut self, expr: &Expr, op: Op) -> Cond {
+        self.unary(
+            expr,
+            Op {
+                class: OpClass::NotIndexable,
+                ..op
+            },
+        )
+    }
+
     /// A test on one operand (`IS NULL`).
     fn unary(&mut self, expr: &Expr, op: Op) -> Cond {
         let value_type = match op.class {
             OpClass::IsNull | OpClass::NotNull => ValueType::None,
             _ => ValueType::Other,
         };
-        match operand(self.scope, expr, self.kept) {
-            Operand::Target { table, target } => {
-                leaf(table, target, op.name, op.class, value_type, None)
-            }
-            Operand::Value(_) => Cond::Free,
-            opaque @ Operand::Opaque(_) => not_indexable(opaque.into_targets(), op.name),
-        }
+        self.on_operand(expr, op, value_type)
     }
 
     /// `x IS TRUE` / `x IS FALSE`: `x = true|false` for a column.
@@ -428,5 +414,14 @@ impl Classifier<'_> {
             Operand::Value(_) => Cond::Free,
             other => not_indexable(other.into_targets(), S::Expression),
         }
+    }
+}
+
+/// A pattern match no index range serves (`ILIKE`, `SIMILAR TO`): infix, or `Ne` when negated.
+fn infix_match(negated: bool, matches: S, not_matches: S) -> Op {
+    if negated {
+        op(not_matches, OpClass::Ne)
+    } else {
+        op(matches, OpClass::Infix)
     }
 }
