@@ -19,7 +19,7 @@ mod mongo_common;
 #[path = "corpus/tools.rs"]
 mod tools;
 
-use mongo_check::{check, recorded, Expectation};
+use mongo_check::{careful_dba, check, recorded, Expectation};
 use mongo_common::{wait_until, MongoBehindProxy};
 
 const DATABASE: &str = "corpus";
@@ -106,18 +106,7 @@ async fn checked(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongoengine_blog() {
     let (harness, queries) = run(&SHORT_WINDOW, false, "blog", 20, 5).await;
-    let expectation = Expectation {
-        max_recommendations: 3,
-        max_keys: 3,
-        must_serve: vec![
-            ("post", vec!["author"]),
-            ("post", vec!["tags"]),
-            ("author", vec!["email"]),
-            ("author", vec!["country"]),
-        ],
-        drops: vec![],
-        absent_fields: vec![],
-    };
+    let expectation = careful_dba("mongoengine_blog");
     checked(&harness, &queries, &expectation).await;
 }
 
@@ -127,13 +116,7 @@ async fn mongoengine_blog() {
 /// the listing by district. The listing sorts on `updated_at`, which no document has: it is
 /// never a key.
 fn whole_document_expectation() -> Expectation {
-    Expectation {
-        max_recommendations: 1,
-        max_keys: 3,
-        must_serve: vec![("customer", vec!["w_id", "d_id"])],
-        drops: vec![],
-        absent_fields: vec!["updated_at"],
-    }
+    careful_dba("whole_document")
 }
 
 /// Updates filtered on the whole fetched document (see [`whole_document_expectation`]).
@@ -192,13 +175,7 @@ async fn internal_namespaces_are_never_advised_on() {
 async fn an_unused_index_is_proposed_for_dropping() {
     let (harness, queries) = run(&SHORT_WINDOW, true, "by_id", 20, 2).await;
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let expectation = Expectation {
-        max_recommendations: 0,
-        max_keys: 0,
-        must_serve: vec![],
-        drops: vec!["user_1"],
-        absent_fields: vec![],
-    };
+    let expectation = careful_dba("an_unused_index_is_proposed_for_dropping");
     let advice = checked(&harness, &queries, &expectation).await;
     let drop = &advice["drops"][0];
     assert!(

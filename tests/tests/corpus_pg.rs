@@ -25,7 +25,7 @@ mod tools;
 #[path = "corpus/tpcc.rs"]
 mod tpcc;
 
-use pg_check::{check, Expectation, PgCorpus};
+use pg_check::{careful_dba, check, Expectation, PgCorpus};
 use pg_common::assert_success;
 
 /// Drop advice needs a capture window; the tests' windows last seconds.
@@ -64,11 +64,7 @@ async fn sysbench_oltp_read_write() {
     // 18 statements a transaction, and a margin for sysbench's own.
     corpus.wait_for_executions(100 * 14);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let expectation = Expectation {
-        max_recommendations: 0,
-        must_serve: vec![("sbtest1", vec!["id"])],
-        drops: vec!["k_1"],
-    };
+    let expectation = careful_dba("sysbench_oltp_read_write");
     let advice = check(&corpus, &expectation, async || {}).await;
     let evidence = &advice["drops"][0]["evidence"];
     assert_eq!(
@@ -102,11 +98,7 @@ async fn sysbench_reads_and_index_updates() {
     ];
     let corpus = sysbench("oltp_common", &workloads).await;
     corpus.wait_for_executions(350);
-    let expectation = Expectation {
-        max_recommendations: 0,
-        must_serve: vec![("sbtest1", vec!["id"]), ("sbtest1", vec!["k"])],
-        drops: vec![],
-    };
+    let expectation = careful_dba("sysbench_reads_and_index_updates");
     check(&corpus, &expectation, async || {}).await;
 }
 
@@ -136,15 +128,7 @@ async fn pgbench_builtin_scripts() {
         );
     }
     corpus.wait_for_executions(400);
-    let expectation = Expectation {
-        max_recommendations: 0,
-        must_serve: vec![
-            ("pgbench_accounts", vec!["aid"]),
-            ("pgbench_branches", vec!["bid"]),
-            ("pgbench_tellers", vec!["tid"]),
-        ],
-        drops: vec![],
-    };
+    let expectation = careful_dba("pgbench_builtin_scripts");
     check(&corpus, &expectation, async || {}).await;
 }
 
@@ -163,16 +147,7 @@ async fn tpcc_transactions() {
         .expect("TPC-C schema and rows");
     let executions = tpcc::run(&corpus.proxied().await, 10).await;
     corpus.wait_for_executions(executions);
-    let expectation = Expectation {
-        max_recommendations: 2,
-        must_serve: vec![
-            ("customer", vec!["c_w_id", "c_d_id", "c_last"]),
-            ("orders", vec!["o_w_id", "o_d_id", "o_c_id"]),
-            ("district", vec!["d_w_id", "d_id"]),
-            ("stock", vec!["s_w_id", "s_i_id"]),
-        ],
-        drops: vec![],
-    };
+    let expectation = careful_dba("tpcc_transactions");
     // A new session: plans are logged by the sessions that start after `check` asks for it.
     check(&corpus, &expectation, async || {
         tpcc::run(&corpus.direct().await, 2).await;
@@ -223,16 +198,7 @@ async fn orm_application(
 /// order: the write cost of an index on `shop_order` is measured from those inserts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_orm() {
-    let dba = Expectation {
-        max_recommendations: 2,
-        must_serve: vec![
-            ("shop_order", vec!["status"]),
-            ("shop_order", vec!["created_at"]),
-            ("shop_order", vec!["customer_id"]),
-            ("shop_customer", vec!["email"]),
-        ],
-        drops: vec![],
-    };
+    let dba = careful_dba("django_orm");
     let advice = orm_application("django_shop.py", "shop", 30 * 12, dba).await;
     let on_orders: Vec<&serde_json::Value> = advice["recommendations"]
         .as_array()
@@ -264,14 +230,6 @@ async fn django_orm() {
 /// invoices by due date.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlalchemy_orm_with_flags_as_parameters() {
-    let dba = Expectation {
-        max_recommendations: 3,
-        must_serve: vec![
-            ("invoice", vec!["account_id"]),
-            ("account", vec!["email"]),
-            ("invoice", vec!["tenant_id"]),
-        ],
-        drops: vec![],
-    };
+    let dba = careful_dba("sqlalchemy_orm_with_flags_as_parameters");
     orm_application("sqlalchemy_billing.py", "billing", 30 * 5, dba).await;
 }

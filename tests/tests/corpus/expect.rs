@@ -4,8 +4,9 @@
 //! and over the advice itself: each recommendation carries evidence or a note names it.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// An index of the server's catalog, or a recommended one.
@@ -76,15 +77,27 @@ pub fn assert_evidence_or_note(advice: &Value) {
 }
 
 /// What a careful DBA would do with a workload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dba {
     /// The most indexes they would add.
     pub max_recommendations: usize,
     /// Patterns that need an index: a table or collection and the columns an index must
     /// lead with, in any order. An existing index or a recommendation must serve each.
+    #[serde(borrow)]
     pub must_serve: Vec<(&'static str, Vec<&'static str>)>,
     /// Existing indexes that nothing uses while writes maintain them.
+    #[serde(borrow)]
     pub drops: Vec<&'static str>,
+}
+
+/// The expectation of `workload` in a corpus's expectations file (`file`, its `text`): one
+/// JSON object, by workload name, beside the workloads in `tests/corpus/`.
+pub fn of_workload<T: Deserialize<'static>>(file: &str, text: &'static str, workload: &str) -> T {
+    let mut all: HashMap<&'static str, T> =
+        serde_json::from_str(text).unwrap_or_else(|err| panic!("{file}: {err}"));
+    all.remove(workload)
+        .unwrap_or_else(|| panic!("{file} has no workload {workload:?}"))
 }
 
 /// Panics unless `proposed` (the advice, with its `drops` named) passes the module's checks

@@ -28,13 +28,24 @@ use bson::{doc, Bson, Document};
 use super::expect::{assert_as_a_dba_would, assert_evidence_or_note, Dba, Index};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Databases that are never advised on.
 const INTERNAL_DATABASES: [&str; 3] = ["admin", "local", "config"];
 
+/// What a careful DBA would do with `workload`, from `tests/corpus/expectations_mongo.json`.
+pub fn careful_dba(workload: &str) -> Expectation {
+    super::expect::of_workload(
+        "expectations_mongo.json",
+        include_str!("../../corpus/expectations_mongo.json"),
+        workload,
+    )
+}
+
 /// What a careful DBA would do with a workload.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Expectation {
     /// The most indexes they would add.
     pub max_recommendations: usize,
@@ -42,10 +53,13 @@ pub struct Expectation {
     /// needs a selective prefix, not every field).
     pub max_keys: usize,
     /// Patterns that need an index: a collection and the fields an index must lead with.
+    #[serde(borrow)]
     pub must_serve: Vec<(&'static str, Vec<&'static str>)>,
     /// Existing indexes that no query uses while writes maintain them.
+    #[serde(borrow)]
     pub drops: Vec<&'static str>,
     /// Fields no document has: never a key.
+    #[serde(borrow)]
     pub absent_fields: Vec<&'static str>,
 }
 

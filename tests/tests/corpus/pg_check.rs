@@ -125,6 +125,15 @@ impl PgCorpus {
 }
 
 pub use super::expect::Dba as Expectation;
+
+/// What a careful DBA would do with `workload`, from `tests/corpus/expectations_pg.json`.
+pub fn careful_dba(workload: &str) -> Expectation {
+    super::expect::of_workload(
+        "expectations_pg.json",
+        include_str!("../../corpus/expectations_pg.json"),
+        workload,
+    )
+}
 use super::expect::{assert_as_a_dba_would, assert_evidence_or_note, Index};
 
 fn unquote(text: &str) -> String {
