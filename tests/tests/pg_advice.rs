@@ -22,7 +22,8 @@
 //!
 //! ## Layout
 //! - the schema and the workload (`SCHEMA`, `workload`);
-//! - the expected advice (`expected_recommendations`, `expected_serves`);
+//! - the expected advice (`expected_recommendations`, `expected_serves`; the exact index of
+//!   each recommendation is `pg_advice/unverified_recommendations.json`);
 //! - helpers: connecting, waiting for the aggregate, EXPLAIN, pg_indexes, the migration;
 //! - the tests; `canonical`: expression keys against the real `pg_get_indexdef`.
 
@@ -233,81 +234,11 @@ fn expected_recommendations() -> Vec<Value> {
 }
 
 /// What must be recommended without verification, sorted by name: the fields of each
-/// recommendation that say which index it is and how to create it.
+/// recommendation that say which index it is and how to create it, as the advice JSON has them
+/// (`pg_advice/unverified_recommendations.json`).
 fn unverified_recommendations() -> Vec<Value> {
-    let recommendation = |collection: &str,
-                          name: &str,
-                          keys: Vec<Value>,
-                          method: &str,
-                          partial: Value,
-                          include: Vec<&str>,
-                          statement: &str| {
-        json!({
-            "engine": "postgresql", "database": DATABASE, "schema": "public",
-            "collection": collection, "name": name, "keys": keys, "method": method,
-            "unique": false, "partial": partial, "include": include, "statement": statement,
-        })
-    };
-    vec![
-        recommendation(
-            "job_events",
-            JOB_TIMELINE,
-            vec![key("job_id", 1), key("timestamp", -1)],
-            "btree",
-            json!(r#""deleted_at" IS NULL"#),
-            vec!["id", "type"],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS job_events_job_id_timestamp_partial_idx ON "public"."job_events" USING btree ("job_id", "timestamp" DESC) INCLUDE ("id", "type") WHERE "deleted_at" IS NULL;"#,
-        ),
-        recommendation(
-            "job_events",
-            JOB_PAYLOAD,
-            vec![key("payload", 1)],
-            "gin",
-            Value::Null,
-            vec![],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS job_events_payload_gin_idx ON "public"."job_events" USING gin ("payload");"#,
-        ),
-        recommendation(
-            "reportrun",
-            REPORTRUN_ESR,
-            vec![
-                key("customer_id", 1),
-                key("started_at", -1),
-                key("duration_ms", 1),
-            ],
-            "btree",
-            Value::Null,
-            vec!["id", "status"],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS reportrun_customer_id_started_at_duration_ms_idx ON "public"."reportrun" USING btree ("customer_id", "started_at" DESC, "duration_ms") INCLUDE ("id", "status");"#,
-        ),
-        recommendation(
-            "reportrun",
-            REPORTRUN_QUEUE,
-            vec![key("started_at", 1)],
-            "btree",
-            json!(r#""status" IN ('QUEUED', 'RUNNING')"#),
-            vec!["id"],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS reportrun_started_at_partial_idx ON "public"."reportrun" USING btree ("started_at") INCLUDE ("id") WHERE "status" IN ('QUEUED', 'RUNNING');"#,
-        ),
-        recommendation(
-            "users",
-            USERS_TRGM,
-            vec![key("email", 1)],
-            "gin_trgm",
-            Value::Null,
-            vec![],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_trgm_idx ON "public"."users" USING gin ("email" gin_trgm_ops);"#,
-        ),
-        recommendation(
-            "users",
-            USERS_LOWER,
-            vec![json!({ "expression": r#"lower("email")"#, "direction": 1 })],
-            "btree",
-            Value::Null,
-            vec!["email", "id"],
-            r#"CREATE INDEX CONCURRENTLY IF NOT EXISTS users_lower_email_idx ON "public"."users" USING btree ((lower("email"))) INCLUDE ("email", "id");"#,
-        ),
-    ]
+    serde_json::from_str(include_str!("pg_advice/unverified_recommendations.json"))
+        .unwrap_or_else(|err| panic!("unverified_recommendations.json: {err}"))
 }
 
 /// Per recommendation, the shapes it serves (as the advice describes them), each run
