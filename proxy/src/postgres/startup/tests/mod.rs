@@ -60,26 +60,31 @@ async fn fake_server() -> (TcpListener, String) {
     (listener, address)
 }
 
-fn spawn_negotiate(
-    proxy_side: TcpStream,
-    upstream: String,
-    tls: PgTlsSettings,
-) -> JoinHandle<Result<Negotiated, ProxyError>> {
+/// The proxy side's negotiation, running.
+type Negotiation = JoinHandle<Result<Negotiated, ProxyError>>;
+
+fn spawn_negotiate(proxy_side: TcpStream, upstream: String, tls: PgTlsSettings) -> Negotiation {
     tokio::spawn(async move { negotiate_with(proxy_side, &upstream, &tls, &limits()).await })
+}
+
+/// A negotiation under `tls` started before the client sent anything: the fake server's
+/// listener, the client's end, the task.
+async fn negotiating(tls: PgTlsSettings) -> (TcpListener, TcpStream, Negotiation) {
+    let (listener, address) = fake_server().await;
+    let (app, proxy_side) = client_pair().await;
+    (listener, app, spawn_negotiate(proxy_side, address, tls))
 }
 
 /// A session being negotiated: the fake server's listener, the client's end, the task.
 struct Opened {
     listener: TcpListener,
     app: TcpStream,
-    task: JoinHandle<Result<Negotiated, ProxyError>>,
+    task: Negotiation,
 }
 
 /// Negotiates in `refuse` mode after the client sent a `code` request and heard `N`.
 async fn refused(code: i32) -> Opened {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    let (listener, mut app, task) = negotiating(PgTlsSettings::refuse()).await;
     app.write_all(&request(code)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"N");
     Opened {

@@ -60,9 +60,7 @@ async fn refuse_answers_n_and_stays_plaintext() {
 
 #[tokio::test]
 async fn refuse_with_a_client_that_requires_tls_ends_downstream() {
-    let (_listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    let (_listener, mut app, task) = negotiating(PgTlsSettings::refuse()).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"N");
     drop(app);

@@ -26,9 +26,7 @@ async fn tls_client(cert: &PemFiles, mut app: TcpStream) -> TlsStream<TcpStream>
 #[tokio::test]
 async fn terminate_reads_the_startup_inside_tls() {
     let cert = cert();
-    let (listener, address) = fake_server().await;
-    let (app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, terminating(&cert));
+    let (listener, app, task) = negotiating(terminating(&cert)).await;
 
     let mut app = tls_client(&cert, app).await;
     let packet = startup(&[("user", "u"), ("database", "secure")]);
@@ -47,9 +45,7 @@ async fn terminate_reads_the_startup_inside_tls() {
 #[tokio::test]
 async fn an_unreadable_packet_inside_terminated_tls_is_forwarded() {
     let cert = cert();
-    let (listener, address) = fake_server().await;
-    let (app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, terminating(&cert));
+    let (listener, app, task) = negotiating(terminating(&cert)).await;
     let mut app = tls_client(&cert, app).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     app.flush().await.unwrap();
@@ -83,9 +79,7 @@ async fn terminate_with_an_untrusting_client_fails_downstream() {
     let cert = cert();
     let other = self::cert();
     let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
-    let (_listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, tls);
+    let (_listener, mut app, task) = negotiating(tls).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"S");
     let name = ServerName::try_from("localhost").unwrap();
@@ -179,9 +173,7 @@ async fn upstream_refusing_tls_is_not_downgraded() {
 
 #[tokio::test]
 async fn passthrough_forwards_the_server_answer_and_stops_inspecting() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::passthrough());
+    let (listener, mut app, task) = negotiating(PgTlsSettings::passthrough()).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     let (mut server, _) = listener.accept().await.unwrap();
     assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
@@ -196,9 +188,7 @@ async fn passthrough_forwards_the_server_answer_and_stops_inspecting() {
 
 #[tokio::test]
 async fn passthrough_to_a_server_without_tls_is_inspected() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::passthrough());
+    let (listener, mut app, task) = negotiating(PgTlsSettings::passthrough()).await;
     assert_eq!(PgTlsSettings::passthrough().mode.label(), "passthrough");
     assert!(matches!(PgTlsSettings::default().mode, PgTlsMode::Refuse));
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
@@ -234,9 +224,7 @@ fn direct_client(cert: &PemFiles) -> tokio_rustls::TlsConnector {
 async fn direct_tls_is_terminated() {
     let cert = cert();
     let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
-    let (listener, address) = fake_server().await;
-    let (app, proxy_side) = client_pair().await;
-    let task = spawn_negotiate(proxy_side, address, tls);
+    let (listener, app, task) = negotiating(tls).await;
     let name = ServerName::try_from("localhost").unwrap();
     let mut app = direct_client(&cert).connect(name, app).await.unwrap();
     assert_eq!(app.get_ref().1.alpn_protocol(), Some(&b"postgresql"[..]));
