@@ -75,6 +75,14 @@ async fn negotiating(tls: PgTlsSettings) -> (TcpListener, TcpStream, Negotiation
     (listener, app, spawn_negotiate(proxy_side, address, tls))
 }
 
+/// A negotiation under `tls` started after the client sent `bytes`.
+async fn sent_first(bytes: &[u8], tls: PgTlsSettings) -> (TcpListener, TcpStream, Negotiation) {
+    let (listener, address) = fake_server().await;
+    let (mut app, proxy_side) = client_pair().await;
+    app.write_all(bytes).await.unwrap();
+    (listener, app, spawn_negotiate(proxy_side, address, tls))
+}
+
 /// A session being negotiated: the fake server's listener, the client's end, the task.
 struct Opened {
     listener: TcpListener,

@@ -34,10 +34,8 @@ async fn plain_startup_is_forwarded_and_inspected() {
 
 #[tokio::test]
 async fn database_defaults_to_user() {
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    app.write_all(&startup(&[("user", "alice")])).await.unwrap();
-    let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+    let (listener, _app, task) =
+        sent_first(&startup(&[("user", "alice")]), PgTlsSettings::refuse()).await;
     let _server = listener.accept().await.unwrap();
     assert_eq!(relay(task.await.unwrap().unwrap()).database, "alice");
 }
@@ -185,10 +183,8 @@ async fn cancel_request_is_forwarded_verbatim() {
 #[tokio::test]
 async fn absurd_startup_lengths_are_forwarded_not_answered() {
     for length in [i32::MIN, -1, 0, 4, 7, 10 * 1024 + 1, 1 << 30, i32::MAX] {
-        let (listener, address) = fake_server().await;
-        let (mut app, proxy_side) = client_pair().await;
-        app.write_all(&length.to_be_bytes()).await.unwrap();
-        let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+        let (listener, mut app, task) =
+            sent_first(&length.to_be_bytes(), PgTlsSettings::refuse()).await;
         let (mut server, _) = listener.accept().await.unwrap();
         assert_eq!(read_n(&mut server, 4).await, length.to_be_bytes());
         let relay = relay(task.await.unwrap().unwrap());
@@ -259,10 +255,7 @@ async fn other_protocols_and_unreadable_parameters_are_left_to_the_server() {
     let mut bare = 8i32.to_be_bytes().to_vec();
     bare.extend_from_slice(&196_608i32.to_be_bytes());
     for packet in [old, bare] {
-        let (listener, address) = fake_server().await;
-        let (mut app, proxy_side) = client_pair().await;
-        app.write_all(&packet).await.unwrap();
-        let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
+        let (listener, mut app, task) = sent_first(&packet, PgTlsSettings::refuse()).await;
         let (mut server, _) = listener.accept().await.unwrap();
         assert_eq!(read_n(&mut server, packet.len()).await, packet);
         let mut relay = relay(task.await.unwrap().unwrap());

@@ -66,10 +66,7 @@ async fn terminate_still_serves_plaintext_clients() {
     let cert = cert();
     let tls = PgTlsSettings::terminate_from_pem_files(&cert.cert, &cert.key).unwrap();
     assert_eq!(tls.mode.label(), "terminate");
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    app.write_all(&startup(&[("user", "u")])).await.unwrap();
-    let task = spawn_negotiate(proxy_side, address, tls);
+    let (listener, _app, task) = sent_first(&startup(&[("user", "u")]), tls).await;
     let _server = listener.accept().await.unwrap();
     assert!(!relay(task.await.unwrap().unwrap()).encrypted_to_client);
 }
@@ -140,10 +137,7 @@ async fn upstream_tls_with_the_wrong_ca_is_an_upstream_error() {
     let unrelated = cert();
     let upstream = UpstreamTls::verify_with_ca_file(&unrelated.cert, "localhost").unwrap();
     let tls = PgTlsSettings::refuse().with_upstream(upstream);
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    app.write_all(&startup(&[("user", "u")])).await.unwrap();
-    let task = spawn_negotiate(proxy_side, address, tls);
+    let (listener, _app, task) = sent_first(&startup(&[("user", "u")]), tls).await;
     let server = tokio::spawn(async move {
         let acceptor = acceptor_from_pem_files(&upstream_cert.cert, &upstream_cert.key).unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
@@ -160,10 +154,7 @@ async fn upstream_tls_with_the_wrong_ca_is_an_upstream_error() {
 async fn upstream_refusing_tls_is_not_downgraded() {
     let tls = PgTlsSettings::refuse()
         .with_upstream(UpstreamTls::accept_any_certificate("localhost").unwrap());
-    let (listener, address) = fake_server().await;
-    let (mut app, proxy_side) = client_pair().await;
-    app.write_all(&startup(&[("user", "u")])).await.unwrap();
-    let task = spawn_negotiate(proxy_side, address, tls);
+    let (listener, _app, task) = sent_first(&startup(&[("user", "u")]), tls).await;
     let (mut server, _) = listener.accept().await.unwrap();
     assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
     server.write_all(b"N").await.unwrap();
