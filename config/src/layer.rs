@@ -403,37 +403,31 @@ impl Layer {
             (Setting::MongoListen, self.mongo_listen),
             (Setting::MongoUpstream, self.mongo_upstream),
         )? {
-            match config.mongo.listeners.first_mut() {
-                Some(first) => {
-                    first.listen = listen;
-                    first.upstream = upstream;
-                }
-                None => config
-                    .mongo
-                    .listeners
-                    .push(MongoListener::new(listen, upstream)),
-            }
+            readdress_first(
+                &mut config.mongo.listeners,
+                (listen, upstream),
+                |first| (&mut first.listen, &mut first.upstream),
+                MongoListener::new,
+            );
         }
         if let Some(advertise) = self.mongo_advertise {
-            let Some(first) = config.mongo.listeners.first_mut() else {
-                return Err(no_listener(
-                    origin,
-                    Setting::MongoAdvertise,
-                    "MongoDB",
-                    [Setting::MongoListen, Setting::MongoUpstream],
-                ));
-            };
+            let first = first_listener(
+                &mut config.mongo.listeners,
+                origin,
+                Setting::MongoAdvertise,
+                "MongoDB",
+                [Setting::MongoListen, Setting::MongoUpstream],
+            )?;
             first.advertise = Some(advertise);
         }
         if let Some(key) = self.mongo_tls.first_given(MONGO_TLS) {
-            let Some(first) = config.mongo.listeners.first_mut() else {
-                return Err(no_listener(
-                    origin,
-                    key,
-                    "MongoDB",
-                    [Setting::MongoListen, Setting::MongoUpstream],
-                ));
-            };
+            let first = first_listener(
+                &mut config.mongo.listeners,
+                origin,
+                key,
+                "MongoDB",
+                [Setting::MongoListen, Setting::MongoUpstream],
+            )?;
             self.mongo_tls.apply(&mut first.tls);
         }
         if let Some(uri) = self.mongo_admin_uri {
@@ -445,26 +439,21 @@ impl Layer {
             (Setting::PgListen, self.pg_listen),
             (Setting::PgUpstream, self.pg_upstream),
         )? {
-            match config.postgres.listeners.first_mut() {
-                Some(first) => {
-                    first.listen = listen;
-                    first.upstream = upstream;
-                }
-                None => config
-                    .postgres
-                    .listeners
-                    .push(PostgresListener::new(listen, upstream)),
-            }
+            readdress_first(
+                &mut config.postgres.listeners,
+                (listen, upstream),
+                |first| (&mut first.listen, &mut first.upstream),
+                PostgresListener::new,
+            );
         }
         if let Some(key) = self.pg_tls.first_given(PG_TLS) {
-            let Some(first) = config.postgres.listeners.first_mut() else {
-                return Err(no_listener(
-                    origin,
-                    key,
-                    "PostgreSQL",
-                    [Setting::PgListen, Setting::PgUpstream],
-                ));
-            };
+            let first = first_listener(
+                &mut config.postgres.listeners,
+                origin,
+                key,
+                "PostgreSQL",
+                [Setting::PgListen, Setting::PgUpstream],
+            )?;
             self.pg_tls.apply(&mut first.tls);
         }
         if let Some(url) = self.pg_admin_url {
@@ -545,6 +534,38 @@ fn pair(
 }
 
 /// A per-listener setting with no listener to carry it.
+/// Puts `listen` and `upstream` on the first of `listeners` (its two fields, as `addresses`
+/// hands them out), or adds a listener made by `new` when there is none.
+fn readdress_first<L>(
+    listeners: &mut Vec<L>,
+    (listen, upstream): (String, String),
+    addresses: impl FnOnce(&mut L) -> (&mut String, &mut String),
+    new: impl FnOnce(String, String) -> L,
+) {
+    match listeners.first_mut() {
+        Some(first) => {
+            let (first_listen, first_upstream) = addresses(first);
+            *first_listen = listen;
+            *first_upstream = upstream;
+        }
+        None => listeners.push(new(listen, upstream)),
+    }
+}
+
+/// The first of `listeners`, for a setting (`key`) that applies to it; when there is none,
+/// the error that names the pair of settings (`pair`) that would add one.
+fn first_listener<'a, L>(
+    listeners: &'a mut [L],
+    origin: Origin,
+    key: Setting,
+    engine: &str,
+    pair: [Setting; 2],
+) -> Result<&'a mut L, ConfigError> {
+    listeners
+        .first_mut()
+        .ok_or_else(|| no_listener(origin, key, engine, pair))
+}
+
 fn no_listener(
     origin: Origin,
     key: Setting,
