@@ -398,11 +398,9 @@ impl Layer {
             config.admin.token_env = self.admin_token_env;
         }
 
-        if let Some((listen, upstream)) = pair(
-            origin,
-            (Setting::MongoListen, self.mongo_listen),
-            (Setting::MongoUpstream, self.mongo_upstream),
-        )? {
+        if let Some((listen, upstream)) =
+            pair(origin, MONGO_PAIR, self.mongo_listen, self.mongo_upstream)?
+        {
             readdress_first(
                 &mut config.mongo.listeners,
                 (listen, upstream),
@@ -415,30 +413,19 @@ impl Layer {
                 &mut config.mongo.listeners,
                 origin,
                 Setting::MongoAdvertise,
-                "MongoDB",
-                [Setting::MongoListen, Setting::MongoUpstream],
+                MONGO_PAIR,
             )?;
             first.advertise = Some(advertise);
         }
         if let Some(key) = self.mongo_tls.first_given(MONGO_TLS) {
-            let first = first_listener(
-                &mut config.mongo.listeners,
-                origin,
-                key,
-                "MongoDB",
-                [Setting::MongoListen, Setting::MongoUpstream],
-            )?;
+            let first = first_listener(&mut config.mongo.listeners, origin, key, MONGO_PAIR)?;
             self.mongo_tls.apply(&mut first.tls);
         }
         if let Some(uri) = self.mongo_admin_uri {
             config.mongo.admin_uri = Some(Secret::new(uri));
         }
 
-        if let Some((listen, upstream)) = pair(
-            origin,
-            (Setting::PgListen, self.pg_listen),
-            (Setting::PgUpstream, self.pg_upstream),
-        )? {
+        if let Some((listen, upstream)) = pair(origin, PG_PAIR, self.pg_listen, self.pg_upstream)? {
             readdress_first(
                 &mut config.postgres.listeners,
                 (listen, upstream),
@@ -447,13 +434,7 @@ impl Layer {
             );
         }
         if let Some(key) = self.pg_tls.first_given(PG_TLS) {
-            let first = first_listener(
-                &mut config.postgres.listeners,
-                origin,
-                key,
-                "PostgreSQL",
-                [Setting::PgListen, Setting::PgUpstream],
-            )?;
+            let first = first_listener(&mut config.postgres.listeners, origin, key, PG_PAIR)?;
             self.pg_tls.apply(&mut first.tls);
         }
         if let Some(url) = self.pg_admin_url {
@@ -513,27 +494,47 @@ impl Layer {
     }
 }
 
-/// Both halves of a listen/upstream pair, or neither.
+/// The two settings that add an engine's first listener, and the engine's name for messages.
+#[derive(Debug, Clone, Copy)]
+struct ListenerPair {
+    engine: &'static str,
+    listen: Setting,
+    upstream: Setting,
+}
+
+const MONGO_PAIR: ListenerPair = ListenerPair {
+    engine: "MongoDB",
+    listen: Setting::MongoListen,
+    upstream: Setting::MongoUpstream,
+};
+
+const PG_PAIR: ListenerPair = ListenerPair {
+    engine: "PostgreSQL",
+    listen: Setting::PgListen,
+    upstream: Setting::PgUpstream,
+};
+
+/// Both halves of a listen/upstream `pair`, or neither.
 fn pair(
     origin: Origin,
-    (listen_key, listen): (Setting, Option<String>),
-    (upstream_key, upstream): (Setting, Option<String>),
+    pair: ListenerPair,
+    listen: Option<String>,
+    upstream: Option<String>,
 ) -> Result<Option<(String, String)>, ConfigError> {
     match (listen, upstream) {
         (Some(listen), Some(upstream)) => Ok(Some((listen, upstream))),
         (None, None) => Ok(None),
         (Some(_), None) => Err(origin.error(
-            listen_key,
-            format!("is set without {}", origin.name(upstream_key)),
+            pair.listen,
+            format!("is set without {}", origin.name(pair.upstream)),
         )),
         (None, Some(_)) => Err(origin.error(
-            upstream_key,
-            format!("is set without {}", origin.name(listen_key)),
+            pair.upstream,
+            format!("is set without {}", origin.name(pair.listen)),
         )),
     }
 }
 
-/// A per-listener setting with no listener to carry it.
 /// Puts `listen` and `upstream` on the first of `listeners` (its two fields, as `addresses`
 /// hands them out), or adds a listener made by `new` when there is none.
 fn readdress_first<L>(
@@ -553,31 +554,27 @@ fn readdress_first<L>(
 }
 
 /// The first of `listeners`, for a setting (`key`) that applies to it; when there is none,
-/// the error that names the pair of settings (`pair`) that would add one.
-fn first_listener<'a, L>(
-    listeners: &'a mut [L],
+/// the error that names the `pair` of settings that would add one.
+fn first_listener<L>(
+    listeners: &mut [L],
     origin: Origin,
     key: Setting,
-    engine: &str,
-    pair: [Setting; 2],
-) -> Result<&'a mut L, ConfigError> {
+    pair: ListenerPair,
+) -> Result<&mut L, ConfigError> {
     listeners
         .first_mut()
-        .ok_or_else(|| no_listener(origin, key, engine, pair))
+        .ok_or_else(|| no_listener(origin, key, pair))
 }
 
-fn no_listener(
-    origin: Origin,
-    key: Setting,
-    engine: &str,
-    [listen, upstream]: [Setting; 2],
-) -> ConfigError {
+/// A per-listener setting with no listener to carry it.
+fn no_listener(origin: Origin, key: Setting, pair: ListenerPair) -> ConfigError {
     origin.error(
         key,
         format!(
-            "there is no {engine} listener to apply it to; configure one in the file or with {} and {}",
-            origin.name(listen),
-            origin.name(upstream)
+            "there is no {} listener to apply it to; configure one in the file or with {} and {}",
+            pair.engine,
+            origin.name(pair.listen),
+            origin.name(pair.upstream)
         ),
     )
 }
