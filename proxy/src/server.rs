@@ -29,11 +29,14 @@ use crate::error::{ProxyError, Side};
 use crate::mongo::tls::{Leg, MongoTls};
 use crate::mongo::{HelloReplies, MongoFramer, MongoSession};
 use crate::pipeline::{inspect_connection, Analysis};
-use crate::postgres::{negotiate, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings};
+use crate::postgres::{
+    negotiate, Established, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings,
+};
 use crate::relay::{Activity, Relay, RelayTotals, ReplyRewrite};
 use crate::state::keeper::Keeper;
 use crate::tap::{Inspector, Tap};
 use crate::threads::{thread_count, DataThreads};
+use crate::tls::TlsConfigError;
 
 /// How long shutdown waits for inspection and analysis to catch up before the last flush.
 const SETTLE_LIMIT: Duration = Duration::from_secs(2);
@@ -65,24 +68,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let admin = TcpListener::bind(&config.admin.listen)
         .await
         .with_context(|| format!("cannot listen on admin.listen {}", config.admin.listen))?;
-    let mut mongo = Vec::new();
-    for spec in &config.mongo.listeners {
-        let listener = TcpListener::bind(&spec.listen)
-            .await
-            .with_context(|| format!("cannot listen on MongoDB listener {}", spec.listen))?;
-        let tls = MongoTls::from_listener(spec)
-            .with_context(|| format!("TLS settings of MongoDB listener {}", spec.listen))?;
-        mongo.push((listener, spec.clone(), tls));
-    }
-    let mut postgres = Vec::new();
-    for spec in &config.postgres.listeners {
-        let listener = TcpListener::bind(&spec.listen)
-            .await
-            .with_context(|| format!("cannot listen on PostgreSQL listener {}", spec.listen))?;
-        let tls = PgTlsSettings::from_listener(spec)
-            .with_context(|| format!("TLS settings of PostgreSQL listener {}", spec.listen))?;
-        postgres.push((listener, spec.clone(), tls));
-    }
+    let mongo = bind_all(
+        "MongoDB",
+        &config.mongo.listeners,
+        |spec| &spec.listen,
+        MongoTls::from_listener,
+    )
+    .await?;
+    let postgres = bind_all(
+        "PostgreSQL",
+        &config.postgres.listeners,
+        |spec| &spec.listen,
+        PgTlsSettings::from_listener,
+    )
+    .await?;
 
     let threads = Arc::new(
         DataThreads::start(thread_count(config.runtime.threads), || {})
@@ -141,40 +140,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
+    // The accept loops hold clones; this one goes before the data threads stop.
+    let context = ListenerContext {
+        metrics: metrics.clone(),
+        shared: shared.clone(),
+        shutdown: shutdown.clone(),
+        placement: Placement {
+            threads: threads.clone(),
+            connections: connections.clone(),
+        },
+    };
     for (listener, spec, tls) in mongo {
-        let name = spec.effective_name();
-        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, tls = ?tls, "MongoDB listener ready");
-        let listener_metrics = metrics.listener(&name, "mongodb");
-        tokio::spawn(serve_mongo(
-            listener,
-            spec,
-            Arc::new(tls),
-            listener_metrics,
-            shared.clone(),
-            shutdown.clone(),
-            Placement {
-                threads: threads.clone(),
-                connections: connections.clone(),
-            },
-        ));
+        tokio::spawn(serve_mongo(listener, spec, tls, context.clone()));
     }
     for (listener, spec, tls) in postgres {
-        let name = spec.effective_name();
-        tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, "PostgreSQL listener ready");
-        let listener_metrics = metrics.listener(&name, "postgresql");
-        tokio::spawn(serve_postgres(
-            listener,
-            spec,
-            Arc::new(tls),
-            listener_metrics,
-            shared.clone(),
-            shutdown.clone(),
-            Placement {
-                threads: threads.clone(),
-                connections: connections.clone(),
-            },
-        ));
+        tokio::spawn(serve_postgres(listener, spec, tls, context.clone()));
     }
+    drop(context);
     if keeper.is_active() {
         tokio::spawn(keeper.clone().run(aggregator.clone(), shutdown.clone()));
     }
@@ -218,6 +200,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Binds each listener of one engine and reads its TLS settings, before anything is served.
+async fn bind_all<Spec: Clone, Tls>(
+    engine: &str,
+    specs: &[Spec],
+    listen: fn(&Spec) -> &String,
+    tls: fn(&Spec) -> Result<Tls, TlsConfigError>,
+) -> anyhow::Result<Vec<(TcpListener, Spec, Tls)>> {
+    let mut bound = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let address = listen(spec);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {engine} listener {address}"))?;
+        let settings =
+            tls(spec).with_context(|| format!("TLS settings of {engine} listener {address}"))?;
+        bound.push((listener, spec.clone(), settings));
+    }
+    Ok(bound)
+}
+
 async fn wait_for_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
@@ -245,7 +247,17 @@ async fn wait_for_signal() {
     }
 }
 
+/// What every accept loop shares.
+#[derive(Clone)]
+struct ListenerContext {
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    placement: Placement,
+}
+
 /// Where accepted connections go: a data thread, tracked for the shutdown.
+#[derive(Clone)]
 struct Placement {
     threads: Arc<DataThreads>,
     connections: TaskTracker,
@@ -332,78 +344,65 @@ fn start_inspection(
 async fn serve_mongo(
     listener: TcpListener,
     spec: MongoListener,
-    tls: Arc<MongoTls>,
-    metrics: ListenerMetrics,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    placement: Placement,
+    tls: MongoTls,
+    context: ListenerContext,
 ) {
+    let name = spec.effective_name();
+    tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, tls = ?tls, "MongoDB listener ready");
+    let metrics = context.metrics.listener(&name, "mongodb");
+    let tls = Arc::new(tls);
+    let upstream = spec.upstream.clone();
     let advertise = spec.effective_advertise().to_string();
-    while let Some(client) = accept_next(&listener, &shutdown).await {
-        metrics.connections_total.inc();
-        let metrics = metrics.clone();
-        let shared = shared.clone();
-        let upstream = spec.upstream.clone();
-        let advertise = advertise.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        let connections = placement.connections.clone();
-        placement.spawn(client, move |client| async move {
-            metrics.connections_active.inc();
-            let connect = connect_upstream(&upstream, &metrics);
-            let Some(legs) = tls.open(client, connect, &metrics).await else {
-                metrics.connections_active.dec();
-                return;
-            };
-            let tap = legs
-                .inspect
-                .then(|| start_inspection(Box::new(MongoSession::new()), &metrics, &shared));
-            let relay = Relay {
-                request_framer: MongoFramer,
-                reply_framer: MongoFramer,
-                max_inspect: shared.max_inspect,
-                // Encrypted bytes have no frames to rewrite: forward them as they come.
-                reply_rewrite: legs
-                    .inspect
-                    .then(|| Box::new(HelloReplies::new(advertise)) as Box<dyn ReplyRewrite>),
-                tap,
-                metrics: metrics.clone(),
-            };
-            let activity = Arc::new(Activity::default());
-            // Plain sockets are relayed as they are; a TLS leg goes boxed.
-            let relayed: Relayed = match (legs.client, legs.server) {
-                (Leg::Tcp(client), Leg::Tcp(server)) => {
-                    Box::pin(relay.run_tracked(client, server, activity.clone()))
-                }
-                (client, server) => {
-                    Box::pin(relay.run_tracked(client.boxed(), server.boxed(), activity.clone()))
-                }
-            };
-            spawn_relay(relayed, activity, shutdown, metrics, &connections);
-        });
-    }
+    let start = move |client, metrics: ListenerMetrics, shared: Arc<Shared>| async move {
+        start_mongo(client, &upstream, &tls, advertise, &metrics, &shared).await
+    };
+    serve(listener, metrics, context, start).await;
 }
 
 async fn serve_postgres(
     listener: TcpListener,
     spec: PostgresListener,
-    tls: Arc<PgTlsSettings>,
-    metrics: ListenerMetrics,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    placement: Placement,
+    tls: PgTlsSettings,
+    context: ListenerContext,
 ) {
+    let name = spec.effective_name();
+    tracing::info!(listener = %name, listen = %spec.listen, upstream = %spec.upstream, "PostgreSQL listener ready");
+    let metrics = context.metrics.listener(&name, "postgresql");
+    let tls = Arc::new(tls);
+    let upstream = spec.upstream.clone();
+    let start = move |client, metrics: ListenerMetrics, shared: Arc<Shared>| async move {
+        start_postgres(client, &upstream, &tls, &metrics, &shared).await
+    };
+    serve(listener, metrics, context, start).await;
+}
+
+/// The accept loop of every listener: each client is started by a copy of `start` on a data
+/// thread and, when that gives a relay, relayed until it ends or shutdown drains it.
+async fn serve<Start, Started>(
+    listener: TcpListener,
+    metrics: ListenerMetrics,
+    context: ListenerContext,
+    start: Start,
+) where
+    Start: FnOnce(TcpStream, ListenerMetrics, Arc<Shared>) -> Started + Clone + Send + 'static,
+    Started: std::future::Future<Output = Option<(Relayed, Arc<Activity>)>> + Send + 'static,
+{
+    let ListenerContext {
+        shared,
+        shutdown,
+        placement,
+        ..
+    } = context;
     while let Some(client) = accept_next(&listener, &shutdown).await {
         metrics.connections_total.inc();
         let metrics = metrics.clone();
         let shared = shared.clone();
-        let upstream = spec.upstream.clone();
-        let tls = tls.clone();
         let shutdown = shutdown.clone();
+        let start = start.clone();
         let connections = placement.connections.clone();
         placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
-            match start_postgres(client, &upstream, &tls, &metrics, &shared).await {
+            match start(client, metrics.clone(), shared).await {
                 Some((relayed, activity)) => {
                     spawn_relay(relayed, activity, shutdown, metrics, &connections);
                 }
@@ -413,6 +412,45 @@ async fn serve_postgres(
             }
         });
     }
+}
+
+/// One MongoDB connection's TLS legs; the relay to run after them, or `None` when the client
+/// could not be taken on (the reason is counted and logged).
+async fn start_mongo(
+    client: TcpStream,
+    upstream: &str,
+    tls: &MongoTls,
+    advertise: String,
+    metrics: &ListenerMetrics,
+    shared: &Shared,
+) -> Option<(Relayed, Arc<Activity>)> {
+    let connect = connect_upstream(upstream, metrics);
+    let legs = tls.open(client, connect, metrics).await?;
+    let tap = legs
+        .inspect
+        .then(|| start_inspection(Box::new(MongoSession::new()), metrics, shared));
+    let relay = Relay {
+        request_framer: MongoFramer,
+        reply_framer: MongoFramer,
+        max_inspect: shared.max_inspect,
+        // Encrypted bytes have no frames to rewrite: forward them as they come.
+        reply_rewrite: legs
+            .inspect
+            .then(|| Box::new(HelloReplies::new(advertise)) as Box<dyn ReplyRewrite>),
+        tap,
+        metrics: metrics.clone(),
+    };
+    let activity = Arc::new(Activity::default());
+    // Plain sockets are relayed as they are; a TLS leg goes boxed.
+    let relayed: Relayed = match (legs.client, legs.server) {
+        (Leg::Tcp(client), Leg::Tcp(server)) => {
+            Box::pin(relay.run_tracked(client, server, activity.clone()))
+        }
+        (client, server) => {
+            Box::pin(relay.run_tracked(client.boxed(), server.boxed(), activity.clone()))
+        }
+    };
+    Some((relayed, activity))
 }
 
 /// One PostgreSQL connection's startup phase; the relay to run after it, or `None` when
@@ -443,14 +481,14 @@ async fn start_postgres(
             return None;
         }
     };
-    let (client, upstream, database, inspection, encrypted_to_client) = match negotiated {
-        Negotiated::Relay {
-            client,
-            upstream,
-            database,
-            inspection,
-            encrypted_to_client,
-        } => (client, upstream, database, inspection, encrypted_to_client),
+    let Established {
+        client,
+        upstream,
+        database,
+        inspection,
+        encrypted_to_client,
+    } = match negotiated {
+        Negotiated::Relay(established) => established,
         Negotiated::Cancelled => {
             metrics.event("cancel_request");
             return None;

@@ -34,5 +34,5 @@ pub mod tls;
 pub use decoded::Decoded;
 pub use frame::PgFramer;
 pub use session::PgSession;
-pub use startup::{negotiate, negotiate_with, Inspection, Negotiated, StartupLimits};
+pub use startup::{negotiate, negotiate_with, Established, Inspection, Negotiated, StartupLimits};
 pub use tls::{PgTlsMode, PgTlsSettings, TlsConfigError, UpstreamTls};

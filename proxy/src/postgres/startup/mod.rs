@@ -70,25 +70,29 @@ impl Default for StartupLimits {
 }
 
 /// What the startup phase ended with.
+#[derive(Debug)]
 pub enum Negotiated {
     /// A session to relay.
-    Relay {
-        /// The client side (TCP, or TLS over TCP when terminated).
-        client: BoxStream,
-        /// The upstream side, the StartupMessage (or the bytes the proxy gave up on) sent.
-        upstream: BoxStream,
-        /// The database named at startup (empty when it could not be seen).
-        database: String,
-        /// Whether the relay's copy can be decoded.
-        inspection: Inspection,
-        /// Whether the client side is encrypted (terminated or passed-through TLS).
-        encrypted_to_client: bool,
-    },
+    Relay(Established),
     /// A CancelRequest was forwarded; both connections are closed.
     Cancelled,
     /// A direct TLS ClientHello in `refuse` mode: closed without a byte, as a server without
     /// TLS would (it reads the record header as an impossible length).
     TlsRefused,
+}
+
+/// The two sides of a session whose startup phase is over, and what the relay needs to know of it.
+pub struct Established {
+    /// The client side (TCP, or TLS over TCP when terminated).
+    pub client: BoxStream,
+    /// The upstream side, the StartupMessage (or the bytes the proxy gave up on) sent.
+    pub upstream: BoxStream,
+    /// The database named at startup (empty when it could not be seen).
+    pub database: String,
+    /// Whether the relay's copy can be decoded.
+    pub inspection: Inspection,
+    /// Whether the client side is encrypted (terminated or passed-through TLS).
+    pub encrypted_to_client: bool,
 }
 
 /// Whether a relayed session is decoded.
@@ -103,23 +107,13 @@ pub enum Inspection {
     Undecodable(&'static str),
 }
 
-impl fmt::Debug for Negotiated {
+impl fmt::Debug for Established {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Negotiated::Relay {
-                database,
-                inspection,
-                encrypted_to_client,
-                ..
-            } => f
-                .debug_struct("Relay")
-                .field("database", database)
-                .field("inspection", inspection)
-                .field("encrypted_to_client", encrypted_to_client)
-                .finish_non_exhaustive(),
-            Negotiated::Cancelled => f.write_str("Cancelled"),
-            Negotiated::TlsRefused => f.write_str("TlsRefused"),
-        }
+        f.debug_struct("Established")
+            .field("database", &self.database)
+            .field("inspection", &self.inspection)
+            .field("encrypted_to_client", &self.encrypted_to_client)
+            .finish_non_exhaustive()
     }
 }
 
@@ -288,13 +282,13 @@ async fn passthrough(
 
 /// TLS passed through (or a server that answered SSLRequest with neither `S` nor `N`).
 fn relay_verbatim(client: TcpStream, server: TcpStream, encrypted: bool) -> Negotiated {
-    Negotiated::Relay {
+    Negotiated::Relay(Established {
         client: Box::new(client),
         upstream: Box::new(server),
         database: String::new(),
         inspection: Inspection::TlsPassthrough,
         encrypted_to_client: encrypted,
-    }
+    })
 }
 
 /// Where the packet that ends the startup phase goes.
@@ -359,7 +353,7 @@ async fn finish<S: ByteStream>(
             let _ = timeout(Duration::from_secs(1), client.shutdown()).await;
             Ok(Negotiated::Cancelled)
         }
-        kind => Ok(Negotiated::Relay {
+        kind => Ok(Negotiated::Relay(Established {
             client: Box::new(client),
             upstream: server,
             database: match kind {
@@ -368,7 +362,7 @@ async fn finish<S: ByteStream>(
             },
             inspection,
             encrypted_to_client,
-        }),
+        })),
     }
 }
 

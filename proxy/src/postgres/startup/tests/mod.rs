@@ -19,10 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-use super::{negotiate_with, Inspection, Negotiated, StartupLimits};
+use super::{negotiate_with, Established, Inspection, Negotiated, StartupLimits};
 use crate::error::ProxyError;
 use crate::postgres::tls::PgTlsSettings;
-use crate::relay::BoxStream;
 use crate::tls::testing::{self_signed, PemFiles};
 
 fn limits() -> StartupLimits {
@@ -102,35 +101,15 @@ async fn refused(code: i32) -> Opened {
     }
 }
 
-struct Relay {
-    client: BoxStream,
-    upstream: BoxStream,
-    database: String,
-    inspection: Inspection,
-    encrypted_to_client: bool,
-}
-
-impl Relay {
+impl Established {
     fn inspected(&self) -> bool {
         self.inspection == Inspection::On
     }
 }
 
-fn relay(negotiated: Negotiated) -> Relay {
+fn relay(negotiated: Negotiated) -> Established {
     match negotiated {
-        Negotiated::Relay {
-            client,
-            upstream,
-            database,
-            inspection,
-            encrypted_to_client,
-        } => Relay {
-            client,
-            upstream,
-            database,
-            inspection,
-            encrypted_to_client,
-        },
+        Negotiated::Relay(established) => established,
         other => panic!("expected a relay, got {other:?}"),
     }
 }
@@ -143,7 +122,7 @@ async fn read_n(stream: &mut (impl AsyncReadExt + Unpin), n: usize) -> Vec<u8> {
 
 /// Both returned streams are live: bytes cross in each direction.
 async fn assert_streams_connected(
-    relay: &mut Relay,
+    relay: &mut Established,
     app: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
     server: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
 ) {
