@@ -11,7 +11,7 @@ pub mod schedule;
 
 use std::collections::BTreeMap;
 
-use super::{Advice, AdviceSettings, Evidence, IndexSpec, Recommendation};
+use super::{rank, Advice, AdviceSettings, Evidence, ExistingIndexes, IndexSpec, Recommendation};
 use crate::shape::{Namespace, ShapeId};
 use crate::snapshot::Snapshot;
 
@@ -119,6 +119,38 @@ pub fn queries(recommendation: &Recommendation, snapshot: &Snapshot) -> Vec<Prob
             })
         })
         .collect()
+}
+
+/// What one engine's verification found, whatever its method: written into the advice by
+/// [`Findings::settle`].
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub measurements: Vec<Measurement>,
+    /// Recommendations whose verification failed, with the reason: never recommended.
+    pub failed: Vec<(Namespace, String, String)>,
+    /// Recommendations replaced by the first simpler variant that paid.
+    pub replaced: Vec<(Namespace, String, IndexSpec)>,
+}
+
+impl Findings {
+    /// Leaves out what failed ([`leave_out`]), puts the replacements in ([`replace`]),
+    /// records the evidence ([`apply`]) and names the recommendations again, as a
+    /// replacement may have changed their keys.
+    pub fn settle(
+        self,
+        advice: &mut Advice,
+        existing: &ExistingIndexes,
+        settings: &AdviceSettings,
+    ) {
+        for (namespace, name, reason) in &self.failed {
+            leave_out(advice, namespace, name, reason);
+        }
+        for (namespace, name, index) in self.replaced {
+            replace(advice, &namespace, &name, index);
+        }
+        apply(advice, &self.measurements, settings);
+        rank::name_all(&mut advice.recommendations, existing);
+    }
 }
 
 /// Record the evidence, and drop the recommendations the planner would not use: not in any

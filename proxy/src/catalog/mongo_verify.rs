@@ -17,10 +17,8 @@ use std::collections::BTreeMap;
 
 use bson::{doc, Bson, Document};
 use futures::TryStreamExt;
-use indextap_analyzer::advise::verify::{self, Measurement};
-use indextap_analyzer::advise::{
-    rank, Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec,
-};
+use indextap_analyzer::advise::verify::{self, Findings, Measurement};
+use indextap_analyzer::advise::{Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec};
 use indextap_analyzer::shape::{Engine, Namespace, Shape, ShapeId};
 use indextap_analyzer::snapshot::Snapshot;
 use mongodb::options::IndexOptions;
@@ -74,14 +72,7 @@ pub async fn verify_mongo(
         tracing::warn!(%error, "the scratch database of sample verification was not dropped");
     }
     advice.notes.extend(outcome.notes);
-    for (namespace, name, reason) in &outcome.failed {
-        verify::leave_out(advice, namespace, name, reason);
-    }
-    for (namespace, name, index) in outcome.replaced {
-        verify::replace(advice, &namespace, &name, index);
-    }
-    verify::apply(advice, &outcome.measurements, settings);
-    rank::name_all(&mut advice.recommendations, existing);
+    outcome.found.settle(advice, existing, settings);
     for recommendation in &mut advice.recommendations {
         if let (Some(evidence), Some(size)) = (
             recommendation.evidence.as_mut(),
@@ -132,13 +123,9 @@ pub fn note_unmeasured(advice: &mut Advice, sampling: bool) {
 /// What sample verification found.
 #[derive(Default)]
 struct Outcome {
-    measurements: Vec<Measurement>,
+    found: Findings,
     /// Documents copied per collection.
     sampled: BTreeMap<Namespace, u64>,
-    /// Recommendations whose verification failed, with the reason: never recommended.
-    failed: Vec<(Namespace, String, String)>,
-    /// Recommendations replaced by the first simpler variant that paid.
-    replaced: Vec<(Namespace, String, IndexSpec)>,
     notes: Vec<String>,
 }
 
@@ -208,7 +195,7 @@ async fn measure_all(
         let first = match probe.measure(index).await {
             Ok(measured) => measured,
             Err(error) => {
-                outcome.failed.push((
+                outcome.found.failed.push((
                     namespace.clone(),
                     name.clone(),
                     format!("it does not build on the sample: {error}"),
@@ -217,7 +204,7 @@ async fn measure_all(
             }
         };
         if pays(&first, settings) {
-            outcome.measurements.extend(first);
+            outcome.found.measurements.extend(first);
             continue;
         }
         probe.forget().await;
@@ -239,9 +226,10 @@ async fn measure_all(
         match chosen {
             Some((simpler, measured)) => {
                 outcome
+                    .found
                     .replaced
                     .push((namespace.clone(), name.clone(), simpler));
-                outcome.measurements.extend(measured);
+                outcome.found.measurements.extend(measured);
             }
             None => {
                 if let Some(heaviest) = first
@@ -253,7 +241,7 @@ async fn measure_all(
                         heaviest.cost_before
                     ));
                 }
-                outcome.measurements.extend(first);
+                outcome.found.measurements.extend(first);
             }
         }
     }

@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indextap_analyzer::advise::verify::schedule::{Schedule, Turn};
-use indextap_analyzer::advise::verify::{self, Measurement, Probe, ProbeQuery};
+use indextap_analyzer::advise::verify::{self, Findings, Measurement, Probe, ProbeQuery};
 use indextap_analyzer::advise::{
-    rank, Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec, Recommendation,
+    Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec, Recommendation,
 };
 use indextap_analyzer::shape::Namespace;
 use indextap_analyzer::snapshot::Snapshot;
@@ -85,10 +85,8 @@ pub async fn verify_postgres(
     let started = Instant::now();
     let mut schedule = Schedule::new(settings);
     let mut planners: BTreeMap<String, Option<Planner>> = BTreeMap::new();
-    let mut measurements = Vec::new();
+    let mut found = Findings::default();
     let mut unverified = Vec::new();
-    let mut failed = Vec::new();
-    let mut replaced = Vec::new();
     let mut unavailable = Vec::new();
     for probe in &probes {
         let Some(recommendation) = recommendation_of(advice, &probe.namespace, &probe.name) else {
@@ -132,7 +130,9 @@ pub async fn verify_postgres(
                         schedule.accept(recommendation, measured.gain());
                     }
                     if chosen != index {
-                        replaced.push((probe.namespace.clone(), probe.name.clone(), chosen));
+                        found
+                            .replaced
+                            .push((probe.namespace.clone(), probe.name.clone(), chosen));
                     }
                 } else if let Some(costliest) = measured
                     .0
@@ -144,9 +144,11 @@ pub async fn verify_postgres(
                         probe.name, costliest.cost_before
                     ));
                 }
-                measurements.extend(measured.into_measurements(probe));
+                found.measurements.extend(measured.into_measurements(probe));
             }
-            Err(reason) => failed.push((probe.namespace.clone(), probe.name.clone(), reason)),
+            Err(reason) => found
+                .failed
+                .push((probe.namespace.clone(), probe.name.clone(), reason)),
         }
     }
     let (mut explained, mut reused) = (0, 0);
@@ -168,14 +170,7 @@ pub async fn verify_postgres(
         advice.notes.extend(note);
     }
     schedule.finish(advice);
-    for (namespace, name, reason) in failed {
-        verify::leave_out(advice, &namespace, &name, &reason);
-    }
-    for (namespace, name, index) in replaced {
-        verify::replace(advice, &namespace, &name, index);
-    }
-    verify::apply(advice, &measurements, settings);
-    rank::name_all(&mut advice.recommendations, existing);
+    found.settle(advice, existing, settings);
     advice.notes.extend(unverified);
 }
 
