@@ -5,10 +5,10 @@ use std::time::Duration;
 use super::*;
 use crate::command::{MongoCommand, Outcome, Request};
 use crate::shape::{
-    BoundConstant, Constant, Leaf, Lowering, Namespace, OpClass, Predicate, Shape, ShapeOccurrence,
-    Target, ValueType, Write, WriteKind,
+    BoundConstant, Constant, Lowering, Namespace, Shape, ShapeOccurrence, Target, Write, WriteKind,
 };
 use crate::snapshot::Snapshot;
+use crate::testing::mongo::find_eq;
 
 fn observation(
     latency_ms: u64,
@@ -31,17 +31,6 @@ fn observation(
         },
         at: SystemTime::now(),
     }
-}
-
-fn shape_on(field: &str) -> Shape {
-    let mut shape = Shape::new(Namespace::mongo("app", "orders"), "find");
-    shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
-        target: Target::Field(field.into()),
-        operator: "$eq".into(),
-        class: OpClass::Eq,
-        value_type: ValueType::String,
-    })]);
-    shape
 }
 
 fn reads(shape: Shape, constants: Vec<BoundConstant>) -> Lowering {
@@ -67,14 +56,14 @@ fn executions_add_up_per_shape() {
     let aggregator = Aggregator::new(10);
     aggregator.record(
         &observation(2, 3, None, None),
-        reads(shape_on("status"), vec![]),
+        reads(find_eq("orders", "status"), vec![]),
     );
     aggregator.record(
         &observation(4, 5, None, Some("11000")),
-        reads(shape_on("status"), vec![]),
+        reads(find_eq("orders", "status"), vec![]),
     );
     let snapshot = aggregator.snapshot();
-    let record = &snapshot.shapes[&shape_on("status").id()];
+    let record = &snapshot.shapes[&find_eq("orders", "status").id()];
     assert_eq!((record.count, record.errors, record.returned), (2, 1, 8));
     assert_eq!(record.total_micros, 6_000);
     assert_eq!(record.error_codes.get("11000"), Some(&1));
@@ -86,18 +75,21 @@ fn past_the_shape_bound_the_coldest_shapes_go_to_their_namespace_bucket() {
     let aggregator = Aggregator::new(2);
     // `a` is hot: ten executions of 5 ms before any other shape arrives.
     for _ in 0..10 {
-        aggregator.record(&observation(5, 1, None, None), reads(shape_on("a"), vec![]));
+        aggregator.record(
+            &observation(5, 1, None, None),
+            reads(find_eq("orders", "a"), vec![]),
+        );
     }
     for field in ["b", "c", "d", "e"] {
         aggregator.record(
             &observation(1, 1, None, Some("50")),
-            reads(shape_on(field), vec![]),
+            reads(find_eq("orders", field), vec![]),
         );
     }
     let snapshot = aggregator.snapshot();
     assert!(snapshot.shapes.len() <= 2, "{:?}", snapshot.shapes.keys());
     assert_eq!(
-        snapshot.shapes[&shape_on("a").id()].count,
+        snapshot.shapes[&find_eq("orders", "a").id()].count,
         10,
         "the hot shape survives"
     );
@@ -126,14 +118,17 @@ fn a_newcomer_is_spared_by_the_next_eviction_round() {
     for field in ["a", "b", "c", "d", "e"] {
         aggregator.record(
             &observation(3, 0, None, None),
-            reads(shape_on(field), vec![]),
+            reads(find_eq("orders", field), vec![]),
         );
     }
     assert_eq!(aggregator.other().evicted_shapes, 1);
     // The next shape starts a round; it is the coldest, yet a newcomer, so a veteran goes.
-    aggregator.record(&observation(1, 0, None, None), reads(shape_on("f"), vec![]));
+    aggregator.record(
+        &observation(1, 0, None, None),
+        reads(find_eq("orders", "f"), vec![]),
+    );
     let snapshot = aggregator.snapshot();
-    assert!(snapshot.shapes.contains_key(&shape_on("f").id()));
+    assert!(snapshot.shapes.contains_key(&find_eq("orders", "f").id()));
     assert_eq!(snapshot.other.evicted_shapes, 2);
 }
 
@@ -142,20 +137,20 @@ fn a_continuation_of_an_evicted_shape_still_counts_its_time() {
     let aggregator = Aggregator::new(1);
     aggregator.record(
         &observation(1, 101, Some(77), None),
-        reads(shape_on("a"), vec![]),
+        reads(find_eq("orders", "a"), vec![]),
     );
     for field in ["b", "c"] {
         for _ in 0..5 {
             aggregator.record(
                 &observation(9, 0, None, None),
-                reads(shape_on(field), vec![]),
+                reads(find_eq("orders", field), vec![]),
             );
         }
     }
     assert!(!aggregator
         .snapshot()
         .shapes
-        .contains_key(&shape_on("a").id()));
+        .contains_key(&find_eq("orders", "a").id()));
     let before = aggregator.snapshot();
     let continuation = Lowering {
         continues_cursor: Some(77),
@@ -176,7 +171,7 @@ fn a_snapshot_restored_into_smaller_limits_keeps_its_hot_shapes_and_totals() {
         for _ in 0..=i {
             big.record(
                 &observation(2, 0, None, None),
-                reads(shape_on(field), vec![]),
+                reads(find_eq("orders", field), vec![]),
             );
         }
     }
@@ -186,7 +181,10 @@ fn a_snapshot_restored_into_smaller_limits_keeps_its_hot_shapes_and_totals() {
     let restored = small.snapshot();
     assert!(restored.shapes.len() <= 3);
     for hot in ["f", "e"] {
-        assert!(restored.shapes.contains_key(&shape_on(hot).id()), "{hot}");
+        assert!(
+            restored.shapes.contains_key(&find_eq("orders", hot).id()),
+            "{hot}"
+        );
     }
     let count = |s: &Snapshot| s.shapes.values().map(|r| r.count).sum::<u64>() + s.other.count;
     assert_eq!(count(&restored), count(&snapshot));
@@ -209,7 +207,7 @@ fn the_byte_budget_holds_and_counts_what_the_entries_hold() {
     for i in 0..5_000 {
         aggregator.record(
             &observation(1 + i % 7, 0, None, None),
-            reads(shape_on(&format!("field_{i}")), vec![]),
+            reads(find_eq("orders", &format!("field_{i}")), vec![]),
         );
         assert!(
             aggregator.memory_bytes() <= limits.store_bytes(),
@@ -227,7 +225,7 @@ fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
     let aggregator = Aggregator::new(10);
     aggregator.record(
         &observation(1, 101, Some(77), None),
-        reads(shape_on("status"), vec![]),
+        reads(find_eq("orders", "status"), vec![]),
     );
     let continuation = Lowering {
         continues_cursor: Some(77),
@@ -238,7 +236,7 @@ fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
     // The cursor is exhausted: a further getMore on it is an orphan.
     aggregator.record(&observation(2, 9, None, None), continuation);
     let snapshot = aggregator.snapshot();
-    let record = &snapshot.shapes[&shape_on("status").id()];
+    let record = &snapshot.shapes[&find_eq("orders", "status").id()];
     assert_eq!(
         (record.count, record.continuations, record.returned),
         (1, 2, 160)
@@ -253,15 +251,15 @@ fn only_constants_every_execution_carried_survive() {
     let both = vec![exists("email", true), exists("phone", true)];
     aggregator.record(
         &observation(1, 0, None, None),
-        reads(shape_on("status"), both),
+        reads(find_eq("orders", "status"), both),
     );
     aggregator.record(
         &observation(1, 0, None, None),
-        reads(shape_on("status"), vec![exists("email", true)]),
+        reads(find_eq("orders", "status"), vec![exists("email", true)]),
     );
     let snapshot = aggregator.snapshot();
     assert_eq!(
-        snapshot.shapes[&shape_on("status").id()].constants,
+        snapshot.shapes[&find_eq("orders", "status").id()].constants,
         vec![exists("email", true)]
     );
 }
@@ -274,10 +272,10 @@ fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
         constant: Constant::Tokens(list.iter().map(|t| t.to_string()).collect()),
     };
     let aggregator = Aggregator::new(10);
-    let id = shape_on("last_name").id();
+    let id = find_eq("orders", "last_name").id();
     aggregator.record(
         &observation(1, 0, None, None),
-        reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+        reads(find_eq("orders", "last_name"), vec![tokens(&["SMITH"])]),
     );
     let once = aggregator.snapshot().to_json();
     assert!(!once.contains("SMITH"), "{once}");
@@ -288,7 +286,7 @@ fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
     for _ in 1..CONFIRM_EXECUTIONS {
         aggregator.record(
             &observation(1, 0, None, None),
-            reads(shape_on("last_name"), vec![tokens(&["SMITH"])]),
+            reads(find_eq("orders", "last_name"), vec![tokens(&["SMITH"])]),
         );
     }
     assert_eq!(
@@ -298,7 +296,7 @@ fn sql_tokens_stay_a_digest_until_enough_executions_carry_them() {
     // A different list in one execution: nothing is common any more.
     aggregator.record(
         &observation(1, 0, None, None),
-        reads(shape_on("last_name"), vec![tokens(&["JONES"])]),
+        reads(find_eq("orders", "last_name"), vec![tokens(&["JONES"])]),
     );
     assert!(aggregator.snapshot().shapes[&id].constants.is_empty());
 }
@@ -398,7 +396,7 @@ fn a_snapshot_restores_into_an_equal_store() {
     let aggregator = Aggregator::new(10);
     aggregator.record(
         &observation(5, 1, None, None),
-        reads(shape_on("status"), vec![exists("email", true)]),
+        reads(find_eq("orders", "status"), vec![exists("email", true)]),
     );
     let before = aggregator.snapshot();
     let restored = Aggregator::new(10);
@@ -407,7 +405,7 @@ fn a_snapshot_restores_into_an_equal_store() {
     // Restoring into a store that already has the shape adds to it.
     restored.restore(&before);
     assert_eq!(
-        restored.snapshot().shapes[&shape_on("status").id()].count,
+        restored.snapshot().shapes[&find_eq("orders", "status").id()].count,
         2
     );
 }
@@ -418,7 +416,7 @@ fn the_streamed_snapshot_reads_back_as_the_snapshot() {
     for field in ["a", "b", "c", "d", "e"] {
         aggregator.record(
             &observation(2, 1, None, Some("50")),
-            reads(shape_on(field), vec![exists("email", true)]),
+            reads(find_eq("orders", field), vec![exists("email", true)]),
         );
     }
     aggregator.record(

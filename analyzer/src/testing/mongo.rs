@@ -12,6 +12,8 @@ use bson::{Document, Regex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::shape::{Leaf, Namespace, OpClass, Predicate, Shape, Target, ValueType};
+
 /// Filters that must all lower to one `find` shape whose filter is the AND of `conjuncts`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,4 +63,17 @@ pub fn shape(database: &str, collection: &str, command: &str, filter: Value) -> 
 pub fn filter_rules() -> Vec<FilterRule> {
     serde_json::from_str(include_str!("mongo_filters.json"))
         .unwrap_or_else(|err| panic!("mongo_filters.json: {err}"))
+}
+
+/// A `find` on `app.<collection>` filtered by one string equality on `field`: the smallest
+/// shape a test of the store or of the snapshot format needs.
+pub fn find_eq(collection: &str, field: &str) -> Shape {
+    let mut shape = Shape::new(Namespace::mongo("app", collection), "find");
+    shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
+        target: Target::Field(field.into()),
+        operator: "$eq".into(),
+        class: OpClass::Eq,
+        value_type: ValueType::String,
+    })]);
+    shape
 }

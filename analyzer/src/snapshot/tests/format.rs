@@ -2,8 +2,9 @@
 
 use proptest::prelude::*;
 
-use super::generate::{shape, snapshot};
+use super::generate::snapshot;
 use crate::snapshot::*;
+use crate::testing::mongo::find_eq;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
@@ -43,7 +44,7 @@ fn another_version_is_rejected_clearly() {
 
 /// A state file as version 1 wrote it: latency as HDR histogram (value µs, count) pairs.
 fn version_1_file() -> String {
-    let shape = shape("orders", "status");
+    let shape = find_eq("orders", "status");
     let id = shape.id();
     serde_json::json!({
         "version": 1,
@@ -74,7 +75,7 @@ fn version_1_file() -> String {
 fn version_1_histograms_are_converted_into_sketches() {
     let snapshot = Snapshot::from_json(&version_1_file()).expect("version 1 loads");
     assert_eq!(snapshot.version, FORMAT_VERSION);
-    let record = &snapshot.shapes[&shape("orders", "status").id()];
+    let record = &snapshot.shapes[&find_eq("orders", "status").id()];
     assert_eq!((record.count, record.total_micros), (13, 52_000));
     assert_eq!(record.latency.count(), 13);
     for (q, exact) in [(0.5, 1_000.0), (0.9, 9_007.0), (1.0, 120_063.0)] {

@@ -9,29 +9,16 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::shape::{
-    BoundConstant, Constant, Leaf, Namespace, OpClass, Predicate, Rejection, Shape, ShapeId,
-    Target, ValueType,
-};
+use crate::shape::{BoundConstant, Constant, Namespace, Rejection, Shape, ShapeId, Target};
 use crate::snapshot::*;
-
-pub(super) fn shape(collection: &str, field: &str) -> Shape {
-    let mut shape = Shape::new(Namespace::mongo("app", collection), "find");
-    shape.filter = Predicate::And(vec![Predicate::Leaf(Leaf {
-        target: Target::Field(field.to_owned()),
-        operator: "$eq".into(),
-        class: OpClass::Eq,
-        value_type: ValueType::String,
-    })]);
-    shape
-}
+use crate::testing::mongo::find_eq;
 
 fn shape_pool() -> Vec<Shape> {
     vec![
-        shape("orders", "status"),
-        shape("orders", "user_id"),
-        shape("users", "email"),
-        shape("runs", "customer"),
+        find_eq("orders", "status"),
+        find_eq("orders", "user_id"),
+        find_eq("users", "email"),
+        find_eq("runs", "customer"),
     ]
 }
 

@@ -14,7 +14,8 @@ use proptest::prelude::*;
 
 use crate::shape::{Namespace, ShapeId};
 use crate::snapshot::*;
-use generate::{constant_pool, example, namespace_pool, shape, snapshot};
+use crate::testing::mongo::find_eq;
+use generate::{constant_pool, example, namespace_pool, snapshot};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
@@ -44,7 +45,7 @@ proptest! {
 #[test]
 fn shape_records_merge_field_by_field() {
     let pool = constant_pool();
-    let base = shape("orders", "status");
+    let base = find_eq("orders", "status");
     let a = example(base.clone());
     let b = ShapeRecord {
         shape: base.clone().into(),
@@ -95,7 +96,7 @@ fn shape_records_merge_field_by_field() {
 #[test]
 fn a_record_without_executions_keeps_constants_and_first_seen() {
     let pool = constant_pool();
-    let mut seen = example(shape("orders", "status"));
+    let mut seen = example(find_eq("orders", "status"));
     seen.count = 5;
     seen.first_seen_ms = 700;
     seen.constants = vec![pool[2].clone()];
@@ -176,8 +177,8 @@ fn snapshots_add_writes_other_and_rejections() {
 #[test]
 fn a_hash_collision_keeps_the_smaller_canonical_shape_and_counts_the_other() {
     let (small, large) = {
-        let x = shape("orders", "a");
-        let y = shape("orders", "b");
+        let x = find_eq("orders", "a");
+        let y = find_eq("orders", "b");
         if x.canonical() < y.canonical() {
             (x, y)
         } else {
@@ -213,7 +214,7 @@ fn a_hash_collision_keeps_the_smaller_canonical_shape_and_counts_the_other() {
 
 #[test]
 fn counters_saturate_instead_of_overflowing() {
-    let mut a = example(shape("orders", "status"));
+    let mut a = example(find_eq("orders", "status"));
     a.count = u64::MAX - 1;
     let b = a.clone();
     a.merge(&b);
