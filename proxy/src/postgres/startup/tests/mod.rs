@@ -66,27 +66,22 @@ fn spawn_negotiate(proxy_side: TcpStream, upstream: String, tls: PgTlsSettings) 
     tokio::spawn(async move { negotiate_with(proxy_side, &upstream, &tls, &limits()).await })
 }
 
-/// A negotiation under `tls` started before the client sent anything: the fake server's
-/// listener, the client's end, the task.
-async fn negotiating(tls: PgTlsSettings) -> (TcpListener, TcpStream, Negotiation) {
+/// A session being negotiated: the fake server's listener, the client's end, the task.
+type Opened = (TcpListener, TcpStream, Negotiation);
+
+/// A negotiation under `tls` started before the client sent anything.
+async fn negotiating(tls: PgTlsSettings) -> Opened {
     let (listener, address) = fake_server().await;
     let (app, proxy_side) = client_pair().await;
     (listener, app, spawn_negotiate(proxy_side, address, tls))
 }
 
 /// A negotiation under `tls` started after the client sent `bytes`.
-async fn sent_first(bytes: &[u8], tls: PgTlsSettings) -> (TcpListener, TcpStream, Negotiation) {
+async fn sent_first(bytes: &[u8], tls: PgTlsSettings) -> Opened {
     let (listener, address) = fake_server().await;
     let (mut app, proxy_side) = client_pair().await;
     app.write_all(bytes).await.unwrap();
     (listener, app, spawn_negotiate(proxy_side, address, tls))
-}
-
-/// A session being negotiated: the fake server's listener, the client's end, the task.
-struct Opened {
-    listener: TcpListener,
-    app: TcpStream,
-    task: Negotiation,
 }
 
 /// Negotiates in `refuse` mode after the client sent a `code` request and heard `N`.
@@ -94,11 +89,7 @@ async fn refused(code: i32) -> Opened {
     let (listener, mut app, task) = negotiating(PgTlsSettings::refuse()).await;
     app.write_all(&request(code)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"N");
-    Opened {
-        listener,
-        app,
-        task,
-    }
+    (listener, app, task)
 }
 
 impl Established {
@@ -107,11 +98,19 @@ impl Established {
     }
 }
 
-fn relay(negotiated: Negotiated) -> Established {
-    match negotiated {
+/// The session `task` negotiated, which must be one to relay.
+async fn established(task: Negotiation) -> Established {
+    match task.await.unwrap().unwrap() {
         Negotiated::Relay(established) => established,
         other => panic!("expected a relay, got {other:?}"),
     }
+}
+
+/// Accepts the proxy's upstream connection and checks the bytes it opens with.
+async fn accept_expecting(listener: &TcpListener, expected: &[u8]) -> TcpStream {
+    let (mut server, _) = listener.accept().await.unwrap();
+    assert_eq!(read_n(&mut server, expected.len()).await, expected);
+    server
 }
 
 async fn read_n(stream: &mut (impl AsyncReadExt + Unpin), n: usize) -> Vec<u8> {

@@ -23,9 +23,8 @@ async fn plain_startup_is_forwarded_and_inspected() {
     app.write_all(&packet).await.unwrap();
     let task = spawn_negotiate(proxy_side, address, PgTlsSettings::refuse());
 
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, packet.len()).await, packet);
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut server = accept_expecting(&listener, &packet).await;
+    let mut relay = established(task).await;
     assert_eq!(relay.database, "shop");
     assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
@@ -37,21 +36,16 @@ async fn database_defaults_to_user() {
     let (listener, _app, task) =
         sent_first(&startup(&[("user", "alice")]), PgTlsSettings::refuse()).await;
     let _server = listener.accept().await.unwrap();
-    assert_eq!(relay(task.await.unwrap().unwrap()).database, "alice");
+    assert_eq!(established(task).await.database, "alice");
 }
 
 #[tokio::test]
 async fn refuse_answers_n_and_stays_plaintext() {
-    let Opened {
-        listener,
-        mut app,
-        task,
-    } = refused(SSL_REQUEST).await;
+    let (listener, mut app, task) = refused(SSL_REQUEST).await;
     let packet = startup(&[("user", "u"), ("database", "d")]);
     app.write_all(&packet).await.unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, packet.len()).await, packet);
-    let relay = relay(task.await.unwrap().unwrap());
+    let _server = accept_expecting(&listener, &packet).await;
+    let relay = established(task).await;
     assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
 }
@@ -68,16 +62,12 @@ async fn refuse_with_a_client_that_requires_tls_ends_downstream() {
 
 #[tokio::test]
 async fn gssenc_is_refused_then_startup_follows() {
-    let Opened {
-        listener,
-        mut app,
-        task,
-    } = refused(GSSENC_REQUEST).await;
+    let (listener, mut app, task) = refused(GSSENC_REQUEST).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"N");
     app.write_all(&startup(&[("user", "u")])).await.unwrap();
     let _server = listener.accept().await.unwrap();
-    assert!(relay(task.await.unwrap().unwrap()).inspected());
+    assert!(established(task).await.inspected());
 }
 
 /// Reads everything the client end receives until the proxy side closes it.
@@ -91,20 +81,15 @@ async fn nothing_but_the_close(app: &mut tokio::net::TcpStream) {
 
 #[tokio::test]
 async fn a_repeated_encryption_request_reaches_the_server_after_the_refused_one() {
-    let Opened {
-        listener,
-        mut app,
-        task,
-    } = refused(GSSENC_REQUEST).await;
+    let (listener, mut app, task) = refused(GSSENC_REQUEST).await;
     app.write_all(&request(GSSENC_REQUEST)).await.unwrap();
 
     // The server sees the client's bytes in order: the refused request (answered `N`, the
     // answer dropped since the client has its own), then the repeat.
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(GSSENC_REQUEST));
+    let mut server = accept_expecting(&listener, &request(GSSENC_REQUEST)).await;
     server.write_all(b"N").await.unwrap();
     assert_eq!(read_n(&mut server, 8).await, request(GSSENC_REQUEST));
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut relay = established(task).await;
     assert_eq!(
         relay.inspection,
         Inspection::Undecodable("startup_unexpected_request")
@@ -114,19 +99,14 @@ async fn a_repeated_encryption_request_reaches_the_server_after_the_refused_one(
 
 #[tokio::test]
 async fn garbage_after_a_refused_ssl_request_is_forwarded_after_it() {
-    let Opened {
-        listener,
-        mut app,
-        task,
-    } = refused(SSL_REQUEST).await;
+    let (listener, mut app, task) = refused(SSL_REQUEST).await;
     app.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
 
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    let mut server = accept_expecting(&listener, &request(SSL_REQUEST)).await;
     server.write_all(b"N").await.unwrap();
     // The length field the proxy read, then the rest through the relay.
     assert_eq!(read_n(&mut server, 4).await, b"GET ");
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut relay = established(task).await;
     assert_eq!(relay.inspection, Inspection::Undecodable("startup_invalid"));
     assert_eq!(read_n(&mut relay.client, 14).await, b"/ HTTP/1.1\r\n\r\n");
     assert_streams_connected(&mut relay, &mut app, &mut server).await;
@@ -134,20 +114,14 @@ async fn garbage_after_a_refused_ssl_request_is_forwarded_after_it() {
 
 #[tokio::test]
 async fn a_server_that_would_not_refuse_gets_the_unread_bytes_on_a_new_connection() {
-    let Opened {
-        listener,
-        mut app,
-        task,
-    } = refused(SSL_REQUEST).await;
+    let (listener, mut app, task) = refused(SSL_REQUEST).await;
     app.write_all(&(-1i32).to_be_bytes()).await.unwrap();
 
     // This server wants TLS: it now expects a handshake the client will never start.
-    let (mut replayed, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut replayed, 8).await, request(SSL_REQUEST));
+    let mut replayed = accept_expecting(&listener, &request(SSL_REQUEST)).await;
     replayed.write_all(b"S").await.unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 4).await, (-1i32).to_be_bytes());
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut server = accept_expecting(&listener, &(-1i32).to_be_bytes()).await;
+    let mut relay = established(task).await;
     assert_eq!(relay.inspection, Inspection::Undecodable("startup_invalid"));
     assert_streams_connected(&mut relay, &mut app, &mut server).await;
     let mut rest = Vec::new();
@@ -185,9 +159,8 @@ async fn absurd_startup_lengths_are_forwarded_not_answered() {
     for length in [i32::MIN, -1, 0, 4, 7, 10 * 1024 + 1, 1 << 30, i32::MAX] {
         let (listener, mut app, task) =
             sent_first(&length.to_be_bytes(), PgTlsSettings::refuse()).await;
-        let (mut server, _) = listener.accept().await.unwrap();
-        assert_eq!(read_n(&mut server, 4).await, length.to_be_bytes());
-        let relay = relay(task.await.unwrap().unwrap());
+        let server = accept_expecting(&listener, &length.to_be_bytes()).await;
+        let relay = established(task).await;
         assert_eq!(
             relay.inspection,
             Inspection::Undecodable("startup_invalid"),
@@ -256,9 +229,8 @@ async fn other_protocols_and_unreadable_parameters_are_left_to_the_server() {
     bare.extend_from_slice(&196_608i32.to_be_bytes());
     for packet in [old, bare] {
         let (listener, mut app, task) = sent_first(&packet, PgTlsSettings::refuse()).await;
-        let (mut server, _) = listener.accept().await.unwrap();
-        assert_eq!(read_n(&mut server, packet.len()).await, packet);
-        let mut relay = relay(task.await.unwrap().unwrap());
+        let mut server = accept_expecting(&listener, &packet).await;
+        let mut relay = established(task).await;
         assert_eq!(
             relay.inspection,
             Inspection::Undecodable("startup_unsupported")

@@ -33,9 +33,8 @@ async fn terminate_reads_the_startup_inside_tls() {
     app.write_all(&packet).await.unwrap();
     app.flush().await.unwrap();
 
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, packet.len()).await, packet);
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut server = accept_expecting(&listener, &packet).await;
+    let mut relay = established(task).await;
     assert_eq!(relay.database, "secure");
     assert!(relay.inspected());
     assert!(relay.encrypted_to_client);
@@ -50,9 +49,8 @@ async fn an_unreadable_packet_inside_terminated_tls_is_forwarded() {
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
     app.flush().await.unwrap();
 
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut server = accept_expecting(&listener, &request(SSL_REQUEST)).await;
+    let mut relay = established(task).await;
     assert_eq!(
         relay.inspection,
         Inspection::Undecodable("startup_unexpected_request")
@@ -68,7 +66,7 @@ async fn terminate_still_serves_plaintext_clients() {
     assert_eq!(tls.mode.label(), "terminate");
     let (listener, _app, task) = sent_first(&startup(&[("user", "u")]), tls).await;
     let _server = listener.accept().await.unwrap();
-    assert!(!relay(task.await.unwrap().unwrap()).encrypted_to_client);
+    assert!(!established(task).await.encrypted_to_client);
 }
 
 #[tokio::test]
@@ -88,8 +86,7 @@ async fn terminate_with_an_untrusting_client_fails_downstream() {
 /// A fake server that wants TLS: SSLRequest, `S`, handshake, then the startup packet.
 async fn tls_server(listener: TcpListener, cert: &PemFiles, startup_len: usize) -> Vec<u8> {
     let acceptor: TlsAcceptor = acceptor_from_pem_files(&cert.cert, &cert.key).unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    let mut server = accept_expecting(&listener, &request(SSL_REQUEST)).await;
     server.write_all(b"S").await.unwrap();
     let mut server = acceptor.accept(server).await.unwrap();
     read_n(&mut server, startup_len).await
@@ -107,7 +104,7 @@ async fn assert_startup_reaches_a_tls_server(tls: PgTlsSettings, upstream_cert: 
         tls_server(listener, upstream_cert, packet.len()).await,
         packet
     );
-    assert!(relay(task.await.unwrap().unwrap()).inspected());
+    assert!(established(task).await.inspected());
 }
 
 #[tokio::test]
@@ -155,8 +152,7 @@ async fn upstream_refusing_tls_is_not_downgraded() {
     let tls = PgTlsSettings::refuse()
         .with_upstream(UpstreamTls::accept_any_certificate("localhost").unwrap());
     let (listener, _app, task) = sent_first(&startup(&[("user", "u")]), tls).await;
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    let mut server = accept_expecting(&listener, &request(SSL_REQUEST)).await;
     server.write_all(b"N").await.unwrap();
     let err = task.await.unwrap().unwrap_err();
     assert_eq!(err.side, Side::Upstream);
@@ -166,11 +162,10 @@ async fn upstream_refusing_tls_is_not_downgraded() {
 async fn passthrough_forwards_the_server_answer_and_stops_inspecting() {
     let (listener, mut app, task) = negotiating(PgTlsSettings::passthrough()).await;
     app.write_all(&request(SSL_REQUEST)).await.unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, 8).await, request(SSL_REQUEST));
+    let mut server = accept_expecting(&listener, &request(SSL_REQUEST)).await;
     server.write_all(b"S").await.unwrap();
     assert_eq!(read_n(&mut app, 1).await, b"S");
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut relay = established(task).await;
     assert_eq!(relay.inspection, Inspection::TlsPassthrough);
     assert!(relay.encrypted_to_client);
     assert_eq!(relay.database, "");
@@ -190,7 +185,7 @@ async fn passthrough_to_a_server_without_tls_is_inspected() {
     let packet = startup(&[("user", "u"), ("database", "plain")]);
     app.write_all(&packet).await.unwrap();
     assert_eq!(read_n(&mut server, packet.len()).await, packet);
-    let relay = relay(task.await.unwrap().unwrap());
+    let relay = established(task).await;
     assert!(relay.inspected());
     assert!(!relay.encrypted_to_client);
     assert_eq!(relay.database, "plain");
@@ -222,9 +217,8 @@ async fn direct_tls_is_terminated() {
     let packet = startup(&[("user", "u"), ("database", "direct")]);
     app.write_all(&packet).await.unwrap();
     app.flush().await.unwrap();
-    let (mut server, _) = listener.accept().await.unwrap();
-    assert_eq!(read_n(&mut server, packet.len()).await, packet);
-    let relay = relay(task.await.unwrap().unwrap());
+    let _server = accept_expecting(&listener, &packet).await;
+    let relay = established(task).await;
     assert_eq!(relay.database, "direct");
     assert!(relay.inspected());
     assert!(relay.encrypted_to_client);
@@ -238,7 +232,7 @@ async fn direct_tls_is_passed_through_verbatim() {
     app.write_all(&hello).await.unwrap();
     let task = spawn_negotiate(proxy_side, address, PgTlsSettings::passthrough());
     let (mut server, _) = listener.accept().await.unwrap();
-    let mut relay = relay(task.await.unwrap().unwrap());
+    let mut relay = established(task).await;
     assert_eq!(relay.inspection, Inspection::TlsPassthrough);
     assert!(relay.encrypted_to_client);
     // Nothing was consumed: the relay reads the ClientHello from the client stream.
