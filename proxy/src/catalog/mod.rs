@@ -171,21 +171,40 @@ pub fn settings(config: &indextap_config::AdviceConfig) -> AdviceSettings {
     }
 }
 
+/// The namespaces of `engine` whose existing indexes are to be read, and the admin address
+/// to read them from; `None` when there are none, or no address (said in `notes`, as
+/// `unread`).
+fn to_read<'a>(
+    snapshot: &Snapshot,
+    engine: Engine,
+    address: Option<&'a str>,
+    unread: &str,
+    notes: &mut Vec<String>,
+) -> Option<(BTreeSet<Namespace>, &'a str)> {
+    let wanted = namespaces(snapshot, engine);
+    if wanted.is_empty() {
+        return None;
+    }
+    let Some(address) = address else {
+        notes.push(unread.to_string());
+        return None;
+    };
+    Some((wanted, address))
+}
+
 async fn read_mongo(
     snapshot: &Snapshot,
     sources: &CatalogSources,
     existing: &mut ExistingIndexes,
     notes: &mut Vec<String>,
 ) {
-    let wanted = namespaces(snapshot, Engine::Mongodb);
-    if wanted.is_empty() {
-        return;
-    }
-    let Some(uri) = &sources.mongo_uri else {
-        notes.push(
-            "existing MongoDB indexes were not read (no admin URI): an index may already exist"
-                .to_string(),
-        );
+    let Some((wanted, uri)) = to_read(
+        snapshot,
+        Engine::Mongodb,
+        sources.mongo_uri.as_deref(),
+        "existing MongoDB indexes were not read (no admin URI): an index may already exist",
+        notes,
+    ) else {
         return;
     };
     let client = match mongo::client(uri).await {
@@ -213,15 +232,13 @@ async fn read_postgres(
     existing: &mut ExistingIndexes,
     notes: &mut Vec<String>,
 ) {
-    let wanted = namespaces(snapshot, Engine::Postgresql);
-    if wanted.is_empty() {
-        return;
-    }
-    let Some(url) = &sources.pg_url else {
-        notes.push(
-            "existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist"
-                .to_string(),
-        );
+    let Some((wanted, url)) = to_read(
+        snapshot,
+        Engine::Postgresql,
+        sources.pg_url.as_deref(),
+        "existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist",
+        notes,
+    ) else {
         return;
     };
     let databases: BTreeSet<&str> = wanted.iter().map(|ns| ns.database.as_str()).collect();
