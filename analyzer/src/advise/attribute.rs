@@ -266,6 +266,21 @@ mod tests {
         Namespace::postgres("tpcc", "public", name)
     }
 
+    /// Facts of a collection whose `size` sampled documents all have `field` only, with
+    /// `distinct` values.
+    fn sampled(namespace: Namespace, size: u32, field: &str, distinct: f64) -> CatalogFacts {
+        let mut facts = CatalogFacts::default();
+        facts.statistics.insert(
+            namespace,
+            NamespaceStatistics {
+                rows: f64::from(size),
+                sample_size: Some(size.into()),
+                fields: BTreeMap::from([(field.to_owned(), FieldStatistics::uniform(distinct))]),
+            },
+        );
+        facts
+    }
+
     fn joined(shape: Shape, sql: &str) -> crate::snapshot::ShapeRecord {
         let mut shape = shape;
         shape.options = vec![JOIN_OPTION.to_owned()];
@@ -375,15 +390,7 @@ mod tests {
         ]);
         let before = shape.filter.clone();
         let snapshot = snapshot(vec![record(shape, 2)]);
-        let mut facts = CatalogFacts::default();
-        facts.statistics.insert(
-            posts,
-            NamespaceStatistics {
-                rows: 10.0,
-                sample_size: Some(10),
-                fields: BTreeMap::from([("tags".to_owned(), FieldStatistics::uniform(4.0))]),
-            },
-        );
+        let facts = sampled(posts, 10, "tags", 4.0);
         let (attributed, notes) = attribute(&snapshot, &facts);
         assert!(notes.is_empty(), "{notes:?}");
         let shape = &attributed.shapes.values().next().expect("kept").shape;
@@ -397,15 +404,7 @@ mod tests {
         shape.filter = Predicate::And(vec![eq("d_id")]);
         shape.sort = vec![crate::advise::candidates::tests::sort("updated_at", -1)];
         let snapshot = snapshot(vec![record(shape, 2)]);
-        let mut facts = CatalogFacts::default();
-        facts.statistics.insert(
-            customers,
-            NamespaceStatistics {
-                rows: 100.0,
-                sample_size: Some(100),
-                fields: BTreeMap::from([("d_id".to_owned(), FieldStatistics::uniform(10.0))]),
-            },
-        );
+        let facts = sampled(customers, 100, "d_id", 10.0);
         let (attributed, notes) = attribute(&snapshot, &facts);
         let shape = &attributed.shapes.values().next().expect("kept").shape;
         assert!(shape.sort.is_empty());

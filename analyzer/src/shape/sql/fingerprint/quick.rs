@@ -244,27 +244,32 @@ fn is_word(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80
 }
 
-/// The end (exclusive) of the `'...'` string starting at `start`, with `''` inside it.
+/// The end (exclusive) of the `'...'` string starting at `start`, with `''` inside it. A
+/// backslash gives up: whether it escapes depends on `standard_conforming_strings`.
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut at = start + 1;
-    loop {
-        match bytes.get(at)? {
-            b'\'' if bytes.get(at + 1) == Some(&b'\'') => at += 2,
-            b'\'' => return Some(at + 1),
-            b'\\' => return None,
-            _ => at += 1,
-        }
-    }
+    quoted_end(bytes, start, b'\'', Some(b'\\'))
 }
 
 /// The end (exclusive) of the `"..."` identifier starting at `start`, with `""` inside it.
 fn quoted_identifier_end(bytes: &[u8], start: usize) -> Option<usize> {
+    quoted_end(bytes, start, b'"', None)
+}
+
+/// The end (exclusive) of the text quoted by `quote` starting at `start`, where a doubled
+/// quote stands for itself; `None` at the end of the bytes or at `give_up`.
+fn quoted_end(bytes: &[u8], start: usize, quote: u8, give_up: Option<u8>) -> Option<usize> {
     let mut at = start + 1;
     loop {
-        match bytes.get(at)? {
-            b'"' if bytes.get(at + 1) == Some(&b'"') => at += 2,
-            b'"' => return Some(at + 1),
-            _ => at += 1,
+        let byte = *bytes.get(at)?;
+        if byte == quote {
+            if bytes.get(at + 1) != Some(&quote) {
+                return Some(at + 1);
+            }
+            at += 2;
+        } else if Some(byte) == give_up {
+            return None;
+        } else {
+            at += 1;
         }
     }
 }
