@@ -16,7 +16,9 @@
 //! - `indextap recommend --format sql` is a migration whose up part creates exactly these
 //!   indexes and whose rollback drops them, both run with psql;
 //! - without HypoPG (a catalog user that cannot create it) and without any catalog URL, the
-//!   advice says what it could not do.
+//!   advice says what it could not do;
+//! - over the verification budget (`advice.max_verified_candidates`), candidates are left out,
+//!   never recommended unverified, and the notes say so.
 //! - expression keys round-trip through `pg_get_indexdef` into the key a query needs, and an
 //!   existing expression index serves a query that casts its column (`canonical`).
 //!
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use indextap_tests::postgres::{param_refs, Params};
 use indextap_tests::tools::assert_success;
-use indextap_tests::{free_port, IndextapProcess, Postgres};
+use indextap_tests::{free_port, IndextapOptions, IndextapProcess, Postgres};
 use serde_json::{json, Value};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -327,6 +329,15 @@ async fn server_with(schema: &str) -> (Postgres, Client) {
 
 /// A proxy in front of `server`, reading the catalog through `admin_url` when given.
 fn start_proxy(server: &Postgres, admin_url: Option<&str>) -> (IndextapProcess, SocketAddr) {
+    start_proxy_with(server, admin_url, &[])
+}
+
+/// [`start_proxy`] with extra environment variables (settings) for the proxy.
+fn start_proxy_with(
+    server: &Postgres,
+    admin_url: Option<&str>,
+    env: &[(&str, &str)],
+) -> (IndextapProcess, SocketAddr) {
     let pg_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let admin_listen = format!("127.0.0.1:{}", free_port());
     let listen = pg_listen.to_string();
@@ -343,7 +354,12 @@ fn start_proxy(server: &Postgres, admin_url: Option<&str>) -> (IndextapProcess, 
     if let Some(url) = admin_url {
         args.extend(["--pg-admin-url", url]);
     }
-    (IndextapProcess::start(&args), pg_listen)
+    let mut options = IndextapOptions::new(&args);
+    options.env = env
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    (IndextapProcess::start_with(options), pg_listen)
 }
 
 /// Runs the workload against `database` through the proxy and waits until every execution
@@ -670,6 +686,45 @@ async fn verified_advice_for_a_known_workload_and_its_migration() {
     assert_eq!(index_names(&direct).await, with_recommended);
     psql_file(&server, scratch.path(), "down.sql", down);
     assert_eq!(index_names(&direct).await, sorted(EXISTING_INDEXES));
+}
+
+/// A verification budget of one candidate (`advice.max_verified_candidates`): the known
+/// workload has more B-tree candidates than that, so the heaviest is measured and every other
+/// one is left out, never recommended unverified, and the notes say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_over_the_verification_budget_are_left_out_and_said_so() {
+    let wanted = expected_recommendations()
+        .iter()
+        .filter(|r| r["method"] == "btree")
+        .count();
+    assert!(wanted > 1, "the workload must need more than the budget");
+    let (server, _direct) = server_with(SCHEMA).await;
+    let admin_url = server.url("postgres");
+    let (proxy, listen) = start_proxy_with(
+        &server,
+        Some(&admin_url),
+        &[("INDEXTAP_MAX_VERIFIED_CANDIDATES", "1")],
+    );
+    capture(&server, &proxy, listen, DATABASE).await;
+
+    let advised = advice(&proxy);
+    let btree: Vec<Value> = recommendations(&advised)
+        .into_iter()
+        .filter(|r| r["method"] == "btree")
+        .collect();
+    assert!(btree.len() <= 1, "at most the one measured: {advised:#}");
+    for recommendation in &btree {
+        assert_eq!(
+            recommendation["evidence"]["method"], "hypopg",
+            "measured: {recommendation:#}"
+        );
+    }
+    assert!(
+        notes(&advised).iter().any(|note| note.contains(
+            "were not verified and are left out: the verification budget of 1 candidates per run"
+        )),
+        "the budget is named in the notes: {advised:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
