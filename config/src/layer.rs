@@ -389,9 +389,7 @@ impl Layer {
     pub(crate) fn apply(self, config: &mut Config) -> Result<(), ConfigError> {
         let origin = self.origin;
 
-        if let Some(listen) = self.admin_listen {
-            config.admin.listen = listen;
-        }
+        overlay(&mut config.admin.listen, self.admin_listen);
         // A token source given here overrides the file's, whichever kind the file used.
         if self.admin_token_file.is_some() || self.admin_token_env.is_some() {
             config.admin.token_file = self.admin_token_file;
@@ -421,9 +419,6 @@ impl Layer {
             let first = first_listener(&mut config.mongo.listeners, origin, key, MONGO_PAIR)?;
             self.mongo_tls.apply(&mut first.tls);
         }
-        if let Some(uri) = self.mongo_admin_uri {
-            config.mongo.admin_uri = Some(Secret::new(uri));
-        }
 
         if let Some((listen, upstream)) = pair(origin, PG_PAIR, self.pg_listen, self.pg_upstream)? {
             readdress_first(
@@ -437,60 +432,50 @@ impl Layer {
             let first = first_listener(&mut config.postgres.listeners, origin, key, PG_PAIR)?;
             self.pg_tls.apply(&mut first.tls);
         }
-        if let Some(url) = self.pg_admin_url {
-            config.postgres.admin_url = Some(Secret::new(url));
-        }
 
-        if let Some(dir) = self.state_dir {
-            config.state.dir = Some(dir);
-        }
-        if let Some(secs) = self.state_interval_secs {
-            config.state.interval_secs = secs;
-        }
-        if let Some(url) = self.snapshot_sink {
-            config.snapshot_sink.url = Some(Secret::new(url));
-        }
-        if let Some(id) = self.sidecar_id {
-            config.snapshot_sink.sidecar_id = Some(id);
-        }
-        if let Some(secs) = self.shutdown_grace_secs {
-            config.shutdown.grace_secs = secs;
-        }
-        if let Some(format) = self.log_format {
-            config.log.format = format;
-        }
-        if let Some(level) = self.log_level {
-            config.log.level = level;
-        }
-        if let Some(max) = self.max_shapes {
-            config.capture.max_shapes = max;
-        }
+        let secret = |text: Option<String>| text.map(Secret::new).map(Some);
+        overlay(&mut config.mongo.admin_uri, secret(self.mongo_admin_uri));
+        overlay(&mut config.postgres.admin_url, secret(self.pg_admin_url));
+        overlay(&mut config.snapshot_sink.url, secret(self.snapshot_sink));
+        overlay(&mut config.state.dir, self.state_dir.map(Some));
+        overlay(&mut config.state.interval_secs, self.state_interval_secs);
+        overlay(
+            &mut config.snapshot_sink.sidecar_id,
+            self.sidecar_id.map(Some),
+        );
+        overlay(&mut config.shutdown.grace_secs, self.shutdown_grace_secs);
+        overlay(&mut config.log.format, self.log_format);
+        overlay(&mut config.log.level, self.log_level);
+        overlay(&mut config.capture.max_shapes, self.max_shapes);
         let advice = &mut config.advice;
-        if let Some(verify) = self.mongo_verify {
-            advice.mongo_verify = verify;
-        }
-        if let Some(size) = self.mongo_sample_size {
-            advice.mongo_sample_size = size;
-        }
-        if let Some(percent) = self.min_gain_percent {
-            advice.min_gain_percent = percent;
-        }
-        if let Some(max) = self.max_indexes_per_namespace {
-            advice.max_indexes_per_namespace = max;
-        }
-        if let Some(secs) = self.drop_min_window_secs {
-            advice.drop_min_window_secs = secs;
-        }
-        if let Some(micros) = self.index_write_cost_us {
-            advice.index_write_cost_us = Some(micros);
-        }
-        if let Some(bytes) = self.max_aggregate_bytes {
-            config.capture.max_aggregate_bytes = bytes;
-        }
-        if let Some(max) = self.max_verified_candidates {
-            config.advice.max_verified_candidates = max;
-        }
+        overlay(&mut advice.mongo_verify, self.mongo_verify);
+        overlay(&mut advice.mongo_sample_size, self.mongo_sample_size);
+        overlay(&mut advice.min_gain_percent, self.min_gain_percent);
+        overlay(
+            &mut advice.max_indexes_per_namespace,
+            self.max_indexes_per_namespace,
+        );
+        overlay(&mut advice.drop_min_window_secs, self.drop_min_window_secs);
+        overlay(
+            &mut advice.index_write_cost_us,
+            self.index_write_cost_us.map(Some),
+        );
+        overlay(
+            &mut config.capture.max_aggregate_bytes,
+            self.max_aggregate_bytes,
+        );
+        overlay(
+            &mut advice.max_verified_candidates,
+            self.max_verified_candidates,
+        );
         Ok(())
+    }
+}
+
+/// `value`, where the layer sets it, replaces `target`.
+fn overlay<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
     }
 }
 

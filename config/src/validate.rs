@@ -87,21 +87,13 @@ impl Config {
             );
         }
 
-        // Everything that binds a port, for the collision and loop checks.
-        let mut bound: Vec<(String, SocketAddr)> = Vec::new();
-        if let Some(addr) = check_listen(problems, "admin.listen", &self.admin.listen) {
-            bound.push(("admin.listen".to_owned(), addr));
-        }
+        let mut addresses = Addresses::default();
+        addresses.listen(problems, "admin.listen".to_owned(), &self.admin.listen);
         let mut names: HashMap<String, String> = HashMap::new();
-        let mut upstreams: Vec<(String, &str)> = Vec::new();
 
         for (index, listener) in self.mongo.listeners.iter().enumerate() {
             let at = format!("mongo.listeners[{index}]");
-            if let Some(addr) = check_listen(problems, &format!("{at}.listen"), &listener.listen) {
-                bound.push((format!("{at}.listen"), addr));
-            }
-            check_remote(problems, &format!("{at}.upstream"), &listener.upstream);
-            upstreams.push((format!("{at}.upstream"), &listener.upstream));
+            addresses.listener(problems, &at, &listener.listen, &listener.upstream);
             if let Some(advertise) = &listener.advertise {
                 check_remote(problems, &format!("{at}.advertise"), advertise);
             }
@@ -111,17 +103,13 @@ impl Config {
 
         for (index, listener) in self.postgres.listeners.iter().enumerate() {
             let at = format!("postgres.listeners[{index}]");
-            if let Some(addr) = check_listen(problems, &format!("{at}.listen"), &listener.listen) {
-                bound.push((format!("{at}.listen"), addr));
-            }
-            check_remote(problems, &format!("{at}.upstream"), &listener.upstream);
-            upstreams.push((format!("{at}.upstream"), &listener.upstream));
+            addresses.listener(problems, &at, &listener.listen, &listener.upstream);
             check_name(problems, &mut names, &at, listener.effective_name());
             check_tls(problems, &at, &listener.tls);
         }
 
-        check_collisions(problems, &bound);
-        check_loops(problems, &bound, &upstreams);
+        check_collisions(problems, &addresses.bound);
+        check_loops(problems, &addresses.bound, &addresses.upstreams);
     }
 
     fn check_sink(&self, problems: &mut Problems) {
@@ -201,6 +189,31 @@ struct Problems(Vec<String>);
 impl Problems {
     fn push(&mut self, field: &str, message: impl std::fmt::Display) {
         self.0.push(format!("{field}: {message}"));
+    }
+}
+
+/// Every address the proxy binds (admin and listeners) and every upstream, by setting path,
+/// for the collision and loop checks that need them all.
+#[derive(Default)]
+struct Addresses<'a> {
+    bound: Vec<(String, SocketAddr)>,
+    upstreams: Vec<(String, &'a str)>,
+}
+
+impl<'a> Addresses<'a> {
+    /// A listen address, checked and (when it parses) kept under `field`.
+    fn listen(&mut self, problems: &mut Problems, field: String, text: &str) {
+        if let Some(addr) = check_listen(problems, &field, text) {
+            self.bound.push((field, addr));
+        }
+    }
+
+    /// A listener's `listen` and `upstream`, checked and kept.
+    fn listener(&mut self, problems: &mut Problems, at: &str, listen: &str, upstream: &'a str) {
+        self.listen(problems, format!("{at}.listen"), listen);
+        let field = format!("{at}.upstream");
+        check_remote(problems, &field, upstream);
+        self.upstreams.push((field, upstream));
     }
 }
 

@@ -51,17 +51,33 @@ fn exists(field: &str, value: bool) -> BoundConstant {
     }
 }
 
+/// A find on `orders` by one field, with no partial-index constants.
+fn orders_by(field: &str) -> Lowering {
+    reads(find_eq("orders", field), vec![])
+}
+
+/// A `getMore` on `cursor`.
+fn continued(cursor: i64) -> Lowering {
+    Lowering {
+        continues_cursor: Some(cursor),
+        ..Lowering::default()
+    }
+}
+
+/// An aggregator within these bounds, and the bounds, to check it against.
+fn bounded(max_shapes: usize, max_bytes: usize) -> (Aggregator, Limits) {
+    let limits = Limits {
+        max_shapes,
+        max_bytes,
+    };
+    (Aggregator::with_limits(limits), limits)
+}
+
 #[test]
 fn executions_add_up_per_shape() {
     let aggregator = Aggregator::new(10);
-    aggregator.record(
-        &observation(2, 3, None, None),
-        reads(find_eq("orders", "status"), vec![]),
-    );
-    aggregator.record(
-        &observation(4, 5, None, Some("11000")),
-        reads(find_eq("orders", "status"), vec![]),
-    );
+    aggregator.record(&observation(2, 3, None, None), orders_by("status"));
+    aggregator.record(&observation(4, 5, None, Some("11000")), orders_by("status"));
     let snapshot = aggregator.snapshot();
     let record = &snapshot.shapes[&find_eq("orders", "status").id()];
     assert_eq!((record.count, record.errors, record.returned), (2, 1, 8));
@@ -75,16 +91,10 @@ fn past_the_shape_bound_the_coldest_shapes_go_to_their_namespace_bucket() {
     let aggregator = Aggregator::new(2);
     // `a` is hot: ten executions of 5 ms before any other shape arrives.
     for _ in 0..10 {
-        aggregator.record(
-            &observation(5, 1, None, None),
-            reads(find_eq("orders", "a"), vec![]),
-        );
+        aggregator.record(&observation(5, 1, None, None), orders_by("a"));
     }
     for field in ["b", "c", "d", "e"] {
-        aggregator.record(
-            &observation(1, 1, None, Some("50")),
-            reads(find_eq("orders", field), vec![]),
-        );
+        aggregator.record(&observation(1, 1, None, Some("50")), orders_by(field));
     }
     let snapshot = aggregator.snapshot();
     assert!(snapshot.shapes.len() <= 2, "{:?}", snapshot.shapes.keys());
@@ -116,17 +126,11 @@ fn a_newcomer_is_spared_by_the_next_eviction_round() {
     let aggregator = Aggregator::new(4);
     // Five shapes: the first round evicts one of them (all newcomers, all equally cold).
     for field in ["a", "b", "c", "d", "e"] {
-        aggregator.record(
-            &observation(3, 0, None, None),
-            reads(find_eq("orders", field), vec![]),
-        );
+        aggregator.record(&observation(3, 0, None, None), orders_by(field));
     }
     assert_eq!(aggregator.other().evicted_shapes, 1);
     // The next shape starts a round; it is the coldest, yet a newcomer, so a veteran goes.
-    aggregator.record(
-        &observation(1, 0, None, None),
-        reads(find_eq("orders", "f"), vec![]),
-    );
+    aggregator.record(&observation(1, 0, None, None), orders_by("f"));
     let snapshot = aggregator.snapshot();
     assert!(snapshot.shapes.contains_key(&find_eq("orders", "f").id()));
     assert_eq!(snapshot.other.evicted_shapes, 2);
@@ -135,16 +139,10 @@ fn a_newcomer_is_spared_by_the_next_eviction_round() {
 #[test]
 fn a_continuation_of_an_evicted_shape_still_counts_its_time() {
     let aggregator = Aggregator::new(1);
-    aggregator.record(
-        &observation(1, 101, Some(77), None),
-        reads(find_eq("orders", "a"), vec![]),
-    );
+    aggregator.record(&observation(1, 101, Some(77), None), orders_by("a"));
     for field in ["b", "c"] {
         for _ in 0..5 {
-            aggregator.record(
-                &observation(9, 0, None, None),
-                reads(find_eq("orders", field), vec![]),
-            );
+            aggregator.record(&observation(9, 0, None, None), orders_by(field));
         }
     }
     assert!(!aggregator
@@ -152,10 +150,7 @@ fn a_continuation_of_an_evicted_shape_still_counts_its_time() {
         .shapes
         .contains_key(&find_eq("orders", "a").id()));
     let before = aggregator.snapshot();
-    let continuation = Lowering {
-        continues_cursor: Some(77),
-        ..Lowering::default()
-    };
+    let continuation = continued(77);
     aggregator.record(&observation(4, 50, Some(0), None), continuation);
     let after = aggregator.snapshot();
     let total = |s: &Snapshot| {
@@ -169,10 +164,7 @@ fn a_snapshot_restored_into_smaller_limits_keeps_its_hot_shapes_and_totals() {
     let big = Aggregator::new(100);
     for (i, field) in ["a", "b", "c", "d", "e", "f"].into_iter().enumerate() {
         for _ in 0..=i {
-            big.record(
-                &observation(2, 0, None, None),
-                reads(find_eq("orders", field), vec![]),
-            );
+            big.record(&observation(2, 0, None, None), orders_by(field));
         }
     }
     let snapshot = big.snapshot();
@@ -199,11 +191,7 @@ fn a_snapshot_restored_into_smaller_limits_keeps_its_hot_shapes_and_totals() {
 
 #[test]
 fn the_byte_budget_holds_and_counts_what_the_entries_hold() {
-    let limits = Limits {
-        max_shapes: 1_000_000,
-        max_bytes: 512 * 1024,
-    };
-    let aggregator = Aggregator::with_limits(limits);
+    let (aggregator, limits) = bounded(1_000_000, 512 * 1024);
     for i in 0..5_000 {
         aggregator.record(
             &observation(1 + i % 7, 0, None, None),
@@ -223,14 +211,8 @@ fn the_byte_budget_holds_and_counts_what_the_entries_hold() {
 #[test]
 fn get_more_counts_toward_the_shape_that_opened_the_cursor() {
     let aggregator = Aggregator::new(10);
-    aggregator.record(
-        &observation(1, 101, Some(77), None),
-        reads(find_eq("orders", "status"), vec![]),
-    );
-    let continuation = Lowering {
-        continues_cursor: Some(77),
-        ..Lowering::default()
-    };
+    aggregator.record(&observation(1, 101, Some(77), None), orders_by("status"));
+    let continuation = continued(77);
     aggregator.record(&observation(3, 50, Some(77), None), continuation.clone());
     aggregator.record(&observation(2, 9, Some(0), None), continuation.clone());
     // The cursor is exhausted: a further getMore on it is an orphan.
@@ -437,11 +419,7 @@ fn the_streamed_snapshot_reads_back_as_the_snapshot() {
 /// budget, the collections counted first keep counting, and every write is in a total.
 #[test]
 fn write_counters_hold_to_their_share_of_the_budget() {
-    let limits = Limits {
-        max_shapes: 10,
-        max_bytes: 256 * 1024,
-    };
-    let aggregator = Aggregator::with_limits(limits);
+    let (aggregator, limits) = bounded(10, 256 * 1024);
     let insert = |collection: String| Lowering {
         writes: vec![Write {
             namespace: Namespace::mongo("app", collection),
