@@ -29,6 +29,16 @@ fn shape(namespace: &Namespace, equalities: &[&str]) -> Shape {
     shape
 }
 
+/// TPC-C's `district`, and its primary key `(d_w_id, d_id)`.
+fn district_and_its_primary_key() -> (Namespace, ExistingIndexes) {
+    let district = Namespace::postgres("tpcc", "public", "district");
+    let pkey = spec(&district, &["d_w_id", "d_id"], "district_pkey", true);
+    (
+        district.clone(),
+        ExistingIndexes::from([(district, vec![pkey])]),
+    )
+}
+
 fn key_names(advice: &Advice) -> Vec<Vec<String>> {
     advice
         .recommendations
@@ -45,11 +55,7 @@ fn key_names(advice: &Advice) -> Vec<Vec<String>> {
 
 #[test]
 fn a_primary_key_serves_its_columns_in_any_order() {
-    let district = Namespace::postgres("tpcc", "public", "district");
-    let existing = ExistingIndexes::from([(
-        district.clone(),
-        vec![spec(&district, &["d_w_id", "d_id"], "district_pkey", true)],
-    )]);
+    let (district, existing) = district_and_its_primary_key();
     let mut sorted = shape(&district, &["d_id", "d_w_id"]);
     sorted.sort = vec![sort("d_next_o_id", -1)];
     let snapshot = snapshot(vec![
@@ -235,11 +241,7 @@ fn an_unused_index_maintained_by_writes_is_a_drop_with_evidence() {
 
 #[test]
 fn a_unique_prefix_cut_short_is_still_served_by_the_key_it_came_from() {
-    let district = Namespace::postgres("tpcc", "public", "district");
-    let existing = ExistingIndexes::from([(
-        district.clone(),
-        vec![spec(&district, &["d_w_id", "d_id"], "district_pkey", true)],
-    )]);
+    let (district, existing) = district_and_its_primary_key();
     let snapshot = snapshot(vec![record(shape(&district, &["d_id", "d_w_id"]), 5)]);
     // One warehouse: d_id alone finds one row, so the candidate is cut to (d_id).
     let facts = CatalogFacts {

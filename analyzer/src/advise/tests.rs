@@ -115,38 +115,21 @@ fn the_tenant_key_leads_every_index_of_its_collection() {
         shape.command = "select".into();
         shape
     };
-    let snapshot = snapshot(vec![
-        record(
-            select(
-                vec![
-                    leaf("status", "=", OpClass::Eq),
-                    leaf("tenant_id", "=", OpClass::Eq),
-                ],
-                vec![],
-            ),
-            100,
-        ),
-        record(
-            select(
-                vec![
-                    leaf("tenant_id", "=", OpClass::Eq),
-                    leaf("queued_at", ">", OpClass::Range),
-                ],
-                vec![],
-            ),
-            5,
-        ),
-        record(
-            select(
-                vec![
-                    leaf("owner", "=", OpClass::Eq),
-                    leaf("tenant_id", "=", OpClass::Eq),
-                ],
-                vec![sort("created_at", -1)],
-            ),
-            5,
-        ),
-    ]);
+    let is = |column| leaf(column, "=", OpClass::Eq);
+    let after = |column| leaf(column, ">", OpClass::Range);
+    let newest = || vec![sort("created_at", -1)];
+    // (filter, sort, executions)
+    let traffic = [
+        (vec![is("status"), is("tenant_id")], vec![], 100),
+        (vec![is("tenant_id"), after("queued_at")], vec![], 5),
+        (vec![is("owner"), is("tenant_id")], newest(), 5),
+    ];
+    let snapshot = snapshot(
+        traffic
+            .into_iter()
+            .map(|(filter, sort_keys, count)| record(select(filter, sort_keys), count))
+            .collect(),
+    );
     let advice = advise(&snapshot, &ExistingIndexes::new());
     assert_eq!(advice.recommendations.len(), 3);
     for recommendation in &advice.recommendations {
@@ -171,29 +154,24 @@ fn the_job_events_seed_plan() {
         shape
     };
     let job = || leaf("job_id", "=", OpClass::Eq);
-    let snapshot = snapshot(vec![
-        record(select(vec![job()], vec![sort("timestamp", 1)], true), 500),
-        record(
-            select(
-                vec![job(), leaf("type", "=", OpClass::Eq)],
-                vec![sort("timestamp", 1)],
-                true,
-            ),
-            50,
-        ),
-        record(
-            select(
-                vec![job(), leaf("timestamp", ">", OpClass::Range)],
-                vec![sort("timestamp", 1)],
-                false,
-            ),
-            2_000,
-        ),
-        record(
-            select(vec![job(), leaf("type", "=", OpClass::Eq)], vec![], true),
-            30,
-        ),
-    ]);
+    let of_type = || leaf("type", "=", OpClass::Eq);
+    let after = || leaf("timestamp", ">", OpClass::Range);
+    let by_time = || vec![sort("timestamp", 1)];
+    // (filter, sort, has a limit, executions)
+    let traffic = [
+        (vec![job()], by_time(), true, 500),
+        (vec![job(), of_type()], by_time(), true, 50),
+        (vec![job(), after()], by_time(), false, 2_000),
+        (vec![job(), of_type()], vec![], true, 30),
+    ];
+    let snapshot = snapshot(
+        traffic
+            .into_iter()
+            .map(|(filter, sort_keys, limit, count)| {
+                record(select(filter, sort_keys, limit), count)
+            })
+            .collect(),
+    );
     let existing = ExistingIndexes::from([(
         events.clone(),
         vec![
