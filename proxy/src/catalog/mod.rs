@@ -101,8 +101,12 @@ pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
     let mut timer = Timer::default();
     let mut existing = ExistingIndexes::new();
     let mut notes = Vec::new();
-    read_mongo(snapshot, sources, &mut existing, &mut notes).await;
-    read_postgres(snapshot, sources, &mut existing, &mut notes).await;
+    if let Some((wanted, uri)) = to_read(snapshot, Engine::Mongodb, sources, &mut notes) {
+        read_mongo(wanted, uri, &mut existing, &mut notes).await;
+    }
+    if let Some((wanted, url)) = to_read(snapshot, Engine::Postgresql, sources, &mut notes) {
+        read_postgres(wanted, url, &mut existing, &mut notes).await;
+    }
     let existing_ms = timer.lap();
     let settings = settings(&sources.settings);
     let (facts, fact_notes) = facts::read(
@@ -172,19 +176,27 @@ pub fn settings(config: &indextap_config::AdviceConfig) -> AdviceSettings {
 }
 
 /// The namespaces of `engine` whose existing indexes are to be read, and the admin address
-/// to read them from; `None` when there are none, or no address (said in `notes`, as
-/// `unread`).
+/// to read them from; `None` when there are none, or no address (said in `notes`).
 fn to_read<'a>(
     snapshot: &Snapshot,
     engine: Engine,
-    address: Option<&'a str>,
-    unread: &str,
+    sources: &'a CatalogSources,
     notes: &mut Vec<String>,
 ) -> Option<(BTreeSet<Namespace>, &'a str)> {
     let wanted = namespaces(snapshot, engine);
     if wanted.is_empty() {
         return None;
     }
+    let (address, unread) = match engine {
+        Engine::Mongodb => (
+            sources.mongo_uri.as_deref(),
+            "existing MongoDB indexes were not read (no admin URI): an index may already exist",
+        ),
+        Engine::Postgresql => (
+            sources.pg_url.as_deref(),
+            "existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist",
+        ),
+    };
     let Some(address) = address else {
         notes.push(unread.to_string());
         return None;
@@ -193,20 +205,11 @@ fn to_read<'a>(
 }
 
 async fn read_mongo(
-    snapshot: &Snapshot,
-    sources: &CatalogSources,
+    wanted: BTreeSet<Namespace>,
+    uri: &str,
     existing: &mut ExistingIndexes,
     notes: &mut Vec<String>,
 ) {
-    let Some((wanted, uri)) = to_read(
-        snapshot,
-        Engine::Mongodb,
-        sources.mongo_uri.as_deref(),
-        "existing MongoDB indexes were not read (no admin URI): an index may already exist",
-        notes,
-    ) else {
-        return;
-    };
     let client = match mongo::client(uri).await {
         Ok(client) => client,
         Err(error) => {
@@ -227,20 +230,11 @@ async fn read_mongo(
 }
 
 async fn read_postgres(
-    snapshot: &Snapshot,
-    sources: &CatalogSources,
+    wanted: BTreeSet<Namespace>,
+    url: &str,
     existing: &mut ExistingIndexes,
     notes: &mut Vec<String>,
 ) {
-    let Some((wanted, url)) = to_read(
-        snapshot,
-        Engine::Postgresql,
-        sources.pg_url.as_deref(),
-        "existing PostgreSQL indexes were not read (no --pg-admin-url): an index may already exist",
-        notes,
-    ) else {
-        return;
-    };
     let databases: BTreeSet<&str> = wanted.iter().map(|ns| ns.database.as_str()).collect();
     for database in databases {
         let specs = match postgres::connect(url, database).await {
