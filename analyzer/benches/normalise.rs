@@ -108,15 +108,11 @@ fn main() {
         })
         .collect();
     let cache = SqlCache::new(4096);
-    rows.push(measure(
+    rows.push(lower_each(
         "sql cached (hit)",
-        cached.len(),
+        &cache,
+        &cached,
         SQL_CACHED_ROUNDS,
-        || {
-            for command in &cached {
-                black_box(cache.lower_shared(black_box(command)));
-            }
-        },
     ));
 
     // What the pipeline calls: the same hit, with the cached lowering copied out.
@@ -192,15 +188,11 @@ fn main() {
     let literal = literal_commands(SQL_LITERAL_TEXTS);
     let literal_misses = literal_cache.misses();
     let literal_masked = literal_cache.masked_hits();
-    rows.push(measure(
+    rows.push(lower_each(
         "sql new literals (masked hit)",
-        literal.len(),
+        &literal_cache,
+        &literal,
         SQL_LITERAL_ROUNDS,
-        || {
-            for command in &literal {
-                black_box(literal_cache.lower_shared(black_box(command)));
-            }
-        },
     ));
     let templates_lowered = literal_cache.misses() - literal_misses;
     let literal_calls = (literal.len() * (SQL_LITERAL_ROUNDS + SQL_LITERAL_ROUNDS / 10)) as u64;
@@ -214,15 +206,11 @@ fn main() {
     // pgbench -M simple alone: every text a quick hit, no tokenizer.
     let pgbench_cache = SqlCache::new(4096);
     let pgbench = pgbench_commands(SQL_LITERAL_TEXTS);
-    rows.push(measure(
+    rows.push(lower_each(
         "sql pgbench literals (quick hit)",
-        pgbench.len(),
+        &pgbench_cache,
+        &pgbench,
         SQL_LITERAL_ROUNDS,
-        || {
-            for command in &pgbench {
-                black_box(pgbench_cache.lower_shared(black_box(command)));
-            }
-        },
     ));
     assert_eq!(
         pgbench_cache.quick_hits() + pgbench_cache.misses(),
@@ -295,6 +283,15 @@ fn measure(name: &'static str, per_round: usize, rounds: usize, mut round: impl 
         calls: (per_round * rounds) as u64,
         elapsed: started.elapsed(),
     }
+}
+
+/// `rounds` rounds of looking every command up in `cache` (lowering it on a miss).
+fn lower_each(name: &'static str, cache: &SqlCache, commands: &[SqlCommand], rounds: usize) -> Row {
+    measure(name, commands.len(), rounds, || {
+        for command in commands {
+            black_box(cache.lower_shared(black_box(command)));
+        }
+    })
 }
 
 fn print_table(rows: &[Row]) {

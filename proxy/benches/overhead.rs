@@ -91,10 +91,15 @@ impl Load {
         }
     }
 
+    /// Runs `plan` against `target` on a single-threaded runtime of its own.
     fn run(self, target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .with_context(|| format!("the {} load's runtime", self.name()))?;
         match self {
-            Load::Raw => load::run(target, plan),
-            Load::Driver => driver::run(target, plan),
+            Load::Raw => runtime.block_on(load::run(target, plan)),
+            Load::Driver => runtime.block_on(driver::run(target, plan)),
         }
     }
 }

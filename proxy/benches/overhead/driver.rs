@@ -16,16 +16,8 @@ use mongodb::Client;
 
 use super::load::{histogram, sum, LoadPlan, LoadResult};
 
-/// Run `plan` against `target` on a single-threaded runtime of its own.
-pub(crate) fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("the driver load's runtime")?;
-    runtime.block_on(run_async(target, plan))
-}
-
-async fn run_async(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
+/// Run `plan` against `target`.
+pub(crate) async fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
     let uri = format!(
         "mongodb://{target}/?directConnection=true&maxPoolSize={0}&minPoolSize={0}",
         plan.clients

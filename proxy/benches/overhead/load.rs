@@ -63,16 +63,8 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant histogram bounds")
 }
 
-/// Run `plan` against `target` on a single-threaded runtime of its own.
-pub(crate) fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("the load client's runtime")?;
-    runtime.block_on(run_async(target, plan))
-}
-
-async fn run_async(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
+/// Run `plan` against `target`.
+pub(crate) async fn run(target: SocketAddr, plan: LoadPlan) -> anyhow::Result<LoadResult> {
     let mut streams = Vec::with_capacity(plan.clients);
     for _ in 0..plan.clients {
         let stream = TcpStream::connect(target)
