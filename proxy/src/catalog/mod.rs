@@ -77,6 +77,16 @@ impl CatalogSources {
     }
 }
 
+/// What the verifiers measure against: the snapshot advised on, where the servers are, the
+/// indexes that already exist, and the analyzer's settings.
+#[derive(Clone, Copy)]
+pub struct Measuring<'a> {
+    pub snapshot: &'a Snapshot,
+    pub sources: &'a CatalogSources,
+    pub existing: &'a ExistingIndexes,
+    pub settings: &'a AdviceSettings,
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -122,10 +132,16 @@ pub async fn advise(snapshot: &Snapshot, sources: &CatalogSources) -> Advice {
     advice.notes.extend(notes);
     advice.notes.extend(fact_notes);
     let analysis_ms = timer.lap();
-    verify::verify_postgres(&mut advice, snapshot, sources, &existing, &settings).await;
+    let measuring = Measuring {
+        snapshot,
+        sources,
+        existing: &existing,
+        settings: &settings,
+    };
+    verify::verify_postgres(&mut advice, measuring).await;
     let sampling = sources.settings.mongo_verify == indextap_config::MongoVerify::Sample;
     if sampling {
-        mongo_verify::verify_mongo(&mut advice, snapshot, sources, &existing, &settings).await;
+        mongo_verify::verify_mongo(&mut advice, measuring).await;
     }
     mongo_verify::note_unmeasured(&mut advice, sampling);
     let verify_ms = timer.lap();

@@ -20,12 +20,11 @@ use futures::TryStreamExt;
 use indextap_analyzer::advise::verify::{self, Findings, Measurement};
 use indextap_analyzer::advise::{Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec};
 use indextap_analyzer::shape::{Engine, Namespace, Shape, ShapeId};
-use indextap_analyzer::snapshot::Snapshot;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
 use super::mongo::{self, number, probe, scratch::Scratch};
-use super::CatalogSources;
+use super::Measuring;
 
 /// Sampled documents each served shape is run with.
 const PROBES_PER_SHAPE: usize = 3;
@@ -33,13 +32,7 @@ const PROBES_PER_SHAPE: usize = 3;
 const SHAPES_PER_RECOMMENDATION: usize = 5;
 
 /// Measures every MongoDB recommendation on a sample; the notes say what could not be.
-pub async fn verify_mongo(
-    advice: &mut Advice,
-    snapshot: &Snapshot,
-    sources: &CatalogSources,
-    existing: &ExistingIndexes,
-    settings: &AdviceSettings,
-) {
+pub async fn verify_mongo(advice: &mut Advice, measuring: Measuring<'_>) {
     let wanted: Vec<(Namespace, String)> = advice
         .recommendations
         .iter()
@@ -50,7 +43,7 @@ pub async fn verify_mongo(
     if wanted.is_empty() {
         return;
     }
-    let Some(uri) = &sources.mongo_uri else {
+    let Some(uri) = &measuring.sources.mongo_uri else {
         return;
     };
     let client = match mongo::client(uri).await {
@@ -63,16 +56,15 @@ pub async fn verify_mongo(
         }
     };
     let scratch = Scratch::new(&client);
-    let size = sources.settings.mongo_sample_size;
-    let outcome = measure_all(
-        advice, snapshot, &scratch, existing, settings, &wanted, size,
-    )
-    .await;
+    let size = measuring.sources.settings.mongo_sample_size;
+    let outcome = measure_all(advice, measuring, &scratch, &wanted, size).await;
     if let Err(error) = scratch.drop_now().await {
         tracing::warn!(%error, "the scratch database of sample verification was not dropped");
     }
     advice.notes.extend(outcome.notes);
-    outcome.found.settle(advice, existing, settings);
+    outcome
+        .found
+        .settle(advice, measuring.existing, measuring.settings);
     for recommendation in &mut advice.recommendations {
         if let (Some(evidence), Some(size)) = (
             recommendation.evidence.as_mut(),
@@ -131,13 +123,17 @@ struct Outcome {
 
 async fn measure_all(
     advice: &Advice,
-    snapshot: &Snapshot,
+    measuring: Measuring<'_>,
     scratch: &Scratch,
-    existing: &ExistingIndexes,
-    settings: &AdviceSettings,
     wanted: &[(Namespace, String)],
     size: u32,
 ) -> Outcome {
+    let Measuring {
+        snapshot,
+        existing,
+        settings,
+        ..
+    } = measuring;
     let mut outcome = Outcome::default();
     let mut samples: BTreeMap<Namespace, Vec<Document>> = BTreeMap::new();
     for (namespace, name) in wanted {

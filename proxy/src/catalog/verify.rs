@@ -36,13 +36,12 @@ use indextap_analyzer::advise::{
     Advice, AdviceSettings, ExistingIndexes, IndexMethod, IndexSpec, Recommendation,
 };
 use indextap_analyzer::shape::Namespace;
-use indextap_analyzer::snapshot::Snapshot;
 use serde_json::Value;
 use tokio_postgres::Client;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::postgres::{connect, sqlstate_or_kind, TIMEOUT};
-use super::CatalogSources;
+use super::Measuring;
 
 /// How long a cached plan is reused: statistics and table sizes drift, so plans are asked
 /// for again after this.
@@ -64,13 +63,13 @@ const PIPELINE_DEPTH: usize = 32;
 /// verification fails is never recommended: it goes into the notes with the reason. One that
 /// cannot make its table's list, or comes after the budget is spent, is not measured and
 /// not recommended (`advise::verify::schedule`).
-pub async fn verify_postgres(
-    advice: &mut Advice,
-    snapshot: &Snapshot,
-    sources: &CatalogSources,
-    existing: &ExistingIndexes,
-    settings: &AdviceSettings,
-) {
+pub async fn verify_postgres(advice: &mut Advice, measuring: Measuring<'_>) {
+    let Measuring {
+        snapshot,
+        sources,
+        existing,
+        settings,
+    } = measuring;
     verify::note_unexplainable(advice, snapshot);
     let probes = verify::probes(advice, snapshot);
     if probes.is_empty() {

@@ -119,6 +119,11 @@ fn keys_of(records: Vec<ShapeRecord>) -> Vec<Vec<(String, i8)>> {
         .collect()
 }
 
+/// The candidate keys for `shape`, run once.
+fn keys_for(shape: Shape) -> Vec<Vec<(String, i8)>> {
+    keys_of(vec![record(shape, 1)])
+}
+
 fn keys(list: &[(&str, i8)]) -> Vec<(String, i8)> {
     list.iter().map(|(n, d)| (n.to_string(), *d)).collect()
 }
@@ -148,13 +153,13 @@ fn in_is_equality_without_a_sort_and_goes_after_the_sort_with_one() {
     let filter = Predicate::And(vec![leaf("status", "$in", OpClass::In), eq("customer_id")]);
     let unsorted = find(orders(), filter.clone());
     assert_eq!(
-        keys_of(vec![record(unsorted, 1)]),
+        keys_for(unsorted),
         vec![keys(&[("customer_id", 1), ("status", 1)])]
     );
     let mut sorted = find(orders(), filter);
     sorted.sort = vec![sort("created_at", -1)];
     assert_eq!(
-        keys_of(vec![record(sorted, 1)]),
+        keys_for(sorted),
         vec![keys(&[
             ("customer_id", 1),
             ("created_at", -1),
@@ -175,7 +180,7 @@ fn several_ranges_give_one_range_key() {
             leaf("sku", "$regex", OpClass::Prefix),
         ]),
     );
-    let all = keys_of(vec![record(shape, 1)]);
+    let all = keys_for(shape);
     assert_eq!(all.len(), 1);
     assert_eq!(
         all[0].len(),
@@ -218,7 +223,7 @@ fn a_range_on_the_sort_field_needs_no_extra_key() {
     );
     shape.sort = vec![sort("timestamp", 1)];
     assert_eq!(
-        keys_of(vec![record(shape, 1)]),
+        keys_for(shape),
         vec![keys(&[("job_id", 1), ("timestamp", 1)])]
     );
 }
@@ -271,10 +276,7 @@ fn a_hopeless_or_under_an_and_is_left_to_the_filter() {
             ]),
         ]),
     );
-    assert_eq!(
-        keys_of(vec![record(shape, 1)]),
-        vec![keys(&[("status", 1)])]
-    );
+    assert_eq!(keys_for(shape), vec![keys(&[("status", 1)])]);
 }
 
 #[test]
@@ -290,10 +292,7 @@ fn not_nor_ne_and_not_indexable_are_never_keys() {
             leaf("flag", "$exists", OpClass::Exists),
         ]),
     );
-    assert_eq!(
-        keys_of(vec![record(shape, 1)]),
-        vec![keys(&[("status", 1)])]
-    );
+    assert_eq!(keys_for(shape), vec![keys(&[("status", 1)])]);
 }
 
 #[test]
@@ -309,7 +308,7 @@ fn elem_match_joins_paths() {
         },
     );
     assert_eq!(
-        keys_of(vec![record(shape, 1)]),
+        keys_for(shape),
         vec![keys(&[("items.sku", 1), ("items.qty", 1)])]
     );
 }
@@ -473,7 +472,7 @@ fn empty_filter_sort_needs_a_limit() {
     assert!(keys_of(vec![record(sorted.clone(), 1)]).is_empty());
     sorted.limit = true;
     assert_eq!(
-        keys_of(vec![record(sorted, 1)]),
+        keys_for(sorted),
         vec![keys(&[("created_at", -1), ("_id", -1)])]
     );
 }
@@ -529,7 +528,7 @@ fn mongo_infix_is_left_to_the_filter() {
         orders(),
         Predicate::And(vec![leaf("name", "$regex", OpClass::Infix)]),
     );
-    assert!(keys_of(vec![record(shape, 1)]).is_empty());
+    assert!(keys_for(shape).is_empty());
 }
 
 #[test]
@@ -695,5 +694,5 @@ fn too_many_or_branches_are_not_advised() {
         )
     };
     let shape = find(orders(), Predicate::And(vec![wide_or("a"), wide_or("b")]));
-    assert!(keys_of(vec![record(shape, 1)]).is_empty());
+    assert!(keys_for(shape).is_empty());
 }
