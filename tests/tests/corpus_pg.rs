@@ -25,7 +25,7 @@ mod tools;
 #[path = "corpus/tpcc.rs"]
 mod tpcc;
 
-use pg_check::{careful_dba, check, Expectation, PgCorpus};
+use pg_check::{check, PgCorpus};
 use pg_common::assert_success;
 
 /// Drop advice needs a capture window; the tests' windows last seconds.
@@ -64,8 +64,7 @@ async fn sysbench_oltp_read_write() {
     // 18 statements a transaction, and a margin for sysbench's own.
     corpus.wait_for_executions(100 * 14);
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let expectation = careful_dba("sysbench_oltp_read_write");
-    let advice = check(&corpus, &expectation, async || {}).await;
+    let advice = check(&corpus, "sysbench_oltp_read_write", async || {}).await;
     let evidence = &advice["drops"][0]["evidence"];
     assert_eq!(
         evidence["server_uses"], 0,
@@ -98,8 +97,7 @@ async fn sysbench_reads_and_index_updates() {
     ];
     let corpus = sysbench("oltp_common", &workloads).await;
     corpus.wait_for_executions(350);
-    let expectation = careful_dba("sysbench_reads_and_index_updates");
-    check(&corpus, &expectation, async || {}).await;
+    check(&corpus, "sysbench_reads_and_index_updates", async || {}).await;
 }
 
 /// pgbench's built-in scripts (`tpcb-like`, `simple-update`, `select-only`), prepared and
@@ -128,8 +126,7 @@ async fn pgbench_builtin_scripts() {
         );
     }
     corpus.wait_for_executions(400);
-    let expectation = careful_dba("pgbench_builtin_scripts");
-    check(&corpus, &expectation, async || {}).await;
+    check(&corpus, "pgbench_builtin_scripts", async || {}).await;
 }
 
 /// The TPC-C transactions. The primary keys serve every lookup, whatever the order of the
@@ -147,9 +144,8 @@ async fn tpcc_transactions() {
         .expect("TPC-C schema and rows");
     let executions = tpcc::run(&corpus.proxied().await, 10).await;
     corpus.wait_for_executions(executions);
-    let expectation = careful_dba("tpcc_transactions");
     // A new session: plans are logged by the sessions that start after `check` asks for it.
-    check(&corpus, &expectation, async || {
+    check(&corpus, "tpcc_transactions", async || {
         tpcc::run(&corpus.direct().await, 2).await;
     })
     .await;
@@ -175,7 +171,7 @@ async fn orm_application(
     script: &str,
     database: &'static str,
     executions: u64,
-    dba: Expectation,
+    workload: &str,
 ) -> serde_json::Value {
     let corpus = PgCorpus::start(database, &SHORT_WINDOW);
     let server = corpus.server.port();
@@ -185,7 +181,7 @@ async fn orm_application(
         &python_args(corpus.listen.port(), database, "workload", 30),
     );
     corpus.wait_for_executions(executions);
-    check(&corpus, &dba, async || {
+    check(&corpus, workload, async || {
         tools::python(script, &python_args(server, database, "workload", 5));
     })
     .await
@@ -198,8 +194,7 @@ async fn orm_application(
 /// order: the write cost of an index on `shop_order` is measured from those inserts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_orm() {
-    let dba = careful_dba("django_orm");
-    let advice = orm_application("django_shop.py", "shop", 30 * 12, dba).await;
+    let advice = orm_application("django_shop.py", "shop", 30 * 12, "django_orm").await;
     let on_orders: Vec<&serde_json::Value> = advice["recommendations"]
         .as_array()
         .into_iter()
@@ -230,6 +225,6 @@ async fn django_orm() {
 /// invoices by due date.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlalchemy_orm_with_flags_as_parameters() {
-    let dba = careful_dba("sqlalchemy_orm_with_flags_as_parameters");
-    orm_application("sqlalchemy_billing.py", "billing", 30 * 5, dba).await;
+    let workload = "sqlalchemy_orm_with_flags_as_parameters";
+    orm_application("sqlalchemy_billing.py", "billing", 30 * 5, workload).await;
 }

@@ -127,7 +127,7 @@ impl PgCorpus {
 pub use super::expect::Dba as Expectation;
 
 /// What a careful DBA would do with `workload`, from `tests/corpus/expectations_pg.json`.
-pub fn careful_dba(workload: &str) -> Expectation {
+fn careful_dba(workload: &str) -> Expectation {
     super::expect::of_workload(
         "expectations_pg.json",
         include_str!("../../corpus/expectations_pg.json"),
@@ -184,14 +184,12 @@ fn scanned_in_log(log: &str) -> BTreeSet<String> {
     names
 }
 
-/// Runs every check of the module docs. `replay` runs (part of) the workload again, straight
-/// to the server in new sessions (only those log their plans), once the recommended indexes
-/// are built. Returns the advice it checked.
-pub async fn check(
-    corpus: &PgCorpus,
-    expectation: &Expectation,
-    replay: impl AsyncFnOnce(),
-) -> Value {
+/// Runs every check of the module docs, against what a careful DBA would do with `workload`.
+/// `replay` runs (part of) the workload again, straight to the server in new sessions (only
+/// those log their plans), once the recommended indexes are built. Returns the advice it
+/// checked.
+pub async fn check(corpus: &PgCorpus, workload: &str, replay: impl AsyncFnOnce()) -> Value {
+    let expectation = &careful_dba(workload);
     let advice = corpus.advice();
     let context = format!("advice: {advice:#}");
     assert_evidence_or_note(&advice);
