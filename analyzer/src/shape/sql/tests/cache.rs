@@ -5,19 +5,19 @@ use std::sync::Arc;
 use crate::command::SqlProtocol;
 use crate::shape::sql::SqlCache;
 
-use super::command;
+use super::{command, prepared};
 
 #[test]
 fn a_repeated_statement_is_a_hit_with_the_same_lowering() {
     let cache = SqlCache::new(16);
     let text = "SELECT * FROM t WHERE a = $1";
-    let first = cache.lower_shared(&command(text, SqlProtocol::Extended));
-    let second = cache.lower_shared(&command(text, SqlProtocol::Extended));
+    let first = cache.lower_shared(&prepared(text));
+    let second = cache.lower_shared(&prepared(text));
     assert!(Arc::ptr_eq(&first, &second));
     // A prepared statement is stored under its exact key and its masked key.
     assert_eq!((cache.hits(), cache.misses(), cache.len()), (1, 1, 2));
     assert_eq!(cache.masked_hits(), 0);
-    assert_eq!(cache.lower(&command(text, SqlProtocol::Extended)), *first);
+    assert_eq!(cache.lower(&prepared(text)), *first);
     assert_eq!(cache.hits(), 2);
     assert_eq!(first.shapes.len(), 1);
 }
@@ -49,14 +49,11 @@ fn bytes_bound_the_cache_whatever_the_statements_hold() {
             "SELECT a, b, c FROM events_{} WHERE tenant_{i} = $1 AND created_at > $2 ORDER BY created_at DESC LIMIT 10",
             i % 50
         );
-        let _ = cache.lower(&command(&text, SqlProtocol::Extended));
+        let _ = cache.lower(&prepared(&text));
         assert!(cache.bytes() <= max_bytes, "after {i}: {}", cache.bytes());
         // A statement used all the time stays: the LRU pushes out the others first.
         let before = cache.hits();
-        let _ = cache.lower(&command(
-            "SELECT * FROM hot WHERE id = $1",
-            SqlProtocol::Extended,
-        ));
+        let _ = cache.lower(&prepared("SELECT * FROM hot WHERE id = $1"));
         hot += usize::from(cache.hits() > before);
     }
     assert!(hot >= 4_990, "the hot statement was a hit {hot} times");

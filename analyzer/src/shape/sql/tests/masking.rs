@@ -6,7 +6,7 @@ use crate::command::SqlProtocol;
 use crate::shape::sql::{lower_statement, SqlCache};
 use crate::shape::Lowering;
 
-use super::{command, DATABASE};
+use super::{command, prepared, DATABASE};
 
 pub(super) fn fresh(text: &str, protocol: SqlProtocol) -> Lowering {
     lower_statement(DATABASE, text, protocol, None)
@@ -202,15 +202,12 @@ fn layout_is_part_of_the_key_but_comment_text_is_not() {
 fn the_exact_key_is_stored_for_texts_that_repeat_verbatim() {
     let cache = SqlCache::new(64);
     let text = "SELECT * FROM t WHERE a = $1 AND b = 1";
-    let _ = cache.lower(&command(text, SqlProtocol::Extended));
+    let _ = cache.lower(&prepared(text));
     assert_eq!(cache.len(), 2);
-    let _ = cache.lower(&command(text, SqlProtocol::Extended));
+    let _ = cache.lower(&prepared(text));
     assert_eq!((cache.hits(), cache.masked_hits()), (1, 0));
     // Another value: answered by the masked key, and not stored again.
-    let _ = cache.lower(&command(
-        "SELECT * FROM t WHERE a = $1 AND b = 2",
-        SqlProtocol::Extended,
-    ));
+    let _ = cache.lower(&prepared("SELECT * FROM t WHERE a = $1 AND b = 2"));
     assert_eq!((cache.hits(), cache.masked_hits(), cache.len()), (2, 1, 2));
 
     let cache = SqlCache::new(64);

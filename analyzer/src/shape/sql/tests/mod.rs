@@ -42,6 +42,11 @@ fn command(text: &str, protocol: SqlProtocol) -> SqlCommand {
     }
 }
 
+/// A statement as a driver sends a prepared one: through the extended protocol.
+fn prepared(text: &str) -> SqlCommand {
+    command(text, SqlProtocol::Extended)
+}
+
 /// The canonical JSON of each shape a text lowers to, in order.
 fn canonical_shapes(text: &str) -> Vec<Value> {
     lower(text).shapes.iter().map(canonical).collect()
