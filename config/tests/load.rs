@@ -13,6 +13,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `text` as `indextap.toml` in a new temporary folder, which lasts as long as the guard.
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "indextap.toml", text);
+    (dir, file)
+}
+
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -40,8 +47,7 @@ upstream = "db.internal:27017"
 
 #[test]
 fn defaults_fill_everything_a_minimal_file_leaves_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let (_dir, file) = config_file(MINIMAL);
     let config = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap();
 
     assert_eq!(config.admin.listen, "127.0.0.1:9090");
@@ -70,10 +76,7 @@ fn defaults_fill_everything_a_minimal_file_leaves_out() {
 
 #[test]
 fn postgres_tls_defaults_to_refuse_and_clear_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "indextap.toml",
+    let (_dir, file) = config_file(
         "[[postgres.listeners]]\nlisten = \"127.0.0.1:5433\"\nupstream = \"127.0.0.1:5432\"\n",
     );
     let config = load(Some(&file), NO_ENV, CliOverrides::default()).unwrap();
@@ -86,10 +89,7 @@ fn postgres_tls_defaults_to_refuse_and_clear_upstream() {
 
 #[test]
 fn precedence_is_file_then_env_then_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "indextap.toml",
+    let (_dir, file) = config_file(
         r#"
 [admin]
 listen = "127.0.0.1:9001"
@@ -240,8 +240,7 @@ fn unknown_env_var_is_named() {
 
 #[test]
 fn the_config_path_and_the_token_variable_are_not_unknown() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let (_dir, file) = config_file(MINIMAL);
     let env = env(&[
         ("INDEXTAP_CONFIG", "/somewhere/indextap.toml"),
         ("INDEXTAP_ADMIN_TOKEN_ENV", "INDEXTAP_ADMIN_TOKEN"),
@@ -284,8 +283,7 @@ fn malformed_cli_keyword_is_named() {
 
 #[test]
 fn empty_env_values_count_as_unset() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "indextap.toml", MINIMAL);
+    let (_dir, file) = config_file(MINIMAL);
     let env = env(&[("INDEXTAP_ADMIN_LISTEN", ""), ("INDEXTAP_STATE_DIR", "")]);
     let config = load(Some(&file), &env, CliOverrides::default()).unwrap();
     assert_eq!(config.admin.listen, "127.0.0.1:9090");
@@ -473,12 +471,9 @@ dir = "state"
 
 #[test]
 fn snapshot_sink_and_sidecar_id_come_from_env_and_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "indextap.toml",
-        &format!("{MINIMAL}\n[snapshot_sink]\nurl = \"s3://a/b\"\nsidecar_id = \"file-id\"\n"),
-    );
+    let (_dir, file) = config_file(&format!(
+        "{MINIMAL}\n[snapshot_sink]\nurl = \"s3://a/b\"\nsidecar_id = \"file-id\"\n"
+    ));
     let env = env(&[
         ("INDEXTAP_SNAPSHOT_SINK", "file:///var/lib/fleet"),
         ("INDEXTAP_SIDECAR_ID", "env-id"),
@@ -504,12 +499,9 @@ fn snapshot_sink_and_sidecar_id_come_from_env_and_flags() {
 
 #[test]
 fn advice_settings_from_file_env_and_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(
-        dir.path(),
-        "indextap.toml",
-        &format!("{MINIMAL}\n[advice]\nmin_gain_percent = 10\nmax_indexes_per_namespace = 2\n"),
-    );
+    let (dir, file) = config_file(&format!(
+        "{MINIMAL}\n[advice]\nmin_gain_percent = 10\nmax_indexes_per_namespace = 2\n"
+    ));
     let config = load(
         Some(&file),
         env(&[
