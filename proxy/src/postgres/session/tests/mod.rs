@@ -95,6 +95,11 @@ fn command_complete(tag: &str) -> Vec<u8> {
     message(b'C', &body)
 }
 
+/// A RowDescription of no columns: the session counts rows, never reads their description.
+fn row_description() -> Vec<u8> {
+    message(b'T', b"\0\0")
+}
+
 fn data_row(value: &str) -> Vec<u8> {
     let mut body = 1u16.to_be_bytes().to_vec();
     body.extend_from_slice(&(value.len() as i32).to_be_bytes());
@@ -162,6 +167,13 @@ impl Harness {
 
     fn counted(&self, what: &str) -> usize {
         self.events.counts.iter().filter(|c| **c == what).count()
+    }
+
+    /// Nothing was reported, and `what` was counted `times` times.
+    fn assert_unreported(&self, what: &str, times: usize) {
+        let observations = &self.events.observations;
+        assert!(observations.is_empty(), "{observations:?}");
+        assert_eq!(self.counted(what), times, "{what}");
     }
 }
 
