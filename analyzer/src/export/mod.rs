@@ -25,61 +25,30 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::advise::engine::postgresql::ddl;
 use crate::advise::{Advice, DropCandidate, Recommendation};
 use crate::shape::Engine;
+use crate::spelling::closed;
 
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// JSON for tools, CI and the admin API.
-    Json,
-    /// A mongosh script.
-    Mongosh,
-    /// A Python script using pymongo.
-    Pymongo,
-    /// A PostgreSQL migration with a rollback.
-    Sql,
-    /// Prisma `@@index` attributes.
-    Prisma,
-    /// Django `models.Index` entries.
-    Django,
-    /// A Markdown report with the evidence.
-    Markdown,
-}
-
-impl Format {
-    /// Every format, in the order they are documented.
-    pub const ALL: [Format; 7] = [
-        Format::Json,
-        Format::Mongosh,
-        Format::Pymongo,
-        Format::Sql,
-        Format::Prisma,
-        Format::Django,
-        Format::Markdown,
-    ];
-
-    /// The lowercase name, as accepted by [`FromStr`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Mongosh => "mongosh",
-            Format::Pymongo => "pymongo",
-            Format::Sql => "sql",
-            Format::Prisma => "prisma",
-            Format::Django => "django",
-            Format::Markdown => "markdown",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+closed! {
+    /// An output format, named by its lowercase spelling (accepted by [`FromStr`]).
+    pub enum Format {
+        /// JSON for tools, CI and the admin API.
+        Json => "json",
+        /// A mongosh script.
+        Mongosh => "mongosh",
+        /// A Python script using pymongo.
+        Pymongo => "pymongo",
+        /// A PostgreSQL migration with a rollback.
+        Sql => "sql",
+        /// Prisma `@@index` attributes.
+        Prisma => "prisma",
+        /// Django `models.Index` entries.
+        Django => "django",
+        /// A Markdown report with the evidence.
+        Markdown => "markdown",
     }
 }
 
@@ -92,10 +61,7 @@ impl FromStr for Format {
     type Err = UnknownFormat;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .into_iter()
-            .find(|format| format.name() == text)
-            .ok_or(UnknownFormat)
+        Format::parse(text).ok_or(UnknownFormat)
     }
 }
 

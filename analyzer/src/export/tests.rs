@@ -287,7 +287,7 @@ fn every_format_matches_its_expected_output() {
     let update = std::env::var_os("INDEXTAP_UPDATE_GOLDEN").is_some();
     let mut mismatches = Vec::new();
     for (engine, advice) in [("mongo", mongo_advice()), ("postgres", postgres_advice())] {
-        for format in Format::ALL {
+        for &format in Format::ALL {
             let path = dir.join(format!("{engine}.{format}.{}", extension(format)));
             let rendered = render(&advice, format);
             if update {
@@ -370,8 +370,8 @@ fn each_script_points_to_the_other_engine() {
 
 #[test]
 fn formats_parse_from_their_names() {
-    for format in Format::ALL {
-        assert_eq!(format.name().parse::<Format>(), Ok(format));
+    for &format in Format::ALL {
+        assert_eq!(format.as_str().parse::<Format>(), Ok(format));
     }
     assert_eq!("JSON".parse::<Format>(), Err(UnknownFormat));
     assert_eq!("yaml".parse::<Format>(), Err(UnknownFormat));
@@ -379,7 +379,7 @@ fn formats_parse_from_their_names() {
 
 #[test]
 fn empty_advice_renders_in_every_format() {
-    for format in Format::ALL {
+    for &format in Format::ALL {
         assert!(!render(&Advice::default(), format).is_empty());
     }
     assert_eq!(
