@@ -1,15 +1,18 @@
 //! Server → client messages, decoded for what the session needs.
 //!
-//! Only three replies carry something the session keeps: CommandComplete (its tag, decoded
-//! with pgwire), ReadyForQuery (the transaction status, decoded with pgwire) and
-//! ErrorResponse (its SQLSTATE). The ErrorResponse is walked in place and only the `C` field
-//! is read: the message, detail, hint and where fields can quote values, so they are never
-//! copied. DataRow, NoticeResponse, NotificationResponse, ParameterStatus, BackendKeyData and
-//! Authentication are recognised by their type byte and their bodies are not read.
+//! Only three replies carry something the session keeps: CommandComplete (its tag),
+//! ReadyForQuery (the transaction status) and ErrorResponse (its SQLSTATE). All three are
+//! read in place, without pgwire: they come with every statement, and pgwire's decoders need
+//! the frame copied into a buffer of their own and return the tag as a new `String`, which
+//! cost more than the rest of a reply's inspection. The ErrorResponse is walked and only the
+//! `C` field is read: the message, detail, hint and where fields can quote values, so they
+//! are never copied. DataRow, NoticeResponse, NotificationResponse, ParameterStatus,
+//! BackendKeyData and Authentication are recognised by their type byte and their bodies are
+//! not read.
 
-use pgwire::messages::response::{CommandComplete, ReadyForQuery, TransactionStatus};
+use pgwire::messages::response::TransactionStatus;
 
-use super::decoded::{keep, with_pgwire, Decoded};
+use super::decoded::{keep, Decoded};
 use super::frame::TypedFrame;
 use super::reader::Reader;
 use super::tag::CommandRows;
@@ -140,15 +143,21 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
     Decoded { message, skipped }
 }
 
+/// The tag, read in place (lossily, as pgwire reads it: a valid tag is ASCII).
 fn command_complete(frame: &TypedFrame<'_>) -> Result<Option<CommandRows>, &'static str> {
-    let shape = Reader::new(frame.body).cstr().is_some();
-    let complete = with_pgwire::<CommandComplete>(frame, shape)?;
-    Ok(CommandRows::from_tag(&complete.tag))
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    let tag = Reader::new(frame.body).cstr().ok_or("malformed_message")?;
+    Ok(CommandRows::from_tag(&String::from_utf8_lossy(tag)))
 }
 
 fn ready_for_query(frame: &TypedFrame<'_>) -> Result<TransactionStatus, &'static str> {
-    let shape = Reader::new(frame.body).u8().is_some();
-    with_pgwire::<ReadyForQuery>(frame, shape).map(|ready| ready.status)
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    let status = Reader::new(frame.body).u8().ok_or("malformed_message")?;
+    TransactionStatus::try_from(status).map_err(|_| "malformed_message")
 }
 
 /// Walks the fields of an ErrorResponse and returns the SQLSTATE (`C`) alone.

@@ -1,18 +1,21 @@
 //! Client → server messages, decoded for what the session needs.
 //!
-//! Query, Parse, Execute and Close are decoded with pgwire's message types after their body
-//! has been walked with [`Reader`] (pgwire panics on short bodies). Bind is read in place:
-//! only the portal and statement names and the parameter count leave the frame, never a
-//! parameter value. Password, CopyData, CopyFail and FunctionCall bodies are never read.
+//! Parse and Close are decoded with pgwire's message types after their body has been walked
+//! with [`Reader`] (pgwire panics on short bodies). Query, Bind and Execute, which come with
+//! every statement run, are read in place, with no buffer copied for pgwire: a Query's text
+//! goes straight into the shared string the session keeps; of Bind and Execute only the
+//! portal and statement names and the parameter count leave the frame, never a parameter
+//! value. Password, CopyData, CopyFail and FunctionCall bodies are never read.
 //!
 //! A message whose body cannot be read still has a type, and the type alone keeps request
 //! and reply pairing aligned (an unreadable Execute still queues an execution), so decoding
 //! returns the message with its unreadable parts as `None`, plus the reason to count.
 
+use std::sync::Arc;
+
 use pgwire::messages::extendedquery::{
-    Close, Execute, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+    Close, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use pgwire::messages::simplequery::Query;
 
 use super::decoded::{keep, with_pgwire, Decoded};
 use super::frame::TypedFrame;
@@ -22,7 +25,7 @@ use super::reader::Reader;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frontend {
     /// Simple query: the whole text, possibly several statements.
-    Query(Option<String>),
+    Query(Option<Arc<str>>),
     /// Prepare a statement.
     Parse(Option<ParseInfo>),
     /// Bind a statement's parameters into a portal.
@@ -129,9 +132,13 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Frontend> {
     Decoded { message, skipped }
 }
 
-fn query(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
-    let shape = Reader::new(frame.body).cstr().is_some();
-    with_pgwire::<Query>(frame, shape).map(|q| q.query)
+/// Reads Query in place: the text, lossily as pgwire reads it.
+fn query(frame: &TypedFrame<'_>) -> Result<Arc<str>, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    let text = Reader::new(frame.body).cstr().ok_or("malformed_message")?;
+    Ok(Arc::from(String::from_utf8_lossy(text).as_ref()))
 }
 
 fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
@@ -149,10 +156,15 @@ fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
     })
 }
 
+/// Reads Execute in place: the portal name (the row limit is not needed).
 fn execute(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
     let mut reader = Reader::new(frame.body);
-    let shape = reader.cstr().is_some() && reader.i32().is_some();
-    with_pgwire::<Execute>(frame, shape).map(|e| e.name.unwrap_or_default())
+    let portal = reader.cstr().ok_or("malformed_message")?;
+    reader.i32().ok_or("malformed_message")?;
+    Ok(lossy(portal))
 }
 
 fn close(frame: &TypedFrame<'_>) -> Result<CloseTarget, &'static str> {
@@ -263,12 +275,32 @@ mod tests {
 
     #[test]
     fn pgwire_size_caps_are_skips() {
-        // Execute's pgwire limit is 10 000 bytes; a longer portal name is skipped, not fatal.
+        // Close's pgwire limit is 10 000 bytes; a longer name is skipped, not fatal.
+        let mut body = vec![b'S'];
+        body.extend_from_slice(&[b'p'; 20_000]);
+        body.push(0);
+        let d = decoded(&frame(b'C', &body));
+        assert_eq!(d.message, Frontend::Close(None));
+        assert_eq!(d.skipped, Some("oversize_skipped"));
+    }
+
+    #[test]
+    fn execute_is_read_in_place() {
+        let d = decoded(&frame(b'E', b"portal_1\0\0\0\0\x0a"));
+        assert_eq!(d.message, Frontend::Execute(Some("portal_1".into())));
+        assert_eq!(d.skipped, None);
+        let d = decoded(&frame(b'E', b"\0\0\0\0\0"));
+        assert_eq!(d.message, Frontend::Execute(Some(String::new())));
+        // A long portal name is read like a short one: nothing is copied for a decoder.
         let mut body = vec![b'p'; 20_000];
         body.extend_from_slice(b"\0\0\0\0\0");
-        let d = decoded(&frame(b'E', &body));
-        assert_eq!(d.message, Frontend::Execute(None));
-        assert_eq!(d.skipped, Some("oversize_skipped"));
+        assert!(
+            matches!(decoded(&frame(b'E', &body)).message, Frontend::Execute(Some(name)) if name.len() == 20_000)
+        );
+        assert_eq!(
+            decoded(&frame(b'E', b"p\0\0\0")).skipped,
+            Some("malformed_message")
+        );
     }
 
     #[test]

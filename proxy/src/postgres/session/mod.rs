@@ -106,7 +106,7 @@ impl PgSession {
                 // A simple Query destroys the unnamed statement and portal.
                 self.statements.remove("");
                 self.drop_portal("", events);
-                let execution = Execution::simple(text.map(Arc::from), at);
+                let execution = Execution::simple(text, at);
                 self.track(
                     Pending::Simple {
                         execution,

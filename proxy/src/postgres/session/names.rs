@@ -5,8 +5,13 @@
 //! without bound. Past a cap, the entries inserted longest ago go (a linear scan, paid only
 //! on overflow, which well-behaved clients never reach). A value heavier than the whole
 //! budget is not kept at all.
+//!
+//! Names are hashed with foldhash (randomly seeded, as hashbrown does by default): every
+//! Bind and Execute looks a name up, and SipHash cost more than the rest of the lookup.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 #[derive(Debug)]
 struct Entry<V> {
@@ -18,7 +23,7 @@ struct Entry<V> {
 /// A capped map from statement or portal names to values.
 #[derive(Debug)]
 pub struct NameMap<V> {
-    entries: HashMap<String, Entry<V>>,
+    entries: HashMap<String, Entry<V>, RandomState>,
     next: u64,
     max_count: usize,
     max_weight: usize,
@@ -41,7 +46,7 @@ impl<V> NameMap<V> {
     /// `max_weight` in all.
     pub fn new(max_count: usize, max_weight: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             next: 0,
             max_count: max_count.max(1),
             max_weight,
@@ -109,15 +114,13 @@ impl<V> NameMap<V> {
         Some(entry.value)
     }
 
-    /// Removes every entry `doomed` selects, returning them.
-    pub fn remove_where(&mut self, mut doomed: impl FnMut(&V) -> bool) -> Vec<V> {
-        let names: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, entry)| doomed(&entry.value))
-            .map(|(name, _)| name.clone())
-            .collect();
-        names.iter().filter_map(|name| self.remove(name)).collect()
+    /// Removes every entry `doomed` selects, handing each to `gone`. Nothing is allocated
+    /// (a transaction's end drops its portals this way, once per round trip).
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&V) -> bool, mut gone: impl FnMut(V)) {
+        for (_, entry) in self.entries.extract_if(|_, entry| doomed(&entry.value)) {
+            self.weight = self.weight.saturating_sub(entry.weight);
+            gone(entry.value);
+        }
     }
 
     /// How many names are held.
@@ -177,7 +180,8 @@ mod tests {
         for (name, value) in [("a", 1), ("b", 2), ("c", 3)] {
             map.insert(name.into(), value, 1);
         }
-        let mut removed = map.remove_where(|v| *v >= 2);
+        let mut removed = Vec::new();
+        map.remove_where(|v| *v >= 2, |v| removed.push(v));
         removed.sort();
         assert_eq!(removed, vec![2, 3]);
         assert_eq!(map.len(), 1);

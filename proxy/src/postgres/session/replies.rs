@@ -170,8 +170,13 @@ impl PgSession {
             return;
         };
         if status == Some(TransactionStatus::Idle) {
-            for portal in self.portals.remove_where(|portal| portal.cycle < cycle) {
-                self.end_portal(portal, events);
+            let mut ended_runs = Vec::new();
+            self.portals.remove_where(
+                |portal| portal.cycle < cycle,
+                |portal| ended_runs.extend(portal.suspended),
+            );
+            for run in ended_runs {
+                self.emit(run, None, events);
             }
         }
     }
