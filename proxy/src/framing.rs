@@ -30,6 +30,15 @@ pub trait Framer: Send + 'static {
         let _ = header;
         false
     }
+
+    /// Whether the server is bound to answer this whole request frame (a PostgreSQL Sync or
+    /// Query, a MongoDB command without `moreToCome`). Its inspection can then wait for the
+    /// reply: both are inspected in one wake-up of the inspection task instead of two. The
+    /// default, false, inspects the frame at once.
+    fn reply_follows(&self, frame: &[u8]) -> bool {
+        let _ = frame;
+        false
+    }
 }
 
 use bytes::{Bytes, BytesMut};
@@ -84,6 +93,11 @@ impl<F: Framer> Splitter<F> {
             state: State::Collect,
             partial: BytesMut::new(),
         }
+    }
+
+    /// The framing rule.
+    pub fn framer(&self) -> &F {
+        &self.framer
     }
 
     /// Whether framing failed for good.

@@ -295,9 +295,13 @@ pub async fn inspect_connection(
             }
             let outcome = match item {
                 TapItem::Frame(frame) => inspector.inspect(frame, &mut events),
-                TapItem::Frames(frames) => frames
-                    .into_iter()
-                    .try_for_each(|frame| inspector.inspect(frame, &mut events)),
+                TapItem::Frames(mut frames) => {
+                    let outcome = frames
+                        .drain(..)
+                        .try_for_each(|frame| inspector.inspect(frame, &mut events));
+                    crate::tap::recycle_frames(frames);
+                    outcome
+                }
                 TapItem::Oversize(header) => {
                     inspector.oversize(header, &mut events);
                     Ok(())

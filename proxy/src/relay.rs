@@ -404,8 +404,11 @@ impl<F: Framer> Pump<F> {
             .filter(|piece| matches!(piece, Piece::Frame(_)))
             .nth(1)
             .is_some();
-        let mut frames = Vec::with_capacity(if several { pieces.len() } else { 0 });
+        let mut frames = crate::tap::frame_list(if several { pieces.len() } else { 0 });
         let mut idle = None;
+        // Whether the chunk ends in a request the server must answer: its inspection then
+        // waits for the reply's wake-up (`Tap::offer_deferred`).
+        let mut deferred = false;
         for piece in pieces.drain(..) {
             let direction = self.direction;
             match piece {
@@ -414,6 +417,11 @@ impl<F: Framer> Pump<F> {
                         let at_rest = rewrite.request(&bytes);
                         idle = Some(idle.unwrap_or(true) && at_rest);
                     }
+                    deferred = direction == Direction::Request
+                        && self
+                            .splitter
+                            .as_ref()
+                            .is_some_and(|splitter| splitter.framer().reply_follows(&bytes));
                     let frame = TapFrame {
                         direction,
                         bytes,
@@ -422,22 +430,24 @@ impl<F: Framer> Pump<F> {
                     if several {
                         frames.push(frame);
                     } else {
-                        offer_item(&mut self.tap, TapItem::Frame(frame));
+                        offer_item(&mut self.tap, TapItem::Frame(frame), deferred);
                     }
                 }
                 Piece::Raw(_) => {}
                 Piece::Oversize { header, .. } => {
-                    offer_frames(&mut self.tap, &mut frames);
+                    deferred = false;
+                    offer_frames(&mut self.tap, &mut frames, false);
                     self.announce_oversize(header, at, shared.metrics);
                 }
                 Piece::Broken(error) => {
-                    offer_frames(&mut self.tap, &mut frames);
+                    deferred = false;
+                    offer_frames(&mut self.tap, &mut frames, false);
                     self.lose_framing(&error, shared);
                 }
             }
         }
         return_pieces(pieces);
-        offer_frames(&mut self.tap, &mut frames);
+        offer_frames(&mut self.tap, &mut frames, deferred);
         let broken = self.splitter.as_ref().is_some_and(|s| s.is_broken());
         // The rewrite needs the request frames even when nothing is inspected any more.
         if broken || (self.tap.is_none() && shared.rewrite.is_none()) {
@@ -455,7 +465,7 @@ impl<F: Framer> Pump<F> {
             bytes: header,
             at,
         };
-        offer_item(&mut self.tap, TapItem::Oversize(frame));
+        offer_item(&mut self.tap, TapItem::Oversize(frame), false);
     }
 
     /// The stream can no longer be framed: stop inspecting it; forwarding goes on.
@@ -572,25 +582,32 @@ fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant)
             bytes,
             at,
         }),
+        false,
     );
 }
 
 /// Offer the frames gathered from a chunk as one item, and empty `frames`.
-fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>) {
+fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>, deferred: bool) {
     match frames.len() {
         0 => {}
         1 => {
             if let Some(frame) = frames.pop() {
-                offer_item(tap, TapItem::Frame(frame));
+                offer_item(tap, TapItem::Frame(frame), deferred);
             }
         }
-        _ => offer_item(tap, TapItem::Frames(std::mem::take(frames))),
+        _ => offer_item(tap, TapItem::Frames(std::mem::take(frames)), deferred),
     }
 }
 
-fn offer_item(tap: &mut Option<Tap>, item: TapItem) {
+/// Offer an item; `deferred` leaves the inspection task asleep until a reply wakes it.
+fn offer_item(tap: &mut Option<Tap>, item: TapItem, deferred: bool) {
     if let Some(active) = tap {
-        if !active.offer(item) {
+        let offered = if deferred {
+            active.offer_deferred(item)
+        } else {
+            active.offer(item)
+        };
+        if !offered {
             *tap = None;
         }
     }

@@ -13,6 +13,7 @@
 use crate::framing::Framer;
 use crate::tap::DecodeError;
 
+use super::op_msg::MsgFlags;
 use super::reader::Reader;
 use super::MAX_MESSAGE_LEN;
 
@@ -31,6 +32,20 @@ impl Framer for MongoFramer {
     fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
         let declared = Reader::new(header).i32("messageLength")?;
         check_message_length(declared)
+    }
+
+    /// An OP_MSG without `moreToCome`, or an OP_QUERY: the server replies. Fire-and-forget
+    /// writes, legacy write opcodes and compressed messages (their flags are inside) are
+    /// inspected at once.
+    fn reply_follows(&self, frame: &[u8]) -> bool {
+        let mut reader = Reader::new(frame.get(12..).unwrap_or_default());
+        match reader.i32("opCode").map(OpCode::from_i32) {
+            Ok(Ok(OpCode::Msg)) => reader
+                .u32("flagBits")
+                .is_ok_and(|flags| !MsgFlags(flags).more_to_come()),
+            Ok(Ok(OpCode::Query)) => true,
+            _ => false,
+        }
     }
 }
 

@@ -51,6 +51,11 @@ impl Framer for PgFramer {
     fn is_bulk(&self, header: &[u8]) -> bool {
         header.first() == Some(&COPY_DATA)
     }
+
+    /// Sync and Query: the server answers each with ReadyForQuery.
+    fn reply_follows(&self, frame: &[u8]) -> bool {
+        matches!(frame.first(), Some(b'S' | b'Q'))
+    }
 }
 
 /// The CopyData message type, the same both ways.

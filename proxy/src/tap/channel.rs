@@ -4,12 +4,15 @@
 //! uncontended lock, with the inspection task's waker beside it: an offer is a push and a
 //! wake-up of a task on the same thread. The receiver takes the whole queue, storage and
 //! all, so an idle connection holds no slots (a general-purpose channel keeps a block of
-//! them per connection, 2 KiB here). When it is full the item is dropped and counted, never
-//! waited for.
+//! them per connection, 2 KiB here). The first two items offered to an empty queue go into
+//! slots of their own instead: a request/response protocol offers one chunk per direction,
+//! and a wake-up takes the request and its reply (see [`Tap::offer_deferred`]), so no queue
+//! storage is allocated and freed per round trip, for 128 bytes per connection. When it is
+//! full the item is dropped and counted, never waited for.
 //!
 //! ## Layout
 //! - [`Tap`]: the sending half (the relay's pumps hold one each).
-//! - [`TapReceiver`]: the receiving half (the inspection task).
+//! - [`TapReceiver`]: the receiving half (the inspection task), [`TapBatch`]: what it takes.
 //! - [`TapItem`]: what crosses.
 
 use std::collections::VecDeque;
@@ -52,13 +55,52 @@ struct Channel {
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<TapItem>,
+    items: Items,
     /// Items were dropped since the receiver last asked.
     behind: bool,
     /// Live [`Tap`]s: at zero the receiver sees the end once the queue is empty.
     senders: usize,
     /// The receiver is gone: offers fail, so the relay stops splitting.
     closed: bool,
+}
+
+/// Items in order: the two slots first (front to back), then `rest`, which is only used
+/// while both slots are taken.
+#[derive(Default)]
+struct Items {
+    slots: [Option<TapItem>; 2],
+    rest: VecDeque<TapItem>,
+}
+
+impl Items {
+    fn len(&self) -> usize {
+        self.slots.iter().flatten().count() + self.rest.len()
+    }
+
+    fn push(&mut self, item: TapItem) {
+        if self.rest.is_empty() {
+            match &mut self.slots {
+                [front @ None, None] => {
+                    *front = Some(item);
+                    return;
+                }
+                [Some(_), back @ None] => {
+                    *back = Some(item);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.rest.push_back(item);
+    }
+
+    fn pop_front(&mut self) -> Option<TapItem> {
+        let [front, back] = &mut self.slots;
+        front
+            .take()
+            .or_else(|| back.take())
+            .or_else(|| self.rest.pop_front())
+    }
 }
 
 impl Channel {
@@ -128,7 +170,18 @@ impl Tap {
 
     /// Offer an item without waiting. Returns false once the inspector has gone away.
     pub fn offer(&self, item: TapItem) -> bool {
-        {
+        self.push(item, true)
+    }
+
+    /// [`Tap::offer`], leaving the inspection task asleep while the queue is under half
+    /// full: for a request whose reply will come (and wake it), so that one wake-up
+    /// inspects both. The end of the connection wakes it too, so nothing is left behind.
+    pub fn offer_deferred(&self, item: TapItem) -> bool {
+        self.push(item, false)
+    }
+
+    fn push(&self, item: TapItem, wake: bool) -> bool {
+        let wake = {
             let mut queue = self.channel.lock();
             if queue.closed {
                 return false;
@@ -139,9 +192,12 @@ impl Tap {
                 self.dropped.inc_by(item.frame_count());
                 return true;
             }
-            queue.items.push_back(item);
+            queue.items.push(item);
+            wake || queue.items.len() * 2 > self.channel.capacity
+        };
+        if wake {
+            self.channel.receiver.wake();
         }
-        self.channel.receiver.wake();
         true
     }
 }
@@ -160,18 +216,18 @@ impl std::fmt::Debug for TapReceiver {
 impl TapReceiver {
     /// Wait for items and take every queued one; an empty queue once every [`Tap`] is gone.
     /// The queue's storage goes with them, so an idle connection holds none.
-    pub async fn recv_all(&mut self) -> VecDeque<TapItem> {
+    pub async fn recv_all(&mut self) -> TapBatch {
         poll_fn(|cx| {
             let mut queue = self.channel.lock();
-            if queue.items.is_empty() {
+            if queue.items.len() == 0 {
                 if queue.senders == 0 {
-                    return Poll::Ready(VecDeque::new());
+                    return Poll::Ready(TapBatch::default());
                 }
                 // Registered under the lock: an offer after it pushes, unlocks, then wakes.
                 self.channel.receiver.register(cx.waker());
                 return Poll::Pending;
             }
-            Poll::Ready(std::mem::take(&mut queue.items))
+            Poll::Ready(TapBatch(std::mem::take(&mut queue.items)))
         })
         .await
     }
@@ -191,7 +247,41 @@ impl Drop for TapReceiver {
     fn drop(&mut self) {
         let mut queue = self.channel.lock();
         queue.closed = true;
-        queue.items = VecDeque::new();
+        queue.items = Items::default();
+    }
+}
+
+/// The items [`TapReceiver::recv_all`] took, in order.
+#[derive(Default)]
+pub struct TapBatch(Items);
+
+impl TapBatch {
+    /// How many items were taken.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none was: every [`Tap`] is gone.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items, by reference.
+    pub fn iter(&self) -> impl Iterator<Item = &TapItem> {
+        self.0.slots.iter().flatten().chain(&self.0.rest)
+    }
+}
+
+impl IntoIterator for TapBatch {
+    type Item = TapItem;
+    type IntoIter = std::iter::Chain<
+        std::iter::Flatten<std::array::IntoIter<Option<TapItem>, 2>>,
+        std::collections::vec_deque::IntoIter<TapItem>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let Items { slots, rest } = self.0;
+        slots.into_iter().flatten().chain(rest)
     }
 }
 
@@ -231,6 +321,60 @@ mod tests {
         assert!(!receiver.take_dropped());
         let batch = receiver.recv_all().await;
         assert_eq!(batch.iter().map(first_byte).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn the_slots_keep_the_order_whatever_is_taken_between_offers() {
+        let (tap, mut receiver) = Tap::channel(1024, Counter::default());
+        let mut next = 0u8..;
+        let mut expected = std::collections::VecDeque::new();
+        // Every mix of offers and takes, up to four deep: slots, then the rest.
+        for round in 0..64u32 {
+            let offers = round % 5;
+            for _ in 0..offers {
+                let n = next.next().unwrap();
+                assert!(tap.offer(item(n)));
+                expected.push_back(n);
+            }
+            if round % 3 == 0 && !expected.is_empty() {
+                let batch = receiver.recv_all().await;
+                let taken: Vec<u8> = batch.into_iter().map(|i| first_byte(&i)).collect();
+                assert_eq!(taken, expected.drain(..).collect::<Vec<_>>());
+            } else {
+                for _ in 0..round % 4 {
+                    let taken = receiver.try_recv().as_ref().map(first_byte);
+                    assert_eq!(taken, expected.pop_front());
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deferred_offer_waits_for_the_next_wake_or_a_half_full_queue() {
+        let (tap, mut receiver) = Tap::channel(4, Counter::default());
+        let waiting = tokio::spawn(async move {
+            let batch = receiver.recv_all().await;
+            (batch.iter().map(first_byte).collect::<Vec<_>>(), receiver)
+        });
+        tokio::task::yield_now().await;
+        assert!(tap.offer_deferred(item(1)));
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "a deferred offer alone does not wake"
+        );
+        assert!(tap.offer(item(2)));
+        let (taken, mut receiver) = waiting.await.expect("join");
+        assert_eq!(taken, [1, 2], "one wake-up takes both");
+
+        // Past half the capacity a deferred offer wakes, so the queue never fills unseen.
+        let waiting = tokio::spawn(async move { receiver.recv_all().await.len() });
+        tokio::task::yield_now().await;
+        for n in 0..3 {
+            assert!(tap.offer_deferred(item(n)));
+        }
+        let taken = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert_eq!(taken.expect("woken").expect("join"), 3);
     }
 
     #[tokio::test]
