@@ -22,7 +22,7 @@ use indextap_analyzer::command::{DocumentSequence, MongoCommand};
 
 use crate::tap::DecodeError;
 
-use super::reader::{validate_top_level, Reader};
+use super::reader::{validate_top_level, validate_top_level_finding, Reader};
 
 /// Sequences whose documents a shape needs (update and delete statements carry filters).
 const KEPT_SEQUENCES: [&str; 2] = ["updates", "deletes"];
@@ -68,6 +68,8 @@ pub struct OpMsg<'a> {
     pub body: &'a RawDocument,
     /// The kind 1 sections, in order.
     pub sequences: Vec<Sequence<'a>>,
+    /// `$db`, found while the body was validated.
+    database: Option<&'a str>,
 }
 
 /// A kind 1 section, borrowed.
@@ -111,6 +113,7 @@ impl<'a> OpMsg<'a> {
 
         let mut reader = Reader::new(sections);
         let mut found_body = None;
+        let mut database = None;
         let mut sequences = Vec::new();
         while !reader.is_empty() {
             match reader.u8("section kind")? {
@@ -119,7 +122,8 @@ impl<'a> OpMsg<'a> {
                     if found_body.is_some() {
                         return Err(DecodeError::new("bad_section", "two kind 0 sections"));
                     }
-                    validate_top_level(doc, "kind 0 section")?;
+                    let db = validate_top_level_finding(doc, "kind 0 section", "$db")?;
+                    database = db.and_then(RawBsonRef::as_str);
                     found_body = Some(doc);
                 }
                 1 => sequences.push(parse_sequence(&mut reader)?),
@@ -137,12 +141,13 @@ impl<'a> OpMsg<'a> {
             flags,
             body,
             sequences,
+            database,
         })
     }
 
     /// The command's database, from `$db`.
     pub fn database(&self) -> Option<&'a str> {
-        self.body.get_str("$db").ok()
+        self.database
     }
 
     /// The request as the analyzer takes it. The database is `$db` (empty when a client

@@ -4,7 +4,7 @@
 //! Only counts, codes and cursor ids are read; no value from a reply is kept. Latency is the
 //! session's business and is left at zero here.
 
-use bson::{RawBsonRef, RawDocument};
+use bson::{RawArray, RawBsonRef, RawDocument};
 use indextap_analyzer::command::Outcome;
 
 use super::op_reply::OpReply;
@@ -14,35 +14,134 @@ const CURSOR_NOT_FOUND: &str = "43";
 
 /// The outcome of a command, from its reply document.
 pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Outcome {
+    let fields = ReplyFields::read(reply);
     let mut outcome = Outcome {
-        error: command_error(reply),
+        error: fields.error(),
         ..Outcome::default()
     };
-    if let Some(cursor) = document(reply, "cursor") {
-        outcome.cursor_id = integer(cursor.get("id").ok().flatten()).filter(|id| *id != 0);
-        let batch = array_len(cursor, "firstBatch").or_else(|| array_len(cursor, "nextBatch"));
+    if let Some(cursor) = fields.cursor.and_then(RawBsonRef::as_document) {
+        let cursor = CursorFields::read(cursor);
+        outcome.cursor_id = integer(cursor.id).filter(|id| *id != 0);
+        let batch = as_array(cursor.first_batch).or_else(|| as_array(cursor.next_batch));
+        let batch = batch.map(array_len);
         outcome.returned = batch.unwrap_or(0);
     }
     let n = || {
-        integer(reply.get("n").ok().flatten())
+        integer(fields.n)
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0)
     };
     match command_name(request) {
         Some("count") => outcome.returned = n(),
-        Some("distinct") => outcome.returned = array_len(reply, "values").unwrap_or(0),
+        Some("distinct") => outcome.returned = as_array(fields.values).map_or(0, array_len),
         Some("insert" | "update" | "delete") => outcome.affected = n(),
         Some("findAndModify" | "findandmodify") => {
-            let last = document(reply, "lastErrorObject");
-            outcome.affected = last
+            outcome.affected = fields
+                .last_error_object
+                .and_then(RawBsonRef::as_document)
                 .and_then(|last| integer(last.get("n").ok().flatten()))
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0);
-            outcome.returned = u64::from(document(reply, "value").is_some());
+            let value = fields.value.and_then(RawBsonRef::as_document);
+            outcome.returned = u64::from(value.is_some());
         }
         _ => {}
     }
     outcome
+}
+
+/// The fields of a command reply that an outcome is made of, found in one walk over its
+/// elements (a reply comes with every command; looking each field up on its own walked the
+/// document once per field). As with a lookup, the first element of a name counts, and the
+/// walk stops at a malformed element.
+#[derive(Default)]
+struct ReplyFields<'a> {
+    ok: Option<RawBsonRef<'a>>,
+    code: Option<RawBsonRef<'a>>,
+    write_errors: Option<RawBsonRef<'a>>,
+    write_concern_error: Option<RawBsonRef<'a>>,
+    cursor: Option<RawBsonRef<'a>>,
+    n: Option<RawBsonRef<'a>>,
+    values: Option<RawBsonRef<'a>>,
+    last_error_object: Option<RawBsonRef<'a>>,
+    value: Option<RawBsonRef<'a>>,
+}
+
+impl<'a> ReplyFields<'a> {
+    fn read(reply: &'a RawDocument) -> Self {
+        let mut fields = Self::default();
+        for (key, value) in reply.into_iter().map_while(Result::ok) {
+            let slot = match key.as_str() {
+                "ok" => &mut fields.ok,
+                "code" => &mut fields.code,
+                "n" => &mut fields.n,
+                "cursor" => &mut fields.cursor,
+                "writeErrors" => &mut fields.write_errors,
+                "writeConcernError" => &mut fields.write_concern_error,
+                "values" => &mut fields.values,
+                "lastErrorObject" => &mut fields.last_error_object,
+                "value" => &mut fields.value,
+                _ => continue,
+            };
+            first(slot, value);
+        }
+        fields
+    }
+
+    /// `None` when `ok` is 1 and no write failed; else the first error code found, or
+    /// `unknown`. A write command can answer `ok: 1` while statements failed (`writeErrors`)
+    /// or the write concern was not met (`writeConcernError`): both count as errors.
+    fn error(&self) -> Option<String> {
+        let unknown = || "unknown".to_owned();
+        if self.ok.and_then(number) != Some(1.0) {
+            return Some(integer(self.code).map_or_else(unknown, |code| code.to_string()));
+        }
+        if let Some(errors) = as_array(self.write_errors) {
+            if let Some(first) = errors.into_iter().next() {
+                let first = first.ok().and_then(RawBsonRef::as_document);
+                return Some(first.and_then(code).unwrap_or_else(unknown));
+            }
+        }
+        if let Some(concern) = self.write_concern_error.and_then(RawBsonRef::as_document) {
+            return Some(code(concern).unwrap_or_else(unknown));
+        }
+        None
+    }
+}
+
+/// A cursor's id and batch, found in one walk.
+#[derive(Default)]
+struct CursorFields<'a> {
+    id: Option<RawBsonRef<'a>>,
+    first_batch: Option<RawBsonRef<'a>>,
+    next_batch: Option<RawBsonRef<'a>>,
+}
+
+impl<'a> CursorFields<'a> {
+    fn read(cursor: &'a RawDocument) -> Self {
+        let mut fields = Self::default();
+        for (key, value) in cursor.into_iter().map_while(Result::ok) {
+            let slot = match key.as_str() {
+                "id" => &mut fields.id,
+                "firstBatch" => &mut fields.first_batch,
+                "nextBatch" => &mut fields.next_batch,
+                _ => continue,
+            };
+            first(slot, value);
+        }
+        fields
+    }
+}
+
+/// Keeps the first value found under a name.
+fn first<'a>(slot: &mut Option<RawBsonRef<'a>>, value: RawBsonRef<'a>) {
+    if slot.is_none() {
+        *slot = Some(value);
+    }
+}
+
+fn as_array(value: Option<RawBsonRef<'_>>) -> Option<&RawArray> {
+    value.and_then(RawBsonRef::as_array)
 }
 
 /// The outcome of a legacy (non-command) OP_QUERY, from its OP_REPLY.
@@ -67,26 +166,6 @@ pub(crate) fn legacy_query_outcome(reply: &OpReply<'_>) -> Outcome {
     }
 }
 
-/// `None` when `ok` is 1 and no write failed; else the first error code found, or
-/// `unknown`. A write command can answer `ok: 1` while statements failed (`writeErrors`) or
-/// the write concern was not met (`writeConcernError`): both count as errors.
-fn command_error(reply: &RawDocument) -> Option<String> {
-    let ok = reply.get("ok").ok().flatten().and_then(number);
-    if ok != Some(1.0) {
-        return Some(code(reply).unwrap_or_else(|| "unknown".to_owned()));
-    }
-    if let Some(RawBsonRef::Array(errors)) = reply.get("writeErrors").ok().flatten() {
-        if let Some(first) = errors.into_iter().next() {
-            let first = first.ok().and_then(RawBsonRef::as_document);
-            return Some(first.and_then(code).unwrap_or_else(|| "unknown".to_owned()));
-        }
-    }
-    if let Some(concern) = document(reply, "writeConcernError") {
-        return Some(code(concern).unwrap_or_else(|| "unknown".to_owned()));
-    }
-    None
-}
-
 /// A document's `code`, as text.
 fn code(doc: &RawDocument) -> Option<String> {
     integer(doc.get("code").ok().flatten()).map(|code| code.to_string())
@@ -98,17 +177,9 @@ fn command_name(request: &RawDocument) -> Option<&str> {
     Some(first.key().as_str())
 }
 
-fn document<'a>(doc: &'a RawDocument, key: &str) -> Option<&'a RawDocument> {
-    doc.get(key)
-        .ok()
-        .flatten()
-        .and_then(RawBsonRef::as_document)
-}
-
-fn array_len(doc: &RawDocument, key: &str) -> Option<u64> {
-    let array = doc.get(key).ok().flatten()?.as_array()?;
+fn array_len(array: &RawArray) -> u64 {
     let len = array.into_iter().map_while(Result::ok).count();
-    u64::try_from(len).ok()
+    u64::try_from(len).unwrap_or(u64::MAX)
 }
 
 /// A numeric value as an integer, whichever BSON number type carries it.

@@ -4,7 +4,7 @@
 //! failed read leaves the cursor where it was and a short buffer is an error, never a panic.
 //! All integers on the MongoDB wire are little-endian.
 
-use bson::RawDocument;
+use bson::{RawBsonRef, RawDocument};
 
 use crate::tap::DecodeError;
 
@@ -155,12 +155,25 @@ impl<'a> Reader<'a> {
 /// reads the document later. Nested documents are only checked for framing, which keeps this
 /// linear in the number of top-level keys, not in the size of the document.
 pub(crate) fn validate_top_level(doc: &RawDocument, what: &str) -> Result<(), DecodeError> {
-    for element in doc.iter_elements() {
-        element
-            .and_then(|element| element.value())
+    validate_top_level_finding(doc, what, "").map(|_| ())
+}
+
+/// [`validate_top_level`], returning on the way the first value under `key` (what a lookup
+/// would find), so that a field the caller needs costs no second walk.
+pub(crate) fn validate_top_level_finding<'a>(
+    doc: &'a RawDocument,
+    what: &str,
+    key: &str,
+) -> Result<Option<RawBsonRef<'a>>, DecodeError> {
+    let mut found = None;
+    for element in doc {
+        let (name, value) = element
             .map_err(|_| DecodeError::new("bad_bson", format!("{what}: malformed element")))?;
+        if found.is_none() && name.as_str() == key {
+            found = Some(value);
+        }
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]
