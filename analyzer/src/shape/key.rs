@@ -4,23 +4,65 @@
 //! a cached SQL lowering is recorded thousands of times, so each occurrence keeps the key it
 //! computed ([`KeyMemo`]).
 //!
+//! The tree's `Hash` writes are many and small (a discriminant, a length, a field name), and
+//! xxh3's streaming state pays a call and a bounds check per write and a large state to set
+//! up. So the writes are gathered into a reused buffer and hashed in one go, which gives the
+//! same digest as streaming them (xxh3 hashes the concatenation either way).
+//!
 //! ## Layout
 //! - [`structural_key`]: the hash.
 //! - [`KeyMemo`]: an occurrence's key, computed on first use.
 
-use std::hash::Hash;
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::Shape;
 
 /// A shape's structural hash: equal shapes hash equal within a process (not across
 /// versions: it is never stored).
 pub fn structural_key(shape: &Shape) -> u128 {
-    let mut hasher = Xxh3::new();
-    shape.hash(&mut hasher);
-    hasher.digest128()
+    GATHERED.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            let key = gathered_key(shape, &mut buffer);
+            if buffer.capacity() > KEEP_BYTES {
+                *buffer = Vec::new();
+            }
+            key
+        }
+        Err(_) => gathered_key(shape, &mut Vec::new()),
+    })
+}
+
+fn gathered_key(shape: &Shape, buffer: &mut Vec<u8>) -> u128 {
+    buffer.clear();
+    let mut gather = Gather(buffer);
+    shape.hash(&mut gather);
+    xxh3_128(gather.0)
+}
+
+/// The bytes a shape's `Hash` writes, in order.
+struct Gather<'a>(&'a mut Vec<u8>);
+
+impl Hasher for Gather<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// Never used: the digest is taken over the gathered bytes.
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+/// A buffer that grew past this for an unusually large shape is not kept.
+const KEEP_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    /// The analysis thread's gathering buffer, reused from shape to shape.
+    static GATHERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The key of the shape beside it, once computed. A cache, not part of the value: it never
@@ -63,6 +105,14 @@ mod tests {
         assert_eq!(occurrence.key(), structural_key(&find("orders")));
         assert_eq!(occurrence.key(), occurrence.key());
         assert_ne!(occurrence.key(), structural_key(&find("users")));
+    }
+
+    #[test]
+    fn gathering_gives_the_streamed_digest() {
+        let shape = find("orders");
+        let mut streamed = xxhash_rust::xxh3::Xxh3::new();
+        shape.hash(&mut streamed);
+        assert_eq!(structural_key(&shape), streamed.digest128());
     }
 
     #[test]
