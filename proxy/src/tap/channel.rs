@@ -7,7 +7,7 @@
 //! them per connection, 2 KiB here). The first two items offered to an empty queue go into
 //! slots of their own instead: a request/response protocol offers one chunk per direction,
 //! and a wake-up takes the request and its reply (see [`Tap::offer_deferred`]), so no queue
-//! storage is allocated and freed per round trip, for 128 bytes per connection. When it is
+//! storage is allocated and freed per round trip, for at most 128 bytes per connection. When it is
 //! full the item is dropped and counted, never waited for.
 //!
 //! ## Layout
