@@ -10,10 +10,11 @@
 //! become one index on the prefix. Sorting or filtering a few rows costs less than another
 //! index to maintain.
 
-use super::candidates::{Candidate, KeyRole};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{IndexMethod, IndexSpec, PartialTerm};
+use super::candidates::{Candidate, KeyRole};
+use super::{rank, IndexMethod, IndexSpec, PartialTerm};
 use crate::catalog::CatalogFacts;
 use crate::shape::{Namespace, Target};
 
@@ -22,41 +23,43 @@ use crate::shape::{Namespace, Target};
 /// Candidates are grouped by family (namespace, method, partial predicate); within a family
 /// longer candidates come first, so each shorter one finds the index that will absorb it
 /// among those already kept. Deterministic for a given input set.
-pub fn consolidate(candidates: Vec<Candidate>) -> Vec<Candidate> {
-    let mut families: BTreeMap<Family, Vec<Candidate>> = BTreeMap::new();
-    for candidate in candidates {
-        families
-            .entry(family(&candidate.index))
-            .or_default()
-            .push(candidate);
-    }
-    let mut kept_all = Vec::new();
-    for (_, mut members) in families {
-        members.sort_by(|a, b| {
-            b.index
-                .keys
-                .len()
-                .cmp(&a.index.keys.len())
-                // On a tie, the one with more sort keys goes first, so its directions (the
-                // ones the queries wrote) are the ones kept.
-                .then_with(|| sort_keys(b).cmp(&sort_keys(a)))
-                .then_with(|| {
-                    (&a.index.keys, &a.index.include).cmp(&(&b.index.keys, &b.index.include))
-                })
-        });
-        let mut kept: Vec<Candidate> = Vec::new();
-        for candidate in members {
-            match kept
-                .iter_mut()
-                .find(|host| candidate.is_served_by(&host.index.keys))
-            {
-                Some(host) => absorb(host, candidate),
-                None => kept.push(candidate),
+///
+/// It works in the input's own buffer (sorted in place, the kept ones moved to its front):
+/// a run holds one candidate per shape, and a copy of them per step was its largest cost.
+pub fn consolidate(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    rank::sort_in_place(&mut candidates, |a, b| {
+        family_order(&a.index, &b.index)
+            .then_with(|| b.index.keys.len().cmp(&a.index.keys.len()))
+            // On a tie, the one with more sort keys goes first, so its directions (the
+            // ones the queries wrote) are the ones kept.
+            .then_with(|| sort_keys(b).cmp(&sort_keys(a)))
+            .then_with(|| (&a.index.keys, &a.index.include).cmp(&(&b.index.keys, &b.index.include)))
+    });
+    // `candidates[..kept]` are kept, `candidates[family..kept]` those of the current family
+    // (its first member is always kept: nothing before it can absorb it).
+    let (mut kept, mut family) = (0, 0);
+    for at in 0..candidates.len() {
+        if kept == family
+            || family_order(&candidates[family].index, &candidates[at].index) != Ordering::Equal
+        {
+            family = kept;
+        }
+        let (hosts, rest) = candidates.split_at_mut(at);
+        let guest = &mut rest[0];
+        match hosts[family..kept]
+            .iter_mut()
+            .find(|host| guest.is_served_by(&host.index.keys))
+        {
+            Some(host) => absorb(host, guest),
+            None => {
+                candidates.swap(kept, at);
+                kept += 1;
             }
         }
-        kept_all.extend(kept);
     }
-    kept_all
+    // What is left past `kept` are the husks of the absorbed candidates.
+    candidates.truncate(kept);
+    candidates
 }
 
 /// An equality prefix expected to find at most this many rows is selective: what comes
@@ -66,28 +69,32 @@ pub const SELECTIVE_ROWS: f64 = 100.0;
 /// Candidates that share a selective equality prefix (by the catalog's statistics) and
 /// differ after it become one candidate on that prefix, with only the partial terms they
 /// all have. A candidate alone with its prefix keeps its keys.
-pub fn past_selective_prefix(candidates: Vec<Candidate>, facts: &CatalogFacts) -> Vec<Candidate> {
+pub fn past_selective_prefix(
+    mut candidates: Vec<Candidate>,
+    facts: &CatalogFacts,
+) -> Vec<Candidate> {
     type Group = (Namespace, IndexMethod, BTreeSet<Target>);
+    let shorter = |candidate: &Candidate| {
+        selective_prefix(candidate, facts).filter(|length| *length < candidate.index.keys.len())
+    };
+    // The few with a selective prefix leave; the rest stay where they are, in order.
     let mut groups: BTreeMap<Group, Vec<(usize, Candidate)>> = BTreeMap::new();
-    let mut alone = Vec::new();
-    for candidate in candidates {
-        let prefix = selective_prefix(&candidate, facts);
-        match prefix {
-            Some(length) if length < candidate.index.keys.len() => {
-                let targets = candidate.index.keys[..length]
-                    .iter()
-                    .map(|key| key.target.clone())
-                    .collect();
-                let key = (
-                    candidate.index.namespace.clone(),
-                    candidate.index.method,
-                    targets,
-                );
-                groups.entry(key).or_default().push((length, candidate));
-            }
-            _ => alone.push(candidate),
-        }
+    for candidate in candidates.extract_if(.., |candidate| shorter(candidate).is_some()) {
+        let Some(length) = shorter(&candidate) else {
+            continue;
+        };
+        let targets = candidate.index.keys[..length]
+            .iter()
+            .map(|key| key.target.clone())
+            .collect();
+        let key = (
+            candidate.index.namespace.clone(),
+            candidate.index.method,
+            targets,
+        );
+        groups.entry(key).or_default().push((length, candidate));
     }
+    let mut alone = candidates;
     for (_, mut members) in groups {
         if members.len() < 2 {
             alone.extend(members.into_iter().map(|(_, candidate)| candidate));
@@ -135,16 +142,16 @@ fn selective_prefix(candidate: &Candidate, facts: &CatalogFacts) -> Option<usize
     None
 }
 
-/// What makes indexes interchangeable: namespace, method, and the partial predicate in
-/// canonical (sorted) order.
-type Family = (Namespace, IndexMethod, Vec<PartialTerm>);
-
-fn family(index: &IndexSpec) -> Family {
-    (
-        index.namespace.clone(),
-        index.method,
-        canonical(&index.partial),
-    )
+/// The order of families, what makes indexes interchangeable: namespace, method, and the
+/// partial predicate in canonical (sorted) order.
+fn family_order(a: &IndexSpec, b: &IndexSpec) -> Ordering {
+    a.namespace
+        .cmp(&b.namespace)
+        .then_with(|| a.method.cmp(&b.method))
+        .then_with(|| match (a.partial.is_empty(), b.partial.is_empty()) {
+            (true, true) => Ordering::Equal,
+            _ => canonical(&a.partial).cmp(&canonical(&b.partial)),
+        })
 }
 
 fn canonical(terms: &[PartialTerm]) -> Vec<PartialTerm> {
@@ -160,11 +167,12 @@ pub(crate) fn same_partial(a: &[PartialTerm], b: &[PartialTerm]) -> bool {
     a == b || canonical(a) == canonical(b)
 }
 
-fn absorb(host: &mut Candidate, guest: Candidate) {
+/// Merges `guest` into `host`; what is left of `guest` is to be dropped.
+fn absorb(host: &mut Candidate, guest: &mut Candidate) {
     let guest_found = guest.equality_targets();
     let host_found = host.equality_targets();
     host.found = host_found.intersection(&guest_found).cloned().collect();
-    host.serves.extend(guest.serves);
+    host.serves.append(&mut guest.serves);
     for (role, guest_role) in host.roles.iter_mut().zip(&guest.roles) {
         *role = match (*role, *guest_role) {
             (KeyRole::Sort, _) | (_, KeyRole::Sort) => KeyRole::Sort,
@@ -175,7 +183,7 @@ fn absorb(host: &mut Candidate, guest: Candidate) {
     // Keep the guest's covering columns when the host can take them without growing past
     // what a covering index is worth.
     let mut include = host.index.include.clone();
-    for column in guest.index.include {
+    for column in std::mem::take(&mut guest.index.include) {
         let is_key =
             host.index.keys.iter().any(
                 |key| matches!(&key.target, crate::shape::Target::Field(name) if *name == column),

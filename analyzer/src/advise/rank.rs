@@ -7,7 +7,12 @@
 //! and each namespace keeps its best few (the budget). Ties are broken by name so the order
 //! is stable. Each recommendation carries the write load of its namespace and its write
 //! cost, because every index slows those writes down.
+//!
+//! A run ranks thousands of candidates of a few hundred bytes each, so both orders are
+//! taken by [`sort_in_place`], which sorts positions rather than the recommendations: a
+//! stable sort of the recommendations themselves borrows a scratch copy of them all.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::candidates::Candidate;
@@ -36,18 +41,24 @@ pub fn rank(
         let total = reads.entry(&record.shape.namespace).or_default();
         *total = total.saturating_add(record.count);
     }
-    let mut recommendations: Vec<Recommendation> = candidates
-        .into_iter()
-        .map(|candidate| {
-            let mut recommendation = recommendation(candidate, snapshot);
-            let namespace = &recommendation.index.namespace;
-            recommendation.write_load = write_load(namespace, snapshot);
-            recommendation.write_load.reads = reads.get(namespace).copied().unwrap_or_default();
-            recommendation.write_cost = write_cost(namespace, snapshot, existing, settings);
-            recommendation
-        })
-        .collect();
-    recommendations.sort_by(|a, b| {
+    // Taken from the back, the candidates' room given back as it empties: the candidates
+    // and the recommendations made of them are the run's largest allocations, and need not
+    // both be whole at once.
+    let mut candidates = candidates;
+    let mut recommendations: Vec<Recommendation> = Vec::with_capacity(candidates.len());
+    while let Some(candidate) = candidates.pop() {
+        let mut recommendation = recommendation(candidate, snapshot);
+        let namespace = &recommendation.index.namespace;
+        recommendation.write_load = write_load(namespace, snapshot);
+        recommendation.write_load.reads = reads.get(namespace).copied().unwrap_or_default();
+        recommendation.write_cost = write_cost(namespace, snapshot, existing, settings);
+        recommendations.push(recommendation);
+        if candidates.len() < candidates.capacity() / 2 {
+            candidates.shrink_to_fit();
+        }
+    }
+    recommendations.reverse();
+    sort_in_place(&mut recommendations, |a, b| {
         b.total_ms()
             .total_cmp(&a.total_ms())
             .then_with(|| a.name.cmp(&b.name))
@@ -64,25 +75,28 @@ pub fn rank(
 /// it to be, also against the `existing` index names (in the given order: the first keeps
 /// the plain name).
 pub fn name_all(recommendations: &mut [Recommendation], existing: &ExistingIndexes) {
-    let mut taken: BTreeSet<(String, String)> = existing
-        .iter()
-        .flat_map(|(namespace, indexes)| {
-            indexes
-                .iter()
-                .filter_map(move |index| Some((name_scope(namespace), index.name.clone()?)))
-        })
-        .collect();
+    // Per scope (a few), the names taken in it (thousands).
+    let mut taken: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (namespace, indexes) in existing {
+        let names = indexes.iter().filter_map(|index| index.name.clone());
+        taken
+            .entry(name_scope(namespace))
+            .or_default()
+            .extend(names);
+    }
     for recommendation in recommendations {
         let rules = recommendation.index.namespace.engine.rules();
-        let scope = name_scope(&recommendation.index.namespace);
+        let taken = taken
+            .entry(name_scope(&recommendation.index.namespace))
+            .or_default();
         let base = recommendation.index.default_name();
         let mut name = base.clone();
         let mut attempt = 1u32;
-        while taken.contains(&(scope.clone(), name.clone())) {
+        while taken.contains(&name) {
             attempt += 1;
             name = truncate_with_hash(&format!("{base}_{attempt}"), rules.max_name_len());
         }
-        taken.insert((scope, name.clone()));
+        taken.insert(name.clone());
         recommendation.name = name.clone();
         recommendation.index.name = Some(name);
     }
@@ -117,7 +131,7 @@ pub fn select(advice: &mut super::Advice, settings: &AdviceSettings) {
         }
         keep
     });
-    advice.recommendations.sort_by(|a, b| {
+    sort_in_place(&mut advice.recommendations, |a, b| {
         b.net_saving_ms
             .total_cmp(&a.net_saving_ms)
             .then_with(|| a.name.cmp(&b.name))
@@ -159,26 +173,46 @@ pub fn net_saving(recommendation: &Recommendation, gain: f64) -> f64 {
     recommendation.total_ms() * gain - recommendation.write_cost.total_ms
 }
 
+/// Sorts `items` by `compare`, stably (equal items keep their order), with no scratch copy
+/// of the items: their positions are sorted, then the items are swapped into place along the
+/// cycles of that permutation.
+pub fn sort_in_place<T>(items: &mut [T], compare: impl Fn(&T, &T) -> Ordering) {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|a, b| compare(&items[*a], &items[*b]));
+    // `order[at]` is the position whose item belongs at `at`; a settled slot is marked.
+    const SETTLED: usize = usize::MAX;
+    for start in 0..order.len() {
+        let mut at = start;
+        loop {
+            let from = std::mem::replace(&mut order[at], SETTLED);
+            if from == start || from == SETTLED {
+                break;
+            }
+            // `items[at]` holds the cycle's first item, carried along until its slot.
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
 /// Where index names must be unique.
 fn name_scope(namespace: &Namespace) -> String {
     namespace.engine.rules().name_scope(namespace)
 }
 
 fn recommendation(candidate: Candidate, snapshot: &Snapshot) -> Recommendation {
-    let mut serves: Vec<Served> = candidate
-        .serves
-        .iter()
-        .filter_map(|id| {
-            let record = snapshot.shapes.get(id)?;
-            Some(Served {
-                shape_id: *id,
-                shape: record.shape.describe(),
-                count: record.count,
-                total_ms: record.total_micros as f64 / 1000.0,
-                p95_ms: record.latency.quantile_micros(0.95) as f64 / 1000.0,
-            })
+    // Sized to fit: there is one of these per candidate.
+    let mut serves: Vec<Served> = Vec::with_capacity(candidate.serves.len());
+    serves.extend(candidate.serves.iter().filter_map(|id| {
+        let record = snapshot.shapes.get(id)?;
+        Some(Served {
+            shape_id: *id,
+            shape: record.shape.describe(),
+            count: record.count,
+            total_ms: record.total_micros as f64 / 1000.0,
+            p95_ms: record.latency.quantile_micros(0.95) as f64 / 1000.0,
         })
-        .collect();
+    }));
     serves.sort_by(|a, b| {
         b.total_ms
             .total_cmp(&a.total_ms)
@@ -305,6 +339,19 @@ mod tests {
                 reads: 1_010
             }
         );
+    }
+
+    #[test]
+    fn sort_in_place_is_the_stable_sort() {
+        // Many ties, so stability shows; lengths up to a few cycles of every size.
+        for length in 0..40u64 {
+            let items: Vec<(u64, u64)> = (0..length).map(|i| ((i * 7919) % 5, i)).collect();
+            let mut expected = items.clone();
+            expected.sort_by_key(|item| std::cmp::Reverse(item.0));
+            let mut sorted = items;
+            sort_in_place(&mut sorted, |a, b| b.0.cmp(&a.0));
+            assert_eq!(sorted, expected, "{length} items");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(super) fn shape(shape: &Shape) -> String {
     if shape.skip {
         out.push_str(" skip");
     }
+    // Advice keeps one of these per served shape of every candidate.
+    out.shrink_to_fit();
     out
 }
 

@@ -250,6 +250,8 @@ fn btree(
         true => covering(shape, branch, &keys, &partial),
         false => Vec::new(),
     };
+    // Built by pushing, so with room to spare; a run holds one per shape until ranking.
+    keys.shrink_to_fit();
     let index = IndexSpec {
         namespace: namespace.clone(),
         keys,
