@@ -12,9 +12,8 @@
 
 use pgwire::messages::response::TransactionStatus;
 
-use super::decoded::{keep, Decoded};
+use super::decoded::{in_place, keep, Decoded};
 use super::frame::TypedFrame;
-use super::reader::Reader;
 use super::tag::CommandRows;
 
 /// The error code recorded when an ErrorResponse carries no well-formed SQLSTATE.
@@ -145,27 +144,18 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
 
 /// The tag, read in place (lossily, as pgwire reads it: a valid tag is ASCII).
 fn command_complete(frame: &TypedFrame<'_>) -> Result<Option<CommandRows>, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let tag = Reader::new(frame.body).cstr().ok_or("malformed_message")?;
+    let tag = in_place(frame)?.cstr().ok_or("malformed_message")?;
     Ok(CommandRows::from_tag(&String::from_utf8_lossy(tag)))
 }
 
 fn ready_for_query(frame: &TypedFrame<'_>) -> Result<TransactionStatus, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let status = Reader::new(frame.body).u8().ok_or("malformed_message")?;
+    let status = in_place(frame)?.u8().ok_or("malformed_message")?;
     TransactionStatus::try_from(status).map_err(|_| "malformed_message")
 }
 
 /// Walks the fields of an ErrorResponse and returns the SQLSTATE (`C`) alone.
 fn sqlstate(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let mut reader = Reader::new(frame.body);
+    let mut reader = in_place(frame)?;
     let mut code = None;
     loop {
         match reader.u8() {

@@ -1,5 +1,5 @@
-//! What the frontend and backend decoders share: the decoded-message wrapper and the one
-//! place pgwire's decoders are called.
+//! What the frontend and backend decoders share: the decoded-message wrapper, the cursor
+//! over a body read in place, and the one place pgwire's decoders are called.
 
 use std::cell::RefCell;
 
@@ -8,6 +8,7 @@ use pgwire::error::PgWireError;
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
 use super::frame::TypedFrame;
+use super::reader::Reader;
 
 /// A decoded message and, when part of it could not be read, the reason to count.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,16 @@ pub(super) fn keep<T>(
             None
         }
     }
+}
+
+/// A cursor over a body to read in place. A body the framer cut at its inspection limit
+/// is skipped, like one pgwire refuses as too large.
+#[inline]
+pub(super) fn in_place<'a>(frame: &TypedFrame<'a>) -> Result<Reader<'a>, &'static str> {
+    if !frame.complete {
+        return Err("oversize_skipped");
+    }
+    Ok(Reader::new(frame.body))
 }
 
 /// The decode context of an established session: typed messages only.

@@ -17,7 +17,7 @@ use pgwire::messages::extendedquery::{
     Close, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 
-use super::decoded::{keep, with_pgwire, Decoded};
+use super::decoded::{in_place, keep, with_pgwire, Decoded};
 use super::frame::TypedFrame;
 use super::reader::Reader;
 
@@ -134,10 +134,7 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Frontend> {
 
 /// Reads Query in place: the text, lossily as pgwire reads it.
 fn query(frame: &TypedFrame<'_>) -> Result<Arc<str>, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let text = Reader::new(frame.body).cstr().ok_or("malformed_message")?;
+    let text = in_place(frame)?.cstr().ok_or("malformed_message")?;
     Ok(Arc::from(String::from_utf8_lossy(text).as_ref()))
 }
 
@@ -158,10 +155,7 @@ fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
 
 /// Reads Execute in place: the portal name (the row limit is not needed).
 fn execute(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let mut reader = Reader::new(frame.body);
+    let mut reader = in_place(frame)?;
     let portal = reader.cstr().ok_or("malformed_message")?;
     reader.i32().ok_or("malformed_message")?;
     Ok(lossy(portal))
@@ -181,10 +175,7 @@ fn close(frame: &TypedFrame<'_>) -> Result<CloseTarget, &'static str> {
 
 /// Reads Bind in place: names and the parameter count, skipping over the values.
 fn bind(frame: &TypedFrame<'_>) -> Result<BindInfo, &'static str> {
-    if !frame.complete {
-        return Err("oversize_skipped");
-    }
-    let mut reader = Reader::new(frame.body);
+    let mut reader = in_place(frame)?;
     let info = (|| {
         let portal = lossy(reader.cstr()?);
         let statement = lossy(reader.cstr()?);
