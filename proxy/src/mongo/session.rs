@@ -87,67 +87,42 @@ impl MongoSession {
         events: &mut dyn Events,
     ) {
         if fire_and_forget {
-            events.observation(Observation {
-                request: Request::Mongo(waiting.command),
-                outcome: Outcome::default(),
-                at: waiting.seen,
-            });
-            return;
-        }
-        for _ in 0..self.pending.insert(header.request_id, waiting) {
-            events.count("pending_evicted");
+            emit(waiting, Outcome::default(), events);
+        } else {
+            self.wait(header.request_id, waiting, events);
         }
     }
 
-    fn on_msg_reply(
+    /// Pairs a reply with its request and emits the observation. `read` gives the outcome
+    /// and, for an exhaust reply, the command its next batch continues.
+    fn on_reply(
         &mut self,
         header: MsgHeader,
-        reply: &OpMsg<'_>,
         at: Instant,
         events: &mut dyn Events,
+        read: impl FnOnce(&Waiting) -> (Outcome, Option<MongoCommand>),
     ) {
         let Some(request) = self.take(header, events) else {
             return;
         };
-        let mut outcome = command_outcome(&request.command.body, reply.body);
+        let (mut outcome, next) = read(&request);
         outcome.latency = at.saturating_duration_since(request.at);
-        if reply.flags.more_to_come() {
+        if let Some(command) = next {
             let next = Waiting {
-                command: continuation(&request.command, reply.body),
+                command,
                 legacy_query: false,
                 at,
                 seen: SystemTime::now(),
             };
-            for _ in 0..self.pending.insert(header.request_id, next) {
-                events.count("pending_evicted");
-            }
+            self.wait(header.request_id, next, events);
         }
         emit(request, outcome, events);
     }
 
-    fn on_legacy_reply(
-        &mut self,
-        header: MsgHeader,
-        reply: &OpReply<'_>,
-        at: Instant,
-        events: &mut dyn Events,
-    ) {
-        let Some(request) = self.take(header, events) else {
-            return;
-        };
-        let mut outcome = if request.legacy_query {
-            legacy_query_outcome(reply)
-        } else {
-            match reply.first() {
-                Some(doc) => command_outcome(&request.command.body, doc),
-                None => Outcome {
-                    error: Some("unknown".to_owned()),
-                    ..Outcome::default()
-                },
-            }
-        };
-        outcome.latency = at.saturating_duration_since(request.at);
-        emit(request, outcome, events);
+    fn wait(&mut self, request_id: i32, waiting: Waiting, events: &mut dyn Events) {
+        for _ in 0..self.pending.insert(request_id, waiting) {
+            events.count("pending_evicted");
+        }
     }
 
     fn take(&mut self, header: MsgHeader, events: &mut dyn Events) -> Option<Waiting> {
@@ -188,10 +163,12 @@ impl Inspector for MongoSession {
                     self.on_request(header, waiting, false, events);
                 }
                 (Direction::Reply, Message::Msg(reply)) => {
-                    self.on_msg_reply(header, &reply, at, events);
+                    self.on_reply(header, at, events, |request| msg_reply(request, &reply));
                 }
                 (Direction::Reply, Message::Reply(reply)) => {
-                    self.on_legacy_reply(header, &reply, at, events);
+                    self.on_reply(header, at, events, |request| {
+                        (legacy_reply(request, &reply), None)
+                    });
                 }
                 (Direction::Request, Message::Reply(_)) | (Direction::Reply, Message::Query(_)) => {
                     return Err(DecodeError::new(
@@ -206,6 +183,31 @@ impl Inspector for MongoSession {
 
     fn resync(&mut self) {
         self.pending.clear();
+    }
+}
+
+/// An OP_MSG reply's outcome and, when more batches follow unasked, what they continue.
+fn msg_reply(request: &Waiting, reply: &OpMsg<'_>) -> (Outcome, Option<MongoCommand>) {
+    let outcome = command_outcome(&request.command.body, reply.body);
+    let next = reply
+        .flags
+        .more_to_come()
+        .then(|| continuation(&request.command, reply.body));
+    (outcome, next)
+}
+
+/// An OP_REPLY's outcome: a legacy query's documents, or a command reply's first document.
+fn legacy_reply(request: &Waiting, reply: &OpReply<'_>) -> Outcome {
+    if request.legacy_query {
+        legacy_query_outcome(reply)
+    } else {
+        match reply.first() {
+            Some(doc) => command_outcome(&request.command.body, doc),
+            None => Outcome {
+                error: Some("unknown".to_owned()),
+                ..Outcome::default()
+            },
+        }
     }
 }
 

@@ -55,6 +55,12 @@ impl Harness {
     fn observations(&self) -> &[Observation] {
         &self.events.observations
     }
+
+    /// The reply found no request: nothing observed, and only `unpaired_reply` counted.
+    fn assert_reply_unpaired(&self) {
+        assert!(self.observations().is_empty());
+        assert_eq!(self.events.counts, vec!["unpaired_reply"]);
+    }
 }
 
 fn body_of(observation: &Observation) -> &RawDocumentBuf {
@@ -177,8 +183,7 @@ fn errors_are_reported_by_code() {
 fn an_unpaired_reply_is_counted() {
     let mut h = Harness::new();
     h.reply(op_msg(1, 12345, 0, rawdoc! {"ok": 1}), 0);
-    assert!(h.observations().is_empty());
-    assert_eq!(h.events.counts, vec!["unpaired_reply"]);
+    h.assert_reply_unpaired();
 }
 
 #[test]
@@ -324,8 +329,7 @@ fn resync_forgets_pending_requests() {
     h.request(op_msg(1, 0, 0, rawdoc! {"ping": 1, "$db": "admin"}), 0);
     h.session.resync();
     h.reply(op_msg(2, 1, 0, rawdoc! {"ok": 1}), 1);
-    assert!(h.observations().is_empty());
-    assert_eq!(h.events.counts, vec!["unpaired_reply"]);
+    h.assert_reply_unpaired();
 }
 
 #[test]
