@@ -277,3 +277,16 @@ async fn read_postgres(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults are written twice, in the config crate and in the analyzer (neither
+    /// depends on the other): an unset `[advice]` must still mean the analyzer's defaults.
+    #[test]
+    fn the_default_advice_config_gives_the_default_settings() {
+        let config = indextap_config::AdviceConfig::default();
+        assert_eq!(settings(&config), AdviceSettings::default());
+    }
+}
