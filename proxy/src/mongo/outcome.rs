@@ -50,10 +50,25 @@ pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Out
     outcome
 }
 
-/// The fields of a command reply that an outcome is made of, found in one walk over its
-/// elements (a reply comes with every command; looking each field up on its own walked the
-/// document once per field). As with a lookup, the first element of a name counts, and the
-/// walk stops at a malformed element.
+/// Fields of one document found in one walk over its elements (a reply comes with every
+/// command; looking each field up on its own walked the document once per field). As with a
+/// lookup, the first element of a name counts, and the walk stops at a malformed element.
+trait Fields<'a>: Default {
+    /// Where the value named `key` is kept, if it is wanted.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<RawBsonRef<'a>>>;
+
+    fn read(document: &'a RawDocument) -> Self {
+        let mut fields = Self::default();
+        for (key, value) in document.into_iter().map_while(Result::ok) {
+            if let Some(slot @ None) = fields.slot(key.as_str()) {
+                *slot = Some(value);
+            }
+        }
+        fields
+    }
+}
+
+/// The fields of a command reply that an outcome is made of.
 #[derive(Default)]
 struct ReplyFields<'a> {
     ok: Option<RawBsonRef<'a>>,
@@ -67,27 +82,24 @@ struct ReplyFields<'a> {
     value: Option<RawBsonRef<'a>>,
 }
 
-impl<'a> ReplyFields<'a> {
-    fn read(reply: &'a RawDocument) -> Self {
-        let mut fields = Self::default();
-        for (key, value) in reply.into_iter().map_while(Result::ok) {
-            let slot = match key.as_str() {
-                "ok" => &mut fields.ok,
-                "code" => &mut fields.code,
-                "n" => &mut fields.n,
-                "cursor" => &mut fields.cursor,
-                "writeErrors" => &mut fields.write_errors,
-                "writeConcernError" => &mut fields.write_concern_error,
-                "values" => &mut fields.values,
-                "lastErrorObject" => &mut fields.last_error_object,
-                "value" => &mut fields.value,
-                _ => continue,
-            };
-            first(slot, value);
-        }
-        fields
+impl<'a> Fields<'a> for ReplyFields<'a> {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<RawBsonRef<'a>>> {
+        Some(match key {
+            "ok" => &mut self.ok,
+            "code" => &mut self.code,
+            "n" => &mut self.n,
+            "cursor" => &mut self.cursor,
+            "writeErrors" => &mut self.write_errors,
+            "writeConcernError" => &mut self.write_concern_error,
+            "values" => &mut self.values,
+            "lastErrorObject" => &mut self.last_error_object,
+            "value" => &mut self.value,
+            _ => return None,
+        })
     }
+}
 
+impl ReplyFields<'_> {
     /// `None` when `ok` is 1 and no write failed; else the first error code found, or
     /// `unknown`. A write command can answer `ok: 1` while statements failed (`writeErrors`)
     /// or the write concern was not met (`writeConcernError`): both count as errors.
@@ -117,26 +129,14 @@ struct CursorFields<'a> {
     next_batch: Option<RawBsonRef<'a>>,
 }
 
-impl<'a> CursorFields<'a> {
-    fn read(cursor: &'a RawDocument) -> Self {
-        let mut fields = Self::default();
-        for (key, value) in cursor.into_iter().map_while(Result::ok) {
-            let slot = match key.as_str() {
-                "id" => &mut fields.id,
-                "firstBatch" => &mut fields.first_batch,
-                "nextBatch" => &mut fields.next_batch,
-                _ => continue,
-            };
-            first(slot, value);
-        }
-        fields
-    }
-}
-
-/// Keeps the first value found under a name.
-fn first<'a>(slot: &mut Option<RawBsonRef<'a>>, value: RawBsonRef<'a>) {
-    if slot.is_none() {
-        *slot = Some(value);
+impl<'a> Fields<'a> for CursorFields<'a> {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<RawBsonRef<'a>>> {
+        Some(match key {
+            "id" => &mut self.id,
+            "firstBatch" => &mut self.first_batch,
+            "nextBatch" => &mut self.next_batch,
+            _ => return None,
+        })
     }
 }
 
@@ -241,6 +241,14 @@ mod tests {
         assert_eq!(no_code.error.as_deref(), Some("unknown"));
         let no_ok = outcome(find, rawdoc! {});
         assert_eq!(no_ok.error.as_deref(), Some("unknown"));
+    }
+
+    #[test]
+    fn the_first_element_of_a_name_counts() {
+        // As a lookup reads the reply: a repeated name does not replace the first one.
+        let reply = rawdoc! {"ok": 0.0, "code": 11000, "code": 2, "ok": 1};
+        let failed = outcome(rawdoc! {"find": "c"}, reply);
+        assert_eq!(failed.error.as_deref(), Some("11000"));
     }
 
     #[test]
