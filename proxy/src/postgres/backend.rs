@@ -188,16 +188,12 @@ fn is_sqlstate(code: &[u8]) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::postgres::frame::encode as frame;
-
-    fn decoded(bytes: &[u8]) -> Decoded<Backend> {
-        decode(&TypedFrame::parse(bytes).unwrap())
-    }
+    use crate::postgres::decoded::decode_framed;
 
     #[test]
     fn error_response_keeps_the_sqlstate_only() {
         let body = b"SERROR\0VERROR\0C23505\0Mduplicate key value (email)=(alice@example.com)\0Dsecret detail\0\0";
-        let d = decoded(&frame(b'E', body));
+        let d = decode_framed(decode, b'E', body);
         assert_eq!(d.message, Backend::ErrorResponse("23505".into()));
         assert_eq!(d.skipped, None);
         let debug = format!("{d:?}");
@@ -215,7 +211,7 @@ mod tests {
             b"C23505",
             b"",
         ] {
-            let d = decoded(&frame(b'E', body));
+            let d = decode_framed(decode, b'E', body);
             assert_eq!(d.message, Backend::ErrorResponse(UNKNOWN_SQLSTATE.into()));
             assert_eq!(d.skipped, Some("malformed_message"));
         }
@@ -223,29 +219,29 @@ mod tests {
 
     #[test]
     fn command_complete_and_ready_for_query() {
-        let d = decoded(&frame(b'C', b"UPDATE 3\0"));
+        let d = decode_framed(decode, b'C', b"UPDATE 3\0");
         assert_eq!(
             d.message,
             Backend::CommandComplete(Some(CommandRows::Affected(3)))
         );
-        let d = decoded(&frame(b'Z', b"T"));
+        let d = decode_framed(decode, b'Z', b"T");
         assert_eq!(
             d.message,
             Backend::ReadyForQuery(Some(TransactionStatus::Transaction))
         );
-        let d = decoded(&frame(b'Z', b""));
+        let d = decode_framed(decode, b'Z', b"");
         assert_eq!(d.message, Backend::ReadyForQuery(None));
-        let d = decoded(&frame(b'Z', b"?"));
+        let d = decode_framed(decode, b'Z', b"?");
         assert_eq!(d.message, Backend::ReadyForQuery(None));
         assert_eq!(d.skipped, Some("malformed_message"));
     }
 
     #[test]
     fn data_rows_are_not_read() {
-        let d = decoded(&frame(b'D', b"\0\x01\0\0\0\x03abc"));
+        let d = decode_framed(decode, b'D', b"\0\x01\0\0\0\x03abc");
         assert_eq!(d.message, Backend::DataRow);
-        let d = decoded(&frame(b'D', b""));
+        let d = decode_framed(decode, b'D', b"");
         assert_eq!(d.message, Backend::DataRow);
-        assert_eq!(decoded(&frame(b'!', b"")).message, Backend::Unknown);
+        assert_eq!(decode_framed(decode, b'!', b"").message, Backend::Unknown);
     }
 }

@@ -43,6 +43,18 @@ pub(super) fn in_place<'a>(frame: &TypedFrame<'a>) -> Result<Reader<'a>, &'stati
     Ok(Reader::new(frame.body))
 }
 
+/// Frames `body` as a `kind` message and decodes it with `decode`, as a session would.
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(super) fn decode_framed<T>(
+    decode: fn(&TypedFrame<'_>) -> Decoded<T>,
+    kind: u8,
+    body: &[u8],
+) -> Decoded<T> {
+    let bytes = super::frame::encode(kind, body);
+    decode(&TypedFrame::parse(&bytes).expect("an encoded frame parses"))
+}
+
 /// The decode context of an established session: typed messages only.
 fn session_context() -> DecodeContext {
     let mut context = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);

@@ -210,19 +210,15 @@ fn lossy(bytes: &[u8]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::postgres::frame::encode as frame;
-
-    fn decoded(bytes: &[u8]) -> Decoded<Frontend> {
-        decode(&TypedFrame::parse(bytes).unwrap())
-    }
+    use crate::postgres::decoded::decode_framed;
 
     #[test]
     fn query_and_parse() {
-        let d = decoded(&frame(b'Q', b"SELECT 1\0"));
+        let d = decode_framed(decode, b'Q', b"SELECT 1\0");
         assert_eq!(d.message, Frontend::Query(Some("SELECT 1".into())));
         assert_eq!(d.skipped, None);
 
-        let d = decoded(&frame(b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17"));
+        let d = decode_framed(decode, b'P', b"s1\0SELECT $1\0\0\x01\0\0\0\x17");
         assert_eq!(
             d.message,
             Frontend::Parse(Some(ParseInfo {
@@ -236,7 +232,7 @@ mod tests {
     fn bind_counts_parameters_without_values() {
         // portal "", statement "s1", 1 format, 2 params (one NULL), 0 result formats
         let body = b"\0s1\0\0\x01\0\x01\0\x02\0\0\0\x05hello\xff\xff\xff\xff\0\0";
-        let d = decoded(&frame(b'B', body));
+        let d = decode_framed(decode, b'B', body);
         assert_eq!(
             d.message,
             Frontend::Bind(Some(BindInfo {
@@ -252,15 +248,15 @@ mod tests {
     fn short_bodies_are_malformed_not_panics() {
         for kind in [b'Q', b'P', b'B', b'E', b'C'] {
             for body in [&b""[..], b"x", b"x\0", b"x\0y\0\0", b"\0\0\0\x05ab"] {
-                let _ = decoded(&frame(kind, body));
+                let _ = decode_framed(decode, kind, body);
             }
         }
-        let d = decoded(&frame(b'P', b"s1\0SELECT\0"));
+        let d = decode_framed(decode, b'P', b"s1\0SELECT\0");
         assert_eq!(d.message, Frontend::Parse(None));
         assert_eq!(d.skipped, Some("malformed_message"));
-        let d = decoded(&frame(b'B', b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0"));
+        let d = decode_framed(decode, b'B', b"\0\0\0\0\0\x01\xff\xff\xff\xfe\0\0");
         assert_eq!(d.message, Frontend::Bind(None));
-        let d = decoded(&frame(b'C', b"Zx\0"));
+        let d = decode_framed(decode, b'C', b"Zx\0");
         assert_eq!(d.message, Frontend::Close(None));
     }
 
@@ -270,44 +266,44 @@ mod tests {
         let mut body = vec![b'S'];
         body.extend_from_slice(&[b'p'; 20_000]);
         body.push(0);
-        let d = decoded(&frame(b'C', &body));
+        let d = decode_framed(decode, b'C', &body);
         assert_eq!(d.message, Frontend::Close(None));
         assert_eq!(d.skipped, Some("oversize_skipped"));
     }
 
     #[test]
     fn execute_is_read_in_place() {
-        let d = decoded(&frame(b'E', b"portal_1\0\0\0\0\x0a"));
+        let d = decode_framed(decode, b'E', b"portal_1\0\0\0\0\x0a");
         assert_eq!(d.message, Frontend::Execute(Some("portal_1".into())));
         assert_eq!(d.skipped, None);
-        let d = decoded(&frame(b'E', b"\0\0\0\0\0"));
+        let d = decode_framed(decode, b'E', b"\0\0\0\0\0");
         assert_eq!(d.message, Frontend::Execute(Some(String::new())));
         // A long portal name is read like a short one: nothing is copied for a decoder.
         let mut body = vec![b'p'; 20_000];
         body.extend_from_slice(b"\0\0\0\0\0");
         assert!(
-            matches!(decoded(&frame(b'E', &body)).message, Frontend::Execute(Some(name)) if name.len() == 20_000)
+            matches!(decode_framed(decode, b'E', &body).message, Frontend::Execute(Some(name)) if name.len() == 20_000)
         );
         assert_eq!(
-            decoded(&frame(b'E', b"p\0\0\0")).skipped,
+            decode_framed(decode, b'E', b"p\0\0\0").skipped,
             Some("malformed_message")
         );
     }
 
     #[test]
     fn incomplete_frames_keep_their_type() {
-        let mut bytes = frame(b'B', &[0u8; 100]);
+        let mut bytes = crate::postgres::frame::encode(b'B', &[0u8; 100]);
         bytes.truncate(20);
-        let d = decoded(&bytes);
+        let d = decode(&TypedFrame::parse(&bytes).unwrap());
         assert_eq!(d.message, Frontend::Bind(None));
         assert_eq!(d.skipped, Some("oversize_skipped"));
     }
 
     #[test]
     fn unknown_types_are_unknown() {
-        assert_eq!(decoded(&frame(b'z', b"")).message, Frontend::Unknown);
+        assert_eq!(decode_framed(decode, b'z', b"").message, Frontend::Unknown);
         assert_eq!(
-            decoded(&frame(b'p', b"secret\0")).message,
+            decode_framed(decode, b'p', b"secret\0").message,
             Frontend::Password
         );
     }
