@@ -8,7 +8,8 @@
 //! hears what it hears from SecantusDB directly (replies and close).
 //!
 //! ## Layout
-//! - `wire`: the frame builder (header, OP_MSG, OP_QUERY, OP_COMPRESSED) and reader.
+//! - `wire`: the frame builders (the proxy's own test builders, taking `Document`s) and a
+//!   blocking connection.
 //! - The tests: OP_QUERY, OP_COMPRESSED, malformed input.
 
 mod mongo_common;
@@ -17,7 +18,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bson::{doc, Document};
+use bson::{doc, Document, RawDocumentBuf};
 use indextap_tests::compressing_front::{self, Compressor};
 use indextap_tests::secantus::number;
 use indextap_tests::transcript::{converse, Heard, Step};
@@ -29,8 +30,11 @@ use mongo_common::{
 };
 use wire::{Connection, OP_COMPRESSED, OP_MSG, OP_REPLY};
 
-/// Hand-built MongoDB wire messages, written from the specification.
+/// Hand-built MongoDB wire messages, written from the specification by the proxy's unit-test
+/// builders (`indextap_proxy::mongo::testing`), and a blocking connection to send them.
 mod wire {
+    pub(crate) use indextap_proxy::mongo::testing::{self, compressed_frame, frame};
+
     use super::*;
 
     pub(crate) const OP_REPLY: i32 = 1;
@@ -40,29 +44,13 @@ mod wire {
     /// How long a reply may take.
     const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
-    /// A whole message: the 16-byte header (`messageLength` counted from `body`), then `body`.
-    pub(crate) fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
-        let len = i32::try_from(body.len() + 16).expect("small frame");
-        let mut out = Vec::with_capacity(body.len() + 16);
-        for field in [len, request_id, response_to, op_code] {
-            out.extend_from_slice(&field.to_le_bytes());
-        }
-        out.extend_from_slice(body);
-        out
-    }
-
-    fn bson_bytes(document: &Document) -> Vec<u8> {
-        let mut out = Vec::new();
-        document.to_writer(&mut out).expect("encodable document");
-        out
+    fn raw(document: &Document) -> RawDocumentBuf {
+        RawDocumentBuf::try_from(document).expect("encodable document")
     }
 
     /// OP_MSG with no flags and one kind 0 section.
     pub(crate) fn op_msg(request_id: i32, command: &Document) -> Vec<u8> {
-        let mut body = 0u32.to_le_bytes().to_vec();
-        body.push(0);
-        body.extend_from_slice(&bson_bytes(command));
-        frame(request_id, 0, OP_MSG, &body)
+        testing::op_msg(request_id, 0, 0, raw(command))
     }
 
     /// OP_QUERY on `namespace` (`db.$cmd` for a command).
@@ -73,31 +61,10 @@ mod wire {
         query: &Document,
         fields: Option<&Document>,
     ) -> Vec<u8> {
-        let mut body = 0i32.to_le_bytes().to_vec();
-        body.extend_from_slice(namespace.as_bytes());
-        body.push(0);
-        body.extend_from_slice(&0i32.to_le_bytes());
-        body.extend_from_slice(&number_to_return.to_le_bytes());
-        body.extend_from_slice(&bson_bytes(query));
-        if let Some(fields) = fields {
-            body.extend_from_slice(&bson_bytes(fields));
-        }
+        let fields = fields.map(raw);
+        let body =
+            testing::query_body(namespace, 0, number_to_return, &raw(query), fields.as_ref());
         frame(request_id, 0, OP_QUERY, &body)
-    }
-
-    /// OP_COMPRESSED with every field as given, so that it can lie.
-    pub(crate) fn op_compressed(
-        request_id: i32,
-        original_opcode: i32,
-        uncompressed_size: i32,
-        compressor_id: u8,
-        payload: &[u8],
-    ) -> Vec<u8> {
-        let mut body = original_opcode.to_le_bytes().to_vec();
-        body.extend_from_slice(&uncompressed_size.to_le_bytes());
-        body.push(compressor_id);
-        body.extend_from_slice(payload);
-        frame(request_id, 0, OP_COMPRESSED, &body)
     }
 
     /// OP_REPLY's `numberReturned`.
@@ -457,7 +424,14 @@ fn malformed_input_is_counted_and_forwarded_and_never_stops_the_proxy() {
         },
         Malformed {
             name: "OP_COMPRESSED claiming 2^31-1 uncompressed bytes",
-            bytes: wire::op_compressed(9, OP_MSG, i32::MAX, Compressor::Zlib.id(), &zlib_body),
+            bytes: wire::compressed_frame(
+                9,
+                0,
+                OP_MSG,
+                i32::MAX,
+                Compressor::Zlib.id(),
+                &zlib_body,
+            ),
             reason: "bad_compressed_size",
             finish: false,
         },

@@ -27,6 +27,7 @@
 //!   replies to `hello` requests.
 //! - `outcome`, `pending`, `reader`: reply → outcome, the bounded pending map, a checked
 //!   byte cursor.
+//! - `testing` (tests, and the `testing` feature): hand-built wire messages.
 //!
 //! [`Observation`]: indextap_analyzer::command::Observation
 
@@ -50,9 +51,9 @@ mod reader;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod fuzz_tests;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-mod testing;
+pub mod testing;
 
 pub use frame::MongoFramer;
 pub use hello::{is_hello_request, rewrite_topology};

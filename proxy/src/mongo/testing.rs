@@ -1,4 +1,5 @@
-//! Hand-built wire messages for the decoder tests.
+//! Hand-built wire messages for the decoder tests, and for the end-to-end tests' raw clients
+//! (the `testing` feature).
 //!
 //! Everything here writes the wire format directly from the specification, independently of
 //! the decoders it tests, so a decoder bug cannot cancel out a builder bug.
@@ -9,7 +10,7 @@ use bson::RawDocumentBuf;
 
 /// An OP_MSG section.
 #[derive(Debug, Clone)]
-pub(crate) enum Section {
+pub enum Section {
     /// Kind 0.
     Body(RawDocumentBuf),
     /// Kind 1: identifier and documents.
@@ -18,7 +19,7 @@ pub(crate) enum Section {
 
 /// An OP_MSG body (after the header). With `checksum`, four checksum bytes are appended;
 /// their value is arbitrary because the decoder skips them.
-pub(crate) fn msg_body(flags: u32, sections: &[Section], checksum: bool) -> Vec<u8> {
+pub fn msg_body(flags: u32, sections: &[Section], checksum: bool) -> Vec<u8> {
     let mut out = flags.to_le_bytes().to_vec();
     for section in sections {
         match section {
@@ -46,7 +47,7 @@ pub(crate) fn msg_body(flags: u32, sections: &[Section], checksum: bool) -> Vec<
 }
 
 /// A whole frame: header and body.
-pub(crate) fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
+pub fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]) -> Vec<u8> {
     let len = i32::try_from(body.len() + 16).unwrap();
     let mut out = Vec::with_capacity(body.len() + 16);
     for field in [len, request_id, response_to, op_code] {
@@ -57,12 +58,7 @@ pub(crate) fn frame(request_id: i32, response_to: i32, op_code: i32, body: &[u8]
 }
 
 /// An OP_MSG frame with one body section.
-pub(crate) fn op_msg(
-    request_id: i32,
-    response_to: i32,
-    flags: u32,
-    body: RawDocumentBuf,
-) -> Vec<u8> {
+pub fn op_msg(request_id: i32, response_to: i32, flags: u32, body: RawDocumentBuf) -> Vec<u8> {
     frame(
         request_id,
         response_to,
@@ -72,7 +68,7 @@ pub(crate) fn op_msg(
 }
 
 /// An OP_QUERY body.
-pub(crate) fn query_body(
+pub fn query_body(
     ns: &str,
     skip: i32,
     number_to_return: i32,
@@ -92,7 +88,7 @@ pub(crate) fn query_body(
 }
 
 /// An OP_REPLY body.
-pub(crate) fn reply_body(flags: i32, cursor_id: i64, docs: &[RawDocumentBuf]) -> Vec<u8> {
+pub fn reply_body(flags: i32, cursor_id: i64, docs: &[RawDocumentBuf]) -> Vec<u8> {
     let mut out = flags.to_le_bytes().to_vec();
     out.extend_from_slice(&cursor_id.to_le_bytes());
     out.extend_from_slice(&0i32.to_le_bytes());
@@ -105,7 +101,7 @@ pub(crate) fn reply_body(flags: i32, cursor_id: i64, docs: &[RawDocumentBuf]) ->
 
 /// An OP_COMPRESSED frame wrapping `inner` (a whole frame), with its own header taken from
 /// `inner`'s requestID and responseTo, compressed with `compressor_id`.
-pub(crate) fn compress(inner: &[u8], compressor_id: u8) -> Vec<u8> {
+pub fn compress(inner: &[u8], compressor_id: u8) -> Vec<u8> {
     let request_id = i32::from_le_bytes(inner[4..8].try_into().unwrap());
     let response_to = i32::from_le_bytes(inner[8..12].try_into().unwrap());
     let op_code = i32::from_le_bytes(inner[12..16].try_into().unwrap());
@@ -133,7 +129,7 @@ pub(crate) fn compress(inner: &[u8], compressor_id: u8) -> Vec<u8> {
 }
 
 /// An OP_COMPRESSED frame from its parts, for lying about them.
-pub(crate) fn compressed_frame(
+pub fn compressed_frame(
     request_id: i32,
     response_to: i32,
     original_op_code: i32,

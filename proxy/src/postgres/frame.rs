@@ -32,6 +32,24 @@ pub fn encode(kind: u8, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A StartupMessage of protocol `version` with `parameters` (untyped: a length, then the
+/// body). Tests send it, the proxy's and the end-to-end raw clients'.
+#[cfg(any(test, feature = "testing"))]
+pub fn startup(version: i32, parameters: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = version.to_be_bytes().to_vec();
+    for (key, value) in parameters {
+        for text in [key, value] {
+            body.extend_from_slice(text.as_bytes());
+            body.push(0);
+        }
+    }
+    body.push(0);
+    let length = i32::try_from(body.len() + MIN_LENGTH).unwrap_or(i32::MAX);
+    let mut bytes = length.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
 /// The framing rule for typed PostgreSQL messages.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PgFramer;

@@ -109,26 +109,12 @@ impl Raw {
     }
 }
 
-/// A typed frontend message with a correct length.
-pub fn typed(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![kind];
-    bytes.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    bytes.extend_from_slice(body);
-    bytes
-}
+/// A typed frontend message with a correct length: the proxy's own test encoder.
+pub use indextap_proxy::postgres::frame::encode as typed;
 
+/// A protocol 3.0 StartupMessage, built as the proxy's own tests build it.
 pub fn startup_packet(parameters: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = PROTOCOL_3.to_be_bytes().to_vec();
-    for (key, value) in parameters {
-        for text in [key, value] {
-            body.extend_from_slice(text.as_bytes());
-            body.push(0);
-        }
-    }
-    body.push(0);
-    let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
-    bytes.extend_from_slice(&body);
-    bytes
+    indextap_proxy::postgres::frame::startup(PROTOCOL_3, parameters)
 }
 
 pub fn kinds(messages: &[Message]) -> String {

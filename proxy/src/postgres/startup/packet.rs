@@ -141,20 +141,7 @@ fn startup_database(bytes: &[u8]) -> Option<String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A StartupMessage of protocol `version` with `parameters`; the startup tests send it too.
-    pub(crate) fn startup_bytes(version: i32, parameters: &[(&str, &str)]) -> Vec<u8> {
-        let mut body = version.to_be_bytes().to_vec();
-        for (key, value) in parameters {
-            body.extend_from_slice(key.as_bytes());
-            body.push(0);
-            body.extend_from_slice(value.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut bytes = (body.len() as i32 + 4).to_be_bytes().to_vec();
-        bytes.extend_from_slice(&body);
-        bytes
-    }
+    pub(crate) use crate::postgres::frame::startup as startup_bytes;
 
     #[test]
     fn classifies_requests_and_startup() {
