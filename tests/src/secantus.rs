@@ -347,18 +347,17 @@ pub fn winning_plan(explained: &bson::Document) -> &bson::Document {
         .unwrap_or_else(|_| panic!("explain has queryPlanner.winningPlan: {explained}"))
 }
 
+/// The stages of an explain plan, outermost first: each one's `inputStage` is the next.
+pub fn plan_walk(plan: &bson::Document) -> impl Iterator<Item = &bson::Document> {
+    std::iter::successors(Some(plan), |stage| stage.get_document("inputStage").ok())
+}
+
 /// The stage names of an explain plan, outermost first (`FETCH`, `IXSCAN`).
-pub fn plan_stages(mut plan: &bson::Document) -> Vec<String> {
-    let mut names = Vec::new();
-    loop {
-        if let Ok(stage) = plan.get_str("stage") {
-            names.push(stage.to_string());
-        }
-        match plan.get_document("inputStage") {
-            Ok(input) => plan = input,
-            Err(_) => return names,
-        }
-    }
+pub fn plan_stages(plan: &bson::Document) -> Vec<String> {
+    plan_walk(plan)
+        .filter_map(|stage| stage.get_str("stage").ok())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A number of a server's answer, whichever BSON number type it came as; panics on anything
