@@ -42,6 +42,17 @@ async fn seeded_orders(db: &mongodb::Database) -> mongodb::Collection<Document> 
     orders
 }
 
+/// The server's `hello` answer, with `fields` added to the command as a driver adds them.
+async fn admin_hello(client: &mongodb::Client, fields: Document) -> Document {
+    let mut command = doc! { "hello": 1 };
+    command.extend(fields);
+    client
+        .database("admin")
+        .run_command(command)
+        .await
+        .expect("hello")
+}
+
 #[tokio::test]
 async fn secantus_standalone_serves_crud_indexes_and_explain() {
     let server = SecantusDb::start(SecantusOptions::standalone());
@@ -124,11 +135,7 @@ async fn secantus_standalone_serves_crud_indexes_and_explain() {
     assert_eq!(number(stats, "totalKeysExamined"), 0);
 
     // A standalone: no replica-set fields, and no wire compression offered even when asked.
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1, "compression": ["zstd", "zlib", "snappy"] })
-        .await
-        .expect("hello");
+    let hello = admin_hello(&client, doc! { "compression": ["zstd", "zlib", "snappy"] }).await;
     assert_eq!(hello.get_bool("isWritablePrimary").ok(), Some(true));
     for absent in ["setName", "hosts", "me", "primary", "compression"] {
         assert!(hello.get(absent).is_none(), "{absent} in {hello}");
@@ -156,11 +163,7 @@ async fn secantus_replica_set_is_discovered_without_direct_connection() {
     assert_eq!(found.map(|d| number(&d, "qty")), Some(4));
 
     // What the proxy must rewrite so drivers keep talking to it and not to the server.
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .expect("hello");
+    let hello = admin_hello(&client, doc! {}).await;
     let advertised = server.advertised_host();
     assert_eq!(hello.get_str("setName").ok(), Some(REPLICA_SET_NAME));
     assert_eq!(
@@ -186,11 +189,7 @@ async fn secantus_auth_requires_scram_sha_256_credentials() {
         .expect("authenticated insert");
     assert_eq!(notes.count_documents(doc! {}).await.expect("count"), 1);
 
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1, "saslSupportedMechs": "admin.tapuser" })
-        .await
-        .expect("hello");
+    let hello = admin_hello(&client, doc! { "saslSupportedMechs": "admin.tapuser" }).await;
     assert_eq!(
         hello.get_array("saslSupportedMechs").expect("mechs"),
         &vec![Bson::String("SCRAM-SHA-256".into())]
