@@ -10,7 +10,7 @@
 //! same digest as streaming them (xxh3 hashes the concatenation either way).
 //!
 //! ## Layout
-//! - [`structural_key`]: the hash.
+//! - [`structural_key`]: the hash; `with_gathered`, the reused buffer it gathers into.
 //! - [`KeyMemo`]: an occurrence's key, computed on first use.
 
 use std::cell::RefCell;
@@ -24,20 +24,26 @@ use super::Shape;
 /// A shape's structural hash: equal shapes hash equal within a process (not across
 /// versions: it is never stored).
 pub fn structural_key(shape: &Shape) -> u128 {
+    with_gathered(|buffer| gathered_key(shape, buffer))
+}
+
+/// Runs `gather` with the thread's gathering buffer, emptied (a fresh one if it is in
+/// use): the hashes that gather their input before one xxh3 call share it.
+pub(crate) fn with_gathered<R>(gather: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     GATHERED.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
-            let key = gathered_key(shape, &mut buffer);
+            buffer.clear();
+            let result = gather(&mut buffer);
             if buffer.capacity() > KEEP_BYTES {
                 *buffer = Vec::new();
             }
-            key
+            result
         }
-        Err(_) => gathered_key(shape, &mut Vec::new()),
+        Err(_) => gather(&mut Vec::new()),
     })
 }
 
 fn gathered_key(shape: &Shape, buffer: &mut Vec<u8>) -> u128 {
-    buffer.clear();
     let mut gather = Gather(buffer);
     shape.hash(&mut gather);
     xxh3_128(gather.0)

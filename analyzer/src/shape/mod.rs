@@ -424,7 +424,8 @@ impl Lowering {
 
 /// Lower one request into shapes and writes.
 ///
-/// `sql_cache` makes a repeated SQL text cost one hash lookup.
+/// `sql_cache` makes a repeated SQL text cost one hash lookup (and, in [`lower_shared`], a
+/// repeated MongoDB `find` / `count` structure).
 pub fn lower(request: &Request, sql_cache: &sql::SqlCache) -> Lowering {
     match request {
         Request::Mongo(command) => mongo::lower(command),
@@ -436,7 +437,7 @@ pub fn lower(request: &Request, sql_cache: &sql::SqlCache) -> Lowering {
 /// paired with [`Aggregator::record_shared`](crate::aggregate::Aggregator::record_shared).
 pub fn lower_shared(request: &Request, sql_cache: &sql::SqlCache) -> std::sync::Arc<Lowering> {
     match request {
-        Request::Mongo(command) => std::sync::Arc::new(mongo::lower(command)),
+        Request::Mongo(command) => mongo::cache::lower_shared(command, sql_cache),
         Request::Sql(command) => sql_cache.lower_shared(command),
     }
 }

@@ -18,9 +18,11 @@
 //! - `write`: `update`, `delete`, `insert`, `findAndModify`, and their write load.
 //! - `filter`: a filter document → [`Predicate`](crate::shape::Predicate) and constants.
 //! - `modifiers`: sort, projection, limit and skip.
+//! - `cache`: cached lowering of `find` and `count`, keyed by their structure.
 //! - `regex`: which regexes are index prefixes.
 //! - `types`: BSON types → [`ValueType`](crate::shape::ValueType), `$type` names, truth.
 
+pub mod cache;
 mod filter;
 mod modifiers;
 mod read;

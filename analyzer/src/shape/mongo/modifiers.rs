@@ -48,7 +48,7 @@ pub(super) fn is_nonzero(element: &RawElement<'_>) -> bool {
     }
 }
 
-fn is_negative(element: &RawElement<'_>) -> bool {
+pub(super) fn is_negative(element: &RawElement<'_>) -> bool {
     match number(element) {
         Some(Number::Int(value)) => value < 0,
         Some(Number::Float(value)) => value < 0.0,

@@ -20,6 +20,9 @@
 //! holding values rarely comes back verbatim, and would fill the cache with entries never
 //! hit again. A text that does not tokenize is stored under its exact key only.
 //!
+//! The same store holds MongoDB's `find` and `count` lowerings under their structural keys
+//! (see `mongo::cache`), within the same bounds.
+//!
 //! The cache is split into shards, each an LRU behind its own mutex, so threads lowering
 //! different statements rarely wait on each other; the lowering itself runs outside any
 //! lock.
@@ -204,7 +207,8 @@ impl SqlCache {
         self.misses.load(Ordering::Relaxed)
     }
 
-    fn get(&self, key: u128) -> Option<Arc<Lowering>> {
+    /// The lowering stored under `key`, if any (MongoDB's structural keys use it too).
+    pub(crate) fn get(&self, key: u128) -> Option<Arc<Lowering>> {
         let shard = self.shard(key)?;
         lock(shard)
             .lru
@@ -212,7 +216,8 @@ impl SqlCache {
             .map(|(lowering, _)| Arc::clone(lowering))
     }
 
-    fn put(&self, key: u128, lowering: &Arc<Lowering>) {
+    /// Store `lowering` under `key`, within the bounds.
+    pub(crate) fn put(&self, key: u128, lowering: &Arc<Lowering>) {
         let Some(shard) = self.shard(key) else {
             return;
         };

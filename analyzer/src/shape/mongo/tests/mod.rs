@@ -5,9 +5,11 @@
 //! - `table`: one command per case, with the exact canonical JSON of every shape.
 //! - `lowering`: writes, cursors, constants and rejections, as exact [`Lowering`]s.
 //! - `identity`: executions that must share a [`ShapeId`](crate::shape::ShapeId).
+//! - `cache`: the structural key stands for the lowering; what it cannot is not cached.
 //! - `hostile`: odd types everywhere and damaged bytes; nothing may panic.
 //! - `privacy`: marker values never reach a shape or its debug output.
 
+mod cache;
 mod hostile;
 mod identity;
 mod lowering;

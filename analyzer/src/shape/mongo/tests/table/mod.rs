@@ -17,9 +17,9 @@ use serde_json::Value;
 use super::*;
 use crate::testing::mongo::filter_rules;
 
-struct Case {
+pub(super) struct Case {
     name: String,
-    command: MongoCommand,
+    pub(super) command: MongoCommand,
     shapes: Vec<Value>,
 }
 
@@ -68,7 +68,7 @@ fn raw(document: &Document) -> RawDocumentBuf {
 }
 
 /// Every case of the two case files.
-fn table_cases() -> impl Iterator<Item = Case> {
+pub(super) fn table_cases() -> impl Iterator<Item = Case> {
     [
         ("filters.json", include_str!("filters.json")),
         ("commands.json", include_str!("commands.json")),
