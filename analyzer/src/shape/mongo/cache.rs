@@ -12,7 +12,7 @@
 //!
 //! A command the key cannot stand for is lowered every time, uncached: any other command,
 //! a damaged element, a regex (`/re/`, `$regex`, `$options`: the pattern decides the
-//! operator class), a `$type` (its names are constants), or nesting past [`MAX_NESTING`].
+//! operator class), a `$type` (its names are constants), or nesting past `MAX_NESTING`.
 //!
 //! The lowerings live in the [`SqlCache`]'s store, under the same bounds in entries and
 //! bytes; SQL keys hash statement texts, these a leading tag, so the two never meet.
