@@ -15,7 +15,9 @@
 # Environment: INDEXTAP_BIN (default: build target/profiling/indextap), PG_BIN_DIR (default
 # /usr/lib/postgresql/15/bin), PYTHON (default /opt/secantus/bin/python), CALLGRIND_CASES
 # (default "prepared simple mongo"), CALLGRIND_TXNS (2000), CALLGRIND_WARMUP (300),
-# CALLGRIND_KEEP (a directory to keep the callgrind.out files in, for callgrind_annotate).
+# CALLGRIND_CLIENTS (1: the clients that share the transactions, each on a connection of its
+# own; batching across connections only shows with several), CALLGRIND_KEEP (a directory to
+# keep the callgrind.out files in, for callgrind_annotate).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +25,9 @@ PG_BIN=${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}
 PYTHON=${PYTHON:-/opt/secantus/bin/python}
 TXNS=${CALLGRIND_TXNS:-2000}
 WARMUP=${CALLGRIND_WARMUP:-300}
+CLIENTS=${CALLGRIND_CLIENTS:-1}
+(( CLIENTS >= 1 && TXNS % CLIENTS == 0 && WARMUP % CLIENTS == 0 )) ||
+  { echo "callgrind: CALLGRIND_TXNS and CALLGRIND_WARMUP must be multiples of CALLGRIND_CLIENTS" >&2; exit 1; }
 read -r -a CASES <<<"${CALLGRIND_CASES:-prepared simple mongo}"
 
 die() { echo "callgrind: $*" >&2; exit 1; }
@@ -87,7 +92,7 @@ measure() {
   local dump
   dump=$(ls -t "$WORK"/callgrind.out."$name".* | head -1)
   awk -v n="$TXNS" -v name="$name" '/^(summary|totals):/ {total = $2}
-    END {printf "%-9s %8.0f instructions per transaction (%d transactions)\n", name, total / n, n}' "$dump"
+    END {printf "%-9s %8.0f instructions per transaction (%d transactions, '"$CLIENTS"' clients)\n", name, total / n, n}' "$dump"
   [[ -n ${CALLGRIND_KEEP:-} ]] && cp "$dump" "$CALLGRIND_KEEP/callgrind.out.$name"
   kill -TERM "$VG_PID"
   wait "$VG_PID" 2>/dev/null || true
@@ -109,9 +114,9 @@ pg_case() {
     "$PG_BIN/pgbench" -q -i -s 1 -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1
   fi
   start_indextap pg "$PG_PORT" "$1"
-  local bench=("$PG_BIN/pgbench" -n -S -c 1 -M "$1" -h 127.0.0.1 -p "$LISTEN" -U postgres)
-  "${bench[@]}" -t "$WARMUP" postgres >/dev/null 2>&1 || die "$1: warm-up failed"
-  measure "$1" "${bench[@]}" -t "$TXNS" postgres
+  local bench=("$PG_BIN/pgbench" -n -S -c "$CLIENTS" -j "$CLIENTS" -M "$1" -h 127.0.0.1 -p "$LISTEN" -U postgres)
+  "${bench[@]}" -t $((WARMUP / CLIENTS)) postgres >/dev/null 2>&1 || die "$1: warm-up failed"
+  measure "$1" "${bench[@]}" -t $((TXNS / CLIENTS)) postgres
 }
 
 MONGO_PY='
@@ -152,6 +157,16 @@ else:
                          "limit": 20, "lsid": {"id": bson.Binary(b"\x5a" * 16, 4)}, "$db": "app"}, i + 1))
         request_id(s)
 '
+# CLIENTS raw clients at once, $1 finds between them.
+mongo_clients() {
+  local pids=() status=0
+  for _ in $(seq "$CLIENTS"); do
+    "$PYTHON" -c "$MONGO_PY" client "$LISTEN" $(($1 / CLIENTS)) &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return "$status"
+}
 mongo_case() {
   local upstream
   upstream=$(free_port)
@@ -159,8 +174,8 @@ mongo_case() {
   PIDS+=("$!")
   wait_port "$upstream"
   start_indextap mongo "$upstream" mongo
-  "$PYTHON" -c "$MONGO_PY" client "$LISTEN" "$WARMUP" || die "mongo: warm-up failed"
-  measure mongo "$PYTHON" -c "$MONGO_PY" client "$LISTEN" "$TXNS"
+  mongo_clients "$WARMUP" || die "mongo: warm-up failed"
+  measure mongo mongo_clients "$TXNS"
 }
 
 echo "callgrind: $BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"

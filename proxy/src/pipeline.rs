@@ -1,22 +1,28 @@
 //! The pipeline from a connection's frames to the analyzer.
 //!
-//! Per connection, an inspection task drains the tap channel into the engine's
-//! [`Inspector`]. It runs on the connection's data thread, beside the relay, as a task of its
-//! own: the relay's hand-over wakes it without a system call, and it decodes once the relay
-//! has forwarded and gone back to waiting. The observations of one wake-up go, as one batch,
-//! into a bounded queue that a dedicated analysis thread drains into the [`Aggregator`].
-//! Neither step ever makes the data path wait: a full queue drops the batch and counts every
+//! Per data thread, one inspection task drains the tap channels of the thread's connections
+//! into their engine's [`Inspector`]s ([`Inspections`]). It runs beside the relays as a task
+//! of its own: a relay's hand-over lists its connection and wakes the task without a system
+//! call, and the task decodes once the relays have forwarded and gone back to waiting, every
+//! listed connection in one poll. The observations of one poll go, as one batch, into a
+//! bounded queue that a dedicated analysis thread drains into the [`Aggregator`]. Neither
+//! step ever makes the data path wait: a full queue drops the batch and counts every
 //! observation in it.
 //!
 //! Everything per frame stays local to the inspection task: observations and message
-//! counts are handed over once per wake-up (message counters resolved once per connection),
+//! counts are handed over once per poll (message counters resolved once per connection),
 //! because every handover touches memory another core is using, and on a busy proxy that
 //! costs more than decoding the frame. The analysis thread sleeps until a batch arrives and
 //! then gathers for a tick, so it wakes once per tick when busy and never when idle.
 //!
 //! ## Layout
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
-//! - [`inspect_connection`]: one connection's inspection task, and its batched events.
+//! - `inspection`: [`Inspections`], a data thread's inspection task and its connections.
+//! - `tally`: per-connection message and event counts, handed over per poll.
+
+mod inspection;
+
+pub use inspection::Inspections;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -27,8 +33,8 @@ use indextap_analyzer::command::Observation;
 use indextap_analyzer::shape::{self, sql::SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
-use crate::admin::metrics::ListenerMetrics;
-use crate::tap::{Events, Inspector, TapItem, TapReceiver};
+#[cfg(doc)]
+use crate::tap::Inspector;
 
 /// The analyzer side of the proxy: one queue in, one aggregator.
 #[derive(Debug, Clone)]
@@ -171,49 +177,11 @@ const ANALYSIS_TICK: Duration = Duration::from_millis(2);
 /// Batches taken per gathering at most (each is one inspection wake-up's observations).
 const ANALYSIS_BATCHES: usize = 1024;
 
-/// One wake-up's worth of what an inspector reported, handed over at the end of it.
-struct BatchedEvents<'a> {
-    analysis: &'a Analysis,
-    metrics: &'a ListenerMetrics,
-    observations: Vec<Observation>,
-    /// Message kinds and counted events: a handful of distinct labels per connection, each
-    /// resolved to its counter once.
-    messages: Tallies,
-    counts: Tallies,
-}
-
 /// One label's counter, and what was tallied since the last hand-over.
 struct Tally {
     label: &'static str,
     counter: Counter,
     pending: u64,
-}
-
-impl<'a> BatchedEvents<'a> {
-    fn new(analysis: &'a Analysis, metrics: &'a ListenerMetrics) -> Self {
-        Self {
-            analysis,
-            metrics,
-            observations: Vec::new(),
-            messages: Tallies::default(),
-            counts: Tallies::default(),
-        }
-    }
-
-    /// Hand everything gathered so far to the analyzer and the metrics.
-    fn flush(&mut self) {
-        let dropped = self.analysis.offer(&mut self.observations);
-        if dropped > 0 {
-            self.metrics.drop_observations(dropped as u64);
-        }
-        let tallies = self.messages.entries.iter_mut();
-        for tally in tallies.chain(self.counts.entries.iter_mut()) {
-            if tally.pending > 0 {
-                tally.counter.inc_by(tally.pending);
-                tally.pending = 0;
-            }
-        }
-    }
 }
 
 /// Counts one `label`. A connection's messages come in the same order round trip after round
@@ -252,75 +220,17 @@ struct Tallies {
     next: usize,
 }
 
-impl Events for BatchedEvents<'_> {
-    fn observation(&mut self, observation: Observation) {
-        self.observations.push(observation);
-    }
-    fn message(&mut self, kind: &'static str) {
-        let metrics = self.metrics;
-        tally(&mut self.messages, kind, |kind| {
-            metrics.message_counter(kind)
-        });
-    }
-    fn count(&mut self, what: &'static str) {
-        let metrics = self.metrics;
-        tally(&mut self.counts, what, |what| metrics.event_counter(what));
-    }
-}
-
-/// Drain one connection's tap into its inspector until the connection ends or the
-/// inspector gives up. Dropping the receiver tells the relay to stop tapping.
-pub async fn inspect_connection(
-    mut tap: TapReceiver,
-    mut inspector: Box<dyn Inspector>,
-    analysis: Analysis,
-    metrics: ListenerMetrics,
-) {
-    let mut events = BatchedEvents::new(&analysis, &metrics);
-    // The relay runs on this thread too: by the time this task is polled, the relay has
-    // forwarded what it read and gone back to waiting, and everything it offered meanwhile is
-    // taken in one go.
-    loop {
-        let batch = tap.recv_all().await;
-        if batch.is_empty() {
-            return;
-        }
-        if tap.take_dropped() {
-            inspector.resync();
-        }
-        for (taken, item) in batch.into_iter().enumerate() {
-            if taken > 0 && taken % INSPECTION_SLICE == 0 {
-                // A long backlog: let the other connections of this thread run meanwhile.
-                tokio::task::yield_now().await;
-            }
-            let outcome = match item {
-                TapItem::Frame(frame) => inspector.inspect(frame, &mut events),
-                TapItem::Frames(mut frames) => {
-                    let outcome = frames
-                        .drain(..)
-                        .try_for_each(|frame| inspector.inspect(frame, &mut events));
-                    crate::tap::recycle_frames(frames);
-                    outcome
-                }
-                TapItem::Oversize(header) => {
-                    inspector.oversize(header, &mut events);
-                    Ok(())
-                }
-            };
-            if let Err(error) = outcome {
-                events.flush();
-                metrics.decode_error(error.reason);
-                tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,
-                    "stopped inspecting a connection; it keeps forwarding");
-                return;
+impl Tallies {
+    /// Hand what was tallied to the counters.
+    fn flush(&mut self) {
+        for tally in &mut self.entries {
+            if tally.pending > 0 {
+                tally.counter.inc_by(tally.pending);
+                tally.pending = 0;
             }
         }
-        events.flush();
     }
 }
-
-/// Items an inspection task decodes before it lets the other tasks of its thread run.
-const INSPECTION_SLICE: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -341,40 +251,6 @@ mod tests {
             outcome: Outcome::default(),
             at: SystemTime::now(),
         }
-    }
-
-    #[tokio::test]
-    async fn tallies_count_every_label_whatever_the_order() {
-        let aggregator = Arc::new(Aggregator::new(10));
-        let analysis = Analysis::start(aggregator, 8, 16, 1);
-        let registry = crate::admin::metrics::Metrics::new();
-        let metrics = registry.listener("t", "postgresql");
-        let mut events = BatchedEvents::new(&analysis, &metrics);
-        let round = [
-            "Bind",
-            "Execute",
-            "Sync",
-            "BindComplete",
-            "DataRow",
-            "ReadyForQuery",
-        ];
-        for _ in 0..3 {
-            round.iter().for_each(|kind| events.message(kind));
-        }
-        // Out of the usual order, and one label never seen before.
-        for kind in ["DataRow", "Bind", "Parse", "DataRow"] {
-            events.message(kind);
-        }
-        events.count("unpaired_reply");
-        events.flush();
-        let text = registry.encode();
-        for (kind, count) in [("Bind", 4), ("DataRow", 5), ("Sync", 3), ("Parse", 1)] {
-            let line = format!(r#"indextap_messages_total{{listener="t",kind="{kind}"}} {count}"#);
-            assert!(text.contains(&line), "{line}\n{text}");
-        }
-        assert!(text.contains(
-            r#"indextap_inspection_events_total{listener="t",reason="unpaired_reply"} 1"#
-        ));
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ use crate::catalog::CatalogSources;
 use crate::error::{ProxyError, Side};
 use crate::mongo::tls::{Leg, MongoTls};
 use crate::mongo::{HelloReplies, MongoFramer, MongoSession};
-use crate::pipeline::{inspect_connection, Analysis};
+use crate::pipeline::{Analysis, Inspections};
 use crate::postgres::{
     negotiate, Established, Inspection, Negotiated, PgFramer, PgSession, PgTlsSettings,
 };
@@ -47,7 +47,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What every connection task shares.
 struct Shared {
     analysis: Analysis,
-    /// Per-connection inspection tasks, waited for at shutdown before the last flush.
+    /// Connections still being inspected, waited for at shutdown before the last flush.
     inspections: TaskTracker,
     tap_capacity: usize,
     max_inspect: usize,
@@ -325,20 +325,19 @@ async fn connect_upstream(address: &str, metrics: &ListenerMetrics) -> Option<Tc
     }
 }
 
-/// Start a connection's inspection task; the returned tap feeds it.
+/// Start inspecting a connection on its data thread's inspection task; the returned tap feeds it.
 fn start_inspection(
     inspector: Box<dyn Inspector>,
     metrics: &ListenerMetrics,
     shared: &Shared,
 ) -> Tap {
-    let (tap, receiver) = Tap::channel(shared.tap_capacity, metrics.tap_dropped.clone());
-    shared.inspections.spawn(inspect_connection(
-        receiver,
+    Inspections::start(
         inspector,
-        shared.analysis.clone(),
-        metrics.clone(),
-    ));
-    tap
+        shared.tap_capacity,
+        &shared.analysis,
+        metrics,
+        &shared.inspections,
+    )
 }
 
 async fn serve_mongo(

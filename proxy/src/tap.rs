@@ -8,7 +8,7 @@
 //! ## Layout
 //! - [`TapFrame`]: one frame, its direction and the instant the relay saw it.
 //! - `channel`: [`Tap`] / [`TapReceiver`], the per-connection bounded channel of
-//!   [`TapItem`]s.
+//!   [`TapItem`]s, and [`ReadyList`], a thread's list of connections with items.
 //! - [`Inspector`]: a per-connection, per-engine decoder (`mongo::session`, `postgres::session`).
 //! - [`Events`]: what an inspector reports: observations, message kinds, counted reasons.
 //! - [`frame_list`], [`recycle_frames`]: the data thread's spare lists of frames.
@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use indextap_analyzer::command::Observation;
 
-pub use channel::{Tap, TapBatch, TapItem, TapReceiver};
+pub use channel::{ReadyList, Tap, TapBatch, TapItem, TapReceiver};
 
 /// Which way a frame travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct TapFrame {
 }
 
 /// An empty list for `capacity` frames of one chunk, from the thread's spares when it has
-/// one. The relay and the inspection task of a connection run on one data thread, so the
+/// one. The relay of a connection and its thread's inspection task run on one data thread, so the
 /// list the inspector has emptied ([`recycle_frames`]) is the one the relay fills next: no
 /// allocation per chunk.
 pub fn frame_list(capacity: usize) -> Vec<TapFrame> {

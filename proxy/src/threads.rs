@@ -1,9 +1,10 @@
 //! The data threads: single-threaded runtimes, one per core given to the data path,
 //! PgBouncer's model.
 //!
-//! A connection lives its whole life on one data thread. Its relay, its framing and its
-//! inspection task are tasks of that thread's runtime, so handing a frame to inspection wakes
-//! a task on the same thread: a queue push, no system call, no other core's cache. On a
+//! A connection lives its whole life on one data thread. Its relay is a task of that thread's
+//! runtime and its inspection is done by the thread's one inspection task
+//! (`pipeline::Inspections`), so handing a frame to inspection wakes a task on the same
+//! thread: a queue push, no system call, no other core's cache. On a
 //! work-stealing runtime the same hand-off woke an idle worker (a futex) and moved the
 //! decoding to another core, which cost more than the decoding itself.
 //!

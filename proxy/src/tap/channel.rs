@@ -1,18 +1,23 @@
-//! The tap channel: a connection's bounded queue from the relay to its inspection task.
+//! The tap channel: a connection's bounded queue from the relay to inspection.
 //!
 //! Both ends run on the connection's data thread, so the queue is a `VecDeque` behind an
-//! uncontended lock, with the inspection task's waker beside it: an offer is a push and a
-//! wake-up of a task on the same thread. The receiver takes the whole queue, storage and
-//! all, so an idle connection holds no slots (a general-purpose channel keeps a block of
-//! them per connection, 2 KiB here). The first two items offered to an empty queue go into
-//! slots of their own instead: a request/response protocol offers one chunk per direction,
-//! and a wake-up takes the request and its reply (see [`Tap::offer_deferred`]), so no queue
-//! storage is allocated and freed per round trip, for at most 128 bytes per connection. When it is
-//! full the item is dropped and counted, never waited for.
+//! uncontended lock: an offer is a push and, at most once until the items are taken, a
+//! wake-up on the same thread. The consumer is either a task of the connection's own
+//! (waiting in [`TapReceiver::recv_all`]) or the data thread's one inspection task, for
+//! which a channel lists its key on a [`ReadyList`] shared by every connection of the thread:
+//! one wake-up of that task drains every connection that has items. The receiver takes the
+//! whole queue, storage and all, so an idle connection holds no slots (a general-purpose
+//! channel keeps a block of them per connection, 2 KiB here). The first two items offered to
+//! an empty queue go into slots of their own instead: a request/response protocol offers one
+//! chunk per direction, and a wake-up takes the request and its reply (see
+//! [`Tap::offer_deferred`]), so no queue storage is allocated and freed per round trip, for at
+//! most 128 bytes per connection. When it is full the item is dropped and counted, never
+//! waited for.
 //!
 //! ## Layout
 //! - [`Tap`]: the sending half (the relay's pumps hold one each).
-//! - [`TapReceiver`]: the receiving half (the inspection task), [`TapBatch`]: what it takes.
+//! - [`TapReceiver`]: the receiving half, [`TapBatch`]: what it takes.
+//! - [`ReadyList`]: the keys of a thread's connections with items, and its consumer's waker.
 //! - [`TapItem`]: what crosses.
 
 use std::collections::VecDeque;
@@ -48,9 +53,78 @@ impl TapItem {
 
 struct Channel {
     queue: Mutex<Queue>,
-    /// The inspection task, when it waits on an empty queue.
-    receiver: AtomicWaker,
+    consumer: Consumer,
     capacity: usize,
+}
+
+/// Who takes a channel's items, and how it is woken.
+enum Consumer {
+    /// A task of the connection's own, when it waits on an empty queue.
+    Task(AtomicWaker),
+    /// The thread's inspection task: the channel lists `key` on `ready`.
+    Shared { ready: Arc<ReadyList>, key: usize },
+}
+
+impl Consumer {
+    /// Wake the consumer; `queue.listed` (held) says whether it was told already.
+    fn notify(&self, listed: &mut bool) -> Option<&Self> {
+        match self {
+            Consumer::Task(_) => Some(self),
+            Consumer::Shared { .. } if *listed => None,
+            Consumer::Shared { .. } => {
+                *listed = true;
+                Some(self)
+            }
+        }
+    }
+
+    /// The wake-up itself, outside the queue's lock.
+    fn wake(&self) {
+        match self {
+            Consumer::Task(waker) => waker.wake(),
+            Consumer::Shared { ready, key } => ready.push(*key),
+        }
+    }
+}
+
+/// The keys of a data thread's connections that have items for inspection, and the waker of
+/// the task that takes them. A connection is listed at most once until its items are taken.
+#[derive(Default)]
+pub struct ReadyList {
+    keys: Mutex<Vec<usize>>,
+    consumer: AtomicWaker,
+}
+
+impl std::fmt::Debug for ReadyList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyList").finish_non_exhaustive()
+    }
+}
+
+impl ReadyList {
+    fn push(&self, key: usize) {
+        lock(&self.keys).push(key);
+        self.consumer.wake();
+    }
+
+    /// Move the listed keys into `into` (in the order listed), or wait for one. The waker is
+    /// registered either way: a push wakes whoever registered last, once.
+    pub fn poll_take(&self, cx: &mut std::task::Context<'_>, into: &mut Vec<usize>) -> Poll<()> {
+        self.consumer.register(cx.waker());
+        let mut keys = lock(&self.keys);
+        if keys.is_empty() {
+            return Poll::Pending;
+        }
+        into.append(&mut keys);
+        Poll::Ready(())
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere between two whole updates: still sound.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]
@@ -62,6 +136,8 @@ struct Queue {
     senders: usize,
     /// The receiver is gone: offers fail, so the relay stops splitting.
     closed: bool,
+    /// The channel's key is on its [`ReadyList`] and the items were not taken since.
+    listed: bool,
 }
 
 /// Items in order: the two slots first (front to back), then `rest`, which is only used
@@ -106,9 +182,7 @@ impl Items {
 impl Channel {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock leaves a queue of whole items: still sound.
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.queue)
     }
 }
 
@@ -136,13 +210,16 @@ impl Clone for Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        let last = {
+        let wake = {
             let mut queue = self.channel.lock();
             queue.senders = queue.senders.saturating_sub(1);
-            queue.senders == 0
+            let queue = &mut *queue;
+            (queue.senders == 0 && !queue.closed)
+                .then(|| self.channel.consumer.notify(&mut queue.listed))
+                .flatten()
         };
-        if last {
-            self.channel.receiver.wake();
+        if let Some(consumer) = wake {
+            consumer.wake();
         }
     }
 }
@@ -151,12 +228,27 @@ impl Tap {
     /// A bounded channel of `capacity` items; each dropped item's frames count in
     /// `dropped`.
     pub fn channel(capacity: usize, dropped: Counter) -> (Tap, TapReceiver) {
+        Self::with_consumer(capacity, dropped, Consumer::Task(AtomicWaker::new()))
+    }
+
+    /// [`Tap::channel`] for the thread's shared inspection task: an offer that wakes lists
+    /// `key` on `ready` (once until the items are taken with [`TapReceiver::take`]).
+    pub fn listed(
+        capacity: usize,
+        dropped: Counter,
+        ready: Arc<ReadyList>,
+        key: usize,
+    ) -> (Tap, TapReceiver) {
+        Self::with_consumer(capacity, dropped, Consumer::Shared { ready, key })
+    }
+
+    fn with_consumer(capacity: usize, dropped: Counter, consumer: Consumer) -> (Tap, TapReceiver) {
         let channel = Arc::new(Channel {
             queue: Mutex::new(Queue {
                 senders: 1,
                 ..Queue::default()
             }),
-            receiver: AtomicWaker::new(),
+            consumer,
             capacity: capacity.max(1),
         });
         (
@@ -181,7 +273,7 @@ impl Tap {
     }
 
     fn push(&self, item: TapItem, wake: bool) -> bool {
-        let wake = {
+        let consumer = {
             let mut queue = self.channel.lock();
             if queue.closed {
                 return false;
@@ -193,10 +285,15 @@ impl Tap {
                 return true;
             }
             queue.items.push(item);
-            wake || queue.items.len() * 2 > self.channel.capacity
+            let queue = &mut *queue;
+            if wake || queue.items.len() * 2 > self.channel.capacity {
+                self.channel.consumer.notify(&mut queue.listed)
+            } else {
+                None
+            }
         };
-        if wake {
-            self.channel.receiver.wake();
+        if let Some(consumer) = consumer {
+            consumer.wake();
         }
         true
     }
@@ -224,12 +321,30 @@ impl TapReceiver {
                     return Poll::Ready(TapBatch::default());
                 }
                 // Registered under the lock: an offer after it pushes, unlocks, then wakes.
-                self.channel.receiver.register(cx.waker());
+                if let Consumer::Task(waker) = &self.channel.consumer {
+                    waker.register(cx.waker());
+                }
                 return Poll::Pending;
             }
             Poll::Ready(TapBatch(std::mem::take(&mut queue.items)))
         })
         .await
+    }
+
+    /// Take every queued item without waiting (the shared inspection task's way, once the
+    /// channel was listed), and whether items were dropped since the last take. The next
+    /// offer that wakes lists the channel again.
+    pub fn take(&mut self) -> (TapBatch, bool) {
+        let mut queue = self.channel.lock();
+        queue.listed = false;
+        let behind = std::mem::take(&mut queue.behind);
+        (TapBatch(std::mem::take(&mut queue.items)), behind)
+    }
+
+    /// Whether every [`Tap`] is gone and nothing is left to take: the connection is over.
+    pub fn is_finished(&self) -> bool {
+        let queue = self.channel.lock();
+        queue.senders == 0 && queue.items.len() == 0
     }
 
     /// The next item, if one is queued.
@@ -269,6 +384,11 @@ impl TapBatch {
     /// The items, by reference.
     pub fn iter(&self) -> impl Iterator<Item = &TapItem> {
         self.0.slots.iter().flatten().chain(&self.0.rest)
+    }
+
+    /// The first item left, taken out.
+    pub fn pop_front(&mut self) -> Option<TapItem> {
+        self.0.pop_front()
     }
 }
 
