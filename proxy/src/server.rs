@@ -12,7 +12,10 @@
 //! - [`run`]: the whole `indextap proxy` lifetime.
 //! - `serve_mongo` / `serve_postgres`: one accept loop per listener, one task per connection.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -51,6 +54,9 @@ struct Shared {
     inspections: TaskTracker,
     tap_capacity: usize,
     max_inspect: usize,
+    /// Set just before the shutdown token is cancelled: until then a relay's wake-up need
+    /// not look at the token (a lock per look).
+    stopping: AtomicBool,
 }
 
 /// Run the proxy until SIGTERM or SIGINT.
@@ -97,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         analysis,
         inspections: TaskTracker::new(),
+        stopping: AtomicBool::new(false),
         tap_capacity: config.capture.channel_capacity,
         max_inspect: config.capture.max_inspect_bytes,
     });
@@ -163,6 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections");
+    shared.stopping.store(true, Ordering::Release);
     shutdown.cancel();
     connections.close();
     let grace = Duration::from_secs(config.shutdown.grace_secs);
@@ -401,9 +409,9 @@ async fn serve<Start, Started>(
         let connections = placement.connections.clone();
         placement.spawn(client, move |client| async move {
             metrics.connections_active.inc();
-            match start(client, metrics.clone(), shared).await {
+            match start(client, metrics.clone(), shared.clone()).await {
                 Some((relayed, activity)) => {
-                    spawn_relay(relayed, activity, shutdown, metrics, &connections);
+                    spawn_relay(relayed, activity, shutdown, shared, metrics, &connections);
                 }
                 None => {
                     metrics.connections_active.dec();
@@ -543,11 +551,12 @@ fn spawn_relay(
     relayed: Relayed,
     activity: Arc<Activity>,
     shutdown: CancellationToken,
+    shared: Arc<Shared>,
     metrics: ListenerMetrics,
     connections: &TaskTracker,
 ) {
     connections.spawn(async move {
-        relay_until_drained(relayed, &activity, &shutdown, &metrics).await;
+        relay_until_drained(relayed, &activity, &shutdown, &shared.stopping, &metrics).await;
         metrics.connections_active.dec();
     });
 }
@@ -561,15 +570,29 @@ async fn relay_until_drained(
     mut relayed: Relayed,
     activity: &Activity,
     shutdown: &CancellationToken,
+    stopping: &AtomicBool,
     metrics: &ListenerMetrics,
 ) {
     // A token of the connection's own: waiting on the shared one would take its lock, shared
     // by every connection, on each wake-up of the relay.
     let shutdown = shutdown.child_token();
-    let ended = tokio::select! {
-        result = &mut relayed => Some(result),
-        () = shutdown.cancelled() => None,
-    };
+    let mut cancelled = std::pin::pin!(shutdown.cancelled());
+    // The token is looked at on the first poll, which leaves this task's waker with it, and
+    // then only once `stopping` is set: looking takes two locks, on every wake-up of the relay.
+    let mut registered = false;
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = relayed.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        if !registered || stopping.load(Ordering::Acquire) {
+            registered = true;
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await;
     let result = match ended {
         Some(result) => result,
         None => {
