@@ -9,7 +9,8 @@
 //! counted; when the inspector has stopped (a decode error) the pump stops splitting.
 //!
 //! Both pumps are state machines polled by one task, which owns both sockets whole: no
-//! split halves, no lock per poll, one wake-up per readiness event.
+//! split halves, no lock per poll, one wake-up per readiness event. Each pump waits with a
+//! waker of its own (`PumpWake`), so a wake-up polls only the pump whose socket is ready.
 //!
 //! Reads go into the thread's read arena, not into a buffer of the connection's own: a chunk
 //! is a reference-counted slice of the arena, shared by the write and by the inspector's
@@ -24,17 +25,19 @@
 //! ## Layout
 //! - [`ByteStream`], [`BoxStream`]: what can be relayed.
 //! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
-//! - `Pump`: one direction's state machine; `read_chunk`: the read arena.
+//! - `Pump`: one direction's state machine, `PumpWake` its waker; `read_chunk`: the read
+//!   arena.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -169,27 +172,36 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         );
         let metrics = &self.metrics;
         let (mut to_upstream, mut to_client) = (None, None);
+        let task = Arc::new(AtomicWaker::new());
+        let (request_wake, reply_wake) = (PumpWake::new(&task), PumpWake::new(&task));
+        let (request_waker, reply_waker) = (
+            std::task::Waker::from(request_wake.clone()),
+            std::task::Waker::from(reply_wake.clone()),
+        );
         // A clean end of one direction (a half-close) lets the other finish; an error ends
         // both, dropping the sockets.
         std::future::poll_fn(|cx| {
-            if to_upstream.is_none() {
+            task.register(cx.waker());
+            if to_upstream.is_none() && request_wake.take() {
                 let mut shared = Shared {
                     metrics,
                     rewrite: rewrite.as_deref_mut(),
                 };
+                let mut cx = Context::from_waker(&request_waker);
                 if let Poll::Ready(result) =
-                    requests.poll(cx, &mut client, &mut upstream, &mut shared)
+                    requests.poll(&mut cx, &mut client, &mut upstream, &mut shared)
                 {
                     to_upstream = Some(result?);
                 }
             }
-            if to_client.is_none() {
+            if to_client.is_none() && reply_wake.take() {
                 let mut shared = Shared {
                     metrics,
                     rewrite: rewrite.as_deref_mut(),
                 };
+                let mut cx = Context::from_waker(&reply_waker);
                 if let Poll::Ready(result) =
-                    replies.poll(cx, &mut upstream, &mut client, &mut shared)
+                    replies.poll(&mut cx, &mut upstream, &mut client, &mut shared)
                 {
                     to_client = Some(result?);
                 }
@@ -203,6 +215,40 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
             }
         })
         .await
+    }
+}
+
+/// One pump's waker: the sockets wake the pump that waits on them, and only that pump is
+/// polled on the task's next poll. A round trip wakes the relay task twice, once per
+/// direction; polling both pumps each time polled the idle one's socket for nothing.
+struct PumpWake {
+    due: AtomicBool,
+    task: Arc<AtomicWaker>,
+}
+
+impl PumpWake {
+    /// Due at first: a pump is polled once before it waits on anything.
+    fn new(task: &Arc<AtomicWaker>) -> Arc<Self> {
+        Arc::new(Self {
+            due: AtomicBool::new(true),
+            task: task.clone(),
+        })
+    }
+
+    /// Whether the pump was woken since it was last polled.
+    fn take(&self) -> bool {
+        self.due.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl std::task::Wake for PumpWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.due.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
