@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use indextap_analyzer::command::Observation;
 
-pub use channel::{ReadyList, Tap, TapBatch, TapItem, TapReceiver};
+pub use channel::{ReadyList, Taken, Tap, TapBatch, TapItem, TapReceiver};
 
 /// Which way a frame travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

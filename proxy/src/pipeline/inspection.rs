@@ -152,14 +152,14 @@ impl Connection {
                 Some(item) => item,
                 None => {
                     // Taking unlists the channel: what is offered after this lists it again.
-                    let (batch, behind) = self.receiver.take();
-                    if behind {
+                    let taken = self.receiver.take();
+                    if taken.behind {
                         self.inspector.resync();
                     }
-                    self.backlog = batch;
+                    self.backlog = taken.batch;
                     match self.backlog.pop_front() {
                         Some(item) => item,
-                        None if self.receiver.is_finished() => return Drained::Ended,
+                        None if taken.finished => return Drained::Ended,
                         None => return Drained::Idle,
                     }
                 }

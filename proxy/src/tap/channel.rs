@@ -332,19 +332,15 @@ impl TapReceiver {
     }
 
     /// Take every queued item without waiting (the shared inspection task's way, once the
-    /// channel was listed), and whether items were dropped since the last take. The next
-    /// offer that wakes lists the channel again.
-    pub fn take(&mut self) -> (TapBatch, bool) {
+    /// channel was listed). The next offer that wakes lists the channel again.
+    pub fn take(&mut self) -> Taken {
         let mut queue = self.channel.lock();
         queue.listed = false;
-        let behind = std::mem::take(&mut queue.behind);
-        (TapBatch(std::mem::take(&mut queue.items)), behind)
-    }
-
-    /// Whether every [`Tap`] is gone and nothing is left to take: the connection is over.
-    pub fn is_finished(&self) -> bool {
-        let queue = self.channel.lock();
-        queue.senders == 0 && queue.items.len() == 0
+        Taken {
+            finished: queue.senders == 0,
+            behind: std::mem::take(&mut queue.behind),
+            batch: TapBatch(std::mem::take(&mut queue.items)),
+        }
     }
 
     /// The next item, if one is queued.
@@ -364,6 +360,16 @@ impl Drop for TapReceiver {
         queue.closed = true;
         queue.items = Items::default();
     }
+}
+
+/// What [`TapReceiver::take`] took.
+pub struct Taken {
+    /// The items, in order.
+    pub batch: TapBatch,
+    /// Items were dropped since the last take (the inspector should resync first).
+    pub behind: bool,
+    /// Every [`Tap`] is gone: nothing will follow `batch`.
+    pub finished: bool,
 }
 
 /// The items [`TapReceiver::recv_all`] took, in order.
