@@ -278,8 +278,15 @@ async fn run(inspections: Arc<Inspections>, analysis: Analysis) {
         }
         owners.clear();
         // Dropping the receiver tells the relay to stop tapping.
-        for key in ended.drain(..) {
-            connections.try_remove(key);
+        if !ended.is_empty() {
+            for key in ended.drain(..) {
+                connections.try_remove(key);
+            }
+            // After a burst of connections the table gives its room back (as far as the
+            // highest key still open allows).
+            if connections.len() * 4 < connections.capacity() {
+                connections.shrink_to_fit();
+            }
         }
         drop(connections);
         if !todo.is_empty() {
