@@ -157,7 +157,7 @@ fn main() {
                 let template = &statements[(n as usize) % statements.len()];
                 let n = 1_000_000 + from + n;
                 SqlCommand {
-                    database: format!("app{n}"),
+                    database: format!("app{n}").into(),
                     ..sql_command(template, n)
                 }
             })

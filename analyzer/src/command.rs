@@ -60,8 +60,9 @@ pub struct DocumentSequence {
 /// One SQL statement as the client sent it.
 #[derive(Debug, Clone)]
 pub struct SqlCommand {
-    /// The database named in the StartupMessage.
-    pub database: String,
+    /// The database named in the StartupMessage. Shared: every statement of a session
+    /// carries it.
+    pub database: Arc<str>,
     /// The statement text. Shared, because prepared statements are executed many times.
     pub text: Arc<str>,
     /// How many parameters were bound (extended protocol). Their values are never kept.

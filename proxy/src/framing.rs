@@ -31,8 +31,20 @@ pub trait Framer: Send + 'static {
         false
     }
 
+    /// Whether consecutive whole frames of one chunk are handed out together, as one
+    /// [`Piece::Frame`] (a run), rather than one piece each. The inspector then walks the run
+    /// itself. A PostgreSQL round trip is four to nine small messages each way, and handing
+    /// each over on its own (a piece, a reference count, a slot in the chunk's list, a call
+    /// into the inspector) cost more than reading most of them: the session needs the body
+    /// of only a few and the type byte of the rest. A run holds whole frames only, never a
+    /// bulk one, and stays within the inspection cap.
+    fn joins_frames(&self) -> bool {
+        false
+    }
+
     /// Whether the server is bound to answer this whole request frame (a PostgreSQL Sync or
-    /// Query, a MongoDB command without `moreToCome`). Its inspection can then wait for the
+    /// Query, a MongoDB command without `moreToCome`); for a run ([`Framer::joins_frames`]),
+    /// whether it is bound to answer the run's last frame. Its inspection can then wait for the
     /// reply: both are inspected in one wake-up of the inspection task instead of two. The
     /// default, false, inspects the frame at once.
     fn reply_follows(&self, frame: &[u8]) -> bool {
@@ -46,7 +58,8 @@ use bytes::{Bytes, BytesMut};
 /// What the splitter makes of the bytes it is given, in stream order.
 #[derive(Debug)]
 pub enum Piece {
-    /// A whole frame no longer than the inspection cap.
+    /// A whole frame no longer than the inspection cap, or a run of them when the framer
+    /// joins frames ([`Framer::joins_frames`]).
     Frame(Bytes),
     /// Bytes that belong to no inspectable frame: an oversize frame streaming past, a bulk
     /// data frame ([`Framer::is_bulk`]), or the rest of a stream whose framing failed. Concatenating every `Frame` and `Raw` in order
@@ -145,6 +158,7 @@ impl<F: Framer> Splitter<F> {
                 self.start_skip(len, header, data, out)
             }
             Ok(len) if data.len() >= len => {
+                let len = self.run_len(data, len);
                 let frame = data.split_to(len);
                 out.push(self.whole(frame));
             }
@@ -192,6 +206,34 @@ impl<F: Framer> Splitter<F> {
             let frame = self.take_partial();
             out.push(self.whole(frame));
         }
+    }
+
+    /// How far the frame of `first` bytes at the head of `data` extends over the whole frames
+    /// after it: frames of the same kind (inspectable or bulk) are handed out as one piece.
+    /// Bulk frames always are (their bytes only pass by); inspectable ones when the framer
+    /// joins frames, up to the inspection cap. Whatever ends the run (a frame cut by the
+    /// chunk's end, an oversize or unframeable one, the other kind) is left to `push`.
+    fn run_len(&self, data: &[u8], first: usize) -> usize {
+        let header_len = self.framer.header_len();
+        let run_bulk = data
+            .get(..header_len)
+            .is_some_and(|header| self.framer.is_bulk(header));
+        if !run_bulk && !self.framer.joins_frames() {
+            return first;
+        }
+        let mut end = first;
+        while let Some(header) = data.get(end..end + header_len) {
+            let Ok(len) = self.framer.frame_len(header) else {
+                break;
+            };
+            let next = end.saturating_add(len);
+            let fits = next <= data.len() && (run_bulk || next <= self.max_frame);
+            if !fits || self.framer.is_bulk(header) != run_bulk {
+                break;
+            }
+            end = next;
+        }
+        end
     }
 
     /// What was gathered, and the buffer with it: an idle connection keeps no room for the

@@ -33,7 +33,7 @@ fn session(mut body: RawDocumentBuf) -> RawDocumentBuf {
 
 fn mongo_command(body: RawDocumentBuf, sequences: Vec<DocumentSequence>) -> MongoCommand {
     MongoCommand {
-        database: "app".to_owned(),
+        database: "app".into(),
         body: session(body),
         sequences,
     }
@@ -112,7 +112,7 @@ pub(crate) fn mongo_mix() -> Vec<MongoCommand> {
 /// A statement from a template, its `{n}` replaced by a number literal.
 pub(crate) fn sql_command(template: &str, n: u64) -> SqlCommand {
     SqlCommand {
-        database: "app".to_owned(),
+        database: "app".into(),
         text: Arc::from(template.replace("{n}", &n.to_string())),
         parameters: 0,
         protocol: SqlProtocol::Simple,

@@ -10,7 +10,7 @@ use crate::command::{MongoCommand, Request, SqlCommand, SqlProtocol};
 
 fn mongo(body: bson::RawDocumentBuf) -> Request {
     Request::Mongo(MongoCommand {
-        database: "app".to_owned(),
+        database: "app".into(),
         body,
         sequences: Vec::new(),
     })
@@ -18,7 +18,7 @@ fn mongo(body: bson::RawDocumentBuf) -> Request {
 
 fn sql(text: &str) -> Request {
     Request::Sql(SqlCommand {
-        database: "app".to_owned(),
+        database: "app".into(),
         text: text.into(),
         parameters: 0,
         protocol: SqlProtocol::Simple,

@@ -19,8 +19,35 @@ use super::tag::CommandRows;
 /// The error code recorded when an ErrorResponse carries no well-formed SQLSTATE.
 pub const UNKNOWN_SQLSTATE: &str = "unknown";
 
+/// An ErrorResponse's SQLSTATE: five digits or upper-case letters, or unknown. Kept inline,
+/// so a reply is decoded without an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlState(Option<[u8; 5]>);
+
+impl SqlState {
+    /// The code recorded when an ErrorResponse carries no well-formed SQLSTATE.
+    pub const UNKNOWN: SqlState = SqlState(None);
+
+    /// A well-formed code; anything else is not passed on, so a malformed field can never
+    /// smuggle text into the error label.
+    pub fn parse(code: &[u8]) -> Option<Self> {
+        let code: [u8; 5] = code.try_into().ok()?;
+        code.iter()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+            .then_some(SqlState(Some(code)))
+    }
+
+    /// The code, or [`UNKNOWN_SQLSTATE`].
+    pub fn as_str(&self) -> &str {
+        self.0
+            .as_ref()
+            .and_then(|code| std::str::from_utf8(code).ok())
+            .unwrap_or(UNKNOWN_SQLSTATE)
+    }
+}
+
 /// A backend message, with the parts the session keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// Authentication request or result.
     Authentication,
@@ -45,7 +72,7 @@ pub enum Backend {
     /// The server waits for the next cycle: the transaction status.
     ReadyForQuery(Option<TransactionStatus>),
     /// A statement failed: its SQLSTATE only.
-    ErrorResponse(String),
+    ErrorResponse(SqlState),
     /// A notice (never read).
     NoticeResponse,
     /// LISTEN/NOTIFY payload (never read).
@@ -122,9 +149,9 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
         b'C' => Backend::CommandComplete(keep(command_complete(frame), &mut skipped).flatten()),
         b'I' => Backend::EmptyQueryResponse,
         b'Z' => Backend::ReadyForQuery(keep(ready_for_query(frame), &mut skipped)),
-        b'E' => Backend::ErrorResponse(
-            keep(sqlstate(frame), &mut skipped).unwrap_or_else(|| UNKNOWN_SQLSTATE.to_owned()),
-        ),
+        b'E' => {
+            Backend::ErrorResponse(keep(sqlstate(frame), &mut skipped).unwrap_or(SqlState::UNKNOWN))
+        }
         b'N' => Backend::NoticeResponse,
         b'A' => Backend::NotificationResponse,
         b't' => Backend::ParameterDescription,
@@ -142,10 +169,10 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
     Decoded { message, skipped }
 }
 
-/// The tag, read in place (lossily, as pgwire reads it: a valid tag is ASCII).
+/// The tag, read in place (a valid tag is ASCII).
 fn command_complete(frame: &TypedFrame<'_>) -> Result<Option<CommandRows>, &'static str> {
     let tag = in_place(frame)?.cstr().ok_or("malformed_message")?;
-    Ok(CommandRows::from_tag(&String::from_utf8_lossy(tag)))
+    Ok(CommandRows::from_tag(tag))
 }
 
 fn ready_for_query(frame: &TypedFrame<'_>) -> Result<TransactionStatus, &'static str> {
@@ -154,7 +181,7 @@ fn ready_for_query(frame: &TypedFrame<'_>) -> Result<TransactionStatus, &'static
 }
 
 /// Walks the fields of an ErrorResponse and returns the SQLSTATE (`C`) alone.
-fn sqlstate(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+fn sqlstate(frame: &TypedFrame<'_>) -> Result<SqlState, &'static str> {
     let mut reader = in_place(frame)?;
     let mut code = None;
     loop {
@@ -169,19 +196,7 @@ fn sqlstate(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
             None => return Err("malformed_message"),
         }
     }
-    match code {
-        Some(code) if is_sqlstate(code) => Ok(String::from_utf8_lossy(code).into_owned()),
-        _ => Err("malformed_message"),
-    }
-}
-
-/// A SQLSTATE is five digits or upper-case letters. Anything else is not passed on, so a
-/// malformed field can never smuggle text into the error label.
-fn is_sqlstate(code: &[u8]) -> bool {
-    code.len() == 5
-        && code
-            .iter()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    code.and_then(SqlState::parse).ok_or("malformed_message")
 }
 
 #[cfg(test)]
@@ -194,7 +209,14 @@ mod tests {
     fn error_response_keeps_the_sqlstate_only() {
         let body = b"SERROR\0VERROR\0C23505\0Mduplicate key value (email)=(alice@example.com)\0Dsecret detail\0\0";
         let d = decode_framed(decode, b'E', body);
-        assert_eq!(d.message, Backend::ErrorResponse("23505".into()));
+        assert_eq!(
+            d.message,
+            Backend::ErrorResponse(SqlState::parse(b"23505").unwrap())
+        );
+        match d.message {
+            Backend::ErrorResponse(code) => assert_eq!(code.as_str(), "23505"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(d.skipped, None);
         let debug = format!("{d:?}");
         assert!(!debug.contains("alice"));
@@ -207,12 +229,14 @@ mod tests {
             &b"SERROR\0Mno code\0\0"[..],
             b"Calice@example.com\0\0",
             b"C2350\0\0",
+            b"C23a05\0\0",
             b"C23505\0",
             b"C23505",
             b"",
         ] {
             let d = decode_framed(decode, b'E', body);
-            assert_eq!(d.message, Backend::ErrorResponse(UNKNOWN_SQLSTATE.into()));
+            assert_eq!(d.message, Backend::ErrorResponse(SqlState::UNKNOWN));
+            assert_eq!(SqlState::UNKNOWN.as_str(), UNKNOWN_SQLSTATE);
             assert_eq!(d.skipped, Some("malformed_message"));
         }
     }

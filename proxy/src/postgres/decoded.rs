@@ -43,16 +43,17 @@ pub(super) fn in_place<'a>(frame: &TypedFrame<'a>) -> Result<Reader<'a>, &'stati
     Ok(Reader::new(frame.body))
 }
 
-/// Frames `body` as a `kind` message and decodes it with `decode`, as a session would.
+/// Frames `body` as a `kind` message and decodes it with `decode`, as a session would. The
+/// frame is leaked, so that what is decoded may borrow from it (tests only).
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 pub(super) fn decode_framed<T>(
-    decode: fn(&TypedFrame<'_>) -> Decoded<T>,
+    decode: fn(&TypedFrame<'static>) -> Decoded<T>,
     kind: u8,
     body: &[u8],
 ) -> Decoded<T> {
-    let bytes = super::frame::encode(kind, body);
-    decode(&TypedFrame::parse(&bytes).expect("an encoded frame parses"))
+    let bytes = super::frame::encode(kind, body).leak();
+    decode(&TypedFrame::parse(bytes).expect("an encoded frame parses"))
 }
 
 /// The decode context of an established session: typed messages only.

@@ -2,11 +2,12 @@
 //!
 //! After the startup phase every message is a type byte followed by a big-endian `i32` length
 //! that counts itself and the body but not the type byte. [`PgFramer`] gives the splitter that
-//! rule; [`TypedFrame`] re-checks a frame the inspector was handed and exposes its body as a
-//! borrowed slice.
+//! rule, and joins the whole messages of one read into a run handed over as one frame;
+//! [`messages`] walks a run again, re-checking each message, as a [`TypedFrame`] whose body
+//! is a borrowed slice.
 //!
-//! A frame may arrive shorter than its length field says when the relay streamed an
-//! over-cap message past inspection and handed over only its head. Such a frame is marked
+//! A message may arrive shorter than its length field says when the relay streamed an
+//! over-cap message past inspection and handed over only its head. Such a message is marked
 //! incomplete: its type still counts (a huge Bind is still a Bind), its body is not read.
 
 use crate::framing::Framer;
@@ -64,15 +65,33 @@ impl Framer for PgFramer {
         Ok(1 + length)
     }
 
+    /// A round trip's messages arrive together (Bind, Describe, Execute, Sync; BindComplete,
+    /// RowDescription, DataRow, CommandComplete, ReadyForQuery): one hand-over for all of them.
+    fn joins_frames(&self) -> bool {
+        true
+    }
+
     /// CopyData, both ways: a bulk load sends one per row, and the session needs none of
     /// them (COPY's CommandComplete tag counts the rows).
     fn is_bulk(&self, header: &[u8]) -> bool {
         header.first() == Some(&COPY_DATA)
     }
 
-    /// Sync and Query: the server answers each with ReadyForQuery.
-    fn reply_follows(&self, frame: &[u8]) -> bool {
-        matches!(frame.first(), Some(b'S' | b'Q'))
+    /// A run ending in Sync or Query: the server answers each with ReadyForQuery.
+    fn reply_follows(&self, run: &[u8]) -> bool {
+        let mut start = 0;
+        // Header by header to the last message; the splitter checked every length.
+        while let Some(header) = run.get(start..) {
+            let Ok(length) = length_field(header) else {
+                return false;
+            };
+            let next = start + 1 + length;
+            if next >= run.len() {
+                return matches!(header.first(), Some(b'S' | b'Q'));
+            }
+            start = next;
+        }
+        false
     }
 }
 
@@ -80,23 +99,32 @@ impl Framer for PgFramer {
 const COPY_DATA: u8 = b'd';
 
 /// Reads and checks the length field of a typed header (`header[1..5]`).
+#[inline]
 fn length_field(header: &[u8]) -> Result<usize, DecodeError> {
-    let Some(raw) = header.get(1..HEADER_LEN) else {
-        return Err(DecodeError::new(
-            "truncated",
-            format!("header has {} of {HEADER_LEN} bytes", header.len()),
-        ));
+    let Some(&[_, a, b, c, d]) = header.first_chunk::<HEADER_LEN>() else {
+        return Err(short_header(header.len()));
     };
-    let mut word = [0u8; 4];
-    word.copy_from_slice(raw);
-    let length = i32::from_be_bytes(word);
+    let length = i32::from_be_bytes([a, b, c, d]);
     match usize::try_from(length) {
         Ok(length) if (MIN_LENGTH..=MAX_LENGTH).contains(&length) => Ok(length),
-        _ => Err(DecodeError::new(
-            "bad_length",
-            format!("message length {length} outside {MIN_LENGTH}..={MAX_LENGTH}"),
-        )),
+        _ => Err(bad_length(length)),
     }
+}
+
+#[cold]
+fn short_header(len: usize) -> DecodeError {
+    DecodeError::new(
+        "truncated",
+        format!("header has {len} of {HEADER_LEN} bytes"),
+    )
+}
+
+#[cold]
+fn bad_length(length: i32) -> DecodeError {
+    DecodeError::new(
+        "bad_length",
+        format!("message length {length} outside {MIN_LENGTH}..={MAX_LENGTH}"),
+    )
 }
 
 /// A complete typed message, checked: its length field matches its size.
@@ -113,30 +141,73 @@ pub struct TypedFrame<'a> {
 }
 
 impl<'a> TypedFrame<'a> {
-    /// Checks a frame the relay handed over. A frame longer than its length field says
-    /// means the framing upstream of us is broken, so that is an error rather than a skip.
+    /// Checks a frame that holds exactly one message (or the head of one). A frame longer
+    /// than its length field says is an error here; a run of messages is walked with
+    /// [`messages`].
     pub fn parse(whole: &'a [u8]) -> Result<Self, DecodeError> {
-        let length = length_field(whole)?;
-        let Some(&kind) = whole.first() else {
-            return Err(DecodeError::new("truncated", "empty frame"));
-        };
-        if whole.len() > 1 + length {
+        let (message, rest) = Self::first(whole)?;
+        if !rest.is_empty() {
             return Err(DecodeError::new(
                 "bad_length",
                 format!(
                     "length field says {} bytes, frame has {}",
-                    1 + length,
+                    message.whole.len(),
                     whole.len()
                 ),
             ));
         }
-        let body = whole.get(HEADER_LEN..).unwrap_or_default();
-        Ok(Self {
+        Ok(message)
+    }
+
+    /// The first message of `bytes`, and the bytes after it. A message longer than `bytes`
+    /// is the head the relay handed over of one over the cap: all of `bytes`, incomplete.
+    #[inline]
+    fn first(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), DecodeError> {
+        let length = length_field(bytes)?;
+        let Some(&kind) = bytes.first() else {
+            return Err(DecodeError::new("truncated", "empty frame"));
+        };
+        let (whole, rest) = bytes.split_at(bytes.len().min(1 + length));
+        let message = Self {
             kind,
-            body,
+            body: whole.get(HEADER_LEN..).unwrap_or_default(),
             whole,
             complete: whole.len() == 1 + length,
-        })
+        };
+        Ok((message, rest))
+    }
+}
+
+/// The messages of a run the relay handed over, in order. A message that cannot be framed
+/// ends the walk with its error: the framing of the run is not to be trusted past it.
+pub fn messages(run: &[u8]) -> Messages<'_> {
+    Messages { rest: run }
+}
+
+/// The iterator of [`messages`].
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<TypedFrame<'a>, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match TypedFrame::first(self.rest) {
+            Ok((message, rest)) => {
+                self.rest = rest;
+                Some(Ok(message))
+            }
+            Err(error) => {
+                self.rest = &[];
+                Some(Err(error))
+            }
+        }
     }
 }
 
@@ -196,6 +267,51 @@ mod tests {
                 .sum();
             assert_eq!(raw, 2 * 5 + 9 + 2, "step {step}");
         }
+    }
+
+    /// A read's whole messages are handed over as one run, which `messages` walks again;
+    /// a message cut by the read's end, CopyData and over-cap messages end a run.
+    #[test]
+    fn whole_messages_of_a_read_are_one_run() {
+        use crate::framing::{Piece, Splitter};
+        let run = [
+            encode(b'B', b"\0s\0\0\0\0\0\0\0"),
+            encode(b'E', b"\0\0\0\0\0"),
+            encode(b'S', b""),
+        ]
+        .concat();
+        let big = encode(b'Q', &[b'x'; 100]);
+        let copy = encode(b'd', b"1\tsecret\n");
+        let stream = [&run[..], &copy, &run, &big, &run].concat();
+        let mut splitter = Splitter::new(PgFramer, 64);
+        let mut pieces = Vec::new();
+        // The last run is cut after its first byte.
+        let cut = stream.len() - run.len() + 1;
+        splitter.push(bytes::Bytes::copy_from_slice(&stream[..cut]), &mut pieces);
+        splitter.push(bytes::Bytes::copy_from_slice(&stream[cut..]), &mut pieces);
+        let kinds: Vec<String> = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Frame(frame) => {
+                    let kinds: Vec<u8> = messages(frame).map(|m| m.unwrap().kind).collect();
+                    String::from_utf8(kinds).unwrap()
+                }
+                Piece::Raw(bytes) => format!("raw {}", bytes.len()),
+                Piece::Oversize { len, .. } => format!("oversize {len}"),
+                Piece::Broken(error) => error.reason.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["BES", "raw 14", "BES", "oversize 105", "raw 105", "B", "ES"]
+        );
+        for piece in &pieces {
+            if let Piece::Frame(frame) = piece {
+                assert_eq!(PgFramer.reply_follows(frame), frame.last() == Some(&4));
+            }
+        }
+        assert!(PgFramer.reply_follows(&encode(b'Q', b"SELECT 1\0")));
+        assert!(!PgFramer.reply_follows(&encode(b'H', b"")));
     }
 
     #[test]

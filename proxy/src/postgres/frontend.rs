@@ -4,13 +4,14 @@
 //! with [`Reader`] (pgwire panics on short bodies). Query, Bind and Execute, which come with
 //! every statement run, are read in place, with no buffer copied for pgwire: a Query's text
 //! goes straight into the shared string the session keeps; of Bind and Execute only the
-//! portal and statement names and the parameter count leave the frame, never a parameter
-//! value. Password, CopyData, CopyFail and FunctionCall bodies are never read.
+//! portal and statement names (borrowed from the frame, copied only where the session keeps
+//! them) and the parameter count leave the frame, never a parameter value. Password, CopyData, CopyFail and FunctionCall bodies are never read.
 //!
 //! A message whose body cannot be read still has a type, and the type alone keeps request
 //! and reply pairing aligned (an unreadable Execute still queues an execution), so decoding
 //! returns the message with its unreadable parts as `None`, plus the reason to count.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use pgwire::messages::extendedquery::{
@@ -21,19 +22,19 @@ use super::decoded::{in_place, keep, with_pgwire, Decoded};
 use super::frame::TypedFrame;
 use super::reader::Reader;
 
-/// A frontend message, with the parts the session keeps.
+/// A frontend message, with the parts the session keeps; names borrow from the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frontend {
+pub enum Frontend<'a> {
     /// Simple query: the whole text, possibly several statements.
     Query(Option<Arc<str>>),
     /// Prepare a statement.
     Parse(Option<ParseInfo>),
     /// Bind a statement's parameters into a portal.
-    Bind(Option<BindInfo>),
+    Bind(Option<BindInfo<'a>>),
     /// Describe a statement or portal.
     Describe,
     /// Run a portal: its name.
-    Execute(Option<String>),
+    Execute(Option<Cow<'a, str>>),
     /// Close a statement or portal.
     Close(Option<CloseTarget>),
     /// End of an extended-protocol cycle.
@@ -67,11 +68,11 @@ pub struct ParseInfo {
 
 /// A Bind message's names and parameter count. Values are not kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindInfo {
+pub struct BindInfo<'a> {
     /// Portal name (`""`: the unnamed portal).
-    pub portal: String,
+    pub portal: Cow<'a, str>,
     /// Statement name (`""`: the unnamed statement).
-    pub statement: String,
+    pub statement: Cow<'a, str>,
     /// How many parameter values were bound.
     pub parameters: usize,
 }
@@ -85,7 +86,7 @@ pub enum CloseTarget {
     Portal(String),
 }
 
-impl Frontend {
+impl Frontend<'_> {
     /// The message type name, a metric label.
     pub fn name(&self) -> &'static str {
         match self {
@@ -109,7 +110,7 @@ impl Frontend {
 }
 
 /// Decodes one frontend frame. Never fails: unreadable parts become `None`.
-pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Frontend> {
+pub fn decode<'a>(frame: &TypedFrame<'a>) -> Decoded<Frontend<'a>> {
     let mut skipped = None;
     let note = &mut skipped;
     let message = match frame.kind {
@@ -135,7 +136,7 @@ pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Frontend> {
 /// Reads Query in place: the text, lossily as pgwire reads it.
 fn query(frame: &TypedFrame<'_>) -> Result<Arc<str>, &'static str> {
     let text = in_place(frame)?.cstr().ok_or("malformed_message")?;
-    Ok(Arc::from(String::from_utf8_lossy(text).as_ref()))
+    Ok(Arc::from(lossy(text).as_ref()))
 }
 
 fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
@@ -154,7 +155,7 @@ fn parse(frame: &TypedFrame<'_>) -> Result<ParseInfo, &'static str> {
 }
 
 /// Reads Execute in place: the portal name (the row limit is not needed).
-fn execute(frame: &TypedFrame<'_>) -> Result<String, &'static str> {
+fn execute<'a>(frame: &TypedFrame<'a>) -> Result<Cow<'a, str>, &'static str> {
     let mut reader = in_place(frame)?;
     let portal = reader.cstr().ok_or("malformed_message")?;
     reader.i32().ok_or("malformed_message")?;
@@ -174,7 +175,7 @@ fn close(frame: &TypedFrame<'_>) -> Result<CloseTarget, &'static str> {
 }
 
 /// Reads Bind in place: names and the parameter count, skipping over the values.
-fn bind(frame: &TypedFrame<'_>) -> Result<BindInfo, &'static str> {
+fn bind<'a>(frame: &TypedFrame<'a>) -> Result<BindInfo<'a>, &'static str> {
     let mut reader = in_place(frame)?;
     let info = (|| {
         let portal = lossy(reader.cstr()?);
@@ -201,9 +202,14 @@ fn bind(frame: &TypedFrame<'_>) -> Result<BindInfo, &'static str> {
     info.ok_or("malformed_message")
 }
 
-/// Names are decoded the way pgwire decodes them, so Parse and Bind agree on the keys.
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Names are decoded the way pgwire decodes them (lossily), so Parse and Bind agree on the
+/// keys. Valid UTF-8, the usual case, is checked by `from_utf8`'s word-at-a-time ASCII scan;
+/// `from_utf8_lossy` walks a text byte by byte.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +242,7 @@ mod tests {
         assert_eq!(
             d.message,
             Frontend::Bind(Some(BindInfo {
-                portal: String::new(),
+                portal: "".into(),
                 statement: "s1".into(),
                 parameters: 2
             }))
@@ -277,7 +283,7 @@ mod tests {
         assert_eq!(d.message, Frontend::Execute(Some("portal_1".into())));
         assert_eq!(d.skipped, None);
         let d = decode_framed(decode, b'E', b"\0\0\0\0\0");
-        assert_eq!(d.message, Frontend::Execute(Some(String::new())));
+        assert_eq!(d.message, Frontend::Execute(Some("".into())));
         // A long portal name is read like a short one: nothing is copied for a decoder.
         let mut body = vec![b'p'; 20_000];
         body.extend_from_slice(b"\0\0\0\0\0");

@@ -53,11 +53,13 @@ impl<'a> Reader<'a> {
         Some(i32::from_be_bytes(word))
     }
 
-    /// Takes a NUL-terminated string, returning it without the NUL.
+    /// Takes a NUL-terminated string, returning it without the NUL. The NUL is found a word
+    /// at a time (`CStr`'s search), not byte by byte: a Query's text is read this way.
     pub fn cstr(&mut self) -> Option<&'a [u8]> {
-        let end = self.rest.iter().position(|&b| b == 0)?;
-        let text = self.take(end)?;
-        self.take(1)?;
+        let text = std::ffi::CStr::from_bytes_until_nul(self.rest)
+            .ok()?
+            .to_bytes();
+        self.take(text.len() + 1)?;
         Some(text)
     }
 

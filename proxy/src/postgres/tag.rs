@@ -15,18 +15,34 @@ pub enum CommandRows {
 }
 
 impl CommandRows {
-    /// Reads a tag. Tags without a row count (`BEGIN`, `CREATE TABLE`, `MOVE n`) give `None`.
-    pub fn from_tag(tag: &str) -> Option<Self> {
-        let mut words = tag.split_ascii_whitespace();
-        let command = words.next()?;
-        let count = words.next_back()?.parse::<u64>().ok()?;
+    /// Reads a tag, as the bytes of the message. Tags without a row count (`BEGIN`,
+    /// `CREATE TABLE`, `MOVE n`) give `None`.
+    pub fn from_tag(tag: &[u8]) -> Option<Self> {
+        let tag = tag.trim_ascii();
+        let command_end = tag.iter().position(u8::is_ascii_whitespace)?;
+        let count_start = tag.iter().rposition(u8::is_ascii_whitespace)? + 1;
+        let command = tag.get(..command_end)?;
+        let count = count(tag.get(count_start..)?)?;
         match command {
-            "SELECT" | "FETCH" => Some(CommandRows::Returned(count)),
-            "INSERT" | "UPDATE" | "DELETE" | "MERGE" => Some(CommandRows::Affected(count)),
-            "COPY" => Some(CommandRows::Copied(count)),
+            b"SELECT" | b"FETCH" => Some(CommandRows::Returned(count)),
+            b"INSERT" | b"UPDATE" | b"DELETE" | b"MERGE" => Some(CommandRows::Affected(count)),
+            b"COPY" => Some(CommandRows::Copied(count)),
             _ => None,
         }
     }
+}
+
+/// A row count: decimal digits only, within `u64`.
+fn count(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |count, &digit| {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        count.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -44,8 +60,9 @@ mod tests {
             ("DELETE 0", CommandRows::Affected(0)),
             ("MERGE 7", CommandRows::Affected(7)),
             ("COPY 1000", CommandRows::Copied(1000)),
+            ("SELECT  7 ", CommandRows::Returned(7)),
         ] {
-            assert_eq!(CommandRows::from_tag(tag), Some(rows), "{tag}");
+            assert_eq!(CommandRows::from_tag(tag.as_bytes()), Some(rows), "{tag}");
         }
     }
 
@@ -59,8 +76,10 @@ mod tests {
             "SELECT x",
             "",
             "UPDATE -1",
+            "UPDATE +1",
+            "SELECT 99999999999999999999",
         ] {
-            assert_eq!(CommandRows::from_tag(tag), None, "{tag}");
+            assert_eq!(CommandRows::from_tag(tag.as_bytes()), None, "{tag}");
         }
     }
 }

@@ -97,7 +97,7 @@ impl Traffic {
         micros: u64,
     ) -> &mut Self {
         let request = Request::Sql(SqlCommand {
-            database: PG_DB.to_owned(),
+            database: PG_DB.into(),
             text: Arc::from(text),
             parameters,
             protocol: if parameters > 0 {

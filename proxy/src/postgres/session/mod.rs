@@ -32,6 +32,7 @@ mod replies;
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +41,7 @@ use indextap_analyzer::command::SqlProtocol;
 use self::names::NameMap;
 use self::pending::{Execution, Pending, PendingQueue, PortalRef};
 use super::backend::{self, Backend};
-use super::frame::TypedFrame;
+use super::frame::messages;
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
 use super::Decoded;
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
@@ -70,7 +71,7 @@ struct Portal {
 /// The inspector of one PostgreSQL session.
 #[derive(Debug)]
 pub struct PgSession {
-    database: String,
+    database: Arc<str>,
     statements: NameMap<Arc<str>>,
     portals: NameMap<Portal>,
     pending: PendingQueue,
@@ -88,7 +89,7 @@ impl PgSession {
     /// A session on `database` (from the StartupMessage).
     pub fn new(database: String) -> Self {
         Self {
-            database,
+            database: Arc::from(database),
             statements: NameMap::new(MAX_STATEMENTS, MAX_STATEMENT_BYTES),
             portals: NameMap::new(MAX_PORTALS, usize::MAX),
             pending: PendingQueue::new(MAX_PENDING),
@@ -99,7 +100,7 @@ impl PgSession {
         }
     }
 
-    fn on_frontend(&mut self, message: Frontend, at: Instant, events: &mut dyn Events) {
+    fn on_frontend(&mut self, message: Frontend<'_>, at: Instant, events: &mut dyn Events) {
         match message {
             Frontend::Query(text) => {
                 self.cycle += 1;
@@ -157,7 +158,7 @@ impl PgSession {
         }
     }
 
-    fn bind(&mut self, bind: BindInfo, events: &mut dyn Events) {
+    fn bind(&mut self, bind: BindInfo<'_>, events: &mut dyn Events) {
         let statement = self.statements.get(&bind.statement).cloned();
         if statement.is_none() {
             events.count("unknown_statement");
@@ -170,7 +171,7 @@ impl PgSession {
             id: self.next_portal_id,
             suspended: None,
         };
-        let displaced = self.portals.insert(bind.portal, portal, 0);
+        let displaced = self.portals.insert(bind.portal.into_owned(), portal, 0);
         for _ in &displaced.evicted {
             events.count("portal_evicted");
         }
@@ -183,7 +184,7 @@ impl PgSession {
     /// reported when the portal is unknown (it keeps the reply queue aligned all the same).
     fn execution(
         &mut self,
-        portal: Option<String>,
+        portal: Option<Cow<'_, str>>,
         at: Instant,
         events: &mut dyn Events,
     ) -> Execution {
@@ -208,7 +209,7 @@ impl PgSession {
             ),
         };
         execution.portal = Some(PortalRef {
-            name,
+            name: name.into_owned(),
             id: portal.id,
         });
         execution
@@ -255,23 +256,24 @@ impl PgSession {
     }
 }
 
-/// Counts a decoded message by its type `name`, and what of its body was skipped; a type the
-/// protocol does not have is counted as such and not followed. Returns the message to follow.
-fn counted<T: PartialEq>(
-    decoded: Decoded<T>,
-    unknown: T,
-    name: fn(&T) -> &'static str,
+/// Counts a decoded message by its type, and what of its body was skipped. A type the
+/// protocol does not have is counted as such, and not followed: returns false.
+#[inline]
+fn counted(
+    name: &'static str,
+    unknown: bool,
+    skipped: Option<&'static str>,
     events: &mut dyn Events,
-) -> Option<T> {
-    if decoded.message == unknown {
+) -> bool {
+    if unknown {
         events.count("unknown_message_type");
-        return None;
+        return false;
     }
-    events.message(name(&decoded.message));
-    if let Some(reason) = decoded.skipped {
+    events.message(name);
+    if let Some(reason) = skipped {
         events.count(reason);
     }
-    Some(decoded.message)
+    true
 }
 
 impl Inspector for PgSession {
@@ -283,19 +285,28 @@ impl Inspector for PgSession {
         }
     }
 
+    /// A frame is a run of the messages of one read ([`PgFramer`](crate::postgres::PgFramer)
+    /// joins them), walked here in order.
     fn inspect(&mut self, frame: TapFrame, events: &mut dyn Events) -> Result<(), DecodeError> {
-        let typed = TypedFrame::parse(&frame.bytes)?;
-        match frame.direction {
-            Direction::Request => {
-                let decoded = frontend::decode(&typed);
-                if let Some(message) = counted(decoded, Frontend::Unknown, Frontend::name, events) {
-                    self.on_frontend(message, frame.at, events);
+        if frame.bytes.is_empty() {
+            return Err(DecodeError::new("truncated", "empty frame"));
+        }
+        for typed in messages(&frame.bytes) {
+            let typed = typed?;
+            match frame.direction {
+                Direction::Request => {
+                    let Decoded { message, skipped } = frontend::decode(&typed);
+                    let unknown = matches!(message, Frontend::Unknown);
+                    if counted(message.name(), unknown, skipped, events) {
+                        self.on_frontend(message, frame.at, events);
+                    }
                 }
-            }
-            Direction::Reply => {
-                let decoded = backend::decode(&typed);
-                if let Some(message) = counted(decoded, Backend::Unknown, Backend::name, events) {
-                    self.on_backend(message, frame.at, events);
+                Direction::Reply => {
+                    let Decoded { message, skipped } = backend::decode(&typed);
+                    let unknown = matches!(message, Backend::Unknown);
+                    if counted(message.name(), unknown, skipped, events) {
+                        self.on_backend(message, frame.at, events);
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indextap_analyzer::command::{Observation, Outcome, Request, SqlCommand, SqlProtocol};
 
+use crate::postgres::backend::SqlState;
 use crate::postgres::tag::CommandRows;
 
 /// Which way a COPY runs, once the server said so.
@@ -128,9 +129,9 @@ impl Execution {
     }
 
     /// Records a failure, keeping the first.
-    pub fn fail(&mut self, sqlstate: String) {
+    pub fn fail(&mut self, sqlstate: SqlState) {
         if self.error.is_none() {
-            self.error = Some(sqlstate);
+            self.error = Some(sqlstate.as_str().to_owned());
         }
     }
 
@@ -150,7 +151,7 @@ impl Execution {
 
     /// The observation, finished at `done` (`None`: the run ended without a reply, as a
     /// suspended portal that is closed). Statements never seen or empty are not reported.
-    pub fn finish(self, database: &str, done: Option<Instant>) -> Option<Observation> {
+    pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
         let text = self.text.filter(|text| !text.trim().is_empty())?;
         let latency = self.earlier_latency
             + done.map_or(Duration::ZERO, |done| {
@@ -158,7 +159,7 @@ impl Execution {
             });
         Some(Observation {
             request: Request::Sql(SqlCommand {
-                database: database.to_owned(),
+                database: database.clone(),
                 text,
                 parameters: self.parameters,
                 protocol: self.protocol,

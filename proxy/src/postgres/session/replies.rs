@@ -6,7 +6,7 @@ use pgwire::messages::response::TransactionStatus;
 
 use super::pending::{CopyDirection, Execution, Pending};
 use super::PgSession;
-use crate::postgres::backend::Backend;
+use crate::postgres::backend::{Backend, SqlState};
 use crate::tap::Events;
 
 impl PgSession {
@@ -60,7 +60,7 @@ impl PgSession {
 
     /// An ErrorResponse fails the oldest execution. In extended mode the server then skips
     /// everything up to Sync, so the executions queued before the next Sync never ran.
-    fn error(&mut self, sqlstate: String, at: Instant, events: &mut dyn Events) {
+    fn error(&mut self, sqlstate: SqlState, at: Instant, events: &mut dyn Events) {
         // A failed COPY FROM STDIN leaves copy mode: the next Sync is answered again.
         self.copy_in = false;
         match self.pending.front() {

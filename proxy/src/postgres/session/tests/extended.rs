@@ -324,3 +324,71 @@ fn a_failed_copy_from_stdin_answers_the_next_sync() {
     assert_eq!(h.events.observations[1].outcome.returned, 1);
     assert_eq!(h.counted("unpaired_reply"), 0);
 }
+
+/// The relay hands a read's messages over as one run: walked in the session, they give the
+/// same observations, message counts and counted events as one message per frame.
+#[test]
+fn a_run_of_messages_is_inspected_as_its_messages_one_by_one() {
+    let requests = vec![
+        parse("s", "SELECT * FROM t WHERE id = $1"),
+        bind("", "s", &[Some("7")]),
+        describe_portal(""),
+        execute("", 0),
+        sync(),
+        bind("", "s", &[Some("8")]),
+        execute("", 0),
+        sync(),
+    ];
+    let replies = vec![
+        message(b'1', b""),
+        message(b'2', b""),
+        row_description(),
+        data_row("a"),
+        data_row("b"),
+        data_row("c"),
+        command_complete("SHOW"),
+        ready(b'I'),
+        message(b'2', b""),
+        error("22P02", "invalid input syntax: secret"),
+        ready(b'I'),
+    ];
+    let mut apart = Harness::new();
+    apart.client(requests.clone()).server(replies.clone());
+    let mut together = Harness::new();
+    together
+        .client([requests.concat()])
+        .server([replies.concat()]);
+
+    let outcomes = |h: &Harness| -> Vec<(String, u64, Option<String>)> {
+        h.events
+            .observations
+            .iter()
+            .map(|o| {
+                let outcome = &o.outcome;
+                (
+                    sql(o).text.to_string(),
+                    outcome.returned,
+                    outcome.error.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(outcomes(&together), outcomes(&apart));
+    assert_eq!(
+        outcomes(&together),
+        [
+            ("SELECT * FROM t WHERE id = $1".to_string(), 3, None),
+            (
+                "SELECT * FROM t WHERE id = $1".to_string(),
+                0,
+                Some("22P02".to_string())
+            ),
+        ]
+    );
+    assert_eq!(together.events.messages, apart.events.messages);
+    assert_eq!(
+        together.events.messages.len(),
+        requests.len() + replies.len()
+    );
+    assert_eq!(together.events.counts, apart.events.counts);
+}

@@ -53,10 +53,16 @@ fn broken_framing_is_an_error() {
         .inspect(frame(&[b'Q', 0, 0]), &mut events)
         .unwrap_err();
     assert_eq!(err.reason, "truncated");
+    // A run's bytes past its last whole message are not a header.
     let err = session
         .inspect(frame(&[b'S', 0, 0, 0, 4, 0]), &mut events)
         .unwrap_err();
+    assert_eq!(err.reason, "truncated");
+    let err = session
+        .inspect(frame(&[b'S', 0, 0, 0, 4, b'S', 0, 0, 0, 3]), &mut events)
+        .unwrap_err();
     assert_eq!(err.reason, "bad_length");
+    events.counts.clear();
     // A head-only frame (an over-cap message streamed past) still counts by type.
     let mut head = message(b'B', &[0u8; 64]);
     head.truncate(10);

@@ -26,7 +26,7 @@ fn simple_query_is_one_observation_per_statement() {
     let (select, update) = (&h.events.observations[0], &h.events.observations[1]);
     for (i, observation) in [select, update].into_iter().enumerate() {
         let command = sql(observation);
-        assert_eq!(command.database, "app");
+        assert_eq!(&*command.database, "app");
         assert_eq!(
             &*command.text,
             "SELECT * FROM t WHERE id = 1; UPDATE t SET a = 2"
