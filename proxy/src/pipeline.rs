@@ -182,42 +182,49 @@ struct Tally {
     label: &'static str,
     counter: Counter,
     pending: u64,
+    /// The entry counted right after this one last time.
+    follower: usize,
 }
 
 /// Counts one `label`. A connection's messages come in the same order round trip after round
-/// trip (Bind, Execute, Sync, BindComplete, ...), so the entry after the last one counted is
-/// tried first: one comparison instead of a scan.
+/// trip (Bind, Describe, Execute, Sync, BindComplete, ...), so each entry remembers the entry
+/// counted after it last time, and that one is tried first: one comparison instead of a
+/// scan, whatever order the labels were first seen in.
 fn tally(tallies: &mut Tallies, label: &'static str, resolve: impl FnOnce(&str) -> Counter) {
     // Labels are static strings, told apart by address alone: a label that the compiler
     // placed twice gets two entries resolving to the same counter, which adds up the same.
     let same = |tally: &Tally| std::ptr::eq(tally.label, label);
-    let at = match tallies.entries.get(tallies.next) {
-        Some(tally) if same(tally) => Some(tallies.next),
-        _ => tallies.entries.iter().position(same),
+    let last = tallies.last;
+    let guess = tallies.entries.get(last).map(|tally| tally.follower);
+    let at = match guess.and_then(|at| Some(at).zip(tallies.entries.get(at))) {
+        Some((at, tally)) if same(tally) => at,
+        _ => {
+            let at = tallies.entries.iter().position(same).unwrap_or_else(|| {
+                tallies.entries.push(Tally {
+                    label,
+                    counter: resolve(label),
+                    pending: 0,
+                    follower: 0,
+                });
+                tallies.entries.len() - 1
+            });
+            if let Some(previous) = tallies.entries.get_mut(last) {
+                previous.follower = at;
+            }
+            at
+        }
     };
-    let at = at.unwrap_or_else(|| {
-        tallies.entries.push(Tally {
-            label,
-            counter: resolve(label),
-            pending: 0,
-        });
-        tallies.entries.len() - 1
-    });
     if let Some(tally) = tallies.entries.get_mut(at) {
         tally.pending += 1;
     }
-    tallies.next = if at + 1 < tallies.entries.len() {
-        at + 1
-    } else {
-        0
-    };
+    tallies.last = at;
 }
 
-/// A connection's tallies, and where the next label is likely to be.
+/// A connection's tallies, and the entry counted last.
 #[derive(Default)]
 struct Tallies {
     entries: Vec<Tally>,
-    next: usize,
+    last: usize,
 }
 
 impl Tallies {
