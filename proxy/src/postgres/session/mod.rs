@@ -64,8 +64,9 @@ struct Portal {
     /// The frontend cycle it was bound in: a transaction ending after it destroys it.
     cycle: u64,
     id: u64,
-    /// A run suspended at its row limit, waiting for the next Execute.
-    suspended: Option<Execution>,
+    /// A run suspended at its row limit, waiting for the next Execute. Boxed: a portal is
+    /// moved on every Bind, and few are ever suspended.
+    suspended: Option<Box<Execution>>,
 }
 
 /// The inspector of one PostgreSQL session.
@@ -199,7 +200,7 @@ impl PgSession {
         let mut execution = match portal.suspended.take() {
             Some(mut resumed) => {
                 resumed.sent = at;
-                resumed
+                *resumed
             }
             None => Execution::new(
                 portal.statement.clone(),
@@ -224,7 +225,7 @@ impl PgSession {
     /// A portal is gone: a run suspended in it ended without completing.
     fn end_portal(&mut self, portal: Portal, events: &mut dyn Events) {
         if let Some(run) = portal.suspended {
-            self.emit(run, None, events);
+            self.emit(*run, None, events);
         }
     }
 

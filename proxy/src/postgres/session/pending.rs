@@ -59,7 +59,7 @@ pub struct Execution {
     /// Rows written so far.
     pub affected: u64,
     /// The first SQLSTATE, if it failed.
-    pub error: Option<String>,
+    pub error: Option<SqlState>,
     /// COPY direction, once known.
     pub copy: CopyDirection,
     /// Which statement of a simple Query this is; `None` for an Execute.
@@ -131,7 +131,7 @@ impl Execution {
     /// Records a failure, keeping the first.
     pub fn fail(&mut self, sqlstate: SqlState) {
         if self.error.is_none() {
-            self.error = Some(sqlstate.as_str().to_owned());
+            self.error = Some(sqlstate);
         }
     }
 
@@ -167,7 +167,7 @@ impl Execution {
             }),
             outcome: Outcome {
                 latency,
-                error: self.error,
+                error: self.error.map(|code| code.as_str().to_owned()),
                 returned: self.returned + self.rows_seen,
                 affected: self.affected,
                 cursor_id: None,

@@ -116,7 +116,7 @@ impl PgSession {
                 .filter(|portal| portal.id == portal_ref.id)
         });
         match home {
-            Some(portal) => portal.suspended = Some(execution),
+            Some(portal) => portal.suspended = Some(Box::new(execution)),
             // The portal was rebound or closed meanwhile: the run ends here.
             None => self.emit(execution, None, events),
         }
@@ -176,7 +176,7 @@ impl PgSession {
                 |portal| ended_runs.extend(portal.suspended),
             );
             for run in ended_runs {
-                self.emit(run, None, events);
+                self.emit(*run, None, events);
             }
         }
     }
