@@ -406,6 +406,16 @@ async fn multi_statement_queries_report_each_statement_on_its_own() {
     );
 }
 
+/// `indextap_messages_total` of one message type, on the proxy's one PostgreSQL listener.
+fn messages(metrics: &str, kind: &str) -> u64 {
+    let label = format!("kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("indextap_messages_total{") && line.contains(&label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The sum of `count` over the SELECT shapes on `table`.
 fn select_count(shapes: &[Value], table: &str) -> u64 {
     shapes
@@ -432,6 +442,7 @@ fn pgbench_runs_through_the_proxy_and_every_select_is_counted() {
     assert_eq!(String::from_utf8_lossy(&accounts.stdout).trim(), "100000");
     let mut expected = 0;
     for mode in ["prepared", "simple"] {
+        let before = env.metrics();
         let run = pgbench(
             env.listen,
             "bench",
@@ -463,6 +474,25 @@ fn pgbench_runs_through_the_proxy_and_every_select_is_counted() {
         {
             assert_eq!(field(shape, "errors"), 0, "{shape:#}");
         }
+        // Every message is counted by its type, those the session only counts too (the relay
+        // hands a read's messages over as one run).
+        let after = env.metrics();
+        let added = |kind: &str| messages(&after, kind) - messages(&before, kind);
+        // pgbench's own set-up statements (simple Queries: vacuums, a count) run besides.
+        let queries = added("Query");
+        let statements = match mode {
+            "prepared" => {
+                for kind in ["Bind", "Describe", "Execute", "BindComplete"] {
+                    assert_eq!(added(kind), 800, "{kind} messages over -M {mode}");
+                }
+                800 + queries
+            }
+            _ => queries,
+        };
+        assert_eq!(added("CommandComplete"), statements, "-M {mode}");
+        // Each statement that returns rows returns one.
+        assert!(added("DataRow") >= 800, "-M {mode}");
+        assert_eq!(added("RowDescription"), added("DataRow"), "-M {mode}");
     }
 
     // pgbench -i loaded pgbench_accounts with `copy ... from stdin with (freeze on)`: a write.
