@@ -107,8 +107,12 @@ impl<V> NameMap<V> {
         self.entries.get_mut(name).map(|entry| &mut entry.value)
     }
 
-    /// Removes `name`.
+    /// Removes `name`. An empty map is not hashed into: every simple Query forgets the
+    /// unnamed statement and portal, which a simple-protocol client never creates.
     pub fn remove(&mut self, name: &str) -> Option<V> {
+        if self.entries.is_empty() {
+            return None;
+        }
         let entry = self.entries.remove(name)?;
         self.weight = self.weight.saturating_sub(entry.weight);
         Some(entry.value)
