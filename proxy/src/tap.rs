@@ -134,6 +134,19 @@ pub trait Inspector: Send + 'static {
     /// Frames were dropped because inspection fell behind. State that depends on seeing every
     /// frame (pending requests, in-flight statements) should be forgotten.
     fn resync(&mut self) {}
+
+    /// How a handed-over frame's wire messages are counted when it is dropped: one each,
+    /// unless the engine's framer joins a read's messages into one run
+    /// ([`Framer::joins_frames`](crate::framing::Framer::joins_frames)). Asked once per
+    /// connection; the count runs only for a dropped frame.
+    fn messages_in(&self) -> fn(&[u8]) -> u64 {
+        one_message
+    }
+}
+
+/// A frame that is one wire message.
+pub fn one_message(_: &[u8]) -> u64 {
+    1
 }
 
 /// An [`Events`] that collects everything, for tests.

@@ -97,6 +97,7 @@ impl Inspections {
         let (tap, receiver) = Tap::listed(
             capacity,
             metrics.tap_dropped.clone(),
+            inspector.messages_in(),
             self.ready.clone(),
             entry.key(),
         );

@@ -28,7 +28,7 @@ use std::task::Poll;
 use futures::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 
-use super::TapFrame;
+use super::{one_message, TapFrame};
 
 /// What crosses the tap channel.
 #[derive(Debug)]
@@ -42,11 +42,12 @@ pub enum TapItem {
 }
 
 impl TapItem {
-    /// How many frames the item stands for, as dropped samples are counted.
-    fn frame_count(&self) -> u64 {
+    /// How many wire messages the item stands for, as dropped samples are counted.
+    fn message_count(&self, messages_in: fn(&[u8]) -> u64) -> u64 {
         match self {
-            TapItem::Frames(frames) => frames.len() as u64,
-            TapItem::Frame(_) | TapItem::Oversize(_) => 1,
+            TapItem::Frames(frames) => frames.iter().map(|frame| messages_in(&frame.bytes)).sum(),
+            TapItem::Frame(frame) => messages_in(&frame.bytes),
+            TapItem::Oversize(_) => 1,
         }
     }
 }
@@ -55,6 +56,10 @@ struct Channel {
     queue: Mutex<Queue>,
     consumer: Consumer,
     capacity: usize,
+    /// The engine's count of the messages in a frame ([`Inspector::messages_in`]).
+    ///
+    /// [`Inspector::messages_in`]: crate::tap::Inspector::messages_in
+    messages_in: fn(&[u8]) -> u64,
 }
 
 /// Who takes a channel's items, and how it is woken.
@@ -226,23 +231,34 @@ impl Drop for Tap {
 
 impl Tap {
     /// A bounded channel of `capacity` items; each dropped item's frames count in
-    /// `dropped`.
+    /// `dropped`, a frame as one message.
     pub fn channel(capacity: usize, dropped: Counter) -> (Tap, TapReceiver) {
-        Self::with_consumer(capacity, dropped, Consumer::Task(AtomicWaker::new()))
+        let consumer = Consumer::Task(AtomicWaker::new());
+        Self::with_consumer(capacity, dropped, one_message, consumer)
     }
 
     /// [`Tap::channel`] for the thread's shared inspection task: an offer that wakes lists
-    /// `key` on `ready` (once until the items are taken with [`TapReceiver::take`]).
+    /// `key` on `ready` (once until the items are taken with [`TapReceiver::take`]). A
+    /// dropped frame counts as `messages_in` says ([`Inspector::messages_in`]).
+    ///
+    /// [`Inspector::messages_in`]: crate::tap::Inspector::messages_in
     pub fn listed(
         capacity: usize,
         dropped: Counter,
+        messages_in: fn(&[u8]) -> u64,
         ready: Arc<ReadyList>,
         key: usize,
     ) -> (Tap, TapReceiver) {
-        Self::with_consumer(capacity, dropped, Consumer::Shared { ready, key })
+        let consumer = Consumer::Shared { ready, key };
+        Self::with_consumer(capacity, dropped, messages_in, consumer)
     }
 
-    fn with_consumer(capacity: usize, dropped: Counter, consumer: Consumer) -> (Tap, TapReceiver) {
+    fn with_consumer(
+        capacity: usize,
+        dropped: Counter,
+        messages_in: fn(&[u8]) -> u64,
+        consumer: Consumer,
+    ) -> (Tap, TapReceiver) {
         let channel = Arc::new(Channel {
             queue: Mutex::new(Queue {
                 senders: 1,
@@ -250,6 +266,7 @@ impl Tap {
             }),
             consumer,
             capacity: capacity.max(1),
+            messages_in,
         });
         (
             Tap {
@@ -281,7 +298,8 @@ impl Tap {
             if queue.items.len() >= self.channel.capacity {
                 queue.behind = true;
                 drop(queue);
-                self.dropped.inc_by(item.frame_count());
+                self.dropped
+                    .inc_by(item.message_count(self.channel.messages_in));
                 return true;
             }
             queue.items.push(item);
@@ -447,6 +465,29 @@ mod tests {
         assert!(!receiver.take_dropped());
         let batch = receiver.recv_all().await;
         assert_eq!(batch.iter().map(first_byte).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_dropped_run_counts_every_message_in_it() {
+        let dropped = Counter::default();
+        // One byte per message: a stand-in for an engine whose frames are runs.
+        let (tap, _receiver) = Tap::listed(
+            1,
+            dropped.clone(),
+            |run| run.len() as u64,
+            Arc::default(),
+            0,
+        );
+        let run = |len: usize| TapFrame {
+            direction: Direction::Reply,
+            bytes: Bytes::from(vec![0; len]),
+            at: Instant::now(),
+        };
+        assert!(tap.offer(TapItem::Frame(run(1))));
+        assert!(tap.offer(TapItem::Frame(run(5))));
+        assert!(tap.offer(TapItem::Frames(vec![run(2), run(3)])));
+        assert!(tap.offer(TapItem::Oversize(run(5))));
+        assert_eq!(dropped.get(), 5 + 2 + 3 + 1);
     }
 
     #[tokio::test]

@@ -278,6 +278,10 @@ fn counted(
 }
 
 impl Inspector for PgSession {
+    fn messages_in(&self) -> fn(&[u8]) -> u64 {
+        |run| messages(run).count() as u64
+    }
+
     /// The session keeps its queues aligned from a message's type alone: a head-only frame is
     /// decoded as that type with an unread body.
     fn oversize(&mut self, header: TapFrame, events: &mut dyn Events) {

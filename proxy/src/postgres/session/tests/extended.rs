@@ -391,4 +391,9 @@ fn a_run_of_messages_is_inspected_as_its_messages_one_by_one() {
         requests.len() + replies.len()
     );
     assert_eq!(together.events.counts, apart.events.counts);
+
+    // Dropped, each run counts as its messages.
+    let messages_in = PgSession::new("app".into()).messages_in();
+    assert_eq!(messages_in(&requests.concat()), requests.len() as u64);
+    assert_eq!(messages_in(&replies.concat()), replies.len() as u64);
 }
