@@ -22,7 +22,8 @@ use indextap_analyzer::command::{DocumentSequence, MongoCommand};
 
 use crate::tap::DecodeError;
 
-use super::reader::{validate_top_level, validate_top_level_finding, Reader};
+use super::outcome::{Fields, ReplyFields};
+use super::reader::{validate_top_level, validate_top_level_with, Reader};
 
 /// Sequences whose documents a shape needs (update and delete statements carry filters).
 const KEPT_SEQUENCES: [&str; 2] = ["updates", "deletes"];
@@ -68,8 +69,34 @@ pub struct OpMsg<'a> {
     pub body: &'a RawDocument,
     /// The kind 1 sections, in order.
     pub sequences: Vec<Sequence<'a>>,
-    /// `$db`, found while the body was validated.
-    database: Option<&'a str>,
+    /// What the proxy reads of the body, found while it was validated.
+    fields: BodyFields<'a>,
+}
+
+/// The body's top-level fields the proxy reads, gathered during the walk that validates it,
+/// so that none costs a walk of its own: a request's name and `$db`, a reply's outcome
+/// fields. The first element of a name counts, as with a lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct BodyFields<'a> {
+    /// The first key: a request's command name.
+    name: Option<&'a str>,
+    /// `$db`, whatever its type.
+    database: Option<RawBsonRef<'a>>,
+    /// What a reply's outcome is made of.
+    reply: ReplyFields<'a>,
+}
+
+impl<'a> BodyFields<'a> {
+    fn offer(&mut self, key: &'a str, value: RawBsonRef<'a>) {
+        if self.name.is_none() {
+            self.name = Some(key);
+        }
+        if key == "$db" {
+            self.database.get_or_insert(value);
+        } else {
+            self.reply.offer(key, value);
+        }
+    }
 }
 
 /// A kind 1 section, borrowed.
@@ -113,7 +140,7 @@ impl<'a> OpMsg<'a> {
 
         let mut reader = Reader::new(sections);
         let mut found_body = None;
-        let mut database = None;
+        let mut fields = BodyFields::default();
         let mut sequences = Vec::new();
         while !reader.is_empty() {
             match reader.u8("section kind")? {
@@ -122,8 +149,9 @@ impl<'a> OpMsg<'a> {
                     if found_body.is_some() {
                         return Err(DecodeError::new("bad_section", "two kind 0 sections"));
                     }
-                    let db = validate_top_level_finding(doc, "kind 0 section", "$db")?;
-                    database = db.and_then(RawBsonRef::as_str);
+                    validate_top_level_with(doc, "kind 0 section", |key, value| {
+                        fields.offer(key, value);
+                    })?;
                     found_body = Some(doc);
                 }
                 1 => sequences.push(parse_sequence(&mut reader)?),
@@ -141,13 +169,23 @@ impl<'a> OpMsg<'a> {
             flags,
             body,
             sequences,
-            database,
+            fields,
         })
     }
 
     /// The command's database, from `$db`.
     pub fn database(&self) -> Option<&'a str> {
-        self.database
+        self.fields.database.and_then(RawBsonRef::as_str)
+    }
+
+    /// The command's name: the body's first key.
+    pub fn name(&self) -> Option<&'a str> {
+        self.fields.name
+    }
+
+    /// The fields of the body that a reply's outcome is made of.
+    pub(crate) fn reply_fields(&self) -> &ReplyFields<'a> {
+        &self.fields.reply
     }
 
     /// The request as the analyzer takes it. The database is `$db` (empty when a client
@@ -169,7 +207,11 @@ impl<'a> OpMsg<'a> {
                 documents,
             });
         }
-        let body = match inline_inserts(self.body) {
+        let stripped = match self.name() {
+            Some("insert") => inline_inserts(self.body),
+            _ => None,
+        };
+        let body = match stripped {
             Some((body, count)) => {
                 sequences.push(DocumentSequence {
                     identifier: "documents".to_owned(),
@@ -212,13 +254,9 @@ fn parse_sequence<'a>(reader: &mut Reader<'a>) -> Result<Sequence<'a>, DecodeErr
     })
 }
 
-/// An `insert` whose documents came inline in the body: the body without them, and their
-/// count. `None` when there is nothing to strip.
+/// An `insert`'s body whose documents came inline: the body without them, and their count.
+/// `None` when there is nothing to strip.
 fn inline_inserts(body: &RawDocument) -> Option<(RawDocumentBuf, usize)> {
-    let mut elements = body.iter_elements().map_while(Result::ok);
-    if elements.next()?.key().as_str() != "insert" {
-        return None;
-    }
     let documents = match body.get("documents").ok()?? {
         RawBsonRef::Array(documents) => documents,
         _ => return None,
@@ -312,6 +350,38 @@ mod tests {
             .as_bytes()
             .windows(2)
             .any(|w| w == b"v1" || w == b"v2"));
+    }
+
+    #[test]
+    fn the_validation_walk_gathers_the_name_db_and_reply_fields() {
+        use crate::mongo::outcome::{command_outcome, Reading};
+
+        let request = msg_body(
+            0,
+            &[Section::Body(
+                rawdoc! {"count": "c", "$db": "app", "query": {}, "$db": "other"},
+            )],
+            false,
+        );
+        let request = OpMsg::parse(&request).unwrap();
+        assert_eq!(request.name(), Some("count"));
+        assert_eq!(request.database(), Some("app"));
+
+        let reply = msg_body(
+            0,
+            &[Section::Body(
+                rawdoc! {"n": 3, "ok": 1.0, "n": 9, "ok": 0.0},
+            )],
+            false,
+        );
+        let reply = OpMsg::parse(&reply).unwrap();
+        let outcome = command_outcome(Reading::of(request.name()), reply.reply_fields());
+        assert!(outcome.is_ok());
+        assert_eq!(outcome.returned, 3);
+
+        // `$db` that is not a string names no database.
+        let odd = msg_body(0, &[Section::Body(rawdoc! {"find": "c", "$db": 1})], false);
+        assert_eq!(OpMsg::parse(&odd).unwrap().database(), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the cursor left open.
 //!
 //! Only counts, codes and cursor ids are read; no value from a reply is kept. Latency is the
-//! session's business and is left at zero here.
+//! session's business and is left at zero here. What else a reply is read for ([`Reading`])
+//! is told once per request, from its name, so the request is not walked again at its reply.
 
 use bson::{RawArray, RawBsonRef, RawDocument};
 use indextap_analyzer::command::Outcome;
@@ -12,9 +13,43 @@ use super::op_reply::OpReply;
 /// MongoDB's CursorNotFound error code, for a legacy reply's CursorNotFound flag.
 const CURSOR_NOT_FOUND: &str = "43";
 
-/// The outcome of a command, from its reply document.
-pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Outcome {
-    let fields = ReplyFields::read(reply);
+/// What a reply is read for beyond its error and cursor, told by the request's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Reading {
+    /// Nothing more (`find`, `aggregate`, `getMore`, any other command).
+    #[default]
+    Cursor,
+    /// `n`, as documents returned.
+    Count,
+    /// The length of `values`, as documents returned.
+    Distinct,
+    /// `n`, as documents written.
+    Write,
+    /// `lastErrorObject.n` written and whether `value` came back.
+    FindAndModify,
+}
+
+impl Reading {
+    /// The reading for a command named `name` (its first key).
+    pub(crate) fn of(name: Option<&str>) -> Self {
+        match name {
+            Some("count") => Reading::Count,
+            Some("distinct") => Reading::Distinct,
+            Some("insert" | "update" | "delete") => Reading::Write,
+            Some("findAndModify" | "findandmodify") => Reading::FindAndModify,
+            _ => Reading::Cursor,
+        }
+    }
+
+    /// The reading for a command document, from its first key.
+    pub(crate) fn of_command(request: &RawDocument) -> Self {
+        let first = request.iter_elements().next().and_then(Result::ok);
+        Self::of(first.as_ref().map(|first| first.key().as_str()))
+    }
+}
+
+/// The outcome of a command, from the fields of its reply document.
+pub(crate) fn command_outcome(reading: Reading, fields: &ReplyFields<'_>) -> Outcome {
     let mut outcome = Outcome {
         error: fields.error(),
         ..Outcome::default()
@@ -31,11 +66,11 @@ pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Out
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0)
     };
-    match command_name(request) {
-        Some("count") => outcome.returned = n(),
-        Some("distinct") => outcome.returned = as_array(fields.values).map_or(0, array_len),
-        Some("insert" | "update" | "delete") => outcome.affected = n(),
-        Some("findAndModify" | "findandmodify") => {
+    match reading {
+        Reading::Count => outcome.returned = n(),
+        Reading::Distinct => outcome.returned = as_array(fields.values).map_or(0, array_len),
+        Reading::Write => outcome.affected = n(),
+        Reading::FindAndModify => {
             outcome.affected = fields
                 .last_error_object
                 .and_then(RawBsonRef::as_document)
@@ -45,23 +80,37 @@ pub(crate) fn command_outcome(request: &RawDocument, reply: &RawDocument) -> Out
             let value = fields.value.and_then(RawBsonRef::as_document);
             outcome.returned = u64::from(value.is_some());
         }
-        _ => {}
+        Reading::Cursor => {}
     }
     outcome
 }
 
 /// Fields of one document found in one walk over its elements (a reply comes with every
 /// command; looking each field up on its own walked the document once per field). As with a
-/// lookup, the first element of a name counts, and the walk stops at a malformed element.
-trait Fields<'a>: Default {
+/// lookup, the first element of a name counts. Only the wanted values are decoded; the walk
+/// stops at an element it cannot frame or a wanted value it cannot decode. An OP_MSG reply's
+/// own fields are gathered while its body is validated (`op_msg`), so only nested documents
+/// (the cursor) and OP_REPLY documents are read with [`Fields::read`].
+pub(crate) trait Fields<'a>: Default {
     /// Where the value named `key` is kept, if it is wanted.
     fn slot(&mut self, key: &str) -> Option<&mut Option<RawBsonRef<'a>>>;
 
+    /// Keep `value` if `key` is wanted and not found yet.
+    fn offer(&mut self, key: &str, value: RawBsonRef<'a>) {
+        if let Some(slot @ None) = self.slot(key) {
+            *slot = Some(value);
+        }
+    }
+
+    /// The fields of `document`; only the wanted values are decoded.
     fn read(document: &'a RawDocument) -> Self {
         let mut fields = Self::default();
-        for (key, value) in document.into_iter().map_while(Result::ok) {
-            if let Some(slot @ None) = fields.slot(key.as_str()) {
-                *slot = Some(value);
+        for element in document.iter_elements().map_while(Result::ok) {
+            if let Some(slot @ None) = fields.slot(element.key().as_str()) {
+                match element.value() {
+                    Ok(value) => *slot = Some(value),
+                    Err(_) => break,
+                }
             }
         }
         fields
@@ -69,8 +118,8 @@ trait Fields<'a>: Default {
 }
 
 /// The fields of a command reply that an outcome is made of.
-#[derive(Default)]
-struct ReplyFields<'a> {
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReplyFields<'a> {
     ok: Option<RawBsonRef<'a>>,
     code: Option<RawBsonRef<'a>>,
     write_errors: Option<RawBsonRef<'a>>,
@@ -171,14 +220,8 @@ fn code(doc: &RawDocument) -> Option<String> {
     integer(doc.get("code").ok().flatten()).map(|code| code.to_string())
 }
 
-/// The command's name: its first key.
-fn command_name(request: &RawDocument) -> Option<&str> {
-    let first = request.iter_elements().next()?.ok()?;
-    Some(first.key().as_str())
-}
-
 fn array_len(array: &RawArray) -> u64 {
-    let len = array.into_iter().map_while(Result::ok).count();
+    let len = array.iter_elements().map_while(Result::ok).count();
     u64::try_from(len).unwrap_or(u64::MAX)
 }
 
@@ -213,7 +256,7 @@ mod tests {
     use crate::mongo::testing::reply_body;
 
     fn outcome(request: bson::RawDocumentBuf, reply: bson::RawDocumentBuf) -> Outcome {
-        command_outcome(&request, &reply)
+        command_outcome(Reading::of_command(&request), &ReplyFields::read(&reply))
     }
 
     #[test]

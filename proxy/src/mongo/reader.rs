@@ -155,25 +155,22 @@ impl<'a> Reader<'a> {
 /// reads the document later. Nested documents are only checked for framing, which keeps this
 /// linear in the number of top-level keys, not in the size of the document.
 pub(crate) fn validate_top_level(doc: &RawDocument, what: &str) -> Result<(), DecodeError> {
-    validate_top_level_finding(doc, what, "").map(|_| ())
+    validate_top_level_with(doc, what, |_, _| {})
 }
 
-/// [`validate_top_level`], returning on the way the first value under `key` (what a lookup
-/// would find), so that a field the caller needs costs no second walk.
-pub(crate) fn validate_top_level_finding<'a>(
+/// [`validate_top_level`], showing each element (its name and its value) to `visit` on the
+/// way, so that the fields the caller needs cost no second walk.
+pub(crate) fn validate_top_level_with<'a>(
     doc: &'a RawDocument,
     what: &str,
-    key: &str,
-) -> Result<Option<RawBsonRef<'a>>, DecodeError> {
-    let mut found = None;
+    mut visit: impl FnMut(&'a str, RawBsonRef<'a>),
+) -> Result<(), DecodeError> {
     for element in doc {
         let (name, value) = element
             .map_err(|_| DecodeError::new("bad_bson", format!("{what}: malformed element")))?;
-        if found.is_none() && name.as_str() == key {
-            found = Some(value);
-        }
+        visit(name.as_str(), value);
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]

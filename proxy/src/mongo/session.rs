@@ -31,7 +31,7 @@ use super::frame::MsgHeader;
 use super::message::{decode, Message};
 use super::op_msg::OpMsg;
 use super::op_reply::OpReply;
-use super::outcome::{command_outcome, legacy_query_outcome};
+use super::outcome::{command_outcome, legacy_query_outcome, Fields, Reading, ReplyFields};
 use super::pending::Pending;
 
 /// How many requests may wait for replies before the oldest is forgotten.
@@ -41,6 +41,8 @@ pub const DEFAULT_PENDING_CAP: usize = 10_000;
 #[derive(Debug)]
 struct Waiting {
     command: MongoCommand,
+    /// What its reply is read for, told by the command's name.
+    reading: Reading,
     /// A legacy OP_QUERY on a collection, whose reply holds documents, not a command reply.
     legacy_query: bool,
     /// When the relay saw the request (or the previous exhaust batch).
@@ -109,6 +111,7 @@ impl MongoSession {
         outcome.latency = at.saturating_duration_since(request.at);
         if let Some(command) = next {
             let next = Waiting {
+                reading: Reading::of_command(&command.body),
                 command,
                 legacy_query: false,
                 at,
@@ -147,6 +150,7 @@ impl Inspector for MongoSession {
                 (Direction::Request, Message::Msg(msg)) => {
                     let waiting = Waiting {
                         command: msg.to_command()?,
+                        reading: Reading::of(msg.name()),
                         legacy_query: false,
                         at,
                         seen: SystemTime::now(),
@@ -154,8 +158,10 @@ impl Inspector for MongoSession {
                     self.on_request(header, waiting, msg.flags.more_to_come(), events);
                 }
                 (Direction::Request, Message::Query(query)) => {
+                    let command = query.to_command();
                     let waiting = Waiting {
-                        command: query.to_command(),
+                        reading: Reading::of_command(&command.body),
+                        command,
                         legacy_query: !query.is_command(),
                         at,
                         seen: SystemTime::now(),
@@ -188,7 +194,7 @@ impl Inspector for MongoSession {
 
 /// An OP_MSG reply's outcome and, when more batches follow unasked, what they continue.
 fn msg_reply(request: &Waiting, reply: &OpMsg<'_>) -> (Outcome, Option<MongoCommand>) {
-    let outcome = command_outcome(&request.command.body, reply.body);
+    let outcome = command_outcome(request.reading, reply.reply_fields());
     let next = reply
         .flags
         .more_to_come()
@@ -202,7 +208,7 @@ fn legacy_reply(request: &Waiting, reply: &OpReply<'_>) -> Outcome {
         legacy_query_outcome(reply)
     } else {
         match reply.first() {
-            Some(doc) => command_outcome(&request.command.body, doc),
+            Some(doc) => command_outcome(request.reading, &ReplyFields::read(doc)),
             None => Outcome {
                 error: Some("unknown".to_owned()),
                 ..Outcome::default()
