@@ -14,6 +14,9 @@ use super::op_reply::OpReply;
 use super::MAX_MESSAGE_LEN;
 
 /// A decoded message, borrowing from its frame (or from its decompressed copy).
+// An OP_MSG carries the fields its validation gathered (a few hundred bytes): the message
+// lives on the stack for one call, where boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Message<'a> {
     /// OP_MSG.
