@@ -76,8 +76,7 @@ impl MsgHeader {
     /// `messageLength` bytes: the splitter hands over whole frames, so a short frame is
     /// `truncated` and a long one `bad_length`.
     pub fn split(frame: &[u8]) -> Result<(MsgHeader, &[u8]), DecodeError> {
-        let mut reader = Reader::new(frame);
-        let message_length = reader.i32("messageLength")?;
+        let message_length = Reader::new(frame).i32("messageLength")?;
         let len = check_message_length(message_length)?;
         if len != frame.len() {
             let reason = if len > frame.len() {
@@ -90,13 +89,23 @@ impl MsgHeader {
                 format!("messageLength {len}, frame of {} bytes", frame.len()),
             ));
         }
+        // The frame holds its whole header now (`len` is at least HEADER_LEN): the other
+        // three fields are read without a check each, as this runs on every frame.
+        let (header, body) = frame
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or_else(|| DecodeError::new("truncated", "MsgHeader"))?;
+        let field = |at: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(header.get(at..at + 4).unwrap_or(&[0; 4]));
+            i32::from_le_bytes(bytes)
+        };
         let header = MsgHeader {
             message_length,
-            request_id: reader.i32("requestID")?,
-            response_to: reader.i32("responseTo")?,
-            op_code: reader.i32("opCode")?,
+            request_id: field(4),
+            response_to: field(8),
+            op_code: field(12),
         };
-        Ok((header, reader.rest()))
+        Ok((header, body))
     }
 
     /// The header's 16 bytes, with `messageLength` set for a body of `body_len` bytes.
