@@ -118,6 +118,21 @@ impl<F: Framer> Splitter<F> {
         matches!(self.state, State::Broken)
     }
 
+    /// Whether the next byte pushed continues a frame begun earlier (gathered or streaming
+    /// past), rather than starting one.
+    pub fn is_mid_frame(&self) -> bool {
+        match self.state {
+            State::Collect => !self.partial.is_empty(),
+            State::Skip { .. } => true,
+            State::Broken => false,
+        }
+    }
+
+    /// Whether bytes of an unfinished frame are gathered here (not streaming past).
+    pub fn is_gathering(&self) -> bool {
+        matches!(self.state, State::Collect) && !self.partial.is_empty()
+    }
+
     /// Feed the next chunk of the stream; pieces are appended to `out` in stream order.
     pub fn push(&mut self, mut data: Bytes, out: &mut Vec<Piece>) {
         while !data.is_empty() {

@@ -18,9 +18,11 @@
 //! A write the peer cannot take at once copies what is left out of the arena, so a stalled
 //! peer never pins the arena.
 //!
-//! MongoDB replies take the one other path, store-and-forward: a reply frame is forwarded
-//! once complete, after the topology rewrite had its look at it (see `mongo::hello`). A
-//! reply over the inspection cap streams through untouched.
+//! MongoDB replies the topology rewrite awaits (a `hello`'s, see `mongo::hello`) take the one
+//! other path, store-and-forward: from a frame boundary on, while a reply is awaited, a reply
+//! frame is forwarded once complete, after the rewrite had its look at it. Every other reply
+//! streams like a request, so a large `find` batch is not held until its last read. A reply
+//! over the inspection cap streams through untouched.
 //!
 //! ## Layout
 //! - [`ByteStream`], [`BoxStream`]: what can be relayed.
@@ -74,6 +76,9 @@ pub trait ReplyRewrite: Send {
     fn requests_unframed(&mut self);
     /// A whole reply frame: its replacement, or `None` to forward it as it came.
     fn reply(&mut self, frame: &[u8]) -> Option<Vec<u8>>;
+    /// Whether a reply it wants to look at may come next. Only then are replies held until
+    /// whole; the others stream through like requests.
+    fn awaiting(&self) -> bool;
 }
 /// One connection's relay settings.
 pub struct Relay<Q, R> {
@@ -268,8 +273,11 @@ enum Stage {
 struct Pump<F> {
     direction: Direction,
     splitter: Option<Splitter<F>>,
-    /// Whether replies are held until whole, for the [`ReplyRewrite`].
+    /// Whether replies may be held until whole, for the [`ReplyRewrite`].
     store_and_forward: bool,
+    /// Whether the splitter holds the first bytes of a frame that are not forwarded yet
+    /// (store-and-forward left off inside it).
+    held: bool,
     tap: Option<Tap>,
     bytes: Counter,
     latency: Histogram,
@@ -313,6 +321,7 @@ impl<F: Framer> Pump<F> {
             direction,
             splitter,
             store_and_forward,
+            held: false,
             tap,
             bytes,
             latency,
@@ -386,14 +395,31 @@ impl<F: Framer> Pump<F> {
         self.total += n;
         self.bytes.inc_by(n);
         self.out_owned = false;
-        if self.store_and_forward {
+        if self.store_and_forward && self.holds(shared) {
             self.store_and_forward(chunk, read_at, shared);
+            self.held = self.splitter.as_ref().is_some_and(Splitter::is_gathering);
             self.activity.spoke(self.direction, false);
         } else {
             let idle = self.tap_frames(&chunk, read_at, shared);
             self.activity.spoke(self.direction, idle);
             self.out.push_back(chunk);
         }
+    }
+
+    /// Whether this chunk takes the store-and-forward path: it continues a frame held back,
+    /// or it starts at a frame's boundary while the rewrite awaits a reply. A frame begun on
+    /// the streaming path ends on it (its first bytes are gone), and a reply the rewrite
+    /// does not await streams: a large `find` batch is not held until its last read.
+    fn holds(&self, shared: &Shared<'_>) -> bool {
+        if self.held {
+            return true;
+        }
+        let mid_frame = self.splitter.as_ref().is_some_and(Splitter::is_mid_frame);
+        !mid_frame
+            && shared
+                .rewrite
+                .as_deref()
+                .is_some_and(|rewrite| rewrite.awaiting())
     }
 
     /// Write `out` in order, then flush (a TLS stream may hold a record back).
@@ -459,9 +485,20 @@ impl<F: Framer> Pump<F> {
             let direction = self.direction;
             match piece {
                 Piece::Frame(bytes) => {
-                    if let Some(rewrite) = shared.rewrite.as_deref_mut() {
-                        let at_rest = rewrite.request(&bytes);
-                        idle = Some(idle.unwrap_or(true) && at_rest);
+                    match (direction, shared.rewrite.as_deref_mut()) {
+                        (Direction::Request, Some(rewrite)) => {
+                            let at_rest = rewrite.request(&bytes);
+                            idle = Some(idle.unwrap_or(true) && at_rest);
+                        }
+                        // Streamed because it began inside a streaming frame's last read:
+                        // forwarded already, so a reply the rewrite wanted is only counted.
+                        (Direction::Reply, Some(rewrite)) if rewrite.awaiting() => {
+                            let missed = rewrite.reply(&bytes).is_some();
+                            if missed {
+                                shared.metrics.event("topology_rewrite_missed");
+                            }
+                        }
+                        _ => {}
                     }
                     deferred = direction == Direction::Request
                         && self
@@ -540,7 +577,7 @@ impl<F: Framer> Pump<F> {
                     tracing::debug!(listener = %metrics.listener, %error, "the stream ended inside a frame");
                     self.tap = None;
                 }
-                Piece::Raw(bytes) if self.store_and_forward => self.out.push_back(bytes),
+                Piece::Raw(bytes) if self.held => self.out.push_back(bytes),
                 _ => {}
             }
         }
@@ -677,6 +714,30 @@ mod tests {
         fn reply(&mut self, _: &[u8]) -> Option<Vec<u8>> {
             None
         }
+        fn awaiting(&self) -> bool {
+            true
+        }
+    }
+
+    /// A rewrite that awaits a reply after every other request, so that the replies switch
+    /// between the streaming and the store-and-forward paths wherever the chunks fall.
+    #[derive(Default)]
+    struct Alternating {
+        awaiting: bool,
+    }
+
+    impl ReplyRewrite for Alternating {
+        fn request(&mut self, _: &[u8]) -> bool {
+            self.awaiting = !self.awaiting;
+            false
+        }
+        fn requests_unframed(&mut self) {}
+        fn reply(&mut self, _: &[u8]) -> Option<Vec<u8>> {
+            None
+        }
+        fn awaiting(&self) -> bool {
+            self.awaiting
+        }
     }
 
     /// How many of `frames(count)` fit under a 1024-byte inspection cap.
@@ -786,8 +847,52 @@ mod tests {
 
     #[tokio::test]
     async fn store_and_forward_path_is_transparent_when_nothing_is_rewritten() {
-        let (tapped, _, _) = relay_once(Some(Box::new(LookOnly)), 10_000).await;
-        assert!(tapped > 200);
+        let (tapped, _, dropped) = relay_once(Some(Box::new(LookOnly)), 10_000).await;
+        assert_eq!(tapped, inspectable(400) + inspectable(300));
+        assert_eq!(dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn replies_switching_between_streaming_and_held_arrive_unchanged() {
+        let rewrite = Box::new(Alternating::default());
+        let (tapped, _, dropped) = relay_once(Some(rewrite), 10_000).await;
+        assert_eq!(tapped, inspectable(400) + inspectable(300));
+        assert_eq!(dropped, 0);
+    }
+
+    /// A reply the rewrite does not await is forwarded as it arrives, not once whole.
+    #[tokio::test]
+    async fn a_reply_not_awaited_streams_before_its_frame_is_whole() {
+        let metrics = Metrics::new().listener("test", "test");
+        let (tap, _receiver) = Tap::channel(16, metrics.tap_dropped.clone());
+        let (mut client, proxy_client) = duplex(8192);
+        let (proxy_upstream, mut upstream) = duplex(8192);
+        let relay = Relay {
+            request_framer: LenPrefix,
+            reply_framer: LenPrefix,
+            max_inspect: 1024,
+            reply_rewrite: Some(Box::new(Alternating::default())),
+            tap: Some(tap),
+            metrics,
+        };
+        let relayed = tokio::spawn(relay.run(proxy_client, proxy_upstream));
+        let reply = frames(28).split_off(frames(27).len());
+        assert_eq!(reply.len(), 1003, "one frame under the inspection cap");
+        upstream.write_all(&reply[..500]).await.expect("write");
+        let mut first = vec![0; 500];
+        let arrived = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_exact(&mut first),
+        )
+        .await;
+        assert!(arrived.is_ok(), "the first 500 bytes were held back");
+        assert_eq!(first, reply[..500]);
+        upstream.write_all(&reply[500..]).await.expect("write");
+        let mut rest = vec![0; reply.len() - 500];
+        client.read_exact(&mut rest).await.expect("read");
+        assert_eq!(rest, reply[500..]);
+        drop((client, upstream));
+        let _ = relayed.await;
     }
 
     #[tokio::test]

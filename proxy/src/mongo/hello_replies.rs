@@ -69,6 +69,10 @@ impl ReplyRewrite for HelloReplies {
         self.every_reply = true;
     }
 
+    fn awaiting(&self) -> bool {
+        self.every_reply || !self.awaited.is_empty()
+    }
+
     fn reply(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
         if !self.every_reply {
             let response_to = field(frame, 8)?;
