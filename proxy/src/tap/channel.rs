@@ -2,14 +2,14 @@
 //!
 //! Both ends run on the connection's data thread, so the queue is a `VecDeque` behind an
 //! uncontended lock: an offer is a push and, at most once until the items are taken, a
-//! wake-up on the same thread. The consumer is either a task of the connection's own
-//! (waiting in [`TapReceiver::recv_all`]) or the data thread's one inspection task, for
+//! wake-up on the same thread. The consumer is the data thread's one inspection task, for
 //! which a channel lists its key on a [`ReadyList`] shared by every connection of the thread:
-//! one wake-up of that task drains every connection that has items. The receiver takes the
-//! whole queue, storage and all, so an idle connection holds no slots (a general-purpose
-//! channel keeps a block of them per connection, 2 KiB here). The first two items offered to
-//! an empty queue go into slots of their own instead: a request/response protocol offers one
-//! chunk per direction, and a wake-up takes the request and its reply (see
+//! one wake-up of that task drains every connection that has items. (Unit tests consume a
+//! channel with a waiting task of their own, `Tap::channel` and `TapReceiver::recv_all`.)
+//! The receiver takes the whole queue, storage and all, so an idle connection holds no slots
+//! (a general-purpose channel keeps a block of them per connection, 2 KiB here). The first
+//! two items offered to an empty queue go into slots of their own instead: a
+//! request/response protocol offers one chunk per direction, and a wake-up takes the request and its reply (see
 //! [`Tap::offer_deferred`]), so no queue storage is allocated and freed per round trip, for at
 //! most 128 bytes per connection. When it is full the item is dropped and counted, never
 //! waited for.
@@ -21,14 +21,13 @@
 //! - [`TapItem`]: what crosses.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
 use futures::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 
-use super::{one_message, TapFrame};
+use super::TapFrame;
 
 /// What crosses the tap channel.
 #[derive(Debug)]
@@ -64,7 +63,8 @@ struct Channel {
 
 /// Who takes a channel's items, and how it is woken.
 enum Consumer {
-    /// A task of the connection's own, when it waits on an empty queue.
+    /// A task of its own, when it waits on an empty queue (unit tests).
+    #[cfg(test)]
     Task(AtomicWaker),
     /// The thread's inspection task: the channel lists `key` on `ready`.
     Shared { ready: Arc<ReadyList>, key: usize },
@@ -74,6 +74,7 @@ impl Consumer {
     /// Wake the consumer; `queue.listed` (held) says whether it was told already.
     fn notify(&self, listed: &mut bool) -> Option<&Self> {
         match self {
+            #[cfg(test)]
             Consumer::Task(_) => Some(self),
             Consumer::Shared { .. } if *listed => None,
             Consumer::Shared { .. } => {
@@ -86,6 +87,7 @@ impl Consumer {
     /// The wake-up itself, outside the queue's lock.
     fn wake(&self) {
         match self {
+            #[cfg(test)]
             Consumer::Task(waker) => waker.wake(),
             Consumer::Shared { ready, key } => ready.push(*key),
         }
@@ -232,14 +234,16 @@ impl Drop for Tap {
 impl Tap {
     /// A bounded channel of `capacity` items; each dropped item's frames count in
     /// `dropped`, a frame as one message.
+    #[cfg(test)]
     pub fn channel(capacity: usize, dropped: Counter) -> (Tap, TapReceiver) {
         let consumer = Consumer::Task(AtomicWaker::new());
-        Self::with_consumer(capacity, dropped, one_message, consumer)
+        Self::with_consumer(capacity, dropped, super::one_message, consumer)
     }
 
-    /// [`Tap::channel`] for the thread's shared inspection task: an offer that wakes lists
-    /// `key` on `ready` (once until the items are taken with [`TapReceiver::take`]). A
-    /// dropped frame counts as `messages_in` says ([`Inspector::messages_in`]).
+    /// A bounded channel of `capacity` items for the thread's shared inspection task: an
+    /// offer that wakes lists `key` on `ready` (once until the items are taken with
+    /// [`TapReceiver::take`]); each dropped item's messages count in `dropped`, as
+    /// `messages_in` says ([`Inspector::messages_in`]).
     ///
     /// [`Inspector::messages_in`]: crate::tap::Inspector::messages_in
     pub fn listed(
@@ -331,8 +335,9 @@ impl std::fmt::Debug for TapReceiver {
 impl TapReceiver {
     /// Wait for items and take every queued one; an empty queue once every [`Tap`] is gone.
     /// The queue's storage goes with them, so an idle connection holds none.
+    #[cfg(test)]
     pub async fn recv_all(&mut self) -> TapBatch {
-        poll_fn(|cx| {
+        std::future::poll_fn(|cx| {
             let mut queue = self.channel.lock();
             if queue.items.len() == 0 {
                 if queue.senders == 0 {
@@ -362,11 +367,13 @@ impl TapReceiver {
     }
 
     /// The next item, if one is queued.
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<TapItem> {
         self.channel.lock().items.pop_front()
     }
 
     /// Whether items were dropped since the last call (the inspector should resync).
+    #[cfg(test)]
     pub fn take_dropped(&self) -> bool {
         std::mem::take(&mut self.channel.lock().behind)
     }
@@ -390,7 +397,7 @@ pub struct Taken {
     pub finished: bool,
 }
 
-/// The items [`TapReceiver::recv_all`] took, in order.
+/// The items [`TapReceiver::take`] took, in order.
 #[derive(Default)]
 pub struct TapBatch(Items);
 
