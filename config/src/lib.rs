@@ -43,6 +43,7 @@ pub use model::{
     AdminConfig, AdviceConfig, CaptureConfig, Config, ListenerTls, LogConfig, LogFormat,
     MongoConfig, MongoListener, MongoVerify, PostgresConfig, PostgresListener, RuntimeConfig,
     Secret, ShutdownConfig, SnapshotSinkConfig, StateConfig, TlsMode, UpstreamTls,
-    DEFAULT_MAX_AGGREGATE_BYTES, MAX_THREADS, MIN_MAX_AGGREGATE_BYTES,
+    DEFAULT_MAX_AGGREGATE_BYTES, DEFAULT_MAX_INSPECT_TOTAL_BYTES, MAX_THREADS,
+    MIN_MAX_AGGREGATE_BYTES,
 };
 pub use sink::{SinkTarget, SINK_FORMS};

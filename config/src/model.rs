@@ -225,6 +225,12 @@ pub enum UpstreamTls {
 /// proxy stays within a 64 MiB sidecar limit (`scripts/bench-mem.sh` measures it).
 pub const DEFAULT_MAX_AGGREGATE_BYTES: usize = 24 * 1024 * 1024;
 
+/// The default budget of bytes gathered for inspection, all connections together: one
+/// frame of the default inspection cap, or many smaller ones. With the aggregate's budget
+/// and the proxy's baseline it keeps a 64 MiB sidecar within its limit; a larger sidecar
+/// may raise it.
+pub const DEFAULT_MAX_INSPECT_TOTAL_BYTES: usize = 16 * 1024 * 1024;
+
 /// The smallest analysis budget accepted: below it, a busy proxy would evict shapes faster
 /// than it could learn anything from them.
 pub const MIN_MAX_AGGREGATE_BYTES: usize = 1024 * 1024;
@@ -240,6 +246,11 @@ pub struct CaptureConfig {
     pub analysis_queue: usize,
     /// Frames larger than this are forwarded but not inspected.
     pub max_inspect_bytes: usize,
+    /// Bytes the whole process may hold for frames spread over several reads, which are
+    /// gathered (copied) for inspection. A frame that finds no room is forwarded, inspected by
+    /// its header only, and counted (`inspect_budget_exhausted`). At least
+    /// `max_inspect_bytes`, so that the largest inspectable frame can be gathered.
+    pub max_inspect_total_bytes: usize,
     /// Distinct shapes kept at most; past it, the coldest shapes are evicted into their
     /// collection's or table's "other" bucket.
     pub max_shapes: usize,
@@ -259,6 +270,7 @@ impl Default for CaptureConfig {
             channel_capacity: 4096,
             analysis_queue: 65_536,
             max_inspect_bytes: 16 * 1024 * 1024,
+            max_inspect_total_bytes: DEFAULT_MAX_INSPECT_TOTAL_BYTES,
             max_shapes: 10_000,
             max_aggregate_bytes: DEFAULT_MAX_AGGREGATE_BYTES,
             sql_cache_entries: 4096,

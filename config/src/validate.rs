@@ -156,6 +156,15 @@ impl Config {
         if advice.mongo_sample_size == 0 {
             problems.push("advice.mongo_sample_size", "must be greater than 0");
         }
+        if capture.max_inspect_total_bytes < capture.max_inspect_bytes {
+            problems.push(
+                "capture.max_inspect_total_bytes",
+                format!(
+                    "{} is below capture.max_inspect_bytes ({}): the largest inspectable frame could never be gathered",
+                    capture.max_inspect_total_bytes, capture.max_inspect_bytes
+                ),
+            );
+        }
         if capture.max_aggregate_bytes < MIN_MAX_AGGREGATE_BYTES {
             problems.push(
                 "capture.max_aggregate_bytes",

@@ -73,6 +73,7 @@ fn every_field_set() -> Config {
             channel_capacity: 1,
             analysis_queue: 1,
             max_inspect_bytes: 1,
+            max_inspect_total_bytes: 1,
             max_shapes: 1,
             max_aggregate_bytes: 1_048_576,
             sql_cache_entries: 1,

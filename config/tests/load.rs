@@ -57,6 +57,7 @@ fn defaults_fill_everything_a_minimal_file_leaves_out() {
     assert_eq!(config.capture.channel_capacity, 4096);
     assert_eq!(config.capture.analysis_queue, 65536);
     assert_eq!(config.capture.max_inspect_bytes, 16_777_216);
+    assert_eq!(config.capture.max_inspect_total_bytes, 16_777_216);
     assert_eq!(config.capture.max_shapes, 10_000);
     assert_eq!(config.capture.sql_cache_entries, 4096);
     assert_eq!(config.capture.workers, 1);

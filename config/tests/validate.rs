@@ -262,6 +262,22 @@ fn capture_numbers_must_be_positive() {
 }
 
 #[test]
+fn an_inspection_budget_below_the_inspection_cap_is_rejected() {
+    let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
+    config.capture.max_inspect_bytes = 1 << 20;
+    config.capture.max_inspect_total_bytes = (1 << 20) - 1;
+    let found = problems(&config);
+    assert_has(
+        &found,
+        "capture.max_inspect_total_bytes",
+        "below capture.max_inspect_bytes (1048576)",
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    config.capture.max_inspect_total_bytes = 1 << 20;
+    assert!(problems(&config).is_empty());
+}
+
+#[test]
 fn an_analysis_budget_below_one_mebibyte_is_rejected() {
     let mut config = one_mongo("127.0.0.1:27018", "127.0.0.1:27017");
     config.capture.max_aggregate_bytes = 4096;

@@ -3,7 +3,9 @@
 //! The relay reads into a buffer, forwards, then hands the same `Bytes` here. A frame's
 //! length comes from its header; an absurd length stops framing (the connection goes on
 //! forwarding, uninspected). A frame longer than the inspection cap is streamed past without
-//! being buffered, so no length field ever makes the proxy allocate it.
+//! being buffered, so no length field ever makes the proxy allocate it. A frame spread over
+//! several reads is gathered only with room from the process-wide [`InspectBudget`]; without
+//! room it streams past like an oversize one.
 //!
 //! ## Layout
 //! - [`Framer`]: an engine's header rule (MongoDB MsgHeader, PostgreSQL type byte + length).
@@ -11,6 +13,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::budget::{InspectBudget, Reservation};
 use crate::tap::DecodeError;
 
 /// An engine's framing rule.
@@ -72,6 +75,9 @@ pub enum Piece {
         len: usize,
         /// The frame's header.
         header: Bytes,
+        /// Whether it is within the inspection cap, but spread over reads while the
+        /// [`InspectBudget`] had no room to gather it.
+        over_budget: bool,
     },
     /// The stream cannot be framed any more; everything after this is `Raw`.
     Broken(DecodeError),
@@ -88,23 +94,31 @@ enum State {
 }
 
 /// Splits a byte stream into frames. Frames inside one pushed chunk are zero-copy slices of
-/// it; only a frame spread over several chunks is gathered (up to the cap).
+/// it; only a frame spread over several chunks is gathered (up to the cap, with room from
+/// the budget).
 #[derive(Debug)]
 pub struct Splitter<F> {
     framer: F,
     max_frame: usize,
     state: State,
     partial: BytesMut,
+    budget: InspectBudget,
+    /// The budget's room for the frame being gathered in `partial`; none while `partial`
+    /// holds no more than part of a header.
+    room: Option<Reservation>,
 }
 
 impl<F: Framer> Splitter<F> {
-    /// A splitter that inspects frames of at most `max_frame` bytes.
-    pub fn new(framer: F, max_frame: usize) -> Self {
+    /// A splitter that inspects frames of at most `max_frame` bytes, gathering those spread
+    /// over several chunks with room from `budget`.
+    pub fn new(framer: F, max_frame: usize, budget: InspectBudget) -> Self {
         Self {
             framer,
             max_frame,
             state: State::Collect,
             partial: BytesMut::new(),
+            budget,
+            room: None,
         }
     }
 
@@ -170,19 +184,26 @@ impl<F: Framer> Splitter<F> {
             Err(error) => self.break_with(error, Bytes::new(), data, out),
             Ok(len) if len > self.max_frame => {
                 let header = data.slice(..header_len);
-                self.start_skip(len, header, data, out)
+                self.start_skip(len, header, data, out, false)
             }
             Ok(len) if data.len() >= len => {
                 let len = self.run_len(data, len);
                 let frame = data.split_to(len);
                 out.push(self.whole(frame));
             }
-            Ok(len) => {
-                // The whole frame's room at once: no regrowth while it arrives.
-                self.partial.reserve(len);
-                self.partial.extend_from_slice(data);
-                data.clear();
-            }
+            Ok(len) => match self.budget.reserve(len) {
+                Some(room) => {
+                    self.room = Some(room);
+                    // The whole frame's room at once: no regrowth while it arrives.
+                    self.partial.reserve(len);
+                    self.partial.extend_from_slice(data);
+                    data.clear();
+                }
+                None => {
+                    let header = data.slice(..header_len);
+                    self.start_skip(len, header, data, out, true)
+                }
+            },
         }
     }
 
@@ -204,16 +225,25 @@ impl<F: Framer> Splitter<F> {
                 return self.break_with(error, held, data, out);
             }
         };
-        if len > self.max_frame {
-            let held = self.take_partial();
-            out.push(Piece::Oversize {
-                len,
-                header: held.slice(..header_len),
-            });
-            let remaining = len.saturating_sub(held.len());
-            out.push(Piece::Raw(held));
-            self.state = State::Skip { remaining };
-            return;
+        if self.room.is_none() {
+            // The header came in pieces: the frame's room is taken now that its length is known.
+            let room = (len <= self.max_frame)
+                .then(|| self.budget.reserve(len))
+                .flatten();
+            let Some(room) = room else {
+                let held = self.take_partial();
+                out.push(Piece::Oversize {
+                    len,
+                    header: held.slice(..header_len),
+                    over_budget: len <= self.max_frame,
+                });
+                let remaining = len.saturating_sub(held.len());
+                out.push(Piece::Raw(held));
+                self.state = State::Skip { remaining };
+                return;
+            };
+            self.room = Some(room);
+            self.partial.reserve(len.saturating_sub(self.partial.len()));
         }
         let take = (len - self.partial.len()).min(data.len());
         self.partial.extend_from_slice(&data.split_to(take));
@@ -252,9 +282,14 @@ impl<F: Framer> Splitter<F> {
     }
 
     /// What was gathered, and the buffer with it: an idle connection keeps no room for the
-    /// frame it last gathered.
+    /// frame it last gathered. The budget's room goes with the bytes, given back when they
+    /// are dropped.
     fn take_partial(&mut self) -> Bytes {
-        std::mem::take(&mut self.partial).freeze()
+        let gathered = std::mem::take(&mut self.partial);
+        match self.room.take() {
+            Some(room) => room.attach(gathered),
+            None => gathered.freeze(),
+        }
     }
 
     /// A whole frame: inspectable, or bulk data passed on raw.
@@ -266,8 +301,19 @@ impl<F: Framer> Splitter<F> {
         }
     }
 
-    fn start_skip(&mut self, len: usize, header: Bytes, data: &mut Bytes, out: &mut Vec<Piece>) {
-        out.push(Piece::Oversize { len, header });
+    fn start_skip(
+        &mut self,
+        len: usize,
+        header: Bytes,
+        data: &mut Bytes,
+        out: &mut Vec<Piece>,
+        over_budget: bool,
+    ) {
+        out.push(Piece::Oversize {
+            len,
+            header,
+            over_budget,
+        });
         let n = len.min(data.len());
         out.push(Piece::Raw(data.split_to(n)));
         if len > n {
@@ -344,7 +390,7 @@ pub(crate) mod tests {
     }
 
     fn split_all(stream: &[u8], chunk: usize, cap: usize) -> Vec<Piece> {
-        let mut splitter = Splitter::new(LenPrefix, cap);
+        let mut splitter = Splitter::new(LenPrefix, cap, InspectBudget::unlimited());
         let mut out = Vec::new();
         for part in stream.chunks(chunk) {
             splitter.push(Bytes::copy_from_slice(part), &mut out);
@@ -394,7 +440,7 @@ pub(crate) mod tests {
         let stream = [big.clone(), small.clone()].concat();
         for chunk in [1, 10, 100, 5000] {
             let pieces = split_all(&stream, chunk, 100);
-            assert!(pieces.iter().any(|p| matches!(p, Piece::Oversize { len: 1004, header } if header[..] == 1004u32.to_le_bytes())));
+            assert!(pieces.iter().any(|p| matches!(p, Piece::Oversize { len: 1004, header, over_budget: false } if header[..] == 1004u32.to_le_bytes())));
             assert_eq!(frames(&pieces), vec![small.clone()], "chunk size {chunk}");
             assert_eq!(reassemble(&pieces), stream);
         }
@@ -406,7 +452,7 @@ pub(crate) mod tests {
         let cut = frame(b"cut short here");
         let stream = [&good[..], &cut[..9]].concat();
         for chunk in [1, 3, 4096] {
-            let mut splitter = Splitter::new(LenPrefix, 1 << 16);
+            let mut splitter = Splitter::new(LenPrefix, 1 << 16, InspectBudget::unlimited());
             let mut pieces = Vec::new();
             for part in stream.chunks(chunk) {
                 splitter.push(Bytes::copy_from_slice(part), &mut pieces);
@@ -419,12 +465,12 @@ pub(crate) mod tests {
             assert_eq!(reassemble(&pieces), stream, "chunk size {chunk}");
         }
         // Ending between frames, or inside an oversize frame streaming past.
-        let mut splitter = Splitter::new(LenPrefix, 1 << 16);
+        let mut splitter = Splitter::new(LenPrefix, 1 << 16, InspectBudget::unlimited());
         let mut pieces = Vec::new();
         splitter.push(Bytes::from(good.clone()), &mut pieces);
         splitter.finish(&mut pieces);
         assert!(!pieces.iter().any(|p| matches!(p, Piece::Broken(_))));
-        let mut splitter = Splitter::new(LenPrefix, 8);
+        let mut splitter = Splitter::new(LenPrefix, 8, InspectBudget::unlimited());
         let mut pieces = Vec::new();
         splitter.push(Bytes::copy_from_slice(&cut[..12]), &mut pieces);
         splitter.finish(&mut pieces);
@@ -432,6 +478,104 @@ pub(crate) mod tests {
             .iter()
             .any(|p| matches!(p, Piece::Broken(e) if e.reason == "truncated")));
         assert_eq!(reassemble(&pieces), &cut[..12]);
+    }
+
+    fn push_in_chunks(
+        splitter: &mut Splitter<LenPrefix>,
+        stream: &[u8],
+        chunk: usize,
+    ) -> Vec<Piece> {
+        let mut out = Vec::new();
+        for part in stream.chunks(chunk) {
+            splitter.push(Bytes::copy_from_slice(part), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_gathered_frame_holds_budget_room_until_its_last_slice_is_dropped() {
+        let budget = InspectBudget::new(4096, Default::default());
+        let big = frame(&[9u8; 1000]);
+        for chunk in [1, 3, 100] {
+            let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+            let mut pieces = push_in_chunks(&mut splitter, &big[..500], chunk);
+            assert!(pieces.is_empty());
+            assert_eq!(budget.held(), 1004, "the whole frame's room, taken once");
+            splitter.push(Bytes::copy_from_slice(&big[500..]), &mut pieces);
+            assert_eq!(frames(&pieces), vec![big.clone()]);
+            assert_eq!(
+                budget.held(),
+                1004,
+                "held while the frame awaits inspection"
+            );
+            drop(pieces);
+            assert_eq!(budget.held(), 0, "chunk size {chunk}");
+        }
+        // A frame within one chunk is a slice of it and takes nothing.
+        let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+        let pieces = push_in_chunks(&mut splitter, &big, big.len());
+        assert_eq!(frames(&pieces), vec![big.clone()]);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn without_budget_room_a_frame_streams_past_and_says_why() {
+        let budget = InspectBudget::new(4096, Default::default());
+        let others = budget.reserve(4000).expect("room");
+        let big = frame(&[9u8; 1000]);
+        let small = frame(b"small");
+        let stream = [big.clone(), small.clone()].concat();
+        for chunk in [1, 3, 100] {
+            let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+            let pieces = push_in_chunks(&mut splitter, &stream, chunk);
+            assert!(
+                pieces.iter().any(|p| matches!(
+                    p,
+                    Piece::Oversize {
+                        len: 1004,
+                        over_budget: true,
+                        ..
+                    }
+                )),
+                "chunk size {chunk}"
+            );
+            assert_eq!(reassemble(&pieces), stream, "chunk size {chunk}");
+            // The small frame after it fits in the room left, and is gathered again.
+            assert_eq!(frames(&pieces), vec![small.clone()], "chunk size {chunk}");
+            drop(pieces);
+            assert_eq!(budget.held(), 4000);
+        }
+        // Over the cap is oversize whatever the budget says.
+        let mut splitter = Splitter::new(LenPrefix, 512, budget.clone());
+        let pieces = push_in_chunks(&mut splitter, &stream, 3);
+        assert!(pieces.iter().any(|p| matches!(
+            p,
+            Piece::Oversize {
+                over_budget: false,
+                ..
+            }
+        )));
+        drop((pieces, others));
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn a_stream_ending_or_dropped_mid_frame_gives_its_room_back() {
+        let budget = InspectBudget::new(4096, Default::default());
+        let big = frame(&[9u8; 1000]);
+        let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+        let mut pieces = push_in_chunks(&mut splitter, &big[..600], 50);
+        assert_eq!(budget.held(), 1004);
+        splitter.finish(&mut pieces);
+        assert_eq!(reassemble(&pieces), &big[..600]);
+        drop(pieces);
+        assert_eq!(budget.held(), 0);
+        // A connection closed mid-frame drops its splitter.
+        let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+        drop(push_in_chunks(&mut splitter, &big[..600], 50));
+        assert_eq!(budget.held(), 1004);
+        drop(splitter);
+        assert_eq!(budget.held(), 0);
     }
 
     #[test]

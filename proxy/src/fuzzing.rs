@@ -102,7 +102,11 @@ fn inspect_stream<F: Framer>(
     let Some((selector, stream)) = rest.split_at_checked(usize::from(count)) else {
         return;
     };
-    let mut splitter = Splitter::new(framer, INSPECT_CAP);
+    let mut splitter = Splitter::new(
+        framer,
+        INSPECT_CAP,
+        crate::budget::InspectBudget::unlimited(),
+    );
     let mut pieces = Vec::new();
     splitter.push(Bytes::copy_from_slice(stream), &mut pieces);
     splitter.finish(&mut pieces);

@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - [`framing`]: splits a byte stream into frames without copying, with a size cap.
+//! - [`budget`]: the process-wide budget of bytes held for frames gathered across reads.
 //! - [`relay`]: the data path: bidirectional copy, taps, the one MongoDB reply rewrite.
 //! - [`tap`]: what crosses from the data path to inspection ([`tap::Inspector`]).
 //! - [`mongo`], [`postgres`]: wire decoding per engine, into [`indextap_analyzer::command`].
@@ -23,6 +24,7 @@
 // Lints: `[workspace.lints]` in the root Cargo.toml; the wire decoders add their own.
 
 pub mod admin;
+pub mod budget;
 pub mod catalog;
 pub mod cli;
 pub mod error;

@@ -45,6 +45,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::admin::metrics::ListenerMetrics;
+use crate::budget::InspectBudget;
 use crate::error::{ProxyError, Side};
 use crate::framing::{Framer, Piece, Splitter};
 use crate::tap::{Direction, Tap, TapFrame, TapItem};
@@ -88,6 +89,9 @@ pub struct Relay<Q, R> {
     pub reply_framer: R,
     /// Frames larger than this are forwarded but not inspected.
     pub max_inspect: usize,
+    /// The process-wide room for frames gathered across reads; a frame without room is
+    /// forwarded but not inspected, like one over `max_inspect`.
+    pub budget: InspectBudget,
     /// MongoDB's topology rewrite; `None` forwards replies as they stream.
     pub reply_rewrite: Option<Box<dyn ReplyRewrite>>,
     /// Where frames go for inspection; `None` forwards blind.
@@ -161,7 +165,8 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         let rewriting = rewrite.is_some();
         let mut requests = Pump::new(
             Direction::Request,
-            (inspect || rewriting).then(|| Splitter::new(self.request_framer, self.max_inspect)),
+            (inspect || rewriting)
+                .then(|| Splitter::new(self.request_framer, self.max_inspect, self.budget.clone())),
             false,
             self.tap.clone(),
             &self.metrics,
@@ -169,7 +174,8 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         );
         let mut replies = Pump::new(
             Direction::Reply,
-            (inspect || rewriting).then(|| Splitter::new(self.reply_framer, self.max_inspect)),
+            (inspect || rewriting)
+                .then(|| Splitter::new(self.reply_framer, self.max_inspect, self.budget)),
             rewriting,
             self.tap,
             &self.metrics,
@@ -517,10 +523,14 @@ impl<F: Framer> Pump<F> {
                     }
                 }
                 Piece::Raw(_) => {}
-                Piece::Oversize { header, .. } => {
+                Piece::Oversize {
+                    header,
+                    over_budget,
+                    ..
+                } => {
                     deferred = false;
                     offer_frames(&mut self.tap, &mut frames, false);
-                    self.announce_oversize(header, at, shared.metrics);
+                    self.announce_oversize(header, over_budget, at, shared.metrics);
                 }
                 Piece::Broken(error) => {
                     deferred = false;
@@ -540,9 +550,20 @@ impl<F: Framer> Pump<F> {
         idle.unwrap_or(false)
     }
 
-    /// A frame too large to inspect: count it, and hand its header to the inspector.
-    fn announce_oversize(&mut self, header: Bytes, at: Instant, metrics: &ListenerMetrics) {
-        metrics.event("oversize_skipped");
+    /// A frame too large to inspect, or one the budget had no room to gather: count it, and
+    /// hand its header to the inspector.
+    fn announce_oversize(
+        &mut self,
+        header: Bytes,
+        over_budget: bool,
+        at: Instant,
+        metrics: &ListenerMetrics,
+    ) {
+        metrics.event(if over_budget {
+            "inspect_budget_exhausted"
+        } else {
+            "oversize_skipped"
+        });
         let frame = TapFrame {
             direction: self.direction,
             bytes: header,
@@ -609,9 +630,11 @@ impl<F: Framer> Pump<F> {
                     }
                 }
                 Piece::Raw(bytes) => self.out.push_back(bytes),
-                Piece::Oversize { header, .. } => {
-                    self.announce_oversize(header, at, shared.metrics)
-                }
+                Piece::Oversize {
+                    header,
+                    over_budget,
+                    ..
+                } => self.announce_oversize(header, over_budget, at, shared.metrics),
                 Piece::Broken(error) => self.lose_framing(&error, shared),
             }
         }
@@ -780,6 +803,7 @@ mod tests {
         metrics: &ListenerMetrics,
         tap: Tap,
         rewrite: Option<Box<dyn ReplyRewrite>>,
+        budget: InspectBudget,
         requests: Vec<u8>,
         replies: Vec<u8>,
     ) {
@@ -789,6 +813,7 @@ mod tests {
             request_framer: LenPrefix,
             reply_framer: LenPrefix,
             max_inspect: 1024,
+            budget,
             reply_rewrite: rewrite,
             tap: Some(tap),
             metrics: metrics.clone(),
@@ -814,7 +839,17 @@ mod tests {
     ) -> (usize, usize, u64) {
         let metrics = Metrics::new().listener("test", "test");
         let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
-        relay_through(&metrics, tap, rewrite, frames(400), frames(300)).await;
+        let budget = InspectBudget::unlimited();
+        relay_through(&metrics, tap, rewrite, budget, frames(400), frames(300)).await;
+        let (tapped, oversize_headers) = tally(&mut receiver);
+        if tap_capacity > 1000 {
+            assert!(oversize_headers > 0, "oversize frames must be announced");
+        }
+        (tapped, oversize_headers, metrics.tap_dropped.get())
+    }
+
+    /// What the inspector was handed, drained: (frames tapped, oversize headers).
+    fn tally(receiver: &mut crate::tap::TapReceiver) -> (usize, usize) {
         let mut tapped = 0;
         let mut oversize_headers = 0;
         while let Some(item) = receiver.try_recv() {
@@ -831,10 +866,97 @@ mod tests {
                 }
             }
         }
-        if tap_capacity > 1000 {
-            assert!(oversize_headers > 0, "oversize frames must be announced");
+        (tapped, oversize_headers)
+    }
+
+    /// Frames spread over reads while other connections hold the whole budget are forwarded
+    /// unchanged and announced by header, counted; once room is back they are gathered again.
+    #[tokio::test]
+    async fn frames_without_budget_room_are_forwarded_counted_and_later_gathered_again() {
+        let registry = Metrics::new();
+        let metrics = registry.listener("budget", "test");
+        // Room for all the frames this relay gathers (they stay held in the tap until it is
+        // drained, at the end), but first the other connections hold all of it.
+        let budget = registry.inspect_budget(1 << 20);
+        let others = budget.reserve(1 << 20).expect("the whole budget");
+        let (tap, mut receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
+        relay_through(
+            &metrics,
+            tap,
+            None,
+            budget.clone(),
+            frames(400),
+            frames(300),
+        )
+        .await;
+        let (tapped, headers) = tally(&mut receiver);
+        let exhausted = metrics.event_counter("inspect_budget_exhausted").get();
+        let oversize = metrics.event_counter("oversize_skipped").get();
+        assert!(exhausted > 0, "some frames were spread over reads");
+        assert_eq!(tapped + headers, 700, "each frame tapped, or its header");
+        assert_eq!(headers as u64, exhausted + oversize);
+        assert_eq!(
+            tapped + exhausted as usize,
+            inspectable(400) + inspectable(300)
+        );
+        drop(others);
+        assert_eq!(budget.held(), 0);
+        let (tap, mut receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
+        relay_through(
+            &metrics,
+            tap,
+            None,
+            budget.clone(),
+            frames(400),
+            frames(300),
+        )
+        .await;
+        let (tapped, _) = tally(&mut receiver);
+        assert_eq!(tapped, inspectable(400) + inspectable(300));
+        assert_eq!(
+            metrics.event_counter("inspect_budget_exhausted").get(),
+            exhausted
+        );
+        let text = registry.encode();
+        assert!(text.contains("indextap_inspect_held_bytes 0"), "{text}");
+        assert!(
+            text.contains("indextap_inspect_budget_bytes 1048576"),
+            "{text}"
+        );
+    }
+
+    /// Connections at once, sharing a budget smaller than their frames together: bytes
+    /// arrive unchanged, every frame is tapped or announced, the budget is never passed and
+    /// nothing stays held once the taps are drained.
+    #[tokio::test]
+    async fn connections_sharing_a_small_budget_stay_within_it() {
+        let registry = Metrics::new();
+        let budget = registry.inspect_budget(2048);
+        let relays = (0..4).map(|n| {
+            let metrics = registry.listener(&format!("budget-{n}"), "test");
+            let budget = budget.clone();
+            async move {
+                let (tap, receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
+                relay_through(
+                    &metrics,
+                    tap,
+                    None,
+                    budget.clone(),
+                    frames(400),
+                    frames(300),
+                )
+                .await;
+                assert!(budget.held() <= 2048);
+                (metrics, receiver)
+            }
+        });
+        for (metrics, mut receiver) in futures::future::join_all(relays).await {
+            let (tapped, headers) = tally(&mut receiver);
+            let skipped = metrics.event_counter("inspect_budget_exhausted").get()
+                + metrics.event_counter("oversize_skipped").get();
+            assert_eq!((tapped + headers, headers as u64), (700, skipped));
         }
-        (tapped, oversize_headers, metrics.tap_dropped.get())
+        assert_eq!(budget.held(), 0, "released with the last tapped frame");
     }
 
     #[tokio::test]
@@ -871,6 +993,7 @@ mod tests {
             request_framer: LenPrefix,
             reply_framer: LenPrefix,
             max_inspect: 1024,
+            budget: InspectBudget::unlimited(),
             reply_rewrite: Some(Box::new(Alternating::default())),
             tap: Some(tap),
             metrics,
@@ -917,7 +1040,8 @@ mod tests {
             let mut replies = frames(4);
             // The held-back bytes of a cut reply are forwarded too.
             replies.extend_from_slice(&[60, 0]);
-            relay_through(&metrics, tap, rewrite, requests, replies).await;
+            let budget = InspectBudget::unlimited();
+            relay_through(&metrics, tap, rewrite, budget, requests, replies).await;
             let text = registry.encode();
             assert!(
                 text.contains(

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::metrics::{ListenerMetrics, Metrics};
 use crate::admin::routes::{self, AdminState};
+use crate::budget::InspectBudget;
 use crate::catalog::CatalogSources;
 use crate::error::{ProxyError, Side};
 use crate::mongo::tls::{Leg, MongoTls};
@@ -54,6 +55,8 @@ struct Shared {
     inspections: TaskTracker,
     tap_capacity: usize,
     max_inspect: usize,
+    /// Room for frames gathered across reads, shared by every connection.
+    budget: InspectBudget,
     /// Set just before the shutdown token is cancelled: until then a relay's wake-up need
     /// not look at the token (a lock per look).
     stopping: AtomicBool,
@@ -106,6 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopping: AtomicBool::new(false),
         tap_capacity: config.capture.channel_capacity,
         max_inspect: config.capture.max_inspect_bytes,
+        budget: metrics.inspect_budget(config.capture.max_inspect_total_bytes),
     });
     let shutdown = CancellationToken::new();
     let connections = TaskTracker::new();
@@ -440,6 +444,7 @@ async fn start_mongo(
         request_framer: MongoFramer,
         reply_framer: MongoFramer,
         max_inspect: shared.max_inspect,
+        budget: shared.budget.clone(),
         // Encrypted bytes have no frames to rewrite: forward them as they come.
         reply_rewrite: legs
             .inspect
@@ -530,6 +535,7 @@ async fn start_postgres(
         request_framer: PgFramer,
         reply_framer: PgFramer,
         max_inspect: shared.max_inspect,
+        budget: shared.budget.clone(),
         reply_rewrite: None,
         tap,
         metrics: metrics.clone(),

@@ -12,6 +12,8 @@
 //! - simple protocol: psql, multi-statement strings, errors with their SQLSTATE.
 //! - pgbench in prepared and simple mode; COPY FROM STDIN.
 //! - CancelRequest through the proxy; trust, SCRAM-SHA-256 and md5 authentication.
+//! - statements spread over many reads from several connections at once, past the
+//!   process-wide inspection budget.
 
 mod pg_common;
 
@@ -19,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::SinkExt;
+use indextap_tests::metrics::Exposition;
 use indextap_tests::postgres::{number, SCRAM_PASSWORD, SCRAM_USER};
-use pg_common::raw::{bind, error_fields, execute, kinds, parse, sync, Message, Raw};
+use indextap_tests::PostgresOptions;
+use pg_common::raw::{bind, error_fields, execute, kinds, parse, sync, typed, Message, Raw};
 use pg_common::{
     assert_success, connect, field, pgbench, psql, tally, wait_for_metric, wait_for_shapes,
     wait_until, writes, PgBehindProxy,
@@ -742,4 +746,121 @@ async fn trust_scram_and_md5_authentication_work_through_the_proxy() {
     let probes = wait_for_statement(&env, "logins", "who", 3);
     assert_eq!(field(&probes, "count"), 3, "{probes:#}");
     assert_eq!(field(&probes, "errors"), 0, "{probes:#}");
+}
+
+/// An INSERT of a `len`-byte text that differs from row to row and from byte to byte, so that
+/// the server's copy can be checked against a formula (`stored_as_sent`).
+fn large_insert(id: usize, len: usize) -> String {
+    let body: String = (0..len)
+        .map(|i| char::from(b'a' + ((i * 7 + id) % 26) as u8))
+        .collect();
+    format!("INSERT INTO big_docs VALUES ({id}, '{body}')")
+}
+
+/// The rows of `big_docs` as (id, length, whether the text is exactly what `large_insert` sent).
+async fn stored_as_sent(client: &tokio_postgres::Client) -> Vec<(i32, i32, bool)> {
+    let rows = client
+        .query(
+            "SELECT id, length(body), body = (SELECT string_agg(chr(97 + (i * 7 + id) % 26), '' ORDER BY i) \
+             FROM generate_series(0, length(body) - 1) AS i) FROM big_docs ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("read back big_docs");
+    rows.iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+fn held_bytes(env: &PgBehindProxy) -> f64 {
+    Exposition::fetch(&env.proxy)
+        .value("indextap_inspect_held_bytes", &[])
+        .unwrap_or_else(|| panic!("no indextap_inspect_held_bytes:\n{}", env.metrics()))
+}
+
+/// With a 1 MiB inspection budget, one connection holds most of it with a statement not yet
+/// whole; four others send 600 KB statements at once, each spread over many reads. They find
+/// no room: they reach the server unchanged, uncaptured, and counted. Once the first statement
+/// is whole, the room comes back and the next large statement is captured again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_past_the_inspection_budget_are_forwarded_counted_and_room_comes_back() {
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("indextap.toml");
+    std::fs::write(
+        &config,
+        format!("[capture]\nmax_inspect_bytes = {MIB}\nmax_inspect_total_bytes = {MIB}\n"),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let env = PgBehindProxy::start_with(PostgresOptions::default(), &["--config", &config]);
+    env.psql_ok(
+        "postgres",
+        "CREATE TABLE big_docs (id int PRIMARY KEY, body text)",
+    );
+    assert_eq!(held_bytes(&env), 0.0);
+
+    let mut holder = Raw::started(env.listen);
+    let mut query = large_insert(0, 900_000).into_bytes();
+    query.push(0);
+    let first = typed(b'Q', &query);
+    let (head, tail) = first.split_at(first.len() - 10);
+    holder.send(head);
+    let held = wait_for_metric(&env.proxy, "indextap_inspect_held_bytes", &[], 900_000.0);
+    assert_eq!(
+        held,
+        first.len() as f64,
+        "the whole statement's room, taken once"
+    );
+
+    let senders: Vec<_> = (1..=4)
+        .map(|id| {
+            let conninfo = env.conninfo("postgres");
+            tokio::spawn(async move {
+                let client = connect(&conninfo).await;
+                client
+                    .batch_execute(&large_insert(id, 600_000))
+                    .await
+                    .expect("a statement over the budget still runs");
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let exhausted = || {
+        pg_common::metric_value(
+            &env.metrics(),
+            "indextap_inspection_events_total",
+            &[("reason", "inspect_budget_exhausted")],
+        )
+    };
+    assert_eq!(exhausted(), Some(4.0), "{}", env.metrics());
+
+    holder.send(tail);
+    let replies = holder.until_ready();
+    assert_eq!(kinds(&replies), "CZ");
+    wait_until("the gathered statement's room given back", || {
+        let held = held_bytes(&env);
+        if held == 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{held} bytes held"))
+        }
+    });
+    env.connect("postgres")
+        .await
+        .batch_execute(&large_insert(5, 600_000))
+        .await
+        .expect("insert after the room came back");
+
+    // Only the two statements that had room were captured; all six were stored as sent.
+    assert_eq!(wait_for_insert(&env, "postgres", "big_docs", 2), 2);
+    assert_eq!(exhausted(), Some(4.0));
+    let direct = env.connect_direct("postgres").await;
+    let expected: Vec<_> = (0..=5)
+        .map(|id| (id, if id == 0 { 900_000 } else { 600_000 }, true))
+        .collect();
+    assert_eq!(stored_as_sent(&direct).await, expected);
+    assert_eq!(held_bytes(&env), 0.0);
 }

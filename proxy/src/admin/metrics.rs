@@ -71,6 +71,10 @@ pub struct Metrics {
     pub aggregate_limit_bytes: Gauge<u64, AtomicU64>,
     /// Commands the lowerers could not use, by reason (set at scrape time).
     rejected: Family<ReasonLabels, Gauge<u64, AtomicU64>>,
+    /// Bytes held now for frames gathered across reads (the inspection budget's counter).
+    inspect_held_bytes: Gauge<u64, AtomicU64>,
+    /// The inspection budget's limit.
+    inspect_budget_bytes: Gauge<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,6 +118,8 @@ impl Metrics {
         let aggregate_bytes = Gauge::<u64, AtomicU64>::default();
         let aggregate_limit_bytes = Gauge::<u64, AtomicU64>::default();
         let rejected = Family::<ReasonLabels, Gauge<u64, AtomicU64>>::default();
+        let inspect_held_bytes = Gauge::<u64, AtomicU64>::default();
+        let inspect_budget_bytes = Gauge::<u64, AtomicU64>::default();
 
         registry.register(
             "connections",
@@ -201,6 +207,16 @@ impl Metrics {
             "Commands no shape could be made of, by reason",
             rejected.clone(),
         );
+        registry.register(
+            "inspect_held_bytes",
+            "Bytes held for inspection of frames gathered across reads, charged against capture.max_inspect_total_bytes",
+            inspect_held_bytes.clone(),
+        );
+        registry.register(
+            "inspect_budget_bytes",
+            "The budget for frames gathered across reads (capture.max_inspect_total_bytes)",
+            inspect_budget_bytes.clone(),
+        );
 
         Self {
             registry,
@@ -222,7 +238,15 @@ impl Metrics {
             aggregate_bytes,
             aggregate_limit_bytes,
             rejected,
+            inspect_held_bytes,
+            inspect_budget_bytes,
         }
+    }
+
+    /// The process's inspection budget of `limit` bytes, counted in the held-bytes gauge.
+    pub fn inspect_budget(&self, limit: usize) -> crate::budget::InspectBudget {
+        self.inspect_budget_bytes.set(limit as u64);
+        crate::budget::InspectBudget::new(limit, self.inspect_held_bytes.clone())
     }
 
     /// Resolve one listener's hot-path counters.

@@ -245,7 +245,8 @@ mod tests {
         stream.push(0);
         // Whole in one chunk, and split across chunks at every byte.
         for step in [stream.len(), 1] {
-            let mut splitter = Splitter::new(PgFramer, 1024);
+            let mut splitter =
+                Splitter::new(PgFramer, 1024, crate::budget::InspectBudget::unlimited());
             let mut pieces = Vec::new();
             for chunk in stream.chunks(step) {
                 splitter.push(bytes::Bytes::copy_from_slice(chunk), &mut pieces);
@@ -283,7 +284,7 @@ mod tests {
         let big = encode(b'Q', &[b'x'; 100]);
         let copy = encode(b'd', b"1\tsecret\n");
         let stream = [&run[..], &copy, &run, &big, &run].concat();
-        let mut splitter = Splitter::new(PgFramer, 64);
+        let mut splitter = Splitter::new(PgFramer, 64, crate::budget::InspectBudget::unlimited());
         let mut pieces = Vec::new();
         // The last run is cut after its first byte.
         let cut = stream.len() - run.len() + 1;

@@ -1,0 +1,183 @@
+//! The inspection budget: the bytes the whole process may hold for frames gathered across
+//! reads.
+//!
+//! A frame that arrives within one read is inspected as a slice of the read arena and costs
+//! nothing extra. A frame spread over several reads is copied together (up to
+//! `capture.max_inspect_bytes`) so that its inspector sees it whole. Per connection and
+//! direction that copy is bounded, but fifty connections sending 16 MiB statements at once
+//! are not: the budget (`capture.max_inspect_total_bytes`) bounds them all together. A frame
+//! that cannot get room is treated as oversize (forwarded, its header inspected), and
+//! counted.
+//!
+//! The room is taken once, for the frame's whole length, when gathering starts, and given
+//! back when the last reference to the gathered bytes is dropped (after inspection, or when
+//! the connection closes mid-frame): the [`Reservation`] travels with the bytes
+//! ([`Reservation::attach`]), so nothing can forget to release it. The accounting is one
+//! atomic counter, which is also the exported gauge of bytes held.
+//!
+//! ## Layout
+//! - [`InspectBudget`]: the process-wide counter and its limit; [`InspectBudget::reserve`].
+//! - [`Reservation`]: room taken, released on drop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use prometheus_client::metrics::gauge::Gauge;
+
+/// The process-wide budget of bytes held for gathered frames. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct InspectBudget {
+    held: Gauge<u64, AtomicU64>,
+    limit: u64,
+}
+
+impl InspectBudget {
+    /// A budget of `limit` bytes, counted in `held` (the exported gauge).
+    pub fn new(limit: usize, held: Gauge<u64, AtomicU64>) -> Self {
+        Self {
+            held,
+            limit: limit as u64,
+        }
+    }
+
+    /// A budget that never runs out, counted in a gauge of its own (tests and fuzzing).
+    pub fn unlimited() -> Self {
+        Self::new(usize::MAX, Gauge::default())
+    }
+
+    /// Room for `bytes` more bytes, or `None` when that would pass the limit. Never waits.
+    pub fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        let bytes = bytes as u64;
+        let limit = self.limit;
+        self.held
+            .inner()
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes).filter(|total| *total <= limit)
+            })
+            .ok()?;
+        Some(Reservation {
+            held: self.held.clone(),
+            bytes,
+        })
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> u64 {
+        self.held.get()
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+/// Room taken from an [`InspectBudget`]; dropping it gives the room back.
+#[derive(Debug)]
+pub struct Reservation {
+    held: Gauge<u64, AtomicU64>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// The gathered bytes, frozen, carrying this reservation: it is released when the last
+    /// slice of them is dropped, wherever that happens (the inspection task, a write queue).
+    pub fn attach(self, bytes: BytesMut) -> Bytes {
+        Bytes::from_owner(Held {
+            bytes,
+            _reservation: self,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.held.inner().fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Gathered bytes and the room they were given.
+struct Held {
+    bytes: BytesMut,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_and_release_keep_the_count() {
+        let budget = InspectBudget::new(100, Gauge::default());
+        let a = budget.reserve(60).expect("room for 60");
+        assert_eq!(budget.held(), 60);
+        let b = budget
+            .reserve(40)
+            .expect("room for 40 more: exactly the limit");
+        assert_eq!(budget.held(), 100);
+        drop(a);
+        assert_eq!(budget.held(), 40);
+        drop(b);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn past_the_limit_nothing_is_taken() {
+        let budget = InspectBudget::new(100, Gauge::default());
+        let held = budget.reserve(70).expect("room");
+        assert!(budget.reserve(31).is_none());
+        assert_eq!(budget.held(), 70, "a refused reservation takes nothing");
+        assert!(budget.reserve(usize::MAX).is_none(), "no overflow");
+        let rest = budget.reserve(30).expect("what is left still fits");
+        drop((held, rest));
+        assert!(budget.reserve(100).is_some(), "all of it is free again");
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn attached_bytes_release_with_their_last_slice() {
+        let budget = InspectBudget::new(1 << 20, Gauge::default());
+        let mut gathered = BytesMut::with_capacity(1000);
+        gathered.extend_from_slice(&[7; 1000]);
+        let frame = budget.reserve(1000).expect("room").attach(gathered);
+        assert_eq!(&frame[..], &[7; 1000][..]);
+        let head = frame.slice(..4);
+        let copy = frame.clone();
+        drop(frame);
+        drop(copy);
+        assert_eq!(budget.held(), 1000, "a slice still holds the frame");
+        drop(head);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn clones_share_one_budget_across_threads() {
+        let budget = InspectBudget::new(1000, Gauge::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let budget = budget.clone();
+                std::thread::spawn(move || {
+                    let mut granted = 0;
+                    for _ in 0..10_000 {
+                        if let Some(room) = budget.reserve(100) {
+                            assert!(budget.held() <= 1000);
+                            granted += 1;
+                            drop(room);
+                        }
+                    }
+                    granted
+                })
+            })
+            .collect();
+        let granted: u32 = threads.into_iter().map(|t| t.join().expect("join")).sum();
+        assert!(granted > 0);
+        assert_eq!(budget.held(), 0);
+    }
+}
