@@ -21,7 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 
 /// The process-wide budget of bytes held for gathered frames. Cloning shares it.
@@ -80,9 +80,10 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The gathered bytes, frozen, carrying this reservation: it is released when the last
-    /// slice of them is dropped, wherever that happens (the inspection task, a write queue).
-    pub fn attach(self, bytes: BytesMut) -> Bytes {
+    /// The bytes (gathered, or a read's chunk), as `Bytes` carrying this reservation: it is
+    /// released when the last slice of them is dropped, wherever that happens (the
+    /// inspection task, a write queue).
+    pub fn attach<B: AsRef<[u8]> + Send + 'static>(self, bytes: B) -> Bytes {
         Bytes::from_owner(Held {
             bytes,
             _reservation: self,
@@ -96,21 +97,23 @@ impl Drop for Reservation {
     }
 }
 
-/// Gathered bytes and the room they were given.
-struct Held {
-    bytes: BytesMut,
+/// Bytes and the room they were given.
+struct Held<B> {
+    bytes: B,
     _reservation: Reservation,
 }
 
-impl AsRef<[u8]> for Held {
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Held<B> {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_ref()
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     #[test]

@@ -122,6 +122,11 @@ impl<F: Framer> Splitter<F> {
         }
     }
 
+    /// The budget it gathers frames with.
+    pub fn budget(&self) -> &InspectBudget {
+        &self.budget
+    }
+
     /// The framing rule.
     pub fn framer(&self) -> &F {
         &self.framer

@@ -63,6 +63,9 @@ const ARENA_SIZE: usize = 64 * 1024;
 /// A read is offered at least this much room; with less left, the arena is renewed (or
 /// reclaimed in place, when no chunk of it is alive any more).
 const MIN_READ: usize = 16 * 1024;
+/// Reads at least this long are charged to the inspection budget while their frames wait
+/// for inspection ([`charge`]).
+const CHARGED_READ: usize = 16 * 1024;
 
 /// A connection's rewrite of whole reply frames (MongoDB's topology rewrite,
 /// `mongo::HelloReplies`). It is told about each whole request frame first, so that it can
@@ -474,8 +477,12 @@ impl<F: Framer> Pump<F> {
         let Some(splitter) = self.splitter.as_mut() else {
             return false;
         };
+        let (tapped, starved) = charge(chunk, splitter.budget(), self.tap.is_some());
+        if starved {
+            shared.metrics.event("inspect_budget_exhausted");
+        }
         let mut pieces = scratch_pieces();
-        splitter.push(chunk.clone(), &mut pieces);
+        splitter.push(tapped, &mut pieces);
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
         let several = pieces
             .iter()
@@ -519,7 +526,7 @@ impl<F: Framer> Pump<F> {
                     if several {
                         frames.push(frame);
                     } else {
-                        offer_item(&mut self.tap, TapItem::Frame(frame), deferred);
+                        offer_item(&mut self.tap, TapItem::Frame(frame), deferred, starved);
                     }
                 }
                 Piece::Raw(_) => {}
@@ -529,18 +536,18 @@ impl<F: Framer> Pump<F> {
                     ..
                 } => {
                     deferred = false;
-                    offer_frames(&mut self.tap, &mut frames, false);
-                    self.announce_oversize(header, over_budget, at, shared.metrics);
+                    offer_frames(&mut self.tap, &mut frames, false, starved);
+                    self.announce_oversize(header, over_budget, starved, at, shared.metrics);
                 }
                 Piece::Broken(error) => {
                     deferred = false;
-                    offer_frames(&mut self.tap, &mut frames, false);
+                    offer_frames(&mut self.tap, &mut frames, false, starved);
                     self.lose_framing(&error, shared);
                 }
             }
         }
         return_pieces(pieces);
-        offer_frames(&mut self.tap, &mut frames, deferred);
+        offer_frames(&mut self.tap, &mut frames, deferred, starved);
         let broken = self.splitter.as_ref().is_some_and(|s| s.is_broken());
         // The rewrite needs the request frames even when nothing is inspected any more.
         if broken || (self.tap.is_none() && shared.rewrite.is_none()) {
@@ -556,6 +563,7 @@ impl<F: Framer> Pump<F> {
         &mut self,
         header: Bytes,
         over_budget: bool,
+        starved: bool,
         at: Instant,
         metrics: &ListenerMetrics,
     ) {
@@ -569,7 +577,7 @@ impl<F: Framer> Pump<F> {
             bytes: header,
             at,
         };
-        offer_item(&mut self.tap, TapItem::Oversize(frame), false);
+        offer_item(&mut self.tap, TapItem::Oversize(frame), false, starved);
     }
 
     /// The stream can no longer be framed: stop inspecting it; forwarding goes on.
@@ -634,7 +642,7 @@ impl<F: Framer> Pump<F> {
                     header,
                     over_budget,
                     ..
-                } => self.announce_oversize(header, over_budget, at, shared.metrics),
+                } => self.announce_oversize(header, over_budget, false, at, shared.metrics),
                 Piece::Broken(error) => self.lose_framing(&error, shared),
             }
         }
@@ -658,6 +666,23 @@ fn scratch_pieces() -> Vec<Piece> {
 fn return_pieces(mut pieces: Vec<Piece>) {
     pieces.clear();
     PIECES.with(|scratch| scratch.set(pieces));
+}
+
+/// The chunk as the splitter gets it, and whether it found no room in the inspection budget
+/// (its frames are then dropped and counted, not queued). A long read is charged for as long
+/// as any of its frames waits for inspection: the frames are slices of the read arena, and
+/// an inspection task that falls behind streaming reads (a large result set, a pipeline)
+/// would otherwise hold up to a queue's worth of arenas per connection. Short reads, every
+/// round trip of a steady workload, are not charged: they share arenas, and touching the
+/// process-wide counter per round trip would cost more than it bounds.
+fn charge(chunk: &Bytes, budget: &InspectBudget, tapping: bool) -> (Bytes, bool) {
+    if chunk.len() < CHARGED_READ || !tapping {
+        return (chunk.clone(), false);
+    }
+    match budget.reserve(chunk.len()) {
+        Some(room) => (room.attach(chunk.clone()), false),
+        None => (chunk.clone(), true),
+    }
 }
 
 /// Read the next chunk from `from` into the thread's read arena; empty at the end of stream.
@@ -689,26 +714,36 @@ fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant)
             at,
         }),
         false,
+        false,
     );
 }
 
 /// Offer the frames gathered from a chunk as one item, and empty `frames`.
-fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>, deferred: bool) {
+fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>, deferred: bool, starved: bool) {
     match frames.len() {
         0 => {}
         1 => {
             if let Some(frame) = frames.pop() {
-                offer_item(tap, TapItem::Frame(frame), deferred);
+                offer_item(tap, TapItem::Frame(frame), deferred, starved);
             }
         }
-        _ => offer_item(tap, TapItem::Frames(std::mem::take(frames)), deferred),
+        _ => offer_item(
+            tap,
+            TapItem::Frames(std::mem::take(frames)),
+            deferred,
+            starved,
+        ),
     }
 }
 
 /// Offer an item; `deferred` leaves the inspection task asleep until a reply wakes it.
-fn offer_item(tap: &mut Option<Tap>, item: TapItem, deferred: bool) {
+/// `starved`: its chunk found no room in the inspection budget, so it is dropped and counted
+/// as if the queue were full.
+fn offer_item(tap: &mut Option<Tap>, item: TapItem, deferred: bool, starved: bool) {
     if let Some(active) = tap {
-        let offered = if deferred {
+        let offered = if starved {
+            active.drop_item(item)
+        } else if deferred {
             active.offer_deferred(item)
         } else {
             active.offer(item)
@@ -923,6 +958,61 @@ mod tests {
             text.contains("indextap_inspect_budget_bytes 1048576"),
             "{text}"
         );
+    }
+
+    /// Long reads are charged to the budget while their frames wait for inspection; without
+    /// room their frames are dropped and counted like those of a full queue, and forwarded.
+    #[tokio::test]
+    async fn long_reads_are_charged_while_queued_and_dropped_without_room() {
+        async fn relay_burst(budget: &InspectBudget, metrics: &ListenerMetrics) -> usize {
+            let stream: Vec<u8> = (0..2000).flat_map(|_| frames(4)).collect();
+            let (mut client, proxy_client) = duplex(1 << 20);
+            let (proxy_upstream, upstream) = duplex(1 << 20);
+            // All of it waits before the relay's first read: reads as long as the arena.
+            client.write_all(&stream).await.expect("write");
+            client.shutdown().await.expect("shutdown");
+            let (tap, mut receiver) = Tap::channel(100_000, metrics.tap_dropped.clone());
+            let relay = Relay {
+                request_framer: LenPrefix,
+                reply_framer: LenPrefix,
+                max_inspect: 1024,
+                budget: budget.clone(),
+                reply_rewrite: None,
+                tap: Some(tap),
+                metrics: metrics.clone(),
+            };
+            let (upstream_read, upstream_write) = tokio::io::split(upstream);
+            let relayed = tokio::spawn(relay.run(proxy_client, proxy_upstream));
+            let (at_upstream, _) = tokio::join!(drain(upstream_read), async move {
+                let mut upstream_write = upstream_write;
+                upstream_write.shutdown().await.expect("shutdown");
+            });
+            relayed.await.expect("join").expect("relay");
+            assert_eq!(at_upstream, stream, "bytes changed");
+            assert!(budget.held() > 0, "queued frames hold their reads' room");
+            let (tapped, _) = tally(&mut receiver);
+            tapped
+        }
+        let registry = Metrics::new();
+        let metrics = registry.listener("reads", "test");
+        let budget = registry.inspect_budget(1 << 20);
+        let others = budget.reserve(1 << 20).expect("the whole budget");
+        let tapped = relay_burst(&budget, &metrics).await;
+        assert_eq!(tapped, 0, "no long read found room");
+        assert_eq!(
+            metrics.tap_dropped.get(),
+            2000 * inspectable(4) as u64,
+            "each frame dropped, counted"
+        );
+        assert!(metrics.event_counter("inspect_budget_exhausted").get() > 0);
+        drop(others);
+        let tapped = relay_burst(&budget, &metrics).await;
+        assert_eq!(
+            tapped,
+            2000 * inspectable(4),
+            "room again: every frame queued"
+        );
+        assert_eq!(budget.held(), 0, "released once inspected");
     }
 
     /// Connections at once, sharing a budget smaller than their frames together: bytes

@@ -293,6 +293,25 @@ impl Tap {
         self.push(item, false)
     }
 
+    /// Drop an item that could not be queued for want of room in the inspection budget
+    /// (`crate::budget`), exactly as one that found the queue full: counted, and the
+    /// inspector told to resync. Returns false once the inspector has gone away.
+    pub fn drop_item(&self, item: TapItem) -> bool {
+        let mut queue = self.channel.lock();
+        if queue.closed {
+            return false;
+        }
+        queue.behind = true;
+        drop(queue);
+        self.count_dropped(&item);
+        true
+    }
+
+    fn count_dropped(&self, item: &TapItem) {
+        self.dropped
+            .inc_by(item.message_count(self.channel.messages_in));
+    }
+
     fn push(&self, item: TapItem, wake: bool) -> bool {
         let consumer = {
             let mut queue = self.channel.lock();
@@ -302,8 +321,7 @@ impl Tap {
             if queue.items.len() >= self.channel.capacity {
                 queue.behind = true;
                 drop(queue);
-                self.dropped
-                    .inc_by(item.message_count(self.channel.messages_in));
+                self.count_dropped(&item);
                 return true;
             }
             queue.items.push(item);
