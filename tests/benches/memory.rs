@@ -12,15 +12,21 @@
 //!    full startup and authentication), and leaves them open;
 //! 4. times the admin API: `/metrics`, a page of `/api/v1/shapes` (by total time and by p95),
 //!    and `/api/v1/recommendations`;
-//! 5. prints the proxy's RSS after each phase and its peak (`VmHWM`, `/proc/PID/status`),
+//! 5. with the idle connections closed, sends large frames from many connections at once
+//!    (half PostgreSQL statements, half MongoDB `find`s, each several MiB, spread over many
+//!    reads), and prints that phase's own peak against its starting RSS plus the inspection
+//!    budget (`capture.max_inspect_total_bytes`, 16 MiB by default);
+//! 6. prints the proxy's RSS after each phase and its peak (`VmHWM`, `/proc/PID/status`),
 //!    against the 64 MiB target.
 //!
 //! Environment: `BENCH_MEM_MONGO_SHAPES` (default 8000), `BENCH_MEM_SQL_SHAPES` (2000),
-//! `BENCH_MEM_CONNECTIONS` (2000), `INDEXTAP_BIN`. Everything it starts stops at exit.
+//! `BENCH_MEM_CONNECTIONS` (2000), `BENCH_MEM_LARGE_CONNECTIONS` (40),
+//! `BENCH_MEM_LARGE_MIB` (4), `BENCH_MEM_LARGE_ROUNDS` (3), `INDEXTAP_BIN`. Everything it
+//! starts stops at exit.
 //!
 //! ## Layout
 //! - this file: the phases and the report.
-//! - `workload`: the shapes and the idle connections.
+//! - `workload`: the shapes, the idle connections and the large frames.
 //! - `probe`: RSS from `/proc` and timed admin calls.
 
 #[path = "memory/probe.rs"]
@@ -30,7 +36,7 @@ mod workload;
 
 use std::time::{Duration, Instant};
 
-use indextap_tests::metrics::metric_value;
+use indextap_tests::metrics::{metric_value, Exposition};
 use indextap_tests::ports::free_addr;
 use indextap_tests::{
     IndextapOptions, IndextapProcess, Postgres, PostgresOptions, SecantusDb, SecantusOptions,
@@ -149,6 +155,16 @@ fn main() -> anyhow::Result<()> {
     memory.phase("after the admin calls")?;
     drop(idle);
 
+    let large = large_frames(
+        &mut memory,
+        &proxy,
+        &runtime,
+        &secantus,
+        &postgres,
+        pg_listen,
+        mongo_listen,
+    )?;
+
     let metrics = proxy.get_text("/metrics")?;
     let evicted = metric_value(&metrics, "indextap_shapes_evicted", &[]).unwrap_or(0.0);
     let charged = metric_value(&metrics, "indextap_aggregate_memory_bytes", &[]).unwrap_or(0.0);
@@ -158,6 +174,7 @@ fn main() -> anyhow::Result<()> {
         "aggregate: {tracked} shapes, {:.1} MiB charged against its budget, {evicted} evicted",
         charged / 1_048_576.0
     );
+    println!("{large}");
     println!();
     timings.report();
     println!();
@@ -166,4 +183,50 @@ fn main() -> anyhow::Result<()> {
         println!("  {line}");
     }
     Ok(())
+}
+
+/// The large-frames phase (step 5); its summary line.
+fn large_frames(
+    memory: &mut Memory,
+    proxy: &IndextapProcess,
+    runtime: &tokio::runtime::Runtime,
+    secantus: &SecantusDb,
+    postgres: &Postgres,
+    pg_listen: std::net::SocketAddr,
+    mongo_listen: std::net::SocketAddr,
+) -> anyhow::Result<String> {
+    let connections = setting("BENCH_MEM_LARGE_CONNECTIONS", 40);
+    let mib = setting("BENCH_MEM_LARGE_MIB", 4);
+    let rounds = setting("BENCH_MEM_LARGE_ROUNDS", 3);
+    // The idle connections' sockets close in the background: let RSS settle first.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = memory.restart_peak()?;
+    let started = Instant::now();
+    runtime.block_on(workload::large_frames(
+        &postgres.connection_string_via(pg_listen, workload::DATABASE),
+        &secantus.uri_via(mongo_listen),
+        connections,
+        mib << 20,
+        rounds,
+    ))?;
+    let took = started.elapsed().as_secs_f64();
+    memory.phase(&format!("{connections} conns x {mib} MiB frames"))?;
+    let peak = memory.last_peak();
+    let metrics = Exposition::fetch(proxy);
+    let value = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels).unwrap_or(0.0);
+    let budget = value("indextap_inspect_budget_bytes", &[]) / 1_048_576.0;
+    let verdict = if peak <= before + budget {
+        "met"
+    } else {
+        "NOT met"
+    };
+    Ok(format!(
+        "large frames: {connections} connections x {rounds} x {mib} MiB in {took:.1} s; peak {peak:.1} MiB from {before:.1} MiB, \
+         +{:.1} MiB against the {budget:.0} MiB inspection budget: {verdict}; \
+         {} frames or reads without room, {} samples dropped, {} bytes still held",
+        peak - before,
+        value("indextap_inspection_events_total", &[("reason", "inspect_budget_exhausted")]),
+        value("indextap_dropped_samples_total", &[]),
+        value("indextap_inspect_held_bytes", &[]),
+    ))
 }

@@ -1,4 +1,5 @@
-//! The benchmark's traffic: distinct shapes for both engines, and idle client connections.
+//! The benchmark's traffic: distinct shapes for both engines, idle client connections, and
+//! large frames from many connections at once.
 
 use std::net::SocketAddr;
 
@@ -139,4 +140,64 @@ async fn hello(addr: SocketAddr, request_id: i32) -> anyhow::Result<TcpStream> {
     let mut rest = vec![0u8; reply];
     stream.read_exact(&mut rest).await?;
     Ok(stream)
+}
+
+/// `connections` clients at once (half PostgreSQL, half MongoDB), each sending `rounds`
+/// requests of `bytes` bytes: a simple Query `SELECT length('…')`, and a `find` whose
+/// filter holds a string that long. Each request is spread over many reads, so the proxy
+/// gathers it for inspection within its budget. Every reply is checked.
+pub(crate) async fn large_frames(
+    pg_conninfo: &str,
+    mongo_uri: &str,
+    connections: usize,
+    bytes: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let text = "x".repeat(bytes);
+    let statement = format!("SELECT length('{text}')");
+    let mongo = mongodb::Client::with_uri_str(format!(
+        "{mongo_uri}&maxPoolSize={connections}&minPoolSize={}",
+        connections / 2
+    ))
+    .await?;
+    let collection = mongo.database("bench").collection::<Document>("large");
+    let pg = stream::iter(0..connections / 2).map(|_| {
+        let statement = statement.clone();
+        async move {
+            let (client, connection) =
+                tokio_postgres::connect(pg_conninfo, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            for _ in 0..rounds {
+                let rows = client.simple_query(&statement).await?;
+                let length = rows.iter().find_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                    _ => None,
+                });
+                anyhow::ensure!(length == Some(bytes.to_string()), "length {length:?}");
+            }
+            anyhow::Ok(())
+        }
+    });
+    let finds = stream::iter(0..connections - connections / 2).map(|_| {
+        let (collection, text) = (collection.clone(), text.clone());
+        async move {
+            for _ in 0..rounds {
+                let found: Vec<Document> = collection
+                    .find(doc! { "blob": &text })
+                    .await?
+                    .try_collect()
+                    .await?;
+                anyhow::ensure!(found.is_empty(), "{} found", found.len());
+            }
+            anyhow::Ok(())
+        }
+    });
+    let (pg, finds) = tokio::join!(
+        pg.buffer_unordered(connections).try_collect::<Vec<_>>(),
+        finds.buffer_unordered(connections).try_collect::<Vec<_>>()
+    );
+    pg.context("the PostgreSQL large statements")?;
+    finds.context("the MongoDB large finds")?;
+    mongo.shutdown().await;
+    Ok(())
 }
