@@ -7,7 +7,10 @@
 //! listed connection in one poll. The observations of one poll go, as one batch, into a
 //! bounded queue that a dedicated analysis thread drains into the [`Aggregator`]. Neither
 //! step ever makes the data path wait: a full queue drops the batch and counts every
-//! observation in it.
+//! observation in it. The queue is bounded in observations, and its large ones (a
+//! multi-MiB statement or command, copied out of its frame by the decoder) in bytes: they
+//! are charged to the inspection budget ([`crate::budget`]) until analysed, and a batch
+//! that finds no room is dropped and counted the same way.
 //!
 //! Everything per frame stays local to the inspection task: observations and message
 //! counts are handed over once per poll (message counters resolved once per connection),
@@ -29,17 +32,51 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use indextap_analyzer::aggregate::Aggregator;
-use indextap_analyzer::command::Observation;
+use indextap_analyzer::command::{Observation, Request};
 use indextap_analyzer::shape::{self, sql::SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
+use crate::budget::{InspectBudget, Reservation};
 #[cfg(doc)]
 use crate::tap::Inspector;
+
+/// An observation whose request holds at least this many bytes (SQL text, MongoDB command
+/// and kept documents) is charged to the inspection budget while it waits for analysis.
+/// Smaller ones are bounded by the queue's count alone: charging every round trip would
+/// touch the process-wide counter on the hot path.
+const CHARGED_OBSERVATION: usize = 16 * 1024;
+
+/// A batch on its way to the analyzer, with the room its large observations hold.
+struct Queued {
+    batch: Vec<Observation>,
+    _room: Option<Reservation>,
+}
+
+/// The bytes of `batch` to charge: the sum over its large observations.
+fn charged_bytes(batch: &[Observation]) -> usize {
+    batch
+        .iter()
+        .map(|observation| match &observation.request {
+            Request::Sql(command) => command.text.len(),
+            Request::Mongo(command) => {
+                command.body.as_bytes().len()
+                    + command
+                        .sequences
+                        .iter()
+                        .flat_map(|sequence| &sequence.documents)
+                        .map(|document| document.as_bytes().len())
+                        .sum::<usize>()
+            }
+        })
+        .filter(|bytes| *bytes >= CHARGED_OBSERVATION)
+        .sum()
+}
 
 /// The analyzer side of the proxy: one queue in, one aggregator.
 #[derive(Debug, Clone)]
 pub struct Analysis {
-    queue: mpsc::Sender<Vec<Observation>>,
+    queue: mpsc::Sender<Queued>,
+    budget: InspectBudget,
     /// Observations queued and not yet recorded, against `capacity`: batches vary in size,
     /// so the bound counts observations rather than batches. Zero when the analyzer is idle.
     queued: Arc<AtomicUsize>,
@@ -49,14 +86,16 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Start the analysis threads; they end when every sender is dropped.
+    /// Start the analysis threads; they end when every sender is dropped. Large
+    /// observations wait with room from `budget`.
     pub fn start(
         aggregator: Arc<Aggregator>,
         queue_len: usize,
         sql_cache_entries: usize,
         workers: usize,
+        budget: InspectBudget,
     ) -> Self {
-        let (queue, receiver) = mpsc::channel::<Vec<Observation>>();
+        let (queue, receiver) = mpsc::channel::<Queued>();
         let receiver = Arc::new(Mutex::new(receiver));
         let cache = Arc::new(SqlCache::bounded(
             sql_cache_entries.max(1),
@@ -79,6 +118,7 @@ impl Analysis {
         }
         Self {
             queue,
+            budget,
             queued,
             capacity: queue_len.max(1),
             aggregator,
@@ -86,12 +126,23 @@ impl Analysis {
     }
 
     /// Offer a batch of observations, emptying `batch`; returns how many had to be dropped
-    /// (all of them or none).
+    /// (all of them or none): the queue was full, or the inspection budget had no room for
+    /// its large observations.
     pub fn offer(&self, batch: &mut Vec<Observation>) -> usize {
         let count = batch.len();
         if count == 0 {
             return 0;
         }
+        let room = match charged_bytes(batch) {
+            0 => None,
+            bytes => match self.budget.reserve(bytes) {
+                Some(room) => Some(room),
+                None => {
+                    batch.clear();
+                    return count;
+                }
+            },
+        };
         let before = self.queued.fetch_add(count, Ordering::AcqRel);
         if before + count > self.capacity {
             self.queued.fetch_sub(count, Ordering::AcqRel);
@@ -99,7 +150,10 @@ impl Analysis {
             return count;
         }
         // The next wake-up's batch starts empty: an idle connection holds no slots.
-        let taken = std::mem::take(batch);
+        let taken = Queued {
+            batch: std::mem::take(batch),
+            _room: room,
+        };
         if self.queue.send(taken).is_err() {
             // The analysis threads are gone (shutdown, or they could not start).
             self.queued.fetch_sub(count, Ordering::AcqRel);
@@ -120,7 +174,7 @@ impl Analysis {
 
 /// What one analysis thread shares with the others.
 struct AnalysisThread {
-    receiver: Arc<Mutex<mpsc::Receiver<Vec<Observation>>>>,
+    receiver: Arc<Mutex<mpsc::Receiver<Queued>>>,
     aggregator: Arc<Aggregator>,
     cache: Arc<SqlCache>,
     queued: Arc<AtomicUsize>,
@@ -130,7 +184,7 @@ impl AnalysisThread {
     fn run(self) {
         let mut batches = Vec::new();
         while self.gather(&mut batches) {
-            for batch in batches.drain(..) {
+            for Queued { batch, .. } in batches.drain(..) {
                 for observation in &batch {
                     let lowering = shape::lower_shared(&observation.request, &self.cache);
                     self.aggregator.record_shared(observation, &lowering);
@@ -144,7 +198,7 @@ impl AnalysisThread {
     /// thread sleeps while the queue is empty, so an idle proxy costs nothing here; a busy
     /// one wakes it once per tick, not once per batch (a sender only wakes a thread blocked
     /// on the empty queue). Returns false once every sender is gone and the queue is empty.
-    fn gather(&self, batches: &mut Vec<Vec<Observation>>) -> bool {
+    fn gather(&self, batches: &mut Vec<Queued>) -> bool {
         match lock(&self.receiver).recv() {
             Ok(batch) => batches.push(batch),
             Err(mpsc::RecvError) => return false,
@@ -263,7 +317,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_that_does_not_fit_is_dropped_whole_and_the_rest_is_recorded() {
         let aggregator = Arc::new(Aggregator::new(10));
-        let analysis = Analysis::start(aggregator.clone(), 3, 16, 1);
+        let analysis = Analysis::start(aggregator.clone(), 3, 16, 1, InspectBudget::unlimited());
 
         let mut too_big = vec![find(), find(), find(), find()];
         assert_eq!(analysis.offer(&mut too_big), 4);
@@ -277,5 +331,39 @@ mod tests {
         let snapshot = aggregator.snapshot();
         let counts: Vec<u64> = snapshot.shapes.values().map(|s| s.count).collect();
         assert_eq!(counts, vec![2]);
+    }
+
+    fn large_find(bytes: usize) -> Observation {
+        let mut observation = find();
+        if let Request::Mongo(command) = &mut observation.request {
+            command.body =
+                rawdoc! {"find": "orders", "filter": {"note": "x".repeat(bytes)}, "$db": "app"};
+        }
+        observation
+    }
+
+    #[tokio::test]
+    async fn large_observations_wait_with_budget_room_or_are_dropped() {
+        let aggregator = Arc::new(Aggregator::new(10));
+        let budget = InspectBudget::new(100_000, Default::default());
+        let analysis = Analysis::start(aggregator.clone(), 100, 16, 1, budget.clone());
+        let others = budget.reserve(60_000).expect("room");
+        let mut batch = vec![find(), large_find(50_000)];
+        assert_eq!(
+            analysis.offer(&mut batch),
+            2,
+            "no room: the batch is dropped"
+        );
+        assert!(batch.is_empty());
+        drop(others);
+        let mut batch = vec![find(), large_find(50_000)];
+        assert_eq!(analysis.offer(&mut batch), 0);
+        // Small ones are not charged.
+        let mut small = vec![find(); 10];
+        assert_eq!(analysis.offer(&mut small), 0);
+        analysis.settle(Duration::from_secs(5)).await;
+        assert_eq!(budget.held(), 0, "given back once analysed");
+        let recorded: u64 = aggregator.snapshot().shapes.values().map(|s| s.count).sum();
+        assert_eq!(recorded, 12);
     }
 }

@@ -97,11 +97,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot start the data threads")?,
     );
     tracing::info!(threads = threads.len(), "data threads started");
+    let budget = metrics.inspect_budget(config.capture.max_inspect_total_bytes);
     let analysis = Analysis::start(
         aggregator.clone(),
         config.capture.analysis_queue,
         config.capture.sql_cache_entries,
         config.capture.workers,
+        budget.clone(),
     );
     let shared = Arc::new(Shared {
         analysis,
@@ -109,7 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stopping: AtomicBool::new(false),
         tap_capacity: config.capture.channel_capacity,
         max_inspect: config.capture.max_inspect_bytes,
-        budget: metrics.inspect_budget(config.capture.max_inspect_total_bytes),
+        budget,
     });
     let shutdown = CancellationToken::new();
     let connections = TaskTracker::new();

@@ -380,7 +380,13 @@ mod thread_tests {
     /// than a slice is inspected whole, and a decode failure stops only its connection.
     #[tokio::test]
     async fn one_task_inspects_every_connection_of_the_thread_in_order() {
-        let analysis = Analysis::start(Arc::new(Aggregator::new(10)), 8, 16, 1);
+        let analysis = Analysis::start(
+            Arc::new(Aggregator::new(10)),
+            8,
+            16,
+            1,
+            crate::budget::InspectBudget::unlimited(),
+        );
         let registry = crate::admin::metrics::Metrics::new();
         let metrics = registry.listener("t", "postgresql");
         let tracker = TaskTracker::new();
