@@ -873,14 +873,25 @@ mod tests {
         tap_capacity: usize,
     ) -> (usize, usize, u64) {
         let metrics = Metrics::new().listener("test", "test");
-        let (tap, mut receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
         let budget = InspectBudget::unlimited();
-        relay_through(&metrics, tap, rewrite, budget, frames(400), frames(300)).await;
+        let mut receiver = relay_frames(&metrics, rewrite, tap_capacity, budget).await;
         let (tapped, oversize_headers) = tally(&mut receiver);
         if tap_capacity > 1000 {
             assert!(oversize_headers > 0, "oversize frames must be announced");
         }
         (tapped, oversize_headers, metrics.tap_dropped.get())
+    }
+
+    /// Relay 400 frames up and 300 down through a tap of `tap_capacity`; its receiving end.
+    async fn relay_frames(
+        metrics: &ListenerMetrics,
+        rewrite: Option<Box<dyn ReplyRewrite>>,
+        tap_capacity: usize,
+        budget: InspectBudget,
+    ) -> crate::tap::TapReceiver {
+        let (tap, receiver) = Tap::channel(tap_capacity, metrics.tap_dropped.clone());
+        relay_through(metrics, tap, rewrite, budget, frames(400), frames(300)).await;
+        receiver
     }
 
     /// What the inspector was handed, drained: (frames tapped, oversize headers).
@@ -914,16 +925,7 @@ mod tests {
         // drained, at the end), but first the other connections hold all of it.
         let budget = registry.inspect_budget(1 << 20);
         let others = budget.reserve(1 << 20).expect("the whole budget");
-        let (tap, mut receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
-        relay_through(
-            &metrics,
-            tap,
-            None,
-            budget.clone(),
-            frames(400),
-            frames(300),
-        )
-        .await;
+        let mut receiver = relay_frames(&metrics, None, 10_000, budget.clone()).await;
         let (tapped, headers) = tally(&mut receiver);
         let exhausted = metrics.event_counter("inspect_budget_exhausted").get();
         let oversize = metrics.event_counter("oversize_skipped").get();
@@ -936,16 +938,7 @@ mod tests {
         );
         drop(others);
         assert_eq!(budget.held(), 0);
-        let (tap, mut receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
-        relay_through(
-            &metrics,
-            tap,
-            None,
-            budget.clone(),
-            frames(400),
-            frames(300),
-        )
-        .await;
+        let mut receiver = relay_frames(&metrics, None, 10_000, budget.clone()).await;
         let (tapped, _) = tally(&mut receiver);
         assert_eq!(tapped, inspectable(400) + inspectable(300));
         assert_eq!(
@@ -1026,16 +1019,7 @@ mod tests {
             let metrics = registry.listener(&format!("budget-{n}"), "test");
             let budget = budget.clone();
             async move {
-                let (tap, receiver) = Tap::channel(10_000, metrics.tap_dropped.clone());
-                relay_through(
-                    &metrics,
-                    tap,
-                    None,
-                    budget.clone(),
-                    frames(400),
-                    frames(300),
-                )
-                .await;
+                let receiver = relay_frames(&metrics, None, 10_000, budget.clone()).await;
                 assert!(budget.held() <= 2048);
                 (metrics, receiver)
             }
