@@ -61,6 +61,17 @@ impl InspectBudget {
         })
     }
 
+    /// Room for `bytes` whatever the limit: for what must be held to stay transparent (a
+    /// reply the topology rewrite awaits). Still counted, so the gauge stays true.
+    pub fn reserve_regardless(&self, bytes: usize) -> Reservation {
+        let bytes = bytes as u64;
+        self.held.inner().fetch_add(bytes, Ordering::Relaxed);
+        Reservation {
+            held: self.held.clone(),
+            bytes,
+        }
+    }
+
     /// Bytes held now.
     pub fn held(&self) -> u64 {
         self.held.get()
@@ -141,6 +152,11 @@ mod tests {
         let rest = budget.reserve(30).expect("what is left still fits");
         drop((held, rest));
         assert!(budget.reserve(100).is_some(), "all of it is free again");
+        assert_eq!(budget.held(), 0);
+        let forced = budget.reserve_regardless(150);
+        assert_eq!(budget.held(), 150, "counted past the limit");
+        assert!(budget.reserve(1).is_none());
+        drop(forced);
         assert_eq!(budget.held(), 0);
     }
 

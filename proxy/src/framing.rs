@@ -106,6 +106,8 @@ pub struct Splitter<F> {
     /// The budget's room for the frame being gathered in `partial`; none while `partial`
     /// holds no more than part of a header.
     room: Option<Reservation>,
+    /// Whether frames begun now are gathered whatever the budget says ([`Splitter::push_held`]).
+    regardless: bool,
 }
 
 impl<F: Framer> Splitter<F> {
@@ -119,6 +121,7 @@ impl<F: Framer> Splitter<F> {
             partial: BytesMut::new(),
             budget,
             room: None,
+            regardless: false,
         }
     }
 
@@ -150,6 +153,25 @@ impl<F: Framer> Splitter<F> {
     /// Whether bytes of an unfinished frame are gathered here (not streaming past).
     pub fn is_gathering(&self) -> bool {
         matches!(self.state, State::Collect) && !self.partial.is_empty()
+    }
+
+    /// [`Splitter::push`] for a chunk whose frames must be seen whole to be forwarded at all
+    /// (the store-and-forward path of MongoDB's topology rewrite): a frame it begins is
+    /// gathered even past the budget, because streaming it would skip the rewrite. Such
+    /// replies are few and small (`hello`'s).
+    pub fn push_held(&mut self, data: Bytes, out: &mut Vec<Piece>) {
+        self.regardless = true;
+        self.push(data, out);
+        self.regardless = false;
+    }
+
+    /// Room for a frame of `len` bytes to gather.
+    fn room_for(&self, len: usize) -> Option<Reservation> {
+        if self.regardless {
+            Some(self.budget.reserve_regardless(len))
+        } else {
+            self.budget.reserve(len)
+        }
     }
 
     /// Feed the next chunk of the stream; pieces are appended to `out` in stream order.
@@ -196,7 +218,7 @@ impl<F: Framer> Splitter<F> {
                 let frame = data.split_to(len);
                 out.push(self.whole(frame));
             }
-            Ok(len) => match self.budget.reserve(len) {
+            Ok(len) => match self.room_for(len) {
                 Some(room) => {
                     self.room = Some(room);
                     // The whole frame's room at once: no regrowth while it arrives.
@@ -233,7 +255,7 @@ impl<F: Framer> Splitter<F> {
         if self.room.is_none() {
             // The header came in pieces: the frame's room is taken now that its length is known.
             let room = (len <= self.max_frame)
-                .then(|| self.budget.reserve(len))
+                .then(|| self.room_for(len))
                 .flatten();
             let Some(room) = room else {
                 let held = self.take_partial();
@@ -560,6 +582,22 @@ pub(crate) mod tests {
                 ..
             }
         )));
+        drop((pieces, others));
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn a_frame_that_must_be_held_is_gathered_past_the_budget() {
+        let budget = InspectBudget::new(4096, Default::default());
+        let others = budget.reserve(4096).expect("room");
+        let big = frame(&[9u8; 1000]);
+        let mut splitter = Splitter::new(LenPrefix, 2048, budget.clone());
+        let mut pieces = Vec::new();
+        for part in big.chunks(100) {
+            splitter.push_held(Bytes::copy_from_slice(part), &mut pieces);
+        }
+        assert_eq!(frames(&pieces), vec![big.clone()]);
+        assert_eq!(budget.held(), 4096 + 1004, "counted all the same");
         drop((pieces, others));
         assert_eq!(budget.held(), 0);
     }

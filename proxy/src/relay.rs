@@ -620,7 +620,7 @@ impl<F: Framer> Pump<F> {
             return;
         };
         let mut pieces = scratch_pieces();
-        splitter.push(chunk, &mut pieces);
+        splitter.push_held(chunk, &mut pieces);
         for piece in pieces.drain(..) {
             match piece {
                 Piece::Frame(bytes) => {
