@@ -4,13 +4,17 @@
 # MongoDB (SecantusDB takes no more), the rest PostgreSQL) through the release build of indextap, in front of a real
 # SecantusDB and a real PostgreSQL. Prints the proxy's RSS after each phase, its peak
 # (VmHWM from /proc/PID/status) against the 64 MiB target, and the admin API's latencies
-# (/metrics, a page of /api/v1/shapes, /api/v1/recommendations) at that size.
+# (/metrics, a page of /api/v1/shapes, /api/v1/recommendations) at that size. Then, the idle
+# connections closed, 40 connections send 4 MiB statements and MongoDB finds at once (3
+# each), and that phase's own peak is printed against its starting RSS plus the inspection
+# budget (capture.max_inspect_total_bytes).
 #
 # The servers, the proxy and the load run as children of the bench
 # (tests/benches/memory.rs) and stop when it ends.
 #
 # Environment: BENCH_MEM_MONGO_SHAPES (default 8000), BENCH_MEM_SQL_SHAPES (2000),
-# BENCH_MEM_CONNECTIONS (2000), INDEXTAP_BIN (default: build target/release/indextap),
+# BENCH_MEM_CONNECTIONS (2000), BENCH_MEM_LARGE_CONNECTIONS (40), BENCH_MEM_LARGE_MIB (4),
+# BENCH_MEM_LARGE_ROUNDS (3), INDEXTAP_BIN (default: build target/release/indextap),
 # PG_BIN_DIR, SECANTUSD, MALLOC_MMAP_THRESHOLD_ (default 131072, as the deploy files run the
 # proxy; set it empty to measure glibc's default).
 set -euo pipefail
