@@ -54,22 +54,32 @@ struct Queued {
 
 /// The bytes of `batch` to charge: the sum over its large observations.
 fn charged_bytes(batch: &[Observation]) -> usize {
-    batch
-        .iter()
-        .map(|observation| match &observation.request {
+    let mut charged = 0;
+    for observation in batch {
+        let bytes = match &observation.request {
             Request::Sql(command) => command.text.len(),
-            Request::Mongo(command) => {
+            Request::Mongo(command) if command.sequences.is_empty() => {
                 command.body.as_bytes().len()
-                    + command
-                        .sequences
-                        .iter()
-                        .flat_map(|sequence| &sequence.documents)
-                        .map(|document| document.as_bytes().len())
-                        .sum::<usize>()
             }
-        })
-        .filter(|bytes| *bytes >= CHARGED_OBSERVATION)
-        .sum()
+            Request::Mongo(command) => mongo_bytes(command),
+        };
+        if bytes >= CHARGED_OBSERVATION {
+            charged += bytes;
+        }
+    }
+    charged
+}
+
+/// A MongoDB command's bytes with the documents its sequences kept.
+#[cold]
+fn mongo_bytes(command: &indextap_analyzer::command::MongoCommand) -> usize {
+    command.body.as_bytes().len()
+        + command
+            .sequences
+            .iter()
+            .flat_map(|sequence| &sequence.documents)
+            .map(|document| document.as_bytes().len())
+            .sum::<usize>()
 }
 
 /// The analyzer side of the proxy: one queue in, one aggregator.

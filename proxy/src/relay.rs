@@ -477,10 +477,17 @@ impl<F: Framer> Pump<F> {
         let Some(splitter) = self.splitter.as_mut() else {
             return false;
         };
-        let (tapped, starved) = charge(chunk, splitter.budget(), self.tap.is_some());
-        if starved {
-            shared.metrics.event("inspect_budget_exhausted");
-        }
+        let mut starved = false;
+        let tapped = if chunk.len() < CHARGED_READ || self.tap.is_none() {
+            chunk.clone()
+        } else {
+            let charged = charge(chunk, splitter.budget());
+            starved = charged.is_none();
+            if starved {
+                shared.metrics.event("inspect_budget_exhausted");
+            }
+            charged.unwrap_or_else(|| chunk.clone())
+        };
         let mut pieces = scratch_pieces();
         splitter.push(tapped, &mut pieces);
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
@@ -668,21 +675,19 @@ fn return_pieces(mut pieces: Vec<Piece>) {
     PIECES.with(|scratch| scratch.set(pieces));
 }
 
-/// The chunk as the splitter gets it, and whether it found no room in the inspection budget
-/// (its frames are then dropped and counted, not queued). A long read is charged for as long
-/// as any of its frames waits for inspection: the frames are slices of the read arena, and
-/// an inspection task that falls behind streaming reads (a large result set, a pipeline)
-/// would otherwise hold up to a queue's worth of arenas per connection. Short reads, every
-/// round trip of a steady workload, are not charged: they share arenas, and touching the
-/// process-wide counter per round trip would cost more than it bounds.
-fn charge(chunk: &Bytes, budget: &InspectBudget, tapping: bool) -> (Bytes, bool) {
-    if chunk.len() < CHARGED_READ || !tapping {
-        return (chunk.clone(), false);
-    }
-    match budget.reserve(chunk.len()) {
-        Some(room) => (room.attach(chunk.clone()), false),
-        None => (chunk.clone(), true),
-    }
+/// A long read (at least [`CHARGED_READ`]) as the splitter gets it, carrying its room in the
+/// inspection budget; `None` when there is no room (its frames are then dropped and
+/// counted, not queued). A long read is charged for as long as any of its frames waits for
+/// inspection: the frames are slices of the read arena, and an inspection task that falls
+/// behind streaming reads (a large result set, a pipeline) would otherwise hold up to a
+/// queue's worth of arenas per connection. Short reads, every round trip of a steady
+/// workload, are not charged: they share arenas, and touching the process-wide counter per
+/// round trip would cost more than it bounds.
+#[cold]
+fn charge(chunk: &Bytes, budget: &InspectBudget) -> Option<Bytes> {
+    budget
+        .reserve(chunk.len())
+        .map(|room| room.attach(chunk.clone()))
 }
 
 /// Read the next chunk from `from` into the thread's read arena; empty at the end of stream.
