@@ -43,6 +43,41 @@ pub struct MongoCommand {
     pub body: RawDocumentBuf,
     /// Kind 1 sections. Drivers send `documents`, `updates` and `deletes` this way.
     pub sequences: Vec<DocumentSequence>,
+    /// The lowering cache's key for this body, when whoever decoded it gathered it on the
+    /// walk it made anyway (the proxy does, with
+    /// [`KeyGatherer`](crate::shape::mongo::cache::KeyGatherer)); `None` has the analyzer
+    /// walk the body for it. It belongs to `database` and `body`: whoever changes either
+    /// sets it back to `None`.
+    pub lowering_key: Option<LoweringKey>,
+}
+
+impl MongoCommand {
+    /// A command whose lowering key, if it needs one, the analyzer computes itself.
+    pub fn new(
+        database: impl Into<String>,
+        body: RawDocumentBuf,
+        sequences: Vec<DocumentSequence>,
+    ) -> Self {
+        Self {
+            database: database.into(),
+            body,
+            sequences,
+            lowering_key: None,
+        }
+    }
+}
+
+/// The structural key of a command's lowering (`None` inside: a command the key cannot
+/// stand for, lowered uncached). Made only by the analyzer's key code, so a carried key is
+/// always the one the analyzer would compute from the same database and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoweringKey(pub(crate) Option<u128>);
+
+impl LoweringKey {
+    /// The key's hash; `None` when the command is lowered uncached.
+    pub fn get(self) -> Option<u128> {
+        self.0
+    }
 }
 
 /// A kind 1 OP_MSG section.

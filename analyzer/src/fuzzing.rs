@@ -48,11 +48,7 @@ pub fn mongo_command_lowering(data: &[u8]) {
     let Ok(document) = RawDocument::from_bytes(data) else {
         return;
     };
-    let command = |body| MongoCommand {
-        database: "db".into(),
-        body,
-        sequences: Vec::new(),
-    };
+    let command = |body| MongoCommand::new("db", body, Vec::new());
     identify(&mongo::lower(&command(document.to_owned())));
     let find = rawdoc! { "find": "c", "filter": document.to_owned(), "$db": "db" };
     identify(&mongo::lower(&command(find)));

@@ -48,11 +48,11 @@ fn request(i: usize) -> Request {
         "limit": 10,
         "$db": "app",
     };
-    Request::Mongo(MongoCommand {
-        database: "app".into(),
-        body: RawDocumentBuf::try_from(&body).expect("a BSON command"),
-        sequences: Vec::new(),
-    })
+    Request::Mongo(MongoCommand::new(
+        "app",
+        RawDocumentBuf::try_from(&body).expect("a BSON command"),
+        Vec::new(),
+    ))
 }
 
 fn observe(request: Request, micros: u64) -> Observation {

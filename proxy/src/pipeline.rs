@@ -314,11 +314,11 @@ mod tests {
 
     fn find() -> Observation {
         Observation {
-            request: Request::Mongo(MongoCommand {
-                database: "app".into(),
-                body: rawdoc! {"find": "orders", "filter": {"status": "x"}, "$db": "app"},
-                sequences: Vec::new(),
-            }),
+            request: Request::Mongo(MongoCommand::new(
+                "app",
+                rawdoc! {"find": "orders", "filter": {"status": "x"}, "$db": "app"},
+                Vec::new(),
+            )),
             outcome: Outcome::default(),
             at: SystemTime::now(),
         }

@@ -32,11 +32,7 @@ fn session(mut body: RawDocumentBuf) -> RawDocumentBuf {
 }
 
 fn mongo_command(body: RawDocumentBuf, sequences: Vec<DocumentSequence>) -> MongoCommand {
-    MongoCommand {
-        database: "app".into(),
-        body: session(body),
-        sequences,
-    }
+    MongoCommand::new("app", session(body), sequences)
 }
 
 /// The MongoDB mix, as the decoder hands it over (inserted documents counted, not kept).

@@ -17,11 +17,11 @@ fn observation(
     error: Option<&str>,
 ) -> Observation {
     Observation {
-        request: Request::Mongo(MongoCommand {
-            database: "app".into(),
-            body: bson::rawdoc! {"ping": 1},
-            sequences: Vec::new(),
-        }),
+        request: Request::Mongo(MongoCommand::new(
+            "app",
+            bson::rawdoc! {"ping": 1},
+            Vec::new(),
+        )),
         outcome: Outcome {
             latency: Duration::from_millis(latency_ms),
             error: error.map(str::to_string),

@@ -9,11 +9,7 @@ use super::{lower, Lowering};
 use crate::command::{MongoCommand, Request, SqlCommand, SqlProtocol};
 
 fn mongo(body: bson::RawDocumentBuf) -> Request {
-    Request::Mongo(MongoCommand {
-        database: "app".into(),
-        body,
-        sequences: Vec::new(),
-    })
+    Request::Mongo(MongoCommand::new("app", body, Vec::new()))
 }
 
 fn sql(text: &str) -> Request {

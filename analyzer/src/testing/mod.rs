@@ -5,12 +5,15 @@
 //! - this file: predicate, sort and lowering builders both engines share.
 //! - [`mongo`]: MongoDB filters with the conjuncts they lower to, shared with the
 //!   end-to-end test that runs them through the driver; the MongoDB shape JSON.
+//! - [`mongo_commands`]: generated `find` / `count` commands (proptest strategies) for the
+//!   lowering cache's key, shared with the proxy's tests.
 //! - [`sql`]: expected SQL shapes, in the canonical JSON of [`crate::shape::Shape`].
 //! - [`statements`]: SQL statements with the shapes they lower to, shared with the
 //!   end-to-end test that sends them to a real server.
 //! - [`seeds`]: the fuzz targets' seed corpora, run (and written) from the tests' fixtures.
 
 pub mod mongo;
+pub mod mongo_commands;
 pub mod seeds;
 pub mod sql;
 pub mod statements;

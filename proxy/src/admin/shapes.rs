@@ -203,11 +203,11 @@ mod tests {
             let mut filter = bson::Document::new();
             filter.insert(format!("f{i}"), 1);
             let body = bson::doc! { "find": "orders", "filter": filter, "$db": "app" };
-            let request = Request::Mongo(MongoCommand {
-                database: "app".into(),
-                body: bson::RawDocumentBuf::try_from(&body).unwrap(),
-                sequences: Vec::new(),
-            });
+            let request = Request::Mongo(MongoCommand::new(
+                "app",
+                bson::RawDocumentBuf::try_from(&body).unwrap(),
+                Vec::new(),
+            ));
             // Shape i runs i + 1 times at (250 - i) µs: count and p95 sort differently.
             for _ in 0..=i {
                 let observation = Observation {

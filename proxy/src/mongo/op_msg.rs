@@ -18,7 +18,8 @@
 
 use bson::raw::cstr;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
-use indextap_analyzer::command::{DocumentSequence, MongoCommand};
+use indextap_analyzer::command::{DocumentSequence, LoweringKey, MongoCommand};
+use indextap_analyzer::shape::mongo::cache::KeyGatherer;
 
 use crate::tap::DecodeError;
 
@@ -71,6 +72,8 @@ pub struct OpMsg<'a> {
     pub sequences: Vec<Sequence<'a>>,
     /// What the proxy reads of the body, found while it was validated.
     fields: BodyFields<'a>,
+    /// The analyzer's lowering key of a request, gathered while the body was validated.
+    lowering_key: LoweringKey,
 }
 
 /// The body's top-level fields the proxy reads, gathered during the walk that validates it,
@@ -87,6 +90,10 @@ struct BodyFields<'a> {
 }
 
 impl<'a> BodyFields<'a> {
+    fn database(&self) -> Option<&'a str> {
+        self.database.and_then(RawBsonRef::as_str)
+    }
+
     fn offer(&mut self, key: &'a str, value: RawBsonRef<'a>) {
         if self.name.is_none() {
             self.name = Some(key);
@@ -141,6 +148,7 @@ impl<'a> OpMsg<'a> {
         let mut reader = Reader::new(sections);
         let mut found_body = None;
         let mut fields = BodyFields::default();
+        let mut key = KeyGatherer::new();
         let mut sequences = Vec::new();
         while !reader.is_empty() {
             match reader.u8("section kind")? {
@@ -149,8 +157,9 @@ impl<'a> OpMsg<'a> {
                     if found_body.is_some() {
                         return Err(DecodeError::new("bad_section", "two kind 0 sections"));
                     }
-                    validate_top_level_with(doc, "kind 0 section", |key, value| {
-                        fields.offer(key, value);
+                    validate_top_level_with(doc, "kind 0 section", |name, value| {
+                        fields.offer(name, value);
+                        key.field(name, value);
                     })?;
                     found_body = Some(doc);
                 }
@@ -169,13 +178,14 @@ impl<'a> OpMsg<'a> {
             flags,
             body,
             sequences,
+            lowering_key: key.finish(fields.database().unwrap_or_default()),
             fields,
         })
     }
 
     /// The command's database, from `$db`.
     pub fn database(&self) -> Option<&'a str> {
-        self.fields.database.and_then(RawBsonRef::as_str)
+        self.fields.database()
     }
 
     /// The command's name: the body's first key.
@@ -211,6 +221,8 @@ impl<'a> OpMsg<'a> {
             Some("insert") => inline_inserts(self.body),
             _ => None,
         };
+        // The key was gathered from the body as it came.
+        let lowering_key = stripped.is_none().then_some(self.lowering_key);
         let body = match stripped {
             Some((body, count)) => {
                 sequences.push(DocumentSequence {
@@ -226,6 +238,7 @@ impl<'a> OpMsg<'a> {
             database: self.database().unwrap_or_default().to_owned(),
             body,
             sequences,
+            lowering_key,
         })
     }
 }
@@ -454,5 +467,69 @@ mod tests {
         // flagBits (4) + kind (1) + document length (4): the first element's type byte.
         garbage[9] = 0x42;
         assert_eq!(reason(&garbage), "bad_bson");
+    }
+
+    /// The key gathered on the validation walk is the analyzer's key of the command, bit for
+    /// bit, whatever the body: `find` and `count` of every filter, sort, limit and
+    /// projection, with regexes and `$type` (refused), other commands, a `$db` left out or
+    /// given twice, sequences after the body.
+    mod lowering_key {
+        use bson::Bson;
+        use indextap_analyzer::shape::mongo::cache::key;
+        use indextap_analyzer::testing::mongo_commands::body;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn carried_and_computed(
+            body: RawDocumentBuf,
+            sequence: bool,
+        ) -> (Option<u128>, Option<u128>) {
+            let mut sections = vec![Section::Body(body)];
+            if sequence {
+                sections.push(Section::Sequence("documents", vec![rawdoc! {"x": 1}]));
+            }
+            let bytes = msg_body(0, &sections, false);
+            let command = OpMsg::parse(&bytes).unwrap().to_command().unwrap();
+            let carried = command.lowering_key.expect("a key is carried").get();
+            let computed = key(&MongoCommand {
+                lowering_key: None,
+                ..command
+            });
+            (carried, computed)
+        }
+
+        #[test]
+        fn a_driver_find_carries_the_key() {
+            let find = indextap_analyzer::testing::mongo_commands::find(
+                bson::doc! { "status": "A", "customerId": 3_i64 },
+                Some(bson::doc! { "createdAt": -1 }),
+                Some(Bson::Int32(20)),
+                true,
+            );
+            let (carried, computed) =
+                carried_and_computed(RawDocumentBuf::try_from(&find).unwrap(), false);
+            assert!(carried.is_some());
+            assert_eq!(carried, computed);
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn the_carried_key_is_the_analyzers(
+                body in body(),
+                second_db in proptest::option::of("[a-c]{0,2}"),
+                sequence in any::<bool>(),
+            ) {
+                let mut body = RawDocumentBuf::try_from(&body).unwrap();
+                if let Some(second_db) = second_db {
+                    // A second `$db`: the first names the database.
+                    body.append(bson::raw::cstr!("$db"), second_db);
+                }
+                let (carried, computed) = carried_and_computed(body, sequence);
+                prop_assert_eq!(carried, computed);
+            }
+        }
     }
 }

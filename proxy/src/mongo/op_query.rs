@@ -102,11 +102,7 @@ impl<'a> OpQuery<'a> {
         } else {
             self.to_find()
         };
-        MongoCommand {
-            database: self.database().to_owned(),
-            body,
-            sequences: Vec::new(),
-        }
+        MongoCommand::new(self.database(), body, Vec::new())
     }
 
     /// A legacy query as the `find` command it stands for.

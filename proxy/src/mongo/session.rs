@@ -256,11 +256,7 @@ fn continuation(original: &MongoCommand, reply: &RawDocument) -> MongoCommand {
     body.append(cstr!("getMore"), id);
     body.append(cstr!("collection"), collection);
     body.append(cstr!("$db"), original.database.as_str());
-    MongoCommand {
-        database: original.database.clone(),
-        body,
-        sequences: Vec::new(),
-    }
+    MongoCommand::new(original.database.clone(), body, Vec::new())
 }
 
 /// The collection a cursor-opening command names: `getMore`'s `collection`, else the string

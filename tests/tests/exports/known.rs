@@ -79,11 +79,7 @@ impl Traffic {
         micros: u64,
     ) -> &mut Self {
         let body = RawDocumentBuf::try_from(&body).expect("a BSON command");
-        let request = Request::Mongo(MongoCommand {
-            database: MONGO_DB.to_owned(),
-            body,
-            sequences,
-        });
+        let request = Request::Mongo(MongoCommand::new(MONGO_DB, body, sequences));
         self.record(request, times, Duration::from_micros(micros));
         self
     }

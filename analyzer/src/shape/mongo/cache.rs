@@ -17,20 +17,29 @@
 //! The lowerings live in the [`SqlCache`]'s store, under the same bounds in entries and
 //! bytes; SQL keys hash statement texts, these a leading tag, so the two never meet.
 //!
+//! The key is gathered field by field by a [`KeyGatherer`]: the proxy feeds it from the walk
+//! that validates a request's body and hands the result over on the command
+//! ([`MongoCommand::lowering_key`]), so the analysis thread hashes nothing; a command that
+//! carries none (offline use, tests) is walked here by [`key`], through the same gatherer.
+//!
 //! ## Layout
-//! - [`lower_shared`]: lookup, else lower and store.
-//! - [`key`]: the structural key, gathered by `Key` in one walk.
+//! - [`lower_shared`]: lookup (by the carried key, else [`key`]), else lower and store.
+//! - [`key`]: the structural key of a command, in one walk.
+//! - [`KeyGatherer`]: the key from a body's top-level fields, shown one at a time; `Key`
+//!   writes the parts.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use bson::raw::{RawDocument, RawElement};
 use bson::spec::ElementType;
+use bson::RawBsonRef;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::modifiers::{is_negative, is_nonzero};
+use super::modifiers::{is_negative, is_nonzero_value};
 use super::types::{truth, value_type};
-use super::{array_of, document_of, str_of};
-use crate::command::MongoCommand;
+use super::{array_of, document_of};
+use crate::command::{LoweringKey, MongoCommand};
 use crate::shape::key::with_gathered;
 use crate::shape::sql::SqlCache;
 use crate::shape::{Lowering, ValueType};
@@ -39,8 +48,13 @@ use crate::shape::{Lowering, ValueType};
 pub(super) const MAX_NESTING: usize = 32;
 
 /// Lower `command`, from `cache` when a command of the same structure was lowered before.
+/// The key is the one the command carries, else gathered here.
 pub fn lower_shared(command: &MongoCommand, cache: &SqlCache) -> Arc<Lowering> {
-    let Some(key) = key(command) else {
+    let key = match command.lowering_key {
+        Some(carried) => carried.get(),
+        None => key(command),
+    };
+    let Some(key) = key else {
         return Arc::new(super::lower(command));
     };
     if let Some(found) = cache.get(key) {
@@ -53,11 +67,127 @@ pub fn lower_shared(command: &MongoCommand, cache: &SqlCache) -> Arc<Lowering> {
 
 /// The structural key of a `find` or `count`; `None` for a command it cannot stand for.
 pub fn key(command: &MongoCommand) -> Option<u128> {
-    with_gathered(|buffer| {
-        let mut key = Key(buffer);
-        key.command(command)?;
-        Some(xxh3_128(key.0))
-    })
+    let mut gatherer = KeyGatherer::new();
+    for field in command.body.iter_elements() {
+        let field = field.ok()?;
+        let name = field.key().as_str();
+        if !gatherer.offer(name, field.element_type(), field.value().ok()) {
+            return None;
+        }
+    }
+    gatherer.finish(&command.database).get()
+}
+
+/// The structural key gathered one top-level field at a time, for a decoder that walks the
+/// body anyway: the proxy's validation walk shows it every field, and the command carries
+/// the [`finish`](Self::finish)ed key, so the analysis thread does not walk the body again.
+/// It gathers the same bytes, in the same order, as [`key`] does (which is built on it).
+///
+/// Only a `find` or `count` is gathered: any other first field refuses the body at once, so
+/// other requests and replies cost one name comparison.
+#[derive(Debug, Default)]
+pub struct KeyGatherer {
+    state: Gathering,
+}
+
+#[derive(Debug, Default)]
+enum Gathering {
+    /// No field yet.
+    #[default]
+    First,
+    /// The parts after the database (which the key starts with, but a body names last).
+    Fields(Vec<u8>),
+    /// The key cannot stand for this body.
+    Refused,
+}
+
+thread_local! {
+    /// A finished gatherer's buffer, for the next one on this thread (a decoder has one body
+    /// in hand at a time).
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A buffer that grew past this for an unusually large body is not kept.
+const KEEP_BYTES: usize = 16 * 1024;
+
+impl KeyGatherer {
+    /// A gatherer before the body's first field.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The body's next top-level field, in order. Returns whether the key is still being
+    /// gathered (`false`: the body is lowered uncached, and later fields need not come).
+    pub fn field(&mut self, name: &str, value: RawBsonRef<'_>) -> bool {
+        self.offer(name, value.element_type(), Some(value))
+    }
+
+    /// [`field`](Self::field), for an element whose value may not be readable (`None`).
+    fn offer(&mut self, name: &str, kind: ElementType, value: Option<RawBsonRef<'_>>) -> bool {
+        let gathered = match &mut self.state {
+            Gathering::Refused => return false,
+            Gathering::First => {
+                let collection = match value {
+                    Some(RawBsonRef::String(collection))
+                        if !collection.is_empty() && matches!(name, "find" | "count") =>
+                    {
+                        collection
+                    }
+                    _ => {
+                        self.state = Gathering::Refused;
+                        return false;
+                    }
+                };
+                let mut buffer = SPARE.take();
+                buffer.clear();
+                let mut key = Key(&mut buffer);
+                key.text(name);
+                key.text(collection);
+                self.state = Gathering::Fields(buffer);
+                Some(())
+            }
+            Gathering::Fields(buffer) => Key(buffer).field(name, kind, value),
+        };
+        if gathered.is_none() {
+            self.refuse();
+        }
+        gathered.is_some()
+    }
+
+    /// The key of the body whose fields were shown, run against `database` (the command's
+    /// [`MongoCommand::database`]).
+    pub fn finish(mut self, database: &str) -> LoweringKey {
+        let Gathering::Fields(fields) = std::mem::take(&mut self.state) else {
+            return LoweringKey(None);
+        };
+        let key = with_gathered(|buffer| {
+            let mut key = Key(buffer);
+            key.0.extend_from_slice(b"mongo\0");
+            key.text(database);
+            key.0.extend_from_slice(&fields);
+            xxh3_128(key.0)
+        });
+        keep(fields);
+        LoweringKey(Some(key))
+    }
+
+    fn refuse(&mut self) {
+        if let Gathering::Fields(fields) = std::mem::replace(&mut self.state, Gathering::Refused) {
+            keep(fields);
+        }
+    }
+}
+
+impl Drop for KeyGatherer {
+    fn drop(&mut self) {
+        self.refuse();
+    }
+}
+
+fn keep(buffer: Vec<u8>) {
+    if buffer.capacity() <= KEEP_BYTES {
+        SPARE.set(buffer);
+    }
 }
 
 /// Markers between the gathered parts, so no two structures gather the same bytes.
@@ -68,40 +198,20 @@ const BRANCHES: u8 = b'[';
 struct Key<'a>(&'a mut Vec<u8>);
 
 impl Key<'_> {
-    fn command(&mut self, command: &MongoCommand) -> Option<()> {
-        self.0.extend_from_slice(b"mongo\0");
-        self.text(&command.database);
-        let mut elements = command.body.iter_elements();
-        let first = elements.next()?.ok()?;
-        let name = first.key().as_str();
-        if !matches!(name, "find" | "count") {
-            return None;
-        }
-        let collection = str_of(&first).filter(|collection| !collection.is_empty())?;
-        self.text(name);
-        self.text(collection);
-        for field in elements {
-            let field = field.ok()?;
-            self.element(&field);
-            match field.key().as_str() {
-                "filter" | "query" => {
-                    if let Some(filter) = document_of(&field) {
-                        self.filter(filter, 0)?;
-                    }
-                }
-                "sort" => {
-                    if let Some(sort) = document_of(&field) {
-                        self.sort(sort)?;
-                    }
-                }
-                "projection" => {
-                    if let Some(projection) = document_of(&field) {
-                        self.names(projection)?;
-                    }
-                }
-                "limit" | "skip" => self.0.push(u8::from(is_nonzero(&field))),
-                _ => {}
-            }
+    /// A top-level field after the first. `None`: the key cannot stand for the body.
+    fn field(
+        &mut self,
+        name: &str,
+        kind: ElementType,
+        value: Option<RawBsonRef<'_>>,
+    ) -> Option<()> {
+        self.tag(kind, name);
+        match (name, value) {
+            ("filter" | "query", Some(RawBsonRef::Document(filter))) => self.filter(filter, 0)?,
+            ("sort", Some(RawBsonRef::Document(sort))) => self.sort(sort)?,
+            ("projection", Some(RawBsonRef::Document(projection))) => self.names(projection)?,
+            ("limit" | "skip", _) => self.0.push(u8::from(value.is_some_and(is_nonzero_value))),
+            _ => {}
         }
         Some(())
     }
@@ -114,8 +224,12 @@ impl Key<'_> {
 
     /// An element's type and name (names hold no NUL, so the NUL ends them).
     fn element(&mut self, element: &RawElement<'_>) {
-        self.0.push(element.element_type() as u8);
-        self.0.extend_from_slice(element.key().as_str().as_bytes());
+        self.tag(element.element_type(), element.key().as_str());
+    }
+
+    fn tag(&mut self, kind: ElementType, name: &str) {
+        self.0.push(kind as u8);
+        self.0.extend_from_slice(name.as_bytes());
         self.0.push(0);
     }
 
@@ -202,3 +316,6 @@ fn type_bit(value_type: ValueType) -> u32 {
         ValueType::Param => 12,
     }
 }
+
+#[cfg(test)]
+mod oracle;

@@ -41,7 +41,16 @@ pub(super) fn projection(document: &RawDocument) -> Vec<String> {
 
 /// Whether a `limit` / `skip` is in effect: a number other than zero. Zero means "none".
 pub(super) fn is_nonzero(element: &RawElement<'_>) -> bool {
-    match number(element) {
+    nonzero(number(element))
+}
+
+/// [`is_nonzero`] of a value already read.
+pub(super) fn is_nonzero_value(value: RawBsonRef<'_>) -> bool {
+    nonzero(number_of(value))
+}
+
+fn nonzero(number: Option<Number>) -> bool {
+    match number {
         Some(Number::Int(value)) => value != 0,
         Some(Number::Float(value)) => value != 0.0,
         None => false,
@@ -64,10 +73,14 @@ enum Number {
 fn number(element: &RawElement<'_>) -> Option<Number> {
     match element.element_type() {
         ElementType::Int32 | ElementType::Int64 | ElementType::Double | ElementType::Decimal128 => {
+            number_of(element.value().ok()?)
         }
-        _ => return None,
+        _ => None,
     }
-    match element.value().ok()? {
+}
+
+fn number_of(value: RawBsonRef<'_>) -> Option<Number> {
+    match value {
         RawBsonRef::Int32(value) => Some(Number::Int(value.into())),
         RawBsonRef::Int64(value) => Some(Number::Int(value)),
         RawBsonRef::Double(value) => Some(Number::Float(value)),

@@ -9,31 +9,10 @@ use proptest::prelude::*;
 use super::*;
 use crate::shape::mongo::cache::{key, lower_shared};
 use crate::shape::sql::SqlCache;
+use crate::testing::mongo_commands::{filter, find, modifiers};
 
 fn raw(document: &Document) -> RawDocumentBuf {
     RawDocumentBuf::try_from(document).expect("test document encodes")
-}
-
-/// A `find` with `filter` and the optional modifiers, as a driver sends it.
-fn find(
-    filter: Document,
-    sort: Option<Document>,
-    limit: Option<Bson>,
-    projected: bool,
-) -> Document {
-    let mut body = doc! { "find": "orders", "filter": filter };
-    if let Some(sort) = sort {
-        body.insert("sort", sort);
-    }
-    if projected {
-        body.insert("projection", doc! { "_id": 0, "total": 1 });
-    }
-    if let Some(limit) = limit {
-        body.insert("limit", limit);
-    }
-    body.insert("lsid", doc! { "id": 7_i64 });
-    body.insert("$db", "app");
-    body
 }
 
 /// Every pair with one key has one lowering (shape, constants, rejection): no key stands
@@ -178,83 +157,6 @@ fn the_cache_answers_a_repeated_structure_with_the_first_lowering() {
     let regex_find = command(rawdoc! { "find": "orders", "filter": { "n": regex("x", "") } });
     assert_eq!(*lower_shared(&regex_find, &cache), lower(&regex_find));
     assert_eq!(cache.len(), 1);
-}
-
-/// A filter value: any type, so keys split by type and lowerings by what MongoDB reads.
-fn value() -> impl Strategy<Value = Bson> {
-    prop_oneof![
-        any::<i32>().prop_map(Bson::Int32),
-        any::<i64>().prop_map(Bson::Int64),
-        prop_oneof![Just(0.0), Just(-1.0), Just(2.5), Just(f64::NAN)].prop_map(Bson::Double),
-        "[a-c]{0,3}".prop_map(Bson::String),
-        any::<bool>().prop_map(Bson::Boolean),
-        Just(Bson::Null),
-        Just(Bson::Document(doc! { "x": 1 })),
-    ]
-}
-
-fn operand() -> impl Strategy<Value = Bson> {
-    let field = prop_oneof![Just("a"), Just("b"), Just("c.d")];
-    let operator = prop_oneof![
-        Just("$eq"),
-        Just("$ne"),
-        Just("$gt"),
-        Just("$lte"),
-        Just("$exists"),
-        Just("$in"),
-        Just("$nin"),
-        Just("$all"),
-        Just("$size"),
-        Just("$bogus"),
-    ];
-    (
-        field,
-        operator,
-        value(),
-        prop::collection::vec(value(), 0..4),
-        any::<bool>(),
-    )
-        .prop_map(|(_, operator, value, list, as_list)| {
-            let operand = if as_list && operator != "$exists" {
-                Bson::Array(list)
-            } else {
-                value
-            };
-            Bson::Document(doc! { operator: operand })
-        })
-}
-
-fn filter() -> impl Strategy<Value = Document> {
-    let leaf = (
-        prop_oneof![Just("a"), Just("b"), Just("c.d")],
-        prop_oneof![value(), operand()],
-    )
-        .prop_map(|(field, value)| doc! { field: value });
-    leaf.prop_recursive(3, 12, 3, |inner| {
-        (
-            prop_oneof![Just("$and"), Just("$or"), Just("$nor"), Just("x")],
-            prop::collection::vec(inner.clone(), 0..3),
-            inner,
-        )
-            .prop_map(|(operator, branches, rest)| {
-                let mut filter = rest;
-                let branches: Vec<Bson> = branches.into_iter().map(Bson::Document).collect();
-                filter.insert(operator, branches);
-                filter
-            })
-    })
-}
-
-fn modifiers() -> impl Strategy<Value = (Option<Document>, Option<Bson>, bool)> {
-    (
-        prop::option::of(
-            prop::sample::select(vec![-2, -1, 0, 1, 3]).prop_map(|sign| {
-                doc! { "at": sign, "b": -sign }
-            }),
-        ),
-        prop::option::of(prop_oneof![Just(0), Just(5), Just(-5)].prop_map(Bson::Int32)),
-        any::<bool>(),
-    )
 }
 
 /// The same filter with other values of the same types: numbers scaled and their signs

@@ -27,11 +27,7 @@ use crate::testing::mongo::regex;
 
 /// A command on database `app` with no document sequences.
 fn command(body: RawDocumentBuf) -> MongoCommand {
-    MongoCommand {
-        database: "app".to_owned(),
-        body,
-        sequences: Vec::new(),
-    }
+    MongoCommand::new("app", body, Vec::new())
 }
 
 /// A command on database `app` with one kind 1 sequence holding `documents`.
