@@ -44,7 +44,7 @@
 use bson::raw::RawArrayBuf;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 
-use super::frame::{MsgHeader, OpCode};
+use super::frame::{MsgHeader, OpCode, HEADER_LEN};
 use super::op_compressed::OpCompressed;
 use super::op_msg::{MsgFlags, OpMsg};
 use super::op_query::OpQuery;
@@ -96,6 +96,11 @@ pub fn rewrite_topology(frame: &[u8], advertise: &str) -> Option<Vec<u8>> {
 /// reply. Compressed frames answer `false`: the compression spec forbids compressing
 /// `hello`.
 pub fn is_hello_request(frame: &[u8]) -> bool {
+    !surely_not_hello(frame) && names_hello(frame)
+}
+
+/// The whole check: the frame parsed as far as its command's first key.
+fn names_hello(frame: &[u8]) -> bool {
     let Ok((header, body)) = MsgHeader::split(frame) else {
         return false;
     };
@@ -110,6 +115,22 @@ pub fn is_hello_request(frame: &[u8]) -> bool {
     command
         .and_then(first_key)
         .is_some_and(|name| matches!(name, b"hello" | b"isMaster" | b"ismaster"))
+}
+
+/// Where an OP_MSG's first key starts when its first section is the body (kind 0): after
+/// the header, `flagBits`, the section's kind and the document's length and first type.
+const MSG_FIRST_KEY: usize = HEADER_LEN + 4 + 1 + 4 + 1;
+
+/// The common request, answered from three bytes before anything is parsed: an OP_MSG whose
+/// body comes first and whose first key starts with neither letter the hello names start
+/// with. Only a `false` is answered here, and only where the whole check would answer it:
+/// when the body comes first, the whole check reads the name at [`MSG_FIRST_KEY`].
+fn surely_not_hello(frame: &[u8]) -> bool {
+    frame.get(12..16) == Some(&OpCode::Msg.as_i32().to_le_bytes()[..])
+        && frame.get(HEADER_LEN + 4) == Some(&0)
+        && frame
+            .get(MSG_FIRST_KEY)
+            .is_some_and(|first| !matches!(first, b'h' | b'i'))
 }
 
 /// An OP_MSG's kind 0 section, found by stepping over kind 1 sections without reading their

@@ -258,3 +258,35 @@ fn hello_requests_are_recognised() {
     assert!(!is_hello_request(&compress(&hello, 1)));
     assert!(!is_hello_request(&hello[..hello.len() - 1]));
 }
+
+proptest::proptest! {
+    /// The three-byte answer never differs from the whole check, whatever the bytes around
+    /// the first key (hello and other requests, damaged anywhere, cut anywhere).
+    #[test]
+    fn the_quick_answer_agrees_with_the_whole_check(
+        base in 0..4usize,
+        damage in proptest::collection::vec((0..48usize, proptest::num::u8::ANY), 0..3),
+        cut in 0..64usize,
+    ) {
+        let mut request = match base {
+            0 => op_msg(1, 0, 0, rawdoc! {"hello": 1, "$db": "admin"}),
+            1 => op_msg(1, 0, 0, rawdoc! {"isMaster": 1, "$db": "admin"}),
+            2 => op_msg(1, 0, 0, rawdoc! {"find": "c", "$db": "d"}),
+            _ => frame(1, 0, 2013, &msg_body(
+                0,
+                &[
+                    Section::Sequence("documents", vec![rawdoc! {"x": 1}]),
+                    Section::Body(rawdoc! {"hello": 1, "$db": "admin"}),
+                ],
+                false,
+            )),
+        };
+        for (at, byte) in damage {
+            if let Some(slot) = request.get_mut(at) {
+                *slot = byte;
+            }
+        }
+        request.truncate(request.len().saturating_sub(cut % 8));
+        proptest::prop_assert_eq!(is_hello_request(&request), names_hello(&request));
+    }
+}
