@@ -37,8 +37,9 @@ pub enum Request {
 /// A MongoDB command: the kind 0 body, plus kind 1 document sequences.
 #[derive(Debug, Clone)]
 pub struct MongoCommand {
-    /// The database (`$db`, or the OP_QUERY namespace's database).
-    pub database: String,
+    /// The database (`$db`, or the OP_QUERY namespace's database). Shared: a connection's
+    /// commands mostly name one.
+    pub database: Arc<str>,
     /// The command document (kind 0 section).
     pub body: RawDocumentBuf,
     /// Kind 1 sections. Drivers send `documents`, `updates` and `deletes` this way.
@@ -54,7 +55,7 @@ pub struct MongoCommand {
 impl MongoCommand {
     /// A command whose lowering key, if it needs one, the analyzer computes itself.
     pub fn new(
-        database: impl Into<String>,
+        database: impl Into<Arc<str>>,
         body: RawDocumentBuf,
         sequences: Vec<DocumentSequence>,
     ) -> Self {

@@ -19,6 +19,7 @@
 //! - [`frame`]: `MsgHeader`, opcodes, and [`MongoFramer`].
 //! - [`op_msg`], [`op_query`], [`op_reply`], [`op_compressed`]: one file per wire message.
 //! - [`message`]: one frame → one message, whatever its opcode; unwraps compression.
+//! - [`databases`]: a connection's database names, shared by its commands.
 //! - [`session`]: [`MongoSession`], the per-connection [`Inspector`](crate::tap::Inspector).
 //! - [`hello`]: [`rewrite_topology`], replica-set addresses in `hello` replies.
 //! - [`tls`]: TLS on a listener (refused, terminated or passed through), told by the first
@@ -33,6 +34,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod databases;
 pub mod frame;
 pub mod hello;
 pub mod hello_replies;

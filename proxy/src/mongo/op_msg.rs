@@ -23,6 +23,7 @@ use indextap_analyzer::shape::mongo::cache::KeyGatherer;
 
 use crate::tap::DecodeError;
 
+use super::databases::Databases;
 use super::outcome::{Fields, ReplyFields};
 use super::reader::{validate_top_level, validate_top_level_with, Reader};
 
@@ -201,6 +202,11 @@ impl<'a> OpMsg<'a> {
     /// The request as the analyzer takes it. The database is `$db` (empty when a client
     /// left it out; the server would reject such a command anyway).
     pub fn to_command(&self) -> Result<MongoCommand, DecodeError> {
+        self.to_command_in(&mut Databases::default())
+    }
+
+    /// [`to_command`](Self::to_command), its database name shared through `databases`.
+    pub fn to_command_in(&self, databases: &mut Databases) -> Result<MongoCommand, DecodeError> {
         let mut sequences = Vec::with_capacity(self.sequences.len());
         for sequence in &self.sequences {
             let mut documents = Vec::new();
@@ -235,7 +241,7 @@ impl<'a> OpMsg<'a> {
             None => self.body.to_owned(),
         };
         Ok(MongoCommand {
-            database: self.database().unwrap_or_default().to_owned(),
+            database: databases.name(self.database().unwrap_or_default()),
             body,
             sequences,
             lowering_key,
@@ -319,7 +325,7 @@ mod tests {
         assert_eq!(msg.sequences[0].count, 2);
 
         let command = msg.to_command().unwrap();
-        assert_eq!(command.database, "app");
+        assert_eq!(&*command.database, "app");
         assert_eq!(command.sequences[0].documents, updates.to_vec());
     }
 

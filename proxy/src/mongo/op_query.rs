@@ -22,6 +22,7 @@ use indextap_analyzer::command::MongoCommand;
 
 use crate::tap::DecodeError;
 
+use super::databases::Databases;
 use super::reader::{validate_top_level, Reader};
 
 /// A decoded OP_QUERY, borrowing from its frame.
@@ -97,12 +98,17 @@ impl<'a> OpQuery<'a> {
 
     /// The request in command form.
     pub fn to_command(&self) -> MongoCommand {
+        self.to_command_in(&mut Databases::default())
+    }
+
+    /// [`to_command`](Self::to_command), its database name shared through `databases`.
+    pub fn to_command_in(&self, databases: &mut Databases) -> MongoCommand {
         let body = if self.is_command() {
             self.command().to_owned()
         } else {
             self.to_find()
         };
-        MongoCommand::new(self.database(), body, Vec::new())
+        MongoCommand::new(databases.name(self.database()), body, Vec::new())
     }
 
     /// A legacy query as the `find` command it stands for.
@@ -184,7 +190,7 @@ mod tests {
         assert!(query.is_command());
         assert_eq!(query.database(), "admin");
         let command = query.to_command();
-        assert_eq!(command.database, "admin");
+        assert_eq!(&*command.database, "admin");
         assert_eq!(command.body, rawdoc! {"isMaster": 1});
     }
 
@@ -216,7 +222,7 @@ mod tests {
         assert!(!parsed.is_command());
         assert_eq!(parsed.collection(), "orders.archive");
         let command = parsed.to_command();
-        assert_eq!(command.database, "app");
+        assert_eq!(&*command.database, "app");
         let expected = rawdoc! {
             "find": "orders.archive",
             "filter": {"status": "A", "qty": {"$lt": 30}},

@@ -27,6 +27,7 @@ use indextap_analyzer::command::{MongoCommand, Observation, Outcome, Request};
 
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
+use super::databases::Databases;
 use super::frame::MsgHeader;
 use super::message::{decode, Message};
 use super::op_msg::OpMsg;
@@ -55,6 +56,8 @@ struct Waiting {
 #[derive(Debug)]
 pub struct MongoSession {
     pending: Pending<Waiting>,
+    /// The database names its commands share.
+    databases: Databases,
 }
 
 impl Default for MongoSession {
@@ -73,6 +76,7 @@ impl MongoSession {
     pub fn with_pending_cap(cap: usize) -> Self {
         Self {
             pending: Pending::new(cap),
+            databases: Databases::default(),
         }
     }
 
@@ -149,7 +153,7 @@ impl Inspector for MongoSession {
                 (_, Message::Legacy(_)) => {}
                 (Direction::Request, Message::Msg(msg)) => {
                     let waiting = Waiting {
-                        command: msg.to_command()?,
+                        command: msg.to_command_in(&mut self.databases)?,
                         reading: Reading::of(msg.name()),
                         legacy_query: false,
                         at,
@@ -158,7 +162,7 @@ impl Inspector for MongoSession {
                     self.on_request(header, waiting, msg.flags.more_to_come(), events);
                 }
                 (Direction::Request, Message::Query(query)) => {
-                    let command = query.to_command();
+                    let command = query.to_command_in(&mut self.databases);
                     let waiting = Waiting {
                         reading: Reading::of_command(&command.body),
                         command,
@@ -255,7 +259,7 @@ fn continuation(original: &MongoCommand, reply: &RawDocument) -> MongoCommand {
     let mut body = RawDocumentBuf::new();
     body.append(cstr!("getMore"), id);
     body.append(cstr!("collection"), collection);
-    body.append(cstr!("$db"), original.database.as_str());
+    body.append(cstr!("$db"), &*original.database);
     MongoCommand::new(original.database.clone(), body, Vec::new())
 }
 

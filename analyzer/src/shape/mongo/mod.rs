@@ -118,7 +118,7 @@ impl Query<'_> {
 
     /// Another collection of the same database (`$lookup`'s `from`).
     fn on(&self, collection: &str) -> Namespace {
-        Namespace::mongo(self.command.database.as_str(), collection)
+        Namespace::mongo(&*self.command.database, collection)
     }
 
     fn shape(&self, command: Command) -> Shape {

@@ -115,7 +115,7 @@ fn values_and_list_lengths_share_a_key() {
         assert_ne!(key(&first), key(&other), "{:?}", other.body);
     }
     let mut on_other_database = first.clone();
-    on_other_database.database = "billing".to_owned();
+    on_other_database.database = "billing".into();
     assert_ne!(key(&first), key(&on_other_database));
 }
 
