@@ -27,6 +27,11 @@ use super::databases::Databases;
 use super::outcome::{Fields, ReplyFields};
 use super::reader::{validate_top_level, validate_top_level_with, Reader};
 
+/// The largest body whose lowering key is gathered here. The key's walk of nested
+/// documents is linear in their size and runs on the data thread; a larger body (a long
+/// `$in` list) carries no key, and the analysis thread walks it instead.
+const MAX_KEYED_BODY: usize = 16 * 1024;
+
 /// Sequences whose documents a shape needs (update and delete statements carry filters).
 const KEPT_SEQUENCES: [&str; 2] = ["updates", "deletes"];
 
@@ -73,8 +78,9 @@ pub struct OpMsg<'a> {
     pub sequences: Vec<Sequence<'a>>,
     /// What the proxy reads of the body, found while it was validated.
     fields: BodyFields<'a>,
-    /// The analyzer's lowering key of a request, gathered while the body was validated.
-    lowering_key: LoweringKey,
+    /// The analyzer's lowering key of a request, gathered while the body was validated
+    /// (`None` for a body over [`MAX_KEYED_BODY`]).
+    lowering_key: Option<LoweringKey>,
 }
 
 /// The body's top-level fields the proxy reads, gathered during the walk that validates it,
@@ -150,6 +156,7 @@ impl<'a> OpMsg<'a> {
         let mut found_body = None;
         let mut fields = BodyFields::default();
         let mut key = KeyGatherer::new();
+        let mut keyed = true;
         let mut sequences = Vec::new();
         while !reader.is_empty() {
             match reader.u8("section kind")? {
@@ -158,9 +165,12 @@ impl<'a> OpMsg<'a> {
                     if found_body.is_some() {
                         return Err(DecodeError::new("bad_section", "two kind 0 sections"));
                     }
+                    keyed = doc.as_bytes().len() <= MAX_KEYED_BODY;
                     validate_top_level_with(doc, "kind 0 section", |name, value| {
                         fields.offer(name, value);
-                        key.field(name, value);
+                        if keyed {
+                            key.field(name, value);
+                        }
                     })?;
                     found_body = Some(doc);
                 }
@@ -179,7 +189,7 @@ impl<'a> OpMsg<'a> {
             flags,
             body,
             sequences,
-            lowering_key: key.finish(fields.database().unwrap_or_default()),
+            lowering_key: keyed.then(|| key.finish(fields.database().unwrap_or_default())),
             fields,
         })
     }
@@ -228,7 +238,7 @@ impl<'a> OpMsg<'a> {
             _ => None,
         };
         // The key was gathered from the body as it came.
-        let lowering_key = stripped.is_none().then_some(self.lowering_key);
+        let lowering_key = self.lowering_key.filter(|_| stripped.is_none());
         let body = match stripped {
             Some((body, count)) => {
                 sequences.push(DocumentSequence {
@@ -503,6 +513,23 @@ mod tests {
                 ..command
             });
             (carried, computed)
+        }
+
+        #[test]
+        fn a_large_body_carries_none_and_is_keyed_by_the_analyzer() {
+            let list: Vec<Bson> = (0..4_000).map(Bson::Int32).collect();
+            let find = indextap_analyzer::testing::mongo_commands::find(
+                bson::doc! { "status": { "$in": list } },
+                None,
+                None,
+                false,
+            );
+            let body = RawDocumentBuf::try_from(&find).unwrap();
+            assert!(body.as_bytes().len() > MAX_KEYED_BODY);
+            let bytes = msg_body(0, &[Section::Body(body)], false);
+            let command = OpMsg::parse(&bytes).unwrap().to_command().unwrap();
+            assert_eq!(command.lowering_key, None);
+            assert!(key(&command).is_some());
         }
 
         #[test]
