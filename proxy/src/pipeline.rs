@@ -91,6 +91,9 @@ pub struct Analysis {
     /// so the bound counts observations rather than batches. Zero when the analyzer is idle.
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    /// Emptied batches the analysis threads hand back, so that a poll's batch is not
+    /// allocated on the data thread and freed on the analysis thread each time.
+    spares: Arc<Spares>,
     /// What has been learned so far.
     pub aggregator: Arc<Aggregator>,
 }
@@ -112,12 +115,14 @@ impl Analysis {
             aggregator.limits().sql_cache_bytes(),
         ));
         let queued = Arc::new(AtomicUsize::new(0));
+        let spares = Arc::new(Spares::default());
         for worker in 0..workers.max(1) {
             let shared = AnalysisThread {
                 receiver: receiver.clone(),
                 aggregator: aggregator.clone(),
                 cache: cache.clone(),
                 queued: queued.clone(),
+                spares: spares.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("indextap-analysis-{worker}"))
@@ -131,6 +136,7 @@ impl Analysis {
             budget,
             queued,
             capacity: queue_len.max(1),
+            spares,
             aggregator,
         }
     }
@@ -159,9 +165,9 @@ impl Analysis {
             batch.clear();
             return count;
         }
-        // The next wake-up's batch starts empty: an idle connection holds no slots.
+        // The next poll's batch is a spare the analyzer emptied, when there is one.
         let taken = Queued {
-            batch: std::mem::take(batch),
+            batch: std::mem::replace(batch, self.spares.take()),
             _room: room,
         };
         if self.queue.send(taken).is_err() {
@@ -188,18 +194,21 @@ struct AnalysisThread {
     aggregator: Arc<Aggregator>,
     cache: Arc<SqlCache>,
     queued: Arc<AtomicUsize>,
+    spares: Arc<Spares>,
 }
 
 impl AnalysisThread {
     fn run(self) {
         let mut batches = Vec::new();
         while self.gather(&mut batches) {
-            for Queued { batch, .. } in batches.drain(..) {
+            for Queued { mut batch, .. } in batches.drain(..) {
                 for observation in &batch {
                     let lowering = shape::lower_shared(&observation.request, &self.cache);
                     self.aggregator.record_shared(observation, &lowering);
                 }
                 self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                batch.clear();
+                self.spares.give(batch);
             }
         }
     }
@@ -223,6 +232,35 @@ impl AnalysisThread {
             }
         }
         true
+    }
+}
+
+/// Emptied observation batches, from the analysis threads back to the data threads. Bounded
+/// in count and in the size of each, so what it keeps is at most
+/// `SPARE_BATCHES × SPARE_BATCH_CAPACITY` observations' room (a few hundred KiB).
+#[derive(Debug, Default)]
+struct Spares(Mutex<Vec<Vec<Observation>>>);
+
+/// Spare batches kept at most.
+const SPARE_BATCHES: usize = 64;
+/// The largest batch (in observations' room) kept as a spare; a larger one is freed.
+const SPARE_BATCH_CAPACITY: usize = 16;
+
+impl Spares {
+    /// A spare batch, or a new empty one (which allocates only when first pushed to).
+    fn take(&self) -> Vec<Observation> {
+        lock(&self.0).pop().unwrap_or_default()
+    }
+
+    /// Keep an emptied batch for reuse, within the bounds.
+    fn give(&self, batch: Vec<Observation>) {
+        if batch.capacity() == 0 || batch.capacity() > SPARE_BATCH_CAPACITY {
+            return;
+        }
+        let mut spares = lock(&self.0);
+        if spares.len() < SPARE_BATCHES {
+            spares.push(batch);
+        }
     }
 }
 
@@ -375,5 +413,44 @@ mod tests {
         assert_eq!(budget.held(), 0, "given back once analysed");
         let recorded: u64 = aggregator.snapshot().shapes.values().map(|s| s.count).sum();
         assert_eq!(recorded, 12);
+    }
+
+    #[tokio::test]
+    async fn recorded_batches_come_back_as_spares_within_bounds() {
+        let analysis = Analysis::start(
+            Arc::new(Aggregator::new(10)),
+            1000,
+            16,
+            1,
+            InspectBudget::new(100_000, Default::default()),
+        );
+        let mut batch = vec![find(), find()];
+        assert_eq!(analysis.offer(&mut batch), 0);
+        assert_eq!(batch.capacity(), 0, "no spare yet: a new empty batch");
+        analysis.settle(Duration::from_secs(5)).await;
+        // The analysis thread gives the batch back after counting it recorded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while lock(&analysis.spares.0).is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut next = vec![find()];
+        assert_eq!(analysis.offer(&mut next), 0);
+        assert!(
+            next.is_empty() && next.capacity() >= 2,
+            "the spare is reused"
+        );
+
+        // Too large, or past the count: freed, not kept.
+        analysis
+            .spares
+            .give(Vec::with_capacity(SPARE_BATCH_CAPACITY + 1));
+        for _ in 0..SPARE_BATCHES * 2 {
+            analysis.spares.give(Vec::with_capacity(1));
+        }
+        let spares = lock(&analysis.spares.0);
+        assert_eq!(spares.len(), SPARE_BATCHES);
+        assert!(spares
+            .iter()
+            .all(|spare| spare.capacity() <= SPARE_BATCH_CAPACITY));
     }
 }

@@ -13,6 +13,9 @@
 //!   literals replaced by their kind: the same for texts the quick key cannot read
 //!   (comments, dollar quotes, ...).
 //!
+//! A simple-protocol text tries its quick key before its exact key: such a text holding
+//! values is never stored under its exact key, so the exact lookup would be a sure miss.
+//!
 //! A lowering is stored under its quick key when the text proves that key may stand for its
 //! masked key (every literal masked, see `Quick::confirms`), else under its masked key; and
 //! also under its exact key when the text will come back verbatim: a prepared statement
@@ -39,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
-use super::fingerprint::{fingerprint, quick};
+use super::fingerprint::{fingerprint, quick as quick_key};
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::footprint::{allocation, HeapSize};
 use crate::shape::Lowering;
@@ -121,17 +124,23 @@ impl SqlCache {
     /// Like [`SqlCache::lower`], without copying a cached lowering.
     pub fn lower_shared(&self, command: &SqlCommand) -> Arc<Lowering> {
         let seed = seed(command);
+        // A simple-protocol text with values is never stored under its exact key, so its
+        // quick key is tried first; a text without values has both keys, for one lowering.
+        let simple = command.protocol == SqlProtocol::Simple;
+        let mut quick = simple.then(|| quick_key(&command.text, seed)).flatten();
+        if let Some(found) = quick.as_ref().and_then(|quick| self.get(quick.key)) {
+            return self.quick_hit(found);
+        }
         let exact = xxh3_128_with_seed(command.text.as_bytes(), seed);
         if let Some(found) = self.get(exact) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return found;
         }
-        let quick = quick(&command.text, seed);
-        if let Some(found) = quick.as_ref().and_then(|quick| self.get(quick.key)) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            self.masked_hits.fetch_add(1, Ordering::Relaxed);
-            self.quick_hits.fetch_add(1, Ordering::Relaxed);
-            return found;
+        if !simple {
+            quick = quick_key(&command.text, seed);
+            if let Some(found) = quick.as_ref().and_then(|quick| self.get(quick.key)) {
+                return self.quick_hit(found);
+            }
         }
         let masked = fingerprint(&command.text, seed);
         // The quick key stands in for the masked key once the text proves it may.
@@ -168,6 +177,14 @@ impl SqlCache {
             None => self.put(exact, &lowering),
         }
         lowering
+    }
+
+    /// A lookup answered by the quick key.
+    fn quick_hit(&self, found: Arc<Lowering>) -> Arc<Lowering> {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.masked_hits.fetch_add(1, Ordering::Relaxed);
+        self.quick_hits.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// How many entries are cached: a statement stored under both its keys counts twice.
