@@ -7,7 +7,9 @@
 //! budget is not kept at all.
 //!
 //! Names are hashed with foldhash (randomly seeded, as hashbrown does by default): every
-//! Bind and Execute looks a name up, and SipHash cost more than the rest of the lookup.
+//! Bind and Execute looks a name up, and SipHash cost more than the rest of the lookup. The
+//! unnamed entry (`""`) is kept in a slot beside the map, unhashed: drivers bind the unnamed
+//! portal on every round trip, and its transaction's end drops it again.
 
 use std::collections::HashMap;
 
@@ -24,6 +26,8 @@ struct Entry<V> {
 #[derive(Debug)]
 pub struct NameMap<V> {
     entries: HashMap<String, Entry<V>, RandomState>,
+    /// The entry named `""`.
+    unnamed: Option<Entry<V>>,
     next: u64,
     max_count: usize,
     max_weight: usize,
@@ -47,6 +51,7 @@ impl<V> NameMap<V> {
     pub fn new(max_count: usize, max_weight: usize) -> Self {
         Self {
             entries: HashMap::default(),
+            unnamed: None,
             next: 0,
             max_count: max_count.max(1),
             max_weight,
@@ -65,8 +70,8 @@ impl<V> NameMap<V> {
             };
         }
         let mut evicted = Vec::new();
-        while !self.entries.is_empty()
-            && (self.entries.len() >= self.max_count || self.weight + weight > self.max_weight)
+        while !self.is_empty()
+            && (self.len() >= self.max_count || self.weight + weight > self.max_weight)
         {
             match self.evict_oldest() {
                 Some(value) => evicted.push(value),
@@ -80,7 +85,11 @@ impl<V> NameMap<V> {
             weight,
             value,
         };
-        self.entries.insert(name, entry);
+        if name.is_empty() {
+            self.unnamed = Some(entry);
+        } else {
+            self.entries.insert(name, entry);
+        }
         Displaced {
             replaced,
             evicted,
@@ -93,27 +102,44 @@ impl<V> NameMap<V> {
             .entries
             .iter()
             .min_by_key(|(_, entry)| entry.seq)
-            .map(|(name, _)| name.clone())?;
-        self.remove(&oldest)
+            .map(|(name, entry)| (name, entry.seq));
+        let unnamed = self.unnamed.as_ref().map(|entry| entry.seq);
+        let name = match (oldest, unnamed) {
+            (Some((name, seq)), unnamed) if unnamed.is_none_or(|unnamed| seq < unnamed) => {
+                name.clone()
+            }
+            (_, Some(_)) => String::new(),
+            _ => return None,
+        };
+        self.remove(&name)
     }
 
     /// The value under `name`.
     pub fn get(&self, name: &str) -> Option<&V> {
+        if name.is_empty() {
+            return self.unnamed.as_ref().map(|entry| &entry.value);
+        }
         self.entries.get(name).map(|entry| &entry.value)
     }
 
     /// The value under `name`, mutably.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        if name.is_empty() {
+            return self.unnamed.as_mut().map(|entry| &mut entry.value);
+        }
         self.entries.get_mut(name).map(|entry| &mut entry.value)
     }
 
     /// Removes `name`. An empty map is not hashed into: every simple Query forgets the
     /// unnamed statement and portal, which a simple-protocol client never creates.
     pub fn remove(&mut self, name: &str) -> Option<V> {
-        if self.entries.is_empty() {
+        let entry = if name.is_empty() {
+            self.unnamed.take()?
+        } else if self.entries.is_empty() {
             return None;
-        }
-        let entry = self.entries.remove(name)?;
+        } else {
+            self.entries.remove(name)?
+        };
         self.weight = self.weight.saturating_sub(entry.weight);
         Some(entry.value)
     }
@@ -121,6 +147,19 @@ impl<V> NameMap<V> {
     /// Removes every entry `doomed` selects, handing each to `gone`. Nothing is allocated
     /// (a transaction's end drops its portals this way, once per round trip).
     pub fn remove_where(&mut self, mut doomed: impl FnMut(&V) -> bool, mut gone: impl FnMut(V)) {
+        if self
+            .unnamed
+            .as_ref()
+            .is_some_and(|entry| doomed(&entry.value))
+        {
+            if let Some(entry) = self.unnamed.take() {
+                self.weight = self.weight.saturating_sub(entry.weight);
+                gone(entry.value);
+            }
+        }
+        if self.entries.is_empty() {
+            return;
+        }
         for (_, entry) in self.entries.extract_if(|_, entry| doomed(&entry.value)) {
             self.weight = self.weight.saturating_sub(entry.weight);
             gone(entry.value);
@@ -129,12 +168,12 @@ impl<V> NameMap<V> {
 
     /// How many names are held.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + usize::from(self.unnamed.is_some())
     }
 
     /// Whether no name is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.unnamed.is_none()
     }
 
     /// The total weight held.
@@ -192,5 +231,29 @@ mod tests {
         assert_eq!(map.weight(), 1);
         assert_eq!(map.remove("a"), Some(1));
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn the_unnamed_entry_is_one_like_the_others() {
+        let mut map = NameMap::new(2, 10);
+        assert!(map.insert(String::new(), 1, 3).evicted.is_empty());
+        assert!(map.insert("a".into(), 2, 3).evicted.is_empty());
+        assert_eq!((map.get(""), map.len(), map.weight()), (Some(&1), 2, 6));
+        // The unnamed entry is the oldest: it goes first.
+        assert_eq!(map.insert("b".into(), 3, 3).evicted, vec![1]);
+        assert_eq!(map.get(""), None);
+        // Now "a" is the oldest.
+        assert_eq!(map.insert(String::new(), 4, 3).evicted, vec![2]);
+        assert_eq!(map.insert(String::new(), 5, 3).replaced, Some(4));
+        if let Some(value) = map.get_mut("") {
+            *value += 1;
+        }
+        let mut removed = Vec::new();
+        map.remove_where(|v| *v >= 3, |v| removed.push(v));
+        removed.sort();
+        assert_eq!(removed, vec![3, 6]);
+        assert!(map.is_empty());
+        assert_eq!(map.weight(), 0);
+        assert_eq!(map.remove(""), None);
     }
 }
