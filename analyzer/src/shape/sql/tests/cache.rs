@@ -118,18 +118,21 @@ fn the_cache_does_not_hold_the_text() {
 #[test]
 fn a_simple_text_shares_its_lowering_by_the_quick_key_and_one_without_values_by_its_exact_key() {
     let cache = SqlCache::new(16);
-    let simple = |text: &str| command(text, SqlProtocol::Simple);
-    let first = cache.lower_shared(&simple("SELECT * FROM t WHERE a = 1"));
-    let second = cache.lower_shared(&simple("SELECT * FROM t WHERE a = 2"));
-    assert!(Arc::ptr_eq(&first, &second));
+    let shared = |first: &str, second: &str| {
+        let one = cache.lower_shared(&command(first, SqlProtocol::Simple));
+        let other = cache.lower_shared(&command(second, SqlProtocol::Simple));
+        Arc::ptr_eq(&one, &other)
+    };
+    assert!(shared(
+        "SELECT * FROM t WHERE a = 1",
+        "SELECT * FROM t WHERE a = 2"
+    ));
     assert_eq!(
         (cache.hits(), cache.quick_hits(), cache.misses()),
         (1, 1, 1)
     );
     // No literal: no quick key is stored, and the exact key answers after the quick miss.
-    let begin = cache.lower_shared(&simple("BEGIN"));
-    let again = cache.lower_shared(&simple("BEGIN"));
-    assert!(Arc::ptr_eq(&begin, &again));
+    assert!(shared("BEGIN", "BEGIN"));
     assert_eq!(
         (cache.hits(), cache.quick_hits(), cache.misses()),
         (2, 1, 2)
