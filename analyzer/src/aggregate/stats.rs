@@ -176,6 +176,10 @@ pub(crate) fn intersect(
     seen: &[BoundConstant],
     reveal: bool,
 ) -> Vec<BoundConstant> {
+    // Most shapes keep no constant: nothing to walk, once per record.
+    if kept.is_empty() {
+        return kept;
+    }
     kept.into_iter()
         .filter_map(|k| {
             let s = seen.iter().find(|s| {
