@@ -203,9 +203,44 @@ fn run_end(bytes: &[u8], from: usize) -> usize {
         .unwrap_or(rest.len())
 }
 
+/// Bytes that can start anything but plain text or a word: digits, quotes, `$`, comment
+/// starts, `\`. [`read`] skips everything else in one tight scan.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = !matches!(BYTES[byte], Byte::Plain | Byte::Word);
+        byte += 1;
+    }
+    table
+};
+
+/// The first special byte at or after `from` ([`SPECIAL`]), or the end. Eight bytes are
+/// looked up at a time and tested together: most of a text is words and spaces.
+fn next_special(bytes: &[u8], from: usize) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    let mut chunks = rest.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().any(|&byte| SPECIAL[usize::from(byte)]) {
+            break;
+        }
+        skipped += 8;
+    }
+    from + skipped
+        + rest[skipped..]
+            .iter()
+            .position(|&byte| SPECIAL[usize::from(byte)])
+            .unwrap_or(rest.len() - skipped)
+}
+
 /// Hashes `text` with its literals replaced by their classes; `literals`, when given, gets
 /// each literal read. The bytes between literals are hashed as they are, so they are copied
 /// in one piece each rather than token by token.
+///
+/// Plain bytes and words are skipped to the next special byte ([`next_special`]): only
+/// there can a literal, a quote, a placeholder or a comment start. A digit or `$` right
+/// after a word byte continues that word (`t1`, `a$1`), as the tokenizer reads it.
 fn read(
     text: &str,
     hashed: &mut Vec<u8>,
@@ -227,10 +262,15 @@ fn read(
     };
     let previous = |at: usize| at.checked_sub(1).map(|before| bytes[before]);
     let mut at = 0;
-    while let Some(&byte) = bytes.get(at) {
+    loop {
+        at = next_special(bytes, at);
+        let Some(&byte) = bytes.get(at) else {
+            break;
+        };
+        let in_word = previous(at).is_some_and(|p| BYTES[usize::from(p)] == Byte::Word);
         match BYTES[usize::from(byte)] {
-            Byte::Plain => at += 1,
-            Byte::Word => at = run_end(bytes, at + 1),
+            Byte::Plain | Byte::Word => at += 1,
+            Byte::Digit | Byte::Dollar if in_word => at = run_end(bytes, at + 1),
             Byte::Quote => {
                 // A prefix (`E'`, `U&'`, `N'`, `B'`, `X'`) or an adjacent string: not plain.
                 if previous(at).is_some_and(|p| is_word(p) || p == b'&' || p == b'\'') {
@@ -474,6 +514,16 @@ mod tests {
         #[test]
         fn any_text_hashes_what_the_token_by_token_reading_spelled_out(
             text in "[a-zA-Z0-9_ $'\".,;:()=<>*/\\&+é-]{0,40}"
+        ) {
+            agrees_with_the_spelled_out_bytes(&text);
+        }
+
+        /// Longer texts of SQL-like tokens, which mostly read as plain: words running into
+        /// digits and `$`, literals after words and punctuation, across the eight-byte
+        /// chunks the scan skips at once.
+        #[test]
+        fn long_texts_hash_what_the_token_by_token_reading_spelled_out(
+            text in "([a-zA-Z_é]{1,9}|[0-9]{1,11}(\\.[0-9]{1,2})?|'[a-z' ]{0,6}'|\\$[0-9]{1,2}|\"[a-z]{0,3}\"|[ ,=().*;<>&/-]{1,2}){0,30}"
         ) {
             agrees_with_the_spelled_out_bytes(&text);
         }
