@@ -15,20 +15,68 @@
 //! ([`Reservation::attach`]), so nothing can forget to release it. The accounting is one
 //! atomic counter, which is also the exported gauge of bytes held.
 //!
+//! The sessions' decoded copies of large requests (a MongoDB body, a PostgreSQL statement
+//! text) are charged the same way, from the moment they are made until the last holder
+//! drops them: [`charge_copy`] gives a [`Charge`] that travels with the copy (in the pending
+//! request, the prepared statement, then beside the observation in its analyzer batch). A
+//! copy that finds no room is not captured, and counted as `inspect_budget_exhausted`.
+//!
 //! ## Layout
 //! - [`InspectBudget`]: the process-wide counter and its limit; [`InspectBudget::reserve`].
 //! - [`Reservation`]: room taken, released on drop.
+//! - [`charge_copy`], [`Charge`]: a session's copy of a large request.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
+
+use crate::tap::Events;
 
 /// The process-wide budget of bytes held for gathered frames. Cloning shares it.
 #[derive(Debug, Clone)]
 pub struct InspectBudget {
     held: Gauge<u64, AtomicU64>,
     limit: u64,
+}
+
+/// A session's copy of a request at least this long is charged to the budget. Smaller ones
+/// are bounded by the pending and queue counts alone: charging every round trip would touch
+/// the process-wide counter on the hot path.
+pub const CHARGED_COPY: usize = 16 * 1024;
+
+/// Room held by a session's copy of a large request, shared by every holder of the copy (a
+/// prepared statement's text and each execution of it): released when the last one drops.
+pub type Charge = Arc<Reservation>;
+
+/// The charge for a copy of `bytes` bytes about to be kept: `Ok(None)` when it is small
+/// enough to go uncharged, `Err(())` (counted as `inspect_budget_exhausted`) when the
+/// budget has no room: the request is then not captured; forwarding is not affected.
+#[inline]
+pub fn charge_copy(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, ()> {
+    if bytes < CHARGED_COPY {
+        return Ok(None);
+    }
+    charge_large(bytes, events)
+}
+
+#[cold]
+fn charge_large(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, ()> {
+    match events.reserve(bytes) {
+        Some(room) => Ok(Some(Arc::new(room))),
+        None => {
+            events.count("inspect_budget_exhausted");
+            Err(())
+        }
+    }
+}
+
+impl Default for InspectBudget {
+    /// An unlimited budget (tests and fuzzing).
+    fn default() -> Self {
+        Self::unlimited()
+    }
 }
 
 impl InspectBudget {

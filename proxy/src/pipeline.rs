@@ -8,9 +8,9 @@
 //! bounded queue that a dedicated analysis thread drains into the [`Aggregator`]. Neither
 //! step ever makes the data path wait: a full queue drops the batch and counts every
 //! observation in it. The queue is bounded in observations, and its large ones (a
-//! multi-MiB statement or command, copied out of its frame by the decoder) in bytes: they
-//! are charged to the inspection budget ([`crate::budget`]) until analysed, and a batch
-//! that finds no room is dropped and counted the same way.
+//! multi-MiB statement or command, copied out of its frame by the decoder) in bytes: the
+//! session charged each such copy to the inspection budget ([`crate::budget::charge_copy`])
+//! when it made it, and the batch carries those charges until analysed.
 //!
 //! Everything per frame stays local to the inspection task: observations and message
 //! counts are handed over once per poll (message counters resolved once per connection),
@@ -32,54 +32,18 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use indextap_analyzer::aggregate::Aggregator;
-use indextap_analyzer::command::{Observation, Request};
+use indextap_analyzer::command::Observation;
 use indextap_analyzer::shape::{self, sql::SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
-use crate::budget::{InspectBudget, Reservation};
+use crate::budget::{Charge, InspectBudget};
 #[cfg(doc)]
 use crate::tap::Inspector;
 
-/// An observation whose request holds at least this many bytes (SQL text, MongoDB command
-/// and kept documents) is charged to the inspection budget while it waits for analysis.
-/// Smaller ones are bounded by the queue's count alone: charging every round trip would
-/// touch the process-wide counter on the hot path.
-const CHARGED_OBSERVATION: usize = 16 * 1024;
-
-/// A batch on its way to the analyzer, with the room its large observations hold.
+/// A batch on its way to the analyzer, with the charges of the large copies in it.
 struct Queued {
     batch: Vec<Observation>,
-    _room: Option<Reservation>,
-}
-
-/// The bytes of `batch` to charge: the sum over its large observations.
-fn charged_bytes(batch: &[Observation]) -> usize {
-    let mut charged = 0;
-    for observation in batch {
-        let bytes = match &observation.request {
-            Request::Sql(command) => command.text.len(),
-            Request::Mongo(command) if command.sequences.is_empty() => {
-                command.body.as_bytes().len()
-            }
-            Request::Mongo(command) => mongo_bytes(command),
-        };
-        if bytes >= CHARGED_OBSERVATION {
-            charged += bytes;
-        }
-    }
-    charged
-}
-
-/// A MongoDB command's bytes with the documents its sequences kept.
-#[cold]
-fn mongo_bytes(command: &indextap_analyzer::command::MongoCommand) -> usize {
-    command.body.as_bytes().len()
-        + command
-            .sequences
-            .iter()
-            .flat_map(|sequence| &sequence.documents)
-            .map(|document| document.as_bytes().len())
-            .sum::<usize>()
+    rooms: Vec<Charge>,
 }
 
 /// The analyzer side of the proxy: one queue in, one aggregator.
@@ -141,34 +105,26 @@ impl Analysis {
         }
     }
 
-    /// Offer a batch of observations, emptying `batch`; returns how many had to be dropped
-    /// (all of them or none): the queue was full, or the inspection budget had no room for
-    /// its large observations.
-    pub fn offer(&self, batch: &mut Vec<Observation>) -> usize {
+    /// Offer a batch of observations, emptying `batch` and `rooms` (the charges of its large
+    /// copies, released once analysed); returns how many had to be dropped (all of them or
+    /// none): the queue was full.
+    pub fn offer(&self, batch: &mut Vec<Observation>, rooms: &mut Vec<Charge>) -> usize {
         let count = batch.len();
         if count == 0 {
+            rooms.clear();
             return 0;
         }
-        let room = match charged_bytes(batch) {
-            0 => None,
-            bytes => match self.budget.reserve(bytes) {
-                Some(room) => Some(room),
-                None => {
-                    batch.clear();
-                    return count;
-                }
-            },
-        };
         let before = self.queued.fetch_add(count, Ordering::AcqRel);
         if before + count > self.capacity {
             self.queued.fetch_sub(count, Ordering::AcqRel);
             batch.clear();
+            rooms.clear();
             return count;
         }
         // The next poll's batch is a spare the analyzer emptied, when there is one.
         let taken = Queued {
             batch: std::mem::replace(batch, self.spares.take()),
-            _room: room,
+            rooms: std::mem::take(rooms),
         };
         if self.queue.send(taken).is_err() {
             // The analysis threads are gone (shutdown, or they could not start).
@@ -176,6 +132,11 @@ impl Analysis {
             return count;
         }
         0
+    }
+
+    /// The budget the sessions charge their large copies to.
+    pub fn budget(&self) -> &InspectBudget {
+        &self.budget
     }
 
     /// Wait, up to `limit`, until every queued observation has been recorded: the last
@@ -201,13 +162,17 @@ impl AnalysisThread {
     fn run(self) {
         let mut batches = Vec::new();
         while self.gather(&mut batches) {
-            for Queued { mut batch, .. } in batches.drain(..) {
+            for Queued { mut batch, rooms } in batches.drain(..) {
                 for observation in &batch {
                     let lowering = shape::lower_shared(&observation.request, &self.cache);
                     self.aggregator.record_shared(observation, &lowering);
                 }
-                self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                let count = batch.len();
                 batch.clear();
+                // The copies are gone (a prepared statement may still hold its own), before
+                // the batch counts as recorded.
+                drop(rooms);
+                self.queued.fetch_sub(count, Ordering::AcqRel);
                 self.spares.give(batch);
             }
         }
@@ -368,11 +333,11 @@ mod tests {
         let analysis = Analysis::start(aggregator.clone(), 3, 16, 1, InspectBudget::unlimited());
 
         let mut too_big = vec![find(), find(), find(), find()];
-        assert_eq!(analysis.offer(&mut too_big), 4);
+        assert_eq!(analysis.offer(&mut too_big, &mut Vec::new()), 4);
         assert!(too_big.is_empty(), "a dropped batch is cleared");
 
         let mut fits = vec![find(), find()];
-        assert_eq!(analysis.offer(&mut fits), 0);
+        assert_eq!(analysis.offer(&mut fits, &mut Vec::new()), 0);
         assert!(fits.is_empty(), "an accepted batch is taken");
 
         analysis.settle(Duration::from_secs(5)).await;
@@ -391,28 +356,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_observations_wait_with_budget_room_or_are_dropped() {
+    async fn the_charges_of_large_copies_go_with_their_batch() {
         let aggregator = Arc::new(Aggregator::new(10));
         let budget = InspectBudget::new(100_000, Default::default());
-        let analysis = Analysis::start(aggregator.clone(), 100, 16, 1, budget.clone());
-        let others = budget.reserve(60_000).expect("room");
-        let mut batch = vec![find(), large_find(50_000)];
-        assert_eq!(
-            analysis.offer(&mut batch),
-            2,
-            "no room: the batch is dropped"
-        );
-        assert!(batch.is_empty());
-        drop(others);
-        let mut batch = vec![find(), large_find(50_000)];
-        assert_eq!(analysis.offer(&mut batch), 0);
-        // Small ones are not charged.
-        let mut small = vec![find(); 10];
-        assert_eq!(analysis.offer(&mut small), 0);
+        let analysis = Analysis::start(aggregator.clone(), 2, 16, 1, budget.clone());
+        let room = || Arc::new(budget.reserve(50_000).expect("room"));
+        // Past the queue's count: dropped, and its charges given back at once.
+        let (mut batch, mut rooms) = (vec![find(), large_find(50_000), find()], vec![room()]);
+        assert_eq!(analysis.offer(&mut batch, &mut rooms), 3);
+        assert!(batch.is_empty() && rooms.is_empty());
+        assert_eq!(budget.held(), 0);
+        let (mut batch, mut rooms) = (vec![find(), large_find(50_000)], vec![room()]);
+        assert_eq!(analysis.offer(&mut batch, &mut rooms), 0);
+        assert!(rooms.is_empty(), "taken with the batch");
         analysis.settle(Duration::from_secs(5)).await;
         assert_eq!(budget.held(), 0, "given back once analysed");
         let recorded: u64 = aggregator.snapshot().shapes.values().map(|s| s.count).sum();
-        assert_eq!(recorded, 12);
+        assert_eq!(recorded, 2);
     }
 
     #[tokio::test]
@@ -425,7 +385,7 @@ mod tests {
             InspectBudget::new(100_000, Default::default()),
         );
         let mut batch = vec![find(), find()];
-        assert_eq!(analysis.offer(&mut batch), 0);
+        assert_eq!(analysis.offer(&mut batch, &mut Vec::new()), 0);
         assert_eq!(batch.capacity(), 0, "no spare yet: a new empty batch");
         analysis.settle(Duration::from_secs(5)).await;
         // The analysis thread gives the batch back after counting it recorded.
@@ -434,7 +394,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let mut next = vec![find()];
-        assert_eq!(analysis.offer(&mut next), 0);
+        assert_eq!(analysis.offer(&mut next, &mut Vec::new()), 0);
         assert!(
             next.is_empty() && next.capacity() >= 2,
             "the spare is reused"

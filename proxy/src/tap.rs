@@ -21,6 +21,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use indextap_analyzer::command::Observation;
 
+use crate::budget::{Charge, InspectBudget, Reservation};
+
 pub use channel::{ReadyList, Taken, Tap, TapBatch, TapItem, TapReceiver};
 
 /// Which way a frame travelled.
@@ -111,6 +113,12 @@ pub trait Events {
     /// A counted, non-fatal event: `oversize_skipped`, `unpaired_reply`, `compressed_zstd`,
     /// a recoverable decode problem. Fixed labels only.
     fn count(&mut self, what: &'static str);
+    /// Room in the inspection budget for a copy of `bytes` about to be kept; `None` when
+    /// there is none. Through [`charge_copy`](crate::budget::charge_copy), for large copies only.
+    fn reserve(&mut self, bytes: usize) -> Option<Reservation>;
+    /// Keep `charge` with the observations reported so far until they are analysed (or
+    /// dropped): the copy it pays for is in one of them.
+    fn hold(&mut self, charge: Charge);
 }
 
 /// A per-connection decoder for one engine.
@@ -158,6 +166,10 @@ pub struct CollectedEvents {
     pub messages: Vec<&'static str>,
     /// Counted events, in order.
     pub counts: Vec<&'static str>,
+    /// The budget large copies are charged to (unlimited by default).
+    pub budget: InspectBudget,
+    /// The charges held with the observations.
+    pub held: Vec<Charge>,
 }
 
 impl Events for CollectedEvents {
@@ -169,5 +181,11 @@ impl Events for CollectedEvents {
     }
     fn count(&mut self, what: &'static str) {
         self.counts.push(what);
+    }
+    fn reserve(&mut self, bytes: usize) -> Option<Reservation> {
+        self.budget.reserve(bytes)
+    }
+    fn hold(&mut self, charge: Charge) {
+        self.held.push(charge);
     }
 }

@@ -25,6 +25,7 @@ use bson::raw::cstr;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use indextap_analyzer::command::{MongoCommand, Observation, Outcome, Request};
 
+use crate::budget::{charge_copy, Charge, CHARGED_COPY};
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 use super::databases::Databases;
@@ -50,6 +51,8 @@ struct Waiting {
     at: Instant,
     /// Wall-clock time of the same moment, for the observation.
     seen: SystemTime,
+    /// The budget's charge for `command`, when it is large.
+    room: Option<Charge>,
 }
 
 /// The MongoDB [`Inspector`].
@@ -113,13 +116,19 @@ impl MongoSession {
         };
         let (mut outcome, next) = read(&request);
         outcome.latency = at.saturating_duration_since(request.at);
-        if let Some(command) = next {
+        // The next batch's command is a copy of its own (a getMore, or the command again).
+        let next = next.and_then(|command| {
+            let room = charge(usize::MAX, &command, events).ok()?;
+            Some((command, room))
+        });
+        if let Some((command, room)) = next {
             let next = Waiting {
                 reading: Reading::of_command(&command.body),
                 command,
                 legacy_query: false,
                 at,
                 seen: SystemTime::now(),
+                room,
             };
             self.wait(header.request_id, next, events);
         }
@@ -152,23 +161,32 @@ impl Inspector for MongoSession {
             match (direction, message) {
                 (_, Message::Legacy(_)) => {}
                 (Direction::Request, Message::Msg(msg)) => {
+                    let command = msg.to_command_in(&mut self.databases)?;
+                    let Ok(room) = charge(bytes.len(), &command, events) else {
+                        return Ok(());
+                    };
                     let waiting = Waiting {
-                        command: msg.to_command_in(&mut self.databases)?,
+                        command,
                         reading: Reading::of(msg.name()),
                         legacy_query: false,
                         at,
                         seen: SystemTime::now(),
+                        room,
                     };
                     self.on_request(header, waiting, msg.flags.more_to_come(), events);
                 }
                 (Direction::Request, Message::Query(query)) => {
                     let command = query.to_command_in(&mut self.databases);
+                    let Ok(room) = charge(bytes.len(), &command, events) else {
+                        return Ok(());
+                    };
                     let waiting = Waiting {
                         reading: Reading::of_command(&command.body),
                         command,
                         legacy_query: !query.is_command(),
                         at,
                         seen: SystemTime::now(),
+                        room,
                     };
                     self.on_request(header, waiting, false, events);
                 }
@@ -227,6 +245,34 @@ fn emit(request: Waiting, outcome: Outcome, events: &mut dyn Events) {
         outcome,
         at: request.seen,
     });
+    if let Some(room) = request.room {
+        events.hold(room);
+    }
+}
+
+/// The budget's charge for `command`, copied out of a frame of `frame` bytes (`usize::MAX`:
+/// not from a frame) (`Err`: no room, counted; the request is not captured). The copy is never longer than its frame,
+/// so a small frame costs one comparison; a large one is measured once copied.
+fn charge(
+    frame: usize,
+    command: &MongoCommand,
+    events: &mut dyn Events,
+) -> Result<Option<Charge>, ()> {
+    if frame < CHARGED_COPY {
+        return Ok(None);
+    }
+    charge_copy(copied_bytes(command), events)
+}
+
+/// A MongoDB command's bytes with the documents its sequences kept.
+fn copied_bytes(command: &MongoCommand) -> usize {
+    command.body.as_bytes().len()
+        + command
+            .sequences
+            .iter()
+            .flat_map(|sequence| &sequence.documents)
+            .map(|document| document.as_bytes().len())
+            .sum::<usize>()
 }
 
 /// What the next exhaust batch continues: the cursor's `getMore`, or, when the reply holds no

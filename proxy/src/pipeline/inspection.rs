@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{tally, Analysis, Tallies};
 use crate::admin::metrics::ListenerMetrics;
+use crate::budget::{Charge, InspectBudget, Reservation};
 use crate::tap::{Events, Inspector, ReadyList, Tap, TapBatch, TapItem, TapReceiver};
 
 /// Items inspected per poll at most, before the other tasks of the thread get their turn.
@@ -141,9 +142,11 @@ enum Drained {
 
 impl Connection {
     /// Inspect what the connection has, within `budget` items.
-    fn drain(&mut self, budget: &mut usize, observations: &mut Vec<Observation>) -> Drained {
+    fn drain(&mut self, budget: &mut usize, batch: Batch<'_>) -> Drained {
         let mut events = ConnectionEvents {
-            observations,
+            observations: batch.observations,
+            rooms: batch.rooms,
+            inspect_budget: batch.inspect_budget,
             metrics: &self.metrics,
             messages: &mut self.messages,
             counts: &mut self.counts,
@@ -198,9 +201,18 @@ impl Connection {
     }
 }
 
+/// Where a poll's observations gather, with the charges of their large copies.
+struct Batch<'a> {
+    observations: &'a mut Vec<Observation>,
+    rooms: &'a mut Vec<Charge>,
+    inspect_budget: &'a InspectBudget,
+}
+
 /// What an inspector reports, gathered for the end of the poll.
 struct ConnectionEvents<'a> {
     observations: &'a mut Vec<Observation>,
+    rooms: &'a mut Vec<Charge>,
+    inspect_budget: &'a InspectBudget,
     metrics: &'a ListenerMetrics,
     messages: &'a mut Tallies,
     counts: &'a mut Tallies,
@@ -217,6 +229,12 @@ impl Events for ConnectionEvents<'_> {
     fn count(&mut self, what: &'static str) {
         let metrics = self.metrics;
         tally(self.counts, what, |what| metrics.event_counter(what));
+    }
+    fn reserve(&mut self, bytes: usize) -> Option<Reservation> {
+        self.inspect_budget.reserve(bytes)
+    }
+    fn hold(&mut self, charge: Charge) {
+        self.rooms.push(charge);
     }
 }
 
@@ -236,6 +254,7 @@ async fn run(inspections: Arc<Inspections>, analysis: Analysis) {
     let mut listed = Vec::new();
     let mut todo = VecDeque::new();
     let mut observations = Vec::new();
+    let mut rooms = Vec::new();
     // Whose observations are in the batch, in runs: the drops of a batch the analyzer could
     // not take are counted on their listeners.
     let mut owners: Vec<(usize, usize)> = Vec::new();
@@ -258,7 +277,12 @@ async fn run(inspections: Arc<Inspections>, analysis: Analysis) {
                 continue;
             };
             let before = observations.len();
-            let drained = connection.drain(&mut budget, &mut observations);
+            let batch = Batch {
+                observations: &mut observations,
+                rooms: &mut rooms,
+                inspect_budget: analysis.budget(),
+            };
+            let drained = connection.drain(&mut budget, batch);
             connection.flush_tallies();
             if observations.len() > before {
                 owners.push((key, observations.len() - before));
@@ -269,7 +293,7 @@ async fn run(inspections: Arc<Inspections>, analysis: Analysis) {
                 Drained::Ended => ended.push(key),
             }
         }
-        let dropped = analysis.offer(&mut observations);
+        let dropped = analysis.offer(&mut observations, &mut rooms);
         if dropped > 0 {
             for (key, count) in &owners {
                 if let Some(connection) = connections.get(*key) {
@@ -309,8 +333,11 @@ mod tests {
         let metrics = registry.listener("t", "postgresql");
         let (mut observations, mut messages, mut counts) =
             (Vec::new(), Tallies::default(), Tallies::default());
+        let mut rooms = Vec::new();
         let mut events = ConnectionEvents {
             observations: &mut observations,
+            rooms: &mut rooms,
+            inspect_budget: &InspectBudget::unlimited(),
             metrics: &metrics,
             messages: &mut messages,
             counts: &mut counts,

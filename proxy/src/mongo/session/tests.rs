@@ -7,6 +7,7 @@ use bytes::Bytes;
 use indextap_analyzer::command::{Observation, Request};
 
 use super::*;
+use crate::budget::InspectBudget;
 use crate::mongo::op_msg::MsgFlags;
 use crate::mongo::testing::{compress, frame, msg_body, op_msg, query_body, reply_body, Section};
 use crate::tap::CollectedEvents;
@@ -462,4 +463,58 @@ fn malformed_frames_are_errors_with_reasons() {
         assert_eq!(err.reason, reason, "{err}");
     }
     assert!(h.observations().is_empty());
+}
+
+/// A `find` whose body is about `bytes` long.
+fn large_find(request_id: i32, bytes: usize) -> Vec<u8> {
+    let filter = rawdoc! {"note": "x".repeat(bytes)};
+    op_msg(
+        request_id,
+        0,
+        0,
+        rawdoc! {"find": "orders", "filter": filter, "$db": "app"},
+    )
+}
+
+#[test]
+fn a_large_command_is_charged_from_its_copy_to_its_analysis() {
+    let mut h = Harness::new();
+    let budget = InspectBudget::new(100_000, Default::default());
+    h.events.budget = budget.clone();
+    h.request(large_find(10, 40_000), 0);
+    let charged = budget.held();
+    assert!(charged > 40_000, "the pending copy is charged: {charged}");
+    // Small commands are not.
+    h.request(
+        op_msg(11, 0, 0, rawdoc! {"count": "orders", "$db": "app"}),
+        1,
+    );
+    assert_eq!(budget.held(), charged);
+
+    h.reply(op_msg(500, 10, 0, rawdoc! {"n": 0, "ok": 1.0}), 5);
+    assert_eq!(h.observations().len(), 1);
+    assert_eq!(
+        h.events.held.len(),
+        1,
+        "the charge goes with the observation"
+    );
+    assert_eq!(budget.held(), charged);
+    h.events.observations.clear();
+    h.events.held.clear();
+    assert_eq!(budget.held(), 0, "given back with the copy");
+
+    // No room: not captured, counted, and the reply is then unpaired; forwarding is the
+    // relay's and does not depend on this.
+    let others = budget.reserve(70_000).expect("room");
+    h.request(large_find(12, 40_000), 10);
+    assert_eq!(h.session.pending(), 1, "only the small count waits");
+    assert_eq!(h.events.counts, vec!["inspect_budget_exhausted"]);
+    assert_eq!(budget.held(), 70_000);
+    drop(others);
+
+    // The connection closes (or its inspection stops) with a large request pending.
+    h.request(large_find(13, 40_000), 20);
+    assert!(budget.held() > 40_000);
+    drop(h);
+    assert_eq!(budget.held(), 0, "released with the session");
 }

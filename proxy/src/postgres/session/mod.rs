@@ -44,6 +44,7 @@ use super::backend::{self, Backend};
 use super::frame::messages;
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
 use super::Decoded;
+use crate::budget::{charge_copy, Charge};
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 /// Prepared statements kept per connection.
@@ -59,7 +60,7 @@ const MAX_PENDING: usize = 4096;
 #[derive(Debug)]
 struct Portal {
     /// The statement's text, if the statement was seen.
-    statement: Option<Arc<str>>,
+    statement: Option<Statement>,
     parameters: usize,
     /// The frontend cycle it was bound in: a transaction ending after it destroys it.
     cycle: u64,
@@ -69,11 +70,18 @@ struct Portal {
     suspended: Option<Box<Execution>>,
 }
 
+/// A prepared statement's text, and the budget's charge for it when it is large.
+#[derive(Debug, Clone)]
+struct Statement {
+    text: Arc<str>,
+    room: Option<Charge>,
+}
+
 /// The inspector of one PostgreSQL session.
 #[derive(Debug)]
 pub struct PgSession {
     database: Arc<str>,
-    statements: NameMap<Arc<str>>,
+    statements: NameMap<Statement>,
     portals: NameMap<Portal>,
     pending: PendingQueue,
     /// Sync points (Query, Sync, FunctionCall) the client has sent.
@@ -108,7 +116,15 @@ impl PgSession {
                 // A simple Query destroys the unnamed statement and portal.
                 self.statements.remove("");
                 self.drop_portal("", events);
-                let execution = Execution::simple(text, at);
+                // The decoder copied the text out of the frame; without room it is forgotten
+                // (the Query is still paired with its replies, just not reported).
+                let room = text.as_ref().map(|text| charge_copy(text.len(), events));
+                let execution = match room {
+                    Some(Err(())) => Execution::simple(None, at),
+                    room => {
+                        Execution::simple(text, at).charged(room.and_then(Result::ok).flatten())
+                    }
+                };
                 self.track(
                     Pending::Simple {
                         execution,
@@ -119,9 +135,16 @@ impl PgSession {
             }
             Frontend::Parse(Some(parse)) => {
                 let weight = parse.text.len();
-                let displaced = self
-                    .statements
-                    .insert(parse.name, Arc::from(parse.text), weight);
+                let Ok(room) = charge_copy(weight, events) else {
+                    // Without room the statement is not kept: its Bind counts as unknown.
+                    self.statements.remove(&parse.name);
+                    return;
+                };
+                let statement = Statement {
+                    text: Arc::from(parse.text),
+                    room,
+                };
+                let displaced = self.statements.insert(parse.name, statement, weight);
                 for _ in displaced.evicted.iter().chain(&displaced.refused) {
                     events.count("statement_evicted");
                 }
@@ -202,12 +225,15 @@ impl PgSession {
                 resumed.sent = at;
                 *resumed
             }
-            None => Execution::new(
-                portal.statement.clone(),
-                portal.parameters,
-                SqlProtocol::Extended,
-                at,
-            ),
+            None => {
+                let (text, room) = portal
+                    .statement
+                    .as_ref()
+                    .map(|statement| (statement.text.clone(), statement.room.clone()))
+                    .unzip();
+                Execution::new(text, portal.parameters, SqlProtocol::Extended, at)
+                    .charged(room.flatten())
+            }
         };
         execution.portal = Some(PortalRef {
             name: name.into_owned(),
@@ -250,9 +276,13 @@ impl PgSession {
         self.pending.push(entry);
     }
 
-    fn emit(&self, execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
+    fn emit(&self, mut execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
+        let room = execution.room.take();
         if let Some(observation) = execution.finish(&self.database, done) {
             events.observation(observation);
+            if let Some(room) = room {
+                events.hold(room);
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use indextap_analyzer::command::{Observation, Outcome, Request, SqlCommand, SqlProtocol};
 
+use crate::budget::Charge;
 use crate::postgres::backend::SqlState;
 use crate::postgres::tag::CommandRows;
 
@@ -64,6 +65,9 @@ pub struct Execution {
     pub copy: CopyDirection,
     /// Which statement of a simple Query this is; `None` for an Execute.
     pub statement_index: Option<usize>,
+    /// The budget's charge for `text`, when it is large: shared with the prepared statement
+    /// and the other statements of its Query, which hold the same text.
+    pub room: Option<Charge>,
 }
 
 impl Execution {
@@ -88,7 +92,13 @@ impl Execution {
             error: None,
             copy: CopyDirection::None,
             statement_index: None,
+            room: None,
         }
+    }
+
+    /// The same, holding `room` for its text.
+    pub fn charged(self, room: Option<Charge>) -> Self {
+        Self { room, ..self }
     }
 
     /// The first statement of a simple Query sent at `sent`.
@@ -103,13 +113,13 @@ impl Execution {
     /// After a failed statement the server runs none of the rest: the successor is never
     /// reported.
     pub fn next_statement(&self, at: Instant) -> Self {
-        let text = match self.error {
-            Some(_) => None,
-            None => self.text.clone(),
+        let (text, room) = match self.error {
+            Some(_) => (None, None),
+            None => (self.text.clone(), self.room.clone()),
         };
         Self {
             statement_index: self.statement_index.map(|index| index.saturating_add(1)),
-            ..Self::new(text, 0, SqlProtocol::Simple, at)
+            ..Self::new(text, 0, SqlProtocol::Simple, at).charged(room)
         }
     }
 

@@ -6,7 +6,9 @@
 //! - `simple`: simple Query, COPY, the startup replies.
 //! - `extended`: Parse/Bind/Execute, statements and portals, pipelining, errors.
 //! - `robustness`: unknown and malformed messages, lost frames, overflow, random bytes.
+//! - `budget`: long texts charged to the inspection budget.
 
+mod budget;
 mod extended;
 mod robustness;
 mod simple;
