@@ -19,7 +19,12 @@
 //! text) are charged the same way, from the moment they are made until the last holder
 //! drops them: [`charge_copy`] gives a [`Charge`] that travels with the copy (in the pending
 //! request, the prepared statement, then beside the observation in its analyzer batch). A
-//! copy that finds no room is not captured, and counted as `inspect_budget_exhausted`.
+//! copy that finds no room is not captured, and counted as `inspect_budget_exhausted`. A
+//! copy is never longer than the frame it comes from, and a frame that long holds room of
+//! its own (gathered, or part of a long read) until it is dropped once inspected: the copy
+//! may take over that room ([`InspectBudget::reserve_over`]), so a statement near the limit
+//! is not refused for being counted twice. Past the limit by at most one frame per
+//! inspection task, for as long as that frame is decoded.
 //!
 //! ## Layout
 //! - [`InspectBudget`]: the process-wide counter and its limit; [`InspectBudget::reserve`].
@@ -95,8 +100,15 @@ impl InspectBudget {
 
     /// Room for `bytes` more bytes, or `None` when that would pass the limit. Never waits.
     pub fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        self.reserve_over(bytes, 0)
+    }
+
+    /// Room for `bytes` more bytes with `releasing` of what is held about to be given back:
+    /// a copy made from a charged frame may take over the frame's room (the frame is
+    /// dropped once inspected), so the two are not counted against the limit together.
+    pub fn reserve_over(&self, bytes: usize, releasing: usize) -> Option<Reservation> {
         let bytes = bytes as u64;
-        let limit = self.limit;
+        let limit = self.limit.saturating_add(releasing as u64);
         self.held
             .inner()
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
@@ -200,6 +212,13 @@ mod tests {
         let rest = budget.reserve(30).expect("what is left still fits");
         drop((held, rest));
         assert!(budget.reserve(100).is_some(), "all of it is free again");
+        let frame = budget.reserve(80).expect("a frame's room");
+        assert!(budget.reserve(80).is_none());
+        let copy = budget
+            .reserve_over(80, 80)
+            .expect("a copy takes over the room of the frame it comes from");
+        assert!(budget.reserve_over(81, 80).is_none());
+        drop((frame, copy));
         assert_eq!(budget.held(), 0);
         let forced = budget.reserve_regardless(150);
         assert_eq!(budget.held(), 150, "counted past the limit");

@@ -147,6 +147,7 @@ impl Connection {
             observations: batch.observations,
             rooms: batch.rooms,
             inspect_budget: batch.inspect_budget,
+            frame: 0,
             metrics: &self.metrics,
             messages: &mut self.messages,
             counts: &mut self.counts,
@@ -170,15 +171,20 @@ impl Connection {
             };
             *budget -= 1;
             let outcome = match item {
-                TapItem::Frame(frame) => self.inspector.inspect(frame, &mut events),
+                TapItem::Frame(frame) => {
+                    events.frame = frame.bytes.len();
+                    self.inspector.inspect(frame, &mut events)
+                }
                 TapItem::Frames(mut frames) => {
-                    let outcome = frames
-                        .drain(..)
-                        .try_for_each(|frame| self.inspector.inspect(frame, &mut events));
+                    let outcome = frames.drain(..).try_for_each(|frame| {
+                        events.frame = frame.bytes.len();
+                        self.inspector.inspect(frame, &mut events)
+                    });
                     crate::tap::recycle_frames(frames);
                     outcome
                 }
                 TapItem::Oversize(header) => {
+                    events.frame = 0;
                     self.inspector.oversize(header, &mut events);
                     Ok(())
                 }
@@ -213,6 +219,8 @@ struct ConnectionEvents<'a> {
     observations: &'a mut Vec<Observation>,
     rooms: &'a mut Vec<Charge>,
     inspect_budget: &'a InspectBudget,
+    /// The length of the frame being inspected.
+    frame: usize,
     metrics: &'a ListenerMetrics,
     messages: &'a mut Tallies,
     counts: &'a mut Tallies,
@@ -231,7 +239,9 @@ impl Events for ConnectionEvents<'_> {
         tally(self.counts, what, |what| metrics.event_counter(what));
     }
     fn reserve(&mut self, bytes: usize) -> Option<Reservation> {
-        self.inspect_budget.reserve(bytes)
+        // A large copy comes from a large frame, which holds room of its own (gathered, or
+        // part of a long read) until it is dropped once inspected.
+        self.inspect_budget.reserve_over(bytes, self.frame)
     }
     fn hold(&mut self, charge: Charge) {
         self.rooms.push(charge);
@@ -338,6 +348,7 @@ mod tests {
             observations: &mut observations,
             rooms: &mut rooms,
             inspect_budget: &InspectBudget::unlimited(),
+            frame: 0,
             metrics: &metrics,
             messages: &mut messages,
             counts: &mut counts,
