@@ -55,11 +55,15 @@ pub const CHARGED_COPY: usize = 16 * 1024;
 /// prepared statement's text and each execution of it): released when the last one drops.
 pub type Charge = Arc<Reservation>;
 
+/// The budget had no room for a copy (counted as `inspect_budget_exhausted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom;
+
 /// The charge for a copy of `bytes` bytes about to be kept: `Ok(None)` when it is small
-/// enough to go uncharged, `Err(())` (counted as `inspect_budget_exhausted`) when the
+/// enough to go uncharged, `Err` (counted as `inspect_budget_exhausted`) when the
 /// budget has no room: the request is then not captured; forwarding is not affected.
 #[inline]
-pub fn charge_copy(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, ()> {
+pub fn charge_copy(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, NoRoom> {
     if bytes < CHARGED_COPY {
         return Ok(None);
     }
@@ -67,12 +71,12 @@ pub fn charge_copy(bytes: usize, events: &mut dyn Events) -> Result<Option<Charg
 }
 
 #[cold]
-fn charge_large(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, ()> {
+fn charge_large(bytes: usize, events: &mut dyn Events) -> Result<Option<Charge>, NoRoom> {
     match events.reserve(bytes) {
         Some(room) => Ok(Some(Arc::new(room))),
         None => {
             events.count("inspect_budget_exhausted");
-            Err(())
+            Err(NoRoom)
         }
     }
 }

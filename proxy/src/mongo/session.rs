@@ -25,7 +25,7 @@ use bson::raw::cstr;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use indextap_analyzer::command::{MongoCommand, Observation, Outcome, Request};
 
-use crate::budget::{charge_copy, Charge, CHARGED_COPY};
+use crate::budget::{charge_copy, Charge, NoRoom, CHARGED_COPY};
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 use super::databases::Databases;
@@ -257,7 +257,7 @@ fn charge(
     frame: usize,
     command: &MongoCommand,
     events: &mut dyn Events,
-) -> Result<Option<Charge>, ()> {
+) -> Result<Option<Charge>, NoRoom> {
     if frame < CHARGED_COPY {
         return Ok(None);
     }

@@ -44,7 +44,7 @@ use super::backend::{self, Backend};
 use super::frame::messages;
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
 use super::Decoded;
-use crate::budget::{charge_copy, Charge};
+use crate::budget::{charge_copy, Charge, NoRoom};
 use crate::tap::{DecodeError, Direction, Events, Inspector, TapFrame};
 
 /// Prepared statements kept per connection.
@@ -120,7 +120,7 @@ impl PgSession {
                 // (the Query is still paired with its replies, just not reported).
                 let room = text.as_ref().map(|text| charge_copy(text.len(), events));
                 let execution = match room {
-                    Some(Err(())) => Execution::simple(None, at),
+                    Some(Err(NoRoom)) => Execution::simple(None, at),
                     room => {
                         Execution::simple(text, at).charged(room.and_then(Result::ok).flatten())
                     }
