@@ -212,7 +212,20 @@ fn large_frames(
     let took = started.elapsed().as_secs_f64();
     memory.phase(&format!("{connections} conns x {mib} MiB frames"))?;
     let peak = memory.last_peak();
-    let metrics = Exposition::fetch(proxy);
+    // The last large observations may still be in the analyzer, holding their room until
+    // analysed: wait for the gauge to settle, so what is left is a leak, not work in flight.
+    let settling = Instant::now();
+    let metrics = loop {
+        let metrics = Exposition::fetch(proxy);
+        let held = metrics
+            .value("indextap_inspect_held_bytes", &[])
+            .unwrap_or(0.0);
+        if held == 0.0 || settling.elapsed() > Duration::from_secs(10) {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let settled = settling.elapsed().as_secs_f64();
     let value = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels).unwrap_or(0.0);
     let budget = value("indextap_inspect_budget_bytes", &[]) / 1_048_576.0;
     let verdict = if peak <= before + budget {
@@ -223,7 +236,7 @@ fn large_frames(
     Ok(format!(
         "large frames: {connections} connections x {rounds} x {mib} MiB in {took:.1} s; peak {peak:.1} MiB from {before:.1} MiB, \
          +{:.1} MiB against the {budget:.0} MiB inspection budget: {verdict}; \
-         {} frames or reads without room, {} samples dropped, {} bytes still held",
+         {} frames or reads without room, {} samples dropped, {} bytes still held after {settled:.1} s",
         peak - before,
         value("indextap_inspection_events_total", &[("reason", "inspect_budget_exhausted")]),
         value("indextap_dropped_samples_total", &[]),
