@@ -1,4 +1,4 @@
-//! Tokenize, bound the depth, then parse.
+//! Tokenize, shrink long literals, bound the depth, then parse.
 //!
 //! sqlparser guards its recursive descent (nested parentheses, subqueries) with a recursion
 //! limit, but it builds chains of binary operators in a loop: `a = 1 OR a = 2 OR ...` parses
@@ -14,6 +14,8 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use sqlparser::ast::Statement;
+
+use super::literals;
 
 /// The deepest expression tree accepted, as bounded by [`depth_bound`]. Real statements stay
 /// far below it (sixty conjuncts count about 120); see the `deep_chains` test for the stack
@@ -39,11 +41,24 @@ pub(super) struct Tokens {
     pub(super) depth: usize,
 }
 
+/// What becomes of long string literals before the parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Literals {
+    /// Cut down to their ends ([`literals::shrink_long`]): what lowering does.
+    Shrunk,
+    /// Kept whole, as the reference tests compare the shrunk lowering with.
+    #[cfg_attr(not(test), expect(dead_code))]
+    Whole,
+}
+
 /// Tokenize `text` as PostgreSQL, refusing what is too deep to walk safely.
-pub(super) fn tokenize(text: &str) -> Result<Tokens, Refusal> {
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
+pub(super) fn tokenize(text: &str, literals: Literals) -> Result<Tokens, Refusal> {
+    let mut tokens = Tokenizer::new(&PostgreSqlDialect {}, text)
         .tokenize_with_location()
         .map_err(|_| Refusal::Parse)?;
+    if literals == Literals::Shrunk {
+        literals::shrink_long(&mut tokens);
+    }
     let depth = depth_bound(&tokens);
     if depth > MAX_DEPTH {
         return Err(Refusal::TooDeep);
@@ -175,7 +190,7 @@ mod tests {
 
     /// How many statements a text parses into.
     fn lower(text: &str) -> Result<usize, Refusal> {
-        parse(tokenize(text)?).map(|statements| statements.len())
+        parse(tokenize(text, Literals::Shrunk)?).map(|statements| statements.len())
     }
 
     fn bound(text: &str) -> usize {

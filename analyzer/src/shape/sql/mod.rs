@@ -45,6 +45,7 @@
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
 //! - `fingerprint`: the cache's masked key, the same for texts that differ only in values.
 //! - `guard`: tokenizing, the depth bound, parsing.
+//! - `literals`: long string literals cut down to their ends before parsing.
 //! - `statements`: a text split into its statements, and the COPY and maintenance
 //!   statements sqlparser refuses.
 //! - `extract`: the statement walk, the only one that recurses; it uses `from` (FROM
@@ -69,6 +70,7 @@ mod fingerprint;
 mod frame;
 mod from;
 mod guard;
+mod literals;
 mod names;
 mod normalize;
 mod operand;
@@ -90,7 +92,7 @@ use sqlparser::ast::{CopySource, Statement};
 use super::{Lowering, Rejection};
 use crate::command::SqlProtocol;
 use extract::Lowerer;
-use guard::Refusal;
+use guard::{Literals, Refusal};
 use statements::Parsed;
 
 /// Lower one SQL text, without the cache. Never panics.
@@ -112,7 +114,24 @@ pub fn lower_statement(
     protocol: SqlProtocol,
     index: Option<usize>,
 ) -> Lowering {
-    let tokens = match guard::tokenize(text) {
+    lower_with(database, text, protocol, index, Literals::Shrunk)
+}
+
+/// [`lower_text`] with every long literal kept whole through the parse: the reference the
+/// shrinking is tested against.
+#[cfg(test)]
+pub(super) fn lower_whole(database: &str, text: &str, protocol: SqlProtocol) -> Lowering {
+    lower_with(database, text, protocol, None, Literals::Whole)
+}
+
+fn lower_with(
+    database: &str,
+    text: &str,
+    protocol: SqlProtocol,
+    index: Option<usize>,
+    literals: Literals,
+) -> Lowering {
+    let tokens = match guard::tokenize(text, literals) {
         Ok(tokens) => tokens,
         Err(refusal) => return refused(refusal),
     };

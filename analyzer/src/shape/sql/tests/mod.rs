@@ -7,6 +7,7 @@
 //! - `identity`: what must not change a shape's id.
 //! - `privacy`: values never come out.
 //! - `hostile`: garbage, huge and deep input.
+//! - `long_literals`: long literals cut before the parse lower as if whole.
 //! - `cache`: hits, bounds, sharing between threads.
 //! - `masking`: the masked cache key: what shares an entry and what does not.
 //! - `masking_corpus`: the corpus check that a masked hit never changes a lowering.
@@ -15,6 +16,7 @@
 mod cache;
 mod hostile;
 mod identity;
+mod long_literals;
 mod lowering;
 mod masking;
 mod masking_corpus;
