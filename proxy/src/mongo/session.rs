@@ -250,9 +250,10 @@ fn emit(request: Waiting, outcome: Outcome, events: &mut dyn Events) {
     }
 }
 
-/// The budget's charge for `command`, copied out of a frame of `frame` bytes (`usize::MAX`:
-/// not from a frame) (`Err`: no room, counted; the request is not captured). The copy is never longer than its frame,
-/// so a small frame costs one comparison; a large one is measured once copied.
+/// The budget's charge for `command`, copied out of a frame of `frame` bytes, or made anew
+/// (`usize::MAX`: an exhaust cursor's next command). `Err`: no room, counted, and the request
+/// is not captured. A copy is never longer than its frame, so a small frame costs one
+/// comparison; a large one is measured once copied.
 fn charge(
     frame: usize,
     command: &MongoCommand,

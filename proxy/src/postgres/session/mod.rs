@@ -119,11 +119,9 @@ impl PgSession {
                 // The decoder copied the text out of the frame; without room it is forgotten
                 // (the Query is still paired with its replies, just not reported).
                 let room = text.as_ref().map(|text| charge_copy(text.len(), events));
-                let execution = match room {
-                    Some(Err(NoRoom)) => Execution::simple(None, at),
-                    room => {
-                        Execution::simple(text, at).charged(room.and_then(Result::ok).flatten())
-                    }
+                let execution = match room.transpose() {
+                    Err(NoRoom) => Execution::simple(None, at),
+                    Ok(room) => Execution::simple(text, at).charged(room.flatten()),
                 };
                 self.track(
                     Pending::Simple {
