@@ -16,7 +16,8 @@
 //!
 //! ## Layout
 //! - [`shrink_long`]: the pass over a statement's tokens.
-//! - `content`: the text of a literal token, whatever its kind.
+//! - [`content`]: the text of a literal token, whatever its kind (also the normalizer's
+//!   final check).
 
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -53,8 +54,9 @@ fn ends(text: &str) -> Option<String> {
     Some(cut)
 }
 
-/// The text of a string-literal token, of any kind sqlparser tokenizes.
-fn content(token: &mut Token) -> Option<&mut String> {
+/// The text of a string-literal token, of any kind sqlparser tokenizes: the one list of
+/// them, also used by the normalizer's final check that no value is left.
+pub(super) fn content(token: &mut Token) -> Option<&mut String> {
     match token {
         Token::SingleQuotedString(text)
         | Token::TripleSingleQuotedString(text)

@@ -34,6 +34,7 @@ use sqlparser::tokenizer::{Span, Token, Tokenizer, Whitespace};
 
 use super::canonical::stays;
 use super::constants::{is_enum_token, is_json_key, Kept};
+use super::literals;
 use super::names;
 
 /// Functions whose parameters are of type `"any"`: an untyped parameter there cannot be
@@ -329,19 +330,37 @@ fn holds_no_value(text: &str) -> bool {
     let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
         return false;
     };
-    tokens.iter().all(|token| match token {
+    tokens.into_iter().all(|mut token| match token {
         Token::Whitespace(Whitespace::SingleLineComment { .. })
         | Token::Whitespace(Whitespace::MultiLineComment(_)) => false,
-        Token::SingleQuotedString(text) => is_enum_token(text) || is_json_key(text),
-        Token::DollarQuotedString(_)
-        | Token::NationalStringLiteral(_)
-        | Token::EscapedStringLiteral(_)
-        | Token::UnicodeStringLiteral(_)
-        | Token::HexStringLiteral(_)
-        | Token::SingleQuotedByteStringLiteral(_)
-        | Token::DoubleQuotedByteStringLiteral(_)
-        | Token::TripleSingleQuotedString(_)
-        | Token::TripleDoubleQuotedString(_) => false,
-        _ => true,
+        Token::SingleQuotedString(ref text) => is_enum_token(text) || is_json_key(text),
+        // Any other string literal, of the kinds the long-literal cut knows.
+        ref mut other => literals::content(other).is_none(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_no_value;
+
+    #[test]
+    fn the_final_check_refuses_every_kind_of_string_literal_and_comment() {
+        assert!(holds_no_value(
+            "SELECT * FROM t WHERE a = $1 AND s = 'QUEUED' AND p ->> 'kind' = $2"
+        ));
+        for leaking in [
+            "SELECT * FROM t WHERE a = 'alice smith'",
+            "SELECT * FROM t WHERE a = E'alice smith'",
+            "SELECT * FROM t WHERE a = N'alice smith'",
+            "SELECT * FROM t WHERE a = U&'alice smith'",
+            "SELECT * FROM t WHERE a = $$alice$$",
+            "SELECT * FROM t WHERE a = $tag$alice$tag$",
+            "SELECT * FROM t WHERE a = X'0A0B'",
+            "SELECT * FROM t WHERE a = B'0101'",
+            "SELECT * FROM t WHERE a = $1 -- alice",
+            "SELECT * FROM t WHERE a = $1 /* alice */",
+        ] {
+            assert!(!holds_no_value(leaking), "{leaking}");
+        }
+    }
 }
