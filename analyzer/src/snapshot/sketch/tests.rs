@@ -134,6 +134,18 @@ fn the_mapping_constants_match_the_accuracy() {
 }
 
 #[test]
+fn the_small_keys_table_answers_as_the_logarithm() {
+    let mut last = 0;
+    for micros in 0..SMALL_MICROS * 2 {
+        let key = key_of(micros);
+        assert_eq!(key, computed_key(micros), "{micros} µs");
+        assert!(key >= last, "keys never go down ({micros} µs)");
+        last = key;
+    }
+    assert_eq!(key_of(u64::MAX), max_key());
+}
+
+#[test]
 fn size_follows_what_was_recorded() {
     let mut steady = LatencySketch::new();
     assert_eq!(steady.heap_bytes(), 0, "an empty sketch allocates nothing");
