@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use foldhash::fast::FixedState;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::command::Observation;
@@ -103,7 +104,9 @@ struct WriteCounters {
 #[derive(Debug)]
 pub struct Aggregator {
     limits: Limits,
-    shapes: DashMap<ShapeKey, Box<ShapeStats>, Xxh3DefaultBuilder>,
+    /// Keyed by a hash already: a fast fixed hasher folds it (a streaming xxh3 over its 16
+    /// bytes cost more than the rest of the lookup).
+    shapes: DashMap<ShapeKey, Box<ShapeStats>, FixedState>,
     /// Bytes the shape entries hold, as charged by each ([`ShapeStats::heap_size`]).
     shape_bytes: AtomicUsize,
     writes: DashMap<Namespace, WriteCounters, Xxh3DefaultBuilder>,
@@ -136,7 +139,7 @@ impl Aggregator {
                 max_shapes: limits.max_shapes.max(1),
                 max_bytes: limits.max_bytes,
             },
-            shapes: DashMap::with_hasher(Xxh3DefaultBuilder),
+            shapes: DashMap::with_hasher(FixedState::default()),
             shape_bytes: AtomicUsize::new(0),
             writes: DashMap::with_hasher(Xxh3DefaultBuilder),
             write_bytes: AtomicUsize::new(0),
