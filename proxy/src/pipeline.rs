@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::command::Observation;
-use indextap_analyzer::shape::{self, sql::SqlCache};
+use indextap_analyzer::shape::sql::{LoweringMemo, SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::budget::{Charge, InspectBudget};
@@ -161,10 +161,12 @@ struct AnalysisThread {
 impl AnalysisThread {
     fn run(self) {
         let mut batches = Vec::new();
+        // This thread's prepared statements, found by their shared text before the cache.
+        let mut memo = LoweringMemo::default();
         while self.gather(&mut batches) {
             for Queued { mut batch, rooms } in batches.drain(..) {
                 for observation in &batch {
-                    let lowering = shape::lower_shared(&observation.request, &self.cache);
+                    let lowering = memo.lower_shared(&observation.request, &self.cache);
                     self.aggregator.record_shared(observation, &lowering);
                 }
                 let count = batch.len();

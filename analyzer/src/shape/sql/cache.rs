@@ -179,6 +179,12 @@ impl SqlCache {
         lowering
     }
 
+    /// A lookup answered before reaching the cache (a thread's
+    /// [`LoweringMemo`](super::LoweringMemo)): counted as the exact-key hit it stands for.
+    pub(crate) fn count_hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A lookup answered by the quick key.
     fn quick_hit(&self, found: Arc<Lowering>) -> Arc<Lowering> {
         self.hits.fetch_add(1, Ordering::Relaxed);

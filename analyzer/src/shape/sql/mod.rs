@@ -43,6 +43,8 @@
 //! ## Layout
 //! - this file: [`lower_text`], the uncached pipeline.
 //! - `cache`: [`SqlCache`], the sharded LRU keyed by a 128-bit hash of the text.
+//! - `memo`: [`LoweringMemo`], an analysis thread's prepared statements by their shared
+//!   text, in front of the cache.
 //! - `fingerprint`: the cache's masked key, the same for texts that differ only in values.
 //! - `guard`: tokenizing, the depth bound, parsing.
 //! - `literals`: long string literals cut down to their ends before parsing.
@@ -71,6 +73,7 @@ mod frame;
 mod from;
 mod guard;
 mod literals;
+mod memo;
 mod names;
 mod normalize;
 mod operand;
@@ -84,6 +87,7 @@ mod tests;
 
 pub use cache::SqlCache;
 pub use canonical::{builds_as_written, index_form, printed_key, unquote};
+pub use memo::LoweringMemo;
 
 use std::borrow::Cow;
 
