@@ -31,7 +31,6 @@ mod stream;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use foldhash::fast::FixedState;
@@ -171,7 +170,6 @@ impl Aggregator {
     pub fn record_shared(&self, observation: &Observation, lowering: &Lowering) {
         let outcome = &observation.outcome;
         let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
-        let at_ms = unix_millis(observation.at);
 
         if let Some(reason) = &lowering.rejected {
             *self.rejected.entry(reason.clone()).or_insert(0) += 1;
@@ -212,6 +210,10 @@ impl Aggregator {
                     ))
                 }),
             };
+            // What can change the entry's size: it is re-measured only then.
+            let latency_bytes = stats.latency.heap_bytes();
+            let mut resized = outcome.error.is_some()
+                || stats.constants.as_ref().is_none_or(|kept| !kept.is_empty());
             stats.count = stats.count.saturating_add(1);
             stats.total_micros = stats.total_micros.saturating_add(micros);
             stats.returned = stats.returned.saturating_add(outcome.returned);
@@ -220,8 +222,7 @@ impl Aggregator {
                 stats.errors = stats.errors.saturating_add(1);
                 *stats.error_codes.entry(code.clone()).or_insert(0) += 1;
             }
-            stats.first_seen_ms = stats.first_seen_ms.min(at_ms);
-            stats.last_seen_ms = stats.last_seen_ms.max(at_ms);
+            stats.seen(Some(observation.at));
             let reveal = stats.count >= CONFIRM_EXECUTIONS;
             stats.constants = Some(match stats.constants.take() {
                 None => occurrence
@@ -231,11 +232,18 @@ impl Aggregator {
                     .collect(),
                 Some(kept) => intersect(kept, &occurrence.constants, reveal),
             });
-            if stats.normalized_sql.is_none() {
+            if stats.normalized_sql.is_none() && occurrence.normalized_sql.is_some() {
                 stats.normalized_sql.clone_from(&occurrence.normalized_sql);
+                resized = true;
             }
             let admitted = stats.count == 1;
-            let grew = self.charge(stats.recharge());
+            resized |= admitted || stats.latency.heap_bytes() != latency_bytes;
+            let grew = resized && self.charge(stats.recharge());
+            debug_assert_eq!(
+                stats.charged,
+                stats.heap_size(),
+                "an entry's charge is current"
+            );
             drop(stats);
             if single {
                 if let Some(cursor) = outcome.cursor_id.filter(|c| *c != 0) {
@@ -455,12 +463,6 @@ impl Aggregator {
 /// are plain counters; it is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unix_millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::CONFIRM_EXECUTIONS;
 use crate::shape::footprint::{allocation, HeapSize};
@@ -27,8 +28,10 @@ pub(crate) struct ShapeStats {
     pub(crate) total_micros: u64,
     pub(crate) returned: u64,
     pub(crate) continuations: u64,
-    pub(crate) first_seen_ms: u64,
-    pub(crate) last_seen_ms: u64,
+    /// When first and last recorded, as the observations carry it: a record compares
+    /// times, and only a snapshot turns them into milliseconds (`None`: never recorded).
+    pub(crate) first_seen: Option<SystemTime>,
+    pub(crate) last_seen: SystemTime,
     /// Constants carried by every execution so far (`None` before the first).
     pub(crate) constants: Option<Vec<BoundConstant>>,
     /// Literal-free statement text for EXPLAIN (SQL only).
@@ -60,8 +63,8 @@ impl ShapeStats {
             total_micros: 0,
             returned: 0,
             continuations: 0,
-            first_seen_ms: u64::MAX,
-            last_seen_ms: 0,
+            first_seen: None,
+            last_seen: UNIX_EPOCH,
             constants: None,
             normalized_sql: None,
             latency: LatencySketch::new(),
@@ -79,6 +82,13 @@ impl ShapeStats {
             + self.constants.heap_size()
             + self.normalized_sql.heap_size()
             + allocation(self.latency.heap_bytes())
+    }
+
+    /// Count `at` (when not `None`) in the first and last seen times.
+    pub(crate) fn seen(&mut self, at: Option<SystemTime>) {
+        let Some(at) = at else { return };
+        self.first_seen = Some(self.first_seen.map_or(at, |first| first.min(at)));
+        self.last_seen = self.last_seen.max(at);
     }
 
     /// Re-measure; the change since the last charge (positive when it grew).
@@ -100,8 +110,8 @@ impl ShapeStats {
         self.total_micros = self.total_micros.saturating_add(other.total_micros);
         self.returned = self.returned.saturating_add(other.returned);
         self.continuations = self.continuations.saturating_add(other.continuations);
-        self.first_seen_ms = self.first_seen_ms.min(other.first_seen_ms);
-        self.last_seen_ms = self.last_seen_ms.max(other.last_seen_ms);
+        self.seen(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
         let reveal = self.count >= CONFIRM_EXECUTIONS;
         self.constants = match (self.constants.take(), &other.constants) {
             (Some(kept), Some(seen)) => Some(intersect(kept, seen, reveal)),
@@ -123,12 +133,11 @@ impl ShapeStats {
             total_micros: self.total_micros,
             returned: self.returned,
             continuations: self.continuations,
-            first_seen_ms: if self.count == 0 {
-                0
-            } else {
-                self.first_seen_ms
+            first_seen_ms: match self.first_seen {
+                Some(first) if self.count > 0 => unix_millis(first),
+                _ => 0,
             },
-            last_seen_ms: self.last_seen_ms,
+            last_seen_ms: unix_millis(self.last_seen),
             constants: self.constants.clone().unwrap_or_default(),
             normalized_sql: self.normalized_sql.clone(),
             latency: self.latency.clone(),
@@ -144,17 +153,29 @@ impl ShapeStats {
         stats.total_micros = record.total_micros;
         stats.returned = record.returned;
         stats.continuations = record.continuations;
-        stats.first_seen_ms = if record.count == 0 {
-            u64::MAX
-        } else {
-            record.first_seen_ms
-        };
-        stats.last_seen_ms = record.last_seen_ms;
+        stats.first_seen = (record.count > 0).then(|| from_unix_millis(record.first_seen_ms));
+        stats.last_seen = from_unix_millis(record.last_seen_ms);
         stats.constants = (record.count > 0).then(|| record.constants.clone());
         stats.normalized_sql.clone_from(&record.normalized_sql);
         stats.latency = record.latency.clone();
         stats
     }
+}
+
+/// Milliseconds since the epoch, 0 before it. Taking the floor keeps the order, so the
+/// milliseconds of the earliest and latest times are the earliest and latest milliseconds.
+pub(crate) fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time `millis` after the epoch (every `u64` of milliseconds fits a 64-bit clock; a
+/// clock that cannot hold it gives the epoch rather than a panic).
+fn from_unix_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// A B-tree keeps up to 11 entries per node; each node is one allocation.

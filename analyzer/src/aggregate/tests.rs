@@ -1,6 +1,6 @@
 //! The store: executions add up, constants intersect, cursors continue, limits hold.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::command::{MongoCommand, Outcome, Request};
@@ -84,6 +84,39 @@ fn executions_add_up_per_shape() {
     assert_eq!(record.total_micros, 6_000);
     assert_eq!(record.error_codes.get("11000"), Some(&1));
     assert_eq!(record.latency.count(), 2);
+}
+
+#[test]
+fn first_and_last_seen_are_the_milliseconds_of_the_earliest_and_latest_executions() {
+    let aggregator = Aggregator::new(10);
+    let epoch = SystemTime::UNIX_EPOCH;
+    // Out of order, with parts of a millisecond: the snapshot floors the extremes.
+    for micros in [
+        1_700_000_000_500_900u64,
+        1_700_000_000_100_999,
+        1_700_000_000_900_001,
+    ] {
+        let mut seen = observation(1, 0, None, None);
+        seen.at = epoch + Duration::from_micros(micros);
+        aggregator.record(&seen, orders_by("status"));
+    }
+    let snapshot = aggregator.snapshot();
+    let record = snapshot.shapes.values().next().expect("one shape");
+    assert_eq!(record.first_seen_ms, 1_700_000_000_100);
+    assert_eq!(record.last_seen_ms, 1_700_000_000_900);
+    // A snapshot restored and taken again keeps them, and adds to them.
+    let restored = Aggregator::new(10);
+    restored.restore(&snapshot);
+    let mut later = observation(1, 0, None, None);
+    later.at = epoch + Duration::from_millis(1_700_000_005_000);
+    restored.record(&later, orders_by("status"));
+    let again = restored.snapshot();
+    let record = again.shapes.values().next().expect("one shape");
+    assert_eq!(
+        (record.first_seen_ms, record.last_seen_ms),
+        (1_700_000_000_100, 1_700_000_005_000)
+    );
+    assert_eq!(record.count, 4);
 }
 
 #[test]
