@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{LoweringMemo, MAX_ENTRIES};
+use super::{LoweringMemo, SLOTS};
 use crate::command::{Request, SqlCommand, SqlProtocol};
 use crate::shape::sql::SqlCache;
 
@@ -69,7 +69,7 @@ fn texts_dropped_by_their_sessions_never_answer_for_new_ones() {
     let mut memo = LoweringMemo::default();
     let database: Arc<str> = "app".into();
     for round in 0..2 {
-        for n in 0..MAX_ENTRIES + 10 {
+        for n in 0..SLOTS + 10 {
             let text: Arc<str> = format!("SELECT * FROM t{n:05} WHERE a = $1").into();
             let lowered =
                 memo.lower_shared(&request(&database, &text, SqlProtocol::Extended), &cache);
@@ -78,7 +78,7 @@ fn texts_dropped_by_their_sessions_never_answer_for_new_ones() {
                 format!("app.public.t{n:05}"),
                 "round {round}"
             );
-            assert!(memo.len() <= MAX_ENTRIES);
+            assert!(memo.len() <= SLOTS);
         }
     }
 }
@@ -104,4 +104,21 @@ fn an_entry_the_cache_evicted_still_lowers_the_same() {
             statement_index: None,
         })
     );
+}
+
+#[test]
+fn the_bytes_kept_alive_stay_within_the_bound() {
+    let cache = SqlCache::new(4);
+    let mut memo = LoweringMemo::default();
+    let database: Arc<str> = "app".into();
+    let padding = "x".repeat(8 * 1024);
+    for n in 0..200 {
+        let text: Arc<str> = format!("SELECT * FROM t{n:03} WHERE a = $1 /* {padding} */").into();
+        let lowered = memo.lower_shared(&request(&database, &text, SqlProtocol::Extended), &cache);
+        assert_eq!(the_table(&lowered), format!("app.public.t{n:03}"));
+        let held: usize = memo.slots.iter().flatten().map(|entry| entry.bytes).sum();
+        assert_eq!(held, memo.bytes, "the count follows the entries");
+        assert!(memo.bytes <= super::MAX_BYTES, "{} bytes held", memo.bytes);
+        assert!(!memo.is_empty(), "the newest statement is kept");
+    }
 }
