@@ -163,10 +163,15 @@ impl Execution {
     /// suspended portal that is closed). Statements never seen or empty are not reported.
     pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
         let text = self.text.filter(|text| !text.trim().is_empty())?;
-        let latency = self.earlier_latency
-            + done.map_or(Duration::ZERO, |done| {
-                done.saturating_duration_since(self.sent)
-            });
+        let last_call = done.map(|done| done.saturating_duration_since(self.sent));
+        let latency = self.earlier_latency + last_call.unwrap_or_default();
+        // Most runs are one call: their age is that call's time, with no second subtraction.
+        let age = match (last_call, done) {
+            (Some(last_call), _) if self.first_sent == self.sent => last_call,
+            (_, done) => done
+                .unwrap_or_else(Instant::now)
+                .saturating_duration_since(self.first_sent),
+        };
         Some(Observation {
             request: Request::Sql(SqlCommand {
                 database: database.clone(),
@@ -182,18 +187,15 @@ impl Execution {
                 affected: self.affected,
                 cursor_id: None,
             },
-            at: wall_clock(self.first_sent, done),
+            at: wall_clock(age),
         })
     }
 }
 
-/// The wall-clock time of an `Instant` in the recent past, aged from `done` (the reply just
-/// read, when there is one): one clock read per observation instead of two, at the cost of
-/// placing it later by the inspection's lag, microseconds, for a time kept in milliseconds.
-fn wall_clock(at: Instant, done: Option<Instant>) -> SystemTime {
-    let age = done
-        .unwrap_or_else(Instant::now)
-        .saturating_duration_since(at);
+/// The wall-clock time `age` ago, aged from the reply just read (when there is one): one
+/// clock read per observation instead of two, at the cost of placing it later by the
+/// inspection's lag, microseconds, for a time kept in milliseconds.
+fn wall_clock(age: Duration) -> SystemTime {
     SystemTime::now()
         .checked_sub(age)
         .unwrap_or_else(SystemTime::now)
