@@ -93,8 +93,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
 
     let threads = Arc::new(
-        DataThreads::start(thread_count(config.runtime.threads), || {})
-            .context("cannot start the data threads")?,
+        DataThreads::start(
+            thread_count(config.runtime.threads),
+            Inspections::drain_parked,
+        )
+        .context("cannot start the data threads")?,
     );
     tracing::info!(threads = threads.len(), "data threads started");
     let budget = metrics.inspect_budget(config.capture.max_inspect_total_bytes);

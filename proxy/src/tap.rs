@@ -23,7 +23,7 @@ use indextap_analyzer::command::Observation;
 
 use crate::budget::{Charge, InspectBudget, Reservation};
 
-pub use channel::{ReadyList, Taken, Tap, TapBatch, TapItem, TapReceiver};
+pub use channel::{ReadyList, Taken, Tap, TapBatch, TapItem, TapReceiver, WAKE_AFTER};
 
 /// Which way a frame travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

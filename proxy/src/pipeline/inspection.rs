@@ -1,25 +1,37 @@
-//! One inspection task per data thread, for every connection of the thread.
+//! A data thread's inspections: every connection of the thread, drained in one place.
 //!
-//! A connection's relay offers its frames on the connection's tap channel; an offer that
-//! wakes lists the connection on the thread's [`ReadyList`] (once until its items are taken)
-//! and wakes this task. One poll drains every listed connection, so with many connections
-//! on a thread the wake-ups of a scheduler tick are taken in one poll rather than one task
-//! poll each, and their observations go to the analyzer as one batch. An idle connection
-//! costs an entry in the table (its inspector and its tallies), not a task.
+//! A connection's relay offers its frames on the connection's tap channel; an offer lists
+//! the connection on the thread's [`ReadyList`] (once until its items are taken) and wakes
+//! nobody. The thread drains the list when it runs out of work, just before it waits for
+//! I/O: the runtime's park hook ([`Inspections::drain_parked`], `crate::threads`), so
+//! forwarding is never delayed by it and a round trip costs no task wake-up, schedule or
+//! poll. One drain takes every listed connection, and its observations go to the analyzer
+//! as one batch. An idle connection costs an entry in the table (its inspector and its
+//! tallies), not a task.
 //!
-//! The work of one poll is bounded ([`INSPECTION_SLICE`] items): past it, the rest waits
-//! for the next poll (the connection that was being drained keeps its place at the front),
-//! and the task wakes itself, so the relays of the thread run in between.
+//! A thread that does not park (its relays always have work) never runs the hook, so the
+//! thread also has one inspection task, the fallback: the tap channel wakes it once
+//! [`WAKE_AFTER`] items were offered on the thread since the last drain, when a
+//! connection's queue passes half its capacity, and when a connection ends. The queues stay
+//! bounded either way, and what does not fit is dropped and counted.
+//!
+//! The work of one drain is bounded ([`INSPECTION_SLICE`] items): past it, the rest waits
+//! for the next (the connection that was being drained keeps its place at the front), and
+//! the task is woken, so the relays of the thread run in between. The hook and the task
+//! share the drain's state behind one lock; both run on the thread between task polls,
+//! never one inside the other.
 //!
 //! ## Layout
-//! - [`Inspections`]: the thread's table of connections and its task; [`Inspections::start`]
-//!   adds a connection and gives its tap.
-//! - `Connection`: one connection's receiver, inspector, tallies and backlog.
+//! - [`Inspections`]: the thread's table of connections, its drain and its task;
+//!   [`Inspections::start`] adds a connection and gives its tap,
+//!   [`Inspections::drain_parked`] is the park hook.
+//! - `Drain`: the connections and the drain's working state; `Connection`: one connection's
+//!   receiver, inspector, tallies and backlog.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll};
 
 use indextap_analyzer::command::Observation;
@@ -30,19 +42,26 @@ use tokio_util::task::TaskTracker;
 use super::{tally, Analysis, Tallies};
 use crate::admin::metrics::ListenerMetrics;
 use crate::budget::{Charge, InspectBudget, Reservation};
+#[cfg(doc)]
+use crate::tap::WAKE_AFTER;
 use crate::tap::{Events, Inspector, ReadyList, Tap, TapBatch, TapItem, TapReceiver};
 
-/// Items inspected per poll at most, before the other tasks of the thread get their turn.
+/// Items inspected per drain at most, before the other tasks of the thread get their turn.
 const INSPECTION_SLICE: usize = 256;
 
-/// A data thread's inspected connections, and the one task that inspects them.
+/// A data thread's inspected connections, their drain, and the fallback task.
 pub struct Inspections {
     ready: Arc<ReadyList>,
-    connections: Mutex<Slab<Connection>>,
+    /// Locked by whoever drains, the park hook or the task: they run on the one thread, each
+    /// between task polls, so the lock is never contended.
+    drain: Mutex<Drain>,
     /// Cleared when the task is dropped with its runtime: the next connection starts another.
     running: AtomicBool,
     /// Connections not yet finished, waited for at shutdown before the last flush.
     tracker: TaskTracker,
+    /// Polls of the task.
+    #[cfg(test)]
+    task_polls: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Inspections {
@@ -57,9 +76,9 @@ thread_local! {
 }
 
 impl Inspections {
-    /// Start inspecting a connection with `inspector` on this thread's inspection task
-    /// (started on the current runtime if the thread has none running); the returned tap
-    /// feeds it. `tracker` tracks the connection's inspection until it ends.
+    /// Start inspecting a connection with `inspector` on this thread's inspections (their
+    /// task started on the current runtime if the thread has none running); the returned
+    /// tap feeds it. `tracker` tracks the connection's inspection until it ends.
     pub fn start(
         inspector: Box<dyn Inspector>,
         capacity: usize,
@@ -74,11 +93,13 @@ impl Inspections {
                 _ => {
                     let started = Arc::new(Inspections {
                         ready: Arc::default(),
-                        connections: Mutex::new(Slab::new()),
+                        drain: Mutex::new(Drain::new(analysis.clone())),
                         running: AtomicBool::new(true),
                         tracker: tracker.clone(),
+                        #[cfg(test)]
+                        task_polls: Default::default(),
                     });
-                    tokio::spawn(run(started.clone(), analysis.clone()));
+                    tokio::spawn(run(started.clone()));
                     *thread = Some(started.clone());
                     started
                 }
@@ -87,14 +108,44 @@ impl Inspections {
         inspections.add(inspector, capacity, metrics)
     }
 
+    /// The data threads' park hook: drain this thread's listed connections (a slice at most)
+    /// before the thread waits for I/O, and wake the task if work is left, which makes the
+    /// runtime run it instead of parking (tokio's current-thread `park` checks its queue
+    /// after the hook). A thread without inspections returns at once.
+    pub fn drain_parked() {
+        THREAD.with(|thread| {
+            // Borrowed mutably only while a connection starts, inside a task: never here.
+            let Ok(thread) = thread.try_borrow() else {
+                return;
+            };
+            let Some(inspections) = thread.as_ref() else {
+                return;
+            };
+            if !inspections.running.load(Ordering::Acquire) {
+                return;
+            }
+            // Held only inside a poll of the task, which never runs the hook; should it be
+            // held all the same, the task takes the work.
+            let Some(mut drain) = try_lock(&inspections.drain) else {
+                inspections.ready.wake();
+                return;
+            };
+            let more = drain.run(&inspections.ready);
+            drop(drain);
+            if more {
+                inspections.ready.wake();
+            }
+        });
+    }
+
     fn add(
         &self,
         inspector: Box<dyn Inspector>,
         capacity: usize,
         metrics: &ListenerMetrics,
     ) -> Tap {
-        let mut connections = super::lock(&self.connections);
-        let entry = connections.vacant_entry();
+        let mut drain = super::lock(&self.drain);
+        let entry = drain.connections.vacant_entry();
         let (tap, receiver) = Tap::listed(
             capacity,
             metrics.tap_dropped.clone(),
@@ -112,6 +163,15 @@ impl Inspections {
             _tracked: self.tracker.token(),
         });
         tap
+    }
+}
+
+/// A lock that is free, or none (`Mutex::try_lock`, a poisoned lock taken as it is).
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 
@@ -257,74 +317,109 @@ impl Drop for Running {
     }
 }
 
-/// The thread's inspection task: drain the listed connections, a slice per poll.
-async fn run(inspections: Arc<Inspections>, analysis: Analysis) {
-    let running = Running(inspections);
-    let inspections = &running.0;
-    let mut listed = Vec::new();
-    let mut todo = VecDeque::new();
-    let mut observations = Vec::new();
-    let mut rooms = Vec::new();
-    // Whose observations are in the batch, in runs: the drops of a batch the analyzer could
-    // not take are counted on their listeners.
-    let mut owners: Vec<(usize, usize)> = Vec::new();
-    let mut ended = Vec::new();
-    std::future::poll_fn(|cx: &mut Context<'_>| {
-        if inspections.ready.poll_take(cx, &mut listed).is_ready() {
-            todo.extend(listed.drain(..));
+/// The connections of a thread, and what a drain works with, kept between drains so that
+/// their storage is reused.
+struct Drain {
+    connections: Slab<Connection>,
+    analysis: Analysis,
+    /// Keys taken from the [`ReadyList`], before they join `todo`.
+    listed: Vec<usize>,
+    /// Connections to drain, in turn; one cut off by the slice is first.
+    todo: VecDeque<usize>,
+    observations: Vec<Observation>,
+    rooms: Vec<Charge>,
+    /// Whose observations are in the batch, in runs: the drops of a batch the analyzer could
+    /// not take are counted on their listeners.
+    owners: Vec<(usize, usize)>,
+    ended: Vec<usize>,
+}
+
+impl Drain {
+    fn new(analysis: Analysis) -> Self {
+        Self {
+            connections: Slab::new(),
+            analysis,
+            listed: Vec::new(),
+            todo: VecDeque::new(),
+            observations: Vec::new(),
+            rooms: Vec::new(),
+            owners: Vec::new(),
+            ended: Vec::new(),
         }
-        if todo.is_empty() {
-            return Poll::Pending;
+    }
+
+    /// Drain the listed connections, a slice at most, and hand the observations over.
+    /// Returns whether work is left for the next drain.
+    fn run(&mut self, ready: &ReadyList) -> bool {
+        if ready.take(&mut self.listed) {
+            self.todo.extend(self.listed.drain(..));
         }
-        let mut connections = super::lock(&inspections.connections);
+        if self.todo.is_empty() {
+            return false;
+        }
         let mut budget = INSPECTION_SLICE;
         while budget > 0 {
-            let Some(key) = todo.pop_front() else {
+            let Some(key) = self.todo.pop_front() else {
                 break;
             };
             // A connection whose inspection stopped may still be listed once more.
-            let Some(connection) = connections.get_mut(key) else {
+            let Some(connection) = self.connections.get_mut(key) else {
                 continue;
             };
-            let before = observations.len();
+            let before = self.observations.len();
             let batch = Batch {
-                observations: &mut observations,
-                rooms: &mut rooms,
-                inspect_budget: analysis.budget(),
+                observations: &mut self.observations,
+                rooms: &mut self.rooms,
+                inspect_budget: self.analysis.budget(),
             };
             let drained = connection.drain(&mut budget, batch);
             connection.flush_tallies();
-            if observations.len() > before {
-                owners.push((key, observations.len() - before));
+            if self.observations.len() > before {
+                self.owners.push((key, self.observations.len() - before));
             }
             match drained {
                 Drained::Idle => {}
-                Drained::More => todo.push_front(key),
-                Drained::Ended => ended.push(key),
+                Drained::More => self.todo.push_front(key),
+                Drained::Ended => self.ended.push(key),
             }
         }
-        let dropped = analysis.offer(&mut observations, &mut rooms);
+        let dropped = self.analysis.offer(&mut self.observations, &mut self.rooms);
         if dropped > 0 {
-            for (key, count) in &owners {
-                if let Some(connection) = connections.get(*key) {
+            for (key, count) in &self.owners {
+                if let Some(connection) = self.connections.get(*key) {
                     connection.metrics.drop_observations(*count as u64);
                 }
             }
         }
-        owners.clear();
+        self.owners.clear();
         // Dropping the receiver tells the relay to stop tapping.
-        if !ended.is_empty() {
-            for key in ended.drain(..) {
-                connections.try_remove(key);
+        if !self.ended.is_empty() {
+            for key in self.ended.drain(..) {
+                self.connections.try_remove(key);
             }
             // After a burst of connections the table gives its room back (as far as the
             // highest key still open allows).
-            if connections.len() * 4 < connections.capacity() {
-                connections.shrink_to_fit();
+            if self.connections.len() * 4 < self.connections.capacity() {
+                self.connections.shrink_to_fit();
             }
         }
-        drop(connections);
-        if !todo.is_empty() {
+        !self.todo.is_empty()
+    }
+}
+
+/// The thread's inspection task, for what the park hook does not take: woken by the tap
+/// channels only when the thread has not parked for a while, or by the hook when its slice
+/// ran out. Drains a slice per poll.
+async fn run(inspections: Arc<Inspections>) {
+    let running = Running(inspections);
+    let inspections = &running.0;
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        #[cfg(test)]
+        inspections.task_polls.fetch_add(1, Ordering::Relaxed);
+        // Registered before taking the list: an offer after the take wakes this waker.
+        inspections.ready.register(cx.waker());
+        let more = super::lock(&inspections.drain).run(&inspections.ready);
+        if more {
             // A long backlog: let the other tasks of this thread run meanwhile.
             cx.waker().wake_by_ref();
         }
@@ -390,7 +485,7 @@ mod thread_tests {
     use indextap_analyzer::aggregate::Aggregator;
 
     use super::*;
-    use crate::tap::{DecodeError, Direction, TapFrame};
+    use crate::tap::{DecodeError, Direction, TapFrame, WAKE_AFTER};
 
     /// Records the first byte of every frame it sees; fails on a frame starting with 0xff.
     struct Recorder(Arc<Mutex<Vec<u8>>>);
@@ -414,73 +509,186 @@ mod thread_tests {
         })
     }
 
-    /// Three connections on one thread: each sees its frames in order, a backlog longer
-    /// than a slice is inspected whole, and a decode failure stops only its connection.
-    #[tokio::test]
-    async fn one_task_inspects_every_connection_of_the_thread_in_order() {
-        let analysis = Analysis::start(
+    fn analysis() -> Analysis {
+        Analysis::start(
             Arc::new(Aggregator::new(10)),
             8,
             16,
             1,
             crate::budget::InspectBudget::unlimited(),
-        );
-        let registry = crate::admin::metrics::Metrics::new();
-        let metrics = registry.listener("t", "postgresql");
-        let tracker = TaskTracker::new();
-        let seen: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
-        let taps: Vec<Tap> = seen
-            .iter()
-            .map(|seen| {
-                let inspector = Box::new(Recorder(seen.clone()));
-                Inspections::start(inspector, 10_000, &analysis, &metrics, &tracker)
-            })
-            .collect();
-        for n in 0..200u8 {
-            for tap in &taps {
-                assert!(tap.offer(frame(n)));
-            }
-            // The second connection fails half-way; the others go on.
-            if n == 100 {
-                assert!(taps[1].offer(frame(0xff)));
-            }
-        }
+        )
+    }
+
+    /// Run `test` on a data thread of its own, with the park hook the proxy installs.
+    fn on_data_thread<T: Send + 'static>(
+        test: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let threads =
+            crate::threads::DataThreads::start(1, Inspections::drain_parked).expect("start");
+        let (done, result) = std::sync::mpsc::channel();
+        threads.spawn(async move {
+            let _ = done.send(test.await);
+        });
+        result
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the test finished on its data thread")
+    }
+
+    /// Wait until `seen` holds `len` frames, sleeping, so that the thread parks meanwhile.
+    async fn parked_until(seen: &Mutex<Vec<u8>>, len: usize) {
         tokio::time::timeout(Duration::from_secs(10), async {
-            while super::super::lock(&seen[2]).len() < 200 {
-                tokio::task::yield_now().await;
+            while super::super::lock(seen).len() < len {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
         .await
         .expect("inspected in time");
-        let expected: Vec<u8> = (0..200).collect();
-        assert_eq!(*super::super::lock(&seen[0]), expected);
-        assert_eq!(*super::super::lock(&seen[1]), expected[..101].to_vec());
-        assert!(
-            !taps[1].offer(frame(1)),
-            "a stopped inspection refuses frames"
-        );
-        // Offers after the task has gone back to waiting wake it again.
-        for round in 0..3u8 {
-            assert!(taps[0].offer(frame(round)));
-            tokio::time::timeout(Duration::from_secs(10), async {
-                while super::super::lock(&seen[0]).len() < 201 + usize::from(round) {
-                    tokio::task::yield_now().await;
-                }
+    }
+
+    /// How many times this thread's inspection task was polled.
+    fn task_polls() -> usize {
+        THREAD.with(|thread| {
+            thread.borrow().as_ref().map_or(0, |inspections| {
+                inspections.task_polls.load(Ordering::Relaxed)
             })
-            .await
-            .expect("woken again");
-        }
-        tracker.close();
-        assert!(!tracker.is_empty(), "connections still open are tracked");
-        drop(taps);
-        tokio::time::timeout(Duration::from_secs(10), tracker.wait())
-            .await
-            .expect("every connection's inspection ended");
-        let text = registry.encode();
+        })
+    }
+
+    /// Three connections on one thread: each sees its frames in order, a backlog longer
+    /// than a slice is inspected whole, and a decode failure stops only its connection.
+    #[test]
+    fn one_drain_inspects_every_connection_of_the_thread_in_order() {
+        let text = on_data_thread(async {
+            let analysis = analysis();
+            let registry = crate::admin::metrics::Metrics::new();
+            let metrics = registry.listener("t", "postgresql");
+            let tracker = TaskTracker::new();
+            let seen: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+            let taps: Vec<Tap> = seen
+                .iter()
+                .map(|seen| {
+                    let inspector = Box::new(Recorder(seen.clone()));
+                    Inspections::start(inspector, 10_000, &analysis, &metrics, &tracker)
+                })
+                .collect();
+            for n in 0..200u8 {
+                for tap in &taps {
+                    assert!(tap.offer(frame(n)));
+                }
+                // The second connection fails half-way; the others go on.
+                if n == 100 {
+                    assert!(taps[1].offer(frame(0xff)));
+                }
+            }
+            parked_until(&seen[2], 200).await;
+            let expected: Vec<u8> = (0..200).collect();
+            assert_eq!(*super::super::lock(&seen[0]), expected);
+            assert_eq!(*super::super::lock(&seen[1]), expected[..101].to_vec());
+            assert!(
+                !taps[1].offer(frame(1)),
+                "a stopped inspection refuses frames"
+            );
+            // Offers after a drain are taken by the next one.
+            for round in 0..3u8 {
+                assert!(taps[0].offer(frame(round)));
+                parked_until(&seen[0], 201 + usize::from(round)).await;
+            }
+            tracker.close();
+            assert!(!tracker.is_empty(), "connections still open are tracked");
+            drop(taps);
+            tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+                .await
+                .expect("every connection's inspection ended");
+            registry.encode()
+        });
         assert!(
             text.contains(r#"indextap_messages_total{listener="t",kind="Query"} 504"#),
             "{text}"
         );
         assert!(text.contains(r#"reason="bad_length"} 1"#), "{text}");
+    }
+
+    /// The common case: a round trip's hand-over is inspected when the thread parks, and the
+    /// task is neither woken nor polled for it.
+    #[test]
+    fn the_park_hook_inspects_without_polling_the_task() {
+        let (before, after, seen) = on_data_thread(async {
+            let analysis = analysis();
+            let metrics = crate::admin::metrics::Metrics::new().listener("t", "postgresql");
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let inspector = Box::new(Recorder(seen.clone()));
+            let tracker = TaskTracker::new();
+            let tap = Inspections::start(inspector, 100, &analysis, &metrics, &tracker);
+            // The task's first poll, then the thread parks.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let before = task_polls();
+            for round in 0..50u8 {
+                // A request (its reply will come), then the reply.
+                assert!(tap.offer_deferred(frame(2 * round)));
+                assert!(tap.offer(frame(2 * round + 1)));
+                parked_until(&seen, 2 * usize::from(round) + 2).await;
+            }
+            let after = task_polls();
+            let seen = super::super::lock(&seen).clone();
+            (before, after, seen)
+        });
+        assert!(before >= 1, "the task was started and polled once");
+        assert_eq!(after, before, "no task poll for the hook's drains");
+        assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    }
+
+    /// A thread kept from parking (a task that always has work) still has its connections
+    /// inspected, by the task: what is left for the park is under `limit` frames, and nothing
+    /// is dropped. Returns (frames inspected while busy, frames inspected in all, drops,
+    /// task polls while busy).
+    fn busy_thread(capacity: usize, offers: usize) -> (usize, usize, u64, usize) {
+        on_data_thread(async move {
+            let analysis = analysis();
+            let metrics = crate::admin::metrics::Metrics::new().listener("t", "postgresql");
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let inspector = Box::new(Recorder(seen.clone()));
+            let tracker = TaskTracker::new();
+            let tap = Inspections::start(inspector, capacity, &analysis, &metrics, &tracker);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let before = task_polls();
+            // `yield_now` defers this task to the next tick: the runtime only polls the
+            // driver (without the park hook) in between, so the thread never parks.
+            for n in 0..offers {
+                assert!(tap.offer(frame((n % 200) as u8)));
+                tokio::task::yield_now().await;
+            }
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            let busy = super::super::lock(&seen).len();
+            let polls = task_polls() - before;
+            parked_until(&seen, offers).await;
+            let all = super::super::lock(&seen).len();
+            (busy, all, metrics.tap_dropped.get(), polls)
+        })
+    }
+
+    #[test]
+    fn a_thread_that_does_not_park_is_inspected_past_the_wake_threshold() {
+        let offers = 4 * WAKE_AFTER + 100;
+        let (busy, all, dropped, polls) = busy_thread(10_000, offers);
+        assert!(polls > 0, "the task was woken");
+        assert!(
+            busy + WAKE_AFTER > offers,
+            "{busy} of {offers} inspected while busy"
+        );
+        assert_eq!((all, dropped), (offers, 0));
+    }
+
+    #[test]
+    fn a_queue_past_half_full_wakes_the_task_before_it_drops() {
+        let offers = 4 * WAKE_AFTER;
+        let (busy, all, dropped, polls) = busy_thread(16, offers);
+        assert!(polls > 0, "the task was woken");
+        assert!(
+            busy + 8 >= offers,
+            "{busy} of {offers} inspected while busy"
+        );
+        assert_eq!((all, dropped), (offers, 0));
     }
 }

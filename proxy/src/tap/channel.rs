@@ -2,14 +2,18 @@
 //!
 //! Both ends run on the connection's data thread, so the queue is a `VecDeque` behind an
 //! uncontended lock: an offer is a push and, at most once until the items are taken, a
-//! wake-up on the same thread. The consumer is the data thread's one inspection task, for
-//! which a channel lists its key on a [`ReadyList`] shared by every connection of the thread:
-//! one wake-up of that task drains every connection that has items. (Unit tests consume a
-//! channel with a waiting task of their own, `Tap::channel` and `TapReceiver::recv_all`.)
+//! listing of the connection on the thread's [`ReadyList`], shared by every connection of
+//! the thread. Listing wakes nobody: the data thread drains the list when it runs out of
+//! work, before it waits for I/O (its park hook, `pipeline::Inspections::drain_parked`), so
+//! a round trip costs no task wake-up. The thread's inspection task is woken only for a
+//! thread that does not park: once [`WAKE_AFTER`] items were offered on the thread since the
+//! list was last taken, when a connection's queue passes half its capacity, and at the end of
+//! a connection. (Unit tests consume a channel with a waiting task of their own,
+//! `Tap::channel` and `TapReceiver::recv_all`.)
 //! The receiver takes the whole queue, storage and all, so an idle connection holds no slots
 //! (a general-purpose channel keeps a block of them per connection, 2 KiB here). The first
 //! two items offered to an empty queue go into slots of their own instead: a
-//! request/response protocol offers one chunk per direction, and a wake-up takes the request and its reply (see
+//! request/response protocol offers one chunk per direction, and a drain takes the request and its reply (see
 //! [`Tap::offer_deferred`]), so no queue storage is allocated and freed per round trip, for at
 //! most 128 bytes per connection. When it is full the item is dropped and counted, never
 //! waited for.
@@ -17,11 +21,14 @@
 //! ## Layout
 //! - [`Tap`]: the sending half (the relay's pumps hold one each).
 //! - [`TapReceiver`]: the receiving half, [`TapBatch`]: what it takes.
-//! - [`ReadyList`]: the keys of a thread's connections with items, and its consumer's waker.
+//! - [`ReadyList`]: the keys of a thread's connections with items, the count of items offered
+//!   since they were taken, and the inspection task's waker.
 //! - [`TapItem`]: what crosses.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(test)]
 use std::task::Poll;
 
 use futures::task::AtomicWaker;
@@ -71,35 +78,67 @@ enum Consumer {
 }
 
 impl Consumer {
-    /// Wake the consumer; `queue.listed` (held) says whether it was told already.
-    fn notify(&self, listed: &mut bool) -> Option<&Self> {
+    /// Whether the channel is to be listed now; `listed` (held under the queue's lock) says
+    /// whether it is already.
+    fn claim(&self, listed: &mut bool) -> bool {
         match self {
             #[cfg(test)]
-            Consumer::Task(_) => Some(self),
-            Consumer::Shared { .. } if *listed => None,
-            Consumer::Shared { .. } => {
-                *listed = true;
-                Some(self)
+            Consumer::Task(_) => true,
+            Consumer::Shared { .. } => !std::mem::replace(listed, true),
+        }
+    }
+
+    /// An item was queued, outside the queue's lock: list the channel if it was claimed, and
+    /// wake the consumer if it must not wait for the thread to park (`urgent`: the queue is
+    /// past half full).
+    fn offered(&self, claimed: bool, urgent: bool) {
+        match self {
+            #[cfg(test)]
+            Consumer::Task(waker) => {
+                if claimed {
+                    waker.wake();
+                }
+            }
+            Consumer::Shared { ready, key } => {
+                if claimed {
+                    ready.list(*key);
+                }
+                ready.offered(urgent);
             }
         }
     }
 
-    /// The wake-up itself, outside the queue's lock.
-    fn wake(&self) {
+    /// The last [`Tap`] went: list the channel if it was claimed and wake the consumer, so
+    /// the end is seen even on a thread that does not park.
+    fn ended(&self, claimed: bool) {
         match self {
             #[cfg(test)]
             Consumer::Task(waker) => waker.wake(),
-            Consumer::Shared { ready, key } => ready.push(*key),
+            Consumer::Shared { ready, key } => {
+                if claimed {
+                    ready.list(*key);
+                }
+                ready.wake();
+            }
         }
     }
 }
 
+/// Items offered on a data thread since its [`ReadyList`] was last taken, past which the
+/// inspection task is woken rather than left to the park hook: the thread has not parked for
+/// that long, and one task poll inspects about this many
+/// (`pipeline::inspection::INSPECTION_SLICE`).
+pub const WAKE_AFTER: usize = 256;
+
 /// The keys of a data thread's connections that have items for inspection, and the waker of
-/// the task that takes them. A connection is listed at most once until its items are taken.
+/// the task that takes them when the thread's park hook does not. A connection is listed at
+/// most once until its items are taken.
 #[derive(Default)]
 pub struct ReadyList {
     keys: Mutex<Vec<usize>>,
     consumer: AtomicWaker,
+    /// Items offered since the keys were last taken (or the task last woken for them).
+    pending: AtomicUsize,
 }
 
 impl std::fmt::Debug for ReadyList {
@@ -109,21 +148,40 @@ impl std::fmt::Debug for ReadyList {
 }
 
 impl ReadyList {
-    fn push(&self, key: usize) {
+    fn list(&self, key: usize) {
         lock(&self.keys).push(key);
+    }
+
+    /// Count an offered item; wake the task once [`WAKE_AFTER`] gathered, or when `urgent`.
+    fn offered(&self, urgent: bool) {
+        // Offers and takes all run on the one data thread: relaxed is enough, the count
+        // only decides when to wake.
+        let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if urgent || pending >= WAKE_AFTER {
+            self.pending.store(0, Ordering::Relaxed);
+            self.consumer.wake();
+        }
+    }
+
+    /// Wake the inspection task (the park hook left work, or a connection ended).
+    pub fn wake(&self) {
         self.consumer.wake();
     }
 
-    /// Move the listed keys into `into` (in the order listed), or wait for one. The waker is
-    /// registered either way: a push wakes whoever registered last, once.
-    pub fn poll_take(&self, cx: &mut std::task::Context<'_>, into: &mut Vec<usize>) -> Poll<()> {
-        self.consumer.register(cx.waker());
+    /// Make `waker` the one woken: the task's, each time it is polled (a wake takes it).
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.consumer.register(waker);
+    }
+
+    /// Move the listed keys into `into` (in the order listed); whether there were any.
+    pub fn take(&self, into: &mut Vec<usize>) -> bool {
+        self.pending.store(0, Ordering::Relaxed);
         let mut keys = lock(&self.keys);
         if keys.is_empty() {
-            return Poll::Pending;
+            return false;
         }
         into.append(&mut keys);
-        Poll::Ready(())
+        true
     }
 }
 
@@ -217,16 +275,15 @@ impl Clone for Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        let wake = {
+        let ended = {
             let mut queue = self.channel.lock();
             queue.senders = queue.senders.saturating_sub(1);
             let queue = &mut *queue;
             (queue.senders == 0 && !queue.closed)
-                .then(|| self.channel.consumer.notify(&mut queue.listed))
-                .flatten()
+                .then(|| self.channel.consumer.claim(&mut queue.listed))
         };
-        if let Some(consumer) = wake {
-            consumer.wake();
+        if let Some(claimed) = ended {
+            self.channel.consumer.ended(claimed);
         }
     }
 }
@@ -240,9 +297,9 @@ impl Tap {
         Self::with_consumer(capacity, dropped, super::one_message, consumer)
     }
 
-    /// A bounded channel of `capacity` items for the thread's shared inspection task: an
-    /// offer that wakes lists `key` on `ready` (once until the items are taken with
-    /// [`TapReceiver::take`]); each dropped item's messages count in `dropped`, as
+    /// A bounded channel of `capacity` items for the thread's inspections: an offer lists
+    /// `key` on `ready` (once until the items are taken with [`TapReceiver::take`]), a
+    /// deferred one only past half the capacity; each dropped item's messages count in `dropped`, as
     /// `messages_in` says ([`Inspector::messages_in`]).
     ///
     /// [`Inspector::messages_in`]: crate::tap::Inspector::messages_in
@@ -281,14 +338,16 @@ impl Tap {
         )
     }
 
-    /// Offer an item without waiting. Returns false once the inspector has gone away.
+    /// Offer an item without waiting: the connection is listed for the thread's next drain.
+    /// Returns false once the inspector has gone away.
     pub fn offer(&self, item: TapItem) -> bool {
         self.push(item, true)
     }
 
-    /// [`Tap::offer`], leaving the inspection task asleep while the queue is under half
-    /// full: for a request whose reply will come (and wake it), so that one wake-up
-    /// inspects both. The end of the connection wakes it too, so nothing is left behind.
+    /// [`Tap::offer`], leaving the connection unlisted while the queue is under half full:
+    /// for a request whose reply will come (and list it), so that one drain inspects both
+    /// rather than one at the park between them. The end of the connection lists it too, so
+    /// nothing is left behind.
     pub fn offer_deferred(&self, item: TapItem) -> bool {
         self.push(item, false)
     }
@@ -313,7 +372,7 @@ impl Tap {
     }
 
     fn push(&self, item: TapItem, wake: bool) -> bool {
-        let consumer = {
+        let (claimed, urgent) = {
             let mut queue = self.channel.lock();
             if queue.closed {
                 return false;
@@ -326,15 +385,11 @@ impl Tap {
             }
             queue.items.push(item);
             let queue = &mut *queue;
-            if wake || queue.items.len() * 2 > self.channel.capacity {
-                self.channel.consumer.notify(&mut queue.listed)
-            } else {
-                None
-            }
+            let urgent = queue.items.len() * 2 > self.channel.capacity;
+            let claimed = (wake || urgent) && self.channel.consumer.claim(&mut queue.listed);
+            (claimed, urgent)
         };
-        if let Some(consumer) = consumer {
-            consumer.wake();
-        }
+        self.channel.consumer.offered(claimed, urgent);
         true
     }
 }
@@ -372,8 +427,8 @@ impl TapReceiver {
         .await
     }
 
-    /// Take every queued item without waiting (the shared inspection task's way, once the
-    /// channel was listed). The next offer that wakes lists the channel again.
+    /// Take every queued item without waiting (the thread's drain, once the channel was
+    /// listed). The next offer that is not deferred lists the channel again.
     pub fn take(&mut self) -> Taken {
         let mut queue = self.channel.lock();
         queue.listed = false;
