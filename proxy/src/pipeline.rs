@@ -1,27 +1,27 @@
 //! The pipeline from a connection's frames to the analyzer.
 //!
-//! Per data thread, one inspection task drains the tap channels of the thread's connections
-//! into their engine's [`Inspector`]s ([`Inspections`]). It runs beside the relays as a task
-//! of its own: a relay's hand-over lists its connection and wakes the task without a system
-//! call, and the task decodes once the relays have forwarded and gone back to waiting, every
-//! listed connection in one poll. The observations of one poll go, as one batch, into a
-//! bounded queue that a dedicated analysis thread drains into the [`Aggregator`]. Neither
-//! step ever makes the data path wait: a full queue drops the batch and counts every
-//! observation in it. The queue is bounded in observations, and its large ones (a
+//! Per data thread, the tap channels of the thread's connections are drained into their
+//! engine's [`Inspector`]s ([`Inspections`]) once the relays have forwarded and gone back
+//! to waiting: a relay's hand-over lists its connection, and the thread drains every listed
+//! connection from its park hook, before it waits for I/O (no task woken); a task of its
+//! own is the fallback for a thread that does not park. The observations of one drain go,
+//! as one batch, into a bounded queue that a dedicated analysis thread drains into the
+//! [`Aggregator`]. Neither step ever makes the data path wait: a full queue drops the batch
+//! and counts every observation in it. The queue is bounded in observations, and its large ones (a
 //! multi-MiB statement or command, copied out of its frame by the decoder) in bytes: the
 //! session charged each such copy to the inspection budget ([`crate::budget::charge_copy`])
 //! when it made it, and the batch carries those charges until analysed.
 //!
-//! Everything per frame stays local to the inspection task: observations and message
-//! counts are handed over once per poll (message counters resolved once per connection),
+//! Everything per frame stays local to the data thread: observations and message
+//! counts are handed over once per drain (message counters resolved once per connection),
 //! because every handover touches memory another core is using, and on a busy proxy that
 //! costs more than decoding the frame. The analysis thread sleeps until a batch arrives and
 //! then gathers for a tick, so it wakes once per tick when busy and never when idle.
 //!
 //! ## Layout
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
-//! - `inspection`: [`Inspections`], a data thread's inspection task and its connections.
-//! - `tally`: per-connection message and event counts, handed over per poll.
+//! - `inspection`: [`Inspections`], a data thread's connections, their drain and its task.
+//! - `tally`: per-connection message and event counts, handed over per drain.
 
 mod inspection;
 

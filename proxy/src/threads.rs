@@ -2,11 +2,13 @@
 //! PgBouncer's model.
 //!
 //! A connection lives its whole life on one data thread. Its relay is a task of that thread's
-//! runtime and its inspection is done by the thread's one inspection task
-//! (`pipeline::Inspections`), so handing a frame to inspection wakes a task on the same
-//! thread: a queue push, no system call, no other core's cache. On a
-//! work-stealing runtime the same hand-off woke an idle worker (a futex) and moved the
-//! decoding to another core, which cost more than the decoding itself.
+//! runtime and its inspection is done on the same thread (`pipeline::Inspections`): handing
+//! a frame to inspection is a queue push, no system call, no other core's cache, and the
+//! thread inspects what was handed over when it runs out of work, from the runtime's park
+//! hook (the `on_park` of [`DataThreads::start`]), with no task woken; its inspection task
+//! is the fallback for a thread that does not park. On a work-stealing runtime the same
+//! hand-off woke an idle worker (a futex) and moved the decoding to another core, which
+//! cost more than the decoding itself.
 //!
 //! The accept loops, the admin API and the state flushes run on the control runtime; an
 //! accepted socket is handed to the data thread with the fewest connections, once per
@@ -64,7 +66,11 @@ impl std::fmt::Debug for DataThreads {
 
 impl DataThreads {
     /// Start `count` threads (at least one). `on_park` runs on a data thread each time it
-    /// runs out of work, before it waits for I/O: the moment to hand over what it batched.
+    /// runs out of work, before it waits for I/O: the moment to inspect what its relays
+    /// handed over. It runs inside the runtime's context, between task polls (never inside
+    /// one), and may wake tasks: tokio's current-thread `park` then runs them instead of
+    /// waiting (it checks its queue after the hook). It does not run while the thread always
+    /// has a task ready (the runtime then only polls for I/O between ticks).
     pub fn start<P>(count: usize, on_park: P) -> std::io::Result<Self>
     where
         P: Fn() + Send + Sync + 'static,
