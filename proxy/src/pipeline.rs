@@ -7,10 +7,11 @@
 //! own is the fallback for a thread that does not park. The observations of one drain go,
 //! as one batch, into a bounded queue that a dedicated analysis thread drains into the
 //! [`Aggregator`]. Neither step ever makes the data path wait: a full queue drops the batch
-//! and counts every observation in it. The queue is bounded in observations, and its large ones (a
-//! multi-MiB statement or command, copied out of its frame by the decoder) in bytes: the
-//! session charged each such copy to the inspection budget ([`crate::budget::charge_copy`])
-//! when it made it, and the batch carries those charges until analysed.
+//! and counts every observation in it. The queue is bounded in observations, and its large
+//! ones (a multi-MiB statement or command, copied out of its frame by the decoder) in bytes:
+//! the session charged each such copy to the inspection budget
+//! ([`crate::budget::charge_copy`]) when it made it, and the batch carries those charges
+//! until analysed.
 //!
 //! Everything per frame stays local to the data thread: observations and message
 //! counts are handed over once per drain (message counters resolved once per connection),
