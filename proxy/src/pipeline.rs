@@ -22,7 +22,7 @@
 //! ## Layout
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
 //! - `inspection`: [`Inspections`], a data thread's connections, their drain and its task.
-//! - `tally`: per-connection message and event counts, handed over per drain.
+//! - `tally`, `tally_kind`: per-connection message and event counts, handed over per drain.
 
 mod inspection;
 
@@ -38,8 +38,9 @@ use indextap_analyzer::shape::sql::{LoweringMemo, SqlCache};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::budget::{Charge, InspectBudget};
+use crate::tap::MESSAGE_KINDS;
 #[cfg(doc)]
-use crate::tap::Inspector;
+use crate::tap::{Events, Inspector};
 
 /// A batch on its way to the analyzer, with the charges of the large copies in it.
 struct Queued {
@@ -290,11 +291,64 @@ fn tally(tallies: &mut Tallies, label: &'static str, resolve: impl FnOnce(&str) 
     tallies.last = at;
 }
 
+/// Counts one message of kind number `kind` (an [`Events::message_kind`]) named `label`: an
+/// increment in a table indexed by the number, its counter resolved the first time.
+#[inline]
+fn tally_kind(
+    tallies: &mut Tallies,
+    kind: usize,
+    label: &'static str,
+    resolve: impl FnOnce(&str) -> Counter,
+) {
+    match tallies.kinds.get_mut(kind) {
+        Some(Some(entry)) => {
+            entry.pending += 1;
+            tallies.dirty |= 1 << kind;
+        }
+        _ => first_of_kind(tallies, kind, label, resolve),
+    }
+}
+
+/// The first message of its kind number on the connection: its counter is resolved. A number
+/// past the table is tallied by its label.
+#[cold]
+#[inline(never)]
+fn first_of_kind(
+    tallies: &mut Tallies,
+    kind: usize,
+    label: &'static str,
+    resolve: impl FnOnce(&str) -> Counter,
+) {
+    if kind >= MESSAGE_KINDS {
+        return tally(tallies, label, resolve);
+    }
+    if tallies.kinds.len() <= kind {
+        tallies.kinds.resize_with(kind + 1, || None);
+    }
+    if let Some(slot) = tallies.kinds.get_mut(kind) {
+        *slot = Some(KindTally {
+            counter: resolve(label),
+            pending: 1,
+        });
+        tallies.dirty |= 1 << kind;
+    }
+}
+
+/// One kind number's counter, and what was tallied since the last hand-over.
+struct KindTally {
+    counter: Counter,
+    pending: u64,
+}
+
 /// A connection's tallies, and the entry counted last.
 #[derive(Default)]
 struct Tallies {
     entries: Vec<Tally>,
     last: usize,
+    /// By kind number ([`tally_kind`]), up to the highest seen.
+    kinds: Vec<Option<KindTally>>,
+    /// Which of `kinds` have counts pending, a bit each: a flush visits only those.
+    dirty: u64,
 }
 
 impl Tallies {
@@ -304,6 +358,14 @@ impl Tallies {
             if tally.pending > 0 {
                 tally.counter.inc_by(tally.pending);
                 tally.pending = 0;
+            }
+        }
+        while self.dirty != 0 {
+            let kind = self.dirty.trailing_zeros() as usize;
+            self.dirty &= self.dirty - 1;
+            if let Some(Some(entry)) = self.kinds.get_mut(kind) {
+                entry.counter.inc_by(entry.pending);
+                entry.pending = 0;
             }
         }
     }

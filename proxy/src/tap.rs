@@ -104,12 +104,23 @@ impl DecodeError {
     }
 }
 
+/// The kind numbers [`Events::message_kind`] takes: below this.
+pub const MESSAGE_KINDS: usize = 64;
+
 /// What an inspector reports.
 pub trait Events {
     /// A request paired with its outcome.
     fn observation(&mut self, observation: Observation);
     /// A message went by: `kind` is the opcode or message type name (`OP_MSG`, `Parse`, ...).
     fn message(&mut self, kind: &'static str);
+    /// A message went by, of the engine's kind number `kind` (below [`MESSAGE_KINDS`]; one
+    /// number per name, whatever the direction), named `name`. Counted as
+    /// [`Events::message`] counts it, in a table indexed by the number rather than by a label
+    /// lookup: a PostgreSQL round trip is nine messages.
+    fn message_kind(&mut self, kind: usize, name: &'static str) {
+        let _ = kind;
+        self.message(name);
+    }
     /// A counted, non-fatal event: `oversize_skipped`, `unpaired_reply`, `compressed_zstd`,
     /// a recoverable decode problem. Fixed labels only.
     fn count(&mut self, what: &'static str);

@@ -39,7 +39,7 @@ use slab::Slab;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
-use super::{tally, Analysis, Tallies};
+use super::{tally, tally_kind, Analysis, Tallies};
 use crate::admin::metrics::ListenerMetrics;
 use crate::budget::{Charge, InspectBudget, Reservation};
 #[cfg(doc)]
@@ -293,6 +293,12 @@ impl Events for ConnectionEvents<'_> {
     fn message(&mut self, kind: &'static str) {
         let metrics = self.metrics;
         tally(self.messages, kind, |kind| metrics.message_counter(kind));
+    }
+    fn message_kind(&mut self, kind: usize, name: &'static str) {
+        let metrics = self.metrics;
+        tally_kind(self.messages, kind, name, |name| {
+            metrics.message_counter(name)
+        });
     }
     fn count(&mut self, what: &'static str) {
         let metrics = self.metrics;

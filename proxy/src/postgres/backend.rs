@@ -14,6 +14,7 @@ use pgwire::messages::response::TransactionStatus;
 
 use super::decoded::{in_place, keep, Decoded};
 use super::frame::TypedFrame;
+use super::frontend::KINDS as FRONTEND_KINDS;
 use super::tag::CommandRows;
 
 /// The error code recorded when an ErrorResponse carries no well-formed SQLSTATE.
@@ -104,37 +105,48 @@ pub enum Backend {
 impl Backend {
     /// The message type name, a metric label.
     pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Authentication => "Authentication",
-            Backend::ParameterStatus => "ParameterStatus",
-            Backend::BackendKeyData => "BackendKeyData",
-            Backend::NegotiateProtocolVersion => "NegotiateProtocolVersion",
-            Backend::ParseComplete => "ParseComplete",
-            Backend::BindComplete => "BindComplete",
-            Backend::CloseComplete => "CloseComplete",
-            Backend::PortalSuspended => "PortalSuspended",
-            Backend::CommandComplete(_) => "CommandComplete",
-            Backend::EmptyQueryResponse => "EmptyQueryResponse",
-            Backend::ReadyForQuery(_) => "ReadyForQuery",
-            Backend::ErrorResponse(_) => "ErrorResponse",
-            Backend::NoticeResponse => "NoticeResponse",
-            Backend::NotificationResponse => "NotificationResponse",
-            Backend::ParameterDescription => "ParameterDescription",
-            Backend::RowDescription => "RowDescription",
-            Backend::DataRow => "DataRow",
-            Backend::NoData => "NoData",
-            Backend::CopyData => "CopyData",
-            Backend::CopyDone => "CopyDone",
-            Backend::CopyInResponse => "CopyInResponse",
-            Backend::CopyOutResponse => "CopyOutResponse",
-            Backend::CopyBothResponse => "CopyBothResponse",
-            Backend::FunctionCallResponse => "FunctionCallResponse",
-            Backend::Unknown => "Unknown",
-        }
+        self.kind().map_or("Unknown", |(_, name)| name)
+    }
+
+    /// The kind number the session counts it by ([`Events::message_kind`]; after the
+    /// frontend's) and its name; `None` for a type the protocol does not have.
+    ///
+    /// [`Events::message_kind`]: crate::tap::Events::message_kind
+    #[inline]
+    pub fn kind(&self) -> Option<(usize, &'static str)> {
+        let (number, name) = match self {
+            Backend::Authentication => (0, "Authentication"),
+            Backend::ParameterStatus => (1, "ParameterStatus"),
+            Backend::BackendKeyData => (2, "BackendKeyData"),
+            Backend::NegotiateProtocolVersion => (3, "NegotiateProtocolVersion"),
+            Backend::ParseComplete => (4, "ParseComplete"),
+            Backend::BindComplete => (5, "BindComplete"),
+            Backend::CloseComplete => (6, "CloseComplete"),
+            Backend::PortalSuspended => (7, "PortalSuspended"),
+            Backend::CommandComplete(_) => (8, "CommandComplete"),
+            Backend::EmptyQueryResponse => (9, "EmptyQueryResponse"),
+            Backend::ReadyForQuery(_) => (10, "ReadyForQuery"),
+            Backend::ErrorResponse(_) => (11, "ErrorResponse"),
+            Backend::NoticeResponse => (12, "NoticeResponse"),
+            Backend::NotificationResponse => (13, "NotificationResponse"),
+            Backend::ParameterDescription => (14, "ParameterDescription"),
+            Backend::RowDescription => (15, "RowDescription"),
+            Backend::DataRow => (16, "DataRow"),
+            Backend::NoData => (17, "NoData"),
+            Backend::CopyData => (18, "CopyData"),
+            Backend::CopyDone => (19, "CopyDone"),
+            Backend::CopyInResponse => (20, "CopyInResponse"),
+            Backend::CopyOutResponse => (21, "CopyOutResponse"),
+            Backend::CopyBothResponse => (22, "CopyBothResponse"),
+            Backend::FunctionCallResponse => (23, "FunctionCallResponse"),
+            Backend::Unknown => return None,
+        };
+        Some((FRONTEND_KINDS + number, name))
     }
 }
 
 /// Decodes one backend frame. Never fails: unreadable parts become `None`.
+#[inline]
 pub fn decode(frame: &TypedFrame<'_>) -> Decoded<Backend> {
     let mut skipped = None;
     let message = match frame.kind {

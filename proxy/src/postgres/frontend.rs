@@ -89,27 +89,40 @@ pub enum CloseTarget {
 impl Frontend<'_> {
     /// The message type name, a metric label.
     pub fn name(&self) -> &'static str {
-        match self {
-            Frontend::Query(_) => "Query",
-            Frontend::Parse(_) => "Parse",
-            Frontend::Bind(_) => "Bind",
-            Frontend::Describe => "Describe",
-            Frontend::Execute(_) => "Execute",
-            Frontend::Close(_) => "Close",
-            Frontend::Sync => "Sync",
-            Frontend::Flush => "Flush",
-            Frontend::Terminate => "Terminate",
-            Frontend::CopyData => "CopyData",
-            Frontend::CopyDone => "CopyDone",
-            Frontend::CopyFail => "CopyFail",
-            Frontend::FunctionCall => "FunctionCall",
-            Frontend::Password => "PasswordMessage",
-            Frontend::Unknown => "Unknown",
-        }
+        self.kind().map_or("Unknown", |(_, name)| name)
+    }
+
+    /// The kind number the session counts it by ([`Events::message_kind`]; the backend's
+    /// follow) and its name; `None` for a type the protocol does not have.
+    ///
+    /// [`Events::message_kind`]: crate::tap::Events::message_kind
+    #[inline]
+    pub fn kind(&self) -> Option<(usize, &'static str)> {
+        Some(match self {
+            Frontend::Query(_) => (0, "Query"),
+            Frontend::Parse(_) => (1, "Parse"),
+            Frontend::Bind(_) => (2, "Bind"),
+            Frontend::Describe => (3, "Describe"),
+            Frontend::Execute(_) => (4, "Execute"),
+            Frontend::Close(_) => (5, "Close"),
+            Frontend::Sync => (6, "Sync"),
+            Frontend::Flush => (7, "Flush"),
+            Frontend::Terminate => (8, "Terminate"),
+            Frontend::CopyData => (9, "CopyData"),
+            Frontend::CopyDone => (10, "CopyDone"),
+            Frontend::CopyFail => (11, "CopyFail"),
+            Frontend::FunctionCall => (12, "FunctionCall"),
+            Frontend::Password => (13, "PasswordMessage"),
+            Frontend::Unknown => return None,
+        })
     }
 }
 
+/// The frontend's kind numbers are below this; the backend's start here.
+pub const KINDS: usize = 14;
+
 /// Decodes one frontend frame. Never fails: unreadable parts become `None`.
+#[inline]
 pub fn decode<'a>(frame: &TypedFrame<'a>) -> Decoded<Frontend<'a>> {
     let mut skipped = None;
     let note = &mut skipped;
@@ -206,6 +219,10 @@ fn bind<'a>(frame: &TypedFrame<'a>) -> Result<BindInfo<'a>, &'static str> {
 /// keys. Valid UTF-8, the usual case, is checked by `from_utf8`'s word-at-a-time ASCII scan;
 /// `from_utf8_lossy` walks a text byte by byte.
 fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    // The unnamed portal and statement, bound and run on every round trip by most drivers.
+    if bytes.is_empty() {
+        return Cow::Borrowed("");
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),

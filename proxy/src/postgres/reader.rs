@@ -5,6 +5,9 @@
 //! and DataRow in place: those carry parameter values, error text and row values, and
 //! reading them through borrowed slices means no value is ever copied out of the frame.
 
+/// Bytes scanned one by one for a string's NUL before the word-at-a-time search.
+const SHORT: usize = 16;
+
 /// A cursor that returns `None` instead of reading past the end.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
@@ -23,6 +26,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes `n` bytes.
+    #[inline]
     pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.rest.len() {
             return None;
@@ -33,11 +37,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes one byte.
+    #[inline]
     pub fn u8(&mut self) -> Option<u8> {
         self.take(1).and_then(|b| b.first().copied())
     }
 
     /// Takes a big-endian `u16` (PostgreSQL's counts are `Int16`, read unsigned as pgwire does).
+    #[inline]
     pub fn u16(&mut self) -> Option<u16> {
         let bytes = self.take(2)?;
         let mut word = [0u8; 2];
@@ -46,6 +52,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes a big-endian `i32`.
+    #[inline]
     pub fn i32(&mut self) -> Option<i32> {
         let bytes = self.take(4)?;
         let mut word = [0u8; 4];
@@ -53,13 +60,20 @@ impl<'a> Reader<'a> {
         Some(i32::from_be_bytes(word))
     }
 
-    /// Takes a NUL-terminated string, returning it without the NUL. The NUL is found a word
-    /// at a time (`CStr`'s search), not byte by byte: a Query's text is read this way.
+    /// Takes a NUL-terminated string, returning it without the NUL. Names and tags are
+    /// short: their NUL is found by a plain scan of the first bytes, sooner than by a call
+    /// to `CStr`'s word-at-a-time search, which longer strings (a Query's text) get.
+    #[inline]
     pub fn cstr(&mut self) -> Option<&'a [u8]> {
-        let text = std::ffi::CStr::from_bytes_until_nul(self.rest)
-            .ok()?
-            .to_bytes();
-        self.take(text.len() + 1)?;
+        let end = match self.rest.iter().take(SHORT).position(|&b| b == 0) {
+            Some(end) => end,
+            None => std::ffi::CStr::from_bytes_until_nul(self.rest)
+                .ok()?
+                .to_bytes()
+                .len(),
+        };
+        let text = self.take(end)?;
+        self.take(1)?;
         Some(text)
     }
 

@@ -19,16 +19,23 @@ impl CommandRows {
     /// `CREATE TABLE`, `MOVE n`) give `None`.
     pub fn from_tag(tag: &[u8]) -> Option<Self> {
         let tag = tag.trim_ascii();
-        let command_end = tag.iter().position(u8::is_ascii_whitespace)?;
+        // The command word, told by its first byte: one comparison per tag, not a search for
+        // the word's end and a comparison with each command.
+        let word = |command: &[u8]| {
+            tag.starts_with(command) && tag.get(command.len()).is_some_and(u8::is_ascii_whitespace)
+        };
+        let rows: fn(u64) -> Self = match tag.first()? {
+            b'S' if word(b"SELECT") => CommandRows::Returned,
+            b'F' if word(b"FETCH") => CommandRows::Returned,
+            b'I' if word(b"INSERT") => CommandRows::Affected,
+            b'U' if word(b"UPDATE") => CommandRows::Affected,
+            b'D' if word(b"DELETE") => CommandRows::Affected,
+            b'M' if word(b"MERGE") => CommandRows::Affected,
+            b'C' if word(b"COPY") => CommandRows::Copied,
+            _ => return None,
+        };
         let count_start = tag.iter().rposition(u8::is_ascii_whitespace)? + 1;
-        let command = tag.get(..command_end)?;
-        let count = count(tag.get(count_start..)?)?;
-        match command {
-            b"SELECT" | b"FETCH" => Some(CommandRows::Returned(count)),
-            b"INSERT" | b"UPDATE" | b"DELETE" | b"MERGE" => Some(CommandRows::Affected(count)),
-            b"COPY" => Some(CommandRows::Copied(count)),
-            _ => None,
-        }
+        count(tag.get(count_start..)?).map(rows)
     }
 }
 

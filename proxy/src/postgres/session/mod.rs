@@ -33,14 +33,15 @@ mod replies;
 mod tests;
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use indextap_analyzer::command::SqlProtocol;
 
 use self::names::NameMap;
-use self::pending::{Execution, Pending, PendingQueue, PortalRef};
-use super::backend::{self, Backend};
+use self::pending::{Execution, Pending, PendingQueue};
+use super::backend;
 use super::frame::messages;
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
 use super::Decoded;
@@ -64,7 +65,7 @@ struct Portal {
     parameters: usize,
     /// The frontend cycle it was bound in: a transaction ending after it destroys it.
     cycle: u64,
-    id: u64,
+    id: NonZeroU64,
     /// A run suspended at its row limit, waiting for the next Execute. Boxed: a portal is
     /// moved on every Bind, and few are ever suspended.
     suspended: Option<Box<Execution>>,
@@ -86,7 +87,8 @@ pub struct PgSession {
     pending: PendingQueue,
     /// Sync points (Query, Sync, FunctionCall) the client has sent.
     cycle: u64,
-    next_portal_id: u64,
+    /// The id of the portal bound last.
+    next_portal_id: NonZeroU64,
     /// While pairing is lost: how many ReadyForQuery still answer untracked requests.
     lost: Option<usize>,
     /// The server is in COPY FROM STDIN mode, where it ignores Sync (until CopyDone,
@@ -103,7 +105,7 @@ impl PgSession {
             portals: NameMap::new(MAX_PORTALS, usize::MAX),
             pending: PendingQueue::new(MAX_PENDING),
             cycle: 0,
-            next_portal_id: 0,
+            next_portal_id: NonZeroU64::MIN,
             lost: None,
             copy_in: false,
         }
@@ -185,7 +187,7 @@ impl PgSession {
         if statement.is_none() {
             events.count("unknown_statement");
         }
-        self.next_portal_id += 1;
+        self.next_portal_id = self.next_portal_id.saturating_add(1);
         let portal = Portal {
             statement,
             parameters: bind.parameters,
@@ -233,10 +235,7 @@ impl PgSession {
                     .charged(room.flatten())
             }
         };
-        execution.portal = Some(PortalRef {
-            name: name.into_owned(),
-            id: portal.id,
-        });
+        execution.portal = Some(portal.id);
         execution
     }
 
@@ -254,6 +253,7 @@ impl PgSession {
     }
 
     /// Queues a request for its reply, unless pairing is lost.
+    #[inline]
     fn track(&mut self, entry: Pending, events: &mut dyn Events) {
         if let Some(untracked) = self.lost.as_mut() {
             if entry.is_sync_point() {
@@ -285,20 +285,19 @@ impl PgSession {
     }
 }
 
-/// Counts a decoded message by its type, and what of its body was skipped. A type the
+/// Counts a decoded message by its kind, and what of its body was skipped. A type the
 /// protocol does not have is counted as such, and not followed: returns false.
 #[inline]
 fn counted(
-    name: &'static str,
-    unknown: bool,
+    kind: Option<(usize, &'static str)>,
     skipped: Option<&'static str>,
     events: &mut dyn Events,
 ) -> bool {
-    if unknown {
+    let Some((number, name)) = kind else {
         events.count("unknown_message_type");
         return false;
-    }
-    events.message(name);
+    };
+    events.message_kind(number, name);
     if let Some(reason) = skipped {
         events.count(reason);
     }
@@ -329,15 +328,13 @@ impl Inspector for PgSession {
             match frame.direction {
                 Direction::Request => {
                     let Decoded { message, skipped } = frontend::decode(&typed);
-                    let unknown = matches!(message, Frontend::Unknown);
-                    if counted(message.name(), unknown, skipped, events) {
+                    if counted(message.kind(), skipped, events) {
                         self.on_frontend(message, frame.at, events);
                     }
                 }
                 Direction::Reply => {
                     let Decoded { message, skipped } = backend::decode(&typed);
-                    let unknown = matches!(message, Backend::Unknown);
-                    if counted(message.name(), unknown, skipped, events) {
+                    if counted(message.kind(), skipped, events) {
                         self.on_backend(message, frame.at, events);
                     }
                 }

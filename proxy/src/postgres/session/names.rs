@@ -130,6 +130,18 @@ impl<V> NameMap<V> {
         self.entries.get_mut(name).map(|entry| &mut entry.value)
     }
 
+    /// The first value `wanted` selects: the unnamed entry's, else any (a scan, for rare
+    /// events: a portal suspended at its row limit).
+    pub fn find_mut(&mut self, mut wanted: impl FnMut(&V) -> bool) -> Option<&mut V> {
+        if let Some(entry) = self.unnamed.as_mut().filter(|entry| wanted(&entry.value)) {
+            return Some(&mut entry.value);
+        }
+        self.entries
+            .values_mut()
+            .map(|entry| &mut entry.value)
+            .find(|value| wanted(value))
+    }
+
     /// Removes `name`. An empty map is not hashed into: every simple Query forgets the
     /// unnamed statement and portal, which a simple-protocol client never creates.
     pub fn remove(&mut self, name: &str) -> Option<V> {

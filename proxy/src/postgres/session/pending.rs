@@ -7,6 +7,7 @@
 //! ErrorResponse the server skips everything up to the next Sync.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,16 +28,17 @@ pub enum CopyDirection {
     Out,
 }
 
-/// A portal, as the Execute that runs it refers to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortalRef {
-    /// Its name.
-    pub name: String,
-    /// Which Bind created it (a name can be bound again).
-    pub id: u64,
+/// What a portal run suspended at its row limit carries from its earlier Execute calls.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// When the first Execute of the run was sent.
+    pub first_sent: Instant,
+    /// Time spent in the earlier Execute calls.
+    pub latency: Duration,
 }
 
-/// One statement run, measured as its replies arrive.
+/// One statement run, measured as its replies arrive. Moved into the reply queue and out
+/// again for every Execute, so what few runs need is boxed.
 #[derive(Debug, Clone)]
 pub struct Execution {
     /// The SQL text; `None` when the statement was not seen (it is then not reported).
@@ -47,12 +49,11 @@ pub struct Execution {
     pub protocol: SqlProtocol,
     /// When the request that made it runnable was sent (this Execute, or the Query).
     pub sent: Instant,
-    /// When the first Execute of this portal run was sent.
-    pub first_sent: Instant,
-    /// Time spent in earlier Execute calls of a portal suspended at its row limit.
-    pub earlier_latency: Duration,
-    /// The portal, for an extended-protocol execution.
-    pub portal: Option<PortalRef>,
+    /// A portal run that was suspended at its row limit: its earlier Execute calls.
+    pub resumed: Option<Box<Resumed>>,
+    /// The portal, for an extended-protocol execution: which Bind created it (a name can be
+    /// bound again).
+    pub portal: Option<NonZeroU64>,
     /// DataRows since the last CommandComplete.
     pub rows_seen: u64,
     /// Rows returned so far.
@@ -64,7 +65,7 @@ pub struct Execution {
     /// COPY direction, once known.
     pub copy: CopyDirection,
     /// Which statement of a simple Query this is; `None` for an Execute.
-    pub statement_index: Option<usize>,
+    pub statement_index: Option<u32>,
     /// The budget's charge for `text`, when it is large: shared with the prepared statement
     /// and the other statements of its Query, which hold the same text.
     pub room: Option<Charge>,
@@ -83,8 +84,7 @@ impl Execution {
             parameters,
             protocol,
             sent,
-            first_sent: sent,
-            earlier_latency: Duration::ZERO,
+            resumed: None,
             portal: None,
             rows_seen: 0,
             returned: 0,
@@ -155,7 +155,14 @@ impl Execution {
 
     /// The portal stopped at its row limit at `at`: fold this call into the run.
     pub fn suspend(&mut self, at: Instant) {
-        self.earlier_latency += at.saturating_duration_since(self.sent);
+        let sent = self.sent;
+        let resumed = self.resumed.get_or_insert_with(|| {
+            Box::new(Resumed {
+                first_sent: sent,
+                latency: Duration::ZERO,
+            })
+        });
+        resumed.latency += at.saturating_duration_since(sent);
         self.returned += std::mem::take(&mut self.rows_seen);
     }
 
@@ -164,21 +171,23 @@ impl Execution {
     pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
         let text = self.text.filter(|text| !text.trim().is_empty())?;
         let last_call = done.map(|done| done.saturating_duration_since(self.sent));
-        let latency = self.earlier_latency + last_call.unwrap_or_default();
         // Most runs are one call: their age is that call's time, with no second subtraction.
-        let age = match (last_call, done) {
-            (Some(last_call), _) if self.first_sent == self.sent => last_call,
-            (_, done) => done
-                .unwrap_or_else(Instant::now)
-                .saturating_duration_since(self.first_sent),
+        let (latency, age) = match self.resumed.as_deref() {
+            None => (last_call.unwrap_or_default(), last_call),
+            Some(resumed) => (
+                resumed.latency + last_call.unwrap_or_default(),
+                done.map(|done| done.saturating_duration_since(resumed.first_sent)),
+            ),
         };
+        let first_sent = self.resumed.map_or(self.sent, |resumed| resumed.first_sent);
+        let age = age.unwrap_or_else(|| first_sent.elapsed());
         Some(Observation {
             request: Request::Sql(SqlCommand {
                 database: database.clone(),
                 text,
                 parameters: self.parameters,
                 protocol: self.protocol,
-                statement_index: self.statement_index,
+                statement_index: self.statement_index.map(|index| index as usize),
             }),
             outcome: Outcome {
                 latency,
@@ -252,6 +261,7 @@ impl PendingQueue {
 
     /// Appends an entry. The caller checks [`PendingQueue::is_full`] first: past the cap
     /// the entry is dropped rather than the queue grown.
+    #[inline]
     pub fn push(&mut self, entry: Pending) {
         if !self.is_full() {
             self.entries.push_back(entry);

@@ -110,11 +110,10 @@ impl PgSession {
             return;
         };
         execution.suspend(at);
-        let home = execution.portal.as_ref().and_then(|portal_ref| {
-            self.portals
-                .get_mut(&portal_ref.name)
-                .filter(|portal| portal.id == portal_ref.id)
-        });
+        // The Bind that created it, by id: a name bound again is another portal.
+        let home = execution
+            .portal
+            .and_then(|id| self.portals.find_mut(|portal| portal.id == id));
         match home {
             Some(portal) => portal.suspended = Some(Box::new(execution)),
             // The portal was rebound or closed meanwhile: the run ends here.
