@@ -380,6 +380,43 @@ mod tests {
 
     use super::*;
 
+    /// Counting by kind number adds up exactly as counting by label, whatever the order,
+    /// through several hand-overs; a number past the table is counted by its label.
+    #[test]
+    fn tallies_by_kind_number_count_exactly() {
+        let registry = crate::admin::metrics::Metrics::new();
+        let metrics = registry.listener("t", "postgresql");
+        let mut tallies = Tallies::default();
+        let resolve = |name: &str| metrics.message_counter(name);
+        for round in 0..3 {
+            for (kind, name) in [
+                (2, "Bind"),
+                (4, "Execute"),
+                (30, "DataRow"),
+                (30, "DataRow"),
+            ] {
+                tally_kind(&mut tallies, kind, name, resolve);
+            }
+            if round == 1 {
+                tally_kind(&mut tallies, MESSAGE_KINDS + 3, "Odd", resolve);
+                tally_kind(&mut tallies, 0, "Query", resolve);
+            }
+            tallies.flush();
+        }
+        tallies.flush();
+        let text = registry.encode();
+        for (kind, count) in [
+            ("Bind", 3),
+            ("Execute", 3),
+            ("DataRow", 6),
+            ("Odd", 1),
+            ("Query", 1),
+        ] {
+            let line = format!(r#"indextap_messages_total{{listener="t",kind="{kind}"}} {count}"#);
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+    }
+
     fn find() -> Observation {
         Observation {
             request: Request::Mongo(MongoCommand::new(

@@ -242,3 +242,49 @@ fn an_unreadable_bind_is_not_paired_with_the_previous_statement() {
     assert_eq!(h.counted("unknown_portal"), 1);
     assert_eq!(h.counted("unpaired_reply"), 0);
 }
+
+/// Messages are counted by kind number ([`Events::message_kind`](crate::tap::Events::message_kind)):
+/// every type byte of either direction has a number within the table, and each number stands
+/// for one name, so counting by number counts exactly by type.
+#[test]
+fn every_message_type_has_a_kind_number_of_its_own() {
+    use std::collections::HashMap;
+
+    use crate::postgres::decoded::decode_framed;
+    use crate::postgres::{backend, frontend};
+    use crate::tap::MESSAGE_KINDS;
+
+    let mut names: HashMap<usize, &str> = HashMap::new();
+    let mut numbers: HashMap<&str, HashMap<bool, usize>> = HashMap::new();
+    for byte in 0..=u8::MAX {
+        let kinds = [
+            (
+                true,
+                decode_framed(frontend::decode, byte, b"").message.kind(),
+            ),
+            (
+                false,
+                decode_framed(backend::decode, byte, b"").message.kind(),
+            ),
+        ];
+        for (request, kind) in kinds {
+            let Some((number, name)) = kind else {
+                continue;
+            };
+            assert!(number < MESSAGE_KINDS, "{name}: {number}");
+            assert_eq!(*names.entry(number).or_insert(name), name, "{number}");
+            let direction = numbers.entry(name).or_default();
+            assert_eq!(
+                *direction.entry(request).or_insert(number),
+                number,
+                "{name}"
+            );
+        }
+    }
+    // Both directions' types: 14 frontend, 24 backend (CopyData and CopyDone are both).
+    assert_eq!(names.len(), 38);
+    assert_eq!(
+        decode_framed(frontend::decode, b'z', b"").message.kind(),
+        None
+    );
+}
