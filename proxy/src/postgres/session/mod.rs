@@ -252,8 +252,9 @@ impl PgSession {
         }
     }
 
-    /// Queues a request for its reply, unless pairing is lost.
-    #[inline]
+    /// Queues a request for its reply, unless pairing is lost. Inlined: the entry is built in
+    /// the caller, and a call would copy it once more.
+    #[inline(always)]
     fn track(&mut self, entry: Pending, events: &mut dyn Events) {
         if let Some(untracked) = self.lost.as_mut() {
             if entry.is_sync_point() {

@@ -169,7 +169,7 @@ impl Execution {
     /// The observation, finished at `done` (`None`: the run ended without a reply, as a
     /// suspended portal that is closed). Statements never seen or empty are not reported.
     pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
-        let text = self.text.filter(|text| !text.trim().is_empty())?;
+        let text = self.text.filter(|text| !blank(text))?;
         let last_call = done.map(|done| done.saturating_duration_since(self.sent));
         // Most runs are one call: their age is that call's time, with no second subtraction.
         let (latency, age) = match self.resumed.as_deref() {
@@ -198,6 +198,15 @@ impl Execution {
             },
             at: wall_clock(age),
         })
+    }
+}
+
+/// Whether a statement's text is empty or whitespace. A text starting with a printable ASCII
+/// character, as nearly all do, is not: the Unicode-aware trim runs only for the others.
+fn blank(text: &str) -> bool {
+    match text.as_bytes().first() {
+        Some(first) if first.is_ascii_graphic() => false,
+        _ => text.trim().is_empty(),
     }
 }
 

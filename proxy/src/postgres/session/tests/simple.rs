@@ -145,10 +145,17 @@ fn copy_to_stdout_returns_rows() {
 
 #[test]
 fn empty_queries_are_not_reported() {
+    // Blank by Unicode's White_Space, as `str::trim` has it (vertical tab, ideographic space).
+    for blank in ["  ", "", "\x0b\n", "\u{3000}\t"] {
+        let mut h = Harness::new();
+        h.client([query(blank)]);
+        h.server([message(b'I', b""), ready(b'I')]);
+        h.assert_unreported("unpaired_reply", 0);
+    }
     let mut h = Harness::new();
-    h.client([query("  ")]);
-    h.server([message(b'I', b""), ready(b'I')]);
-    h.assert_unreported("unpaired_reply", 0);
+    h.client([query("\u{3000} SELECT 1")]);
+    h.server([command_complete("SELECT 1"), ready(b'I')]);
+    assert_eq!(h.texts(), ["\u{3000} SELECT 1"]);
 }
 
 #[test]
