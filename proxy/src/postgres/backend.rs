@@ -103,13 +103,8 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The message type name, a metric label.
-    pub fn name(&self) -> &'static str {
-        self.kind().map_or("Unknown", |(_, name)| name)
-    }
-
     /// The kind number the session counts it by ([`Events::message_kind`]; after the
-    /// frontend's) and its name; `None` for a type the protocol does not have.
+    /// frontend's) and its type name, a metric label; `None` for a type the protocol lacks.
     ///
     /// [`Events::message_kind`]: crate::tap::Events::message_kind
     #[inline]

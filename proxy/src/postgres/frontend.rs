@@ -87,13 +87,8 @@ pub enum CloseTarget {
 }
 
 impl Frontend<'_> {
-    /// The message type name, a metric label.
-    pub fn name(&self) -> &'static str {
-        self.kind().map_or("Unknown", |(_, name)| name)
-    }
-
     /// The kind number the session counts it by ([`Events::message_kind`]; the backend's
-    /// follow) and its name; `None` for a type the protocol does not have.
+    /// follow) and its type name, a metric label; `None` for a type the protocol lacks.
     ///
     /// [`Events::message_kind`]: crate::tap::Events::message_kind
     #[inline]
