@@ -168,6 +168,8 @@ impl Execution {
 
     /// The observation, finished at `done` (`None`: the run ended without a reply, as a
     /// suspended portal that is closed). Statements never seen or empty are not reported.
+    /// Inlined where it is reported, so the observation is built where it is handed over.
+    #[inline]
     pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
         let text = self.text.filter(|text| !blank(text))?;
         let last_call = done.map(|done| done.saturating_duration_since(self.sent));
