@@ -496,7 +496,9 @@ impl<F: Framer> Pump<F> {
             .filter(|piece| matches!(piece, Piece::Frame(_)))
             .nth(1)
             .is_some();
-        let mut frames = crate::tap::frame_list(if several { pieces.len() } else { 0 });
+        // Only a chunk of several frames needs a list (the thread's spare, `frame_list`);
+        // a chunk of one has none to make or drop.
+        let mut frames = several.then(|| crate::tap::frame_list(pieces.len()));
         let mut idle = None;
         // Whether the chunk ends in a request the server must answer: its inspection then
         // waits for the reply's wake-up (`Tap::offer_deferred`).
@@ -530,7 +532,7 @@ impl<F: Framer> Pump<F> {
                         bytes,
                         at,
                     };
-                    if several {
+                    if let Some(frames) = frames.as_mut() {
                         frames.push(frame);
                     } else {
                         offer_item(&mut self.tap, TapItem::Frame(frame), deferred, starved);
@@ -666,13 +668,20 @@ thread_local! {
 }
 
 /// The thread's (empty) piece list; [`return_pieces`] gives it back.
+#[inline]
 fn scratch_pieces() -> Vec<Piece> {
     PIECES.with(Cell::take)
 }
 
+/// Gives the piece list back, emptied. What it replaces is the empty list `scratch_pieces`
+/// left, which has nothing to free: skipping its drop saves a call per chunk.
+#[inline]
 fn return_pieces(mut pieces: Vec<Piece>) {
     pieces.clear();
-    PIECES.with(|scratch| scratch.set(pieces));
+    let left = PIECES.with(|scratch| scratch.replace(pieces));
+    if left.capacity() == 0 {
+        std::mem::forget(left);
+    }
 }
 
 /// A long read (at least [`CHARGED_READ`]) as the splitter gets it, carrying its room in the
@@ -724,7 +733,15 @@ fn offer(tap: &mut Option<Tap>, direction: Direction, bytes: Bytes, at: Instant)
 }
 
 /// Offer the frames gathered from a chunk as one item, and empty `frames`.
-fn offer_frames(tap: &mut Option<Tap>, frames: &mut Vec<TapFrame>, deferred: bool, starved: bool) {
+fn offer_frames(
+    tap: &mut Option<Tap>,
+    frames: &mut Option<Vec<TapFrame>>,
+    deferred: bool,
+    starved: bool,
+) {
+    let Some(frames) = frames else {
+        return;
+    };
     match frames.len() {
         0 => {}
         1 => {
