@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use lru::LruCache;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64};
 
-use super::fingerprint::{fingerprint, quick as quick_key};
+use super::fingerprint::{fingerprint, precut, quick as quick_key};
 use crate::command::{SqlCommand, SqlProtocol};
 use crate::shape::footprint::{allocation, HeapSize};
 use crate::shape::Lowering;
@@ -142,7 +142,10 @@ impl SqlCache {
                 return self.quick_hit(found);
             }
         }
-        let masked = fingerprint(&command.text, seed);
+        // Long literals cut first: the masked key's tokenizer copies every literal it reads.
+        // Texts that differ only inside a cut literal lower alike, so they may share a key.
+        let cut = precut(&command.text);
+        let masked = fingerprint(&cut, seed);
         // The quick key stands in for the masked key once the text proves it may.
         let quick = quick.filter(|quick| {
             masked.is_some_and(|masked| {
@@ -160,7 +163,7 @@ impl SqlCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let lowering = Arc::new(super::lower_statement(
             &command.database,
-            &command.text,
+            &cut,
             command.protocol,
             command.statement_index,
         ));

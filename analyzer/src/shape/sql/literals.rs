@@ -25,7 +25,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan};
 pub(super) const LONG: usize = 256;
 
 /// How many characters of each end of a long literal are kept.
-const ENDS: usize = 64;
+pub(super) const ENDS: usize = 64;
 
 /// Cuts every string literal longer than [`LONG`] bytes down to its two ends, in place.
 pub(super) fn shrink_long(tokens: &mut [TokenWithSpan]) {

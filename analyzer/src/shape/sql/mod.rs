@@ -135,7 +135,13 @@ fn lower_with(
     index: Option<usize>,
     literals: Literals,
 ) -> Lowering {
-    let tokens = match guard::tokenize(text, literals) {
+    // Long literals are cut before the tokenizer copies them (see `fingerprint::precut`);
+    // `shrink_long` cuts, after it, those the pre-cut does not read.
+    let text = match literals {
+        Literals::Shrunk => fingerprint::precut(text),
+        Literals::Whole => Cow::Borrowed(text),
+    };
+    let tokens = match guard::tokenize(&text, literals) {
         Ok(tokens) => tokens,
         Err(refusal) => return refused(refusal),
     };

@@ -42,10 +42,14 @@
 //! - this file: [`fingerprint`], the hashed stream and the markers.
 //! - `scanner`: which literals sit in a masked place.
 //! - `quick`: the shortcut for plainly written texts, without the tokenizer.
+//! - `precut`: long plain literals cut to their ends before the masked key or the lowering
+//!   tokenizes the text (its scanner is the quick key's).
 
+mod precut;
 mod quick;
 mod scanner;
 
+pub(super) use precut::precut;
 pub(super) use quick::quick;
 
 use std::hash::{Hash, Hasher};

@@ -148,7 +148,7 @@ thread_local! {
 /// What a byte means where a token may start, as [`read`] looks it up. `Word`, `Digit` and
 /// `Dollar` come one after another: together they continue a word, one range check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Byte {
+pub(super) enum Byte {
     /// Hashed as it is and read past: spaces and punctuation.
     Plain,
     /// Starts an identifier or keyword, hashed as it is (any non-ASCII byte may).
@@ -168,7 +168,7 @@ enum Byte {
 }
 
 /// [`Byte`] of each byte, so the common bytes take one load and one compare.
-static BYTES: [Byte; 256] = {
+pub(super) static BYTES: [Byte; 256] = {
     let mut table = [Byte::Plain; 256];
     let mut byte = 0;
     while byte < 256 {
@@ -190,7 +190,7 @@ static BYTES: [Byte; 256] = {
 
 /// The end (exclusive) of the identifier or keyword continued from `from`: its word bytes,
 /// digits and `$`. A slice walk, so no byte is bounds-checked twice.
-fn run_end(bytes: &[u8], from: usize) -> usize {
+pub(super) fn run_end(bytes: &[u8], from: usize) -> usize {
     let rest = bytes.get(from..).unwrap_or_default();
     from + rest
         .iter()
@@ -217,7 +217,7 @@ static SPECIAL: [bool; 256] = {
 
 /// The first special byte at or after `from` ([`SPECIAL`]), or the end. Eight bytes are
 /// looked up at a time and tested together: most of a text is words and spaces.
-fn next_special(bytes: &[u8], from: usize) -> usize {
+pub(super) fn next_special(bytes: &[u8], from: usize) -> usize {
     let rest = bytes.get(from..).unwrap_or_default();
     let mut chunks = rest.chunks_exact(8);
     let mut skipped = 0;
@@ -337,7 +337,12 @@ fn quoted_identifier_end(bytes: &[u8], start: usize) -> Option<usize> {
 
 /// The end (exclusive) of the text quoted by `quote` starting at `start`, where a doubled
 /// quote stands for itself; `None` at the end of the bytes or at `give_up`.
-fn quoted_end(bytes: &[u8], start: usize, quote: u8, give_up: Option<u8>) -> Option<usize> {
+pub(super) fn quoted_end(
+    bytes: &[u8],
+    start: usize,
+    quote: u8,
+    give_up: Option<u8>,
+) -> Option<usize> {
     let mut at = start + 1;
     loop {
         let byte = *bytes.get(at)?;
