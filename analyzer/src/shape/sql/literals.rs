@@ -9,6 +9,11 @@
 //! of the same kind at the same span, and the long `String` is freed on the spot (a literal
 //! of few wide characters, with no more than `2 * ENDS` of them, stays whole).
 //!
+//! Plain `'...'` literals already come in cut, in the text itself (`fingerprint::precut`,
+//! before the tokenizer copies them); this pass cuts the kinds the pre-cut does not read
+//! (`E'...'`, dollar quotes, `N'...'`, ...) and is a no-op on pre-cut literals, whose
+//! `2 * ENDS` characters have no middle left.
+//!
 //! What the cut keeps still decides everything a long literal can decide: the first
 //! character (a LIKE pattern's `%` or prefix) and the last (its suffix wildcard). A cut
 //! literal has `2 * ENDS` characters, more than 64 bytes, so it can never pass a keep test

@@ -47,7 +47,8 @@
 //!   text, in front of the cache.
 //! - `fingerprint`: the cache's masked key, the same for texts that differ only in values.
 //! - `guard`: tokenizing, the depth bound, parsing.
-//! - `literals`: long string literals cut down to their ends before parsing.
+//! - `literals`: long string literals cut down to their ends before parsing (plain ones
+//!   already in the text, by `fingerprint::precut`, before tokenizing).
 //! - `statements`: a text split into its statements, and the COPY and maintenance
 //!   statements sqlparser refuses.
 //! - `extract`: the statement walk, the only one that recurses; it uses `from` (FROM
