@@ -60,7 +60,8 @@ pub(in crate::shape::sql) fn precut(text: &str) -> Cow<'_, str> {
                     break;
                 };
                 if let Some((head_end, tail_start)) = plain_ends(text, at + 1, end - 1) {
-                    let into = cut.get_or_insert_with(|| String::with_capacity(text.len() / 2));
+                    // Grown as cut: a 4 MiB text with one long literal becomes a few hundred bytes.
+                    let into = cut.get_or_insert_with(String::new);
                     into.push_str(&text[copied..head_end]);
                     into.push_str(&text[tail_start..end]);
                     copied = end;
