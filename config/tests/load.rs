@@ -56,8 +56,8 @@ fn defaults_fill_everything_a_minimal_file_leaves_out() {
     assert_eq!(config.mongo.admin_uri, None);
     assert_eq!(config.capture.channel_capacity, 4096);
     assert_eq!(config.capture.analysis_queue, 65536);
-    assert_eq!(config.capture.max_inspect_bytes, 16_777_216);
-    assert_eq!(config.capture.max_inspect_total_bytes, 16_777_216);
+    assert_eq!(config.capture.max_inspect_bytes, 8_388_608);
+    assert_eq!(config.capture.max_inspect_total_bytes, 8_388_608);
     assert_eq!(config.capture.max_shapes, 10_000);
     assert_eq!(config.capture.sql_cache_entries, 4096);
     assert_eq!(config.capture.workers, 1);
@@ -337,7 +337,8 @@ fn missing_file_is_a_read_error() {
 fn default_config_has_documented_values() {
     let config = Config::default();
     assert_eq!(config.admin.listen, "127.0.0.1:9090");
-    assert_eq!(config.capture.max_inspect_bytes, 16 * 1024 * 1024);
+    assert_eq!(config.capture.max_inspect_bytes, 8 * 1024 * 1024);
+    assert_eq!(config.capture.max_inspect_total_bytes, 8 * 1024 * 1024);
     assert_eq!(config.state.interval(), std::time::Duration::from_secs(30));
     assert_eq!(config.shutdown.grace(), std::time::Duration::from_secs(10));
     // With no listener at all, the defaults alone are not a usable configuration.

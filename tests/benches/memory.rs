@@ -15,7 +15,7 @@
 //! 5. with the idle connections closed, sends large frames from many connections at once
 //!    (half PostgreSQL statements, half MongoDB `find`s, each several MiB, spread over many
 //!    reads), and prints that phase's own peak against its starting RSS plus the inspection
-//!    budget (`capture.max_inspect_total_bytes`, 16 MiB by default);
+//!    budget (`capture.max_inspect_total_bytes`, 8 MiB by default);
 //! 6. prints the proxy's RSS after each phase and its peak (`VmHWM`, `/proc/PID/status`),
 //!    against the 64 MiB target.
 //!
