@@ -183,7 +183,7 @@ impl PgSession {
     }
 
     fn bind(&mut self, bind: BindInfo<'_>, events: &mut dyn Events) {
-        let statement = self.statements.get(&bind.statement).cloned();
+        let statement = self.statements.get_cloned(&bind.statement);
         if statement.is_none() {
             events.count("unknown_statement");
         }
@@ -194,6 +194,20 @@ impl PgSession {
             cycle: self.cycle,
             id: self.next_portal_id,
             suspended: None,
+        };
+        // Drivers bind the unnamed portal on every round trip: it takes the direct path.
+        let portal = if bind.portal.is_empty() {
+            match self.portals.set_unnamed(portal, 0) {
+                Ok(replaced) => {
+                    if let Some(old) = replaced {
+                        self.end_portal(old, events);
+                    }
+                    return;
+                }
+                Err(portal) => portal,
+            }
+        } else {
+            portal
         };
         let displaced = self.portals.insert(bind.portal.into_owned(), portal, 0);
         for _ in &displaced.evicted {

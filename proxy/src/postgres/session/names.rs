@@ -9,7 +9,13 @@
 //! Names are hashed with foldhash (randomly seeded, as hashbrown does by default): every
 //! Bind and Execute looks a name up, and SipHash cost more than the rest of the lookup. The
 //! unnamed entry (`""`) is kept in a slot beside the map, unhashed: drivers bind the unnamed
-//! portal on every round trip, and its transaction's end drops it again.
+//! portal on every round trip, and its transaction's end drops it again; its insert takes a
+//! direct path when no cap is in reach ([`NameMap::set_unnamed`]).
+//!
+//! [`NameMap::get_cloned`] remembers the last named entry looked up, with a copy of its value:
+//! a client binds the same few prepared statements over and over, and comparing one name
+//! costs less than hashing it. Any change to the map forgets the copy at once, so a name
+//! replaced, closed or evicted is never served stale, and no value outlives its entry.
 
 use std::collections::HashMap;
 
@@ -32,6 +38,10 @@ pub struct NameMap<V> {
     max_count: usize,
     max_weight: usize,
     weight: usize,
+    /// The name [`get_cloned`](Self::get_cloned) found last, and a copy of its value while
+    /// the map has not changed since (`None` once it has).
+    last_name: String,
+    last_value: Option<V>,
 }
 
 /// What an insert displaced.
@@ -56,7 +66,29 @@ impl<V> NameMap<V> {
             max_count: max_count.max(1),
             max_weight,
             weight: 0,
+            last_name: String::new(),
+            last_value: None,
         }
+    }
+
+    /// Replaces the unnamed entry, when that needs no eviction and no refusal: returns the
+    /// value it replaced. Otherwise hands `value` back, for [`insert`](Self::insert).
+    pub fn set_unnamed(&mut self, value: V, weight: usize) -> Result<Option<V>, V> {
+        let held = self.unnamed.as_ref().map_or(0, |entry| entry.weight);
+        let count = self.entries.len() + 1;
+        let rest = self.weight.saturating_sub(held);
+        let total = rest.checked_add(weight);
+        if count > self.max_count || total.is_none_or(|total| total > self.max_weight) {
+            return Err(value);
+        }
+        self.next += 1;
+        self.weight = rest + weight;
+        let entry = Entry {
+            seq: self.next,
+            weight,
+            value,
+        };
+        Ok(self.unnamed.replace(entry).map(|old| old.value))
     }
 
     /// Inserts or replaces `name`. `weight` is what the value costs (its text length).
@@ -88,6 +120,7 @@ impl<V> NameMap<V> {
         if name.is_empty() {
             self.unnamed = Some(entry);
         } else {
+            self.last_value = None;
             self.entries.insert(name, entry);
         }
         Displaced {
@@ -127,6 +160,8 @@ impl<V> NameMap<V> {
         if name.is_empty() {
             return self.unnamed.as_mut().map(|entry| &mut entry.value);
         }
+        // The caller may change the value: the last lookup's copy would go stale.
+        self.last_value = None;
         self.entries.get_mut(name).map(|entry| &mut entry.value)
     }
 
@@ -136,6 +171,7 @@ impl<V> NameMap<V> {
         if let Some(entry) = self.unnamed.as_mut().filter(|entry| wanted(&entry.value)) {
             return Some(&mut entry.value);
         }
+        self.last_value = None;
         self.entries
             .values_mut()
             .map(|entry| &mut entry.value)
@@ -150,7 +186,9 @@ impl<V> NameMap<V> {
         } else if self.entries.is_empty() {
             return None;
         } else {
-            self.entries.remove(name)?
+            let entry = self.entries.remove(name)?;
+            self.last_value = None;
+            entry
         };
         self.weight = self.weight.saturating_sub(entry.weight);
         Some(entry.value)
@@ -173,6 +211,7 @@ impl<V> NameMap<V> {
             return;
         }
         for (_, entry) in self.entries.extract_if(|_, entry| doomed(&entry.value)) {
+            self.last_value = None;
             self.weight = self.weight.saturating_sub(entry.weight);
             gone(entry.value);
         }
@@ -191,6 +230,24 @@ impl<V> NameMap<V> {
     /// The total weight held.
     pub fn weight(&self) -> usize {
         self.weight
+    }
+}
+
+impl<V: Clone> NameMap<V> {
+    /// A copy of the value under `name`, from the last lookup's copy when it was the same
+    /// name and the map has not changed since.
+    pub fn get_cloned(&mut self, name: &str) -> Option<V> {
+        if name.is_empty() {
+            return self.unnamed.as_ref().map(|entry| entry.value.clone());
+        }
+        if let Some(value) = self.last_value.as_ref().filter(|_| self.last_name == name) {
+            return Some(value.clone());
+        }
+        let value = self.entries.get(name)?.value.clone();
+        self.last_name.clear();
+        self.last_name.push_str(name);
+        self.last_value = Some(value.clone());
+        Some(value)
     }
 }
 
@@ -267,5 +324,49 @@ mod tests {
         assert!(map.is_empty());
         assert_eq!(map.weight(), 0);
         assert_eq!(map.remove(""), None);
+    }
+
+    #[test]
+    fn the_last_lookup_is_forgotten_when_the_map_changes() {
+        let mut map = NameMap::new(2, usize::MAX);
+        map.insert("a".into(), 1, 0);
+        assert_eq!(map.get_cloned("a"), Some(1));
+        assert_eq!(map.get_cloned("a"), Some(1));
+        map.insert("a".into(), 2, 0);
+        assert_eq!(map.get_cloned("a"), Some(2));
+        assert_eq!(map.remove("a"), Some(2));
+        assert_eq!(map.get_cloned("a"), None);
+        map.insert("a".into(), 3, 0);
+        assert_eq!(map.get_cloned("a"), Some(3));
+        if let Some(value) = map.get_mut("a") {
+            *value = 4;
+        }
+        assert_eq!(map.get_cloned("a"), Some(4));
+        // Evicted by two newer names.
+        map.insert("b".into(), 5, 0);
+        map.insert("c".into(), 6, 0);
+        assert_eq!(map.get_cloned("a"), None);
+        assert_eq!(map.get_cloned("b"), Some(5));
+        map.remove_where(|v| *v == 5, drop);
+        assert_eq!(map.get_cloned("b"), None);
+        assert_eq!(map.get_cloned(""), None);
+    }
+
+    #[test]
+    fn the_unnamed_entry_is_set_directly_only_within_the_caps() {
+        let mut map = NameMap::new(2, 10);
+        assert_eq!(map.set_unnamed(1, 4), Ok(None));
+        assert_eq!(map.set_unnamed(2, 6), Ok(Some(1)));
+        assert_eq!((map.len(), map.weight()), (1, 6));
+        map.insert("a".into(), 3, 4);
+        // Over the weight budget: the general insert evicts.
+        assert_eq!(map.set_unnamed(4, 7), Err(4));
+        assert_eq!(map.set_unnamed(4, 6), Ok(Some(2)));
+        map.remove("");
+        map.insert("b".into(), 5, 0);
+        // Over the count: the general insert evicts.
+        assert_eq!(map.set_unnamed(6, 0), Err(6));
+        assert_eq!(map.insert(String::new(), 6, 0).evicted, vec![3]);
+        assert_eq!((map.get(""), map.len(), map.weight()), (Some(&6), 2, 0));
     }
 }

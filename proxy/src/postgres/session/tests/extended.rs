@@ -91,6 +91,36 @@ fn closed_statements_are_forgotten() {
     h.assert_unreported("unknown_statement", 1);
 }
 
+/// A Bind's statement is looked up from the last lookup's copy when the name repeats: a
+/// statement Parsed again under that name, or closed, after it was looked up is seen as it
+/// is now, never as the copy.
+#[test]
+fn a_statement_replaced_or_closed_after_a_bind_is_seen_anew() {
+    let mut h = Harness::new();
+    let round = |h: &mut Harness, before: Vec<Vec<u8>>| {
+        let mut frames = before;
+        frames.extend([bind("", "s", &[]), execute("", 0), sync()]);
+        h.client(frames);
+        h.server(bound([command_complete("SELECT 1"), ready(b'I')]));
+    };
+    round(&mut h, vec![parse("s", "SELECT 1")]);
+    round(&mut h, Vec::new());
+    round(&mut h, vec![parse("s", "SELECT 2")]);
+    round(&mut h, vec![close(b'S', "s"), parse("s", "SELECT 3")]);
+    // Another name looked up in between, then the first one again.
+    round(&mut h, vec![parse("t", "SELECT 4"), bind("p", "t", &[])]);
+    assert_eq!(
+        h.texts(),
+        ["SELECT 1", "SELECT 1", "SELECT 2", "SELECT 3", "SELECT 3"]
+    );
+    h.client([close(b'S', "s"), bind("", "s", &[]), execute("", 0), sync()]);
+    h.server(bound([
+        error("26000", "prepared statement \"s\" does not exist"),
+        ready(b'I'),
+    ]));
+    h.assert_unreported("unknown_statement", 1);
+}
+
 #[test]
 fn pipelined_executions_complete_in_order() {
     let mut h = Harness::new();
