@@ -30,6 +30,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::{Context, Poll};
@@ -130,10 +131,23 @@ impl Inspections {
                 inspections.ready.wake();
                 return;
             };
-            let more = drain.run(&inspections.ready);
+            // An inspector's bug must not unwind through the runtime's park and take the
+            // thread's forwarding with it. As when the task panics, this thread's inspections
+            // stop (the task may still take what is queued) and the next connection on the
+            // thread starts them anew.
+            let drained =
+                std::panic::catch_unwind(AssertUnwindSafe(|| drain.run(&inspections.ready)));
             drop(drain);
-            if more {
-                inspections.ready.wake();
+            match drained {
+                Ok(true) => inspections.ready.wake(),
+                Ok(false) => {}
+                Err(_) => {
+                    inspections.running.store(false, Ordering::Release);
+                    tracing::error!(
+                        "inspection panicked on a data thread; its connections are forwarded \
+                         but no longer inspected"
+                    );
+                }
             }
         });
     }
@@ -501,6 +515,7 @@ mod thread_tests {
             if frame.bytes[0] == 0xff {
                 return Err(DecodeError::new("bad_length", "test"));
             }
+            assert_ne!(frame.bytes[0], 0xfe, "an inspector's bug");
             events.message("Query");
             super::super::lock(&self.0).push(frame.bytes[0]);
             Ok(())
@@ -641,6 +656,43 @@ mod thread_tests {
         assert!(before >= 1, "the task was started and polled once");
         assert_eq!(after, before, "no task poll for the hook's drains");
         assert_eq!(seen, (0..100).collect::<Vec<u8>>());
+    }
+
+    /// An inspector that panics in the park hook takes neither the data thread nor its other
+    /// tasks with it, and a connection started after it is inspected.
+    #[test]
+    fn a_panicking_inspector_in_the_park_hook_leaves_the_thread_running() {
+        let (survived, seen) = on_data_thread(async {
+            let analysis = analysis();
+            let metrics = crate::admin::metrics::Metrics::new().listener("t", "postgresql");
+            let tracker = TaskTracker::new();
+            let broken = Arc::new(Mutex::new(Vec::new()));
+            let tap = Inspections::start(
+                Box::new(Recorder(broken.clone())),
+                100,
+                &analysis,
+                &metrics,
+                &tracker,
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(tap.offer(frame(0xfe)));
+            // Parks, so the hook drains the frame and the inspector panics.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let next = Inspections::start(
+                Box::new(Recorder(seen.clone())),
+                100,
+                &analysis,
+                &metrics,
+                &tracker,
+            );
+            assert!(next.offer(frame(7)));
+            parked_until(&seen, 1).await;
+            let seen = super::super::lock(&seen).clone();
+            (true, seen)
+        });
+        assert!(survived);
+        assert_eq!(seen, vec![7]);
     }
 
     /// A thread kept from parking (a task that always has work) still has its connections
