@@ -63,6 +63,12 @@ fn small_keys() -> &'static [u16] {
 }
 
 /// The key of `micros`'s bucket, from its logarithm.
+///
+/// Kept out of line: inlined, the release build computed the logarithm before it knew
+/// whether the table answered (`ln` has no side effects, so the compiler may hoist it), and
+/// every record paid for it all the same.
+#[cold]
+#[inline(never)]
 fn computed_key(micros: u64) -> u16 {
     let value = micros.clamp(MIN_MICROS, MAX_MICROS) as f64;
     // `as` saturates; at one hour the key is 1,101, far inside u16.
