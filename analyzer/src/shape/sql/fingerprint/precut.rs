@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 
 use super::super::literals::{ENDS, LONG};
-use super::quick::{next_special, quoted_end, run_end, Byte, BYTES};
+use super::quick::{next_start, quoted_end, Byte, BYTES};
 
 /// `text` with every plain string literal longer than `LONG` bytes (of its value) cut to
 /// its first and last `ENDS` characters; borrowed when nothing was cut.
@@ -38,16 +38,11 @@ pub(in crate::shape::sql) fn precut(text: &str) -> Cow<'_, str> {
     // Everything before `copied` is in `cut` already.
     let mut copied = 0;
     let mut at = 0;
-    loop {
-        at = next_special(bytes, at);
-        let Some(&byte) = bytes.get(at) else {
-            break;
-        };
-        let in_word = previous(at).is_some_and(|p| BYTES[usize::from(p)] == Byte::Word);
-        match BYTES[usize::from(byte)] {
-            Byte::Plain | Byte::Word => at += 1,
-            Byte::Digit | Byte::Dollar if in_word => at = run_end(bytes, at + 1),
-            Byte::Digit => at += 1,
+    while let Some((start, byte, class)) = next_start(bytes, at) {
+        at = start;
+        match class {
+            // Plain bytes and words are never returned by `next_start`.
+            Byte::Plain | Byte::Word | Byte::Digit => at += 1,
             Byte::Quote => {
                 // A prefixed string (`E'`, `U&'`, `N'`, `X'`, ...) reads escapes of its own.
                 let prefixed = previous(at).is_some_and(|p| {

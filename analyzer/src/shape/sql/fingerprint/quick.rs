@@ -234,6 +234,26 @@ pub(super) fn next_special(bytes: &[u8], from: usize) -> usize {
             .unwrap_or(rest.len() - skipped)
 }
 
+/// The next byte at or after `from` that can start a literal, a quote, a placeholder or a
+/// comment, with its class, or none at the end. A digit or `$` right after a word byte
+/// continues that word (`t1`, `a$1`), as the tokenizer reads it, and is read past.
+#[inline]
+pub(super) fn next_start(bytes: &[u8], mut from: usize) -> Option<(usize, u8, Byte)> {
+    loop {
+        let at = next_special(bytes, from);
+        let byte = *bytes.get(at)?;
+        let class = BYTES[usize::from(byte)];
+        let in_word = at
+            .checked_sub(1)
+            .and_then(|before| bytes.get(before))
+            .is_some_and(|&previous| BYTES[usize::from(previous)] == Byte::Word);
+        match class {
+            Byte::Digit | Byte::Dollar if in_word => from = run_end(bytes, at + 1),
+            _ => return Some((at, byte, class)),
+        }
+    }
+}
+
 /// Hashes `text` with its literals replaced by their classes; `literals`, when given, gets
 /// each literal read. The bytes between literals are hashed as they are, so they are copied
 /// in one piece each rather than token by token.
@@ -262,15 +282,11 @@ fn read(
     };
     let previous = |at: usize| at.checked_sub(1).map(|before| bytes[before]);
     let mut at = 0;
-    loop {
-        at = next_special(bytes, at);
-        let Some(&byte) = bytes.get(at) else {
-            break;
-        };
-        let in_word = previous(at).is_some_and(|p| BYTES[usize::from(p)] == Byte::Word);
-        match BYTES[usize::from(byte)] {
+    while let Some((start, byte, class)) = next_start(bytes, at) {
+        at = start;
+        match class {
+            // Never returned by `next_start`; read past all the same.
             Byte::Plain | Byte::Word => at += 1,
-            Byte::Digit | Byte::Dollar if in_word => at = run_end(bytes, at + 1),
             Byte::Quote => {
                 // A prefix (`E'`, `U&'`, `N'`, `B'`, `X'`) or an adjacent string: not plain.
                 if previous(at).is_some_and(|p| is_word(p) || p == b'&' || p == b'\'') {
