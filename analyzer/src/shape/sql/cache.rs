@@ -161,7 +161,7 @@ impl SqlCache {
             return found;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let lowering = Arc::new(super::lower_statement(
+        let lowering = Arc::new(super::lower_precut(
             &command.database,
             &cut,
             command.protocol,

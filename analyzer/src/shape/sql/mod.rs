@@ -142,7 +142,28 @@ fn lower_with(
         Literals::Shrunk => fingerprint::precut(text),
         Literals::Whole => Cow::Borrowed(text),
     };
-    let tokens = match guard::tokenize(&text, literals) {
+    lower_cut(database, &text, protocol, index, literals)
+}
+
+/// [`lower_statement`] of a text that has been through `fingerprint::precut` already (the
+/// SQL cache cuts it for its masked key first), so it is not scanned a second time.
+pub(super) fn lower_precut(
+    database: &str,
+    text: &str,
+    protocol: SqlProtocol,
+    index: Option<usize>,
+) -> Lowering {
+    lower_cut(database, text, protocol, index, Literals::Shrunk)
+}
+
+fn lower_cut(
+    database: &str,
+    text: &str,
+    protocol: SqlProtocol,
+    index: Option<usize>,
+    literals: Literals,
+) -> Lowering {
+    let tokens = match guard::tokenize(text, literals) {
         Ok(tokens) => tokens,
         Err(refusal) => return refused(refusal),
     };
