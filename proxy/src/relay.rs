@@ -25,7 +25,8 @@
 //! over the inspection cap streams through untouched.
 //!
 //! ## Layout
-//! - [`ByteStream`], [`BoxStream`]: what can be relayed.
+//! - [`ByteStream`], [`BoxStream`]: what can be relayed (`stream`, with plain TCP's direct
+//!   path).
 //! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
 //! - `Pump`: one direction's state machine, `PumpWake` its waker; `read_chunk`: the read
 //!   arena.
@@ -42,7 +43,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 
 use crate::admin::metrics::ListenerMetrics;
 use crate::budget::InspectBudget;
@@ -50,12 +51,9 @@ use crate::error::{ProxyError, Side};
 use crate::framing::{Framer, Piece, Splitter};
 use crate::tap::{Direction, Tap, TapFrame, TapItem};
 
-/// Anything the relay can forward over: TCP, TLS over TCP, or a test duplex.
-pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+mod stream;
 
-/// A boxed [`ByteStream`].
-pub type BoxStream = Box<dyn ByteStream>;
+pub use stream::{BoxStream, ByteStream};
 
 /// The read arena's size: one allocation serves the reads of every connection on a thread
 /// until its chunks are dropped.
@@ -144,8 +142,8 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
     /// Relay until both directions are done, or either fails.
     pub async fn run<C, U>(self, client: C, upstream: U) -> Result<RelayTotals, ProxyError>
     where
-        C: AsyncRead + AsyncWrite + Unpin,
-        U: AsyncRead + AsyncWrite + Unpin,
+        C: ByteStream,
+        U: ByteStream,
     {
         self.run_tracked(client, upstream, Arc::new(Activity::default()))
             .await
@@ -160,8 +158,8 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         activity: Arc<Activity>,
     ) -> Result<RelayTotals, ProxyError>
     where
-        C: AsyncRead + AsyncWrite + Unpin,
-        U: AsyncRead + AsyncWrite + Unpin,
+        C: ByteStream,
+        U: ByteStream,
     {
         let inspect = self.tap.is_some();
         let mut rewrite = self.reply_rewrite;
@@ -359,8 +357,8 @@ impl<F: Framer> Pump<F> {
         shared: &mut Shared<'_>,
     ) -> Poll<Result<u64, ProxyError>>
     where
-        I: AsyncRead + Unpin,
-        O: AsyncWrite + Unpin,
+        I: ByteStream,
+        O: ByteStream,
     {
         let (from_side, to_side) = self.sides();
         loop {
@@ -432,13 +430,13 @@ impl<F: Framer> Pump<F> {
     }
 
     /// Write `out` in order, then flush (a TLS stream may hold a record back).
-    fn poll_write_out<O: AsyncWrite + Unpin>(
+    fn poll_write_out<O: ByteStream>(
         &mut self,
         cx: &mut Context<'_>,
         to: &mut O,
     ) -> Poll<std::io::Result<()>> {
         while let Some(front) = self.out.front_mut() {
-            match Pin::new(&mut *to).poll_write(cx, front) {
+            match to.poll_write_slice(cx, front) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
                 }
@@ -455,7 +453,7 @@ impl<F: Framer> Pump<F> {
                 }
             }
         }
-        Pin::new(&mut *to).poll_flush(cx)
+        to.poll_flush_out(cx)
     }
 
     /// The peer is not taking bytes: keep what is left in allocations of its own, so the
@@ -781,7 +779,7 @@ mod tests {
     use super::*;
     use crate::admin::metrics::Metrics;
     use crate::framing::tests::LenPrefix;
-    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{duplex, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
     /// A rewrite that looks at everything and changes nothing.
     struct LookOnly;
@@ -1053,6 +1051,59 @@ mod tests {
             assert_eq!((tapped + headers, headers as u64), (700, skipped));
         }
         assert_eq!(budget.held(), 0, "released with the last tapped frame");
+    }
+
+    /// A connected pair of loopback sockets: (the peer's end, the relay's end).
+    async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (peer, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(address), listener.accept());
+        (peer.expect("connect"), accepted.expect("accept").0)
+    }
+
+    /// Plain TCP sockets take the direct write path (`stream`), as they are and boxed (a
+    /// PostgreSQL connection's): megabytes each way, more than the sockets' buffers hold,
+    /// so writes also find them full and wait, and every byte arrives unchanged.
+    #[tokio::test]
+    async fn bytes_arrive_unchanged_over_tcp_plain_and_boxed() {
+        let metrics = Metrics::new().listener("tcp", "test");
+        let (tap, _receiver) = Tap::channel(100, metrics.tap_dropped.clone());
+        let (client, proxy_client) = tcp_pair().await;
+        let (proxy_upstream, upstream) = tcp_pair().await;
+        let relay = Relay {
+            request_framer: LenPrefix,
+            reply_framer: LenPrefix,
+            max_inspect: 1024,
+            budget: InspectBudget::unlimited(),
+            reply_rewrite: None,
+            tap: Some(tap),
+            metrics,
+        };
+        let requests: Vec<u8> = (0..40).flat_map(|_| frames(100)).collect();
+        let replies: Vec<u8> = (0..30).flat_map(|_| frames(100)).collect();
+        let relayed = tokio::spawn(relay.run(proxy_client, Box::new(proxy_upstream) as BoxStream));
+        let (client_read, client_write) = client.into_split();
+        let (upstream_read, upstream_write) = upstream.into_split();
+        let (_, _, at_upstream, at_client) = tokio::join!(
+            feed(client_write, requests.clone()),
+            feed(upstream_write, replies.clone()),
+            async {
+                // Not read at first: the relay's writes to it must find it full and wait.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                drain(upstream_read).await
+            },
+            drain(client_read),
+        );
+        let totals = relayed.await.expect("join").expect("relay");
+        assert_eq!(at_upstream, requests, "client → upstream bytes changed");
+        assert_eq!(at_client, replies, "upstream → client bytes changed");
+        assert_eq!(
+            (totals.to_upstream, totals.to_client),
+            (requests.len() as u64, replies.len() as u64)
+        );
     }
 
     #[tokio::test]
