@@ -26,16 +26,17 @@
 //!
 //! ## Layout
 //! - [`ByteStream`], [`BoxStream`]: what can be relayed (`stream`, with plain TCP's direct
-//!   path).
+//!   write).
 //! - [`Relay`]: one connection's settings; [`Relay::run`] drives both pumps to the end.
-//! - `Pump`: one direction's state machine, `PumpWake` its waker; `read_chunk`: the read
-//!   arena.
+//! - `Pump`: one direction's state machine, `PumpWake` its waker (over `TaskWaker`, the
+//!   task's); `read_chunk`: the read arena.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -184,7 +185,7 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
         );
         let metrics = &self.metrics;
         let (mut to_upstream, mut to_client) = (None, None);
-        let task = Arc::new(AtomicWaker::new());
+        let task = Arc::new(TaskWaker::default());
         let (request_wake, reply_wake) = (PumpWake::new(&task), PumpWake::new(&task));
         let (request_waker, reply_waker) = (
             std::task::Waker::from(request_wake.clone()),
@@ -235,12 +236,45 @@ impl<Q: Framer, R: Framer> Relay<Q, R> {
 /// direction; polling both pumps each time polled the idle one's socket for nothing.
 struct PumpWake {
     due: AtomicBool,
-    task: Arc<AtomicWaker>,
+    task: Arc<TaskWaker>,
+}
+
+/// The relay task's waker, as the pumps reach it. A tokio task's waker is the same for the
+/// task's whole life, so the first poll's is kept and woken by reference: no registration
+/// per poll and no waker taken and cloned again per wake-up, which is what an
+/// `AtomicWaker` costs. Polled with another waker (the future moved to another task), it
+/// switches to an `AtomicWaker` for good. A wake-up lost in the switch is not lost: the
+/// task looks at the pumps' `due` flags after registering.
+#[derive(Default)]
+struct TaskWaker {
+    first: OnceLock<Waker>,
+    moved: AtomicBool,
+    other: AtomicWaker,
+}
+
+impl TaskWaker {
+    fn register(&self, waker: &Waker) {
+        if !self.moved.load(Ordering::Acquire) {
+            if self.first.get_or_init(|| waker.clone()).will_wake(waker) {
+                return;
+            }
+            self.moved.store(true, Ordering::Release);
+        }
+        self.other.register(waker);
+    }
+
+    fn wake(&self) {
+        if self.moved.load(Ordering::Acquire) {
+            self.other.wake();
+        } else if let Some(first) = self.first.get() {
+            first.wake_by_ref();
+        }
+    }
 }
 
 impl PumpWake {
     /// Due at first: a pump is polled once before it waits on anything.
-    fn new(task: &Arc<AtomicWaker>) -> Arc<Self> {
+    fn new(task: &Arc<TaskWaker>) -> Arc<Self> {
         Arc::new(Self {
             due: AtomicBool::new(true),
             task: task.clone(),
@@ -1051,6 +1085,40 @@ mod tests {
             assert_eq!((tapped + headers, headers as u64), (700, skipped));
         }
         assert_eq!(budget.held(), 0, "released with the last tapped frame");
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The task's first waker is woken by reference; polled with another, the relay's
+    /// wake-ups go to the new one from then on.
+    #[test]
+    fn the_task_waker_follows_the_task_it_is_polled_by() {
+        let (first, second) = (
+            Arc::new(CountWakes::default()),
+            Arc::new(CountWakes::default()),
+        );
+        let count = |wakes: &Arc<CountWakes>| wakes.0.load(Ordering::Relaxed);
+        let task = TaskWaker::default();
+        task.wake();
+        let first_waker = Waker::from(first.clone());
+        task.register(&first_waker);
+        task.wake();
+        task.register(&first_waker);
+        task.wake();
+        assert_eq!((count(&first), count(&second)), (2, 0));
+        task.register(&Waker::from(second.clone()));
+        task.wake();
+        task.register(&first_waker);
+        task.wake();
+        assert_eq!((count(&first), count(&second)), (3, 1));
     }
 
     /// A connected pair of loopback sockets: (the peer's end, the relay's end).
