@@ -43,9 +43,9 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::io::AsyncRead;
 
-use crate::admin::latency::LatencyHistogram;
 use crate::admin::metrics::ListenerMetrics;
 use crate::budget::InspectBudget;
 use crate::error::{ProxyError, Side};
@@ -321,7 +321,7 @@ struct Pump<F> {
     held: bool,
     tap: Option<Tap>,
     bytes: Counter,
-    latency: LatencyHistogram,
+    latency: Histogram,
     activity: Arc<Activity>,
     stage: Stage,
     /// What is still to be written, in order: the chunk, or its frames after the rewrite.
@@ -412,7 +412,7 @@ impl<F: Framer> Pump<F> {
                     ready!(self.poll_write_out(cx, to))
                         .map_err(|e| ProxyError::new(to_side, "writing", e))?;
                     if let Some(read_at) = self.read_at.take() {
-                        self.latency.observe(read_at.elapsed());
+                        self.latency.observe(read_at.elapsed().as_secs_f64());
                     }
                     self.stage = Stage::Read;
                 }

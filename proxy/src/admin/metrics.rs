@@ -9,9 +9,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-use super::latency::LatencyHistogram;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabels {
@@ -55,7 +54,7 @@ pub struct Metrics {
     dropped_samples: Family<StageLabels, Counter>,
     upstream_connect_errors: Family<ListenerLabels, Counter>,
     uninspected_sessions: Family<ReasonLabels, Counter>,
-    added_latency: Family<DirectionLabels, LatencyHistogram>,
+    added_latency: Family<DirectionLabels, Histogram>,
     /// Distinct shapes tracked by the aggregator (set at scrape time).
     pub shapes_tracked: Gauge,
     /// Observations dropped because the analyzer fell behind.
@@ -84,6 +83,11 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+fn latency_histogram() -> Histogram {
+    // 1 µs to ~16 s: the proxy's own overhead is in the microseconds.
+    Histogram::new(exponential_buckets(0.000_001, 2.0, 25))
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -103,7 +107,9 @@ impl Metrics {
         let dropped_samples = Family::<StageLabels, Counter>::default();
         let upstream_connect_errors = Family::<ListenerLabels, Counter>::default();
         let uninspected_sessions = Family::<ReasonLabels, Counter>::default();
-        let added_latency = Family::<DirectionLabels, LatencyHistogram>::default();
+        let added_latency = Family::<DirectionLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let shapes_tracked = Gauge::default();
         let analysis_dropped = Counter::default();
         let shapes_overflow = Gauge::<u64, AtomicU64>::default();
@@ -332,9 +338,9 @@ pub struct ListenerMetrics {
     /// Bytes upstream → client.
     pub bytes_to_client: Counter,
     /// The proxy's added latency, client → upstream.
-    pub latency_to_upstream: LatencyHistogram,
+    pub latency_to_upstream: Histogram,
     /// The proxy's added latency, upstream → client.
-    pub latency_to_client: LatencyHistogram,
+    pub latency_to_client: Histogram,
     /// Frames dropped because a connection's inspector fell behind.
     pub tap_dropped: Counter,
     /// Observations dropped because the analyzer fell behind.

@@ -5,7 +5,6 @@
 //! - [`routes`]: `/healthz`, `/metrics`, `/api/v1/{shapes,recommendations,snapshot}`.
 //! - [`shapes`]: the `/api/v1/shapes` query and document (pages of shapes).
 
-pub mod latency;
 pub mod metrics;
 pub mod routes;
 pub mod shapes;
