@@ -3,8 +3,8 @@
 //! After the startup phase every message is a type byte followed by a big-endian `i32` length
 //! that counts itself and the body but not the type byte. [`PgFramer`] gives the splitter that
 //! rule, and joins the whole messages of one read into a run handed over as one frame;
-//! [`messages`] walks a run again, re-checking each message, as a [`TypedFrame`] whose body
-//! is a borrowed slice.
+//! [`walk`] (the session's) and [`messages`] (an iterator) walk a run again, re-checking
+//! each message, as a [`TypedFrame`] whose body is a borrowed slice.
 //!
 //! A message may arrive shorter than its length field says when the relay streamed an
 //! over-cap message past inspection and handed over only its head. Such a message is marked
@@ -104,7 +104,12 @@ fn length_field(header: &[u8]) -> Result<usize, DecodeError> {
     let Some(&[_, a, b, c, d]) = header.first_chunk::<HEADER_LEN>() else {
         return Err(short_header(header.len()));
     };
-    let length = i32::from_be_bytes([a, b, c, d]);
+    checked_length(i32::from_be_bytes([a, b, c, d]))
+}
+
+/// A length field's value, if within what PostgreSQL accepts.
+#[inline]
+fn checked_length(length: i32) -> Result<usize, DecodeError> {
     match usize::try_from(length) {
         Ok(length) if (MIN_LENGTH..=MAX_LENGTH).contains(&length) => Ok(length),
         _ => Err(bad_length(length)),
@@ -161,20 +166,52 @@ impl<'a> TypedFrame<'a> {
 
     /// The first message of `bytes`, and the bytes after it. A message longer than `bytes`
     /// is the head the relay handed over of one over the cap: all of `bytes`, incomplete.
+    /// The header is read once: its type byte and length come from one 5-byte read.
     #[inline]
     fn first(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), DecodeError> {
-        let length = length_field(bytes)?;
-        let Some(&kind) = bytes.first() else {
-            return Err(DecodeError::new("truncated", "empty frame"));
+        let Some(&[kind, a, b, c, d]) = bytes.first_chunk::<HEADER_LEN>() else {
+            return Err(short_header(bytes.len()));
         };
-        let (whole, rest) = bytes.split_at(bytes.len().min(1 + length));
+        let length = checked_length(i32::from_be_bytes([a, b, c, d]))?;
+        let end = bytes.len().min(1 + length);
+        let (whole, rest) = bytes.split_at(end);
         let message = Self {
             kind,
             body: whole.get(HEADER_LEN..).unwrap_or_default(),
             whole,
-            complete: whole.len() == 1 + length,
+            complete: end == 1 + length,
         };
         Ok((message, rest))
+    }
+}
+
+/// Hands the messages of a run to `each`, in order; a message that cannot be framed ends
+/// the walk with its error. The session's walk: each header is read once, and no message
+/// is wrapped in a `Result` or an `Option` to be matched again (a round trip is nine
+/// messages); the errors are built out of line.
+#[inline]
+pub fn walk<'a>(run: &'a [u8], mut each: impl FnMut(TypedFrame<'a>)) -> Result<(), DecodeError> {
+    let mut rest = run;
+    while let Some(&[kind, a, b, c, d]) = rest.first_chunk::<HEADER_LEN>() {
+        let field = i32::from_be_bytes([a, b, c, d]);
+        let length = usize::try_from(field).unwrap_or(usize::MAX);
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
+            return Err(bad_length(field));
+        }
+        let end = rest.len().min(1 + length);
+        let (whole, next) = rest.split_at(end);
+        each(TypedFrame {
+            kind,
+            body: whole.get(HEADER_LEN..).unwrap_or_default(),
+            whole,
+            complete: end == 1 + length,
+        });
+        rest = next;
+    }
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(short_header(rest.len()))
     }
 }
 

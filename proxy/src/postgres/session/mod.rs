@@ -42,7 +42,7 @@ use indextap_analyzer::command::SqlProtocol;
 use self::names::NameMap;
 use self::pending::{Execution, Pending, PendingQueue};
 use super::backend;
-use super::frame::messages;
+use super::frame::{messages, walk};
 use super::frontend::{self, BindInfo, CloseTarget, Frontend};
 use super::Decoded;
 use crate::budget::{charge_copy, Charge, NoRoom};
@@ -338,24 +338,21 @@ impl Inspector for PgSession {
         if frame.bytes.is_empty() {
             return Err(DecodeError::new("truncated", "empty frame"));
         }
-        for typed in messages(&frame.bytes) {
-            let typed = typed?;
-            match frame.direction {
-                Direction::Request => {
-                    let Decoded { message, skipped } = frontend::decode(&typed);
-                    if counted(message.kind(), skipped, events) {
-                        self.on_frontend(message, frame.at, events);
-                    }
+        let at = frame.at;
+        match frame.direction {
+            Direction::Request => walk(&frame.bytes, |typed| {
+                let Decoded { message, skipped } = frontend::decode(&typed);
+                if counted(message.kind(), skipped, events) {
+                    self.on_frontend(message, at, events);
                 }
-                Direction::Reply => {
-                    let Decoded { message, skipped } = backend::decode(&typed);
-                    if counted(message.kind(), skipped, events) {
-                        self.on_backend(message, frame.at, events);
-                    }
+            }),
+            Direction::Reply => walk(&frame.bytes, |typed| {
+                let Decoded { message, skipped } = backend::decode(&typed);
+                if counted(message.kind(), skipped, events) {
+                    self.on_backend(message, at, events);
                 }
-            }
+            }),
         }
-        Ok(())
     }
 
     fn resync(&mut self) {
