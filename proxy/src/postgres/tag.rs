@@ -18,6 +18,12 @@ impl CommandRows {
     /// Reads a tag, as the bytes of the message. Tags without a row count (`BEGIN`,
     /// `CREATE TABLE`, `MOVE n`) give `None`.
     pub fn from_tag(tag: &[u8]) -> Option<Self> {
+        // The tag of nearly every reply: `SELECT n`, read without trimming or searching.
+        if let Some(digits) = tag.strip_prefix(b"SELECT ") {
+            if let Some(rows) = count(digits) {
+                return Some(CommandRows::Returned(rows));
+            }
+        }
         let tag = tag.trim_ascii();
         // The command word, told by its first byte: one comparison per tag, not a search for
         // the word's end and a comparison with each command.
@@ -40,16 +46,20 @@ impl CommandRows {
 }
 
 /// A row count: decimal digits only, within `u64`.
+#[inline]
 fn count(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    digits.iter().try_fold(0u64, |count, &digit| {
-        if !digit.is_ascii_digit() {
+    let mut count = 0u64;
+    for &digit in digits {
+        let value = digit.wrapping_sub(b'0');
+        if value > 9 {
             return None;
         }
-        count.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
+        count = count.checked_mul(10)?.checked_add(u64::from(value))?;
+    }
+    Some(count)
 }
 
 #[cfg(test)]
