@@ -71,8 +71,9 @@ pub struct ParseInfo {
 pub struct BindInfo<'a> {
     /// Portal name (`""`: the unnamed portal).
     pub portal: Cow<'a, str>,
-    /// Statement name (`""`: the unnamed statement).
-    pub statement: Cow<'a, str>,
+    /// Statement name (`""`: the unnamed statement), as sent: the session compares it with
+    /// the name it looked up last before decoding it (as [`lossy`] does) for a new lookup.
+    pub statement: &'a [u8],
     /// How many parameter values were bound.
     pub parameters: usize,
 }
@@ -187,7 +188,7 @@ fn bind<'a>(frame: &TypedFrame<'a>) -> Result<BindInfo<'a>, &'static str> {
     let mut reader = in_place(frame)?;
     let info = (|| {
         let portal = lossy(reader.cstr()?);
-        let statement = lossy(reader.cstr()?);
+        let statement = reader.cstr()?;
         let formats = reader.u16()?;
         reader.skip_items(usize::from(formats), 2)?;
         let parameters = reader.u16()?;
@@ -213,7 +214,7 @@ fn bind<'a>(frame: &TypedFrame<'a>) -> Result<BindInfo<'a>, &'static str> {
 /// Names are decoded the way pgwire decodes them (lossily), so Parse and Bind agree on the
 /// keys. Valid UTF-8, the usual case, is checked by `from_utf8`'s word-at-a-time ASCII scan;
 /// `from_utf8_lossy` walks a text byte by byte.
-fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     // The unnamed portal and statement, bound and run on every round trip by most drivers.
     if bytes.is_empty() {
         return Cow::Borrowed("");
@@ -255,7 +256,7 @@ mod tests {
             d.message,
             Frontend::Bind(Some(BindInfo {
                 portal: "".into(),
-                statement: "s1".into(),
+                statement: b"s1",
                 parameters: 2
             }))
         );

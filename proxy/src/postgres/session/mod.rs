@@ -183,7 +183,9 @@ impl PgSession {
     }
 
     fn bind(&mut self, bind: BindInfo<'_>, events: &mut dyn Events) {
-        let statement = self.statements.get_cloned(&bind.statement);
+        let statement = self
+            .statements
+            .get_cloned_as_sent(bind.statement, frontend::lossy);
         if statement.is_none() {
             events.count("unknown_statement");
         }

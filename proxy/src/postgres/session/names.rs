@@ -249,6 +249,23 @@ impl<V: Clone> NameMap<V> {
         self.last_value = Some(value.clone());
         Some(value)
     }
+
+    /// [`get_cloned`](Self::get_cloned) for a name as sent on the wire, which `decode` turns
+    /// into the name it is kept under. The last lookup's name is compared byte for byte
+    /// first: equal bytes are that name's, so the usual Bind of the same statement again
+    /// decodes (and validates) nothing.
+    pub fn get_cloned_as_sent<'a>(
+        &mut self,
+        sent: &'a [u8],
+        decode: impl FnOnce(&'a [u8]) -> std::borrow::Cow<'a, str>,
+    ) -> Option<V> {
+        if !sent.is_empty() && self.last_name.as_bytes() == sent {
+            if let Some(value) = &self.last_value {
+                return Some(value.clone());
+            }
+        }
+        self.get_cloned(&decode(sent))
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +367,27 @@ mod tests {
         map.remove_where(|v| *v == 5, drop);
         assert_eq!(map.get_cloned("b"), None);
         assert_eq!(map.get_cloned(""), None);
+    }
+
+    #[test]
+    fn a_name_as_sent_is_the_name_it_decodes_to() {
+        let mut map = NameMap::new(4, usize::MAX);
+        map.insert("s1".into(), 1, 0);
+        map.insert("\u{fffd}".into(), 2, 0);
+        map.insert(String::new(), 3, 0);
+        let lossy = |sent| String::from_utf8_lossy(sent);
+        for _ in 0..2 {
+            assert_eq!(map.get_cloned_as_sent(b"s1", lossy), Some(1));
+        }
+        // Not valid UTF-8: decoded as the replacement character, also after a lookup of it.
+        for _ in 0..2 {
+            assert_eq!(map.get_cloned_as_sent(b"\xff", lossy), Some(2));
+        }
+        assert_eq!(map.get_cloned_as_sent(b"", lossy), Some(3));
+        map.insert("s1".into(), 4, 0);
+        assert_eq!(map.get_cloned_as_sent(b"s1", lossy), Some(4));
+        map.remove("s1");
+        assert_eq!(map.get_cloned_as_sent(b"s1", lossy), None);
     }
 
     #[test]
