@@ -172,10 +172,17 @@ impl PgSession {
             let mut ended_runs = Vec::new();
             self.portals.remove_where(
                 |portal| portal.cycle < cycle,
-                |portal| ended_runs.extend(portal.suspended),
+                |portal| {
+                    if let Some(run) = portal.suspended {
+                        ended_runs.push(run);
+                    }
+                },
             );
-            for run in ended_runs {
-                self.emit(*run, None, events);
+            // Nearly always none: no iterator is made and dropped for them.
+            if !ended_runs.is_empty() {
+                for run in ended_runs {
+                    self.emit(*run, None, events);
+                }
             }
         }
     }
