@@ -215,7 +215,10 @@ enum Drained {
 }
 
 impl Connection {
-    /// Inspect what the connection has, within `budget` items.
+    /// Inspect what the connection has, within `budget` items: what the last slice left,
+    /// then one take of the channel. Taking unlists the channel, and what is offered after
+    /// it lists the connection again (a last tap's drop too), so one take per drain is
+    /// enough: no second take only to find the channel empty.
     fn drain(&mut self, budget: &mut usize, batch: Batch<'_>) -> Drained {
         let mut events = ConnectionEvents {
             observations: batch.observations,
@@ -226,58 +229,97 @@ impl Connection {
             messages: &mut self.messages,
             counts: &mut self.counts,
         };
-        while *budget > 0 {
-            let item = match self.backlog.pop_front() {
-                Some(item) => item,
-                None => {
-                    // Taking unlists the channel: what is offered after this lists it again.
-                    let taken = self.receiver.take();
-                    if taken.behind {
-                        self.inspector.resync();
-                    }
-                    self.backlog = taken.batch;
-                    match self.backlog.pop_front() {
-                        Some(item) => item,
-                        None if taken.finished => return Drained::Ended,
-                        None => return Drained::Idle,
-                    }
+        let inspector = &mut *self.inspector;
+        if !self.backlog.is_empty() {
+            let mut backlog = std::mem::take(&mut self.backlog);
+            match inspect_items(inspector, &mut backlog, budget, &mut events) {
+                Slice::Done => {}
+                Slice::Out => {
+                    self.backlog = backlog;
+                    return Drained::More;
                 }
-            };
-            *budget -= 1;
-            let outcome = match item {
-                TapItem::Frame(frame) => {
-                    events.frame = frame.bytes.len();
-                    self.inspector.inspect(frame, &mut events)
-                }
-                TapItem::Frames(mut frames) => {
-                    let outcome = frames.drain(..).try_for_each(|frame| {
-                        events.frame = frame.bytes.len();
-                        self.inspector.inspect(frame, &mut events)
-                    });
-                    crate::tap::recycle_frames(frames);
-                    outcome
-                }
-                TapItem::Oversize(header) => {
-                    events.frame = 0;
-                    self.inspector.oversize(header, &mut events);
-                    Ok(())
-                }
-            };
-            if let Err(error) = outcome {
-                self.metrics.decode_error(error.reason);
-                tracing::info!(listener = %self.metrics.listener, reason = error.reason, detail = %error.detail,
-                    "stopped inspecting a connection; it keeps forwarding");
-                return Drained::Ended;
+                Slice::Stopped => return Drained::Ended,
             }
         }
-        // The slice ran out: the backlog, or the channel (still listed), may hold more.
-        Drained::More
+        let taken = self.receiver.take();
+        if taken.behind {
+            inspector.resync();
+        }
+        // Inspected where it was taken; moved to the backlog only when the slice runs out.
+        let mut items = taken.batch;
+        match inspect_items(inspector, &mut items, budget, &mut events) {
+            Slice::Done if taken.finished => Drained::Ended,
+            Slice::Done => Drained::Idle,
+            Slice::Out => {
+                self.backlog = items;
+                Drained::More
+            }
+            Slice::Stopped => Drained::Ended,
+        }
     }
 
     /// Hand the tallies to the metrics.
     fn flush_tallies(&mut self) {
         self.messages.flush();
         self.counts.flush();
+    }
+}
+
+/// How inspecting a batch of items ended.
+enum Slice {
+    /// Every item was inspected.
+    Done,
+    /// The slice ran out with items left in the batch.
+    Out,
+    /// A decode failure stopped the connection's inspection.
+    Stopped,
+}
+
+/// Inspect `items` in order, within `budget`.
+fn inspect_items(
+    inspector: &mut dyn Inspector,
+    items: &mut TapBatch,
+    budget: &mut usize,
+    events: &mut ConnectionEvents<'_>,
+) -> Slice {
+    loop {
+        if *budget == 0 {
+            return if items.is_empty() {
+                Slice::Done
+            } else {
+                Slice::Out
+            };
+        }
+        let Some(item) = items.pop_front() else {
+            return Slice::Done;
+        };
+        *budget -= 1;
+        let outcome = match item {
+            TapItem::Frame(frame) => {
+                events.frame = frame.bytes.len();
+                inspector.inspect(frame, events)
+            }
+            TapItem::Frames(mut frames) => {
+                let outcome = frames.drain(..).try_for_each(|frame| {
+                    events.frame = frame.bytes.len();
+                    inspector.inspect(frame, events)
+                });
+                crate::tap::recycle_frames(frames);
+                outcome
+            }
+            TapItem::Oversize(header) => {
+                events.frame = 0;
+                inspector.oversize(header, events);
+                Ok(())
+            }
+        };
+        if let Err(error) = outcome {
+            let metrics = events.metrics;
+            metrics.decode_error(error.reason);
+            tracing::info!(listener = %metrics.listener, reason = error.reason, detail = %error.detail,
+                "stopped inspecting a connection; it keeps forwarding");
+            return Slice::Stopped;
+        }
     }
 }
 
