@@ -144,7 +144,7 @@ pub fn decode<'a>(frame: &TypedFrame<'a>) -> Decoded<Frontend<'a>> {
 
 /// Reads Query in place: the text, lossily as pgwire reads it.
 fn query(frame: &TypedFrame<'_>) -> Result<Arc<str>, &'static str> {
-    let text = in_place(frame)?.cstr().ok_or("malformed_message")?;
+    let text = in_place(frame)?.long_cstr().ok_or("malformed_message")?;
     Ok(Arc::from(lossy(text).as_ref()))
 }
 

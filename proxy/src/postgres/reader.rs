@@ -77,6 +77,20 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
+    /// Takes a NUL-terminated string that is usually long (a Query's text), returning it
+    /// without the NUL: the NUL is searched for word at a time from the start, with no
+    /// byte-by-byte scan of the first bytes first.
+    #[inline]
+    pub fn long_cstr(&mut self) -> Option<&'a [u8]> {
+        let end = std::ffi::CStr::from_bytes_until_nul(self.rest)
+            .ok()?
+            .to_bytes()
+            .len();
+        let text = self.take(end)?;
+        self.take(1)?;
+        Some(text)
+    }
+
     /// Skips `count` items of `size` bytes each.
     pub fn skip_items(&mut self, count: usize, size: usize) -> Option<()> {
         self.take(count.checked_mul(size)?).map(|_| ())
@@ -99,6 +113,18 @@ mod tests {
         assert_eq!(reader.u8(), None);
         assert_eq!(reader.u16(), None);
         assert_eq!(reader.remaining(), 0);
+    }
+
+    #[test]
+    fn long_strings_end_at_their_first_nul() {
+        let text = [&[b'x'; 40][..], b"\0y\0"].concat();
+        let mut reader = Reader::new(&text);
+        assert_eq!(reader.long_cstr(), Some(&text[..40]));
+        assert_eq!(reader.long_cstr(), Some(&b"y"[..]));
+        assert_eq!(reader.long_cstr(), None);
+        let mut reader = Reader::new(b"no end");
+        assert_eq!(reader.long_cstr(), None);
+        assert_eq!(reader.remaining(), 6);
     }
 
     #[test]
