@@ -291,13 +291,23 @@ impl PgSession {
         self.pending.push(entry);
     }
 
-    fn emit(&self, mut execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
-        let room = execution.room.take();
-        if let Some(observation) = execution.finish(&self.database, done) {
-            events.observation(observation);
-            if let Some(room) = room {
-                events.hold(room);
-            }
+    fn emit(&self, execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
+        report(&self.database, execution, done, events);
+    }
+}
+
+/// Reports a finished run on `database` as an observation, with the charge for its text.
+fn report(
+    database: &Arc<str>,
+    mut execution: Execution,
+    done: Option<Instant>,
+    events: &mut dyn Events,
+) {
+    let room = execution.room.take();
+    if let Some(observation) = execution.finish(database, done) {
+        events.observation(observation);
+        if let Some(room) = room {
+            events.hold(room);
         }
     }
 }

@@ -179,12 +179,25 @@ impl<V> NameMap<V> {
     }
 
     /// Removes `name`. An empty map is not hashed into: every simple Query forgets the
-    /// unnamed statement and portal, which a simple-protocol client never creates.
+    /// unnamed statement and portal, which a simple-protocol client never creates, so
+    /// finding nothing is decided inline, without moving an empty entry out of its slot.
+    #[inline]
     pub fn remove(&mut self, name: &str) -> Option<V> {
+        let held = if name.is_empty() {
+            self.unnamed.is_some()
+        } else {
+            !self.entries.is_empty()
+        };
+        if held {
+            self.remove_held(name)
+        } else {
+            None
+        }
+    }
+
+    fn remove_held(&mut self, name: &str) -> Option<V> {
         let entry = if name.is_empty() {
             self.unnamed.take()?
-        } else if self.entries.is_empty() {
-            return None;
         } else {
             let entry = self.entries.remove(name)?;
             self.last_value = None;
@@ -196,6 +209,7 @@ impl<V> NameMap<V> {
 
     /// Removes every entry `doomed` selects, handing each to `gone`. Nothing is allocated
     /// (a transaction's end drops its portals this way, once per round trip).
+    #[inline]
     pub fn remove_where(&mut self, mut doomed: impl FnMut(&V) -> bool, mut gone: impl FnMut(V)) {
         if self
             .unnamed

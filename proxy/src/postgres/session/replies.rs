@@ -5,7 +5,7 @@ use std::time::Instant;
 use pgwire::messages::response::TransactionStatus;
 
 use super::pending::{CopyDirection, Execution, Pending};
-use super::PgSession;
+use super::{report, PgSession};
 use crate::postgres::backend::{Backend, SqlState};
 use crate::tap::Events;
 
@@ -169,21 +169,17 @@ impl PgSession {
             return;
         };
         if status == Some(TransactionStatus::Idle) {
-            let mut ended_runs = Vec::new();
+            // Runs suspended in them (nearly always none) are reported as they go, with no
+            // list of them made and dropped.
+            let database = &self.database;
             self.portals.remove_where(
                 |portal| portal.cycle < cycle,
                 |portal| {
                     if let Some(run) = portal.suspended {
-                        ended_runs.push(run);
+                        report(database, *run, None, events);
                     }
                 },
             );
-            // Nearly always none: no iterator is made and dropped for them.
-            if !ended_runs.is_empty() {
-                for run in ended_runs {
-                    self.emit(*run, None, events);
-                }
-            }
         }
     }
 }
