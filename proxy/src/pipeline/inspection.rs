@@ -414,7 +414,11 @@ impl Drain {
     /// Returns whether work is left for the next drain.
     fn run(&mut self, ready: &ReadyList) -> bool {
         if ready.take(&mut self.listed) {
-            self.todo.extend(self.listed.drain(..));
+            // A key or two per drain: pushed one by one, without the generic extend's
+            // reservation and slice copies.
+            for key in self.listed.drain(..) {
+                self.todo.push_back(key);
+            }
         }
         if self.todo.is_empty() {
             return false;
