@@ -214,9 +214,19 @@ impl<F: Framer> Splitter<F> {
                 self.start_skip(len, header, data, out, false)
             }
             Ok(len) if data.len() >= len => {
-                let len = self.run_len(data, len);
-                let frame = data.split_to(len);
-                out.push(self.whole(frame));
+                let bulk = self.framer.is_bulk(header);
+                let len = self.run_len(data, len, bulk);
+                // Most often the run is the whole chunk (a round trip's messages, one read).
+                let run = if len == data.len() {
+                    std::mem::take(data)
+                } else {
+                    data.split_to(len)
+                };
+                out.push(if bulk {
+                    Piece::Raw(run)
+                } else {
+                    Piece::Frame(run)
+                });
             }
             Ok(len) => match self.room_for(len) {
                 Some(room) => {
@@ -281,29 +291,29 @@ impl<F: Framer> Splitter<F> {
     }
 
     /// How far the frame of `first` bytes at the head of `data` extends over the whole frames
-    /// after it: frames of the same kind (inspectable or bulk) are handed out as one piece.
+    /// after it: frames of the same kind (`bulk` or inspectable) are handed out as one piece.
     /// Bulk frames always are (their bytes only pass by); inspectable ones when the framer
     /// joins frames, up to the inspection cap. Whatever ends the run (a frame cut by the
-    /// chunk's end, an oversize or unframeable one, the other kind) is left to `push`.
-    fn run_len(&self, data: &[u8], first: usize) -> usize {
+    /// chunk's end, an oversize or unframeable one, the other kind) is left to `push`. Each
+    /// kind has a loop of its own: this walks every message of every read.
+    fn run_len(&self, data: &[u8], first: usize, bulk: bool) -> usize {
         let header_len = self.framer.header_len();
-        let run_bulk = data
-            .get(..header_len)
-            .is_some_and(|header| self.framer.is_bulk(header));
-        if !run_bulk && !self.framer.joins_frames() {
+        let limit = if bulk {
+            data.len()
+        } else if self.framer.joins_frames() {
+            data.len().min(self.max_frame)
+        } else {
             return first;
-        }
+        };
         let mut end = first;
-        while let Some(header) = data.get(end..end + header_len) {
-            let Ok(len) = self.framer.frame_len(header) else {
-                break;
-            };
-            let next = end.saturating_add(len);
-            let fits = next <= data.len() && (run_bulk || next <= self.max_frame);
-            if !fits || self.framer.is_bulk(header) != run_bulk {
+        while let Some(header) = data.get(end..).and_then(|rest| rest.get(..header_len)) {
+            if self.framer.is_bulk(header) != bulk {
                 break;
             }
-            end = next;
+            match self.framer.frame_len(header) {
+                Ok(len) if len <= limit - end => end += len,
+                _ => break,
+            }
         }
         end
     }

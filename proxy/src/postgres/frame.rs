@@ -110,9 +110,13 @@ fn length_field(header: &[u8]) -> Result<usize, DecodeError> {
 /// A length field's value, if within what PostgreSQL accepts.
 #[inline]
 fn checked_length(length: i32) -> Result<usize, DecodeError> {
-    match usize::try_from(length) {
-        Ok(length) if (MIN_LENGTH..=MAX_LENGTH).contains(&length) => Ok(length),
-        _ => Err(bad_length(length)),
+    // Read unsigned, a negative length is past MAX_LENGTH: one comparison checks both ends
+    // (this runs for every message, in the splitter and again in the session).
+    let unsigned = length.cast_unsigned() as usize;
+    if unsigned.wrapping_sub(MIN_LENGTH) <= MAX_LENGTH - MIN_LENGTH {
+        Ok(unsigned)
+    } else {
+        Err(bad_length(length))
     }
 }
 
