@@ -154,9 +154,11 @@ impl ReadyList {
 
     /// Count an offered item; wake the task once [`WAKE_AFTER`] gathered, or when `urgent`.
     fn offered(&self, urgent: bool) {
-        // Offers and takes all run on the one data thread: relaxed is enough, the count
-        // only decides when to wake.
-        let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        // Offers and takes all run on the one data thread, so the count is this thread's
+        // alone: a plain load and store, not a locked read-modify-write (it only decides
+        // when to wake).
+        let pending = self.pending.load(Ordering::Relaxed) + 1;
+        self.pending.store(pending, Ordering::Relaxed);
         if urgent || pending >= WAKE_AFTER {
             self.pending.store(0, Ordering::Relaxed);
             self.consumer.wake();
@@ -377,7 +379,9 @@ impl Tap {
             if queue.closed {
                 return false;
             }
-            if queue.items.len() >= self.channel.capacity {
+            // Counted once: the slots and the rest are looked at again only by the drain.
+            let len = queue.items.len();
+            if len >= self.channel.capacity {
                 queue.behind = true;
                 drop(queue);
                 self.count_dropped(&item);
@@ -385,7 +389,7 @@ impl Tap {
             }
             queue.items.push(item);
             let queue = &mut *queue;
-            let urgent = queue.items.len() * 2 > self.channel.capacity;
+            let urgent = (len + 1) * 2 > self.channel.capacity;
             let claimed = (wake || urgent) && self.channel.consumer.claim(&mut queue.listed);
             (claimed, urgent)
         };
