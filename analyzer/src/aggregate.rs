@@ -36,8 +36,8 @@ use dashmap::DashMap;
 use foldhash::fast::FixedState;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
-use crate::command::Observation;
-use crate::shape::{structural_key, Lowering, Namespace, Rejection, WriteKind};
+use crate::command::{Observation, Outcome};
+use crate::shape::{structural_key, Lowering, Namespace, Rejection, ShapeOccurrence, WriteKind};
 use crate::snapshot::{
     NamespaceOtherRecord, OtherRecord, ShapeRecord, Snapshot, WriteRecord, FORMAT_VERSION,
 };
@@ -60,6 +60,15 @@ pub const DEFAULT_MAX_BYTES: usize = 24 * 1024 * 1024;
 /// canonical JSON, which costs more than everything else a record does; the id is computed
 /// once, when a shape is admitted.
 type ShapeKey = u128;
+
+/// What an observation changed in its shape's entry ([`Aggregator::update`]).
+#[derive(Debug, Clone, Copy)]
+struct Changed {
+    /// Its size may have changed: it is re-measured (only then).
+    resized: bool,
+    /// It was the entry's first execution.
+    admitted: bool,
+}
 
 /// How much the store may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,49 +219,123 @@ impl Aggregator {
                     ))
                 }),
             };
-            // What can change the entry's size: it is re-measured only then.
-            let latency_bytes = stats.latency.heap_bytes();
-            let mut resized = outcome.error.is_some()
-                || stats.constants.as_ref().is_none_or(|kept| !kept.is_empty());
-            stats.count = stats.count.saturating_add(1);
-            stats.total_micros = stats.total_micros.saturating_add(micros);
-            stats.returned = stats.returned.saturating_add(outcome.returned);
-            stats.latency.record(micros);
-            if let Some(code) = &outcome.error {
-                stats.errors = stats.errors.saturating_add(1);
-                *stats.error_codes.entry(code.clone()).or_insert(0) += 1;
-            }
-            stats.seen(Some(observation.at));
-            let reveal = stats.count >= CONFIRM_EXECUTIONS;
-            stats.constants = Some(match stats.constants.take() {
-                None => occurrence
-                    .constants
-                    .iter()
-                    .map(|c| conceal(c.clone(), reveal))
-                    .collect(),
-                Some(kept) => intersect(kept, &occurrence.constants, reveal),
-            });
-            if stats.normalized_sql.is_none() && occurrence.normalized_sql.is_some() {
-                stats.normalized_sql.clone_from(&occurrence.normalized_sql);
-                resized = true;
-            }
-            let admitted = stats.count == 1;
-            resized |= admitted || stats.latency.heap_bytes() != latency_bytes;
-            let grew = resized && self.charge(stats.recharge());
-            debug_assert_eq!(
-                stats.charged,
-                stats.heap_size(),
-                "an entry's charge is current"
-            );
+            let changed = Self::update(&mut stats, occurrence, observation, micros);
+            let limit = self.settle(&mut stats, changed);
             drop(stats);
-            if single {
-                if let Some(cursor) = outcome.cursor_id.filter(|c| *c != 0) {
-                    lock(&self.cursors).open(cursor, key);
+            self.after_update(single.then_some(key), outcome, limit);
+        }
+    }
+
+    /// [`Aggregator::record_shared`] for consecutive observations of one lowering (a prepared
+    /// statement run again and again, from any connection): the same as recording each in
+    /// turn, with the shape's entry looked up once for the run instead of once each.
+    /// Only a lowering of one shape that writes, rejects and touches no cursor takes the
+    /// short way; any other is recorded observation by observation.
+    pub fn record_run(&self, observations: &[&Observation], lowering: &Lowering) {
+        let plain = lowering.rejected.is_none()
+            && lowering.writes.is_empty()
+            && lowering.closes_cursors.is_empty()
+            && lowering.continues_cursor.is_none();
+        let occurrence = match lowering.shapes.as_slice() {
+            [occurrence] if plain => occurrence,
+            _ => {
+                for observation in observations {
+                    self.record_shared(observation, lowering);
+                }
+                return;
+            }
+        };
+        let key = occurrence.key();
+        let mut rest = observations.iter();
+        while !rest.as_slice().is_empty() {
+            let Some(mut stats) = self.shapes.get_mut(&key) else {
+                // Not stored (yet, or evicted since): the next observation admits it, as
+                // recorded alone.
+                if let Some(observation) = rest.next() {
+                    self.record_shared(observation, lowering);
+                }
+                continue;
+            };
+            // Counted under the one lock until it must be let go: the entry may have grown
+            // (it is re-measured, the store held to its limits) or a cursor was opened.
+            for observation in rest.by_ref() {
+                let outcome = &observation.outcome;
+                let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+                let changed = Self::update(&mut stats, occurrence, observation, micros);
+                let limit = self.settle(&mut stats, changed);
+                if limit || outcome.cursor_id.is_some_and(|c| c != 0) {
+                    drop(stats);
+                    self.after_update(Some(key), outcome, limit);
+                    break;
                 }
             }
-            if admitted || grew {
-                self.enforce_limits();
+        }
+    }
+
+    /// One observation of `occurrence` counted in its entry; what changed, for
+    /// [`Aggregator::settle`].
+    fn update(
+        stats: &mut ShapeStats,
+        occurrence: &ShapeOccurrence,
+        observation: &Observation,
+        micros: u64,
+    ) -> Changed {
+        let outcome = &observation.outcome;
+        let latency_bytes = stats.latency.heap_bytes();
+        let mut resized =
+            outcome.error.is_some() || stats.constants.as_ref().is_none_or(|kept| !kept.is_empty());
+        stats.count = stats.count.saturating_add(1);
+        stats.total_micros = stats.total_micros.saturating_add(micros);
+        stats.returned = stats.returned.saturating_add(outcome.returned);
+        stats.latency.record(micros);
+        if let Some(code) = &outcome.error {
+            stats.errors = stats.errors.saturating_add(1);
+            *stats.error_codes.entry(code.clone()).or_insert(0) += 1;
+        }
+        stats.seen(Some(observation.at));
+        let reveal = stats.count >= CONFIRM_EXECUTIONS;
+        stats.constants = Some(match stats.constants.take() {
+            None => occurrence
+                .constants
+                .iter()
+                .map(|c| conceal(c.clone(), reveal))
+                .collect(),
+            Some(kept) => intersect(kept, &occurrence.constants, reveal),
+        });
+        if stats.normalized_sql.is_none() && occurrence.normalized_sql.is_some() {
+            stats.normalized_sql.clone_from(&occurrence.normalized_sql);
+            resized = true;
+        }
+        let admitted = stats.count == 1;
+        Changed {
+            resized: resized || admitted || stats.latency.heap_bytes() != latency_bytes,
+            admitted,
+        }
+    }
+
+    /// An updated entry re-measured if its size may have changed; whether the store must
+    /// then be held to its limits (the entry grew, or was just admitted).
+    fn settle(&self, stats: &mut ShapeStats, changed: Changed) -> bool {
+        let grew = changed.resized && self.charge(stats.recharge());
+        debug_assert_eq!(
+            stats.charged,
+            stats.heap_size(),
+            "an entry's charge is current"
+        );
+        changed.admitted || grew
+    }
+
+    /// What follows an update once the entry's lock is let go: the cursor the command
+    /// opened is noted against `key` (a lowering of one shape), and the store is held to its
+    /// limits when the entry grew or was admitted (`limit`).
+    fn after_update(&self, key: Option<ShapeKey>, outcome: &Outcome, limit: bool) {
+        if let Some(key) = key {
+            if let Some(cursor) = outcome.cursor_id.filter(|c| *c != 0) {
+                lock(&self.cursors).open(cursor, key);
             }
+        }
+        if limit {
+            self.enforce_limits();
         }
     }
 

@@ -35,6 +35,7 @@ use std::time::Duration;
 use indextap_analyzer::aggregate::Aggregator;
 use indextap_analyzer::command::Observation;
 use indextap_analyzer::shape::sql::{LoweringMemo, SqlCache};
+use indextap_analyzer::shape::Lowering;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::budget::{Charge, InspectBudget};
@@ -166,11 +167,8 @@ impl AnalysisThread {
         // This thread's prepared statements, found by their shared text before the cache.
         let mut memo = LoweringMemo::default();
         while self.gather(&mut batches) {
+            self.record(&batches, &mut memo);
             for Queued { mut batch, rooms } in batches.drain(..) {
-                for observation in &batch {
-                    let lowering = memo.lower_shared(&observation.request, &self.cache);
-                    self.aggregator.record_shared(observation, &lowering);
-                }
                 let count = batch.len();
                 batch.clear();
                 // The copies are gone (a prepared statement may still hold its own), before
@@ -179,6 +177,31 @@ impl AnalysisThread {
                 self.queued.fetch_sub(count, Ordering::AcqRel);
                 self.spares.give(batch);
             }
+        }
+    }
+
+    /// Lower and record the gathered observations, in order. Consecutive ones of the same
+    /// lowering (one statement, from any connection: the cache shares its lowering) are
+    /// recorded as a run ([`Aggregator::record_run`]), their shape's entry looked up once.
+    fn record(&self, batches: &[Queued], memo: &mut LoweringMemo) {
+        // One list per gathering (a tick's worth of batches), not per observation.
+        let mut run = Vec::new();
+        let mut current: Option<Arc<Lowering>> = None;
+        for observation in batches.iter().flat_map(|queued| &queued.batch) {
+            let lowering = memo.lower_shared(&observation.request, &self.cache);
+            match current.as_ref() {
+                Some(same) if Arc::ptr_eq(same, &lowering) => {}
+                _ => {
+                    if let Some(previous) = current.replace(lowering) {
+                        self.aggregator.record_run(&run, &previous);
+                        run.clear();
+                    }
+                }
+            }
+            run.push(observation);
+        }
+        if let Some(previous) = current {
+            self.aggregator.record_run(&run, &previous);
         }
     }
 

@@ -484,3 +484,46 @@ fn write_counters_hold_to_their_share_of_the_budget() {
     let counted: u64 = writes.iter().map(|w| w.inserts).sum();
     assert_eq!(counted + aggregator.untracked_writes(), 20_001 * 2);
 }
+
+/// A run of observations of one lowering, recorded at once, leaves the store as recording
+/// each in turn does: counts, errors, latencies, constants, charged bytes, the cursor each
+/// opened, and the limits (a run that admits a shape past the bound evicts as one by one).
+#[test]
+fn a_run_of_one_lowering_records_as_each_in_turn() {
+    let lowering = reads(find_eq("orders", "status"), vec![exists("email", true)]);
+    let run: Vec<Observation> = (0..40)
+        .map(|n| {
+            let cursor = (n % 7 == 3).then_some(100 + n as i64);
+            let error = (n % 11 == 5).then_some("11000");
+            observation(1 + n * n % 37, n, cursor, error)
+        })
+        .collect();
+    let refs: Vec<&Observation> = run.iter().collect();
+    let (each, _) = bounded(2, usize::MAX);
+    let (at_once, _) = bounded(2, usize::MAX);
+    let before = observation(3, 1, None, None);
+    for store in [&each, &at_once] {
+        store.record(&before, orders_by("a"));
+        store.record(&before, orders_by("b"));
+    }
+    for observation in &run {
+        each.record_shared(observation, &lowering);
+    }
+    at_once.record_run(&refs, &lowering);
+    // A second run finds the entry stored.
+    for observation in &run {
+        each.record_shared(observation, &lowering);
+    }
+    at_once.record_run(&refs, &lowering);
+    assert_eq!(at_once.snapshot(), each.snapshot());
+    assert_eq!(
+        at_once.shape_bytes.load(Ordering::Relaxed),
+        each.shape_bytes.load(Ordering::Relaxed)
+    );
+    let continuations = |store: &Aggregator| {
+        store.record(&observation(9, 1, None, None), continued(103));
+        store.snapshot().shapes[&find_eq("orders", "status").id()].continuations
+    };
+    let (got, expected) = (continuations(&at_once), continuations(&each));
+    assert_eq!((got, expected), (1, 1), "the run's cursor is known");
+}
