@@ -216,22 +216,60 @@ static SPECIAL: [bool; 256] = {
 };
 
 /// The first special byte at or after `from` ([`SPECIAL`]), or the end. Eight bytes are
-/// looked up at a time and tested together: most of a text is words and spaces.
+/// read as one word and their candidates found with a few word operations
+/// ([`candidates`]), each candidate then looked up: most of a text is words and spaces,
+/// which are no candidates at all. The last few bytes are looked up one by one.
 pub(super) fn next_special(bytes: &[u8], from: usize) -> usize {
     let rest = bytes.get(from..).unwrap_or_default();
-    let mut chunks = rest.chunks_exact(8);
-    let mut skipped = 0;
-    for chunk in &mut chunks {
-        if chunk.iter().any(|&byte| SPECIAL[usize::from(byte)]) {
-            break;
+    let (words, tail) = rest.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        let mut found = candidates(u64::from_le_bytes(*word));
+        while found != 0 {
+            let offset = (found.trailing_zeros() / 8) as usize;
+            if word
+                .get(offset)
+                .is_some_and(|&byte| SPECIAL[usize::from(byte)])
+            {
+                return from + 8 * index + offset;
+            }
+            found &= found - 1;
         }
-        skipped += 8;
     }
+    let skipped = rest.len() - tail.len();
     from + skipped
-        + rest[skipped..]
+        + tail
             .iter()
             .position(|&byte| SPECIAL[usize::from(byte)])
-            .unwrap_or(rest.len() - skipped)
+            .unwrap_or(tail.len())
+}
+
+/// One in each byte of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+/// The high bit of each byte of a word.
+const HIGH: u64 = ONES * 0x80;
+
+/// The bytes of `word` (little-endian) that may be special, each marked by its high bit:
+/// every byte from `"` to `9` (the special bytes but `\`, and some punctuation) and every
+/// `\`. None is missed; a byte marked that is not special is looked up and passed over.
+///
+/// The range test is exact per byte ("has between" from Bit Twiddling Hacks): each byte's
+/// low seven bits, subtracted from or added to a constant below 256, carry into no other
+/// byte, and a byte with its high bit set (non-ASCII, a word byte) is masked off. The `\`
+/// test (a zero byte after xor) may also mark the byte after a `\` (a borrow), looked up and
+/// passed over like the punctuation.
+const fn candidates(word: u64) -> u64 {
+    const LOW: u64 = ONES * 0x7F;
+    // Strictly between these two: `"` (0x22) to `9` (0x39).
+    const ABOVE: u64 = b'"' as u64 - 1;
+    const BELOW: u64 = b'9' as u64 + 1;
+    let low = word & LOW;
+    let between = (ONES * (127 + BELOW)).wrapping_sub(low)
+        & !word
+        & low.wrapping_add(ONES * (127 - ABOVE))
+        & HIGH;
+    let xored = word ^ (ONES * b'\\' as u64);
+    let backslash = xored.wrapping_sub(ONES) & !xored & HIGH;
+    between | backslash
 }
 
 /// The next byte at or after `from` that can start a literal, a quote, a placeholder or a
@@ -558,6 +596,26 @@ mod tests {
             };
             proptest::prop_assert_eq!(number(digits.as_bytes(), 0), Some((digits.len(), expected)));
         }
+    }
+
+    #[test]
+    fn every_special_byte_is_a_candidate_wherever_it_stands() {
+        for byte in 0..=u8::MAX {
+            for position in 0..8 {
+                // Among plain bytes, and among other special bytes (a `\\` before it borrows).
+                for filler in [b'a', b' ', 0xC3, b'\\', b'0'] {
+                    let mut word = [filler; 8];
+                    word[position] = byte;
+                    let marked = (candidates(u64::from_le_bytes(word)) >> (8 * position + 7)) & 1;
+                    if SPECIAL[usize::from(byte)] {
+                        assert_eq!(marked, 1, "{byte:#x} at {position} among {filler:#x}");
+                    }
+                }
+            }
+        }
+        // Words and spaces, the bulk of a text, are no candidates: the scan skips them whole.
+        assert_eq!(candidates(u64::from_le_bytes(*b"SELECT a")), 0);
+        assert_eq!(candidates(u64::from_le_bytes(*b"_\xc3\xa9 FROM")), 0);
     }
 
     #[test]
