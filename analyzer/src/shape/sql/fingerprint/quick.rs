@@ -311,8 +311,8 @@ fn read(
     let mut copied = 0;
     let mut literal = |class: Class, span: (usize, usize), copied: &mut usize| {
         hashed.extend_from_slice(&bytes[*copied..span.0]);
-        hashed.push(MARK);
-        hashed.extend_from_slice(&class.tag());
+        let [kind, detail] = class.tag();
+        hashed.extend_from_slice(&[MARK, kind, detail]);
         *copied = span.1;
         if let Some(literals) = literals.as_deref_mut() {
             literals.push(Literal { class, span });
@@ -418,21 +418,17 @@ pub(super) fn quoted_end(
 /// the way; `None` when what follows could make the tokenizer read it otherwise (`1e5`,
 /// `1_000`, `1.`, `1x`).
 fn number(bytes: &[u8], start: usize) -> Option<(usize, u8)> {
-    // Saturates past `i64::MAX`: only whether it fits matters.
-    let mut value: u64 = 0;
-    let mut end = start;
-    while let Some(&digit) = bytes.get(end).filter(|b| b.is_ascii_digit()) {
-        value = value
-            .saturating_mul(10)
-            .saturating_add(u64::from(digit - b'0'));
-        end += 1;
-    }
-    let mut kind = if value <= i32::MAX as u64 {
+    let rest = bytes.get(start..).unwrap_or_default();
+    let digits = rest
+        .iter()
+        .position(|byte| !byte.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let mut end = start + digits;
+    // Nine digits always fit an `INTEGER`: only longer numbers need their value.
+    let mut kind = if digits <= 9 {
         1
-    } else if value <= i64::MAX as u64 {
-        2
     } else {
-        3
+        integer_kind(&rest[..digits])
     };
     if bytes.get(end) == Some(&b'.') {
         let fraction = bytes.get(end + 1..).map_or(0, |rest| {
@@ -447,6 +443,23 @@ fn number(bytes: &[u8], start: usize) -> Option<(usize, u8)> {
     match bytes.get(end) {
         Some(&after) if is_word(after) || after == b'.' || after == b'\'' || after == b'$' => None,
         _ => Some((end, kind)),
+    }
+}
+
+/// The class `number_type` gives the digits `digits`: 1 `INTEGER`, 2 `BIGINT`, 3 `NUMERIC`.
+fn integer_kind(digits: &[u8]) -> u8 {
+    // Saturates past `i64::MAX`: only whether it fits matters.
+    let value = digits.iter().fold(0_u64, |value, &digit| {
+        value
+            .saturating_mul(10)
+            .saturating_add(u64::from(digit - b'0'))
+    });
+    if value <= i32::MAX as u64 {
+        1
+    } else if value <= i64::MAX as u64 {
+        2
+    } else {
+        3
     }
 }
 
