@@ -70,6 +70,11 @@ struct Changed {
     admitted: bool,
 }
 
+/// An outcome's latency in whole microseconds, as the statistics count it.
+fn latency_micros(outcome: &Outcome) -> u64 {
+    u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// How much the store may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -178,7 +183,7 @@ impl Aggregator {
     /// is cloned unless a shape, a namespace or a constant list is stored for the first time.
     pub fn record_shared(&self, observation: &Observation, lowering: &Lowering) {
         let outcome = &observation.outcome;
-        let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+        let micros = latency_micros(outcome);
 
         if let Some(reason) = &lowering.rejected {
             *self.rejected.entry(reason.clone()).or_insert(0) += 1;
@@ -260,7 +265,7 @@ impl Aggregator {
             // (it is re-measured, the store held to its limits) or a cursor was opened.
             for observation in rest.by_ref() {
                 let outcome = &observation.outcome;
-                let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+                let micros = latency_micros(outcome);
                 let changed = Self::update(&mut stats, occurrence, observation, micros);
                 let limit = self.settle(&mut stats, changed);
                 if limit || outcome.cursor_id.is_some_and(|c| c != 0) {

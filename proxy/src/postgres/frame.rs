@@ -192,7 +192,10 @@ impl<'a> TypedFrame<'a> {
 /// Hands the messages of a run to `each`, in order; a message that cannot be framed ends
 /// the walk with its error. The session's walk: each header is read once, and no message
 /// is wrapped in a `Result` or an `Option` to be matched again (a round trip is nine
-/// messages); the errors are built out of line.
+/// messages); the errors are built out of line. It reads the header as
+/// `TypedFrame::first` does, written out rather than called: a loop over `first` (or over
+/// an `Option`-returning split shared with it) measured 80–100 more instructions per
+/// prepared transaction under callgrind.
 #[inline]
 pub fn walk<'a>(run: &'a [u8], mut each: impl FnMut(TypedFrame<'a>)) -> Result<(), DecodeError> {
     let mut rest = run;
@@ -390,5 +393,40 @@ mod tests {
             TypedFrame::parse(&[b'Q', 0]).unwrap_err().reason,
             "truncated"
         );
+    }
+
+    /// `walk` reads headers as `messages` does (it is written out, not built on it): the
+    /// same messages, and the same error where a run cannot be framed.
+    #[test]
+    fn walk_and_messages_agree() {
+        let whole = [
+            encode(b'B', b"\0s1\0\0\0\0\0"),
+            encode(b'E', b"\0\0\0\0\0"),
+            encode(b'S', b""),
+        ]
+        .concat();
+        let mut runs = vec![whole.clone(), whole[..whole.len() - 3].to_vec()];
+        for length in [i32::MIN, -1, 0, 3, (1 << 30) + 1] {
+            runs.push([&whole[..], &header(b'Q', length)[..], b"tail"].concat());
+        }
+        runs.push(whole[..7].to_vec());
+        for run in runs {
+            let mut walked = Vec::new();
+            let ended = walk(&run, |message| {
+                walked.push((message.kind, message.body.to_vec(), message.complete));
+            });
+            let mut listed = Vec::new();
+            let mut failed = Ok(());
+            for message in messages(&run) {
+                match message {
+                    Ok(message) => {
+                        listed.push((message.kind, message.body.to_vec(), message.complete));
+                    }
+                    Err(error) => failed = Err(error),
+                }
+            }
+            assert_eq!(walked, listed, "{run:?}");
+            assert_eq!(ended, failed, "{run:?}");
+        }
     }
 }
