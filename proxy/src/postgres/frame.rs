@@ -314,17 +314,22 @@ mod tests {
         }
     }
 
+    /// A prepared statement's round trip as a client sends it: Bind, Execute, Sync.
+    fn round_trip() -> Vec<u8> {
+        [
+            encode(b'B', b"\0s\0\0\0\0\0\0\0"),
+            encode(b'E', b"\0\0\0\0\0"),
+            encode(b'S', b""),
+        ]
+        .concat()
+    }
+
     /// A read's whole messages are handed over as one run, which `messages` walks again;
     /// a message cut by the read's end, CopyData and over-cap messages end a run.
     #[test]
     fn whole_messages_of_a_read_are_one_run() {
         use crate::framing::{Piece, Splitter};
-        let run = [
-            encode(b'B', b"\0s\0\0\0\0\0\0\0"),
-            encode(b'E', b"\0\0\0\0\0"),
-            encode(b'S', b""),
-        ]
-        .concat();
+        let run = round_trip();
         let big = encode(b'Q', &[b'x'; 100]);
         let copy = encode(b'd', b"1\tsecret\n");
         let stream = [&run[..], &copy, &run, &big, &run].concat();
@@ -399,12 +404,7 @@ mod tests {
     /// same messages, and the same error where a run cannot be framed.
     #[test]
     fn walk_and_messages_agree() {
-        let whole = [
-            encode(b'B', b"\0s1\0\0\0\0\0"),
-            encode(b'E', b"\0\0\0\0\0"),
-            encode(b'S', b""),
-        ]
-        .concat();
+        let whole = round_trip();
         let mut runs = vec![whole.clone(), whole[..whole.len() - 3].to_vec()];
         for length in [i32::MIN, -1, 0, 3, (1 << 30) + 1] {
             runs.push([&whole[..], &header(b'Q', length)[..], b"tail"].concat());
