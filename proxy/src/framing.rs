@@ -9,7 +9,8 @@
 //!
 //! ## Layout
 //! - [`Framer`]: an engine's header rule (MongoDB MsgHeader, PostgreSQL type byte + length).
-//! - [`Splitter`]: the state machine over chunks, yielding [`Piece`]s.
+//! - [`Splitter`]: the state machine over chunks, yielding [`Piece`]s, or one [`Run`] for a
+//!   chunk of whole frames (the relay's fast path).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -57,6 +58,23 @@ pub trait Framer: Send + 'static {
 }
 
 use bytes::{Bytes, BytesMut};
+
+/// A chunk that is one run of whole inspectable frames ([`Splitter::push_run`]).
+#[derive(Debug)]
+pub struct Run {
+    /// The frames, the whole chunk.
+    pub frames: Bytes,
+    /// Where the last frame starts.
+    last: usize,
+}
+
+impl Run {
+    /// The run's last frame, as the splitter's header walk found it: what
+    /// [`Framer::reply_follows`] needs to look at, without walking the run again.
+    pub fn last_frame(&self) -> &[u8] {
+        self.frames.get(self.last..).unwrap_or_default()
+    }
+}
 
 /// What the splitter makes of the bytes it is given, in stream order.
 #[derive(Debug)]
@@ -174,6 +192,44 @@ impl<F: Framer> Splitter<F> {
         }
     }
 
+    /// [`Splitter::push`] for the relay's reads. Most reads are one run of whole frames at a
+    /// frame boundary (a round trip's messages): such a chunk comes back as it is, as
+    /// [`Run`], without a piece list; `push` would have handed it out as one
+    /// [`Piece::Frame`]. Any other chunk is pushed into the list `pieces` gives, which is
+    /// returned. The run at its head, if any, is not walked twice: it is its first piece.
+    pub fn push_run(
+        &mut self,
+        mut data: Bytes,
+        pieces: impl FnOnce() -> Vec<Piece>,
+    ) -> Result<Run, Vec<Piece>> {
+        let mut out = match self.head_run(&data) {
+            Some((end, last)) if end == data.len() => return Ok(Run { frames: data, last }),
+            Some((end, _)) => {
+                let mut out = pieces();
+                out.push(Piece::Frame(data.split_to(end)));
+                out
+            }
+            None => pieces(),
+        };
+        self.push(data, &mut out);
+        Err(out)
+    }
+
+    /// The run of whole inspectable frames at the head of `data`, if framing is at a frame
+    /// boundary and the first frame is whole, inspectable and not bulk: its end, and where
+    /// its last frame starts.
+    fn head_run(&self, data: &[u8]) -> Option<(usize, usize)> {
+        if !matches!(self.state, State::Collect) || !self.partial.is_empty() {
+            return None;
+        }
+        let header = data.get(..self.framer.header_len())?;
+        let len = self.framer.frame_len(header).ok()?;
+        if len > self.max_frame || len > data.len() || self.framer.is_bulk(header) {
+            return None;
+        }
+        Some(self.run_len(data, len, false))
+    }
+
     /// Feed the next chunk of the stream; pieces are appended to `out` in stream order.
     pub fn push(&mut self, mut data: Bytes, out: &mut Vec<Piece>) {
         while !data.is_empty() {
@@ -215,7 +271,7 @@ impl<F: Framer> Splitter<F> {
             }
             Ok(len) if data.len() >= len => {
                 let bulk = self.framer.is_bulk(header);
-                let len = self.run_len(data, len, bulk);
+                let (len, _) = self.run_len(data, len, bulk);
                 // Most often the run is the whole chunk (a round trip's messages, one read).
                 let run = if len == data.len() {
                     std::mem::take(data)
@@ -295,27 +351,31 @@ impl<F: Framer> Splitter<F> {
     /// Bulk frames always are (their bytes only pass by); inspectable ones when the framer
     /// joins frames, up to the inspection cap. Whatever ends the run (a frame cut by the
     /// chunk's end, an oversize or unframeable one, the other kind) is left to `push`. Each
-    /// kind has a loop of its own: this walks every message of every read.
-    fn run_len(&self, data: &[u8], first: usize, bulk: bool) -> usize {
+    /// kind has a loop of its own: this walks every message of every read. Returns the run's
+    /// end and where its last frame starts.
+    fn run_len(&self, data: &[u8], first: usize, bulk: bool) -> (usize, usize) {
         let header_len = self.framer.header_len();
         let limit = if bulk {
             data.len()
         } else if self.framer.joins_frames() {
             data.len().min(self.max_frame)
         } else {
-            return first;
+            return (first, 0);
         };
-        let mut end = first;
+        let (mut last, mut end) = (0, first);
         while let Some(header) = data.get(end..).and_then(|rest| rest.get(..header_len)) {
             if self.framer.is_bulk(header) != bulk {
                 break;
             }
             match self.framer.frame_len(header) {
-                Ok(len) if len <= limit - end => end += len,
+                Ok(len) if len <= limit - end => {
+                    last = end;
+                    end += len;
+                }
                 _ => break,
             }
         }
-        end
+        (end, last)
     }
 
     /// What was gathered, and the buffer with it: an idle connection keeps no room for the
@@ -467,6 +527,62 @@ pub(crate) mod tests {
             let pieces = split_all(&stream, chunk, 1 << 16);
             assert_eq!(frames(&pieces), expected, "chunk size {chunk}");
             assert_eq!(reassemble(&pieces), stream, "chunk size {chunk}");
+        }
+    }
+
+    /// Joins its frames into runs, as PostgreSQL's framer does.
+    struct Joining;
+
+    impl Framer for Joining {
+        fn header_len(&self) -> usize {
+            LenPrefix.header_len()
+        }
+        fn frame_len(&self, header: &[u8]) -> Result<usize, DecodeError> {
+            LenPrefix.frame_len(header)
+        }
+        fn joins_frames(&self) -> bool {
+            true
+        }
+    }
+
+    /// A chunk of whole frames comes back as one run with its last frame found; any other
+    /// chunk gives exactly the pieces `push` gives, whatever the chunking.
+    #[test]
+    fn push_run_hands_back_whole_chunks_and_otherwise_pushes() {
+        let expected: Vec<Vec<u8>> = (0..12).map(|i| frame(&vec![i as u8; i * 5])).collect();
+        let stream = expected.concat();
+        let mut splitter = Splitter::new(Joining, 1 << 16, InspectBudget::unlimited());
+        let run = splitter
+            .push_run(Bytes::from(stream.clone()), Vec::new)
+            .expect("a chunk of whole frames is a run");
+        assert_eq!(run.frames, stream);
+        assert_eq!(run.last_frame(), &expected[11][..]);
+        // One frame per run without joining: the last frame is the frame.
+        let mut single = Splitter::new(LenPrefix, 1 << 16, InspectBudget::unlimited());
+        let run = single
+            .push_run(Bytes::from(expected[3].clone()), Vec::new)
+            .expect("one whole frame is a run");
+        assert_eq!(run.last_frame(), &expected[3][..]);
+        for chunk in [1, 3, 7, 50, 100] {
+            let (mut by_run, mut by_push) = (
+                Splitter::new(Joining, 64, InspectBudget::unlimited()),
+                Splitter::new(Joining, 64, InspectBudget::unlimited()),
+            );
+            let (mut ran, mut pushed) = (Vec::new(), Vec::new());
+            for part in stream.chunks(chunk) {
+                let part = Bytes::copy_from_slice(part);
+                match by_run.push_run(part.clone(), Vec::new) {
+                    Ok(run) => ran.push(Piece::Frame(run.frames)),
+                    Err(pieces) => ran.extend(pieces),
+                }
+                by_push.push(part, &mut pushed);
+            }
+            assert_eq!(
+                format!("{ran:?}"),
+                format!("{pushed:?}"),
+                "chunk size {chunk}"
+            );
+            assert_eq!(reassemble(&ran), stream, "chunk size {chunk}");
         }
     }
 

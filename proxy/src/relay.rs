@@ -49,7 +49,7 @@ use tokio::io::AsyncRead;
 use crate::admin::metrics::ListenerMetrics;
 use crate::budget::InspectBudget;
 use crate::error::{ProxyError, Side};
-use crate::framing::{Framer, Piece, Splitter};
+use crate::framing::{Framer, Piece, Run, Splitter};
 use crate::tap::{Direction, Tap, TapFrame, TapItem};
 
 mod stream;
@@ -520,8 +520,10 @@ impl<F: Framer> Pump<F> {
             }
             charged.unwrap_or_else(|| chunk.clone())
         };
-        let mut pieces = scratch_pieces();
-        splitter.push(tapped, &mut pieces);
+        let mut pieces = match splitter.push_run(tapped, scratch_pieces) {
+            Ok(run) => return self.tap_run(run, at, starved, shared),
+            Err(pieces) => pieces,
+        };
         // A chunk of one frame (every MongoDB round trip) is offered as it is, without a list.
         let several = pieces
             .iter()
@@ -539,20 +541,8 @@ impl<F: Framer> Pump<F> {
             let direction = self.direction;
             match piece {
                 Piece::Frame(bytes) => {
-                    match (direction, shared.rewrite.as_deref_mut()) {
-                        (Direction::Request, Some(rewrite)) => {
-                            let at_rest = rewrite.request(&bytes);
-                            idle = Some(idle.unwrap_or(true) && at_rest);
-                        }
-                        // Streamed because it began inside a streaming frame's last read:
-                        // forwarded already, so a reply the rewrite wanted is only counted.
-                        (Direction::Reply, Some(rewrite)) if rewrite.awaiting() => {
-                            let missed = rewrite.reply(&bytes).is_some();
-                            if missed {
-                                shared.metrics.event("topology_rewrite_missed");
-                            }
-                        }
-                        _ => {}
+                    if let Some(at_rest) = self.rewrite_sees(&bytes, shared) {
+                        idle = Some(idle.unwrap_or(true) && at_rest);
                     }
                     deferred = direction == Direction::Request
                         && self
@@ -589,13 +579,55 @@ impl<F: Framer> Pump<F> {
         }
         return_pieces(pieces);
         offer_frames(&mut self.tap, &mut frames, deferred, starved);
+        self.stop_splitting_if_done(shared);
+        idle.unwrap_or(false)
+    }
+
+    /// [`Pump::tap_frames`] for a chunk of whole frames, the most common read: one offer,
+    /// no piece list, and whether a reply follows read off the run's last frame, which the
+    /// splitter's walk found.
+    fn tap_run(&mut self, run: Run, at: Instant, starved: bool, shared: &mut Shared<'_>) -> bool {
+        let idle = self.rewrite_sees(&run.frames, shared);
+        let deferred = self.direction == Direction::Request
+            && self
+                .splitter
+                .as_ref()
+                .is_some_and(|splitter| splitter.framer().reply_follows(run.last_frame()));
+        let frame = TapFrame {
+            direction: self.direction,
+            bytes: run.frames,
+            at,
+        };
+        offer_item(&mut self.tap, TapItem::Frame(frame), deferred, starved);
+        self.stop_splitting_if_done(shared);
+        idle.unwrap_or(false)
+    }
+
+    /// Show the rewrite a whole frame (or run) that streams: a request's, to learn what it
+    /// awaits (whether the request leaves the connection at rest is returned); a reply's
+    /// while it awaits one, which is only counted (the frame began inside a streaming
+    /// frame's last read, so it is forwarded already).
+    fn rewrite_sees(&self, bytes: &[u8], shared: &mut Shared<'_>) -> Option<bool> {
+        match (self.direction, shared.rewrite.as_deref_mut()) {
+            (Direction::Request, Some(rewrite)) => Some(rewrite.request(bytes)),
+            (Direction::Reply, Some(rewrite)) if rewrite.awaiting() => {
+                if rewrite.reply(bytes).is_some() {
+                    shared.metrics.event("topology_rewrite_missed");
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Splitting stops once framing broke, or when neither the inspector nor the rewrite
+    /// needs frames any more (the rewrite needs request frames even uninspected).
+    fn stop_splitting_if_done(&mut self, shared: &Shared<'_>) {
         let broken = self.splitter.as_ref().is_some_and(|s| s.is_broken());
-        // The rewrite needs the request frames even when nothing is inspected any more.
         if broken || (self.tap.is_none() && shared.rewrite.is_none()) {
             self.splitter = None;
             self.tap = None;
         }
-        idle.unwrap_or(false)
     }
 
     /// A frame too large to inspect, or one the budget had no room to gather: count it, and
