@@ -4,6 +4,7 @@
 //! ([`ListenerMetrics`]), so the data path only touches atomics.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -299,6 +300,7 @@ impl Metrics {
             decode_errors: self.decode_errors.clone(),
             events: self.events.clone(),
             uninspected: self.uninspected_sessions.clone(),
+            identity: Arc::default(),
             analysis_dropped_total: self.analysis_dropped.clone(),
         }
     }
@@ -350,6 +352,16 @@ pub struct ListenerMetrics {
     decode_errors: Family<ReasonLabels, Counter>,
     events: Family<ReasonLabels, Counter>,
     uninspected: Family<ReasonLabels, Counter>,
+    /// One per [`Metrics::listener`] call, shared by the clones: tells these counters apart
+    /// from another registry's listener of the same name.
+    identity: Arc<()>,
+}
+
+impl ListenerMetrics {
+    /// Whether both are clones of one [`Metrics::listener`] (the same counters).
+    pub fn same_listener(&self, other: &ListenerMetrics) -> bool {
+        Arc::ptr_eq(&self.identity, &other.identity)
+    }
 }
 
 impl std::fmt::Debug for ListenerMetrics {

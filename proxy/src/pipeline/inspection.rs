@@ -6,8 +6,9 @@
 //! I/O: the runtime's park hook ([`Inspections::drain_parked`], `crate::threads`), so
 //! forwarding is never delayed by it and a round trip costs no task wake-up, schedule or
 //! poll. One drain takes every listed connection, and its observations go to the analyzer
-//! as one batch. An idle connection costs an entry in the table (its inspector and its
-//! tallies), not a task.
+//! as one batch, and the message and event tallies of each listener (one table for all its
+//! connections on the thread) go to their counters once. An idle connection costs an entry
+//! in the table (its inspector), not a task.
 //!
 //! A thread that does not park (its relays always have work) never runs the hook, so the
 //! thread also has one inspection task, the fallback: the tap channel wakes it once
@@ -26,7 +27,7 @@
 //!   [`Inspections::start`] adds a connection and gives its tap,
 //!   [`Inspections::drain_parked`] is the park hook.
 //! - `Drain`: the connections and the drain's working state; `Connection`: one connection's
-//!   receiver, inspector, tallies and backlog.
+//!   receiver, inspector and backlog; `ListenerTallies`: a listener's tallies on the thread.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -159,6 +160,7 @@ impl Inspections {
         metrics: &ListenerMetrics,
     ) -> Tap {
         let mut drain = super::lock(&self.drain);
+        let tallies = drain.tallies_of(metrics);
         let entry = drain.connections.vacant_entry();
         let (tap, receiver) = Tap::listed(
             capacity,
@@ -171,8 +173,7 @@ impl Inspections {
             receiver,
             inspector,
             metrics: metrics.clone(),
-            messages: Tallies::default(),
-            counts: Tallies::default(),
+            tallies,
             backlog: TapBatch::default(),
             _tracked: self.tracker.token(),
         });
@@ -194,10 +195,8 @@ struct Connection {
     receiver: TapReceiver,
     inspector: Box<dyn Inspector>,
     metrics: ListenerMetrics,
-    /// Message kinds and counted events since the last hand-over: a handful of distinct
-    /// labels per connection, each resolved to its counter once.
-    messages: Tallies,
-    counts: Tallies,
+    /// Its listener's entry in [`Drain::tallies`].
+    tallies: usize,
     /// Items taken from the channel and not yet inspected (a poll's slice ran out).
     backlog: TapBatch,
     /// Holds the shutdown's wait until the connection's inspection ends.
@@ -226,8 +225,8 @@ impl Connection {
             inspect_budget: batch.inspect_budget,
             frame: 0,
             metrics: &self.metrics,
-            messages: &mut self.messages,
-            counts: &mut self.counts,
+            messages: &mut batch.tallies.messages,
+            counts: &mut batch.tallies.counts,
         };
         let inspector = &mut *self.inspector;
         if !self.backlog.is_empty() {
@@ -256,12 +255,6 @@ impl Connection {
             }
             Slice::Stopped => Drained::Ended,
         }
-    }
-
-    /// Hand the tallies to the metrics.
-    fn flush_tallies(&mut self) {
-        self.messages.flush();
-        self.counts.flush();
     }
 }
 
@@ -323,11 +316,33 @@ fn inspect_items(
     }
 }
 
-/// Where a poll's observations gather, with the charges of their large copies.
+/// Where a poll's observations gather, with the charges of their large copies, and the
+/// tallies of the connection's listener.
 struct Batch<'a> {
     observations: &'a mut Vec<Observation>,
     rooms: &'a mut Vec<Charge>,
     inspect_budget: &'a InspectBudget,
+    tallies: &'a mut ListenerTallies,
+}
+
+/// A listener's message kinds and counted events on this thread since the last hand-over,
+/// tallied for all its connections together: a handful of distinct labels, each resolved to
+/// its counter once, and handed to the counters once per drain rather than once per
+/// connection drained (a drain takes several connections' round trips at a time).
+struct ListenerTallies {
+    metrics: ListenerMetrics,
+    messages: Tallies,
+    counts: Tallies,
+    /// The thread's connections of the listener: the entry goes with the last.
+    connections: usize,
+}
+
+impl ListenerTallies {
+    /// Hand the tallies to the metrics.
+    fn flush(&mut self) {
+        self.messages.flush();
+        self.counts.flush();
+    }
 }
 
 /// What an inspector reports, gathered for the end of the poll.
@@ -383,6 +398,8 @@ impl Drop for Running {
 /// their storage is reused.
 struct Drain {
     connections: Slab<Connection>,
+    /// The tallies of the listeners of `connections`.
+    tallies: Slab<ListenerTallies>,
     analysis: Analysis,
     /// Keys taken from the [`ReadyList`], before they join `todo`.
     listed: Vec<usize>,
@@ -400,6 +417,7 @@ impl Drain {
     fn new(analysis: Analysis) -> Self {
         Self {
             connections: Slab::new(),
+            tallies: Slab::new(),
             analysis,
             listed: Vec::new(),
             todo: VecDeque::new(),
@@ -408,6 +426,24 @@ impl Drain {
             owners: Vec::new(),
             ended: Vec::new(),
         }
+    }
+
+    /// The key of the tallies of `metrics`' listener, for one more connection of it.
+    fn tallies_of(&mut self, metrics: &ListenerMetrics) -> usize {
+        let listed = self
+            .tallies
+            .iter_mut()
+            .find(|(_, tallies)| tallies.metrics.same_listener(metrics));
+        if let Some((key, tallies)) = listed {
+            tallies.connections += 1;
+            return key;
+        }
+        self.tallies.insert(ListenerTallies {
+            metrics: metrics.clone(),
+            messages: Tallies::default(),
+            counts: Tallies::default(),
+            connections: 1,
+        })
     }
 
     /// Drain the listed connections, a slice at most, and hand the observations over.
@@ -432,14 +468,17 @@ impl Drain {
             let Some(connection) = self.connections.get_mut(key) else {
                 continue;
             };
+            let Some(tallies) = self.tallies.get_mut(connection.tallies) else {
+                continue;
+            };
             let before = self.observations.len();
             let batch = Batch {
                 observations: &mut self.observations,
                 rooms: &mut self.rooms,
                 inspect_budget: self.analysis.budget(),
+                tallies,
             };
             let drained = connection.drain(&mut budget, batch);
-            connection.flush_tallies();
             if self.observations.len() > before {
                 self.owners.push((key, self.observations.len() - before));
             }
@@ -448,6 +487,10 @@ impl Drain {
                 Drained::More => self.todo.push_front(key),
                 Drained::Ended => self.ended.push(key),
             }
+        }
+        // A listener or two per thread: a flush with nothing tallied is a check.
+        for (_, tallies) in &mut self.tallies {
+            tallies.flush();
         }
         let dropped = self.analysis.offer(&mut self.observations, &mut self.rooms);
         if dropped > 0 {
@@ -461,7 +504,16 @@ impl Drain {
         // Dropping the receiver tells the relay to stop tapping.
         if !self.ended.is_empty() {
             for key in self.ended.drain(..) {
-                self.connections.try_remove(key);
+                let Some(ended) = self.connections.try_remove(key) else {
+                    continue;
+                };
+                let last = self.tallies.get_mut(ended.tallies).is_some_and(|tallies| {
+                    tallies.connections -= 1;
+                    tallies.connections == 0
+                });
+                if last {
+                    self.tallies.try_remove(ended.tallies);
+                }
             }
             // After a burst of connections the table gives its room back (as far as the
             // highest key still open allows).
@@ -673,6 +725,58 @@ mod thread_tests {
             "{text}"
         );
         assert!(text.contains(r#"reason="bad_length"} 1"#), "{text}");
+    }
+
+    /// Connections of two listeners of one name (two registries) on one thread are tallied
+    /// apart, each message counted once, and a listener's tallies go with its last connection.
+    #[test]
+    fn each_listener_is_tallied_apart_and_its_tallies_go_with_its_last_connection() {
+        let (texts, listeners_left) = on_data_thread(async {
+            let analysis = analysis();
+            let registries = [
+                crate::admin::metrics::Metrics::new(),
+                crate::admin::metrics::Metrics::new(),
+            ];
+            let tracker = TaskTracker::new();
+            // One connection of the first listener, two of the second.
+            let connections: Vec<_> = [0, 1, 1]
+                .into_iter()
+                .map(|listener| {
+                    let metrics = registries[listener].listener("t", "postgresql");
+                    let seen = Arc::new(Mutex::new(Vec::new()));
+                    let inspector = Box::new(Recorder(seen.clone()));
+                    let tap = Inspections::start(inspector, 100, &analysis, &metrics, &tracker);
+                    (tap, seen)
+                })
+                .collect();
+            for round in 0..3u8 {
+                for (tap, _) in &connections {
+                    for n in 0..10u8 {
+                        assert!(tap.offer(frame(n)));
+                    }
+                }
+                for (_, seen) in &connections {
+                    parked_until(seen, 10 * usize::from(round + 1)).await;
+                }
+            }
+            tracker.close();
+            drop(connections);
+            tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+                .await
+                .expect("every connection's inspection ended");
+            let left = THREAD.with(|thread| {
+                thread
+                    .borrow()
+                    .as_ref()
+                    .map(|inspections| super::super::lock(&inspections.drain).tallies.len())
+            });
+            (registries.map(|registry| registry.encode()), left)
+        });
+        for (text, count) in texts.iter().zip([30, 60]) {
+            let line = format!(r#"indextap_messages_total{{listener="t",kind="Query"}} {count}"#);
+            assert!(text.contains(&line), "{text}");
+        }
+        assert_eq!(listeners_left, Some(0));
     }
 
     /// The common case: a round trip's hand-over is inspected when the thread parks, and the
