@@ -166,8 +166,10 @@ impl AnalysisThread {
         let mut batches = Vec::new();
         // This thread's prepared statements, found by their shared text before the cache.
         let mut memo = LoweringMemo::default();
+        // The list of a run's observations, its room kept from one gathering to the next.
+        let mut run = Vec::new();
         while self.gather(&mut batches) {
-            self.record(&batches, &mut memo);
+            run = self.record(&batches, &mut memo, run);
             for Queued { mut batch, rooms } in batches.drain(..) {
                 let count = batch.len();
                 batch.clear();
@@ -183,9 +185,15 @@ impl AnalysisThread {
     /// Lower and record the gathered observations, in order. Consecutive ones of the same
     /// lowering (one statement, from any connection: the cache shares its lowering) are
     /// recorded as a run ([`Aggregator::record_run`]), their shape's entry looked up once.
-    fn record(&self, batches: &[Queued], memo: &mut LoweringMemo) {
-        // One list per gathering (a tick's worth of batches), not per observation.
-        let mut run = Vec::new();
+    /// `room` is an empty list to list the runs in, handed back emptied for the next
+    /// gathering.
+    fn record(
+        &self,
+        batches: &[Queued],
+        memo: &mut LoweringMemo,
+        room: Vec<&'static Observation>,
+    ) -> Vec<&'static Observation> {
+        let mut run = relist(room);
         let mut current: Option<Arc<Lowering>> = None;
         for observation in batches.iter().flat_map(|queued| &queued.batch) {
             let lowering = memo.lower_shared(&observation.request, &self.cache);
@@ -203,6 +211,7 @@ impl AnalysisThread {
         if let Some(previous) = current {
             self.aggregator.record_run(&run, &previous);
         }
+        relist(run)
     }
 
     /// Wait for a batch, then let a tick's worth gather behind it and take them all. The
@@ -225,6 +234,18 @@ impl AnalysisThread {
         }
         true
     }
+}
+
+/// An empty list of observations of another lifetime, in the same allocation: an empty list
+/// holds no reference, so its room can serve the next gathering's observations. (Collecting
+/// into a vector of the same layout reuses the source's allocation; a test holds that.)
+#[expect(
+    clippy::unnecessary_filter_map,
+    reason = "the filter keeps nothing: it is there to change the item's lifetime"
+)]
+fn relist<'b>(mut list: Vec<&Observation>) -> Vec<&'b Observation> {
+    list.clear();
+    list.into_iter().filter_map(|_| None).collect()
 }
 
 /// Emptied observation batches, from the analysis threads back to the data threads. Bounded
@@ -438,6 +459,18 @@ mod tests {
             let line = format!(r#"indextap_messages_total{{listener="t",kind="{kind}"}} {count}"#);
             assert!(text.contains(&line), "{line}\n{text}");
         }
+    }
+
+    /// The analysis thread's run list keeps its room from one gathering to the next.
+    #[test]
+    fn a_relisted_run_keeps_its_room() {
+        let observations = [find(), find(), find()];
+        let mut list: Vec<&Observation> = Vec::with_capacity(40);
+        list.extend(observations.iter());
+        let (room, at) = (list.capacity(), list.as_ptr().addr());
+        let relisted: Vec<&'static Observation> = relist(list);
+        assert!(relisted.is_empty());
+        assert_eq!((relisted.capacity(), relisted.as_ptr().addr()), (room, at));
     }
 
     fn find() -> Observation {
