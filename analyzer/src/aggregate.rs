@@ -263,10 +263,18 @@ impl Aggregator {
             };
             // Counted under the one lock until it must be let go: the entry may have grown
             // (it is re-measured, the store held to its limits) or a cursor was opened.
+            let mut steady = stats.steady(occurrence);
             for observation in rest.by_ref() {
                 let outcome = &observation.outcome;
                 let micros = latency_micros(outcome);
-                let changed = Self::update(&mut stats, occurrence, observation, micros);
+                let changed = match outcome.error {
+                    None if steady => Self::count_steady(&mut stats, observation, micros),
+                    _ => {
+                        let changed = Self::update(&mut stats, occurrence, observation, micros);
+                        steady = stats.steady(occurrence);
+                        changed
+                    }
+                };
                 let limit = self.settle(&mut stats, changed);
                 if limit || outcome.cursor_id.is_some_and(|c| c != 0) {
                     drop(stats);
@@ -315,6 +323,25 @@ impl Aggregator {
         Changed {
             resized: resized || admitted || stats.latency.heap_bytes() != latency_bytes,
             admitted,
+        }
+    }
+
+    /// [`Aggregator::update`] for an entry that is [`ShapeStats::steady`] and an observation
+    /// without an error: only the counters, the first and last seen times and the latency
+    /// sketch change, and only the sketch can change the entry's size. (The constants kept
+    /// are none, and stay none; the SQL text is kept already; the entry was admitted before.)
+    #[inline]
+    fn count_steady(stats: &mut ShapeStats, observation: &Observation, micros: u64) -> Changed {
+        let outcome = &observation.outcome;
+        let latency_bytes = stats.latency.heap_bytes();
+        stats.count = stats.count.saturating_add(1);
+        stats.total_micros = stats.total_micros.saturating_add(micros);
+        stats.returned = stats.returned.saturating_add(outcome.returned);
+        stats.latency.record(micros);
+        stats.seen(Some(observation.at));
+        Changed {
+            resized: stats.latency.heap_bytes() != latency_bytes,
+            admitted: false,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::CONFIRM_EXECUTIONS;
 use crate::shape::footprint::{allocation, HeapSize};
-use crate::shape::{BoundConstant, Constant, Shape, ShapeId};
+use crate::shape::{BoundConstant, Constant, Shape, ShapeId, ShapeOccurrence};
 use crate::snapshot::{LatencySketch, ShapeRecord};
 
 /// One shape's statistics.
@@ -82,6 +82,16 @@ impl ShapeStats {
             + self.constants.heap_size()
             + self.normalized_sql.heap_size()
             + allocation(self.latency.heap_bytes())
+    }
+
+    /// Whether an observation without an error can change nothing here but the counters,
+    /// the times seen and the latency sketch: the entry was recorded before, keeps no
+    /// constant (an empty intersection stays empty) and has its SQL text, if any. Once
+    /// steady, an entry stays so.
+    pub(crate) fn steady(&self, occurrence: &ShapeOccurrence) -> bool {
+        self.count > 0
+            && self.constants.as_ref().is_some_and(Vec::is_empty)
+            && (self.normalized_sql.is_some() || occurrence.normalized_sql.is_none())
     }
 
     /// Count `at` (when not `None`) in the first and last seen times.

@@ -498,23 +498,67 @@ fn a_run_of_one_lowering_records_as_each_in_turn() {
             observation(1 + n * n % 37, n, cursor, error)
         })
         .collect();
+    let recorded = assert_run_records_as_each_in_turn(&lowering, &run, bounded(2, usize::MAX).1);
+    assert_eq!(recorded.continuations, Some(1), "the run's cursor is known");
+}
+
+/// The same for a lowering without constants, whose entry takes the short way once it is
+/// steady: latencies that keep growing its sketch, errors and cursors among them, within a
+/// byte budget that the growth makes the store hold to (evicting the shape mid-run).
+#[test]
+fn a_steady_run_records_as_each_in_turn() {
+    let mut lowering = orders_by("total");
+    if let Some(occurrence) = lowering.shapes.first_mut() {
+        occurrence.normalized_sql = Some("SELECT * FROM orders WHERE total = $1".into());
+    }
+    let run: Vec<Observation> = (0..300)
+        .map(|n| {
+            let cursor = (n % 53 == 3).then_some(100 + n as i64);
+            let error = (n % 41 == 5).then_some("23505");
+            observation(1 + n * n % 997, n, cursor, error)
+        })
+        .collect();
+    let evicted = [usize::MAX, 8 * 1024, 5 * 1024].map(|max_bytes| {
+        let recorded = assert_run_records_as_each_in_turn(&lowering, &run, bounded(3, max_bytes).1);
+        recorded.evicted
+    });
+    assert_eq!(evicted[0], 0);
+    assert!(evicted[2] > 0, "the budget binds: {evicted:?}");
+}
+
+/// What [`assert_run_records_as_each_in_turn`] found in both stores.
+struct Recorded {
+    /// The continuations counted to the run's shape after a `getMore` on a cursor it opened
+    /// (`None`: the shape was evicted).
+    continuations: Option<u64>,
+    /// Shapes evicted.
+    evicted: u64,
+}
+
+/// Records `run` of `lowering` twice into two stores held to `limits`, one by one and as a
+/// run, and compares them.
+fn assert_run_records_as_each_in_turn(
+    lowering: &Lowering,
+    run: &[Observation],
+    limits: Limits,
+) -> Recorded {
     let refs: Vec<&Observation> = run.iter().collect();
-    let (each, _) = bounded(2, usize::MAX);
-    let (at_once, _) = bounded(2, usize::MAX);
+    let each = Aggregator::with_limits(limits);
+    let at_once = Aggregator::with_limits(limits);
     let before = observation(3, 1, None, None);
     for store in [&each, &at_once] {
         store.record(&before, orders_by("a"));
         store.record(&before, orders_by("b"));
     }
-    for observation in &run {
-        each.record_shared(observation, &lowering);
+    for observation in run {
+        each.record_shared(observation, lowering);
     }
-    at_once.record_run(&refs, &lowering);
+    at_once.record_run(&refs, lowering);
     // A second run finds the entry stored.
-    for observation in &run {
-        each.record_shared(observation, &lowering);
+    for observation in run {
+        each.record_shared(observation, lowering);
     }
-    at_once.record_run(&refs, &lowering);
+    at_once.record_run(&refs, lowering);
     assert_eq!(at_once.snapshot(), each.snapshot());
     assert_eq!(
         at_once.shape_bytes.load(Ordering::Relaxed),
@@ -522,8 +566,17 @@ fn a_run_of_one_lowering_records_as_each_in_turn() {
     );
     let continuations = |store: &Aggregator| {
         store.record(&observation(9, 1, None, None), continued(103));
-        store.snapshot().shapes[&find_eq("orders", "status").id()].continuations
+        let shape = &lowering.shapes[0].shape;
+        store
+            .snapshot()
+            .shapes
+            .get(&shape.id())
+            .map(|shape| shape.continuations)
     };
     let (got, expected) = (continuations(&at_once), continuations(&each));
-    assert_eq!((got, expected), (1, 1), "the run's cursor is known");
+    assert_eq!(got, expected, "the run's cursor is known alike");
+    Recorded {
+        continuations: got,
+        evicted: at_once.other().evicted_shapes,
+    }
 }

@@ -119,11 +119,13 @@ impl LatencySketch {
     }
 
     /// Record one execution.
+    #[inline]
     pub fn record(&mut self, micros: u64) {
         self.record_n(micros, 1);
     }
 
     /// Record `n` executions of `micros` each.
+    #[inline]
     pub fn record_n(&mut self, micros: u64, n: u64) {
         if n == 0 {
             return;
@@ -135,15 +137,20 @@ impl LatencySketch {
                     *bin = pack(key, count(*bin).saturating_add(n));
                 }
             }
-            Err(at) => {
-                // Grow by a quarter rather than double: a sketch gains buckets rarely, and
-                // the spare capacity is memory every shape would carry.
-                if self.bins.len() == self.bins.capacity() {
-                    self.bins.reserve_exact((self.bins.len() / 4).max(1));
-                }
-                self.bins.insert(at, pack(key, n));
-            }
+            Err(at) => self.insert_bin(at, key, n),
         }
+    }
+
+    /// A new bucket at `at` (rare once a shape has run a while: kept out of line).
+    #[cold]
+    #[inline(never)]
+    fn insert_bin(&mut self, at: usize, key: u16, n: u64) {
+        // Grow by a quarter rather than double: a sketch gains buckets rarely, and the spare
+        // capacity is memory every shape would carry.
+        if self.bins.len() == self.bins.capacity() {
+            self.bins.reserve_exact((self.bins.len() / 4).max(1));
+        }
+        self.bins.insert(at, pack(key, n));
     }
 
     /// Add another sketch's executions to this one.
