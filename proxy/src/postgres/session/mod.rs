@@ -303,8 +303,23 @@ fn report(
     done: Option<Instant>,
     events: &mut dyn Events,
 ) {
+    let text = execution.text.take();
     let room = execution.room.take();
-    if let Some(observation) = execution.finish(database, done) {
+    report_with(database, &execution, text, room, done, events);
+}
+
+/// Reports `run` (read in place) with `text` and the charge `room` for it: taken from the
+/// run when it is over, shared when a simple Query's next statement keeps them.
+#[inline]
+fn report_with(
+    database: &Arc<str>,
+    run: &Execution,
+    text: Option<Arc<str>>,
+    room: Option<Charge>,
+    done: Option<Instant>,
+    events: &mut dyn Events,
+) {
+    if let Some(observation) = run.observation(text, database, done) {
         events.observation(observation);
         if let Some(room) = room {
             events.hold(room);

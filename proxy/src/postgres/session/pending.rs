@@ -109,18 +109,19 @@ impl Execution {
         }
     }
 
-    /// The statement of the same simple Query that runs after this one completed at `at`.
-    /// After a failed statement the server runs none of the rest: the successor is never
-    /// reported.
-    pub fn next_statement(&self, at: Instant) -> Self {
+    /// Becomes the statement of the same simple Query that runs after this one, which
+    /// completed at `at` (and was reported). After a failed statement the server runs none
+    /// of the rest: the successor is never reported. In place: the queue's entry is not
+    /// moved out and back for each statement.
+    pub fn next_statement(&mut self, at: Instant) {
         let (text, room) = match self.error {
             Some(_) => (None, None),
-            None => (self.text.clone(), self.room.clone()),
+            None => (self.text.take(), self.room.take()),
         };
-        Self {
+        *self = Self {
             statement_index: self.statement_index.map(|index| index.saturating_add(1)),
             ..Self::new(text, 0, SqlProtocol::Simple, at).charged(room)
-        }
+        };
     }
 
     /// Applies a CommandComplete. A tag's count wins over counted DataRows; tags without a
@@ -166,12 +167,19 @@ impl Execution {
         self.returned += std::mem::take(&mut self.rows_seen);
     }
 
-    /// The observation, finished at `done` (`None`: the run ended without a reply, as a
-    /// suspended portal that is closed). Statements never seen or empty are not reported.
-    /// Inlined where it is reported, so the observation is built where it is handed over.
+    /// The observation of this run with `text` (the run's, taken or shared by the caller),
+    /// finished at `done` (`None`: the run ended without a reply, as a suspended portal that
+    /// is closed). Statements never seen or empty are not reported. Read in place, and
+    /// inlined where it is reported: the run is not moved to be reported, and the
+    /// observation is built where it is handed over.
     #[inline]
-    pub fn finish(self, database: &Arc<str>, done: Option<Instant>) -> Option<Observation> {
-        let text = self.text.filter(|text| !blank(text))?;
+    pub fn observation(
+        &self,
+        text: Option<Arc<str>>,
+        database: &Arc<str>,
+        done: Option<Instant>,
+    ) -> Option<Observation> {
+        let text = text.filter(|text| !blank(text))?;
         let last_call = done.map(|done| done.saturating_duration_since(self.sent));
         // Most runs are one call: their age is that call's time, with no second subtraction.
         let (latency, age) = match self.resumed.as_deref() {
@@ -181,7 +189,10 @@ impl Execution {
                 done.map(|done| done.saturating_duration_since(resumed.first_sent)),
             ),
         };
-        let first_sent = self.resumed.map_or(self.sent, |resumed| resumed.first_sent);
+        let first_sent = self
+            .resumed
+            .as_deref()
+            .map_or(self.sent, |resumed| resumed.first_sent);
         let age = age.unwrap_or_else(|| first_sent.elapsed());
         Some(Observation {
             request: Request::Sql(SqlCommand {
@@ -282,6 +293,11 @@ impl PendingQueue {
     /// The oldest entry.
     pub fn front(&self) -> Option<&Pending> {
         self.entries.front()
+    }
+
+    /// The oldest entry, to change in place.
+    pub fn front_mut(&mut self) -> Option<&mut Pending> {
+        self.entries.front_mut()
     }
 
     /// The oldest entry's execution, if it is one.

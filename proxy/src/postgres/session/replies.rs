@@ -5,7 +5,7 @@ use std::time::Instant;
 use pgwire::messages::response::TransactionStatus;
 
 use super::pending::{CopyDirection, Execution, Pending};
-use super::{report, PgSession};
+use super::{report, report_with, PgSession};
 use crate::postgres::backend::{Backend, SqlState};
 use crate::tap::Events;
 
@@ -41,17 +41,17 @@ impl PgSession {
         events: &mut dyn Events,
         apply: impl FnOnce(&mut Execution),
     ) {
-        match self.pending.front() {
-            Some(Pending::Execute(_)) => {
-                if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
-                    apply(&mut execution);
-                    self.emit(execution, Some(at), events);
-                }
+        match self.pending.front_mut() {
+            // Reported where it waits, then dropped: the run is not moved out to be reported.
+            Some(Pending::Execute(execution)) => {
+                apply(execution);
+                let text = execution.text.take();
+                let room = execution.room.take();
+                report_with(&self.database, execution, text, room, Some(at), events);
+                self.pending.pop();
             }
-            Some(Pending::Simple { .. }) => {
-                if let Some(execution) = self.pending.front_execution_mut() {
-                    apply(execution);
-                }
+            Some(Pending::Simple { execution, .. }) => {
+                apply(execution);
                 self.next_statement(at, events);
             }
             Some(Pending::Sync { .. }) | None => events.count("unpaired_reply"),
@@ -89,14 +89,16 @@ impl PgSession {
         }
     }
 
-    /// Reports the simple Query statement that completed at `at`, and starts its next.
+    /// Reports the simple Query statement that completed at `at`, and starts its next, in
+    /// the queue's entry: the next statement shares the text.
     fn next_statement(&mut self, at: Instant, events: &mut dyn Events) {
         let Some(execution) = self.pending.front_execution_mut() else {
             return;
         };
-        let next = execution.next_statement(at);
-        let done = std::mem::replace(execution, next);
-        self.emit(done, Some(at), events);
+        let text = execution.text.clone();
+        let room = execution.room.clone();
+        report_with(&self.database, execution, text, room, Some(at), events);
+        execution.next_statement(at);
     }
 
     /// PortalSuspended: the Execute hit its row limit. The run continues with the next
