@@ -268,7 +268,7 @@ impl Aggregator {
                 let outcome = &observation.outcome;
                 let micros = latency_micros(outcome);
                 let changed = match outcome.error {
-                    None if steady => Self::count_steady(&mut stats, observation, micros),
+                    None if steady => Self::count_execution(&mut stats, observation, micros),
                     _ => {
                         let changed = Self::update(&mut stats, occurrence, observation, micros);
                         steady = stats.steady(occurrence);
@@ -294,18 +294,13 @@ impl Aggregator {
         micros: u64,
     ) -> Changed {
         let outcome = &observation.outcome;
-        let latency_bytes = stats.latency.heap_bytes();
         let mut resized =
             outcome.error.is_some() || stats.constants.as_ref().is_none_or(|kept| !kept.is_empty());
-        stats.count = stats.count.saturating_add(1);
-        stats.total_micros = stats.total_micros.saturating_add(micros);
-        stats.returned = stats.returned.saturating_add(outcome.returned);
-        stats.latency.record(micros);
+        resized |= Self::count_execution(stats, observation, micros).resized;
         if let Some(code) = &outcome.error {
             stats.errors = stats.errors.saturating_add(1);
             *stats.error_codes.entry(code.clone()).or_insert(0) += 1;
         }
-        stats.seen(Some(observation.at));
         let reveal = stats.count >= CONFIRM_EXECUTIONS;
         stats.constants = Some(match stats.constants.take() {
             None => occurrence
@@ -321,17 +316,18 @@ impl Aggregator {
         }
         let admitted = stats.count == 1;
         Changed {
-            resized: resized || admitted || stats.latency.heap_bytes() != latency_bytes,
+            resized: resized || admitted,
             admitted,
         }
     }
 
-    /// [`Aggregator::update`] for an entry that is [`ShapeStats::steady`] and an observation
-    /// without an error: only the counters, the first and last seen times and the latency
-    /// sketch change, and only the sketch can change the entry's size. (The constants kept
-    /// are none, and stay none; the SQL text is kept already; the entry was admitted before.)
+    /// The part of [`Aggregator::update`] every observation takes: the counters, the first
+    /// and last seen times and the latency sketch, of which only the sketch can change the
+    /// entry's size. It is the whole update for an entry that is [`ShapeStats::steady`] and
+    /// an observation without an error (the constants kept are none, and stay none; the SQL
+    /// text is kept already; the entry was admitted before).
     #[inline]
-    fn count_steady(stats: &mut ShapeStats, observation: &Observation, micros: u64) -> Changed {
+    fn count_execution(stats: &mut ShapeStats, observation: &Observation, micros: u64) -> Changed {
         let outcome = &observation.outcome;
         let latency_bytes = stats.latency.heap_bytes();
         stats.count = stats.count.saturating_add(1);
