@@ -110,14 +110,17 @@ fn length_field(header: &[u8]) -> Result<usize, DecodeError> {
 /// A length field's value, if within what PostgreSQL accepts.
 #[inline]
 fn checked_length(length: i32) -> Result<usize, DecodeError> {
+    accepted_length(length).ok_or_else(|| bad_length(length))
+}
+
+/// A length field's value if within what PostgreSQL accepts, without building the error
+/// (the session's walk builds it out of line).
+#[inline]
+fn accepted_length(length: i32) -> Option<usize> {
     // Read unsigned, a negative length is past MAX_LENGTH: one comparison checks both ends
     // (this runs for every message, in the splitter and again in the session).
     let unsigned = length.cast_unsigned() as usize;
-    if unsigned.wrapping_sub(MIN_LENGTH) <= MAX_LENGTH - MIN_LENGTH {
-        Ok(unsigned)
-    } else {
-        Err(bad_length(length))
-    }
+    (unsigned.wrapping_sub(MIN_LENGTH) <= MAX_LENGTH - MIN_LENGTH).then_some(unsigned)
 }
 
 #[cold]
@@ -201,10 +204,9 @@ pub fn walk<'a>(run: &'a [u8], mut each: impl FnMut(TypedFrame<'a>)) -> Result<(
     let mut rest = run;
     while let Some(&[kind, a, b, c, d]) = rest.first_chunk::<HEADER_LEN>() {
         let field = i32::from_be_bytes([a, b, c, d]);
-        let length = usize::try_from(field).unwrap_or(usize::MAX);
-        if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
+        let Some(length) = accepted_length(field) else {
             return Err(bad_length(field));
-        }
+        };
         let end = rest.len().min(1 + length);
         let (whole, next) = rest.split_at(end);
         each(TypedFrame {

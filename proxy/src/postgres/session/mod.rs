@@ -263,8 +263,8 @@ impl PgSession {
 
     /// A portal is gone: a run suspended in it ended without completing.
     fn end_portal(&mut self, portal: Portal, events: &mut dyn Events) {
-        if let Some(run) = portal.suspended {
-            self.emit(*run, None, events);
+        if let Some(mut run) = portal.suspended {
+            report(&self.database, &mut run, None, events);
         }
     }
 
@@ -290,22 +290,19 @@ impl PgSession {
         }
         self.pending.push(entry);
     }
-
-    fn emit(&self, execution: Execution, done: Option<Instant>, events: &mut dyn Events) {
-        report(&self.database, execution, done, events);
-    }
 }
 
-/// Reports a finished run on `database` as an observation, with the charge for its text.
+/// Reports a finished run on `database` as an observation, with the charge for its text
+/// (both taken from the run, which is read where it is: not moved to be reported).
 fn report(
     database: &Arc<str>,
-    mut execution: Execution,
+    execution: &mut Execution,
     done: Option<Instant>,
     events: &mut dyn Events,
 ) {
     let text = execution.text.take();
     let room = execution.room.take();
-    report_with(database, &execution, text, room, done, events);
+    report_with(database, execution, text, room, done, events);
 }
 
 /// Reports `run` (read in place) with `text` and the charge `room` for it: taken from the

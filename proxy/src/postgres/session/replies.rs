@@ -45,9 +45,7 @@ impl PgSession {
             // Reported where it waits, then dropped: the run is not moved out to be reported.
             Some(Pending::Execute(execution)) => {
                 apply(execution);
-                let text = execution.text.take();
-                let room = execution.room.take();
-                report_with(&self.database, execution, text, room, Some(at), events);
+                report(&self.database, execution, Some(at), events);
                 self.pending.pop();
             }
             Some(Pending::Simple { execution, .. }) => {
@@ -67,7 +65,7 @@ impl PgSession {
             Some(Pending::Execute(_)) => {
                 if let Some(Pending::Execute(mut execution)) = self.pending.pop() {
                     execution.fail(sqlstate);
-                    self.emit(execution, Some(at), events);
+                    report(&self.database, &mut execution, Some(at), events);
                 }
                 while let Some(Pending::Execute(_)) = self.pending.front() {
                     self.pending.pop();
@@ -119,7 +117,7 @@ impl PgSession {
         match home {
             Some(portal) => portal.suspended = Some(Box::new(execution)),
             // The portal was rebound or closed meanwhile: the run ends here.
-            None => self.emit(execution, None, events),
+            None => report(&self.database, &mut execution, None, events),
         }
     }
 
@@ -177,8 +175,8 @@ impl PgSession {
             self.portals.remove_where(
                 |portal| portal.cycle < cycle,
                 |portal| {
-                    if let Some(run) = portal.suspended {
-                        report(database, *run, None, events);
+                    if let Some(mut run) = portal.suspended {
+                        report(database, &mut run, None, events);
                     }
                 },
             );
