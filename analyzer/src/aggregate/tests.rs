@@ -491,13 +491,7 @@ fn write_counters_hold_to_their_share_of_the_budget() {
 #[test]
 fn a_run_of_one_lowering_records_as_each_in_turn() {
     let lowering = reads(find_eq("orders", "status"), vec![exists("email", true)]);
-    let run: Vec<Observation> = (0..40)
-        .map(|n| {
-            let cursor = (n % 7 == 3).then_some(100 + n as i64);
-            let error = (n % 11 == 5).then_some("11000");
-            observation(1 + n * n % 37, n, cursor, error)
-        })
-        .collect();
+    let run = varied_run(40, 37, 7, (11, "11000"));
     let recorded = assert_run_records_as_each_in_turn(&lowering, &run, bounded(2, usize::MAX).1);
     assert_eq!(recorded.continuations, Some(1), "the run's cursor is known");
 }
@@ -511,19 +505,25 @@ fn a_steady_run_records_as_each_in_turn() {
     if let Some(occurrence) = lowering.shapes.first_mut() {
         occurrence.normalized_sql = Some("SELECT * FROM orders WHERE total = $1".into());
     }
-    let run: Vec<Observation> = (0..300)
-        .map(|n| {
-            let cursor = (n % 53 == 3).then_some(100 + n as i64);
-            let error = (n % 41 == 5).then_some("23505");
-            observation(1 + n * n % 997, n, cursor, error)
-        })
-        .collect();
+    let run = varied_run(300, 997, 53, (41, "23505"));
     let evicted = [usize::MAX, 8 * 1024, 5 * 1024].map(|max_bytes| {
         let recorded = assert_run_records_as_each_in_turn(&lowering, &run, bounded(3, max_bytes).1);
         recorded.evicted
     });
     assert_eq!(evicted[0], 0);
     assert!(evicted[2] > 0, "the budget binds: {evicted:?}");
+}
+
+/// `len` observations, their latencies spread over `1..=latencies` ms; every `cursors`-th
+/// (from the 3rd) opens a cursor, every `errors.0`-th (from the 5th) fails with `errors.1`.
+fn varied_run(len: u64, latencies: u64, cursors: u64, errors: (u64, &str)) -> Vec<Observation> {
+    (0..len)
+        .map(|n| {
+            let cursor = (n % cursors == 3).then_some(100 + n as i64);
+            let error = (n % errors.0 == 5).then_some(errors.1);
+            observation(1 + n * n % latencies, n, cursor, error)
+        })
+        .collect()
 }
 
 /// What [`assert_run_records_as_each_in_turn`] found in both stores.
