@@ -88,7 +88,8 @@ pub(crate) fn command_outcome(reading: Reading, fields: &ReplyFields<'_>) -> Out
 /// Fields of one document found in one walk over its elements (a reply comes with every
 /// command; looking each field up on its own walked the document once per field). As with a
 /// lookup, the first element of a name counts. Only the wanted values are decoded; the walk
-/// stops at an element it cannot frame or a wanted value it cannot decode. An OP_MSG reply's
+/// stops at an element it cannot frame or a wanted value it cannot decode, and once nothing
+/// more is wanted (a cursor's `ns` and the rest are not stepped over). An OP_MSG reply's
 /// own fields are gathered while its body is validated (`op_msg`), so only nested documents
 /// (the cursor) and OP_REPLY documents are read with [`Fields::read`].
 pub(crate) trait Fields<'a>: Default {
@@ -102,6 +103,13 @@ pub(crate) trait Fields<'a>: Default {
         }
     }
 
+    /// Whether every wanted field is found, so the rest of the document need not be walked.
+    /// Only a document whose fields can all be known early says so: a reply's error fields
+    /// may come anywhere, but a cursor's id and batch are all a cursor is read for.
+    fn complete(&self) -> bool {
+        false
+    }
+
     /// The fields of `document`; only the wanted values are decoded.
     fn read(document: &'a RawDocument) -> Self {
         let mut fields = Self::default();
@@ -110,6 +118,9 @@ pub(crate) trait Fields<'a>: Default {
                 match element.value() {
                     Ok(value) => *slot = Some(value),
                     Err(_) => break,
+                }
+                if fields.complete() {
+                    break;
                 }
             }
         }
@@ -186,6 +197,12 @@ impl<'a> Fields<'a> for CursorFields<'a> {
             "nextBatch" => &mut self.next_batch,
             _ => return None,
         })
+    }
+
+    /// An id and a `firstBatch` array: nothing later changes the outcome (a `firstBatch` is
+    /// read before a `nextBatch`, so a `nextBatch` alone does not end the walk).
+    fn complete(&self) -> bool {
+        self.id.is_some() && matches!(self.first_batch, Some(RawBsonRef::Array(_)))
     }
 }
 
@@ -327,6 +344,25 @@ mod tests {
         );
         assert_eq!(next.returned, 1);
         assert_eq!(next.cursor_id, None);
+    }
+
+    /// The cursor walk ends once its id and `firstBatch` are read; a `firstBatch` still wins
+    /// over a `nextBatch` that came before it, and the first of a name counts.
+    #[test]
+    fn the_cursor_walk_ends_with_what_decides_the_outcome() {
+        let read = |cursor: bson::RawDocumentBuf| {
+            outcome(rawdoc! {"find": "c"}, rawdoc! {"cursor": cursor, "ok": 1})
+        };
+        let ended =
+            read(rawdoc! {"firstBatch": [1, 2], "id": 5_i64, "firstBatch": [], "id": 6_i64});
+        assert_eq!((ended.returned, ended.cursor_id), (2, Some(5)));
+        let later_first = read(rawdoc! {"nextBatch": [1], "id": 5_i64, "firstBatch": [1, 2, 3]});
+        assert_eq!((later_first.returned, later_first.cursor_id), (3, Some(5)));
+        let not_an_array = read(rawdoc! {"firstBatch": 1, "id": 5_i64, "nextBatch": [1, 2]});
+        assert_eq!(
+            (not_an_array.returned, not_an_array.cursor_id),
+            (2, Some(5))
+        );
     }
 
     #[test]
