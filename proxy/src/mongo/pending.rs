@@ -41,9 +41,10 @@ impl<T> Pending<T> {
     /// Remember `value` under `id`, replacing any request already there. Returns how many
     /// older requests were evicted to make room.
     pub(crate) fn insert(&mut self, id: i32, value: T) -> usize {
-        self.remove(id);
         let mut evicted = 0;
-        while self.by_id.len() >= self.cap {
+        // Below the cap (nearly always) the id is not looked up first: an entry it replaces
+        // leaves a stale queue entry, skipped like one left by a reply out of order.
+        while self.by_id.len() >= self.cap && !self.by_id.contains_key(&id) {
             let Some((seq, oldest)) = self.by_age.pop_front() else {
                 break;
             };
