@@ -3,8 +3,8 @@
 //! [`decode`] reads the header, reports the message kind, unwraps OP_COMPRESSED (into an
 //! inspection copy), and hands the message to a closure: the decompressed bytes live only
 //! for the closure's call, so the message can keep borrowing instead of copying again. So do
-//! the fields an OP_MSG reply's validation gathers, kept in `decode`'s frame rather than in
-//! the message, which is moved on its way to the closure.
+//! the fields an OP_MSG reply's validation gathers, kept beside the call rather than in the
+//! message, which is moved on its way to the closure.
 
 use crate::tap::{DecodeError, Direction, Events};
 
@@ -47,9 +47,9 @@ pub fn decode<R>(
     let op_code = OpCode::from_i32(header.op_code)?;
     events.message(op_code.name());
     if op_code != OpCode::Compressed {
-        let mut reply = ReplyFields::default();
-        let message = decode_body(op_code, body, direction, &mut reply)?;
-        return f(header, message, events);
+        return decode_body(op_code, body, direction, |message| {
+            f(header, message, events)
+        });
     }
 
     let compressed = OpCompressed::parse(body)?;
@@ -63,23 +63,25 @@ pub fn decode<R>(
     events.count(compressed.compressor.count_label());
     let bytes = compressed.decompress(MAX_MESSAGE_LEN - HEADER_LEN)?;
     events.message(original.name());
-    let mut reply = ReplyFields::default();
-    let message = decode_body(original, &bytes, direction, &mut reply)?;
-    f(header, message, events)
+    decode_body(original, &bytes, direction, |message| {
+        f(header, message, events)
+    })
 }
 
-/// Decode a body (the frame after its header) of a known, uncompressed opcode; an OP_MSG
-/// reply's outcome fields are gathered into `reply`.
-fn decode_body<'a>(
+/// Decode a body (the frame after its header) of a known, uncompressed opcode, and call `f`
+/// with the message. Called, not returned: the message is not moved out through a `Result`,
+/// and an OP_MSG reply's outcome fields are gathered into a slot here, beside the call.
+fn decode_body<R>(
     op_code: OpCode,
-    body: &'a [u8],
+    body: &[u8],
     direction: Direction,
-    reply: &'a mut ReplyFields<'a>,
-) -> Result<Message<'a>, DecodeError> {
-    Ok(match op_code {
+    f: impl FnOnce(Message<'_>) -> Result<R, DecodeError>,
+) -> Result<R, DecodeError> {
+    let mut reply = ReplyFields::default();
+    let message = match op_code {
         OpCode::Msg => Message::Msg(match direction {
             Direction::Request => OpMsg::parse(body)?,
-            Direction::Reply => OpMsg::parse_reply(body, reply)?,
+            Direction::Reply => OpMsg::parse_reply(body, &mut reply)?,
         }),
         OpCode::Query => Message::Query(OpQuery::parse(body)?),
         OpCode::Reply => Message::Reply(OpReply::parse(body)?),
@@ -94,7 +96,8 @@ fn decode_body<'a>(
         | OpCode::Delete
         | OpCode::GetMore
         | OpCode::KillCursors) => Message::Legacy(legacy),
-    })
+    };
+    f(message)
 }
 
 #[cfg(test)]
