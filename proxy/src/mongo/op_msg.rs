@@ -504,7 +504,7 @@ mod tests {
         // The same bytes without the flag: the checksum is read as a section and rejected.
         let mut unflagged = body.clone();
         unflagged[0] = 0;
-        assert!(OpMsg::parse(&unflagged).is_err());
+        assert!(both_directions_err(&unflagged));
 
         assert_eq!(
             OpMsg::parse(&[1, 0, 0, 0, 0]).unwrap_err().reason,
@@ -516,14 +516,33 @@ mod tests {
     fn unknown_required_flags_are_rejected() {
         let body = msg_body(1 << 5, &[Section::Body(rawdoc! {"ping": 1})], false);
         assert_eq!(OpMsg::parse(&body).unwrap_err().reason, "bad_flags");
+        assert!(both_directions_err(&body));
         // An unknown optional bit (17-31) is fine.
         let body = msg_body(1 << 20, &[Section::Body(rawdoc! {"ping": 1})], false);
         assert!(OpMsg::parse(&body).is_ok());
     }
 
+    /// Whichever direction parses it, a malformed message fails for the same reason.
+    fn both_directions_err(body: &[u8]) -> bool {
+        let request = OpMsg::parse(body).err().map(|err| err.reason);
+        let reply = OpMsg::parse_reply(body, &mut ReplyFields::default())
+            .err()
+            .map(|err| err.reason);
+        assert_eq!(request, reply);
+        request.is_some()
+    }
+
     #[test]
     fn malformed_sections_are_rejected() {
-        let reason = |body: &[u8]| OpMsg::parse(body).unwrap_err().reason;
+        let reason = |body: &[u8]| {
+            let reason = OpMsg::parse(body).unwrap_err().reason;
+            let mut slot = ReplyFields::default();
+            assert_eq!(
+                OpMsg::parse_reply(body, &mut slot).unwrap_err().reason,
+                reason
+            );
+            reason
+        };
         // No sections at all.
         assert_eq!(reason(&[0, 0, 0, 0]), "bad_section");
         // Two bodies.
@@ -551,7 +570,7 @@ mod tests {
         // A kind 1 section whose documents do not fill it exactly.
         let mut ragged = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
         ragged.extend_from_slice(&[1, 8, 0, 0, 0, b'x', 0, 7, 0]);
-        assert!(OpMsg::parse(&ragged).is_err());
+        assert!(both_directions_err(&ragged));
         // Garbage inside the body document.
         let mut garbage = msg_body(0, &[Section::Body(rawdoc! {"name": "value"})], false);
         // flagBits (4) + kind (1) + document length (4): the first element's type byte.
