@@ -172,7 +172,7 @@ impl AnalysisThread {
             run = self.record(&batches, &mut memo, run);
             for Queued { mut batch, rooms } in batches.drain(..) {
                 let count = batch.len();
-                batch.clear();
+                crate::mongo::bodies::give_back(&mut batch);
                 // The copies are gone (a prepared statement may still hold its own), before
                 // the batch counts as recorded.
                 drop(rooms);

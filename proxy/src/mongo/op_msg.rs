@@ -25,6 +25,7 @@ use indextap_analyzer::shape::mongo::cache::KeyGatherer;
 
 use crate::tap::DecodeError;
 
+use super::bodies;
 use super::databases::Databases;
 use super::outcome::{Fields, ReplyFields};
 use super::reader::{validate_top_level, validate_top_level_with, Reader};
@@ -260,7 +261,7 @@ impl<'a> OpMsg<'a> {
                 });
                 body
             }
-            None => self.body.to_owned(),
+            None => bodies::copy(self.body),
         };
         Ok(MongoCommand {
             database: databases.name(self.database().unwrap_or_default()),
