@@ -41,6 +41,15 @@ pub(crate) fn copy(body: &RawDocument) -> RawDocumentBuf {
 
 /// Take back the bodies of the MongoDB commands in `batch`, emptying it.
 pub(crate) fn give_back(batch: &mut Vec<Observation>) {
+    // A batch of SQL statements is emptied in place: taking each observation out to look
+    // at it cost the PostgreSQL analysis thread about 50 instructions per statement.
+    if !batch
+        .iter()
+        .any(|observation| matches!(observation.request, Request::Mongo(_)))
+    {
+        batch.clear();
+        return;
+    }
     let mut spent = None;
     for observation in batch.drain(..) {
         let Request::Mongo(command) = observation.request else {
@@ -82,6 +91,20 @@ mod tests {
         }
     }
 
+    fn select() -> Observation {
+        Observation {
+            request: Request::Sql(SqlCommand {
+                database: "app".into(),
+                text: "SELECT 1".into(),
+                parameters: 0,
+                protocol: SqlProtocol::Simple,
+                statement_index: None,
+            }),
+            outcome: Outcome::default(),
+            at: SystemTime::now(),
+        }
+    }
+
     #[test]
     fn a_copy_into_a_spent_buffer_is_the_body_exactly() {
         // A longer body's buffer comes back first: the copy must not keep its tail.
@@ -102,19 +125,15 @@ mod tests {
             .map(|_| mongo(rawdoc! {"find": "c"}))
             .collect();
         batch.push(mongo(rawdoc! {"find": "c", "note": "x".repeat(KEPT_BYTES)}));
-        batch.push(Observation {
-            request: Request::Sql(SqlCommand {
-                database: "app".into(),
-                text: "SELECT 1".into(),
-                parameters: 0,
-                protocol: SqlProtocol::Simple,
-                statement_index: None,
-            }),
-            outcome: Outcome::default(),
-            at: SystemTime::now(),
-        });
+        batch.push(select());
         give_back(&mut batch);
         assert!(batch.is_empty(), "every observation is taken");
+        let mut statements = vec![select(), select()];
+        give_back(&mut statements);
+        assert!(
+            statements.is_empty(),
+            "a batch without MongoDB commands is emptied too"
+        );
         let pool = lock();
         assert!(pool.len() <= KEPT);
         assert!(pool.iter().all(|buffer| buffer.capacity() <= KEPT_BYTES));
