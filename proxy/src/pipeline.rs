@@ -172,7 +172,8 @@ impl AnalysisThread {
             run = self.record(&batches, &mut memo, run);
             for Queued { mut batch, rooms } in batches.drain(..) {
                 let count = batch.len();
-                batch.clear();
+                // Emptied through `give_back`: MongoDB bodies go back for the next copies.
+                crate::mongo::bodies::give_back(&mut batch);
                 // The copies are gone (a prepared statement may still hold its own), before
                 // the batch counts as recorded.
                 drop(rooms);

@@ -28,8 +28,8 @@ pub fn structural_key(shape: &Shape) -> u128 {
 }
 
 /// Runs `gather` with the thread's gathering buffer, emptied (a fresh one if it is in
-/// use): the hashes that gather their input before one xxh3 call share it.
-pub(crate) fn with_gathered<R>(gather: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+/// use).
+fn with_gathered<R>(gather: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     GATHERED.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();

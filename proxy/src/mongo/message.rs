@@ -2,21 +2,21 @@
 //!
 //! [`decode`] reads the header, reports the message kind, unwraps OP_COMPRESSED (into an
 //! inspection copy), and hands the message to a closure: the decompressed bytes live only
-//! for the closure's call, so the message can keep borrowing instead of copying again.
+//! for the closure's call, so the message can keep borrowing instead of copying again. So do
+//! the fields an OP_MSG reply's validation gathers, kept beside the call rather than in the
+//! message, which is moved on its way to the closure.
 
-use crate::tap::{DecodeError, Events};
+use crate::tap::{DecodeError, Direction, Events};
 
 use super::frame::{MsgHeader, OpCode, HEADER_LEN};
 use super::op_compressed::OpCompressed;
 use super::op_msg::OpMsg;
 use super::op_query::OpQuery;
 use super::op_reply::OpReply;
+use super::outcome::ReplyFields;
 use super::MAX_MESSAGE_LEN;
 
 /// A decoded message, borrowing from its frame (or from its decompressed copy).
-// An OP_MSG carries the fields its validation gathered (a few hundred bytes): the message
-// lives on the stack for one call, where boxing it would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Message<'a> {
     /// OP_MSG.
@@ -35,9 +35,11 @@ pub enum Message<'a> {
 /// Every message is reported through [`Events::message`] by opcode name. A compressed
 /// message is reported twice, as `OP_COMPRESSED` and as the kind it wraps, and its
 /// compressor is counted (`compressed_snappy`, ...). The header given to `f` is the frame's
-/// own: its `requestID` and `responseTo` are what pair requests with replies.
+/// own: its `requestID` and `responseTo` are what pair requests with replies. An OP_MSG is
+/// read for what its `direction` needs (see [`OpMsg`]).
 pub fn decode<R>(
     frame: &[u8],
+    direction: Direction,
     events: &mut dyn Events,
     f: impl FnOnce(MsgHeader, Message<'_>, &mut dyn Events) -> Result<R, DecodeError>,
 ) -> Result<R, DecodeError> {
@@ -45,8 +47,9 @@ pub fn decode<R>(
     let op_code = OpCode::from_i32(header.op_code)?;
     events.message(op_code.name());
     if op_code != OpCode::Compressed {
-        let message = decode_body(op_code, body)?;
-        return f(header, message, events);
+        return decode_body(op_code, body, direction, |message| {
+            f(header, message, events)
+        });
     }
 
     let compressed = OpCompressed::parse(body)?;
@@ -60,14 +63,26 @@ pub fn decode<R>(
     events.count(compressed.compressor.count_label());
     let bytes = compressed.decompress(MAX_MESSAGE_LEN - HEADER_LEN)?;
     events.message(original.name());
-    let message = decode_body(original, &bytes)?;
-    f(header, message, events)
+    decode_body(original, &bytes, direction, |message| {
+        f(header, message, events)
+    })
 }
 
-/// Decode a body (the frame after its header) of a known, uncompressed opcode.
-pub fn decode_body(op_code: OpCode, body: &[u8]) -> Result<Message<'_>, DecodeError> {
-    Ok(match op_code {
-        OpCode::Msg => Message::Msg(OpMsg::parse(body)?),
+/// Decode a body (the frame after its header) of a known, uncompressed opcode, and call `f`
+/// with the message. Called, not returned: the message is not moved out through a `Result`,
+/// and an OP_MSG reply's outcome fields are gathered into a slot here, beside the call.
+fn decode_body<R>(
+    op_code: OpCode,
+    body: &[u8],
+    direction: Direction,
+    f: impl FnOnce(Message<'_>) -> Result<R, DecodeError>,
+) -> Result<R, DecodeError> {
+    let mut reply = ReplyFields::default();
+    let message = match op_code {
+        OpCode::Msg => Message::Msg(match direction {
+            Direction::Request => OpMsg::parse(body)?,
+            Direction::Reply => OpMsg::parse_reply(body, &mut reply)?,
+        }),
         OpCode::Query => Message::Query(OpQuery::parse(body)?),
         OpCode::Reply => Message::Reply(OpReply::parse(body)?),
         OpCode::Compressed => {
@@ -81,7 +96,8 @@ pub fn decode_body(op_code: OpCode, body: &[u8]) -> Result<Message<'_>, DecodeEr
         | OpCode::Delete
         | OpCode::GetMore
         | OpCode::KillCursors) => Message::Legacy(legacy),
-    })
+    };
+    f(message)
 }
 
 #[cfg(test)]
@@ -94,8 +110,15 @@ mod tests {
     use crate::tap::CollectedEvents;
 
     fn kinds(frame: &[u8]) -> Result<(CollectedEvents, &'static str), DecodeError> {
+        kinds_as(frame, Direction::Request)
+    }
+
+    fn kinds_as(
+        frame: &[u8],
+        direction: Direction,
+    ) -> Result<(CollectedEvents, &'static str), DecodeError> {
         let mut events = CollectedEvents::default();
-        let kind = decode(frame, &mut events, |_, message, _| {
+        let kind = decode(frame, direction, &mut events, |_, message, _| {
             Ok(match message {
                 Message::Msg(_) => "msg",
                 Message::Query(_) => "query",
@@ -121,7 +144,7 @@ mod tests {
         assert_eq!(kinds(&query).unwrap().1, "query");
 
         let reply = frame(3, 2, 1, &reply_body(0, 0, &[rawdoc! {"ok": 1}]));
-        assert_eq!(kinds(&reply).unwrap().1, "reply");
+        assert_eq!(kinds_as(&reply, Direction::Reply).unwrap().1, "reply");
 
         for (op, name) in [
             (2001, "OP_UPDATE"),

@@ -16,6 +16,8 @@
 //! counted, never copied, whether they came as a kind 1 `documents` sequence or inline in the
 //! body.
 
+use std::sync::OnceLock;
+
 use bson::raw::cstr;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use indextap_analyzer::command::{DocumentSequence, LoweringKey, MongoCommand};
@@ -23,6 +25,7 @@ use indextap_analyzer::shape::mongo::cache::KeyGatherer;
 
 use crate::tap::DecodeError;
 
+use super::bodies;
 use super::databases::Databases;
 use super::outcome::{Fields, ReplyFields};
 use super::reader::{validate_top_level, validate_top_level_with, Reader};
@@ -68,6 +71,12 @@ impl MsgFlags {
 }
 
 /// A decoded OP_MSG, borrowing from its frame.
+///
+/// The validation walk gathers what the message's direction needs and nothing else: a
+/// request's name, `$db` and lowering key ([`parse`](Self::parse)), a reply's outcome fields
+/// ([`parse_reply`](Self::parse_reply), into a slot of the caller's). The reply's fields
+/// (nine values) live in that slot, not in the message, so the message stays small: it is
+/// moved several times on its way to the session (parse, the opcode's enum, the closure).
 #[derive(Debug, Clone)]
 pub struct OpMsg<'a> {
     /// The flag bits.
@@ -76,41 +85,17 @@ pub struct OpMsg<'a> {
     pub body: &'a RawDocument,
     /// The kind 1 sections, in order.
     pub sequences: Vec<Sequence<'a>>,
-    /// What the proxy reads of the body, found while it was validated.
-    fields: BodyFields<'a>,
-    /// The analyzer's lowering key of a request, gathered while the body was validated
-    /// (`None` for a body over [`MAX_KEYED_BODY`]).
-    lowering_key: Option<LoweringKey>,
-}
-
-/// The body's top-level fields the proxy reads, gathered during the walk that validates it,
-/// so that none costs a walk of its own: a request's name and `$db`, a reply's outcome
-/// fields. The first element of a name counts, as with a lookup.
-#[derive(Debug, Clone, Copy, Default)]
-struct BodyFields<'a> {
-    /// The first key: a request's command name.
+    /// The body's first key: a request's command name. The first element of a name counts,
+    /// as with a lookup.
     name: Option<&'a str>,
-    /// `$db`, whatever its type.
-    database: Option<RawBsonRef<'a>>,
-    /// What a reply's outcome is made of.
-    reply: ReplyFields<'a>,
-}
-
-impl<'a> BodyFields<'a> {
-    fn database(&self) -> Option<&'a str> {
-        self.database.and_then(RawBsonRef::as_str)
-    }
-
-    fn offer(&mut self, key: &'a str, value: RawBsonRef<'a>) {
-        if self.name.is_none() {
-            self.name = Some(key);
-        }
-        if key == "$db" {
-            self.database.get_or_insert(value);
-        } else {
-            self.reply.offer(key, value);
-        }
-    }
+    /// A request's first `$db`, when it is a string.
+    database: Option<&'a str>,
+    /// The analyzer's lowering key of a request, gathered while the body was validated
+    /// (`None` for a reply, and for a body over [`MAX_KEYED_BODY`]).
+    lowering_key: Option<LoweringKey>,
+    /// A reply's outcome fields, gathered while the body was validated (`None`: parsed as a
+    /// request).
+    reply: Option<&'a ReplyFields<'a>>,
 }
 
 /// A kind 1 section, borrowed.
@@ -132,81 +117,109 @@ impl<'a> Sequence<'a> {
     }
 }
 
-impl<'a> OpMsg<'a> {
-    /// Parse an OP_MSG body (the frame after its header).
-    pub fn parse(body: &'a [u8]) -> Result<OpMsg<'a>, DecodeError> {
-        let mut reader = Reader::new(body);
-        let flags = MsgFlags(reader.u32("flagBits")?);
-        let unknown = flags.0 & MsgFlags::REQUIRED & !MsgFlags::KNOWN_REQUIRED;
-        if unknown != 0 {
-            return Err(DecodeError::new(
-                "bad_flags",
-                format!("unknown required flag bits {unknown:#06x}"),
-            ));
-        }
-        let mut sections = reader.rest();
-        if flags.checksum_present() {
-            let end = sections.len().checked_sub(4).ok_or_else(|| {
-                DecodeError::new("checksum", "checksumPresent set, checksum missing")
-            })?;
-            sections = sections.get(..end).unwrap_or_default();
-        }
+/// The sections of an OP_MSG, its body validated by the walk the direction chose.
+struct Sections<'a> {
+    flags: MsgFlags,
+    body: &'a RawDocument,
+    sequences: Vec<Sequence<'a>>,
+}
 
-        let mut reader = Reader::new(sections);
-        let mut found_body = None;
-        let mut fields = BodyFields::default();
-        let mut key = KeyGatherer::new();
-        let mut keyed = true;
-        let mut sequences = Vec::new();
-        while !reader.is_empty() {
-            match reader.u8("section kind")? {
-                0 => {
-                    let doc = reader.document("kind 0 section")?;
-                    if found_body.is_some() {
-                        return Err(DecodeError::new("bad_section", "two kind 0 sections"));
-                    }
-                    keyed = doc.as_bytes().len() <= MAX_KEYED_BODY;
-                    validate_top_level_with(doc, "kind 0 section", |name, value| {
-                        fields.offer(name, value);
-                        if keyed {
-                            key.field(name, value);
-                        }
-                    })?;
-                    found_body = Some(doc);
-                }
-                1 => sequences.push(parse_sequence(&mut reader)?),
-                kind => {
-                    return Err(DecodeError::new(
-                        "bad_section",
-                        format!("section kind {kind}"),
-                    ))
-                }
+/// What a request's validation walk gathers.
+#[derive(Default)]
+struct RequestFields<'a> {
+    name: Option<&'a str>,
+    /// `$db`, whatever its type (a later `$db` does not replace it).
+    database: Option<RawBsonRef<'a>>,
+    key: KeyGatherer,
+    keyed: bool,
+}
+
+impl<'a> RequestFields<'a> {
+    fn walk(&mut self, body: &'a RawDocument) -> Result<(), DecodeError> {
+        self.keyed = body.as_bytes().len() <= MAX_KEYED_BODY;
+        validate_top_level_with(body, "kind 0 section", |name, value| {
+            self.name.get_or_insert(name);
+            if name == "$db" {
+                self.database.get_or_insert(value);
             }
-        }
-        let body =
-            found_body.ok_or_else(|| DecodeError::new("bad_section", "no kind 0 section"))?;
+            if self.keyed {
+                self.key.field(name, value);
+            }
+        })
+    }
+
+    fn database(&self) -> Option<&'a str> {
+        self.database.and_then(RawBsonRef::as_str)
+    }
+}
+
+impl<'a> OpMsg<'a> {
+    /// Parse a request's OP_MSG body (the frame after its header).
+    pub fn parse(body: &'a [u8]) -> Result<OpMsg<'a>, DecodeError> {
+        let mut fields = RequestFields::default();
+        let Sections {
+            flags,
+            body,
+            sequences,
+        } = parse_sections(body, |body| fields.walk(body))?;
+        let database = fields.database();
         Ok(OpMsg {
             flags,
             body,
             sequences,
-            lowering_key: keyed.then(|| key.finish(fields.database().unwrap_or_default())),
-            fields,
+            name: fields.name,
+            database,
+            lowering_key: fields
+                .keyed
+                .then(|| fields.key.finish(database.unwrap_or_default())),
+            reply: None,
         })
     }
 
-    /// The command's database, from `$db`.
+    /// Parse a reply's OP_MSG body, its outcome fields gathered into `slot`.
+    pub(crate) fn parse_reply(
+        body: &'a [u8],
+        slot: &'a mut ReplyFields<'a>,
+    ) -> Result<OpMsg<'a>, DecodeError> {
+        let mut name = None;
+        let Sections {
+            flags,
+            body,
+            sequences,
+        } = parse_sections(body, |body| {
+            validate_top_level_with(body, "kind 0 section", |key, value| {
+                name.get_or_insert(key);
+                slot.offer(key, value);
+            })
+        })?;
+        let slot: &'a ReplyFields<'a> = slot;
+        Ok(OpMsg {
+            flags,
+            body,
+            sequences,
+            name,
+            database: None,
+            lowering_key: None,
+            reply: Some(slot),
+        })
+    }
+
+    /// The command's database, from `$db` (a request's).
     pub fn database(&self) -> Option<&'a str> {
-        self.fields.database()
+        self.database
     }
 
     /// The command's name: the body's first key.
     pub fn name(&self) -> Option<&'a str> {
-        self.fields.name
+        self.name
     }
 
-    /// The fields of the body that a reply's outcome is made of.
+    /// The fields of the body that a reply's outcome is made of (none, for a message
+    /// parsed as a request).
     pub(crate) fn reply_fields(&self) -> &ReplyFields<'a> {
-        &self.fields.reply
+        static NONE: OnceLock<ReplyFields<'static>> = OnceLock::new();
+        self.reply
+            .unwrap_or_else(|| NONE.get_or_init(ReplyFields::default))
     }
 
     /// The request as the analyzer takes it. The database is `$db` (empty when a client
@@ -248,7 +261,7 @@ impl<'a> OpMsg<'a> {
                 });
                 body
             }
-            None => self.body.to_owned(),
+            None => bodies::copy(self.body),
         };
         Ok(MongoCommand {
             database: databases.name(self.database().unwrap_or_default()),
@@ -257,6 +270,60 @@ impl<'a> OpMsg<'a> {
             lowering_key,
         })
     }
+}
+
+/// The flags and sections of an OP_MSG body; `walk` validates the kind 0 section (and
+/// gathers from it what the caller needs).
+fn parse_sections<'a>(
+    body: &'a [u8],
+    mut walk: impl FnMut(&'a RawDocument) -> Result<(), DecodeError>,
+) -> Result<Sections<'a>, DecodeError> {
+    let mut reader = Reader::new(body);
+    let flags = MsgFlags(reader.u32("flagBits")?);
+    let unknown = flags.0 & MsgFlags::REQUIRED & !MsgFlags::KNOWN_REQUIRED;
+    if unknown != 0 {
+        return Err(DecodeError::new(
+            "bad_flags",
+            format!("unknown required flag bits {unknown:#06x}"),
+        ));
+    }
+    let mut sections = reader.rest();
+    if flags.checksum_present() {
+        let end = sections
+            .len()
+            .checked_sub(4)
+            .ok_or_else(|| DecodeError::new("checksum", "checksumPresent set, checksum missing"))?;
+        sections = sections.get(..end).unwrap_or_default();
+    }
+
+    let mut reader = Reader::new(sections);
+    let mut found_body = None;
+    let mut sequences = Vec::new();
+    while !reader.is_empty() {
+        match reader.u8("section kind")? {
+            0 => {
+                let doc = reader.document("kind 0 section")?;
+                if found_body.is_some() {
+                    return Err(DecodeError::new("bad_section", "two kind 0 sections"));
+                }
+                walk(doc)?;
+                found_body = Some(doc);
+            }
+            1 => sequences.push(parse_sequence(&mut reader)?),
+            kind => {
+                return Err(DecodeError::new(
+                    "bad_section",
+                    format!("section kind {kind}"),
+                ))
+            }
+        }
+    }
+    let body = found_body.ok_or_else(|| DecodeError::new("bad_section", "no kind 0 section"))?;
+    Ok(Sections {
+        flags,
+        body,
+        sequences,
+    })
 }
 
 /// A kind 1 section, after its kind byte.
@@ -382,7 +449,7 @@ mod tests {
     }
 
     #[test]
-    fn the_validation_walk_gathers_the_name_db_and_reply_fields() {
+    fn the_validation_walk_gathers_what_the_direction_needs() {
         use crate::mongo::outcome::{command_outcome, Reading};
 
         let request = msg_body(
@@ -403,10 +470,18 @@ mod tests {
             )],
             false,
         );
-        let reply = OpMsg::parse(&reply).unwrap();
+        let mut slot = ReplyFields::default();
+        let reply = OpMsg::parse_reply(&reply, &mut slot).unwrap();
+        assert_eq!(reply.name(), Some("n"));
         let outcome = command_outcome(Reading::of(request.name()), reply.reply_fields());
         assert!(outcome.is_ok());
         assert_eq!(outcome.returned, 3);
+
+        // A request gathers no reply fields, a reply no key.
+        assert!(command_outcome(Reading::Cursor, request.reply_fields())
+            .error
+            .is_some());
+        assert_eq!(reply.lowering_key, None);
 
         // `$db` that is not a string names no database.
         let odd = msg_body(0, &[Section::Body(rawdoc! {"find": "c", "$db": 1})], false);
@@ -430,7 +505,7 @@ mod tests {
         // The same bytes without the flag: the checksum is read as a section and rejected.
         let mut unflagged = body.clone();
         unflagged[0] = 0;
-        assert!(OpMsg::parse(&unflagged).is_err());
+        assert!(both_directions_err(&unflagged));
 
         assert_eq!(
             OpMsg::parse(&[1, 0, 0, 0, 0]).unwrap_err().reason,
@@ -442,14 +517,33 @@ mod tests {
     fn unknown_required_flags_are_rejected() {
         let body = msg_body(1 << 5, &[Section::Body(rawdoc! {"ping": 1})], false);
         assert_eq!(OpMsg::parse(&body).unwrap_err().reason, "bad_flags");
+        assert!(both_directions_err(&body));
         // An unknown optional bit (17-31) is fine.
         let body = msg_body(1 << 20, &[Section::Body(rawdoc! {"ping": 1})], false);
         assert!(OpMsg::parse(&body).is_ok());
     }
 
+    /// Whichever direction parses it, a malformed message fails for the same reason.
+    fn both_directions_err(body: &[u8]) -> bool {
+        let request = OpMsg::parse(body).err().map(|err| err.reason);
+        let reply = OpMsg::parse_reply(body, &mut ReplyFields::default())
+            .err()
+            .map(|err| err.reason);
+        assert_eq!(request, reply);
+        request.is_some()
+    }
+
     #[test]
     fn malformed_sections_are_rejected() {
-        let reason = |body: &[u8]| OpMsg::parse(body).unwrap_err().reason;
+        let reason = |body: &[u8]| {
+            let reason = OpMsg::parse(body).unwrap_err().reason;
+            let mut slot = ReplyFields::default();
+            assert_eq!(
+                OpMsg::parse_reply(body, &mut slot).unwrap_err().reason,
+                reason
+            );
+            reason
+        };
         // No sections at all.
         assert_eq!(reason(&[0, 0, 0, 0]), "bad_section");
         // Two bodies.
@@ -477,7 +571,7 @@ mod tests {
         // A kind 1 section whose documents do not fill it exactly.
         let mut ragged = msg_body(0, &[Section::Body(rawdoc! {"a": 1})], false);
         ragged.extend_from_slice(&[1, 8, 0, 0, 0, b'x', 0, 7, 0]);
-        assert!(OpMsg::parse(&ragged).is_err());
+        assert!(both_directions_err(&ragged));
         // Garbage inside the body document.
         let mut garbage = msg_body(0, &[Section::Body(rawdoc! {"name": "value"})], false);
         // flagBits (4) + kind (1) + document length (4): the first element's type byte.

@@ -157,7 +157,7 @@ impl Inspector for MongoSession {
             bytes,
             at,
         } = frame;
-        decode(&bytes, events, |header, message, events| {
+        decode(&bytes, direction, events, |header, message, events| {
             match (direction, message) {
                 (_, Message::Legacy(_)) => {}
                 (Direction::Request, Message::Msg(msg)) => {

@@ -3,19 +3,22 @@
 //! several times what reading its structure does.
 //!
 //! The key is a 128-bit xxh3 hash of what [`lower`](super::lower) reads from the command,
-//! and nothing else: the database, the command name and collection, every field name with
+//! and nothing else: the command name and collection, every field name with
 //! its BSON type and nesting, and, where the lowering looks at a value, only what it learns
 //! from it: a sort direction's sign, whether `limit` / `skip` are zero, an `$exists`
 //! operand's truth, and for a plain array (`$in`, `$nin`, `$all`, an array value) the set of
 //! its elements' [`ValueType`]s, so `$in` lists of any length share a key. `$and` / `$or` /
-//! `$nor` arrays are walked branch by branch. No value is hashed, so none can be stored.
+//! `$nor` arrays are walked branch by branch, and last the database (a body names `$db` last,
+//! so the gathered bytes are hashed where they lie; it is written length last, so the bytes
+//! before it still read one way only). No value is hashed, so none can be stored.
 //!
 //! A command the key cannot stand for is lowered every time, uncached: any other command,
 //! a damaged element, a regex (`/re/`, `$regex`, `$options`: the pattern decides the
 //! operator class), a `$type` (its names are constants), or nesting past `MAX_NESTING`.
 //!
 //! The lowerings live in the [`SqlCache`]'s store, under the same bounds in entries and
-//! bytes; SQL keys hash statement texts, these a leading tag, so the two never meet.
+//! bytes; SQL keys hash statement texts, these end with a tag (`MONGO_TAG`), so the two never
+//! meet.
 //!
 //! The key is gathered field by field by a [`KeyGatherer`]: the proxy feeds it from the walk
 //! that validates a request's body and hands the result over on the command
@@ -40,7 +43,6 @@ use super::modifiers::{is_negative, is_nonzero_value};
 use super::types::{truth, value_type};
 use super::{array_of, document_of};
 use crate::command::{LoweringKey, MongoCommand};
-use crate::shape::key::with_gathered;
 use crate::shape::sql::SqlCache;
 use crate::shape::{Lowering, ValueType};
 
@@ -95,7 +97,8 @@ enum Gathering {
     /// No field yet.
     #[default]
     First,
-    /// The parts after the database (which the key starts with, but a body names last).
+    /// The parts gathered so far (the database, which a body names last, comes at
+    /// [`finish`](KeyGatherer::finish)).
     Fields(Vec<u8>),
     /// The key cannot stand for this body.
     Refused,
@@ -157,16 +160,15 @@ impl KeyGatherer {
     /// The key of the body whose fields were shown, run against `database` (the command's
     /// [`MongoCommand::database`]).
     pub fn finish(mut self, database: &str) -> LoweringKey {
-        let Gathering::Fields(fields) = std::mem::take(&mut self.state) else {
+        let Gathering::Fields(mut fields) = std::mem::take(&mut self.state) else {
             return LoweringKey(None);
         };
-        let key = with_gathered(|buffer| {
-            let mut key = Key(buffer);
-            key.0.extend_from_slice(b"mongo\0");
-            key.text(database);
-            key.0.extend_from_slice(&fields);
-            xxh3_128(key.0)
-        });
+        // Appended, not put first: the fields are hashed in the buffer they were gathered in
+        // (putting the database first cost a second buffer and a copy of every part).
+        let mut key = Key(&mut fields);
+        key.last_text(database);
+        key.0.extend(MONGO_TAG);
+        let key = xxh3_128(&fields);
         keep(fields);
         LoweringKey(Some(key))
     }
@@ -189,6 +191,11 @@ fn keep(buffer: Vec<u8>) {
         SPARE.set(buffer);
     }
 }
+
+/// What a MongoDB key ends with: SQL keys hash statement texts, which hold no NUL, so the
+/// two never meet in the shared store. (At the end, not the start: a gatherer's first field
+/// writes nothing more than it must, see `last_text`.)
+const MONGO_TAG: &[u8] = b"mongo\0";
 
 /// Markers between the gathered parts, so no two structures gather the same bytes.
 const OPEN: u8 = b'{';
@@ -220,6 +227,15 @@ impl Key<'_> {
     fn text(&mut self, text: &str) {
         self.0.extend_from_slice(&(text.len() as u64).to_le_bytes());
         self.0.extend_from_slice(text.as_bytes());
+    }
+
+    /// The key's last part, its length after it, so the parts before it still read one way
+    /// only (from the end: the length, the text, and the rest).
+    fn last_text(&mut self, text: &str) {
+        // `extend`, not `extend_from_slice`: one more call site of the latter (it writes every
+        // part) was enough for the compiler to stop inlining it in the per-field path.
+        self.0.extend(text.as_bytes());
+        self.0.extend((text.len() as u64).to_le_bytes());
     }
 
     /// An element's type and name (names hold no NUL, so the NUL ends them).

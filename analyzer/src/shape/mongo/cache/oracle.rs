@@ -1,6 +1,7 @@
-//! The key as it was gathered before [`KeyGatherer`] (one walk of the command, the database
-//! first), kept as an oracle: the gatherer must give the same bits for every command, so a
-//! key the proxy carries is the key the analyzer computed before it carried any.
+//! The key as one walk of the command gathers it, written without [`KeyGatherer`] and kept
+//! as an oracle: the gatherer must give the same bits for every command, so a key the proxy
+//! carries is the key the analyzer computes itself. (Before the gatherer, the database and a tag
+//! came first; they now come last, where a body names `$db`, so the gatherer hashes in place.)
 
 use bson::{Document, RawDocumentBuf};
 use proptest::prelude::*;
@@ -10,16 +11,13 @@ use crate::shape::mongo::str_of;
 use crate::testing::mongo_commands::body;
 
 fn old_key(command: &MongoCommand) -> Option<u128> {
-    with_gathered(|buffer| {
-        let mut key = Key(buffer);
-        old_command(&mut key, command)?;
-        Some(xxh3_128(key.0))
-    })
+    let mut buffer = Vec::new();
+    let mut key = Key(&mut buffer);
+    old_command(&mut key, command)?;
+    Some(xxh3_128(key.0))
 }
 
 fn old_command(key: &mut Key<'_>, command: &MongoCommand) -> Option<()> {
-    key.0.extend_from_slice(b"mongo\0");
-    key.text(&command.database);
     let mut elements = command.body.iter_elements();
     let first = elements.next()?.ok()?;
     let name = first.key().as_str();
@@ -54,6 +52,10 @@ fn old_command(key: &mut Key<'_>, command: &MongoCommand) -> Option<()> {
             _ => {}
         }
     }
+    key.0.extend_from_slice(command.database.as_bytes());
+    key.0
+        .extend_from_slice(&(command.database.len() as u64).to_le_bytes());
+    key.0.extend_from_slice(b"mongo\0");
     Some(())
 }
 
