@@ -21,9 +21,12 @@
 //!
 //! ## Layout
 //! - [`Analysis`]: the shared queue, the aggregator and the SQL cache; the analysis thread.
+//! - `bodies`: spent MongoDB command bodies, handed back by the analysis thread for the data
+//!   threads' next copies.
 //! - `inspection`: [`Inspections`], a data thread's connections, their drain and its task.
 //! - `tally`, `tally_kind`: per-connection message and event counts, handed over per drain.
 
+pub(crate) mod bodies;
 mod inspection;
 
 pub use inspection::Inspections;
@@ -173,7 +176,7 @@ impl AnalysisThread {
             for Queued { mut batch, rooms } in batches.drain(..) {
                 let count = batch.len();
                 // Emptied through `give_back`: MongoDB bodies go back for the next copies.
-                crate::mongo::bodies::give_back(&mut batch);
+                bodies::give_back(&mut batch);
                 // The copies are gone (a prepared statement may still hold its own), before
                 // the batch counts as recorded.
                 drop(rooms);

@@ -20,8 +20,6 @@
 //! - [`op_msg`], [`op_query`], [`op_reply`], [`op_compressed`]: one file per wire message.
 //! - [`message`]: one frame → one message, whatever its opcode; unwraps compression.
 //! - [`databases`]: a connection's database names, shared by its commands.
-//! - `bodies`: spent command bodies, handed back by the analysis threads for the next
-//!   copies.
 //! - [`session`]: [`MongoSession`], the per-connection [`Inspector`](crate::tap::Inspector).
 //! - [`hello`]: [`rewrite_topology`], replica-set addresses in `hello` replies.
 //! - [`tls`]: TLS on a listener (refused, terminated or passed through), told by the first
@@ -48,7 +46,6 @@ pub mod op_reply;
 pub mod session;
 pub mod tls;
 
-pub(crate) mod bodies;
 mod outcome;
 mod pending;
 mod reader;

@@ -23,9 +23,9 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use indextap_analyzer::command::{DocumentSequence, LoweringKey, MongoCommand};
 use indextap_analyzer::shape::mongo::cache::KeyGatherer;
 
+use crate::pipeline::bodies;
 use crate::tap::DecodeError;
 
-use super::bodies;
 use super::databases::Databases;
 use super::outcome::{Fields, ReplyFields};
 use super::reader::{validate_top_level, validate_top_level_with, Reader};

@@ -1,15 +1,16 @@
-//! Spent command bodies, handed back for the next copies.
+//! Spent MongoDB command bodies, handed back for the next copies.
 //!
 //! A request's body is copied on the data thread ([`OpMsg::to_command`]) and freed on an
 //! analysis thread once recorded. glibc's per-thread cache only serves memory the same
 //! thread freed, so every copy took the allocator's slow path (about 300 instructions) and
 //! every free its cross-thread one (about 170). The analysis threads hand the buffers back
-//! here instead, and the data threads copy into them.
+//! here instead, and the data threads copy into them. The pool lives with the hand-over,
+//! not with the decoder, so the analysis side never calls back up the flow.
 //!
 //! Bounded: at most [`KEPT`] buffers of at most [`KEPT_BYTES`] each, so the pool holds no
 //! more than 256 KiB. A buffer's old bytes are overwritten by the next copy, never read.
 //!
-//! [`OpMsg::to_command`]: super::op_msg::OpMsg::to_command
+//! [`OpMsg::to_command`]: crate::mongo::op_msg::OpMsg::to_command
 
 use std::sync::Mutex;
 
