@@ -74,7 +74,7 @@ impl MsgFlags {
 ///
 /// The validation walk gathers what the message's direction needs and nothing else: a
 /// request's name, `$db` and lowering key ([`parse`](Self::parse)), a reply's outcome fields
-/// ([`parse_reply`](Self::parse_reply), into a slot of the caller's). The reply's fields
+/// (`parse_reply`, into a slot of the caller's). The reply's fields
 /// (nine values) live in that slot, not in the message, so the message stays small: it is
 /// moved several times on its way to the session (parse, the opcode's enum, the closure).
 #[derive(Debug, Clone)]
