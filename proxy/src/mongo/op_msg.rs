@@ -16,8 +16,6 @@
 //! counted, never copied, whether they came as a kind 1 `documents` sequence or inline in the
 //! body.
 
-use std::sync::OnceLock;
-
 use bson::raw::cstr;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use indextap_analyzer::command::{DocumentSequence, LoweringKey, MongoCommand};
@@ -217,9 +215,7 @@ impl<'a> OpMsg<'a> {
     /// The fields of the body that a reply's outcome is made of (none, for a message
     /// parsed as a request).
     pub(crate) fn reply_fields(&self) -> &ReplyFields<'a> {
-        static NONE: OnceLock<ReplyFields<'static>> = OnceLock::new();
-        self.reply
-            .unwrap_or_else(|| NONE.get_or_init(ReplyFields::default))
+        self.reply.unwrap_or(&ReplyFields::NONE)
     }
 
     /// The request as the analyzer takes it. The database is `$db` (empty when a client

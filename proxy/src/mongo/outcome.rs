@@ -159,6 +159,21 @@ impl<'a> Fields<'a> for ReplyFields<'a> {
     }
 }
 
+impl ReplyFields<'static> {
+    /// No field found: what a message parsed as a request answers for its reply fields.
+    pub(crate) const NONE: Self = Self {
+        ok: None,
+        code: None,
+        write_errors: None,
+        write_concern_error: None,
+        cursor: None,
+        n: None,
+        values: None,
+        last_error_object: None,
+        value: None,
+    };
+}
+
 impl ReplyFields<'_> {
     /// `None` when `ok` is 1 and no write failed; else the first error code found, or
     /// `unknown`. A write command can answer `ok: 1` while statements failed (`writeErrors`)
