@@ -126,8 +126,7 @@ impl Consumer {
 
 /// Items offered on a data thread since its [`ReadyList`] was last taken, past which the
 /// inspection task is woken rather than left to the park hook: the thread has not parked for
-/// that long, and one task poll inspects about this many
-/// (`pipeline::inspection::INSPECTION_SLICE`).
+/// that long.
 pub const WAKE_AFTER: usize = 256;
 
 /// The keys of a data thread's connections that have items for inspection, and the waker of
@@ -139,6 +138,10 @@ pub struct ReadyList {
     consumer: AtomicWaker,
     /// Items offered since the keys were last taken (or the task last woken for them).
     pending: AtomicUsize,
+    /// Items offered and not yet inspected, which sizes the inspection's slices. An upper
+    /// bound: what a stopped or ended connection leaves unread counts until a drain leaves
+    /// nothing behind.
+    queued: AtomicUsize,
 }
 
 impl std::fmt::Debug for ReadyList {
@@ -154,11 +157,12 @@ impl ReadyList {
 
     /// Count an offered item; wake the task once [`WAKE_AFTER`] gathered, or when `urgent`.
     fn offered(&self, urgent: bool) {
-        // Offers and takes all run on the one data thread, so the count is this thread's
-        // alone: a plain load and store, not a locked read-modify-write (it only decides
-        // when to wake).
+        // Offers, takes and drains all run on the one data thread, so the counts are this
+        // thread's alone: plain loads and stores, not locked read-modify-writes.
         let pending = self.pending.load(Ordering::Relaxed) + 1;
         self.pending.store(pending, Ordering::Relaxed);
+        let queued = self.queued.load(Ordering::Relaxed) + 1;
+        self.queued.store(queued, Ordering::Relaxed);
         if urgent || pending >= WAKE_AFTER {
             self.pending.store(0, Ordering::Relaxed);
             self.consumer.wake();
@@ -173,6 +177,21 @@ impl ReadyList {
     /// Make `waker` the one woken: the task's, each time it is polled (a wake takes it).
     pub fn register(&self, waker: &std::task::Waker) {
         self.consumer.register(waker);
+    }
+
+    /// Items offered on the thread and not yet inspected (an upper bound).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// A drain inspected `items`; `more`: it left some behind (else none is queued).
+    pub fn inspected(&self, items: usize, more: bool) {
+        let left = if more {
+            self.queued.load(Ordering::Relaxed).saturating_sub(items)
+        } else {
+            0
+        };
+        self.queued.store(left, Ordering::Relaxed);
     }
 
     /// Move the listed keys into `into` (in the order listed); whether there were any.
