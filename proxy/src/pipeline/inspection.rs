@@ -20,12 +20,11 @@
 //! [`MIN_SLICE`] items: past it, the rest waits for the next (the connection that was being
 //! drained keeps its place at the front) and the task is woken. The task yields before each
 //! slice, and the runtime polls for I/O before it runs a yielded task, so a request or reply
-//! that arrives meanwhile is forwarded after one slice, not after the whole backlog: sixteen
-//! MongoDB round trips take 50–100 µs to inspect, longer than a round trip through the
-//! proxy. A quarter of the backlog per slice keeps the inspection up with any rate of offers
-//! (the backlog settles at about four slices' worth of what arrives between two). The hook and
-//! the task share the drain's state behind one lock; both run on the thread between task
-//! polls, never one inside the other.
+//! that arrives meanwhile is forwarded after one slice, not after the whole backlog (sixteen
+//! MongoDB round trips take 50–100 µs to inspect). A quarter of the backlog per slice keeps
+//! the inspection up with any rate of offers: the backlog settles at about four times what
+//! arrives between two slices. The hook and the task share the drain's state behind one
+//! lock; both run on the thread between task polls, never one inside the other.
 //!
 //! ## Layout
 //! - [`Inspections`]: the thread's table of connections, its drain and its task;
@@ -63,7 +62,7 @@ const MIN_SLICE: usize = 8;
 const BACKLOG_SHARE: usize = 4;
 
 /// How many items the next drain inspects, given the thread's backlog.
-fn slice(queued: usize) -> usize {
+fn slice_for(queued: usize) -> usize {
     (queued / BACKLOG_SHARE).max(MIN_SLICE)
 }
 
@@ -465,7 +464,7 @@ impl Drain {
     /// Drain the listed connections, a slice at most, and hand the observations over.
     /// Returns whether work is left for the next drain.
     fn run(&mut self, ready: &ReadyList) -> bool {
-        let slice = slice(ready.queued());
+        let slice = slice_for(ready.queued());
         if ready.take(&mut self.listed) {
             // A key or two per drain: pushed one by one, without the generic extend's
             // reservation and slice copies.
@@ -913,9 +912,9 @@ mod thread_tests {
 
     #[test]
     fn a_slice_is_a_quarter_of_the_backlog_and_at_least_the_minimum() {
-        assert_eq!(slice(0), MIN_SLICE);
-        assert_eq!(slice(4 * MIN_SLICE + 3), MIN_SLICE);
-        assert_eq!(slice(1_000), 250);
+        assert_eq!(slice_for(0), MIN_SLICE);
+        assert_eq!(slice_for(4 * MIN_SLICE + 3), MIN_SLICE);
+        assert_eq!(slice_for(1_000), 250);
     }
 
     /// An inspector that panics in the park hook takes neither the data thread nor its other
