@@ -16,11 +16,12 @@
 #   5. pgbench -S -M prepared -c 1 with a per-transaction log against each target, for the
 #      p99 latency each proxy adds at one connection;
 #   6. prints each target's TPS, its ratio to direct, the proxy's CPU time per transaction
-#      (from /proc; indextap's analysis threads shown apart), the verdicts of issue 10's
-#      targets (indextap's CPU per transaction <= PgBouncer's and TPS >= PgBouncer's, p99
-#      added < 100 µs), the capture check (the SELECT executions on pgbench_accounts
-#      indextap counted vs the transactions pgbench reported, and the dropped samples), and
-#      a README table;
+#      (from /proc; split into user and system time: the proxies make the same syscalls, so
+#      the split shows whether a gap is in a proxy's own code or in the kernel; indextap's
+#      analysis threads shown apart), the verdicts of issue 10's targets (indextap's CPU per transaction <=
+#      PgBouncer's and TPS >= PgBouncer's, p99 added < 100 µs), the capture check (the
+#      SELECT executions on pgbench_accounts indextap counted vs the transactions pgbench
+#      reported, and the dropped samples), and README tables;
 #   7. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
 # Everything it started is stopped, and the temp dir removed, at exit.
 #
@@ -257,19 +258,20 @@ wait_captured() {
   echo "$now"
 }
 
-# CPU clock ticks (user + system) of process $1: "total analysis", analysis being the
-# threads named indextap-analys(is-N).
+# CPU clock ticks of process $1: "total analysis user system", analysis being the threads
+# named indextap-analys(is-N); total = user + system.
 cpu_ticks() {
-  local total=0 analysis=0 stat name rest ticks
+  local user=0 system=0 analysis=0 stat name rest utime stime
   for task in /proc/"$1"/task/*; do
     stat=$(cat "$task/stat" 2>/dev/null) || continue
     name=${stat#*(}; name=${name%)*}
     rest=${stat##*)}
-    ticks=$(awk '{print $12 + $13}' <<<"$rest")
-    total=$((total + ticks))
-    [[ $name == indextap-analys* ]] && analysis=$((analysis + ticks))
+    read -r utime stime < <(awk '{print $12, $13}' <<<"$rest")
+    user=$((user + utime))
+    system=$((system + stime))
+    [[ $name == indextap-analys* ]] && analysis=$((analysis + utime + stime))
   done
-  echo "$total $analysis"
+  echo "$((user + system)) $analysis $user $system"
 }
 TICKS=$(getconf CLK_TCK)
 
@@ -280,13 +282,14 @@ echo "load average at start: $LOAD_START"
 echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of ${TARGETS[*]} per mode (TPS: the rounds' mean)"
 echo
 
-declare -A TPS TXNS CPU CPU_NUM TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS CAPTURED P99
+declare -A TPS TXNS CPU CPU_NUM SPLIT TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS TICKS_USER TICKS_SYSTEM CAPTURED P99
 CAPTURE_LINES=()
 DROPPED=""
 for mode in "${MODES[@]}"; do
   for target in "${TARGETS[@]}"; do
     TPS_SUM[$mode,$target]=0; TXNS_SUM[$mode,$target]=0
     TICKS_TOTAL[$mode,$target]=0; TICKS_ANALYSIS[$mode,$target]=0; CAPTURED[$mode,$target]=0
+    TICKS_USER[$mode,$target]=0; TICKS_SYSTEM[$mode,$target]=0
   done
   # Rounds of every target in turn: a slow spell on a shared machine hits every target,
   # not just the one that happened to be running.
@@ -296,7 +299,7 @@ for mode in "${MODES[@]}"; do
       pid=$(pid_of "$target")
       before=0
       [[ $target == indextap ]] && before=$(captured)
-      [[ -n $pid ]] && read -r cpu_total cpu_analysis < <(cpu_ticks "$pid")
+      [[ -n $pid ]] && read -r cpu_total cpu_analysis cpu_user cpu_system < <(cpu_ticks "$pid")
       out=$WORK/pgbench-$mode-$target-$round.log
       pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
         { cat "$out"; die "pgbench -M $mode against $target failed"; }
@@ -305,9 +308,11 @@ for mode in "${MODES[@]}"; do
       TPS_SUM[$mode,$target]=$(awk -v a="${TPS_SUM[$mode,$target]}" -v b="$tps" 'BEGIN {print a + b}')
       TXNS_SUM[$mode,$target]=$((TXNS_SUM[$mode,$target] + txns))
       if [[ -n $pid ]]; then
-        read -r now_total now_analysis < <(cpu_ticks "$pid")
+        read -r now_total now_analysis now_user now_system < <(cpu_ticks "$pid")
         TICKS_TOTAL[$mode,$target]=$((TICKS_TOTAL[$mode,$target] + now_total - cpu_total))
         TICKS_ANALYSIS[$mode,$target]=$((TICKS_ANALYSIS[$mode,$target] + now_analysis - cpu_analysis))
+        TICKS_USER[$mode,$target]=$((TICKS_USER[$mode,$target] + now_user - cpu_user))
+        TICKS_SYSTEM[$mode,$target]=$((TICKS_SYSTEM[$mode,$target] + now_system - cpu_system))
       fi
       echo "  -M $mode via $target, round $round: $tps tps"
       if [[ $target == indextap ]]; then
@@ -321,12 +326,15 @@ for mode in "${MODES[@]}"; do
     TXNS[$mode,$target]=${TXNS_SUM[$mode,$target]}
     CPU[$mode,$target]=-
     CPU_NUM[$mode,$target]=0
+    SPLIT[$mode,$target]=-
     if [[ $target != direct ]]; then
       CPU_NUM[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" \
         'BEGIN {printf "%.2f", t * 1e6 / hz / (n > 0 ? n : 1)}')
       CPU[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v a="${TICKS_ANALYSIS[$mode,$target]}" \
         -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
         'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
+      SPLIT[$mode,$target]=$(awk -v us="${TICKS_USER[$mode,$target]}" -v sy="${TICKS_SYSTEM[$mode,$target]}" \
+        -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" 'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); printf "%.1f + %.1f", us * u, sy * u}')
     fi
   done
   if [[ " ${TARGETS[*]} " == *" indextap "* ]]; then
@@ -358,14 +366,14 @@ done
 
 # --- tables -----------------------------------------------------------------------------
 echo
-printf '| %-8s | %-9s | %9s | %9s | %12s | %22s |\n' mode target "TPS" "vs direct" transactions "proxy CPU µs/txn"
-printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ----------- ----------- ----------- -------------- -----------------------
+printf '| %-8s | %-9s | %9s | %9s | %12s | %22s | %13s |\n' mode target "TPS" "vs direct" transactions "proxy CPU µs/txn" "user + system"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ----------- ----------- ----------- -------------- ------------------------ ---------------
 for mode in "${MODES[@]}"; do
   direct=${TPS[$mode,direct]:-0}
   for target in "${TARGETS[@]}"; do
     tps=${TPS[$mode,$target]}
     ratio=$(awk -v t="$tps" -v d="$direct" 'BEGIN {if (d > 0) printf "%.1f%%", 100 * t / d; else print "-"}')
-    printf '| %-8s | %-9s | %9.0f | %9s | %12s | %21s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}" "${CPU[$mode,$target]}"
+    printf '| %-8s | %-9s | %9.0f | %9s | %12s | %22s | %13s |\n' "$mode" "$target" "$tps" "$ratio" "${TXNS[$mode,$target]}" "${CPU[$mode,$target]}" "${SPLIT[$mode,$target]}"
   done
 done
 echo
@@ -419,6 +427,12 @@ for mode in "${MODES[@]}"; do
     'BEGIN {printf "%.2f x, %.2f x", t / (tp > 0 ? tp : 1), c / (cp > 0 ? cp : 1)}')
   printf '| %s | %.1fk | %s | %s | %s | %s |\n' "$mode" "$(awk -v t="${TPS[$mode,direct]:-0}" 'BEGIN {print t / 1000}')" \
     "$(cell haproxy)" "$(cell pgbouncer)" "$(cell indextap)" "$ratio"
+done
+echo
+echo "| proxy CPU µs/txn, user + system | HAProxy | PgBouncer | indextap |"
+echo "|---|---|---|---|"
+for mode in "${MODES[@]}"; do
+  printf '| %s | %s | %s | %s |\n' "$mode" "${SPLIT[$mode,haproxy]:--}" "${SPLIT[$mode,pgbouncer]:--}" "${SPLIT[$mode,indextap]:--}"
 done
 if have direct; then
   echo
