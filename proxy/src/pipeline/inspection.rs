@@ -473,7 +473,7 @@ impl Drain {
             }
         }
         if self.todo.is_empty() {
-            ready.inspected(0, false);
+            ready.emptied();
             return false;
         }
         let mut budget = slice;
@@ -539,7 +539,11 @@ impl Drain {
             }
         }
         let more = !self.todo.is_empty();
-        ready.inspected(slice - budget, more);
+        if more {
+            ready.inspected(slice - budget);
+        } else {
+            ready.emptied();
+        }
         more
     }
 }

@@ -184,14 +184,16 @@ impl ReadyList {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// A drain inspected `items`; `more`: it left some behind (else none is queued).
-    pub fn inspected(&self, items: usize, more: bool) {
-        let left = if more {
-            self.queued.load(Ordering::Relaxed).saturating_sub(items)
-        } else {
-            0
-        };
+    /// A drain inspected `items` and left some behind.
+    pub fn inspected(&self, items: usize) {
+        let left = self.queued.load(Ordering::Relaxed).saturating_sub(items);
         self.queued.store(left, Ordering::Relaxed);
+    }
+
+    /// A drain left nothing behind: whatever the count says, nothing is queued (it is an
+    /// upper bound, and items a stopped connection left unread are gone).
+    pub fn emptied(&self) {
+        self.queued.store(0, Ordering::Relaxed);
     }
 
     /// Move the listed keys into `into` (in the order listed); whether there were any.
