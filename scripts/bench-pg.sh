@@ -422,9 +422,9 @@ echo
 echo "| pgbench -S | direct TPS | HAProxy TPS, CPU/txn | PgBouncer TPS, CPU/txn | indextap TPS, CPU/txn | indextap / PgBouncer (TPS, CPU) |"
 echo "|---|---|---|---|---|---|"
 for mode in "${MODES[@]}"; do
-  cell() { awk -v t="${TPS[$mode,$1]:-0}" -v c="${CPU_NUM[$mode,$1]:-0}" 'BEGIN {printf "%.1fk, %.1f µs", t / 1000, c}'; }
+  cell() { awk -v t="${TPS[$mode,$1]:-0}" -v c="${CPU_NUM[$mode,$1]:-0}" 'BEGIN {if (t > 0) printf "%.1fk, %.1f µs", t / 1000, c; else print "-"}'; }
   ratio=$(awk -v t="${TPS[$mode,indextap]:-0}" -v tp="${TPS[$mode,pgbouncer]:-0}" -v c="${CPU_NUM[$mode,indextap]:-0}" -v cp="${CPU_NUM[$mode,pgbouncer]:-0}" \
-    'BEGIN {printf "%.2f x, %.2f x", t / (tp > 0 ? tp : 1), c / (cp > 0 ? cp : 1)}')
+    'BEGIN {if (tp > 0 && cp > 0 && t > 0) printf "%.2f x, %.2f x", t / tp, c / cp; else print "-"}')
   printf '| %s | %.1fk | %s | %s | %s | %s |\n' "$mode" "$(awk -v t="${TPS[$mode,direct]:-0}" 'BEGIN {print t / 1000}')" \
     "$(cell haproxy)" "$(cell pgbouncer)" "$(cell indextap)" "$ratio"
 done
