@@ -138,9 +138,11 @@ pub struct ReadyList {
     consumer: AtomicWaker,
     /// Items offered since the keys were last taken (or the task last woken for them).
     pending: AtomicUsize,
-    /// Items offered and not yet inspected, which sizes the inspection's slices. An upper
-    /// bound: what a stopped or ended connection leaves unread counts until a drain leaves
-    /// nothing behind.
+    /// Items offered and not yet inspected, which sizes the inspection's slices. An
+    /// estimate, started afresh whenever a drain leaves nothing listed: until then, what a
+    /// stopped connection left unread still counts, and from then, a deferred request
+    /// (offered unlisted, [`Tap::offer_deferred`]) that is still queued no longer does. Either
+    /// way a slice only comes out a little larger or smaller.
     queued: AtomicUsize,
 }
 
@@ -179,7 +181,7 @@ impl ReadyList {
         self.consumer.register(waker);
     }
 
-    /// Items offered on the thread and not yet inspected (an upper bound).
+    /// Items offered on the thread and not yet inspected (an estimate: see the field).
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
@@ -190,8 +192,7 @@ impl ReadyList {
         self.queued.store(left, Ordering::Relaxed);
     }
 
-    /// A drain left nothing behind: whatever the count says, nothing is queued (it is an
-    /// upper bound, and items a stopped connection left unread are gone).
+    /// A drain left nothing listed: the count starts afresh.
     pub fn emptied(&self) {
         self.queued.store(0, Ordering::Relaxed);
     }
