@@ -18,8 +18,9 @@
 #   6. prints each target's TPS, its ratio to direct, the proxy's CPU time per transaction
 #      (from /proc; split into user and system time: the proxies make the same syscalls, so
 #      the split shows whether a gap is in a proxy's own code or in the kernel; indextap's
-#      analysis threads shown apart), the verdicts of issue 10's targets (indextap's CPU per transaction <=
-#      PgBouncer's and TPS >= PgBouncer's, p99 added < 100 µs), the capture check (the
+#      analysis threads shown apart), the verdicts of issue 10's targets (indextap's CPU
+#      per transaction <= PgBouncer's and TPS >= PgBouncer's, p99 added < 100 µs), the
+#      capture check (the
 #      SELECT executions on pgbench_accounts indextap counted vs the transactions pgbench
 #      reported, and the dropped samples), and README tables;
 #   7. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
@@ -258,8 +259,8 @@ wait_captured() {
   echo "$now"
 }
 
-# CPU clock ticks of process $1: "total analysis user system", analysis being the threads
-# named indextap-analys(is-N); total = user + system.
+# CPU clock ticks of process $1: "user system analysis", analysis being the user + system
+# ticks of the threads named indextap-analys(is-N).
 cpu_ticks() {
   local user=0 system=0 analysis=0 stat name rest utime stime
   for task in /proc/"$1"/task/*; do
@@ -271,9 +272,13 @@ cpu_ticks() {
     system=$((system + stime))
     [[ $name == indextap-analys* ]] && analysis=$((analysis + utime + stime))
   done
-  echo "$((user + system)) $analysis $user $system"
+  echo "$user $system $analysis"
 }
 TICKS=$(getconf CLK_TCK)
+# Clock ticks $1 as µs per transaction of $2 transactions, to $3 decimals.
+per_txn() {
+  awk -v t="$1" -v n="$2" -v hz="$TICKS" -v d="$3" 'BEGIN {printf "%.*f", d, t * 1e6 / hz / (n > 0 ? n : 1)}'
+}
 
 # --- throughput runs --------------------------------------------------------------------
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by pgbench, the proxy and PostgreSQL; nothing pinned"
@@ -282,14 +287,14 @@ echo "load average at start: $LOAD_START"
 echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of ${TARGETS[*]} per mode (TPS: the rounds' mean)"
 echo
 
-declare -A TPS TXNS CPU CPU_NUM SPLIT TPS_SUM TXNS_SUM TICKS_TOTAL TICKS_ANALYSIS TICKS_USER TICKS_SYSTEM CAPTURED P99
+declare -A TPS TXNS CPU CPU_NUM SPLIT SPLIT_README TPS_SUM TXNS_SUM TICKS_USER TICKS_SYSTEM TICKS_ANALYSIS CAPTURED P99
 CAPTURE_LINES=()
 DROPPED=""
 for mode in "${MODES[@]}"; do
   for target in "${TARGETS[@]}"; do
     TPS_SUM[$mode,$target]=0; TXNS_SUM[$mode,$target]=0
-    TICKS_TOTAL[$mode,$target]=0; TICKS_ANALYSIS[$mode,$target]=0; CAPTURED[$mode,$target]=0
-    TICKS_USER[$mode,$target]=0; TICKS_SYSTEM[$mode,$target]=0
+    TICKS_USER[$mode,$target]=0; TICKS_SYSTEM[$mode,$target]=0; TICKS_ANALYSIS[$mode,$target]=0
+    CAPTURED[$mode,$target]=0
   done
   # Rounds of every target in turn: a slow spell on a shared machine hits every target,
   # not just the one that happened to be running.
@@ -299,7 +304,7 @@ for mode in "${MODES[@]}"; do
       pid=$(pid_of "$target")
       before=0
       [[ $target == indextap ]] && before=$(captured)
-      [[ -n $pid ]] && read -r cpu_total cpu_analysis cpu_user cpu_system < <(cpu_ticks "$pid")
+      [[ -n $pid ]] && read -r cpu_user cpu_system cpu_analysis < <(cpu_ticks "$pid")
       out=$WORK/pgbench-$mode-$target-$round.log
       pgbench_to "$port" -n -S -M "$mode" -c "$CLIENTS" -j "$THREADS" -T "$SECS" >"$out" 2>&1 ||
         { cat "$out"; die "pgbench -M $mode against $target failed"; }
@@ -308,11 +313,10 @@ for mode in "${MODES[@]}"; do
       TPS_SUM[$mode,$target]=$(awk -v a="${TPS_SUM[$mode,$target]}" -v b="$tps" 'BEGIN {print a + b}')
       TXNS_SUM[$mode,$target]=$((TXNS_SUM[$mode,$target] + txns))
       if [[ -n $pid ]]; then
-        read -r now_total now_analysis now_user now_system < <(cpu_ticks "$pid")
-        TICKS_TOTAL[$mode,$target]=$((TICKS_TOTAL[$mode,$target] + now_total - cpu_total))
-        TICKS_ANALYSIS[$mode,$target]=$((TICKS_ANALYSIS[$mode,$target] + now_analysis - cpu_analysis))
+        read -r now_user now_system now_analysis < <(cpu_ticks "$pid")
         TICKS_USER[$mode,$target]=$((TICKS_USER[$mode,$target] + now_user - cpu_user))
         TICKS_SYSTEM[$mode,$target]=$((TICKS_SYSTEM[$mode,$target] + now_system - cpu_system))
+        TICKS_ANALYSIS[$mode,$target]=$((TICKS_ANALYSIS[$mode,$target] + now_analysis - cpu_analysis))
       fi
       echo "  -M $mode via $target, round $round: $tps tps"
       if [[ $target == indextap ]]; then
@@ -327,14 +331,19 @@ for mode in "${MODES[@]}"; do
     CPU[$mode,$target]=-
     CPU_NUM[$mode,$target]=0
     SPLIT[$mode,$target]=-
+    SPLIT_README[$mode,$target]=-
     if [[ $target != direct ]]; then
-      CPU_NUM[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" \
-        'BEGIN {printf "%.2f", t * 1e6 / hz / (n > 0 ? n : 1)}')
-      CPU[$mode,$target]=$(awk -v t="${TICKS_TOTAL[$mode,$target]}" -v a="${TICKS_ANALYSIS[$mode,$target]}" \
-        -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" -v ix="$target" \
-        'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); if (ix == "indextap") printf "%.1f (%.1f analysis)", t * u, a * u; else printf "%.1f", t * u}')
-      SPLIT[$mode,$target]=$(awk -v us="${TICKS_USER[$mode,$target]}" -v sy="${TICKS_SYSTEM[$mode,$target]}" \
-        -v n="${TXNS[$mode,$target]}" -v hz="$TICKS" 'BEGIN {u = 1e6 / hz / (n > 0 ? n : 1); printf "%.1f + %.1f", us * u, sy * u}')
+      txns=${TXNS[$mode,$target]}
+      ticks=$((TICKS_USER[$mode,$target] + TICKS_SYSTEM[$mode,$target]))
+      CPU_NUM[$mode,$target]=$(per_txn "$ticks" "$txns" 2)
+      CPU[$mode,$target]=$(per_txn "$ticks" "$txns" 1)
+      SPLIT[$mode,$target]="$(per_txn "${TICKS_USER[$mode,$target]}" "$txns" 1) + $(per_txn "${TICKS_SYSTEM[$mode,$target]}" "$txns" 1)"
+      SPLIT_README[$mode,$target]=${SPLIT[$mode,$target]}
+      if [[ $target == indextap ]]; then
+        analysis=$(per_txn "${TICKS_ANALYSIS[$mode,$target]}" "$txns" 1)
+        CPU[$mode,$target]+=" ($analysis analysis)"
+        SPLIT_README[$mode,$target]+=" (analysis $analysis)"
+      fi
     fi
   done
   if [[ " ${TARGETS[*]} " == *" indextap "* ]]; then
@@ -432,7 +441,7 @@ echo
 echo "| proxy CPU µs/txn, user + system | HAProxy | PgBouncer | indextap |"
 echo "|---|---|---|---|"
 for mode in "${MODES[@]}"; do
-  printf '| %s | %s | %s | %s |\n' "$mode" "${SPLIT[$mode,haproxy]:--}" "${SPLIT[$mode,pgbouncer]:--}" "${SPLIT[$mode,indextap]:--}"
+  printf '| %s | %s | %s | %s |\n' "$mode" "${SPLIT_README[$mode,haproxy]:--}" "${SPLIT_README[$mode,pgbouncer]:--}" "${SPLIT_README[$mode,indextap]:--}"
 done
 if have direct; then
   echo
