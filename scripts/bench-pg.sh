@@ -368,9 +368,15 @@ for round in $(seq 1 "$ROUNDS"); do
       { cat "$out"; die "pgbench -c 1 against $target failed"; }
   done
 done
+# Each round's p99 too: on a shared machine the direct path's own p99 moves between rounds,
+# and the pooled figure alone hides whether a proxy's difference outlasts that.
 for target in "${TARGETS[@]}"; do
   P99[$target]=$(p99_of_logs "$WORK"/lat-"$target"-*)
-  echo "  $target: p99 ${P99[$target]} µs"
+  per_round=
+  for round in $(seq 1 "$ROUNDS"); do
+    per_round+=" $(p99_of_logs "$WORK"/lat-"$target"-"$round".*)"
+  done
+  echo "  $target: p99 ${P99[$target]} µs (rounds:$per_round)"
 done
 
 # --- tables -----------------------------------------------------------------------------
