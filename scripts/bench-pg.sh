@@ -14,7 +14,8 @@
 #   4. for -M prepared and -M simple: pgbench -S -c 8 -j 2 -T 10 against each target, in 3
 #      rounds of the four (a slow spell on a shared machine then hits every target);
 #   5. pgbench -S -M prepared -c 1 with a per-transaction log against each target, for the
-#      p99 latency each proxy adds at one connection;
+#      p99 latency each proxy adds at one connection (pooled over the rounds, each round's
+#      printed too: the direct path's own p99 moves between rounds on a shared machine);
 #   6. prints each target's TPS, its ratio to direct, the proxy's CPU time per transaction
 #      (from /proc; split into user and system time: the proxies make the same syscalls, so
 #      the split shows whether a gap is in a proxy's own code or in the kernel; indextap's
