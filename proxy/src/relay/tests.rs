@@ -1,7 +1,11 @@
 use super::*;
 use crate::admin::metrics::Metrics;
 use crate::framing::tests::LenPrefix;
-use tokio::io::{duplex, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::task::Waker;
+
+use tokio::io::{duplex, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::tap::TapItem;
 
 /// A rewrite that looks at everything and changes nothing.
 struct LookOnly;
