@@ -1,7 +1,4 @@
-//! The relay task's wakers: one per pump, over the task's own.
-//!
-//! A round trip wakes the relay task twice, once per direction; each pump waits with a
-//! waker of its own, so a wake-up polls only the pump whose socket is ready.
+//! The relay task's wakers: one per pump (`PumpWake`), over the task's own (`TaskWaker`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
