@@ -21,9 +21,8 @@
 #      the split shows whether a gap is in a proxy's own code or in the kernel; indextap's
 #      analysis threads shown apart), the verdicts of issue 10's targets (indextap's CPU
 #      per transaction <= PgBouncer's and TPS >= PgBouncer's, p99 added < 100 µs), the
-#      capture check (the
-#      SELECT executions on pgbench_accounts indextap counted vs the transactions pgbench
-#      reported, and the dropped samples), and README tables;
+#      capture check (the SELECT executions on pgbench_accounts indextap counted vs the
+#      transactions pgbench reported, and the dropped samples), and README tables;
 #   7. prints the SQL normalisation throughput (cached and cold) from the analyzer bench.
 # Everything it started is stopped, and the temp dir removed, at exit.
 #
@@ -288,7 +287,7 @@ echo "load average at start: $LOAD_START"
 echo "each run: pgbench -n -S -c $CLIENTS -j $THREADS -T $SECS, scale $SCALE; $ROUNDS rounds of ${TARGETS[*]} per mode (TPS: the rounds' mean)"
 echo
 
-declare -A TPS TXNS CPU CPU_NUM SPLIT SPLIT_README TPS_SUM TXNS_SUM TICKS_USER TICKS_SYSTEM TICKS_ANALYSIS CAPTURED P99
+declare -A TPS TXNS CPU CPU_NUM SPLIT SPLIT_README TPS_SUM TXNS_SUM TICKS_USER TICKS_SYSTEM TICKS_ANALYSIS CAPTURED P99 P99_ROUNDS
 CAPTURE_LINES=()
 DROPPED=""
 for mode in "${MODES[@]}"; do
@@ -373,11 +372,12 @@ done
 # and the pooled figure alone hides whether a proxy's difference outlasts that.
 for target in "${TARGETS[@]}"; do
   P99[$target]=$(p99_of_logs "$WORK"/lat-"$target"-*)
-  per_round=
+  round_p99s=()
   for round in $(seq 1 "$ROUNDS"); do
-    per_round+=" $(p99_of_logs "$WORK"/lat-"$target"-"$round".*)"
+    round_p99s+=("$(p99_of_logs "$WORK"/lat-"$target"-"$round".*)")
   done
-  echo "  $target: p99 ${P99[$target]} µs (rounds:$per_round)"
+  P99_ROUNDS[$target]=$(IFS=,; echo "${round_p99s[*]}" | sed 's/,/, /g')
+  echo "  $target: p99 ${P99[$target]} µs (rounds: ${P99_ROUNDS[$target]})"
 done
 
 # --- tables -----------------------------------------------------------------------------
@@ -452,16 +452,19 @@ for mode in "${MODES[@]}"; do
 done
 if have direct; then
   echo
-  head="| pgbench -S -M prepared -c 1 | direct p99 |"
+  head="| \`pgbench -S -M prepared -c 1\`, p99 per $LATENCY_SECS-second round | direct |"
   rule="|---|---|"
-  line="| p99 added by the proxy | ${P99[direct]} µs |"
+  rounds="| rounds 1–$ROUNDS, µs | ${P99_ROUNDS[direct]} |"
+  pooled="| pooled p99, and added to direct's | ${P99[direct]} |"
+  declare -A LABEL=([haproxy]=HAProxy [pgbouncer]=PgBouncer [indextap]=indextap)
   for target in haproxy pgbouncer indextap; do
     have "$target" || continue
-    head+=" $target |"
+    head+=" ${LABEL[$target]} |"
     rule+="---|"
-    line+=" $(( P99[$target] - P99[direct] )) µs |"
+    rounds+=" ${P99_ROUNDS[$target]} |"
+    pooled+=" ${P99[$target]} ($(printf '%+d' $(( P99[$target] - P99[direct] )))) |"
   done
-  printf '%s\n%s\n%s\n' "$head" "$rule" "$line"
+  printf '%s\n%s\n%s\n%s\n' "$head" "$rule" "$rounds" "$pooled"
 fi
 
 # --- SQL normalisation ------------------------------------------------------------------
